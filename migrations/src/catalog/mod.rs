@@ -1,0 +1,18 @@
+//! Catalog domain: catalogs, categories, products, their attribute and search indexes.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_catalog_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_catalog_tables::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        Alias::new("catalog_migrations").into_iden()
+    }
+}

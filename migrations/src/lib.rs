@@ -1,0 +1,40 @@
+//! SeaORM migrations, one module per domain. Each domain has its own tracking table
+//! (`<domain>_migrations`), so subgraphs can share one MySQL database or use one each,
+//! and each subgraph runs only its own migrations.
+//!
+//! Never edit an applied migration: add a new one.
+
+use sea_orm_migration::prelude::*;
+
+pub mod catalog;
+pub mod inventory;
+mod util;
+
+pub use sea_orm_migration::MigratorTrait;
+
+/// Applies all pending migrations of `domain`. Unknown domains have no migrations.
+pub async fn up(
+    db: &sea_orm_migration::sea_orm::DatabaseConnection,
+    domain: &str,
+) -> Result<(), DbErr> {
+    match domain {
+        "catalog" => catalog::Migrator::up(db, None).await,
+        "inventory" => inventory::Migrator::up(db, None).await,
+        _ => Ok(()),
+    }
+}
+
+/// Rolls back every migration of `domain` (used by tests: up, down, up).
+pub async fn down(
+    db: &sea_orm_migration::sea_orm::DatabaseConnection,
+    domain: &str,
+) -> Result<(), DbErr> {
+    match domain {
+        "catalog" => catalog::Migrator::down(db, None).await,
+        "inventory" => inventory::Migrator::down(db, None).await,
+        _ => Ok(()),
+    }
+}
+
+/// The domains that have migrations, in the order `shop migrate` applies them.
+pub const DOMAINS: &[&str] = &["catalog", "inventory"];

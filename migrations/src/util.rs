@@ -1,0 +1,112 @@
+//! Column shorthands shared by the domain migrations.
+
+use sea_orm_migration::prelude::*;
+
+pub fn id(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .string_len(36)
+        .not_null()
+        .primary_key()
+        .to_owned()
+}
+
+pub fn string(name: &str, len: u32) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .string_len(len)
+        .not_null()
+        .to_owned()
+}
+
+pub fn string_null(name: &str, len: u32) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .string_len(len)
+        .null()
+        .to_owned()
+}
+
+/// Long text: a plain string column is VARCHAR(255) on MySQL.
+pub fn text(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .text()
+        .not_null()
+        .to_owned()
+}
+
+pub fn big(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .big_integer()
+        .not_null()
+        .to_owned()
+}
+
+pub fn int(name: &str, default: i32) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .integer()
+        .not_null()
+        .default(default)
+        .to_owned()
+}
+
+pub fn timestamp(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
+}
+
+pub fn auto_id(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .big_integer()
+        .not_null()
+        .auto_increment()
+        .primary_key()
+        .to_owned()
+}
+
+pub fn index(table: &str, name: &str, cols: &[&str], unique: bool) -> IndexCreateStatement {
+    let mut idx = Index::create();
+    idx.name(name).table(Alias::new(table));
+    for c in cols {
+        idx.col(Alias::new(*c));
+    }
+    if unique {
+        idx.unique();
+    }
+    idx.to_owned()
+}
+
+pub fn fk(
+    name: &str,
+    from: (&str, &str),
+    to: (&str, &str),
+    on_delete: ForeignKeyAction,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(name)
+        .from(Alias::new(from.0), Alias::new(from.1))
+        .to(Alias::new(to.0), Alias::new(to.1))
+        .on_delete(on_delete)
+        .to_owned()
+}
+
+/// The outbox table every domain uses for its events (see `shop_kit::events::Outbox`).
+pub fn outbox(table: &str) -> TableCreateStatement {
+    Table::create()
+        .table(Alias::new(table))
+        .if_not_exists()
+        .col(auto_id("id"))
+        .col(string("event_id", 36))
+        .col(string("topic", 128))
+        .col(text("payload"))
+        .col(string("created_at", 40))
+        .to_owned()
+}
+
+pub async fn drop(manager: &SchemaManager<'_>, tables: &[&str]) -> Result<(), DbErr> {
+    for t in tables {
+        manager
+            .drop_table(Table::drop().table(Alias::new(*t)).if_exists().to_owned())
+            .await?;
+    }
+    Ok(())
+}

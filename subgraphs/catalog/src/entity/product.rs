@@ -1,0 +1,30 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "catalog_products")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub catalog_id: String,
+    pub category_id: Option<String>,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price_amount: i64,
+    pub price_currency: String,
+    /// A JSON array of image URLs.
+    pub images: Json,
+    /// The free-form attribute document (a JSON object).
+    pub attributes: Json,
+    /// Denormalized from inventory's `inventory.stock_changed` events, for filtering.
+    pub in_stock: bool,
+    /// The inventory version `in_stock` reflects; older events are ignored.
+    pub stock_version: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

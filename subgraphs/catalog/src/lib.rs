@@ -1,0 +1,74 @@
+//! The catalog subgraph: catalogs, categories and products; search and filters.
+//!
+//! `schema()` and `router()` are what the all-in-one binary, the per-role binary and
+//! the tests mount.
+
+pub mod entity;
+pub mod schema;
+pub mod service;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{EmptySubscription, Schema};
+use sea_orm::DatabaseConnection;
+use shop_kit::auth::Verifier;
+use shop_kit::db::ByIdLoader;
+use shop_kit::events::EventBus;
+use shop_kit::server::{ReadyCheck, subgraph_router};
+
+pub use service::CatalogCtx;
+
+pub const NAME: &str = "catalog";
+
+pub type CatalogSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
+
+/// The executable schema, with its data loaders.
+pub fn schema(ctx: CatalogCtx) -> CatalogSchema {
+    let db = ctx.db.clone();
+    Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
+        .enable_federation()
+        .data(ctx)
+        .data(DataLoader::new(
+            ByIdLoader::<entity::catalog::Entity>::new(db.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            ByIdLoader::<entity::category::Entity>::new(db.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            ByIdLoader::<entity::product::Entity>::new(db),
+            tokio::spawn,
+        ))
+        .limit_depth(32)
+        .limit_complexity(20_000)
+        .finish()
+}
+
+/// The SDL this subgraph contributes to the supergraph.
+pub fn sdl() -> String {
+    let db = DatabaseConnection::default();
+    schema(CatalogCtx::new(db))
+        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}
+
+/// Migrates the database, starts the event relay and consumers, and returns the router.
+pub async fn start(
+    db: DatabaseConnection,
+    bus: &EventBus,
+    verifier: Verifier,
+) -> Result<axum::Router, sea_orm::DbErr> {
+    shop_migrations::up(&db, NAME).await?;
+    let ctx = CatalogCtx::new(db.clone());
+    service::events::start(&ctx, bus);
+    Ok(router(ctx, verifier))
+}
+
+/// The HTTP router: `/graphql`, `/health`, `/ready`.
+pub fn router(ctx: CatalogCtx, verifier: Verifier) -> axum::Router {
+    let db = ctx.db.clone();
+    let ready: ReadyCheck = std::sync::Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move { shop_kit::db::ping(&db).await })
+    });
+    subgraph_router(schema(ctx), verifier, ready)
+}

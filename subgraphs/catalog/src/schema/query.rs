@@ -1,0 +1,113 @@
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID, Object, Result};
+use shop_kit::db::ByIdLoader;
+use shop_kit::pagination::Paged;
+
+use super::inputs::{ProductFilter, ProductSort, page};
+use super::types::{Catalog, Category, Product, list_products};
+use crate::entity::{catalog, category, product};
+use crate::service::{CatalogCtx, catalogs, categories, products};
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// All catalogs (or one supplier's), by name.
+    async fn catalogs(
+        &self,
+        ctx: &Context<'_>,
+        supplier_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<Catalog>> {
+        let svc = ctx.data::<CatalogCtx>()?;
+        let (window, rows) = catalogs::list(
+            svc,
+            supplier_id.as_ref().map(|s| s.as_str()),
+            &page(first, after, last, before),
+        )
+        .await?;
+        Ok(window.connection(rows.into_iter().map(Catalog).collect()))
+    }
+
+    async fn catalog(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Catalog>> {
+        Ok(catalogs::get(&ctx.data::<CatalogCtx>()?.db, &id)
+            .await?
+            .map(Catalog))
+    }
+
+    async fn category(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Category>> {
+        Ok(categories::get(&ctx.data::<CatalogCtx>()?.db, &id)
+            .await?
+            .map(Category))
+    }
+
+    /// A product by `id`, or by `sku` (with `catalogId` when the SKU is used in several catalogs).
+    async fn product(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        sku: Option<String>,
+        catalog_id: Option<ID>,
+    ) -> Result<Option<Product>> {
+        let db = &ctx.data::<CatalogCtx>()?.db;
+        let found = match (id, sku) {
+            (Some(id), None) => products::get(db, &id).await?,
+            (None, Some(sku)) => {
+                products::get_by_sku(db, catalog_id.as_ref().map(|c| c.as_str()), &sku).await?
+            }
+            _ => return Err(shop_kit::ApiError::bad_input("pass exactly one of id or sku").into()),
+        };
+        Ok(found.map(Product))
+    }
+
+    /// Search and filter products across catalogs.
+    #[allow(clippy::too_many_arguments)]
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ProductFilter>,
+        search: Option<String>,
+        sort: Option<ProductSort>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<Product>> {
+        let q = filter.unwrap_or_default().into_query(search, sort);
+        list_products(ctx, q, first, after, last, before).await
+    }
+
+    #[graphql(entity)]
+    async fn find_catalog_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Catalog>> {
+        let loader = ctx.data::<DataLoader<ByIdLoader<catalog::Entity>>>()?;
+        Ok(loader.load_one(id.0).await?.map(Catalog))
+    }
+
+    #[graphql(entity)]
+    async fn find_category_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Category>> {
+        let loader = ctx.data::<DataLoader<ByIdLoader<category::Entity>>>()?;
+        Ok(loader.load_one(id.0).await?.map(Category))
+    }
+
+    #[graphql(entity)]
+    async fn find_product_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
+        let loader = ctx.data::<DataLoader<ByIdLoader<product::Entity>>>()?;
+        Ok(loader.load_one(id.0).await?.map(Product))
+    }
+
+    #[graphql(entity)]
+    async fn find_product_by_catalog_id_and_sku(
+        &self,
+        ctx: &Context<'_>,
+        catalog_id: ID,
+        sku: String,
+    ) -> Result<Option<Product>> {
+        let db = &ctx.data::<CatalogCtx>()?.db;
+        Ok(products::get_by_sku(db, Some(&catalog_id), &sku)
+            .await?
+            .map(Product))
+    }
+}

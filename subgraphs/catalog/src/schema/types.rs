@@ -1,0 +1,209 @@
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID, Json, Object, Result};
+use chrono::{DateTime, Utc};
+use shop_kit::db::ByIdLoader;
+use shop_kit::money::Money;
+use shop_kit::pagination::Paged;
+
+use super::inputs::{ProductFilter, ProductSort, page};
+use crate::entity::{catalog, category, product};
+use crate::service::{CatalogCtx, categories, search};
+
+/// A supplier's catalog of products.
+pub struct Catalog(pub catalog::Model);
+
+#[Object]
+impl Catalog {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// The user id of the supplier who owns the catalog.
+    async fn supplier_id(&self) -> ID {
+        ID(self.0.supplier_id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Top-level categories; walk `children` for the rest of the tree.
+    async fn categories(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
+        let db = &ctx.data::<CatalogCtx>()?.db;
+        Ok(categories::children(db, &self.0.id, None)
+            .await?
+            .into_iter()
+            .map(Category)
+            .collect())
+    }
+    /// This catalog's products; `filter.catalogId` is ignored here.
+    #[allow(clippy::too_many_arguments)]
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ProductFilter>,
+        search: Option<String>,
+        sort: Option<ProductSort>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<Product>> {
+        let mut q = filter.unwrap_or_default().into_query(search, sort);
+        q.catalog_id = Some(self.0.id.clone());
+        list_products(ctx, q, first, after, last, before).await
+    }
+}
+
+/// A node of a catalog's category tree.
+pub struct Category(pub category::Model);
+
+#[Object]
+impl Category {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn catalog_id(&self) -> ID {
+        ID(self.0.catalog_id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Order among its siblings.
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    async fn catalog(&self, ctx: &Context<'_>) -> Result<Option<Catalog>> {
+        let loader = ctx.data::<DataLoader<ByIdLoader<catalog::Entity>>>()?;
+        Ok(loader
+            .load_one(self.0.catalog_id.clone())
+            .await?
+            .map(Catalog))
+    }
+    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Category>> {
+        let Some(parent) = &self.0.parent_id else {
+            return Ok(None);
+        };
+        let loader = ctx.data::<DataLoader<ByIdLoader<category::Entity>>>()?;
+        Ok(loader.load_one(parent.clone()).await?.map(Category))
+    }
+    async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
+        let db = &ctx.data::<CatalogCtx>()?.db;
+        Ok(
+            categories::children(db, &self.0.catalog_id, Some(&self.0.id))
+                .await?
+                .into_iter()
+                .map(Category)
+                .collect(),
+        )
+    }
+    /// From the top-level category down to this one.
+    async fn path(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
+        let db = &ctx.data::<CatalogCtx>()?.db;
+        Ok(categories::path(db, &self.0)
+            .await?
+            .into_iter()
+            .map(Category)
+            .collect())
+    }
+    /// Products in this category and (unless `includeSubcategories: false`) below it.
+    #[allow(clippy::too_many_arguments)]
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = true)] include_subcategories: bool,
+        filter: Option<ProductFilter>,
+        search: Option<String>,
+        sort: Option<ProductSort>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<Product>> {
+        let mut q = filter.unwrap_or_default().into_query(search, sort);
+        q.category_id = Some(self.0.id.clone());
+        q.include_subcategories = include_subcategories;
+        list_products(ctx, q, first, after, last, before).await
+    }
+}
+
+/// A product of a catalog. Stock fields come from the inventory subgraph.
+pub struct Product(pub product::Model);
+
+#[Object]
+impl Product {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn catalog_id(&self) -> ID {
+        ID(self.0.catalog_id.clone())
+    }
+    /// Unique within its catalog.
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    async fn price(&self) -> Money {
+        Money {
+            amount: self.0.price_amount,
+            currency: self.0.price_currency.clone(),
+        }
+    }
+    async fn images(&self) -> Vec<String> {
+        match &self.0.images {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    /// The free-form attribute document.
+    async fn attributes(&self) -> Json<serde_json::Value> {
+        Json(self.0.attributes.clone())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn catalog(&self, ctx: &Context<'_>) -> Result<Option<Catalog>> {
+        let loader = ctx.data::<DataLoader<ByIdLoader<catalog::Entity>>>()?;
+        Ok(loader
+            .load_one(self.0.catalog_id.clone())
+            .await?
+            .map(Catalog))
+    }
+    async fn category(&self, ctx: &Context<'_>) -> Result<Option<Category>> {
+        let Some(id) = &self.0.category_id else {
+            return Ok(None);
+        };
+        let loader = ctx.data::<DataLoader<ByIdLoader<category::Entity>>>()?;
+        Ok(loader.load_one(id.clone()).await?.map(Category))
+    }
+}
+
+pub(crate) async fn list_products(
+    ctx: &Context<'_>,
+    q: search::ProductQuery,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> Result<Paged<Product>> {
+    let svc = ctx.data::<CatalogCtx>()?;
+    let (window, rows) = search::find(svc, &q, &page(first, after, last, before)).await?;
+    Ok(window.connection(rows.into_iter().map(Product).collect()))
+}

@@ -1,0 +1,59 @@
+//! The inventory subgraph: stock per product and the stock ledger. Adds `stock` and
+//! `inStock` to the catalog's `Product`.
+
+pub mod entity;
+pub mod schema;
+pub mod service;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{EmptySubscription, Schema};
+use sea_orm::DatabaseConnection;
+use shop_kit::auth::Verifier;
+use shop_kit::db::ByIdLoader;
+use shop_kit::events::EventBus;
+use shop_kit::server::{ReadyCheck, subgraph_router};
+
+pub use service::InventoryCtx;
+
+pub const NAME: &str = "inventory";
+
+pub type InventorySchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
+
+pub fn schema(ctx: InventoryCtx) -> InventorySchema {
+    let db = ctx.db.clone();
+    Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
+        .enable_federation()
+        .data(ctx)
+        .data(DataLoader::new(
+            ByIdLoader::<entity::item::Entity>::new(db),
+            tokio::spawn,
+        ))
+        .limit_depth(32)
+        .limit_complexity(20_000)
+        .finish()
+}
+
+pub fn sdl() -> String {
+    schema(InventoryCtx::new(DatabaseConnection::default()))
+        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}
+
+pub async fn start(
+    db: DatabaseConnection,
+    bus: &EventBus,
+    verifier: Verifier,
+) -> Result<axum::Router, sea_orm::DbErr> {
+    shop_migrations::up(&db, NAME).await?;
+    let ctx = InventoryCtx::new(db);
+    service::events::start(&ctx, bus);
+    Ok(router(ctx, verifier))
+}
+
+pub fn router(ctx: InventoryCtx, verifier: Verifier) -> axum::Router {
+    let db = ctx.db.clone();
+    let ready: ReadyCheck = std::sync::Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move { shop_kit::db::ping(&db).await })
+    });
+    subgraph_router(schema(ctx), verifier, ready)
+}

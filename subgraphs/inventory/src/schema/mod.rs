@@ -1,0 +1,192 @@
+//! The inventory subgraph's GraphQL surface.
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use shop_kit::auth::caller;
+use shop_kit::db::ByIdLoader;
+use shop_kit::pagination::{PageArgs, Paged};
+
+use crate::entity::{item, ledger};
+use crate::service::{InventoryCtx, stock};
+
+/// Inventory's part of a product: its stock.
+pub struct Product {
+    pub id: String,
+}
+
+#[Object]
+impl Product {
+    async fn id(&self) -> ID {
+        ID(self.id.clone())
+    }
+    /// Units available to buy (on hand minus held).
+    async fn stock(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(load(ctx, &self.id)
+            .await?
+            .map(|i| i.available())
+            .unwrap_or(0))
+    }
+    /// Whether at least one unit is available.
+    async fn in_stock(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(load(ctx, &self.id)
+            .await?
+            .is_some_and(|i| i.available() > 0))
+    }
+}
+
+async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<item::Model>> {
+    ctx.data::<DataLoader<ByIdLoader<item::Entity>>>()?
+        .load_one(id.to_string())
+        .await
+}
+
+/// A product's full stock record, for its supplier and admins.
+pub struct StockLevel(pub item::Model);
+
+#[Object]
+impl StockLevel {
+    async fn product_id(&self) -> ID {
+        ID(self.0.product_id.clone())
+    }
+    async fn product(&self) -> Product {
+        Product {
+            id: self.0.product_id.clone(),
+        }
+    }
+    /// Units on hand.
+    async fn quantity(&self) -> i64 {
+        self.0.quantity
+    }
+    /// Units held by carts and pending orders.
+    async fn reserved(&self) -> i64 {
+        self.0.reserved
+    }
+    async fn available(&self) -> i64 {
+        self.0.available()
+    }
+    async fn low_stock_threshold(&self) -> i32 {
+        self.0.low_stock_threshold
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// One recorded change of a product's stock.
+#[derive(SimpleObject)]
+pub struct StockLedgerEntry {
+    pub id: ID,
+    pub product_id: ID,
+    /// The change in units (negative for removals).
+    pub delta: i64,
+    /// Units on hand after the change.
+    pub quantity_after: i64,
+    pub reason: String,
+    /// Who made the change; empty for system changes.
+    pub actor_id: Option<ID>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ledger::Model> for StockLedgerEntry {
+    fn from(m: ledger::Model) -> Self {
+        StockLedgerEntry {
+            id: ID(m.id.to_string()),
+            product_id: ID(m.product_id),
+            delta: m.delta,
+            quantity_after: m.quantity_after,
+            reason: m.reason,
+            actor_id: m.actor_id.map(ID),
+            created_at: m.created_at,
+        }
+    }
+}
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// A product's stock record (its supplier or an admin).
+    async fn stock_level(&self, ctx: &Context<'_>, product_id: ID) -> Result<StockLevel> {
+        Ok(StockLevel(
+            stock::level(ctx.data::<InventoryCtx>()?, &caller(ctx), &product_id).await?,
+        ))
+    }
+
+    /// A product's stock changes, newest first (its supplier or an admin).
+    async fn stock_ledger(
+        &self,
+        ctx: &Context<'_>,
+        product_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<StockLedgerEntry>> {
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (window, rows) = stock::ledger(
+            ctx.data::<InventoryCtx>()?,
+            &caller(ctx),
+            &product_id,
+            &page,
+        )
+        .await?;
+        Ok(window.connection(rows.into_iter().map(Into::into).collect()))
+    }
+
+    #[graphql(entity)]
+    async fn find_product_by_id(&self, id: ID) -> Product {
+        Product { id: id.0 }
+    }
+}
+
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Sets the units on hand; recorded in the ledger with `reason`.
+    async fn set_stock(
+        &self,
+        ctx: &Context<'_>,
+        product_id: ID,
+        quantity: i64,
+        reason: String,
+    ) -> Result<StockLevel> {
+        let svc = ctx.data::<InventoryCtx>()?;
+        Ok(StockLevel(
+            stock::set(svc, &caller(ctx), &product_id, quantity, &reason).await?,
+        ))
+    }
+
+    /// Adds `delta` units (negative to remove); recorded in the ledger with `reason`.
+    async fn adjust_stock(
+        &self,
+        ctx: &Context<'_>,
+        product_id: ID,
+        delta: i64,
+        reason: String,
+    ) -> Result<StockLevel> {
+        let svc = ctx.data::<InventoryCtx>()?;
+        Ok(StockLevel(
+            stock::adjust(svc, &caller(ctx), &product_id, delta, &reason).await?,
+        ))
+    }
+
+    /// Below this many available units the product counts as low on stock.
+    async fn set_low_stock_threshold(
+        &self,
+        ctx: &Context<'_>,
+        product_id: ID,
+        threshold: i32,
+    ) -> Result<StockLevel> {
+        let svc = ctx.data::<InventoryCtx>()?;
+        Ok(StockLevel(
+            stock::set_low_stock_threshold(svc, &caller(ctx), &product_id, threshold).await?,
+        ))
+    }
+}

@@ -1,0 +1,96 @@
+//! Events inventory publishes and consumes.
+
+use sea_orm::TransactionTrait;
+use serde::{Deserialize, Serialize};
+use shop_kit::events::{Event, EventBus, handler};
+
+use super::InventoryCtx;
+use super::stock;
+
+pub const STOCK_CHANGED: &str = "inventory.stock_changed";
+
+pub const PRODUCT_CREATED: &str = "catalog.product_created";
+pub const PRODUCT_DELETED: &str = "catalog.product_deleted";
+pub const CATALOG_DELETED: &str = "catalog.catalog_deleted";
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct StockChanged {
+    pub product_id: String,
+    pub available: i64,
+    pub quantity: i64,
+    pub version: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProductCreated {
+    product_id: String,
+    catalog_id: String,
+    supplier_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProductDeleted {
+    product_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CatalogDeleted {
+    catalog_id: String,
+}
+
+fn err(e: shop_kit::ApiError) -> String {
+    format!("{e:?}")
+}
+
+/// Applies one catalog event; idempotent.
+pub async fn apply(ctx: &InventoryCtx, event: Event) -> Result<(), String> {
+    match event.topic.as_str() {
+        PRODUCT_CREATED => {
+            let Ok(ev) = serde_json::from_value::<ProductCreated>(event.payload) else {
+                tracing::error!(id = %event.id, "malformed product_created event dropped");
+                return Ok(());
+            };
+            stock::ensure_item(&ctx.db, &ev.product_id, &ev.catalog_id, &ev.supplier_id)
+                .await
+                .map_err(err)
+        }
+        PRODUCT_DELETED => {
+            let Ok(ev) = serde_json::from_value::<ProductDeleted>(event.payload) else {
+                tracing::error!(id = %event.id, "malformed product_deleted event dropped");
+                return Ok(());
+            };
+            stock::remove_items(&ctx.db, vec![ev.product_id])
+                .await
+                .map_err(err)
+        }
+        CATALOG_DELETED => {
+            let Ok(ev) = serde_json::from_value::<CatalogDeleted>(event.payload) else {
+                tracing::error!(id = %event.id, "malformed catalog_deleted event dropped");
+                return Ok(());
+            };
+            let txn = ctx.db.begin().await.map_err(|e| e.to_string())?;
+            let ids = stock::product_ids_of_catalog(&txn, &ev.catalog_id)
+                .await
+                .map_err(err)?;
+            stock::remove_items(&txn, ids).await.map_err(err)?;
+            txn.commit().await.map_err(|e| e.to_string())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Starts the outbox relay and the consumer of catalog events.
+pub fn start(ctx: &InventoryCtx, bus: &EventBus) {
+    shop_kit::events::spawn_relay(ctx.db.clone(), ctx.outbox.clone(), bus.clone());
+    bus.spawn_consumer(
+        "inventory",
+        &[PRODUCT_CREATED, PRODUCT_DELETED, CATALOG_DELETED],
+        handler(ctx.clone(), |ctx: InventoryCtx, event: Event| async move {
+            apply(&ctx, event).await
+        }),
+    );
+}

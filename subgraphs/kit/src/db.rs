@@ -1,0 +1,90 @@
+//! Database connections: MySQL (any MySQL-protocol engine) or SQLite, chosen by URL.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+/// Opens a pool for `url`. SQLite files are created when missing and run in WAL mode
+/// with foreign keys enforced, so one writer never blocks readers.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        // SQLite allows one writer at a time; a small pool avoids lock churn.
+        opts.max_connections(8).min_connections(1);
+        opts.map_sqlx_sqlite_opts(|o| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            o.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    } else {
+        opts.max_connections(32).min_connections(1);
+    }
+    Database::connect(opts).await
+}
+
+/// Whether the database answers; used by `/ready`.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.execute_unprepared("SELECT 1").await.is_ok()
+}
+
+/// The SQLite URL of a file in `dir` named after `name`.
+pub fn sqlite_file_url(dir: &std::path::Path, name: &str) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        dir.join(format!("{name}.sqlite")).display()
+    )
+}
+
+/// Batches "load by id" lookups of any entity whose primary key is a string `id`, so an
+/// entity resolver or a nested field costs one query per request, not one per object.
+pub struct ByIdLoader<E> {
+    db: DatabaseConnection,
+    _entity: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E> ByIdLoader<E> {
+    pub fn new(db: DatabaseConnection) -> Self {
+        ByIdLoader {
+            db,
+            _entity: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<E> async_graphql::dataloader::Loader<String> for ByIdLoader<E>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Clone + Send + Sync + 'static,
+{
+    type Value = E::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, E::Model>, Self::Error> {
+        use sea_orm::{ColumnTrait, Iterable, ModelTrait, PrimaryKeyToColumn, QueryFilter};
+        let Some(pk) = E::PrimaryKey::iter().next() else {
+            return Ok(Default::default());
+        };
+        let col = pk.into_column();
+        let rows = E::find()
+            .filter(col.is_in(keys.iter().cloned()))
+            .all(&self.db)
+            .await
+            .map_err(|e| async_graphql::Error::from(crate::ApiError::from(e)))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|m| match m.get(col) {
+                sea_orm::Value::String(Some(id)) => Some((id.to_string(), m)),
+                _ => None,
+            })
+            .collect())
+    }
+}

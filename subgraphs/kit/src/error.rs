@@ -1,0 +1,163 @@
+//! The one place where domain errors become GraphQL errors with stable codes.
+//!
+//! Services return [`ApiError`]; resolvers propagate it with `?`. Client-caused errors
+//! keep their message; internal failures (database, I/O) are logged in full and the
+//! client only sees "internal error" with the `INTERNAL_SERVER_ERROR` code.
+//!
+//! `ApiError` deliberately does not implement `Display`: async-graphql converts anything
+//! displayable into an error message, and we never want a database error's text to
+//! reach a client through a stray `?`.
+
+use async_graphql::ErrorExtensions;
+use sea_orm::{DbErr, SqlErr};
+
+/// Stable `extensions.code` values shared by every subgraph and the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadUserInput,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::Internal => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+/// An error a service returns. See the module docs for how each variant reaches clients.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The input is invalid; the message says which field and why.
+    BadUserInput(String),
+    /// No valid credentials were presented for an operation that needs them.
+    Unauthenticated(String),
+    /// The caller is known but may not do this.
+    Forbidden(String),
+    /// The addressed record does not exist (or is not visible to the caller).
+    NotFound(String),
+    /// The write conflicts with stored state (duplicate key, non-empty container, ...).
+    Conflict(String),
+    /// A database failure; logged, never shown.
+    Database(DbErr),
+    /// Any other internal failure; logged, never shown.
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn bad_input(msg: impl Into<String>) -> Self {
+        ApiError::BadUserInput(msg.into())
+    }
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        ApiError::NotFound(msg.into())
+    }
+    pub fn conflict(msg: impl Into<String>) -> Self {
+        ApiError::Conflict(msg.into())
+    }
+    pub fn forbidden(msg: impl Into<String>) -> Self {
+        ApiError::Forbidden(msg.into())
+    }
+    pub fn unauthenticated(msg: impl Into<String>) -> Self {
+        ApiError::Unauthenticated(msg.into())
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::BadUserInput(_) => ErrorCode::BadUserInput,
+            ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::Database(_) | ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The message a client may see.
+    pub fn public_message(&self) -> &str {
+        match self {
+            ApiError::BadUserInput(m)
+            | ApiError::Unauthenticated(m)
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m) => m,
+            ApiError::Database(_) | ApiError::Internal(_) => "internal error",
+        }
+    }
+}
+
+impl From<DbErr> for ApiError {
+    fn from(err: DbErr) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                ApiError::Conflict("a record with the same unique value already exists".into())
+            }
+            _ => ApiError::Database(err),
+        }
+    }
+}
+
+impl From<sea_orm::TransactionError<ApiError>> for ApiError {
+    fn from(err: sea_orm::TransactionError<ApiError>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(api) => api,
+        }
+    }
+}
+
+impl ErrorExtensions for ApiError {
+    fn extend(&self) -> async_graphql::Error {
+        match self {
+            ApiError::Database(e) => tracing::error!(error = %e, "database error"),
+            ApiError::Internal(e) => tracing::error!(error = %e, "internal error"),
+            _ => {}
+        }
+        let code = self.code().as_str();
+        async_graphql::Error::new(self.public_message()).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        err.extend()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_never_reach_the_client() {
+        let err: async_graphql::Error =
+            ApiError::Database(DbErr::Custom("secret table name".into())).into();
+        assert_eq!(err.message, "internal error");
+        let ext = err.extensions.expect("extensions");
+        assert_eq!(
+            ext.get("code"),
+            Some(&async_graphql::Value::from("INTERNAL_SERVER_ERROR"))
+        );
+    }
+
+    #[test]
+    fn client_errors_keep_their_message_and_code() {
+        let err: async_graphql::Error = ApiError::conflict("sku taken").into();
+        assert_eq!(err.message, "sku taken");
+        assert_eq!(
+            err.extensions.expect("extensions").get("code"),
+            Some(&async_graphql::Value::from("CONFLICT"))
+        );
+    }
+}

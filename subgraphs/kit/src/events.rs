@@ -1,0 +1,354 @@
+//! Domain events: written to an outbox table in the same transaction as the state
+//! change, published by a relay, delivered at least once to every consumer group.
+//!
+//! The bus is in-process on the embedded default and Redis streams when `REDIS_URL` is
+//! set (one stream per topic, one consumer group per subscribing domain). Handlers must
+//! be idempotent: a crash between handling and acknowledging redelivers the event.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+/// One domain event as it travels on the bus.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub topic: String,
+    pub payload: serde_json::Value,
+    pub occurred_at: String,
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub type Handler = Arc<dyn Fn(Event) -> HandlerFuture + Send + Sync>;
+
+/// The event bus; cheap to clone.
+#[derive(Clone)]
+pub enum EventBus {
+    InProcess(Arc<InProcessBus>),
+    Redis(RedisBus),
+}
+
+#[derive(Default)]
+pub struct InProcessBus {
+    subscribers: Mutex<Vec<(Vec<String>, mpsc::UnboundedSender<Event>)>>,
+}
+
+#[derive(Clone)]
+pub struct RedisBus {
+    conn: redis::aio::ConnectionManager,
+    client: redis::Client,
+    prefix: String,
+}
+
+impl EventBus {
+    pub fn in_process() -> Self {
+        EventBus::InProcess(Arc::new(InProcessBus::default()))
+    }
+
+    /// A Redis-streams bus; `prefix` namespaces the stream keys.
+    pub async fn redis(url: &str, prefix: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let conn = redis::aio::ConnectionManager::new(client.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(EventBus::Redis(RedisBus {
+            conn,
+            client,
+            prefix: prefix.to_string(),
+        }))
+    }
+
+    pub async fn publish(&self, event: &Event) -> Result<(), String> {
+        match self {
+            EventBus::InProcess(bus) => {
+                let mut subs = bus
+                    .subscribers
+                    .lock()
+                    .map_err(|_| "bus lock poisoned".to_string())?;
+                subs.retain(|(topics, tx)| {
+                    if topics.iter().any(|t| t == &event.topic) {
+                        tx.send(event.clone()).is_ok()
+                    } else {
+                        !tx.is_closed()
+                    }
+                });
+                Ok(())
+            }
+            EventBus::Redis(bus) => {
+                let body = serde_json::to_string(event).map_err(|e| e.to_string())?;
+                let mut conn = bus.conn.clone();
+                let key = bus.stream_key(&event.topic);
+                redis::cmd("XADD")
+                    .arg(&key)
+                    .arg("*")
+                    .arg("event")
+                    .arg(body)
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Runs `handler` for every event of `topics`, once per consumer `group` across all
+    /// processes of that group. A failed handler is retried with back-off.
+    pub fn spawn_consumer(&self, group: &str, topics: &[&str], handler: Handler) -> JoinHandle<()> {
+        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        match self {
+            EventBus::InProcess(bus) => {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                if let Ok(mut subs) = bus.subscribers.lock() {
+                    subs.push((topics, tx));
+                }
+                tokio::spawn(async move {
+                    while let Some(event) = rx.recv().await {
+                        handle_with_retry(&handler, event).await;
+                    }
+                })
+            }
+            EventBus::Redis(bus) => {
+                let bus = bus.clone();
+                let group = group.to_string();
+                tokio::spawn(async move { bus.consume(group, topics, handler).await })
+            }
+        }
+    }
+}
+
+async fn handle_with_retry(handler: &Handler, event: Event) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1.. {
+        match handler(event.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(topic = %event.topic, id = %event.id, attempt, error = %e, "event handler failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+impl RedisBus {
+    fn stream_key(&self, topic: &str) -> String {
+        format!("{}:events:{}", self.prefix, topic)
+    }
+
+    async fn consume(self, group: String, topics: Vec<String>, handler: Handler) {
+        let consumer = format!("{}-{}", group, crate::ids::new_id());
+        let keys: Vec<String> = topics.iter().map(|t| self.stream_key(t)).collect();
+        loop {
+            match self.consume_once(&group, &consumer, &keys, &handler).await {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis event consumer failed; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn consume_once(
+        &self,
+        group: &str,
+        consumer: &str,
+        keys: &[String],
+        handler: &Handler,
+    ) -> Result<(), String> {
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        for key in keys {
+            let created: Result<String, redis::RedisError> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(key)
+                .arg(group)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = created
+                && e.code() != Some("BUSYGROUP")
+            {
+                return Err(e.to_string());
+            }
+        }
+        // First our own pending entries (delivered before a crash, never acknowledged), then new ones.
+        let mut start = "0";
+        loop {
+            let mut cmd = redis::cmd("XREADGROUP");
+            cmd.arg("GROUP")
+                .arg(group)
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(100);
+            if start == ">" {
+                cmd.arg("BLOCK").arg(2000);
+            }
+            cmd.arg("STREAMS");
+            for key in keys {
+                cmd.arg(key);
+            }
+            for _ in keys {
+                cmd.arg(start);
+            }
+            let reply: redis::streams::StreamReadReply = match cmd
+                .query_async::<Option<redis::streams::StreamReadReply>>(&mut conn)
+                .await
+            {
+                Ok(Some(r)) => r,
+                Ok(None) => redis::streams::StreamReadReply { keys: vec![] },
+                Err(e) => return Err(e.to_string()),
+            };
+            let mut seen = 0;
+            for stream in reply.keys {
+                for entry in stream.ids {
+                    seen += 1;
+                    let body: Option<String> = entry.get("event");
+                    if let Some(event) = body.and_then(|b| serde_json::from_str::<Event>(&b).ok()) {
+                        handle_with_retry(handler, event).await;
+                    }
+                    let _: i64 = redis::cmd("XACK")
+                        .arg(&stream.key)
+                        .arg(group)
+                        .arg(&entry.id)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            if start == "0" && seen == 0 {
+                start = ">";
+            }
+        }
+    }
+}
+
+/// A domain's outbox table; events written here in a transaction are published by
+/// [`spawn_relay`] after commit.
+#[derive(Clone)]
+pub struct Outbox {
+    table: &'static str,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(table: &'static str) -> Self {
+        Outbox {
+            table,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Adds an event to the outbox inside the caller's transaction.
+    pub async fn write<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        topic: &str,
+        payload: serde_json::Value,
+    ) -> Result<(), DbErr> {
+        let sql = format!(
+            "INSERT INTO {} (event_id, topic, payload, created_at) VALUES (?, ?, ?, ?)",
+            self.table
+        );
+        let values: Vec<Value> = vec![
+            crate::ids::new_id().into(),
+            topic.to_string().into(),
+            payload.to_string().into(),
+            chrono::Utc::now().to_rfc3339().into(),
+        ];
+        conn.execute_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            sql,
+            values,
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Tells the relay that committed events are waiting; call after commit.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Publishes what is in the outbox now; returns how many events went out.
+    pub async fn relay_once(
+        &self,
+        db: &DatabaseConnection,
+        bus: &EventBus,
+    ) -> Result<usize, String> {
+        let backend = db.get_database_backend();
+        let select = format!(
+            "SELECT id, event_id, topic, payload, created_at FROM {} ORDER BY id LIMIT 200",
+            self.table
+        );
+        let rows = db
+            .query_all_raw(Statement::from_string(backend, select))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut sent = 0;
+        for row in rows {
+            let id: i64 = row.try_get("", "id").map_err(|e| e.to_string())?;
+            let payload: String = row.try_get("", "payload").map_err(|e| e.to_string())?;
+            let event = Event {
+                id: row.try_get("", "event_id").map_err(|e| e.to_string())?,
+                topic: row.try_get("", "topic").map_err(|e| e.to_string())?,
+                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                occurred_at: row.try_get("", "created_at").map_err(|e| e.to_string())?,
+            };
+            bus.publish(&event).await?;
+            let delete = Statement::from_sql_and_values(
+                backend,
+                format!("DELETE FROM {} WHERE id = ?", self.table),
+                [Value::from(id)],
+            );
+            db.execute_raw(delete).await.map_err(|e| e.to_string())?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}
+
+/// Publishes outbox events until the process ends: woken after each commit, and
+/// polling once a second for events written by other processes or before a crash.
+pub fn spawn_relay(db: DatabaseConnection, outbox: Outbox, bus: EventBus) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match outbox.relay_once(&db, &bus).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(table = outbox.table, error = %e, "outbox relay failed"),
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), outbox.wake.notified()).await;
+        }
+    })
+}
+
+/// Helper for writing a handler from an async closure over a cloned context.
+pub fn handler<C, F, Fut>(ctx: C, f: F) -> Handler
+where
+    C: Clone + Send + Sync + 'static,
+    F: Fn(C, Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let f = Arc::new(f);
+    Arc::new(move |event| {
+        let ctx = ctx.clone();
+        let f = f.clone();
+        Box::pin(async move { f(ctx, event).await })
+    })
+}
+
+/// Which backend a statement is for; re-exported for services writing raw SQL.
+pub fn backend(db: &impl ConnectionTrait) -> DbBackend {
+    db.get_database_backend()
+}

@@ -1,0 +1,141 @@
+//! Serving a subgraph: `/graphql` with the caller's verified identity, `/health`,
+//! `/ready`, and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::Executor;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+
+use crate::auth::{Caller, Verifier};
+
+/// Answers whether a process can serve: its database and required services reachable.
+pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
+
+#[derive(Clone)]
+struct SubgraphState<E> {
+    executor: E,
+    verifier: Verifier,
+}
+
+/// The router every subgraph mounts: the same in the all-in-one binary, per-role
+/// processes and tests.
+pub fn subgraph_router<E: Executor + Clone>(
+    executor: E,
+    verifier: Verifier,
+    ready: ReadyCheck,
+) -> Router {
+    let state = SubgraphState { executor, verifier };
+    Router::new()
+        .route("/graphql", post(graphql_handler::<E>))
+        .with_state(state)
+        .merge(health_router(ready))
+}
+
+/// `/health` (the process is alive) and `/ready` (it can serve).
+pub fn health_router(ready: ReadyCheck) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/ready",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready().await {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
+                }
+            }),
+        )
+}
+
+async fn graphql_handler<E: Executor>(
+    State(state): State<SubgraphState<E>>,
+    headers: HeaderMap,
+    req: GraphQLRequest,
+) -> Response {
+    let caller = match caller_from_headers(&state.verifier, &headers).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let req = req.into_inner().data(caller);
+    GraphQLResponse::from(state.executor.execute(req).await).into_response()
+}
+
+/// Verifies the `Authorization` header. No header is an anonymous caller; a header that
+/// does not verify is refused with 401 and an `UNAUTHENTICATED` GraphQL error.
+pub async fn caller_from_headers(
+    verifier: &Verifier,
+    headers: &HeaderMap,
+) -> Result<Caller, Response> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Caller(None));
+    };
+    let value = value.to_str().unwrap_or_default();
+    match verifier.verify_header(value).await {
+        Ok(p) => Ok(Caller(Some(p))),
+        Err(e) => Err(unauthenticated_response(&e.to_string())),
+    }
+}
+
+/// A transport-level `UNAUTHENTICATED` answer.
+pub fn unauthenticated_response(message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": "UNAUTHENTICATED" } }]
+    });
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// Binds `addr`; port 0 picks a free port (tests).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: finishing requests in flight");
+}
