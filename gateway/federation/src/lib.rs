@@ -1,1 +1,20 @@
-// placeholder
+//! Federation without I/O: compose subgraph SDL into a supergraph, load a supergraph
+//! into a typed model with its API schema, normalize client operations and plan them
+//! into plain-data query plans.
+//!
+//! Nothing here touches the network, a runtime or a clock, so everything is testable
+//! with strings in and values out; the gateway crate executes the plans.
+
+pub mod api_schema;
+pub mod compose;
+pub mod field_set;
+pub mod operation;
+pub mod plan;
+pub mod planner;
+pub mod supergraph;
+
+pub use compose::{ComposeError, SubgraphSource, compose};
+pub use operation::{Operation, OperationError, normalize};
+pub use plan::{FetchNode, PathSegment, PlanNode, QueryPlan};
+pub use planner::{PlanError, plan};
+pub use supergraph::{Supergraph, SupergraphError};

@@ -11,7 +11,7 @@ use crate::service::{CatalogCtx, catalogs, categories, products};
 
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates a catalog owned by the calling supplier (admins may name another supplier).
     async fn create_catalog(

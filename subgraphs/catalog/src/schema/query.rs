@@ -10,7 +10,7 @@ use crate::service::{CatalogCtx, catalogs, categories, products};
 
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// All catalogs (or one supplier's), by name.
     async fn catalogs(

@@ -104,7 +104,7 @@ impl From<ledger::Model> for StockLedgerEntry {
 
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// A product's stock record (its supplier or an admin).
     async fn stock_level(&self, ctx: &Context<'_>, product_id: ID) -> Result<StockLevel> {
@@ -147,7 +147,7 @@ impl QueryRoot {
 
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Sets the units on hand; recorded in the ledger with `reason`.
     async fn set_stock(

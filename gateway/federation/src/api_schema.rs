@@ -1,0 +1,133 @@
+//! The API schema: what clients see of a supergraph. Join and link machinery and every
+//! `@inaccessible` element are removed, and so are applications of directives that only
+//! matter to composition and planning.
+
+use apollo_compiler::Schema;
+use apollo_compiler::ast::{Definition, Directive, DirectiveList, Document};
+use apollo_compiler::validation::Valid;
+
+/// Directive applications clients may see in introspection.
+const KEPT_DIRECTIVES: &[&str] = &["deprecated", "specifiedBy", "oneOf"];
+
+fn is_machinery(name: &str) -> bool {
+    name.starts_with("join__") || name.starts_with("link__")
+}
+
+fn inaccessible(directives: &DirectiveList) -> bool {
+    directives.iter().any(|d| d.name == "inaccessible")
+}
+
+fn keep_public(directives: &mut DirectiveList) {
+    directives.0.retain(|d: &apollo_compiler::Node<Directive>| KEPT_DIRECTIVES.contains(&d.name.as_str()));
+}
+
+/// Derives the API schema from supergraph SDL.
+pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
+    let doc = Document::parse(supergraph_sdl, "supergraph.graphql").map_err(|e| e.errors.to_string())?;
+    let mut out = Document::new();
+    let inaccessible_types: Vec<String> = doc
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::ObjectTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
+            Definition::InterfaceTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
+            Definition::UnionTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
+            Definition::EnumTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
+            Definition::InputObjectTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
+            Definition::ScalarTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
+            _ => None,
+        })
+        .collect();
+    let hidden = |ty: &apollo_compiler::ast::Type| inaccessible_types.iter().any(|n| n == ty.inner_named_type().as_str());
+
+    for def in doc.definitions {
+        match def {
+            // Only the built-in directives remain; custom definitions went with their uses.
+            Definition::DirectiveDefinition(_) => {}
+            Definition::SchemaDefinition(mut s) => {
+                let s = s.make_mut();
+                keep_public(&mut s.directives);
+                out.definitions.push(Definition::SchemaDefinition(apollo_compiler::Node::new(s.clone())));
+            }
+            Definition::ObjectTypeDefinition(mut t) => {
+                if is_machinery(&t.name) || inaccessible(&t.directives) {
+                    continue;
+                }
+                let t_mut = t.make_mut();
+                keep_public(&mut t_mut.directives);
+                t_mut.implements_interfaces.retain(|i| !inaccessible_types.iter().any(|n| n == i.as_str()));
+                t_mut.fields.retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
+                for f in t_mut.fields.iter_mut() {
+                    let f = f.make_mut();
+                    keep_public(&mut f.directives);
+                    f.arguments.retain(|a| !inaccessible(&a.directives) && !hidden(&a.ty));
+                    for a in f.arguments.iter_mut() {
+                        keep_public(&mut a.make_mut().directives);
+                    }
+                }
+                out.definitions.push(Definition::ObjectTypeDefinition(t));
+            }
+            Definition::InterfaceTypeDefinition(mut t) => {
+                if is_machinery(&t.name) || inaccessible(&t.directives) {
+                    continue;
+                }
+                let t_mut = t.make_mut();
+                keep_public(&mut t_mut.directives);
+                t_mut.implements_interfaces.retain(|i| !inaccessible_types.iter().any(|n| n == i.as_str()));
+                t_mut.fields.retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
+                for f in t_mut.fields.iter_mut() {
+                    let f = f.make_mut();
+                    keep_public(&mut f.directives);
+                    f.arguments.retain(|a| !inaccessible(&a.directives) && !hidden(&a.ty));
+                    for a in f.arguments.iter_mut() {
+                        keep_public(&mut a.make_mut().directives);
+                    }
+                }
+                out.definitions.push(Definition::InterfaceTypeDefinition(t));
+            }
+            Definition::UnionTypeDefinition(mut t) => {
+                if is_machinery(&t.name) || inaccessible(&t.directives) {
+                    continue;
+                }
+                let t_mut = t.make_mut();
+                keep_public(&mut t_mut.directives);
+                t_mut.members.retain(|m| !inaccessible_types.iter().any(|n| n == m.as_str()));
+                out.definitions.push(Definition::UnionTypeDefinition(t));
+            }
+            Definition::EnumTypeDefinition(mut t) => {
+                if is_machinery(&t.name) || inaccessible(&t.directives) {
+                    continue;
+                }
+                let t_mut = t.make_mut();
+                keep_public(&mut t_mut.directives);
+                t_mut.values.retain(|v| !inaccessible(&v.directives));
+                for v in t_mut.values.iter_mut() {
+                    keep_public(&mut v.make_mut().directives);
+                }
+                out.definitions.push(Definition::EnumTypeDefinition(t));
+            }
+            Definition::InputObjectTypeDefinition(mut t) => {
+                if is_machinery(&t.name) || inaccessible(&t.directives) {
+                    continue;
+                }
+                let t_mut = t.make_mut();
+                keep_public(&mut t_mut.directives);
+                t_mut.fields.retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
+                for f in t_mut.fields.iter_mut() {
+                    keep_public(&mut f.make_mut().directives);
+                }
+                out.definitions.push(Definition::InputObjectTypeDefinition(t));
+            }
+            Definition::ScalarTypeDefinition(mut t) => {
+                if is_machinery(&t.name) || inaccessible(&t.directives) {
+                    continue;
+                }
+                keep_public(&mut t.make_mut().directives);
+                out.definitions.push(Definition::ScalarTypeDefinition(t));
+            }
+            // Extensions do not appear in a composed supergraph; executable definitions never.
+            _ => {}
+        }
+    }
+    Schema::parse_and_validate(out.to_string(), "api.graphql").map_err(|e| e.errors.to_string())
+}

@@ -1,0 +1,859 @@
+//! Composition: subgraph SDL in, a standard Federation v2 supergraph out (`@link` and
+//! the join spec v0.3), which other federation gateways accept too.
+//!
+//! Rules checked, each failing with a message naming the subgraphs involved:
+//! a type has one kind everywhere; a field has one type shape everywhere; a field of
+//! an object resolved by several subgraphs is `@shareable` (key fields are implicitly);
+//! `@external` fields are resolved by some other subgraph; keys, `@requires` and
+//! `@provides` parse and name fields of their type; every referenced type exists;
+//! input types keep only the fields all subgraphs have, and drop none that is required.
+
+use std::collections::{BTreeMap, HashMap};
+
+use apollo_compiler::ast::{
+    Definition, Directive, DirectiveList, Document, EnumTypeDefinition, EnumValueDefinition, FieldDefinition,
+    InputObjectTypeDefinition, InputValueDefinition, InterfaceTypeDefinition, ObjectTypeDefinition, ScalarTypeDefinition,
+    Type, UnionTypeDefinition, Value,
+};
+use apollo_compiler::{Name, Node};
+
+use crate::field_set;
+
+/// One subgraph to compose.
+#[derive(Clone, Debug)]
+pub struct SubgraphSource {
+    pub name: String,
+    pub url: String,
+    pub sdl: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("subgraph '{subgraph}' has invalid SDL:\n{message}")]
+    Parse { subgraph: String, message: String },
+    #[error("composition failed:\n- {}", .0.join("\n- "))]
+    Incompatible(Vec<String>),
+}
+
+const BUILT_IN_SCALARS: &[&str] = &["String", "Int", "Float", "Boolean", "ID"];
+const ROOTS: &[&str] = &["Query", "Mutation", "Subscription"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Object,
+    Interface,
+    Union,
+    Enum,
+    Input,
+    Scalar,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Kind::Object => "an object type",
+            Kind::Interface => "an interface",
+            Kind::Union => "a union",
+            Kind::Enum => "an enum",
+            Kind::Input => "an input type",
+            Kind::Scalar => "a scalar",
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+struct GType {
+    keys: Vec<(String, bool)>,
+    extension: bool,
+    shareable: bool,
+    interface_object: bool,
+}
+
+#[derive(Clone)]
+struct GField {
+    graph: usize,
+    ty: Type,
+    external: bool,
+    requires: Option<String>,
+    provides: Option<String>,
+    override_from: Option<String>,
+    shareable: bool,
+}
+
+struct MField {
+    def: Node<FieldDefinition>,
+    graphs: Vec<GField>,
+    inaccessible: bool,
+    tags: Vec<String>,
+}
+
+struct MType {
+    kind: Kind,
+    description: Option<Node<str>>,
+    graphs: BTreeMap<usize, GType>,
+    fields: Vec<(String, MField)>,
+    interfaces: Vec<(String, Vec<usize>)>,
+    members: Vec<(String, Vec<usize>)>,
+    values: Vec<(Node<EnumValueDefinition>, Vec<usize>)>,
+    inputs: Vec<(Node<InputValueDefinition>, Vec<usize>)>,
+    inaccessible: bool,
+    tags: Vec<String>,
+}
+
+impl MType {
+    fn new(kind: Kind) -> Self {
+        MType {
+            kind,
+            description: None,
+            graphs: BTreeMap::new(),
+            fields: Vec::new(),
+            interfaces: Vec::new(),
+            members: Vec::new(),
+            values: Vec::new(),
+            inputs: Vec::new(),
+            inaccessible: false,
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// Maps the directive names a subgraph uses to federation's canonical names, honouring
+/// `@link(import:)` renames and the `federation__` prefix.
+struct FedNames {
+    map: HashMap<String, String>,
+}
+
+const FED_DIRECTIVES: &[&str] = &[
+    "key", "shareable", "external", "requires", "provides", "override", "inaccessible", "tag", "extends",
+    "interfaceObject", "composeDirective", "authenticated", "requiresScopes", "policy", "context", "fromContext",
+    "cost", "listSize",
+];
+
+impl FedNames {
+    fn from_document(doc: &Document) -> FedNames {
+        let mut map: HashMap<String, String> = HashMap::new();
+        for d in FED_DIRECTIVES {
+            map.insert(format!("federation__{d}"), d.to_string());
+        }
+        let mut imported_any = false;
+        for def in &doc.definitions {
+            let directives = match def {
+                Definition::SchemaDefinition(s) => &s.directives,
+                Definition::SchemaExtension(s) => &s.directives,
+                _ => continue,
+            };
+            for link in directives.get_all("link") {
+                let is_fed = link
+                    .specified_argument_by_name("url")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|u| u.contains("specs.apollo.dev/federation/"));
+                if !is_fed {
+                    continue;
+                }
+                imported_any = true;
+                if let Some(Value::List(items)) = link.specified_argument_by_name("import").map(|v| v.as_ref()) {
+                    for item in items {
+                        match item.as_ref() {
+                            Value::String(s) => {
+                                let n = s.trim_start_matches('@').to_string();
+                                map.insert(n.clone(), n);
+                            }
+                            Value::Object(fields) => {
+                                let get = |k: &str| {
+                                    fields.iter().find(|(n, _)| n.as_str() == k).and_then(|(_, v)| v.as_str()).map(|s| s.trim_start_matches('@').to_string())
+                                };
+                                if let (Some(name), alias) = (get("name"), get("as")) {
+                                    map.insert(alias.unwrap_or_else(|| name.clone()), name);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        if !imported_any {
+            // Federation 1 style subgraphs use the plain names.
+            for d in FED_DIRECTIVES {
+                map.insert(d.to_string(), d.to_string());
+            }
+        }
+        FedNames { map }
+    }
+
+    fn canonical<'a>(&'a self, name: &str) -> Option<&'a str> {
+        self.map.get(name).map(String::as_str)
+    }
+
+    fn has(&self, directives: &DirectiveList, canonical: &str) -> bool {
+        directives.iter().any(|d| self.canonical(&d.name) == Some(canonical))
+    }
+
+    fn all<'d>(&'d self, directives: &'d DirectiveList, canonical: &'d str) -> impl Iterator<Item = &'d Node<Directive>> + 'd {
+        directives.iter().filter(move |d| self.canonical(&d.name) == Some(canonical))
+    }
+}
+
+fn str_arg(d: &Directive, name: &str) -> Option<String> {
+    d.specified_argument_by_name(name).and_then(|v| v.as_str()).map(str::to_string)
+}
+
+fn graph_enum_value(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect();
+    if s.chars().next().is_none_or(|c| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// Shape of a type ignoring nullability: `[Int]!` and `[Int!]` share `[Int]`.
+fn shape(ty: &Type) -> String {
+    match ty {
+        Type::Named(n) | Type::NonNullNamed(n) => n.to_string(),
+        Type::List(inner) | Type::NonNullList(inner) => format!("[{}]", shape(inner)),
+    }
+}
+
+struct Composer<'a> {
+    sources: &'a [SubgraphSource],
+    types: BTreeMap<String, MType>,
+    errors: Vec<String>,
+    root_names: Vec<HashMap<String, String>>,
+}
+
+/// Composes subgraphs into supergraph SDL.
+pub fn compose(sources: &[SubgraphSource]) -> Result<String, ComposeError> {
+    let mut docs = Vec::new();
+    for s in sources {
+        let doc = Document::parse(s.sdl.as_str(), format!("{}.graphql", s.name)).map_err(|e| ComposeError::Parse {
+            subgraph: s.name.clone(),
+            message: e.errors.to_string(),
+        })?;
+        docs.push(doc);
+    }
+    let mut c = Composer { sources, types: BTreeMap::new(), errors: Vec::new(), root_names: Vec::new() };
+    for (g, doc) in docs.iter().enumerate() {
+        c.collect(g, doc);
+    }
+    c.validate();
+    if !c.errors.is_empty() {
+        c.errors.sort();
+        c.errors.dedup();
+        return Err(ComposeError::Incompatible(c.errors));
+    }
+    Ok(c.print())
+}
+
+impl<'a> Composer<'a> {
+    fn graph_name(&self, g: usize) -> &str {
+        &self.sources[g].name
+    }
+
+    fn type_entry(&mut self, g: usize, name: &str, kind: Kind, description: &Option<Node<str>>) -> Option<&mut MType> {
+        let name = self.root_names[g].get(name).cloned().unwrap_or_else(|| name.to_string());
+        let gname = self.sources[g].name.clone();
+        let entry = self.types.entry(name.clone()).or_insert_with(|| MType::new(kind));
+        if entry.kind != kind {
+            let first = entry.graphs.keys().next().map(|g0| self.sources[*g0].name.clone()).unwrap_or_default();
+            self.errors.push(format!(
+                "type {name} is {} in subgraph '{first}' but {} in subgraph '{gname}'",
+                entry.kind.word(),
+                kind.word()
+            ));
+            return None;
+        }
+        if entry.description.is_none() {
+            entry.description = description.clone();
+        }
+        entry.graphs.entry(g).or_default();
+        Some(entry)
+    }
+
+    fn collect(&mut self, g: usize, doc: &Document) {
+        let names = FedNames::from_document(doc);
+        // Root types under custom names map to the standard ones.
+        let mut roots = HashMap::new();
+        for def in &doc.definitions {
+            if let Definition::SchemaDefinition(s) = def {
+                for op in &s.root_operations {
+                    let (kind, named) = &**op;
+                    let canonical = match kind {
+                        apollo_compiler::ast::OperationType::Query => "Query",
+                        apollo_compiler::ast::OperationType::Mutation => "Mutation",
+                        apollo_compiler::ast::OperationType::Subscription => "Subscription",
+                    };
+                    roots.insert(named.to_string(), canonical.to_string());
+                }
+            }
+        }
+        self.root_names.push(roots);
+
+        for def in &doc.definitions {
+            match def {
+                Definition::ObjectTypeDefinition(t) => {
+                    self.collect_fields_type(g, &names, Kind::Object, &t.name, &t.description, &t.directives, &t.implements_interfaces, &t.fields, false)
+                }
+                Definition::ObjectTypeExtension(t) => {
+                    self.collect_fields_type(g, &names, Kind::Object, &t.name, &None, &t.directives, &t.implements_interfaces, &t.fields, true)
+                }
+                Definition::InterfaceTypeDefinition(t) => {
+                    self.collect_fields_type(g, &names, Kind::Interface, &t.name, &t.description, &t.directives, &t.implements_interfaces, &t.fields, false)
+                }
+                Definition::InterfaceTypeExtension(t) => {
+                    self.collect_fields_type(g, &names, Kind::Interface, &t.name, &None, &t.directives, &t.implements_interfaces, &t.fields, true)
+                }
+                Definition::UnionTypeDefinition(t) => self.collect_union(g, &names, &t.name, &t.description, &t.directives, &t.members),
+                Definition::UnionTypeExtension(t) => self.collect_union(g, &names, &t.name, &None, &t.directives, &t.members),
+                Definition::EnumTypeDefinition(t) => self.collect_enum(g, &names, &t.name, &t.description, &t.directives, &t.values),
+                Definition::EnumTypeExtension(t) => self.collect_enum(g, &names, &t.name, &None, &t.directives, &t.values),
+                Definition::InputObjectTypeDefinition(t) => self.collect_input(g, &names, &t.name, &t.description, &t.directives, &t.fields),
+                Definition::InputObjectTypeExtension(t) => self.collect_input(g, &names, &t.name, &None, &t.directives, &t.fields),
+                Definition::ScalarTypeDefinition(t) => self.collect_scalar(g, &names, &t.name, &t.description, &t.directives),
+                Definition::ScalarTypeExtension(t) => self.collect_scalar(g, &names, &t.name, &None, &t.directives),
+                _ => {}
+            }
+        }
+    }
+
+    fn skip_type(name: &str) -> bool {
+        name.starts_with('_') || name.starts_with("link__") || name.starts_with("federation__") || name.starts_with("join__")
+    }
+
+    fn type_marks(names: &FedNames, directives: &DirectiveList, t: &mut MType) {
+        if names.has(directives, "inaccessible") {
+            t.inaccessible = true;
+        }
+        for d in names.all(directives, "tag") {
+            if let Some(tag) = str_arg(d, "name")
+                && !t.tags.contains(&tag)
+            {
+                t.tags.push(tag);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn collect_fields_type(
+        &mut self,
+        g: usize,
+        names: &FedNames,
+        kind: Kind,
+        name: &Name,
+        description: &Option<Node<str>>,
+        directives: &DirectiveList,
+        interfaces: &[Name],
+        fields: &[Node<FieldDefinition>],
+        is_extension: bool,
+    ) {
+        if Self::skip_type(name) {
+            return;
+        }
+        let Some(t) = self.type_entry(g, name, kind, description) else { return };
+        Self::type_marks(names, directives, t);
+        let gt = t.graphs.entry(g).or_default();
+        gt.extension |= is_extension || names.has(directives, "extends");
+        gt.shareable |= names.has(directives, "shareable");
+        gt.interface_object |= names.has(directives, "interfaceObject");
+        for key in names.all(directives, "key") {
+            let fields = str_arg(key, "fields").unwrap_or_default();
+            let resolvable = key.specified_argument_by_name("resolvable").and_then(|v| v.to_bool()).unwrap_or(true);
+            gt.keys.push((fields, resolvable));
+        }
+        let type_shareable = gt.shareable;
+        for i in interfaces {
+            match t.interfaces.iter_mut().find(|(n, _)| n == i.as_str()) {
+                Some((_, gs)) => gs.push(g),
+                None => t.interfaces.push((i.to_string(), vec![g])),
+            }
+        }
+        for f in fields {
+            if f.name.starts_with("__") || (ROOTS.contains(&name.as_str()) && matches!(f.name.as_str(), "_service" | "_entities")) {
+                continue;
+            }
+            let gf = GField {
+                graph: g,
+                ty: f.ty.clone(),
+                external: names.has(&f.directives, "external"),
+                requires: names.all(&f.directives, "requires").next().and_then(|d| str_arg(d, "fields")),
+                provides: names.all(&f.directives, "provides").next().and_then(|d| str_arg(d, "fields")),
+                override_from: names.all(&f.directives, "override").next().and_then(|d| str_arg(d, "from")),
+                shareable: type_shareable || names.has(&f.directives, "shareable"),
+            };
+            let inaccessible = names.has(&f.directives, "inaccessible");
+            let tags: Vec<String> = names.all(&f.directives, "tag").filter_map(|d| str_arg(d, "name")).collect();
+            match t.fields.iter_mut().find(|(n, _)| n == f.name.as_str()) {
+                Some((_, mf)) => {
+                    mf.graphs.push(gf);
+                    mf.inaccessible |= inaccessible;
+                    for tag in tags {
+                        if !mf.tags.contains(&tag) {
+                            mf.tags.push(tag);
+                        }
+                    }
+                    // Prefer the definition with a description for the supergraph.
+                    if mf.def.description.is_none() && f.description.is_some() {
+                        mf.def = f.clone();
+                    }
+                }
+                None => t.fields.push((f.name.to_string(), MField { def: f.clone(), graphs: vec![gf], inaccessible, tags })),
+            }
+        }
+    }
+
+    fn collect_union(&mut self, g: usize, names: &FedNames, name: &Name, description: &Option<Node<str>>, directives: &DirectiveList, members: &[Name]) {
+        if Self::skip_type(name) {
+            return;
+        }
+        let Some(t) = self.type_entry(g, name, Kind::Union, description) else { return };
+        Self::type_marks(names, directives, t);
+        for m in members {
+            match t.members.iter_mut().find(|(n, _)| n == m.as_str()) {
+                Some((_, gs)) => gs.push(g),
+                None => t.members.push((m.to_string(), vec![g])),
+            }
+        }
+    }
+
+    fn collect_enum(&mut self, g: usize, names: &FedNames, name: &Name, description: &Option<Node<str>>, directives: &DirectiveList, values: &[Node<EnumValueDefinition>]) {
+        if Self::skip_type(name) {
+            return;
+        }
+        let Some(t) = self.type_entry(g, name, Kind::Enum, description) else { return };
+        Self::type_marks(names, directives, t);
+        for v in values {
+            match t.values.iter_mut().find(|(d, _)| d.value == v.value) {
+                Some((_, gs)) => gs.push(g),
+                None => t.values.push((v.clone(), vec![g])),
+            }
+        }
+    }
+
+    fn collect_input(&mut self, g: usize, names: &FedNames, name: &Name, description: &Option<Node<str>>, directives: &DirectiveList, fields: &[Node<InputValueDefinition>]) {
+        if Self::skip_type(name) {
+            return;
+        }
+        let Some(t) = self.type_entry(g, name, Kind::Input, description) else { return };
+        Self::type_marks(names, directives, t);
+        for f in fields {
+            match t.inputs.iter_mut().find(|(d, _)| d.name == f.name) {
+                Some((_, gs)) => gs.push(g),
+                None => t.inputs.push((f.clone(), vec![g])),
+            }
+        }
+    }
+
+    fn collect_scalar(&mut self, g: usize, names: &FedNames, name: &Name, description: &Option<Node<str>>, directives: &DirectiveList) {
+        if Self::skip_type(name) || BUILT_IN_SCALARS.contains(&name.as_str()) {
+            return;
+        }
+        if let Some(t) = self.type_entry(g, name, Kind::Scalar, description) {
+            Self::type_marks(names, directives, t);
+        }
+    }
+
+    fn validate(&mut self) {
+        let mut errors = Vec::new();
+        let known: Vec<String> = self.types.keys().cloned().collect();
+        let exists = |n: &str| BUILT_IN_SCALARS.contains(&n) || known.iter().any(|k| k == n);
+        for (tname, t) in &self.types {
+            let is_entity = t.graphs.values().any(|g| !g.keys.is_empty());
+            // Key fields per graph, which are implicitly shareable.
+            let key_fields: HashMap<usize, Vec<String>> = t
+                .graphs
+                .iter()
+                .map(|(g, gt)| {
+                    let mut names = Vec::new();
+                    for (k, _) in &gt.keys {
+                        match field_set::parse(k) {
+                            Ok(items) => {
+                                for i in &items {
+                                    if !t.fields.iter().any(|(n, mf)| n == &i.name && mf.graphs.iter().any(|gf| gf.graph == *g)) {
+                                        errors.push(format!(
+                                            "@key(fields: \"{k}\") on {tname} in subgraph '{}' names field '{}' the subgraph does not define",
+                                            self.graph_name(*g),
+                                            i.name
+                                        ));
+                                    }
+                                    names.push(i.name.clone());
+                                }
+                            }
+                            Err(e) => errors.push(format!("@key on {tname} in subgraph '{}': {e}", self.graph_name(*g))),
+                        }
+                    }
+                    (*g, names)
+                })
+                .collect();
+            for (fname, mf) in &t.fields {
+                let coordinate = format!("{tname}.{fname}");
+                let named = mf.def.ty.inner_named_type();
+                if !exists(named.as_str()) {
+                    errors.push(format!("field {coordinate} has type {named}, which no subgraph defines"));
+                }
+                let first_shape = shape(&mf.graphs[0].ty);
+                for gf in &mf.graphs[1..] {
+                    if shape(&gf.ty) != first_shape {
+                        errors.push(format!(
+                            "field {coordinate} has type {} in subgraph '{}' but {} in subgraph '{}'",
+                            mf.graphs[0].ty,
+                            self.graph_name(mf.graphs[0].graph),
+                            gf.ty,
+                            self.graph_name(gf.graph)
+                        ));
+                    }
+                }
+                for gf in &mf.graphs {
+                    for (what, fs) in [("@requires", &gf.requires), ("@provides", &gf.provides)] {
+                        if let Some(fs) = fs
+                            && let Err(e) = field_set::parse(fs)
+                        {
+                            errors.push(format!("{what} on {coordinate} in subgraph '{}': {e}", self.graph_name(gf.graph)));
+                        }
+                    }
+                }
+                let resolvers: Vec<&GField> = mf.graphs.iter().filter(|gf| !gf.external).collect();
+                if resolvers.is_empty() {
+                    let externals: Vec<&str> = mf.graphs.iter().map(|gf| self.graph_name(gf.graph)).collect();
+                    errors.push(format!(
+                        "field {coordinate} is @external in subgraph(s) {} but no subgraph resolves it",
+                        externals.join(", ")
+                    ));
+                }
+                if t.kind == Kind::Object && resolvers.len() > 1 {
+                    let unshared: Vec<&str> = resolvers
+                        .iter()
+                        .filter(|gf| {
+                            let is_key = is_entity && key_fields.get(&gf.graph).is_some_and(|k| k.iter().any(|n| n == fname));
+                            !gf.shareable && !is_key && gf.override_from.is_none()
+                        })
+                        .map(|gf| self.graph_name(gf.graph))
+                        .collect();
+                    let overridden = resolvers.iter().any(|gf| gf.override_from.is_some());
+                    if !unshared.is_empty() && !overridden {
+                        let all: Vec<&str> = resolvers.iter().map(|gf| self.graph_name(gf.graph)).collect();
+                        errors.push(format!(
+                            "field {coordinate} is resolved by subgraphs {} but is not @shareable in {}",
+                            all.join(", "),
+                            unshared.join(", ")
+                        ));
+                    }
+                }
+            }
+            for (iface, _) in &t.interfaces {
+                if !exists(iface) {
+                    errors.push(format!("type {tname} implements {iface}, which no subgraph defines"));
+                }
+            }
+            for (member, _) in &t.members {
+                if !exists(member) {
+                    errors.push(format!("union {tname} has member {member}, which no subgraph defines"));
+                }
+            }
+            if t.kind == Kind::Input {
+                let all_graphs = t.graphs.len();
+                for (f, gs) in &t.inputs {
+                    if gs.len() < all_graphs && f.ty.is_non_null() {
+                        errors.push(format!(
+                            "input field {tname}.{} is required but missing from some subgraphs defining {tname}",
+                            f.name
+                        ));
+                    }
+                }
+            }
+        }
+        self.errors.extend(errors);
+    }
+
+    fn graph_arg(&self, g: usize) -> (Name, Node<Value>) {
+        (name("graph"), Node::new(Value::Enum(name(&graph_enum_value(self.graph_name(g))))))
+    }
+
+    fn print(&self) -> String {
+        let mut out = String::new();
+        let uses_inaccessible = self.types.values().any(|t| t.inaccessible || t.fields.iter().any(|(_, f)| f.inaccessible));
+        let uses_tag = self.types.values().any(|t| !t.tags.is_empty() || t.fields.iter().any(|(_, f)| !f.tags.is_empty()));
+        out.push_str("schema\n  @link(url: \"https://specs.apollo.dev/link/v1.0\")\n  @link(url: \"https://specs.apollo.dev/join/v0.3\", for: EXECUTION)\n");
+        if uses_inaccessible {
+            out.push_str("  @link(url: \"https://specs.apollo.dev/inaccessible/v0.2\", for: SECURITY)\n");
+        }
+        if uses_tag {
+            out.push_str("  @link(url: \"https://specs.apollo.dev/tag/v0.3\")\n");
+        }
+        out.push_str("{\n");
+        for (root, op) in [("Query", "query"), ("Mutation", "mutation"), ("Subscription", "subscription")] {
+            if self.types.contains_key(root) {
+                out.push_str(&format!("  {op}: {root}\n"));
+            }
+        }
+        out.push_str("}\n\n");
+        if uses_inaccessible {
+            out.push_str("directive @inaccessible on FIELD_DEFINITION | OBJECT | INTERFACE | UNION | ARGUMENT_DEFINITION | SCALAR | ENUM | ENUM_VALUE | INPUT_OBJECT | INPUT_FIELD_DEFINITION\n\n");
+        }
+        out.push_str(JOIN_HEADER);
+        if uses_tag {
+            out.push_str("directive @tag(name: String!) repeatable on FIELD_DEFINITION | OBJECT | INTERFACE | UNION | ARGUMENT_DEFINITION | SCALAR | ENUM | ENUM_VALUE | INPUT_OBJECT | INPUT_FIELD_DEFINITION | SCHEMA\n\n");
+        }
+        out.push_str("enum join__Graph {\n");
+        for s in self.sources {
+            out.push_str(&format!(
+                "  {} @join__graph(name: {}, url: {})\n",
+                graph_enum_value(&s.name),
+                Value::String(s.name.clone()),
+                Value::String(s.url.clone())
+            ));
+        }
+        out.push_str("}\n\n");
+        out.push_str(LINK_TYPES);
+
+        let mut doc = Document::new();
+        for (tname, t) in &self.types {
+            doc.definitions.push(self.print_type(tname, t));
+        }
+        out.push_str(&doc.to_string());
+        out
+    }
+
+    fn security_marks(&self, directives: &mut DirectiveList, inaccessible: bool, tags: &[String]) {
+        if inaccessible {
+            directives.push(Node::new(Directive { name: name("inaccessible"), arguments: vec![] }));
+        }
+        for tag in tags {
+            directives.push(directive("tag", vec![(name("name"), Node::new(Value::String(tag.clone())))]));
+        }
+    }
+
+    fn join_types(&self, t: &MType) -> DirectiveList {
+        let mut dl = DirectiveList::new();
+        for (g, gt) in &t.graphs {
+            let extras = |args: &mut Vec<(Name, Node<Value>)>| {
+                if gt.extension {
+                    args.push((name("extension"), Node::new(Value::Boolean(true))));
+                }
+                if gt.interface_object {
+                    args.push((name("isInterfaceObject"), Node::new(Value::Boolean(true))));
+                }
+            };
+            if gt.keys.is_empty() {
+                let mut args = vec![self.graph_arg(*g)];
+                extras(&mut args);
+                dl.push(directive("join__type", args));
+            }
+            for (key, resolvable) in &gt.keys {
+                let mut args = vec![self.graph_arg(*g), (name("key"), Node::new(Value::String(key.clone())))];
+                extras(&mut args);
+                if !resolvable {
+                    args.push((name("resolvable"), Node::new(Value::Boolean(false))));
+                }
+                dl.push(directive("join__type", args));
+            }
+        }
+        dl
+    }
+
+    fn print_type(&self, tname: &str, t: &MType) -> Definition {
+        let mut directives = self.join_types(t);
+        match t.kind {
+            Kind::Object | Kind::Interface => {
+                let multi = t.graphs.len() > 1;
+                let mut implements = Vec::new();
+                for (iface, gs) in &t.interfaces {
+                    implements.push(name(iface));
+                    if multi {
+                        for g in gs {
+                            directives.push(directive(
+                                "join__implements",
+                                vec![self.graph_arg(*g), (name("interface"), Node::new(Value::String(iface.clone())))],
+                            ));
+                        }
+                    }
+                }
+                self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                let fields = t.fields.iter().map(|(_, mf)| self.print_field(t, mf)).collect();
+                if t.kind == Kind::Object {
+                    Definition::ObjectTypeDefinition(Node::new(ObjectTypeDefinition {
+                        description: t.description.clone(),
+                        name: name(tname),
+                        implements_interfaces: implements,
+                        directives,
+                        fields,
+                    }))
+                } else {
+                    Definition::InterfaceTypeDefinition(Node::new(InterfaceTypeDefinition {
+                        description: t.description.clone(),
+                        name: name(tname),
+                        implements_interfaces: implements,
+                        directives,
+                        fields,
+                    }))
+                }
+            }
+            Kind::Union => {
+                for (member, gs) in &t.members {
+                    for g in gs {
+                        directives.push(directive(
+                            "join__unionMember",
+                            vec![self.graph_arg(*g), (name("member"), Node::new(Value::String(member.clone())))],
+                        ));
+                    }
+                }
+                self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                Definition::UnionTypeDefinition(Node::new(UnionTypeDefinition {
+                    description: t.description.clone(),
+                    name: name(tname),
+                    directives,
+                    members: t.members.iter().map(|(m, _)| name(m)).collect(),
+                }))
+            }
+            Kind::Enum => {
+                self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                let values = t
+                    .values
+                    .iter()
+                    .map(|(v, gs)| {
+                        let mut v = (**v).clone();
+                        let kept = keep_deprecated(&v.directives);
+                        v.directives = kept;
+                        for g in gs {
+                            v.directives.push(directive("join__enumValue", vec![self.graph_arg(*g)]));
+                        }
+                        Node::new(v)
+                    })
+                    .collect();
+                Definition::EnumTypeDefinition(Node::new(EnumTypeDefinition {
+                    description: t.description.clone(),
+                    name: name(tname),
+                    directives,
+                    values,
+                }))
+            }
+            Kind::Input => {
+                self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                let all = t.graphs.len();
+                let fields = t
+                    .inputs
+                    .iter()
+                    .filter(|(_, gs)| gs.len() == all)
+                    .map(|(f, _)| {
+                        let mut f = (**f).clone();
+                        f.directives = keep_deprecated(&f.directives);
+                        Node::new(f)
+                    })
+                    .collect();
+                Definition::InputObjectTypeDefinition(Node::new(InputObjectTypeDefinition {
+                    description: t.description.clone(),
+                    name: name(tname),
+                    directives,
+                    fields,
+                }))
+            }
+            Kind::Scalar => {
+                self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                Definition::ScalarTypeDefinition(Node::new(ScalarTypeDefinition {
+                    description: t.description.clone(),
+                    name: name(tname),
+                    directives,
+                }))
+            }
+        }
+    }
+
+    fn print_field(&self, t: &MType, mf: &MField) -> Node<FieldDefinition> {
+        let mut def = (*mf.def).clone();
+        def.directives = keep_deprecated(&mf.def.directives);
+        for a in def.arguments.iter_mut() {
+            let a = a.make_mut();
+            a.directives = keep_deprecated(&a.directives);
+        }
+        // Any nullable variant makes the supergraph field nullable.
+        if let Some(nullable) = mf.graphs.iter().find(|gf| !gf.ty.is_non_null()) {
+            def.ty = nullable.ty.clone();
+        }
+        let in_all = t.graphs.keys().all(|g| mf.graphs.iter().any(|gf| gf.graph == *g));
+        let special = mf.graphs.iter().any(|gf| {
+            gf.external || gf.requires.is_some() || gf.provides.is_some() || gf.override_from.is_some() || gf.ty != def.ty
+        });
+        if t.graphs.len() > 1 && (!in_all || special) {
+            for gf in &mf.graphs {
+                let mut args = vec![self.graph_arg(gf.graph)];
+                if let Some(r) = &gf.requires {
+                    args.push((name("requires"), Node::new(Value::String(r.clone()))));
+                }
+                if let Some(p) = &gf.provides {
+                    args.push((name("provides"), Node::new(Value::String(p.clone()))));
+                }
+                if gf.ty != def.ty {
+                    args.push((name("type"), Node::new(Value::String(gf.ty.to_string()))));
+                }
+                if gf.external {
+                    args.push((name("external"), Node::new(Value::Boolean(true))));
+                }
+                if let Some(o) = &gf.override_from {
+                    args.push((name("override"), Node::new(Value::String(o.clone()))));
+                }
+                def.directives.push(directive("join__field", args));
+            }
+        }
+        self.security_marks(&mut def.directives, mf.inaccessible, &mf.tags);
+        Node::new(def)
+    }
+}
+
+fn keep_deprecated(directives: &DirectiveList) -> DirectiveList {
+    let mut out = DirectiveList::new();
+    for d in directives.iter().filter(|d| d.name == "deprecated" || d.name == "specifiedBy") {
+        out.push(d.clone());
+    }
+    out
+}
+
+/// A GraphQL name from text we produced or read from a parsed document. Names that are
+/// not valid (impossible for parsed input) degrade to a placeholder instead of panicking.
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap_or_else(|_| apollo_compiler::name!("_invalid"))
+}
+
+fn directive(n: &str, args: Vec<(Name, Node<Value>)>) -> Node<Directive> {
+    Node::new(Directive {
+        name: name(n),
+        arguments: args
+            .into_iter()
+            .map(|(name, value)| Node::new(apollo_compiler::ast::Argument { name, value }))
+            .collect(),
+    })
+}
+
+const JOIN_HEADER: &str = r#"directive @join__enumValue(graph: join__Graph!) repeatable on ENUM_VALUE
+
+directive @join__field(graph: join__Graph, requires: join__FieldSet, provides: join__FieldSet, type: String, external: Boolean, override: String, usedOverridden: Boolean) repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
+
+directive @join__graph(name: String!, url: String!) on ENUM_VALUE
+
+directive @join__implements(graph: join__Graph!, interface: String!) repeatable on OBJECT | INTERFACE
+
+directive @join__type(graph: join__Graph!, key: join__FieldSet, extension: Boolean! = false, resolvable: Boolean! = true, isInterfaceObject: Boolean! = false) repeatable on OBJECT | INTERFACE | UNION | ENUM | INPUT_OBJECT | SCALAR
+
+directive @join__unionMember(graph: join__Graph!, member: String!) repeatable on UNION
+
+directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA
+
+scalar join__FieldSet
+
+"#;
+
+const LINK_TYPES: &str = r#"scalar link__Import
+
+enum link__Purpose {
+  """
+  `SECURITY` features provide metadata necessary to securely resolve fields.
+  """
+  SECURITY
+
+  """
+  `EXECUTION` features provide metadata necessary for operation execution.
+  """
+  EXECUTION
+}
+
+"#;

@@ -1,0 +1,124 @@
+//! Query plans: plain data the executor runs, tests snapshot and `shop explain` prints.
+
+use std::fmt::{self, Write};
+
+use serde::Serialize;
+
+use crate::field_set::{self, FieldSetItem};
+
+/// One step of a merge path: a field's response key, or `@` for "each list element".
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum PathSegment {
+    Field(String),
+    List,
+}
+
+/// A request to one subgraph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FetchNode {
+    /// The subgraph's name.
+    pub service: String,
+    /// The GraphQL document sent to the subgraph.
+    pub operation: String,
+    /// The client variables the operation uses (forwarded by name).
+    pub variables: Vec<String>,
+    /// For entity fetches: the entity type and the fields each representation carries
+    /// (besides `__typename`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity: Option<EntityFetch>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EntityFetch {
+    pub type_name: String,
+    pub key: Vec<FieldSetItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind")]
+pub enum PlanNode {
+    Fetch(FetchNode),
+    /// Runs the entity fetch once over every object found at `path`.
+    Flatten { path: Vec<PathSegment>, node: Box<PlanNode> },
+    Sequence { nodes: Vec<PlanNode> },
+    Parallel { nodes: Vec<PlanNode> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueryPlan {
+    /// `None` when nothing needs a subgraph (e.g. only `__typename` or introspection).
+    pub node: Option<PlanNode>,
+}
+
+impl QueryPlan {
+    /// How many subgraph requests the plan makes (at most; empty entity fetches are skipped).
+    pub fn fetch_count(&self) -> usize {
+        fn count(n: &PlanNode) -> usize {
+            match n {
+                PlanNode::Fetch(_) => 1,
+                PlanNode::Flatten { node, .. } => count(node),
+                PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => nodes.iter().map(count).sum(),
+            }
+        }
+        self.node.as_ref().map(count).unwrap_or(0)
+    }
+}
+
+pub fn path_text(path: &[PathSegment]) -> String {
+    path.iter()
+        .map(|s| match s {
+            PathSegment::Field(f) => f.as_str(),
+            PathSegment::List => "@",
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn indent(out: &mut String, level: usize) {
+    for _ in 0..level {
+        out.push_str("  ");
+    }
+}
+
+fn write_node(out: &mut String, node: &PlanNode, level: usize) {
+    indent(out, level);
+    match node {
+        PlanNode::Fetch(f) => {
+            let _ = writeln!(out, "Fetch(service: \"{}\") {{", f.service);
+            if let Some(e) = &f.entity {
+                indent(out, level + 1);
+                let _ = writeln!(out, "{{ ... on {} {{ __typename {} }} }} =>", e.type_name, field_set::print(&e.key));
+            }
+            indent(out, level + 1);
+            out.push_str(&f.operation);
+            out.push('\n');
+            indent(out, level);
+            out.push_str("},\n");
+        }
+        PlanNode::Flatten { path, node } => {
+            let _ = writeln!(out, "Flatten(path: \"{}\") {{", path_text(path));
+            write_node(out, node, level + 1);
+            indent(out, level);
+            out.push_str("},\n");
+        }
+        PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
+            out.push_str(if matches!(node, PlanNode::Sequence { .. }) { "Sequence {\n" } else { "Parallel {\n" });
+            for n in nodes {
+                write_node(out, n, level + 1);
+            }
+            indent(out, level);
+            out.push_str("},\n");
+        }
+    }
+}
+
+impl fmt::Display for QueryPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::from("QueryPlan {\n");
+        if let Some(node) = &self.node {
+            write_node(&mut out, node, 1);
+        }
+        out.push('}');
+        f.write_str(&out)
+    }
+}

@@ -1,0 +1,409 @@
+//! The query planner: a normalized operation and a supergraph in, a plan out.
+//!
+//! Root fields are grouped by the subgraph that resolves them (queries in parallel,
+//! mutations in order). Inside a fetch, a field the current subgraph cannot resolve
+//! becomes an entity fetch to a subgraph that can: the current fetch also selects
+//! `__typename` and a key the target can resolve the entity by, and a dependent fetch
+//! runs `_entities` over every object at that path. Fields for the same subgraph at the
+//! same path share one dependent fetch.
+
+use crate::field_set::FieldSetItem;
+use crate::operation::{Field, InlineFragment, Operation, OperationKind, Selection, SelectionSet};
+use crate::plan::{EntityFetch, FetchNode, PathSegment, PlanNode, QueryPlan};
+use crate::supergraph::Supergraph;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("no subgraph can resolve {0}")]
+    Unresolvable(String),
+    #[error("cannot reach {coordinate}: {reason}")]
+    NoKey { coordinate: String, reason: String },
+    #[error("{0} operations are not supported by the planner yet")]
+    Unsupported(&'static str),
+    #[error("the schema has no {0} type")]
+    NoRootType(&'static str),
+}
+
+/// A selection as sent to one subgraph.
+#[derive(Clone, Debug)]
+enum Out {
+    Field { key: String, head: String, sub: Option<Vec<Out>> },
+    Inline { head: String, sub: Vec<Out> },
+}
+
+#[derive(Debug)]
+struct Group {
+    graph: usize,
+    path: Vec<PathSegment>,
+    entity: Option<(String, Vec<FieldSetItem>)>,
+    selections: Vec<Out>,
+    variables: Vec<String>,
+    children: Vec<Group>,
+}
+
+impl Group {
+    fn new(graph: usize, path: Vec<PathSegment>, entity: Option<(String, Vec<FieldSetItem>)>) -> Self {
+        Group { graph, path, entity, selections: Vec::new(), variables: Vec::new(), children: Vec::new() }
+    }
+}
+
+struct Planner<'a> {
+    sg: &'a Supergraph,
+    op: &'a Operation,
+}
+
+fn add_vars(into: &mut Vec<String>, vars: &[String]) {
+    for v in vars {
+        if !into.contains(v) {
+            into.push(v.clone());
+        }
+    }
+}
+
+fn field_head(f: &Field) -> String {
+    let mut s = String::new();
+    if let Some(a) = &f.alias {
+        s.push_str(a);
+        s.push_str(": ");
+    }
+    s.push_str(&f.name);
+    if !f.arguments.is_empty() {
+        s.push('(');
+        s.push_str(&f.arguments.join(", "));
+        s.push(')');
+    }
+    for d in &f.directives {
+        s.push(' ');
+        s.push_str(d);
+    }
+    s
+}
+
+fn inline_head(i: &InlineFragment) -> String {
+    let mut s = String::from("...");
+    if let Some(t) = &i.type_condition {
+        s.push_str(" on ");
+        s.push_str(t);
+    }
+    for d in &i.directives {
+        s.push(' ');
+        s.push_str(d);
+    }
+    s
+}
+
+fn print_out(items: &[Out], out: &mut String) {
+    out.push_str("{ ");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match item {
+            Out::Field { head, sub, .. } => {
+                out.push_str(head);
+                if let Some(sub) = sub {
+                    out.push(' ');
+                    print_out(sub, out);
+                }
+            }
+            Out::Inline { head, sub } => {
+                out.push_str(head);
+                out.push(' ');
+                print_out(sub, out);
+            }
+        }
+    }
+    out.push_str(" }");
+}
+
+/// Makes sure `out` selects the fields of `key` (and `__typename`), merging into
+/// existing selections of the same field.
+fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) {
+    if with_typename && !out.iter().any(|o| matches!(o, Out::Field { key, .. } if key == "__typename")) {
+        out.push(Out::Field { key: "__typename".into(), head: "__typename".into(), sub: None });
+    }
+    for item in key {
+        let existing = out.iter_mut().find_map(|o| match o {
+            Out::Field { key, head, sub } if key == &item.name && head == &item.name => Some(sub),
+            _ => None,
+        });
+        match existing {
+            Some(sub) => {
+                if !item.selections.is_empty() {
+                    ensure_fields(sub.get_or_insert_with(Vec::new), &item.selections, false);
+                }
+            }
+            None => {
+                let sub = if item.selections.is_empty() {
+                    None
+                } else {
+                    let mut s = Vec::new();
+                    ensure_fields(&mut s, &item.selections, false);
+                    Some(s)
+                };
+                out.push(Out::Field { key: item.name.clone(), head: item.name.clone(), sub });
+            }
+        }
+    }
+}
+
+impl Planner<'_> {
+    /// The merge path below a field: its response key, then `@` per list level.
+    fn child_path(&self, path: &[PathSegment], f: &Field) -> Vec<PathSegment> {
+        let mut p = path.to_vec();
+        p.push(PathSegment::Field(f.response_key.clone()));
+        if let Ok(def) = self.sg.schema.type_field(&f.parent_type, &f.name) {
+            let mut ty = &def.ty;
+            while let apollo_compiler::ast::Type::List(inner) | apollo_compiler::ast::Type::NonNullList(inner) = ty {
+                p.push(PathSegment::List);
+                ty = inner;
+            }
+        }
+        p
+    }
+
+    fn build(&self, graph: usize, set: &SelectionSet, path: &[PathSegment], children: &mut Vec<Group>, vars: &mut Vec<String>) -> Result<Vec<Out>, PlanError> {
+        let mut out = Vec::new();
+        for item in &set.items {
+            match item {
+                Selection::Field(f) => {
+                    if f.name == "__typename" || self.sg.can_resolve(&set.type_name, &f.name, graph) {
+                        add_vars(vars, &f.variables);
+                        let sub = match &f.selection_set {
+                            Some(ss) => Some(self.build(graph, ss, &self.child_path(path, f), children, vars)?),
+                            None => None,
+                        };
+                        out.push(Out::Field { key: f.response_key.clone(), head: field_head(f), sub });
+                    } else {
+                        self.jump(graph, &set.type_name, f, path, &mut out, children)?;
+                    }
+                }
+                Selection::InlineFragment(frag) => {
+                    add_vars(vars, &frag.variables);
+                    let sub = self.build(graph, &frag.selection_set, path, children, vars)?;
+                    if !sub.is_empty() {
+                        out.push(Out::Inline { head: inline_head(frag), sub });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Plans `field` of `type_name`, which `from` cannot resolve, as an entity fetch.
+    fn jump(&self, from: usize, type_name: &str, field: &Field, path: &[PathSegment], out: &mut Vec<Out>, children: &mut Vec<Group>) -> Result<(), PlanError> {
+        let coordinate = format!("{type_name}.{}", field.name);
+        let targets = self.sg.resolving_graphs(type_name, &field.name);
+        if targets.is_empty() {
+            return Err(PlanError::Unresolvable(coordinate));
+        }
+        // Prefer a subgraph this path already fetches from, so fields share one fetch.
+        let mut ordered: Vec<usize> = targets
+            .iter()
+            .copied()
+            .filter(|t| children.iter().any(|c| c.graph == *t && c.path == path))
+            .collect();
+        let rest: Vec<usize> = targets.iter().copied().filter(|t| !ordered.contains(t)).collect();
+        ordered.extend(rest);
+        let choice = ordered.iter().find_map(|t| {
+            self.sg
+                .resolvable_keys(type_name, *t)
+                .into_iter()
+                .find(|k| self.sg.can_provide(type_name, &k.fields, from))
+                .map(|k| (*t, k.fields.clone()))
+        });
+        let Some((target, key)) = choice else {
+            let names: Vec<&str> = targets.iter().map(|t| self.sg.graphs[*t].name.as_str()).collect();
+            return Err(PlanError::NoKey {
+                coordinate,
+                reason: format!(
+                    "subgraph '{}' has no key of {type_name} that {} can resolve it by",
+                    names.join("', '"),
+                    self.sg.graphs[from].name
+                ),
+            });
+        };
+        ensure_fields(out, &key, true);
+        let idx = match children
+            .iter()
+            .position(|c| c.graph == target && c.path == path && c.entity.as_ref().is_some_and(|(t, _)| t == type_name))
+        {
+            Some(i) => i,
+            None => {
+                children.push(Group::new(target, path.to_vec(), Some((type_name.to_string(), key))));
+                children.len() - 1
+            }
+        };
+        let child = &mut children[idx];
+        let single = SelectionSet { type_name: type_name.to_string(), items: vec![Selection::Field(field.clone())] };
+        let Group { children: grand, variables, selections, .. } = child;
+        let sub = self.build(target, &single, path, grand, variables)?;
+        selections.extend(sub);
+        Ok(())
+    }
+
+    fn graph_for_root(&self, root: &str, f: &Field, preferred: &[usize]) -> Result<usize, PlanError> {
+        let graphs = self.sg.resolving_graphs(root, &f.name);
+        graphs
+            .iter()
+            .copied()
+            .find(|g| preferred.contains(g))
+            .or_else(|| graphs.first().copied())
+            .ok_or_else(|| PlanError::Unresolvable(format!("{root}.{}", f.name)))
+    }
+
+    /// Splits root selections by subgraph, keeping order; inline fragments are split
+    /// into one copy per subgraph holding that subgraph's fields.
+    fn split_root(&self, root: &str, items: &[Selection], preferred: &mut Vec<usize>) -> Result<Vec<(usize, Selection)>, PlanError> {
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                Selection::Field(f) if f.name.starts_with("__") => {}
+                Selection::Field(f) => {
+                    let g = self.graph_for_root(root, f, preferred)?;
+                    if !preferred.contains(&g) {
+                        preferred.push(g);
+                    }
+                    out.push((g, item.clone()));
+                }
+                Selection::InlineFragment(frag) => {
+                    let parts = self.split_root(root, &frag.selection_set.items, preferred)?;
+                    let mut graphs: Vec<usize> = Vec::new();
+                    for (g, _) in &parts {
+                        if !graphs.contains(g) {
+                            graphs.push(*g);
+                        }
+                    }
+                    for g in graphs {
+                        let mut copy = frag.clone();
+                        copy.selection_set.items = parts.iter().filter(|(pg, _)| *pg == g).map(|(_, s)| s.clone()).collect();
+                        out.push((g, Selection::InlineFragment(copy)));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn root_groups(&self, root: &str) -> Result<Vec<Group>, PlanError> {
+        let mut preferred = Vec::new();
+        let parts = self.split_root(root, &self.op.selection_set.items, &mut preferred)?;
+        // Queries: one fetch per subgraph. Mutations: consecutive fields of one subgraph
+        // share a fetch, and the order of fields is kept across fetches.
+        let mut batches: Vec<(usize, Vec<Selection>)> = Vec::new();
+        for (g, sel) in parts {
+            let reuse = match self.op.kind {
+                OperationKind::Mutation => batches.last_mut().filter(|(bg, _)| *bg == g),
+                _ => batches.iter_mut().find(|(bg, _)| *bg == g),
+            };
+            match reuse {
+                Some((_, items)) => items.push(sel),
+                None => batches.push((g, vec![sel])),
+            }
+        }
+        let mut groups = Vec::new();
+        for (g, items) in batches {
+            let mut group = Group::new(g, Vec::new(), None);
+            let set = SelectionSet { type_name: root.to_string(), items };
+            let Group { children, variables, selections, .. } = &mut group;
+            *selections = self.build(g, &set, &[], children, variables)?;
+            groups.push(group);
+        }
+        Ok(groups)
+    }
+
+    fn operation_text(&self, group: &Group, counter: &mut usize) -> String {
+        let service = &self.sg.graphs[group.graph].name;
+        let mut defs: Vec<String> = Vec::new();
+        if group.entity.is_some() {
+            defs.push("$representations: [_Any!]!".into());
+        }
+        for v in &group.variables {
+            if let Some(d) = self.op.variables.iter().find(|d| &d.name == v) {
+                defs.push(d.text.clone());
+            }
+        }
+        let keyword = match (&group.entity, self.op.kind) {
+            (Some(_), _) => "query",
+            (None, k) => k.keyword(),
+        };
+        let mut text = String::new();
+        let name = self.op.name.as_ref().map(|n| format!("{n}__{service}__{counter}"));
+        *counter += 1;
+        if name.is_some() || !defs.is_empty() || keyword != "query" {
+            text.push_str(keyword);
+            if let Some(n) = name {
+                text.push(' ');
+                text.push_str(&n);
+            }
+            if !defs.is_empty() {
+                text.push('(');
+                text.push_str(&defs.join(", "));
+                text.push(')');
+            }
+            text.push(' ');
+        }
+        match &group.entity {
+            Some((type_name, _)) => {
+                let inline = vec![Out::Inline { head: format!("... on {type_name}"), sub: group.selections.clone() }];
+                let entities = vec![Out::Field {
+                    key: "_entities".into(),
+                    head: "_entities(representations: $representations)".into(),
+                    sub: Some(inline),
+                }];
+                print_out(&entities, &mut text);
+            }
+            None => print_out(&group.selections, &mut text),
+        }
+        text
+    }
+
+    fn node(&self, group: Group, counter: &mut usize) -> PlanNode {
+        let fetch = FetchNode {
+            service: self.sg.graphs[group.graph].name.clone(),
+            operation: self.operation_text(&group, counter),
+            variables: group.variables.clone(),
+            entity: group.entity.clone().map(|(type_name, key)| EntityFetch { type_name, key }),
+        };
+        let own = if group.entity.is_some() {
+            PlanNode::Flatten { path: group.path.clone(), node: Box::new(PlanNode::Fetch(fetch)) }
+        } else {
+            PlanNode::Fetch(fetch)
+        };
+        if group.children.is_empty() {
+            return own;
+        }
+        let children: Vec<PlanNode> = group.children.into_iter().map(|c| self.node(c, counter)).collect();
+        PlanNode::Sequence { nodes: vec![own, parallel(children)] }
+    }
+}
+
+fn parallel(mut nodes: Vec<PlanNode>) -> PlanNode {
+    if nodes.len() == 1 {
+        nodes.remove(0)
+    } else {
+        PlanNode::Parallel { nodes }
+    }
+}
+
+/// Plans `op` against `sg`. The plan depends only on the operation, never on variable
+/// values, so callers may cache it per operation.
+pub fn plan(sg: &Supergraph, op: &Operation) -> Result<QueryPlan, PlanError> {
+    let (root, kind_name) = match op.kind {
+        OperationKind::Query => (sg.api.schema_definition.query.as_ref(), "Query"),
+        OperationKind::Mutation => (sg.api.schema_definition.mutation.as_ref(), "Mutation"),
+        OperationKind::Subscription => return Err(PlanError::Unsupported("subscription")),
+    };
+    let root = root.ok_or(PlanError::NoRootType(kind_name))?.to_string();
+    let planner = Planner { sg, op };
+    let groups = planner.root_groups(&root)?;
+    let mut counter = 0;
+    let mut nodes: Vec<PlanNode> = groups.into_iter().map(|g| planner.node(g, &mut counter)).collect();
+    let node = match (op.kind, nodes.len()) {
+        (_, 0) => None,
+        (_, 1) => nodes.pop(),
+        (OperationKind::Mutation, _) => Some(PlanNode::Sequence { nodes }),
+        _ => Some(PlanNode::Parallel { nodes }),
+    };
+    Ok(QueryPlan { node })
+}

@@ -1,0 +1,253 @@
+//! A supergraph loaded into what planning needs: the subgraphs, which subgraph can
+//! resolve which type and field, the keys per subgraph, and the API schema clients see.
+//!
+//! Reads the join spec (v0.2 to v0.5) as produced by standard composition tools.
+
+use std::collections::HashMap;
+
+use apollo_compiler::ast::Value;
+use apollo_compiler::schema::{Directive, ExtendedType};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{Node, Schema};
+
+use crate::field_set::{self, FieldSetItem};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupergraphError {
+    #[error("the supergraph is not a valid schema:\n{0}")]
+    Invalid(String),
+    #[error("the supergraph has no join__Graph enum: is it a Federation v2 supergraph?")]
+    NoGraphs,
+    #[error("invalid field set on {coordinate}: {reason}")]
+    FieldSet { coordinate: String, reason: String },
+    #[error("the API schema derived from the supergraph is invalid:\n{0}")]
+    ApiSchema(String),
+}
+
+/// One subgraph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Graph {
+    /// The subgraph's name (`catalog`).
+    pub name: String,
+    /// Its value in the `join__Graph` enum (`CATALOG`).
+    pub enum_value: String,
+    pub url: String,
+}
+
+/// A `@key` of a type in one subgraph.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub text: String,
+    pub fields: Vec<FieldSetItem>,
+    /// `false` for a reference-only key: the subgraph cannot resolve the entity by it.
+    pub resolvable: bool,
+}
+
+/// A type as one subgraph has it.
+#[derive(Clone, Debug)]
+pub struct TypeInGraph {
+    pub graph: usize,
+    pub keys: Vec<Key>,
+    pub extension: bool,
+    pub is_interface_object: bool,
+}
+
+/// A field as one subgraph has it.
+#[derive(Clone, Debug, Default)]
+pub struct FieldInGraph {
+    pub graph: usize,
+    pub external: bool,
+    pub requires: Option<String>,
+    pub provides: Option<String>,
+    pub override_from: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FieldMeta {
+    /// Empty: the field is in every subgraph that has the type.
+    pub graphs: Vec<FieldInGraph>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TypeMeta {
+    pub graphs: Vec<TypeInGraph>,
+    pub fields: HashMap<String, FieldMeta>,
+}
+
+/// The loaded supergraph.
+pub struct Supergraph {
+    pub graphs: Vec<Graph>,
+    pub types: HashMap<String, TypeMeta>,
+    /// The schema clients see: join and link machinery and `@inaccessible` elements removed.
+    pub api: Valid<Schema>,
+    /// The full supergraph schema, including `@inaccessible` elements planning may use.
+    pub schema: Valid<Schema>,
+    /// The supergraph SDL as given.
+    pub sdl: String,
+}
+
+fn str_arg(d: &Directive, name: &str) -> Option<String> {
+    d.specified_argument_by_name(name).and_then(|v| v.as_str()).map(str::to_string)
+}
+
+fn bool_arg(d: &Directive, name: &str) -> Option<bool> {
+    d.specified_argument_by_name(name).and_then(|v| v.to_bool())
+}
+
+fn enum_arg(d: &Directive, name: &str) -> Option<String> {
+    d.specified_argument_by_name(name).and_then(|v| match v.as_ref() {
+        Value::Enum(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+impl Supergraph {
+    pub fn parse(sdl: &str) -> Result<Supergraph, SupergraphError> {
+        let schema = Schema::parse_and_validate(sdl, "supergraph.graphql")
+            .map_err(|e| SupergraphError::Invalid(e.errors.to_string()))?;
+
+        let graph_enum = schema
+            .types
+            .iter()
+            .find_map(|(name, t)| match t {
+                ExtendedType::Enum(e) if name.as_str() == "join__Graph" => Some(e),
+                _ => None,
+            })
+            .ok_or(SupergraphError::NoGraphs)?;
+        let mut graphs = Vec::new();
+        for (value_name, value) in &graph_enum.values {
+            let d = value.directives.get("join__graph");
+            graphs.push(Graph {
+                enum_value: value_name.to_string(),
+                name: d.and_then(|d| str_arg(d, "name")).unwrap_or_else(|| value_name.to_ascii_lowercase()),
+                url: d.and_then(|d| str_arg(d, "url")).unwrap_or_default(),
+            });
+        }
+        let graph_of = |d: &Directive| -> Option<usize> {
+            let value = enum_arg(d, "graph")?;
+            graphs.iter().position(|g| g.enum_value == value)
+        };
+
+        let mut types = HashMap::new();
+        for (name, ty) in &schema.types {
+            if name.starts_with("join__") || name.starts_with("link__") || ty.is_built_in() {
+                continue;
+            }
+            let mut meta = TypeMeta::default();
+            for d in ty.directives().get_all("join__type") {
+                let Some(graph) = graph_of(d) else { continue };
+                let entry = match meta.graphs.iter().position(|t| t.graph == graph) {
+                    Some(i) => i,
+                    None => {
+                        meta.graphs.push(TypeInGraph {
+                            graph,
+                            keys: Vec::new(),
+                            extension: bool_arg(d, "extension").unwrap_or(false),
+                            is_interface_object: bool_arg(d, "isInterfaceObject").unwrap_or(false),
+                        });
+                        meta.graphs.len() - 1
+                    }
+                };
+                if let Some(key) = str_arg(d, "key") {
+                    let fields = field_set::parse(&key).map_err(|reason| SupergraphError::FieldSet {
+                        coordinate: name.to_string(),
+                        reason,
+                    })?;
+                    meta.graphs[entry].keys.push(Key {
+                        text: key,
+                        fields,
+                        resolvable: bool_arg(d, "resolvable").unwrap_or(true),
+                    });
+                }
+            }
+            let fields: Vec<(&apollo_compiler::Name, &Node<apollo_compiler::schema::FieldDefinition>)> = match ty {
+                ExtendedType::Object(o) => o.fields.iter().map(|(n, f)| (n, &f.node)).collect(),
+                ExtendedType::Interface(i) => i.fields.iter().map(|(n, f)| (n, &f.node)).collect(),
+                _ => Vec::new(),
+            };
+            for (fname, fdef) in fields {
+                let mut fm = FieldMeta::default();
+                for d in fdef.directives.get_all("join__field") {
+                    // A join__field without a graph marks a field that no subgraph resolves
+                    // on its own (e.g. only through @interfaceObject); it adds no graph.
+                    let Some(graph) = graph_of(d) else { continue };
+                    fm.graphs.push(FieldInGraph {
+                        graph,
+                        external: bool_arg(d, "external").unwrap_or(false),
+                        requires: str_arg(d, "requires"),
+                        provides: str_arg(d, "provides"),
+                        override_from: str_arg(d, "override"),
+                    });
+                }
+                meta.fields.insert(fname.to_string(), fm);
+            }
+            types.insert(name.to_string(), meta);
+        }
+
+        let api = crate::api_schema::build(sdl).map_err(SupergraphError::ApiSchema)?;
+        Ok(Supergraph { graphs, types, api, schema, sdl: sdl.to_string() })
+    }
+
+    /// Replaces subgraph URLs (deployment overrides).
+    pub fn set_url(&mut self, graph_name: &str, url: &str) -> bool {
+        match self.graphs.iter_mut().find(|g| g.name == graph_name) {
+            Some(g) => {
+                g.url = url.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn graph_index(&self, name: &str) -> Option<usize> {
+        self.graphs.iter().position(|g| g.name == name)
+    }
+
+    /// Whether `graph` can resolve `type_name.field` itself (not only as `@external`).
+    pub fn can_resolve(&self, type_name: &str, field: &str, graph: usize) -> bool {
+        if field == "__typename" {
+            return true;
+        }
+        let Some(t) = self.types.get(type_name) else { return false };
+        match t.fields.get(field) {
+            Some(fm) if !fm.graphs.is_empty() => fm.graphs.iter().any(|g| g.graph == graph && !g.external),
+            _ => t.graphs.iter().any(|g| g.graph == graph),
+        }
+    }
+
+    /// The subgraphs that resolve `type_name.field`, in supergraph order.
+    pub fn resolving_graphs(&self, type_name: &str, field: &str) -> Vec<usize> {
+        (0..self.graphs.len()).filter(|g| self.can_resolve(type_name, field, *g)).collect()
+    }
+
+    /// The keys by which `graph` can resolve `type_name` as an entity.
+    pub fn resolvable_keys(&self, type_name: &str, graph: usize) -> Vec<&Key> {
+        self.types
+            .get(type_name)
+            .and_then(|t| t.graphs.iter().find(|g| g.graph == graph))
+            .map(|g| g.keys.iter().filter(|k| k.resolvable).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `graph` can produce every field of `fields` on `type_name`.
+    pub fn can_provide(&self, type_name: &str, fields: &[FieldSetItem], graph: usize) -> bool {
+        fields.iter().all(|f| {
+            if !self.can_resolve(type_name, &f.name, graph) {
+                return false;
+            }
+            if f.selections.is_empty() {
+                return true;
+            }
+            match self.field_type_name(type_name, &f.name) {
+                Some(inner) => self.can_provide(&inner, &f.selections, graph),
+                None => false,
+            }
+        })
+    }
+
+    /// The named (innermost) output type of a field.
+    pub fn field_type_name(&self, type_name: &str, field: &str) -> Option<String> {
+        let def = self.schema.type_field(type_name, field).ok()?;
+        Some(def.ty.inner_named_type().to_string())
+    }
+}
