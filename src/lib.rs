@@ -1,1 +1,15 @@
+//! The `shop` binary's program: one binary, several roles.
+//!
+//! - `shop` (no role): everything in one process on the embedded defaults;
+//! - `shop gateway`, `shop subgraph <name>`: one role per process (scaled out);
+//! - `shop compose`, `shop migrate`, `shop seed`, `shop explain`, `shop token`, `shop bench`.
+//!
+//! [`platform::Platform`] starts the subgraphs and the gateway the same way for the
+//! binary and for the end-to-end tests.
 
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod platform;
+pub mod seed;
+pub mod subgraphs;

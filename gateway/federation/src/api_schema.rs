@@ -18,27 +18,46 @@ fn inaccessible(directives: &DirectiveList) -> bool {
 }
 
 fn keep_public(directives: &mut DirectiveList) {
-    directives.0.retain(|d: &apollo_compiler::Node<Directive>| KEPT_DIRECTIVES.contains(&d.name.as_str()));
+    directives
+        .0
+        .retain(|d: &apollo_compiler::Node<Directive>| KEPT_DIRECTIVES.contains(&d.name.as_str()));
 }
 
 /// Derives the API schema from supergraph SDL.
 pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
-    let doc = Document::parse(supergraph_sdl, "supergraph.graphql").map_err(|e| e.errors.to_string())?;
+    let doc =
+        Document::parse(supergraph_sdl, "supergraph.graphql").map_err(|e| e.errors.to_string())?;
     let mut out = Document::new();
     let inaccessible_types: Vec<String> = doc
         .definitions
         .iter()
         .filter_map(|d| match d {
-            Definition::ObjectTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
-            Definition::InterfaceTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
-            Definition::UnionTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
-            Definition::EnumTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
-            Definition::InputObjectTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
-            Definition::ScalarTypeDefinition(t) if inaccessible(&t.directives) => Some(t.name.to_string()),
+            Definition::ObjectTypeDefinition(t) if inaccessible(&t.directives) => {
+                Some(t.name.to_string())
+            }
+            Definition::InterfaceTypeDefinition(t) if inaccessible(&t.directives) => {
+                Some(t.name.to_string())
+            }
+            Definition::UnionTypeDefinition(t) if inaccessible(&t.directives) => {
+                Some(t.name.to_string())
+            }
+            Definition::EnumTypeDefinition(t) if inaccessible(&t.directives) => {
+                Some(t.name.to_string())
+            }
+            Definition::InputObjectTypeDefinition(t) if inaccessible(&t.directives) => {
+                Some(t.name.to_string())
+            }
+            Definition::ScalarTypeDefinition(t) if inaccessible(&t.directives) => {
+                Some(t.name.to_string())
+            }
             _ => None,
         })
         .collect();
-    let hidden = |ty: &apollo_compiler::ast::Type| inaccessible_types.iter().any(|n| n == ty.inner_named_type().as_str());
+    let hidden = |ty: &apollo_compiler::ast::Type| {
+        inaccessible_types
+            .iter()
+            .any(|n| n == ty.inner_named_type().as_str())
+    };
 
     for def in doc.definitions {
         match def {
@@ -47,7 +66,10 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
             Definition::SchemaDefinition(mut s) => {
                 let s = s.make_mut();
                 keep_public(&mut s.directives);
-                out.definitions.push(Definition::SchemaDefinition(apollo_compiler::Node::new(s.clone())));
+                out.definitions
+                    .push(Definition::SchemaDefinition(apollo_compiler::Node::new(
+                        s.clone(),
+                    )));
             }
             Definition::ObjectTypeDefinition(mut t) => {
                 if is_machinery(&t.name) || inaccessible(&t.directives) {
@@ -55,12 +77,17 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
                 }
                 let t_mut = t.make_mut();
                 keep_public(&mut t_mut.directives);
-                t_mut.implements_interfaces.retain(|i| !inaccessible_types.iter().any(|n| n == i.as_str()));
-                t_mut.fields.retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
+                t_mut
+                    .implements_interfaces
+                    .retain(|i| !inaccessible_types.iter().any(|n| n == i.as_str()));
+                t_mut
+                    .fields
+                    .retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
                 for f in t_mut.fields.iter_mut() {
                     let f = f.make_mut();
                     keep_public(&mut f.directives);
-                    f.arguments.retain(|a| !inaccessible(&a.directives) && !hidden(&a.ty));
+                    f.arguments
+                        .retain(|a| !inaccessible(&a.directives) && !hidden(&a.ty));
                     for a in f.arguments.iter_mut() {
                         keep_public(&mut a.make_mut().directives);
                     }
@@ -73,12 +100,17 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
                 }
                 let t_mut = t.make_mut();
                 keep_public(&mut t_mut.directives);
-                t_mut.implements_interfaces.retain(|i| !inaccessible_types.iter().any(|n| n == i.as_str()));
-                t_mut.fields.retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
+                t_mut
+                    .implements_interfaces
+                    .retain(|i| !inaccessible_types.iter().any(|n| n == i.as_str()));
+                t_mut
+                    .fields
+                    .retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
                 for f in t_mut.fields.iter_mut() {
                     let f = f.make_mut();
                     keep_public(&mut f.directives);
-                    f.arguments.retain(|a| !inaccessible(&a.directives) && !hidden(&a.ty));
+                    f.arguments
+                        .retain(|a| !inaccessible(&a.directives) && !hidden(&a.ty));
                     for a in f.arguments.iter_mut() {
                         keep_public(&mut a.make_mut().directives);
                     }
@@ -91,7 +123,9 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
                 }
                 let t_mut = t.make_mut();
                 keep_public(&mut t_mut.directives);
-                t_mut.members.retain(|m| !inaccessible_types.iter().any(|n| n == m.as_str()));
+                t_mut
+                    .members
+                    .retain(|m| !inaccessible_types.iter().any(|n| n == m.as_str()));
                 out.definitions.push(Definition::UnionTypeDefinition(t));
             }
             Definition::EnumTypeDefinition(mut t) => {
@@ -112,11 +146,14 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
                 }
                 let t_mut = t.make_mut();
                 keep_public(&mut t_mut.directives);
-                t_mut.fields.retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
+                t_mut
+                    .fields
+                    .retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
                 for f in t_mut.fields.iter_mut() {
                     keep_public(&mut f.make_mut().directives);
                 }
-                out.definitions.push(Definition::InputObjectTypeDefinition(t));
+                out.definitions
+                    .push(Definition::InputObjectTypeDefinition(t));
             }
             Definition::ScalarTypeDefinition(mut t) => {
                 if is_machinery(&t.name) || inaccessible(&t.directives) {

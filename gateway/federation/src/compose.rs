@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use apollo_compiler::ast::{
-    Definition, Directive, DirectiveList, Document, EnumTypeDefinition, EnumValueDefinition, FieldDefinition,
-    InputObjectTypeDefinition, InputValueDefinition, InterfaceTypeDefinition, ObjectTypeDefinition, ScalarTypeDefinition,
-    Type, UnionTypeDefinition, Value,
+    Definition, Directive, DirectiveList, Document, EnumTypeDefinition, EnumValueDefinition,
+    FieldDefinition, InputObjectTypeDefinition, InputValueDefinition, InterfaceTypeDefinition,
+    ObjectTypeDefinition, ScalarTypeDefinition, Type, UnionTypeDefinition, Value,
 };
 use apollo_compiler::{Name, Node};
 
@@ -124,9 +124,24 @@ struct FedNames {
 }
 
 const FED_DIRECTIVES: &[&str] = &[
-    "key", "shareable", "external", "requires", "provides", "override", "inaccessible", "tag", "extends",
-    "interfaceObject", "composeDirective", "authenticated", "requiresScopes", "policy", "context", "fromContext",
-    "cost", "listSize",
+    "key",
+    "shareable",
+    "external",
+    "requires",
+    "provides",
+    "override",
+    "inaccessible",
+    "tag",
+    "extends",
+    "interfaceObject",
+    "composeDirective",
+    "authenticated",
+    "requiresScopes",
+    "policy",
+    "context",
+    "fromContext",
+    "cost",
+    "listSize",
 ];
 
 impl FedNames {
@@ -151,7 +166,10 @@ impl FedNames {
                     continue;
                 }
                 imported_any = true;
-                if let Some(Value::List(items)) = link.specified_argument_by_name("import").map(|v| v.as_ref()) {
+                if let Some(Value::List(items)) = link
+                    .specified_argument_by_name("import")
+                    .map(|v| v.as_ref())
+                {
                     for item in items {
                         match item.as_ref() {
                             Value::String(s) => {
@@ -160,7 +178,11 @@ impl FedNames {
                             }
                             Value::Object(fields) => {
                                 let get = |k: &str| {
-                                    fields.iter().find(|(n, _)| n.as_str() == k).and_then(|(_, v)| v.as_str()).map(|s| s.trim_start_matches('@').to_string())
+                                    fields
+                                        .iter()
+                                        .find(|(n, _)| n.as_str() == k)
+                                        .and_then(|(_, v)| v.as_str())
+                                        .map(|s| s.trim_start_matches('@').to_string())
                                 };
                                 if let (Some(name), alias) = (get("name"), get("as")) {
                                     map.insert(alias.unwrap_or_else(|| name.clone()), name);
@@ -186,22 +208,38 @@ impl FedNames {
     }
 
     fn has(&self, directives: &DirectiveList, canonical: &str) -> bool {
-        directives.iter().any(|d| self.canonical(&d.name) == Some(canonical))
+        directives
+            .iter()
+            .any(|d| self.canonical(&d.name) == Some(canonical))
     }
 
-    fn all<'d>(&'d self, directives: &'d DirectiveList, canonical: &'d str) -> impl Iterator<Item = &'d Node<Directive>> + 'd {
-        directives.iter().filter(move |d| self.canonical(&d.name) == Some(canonical))
+    fn all<'d>(
+        &'d self,
+        directives: &'d DirectiveList,
+        canonical: &'d str,
+    ) -> impl Iterator<Item = &'d Node<Directive>> + 'd {
+        directives
+            .iter()
+            .filter(move |d| self.canonical(&d.name) == Some(canonical))
     }
 }
 
 fn str_arg(d: &Directive, name: &str) -> Option<String> {
-    d.specified_argument_by_name(name).and_then(|v| v.as_str()).map(str::to_string)
+    d.specified_argument_by_name(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 fn graph_enum_value(name: &str) -> String {
     let mut s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.chars().next().is_none_or(|c| c.is_ascii_digit()) {
         s.insert(0, '_');
@@ -228,13 +266,20 @@ struct Composer<'a> {
 pub fn compose(sources: &[SubgraphSource]) -> Result<String, ComposeError> {
     let mut docs = Vec::new();
     for s in sources {
-        let doc = Document::parse(s.sdl.as_str(), format!("{}.graphql", s.name)).map_err(|e| ComposeError::Parse {
-            subgraph: s.name.clone(),
-            message: e.errors.to_string(),
+        let doc = Document::parse(s.sdl.as_str(), format!("{}.graphql", s.name)).map_err(|e| {
+            ComposeError::Parse {
+                subgraph: s.name.clone(),
+                message: e.errors.to_string(),
+            }
         })?;
         docs.push(doc);
     }
-    let mut c = Composer { sources, types: BTreeMap::new(), errors: Vec::new(), root_names: Vec::new() };
+    let mut c = Composer {
+        sources,
+        types: BTreeMap::new(),
+        errors: Vec::new(),
+        root_names: Vec::new(),
+    };
     for (g, doc) in docs.iter().enumerate() {
         c.collect(g, doc);
     }
@@ -252,12 +297,29 @@ impl<'a> Composer<'a> {
         &self.sources[g].name
     }
 
-    fn type_entry(&mut self, g: usize, name: &str, kind: Kind, description: &Option<Node<str>>) -> Option<&mut MType> {
-        let name = self.root_names[g].get(name).cloned().unwrap_or_else(|| name.to_string());
+    fn type_entry(
+        &mut self,
+        g: usize,
+        name: &str,
+        kind: Kind,
+        description: &Option<Node<str>>,
+    ) -> Option<&mut MType> {
+        let name = self.root_names[g]
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string());
         let gname = self.sources[g].name.clone();
-        let entry = self.types.entry(name.clone()).or_insert_with(|| MType::new(kind));
+        let entry = self
+            .types
+            .entry(name.clone())
+            .or_insert_with(|| MType::new(kind));
         if entry.kind != kind {
-            let first = entry.graphs.keys().next().map(|g0| self.sources[*g0].name.clone()).unwrap_or_default();
+            let first = entry
+                .graphs
+                .keys()
+                .next()
+                .map(|g0| self.sources[*g0].name.clone())
+                .unwrap_or_default();
             self.errors.push(format!(
                 "type {name} is {} in subgraph '{first}' but {} in subgraph '{gname}'",
                 entry.kind.word(),
@@ -293,33 +355,89 @@ impl<'a> Composer<'a> {
 
         for def in &doc.definitions {
             match def {
-                Definition::ObjectTypeDefinition(t) => {
-                    self.collect_fields_type(g, &names, Kind::Object, &t.name, &t.description, &t.directives, &t.implements_interfaces, &t.fields, false)
+                Definition::ObjectTypeDefinition(t) => self.collect_fields_type(
+                    g,
+                    &names,
+                    Kind::Object,
+                    &t.name,
+                    &t.description,
+                    &t.directives,
+                    &t.implements_interfaces,
+                    &t.fields,
+                    false,
+                ),
+                Definition::ObjectTypeExtension(t) => self.collect_fields_type(
+                    g,
+                    &names,
+                    Kind::Object,
+                    &t.name,
+                    &None,
+                    &t.directives,
+                    &t.implements_interfaces,
+                    &t.fields,
+                    true,
+                ),
+                Definition::InterfaceTypeDefinition(t) => self.collect_fields_type(
+                    g,
+                    &names,
+                    Kind::Interface,
+                    &t.name,
+                    &t.description,
+                    &t.directives,
+                    &t.implements_interfaces,
+                    &t.fields,
+                    false,
+                ),
+                Definition::InterfaceTypeExtension(t) => self.collect_fields_type(
+                    g,
+                    &names,
+                    Kind::Interface,
+                    &t.name,
+                    &None,
+                    &t.directives,
+                    &t.implements_interfaces,
+                    &t.fields,
+                    true,
+                ),
+                Definition::UnionTypeDefinition(t) => self.collect_union(
+                    g,
+                    &names,
+                    &t.name,
+                    &t.description,
+                    &t.directives,
+                    &t.members,
+                ),
+                Definition::UnionTypeExtension(t) => {
+                    self.collect_union(g, &names, &t.name, &None, &t.directives, &t.members)
                 }
-                Definition::ObjectTypeExtension(t) => {
-                    self.collect_fields_type(g, &names, Kind::Object, &t.name, &None, &t.directives, &t.implements_interfaces, &t.fields, true)
+                Definition::EnumTypeDefinition(t) => {
+                    self.collect_enum(g, &names, &t.name, &t.description, &t.directives, &t.values)
                 }
-                Definition::InterfaceTypeDefinition(t) => {
-                    self.collect_fields_type(g, &names, Kind::Interface, &t.name, &t.description, &t.directives, &t.implements_interfaces, &t.fields, false)
+                Definition::EnumTypeExtension(t) => {
+                    self.collect_enum(g, &names, &t.name, &None, &t.directives, &t.values)
                 }
-                Definition::InterfaceTypeExtension(t) => {
-                    self.collect_fields_type(g, &names, Kind::Interface, &t.name, &None, &t.directives, &t.implements_interfaces, &t.fields, true)
+                Definition::InputObjectTypeDefinition(t) => {
+                    self.collect_input(g, &names, &t.name, &t.description, &t.directives, &t.fields)
                 }
-                Definition::UnionTypeDefinition(t) => self.collect_union(g, &names, &t.name, &t.description, &t.directives, &t.members),
-                Definition::UnionTypeExtension(t) => self.collect_union(g, &names, &t.name, &None, &t.directives, &t.members),
-                Definition::EnumTypeDefinition(t) => self.collect_enum(g, &names, &t.name, &t.description, &t.directives, &t.values),
-                Definition::EnumTypeExtension(t) => self.collect_enum(g, &names, &t.name, &None, &t.directives, &t.values),
-                Definition::InputObjectTypeDefinition(t) => self.collect_input(g, &names, &t.name, &t.description, &t.directives, &t.fields),
-                Definition::InputObjectTypeExtension(t) => self.collect_input(g, &names, &t.name, &None, &t.directives, &t.fields),
-                Definition::ScalarTypeDefinition(t) => self.collect_scalar(g, &names, &t.name, &t.description, &t.directives),
-                Definition::ScalarTypeExtension(t) => self.collect_scalar(g, &names, &t.name, &None, &t.directives),
+                Definition::InputObjectTypeExtension(t) => {
+                    self.collect_input(g, &names, &t.name, &None, &t.directives, &t.fields)
+                }
+                Definition::ScalarTypeDefinition(t) => {
+                    self.collect_scalar(g, &names, &t.name, &t.description, &t.directives)
+                }
+                Definition::ScalarTypeExtension(t) => {
+                    self.collect_scalar(g, &names, &t.name, &None, &t.directives)
+                }
                 _ => {}
             }
         }
     }
 
     fn skip_type(name: &str) -> bool {
-        name.starts_with('_') || name.starts_with("link__") || name.starts_with("federation__") || name.starts_with("join__")
+        name.starts_with('_')
+            || name.starts_with("link__")
+            || name.starts_with("federation__")
+            || name.starts_with("join__")
     }
 
     fn type_marks(names: &FedNames, directives: &DirectiveList, t: &mut MType) {
@@ -351,7 +469,9 @@ impl<'a> Composer<'a> {
         if Self::skip_type(name) {
             return;
         }
-        let Some(t) = self.type_entry(g, name, kind, description) else { return };
+        let Some(t) = self.type_entry(g, name, kind, description) else {
+            return;
+        };
         Self::type_marks(names, directives, t);
         let gt = t.graphs.entry(g).or_default();
         gt.extension |= is_extension || names.has(directives, "extends");
@@ -359,7 +479,10 @@ impl<'a> Composer<'a> {
         gt.interface_object |= names.has(directives, "interfaceObject");
         for key in names.all(directives, "key") {
             let fields = str_arg(key, "fields").unwrap_or_default();
-            let resolvable = key.specified_argument_by_name("resolvable").and_then(|v| v.to_bool()).unwrap_or(true);
+            let resolvable = key
+                .specified_argument_by_name("resolvable")
+                .and_then(|v| v.to_bool())
+                .unwrap_or(true);
             gt.keys.push((fields, resolvable));
         }
         let type_shareable = gt.shareable;
@@ -370,20 +493,35 @@ impl<'a> Composer<'a> {
             }
         }
         for f in fields {
-            if f.name.starts_with("__") || (ROOTS.contains(&name.as_str()) && matches!(f.name.as_str(), "_service" | "_entities")) {
+            if f.name.starts_with("__")
+                || (ROOTS.contains(&name.as_str())
+                    && matches!(f.name.as_str(), "_service" | "_entities"))
+            {
                 continue;
             }
             let gf = GField {
                 graph: g,
                 ty: f.ty.clone(),
                 external: names.has(&f.directives, "external"),
-                requires: names.all(&f.directives, "requires").next().and_then(|d| str_arg(d, "fields")),
-                provides: names.all(&f.directives, "provides").next().and_then(|d| str_arg(d, "fields")),
-                override_from: names.all(&f.directives, "override").next().and_then(|d| str_arg(d, "from")),
+                requires: names
+                    .all(&f.directives, "requires")
+                    .next()
+                    .and_then(|d| str_arg(d, "fields")),
+                provides: names
+                    .all(&f.directives, "provides")
+                    .next()
+                    .and_then(|d| str_arg(d, "fields")),
+                override_from: names
+                    .all(&f.directives, "override")
+                    .next()
+                    .and_then(|d| str_arg(d, "from")),
                 shareable: type_shareable || names.has(&f.directives, "shareable"),
             };
             let inaccessible = names.has(&f.directives, "inaccessible");
-            let tags: Vec<String> = names.all(&f.directives, "tag").filter_map(|d| str_arg(d, "name")).collect();
+            let tags: Vec<String> = names
+                .all(&f.directives, "tag")
+                .filter_map(|d| str_arg(d, "name"))
+                .collect();
             match t.fields.iter_mut().find(|(n, _)| n == f.name.as_str()) {
                 Some((_, mf)) => {
                     mf.graphs.push(gf);
@@ -398,16 +536,34 @@ impl<'a> Composer<'a> {
                         mf.def = f.clone();
                     }
                 }
-                None => t.fields.push((f.name.to_string(), MField { def: f.clone(), graphs: vec![gf], inaccessible, tags })),
+                None => t.fields.push((
+                    f.name.to_string(),
+                    MField {
+                        def: f.clone(),
+                        graphs: vec![gf],
+                        inaccessible,
+                        tags,
+                    },
+                )),
             }
         }
     }
 
-    fn collect_union(&mut self, g: usize, names: &FedNames, name: &Name, description: &Option<Node<str>>, directives: &DirectiveList, members: &[Name]) {
+    fn collect_union(
+        &mut self,
+        g: usize,
+        names: &FedNames,
+        name: &Name,
+        description: &Option<Node<str>>,
+        directives: &DirectiveList,
+        members: &[Name],
+    ) {
         if Self::skip_type(name) {
             return;
         }
-        let Some(t) = self.type_entry(g, name, Kind::Union, description) else { return };
+        let Some(t) = self.type_entry(g, name, Kind::Union, description) else {
+            return;
+        };
         Self::type_marks(names, directives, t);
         for m in members {
             match t.members.iter_mut().find(|(n, _)| n == m.as_str()) {
@@ -417,11 +573,21 @@ impl<'a> Composer<'a> {
         }
     }
 
-    fn collect_enum(&mut self, g: usize, names: &FedNames, name: &Name, description: &Option<Node<str>>, directives: &DirectiveList, values: &[Node<EnumValueDefinition>]) {
+    fn collect_enum(
+        &mut self,
+        g: usize,
+        names: &FedNames,
+        name: &Name,
+        description: &Option<Node<str>>,
+        directives: &DirectiveList,
+        values: &[Node<EnumValueDefinition>],
+    ) {
         if Self::skip_type(name) {
             return;
         }
-        let Some(t) = self.type_entry(g, name, Kind::Enum, description) else { return };
+        let Some(t) = self.type_entry(g, name, Kind::Enum, description) else {
+            return;
+        };
         Self::type_marks(names, directives, t);
         for v in values {
             match t.values.iter_mut().find(|(d, _)| d.value == v.value) {
@@ -431,11 +597,21 @@ impl<'a> Composer<'a> {
         }
     }
 
-    fn collect_input(&mut self, g: usize, names: &FedNames, name: &Name, description: &Option<Node<str>>, directives: &DirectiveList, fields: &[Node<InputValueDefinition>]) {
+    fn collect_input(
+        &mut self,
+        g: usize,
+        names: &FedNames,
+        name: &Name,
+        description: &Option<Node<str>>,
+        directives: &DirectiveList,
+        fields: &[Node<InputValueDefinition>],
+    ) {
         if Self::skip_type(name) {
             return;
         }
-        let Some(t) = self.type_entry(g, name, Kind::Input, description) else { return };
+        let Some(t) = self.type_entry(g, name, Kind::Input, description) else {
+            return;
+        };
         Self::type_marks(names, directives, t);
         for f in fields {
             match t.inputs.iter_mut().find(|(d, _)| d.name == f.name) {
@@ -445,7 +621,14 @@ impl<'a> Composer<'a> {
         }
     }
 
-    fn collect_scalar(&mut self, g: usize, names: &FedNames, name: &Name, description: &Option<Node<str>>, directives: &DirectiveList) {
+    fn collect_scalar(
+        &mut self,
+        g: usize,
+        names: &FedNames,
+        name: &Name,
+        description: &Option<Node<str>>,
+        directives: &DirectiveList,
+    ) {
         if Self::skip_type(name) || BUILT_IN_SCALARS.contains(&name.as_str()) {
             return;
         }
@@ -490,7 +673,9 @@ impl<'a> Composer<'a> {
                 let coordinate = format!("{tname}.{fname}");
                 let named = mf.def.ty.inner_named_type();
                 if !exists(named.as_str()) {
-                    errors.push(format!("field {coordinate} has type {named}, which no subgraph defines"));
+                    errors.push(format!(
+                        "field {coordinate} has type {named}, which no subgraph defines"
+                    ));
                 }
                 let first_shape = shape(&mf.graphs[0].ty);
                 for gf in &mf.graphs[1..] {
@@ -509,13 +694,20 @@ impl<'a> Composer<'a> {
                         if let Some(fs) = fs
                             && let Err(e) = field_set::parse(fs)
                         {
-                            errors.push(format!("{what} on {coordinate} in subgraph '{}': {e}", self.graph_name(gf.graph)));
+                            errors.push(format!(
+                                "{what} on {coordinate} in subgraph '{}': {e}",
+                                self.graph_name(gf.graph)
+                            ));
                         }
                     }
                 }
                 let resolvers: Vec<&GField> = mf.graphs.iter().filter(|gf| !gf.external).collect();
                 if resolvers.is_empty() {
-                    let externals: Vec<&str> = mf.graphs.iter().map(|gf| self.graph_name(gf.graph)).collect();
+                    let externals: Vec<&str> = mf
+                        .graphs
+                        .iter()
+                        .map(|gf| self.graph_name(gf.graph))
+                        .collect();
                     errors.push(format!(
                         "field {coordinate} is @external in subgraph(s) {} but no subgraph resolves it",
                         externals.join(", ")
@@ -525,14 +717,20 @@ impl<'a> Composer<'a> {
                     let unshared: Vec<&str> = resolvers
                         .iter()
                         .filter(|gf| {
-                            let is_key = is_entity && key_fields.get(&gf.graph).is_some_and(|k| k.iter().any(|n| n == fname));
+                            let is_key = is_entity
+                                && key_fields
+                                    .get(&gf.graph)
+                                    .is_some_and(|k| k.iter().any(|n| n == fname));
                             !gf.shareable && !is_key && gf.override_from.is_none()
                         })
                         .map(|gf| self.graph_name(gf.graph))
                         .collect();
                     let overridden = resolvers.iter().any(|gf| gf.override_from.is_some());
                     if !unshared.is_empty() && !overridden {
-                        let all: Vec<&str> = resolvers.iter().map(|gf| self.graph_name(gf.graph)).collect();
+                        let all: Vec<&str> = resolvers
+                            .iter()
+                            .map(|gf| self.graph_name(gf.graph))
+                            .collect();
                         errors.push(format!(
                             "field {coordinate} is resolved by subgraphs {} but is not @shareable in {}",
                             all.join(", "),
@@ -543,12 +741,16 @@ impl<'a> Composer<'a> {
             }
             for (iface, _) in &t.interfaces {
                 if !exists(iface) {
-                    errors.push(format!("type {tname} implements {iface}, which no subgraph defines"));
+                    errors.push(format!(
+                        "type {tname} implements {iface}, which no subgraph defines"
+                    ));
                 }
             }
             for (member, _) in &t.members {
                 if !exists(member) {
-                    errors.push(format!("union {tname} has member {member}, which no subgraph defines"));
+                    errors.push(format!(
+                        "union {tname} has member {member}, which no subgraph defines"
+                    ));
                 }
             }
             if t.kind == Kind::Input {
@@ -567,22 +769,37 @@ impl<'a> Composer<'a> {
     }
 
     fn graph_arg(&self, g: usize) -> (Name, Node<Value>) {
-        (name("graph"), Node::new(Value::Enum(name(&graph_enum_value(self.graph_name(g))))))
+        (
+            name("graph"),
+            Node::new(Value::Enum(name(&graph_enum_value(self.graph_name(g))))),
+        )
     }
 
     fn print(&self) -> String {
         let mut out = String::new();
-        let uses_inaccessible = self.types.values().any(|t| t.inaccessible || t.fields.iter().any(|(_, f)| f.inaccessible));
-        let uses_tag = self.types.values().any(|t| !t.tags.is_empty() || t.fields.iter().any(|(_, f)| !f.tags.is_empty()));
+        let uses_inaccessible = self
+            .types
+            .values()
+            .any(|t| t.inaccessible || t.fields.iter().any(|(_, f)| f.inaccessible));
+        let uses_tag = self
+            .types
+            .values()
+            .any(|t| !t.tags.is_empty() || t.fields.iter().any(|(_, f)| !f.tags.is_empty()));
         out.push_str("schema\n  @link(url: \"https://specs.apollo.dev/link/v1.0\")\n  @link(url: \"https://specs.apollo.dev/join/v0.3\", for: EXECUTION)\n");
         if uses_inaccessible {
-            out.push_str("  @link(url: \"https://specs.apollo.dev/inaccessible/v0.2\", for: SECURITY)\n");
+            out.push_str(
+                "  @link(url: \"https://specs.apollo.dev/inaccessible/v0.2\", for: SECURITY)\n",
+            );
         }
         if uses_tag {
             out.push_str("  @link(url: \"https://specs.apollo.dev/tag/v0.3\")\n");
         }
         out.push_str("{\n");
-        for (root, op) in [("Query", "query"), ("Mutation", "mutation"), ("Subscription", "subscription")] {
+        for (root, op) in [
+            ("Query", "query"),
+            ("Mutation", "mutation"),
+            ("Subscription", "subscription"),
+        ] {
             if self.types.contains_key(root) {
                 out.push_str(&format!("  {op}: {root}\n"));
             }
@@ -617,10 +834,16 @@ impl<'a> Composer<'a> {
 
     fn security_marks(&self, directives: &mut DirectiveList, inaccessible: bool, tags: &[String]) {
         if inaccessible {
-            directives.push(Node::new(Directive { name: name("inaccessible"), arguments: vec![] }));
+            directives.push(Node::new(Directive {
+                name: name("inaccessible"),
+                arguments: vec![],
+            }));
         }
         for tag in tags {
-            directives.push(directive("tag", vec![(name("name"), Node::new(Value::String(tag.clone())))]));
+            directives.push(directive(
+                "tag",
+                vec![(name("name"), Node::new(Value::String(tag.clone())))],
+            ));
         }
     }
 
@@ -641,7 +864,10 @@ impl<'a> Composer<'a> {
                 dl.push(directive("join__type", args));
             }
             for (key, resolvable) in &gt.keys {
-                let mut args = vec![self.graph_arg(*g), (name("key"), Node::new(Value::String(key.clone())))];
+                let mut args = vec![
+                    self.graph_arg(*g),
+                    (name("key"), Node::new(Value::String(key.clone()))),
+                ];
                 extras(&mut args);
                 if !resolvable {
                     args.push((name("resolvable"), Node::new(Value::Boolean(false))));
@@ -664,13 +890,20 @@ impl<'a> Composer<'a> {
                         for g in gs {
                             directives.push(directive(
                                 "join__implements",
-                                vec![self.graph_arg(*g), (name("interface"), Node::new(Value::String(iface.clone())))],
+                                vec![
+                                    self.graph_arg(*g),
+                                    (name("interface"), Node::new(Value::String(iface.clone()))),
+                                ],
                             ));
                         }
                     }
                 }
                 self.security_marks(&mut directives, t.inaccessible, &t.tags);
-                let fields = t.fields.iter().map(|(_, mf)| self.print_field(t, mf)).collect();
+                let fields = t
+                    .fields
+                    .iter()
+                    .map(|(_, mf)| self.print_field(t, mf))
+                    .collect();
                 if t.kind == Kind::Object {
                     Definition::ObjectTypeDefinition(Node::new(ObjectTypeDefinition {
                         description: t.description.clone(),
@@ -694,7 +927,10 @@ impl<'a> Composer<'a> {
                     for g in gs {
                         directives.push(directive(
                             "join__unionMember",
-                            vec![self.graph_arg(*g), (name("member"), Node::new(Value::String(member.clone())))],
+                            vec![
+                                self.graph_arg(*g),
+                                (name("member"), Node::new(Value::String(member.clone()))),
+                            ],
                         ));
                     }
                 }
@@ -716,7 +952,8 @@ impl<'a> Composer<'a> {
                         let kept = keep_deprecated(&v.directives);
                         v.directives = kept;
                         for g in gs {
-                            v.directives.push(directive("join__enumValue", vec![self.graph_arg(*g)]));
+                            v.directives
+                                .push(directive("join__enumValue", vec![self.graph_arg(*g)]));
                         }
                         Node::new(v)
                     })
@@ -770,9 +1007,16 @@ impl<'a> Composer<'a> {
         if let Some(nullable) = mf.graphs.iter().find(|gf| !gf.ty.is_non_null()) {
             def.ty = nullable.ty.clone();
         }
-        let in_all = t.graphs.keys().all(|g| mf.graphs.iter().any(|gf| gf.graph == *g));
+        let in_all = t
+            .graphs
+            .keys()
+            .all(|g| mf.graphs.iter().any(|gf| gf.graph == *g));
         let special = mf.graphs.iter().any(|gf| {
-            gf.external || gf.requires.is_some() || gf.provides.is_some() || gf.override_from.is_some() || gf.ty != def.ty
+            gf.external
+                || gf.requires.is_some()
+                || gf.provides.is_some()
+                || gf.override_from.is_some()
+                || gf.ty != def.ty
         });
         if t.graphs.len() > 1 && (!in_all || special) {
             for gf in &mf.graphs {
@@ -802,7 +1046,10 @@ impl<'a> Composer<'a> {
 
 fn keep_deprecated(directives: &DirectiveList) -> DirectiveList {
     let mut out = DirectiveList::new();
-    for d in directives.iter().filter(|d| d.name == "deprecated" || d.name == "specifiedBy") {
+    for d in directives
+        .iter()
+        .filter(|d| d.name == "deprecated" || d.name == "specifiedBy")
+    {
         out.push(d.clone());
     }
     out

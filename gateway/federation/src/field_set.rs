@@ -59,7 +59,11 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                 }
                 out.push(Tok::Name(name));
             }
-            other => return Err(format!("unsupported character '{other}' in field set \"{text}\"")),
+            other => {
+                return Err(format!(
+                    "unsupported character '{other}' in field set \"{text}\""
+                ));
+            }
         }
     }
     Ok(out)
@@ -71,7 +75,10 @@ fn parse_items(tokens: &[Tok], pos: &mut usize, depth: usize) -> Result<Vec<Fiel
         match &tokens[*pos] {
             Tok::Name(n) => {
                 *pos += 1;
-                let mut item = FieldSetItem { name: n.clone(), selections: Vec::new() };
+                let mut item = FieldSetItem {
+                    name: n.clone(),
+                    selections: Vec::new(),
+                };
                 if matches!(tokens.get(*pos), Some(Tok::Open)) {
                     *pos += 1;
                     item.selections = parse_items(tokens, pos, depth + 1)?;
@@ -116,7 +123,10 @@ mod tests {
     fn parses_flat_compound_and_nested_keys() {
         assert_eq!(print(&parse("id").unwrap()), "id");
         assert_eq!(print(&parse("catalogId  sku").unwrap()), "catalogId sku");
-        assert_eq!(print(&parse("sku owner{id  org { id }}").unwrap()), "sku owner { id org { id } }");
+        assert_eq!(
+            print(&parse("sku owner{id  org { id }}").unwrap()),
+            "sku owner { id org { id } }"
+        );
     }
 
     #[test]

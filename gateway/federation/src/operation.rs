@@ -150,10 +150,16 @@ struct Normalizer<'a> {
 }
 
 impl Normalizer<'_> {
-    fn selection_set(&self, set: &executable::SelectionSet) -> Result<SelectionSet, OperationError> {
+    fn selection_set(
+        &self,
+        set: &executable::SelectionSet,
+    ) -> Result<SelectionSet, OperationError> {
         let mut items = Vec::new();
         self.append(set, &set.ty, &mut items)?;
-        Ok(SelectionSet { type_name: set.ty.to_string(), items })
+        Ok(SelectionSet {
+            type_name: set.ty.to_string(),
+            items,
+        })
     }
 
     /// Whether a fragment on `condition` applies to every object of `parent` type.
@@ -161,20 +167,39 @@ impl Normalizer<'_> {
         parent == condition || self.schema.is_subtype(condition, parent)
     }
 
-    fn append(&self, set: &executable::SelectionSet, parent: &str, items: &mut Vec<Selection>) -> Result<(), OperationError> {
+    fn append(
+        &self,
+        set: &executable::SelectionSet,
+        parent: &str,
+        items: &mut Vec<Selection>,
+    ) -> Result<(), OperationError> {
         for sel in &set.selections {
             match sel {
-                executable::Selection::Field(f) => items.push(Selection::Field(self.field(f, parent)?)),
-                executable::Selection::InlineFragment(frag) => {
-                    self.fragment(frag.type_condition.as_ref().map(|t| t.as_str()), &frag.directives, &frag.selection_set, parent, items)?
+                executable::Selection::Field(f) => {
+                    items.push(Selection::Field(self.field(f, parent)?))
                 }
+                executable::Selection::InlineFragment(frag) => self.fragment(
+                    frag.type_condition.as_ref().map(|t| t.as_str()),
+                    &frag.directives,
+                    &frag.selection_set,
+                    parent,
+                    items,
+                )?,
                 executable::Selection::FragmentSpread(spread) => {
-                    let fragment = self
-                        .doc
-                        .fragments
-                        .get(&spread.fragment_name)
-                        .ok_or_else(|| OperationError::UnknownFragment(spread.fragment_name.to_string()))?;
-                    self.fragment(Some(fragment.type_condition().as_str()), &spread.directives, &fragment.selection_set, parent, items)?
+                    let fragment =
+                        self.doc
+                            .fragments
+                            .get(&spread.fragment_name)
+                            .ok_or_else(|| {
+                                OperationError::UnknownFragment(spread.fragment_name.to_string())
+                            })?;
+                    self.fragment(
+                        Some(fragment.type_condition().as_str()),
+                        &spread.directives,
+                        &fragment.selection_set,
+                        parent,
+                        items,
+                    )?
                 }
             }
         }
@@ -198,18 +223,29 @@ impl Normalizer<'_> {
         let mut inner_items = Vec::new();
         self.append(set, inner, &mut inner_items)?;
         items.push(Selection::InlineFragment(InlineFragment {
-            type_condition: if applies { None } else { type_condition.map(str::to_string) },
+            type_condition: if applies {
+                None
+            } else {
+                type_condition.map(str::to_string)
+            },
             directives: texts,
             conditions,
             variables,
-            selection_set: SelectionSet { type_name: inner.to_string(), items: inner_items },
+            selection_set: SelectionSet {
+                type_name: inner.to_string(),
+                items: inner_items,
+            },
         }));
         Ok(())
     }
 
     fn field(&self, f: &Node<executable::Field>, parent: &str) -> Result<Field, OperationError> {
         let (directives, conditions, mut variables) = conditions_of(&f.directives);
-        let arguments = f.arguments.iter().map(|a| format!("{}: {}", a.name, a.value)).collect();
+        let arguments = f
+            .arguments
+            .iter()
+            .map(|a| format!("{}: {}", a.name, a.value))
+            .collect();
         for a in &f.arguments {
             collect_variables(&a.value, &mut variables);
         }
@@ -234,8 +270,15 @@ impl Normalizer<'_> {
 }
 
 /// Normalizes the chosen operation of a validated document.
-pub fn normalize(schema: &Valid<Schema>, doc: &Valid<ExecutableDocument>, operation_name: Option<&str>) -> Result<Operation, OperationError> {
-    let op = doc.operations.get(operation_name).map_err(|e| OperationError::NotFound(e.message().to_string()))?;
+pub fn normalize(
+    schema: &Valid<Schema>,
+    doc: &Valid<ExecutableDocument>,
+    operation_name: Option<&str>,
+) -> Result<Operation, OperationError> {
+    let op = doc
+        .operations
+        .get(operation_name)
+        .map_err(|e| OperationError::NotFound(e.message().to_string()))?;
     let kind = match op.operation_type {
         OperationType::Query => OperationKind::Query,
         OperationType::Mutation => OperationKind::Mutation,
@@ -246,7 +289,15 @@ pub fn normalize(schema: &Valid<Schema>, doc: &Valid<ExecutableDocument>, operat
     let variables = op
         .variables
         .iter()
-        .map(|v| VariableDefinition { name: v.name.to_string(), text: v.to_string() })
+        .map(|v| VariableDefinition {
+            name: v.name.to_string(),
+            text: v.to_string(),
+        })
         .collect();
-    Ok(Operation { kind, name: op.name.as_ref().map(|n| n.to_string()), variables, selection_set })
+    Ok(Operation {
+        kind,
+        name: op.name.as_ref().map(|n| n.to_string()),
+        variables,
+        selection_set,
+    })
 }

@@ -39,9 +39,16 @@ pub struct EntityFetch {
 pub enum PlanNode {
     Fetch(FetchNode),
     /// Runs the entity fetch once over every object found at `path`.
-    Flatten { path: Vec<PathSegment>, node: Box<PlanNode> },
-    Sequence { nodes: Vec<PlanNode> },
-    Parallel { nodes: Vec<PlanNode> },
+    Flatten {
+        path: Vec<PathSegment>,
+        node: Box<PlanNode>,
+    },
+    Sequence {
+        nodes: Vec<PlanNode>,
+    },
+    Parallel {
+        nodes: Vec<PlanNode>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -57,7 +64,9 @@ impl QueryPlan {
             match n {
                 PlanNode::Fetch(_) => 1,
                 PlanNode::Flatten { node, .. } => count(node),
-                PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => nodes.iter().map(count).sum(),
+                PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
+                    nodes.iter().map(count).sum()
+                }
             }
         }
         self.node.as_ref().map(count).unwrap_or(0)
@@ -87,7 +96,12 @@ fn write_node(out: &mut String, node: &PlanNode, level: usize) {
             let _ = writeln!(out, "Fetch(service: \"{}\") {{", f.service);
             if let Some(e) = &f.entity {
                 indent(out, level + 1);
-                let _ = writeln!(out, "{{ ... on {} {{ __typename {} }} }} =>", e.type_name, field_set::print(&e.key));
+                let _ = writeln!(
+                    out,
+                    "{{ ... on {} {{ __typename {} }} }} =>",
+                    e.type_name,
+                    field_set::print(&e.key)
+                );
             }
             indent(out, level + 1);
             out.push_str(&f.operation);
@@ -102,7 +116,11 @@ fn write_node(out: &mut String, node: &PlanNode, level: usize) {
             out.push_str("},\n");
         }
         PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
-            out.push_str(if matches!(node, PlanNode::Sequence { .. }) { "Sequence {\n" } else { "Parallel {\n" });
+            out.push_str(if matches!(node, PlanNode::Sequence { .. }) {
+                "Sequence {\n"
+            } else {
+                "Parallel {\n"
+            });
             for n in nodes {
                 write_node(out, n, level + 1);
             }

@@ -27,8 +27,15 @@ pub enum PlanError {
 /// A selection as sent to one subgraph.
 #[derive(Clone, Debug)]
 enum Out {
-    Field { key: String, head: String, sub: Option<Vec<Out>> },
-    Inline { head: String, sub: Vec<Out> },
+    Field {
+        key: String,
+        head: String,
+        sub: Option<Vec<Out>>,
+    },
+    Inline {
+        head: String,
+        sub: Vec<Out>,
+    },
 }
 
 #[derive(Debug)]
@@ -42,8 +49,19 @@ struct Group {
 }
 
 impl Group {
-    fn new(graph: usize, path: Vec<PathSegment>, entity: Option<(String, Vec<FieldSetItem>)>) -> Self {
-        Group { graph, path, entity, selections: Vec::new(), variables: Vec::new(), children: Vec::new() }
+    fn new(
+        graph: usize,
+        path: Vec<PathSegment>,
+        entity: Option<(String, Vec<FieldSetItem>)>,
+    ) -> Self {
+        Group {
+            graph,
+            path,
+            entity,
+            selections: Vec::new(),
+            variables: Vec::new(),
+            children: Vec::new(),
+        }
     }
 }
 
@@ -119,8 +137,16 @@ fn print_out(items: &[Out], out: &mut String) {
 /// Makes sure `out` selects the fields of `key` (and `__typename`), merging into
 /// existing selections of the same field.
 fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) {
-    if with_typename && !out.iter().any(|o| matches!(o, Out::Field { key, .. } if key == "__typename")) {
-        out.push(Out::Field { key: "__typename".into(), head: "__typename".into(), sub: None });
+    if with_typename
+        && !out
+            .iter()
+            .any(|o| matches!(o, Out::Field { key, .. } if key == "__typename"))
+    {
+        out.push(Out::Field {
+            key: "__typename".into(),
+            head: "__typename".into(),
+            sub: None,
+        });
     }
     for item in key {
         let existing = out.iter_mut().find_map(|o| match o {
@@ -141,7 +167,11 @@ fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) 
                     ensure_fields(&mut s, &item.selections, false);
                     Some(s)
                 };
-                out.push(Out::Field { key: item.name.clone(), head: item.name.clone(), sub });
+                out.push(Out::Field {
+                    key: item.name.clone(),
+                    head: item.name.clone(),
+                    sub,
+                });
             }
         }
     }
@@ -154,7 +184,9 @@ impl Planner<'_> {
         p.push(PathSegment::Field(f.response_key.clone()));
         if let Ok(def) = self.sg.schema.type_field(&f.parent_type, &f.name) {
             let mut ty = &def.ty;
-            while let apollo_compiler::ast::Type::List(inner) | apollo_compiler::ast::Type::NonNullList(inner) = ty {
+            while let apollo_compiler::ast::Type::List(inner)
+            | apollo_compiler::ast::Type::NonNullList(inner) = ty
+            {
                 p.push(PathSegment::List);
                 ty = inner;
             }
@@ -162,18 +194,36 @@ impl Planner<'_> {
         p
     }
 
-    fn build(&self, graph: usize, set: &SelectionSet, path: &[PathSegment], children: &mut Vec<Group>, vars: &mut Vec<String>) -> Result<Vec<Out>, PlanError> {
+    fn build(
+        &self,
+        graph: usize,
+        set: &SelectionSet,
+        path: &[PathSegment],
+        children: &mut Vec<Group>,
+        vars: &mut Vec<String>,
+    ) -> Result<Vec<Out>, PlanError> {
         let mut out = Vec::new();
         for item in &set.items {
             match item {
                 Selection::Field(f) => {
-                    if f.name == "__typename" || self.sg.can_resolve(&set.type_name, &f.name, graph) {
+                    if f.name == "__typename" || self.sg.can_resolve(&set.type_name, &f.name, graph)
+                    {
                         add_vars(vars, &f.variables);
                         let sub = match &f.selection_set {
-                            Some(ss) => Some(self.build(graph, ss, &self.child_path(path, f), children, vars)?),
+                            Some(ss) => Some(self.build(
+                                graph,
+                                ss,
+                                &self.child_path(path, f),
+                                children,
+                                vars,
+                            )?),
                             None => None,
                         };
-                        out.push(Out::Field { key: f.response_key.clone(), head: field_head(f), sub });
+                        out.push(Out::Field {
+                            key: f.response_key.clone(),
+                            head: field_head(f),
+                            sub,
+                        });
                     } else {
                         self.jump(graph, &set.type_name, f, path, &mut out, children)?;
                     }
@@ -182,7 +232,10 @@ impl Planner<'_> {
                     add_vars(vars, &frag.variables);
                     let sub = self.build(graph, &frag.selection_set, path, children, vars)?;
                     if !sub.is_empty() {
-                        out.push(Out::Inline { head: inline_head(frag), sub });
+                        out.push(Out::Inline {
+                            head: inline_head(frag),
+                            sub,
+                        });
                     }
                 }
             }
@@ -191,7 +244,15 @@ impl Planner<'_> {
     }
 
     /// Plans `field` of `type_name`, which `from` cannot resolve, as an entity fetch.
-    fn jump(&self, from: usize, type_name: &str, field: &Field, path: &[PathSegment], out: &mut Vec<Out>, children: &mut Vec<Group>) -> Result<(), PlanError> {
+    fn jump(
+        &self,
+        from: usize,
+        type_name: &str,
+        field: &Field,
+        path: &[PathSegment],
+        out: &mut Vec<Out>,
+        children: &mut Vec<Group>,
+    ) -> Result<(), PlanError> {
         let coordinate = format!("{type_name}.{}", field.name);
         let targets = self.sg.resolving_graphs(type_name, &field.name);
         if targets.is_empty() {
@@ -203,7 +264,11 @@ impl Planner<'_> {
             .copied()
             .filter(|t| children.iter().any(|c| c.graph == *t && c.path == path))
             .collect();
-        let rest: Vec<usize> = targets.iter().copied().filter(|t| !ordered.contains(t)).collect();
+        let rest: Vec<usize> = targets
+            .iter()
+            .copied()
+            .filter(|t| !ordered.contains(t))
+            .collect();
         ordered.extend(rest);
         let choice = ordered.iter().find_map(|t| {
             self.sg
@@ -213,7 +278,10 @@ impl Planner<'_> {
                 .map(|k| (*t, k.fields.clone()))
         });
         let Some((target, key)) = choice else {
-            let names: Vec<&str> = targets.iter().map(|t| self.sg.graphs[*t].name.as_str()).collect();
+            let names: Vec<&str> = targets
+                .iter()
+                .map(|t| self.sg.graphs[*t].name.as_str())
+                .collect();
             return Err(PlanError::NoKey {
                 coordinate,
                 reason: format!(
@@ -224,25 +292,43 @@ impl Planner<'_> {
             });
         };
         ensure_fields(out, &key, true);
-        let idx = match children
-            .iter()
-            .position(|c| c.graph == target && c.path == path && c.entity.as_ref().is_some_and(|(t, _)| t == type_name))
-        {
+        let idx = match children.iter().position(|c| {
+            c.graph == target
+                && c.path == path
+                && c.entity.as_ref().is_some_and(|(t, _)| t == type_name)
+        }) {
             Some(i) => i,
             None => {
-                children.push(Group::new(target, path.to_vec(), Some((type_name.to_string(), key))));
+                children.push(Group::new(
+                    target,
+                    path.to_vec(),
+                    Some((type_name.to_string(), key)),
+                ));
                 children.len() - 1
             }
         };
         let child = &mut children[idx];
-        let single = SelectionSet { type_name: type_name.to_string(), items: vec![Selection::Field(field.clone())] };
-        let Group { children: grand, variables, selections, .. } = child;
+        let single = SelectionSet {
+            type_name: type_name.to_string(),
+            items: vec![Selection::Field(field.clone())],
+        };
+        let Group {
+            children: grand,
+            variables,
+            selections,
+            ..
+        } = child;
         let sub = self.build(target, &single, path, grand, variables)?;
         selections.extend(sub);
         Ok(())
     }
 
-    fn graph_for_root(&self, root: &str, f: &Field, preferred: &[usize]) -> Result<usize, PlanError> {
+    fn graph_for_root(
+        &self,
+        root: &str,
+        f: &Field,
+        preferred: &[usize],
+    ) -> Result<usize, PlanError> {
         let graphs = self.sg.resolving_graphs(root, &f.name);
         graphs
             .iter()
@@ -254,7 +340,12 @@ impl Planner<'_> {
 
     /// Splits root selections by subgraph, keeping order; inline fragments are split
     /// into one copy per subgraph holding that subgraph's fields.
-    fn split_root(&self, root: &str, items: &[Selection], preferred: &mut Vec<usize>) -> Result<Vec<(usize, Selection)>, PlanError> {
+    fn split_root(
+        &self,
+        root: &str,
+        items: &[Selection],
+        preferred: &mut Vec<usize>,
+    ) -> Result<Vec<(usize, Selection)>, PlanError> {
         let mut out = Vec::new();
         for item in items {
             match item {
@@ -276,7 +367,11 @@ impl Planner<'_> {
                     }
                     for g in graphs {
                         let mut copy = frag.clone();
-                        copy.selection_set.items = parts.iter().filter(|(pg, _)| *pg == g).map(|(_, s)| s.clone()).collect();
+                        copy.selection_set.items = parts
+                            .iter()
+                            .filter(|(pg, _)| *pg == g)
+                            .map(|(_, s)| s.clone())
+                            .collect();
                         out.push((g, Selection::InlineFragment(copy)));
                     }
                 }
@@ -304,8 +399,16 @@ impl Planner<'_> {
         let mut groups = Vec::new();
         for (g, items) in batches {
             let mut group = Group::new(g, Vec::new(), None);
-            let set = SelectionSet { type_name: root.to_string(), items };
-            let Group { children, variables, selections, .. } = &mut group;
+            let set = SelectionSet {
+                type_name: root.to_string(),
+                items,
+            };
+            let Group {
+                children,
+                variables,
+                selections,
+                ..
+            } = &mut group;
             *selections = self.build(g, &set, &[], children, variables)?;
             groups.push(group);
         }
@@ -328,7 +431,11 @@ impl Planner<'_> {
             (None, k) => k.keyword(),
         };
         let mut text = String::new();
-        let name = self.op.name.as_ref().map(|n| format!("{n}__{service}__{counter}"));
+        let name = self
+            .op
+            .name
+            .as_ref()
+            .map(|n| format!("{n}__{service}__{counter}"));
         *counter += 1;
         if name.is_some() || !defs.is_empty() || keyword != "query" {
             text.push_str(keyword);
@@ -345,7 +452,10 @@ impl Planner<'_> {
         }
         match &group.entity {
             Some((type_name, _)) => {
-                let inline = vec![Out::Inline { head: format!("... on {type_name}"), sub: group.selections.clone() }];
+                let inline = vec![Out::Inline {
+                    head: format!("... on {type_name}"),
+                    sub: group.selections.clone(),
+                }];
                 let entities = vec![Out::Field {
                     key: "_entities".into(),
                     head: "_entities(representations: $representations)".into(),
@@ -363,18 +473,30 @@ impl Planner<'_> {
             service: self.sg.graphs[group.graph].name.clone(),
             operation: self.operation_text(&group, counter),
             variables: group.variables.clone(),
-            entity: group.entity.clone().map(|(type_name, key)| EntityFetch { type_name, key }),
+            entity: group
+                .entity
+                .clone()
+                .map(|(type_name, key)| EntityFetch { type_name, key }),
         };
         let own = if group.entity.is_some() {
-            PlanNode::Flatten { path: group.path.clone(), node: Box::new(PlanNode::Fetch(fetch)) }
+            PlanNode::Flatten {
+                path: group.path.clone(),
+                node: Box::new(PlanNode::Fetch(fetch)),
+            }
         } else {
             PlanNode::Fetch(fetch)
         };
         if group.children.is_empty() {
             return own;
         }
-        let children: Vec<PlanNode> = group.children.into_iter().map(|c| self.node(c, counter)).collect();
-        PlanNode::Sequence { nodes: vec![own, parallel(children)] }
+        let children: Vec<PlanNode> = group
+            .children
+            .into_iter()
+            .map(|c| self.node(c, counter))
+            .collect();
+        PlanNode::Sequence {
+            nodes: vec![own, parallel(children)],
+        }
     }
 }
 
@@ -398,7 +520,10 @@ pub fn plan(sg: &Supergraph, op: &Operation) -> Result<QueryPlan, PlanError> {
     let planner = Planner { sg, op };
     let groups = planner.root_groups(&root)?;
     let mut counter = 0;
-    let mut nodes: Vec<PlanNode> = groups.into_iter().map(|g| planner.node(g, &mut counter)).collect();
+    let mut nodes: Vec<PlanNode> = groups
+        .into_iter()
+        .map(|g| planner.node(g, &mut counter))
+        .collect();
     let node = match (op.kind, nodes.len()) {
         (_, 0) => None,
         (_, 1) => nodes.pop(),

@@ -87,7 +87,9 @@ pub struct Supergraph {
 }
 
 fn str_arg(d: &Directive, name: &str) -> Option<String> {
-    d.specified_argument_by_name(name).and_then(|v| v.as_str()).map(str::to_string)
+    d.specified_argument_by_name(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 fn bool_arg(d: &Directive, name: &str) -> Option<bool> {
@@ -95,10 +97,11 @@ fn bool_arg(d: &Directive, name: &str) -> Option<bool> {
 }
 
 fn enum_arg(d: &Directive, name: &str) -> Option<String> {
-    d.specified_argument_by_name(name).and_then(|v| match v.as_ref() {
-        Value::Enum(n) => Some(n.to_string()),
-        _ => None,
-    })
+    d.specified_argument_by_name(name)
+        .and_then(|v| match v.as_ref() {
+            Value::Enum(n) => Some(n.to_string()),
+            _ => None,
+        })
 }
 
 impl Supergraph {
@@ -119,7 +122,9 @@ impl Supergraph {
             let d = value.directives.get("join__graph");
             graphs.push(Graph {
                 enum_value: value_name.to_string(),
-                name: d.and_then(|d| str_arg(d, "name")).unwrap_or_else(|| value_name.to_ascii_lowercase()),
+                name: d
+                    .and_then(|d| str_arg(d, "name"))
+                    .unwrap_or_else(|| value_name.to_ascii_lowercase()),
                 url: d.and_then(|d| str_arg(d, "url")).unwrap_or_default(),
             });
         }
@@ -149,10 +154,11 @@ impl Supergraph {
                     }
                 };
                 if let Some(key) = str_arg(d, "key") {
-                    let fields = field_set::parse(&key).map_err(|reason| SupergraphError::FieldSet {
-                        coordinate: name.to_string(),
-                        reason,
-                    })?;
+                    let fields =
+                        field_set::parse(&key).map_err(|reason| SupergraphError::FieldSet {
+                            coordinate: name.to_string(),
+                            reason,
+                        })?;
                     meta.graphs[entry].keys.push(Key {
                         text: key,
                         fields,
@@ -160,7 +166,10 @@ impl Supergraph {
                     });
                 }
             }
-            let fields: Vec<(&apollo_compiler::Name, &Node<apollo_compiler::schema::FieldDefinition>)> = match ty {
+            let fields: Vec<(
+                &apollo_compiler::Name,
+                &Node<apollo_compiler::schema::FieldDefinition>,
+            )> = match ty {
                 ExtendedType::Object(o) => o.fields.iter().map(|(n, f)| (n, &f.node)).collect(),
                 ExtendedType::Interface(i) => i.fields.iter().map(|(n, f)| (n, &f.node)).collect(),
                 _ => Vec::new(),
@@ -185,7 +194,13 @@ impl Supergraph {
         }
 
         let api = crate::api_schema::build(sdl).map_err(SupergraphError::ApiSchema)?;
-        Ok(Supergraph { graphs, types, api, schema, sdl: sdl.to_string() })
+        Ok(Supergraph {
+            graphs,
+            types,
+            api,
+            schema,
+            sdl: sdl.to_string(),
+        })
     }
 
     /// Replaces subgraph URLs (deployment overrides).
@@ -208,16 +223,22 @@ impl Supergraph {
         if field == "__typename" {
             return true;
         }
-        let Some(t) = self.types.get(type_name) else { return false };
+        let Some(t) = self.types.get(type_name) else {
+            return false;
+        };
         match t.fields.get(field) {
-            Some(fm) if !fm.graphs.is_empty() => fm.graphs.iter().any(|g| g.graph == graph && !g.external),
+            Some(fm) if !fm.graphs.is_empty() => {
+                fm.graphs.iter().any(|g| g.graph == graph && !g.external)
+            }
             _ => t.graphs.iter().any(|g| g.graph == graph),
         }
     }
 
     /// The subgraphs that resolve `type_name.field`, in supergraph order.
     pub fn resolving_graphs(&self, type_name: &str, field: &str) -> Vec<usize> {
-        (0..self.graphs.len()).filter(|g| self.can_resolve(type_name, field, *g)).collect()
+        (0..self.graphs.len())
+            .filter(|g| self.can_resolve(type_name, field, *g))
+            .collect()
     }
 
     /// The keys by which `graph` can resolve `type_name` as an entity.

@@ -3,6 +3,7 @@
 //! Every variable we read is named in one list per process, so a misspelt `SHOP_*`
 //! variable is reported instead of silently ignored.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use jsonwebtoken::jwk::JwkSet;
@@ -19,39 +20,91 @@ pub enum ConfigError {
     Unknown(String),
 }
 
-/// Reads an environment variable; empty counts as unset.
-pub fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+/// Configuration values: the environment over an optional file of `KEY=VALUE` lines.
+#[derive(Clone, Debug, Default)]
+pub struct Vars {
+    file: HashMap<String, String>,
 }
 
-/// Reads and parses a variable, falling back to `default` when unset.
-pub fn parse_var<T: FromStr>(name: &str, default: T) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match var(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name: name.to_string(),
-            reason: e.to_string(),
-        }),
+impl Vars {
+    /// The environment alone.
+    pub fn env() -> Vars {
+        Vars::default()
     }
-}
 
-/// Fails when the environment holds `SHOP_*` variables not in `known`.
-pub fn reject_unknown(known: &[&str]) -> Result<(), ConfigError> {
-    let unknown: Vec<String> = std::env::vars()
-        .map(|(k, _)| k)
-        .filter(|k| {
-            k.starts_with("SHOP_")
-                && !known.contains(&k.as_str())
-                && !k.starts_with("SHOP_SUBGRAPH_URL_")
-        })
-        .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError::Unknown(unknown.join(", ")))
+    /// The environment over the `KEY=VALUE` lines of `path` (`#` starts a comment).
+    pub fn with_file(path: &str) -> Result<Vars, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            name: path.to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+        let mut file = HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| invalid(format!("line {}: expected KEY=VALUE", n + 1)))?;
+            file.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
+        }
+        Ok(Vars { file })
+    }
+
+    /// A value; empty counts as unset.
+    pub fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name)
+            .ok()
+            .or_else(|| self.file.get(name).cloned())
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// A parsed value, or `default` when unset.
+    pub fn parse<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name: name.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// All keys with a prefix, from the file and the environment (which wins).
+    pub fn with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let mut out: HashMap<String, String> = self
+            .file
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        out.extend(std::env::vars().filter(|(k, _)| k.starts_with(prefix)));
+        out.into_iter().collect()
+    }
+
+    /// Fails on `SHOP_*` keys (in the environment or the file) not in `known`.
+    pub fn reject_unknown(&self, known: &[&str]) -> Result<(), ConfigError> {
+        let mut unknown: Vec<String> = std::env::vars()
+            .map(|(k, _)| k)
+            .chain(self.file.keys().cloned())
+            .filter(|k| {
+                k.starts_with("SHOP_")
+                    && !known.contains(&k.as_str())
+                    && !k.starts_with("SHOP_SUBGRAPH_URL_")
+            })
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Unknown(unknown.join(", ")))
+        }
     }
 }
 
@@ -77,13 +130,13 @@ struct IssuerEntry {
     jwks: Option<JwkSet>,
 }
 
-/// Trusted token issuers from the environment:
+/// Trusted token issuers from configuration:
 /// - `SHOP_TRUSTED_ISSUERS`: a JSON array of `{issuer, audience, jwks_url | jwks_file | jwks}`;
 /// - or the single-issuer shorthand `SHOP_JWT_ISSUER` + `SHOP_JWT_AUDIENCE` (default `shop`)
 ///   + `SHOP_JWKS_URL` or `SHOP_JWKS_FILE`.
-pub fn trusted_issuers_from_env() -> Result<Vec<TrustedIssuer>, ConfigError> {
+pub fn trusted_issuers(vars: &Vars) -> Result<Vec<TrustedIssuer>, ConfigError> {
     let mut out = Vec::new();
-    if let Some(json) = var("SHOP_TRUSTED_ISSUERS") {
+    if let Some(json) = vars.get("SHOP_TRUSTED_ISSUERS") {
         let entries: Vec<IssuerEntry> =
             serde_json::from_str(&json).map_err(|e| ConfigError::Invalid {
                 name: "SHOP_TRUSTED_ISSUERS".into(),
@@ -100,14 +153,16 @@ pub fn trusted_issuers_from_env() -> Result<Vec<TrustedIssuer>, ConfigError> {
             )?);
         }
     }
-    if let Some(issuer) = var("SHOP_JWT_ISSUER") {
-        let audience = var("SHOP_JWT_AUDIENCE").unwrap_or_else(|| "shop".into());
+    if let Some(issuer) = vars.get("SHOP_JWT_ISSUER") {
+        let audience = vars
+            .get("SHOP_JWT_AUDIENCE")
+            .unwrap_or_else(|| "shop".into());
         out.push(issuer_from_parts(
             "SHOP_JWT_ISSUER",
             issuer,
             audience,
-            var("SHOP_JWKS_URL"),
-            var("SHOP_JWKS_FILE"),
+            vars.get("SHOP_JWKS_URL"),
+            vars.get("SHOP_JWKS_FILE"),
             None,
         )?);
     }

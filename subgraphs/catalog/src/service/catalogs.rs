@@ -3,7 +3,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set,
 };
 use shop_kit::auth::Caller;
 use shop_kit::pagination::{PageArgs, Window};
@@ -65,7 +65,7 @@ pub async fn update(
     description: Option<String>,
 ) -> ApiResult<catalog::Model> {
     let p = require_writer(caller)?;
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let existing = writable_catalog(&txn, p, id).await?;
     let mut model: catalog::ActiveModel = existing.into();
     if let Some(name) = name {
@@ -85,7 +85,7 @@ pub async fn update(
 /// in that same transaction.
 pub async fn delete(ctx: &CatalogCtx, caller: &Caller, id: &str) -> ApiResult<String> {
     let p = require_writer(caller)?;
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let cat = writable_catalog(&txn, p, id).await?;
     product::Entity::delete_many()
         .filter(product::Column::CatalogId.eq(&cat.id))

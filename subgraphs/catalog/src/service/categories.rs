@@ -7,7 +7,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set,
 };
 use shop_kit::auth::Caller;
 use shop_kit::{ApiError, ApiResult, ids};
@@ -40,7 +40,7 @@ pub async fn create(
 ) -> ApiResult<category::Model> {
     let p = require_writer(caller)?;
     let name = required_text("name", name, MAX_NAME)?;
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     writable_catalog(&txn, p, catalog_id).await?;
     if let Some(parent) = parent_id {
         let parent = must_get(&txn, parent).await?;
@@ -72,7 +72,7 @@ pub async fn rename(
 ) -> ApiResult<category::Model> {
     let p = require_writer(caller)?;
     let name = required_text("name", name, MAX_NAME)?;
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let cat = must_get(&txn, id).await?;
     writable_catalog(&txn, p, &cat.catalog_id).await?;
     let mut m: category::ActiveModel = cat.into();
@@ -91,7 +91,7 @@ pub async fn move_to(
     new_parent: Option<&str>,
 ) -> ApiResult<category::Model> {
     let p = require_writer(caller)?;
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let cat = must_get(&txn, id).await?;
     writable_catalog(&txn, p, &cat.catalog_id).await?;
     if let Some(parent_id) = new_parent {
@@ -129,7 +129,7 @@ pub async fn delete(
     move_contents_to_parent: bool,
 ) -> ApiResult<String> {
     let p = require_writer(caller)?;
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let cat = must_get(&txn, id).await?;
     writable_catalog(&txn, p, &cat.catalog_id).await?;
     let children = category::Entity::find()

@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::Value as Json;
 use shop_kit::auth::Caller;
 use shop_kit::money::MoneyInput;
@@ -287,7 +285,7 @@ pub async fn create(
     input: NewProduct,
 ) -> ApiResult<product::Model> {
     let p = require_writer(caller)?;
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let cat = writable_catalog(&txn, p, &input.catalog_id).await?;
     let created = insert(ctx, &txn, &cat, input).await?;
     txn.commit().await?;
@@ -302,7 +300,7 @@ pub async fn update(
     changes: ProductChanges,
 ) -> ApiResult<product::Model> {
     let p = require_writer(caller)?;
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let existing = get(&txn, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("product {id} not found")))?;
@@ -344,7 +342,7 @@ pub async fn update(
 
 pub async fn delete(ctx: &CatalogCtx, caller: &Caller, id: &str) -> ApiResult<String> {
     let p = require_writer(caller)?;
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let existing = get(&txn, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("product {id} not found")))?;

@@ -1,6 +1,5 @@
 //! Events inventory publishes and consumes.
 
-use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
 use shop_kit::events::{Event, EventBus, handler};
 
@@ -72,7 +71,9 @@ pub async fn apply(ctx: &InventoryCtx, event: Event) -> Result<(), String> {
                 tracing::error!(id = %event.id, "malformed catalog_deleted event dropped");
                 return Ok(());
             };
-            let txn = ctx.db.begin().await.map_err(|e| e.to_string())?;
+            let txn = shop_kit::db::begin_write(&ctx.db)
+                .await
+                .map_err(|e| e.to_string())?;
             let ids = stock::product_ids_of_catalog(&txn, &ev.catalog_id)
                 .await
                 .map_err(err)?;

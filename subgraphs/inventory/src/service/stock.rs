@@ -5,7 +5,7 @@ use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set,
 };
 use shop_kit::auth::{Caller, Principal, Role};
 use shop_kit::pagination::{PageArgs, Window};
@@ -146,7 +146,7 @@ pub async fn set(
             "quantity must be between 0 and {MAX_QUANTITY}"
         )));
     }
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let current = owned_item(&txn, p, product_id).await?;
     let after = apply_delta(
         ctx,
@@ -180,7 +180,7 @@ pub async fn adjust(
             "delta must be between -{MAX_QUANTITY} and {MAX_QUANTITY}"
         )));
     }
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     owned_item(&txn, p, product_id).await?;
     let after = apply_delta(ctx, &txn, product_id, delta, reason, Some(&p.user_id)).await?;
     txn.commit().await?;
@@ -198,7 +198,7 @@ pub async fn set_low_stock_threshold(
     if threshold < 0 {
         return Err(ApiError::bad_input("threshold must not be negative"));
     }
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let it = owned_item(&txn, p, product_id).await?;
     let mut m: item::ActiveModel = it.into();
     m.low_stock_threshold = Set(threshold);
@@ -291,7 +291,7 @@ pub async fn receive_initial(
     quantity: i64,
     reason: &str,
 ) -> ApiResult<item::Model> {
-    let txn = ctx.db.begin().await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
     ensure_item(&txn, product_id, catalog_id, supplier_id).await?;
     let current = item::Entity::find_by_id(product_id.to_string())
         .one(&txn)

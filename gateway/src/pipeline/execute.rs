@@ -1,0 +1,448 @@
+//! Runs a query plan: fetch nodes go to subgraphs over HTTP, `Parallel` children run
+//! concurrently, `Flatten` sends every object found at its path as one de-duplicated
+//! `_entities` call and merges the results back in place.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use futures::future::{BoxFuture, join_all};
+use serde_json::{Map, Value};
+use shop_federation::field_set::FieldSetItem;
+use shop_federation::plan::{FetchNode, PathSegment, PlanNode};
+use tracing::Instrument;
+
+use crate::Gateway;
+
+/// A step of a concrete position in the response data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+}
+
+pub fn path_json(path: &[Step]) -> Value {
+    Value::Array(
+        path.iter()
+            .map(|s| match s {
+                Step::Key(k) => Value::String(k.clone()),
+                Step::Index(i) => Value::from(*i),
+            })
+            .collect(),
+    )
+}
+
+/// What one request's execution accumulates.
+pub struct ExecState {
+    pub data: Mutex<Value>,
+    pub errors: Mutex<Vec<Value>>,
+}
+
+pub struct ExecContext<'a> {
+    pub variables: &'a Map<String, Value>,
+    pub authorization: Option<&'a str>,
+}
+
+impl ExecState {
+    pub fn new() -> Self {
+        ExecState {
+            data: Mutex::new(Value::Object(Map::new())),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn push_error(&self, e: Value) {
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.push(e);
+        }
+    }
+}
+
+impl Default for ExecState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Deep-merges `source` into `target`: objects key by key, lists element by element.
+pub fn merge(target: &mut Value, source: Value) {
+    match (target, source) {
+        (Value::Object(t), Value::Object(s)) => {
+            for (k, v) in s {
+                match t.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        t.insert(k, v);
+                    }
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(s)) if t.len() == s.len() => {
+            for (a, b) in t.iter_mut().zip(s) {
+                merge(a, b);
+            }
+        }
+        (t, s) => {
+            if !s.is_null() || t.is_null() {
+                *t = s;
+            }
+        }
+    }
+}
+
+/// Every concrete position (and the object there) matching a merge path.
+fn positions(data: &Value, path: &[PathSegment]) -> Vec<Vec<Step>> {
+    fn walk(v: &Value, path: &[PathSegment], cur: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+        match path.split_first() {
+            None => {
+                if v.is_object() {
+                    out.push(cur.clone());
+                }
+            }
+            Some((PathSegment::Field(k), rest)) => {
+                if let Some(child) = v.get(k) {
+                    cur.push(Step::Key(k.clone()));
+                    walk(child, rest, cur, out);
+                    cur.pop();
+                }
+            }
+            Some((PathSegment::List, rest)) => {
+                if let Value::Array(items) = v {
+                    for (i, item) in items.iter().enumerate() {
+                        cur.push(Step::Index(i));
+                        walk(item, rest, cur, out);
+                        cur.pop();
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(data, path, &mut Vec::new(), &mut out);
+    out
+}
+
+fn at<'v>(data: &'v Value, pos: &[Step]) -> Option<&'v Value> {
+    pos.iter().try_fold(data, |v, s| match s {
+        Step::Key(k) => v.get(k),
+        Step::Index(i) => v.get(*i),
+    })
+}
+
+fn at_mut<'v>(data: &'v mut Value, pos: &[Step]) -> Option<&'v mut Value> {
+    pos.iter().try_fold(data, |v, s| match s {
+        Step::Key(k) => v.get_mut(k),
+        Step::Index(i) => v.get_mut(*i),
+    })
+}
+
+/// Copies the key fields out of an object; `None` when any is missing or null.
+fn extract_key(obj: &Value, key: &[FieldSetItem]) -> Option<Map<String, Value>> {
+    let mut out = Map::new();
+    for item in key {
+        let v = obj.get(&item.name)?;
+        if v.is_null() {
+            return None;
+        }
+        if item.selections.is_empty() {
+            out.insert(item.name.clone(), v.clone());
+        } else {
+            out.insert(
+                item.name.clone(),
+                Value::Object(extract_key(v, &item.selections)?),
+            );
+        }
+    }
+    Some(out)
+}
+
+impl Gateway {
+    pub fn run<'a>(
+        &'a self,
+        node: &'a PlanNode,
+        state: &'a ExecState,
+        ctx: &'a ExecContext<'a>,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match node {
+                PlanNode::Sequence { nodes } => {
+                    for n in nodes {
+                        self.run(n, state, ctx).await;
+                    }
+                }
+                PlanNode::Parallel { nodes } => {
+                    join_all(nodes.iter().map(|n| self.run(n, state, ctx))).await;
+                }
+                PlanNode::Fetch(fetch) => self.root_fetch(fetch, state, ctx).await,
+                PlanNode::Flatten { path, node } => match node.as_ref() {
+                    PlanNode::Fetch(fetch) => self.entity_fetch(path, fetch, state, ctx).await,
+                    other => self.run(other, state, ctx).await,
+                },
+            }
+        })
+    }
+
+    fn variables_for(fetch: &FetchNode, ctx: &ExecContext<'_>) -> Map<String, Value> {
+        fetch
+            .variables
+            .iter()
+            .filter_map(|v| ctx.variables.get(v).map(|val| (v.clone(), val.clone())))
+            .collect()
+    }
+
+    async fn root_fetch(&self, fetch: &FetchNode, state: &ExecState, ctx: &ExecContext<'_>) {
+        let body = serde_json::json!({ "query": fetch.operation, "variables": Self::variables_for(fetch, ctx) });
+        match self.send(&fetch.service, body, ctx).await {
+            Ok(resp) => {
+                if let Some(data) = resp.data
+                    && let Ok(mut d) = state.data.lock()
+                {
+                    merge(&mut d, data);
+                }
+                for e in resp.errors {
+                    state.push_error(with_service(e, &fetch.service, None));
+                }
+            }
+            Err(e) => state.push_error(e),
+        }
+    }
+
+    async fn entity_fetch(
+        &self,
+        path: &[PathSegment],
+        fetch: &FetchNode,
+        state: &ExecState,
+        ctx: &ExecContext<'_>,
+    ) {
+        let Some(entity) = &fetch.entity else { return };
+        // Collect representations (de-duplicated) and where each came from.
+        let (reps, slots) = {
+            let Ok(data) = state.data.lock() else { return };
+            let mut reps: Vec<Value> = Vec::new();
+            let mut index: HashMap<String, usize> = HashMap::new();
+            let mut slots: Vec<(Vec<Step>, usize)> = Vec::new();
+            for pos in positions(&data, path) {
+                let Some(obj) = at(&data, &pos) else { continue };
+                let typename = obj
+                    .get("__typename")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&entity.type_name);
+                if typename != entity.type_name {
+                    continue;
+                }
+                let Some(mut rep) = extract_key(obj, &entity.key) else {
+                    continue;
+                };
+                rep.insert("__typename".into(), Value::String(typename.to_string()));
+                let rep = Value::Object(rep);
+                let fingerprint = rep.to_string();
+                let i = *index.entry(fingerprint).or_insert_with(|| {
+                    reps.push(rep);
+                    reps.len() - 1
+                });
+                slots.push((pos, i));
+            }
+            (reps, slots)
+        };
+        if reps.is_empty() {
+            return;
+        }
+        let mut variables = Self::variables_for(fetch, ctx);
+        variables.insert("representations".into(), Value::Array(reps));
+        let body = serde_json::json!({ "query": fetch.operation, "variables": variables });
+        let first_slot = |rep: usize| {
+            slots
+                .iter()
+                .find(|(_, r)| *r == rep)
+                .map(|(p, _)| p.clone())
+        };
+        match self.send(&fetch.service, body, ctx).await {
+            Ok(resp) => {
+                let entities = resp
+                    .data
+                    .and_then(|mut d| d.get_mut("_entities").map(Value::take))
+                    .and_then(|e| match e {
+                        Value::Array(items) => Some(items),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                if let Ok(mut data) = state.data.lock() {
+                    for (pos, rep) in &slots {
+                        if let (Some(entity), Some(target)) =
+                            (entities.get(*rep), at_mut(&mut data, pos))
+                        {
+                            merge(target, entity.clone());
+                        }
+                    }
+                }
+                for e in resp.errors {
+                    // `_entities.<n>.rest` becomes the position of representation n.
+                    let rewritten = e
+                        .get("path")
+                        .and_then(Value::as_array)
+                        .filter(|p| p.first().and_then(Value::as_str) == Some("_entities"))
+                        .and_then(|p| {
+                            let n = p.get(1)?.as_u64()? as usize;
+                            let mut full = first_slot(n)?;
+                            for seg in &p[2..] {
+                                full.push(match seg {
+                                    Value::Number(i) => {
+                                        Step::Index(i.as_u64().unwrap_or(0) as usize)
+                                    }
+                                    other => {
+                                        Step::Key(other.as_str().unwrap_or_default().to_string())
+                                    }
+                                });
+                            }
+                            Some(full)
+                        });
+                    state.push_error(with_service(e, &fetch.service, Some(rewritten)));
+                }
+            }
+            Err(mut e) => {
+                if let Some(p) = first_slot(0) {
+                    e["path"] = path_json(&p);
+                }
+                state.push_error(e);
+            }
+        }
+    }
+
+    /// Posts one operation to a subgraph. Transport failures come back as a ready error.
+    async fn send(
+        &self,
+        service: &str,
+        body: Value,
+        ctx: &ExecContext<'_>,
+    ) -> Result<SubgraphResponse, Value> {
+        let Some(graph) = self.supergraph.graphs.iter().find(|g| g.name == service) else {
+            return Err(transport_error(service, "unknown subgraph"));
+        };
+        let span = tracing::debug_span!("fetch", service, url = %graph.url);
+        async {
+            let started = Instant::now();
+            let mut req = self
+                .client
+                .post(&graph.url)
+                .timeout(self.options.subgraph_timeout)
+                .header("content-type", "application/json")
+                .header("accept", "application/json")
+                .body(body.to_string());
+            if let Some(auth) = ctx.authorization {
+                req = req.header("authorization", auth);
+            }
+            let resp = req.send().await.map_err(|e| {
+                let reason = if e.is_timeout() {
+                    "timed out".to_string()
+                } else {
+                    format!("request failed: {}", root_cause(&e))
+                };
+                transport_error(service, &reason)
+            })?;
+            let status = resp.status();
+            let bytes = resp.bytes().await.map_err(|e| {
+                transport_error(service, &format!("reading the response failed: {e}"))
+            })?;
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                status = status.as_u16(),
+                "subgraph answered"
+            );
+            let parsed: Result<SubgraphResponse, _> = serde_json::from_slice(&bytes);
+            match parsed {
+                Ok(r) if status.is_success() || r.data.is_some() || !r.errors.is_empty() => Ok(r),
+                _ => Err(transport_error(service, &format!("HTTP {status}"))),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[derive(serde::Deserialize)]
+struct SubgraphResponse {
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    errors: Vec<Value>,
+}
+
+fn transport_error(service: &str, reason: &str) -> Value {
+    serde_json::json!({
+        "message": format!("subgraph '{service}' could not be reached: {reason}"),
+        "extensions": { "code": "SUBREQUEST_HTTP_ERROR", "service": service }
+    })
+}
+
+/// Adds `extensions.service` to a subgraph error and, for entity fetches, replaces its
+/// path with the client-facing one (dropping it when it cannot be mapped).
+fn with_service(mut e: Value, service: &str, path: Option<Option<Vec<Step>>>) -> Value {
+    if !e.is_object() {
+        e = serde_json::json!({ "message": e.to_string() });
+    }
+    if let Some(p) = path {
+        match p {
+            Some(p) => e["path"] = path_json(&p),
+            None => {
+                if let Some(obj) = e.as_object_mut() {
+                    obj.remove("path");
+                }
+            }
+        }
+    }
+    // Locations refer to the subgraph's operation text, which the client never saw.
+    if let Some(obj) = e.as_object_mut() {
+        obj.remove("locations");
+        let ext = obj
+            .entry("extensions")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(ext) = ext.as_object_mut() {
+            ext.insert("service".into(), Value::String(service.to_string()));
+        }
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_is_deep_for_objects_and_lists() {
+        let mut a = serde_json::json!({"p": [{"id": 1, "name": "a"}, {"id": 2}]});
+        merge(
+            &mut a,
+            serde_json::json!({"p": [{"stock": 3}, {"stock": 0}]}),
+        );
+        assert_eq!(
+            a,
+            serde_json::json!({"p": [{"id": 1, "name": "a", "stock": 3}, {"id": 2, "stock": 0}]})
+        );
+    }
+
+    #[test]
+    fn positions_walk_lists() {
+        let d = serde_json::json!({"a": {"b": [{"x": 1}, null, {"x": 2}]}});
+        let p = positions(
+            &d,
+            &[
+                PathSegment::Field("a".into()),
+                PathSegment::Field("b".into()),
+                PathSegment::List,
+            ],
+        );
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            p[1],
+            vec![Step::Key("a".into()), Step::Key("b".into()), Step::Index(2)]
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! Parse, validate, normalize and plan; the result is cached per (query, operation name).
+
+use std::sync::Arc;
+
+use apollo_compiler::ExecutableDocument;
+use apollo_compiler::validation::Valid;
+use serde_json::Value;
+use shop_federation::operation::OperationKind;
+use shop_federation::{Operation, QueryPlan};
+
+use super::request::{GraphQLResponse, error};
+use crate::Gateway;
+
+/// An operation ready to run any number of times with different variables.
+pub struct Prepared {
+    pub document: Valid<ExecutableDocument>,
+    pub operation_name: Option<String>,
+    pub operation: Operation,
+    pub plan: QueryPlan,
+    /// Whether root fields ask for `__schema` or `__type`, answered by the gateway.
+    pub introspection: bool,
+}
+
+impl Prepared {
+    pub fn kind(&self) -> OperationKind {
+        self.operation.kind
+    }
+}
+
+fn located_errors(errors: &apollo_compiler::validation::DiagnosticList, code: &str) -> Vec<Value> {
+    errors
+        .iter()
+        .map(|d| {
+            let e = d.to_json();
+            let mut v = serde_json::json!({ "message": e.message, "extensions": { "code": code } });
+            if !e.locations.is_empty() {
+                v["locations"] = serde_json::to_value(&e.locations).unwrap_or(Value::Null);
+            }
+            v
+        })
+        .collect()
+}
+
+impl Gateway {
+    /// Returns the prepared operation, from the cache when the same text was seen before.
+    pub fn prepare(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Arc<Prepared>, GraphQLResponse> {
+        let key = (query.to_string(), operation_name.map(str::to_string));
+        if let Ok(mut cache) = self.cache.lock()
+            && let Some(hit) = cache.get(&key)
+        {
+            return Ok(hit.clone());
+        }
+        let prepared = Arc::new(self.prepare_uncached(query, operation_name)?);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, prepared.clone());
+        }
+        Ok(prepared)
+    }
+
+    fn prepare_uncached(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Prepared, GraphQLResponse> {
+        let api = &self.supergraph.api;
+        if let Err(e) = apollo_compiler::ast::Document::parse(query, "operation.graphql") {
+            return Err(GraphQLResponse {
+                errors: located_errors(&e.errors, "GRAPHQL_PARSE_FAILED"),
+                data: None,
+                status: 400,
+            });
+        }
+        let document = ExecutableDocument::parse_and_validate(api, query, "operation.graphql")
+            .map_err(|e| GraphQLResponse {
+                errors: located_errors(&e.errors, "GRAPHQL_VALIDATION_FAILED"),
+                data: None,
+                status: 400,
+            })?;
+        let operation =
+            shop_federation::normalize(api, &document, operation_name).map_err(|e| {
+                GraphQLResponse::request_error(400, e.to_string(), "GRAPHQL_VALIDATION_FAILED")
+            })?;
+        if operation.kind == OperationKind::Subscription {
+            return Err(GraphQLResponse::request_error(
+                400,
+                "subscriptions are not served over HTTP POST/GET yet",
+                "OPERATION_NOT_SUPPORTED",
+            ));
+        }
+        let plan = shop_federation::plan(&self.supergraph, &operation).map_err(|e| {
+            tracing::error!(error = %e, "query planning failed");
+            GraphQLResponse {
+                errors: vec![error(
+                    format!("query planning failed: {e}"),
+                    "QUERY_PLANNING_FAILED",
+                )],
+                data: None,
+                status: 500,
+            }
+        })?;
+        let introspection = operation.selection_set.items.iter().any(|s| {
+            matches!(s, shop_federation::operation::Selection::Field(f) if f.name == "__schema" || f.name == "__type")
+        }) || has_nested_root_introspection(&operation.selection_set);
+        Ok(Prepared {
+            document,
+            operation_name: operation_name.map(str::to_string),
+            operation,
+            plan,
+            introspection,
+        })
+    }
+}
+
+fn has_nested_root_introspection(set: &shop_federation::operation::SelectionSet) -> bool {
+    set.items.iter().any(|s| match s {
+        shop_federation::operation::Selection::Field(f) => {
+            f.name == "__schema" || f.name == "__type"
+        }
+        shop_federation::operation::Selection::InlineFragment(i) => {
+            has_nested_root_introspection(&i.selection_set)
+        }
+    })
+}

@@ -1,0 +1,207 @@
+//! Shapes the merged subgraph data into the client's response: fields in requested
+//! order under their aliases, `@skip`/`@include` applied, helper fields the planner
+//! added dropped, `__typename` filled in, and nulls in non-null positions bubbled to
+//! the nearest nullable parent with an error (GraphQL spec, "Handling Field Errors").
+
+use apollo_compiler::Schema;
+use apollo_compiler::ast::Type;
+use serde_json::{Map, Value};
+use shop_federation::operation::{Condition, ConditionValue, Selection, SelectionSet};
+
+use super::execute::{Step, path_json};
+
+/// A null reached a non-null position; the parent must become null.
+struct Bubble;
+
+pub struct Shaper<'a> {
+    pub schema: &'a Schema,
+    pub variables: &'a Map<String, Value>,
+    pub errors: &'a mut Vec<Value>,
+}
+
+pub fn included(conditions: &[Condition], variables: &Map<String, Value>) -> bool {
+    conditions.iter().all(|c| {
+        let v = match &c.value {
+            ConditionValue::Const(b) => *b,
+            ConditionValue::Variable(name) => variables
+                .get(name)
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        };
+        if c.skip { !v } else { v }
+    })
+}
+
+impl Shaper<'_> {
+    /// Shapes the root; `None` when a null bubbled all the way up.
+    pub fn root(&mut self, set: &SelectionSet, data: &Value, root_type: &str) -> Option<Value> {
+        let empty = Map::new();
+        let source = data.as_object().unwrap_or(&empty);
+        let mut path = Vec::new();
+        self.object(set, source, root_type, &mut path, true)
+            .ok()
+            .map(Value::Object)
+    }
+
+    fn applies(&self, condition: Option<&str>, runtime: &str) -> bool {
+        match condition {
+            None => true,
+            Some(c) => c == runtime || self.schema.is_subtype(c, runtime),
+        }
+    }
+
+    fn object(
+        &mut self,
+        set: &SelectionSet,
+        source: &Map<String, Value>,
+        runtime: &str,
+        path: &mut Vec<Step>,
+        root: bool,
+    ) -> Result<Map<String, Value>, Bubble> {
+        let mut out = Map::new();
+        self.fill(set, source, runtime, path, root, &mut out)?;
+        Ok(out)
+    }
+
+    fn fill(
+        &mut self,
+        set: &SelectionSet,
+        source: &Map<String, Value>,
+        runtime: &str,
+        path: &mut Vec<Step>,
+        root: bool,
+        out: &mut Map<String, Value>,
+    ) -> Result<(), Bubble> {
+        for item in &set.items {
+            match item {
+                Selection::Field(f) => {
+                    if !included(&f.conditions, self.variables) {
+                        continue;
+                    }
+                    if f.name == "__typename" {
+                        let name = source
+                            .get("__typename")
+                            .cloned()
+                            .unwrap_or_else(|| Value::String(runtime.to_string()));
+                        out.insert(f.response_key.clone(), name);
+                        continue;
+                    }
+                    if root && (f.name == "__schema" || f.name == "__type") {
+                        out.insert(
+                            f.response_key.clone(),
+                            source.get(&f.response_key).cloned().unwrap_or(Value::Null),
+                        );
+                        continue;
+                    }
+                    let Ok(def) = self.schema.type_field(runtime, &f.name) else {
+                        out.insert(f.response_key.clone(), Value::Null);
+                        continue;
+                    };
+                    let ty = def.ty.clone();
+                    path.push(Step::Key(f.response_key.clone()));
+                    let shaped = self.value(
+                        source.get(&f.response_key),
+                        &ty,
+                        f.selection_set.as_ref(),
+                        path,
+                    );
+                    path.pop();
+                    match shaped {
+                        Ok(v) => match out.get_mut(&f.response_key) {
+                            // The same response key selected twice (e.g. through fragments).
+                            Some(existing) => super::execute::merge(existing, v),
+                            None => {
+                                out.insert(f.response_key.clone(), v);
+                            }
+                        },
+                        Err(Bubble) => {
+                            if ty.is_non_null() {
+                                return Err(Bubble);
+                            }
+                            out.insert(f.response_key.clone(), Value::Null);
+                        }
+                    }
+                }
+                Selection::InlineFragment(frag) => {
+                    if !included(&frag.conditions, self.variables)
+                        || !self.applies(frag.type_condition.as_deref(), runtime)
+                    {
+                        continue;
+                    }
+                    self.fill(&frag.selection_set, source, runtime, path, root, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn value(
+        &mut self,
+        value: Option<&Value>,
+        ty: &Type,
+        set: Option<&SelectionSet>,
+        path: &mut Vec<Step>,
+    ) -> Result<Value, Bubble> {
+        let shaped = match ty {
+            Type::NonNullNamed(n) | Type::Named(n) => match value {
+                None | Some(Value::Null) => Value::Null,
+                Some(Value::Object(obj)) if set.is_some() => {
+                    let runtime = obj
+                        .get("__typename")
+                        .and_then(Value::as_str)
+                        .unwrap_or(n.as_str())
+                        .to_string();
+                    match set {
+                        Some(set) => Value::Object(self.object(set, obj, &runtime, path, false)?),
+                        None => Value::Null,
+                    }
+                }
+                Some(v) if set.is_none() => v.clone(),
+                Some(_) => Value::Null,
+            },
+            Type::NonNullList(inner) | Type::List(inner) => match value {
+                Some(Value::Array(items)) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        path.push(Step::Index(i));
+                        let r = self.value(Some(item), inner, set, path);
+                        path.pop();
+                        out.push(r?);
+                    }
+                    Value::Array(out)
+                }
+                _ => Value::Null,
+            },
+        };
+        if shaped.is_null() && ty.is_non_null() {
+            self.null_error(path);
+            return Err(Bubble);
+        }
+        Ok(shaped)
+    }
+
+    /// Records a non-null violation unless an error already explains this position.
+    fn null_error(&mut self, path: &[Step]) {
+        let here = path_json(path);
+        let here = here.as_array().cloned().unwrap_or_default();
+        let explained = self
+            .errors
+            .iter()
+            .any(|e| match e.get("path").and_then(Value::as_array) {
+                Some(p) => p.len() <= here.len() && here[..p.len()] == p[..],
+                None => false,
+            })
+            || self.errors.iter().any(|e| {
+                e.get("path").is_none()
+                    && e.pointer("/extensions/code").and_then(Value::as_str)
+                        == Some("SUBREQUEST_HTTP_ERROR")
+            });
+        if !explained {
+            self.errors.push(serde_json::json!({
+                "message": "Cannot return null for non-nullable field",
+                "path": Value::Array(here),
+                "extensions": { "code": "NULL_IN_NON_NULL_FIELD" }
+            }));
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! HTTP transport to clients: `POST /graphql` (JSON), `GET /graphql` (queries, or
+//! GraphiQL for browsers), `/health`, `/ready`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+
+use crate::Gateway;
+use crate::pipeline::RequestMeta;
+use crate::pipeline::request::{GraphQLRequest, GraphQLResponse};
+
+/// The gateway's router.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/graphql", get(get_graphql).post(post_graphql))
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .with_state(gateway)
+        .layer(tower_http::cors::CorsLayer::permissive())
+}
+
+fn respond(resp: GraphQLResponse) -> Response {
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        Json(resp),
+    )
+        .into_response()
+}
+
+async fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| {
+        shop_kit::server::unauthenticated_response("the Authorization header is not text")
+    })?;
+    if let Some(verifier) = &gw.options.verifier {
+        verifier
+            .verify_header(value)
+            .await
+            .map_err(|e| shop_kit::server::unauthenticated_response(&e.to_string()))?;
+    }
+    Ok(Some(value.to_string()))
+}
+
+async fn post_graphql(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    let req: GraphQLRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return respond(GraphQLResponse::request_error(
+                400,
+                format!("the body is not a GraphQL request in JSON: {e}"),
+                "BAD_REQUEST",
+            ));
+        }
+    };
+    let authorization = match authorize(&gw, &headers).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    respond(
+        gw.execute(
+            req,
+            &RequestMeta {
+                authorization,
+                is_get: false,
+            },
+        )
+        .await,
+    )
+}
+
+async fn get_graphql(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(params): Query<Map<String, Value>>,
+) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html && !params.contains_key("query") {
+        return Html(GRAPHIQL).into_response();
+    }
+    let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
+    let variables = match text("variables").map(|v| serde_json::from_str::<Map<String, Value>>(&v))
+    {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            return respond(GraphQLResponse::request_error(
+                400,
+                format!("variables is not a JSON object: {e}"),
+                "BAD_REQUEST",
+            ));
+        }
+    };
+    let req = GraphQLRequest {
+        query: text("query"),
+        operation_name: text("operationName"),
+        variables,
+        extensions: None,
+    };
+    let authorization = match authorize(&gw, &headers).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    respond(
+        gw.execute(
+            req,
+            &RequestMeta {
+                authorization,
+                is_get: true,
+            },
+        )
+        .await,
+    )
+}
+
+/// Ready when every subgraph answers its `/health`.
+async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    let checks = gw.supergraph.graphs.iter().map(|g| {
+        let url = format!(
+            "{}/health",
+            g.url.trim_end_matches('/').trim_end_matches("/graphql")
+        );
+        let client = gw.client.clone();
+        async move {
+            let ok = client
+                .get(&url)
+                .timeout(std::time::Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            (g.name.clone(), ok)
+        }
+    });
+    let results = futures::future::join_all(checks).await;
+    let down: Vec<String> = results
+        .into_iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| n)
+        .collect();
+    if down.is_empty() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {} unreachable", down.join(", ")),
+        )
+            .into_response()
+    }
+}
+
+const GRAPHIQL: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Shop GraphQL</title>
+  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
+  <link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
+</head>
+<body>
+  <div id="graphiql">Loading GraphiQL…</div>
+  <script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
+  <script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
+  <script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
+  <script>
+    const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+    ReactDOM.createRoot(document.getElementById('graphiql')).render(
+      React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true })
+    );
+  </script>
+</body>
+</html>
+"#;

@@ -1,0 +1,185 @@
+//! `shop bench`: starts the demo shop on free ports and measures, at fixed concurrency,
+//! (a) a product page through the gateway (catalog + inventory), (b) a 50-product
+//! listing with stock through the gateway, and (c) the catalog-only part of (b) sent
+//! straight to the catalog subgraph; prints throughput, p50/p99 and the ratio of (b)
+//! to (c).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::platform::{Platform, PlatformOptions};
+
+pub const PRODUCT_PAGE: &str = "query ProductPage($id: ID!) { product(id: $id) { id sku name description price { amount currency } images attributes category { name } catalog { name } stock inStock } }";
+pub const LISTING: &str = "query Listing { products(first: 50, sort: NAME_ASC) { totalCount edges { node { id sku name price { amount currency } stock inStock } } } }";
+pub const LISTING_CATALOG_ONLY: &str = "query Listing { products(first: 50, sort: NAME_ASC) { totalCount edges { node { id sku name price { amount currency } } } } }";
+
+#[derive(Debug, Clone)]
+pub struct Figures {
+    pub name: String,
+    pub requests: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+impl Figures {
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Sends `requests` POSTs of `body` to `url` with `concurrency` in flight.
+pub async fn measure(
+    name: &str,
+    client: &reqwest::Client,
+    url: &str,
+    body: Value,
+    requests: usize,
+    concurrency: usize,
+) -> anyhow::Result<Figures> {
+    let body = Arc::new(body.to_string());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, url, body, next) =
+            (client.clone(), url.to_string(), body.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
+                let t = Instant::now();
+                let ok = match client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.as_str().to_owned())
+                    .send()
+                    .await
+                {
+                    Ok(r) => {
+                        r.status().is_success()
+                            && r.bytes()
+                                .await
+                                .map(|b| !b.windows(9).any(|w| w == b"\"errors\":"))
+                                .unwrap_or(false)
+                    }
+                    Err(_) => false,
+                };
+                latencies.push(t.elapsed());
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::with_capacity(requests);
+    let mut errors = 0;
+    for w in workers {
+        let (l, e) = w.await?;
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Figures {
+        name: name.to_string(),
+        requests: all.len(),
+        errors,
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    })
+}
+
+fn print(f: &Figures) {
+    println!(
+        "{:<44} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
+        f.name,
+        f.rps(),
+        f.p50.as_secs_f64() * 1000.0,
+        f.p99.as_secs_f64() * 1000.0,
+        f.errors
+    );
+}
+
+pub async fn run(requests: usize, concurrency: usize) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("shop-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut opts = PlatformOptions::for_tests(&dir);
+    opts.seed = true;
+    println!("starting the demo shop in {} ...", dir.display());
+    let platform = Platform::start(opts).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency * 2)
+        .build()?;
+    // Wait until stock events reached the catalog and pick a product for the page.
+    let first_bytes = client
+        .post(&platform.gateway_url)
+        .header("content-type", "application/json")
+        .body(
+            json!({ "query": "{ products(first: 1, sort: NAME_ASC) { edges { node { id } } } }" })
+                .to_string(),
+        )
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let first: Value = serde_json::from_slice(&first_bytes)?;
+    let id = first
+        .pointer("/data/products/edges/0/node/id")
+        .and_then(Value::as_str)
+        .context("the demo shop has no products")?
+        .to_string();
+    let catalog_url = platform
+        .subgraph_url("catalog")
+        .context("no catalog subgraph")?
+        .to_string();
+    let warm = (requests / 10).max(50);
+    println!(
+        "{requests} requests per case at concurrency {concurrency} (after {warm} warm-up requests)\n"
+    );
+    let cases = [
+        (
+            "(a) product page via gateway",
+            platform.gateway_url.clone(),
+            json!({ "query": PRODUCT_PAGE, "variables": { "id": id } }),
+        ),
+        (
+            "(b) 50-product listing + stock via gateway",
+            platform.gateway_url.clone(),
+            json!({ "query": LISTING }),
+        ),
+        (
+            "(c) catalog part of (b), catalog directly",
+            catalog_url,
+            json!({ "query": LISTING_CATALOG_ONLY }),
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, url, body) in cases {
+        measure(name, &client, &url, body.clone(), warm, concurrency).await?;
+        let f = measure(name, &client, &url, body, requests, concurrency).await?;
+        print(&f);
+        results.push(f);
+    }
+    let (b, c) = (&results[1], &results[2]);
+    println!(
+        "\ngateway/direct for the listing: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
+        b.rps() / c.rps().max(1e-9),
+        b.p50.as_secs_f64() / c.p50.as_secs_f64().max(1e-9),
+        b.p99.as_secs_f64() / c.p99.as_secs_f64().max(1e-9)
+    );
+    platform.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,421 @@
+//! Command-line roles.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use shop_federation::Supergraph;
+use shop_gateway::{Gateway, GatewayOptions};
+use shop_kit::auth::{Role, Verifier};
+
+use crate::config::{Config, DEV_AUDIENCE, DEV_ISSUER};
+use crate::platform::{Platform, PlatformOptions};
+use crate::subgraphs::{self, SUBGRAPHS};
+
+#[derive(Parser)]
+#[command(
+    name = "shop",
+    version,
+    about = "A federated GraphQL commerce platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<RoleCmd>,
+}
+
+#[derive(Subcommand)]
+enum RoleCmd {
+    /// Everything in one process on the embedded defaults (the default role).
+    Run {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// The gateway alone, serving a supergraph file.
+    Gateway {
+        #[arg(long)]
+        supergraph: Option<PathBuf>,
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// One subgraph alone.
+    Subgraph {
+        name: String,
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Writes each subgraph's SDL and the composed supergraph to `schema/`.
+    Compose {
+        #[arg(long, default_value = "schema")]
+        out: PathBuf,
+        /// Only check that the files match the code; exit 1 when they drift.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Applies migrations (every subgraph's, or one's) to DATABASE_URL.
+    Migrate {
+        #[arg(long)]
+        subgraph: Option<String>,
+    },
+    /// Seeds the demo shop into DATABASE_URL (or the embedded SQLite files).
+    Seed,
+    /// Prints the query plan of an operation.
+    Explain {
+        operation: String,
+        #[arg(long)]
+        supergraph: Option<PathBuf>,
+        #[arg(long)]
+        operation_name: Option<String>,
+    },
+    /// Mints a development token signed with the key in the data directory.
+    Token {
+        /// The user id (default: the first demo supplier).
+        #[arg(long)]
+        user: Option<String>,
+        /// CUSTOMER, SUPPLIER or ADMIN; repeatable (default SUPPLIER).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long, default_value_t = 60 * 24)]
+        ttl_minutes: u64,
+    },
+    /// Measures throughput and latency through the gateway and directly.
+    Bench {
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(
+        cli.role.unwrap_or(RoleCmd::Run { listen: None }),
+        config,
+    )) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(role: RoleCmd, mut config: Config) -> anyhow::Result<ExitCode> {
+    match role {
+        RoleCmd::Run { listen } => {
+            if listen.is_some() {
+                config.listen = listen;
+            }
+            run_all(config).await
+        }
+        RoleCmd::Gateway { supergraph, listen } => run_gateway(config, supergraph, listen).await,
+        RoleCmd::Subgraph { name, listen } => run_subgraph(config, &name, listen).await,
+        RoleCmd::Compose { out, check } => compose(&out, check),
+        RoleCmd::Migrate { subgraph } => migrate(&config, subgraph.as_deref()).await,
+        RoleCmd::Seed => seed(&config).await,
+        RoleCmd::Explain {
+            operation,
+            supergraph,
+            operation_name,
+        } => explain(&config, &operation, supergraph, operation_name.as_deref()),
+        RoleCmd::Token {
+            user,
+            roles,
+            ttl_minutes,
+        } => token(&config, user, roles, ttl_minutes),
+        RoleCmd::Bench {
+            requests,
+            concurrency,
+        } => crate::bench::run(requests, concurrency)
+            .await
+            .map(|_| ExitCode::SUCCESS),
+    }
+}
+
+async fn run_all(config: Config) -> anyhow::Result<ExitCode> {
+    let platform = Platform::start(PlatformOptions::from_config(&config)).await?;
+    println!();
+    println!("  Shop is running (data in {})", config.data_dir.display());
+    println!("  GraphQL API and GraphiQL: {}", platform.gateway_url);
+    for (name, url) in &platform.subgraph_urls {
+        println!("  subgraph {name:<10} {url}");
+    }
+    println!("  Token for writes:        cargo run --release -- token --role SUPPLIER");
+    println!();
+    shop_kit::server::shutdown_signal().await;
+    platform.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verifier_for(config: &Config, default_dev: bool) -> anyhow::Result<Verifier> {
+    let mut issuers = config.issuers.clone();
+    if config.dev_auth.unwrap_or(default_dev) {
+        let key = crate::platform::dev_signing_key(&config.data_dir)?;
+        issuers.push(shop_kit::auth::TrustedIssuer {
+            issuer: DEV_ISSUER.into(),
+            audience: DEV_AUDIENCE.into(),
+            jwks: shop_kit::auth::JwksSource::Inline(key.jwks()),
+        });
+    }
+    if issuers.is_empty() {
+        tracing::warn!("no trusted token issuers configured: every write will be refused");
+    }
+    Ok(Verifier::new(issuers))
+}
+
+async fn run_gateway(
+    config: Config,
+    supergraph: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let path = supergraph.unwrap_or_else(|| config.supergraph.clone());
+    let sdl =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut sg = Supergraph::parse(&sdl)?;
+    for (name, url) in &config.subgraph_urls {
+        if !sg.set_url(name, url) {
+            anyhow::bail!(
+                "SHOP_SUBGRAPH_URL_{}: the supergraph has no subgraph '{name}'",
+                name.to_uppercase()
+            );
+        }
+    }
+    let gateway = Gateway::new(
+        sg,
+        GatewayOptions {
+            verifier: Some(verifier_for(&config, false)?),
+            subgraph_timeout: config.subgraph_timeout,
+            plan_cache_size: config.plan_cache_size,
+        },
+    );
+    let addr = listen
+        .or(config.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000)));
+    let listener = shop_kit::server::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    println!(
+        "gateway listening on http://{}/graphql",
+        listener.local_addr()?
+    );
+    shop_kit::server::serve(
+        listener,
+        shop_gateway::router(gateway),
+        shop_kit::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_subgraph(
+    config: Config,
+    name: &str,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let spec = subgraphs::find(name).ok_or_else(|| {
+        let names: Vec<&str> = SUBGRAPHS.iter().map(|s| s.name).collect();
+        anyhow::anyhow!("unknown subgraph '{name}'; known: {}", names.join(", "))
+    })?;
+    let db = shop_kit::db::connect(&config.database_url_for(spec.name)).await?;
+    let bus = crate::platform::event_bus(config.redis_url.as_deref(), &config.bus_prefix).await?;
+    if config.redis_url.is_none() {
+        tracing::warn!(
+            "REDIS_URL is not set: events stay inside this process, so other subgraphs will not see them"
+        );
+    }
+    let router = subgraphs::start(spec.name, db, &bus, verifier_for(&config, false)?)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let addr = listen
+        .or(config.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], subgraphs::default_port(spec.name))));
+    let listener = shop_kit::server::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    println!(
+        "subgraph {} listening on http://{}/graphql",
+        spec.name,
+        listener.local_addr()?
+    );
+    shop_kit::server::serve(listener, router, shop_kit::server::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Everything `shop compose` writes, as (file name, contents).
+pub fn composed_files() -> anyhow::Result<Vec<(String, String)>> {
+    let mut files: Vec<(String, String)> = SUBGRAPHS
+        .iter()
+        .map(|s| (format!("{}.graphql", s.name), (s.sdl)()))
+        .collect();
+    let supergraph = subgraphs::compose(subgraphs::default_url)?;
+    // Loading it proves other tools' rules hold too (valid schema, join spec readable).
+    Supergraph::parse(&supergraph)?;
+    files.push(("supergraph.graphql".into(), supergraph));
+    Ok(files)
+}
+
+fn compose(out: &std::path::Path, check: bool) -> anyhow::Result<ExitCode> {
+    let files = composed_files()?;
+    if check {
+        let mut drift = Vec::new();
+        for (name, text) in &files {
+            let on_disk = std::fs::read_to_string(out.join(name)).unwrap_or_default();
+            if &on_disk != text {
+                drift.push(name.clone());
+            }
+        }
+        if drift.is_empty() {
+            println!("schema/ matches the code");
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!("out of date: {} (run `shop compose`)", drift.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
+    std::fs::create_dir_all(out)?;
+    for (name, text) in files {
+        std::fs::write(out.join(&name), text)?;
+        println!("wrote {}", out.join(&name).display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    for spec in SUBGRAPHS
+        .iter()
+        .filter(|s| only.is_none_or(|o| o == s.name))
+    {
+        let db = shop_kit::db::connect(&config.database_url_for(spec.name)).await?;
+        shop_migrations::up(&db, spec.name).await?;
+        println!("migrated {}", spec.name);
+    }
+    if let Some(o) = only
+        && subgraphs::find(o).is_none()
+    {
+        anyhow::bail!("unknown subgraph '{o}'");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn seed(config: &Config) -> anyhow::Result<ExitCode> {
+    let catalog_db = shop_kit::db::connect(&config.database_url_for(shop_catalog::NAME)).await?;
+    let inventory_db =
+        shop_kit::db::connect(&config.database_url_for(shop_inventory::NAME)).await?;
+    shop_migrations::up(&catalog_db, shop_catalog::NAME).await?;
+    shop_migrations::up(&inventory_db, shop_inventory::NAME).await?;
+    let catalog = shop_catalog::CatalogCtx::new(catalog_db);
+    let inventory = shop_inventory::InventoryCtx::new(inventory_db);
+    let report = crate::seed::seed(&catalog, &inventory).await?;
+    // Publish what seeding wrote to the outboxes when a shared bus is configured.
+    if let Some(url) = &config.redis_url {
+        let bus = crate::platform::event_bus(Some(url), &config.bus_prefix).await?;
+        while catalog
+            .outbox
+            .relay_once(&catalog.db, &bus)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?
+            > 0
+        {}
+        while inventory
+            .outbox
+            .relay_once(&inventory.db, &bus)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?
+            > 0
+        {}
+    }
+    println!("{report:?}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain(
+    config: &Config,
+    operation: &str,
+    supergraph: Option<PathBuf>,
+    operation_name: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let sdl = match supergraph
+        .or_else(|| Some(config.supergraph.clone()))
+        .filter(|p| p.exists())
+    {
+        Some(p) => {
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => subgraphs::compose(subgraphs::default_url)?,
+    };
+    let sg = Supergraph::parse(&sdl)?;
+    let doc = apollo_compiler::ExecutableDocument::parse_and_validate(
+        &sg.api,
+        operation,
+        "operation.graphql",
+    )
+    .map_err(|e| anyhow::anyhow!("invalid operation:\n{}", e.errors))?;
+    let op = shop_federation::normalize(&sg.api, &doc, operation_name)?;
+    let plan = shop_federation::plan(&sg, &op)?;
+    println!("{plan}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(
+    config: &Config,
+    user: Option<String>,
+    roles: Vec<String>,
+    ttl_minutes: u64,
+) -> anyhow::Result<ExitCode> {
+    let key = crate::platform::dev_signing_key(&config.data_dir)?;
+    let roles: Vec<Role> = if roles.is_empty() {
+        vec![Role::Supplier]
+    } else {
+        roles
+            .iter()
+            .map(|r| {
+                Role::parse(r).ok_or_else(|| {
+                    anyhow::anyhow!("unknown role '{r}': use CUSTOMER, SUPPLIER or ADMIN")
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let user = user.unwrap_or_else(|| {
+        if roles.contains(&Role::Admin) {
+            crate::seed::DEMO_ADMIN.to_string()
+        } else {
+            crate::seed::DEMO_SUPPLIERS[0].0.to_string()
+        }
+    });
+    let token = key
+        .mint(
+            DEV_ISSUER,
+            DEV_AUDIENCE,
+            &user,
+            &roles,
+            Duration::from_secs(ttl_minutes * 60),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,157 @@
+//! The process configuration: one typed struct, read from the environment and an
+//! optional file of `KEY=VALUE` lines (`SHOP_CONFIG`); the environment wins. Unknown
+//! `SHOP_*` keys are rejected so a typo does not silently fall back to a default.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shop_kit::auth::TrustedIssuer;
+use shop_kit::config::{ConfigError, Vars};
+
+/// Every variable read here; keep in step with the README's table.
+pub const KNOWN: &[&str] = &[
+    "SHOP_CONFIG",
+    "SHOP_LISTEN",
+    "SHOP_DATA_DIR",
+    "SHOP_SUPERGRAPH",
+    "SHOP_SUBGRAPH_TIMEOUT_MS",
+    "SHOP_PLAN_CACHE_SIZE",
+    "SHOP_SEED",
+    "SHOP_DEV_AUTH",
+    "SHOP_SUBGRAPH_BASE_PORT",
+    "SHOP_BUS_PREFIX",
+    "SHOP_TRUSTED_ISSUERS",
+    "SHOP_JWT_ISSUER",
+    "SHOP_JWT_AUDIENCE",
+    "SHOP_JWKS_URL",
+    "SHOP_JWKS_FILE",
+    "SHOP_MYSQL_TEST_URL",
+    "SHOP_REQUIRE_MYSQL",
+    "SHOP_REQUIRE_REDIS",
+    "SHOP_REDIS_TEST_URL",
+];
+
+/// Issuer and audience of the development tokens `shop token` mints.
+pub const DEV_ISSUER: &str = "shop-dev";
+pub const DEV_AUDIENCE: &str = "shop";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `SHOP_LISTEN`: where this process listens. Default `127.0.0.1:4000` for the gateway
+    /// and the all-in-one process, `127.0.0.1:4001`, `:4002`, ... for subgraphs in
+    /// `shop compose` order.
+    pub listen: Option<SocketAddr>,
+    /// `SHOP_DATA_DIR`: SQLite files and the development signing key. Default `./data`.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: `mysql://user:pass@host/db` or `sqlite://file`. Default: one
+    /// SQLite file per subgraph under the data directory.
+    pub database_url: Option<String>,
+    /// `REDIS_URL`: use Redis streams as the event bus (needed when subgraphs run as
+    /// separate processes). Default: the in-process bus.
+    pub redis_url: Option<String>,
+    /// `SHOP_BUS_PREFIX`: prefix of the Redis stream keys. Default `shop`.
+    pub bus_prefix: String,
+    /// `SHOP_SUPERGRAPH`: the supergraph the gateway serves. Default `schema/supergraph.graphql`.
+    pub supergraph: PathBuf,
+    /// `SHOP_SUBGRAPH_URL_<NAME>`: override a subgraph's URL from the supergraph.
+    pub subgraph_urls: HashMap<String, String>,
+    /// `SHOP_SUBGRAPH_TIMEOUT_MS`: per subgraph request. Default 30000.
+    pub subgraph_timeout: Duration,
+    /// `SHOP_PLAN_CACHE_SIZE`: prepared operations kept by the gateway. Default 1024.
+    pub plan_cache_size: usize,
+    /// `SHOP_SEED`: seed the demo shop into empty databases (all-in-one). Default true.
+    pub seed: bool,
+    /// `SHOP_DEV_AUTH`: trust tokens signed with the development key in the data
+    /// directory (`shop token`). Default true for the all-in-one process, false otherwise.
+    pub dev_auth: Option<bool>,
+    /// `SHOP_SUBGRAPH_BASE_PORT`: first port of the all-in-one's subgraphs; 0 picks free
+    /// ports. Default 4001.
+    pub subgraph_base_port: u16,
+    /// Trusted token issuers (`SHOP_TRUSTED_ISSUERS`, or `SHOP_JWT_ISSUER` + `SHOP_JWKS_URL`).
+    pub issuers: Vec<TrustedIssuer>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: None,
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            redis_url: None,
+            bus_prefix: "shop".into(),
+            supergraph: PathBuf::from("schema/supergraph.graphql"),
+            subgraph_urls: HashMap::new(),
+            subgraph_timeout: Duration::from_secs(30),
+            plan_cache_size: 1024,
+            seed: true,
+            dev_auth: None,
+            subgraph_base_port: 4001,
+            issuers: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let vars = match std::env::var("SHOP_CONFIG").ok().filter(|p| !p.is_empty()) {
+            Some(path) => Vars::with_file(&path)?,
+            None => Vars::env(),
+        };
+        vars.reject_unknown(KNOWN)?;
+        let var = |k: &str| vars.get(k);
+        let d = Config::default();
+        let listen = match var("SHOP_LISTEN") {
+            Some(v) => {
+                Some(
+                    v.parse()
+                        .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                            name: "SHOP_LISTEN".into(),
+                            reason: e.to_string(),
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let subgraph_urls = vars
+            .with_prefix("SHOP_SUBGRAPH_URL_")
+            .into_iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("SHOP_SUBGRAPH_URL_")
+                    .map(|n| (n.to_ascii_lowercase(), v))
+            })
+            .collect();
+        Ok(Config {
+            listen,
+            data_dir: var("SHOP_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or(d.data_dir),
+            database_url: var("DATABASE_URL"),
+            redis_url: var("REDIS_URL"),
+            bus_prefix: var("SHOP_BUS_PREFIX").unwrap_or(d.bus_prefix),
+            supergraph: var("SHOP_SUPERGRAPH")
+                .map(PathBuf::from)
+                .unwrap_or(d.supergraph),
+            subgraph_urls,
+            subgraph_timeout: Duration::from_millis(
+                vars.parse("SHOP_SUBGRAPH_TIMEOUT_MS", 30_000u64)?,
+            ),
+            plan_cache_size: vars.parse("SHOP_PLAN_CACHE_SIZE", d.plan_cache_size)?,
+            seed: vars.parse("SHOP_SEED", true)?,
+            dev_auth: match var("SHOP_DEV_AUTH") {
+                Some(_) => Some(vars.parse("SHOP_DEV_AUTH", false)?),
+                None => None,
+            },
+            subgraph_base_port: vars.parse("SHOP_SUBGRAPH_BASE_PORT", d.subgraph_base_port)?,
+            issuers: shop_kit::config::trusted_issuers(&vars)?,
+        })
+    }
+
+    /// The database URL for one subgraph: `DATABASE_URL`, else its own SQLite file.
+    pub fn database_url_for(&self, subgraph: &str) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| shop_kit::db::sqlite_file_url(&self.data_dir, subgraph))
+    }
+}

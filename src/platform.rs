@@ -1,0 +1,244 @@
+//! Starting the platform: each subgraph on its own loopback port behind real HTTP, and
+//! the gateway in front. Used by the all-in-one binary and by the end-to-end tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use shop_catalog::CatalogCtx;
+use shop_federation::Supergraph;
+use shop_gateway::{Gateway, GatewayOptions};
+use shop_inventory::InventoryCtx;
+use shop_kit::auth::{JwksSource, SigningKey, TrustedIssuer, Verifier};
+use shop_kit::events::EventBus;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, DEV_AUDIENCE, DEV_ISSUER};
+use crate::subgraphs::SUBGRAPHS;
+
+#[derive(Clone, Debug)]
+pub struct PlatformOptions {
+    pub data_dir: PathBuf,
+    /// One database for every subgraph (their tables are prefixed); `None`: a SQLite
+    /// file per subgraph under `data_dir`.
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub bus_prefix: String,
+    pub gateway_addr: SocketAddr,
+    /// First subgraph port; 0 picks free ports.
+    pub subgraph_base_port: u16,
+    pub seed: bool,
+    /// Trust the development signing key kept in `data_dir`.
+    pub dev_auth: bool,
+    pub issuers: Vec<TrustedIssuer>,
+    pub subgraph_timeout: Duration,
+    pub plan_cache_size: usize,
+}
+
+impl PlatformOptions {
+    pub fn from_config(c: &Config) -> Self {
+        PlatformOptions {
+            data_dir: c.data_dir.clone(),
+            database_url: c.database_url.clone(),
+            redis_url: c.redis_url.clone(),
+            bus_prefix: c.bus_prefix.clone(),
+            gateway_addr: c
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000))),
+            subgraph_base_port: c.subgraph_base_port,
+            seed: c.seed,
+            dev_auth: c.dev_auth.unwrap_or(true),
+            issuers: c.issuers.clone(),
+            subgraph_timeout: c.subgraph_timeout,
+            plan_cache_size: c.plan_cache_size,
+        }
+    }
+
+    /// Free ports, a given data directory, nothing seeded: what tests want.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        PlatformOptions {
+            data_dir: data_dir.to_path_buf(),
+            database_url: None,
+            redis_url: None,
+            bus_prefix: "shop-test".into(),
+            gateway_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            subgraph_base_port: 0,
+            seed: false,
+            dev_auth: false,
+            issuers: Vec::new(),
+            subgraph_timeout: Duration::from_secs(10),
+            plan_cache_size: 256,
+        }
+    }
+}
+
+/// A running platform. Dropping it does not stop it: call [`Platform::shutdown`].
+pub struct Platform {
+    pub gateway_url: String,
+    /// `(name, url)` of each subgraph's `/graphql`.
+    pub subgraph_urls: Vec<(String, String)>,
+    pub gateway: Arc<Gateway>,
+    pub dev_key: Option<SigningKey>,
+    pub catalog: CatalogCtx,
+    pub inventory: InventoryCtx,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Loads the development signing key from `dir`, creating it on first use.
+pub fn dev_signing_key(dir: &Path) -> anyhow::Result<SigningKey> {
+    let path = dir.join("dev-signing-key");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Some(key) = SigningKey::from_secret_string(&text)
+    {
+        return Ok(key);
+    }
+    std::fs::create_dir_all(dir)?;
+    let key = SigningKey::generate().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    std::fs::write(&path, key.to_secret_string())
+        .with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(key)
+}
+
+pub async fn event_bus(redis_url: Option<&str>, prefix: &str) -> anyhow::Result<EventBus> {
+    match redis_url {
+        Some(url) => EventBus::redis(url, prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("redis event bus: {e}")),
+        None => Ok(EventBus::in_process()),
+    }
+}
+
+fn stop_signal(
+    mut rx: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+impl Platform {
+    pub async fn start(opts: PlatformOptions) -> anyhow::Result<Platform> {
+        std::fs::create_dir_all(&opts.data_dir)
+            .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+        let mut issuers = opts.issuers.clone();
+        let dev_key = if opts.dev_auth {
+            let key = dev_signing_key(&opts.data_dir)?;
+            issuers.push(TrustedIssuer {
+                issuer: DEV_ISSUER.into(),
+                audience: DEV_AUDIENCE.into(),
+                jwks: JwksSource::Inline(key.jwks()),
+            });
+            Some(key)
+        } else {
+            None
+        };
+        let verifier = Verifier::new(issuers);
+        let bus = event_bus(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
+        let (stop, stop_rx) = watch::channel(false);
+
+        let mut servers = Vec::new();
+        let mut subgraph_urls = Vec::new();
+        let mut dbs = Vec::new();
+        for (i, spec) in SUBGRAPHS.iter().enumerate() {
+            let url = opts
+                .database_url
+                .clone()
+                .unwrap_or_else(|| shop_kit::db::sqlite_file_url(&opts.data_dir, spec.name));
+            let db = shop_kit::db::connect(&url)
+                .await
+                .with_context(|| format!("connecting {} to its database", spec.name))?;
+            let router = crate::subgraphs::start(spec.name, db.clone(), &bus, verifier.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("starting {}: {e}", spec.name))?;
+            let port = if opts.subgraph_base_port == 0 {
+                0
+            } else {
+                opts.subgraph_base_port + i as u16
+            };
+            let listener = shop_kit::server::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+                .await
+                .with_context(|| format!("binding {} to port {port}", spec.name))?;
+            let addr = listener.local_addr()?;
+            subgraph_urls.push((spec.name.to_string(), format!("http://{addr}/graphql")));
+            servers.push(tokio::spawn(shop_kit::server::serve(
+                listener,
+                router,
+                stop_signal(stop_rx.clone()),
+            )));
+            dbs.push((spec.name, db));
+        }
+        let db_of = |name: &str| {
+            dbs.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, d)| d.clone())
+                .unwrap_or_default()
+        };
+        let catalog = CatalogCtx::new(db_of(shop_catalog::NAME));
+        let inventory = InventoryCtx::new(db_of(shop_inventory::NAME));
+
+        let sdl = crate::subgraphs::compose(|name| {
+            subgraph_urls
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, u)| u.clone())
+                .unwrap_or_default()
+        })?;
+        let supergraph = Supergraph::parse(&sdl)?;
+        let gateway = Gateway::new(
+            supergraph,
+            GatewayOptions {
+                verifier: Some(verifier),
+                subgraph_timeout: opts.subgraph_timeout,
+                plan_cache_size: opts.plan_cache_size,
+            },
+        );
+        let listener = shop_kit::server::bind(opts.gateway_addr)
+            .await
+            .with_context(|| format!("binding the gateway to {}", opts.gateway_addr))?;
+        let gateway_url = format!("http://{}/graphql", listener.local_addr()?);
+        servers.push(tokio::spawn(shop_kit::server::serve(
+            listener,
+            shop_gateway::router(gateway.clone()),
+            stop_signal(stop_rx.clone()),
+        )));
+
+        if opts.seed {
+            let report = crate::seed::seed(&catalog, &inventory).await?;
+            tracing::info!(?report, "demo data");
+        }
+        Ok(Platform {
+            gateway_url,
+            subgraph_urls,
+            gateway,
+            dev_key,
+            catalog,
+            inventory,
+            stop,
+            servers,
+        })
+    }
+
+    pub fn subgraph_url(&self, name: &str) -> Option<&str> {
+        self.subgraph_urls
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, u)| u.as_str())
+    }
+
+    /// Stops accepting requests, lets the ones in flight finish, and waits for the servers.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for s in self.servers {
+            let _ = s.await;
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The demo shop: three suppliers with a catalog each, a two-level category tree per
+//! catalog, 110 products per catalog with varied attributes, prices and stock.
+//! Deterministic, and idempotent: a seeded database is left as it is.
+
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use shop_catalog::CatalogCtx;
+use shop_catalog::entity::{catalog as catalog_entity, product as product_entity};
+use shop_catalog::service::{catalogs, categories, products};
+use shop_inventory::InventoryCtx;
+use shop_inventory::entity::ledger;
+use shop_kit::auth::{Caller, Principal, Role};
+use shop_kit::money::MoneyInput;
+
+/// The demo admin's user id (for `shop token --role ADMIN`).
+pub const DEMO_ADMIN: &str = "00000000-0000-7000-8000-000000000001";
+
+/// The demo suppliers' user ids and shop names.
+pub const DEMO_SUPPLIERS: [(&str, &str); 3] = [
+    (
+        "00000000-0000-7000-8000-000000000101",
+        "Northwind Outfitters",
+    ),
+    ("00000000-0000-7000-8000-000000000102", "Lumen Electronics"),
+    ("00000000-0000-7000-8000-000000000103", "Harvest Kitchen"),
+];
+
+pub const PRODUCTS_PER_CATALOG: usize = 110;
+
+struct Leaf {
+    name: &'static str,
+    nouns: &'static [&'static str],
+    base_price: i64,
+}
+
+struct Root {
+    name: &'static str,
+    leaves: &'static [Leaf],
+}
+
+struct CatalogPlan {
+    currency: &'static str,
+    description: &'static str,
+    roots: &'static [Root],
+    attribute: (&'static str, &'static [&'static str]),
+}
+
+const PLANS: [CatalogPlan; 3] = [
+    CatalogPlan {
+        currency: "EUR",
+        description: "Clothing and gear for the outdoors.",
+        attribute: ("material", &["cotton", "wool", "nylon", "leather", "linen"]),
+        roots: &[
+            Root {
+                name: "Apparel",
+                leaves: &[
+                    Leaf {
+                        name: "Shirts",
+                        nouns: &["Shirt", "Tee", "Polo"],
+                        base_price: 2499,
+                    },
+                    Leaf {
+                        name: "Jackets",
+                        nouns: &["Jacket", "Parka", "Windbreaker"],
+                        base_price: 8999,
+                    },
+                    Leaf {
+                        name: "Shoes",
+                        nouns: &["Sneaker", "Boot", "Sandal"],
+                        base_price: 6999,
+                    },
+                ],
+            },
+            Root {
+                name: "Outdoor",
+                leaves: &[
+                    Leaf {
+                        name: "Tents",
+                        nouns: &["Tent", "Shelter"],
+                        base_price: 14999,
+                    },
+                    Leaf {
+                        name: "Backpacks",
+                        nouns: &["Backpack", "Daypack"],
+                        base_price: 5999,
+                    },
+                ],
+            },
+            Root {
+                name: "Accessories",
+                leaves: &[
+                    Leaf {
+                        name: "Hats",
+                        nouns: &["Cap", "Beanie", "Sun Hat"],
+                        base_price: 1999,
+                    },
+                    Leaf {
+                        name: "Bags",
+                        nouns: &["Tote", "Duffel", "Pouch"],
+                        base_price: 3499,
+                    },
+                ],
+            },
+        ],
+    },
+    CatalogPlan {
+        currency: "USD",
+        description: "Computers, audio and phone accessories.",
+        attribute: (
+            "brand",
+            &["Voltix", "Aurora", "Pixelcraft", "Sonique", "Kestrel"],
+        ),
+        roots: &[
+            Root {
+                name: "Computers",
+                leaves: &[
+                    Leaf {
+                        name: "Laptops",
+                        nouns: &["Laptop", "Ultrabook"],
+                        base_price: 89999,
+                    },
+                    Leaf {
+                        name: "Monitors",
+                        nouns: &["Monitor", "Display"],
+                        base_price: 24999,
+                    },
+                    Leaf {
+                        name: "Keyboards",
+                        nouns: &["Keyboard", "Keypad"],
+                        base_price: 7999,
+                    },
+                ],
+            },
+            Root {
+                name: "Audio",
+                leaves: &[
+                    Leaf {
+                        name: "Headphones",
+                        nouns: &["Headphones", "Earbuds"],
+                        base_price: 12999,
+                    },
+                    Leaf {
+                        name: "Speakers",
+                        nouns: &["Speaker", "Soundbar"],
+                        base_price: 9999,
+                    },
+                ],
+            },
+            Root {
+                name: "Phones",
+                leaves: &[
+                    Leaf {
+                        name: "Cases",
+                        nouns: &["Case", "Bumper"],
+                        base_price: 1999,
+                    },
+                    Leaf {
+                        name: "Chargers",
+                        nouns: &["Charger", "Power Bank", "Cable"],
+                        base_price: 2999,
+                    },
+                ],
+            },
+        ],
+    },
+    CatalogPlan {
+        currency: "EUR",
+        description: "Cookware, tableware and a well-stocked pantry.",
+        attribute: (
+            "finish",
+            &["matte", "glossy", "brushed", "enamel", "natural"],
+        ),
+        roots: &[
+            Root {
+                name: "Cookware",
+                leaves: &[
+                    Leaf {
+                        name: "Pans",
+                        nouns: &["Frying Pan", "Skillet", "Wok"],
+                        base_price: 3999,
+                    },
+                    Leaf {
+                        name: "Pots",
+                        nouns: &["Stock Pot", "Saucepan", "Dutch Oven"],
+                        base_price: 5999,
+                    },
+                ],
+            },
+            Root {
+                name: "Tableware",
+                leaves: &[
+                    Leaf {
+                        name: "Plates",
+                        nouns: &["Plate", "Platter"],
+                        base_price: 1499,
+                    },
+                    Leaf {
+                        name: "Mugs",
+                        nouns: &["Mug", "Cup"],
+                        base_price: 1299,
+                    },
+                    Leaf {
+                        name: "Glasses",
+                        nouns: &["Tumbler", "Wine Glass"],
+                        base_price: 999,
+                    },
+                ],
+            },
+            Root {
+                name: "Pantry",
+                leaves: &[
+                    Leaf {
+                        name: "Coffee",
+                        nouns: &["Espresso Beans", "Filter Coffee"],
+                        base_price: 1299,
+                    },
+                    Leaf {
+                        name: "Tea",
+                        nouns: &["Green Tea", "Black Tea", "Herbal Tea"],
+                        base_price: 899,
+                    },
+                ],
+            },
+        ],
+    },
+];
+
+const ADJECTIVES: &[&str] = &[
+    "Classic", "Alpine", "Urban", "Coastal", "Midnight", "Summit", "Everyday", "Heritage",
+    "Nordic", "Trail", "Studio", "Compact", "Deluxe", "Vintage", "Crimson",
+];
+const COLORS: &[&str] = &["red", "blue", "green", "black", "white", "grey", "orange"];
+const SIZES: &[&str] = &["S", "M", "L", "XL"];
+const STOCK_PATTERN: &[i64] = &[25, 0, 12, 40, 3, 60, 8, 0, 17, 33, 1];
+
+#[derive(Debug, Default)]
+pub struct SeedReport {
+    pub catalogs: usize,
+    pub categories: usize,
+    pub products: usize,
+    pub stocked: usize,
+    pub already_seeded: bool,
+}
+
+fn admin() -> Caller {
+    Caller(Some(Principal {
+        user_id: DEMO_ADMIN.into(),
+        roles: vec![Role::Admin],
+        issuer: "seed".into(),
+    }))
+}
+
+fn fail(e: shop_kit::ApiError) -> anyhow::Error {
+    // The operator runs this: the full cause, database errors included, is what helps.
+    anyhow::anyhow!("seeding failed: {e:?}")
+}
+
+/// Seeds empty databases; leaves seeded ones alone.
+pub async fn seed(catalog: &CatalogCtx, inventory: &InventoryCtx) -> anyhow::Result<SeedReport> {
+    let mut report = SeedReport::default();
+    let existing = catalog_entity::Entity::find().count(&catalog.db).await?;
+    if existing == 0 {
+        seed_catalogs(catalog, &mut report).await?;
+    } else {
+        report.already_seeded = true;
+    }
+    // Stock is seeded separately so a crash between the two steps heals on next start.
+    if ledger::Entity::find().count(&inventory.db).await? == 0 {
+        report.stocked = seed_stock(catalog, inventory).await?;
+    }
+    Ok(report)
+}
+
+async fn seed_catalogs(ctx: &CatalogCtx, report: &mut SeedReport) -> anyhow::Result<()> {
+    let caller = admin();
+    for (n, ((supplier_id, shop_name), plan)) in DEMO_SUPPLIERS.iter().zip(PLANS.iter()).enumerate()
+    {
+        let cat = catalogs::create(
+            ctx,
+            &caller,
+            catalogs::NewCatalog {
+                name: shop_name.to_string(),
+                description: Some(plan.description.to_string()),
+                supplier_id: Some(supplier_id.to_string()),
+            },
+        )
+        .await
+        .map_err(fail)?;
+        report.catalogs += 1;
+        let mut leaves = Vec::new();
+        for root in plan.roots {
+            let r = categories::create(ctx, &caller, &cat.id, None, root.name)
+                .await
+                .map_err(fail)?;
+            report.categories += 1;
+            for leaf in root.leaves {
+                let l = categories::create(ctx, &caller, &cat.id, Some(&r.id), leaf.name)
+                    .await
+                    .map_err(fail)?;
+                report.categories += 1;
+                leaves.push((l.id, leaf));
+            }
+        }
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        for i in 0..PRODUCTS_PER_CATALOG {
+            let (category_id, leaf) = &leaves[i % leaves.len()];
+            let noun = leaf.nouns[(i / leaves.len()) % leaf.nouns.len()];
+            let adjective = ADJECTIVES[(i * 7 + n * 3) % ADJECTIVES.len()];
+            let color = COLORS[(i * 3 + n) % COLORS.len()];
+            let (attr_name, attr_values) = plan.attribute;
+            let mut attributes = serde_json::json!({
+                "color": color,
+                attr_name: attr_values[(i * 5 + n) % attr_values.len()],
+            });
+            if n == 0 {
+                attributes["sizes"] = serde_json::json!(SIZES[..1 + i % SIZES.len()]);
+            }
+            // Prices vary around the category's base, in whole minor units.
+            let price = leaf.base_price + ((i as i64 * 137) % 40) * 100 - 1000;
+            let input = products::NewProduct {
+                catalog_id: cat.id.clone(),
+                category_id: Some(category_id.clone()),
+                sku: format!("{}-{:04}", ["NW", "LM", "HK"][n], i + 1),
+                name: format!("{adjective} {noun}"),
+                description: Some(format!(
+                    "A {color} {} from {shop_name}'s {} range.",
+                    noun.to_lowercase(),
+                    leaf.name.to_lowercase()
+                )),
+                price: MoneyInput {
+                    amount: price.max(99),
+                    currency: plan.currency.into(),
+                },
+                images: vec![format!(
+                    "https://images.example.com/{}/{}.jpg",
+                    ["nw", "lm", "hk"][n],
+                    i + 1
+                )],
+                attributes: Some(attributes),
+            };
+            products::insert(ctx, &txn, &cat, input)
+                .await
+                .map_err(fail)?;
+            report.products += 1;
+        }
+        txn.commit().await?;
+        ctx.outbox.wake();
+    }
+    Ok(())
+}
+
+async fn seed_stock(catalog: &CatalogCtx, inventory: &InventoryCtx) -> anyhow::Result<usize> {
+    let mut stocked = 0;
+    for (supplier_id, _) in DEMO_SUPPLIERS {
+        let cats = catalog_entity::Entity::find()
+            .filter(catalog_entity::Column::SupplierId.eq(supplier_id))
+            .all(&catalog.db)
+            .await?;
+        for cat in cats {
+            let items = product_entity::Entity::find()
+                .filter(product_entity::Column::CatalogId.eq(&cat.id))
+                .order_by_asc(product_entity::Column::Sku)
+                .all(&catalog.db)
+                .await?;
+            for (i, p) in items.iter().enumerate() {
+                let qty = STOCK_PATTERN[i % STOCK_PATTERN.len()];
+                shop_inventory::service::stock::receive_initial(
+                    inventory,
+                    &p.id,
+                    &cat.id,
+                    supplier_id,
+                    qty,
+                    "initial stock (demo data)",
+                )
+                .await
+                .map_err(fail)?;
+                stocked += 1;
+            }
+        }
+    }
+    Ok(stocked)
+}

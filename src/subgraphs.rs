@@ -1,0 +1,68 @@
+//! The subgraphs this binary serves, in `shop compose` order.
+
+use axum::Router;
+use sea_orm::DatabaseConnection;
+use shop_federation::{ComposeError, SubgraphSource};
+use shop_kit::auth::Verifier;
+use shop_kit::events::EventBus;
+
+pub struct SubgraphSpec {
+    pub name: &'static str,
+    /// The subgraph's federation SDL, from its code.
+    pub sdl: fn() -> String,
+}
+
+pub const SUBGRAPHS: &[SubgraphSpec] = &[
+    SubgraphSpec {
+        name: shop_catalog::NAME,
+        sdl: shop_catalog::sdl,
+    },
+    SubgraphSpec {
+        name: shop_inventory::NAME,
+        sdl: shop_inventory::sdl,
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static SubgraphSpec> {
+    SUBGRAPHS.iter().find(|s| s.name == name)
+}
+
+/// The default listen port of the n-th subgraph.
+pub fn default_port(name: &str) -> u16 {
+    4001 + SUBGRAPHS.iter().position(|s| s.name == name).unwrap_or(0) as u16
+}
+
+pub fn default_url(name: &str) -> String {
+    format!("http://127.0.0.1:{}/graphql", default_port(name))
+}
+
+/// Migrates, starts the subgraph's event handling and returns its router.
+pub async fn start(
+    name: &str,
+    db: DatabaseConnection,
+    bus: &EventBus,
+    verifier: Verifier,
+) -> Result<Router, String> {
+    match name {
+        shop_catalog::NAME => shop_catalog::start(db, bus, verifier)
+            .await
+            .map_err(|e| e.to_string()),
+        shop_inventory::NAME => shop_inventory::start(db, bus, verifier)
+            .await
+            .map_err(|e| e.to_string()),
+        other => Err(format!("unknown subgraph '{other}'")),
+    }
+}
+
+/// Composes the supergraph from the code's SDL and the given URL per subgraph.
+pub fn compose(url_for: impl Fn(&str) -> String) -> Result<String, ComposeError> {
+    let sources: Vec<SubgraphSource> = SUBGRAPHS
+        .iter()
+        .map(|s| SubgraphSource {
+            name: s.name.to_string(),
+            url: url_for(s.name),
+            sdl: (s.sdl)(),
+        })
+        .collect();
+    shop_federation::compose(&sources)
+}
