@@ -117,12 +117,8 @@ pub async fn event_bus(redis_url: Option<&str>, prefix: &str) -> anyhow::Result<
     }
 }
 
-fn stop_signal(
-    mut rx: watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    }
+async fn stop_signal(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 impl Platform {

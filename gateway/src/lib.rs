@@ -44,11 +44,14 @@ impl Default for GatewayOptions {
     }
 }
 
+/// Prepared operations by (query text, operation name).
+type PreparedCache = LruCache<(String, Option<String>), Arc<pipeline::prepare::Prepared>>;
+
 /// A running gateway's shared state; cheap to share behind an `Arc`.
 pub struct Gateway {
     pub supergraph: Supergraph,
     implementers: apollo_compiler::collections::HashMap<Name, Implementers>,
-    cache: Mutex<LruCache<(String, Option<String>), Arc<pipeline::prepare::Prepared>>>,
+    cache: Mutex<PreparedCache>,
     client: reqwest::Client,
     pub options: GatewayOptions,
 }

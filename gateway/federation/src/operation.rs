@@ -133,11 +133,7 @@ fn conditions_of(directives: &DirectiveList) -> (Vec<String>, Vec<Condition>, Ve
 /// Appends the variables a value refers to.
 pub fn collect_variables(value: &Value, out: &mut Vec<String>) {
     match value {
-        Value::Variable(v) => {
-            if !out.iter().any(|x| x == v.as_str()) {
-                out.push(v.to_string());
-            }
-        }
+        Value::Variable(v) if !out.iter().any(|x| x == v.as_str()) => out.push(v.to_string()),
         Value::List(items) => items.iter().for_each(|i| collect_variables(i, out)),
         Value::Object(fields) => fields.iter().for_each(|(_, v)| collect_variables(v, out)),
         _ => {}

@@ -243,7 +243,7 @@ pub fn bottom_up_order(all: &[category::Model]) -> Vec<String> {
     };
     let mut with_depth: Vec<(usize, String)> =
         all.iter().map(|c| (depth_of(c), c.id.clone())).collect();
-    with_depth.sort_by(|a, b| b.0.cmp(&a.0));
+    with_depth.sort_by_key(|d| std::cmp::Reverse(d.0));
     with_depth.into_iter().map(|(_, id)| id).collect()
 }
 
