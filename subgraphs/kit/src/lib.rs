@@ -13,5 +13,6 @@ pub mod ids;
 pub mod money;
 pub mod pagination;
 pub mod server;
+pub mod testing;
 
 pub use error::{ApiError, ApiResult, ErrorCode};

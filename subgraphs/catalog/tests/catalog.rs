@@ -1,0 +1,343 @@
+//! The catalog subgraph's resolvers on SQLite and (when configured) MySQL.
+
+use serde_json::{Value, json};
+use shop_catalog::{CatalogCtx, CatalogSchema, schema};
+use shop_kit::auth::{Caller, Principal, Role};
+use shop_kit::testing::{TestDb, cleanup, databases};
+
+const SUPPLIER_A: &str = "00000000-0000-7000-8000-00000000000a";
+const SUPPLIER_B: &str = "00000000-0000-7000-8000-00000000000b";
+
+struct Env {
+    schema: CatalogSchema,
+    ctx: CatalogCtx,
+    label: &'static str,
+}
+
+fn who(id: &str, role: Role) -> Option<Principal> {
+    Some(Principal { user_id: id.into(), roles: vec![role], issuer: "test".into() })
+}
+
+fn supplier_a() -> Option<Principal> {
+    who(SUPPLIER_A, Role::Supplier)
+}
+fn supplier_b() -> Option<Principal> {
+    who(SUPPLIER_B, Role::Supplier)
+}
+
+impl Env {
+    async fn new(db: &TestDb) -> Env {
+        let conn = db.connect().await;
+        shop_migrations::up(&conn, "catalog").await.expect("migrate");
+        let ctx = CatalogCtx::new(conn);
+        Env { schema: schema(ctx.clone()), ctx, label: db.label() }
+    }
+
+    async fn gql(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
+        let req = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(variables))
+            .data(Caller(caller));
+        serde_json::to_value(self.schema.execute(req).await).expect("response json")
+    }
+
+    /// Runs a query that must succeed and returns its data.
+    async fn ok(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
+        let resp = self.gql(caller, query, variables).await;
+        assert!(resp.get("errors").is_none(), "[{}] unexpected errors: {resp}", self.label);
+        resp["data"].clone()
+    }
+
+    /// Runs a query that must fail and returns the first error's code.
+    async fn code(&self, caller: Option<Principal>, query: &str, variables: Value) -> String {
+        let resp = self.gql(caller, query, variables).await;
+        resp.pointer("/errors/0/extensions/code")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("[{}] expected an error: {resp}", self.label))
+            .to_string()
+    }
+
+    async fn catalog(&self, caller: Option<Principal>, name: &str) -> String {
+        let d = self
+            .ok(caller, "mutation($n: String!) { createCatalog(input: {name: $n}) { id } }", json!({ "n": name }))
+            .await;
+        d["createCatalog"]["id"].as_str().expect("id").to_string()
+    }
+
+    async fn category(&self, catalog: &str, parent: Option<&str>, name: &str) -> String {
+        let d = self
+            .ok(
+                supplier_a(),
+                "mutation($c: ID!, $p: ID, $n: String!) { createCategory(input: {catalogId: $c, parentId: $p, name: $n}) { id } }",
+                json!({ "c": catalog, "p": parent, "n": name }),
+            )
+            .await;
+        d["createCategory"]["id"].as_str().expect("id").to_string()
+    }
+
+    async fn product(&self, catalog: &str, category: Option<&str>, sku: &str, name: &str, description: &str, price: i64, attrs: Value) -> String {
+        let d = self
+            .ok(
+                supplier_a(),
+                "mutation($i: CreateProductInput!) { createProduct(input: $i) { id } }",
+                json!({ "i": {
+                    "catalogId": catalog, "categoryId": category, "sku": sku, "name": name,
+                    "description": description, "price": { "amount": price, "currency": "EUR" }, "attributes": attrs
+                } }),
+            )
+            .await;
+        d["createProduct"]["id"].as_str().expect("id").to_string()
+    }
+
+    async fn count(&self, sql_table: &str) -> i64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let row = self
+            .ctx
+            .db
+            .query_one_raw(Statement::from_string(self.ctx.db.get_database_backend(), format!("SELECT COUNT(*) AS n FROM {sql_table}")))
+            .await
+            .expect("count")
+            .expect("row");
+        row.try_get::<i64>("", "n").expect("n")
+    }
+}
+
+async fn for_each_db(test: &str, body: impl AsyncFn(&Env)) {
+    let dbs = databases(test).await;
+    for db in &dbs {
+        let env = Env::new(db).await;
+        body(&env).await;
+        env.ctx.db.clone().close().await.ok();
+    }
+    cleanup(&dbs).await;
+}
+
+fn skus(data: &Value, pointer: &str) -> Vec<String> {
+    data.pointer(pointer)
+        .and_then(Value::as_array)
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["sku"].as_str().expect("sku").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn supplier_builds_a_catalog_and_shoppers_browse_it() {
+    for_each_db("browse", async |env| {
+        let cat = env.catalog(supplier_a(), "Garden").await;
+        let tools = env.category(&cat, None, "Tools").await;
+        let shovels = env.category(&cat, Some(&tools), "Shovels").await;
+        env.product(&cat, Some(&shovels), "SH-1", "Steel Shovel", "digs well", 2500, json!({"color": "red"})).await;
+        env.product(&cat, Some(&tools), "RK-1", "Leaf Rake", "for autumn", 1500, json!({"color": "green"})).await;
+
+        let d = env
+            .ok(None, "query($id: ID!) { catalog(id: $id) { name supplierId categories { name children { name path { name } } products { totalCount } } products(sort: PRICE_ASC) { totalCount edges { node { sku price { amount currency } category { name } } } } } }", json!({ "id": cat }))
+            .await;
+        let c = &d["catalog"];
+        assert_eq!(c["supplierId"], SUPPLIER_A);
+        assert_eq!(c["categories"][0]["name"], "Tools");
+        assert_eq!(c["categories"][0]["children"][0]["path"], json!([{ "name": "Tools" }, { "name": "Shovels" }]));
+        // A category's products include its subcategories'.
+        assert_eq!(c["categories"][0]["products"]["totalCount"], 2);
+        assert_eq!(skus(&d, "/catalog/products/edges"), vec!["RK-1", "SH-1"]);
+        assert_eq!(c["products"]["edges"][1]["node"]["price"], json!({ "amount": 2500, "currency": "EUR" }));
+
+        let by_sku = env.ok(None, "{ product(sku: \"SH-1\") { name catalog { name } } }", json!({})).await;
+        assert_eq!(by_sku["product"]["catalog"]["name"], "Garden");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn search_ranks_by_relevance_and_combines_with_filters_and_paging() {
+    for_each_db("search", async |env| {
+        let cat = env.catalog(supplier_a(), "Kitchen").await;
+        let mugs = env.category(&cat, None, "Mugs").await;
+        env.product(&cat, Some(&mugs), "MUG-1", "Blue Cup", "a ceramic mug", 1200, json!({"color": "blue"})).await;
+        env.product(&cat, Some(&mugs), "CUP-2", "Blue Mug", "ceramic", 900, json!({"color": "blue", "size": ["S", "M"]})).await;
+        env.product(&cat, None, "PLT-3", "Blue Plate", "not a mug at all", 700, json!({"color": "white"})).await;
+        env.product(&cat, None, "BWL-4", "Red Bowl", "soup", 500, json!({"color": "red"})).await;
+
+        // SKU beats name beats description.
+        let d = env.ok(None, "{ products(search: \"mug\") { totalCount edges { node { sku } } } }", json!({})).await;
+        assert_eq!(skus(&d, "/products/edges"), vec!["MUG-1", "CUP-2", "PLT-3"]);
+        // Every word must match (prefixes count); equal scores fall back to name order.
+        let d = env.ok(None, "{ products(search: \"blu cera\") { edges { node { sku } } } }", json!({})).await;
+        assert_eq!(skus(&d, "/products/edges"), vec!["MUG-1", "CUP-2"]);
+        // Filters combine with search and with each other.
+        let d = env
+            .ok(None, "query($c: ID!) { products(search: \"blue\", filter: {categoryId: $c, maxPrice: 1000, attributes: [{name: \"size\", values: [\"M\", \"XL\"]}]}) { edges { node { sku } } } }", json!({ "c": mugs }))
+            .await;
+        assert_eq!(skus(&d, "/products/edges"), vec!["CUP-2"]);
+        let d = env
+            .ok(None, "{ products(filter: {minPrice: 600, attributes: [{name: \"color\", values: [\"blue\", \"white\"]}]}, sort: PRICE_DESC) { edges { node { sku } } } }", json!({}))
+            .await;
+        assert_eq!(skus(&d, "/products/edges"), vec!["MUG-1", "CUP-2", "PLT-3"]);
+        // Paging forwards and backwards with exact pageInfo.
+        let p1 = env.ok(None, "{ products(first: 3, sort: NAME_ASC) { totalCount pageInfo { hasNextPage hasPreviousPage endCursor } edges { node { sku } } } }", json!({})).await;
+        assert_eq!(p1["products"]["totalCount"], 4);
+        assert_eq!(p1["products"]["pageInfo"]["hasNextPage"], true);
+        assert_eq!(skus(&p1, "/products/edges"), vec!["MUG-1", "CUP-2", "PLT-3"]);
+        let after = p1["products"]["pageInfo"]["endCursor"].clone();
+        let p2 = env.ok(None, "query($a: String) { products(first: 3, after: $a, sort: NAME_ASC) { pageInfo { hasNextPage hasPreviousPage } edges { node { sku } } } }", json!({ "a": after })).await;
+        assert_eq!(skus(&p2, "/products/edges"), vec!["BWL-4"]);
+        assert_eq!(p2["products"]["pageInfo"], json!({ "hasNextPage": false, "hasPreviousPage": true }));
+        let last = env.ok(None, "{ products(last: 2, sort: NAME_ASC) { edges { node { sku } } } }", json!({})).await;
+        assert_eq!(skus(&last, "/products/edges"), vec!["PLT-3", "BWL-4"]);
+        assert_eq!(env.code(None, "{ products(first: 101) { totalCount } }", json!({})).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(None, "{ products(after: \"junk\") { totalCount } }", json!({})).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(None, "{ products(filter: {minPrice: 10, maxPrice: 5}) { totalCount } }", json!({})).await, "BAD_USER_INPUT");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn in_stock_filter_follows_inventory_events_and_ignores_stale_ones() {
+    for_each_db("in_stock", async |env| {
+        let cat = env.catalog(supplier_a(), "Shop").await;
+        let p1 = env.product(&cat, None, "A", "Alpha", "", 100, json!({})).await;
+        env.product(&cat, None, "B", "Beta", "", 100, json!({})).await;
+        use shop_catalog::service::events::{StockChanged, apply_stock_changed};
+        apply_stock_changed(&env.ctx.db, &StockChanged { product_id: p1.clone(), available: 5, version: 2 }).await.expect("apply");
+        // An older event arriving late changes nothing.
+        apply_stock_changed(&env.ctx.db, &StockChanged { product_id: p1.clone(), available: 0, version: 1 }).await.expect("apply");
+        let d = env.ok(None, "{ products(filter: {inStock: true}) { edges { node { sku } } } }", json!({})).await;
+        assert_eq!(skus(&d, "/products/edges"), vec!["A"]);
+        let d = env.ok(None, "{ products(filter: {inStock: false}) { edges { node { sku } } } }", json!({})).await;
+        assert_eq!(skus(&d, "/products/edges"), vec!["B"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_codes_and_nothing_is_written() {
+    for_each_db("bad_input", async |env| {
+        let cat = env.catalog(supplier_a(), "Shop").await;
+        env.product(&cat, None, "DUP", "First", "", 100, json!({})).await;
+        let create = "mutation($i: CreateProductInput!) { createProduct(input: $i) { id } }";
+        let base = json!({ "catalogId": cat, "sku": "NEW", "name": "N", "price": { "amount": 100, "currency": "EUR" } });
+        let with = |k: &str, v: Value| {
+            let mut i = base.clone();
+            i[k] = v;
+            json!({ "i": i })
+        };
+        assert_eq!(env.code(supplier_a(), create, with("sku", json!("DUP"))).await, "CONFLICT");
+        assert_eq!(env.code(supplier_a(), create, with("price", json!({ "amount": -1, "currency": "EUR" }))).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(supplier_a(), create, with("price", json!({ "amount": 1, "currency": "EURO" }))).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(supplier_a(), create, with("name", json!("  "))).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(supplier_a(), create, with("attributes", json!([1, 2]))).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(supplier_a(), create, with("categoryId", json!("not-an-id"))).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(supplier_a(), create, with("images", json!(["javascript:alert(1)"]))).await, "BAD_USER_INPUT");
+        assert_eq!(env.count("catalog_products").await, 1);
+        // Only the first product's index rows: its SKU word and its name word.
+        assert_eq!(env.count("catalog_search_terms").await, 2);
+        // Renaming to a taken SKU is a conflict too, and leaves the product as it was.
+        let other = env.product(&cat, None, "OTHER", "Other", "", 100, json!({})).await;
+        assert_eq!(
+            env.code(supplier_a(), "mutation($id: ID!) { updateProduct(id: $id, input: {sku: \"DUP\", name: \"Changed\"}) { id } }", json!({ "id": other })).await,
+            "CONFLICT"
+        );
+        let d = env.ok(None, "query($id: ID!) { product(id: $id) { sku name } }", json!({ "id": other })).await;
+        assert_eq!(d["product"], json!({ "sku": "OTHER", "name": "Other" }));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_may_change_a_catalog() {
+    for_each_db("ownership", async |env| {
+        let cat = env.catalog(supplier_a(), "Mine").await;
+        let rename = "mutation($id: ID!) { updateCatalog(id: $id, input: {name: \"Theirs\"}) { name } }";
+        assert_eq!(env.code(supplier_b(), rename, json!({ "id": cat })).await, "FORBIDDEN");
+        assert_eq!(env.code(who(SUPPLIER_B, Role::Customer), rename, json!({ "id": cat })).await, "FORBIDDEN");
+        assert_eq!(env.code(None, rename, json!({ "id": cat })).await, "UNAUTHENTICATED");
+        let d = env.ok(who("admin", Role::Admin), rename, json!({ "id": cat })).await;
+        assert_eq!(d["updateCatalog"]["name"], "Theirs");
+        let create_for_other = "mutation { createCatalog(input: {name: \"X\", supplierId: \"someone\"}) { supplierId } }";
+        assert_eq!(env.code(supplier_a(), create_for_other, json!({})).await, "FORBIDDEN");
+        let d = env.ok(who("admin", Role::Admin), create_for_other, json!({})).await;
+        assert_eq!(d["createCatalog"]["supplierId"], "someone");
+        let unknown = "mutation { updateCatalog(id: \"01a20000-0000-7000-8000-000000000000\", input: {name: \"x\"}) { id } }";
+        assert_eq!(env.code(supplier_a(), unknown, json!({})).await, "NOT_FOUND");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_non_empty_category_needs_consent_and_moves_its_contents_up() {
+    for_each_db("category_delete", async |env| {
+        let cat = env.catalog(supplier_a(), "Shop").await;
+        let root = env.category(&cat, None, "Root").await;
+        let mid = env.category(&cat, Some(&root), "Mid").await;
+        let leaf = env.category(&cat, Some(&mid), "Leaf").await;
+        let p = env.product(&cat, Some(&mid), "P", "Thing", "", 100, json!({})).await;
+        let del = "mutation($id: ID!, $m: Boolean) { deleteCategory(id: $id, moveContentsToParent: $m) }";
+        assert_eq!(env.code(supplier_a(), del, json!({ "id": mid, "m": false })).await, "CONFLICT");
+        assert_eq!(env.count("catalog_categories").await, 3);
+        env.ok(supplier_a(), del, json!({ "id": mid, "m": true })).await;
+        let d = env
+            .ok(None, "query($l: ID!, $p: ID!) { category(id: $l) { parent { name } } product(id: $p) { category { name } } }", json!({ "l": leaf, "p": p }))
+            .await;
+        assert_eq!(d["category"]["parent"]["name"], "Root");
+        assert_eq!(d["product"]["category"]["name"], "Root");
+        // A category cannot move under its own descendant.
+        let mv = "mutation($id: ID!, $p: ID) { moveCategory(id: $id, parentId: $p) { id } }";
+        assert_eq!(env.code(supplier_a(), mv, json!({ "id": root, "p": leaf })).await, "BAD_USER_INPUT");
+        let d = env.ok(supplier_a(), "mutation($id: ID!) { moveCategory(id: $id, parentId: null) { parent { id } } }", json!({ "id": leaf })).await;
+        assert_eq!(d["moveCategory"]["parent"], Value::Null);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_catalog_removes_everything_in_one_transaction_and_announces_it() {
+    for_each_db("catalog_delete", async |env| {
+        let keep = env.catalog(supplier_a(), "Keep").await;
+        env.product(&keep, None, "K", "Kept", "", 100, json!({})).await;
+        let cat = env.catalog(supplier_a(), "Gone").await;
+        let root = env.category(&cat, None, "Root").await;
+        let child = env.category(&cat, Some(&root), "Child").await;
+        env.product(&cat, Some(&child), "G1", "Gone one", "", 100, json!({"color": "red"})).await;
+        env.product(&cat, None, "G2", "Gone two", "", 100, json!({})).await;
+        env.ok(supplier_a(), "mutation($id: ID!) { deleteCatalog(id: $id) }", json!({ "id": cat })).await;
+        assert_eq!(env.count("catalog_products").await, 1);
+        assert_eq!(env.count("catalog_categories").await, 0);
+        assert_eq!(env.count("catalog_product_attributes").await, 0);
+        let d = env.ok(None, "{ catalogs { totalCount } }", json!({})).await;
+        assert_eq!(d["catalogs"]["totalCount"], 1);
+        use sea_orm::{ConnectionTrait, Statement};
+        let rows = env
+            .ctx
+            .db
+            .query_all_raw(Statement::from_string(env.ctx.db.get_database_backend(), "SELECT topic FROM catalog_outbox ORDER BY id"))
+            .await
+            .expect("outbox");
+        let topics: Vec<String> = rows.iter().map(|r| r.try_get("", "topic").expect("topic")).collect();
+        assert_eq!(topics.last().map(String::as_str), Some("catalog.catalog_deleted"));
+        assert_eq!(topics.iter().filter(|t| *t == "catalog.product_created").count(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn entity_representations_resolve_in_one_batch() {
+    for_each_db("entities", async |env| {
+        let cat = env.catalog(supplier_a(), "Shop").await;
+        let a = env.product(&cat, None, "A", "Alpha", "", 100, json!({})).await;
+        let b = env.product(&cat, None, "B", "Beta", "", 100, json!({})).await;
+        let d = env
+            .ok(
+                None,
+                "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { name } ... on Catalog { name } } }",
+                json!({ "r": [
+                    { "__typename": "Product", "id": b },
+                    { "__typename": "Product", "id": a },
+                    { "__typename": "Product", "catalogId": cat, "sku": "A" },
+                    { "__typename": "Catalog", "id": cat },
+                    { "__typename": "Product", "id": "01a20000-0000-7000-8000-000000000000" }
+                ] }),
+            )
+            .await;
+        assert_eq!(d["_entities"], json!([{ "name": "Beta" }, { "name": "Alpha" }, { "name": "Alpha" }, { "name": "Shop" }, null]));
+    })
+    .await;
+}

@@ -1,0 +1,128 @@
+//! Test support shared by the subgraph and end-to-end tests: one fresh database per
+//! test on SQLite, and on MySQL when `SHOP_MYSQL_TEST_URL` is set.
+//!
+//! `SHOP_REQUIRE_MYSQL=1` (set by CI) turns a missing MySQL URL into a failure instead
+//! of a skip, so the MySQL suite cannot silently stop running.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+/// A database a test may use and throw away.
+#[derive(Clone, Debug)]
+pub enum TestDb {
+    Sqlite { path: std::path::PathBuf },
+    Mysql { server: String, database: String },
+}
+
+impl TestDb {
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite { path } => format!("sqlite://{}?mode=rwc", path.display()),
+            TestDb::Mysql { server, database } => format!("{}/{database}", server.trim_end_matches('/')),
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            TestDb::Sqlite { .. } => "sqlite",
+            TestDb::Mysql { .. } => "mysql",
+        }
+    }
+
+    pub async fn connect(&self) -> DatabaseConnection {
+        crate::db::connect(&self.url()).await.unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url()))
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The MySQL server URL without a database (from `SHOP_MYSQL_TEST_URL`, whose path is ignored).
+fn mysql_server() -> Option<String> {
+    let url = std::env::var("SHOP_MYSQL_TEST_URL").ok().filter(|u| !u.is_empty())?;
+    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    Some(match url[scheme_end..].find('/') {
+        Some(i) => url[..scheme_end + i].to_string(),
+        None => url,
+    })
+}
+
+fn mysql_required() -> bool {
+    std::env::var("SHOP_REQUIRE_MYSQL").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Fresh databases to run a test against: always SQLite, plus MySQL when configured.
+pub async fn databases(test: &str) -> Vec<TestDb> {
+    let dir = std::env::temp_dir().join("shop-tests");
+    let _ = std::fs::create_dir_all(&dir);
+    let mut out = vec![TestDb::Sqlite { path: dir.join(format!("{}.sqlite", unique(test))) }];
+    match mysql_server() {
+        Some(server) => {
+            let database = unique("shop_t");
+            let admin = crate::db::connect(&server)
+                .await
+                .unwrap_or_else(|e| panic!("SHOP_MYSQL_TEST_URL is set but MySQL is unreachable: {e}"));
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+                .await
+                .unwrap_or_else(|e| panic!("creating test database: {e}"));
+            admin.close().await.ok();
+            out.push(TestDb::Mysql { server, database });
+        }
+        None if mysql_required() => panic!("SHOP_REQUIRE_MYSQL is set but SHOP_MYSQL_TEST_URL is not"),
+        None => eprintln!("{test}: MySQL skipped (set SHOP_MYSQL_TEST_URL to run it)"),
+    }
+    out
+}
+
+/// Drops what [`databases`] created.
+pub async fn cleanup(dbs: &[TestDb]) {
+    for db in dbs {
+        match db {
+            TestDb::Sqlite { path } => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            TestDb::Mysql { server, database } => {
+                if let Ok(admin) = crate::db::connect(server).await {
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS `{database}`")).await;
+                    admin.close().await.ok();
+                }
+            }
+        }
+    }
+}
+
+/// The Redis URL for tests, or `None` (skipped) unless `SHOP_REQUIRE_REDIS=1`.
+pub fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("SHOP_REDIS_TEST_URL").ok().filter(|u| !u.is_empty()) {
+        Some(u) => Some(u),
+        None if std::env::var("SHOP_REQUIRE_REDIS").is_ok_and(|v| v == "1") => {
+            panic!("SHOP_REQUIRE_REDIS is set but SHOP_REDIS_TEST_URL is not")
+        }
+        None => {
+            eprintln!("{test}: Redis skipped (set SHOP_REDIS_TEST_URL to run it)");
+            None
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes; for eventually-consistent
+/// outcomes (events crossing subgraphs).
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
