@@ -1,0 +1,178 @@
+//! The inventory subgraph's resolvers and event handling on SQLite and (when configured) MySQL.
+
+use serde_json::{Value, json};
+use shop_inventory::service::events::apply;
+use shop_inventory::{InventoryCtx, InventorySchema, schema};
+use shop_kit::auth::{Caller, Principal, Role};
+use shop_kit::events::Event;
+use shop_kit::testing::{TestDb, cleanup, databases};
+
+const OWNER: &str = "supplier-owner";
+const PRODUCT: &str = "01a20000-0000-7000-8000-0000000000a1";
+const OTHER_PRODUCT: &str = "01a20000-0000-7000-8000-0000000000a2";
+const CATALOG: &str = "01a20000-0000-7000-8000-0000000000c1";
+
+struct Env {
+    schema: InventorySchema,
+    ctx: InventoryCtx,
+    label: &'static str,
+}
+
+fn who(id: &str, role: Role) -> Option<Principal> {
+    Some(Principal { user_id: id.into(), roles: vec![role], issuer: "test".into() })
+}
+
+fn event(topic: &str, payload: Value) -> Event {
+    Event { id: shop_kit::ids::new_id(), topic: topic.into(), payload, occurred_at: String::new() }
+}
+
+impl Env {
+    async fn new(db: &TestDb) -> Env {
+        let conn = db.connect().await;
+        shop_migrations::up(&conn, "inventory").await.expect("migrate");
+        let ctx = InventoryCtx::new(conn);
+        for p in [PRODUCT, OTHER_PRODUCT] {
+            apply(&ctx, event("catalog.product_created", json!({ "productId": p, "catalogId": CATALOG, "supplierId": OWNER })))
+                .await
+                .expect("product created");
+        }
+        Env { schema: schema(ctx.clone()), ctx, label: db.label() }
+    }
+
+    async fn gql(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
+        let req = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(variables))
+            .data(Caller(caller));
+        serde_json::to_value(self.schema.execute(req).await).expect("json")
+    }
+
+    async fn ok(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
+        let resp = self.gql(caller, query, variables).await;
+        assert!(resp.get("errors").is_none(), "[{}] unexpected errors: {resp}", self.label);
+        resp["data"].clone()
+    }
+
+    async fn code(&self, caller: Option<Principal>, query: &str, variables: Value) -> String {
+        let resp = self.gql(caller, query, variables).await;
+        resp.pointer("/errors/0/extensions/code").and_then(Value::as_str).unwrap_or_else(|| panic!("[{}] expected error: {resp}", self.label)).to_string()
+    }
+
+    async fn outbox_topics(&self) -> Vec<(String, Value)> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let rows = self
+            .ctx
+            .db
+            .query_all_raw(Statement::from_string(self.ctx.db.get_database_backend(), "SELECT topic, payload FROM inventory_outbox ORDER BY id"))
+            .await
+            .expect("outbox");
+        rows.iter()
+            .map(|r| {
+                let payload: String = r.try_get("", "payload").expect("payload");
+                (r.try_get("", "topic").expect("topic"), serde_json::from_str(&payload).expect("json"))
+            })
+            .collect()
+    }
+}
+
+async fn for_each_db(test: &str, body: impl AsyncFn(&Env)) {
+    let dbs = databases(test).await;
+    for db in &dbs {
+        let env = Env::new(db).await;
+        body(&env).await;
+        env.ctx.db.clone().close().await.ok();
+    }
+    cleanup(&dbs).await;
+}
+
+const SET: &str = "mutation($p: ID!, $q: Int!, $r: String!) { setStock(productId: $p, quantity: $q, reason: $r) { quantity available } }";
+const ADJUST: &str = "mutation($p: ID!, $d: Int!, $r: String!) { adjustStock(productId: $p, delta: $d, reason: $r) { quantity } }";
+
+#[tokio::test]
+async fn stock_changes_are_recorded_in_the_ledger_and_announced() {
+    for_each_db("ledger", async |env| {
+        let owner = who(OWNER, Role::Supplier);
+        let d = env.ok(owner.clone(), SET, json!({ "p": PRODUCT, "q": 10, "r": "delivery" })).await;
+        assert_eq!(d["setStock"], json!({ "quantity": 10, "available": 10 }));
+        env.ok(owner.clone(), ADJUST, json!({ "p": PRODUCT, "d": -3, "r": "damaged" })).await;
+        let d = env
+            .ok(owner.clone(), "query($p: ID!) { stockLedger(productId: $p) { totalCount edges { node { delta quantityAfter reason actorId } } } }", json!({ "p": PRODUCT }))
+            .await;
+        assert_eq!(d["stockLedger"]["totalCount"], 2);
+        assert_eq!(
+            d["stockLedger"]["edges"],
+            json!([
+                { "node": { "delta": -3, "quantityAfter": 7, "reason": "damaged", "actorId": OWNER } },
+                { "node": { "delta": 10, "quantityAfter": 10, "reason": "delivery", "actorId": OWNER } }
+            ])
+        );
+        let events = env.outbox_topics().await;
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].0, "inventory.stock_changed");
+        assert_eq!(events[1].1["available"], 7);
+        assert!(events[1].1["version"].as_i64() > events[0].1["version"].as_i64());
+        let d = env
+            .ok(None, "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { stock inStock } } }", json!({ "r": [
+                { "__typename": "Product", "id": PRODUCT },
+                { "__typename": "Product", "id": OTHER_PRODUCT },
+                { "__typename": "Product", "id": "01a20000-0000-7000-8000-00000000ffff" }
+            ] }))
+            .await;
+        assert_eq!(d["_entities"], json!([{ "stock": 7, "inStock": true }, { "stock": 0, "inStock": false }, { "stock": 0, "inStock": false }]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stock_never_goes_negative_and_bad_input_changes_nothing() {
+    for_each_db("negative", async |env| {
+        let owner = who(OWNER, Role::Supplier);
+        env.ok(owner.clone(), SET, json!({ "p": PRODUCT, "q": 2, "r": "count" })).await;
+        assert_eq!(env.code(owner.clone(), ADJUST, json!({ "p": PRODUCT, "d": -3, "r": "sale" })).await, "CONFLICT");
+        assert_eq!(env.code(owner.clone(), SET, json!({ "p": PRODUCT, "q": -1, "r": "x" })).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(owner.clone(), SET, json!({ "p": PRODUCT, "q": 1, "r": " " })).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(owner.clone(), ADJUST, json!({ "p": PRODUCT, "d": 0, "r": "x" })).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(owner.clone(), SET, json!({ "p": "nope", "q": 1, "r": "x" })).await, "BAD_USER_INPUT");
+        assert_eq!(env.code(owner, SET, json!({ "p": "01a20000-0000-7000-8000-00000000ffff", "q": 1, "r": "x" })).await, "NOT_FOUND");
+        let d = env.ok(who(OWNER, Role::Supplier), "query($p: ID!) { stockLevel(productId: $p) { quantity } stockLedger(productId: $p) { totalCount } }", json!({ "p": PRODUCT })).await;
+        assert_eq!(d["stockLevel"]["quantity"], 2);
+        assert_eq!(d["stockLedger"]["totalCount"], 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_may_change_stock() {
+    for_each_db("stock_owner", async |env| {
+        let vars = json!({ "p": PRODUCT, "q": 5, "r": "x" });
+        assert_eq!(env.code(who("someone-else", Role::Supplier), SET, vars.clone()).await, "FORBIDDEN");
+        assert_eq!(env.code(who(OWNER, Role::Customer), SET, vars.clone()).await, "FORBIDDEN");
+        assert_eq!(env.code(None, SET, vars.clone()).await, "UNAUTHENTICATED");
+        assert_eq!(env.code(who("someone-else", Role::Supplier), "query($p: ID!) { stockLedger(productId: $p) { totalCount } }", json!({ "p": PRODUCT })).await, "FORBIDDEN");
+        env.ok(who("admin", Role::Admin), SET, vars).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn catalog_events_create_and_remove_stock_records_idempotently() {
+    for_each_db("catalog_events", async |env| {
+        let owner = who(OWNER, Role::Supplier);
+        env.ok(owner.clone(), SET, json!({ "p": PRODUCT, "q": 4, "r": "x" })).await;
+        // A redelivered creation keeps the existing record.
+        apply(&env.ctx, event("catalog.product_created", json!({ "productId": PRODUCT, "catalogId": CATALOG, "supplierId": OWNER }))).await.expect("apply");
+        let level = "query($p: ID!) { stockLevel(productId: $p) { quantity } }";
+        assert_eq!(env.ok(owner.clone(), level, json!({ "p": PRODUCT })).await["stockLevel"]["quantity"], 4);
+        apply(&env.ctx, event("catalog.product_deleted", json!({ "productId": OTHER_PRODUCT }))).await.expect("apply");
+        assert_eq!(env.code(owner.clone(), level, json!({ "p": OTHER_PRODUCT })).await, "NOT_FOUND");
+        apply(&env.ctx, event("catalog.catalog_deleted", json!({ "catalogId": CATALOG }))).await.expect("apply");
+        apply(&env.ctx, event("catalog.catalog_deleted", json!({ "catalogId": CATALOG }))).await.expect("twice is fine");
+        assert_eq!(env.code(owner, level, json!({ "p": PRODUCT })).await, "NOT_FOUND");
+        use shop_inventory::entity::{item, ledger};
+        use sea_orm::{EntityTrait, PaginatorTrait};
+        assert_eq!(item::Entity::find().count(&env.ctx.db).await.expect("count"), 0);
+        assert_eq!(ledger::Entity::find().count(&env.ctx.db).await.expect("count"), 0);
+        // Malformed events are dropped, not retried forever.
+        apply(&env.ctx, event("catalog.product_created", json!({ "oops": 1 }))).await.expect("dropped");
+    })
+    .await;
+}
