@@ -6,11 +6,20 @@ use shop_kit::testing::{cleanup, databases};
 
 async fn tables(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> Vec<String> {
     let sql = match db.get_database_backend() {
-        sea_orm_migration::sea_orm::DbBackend::Sqlite => "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        _ => "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name",
+        sea_orm_migration::sea_orm::DbBackend::Sqlite => {
+            "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        }
+        _ => {
+            "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name"
+        }
     };
-    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.expect("tables");
-    rows.iter().map(|r| r.try_get::<String>("", "t").expect("t")).collect()
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("tables");
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "t").expect("t"))
+        .collect()
 }
 
 #[tokio::test]
@@ -22,8 +31,19 @@ async fn migrations_go_up_down_and_up_again_with_a_tracking_table_per_domain() {
             shop_migrations::up(&db, domain).await.expect("up");
         }
         let after_up = tables(&db).await;
-        for t in ["catalog_migrations", "inventory_migrations", "catalog_products", "inventory_items", "inventory_ledger", "catalog_outbox"] {
-            assert!(after_up.contains(&t.to_string()), "[{}] missing {t}: {after_up:?}", test_db.label());
+        for t in [
+            "catalog_migrations",
+            "inventory_migrations",
+            "catalog_products",
+            "inventory_items",
+            "inventory_ledger",
+            "catalog_outbox",
+        ] {
+            assert!(
+                after_up.contains(&t.to_string()),
+                "[{}] missing {t}: {after_up:?}",
+                test_db.label()
+            );
         }
         for domain in shop_migrations::DOMAINS {
             shop_migrations::down(&db, domain).await.expect("down");

@@ -15,7 +15,11 @@ struct Env {
 }
 
 fn who(id: &str, role: Role) -> Option<Principal> {
-    Some(Principal { user_id: id.into(), roles: vec![role], issuer: "test".into() })
+    Some(Principal {
+        user_id: id.into(),
+        roles: vec![role],
+        issuer: "test".into(),
+    })
 }
 
 fn supplier_a() -> Option<Principal> {
@@ -28,9 +32,15 @@ fn supplier_b() -> Option<Principal> {
 impl Env {
     async fn new(db: &TestDb) -> Env {
         let conn = db.connect().await;
-        shop_migrations::up(&conn, "catalog").await.expect("migrate");
+        shop_migrations::up(&conn, "catalog")
+            .await
+            .expect("migrate");
         let ctx = CatalogCtx::new(conn);
-        Env { schema: schema(ctx.clone()), ctx, label: db.label() }
+        Env {
+            schema: schema(ctx.clone()),
+            ctx,
+            label: db.label(),
+        }
     }
 
     async fn gql(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
@@ -43,7 +53,11 @@ impl Env {
     /// Runs a query that must succeed and returns its data.
     async fn ok(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
         let resp = self.gql(caller, query, variables).await;
-        assert!(resp.get("errors").is_none(), "[{}] unexpected errors: {resp}", self.label);
+        assert!(
+            resp.get("errors").is_none(),
+            "[{}] unexpected errors: {resp}",
+            self.label
+        );
         resp["data"].clone()
     }
 
@@ -58,7 +72,11 @@ impl Env {
 
     async fn catalog(&self, caller: Option<Principal>, name: &str) -> String {
         let d = self
-            .ok(caller, "mutation($n: String!) { createCatalog(input: {name: $n}) { id } }", json!({ "n": name }))
+            .ok(
+                caller,
+                "mutation($n: String!) { createCatalog(input: {name: $n}) { id } }",
+                json!({ "n": name }),
+            )
             .await;
         d["createCatalog"]["id"].as_str().expect("id").to_string()
     }
@@ -74,7 +92,16 @@ impl Env {
         d["createCategory"]["id"].as_str().expect("id").to_string()
     }
 
-    async fn product(&self, catalog: &str, category: Option<&str>, sku: &str, name: &str, description: &str, price: i64, attrs: Value) -> String {
+    async fn product(
+        &self,
+        catalog: &str,
+        category: Option<&str>,
+        sku: &str,
+        name: &str,
+        description: &str,
+        price: i64,
+        attrs: Value,
+    ) -> String {
         let d = self
             .ok(
                 supplier_a(),
@@ -93,7 +120,10 @@ impl Env {
         let row = self
             .ctx
             .db
-            .query_one_raw(Statement::from_string(self.ctx.db.get_database_backend(), format!("SELECT COUNT(*) AS n FROM {sql_table}")))
+            .query_one_raw(Statement::from_string(
+                self.ctx.db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {sql_table}"),
+            ))
             .await
             .expect("count")
             .expect("row");
@@ -194,15 +224,48 @@ async fn search_ranks_by_relevance_and_combines_with_filters_and_paging() {
 async fn in_stock_filter_follows_inventory_events_and_ignores_stale_ones() {
     for_each_db("in_stock", async |env| {
         let cat = env.catalog(supplier_a(), "Shop").await;
-        let p1 = env.product(&cat, None, "A", "Alpha", "", 100, json!({})).await;
-        env.product(&cat, None, "B", "Beta", "", 100, json!({})).await;
+        let p1 = env
+            .product(&cat, None, "A", "Alpha", "", 100, json!({}))
+            .await;
+        env.product(&cat, None, "B", "Beta", "", 100, json!({}))
+            .await;
         use shop_catalog::service::events::{StockChanged, apply_stock_changed};
-        apply_stock_changed(&env.ctx.db, &StockChanged { product_id: p1.clone(), available: 5, version: 2 }).await.expect("apply");
+        apply_stock_changed(
+            &env.ctx.db,
+            &StockChanged {
+                product_id: p1.clone(),
+                available: 5,
+                version: 2,
+            },
+        )
+        .await
+        .expect("apply");
         // An older event arriving late changes nothing.
-        apply_stock_changed(&env.ctx.db, &StockChanged { product_id: p1.clone(), available: 0, version: 1 }).await.expect("apply");
-        let d = env.ok(None, "{ products(filter: {inStock: true}) { edges { node { sku } } } }", json!({})).await;
+        apply_stock_changed(
+            &env.ctx.db,
+            &StockChanged {
+                product_id: p1.clone(),
+                available: 0,
+                version: 1,
+            },
+        )
+        .await
+        .expect("apply");
+        let d = env
+            .ok(
+                None,
+                "{ products(filter: {inStock: true}) { edges { node { sku } } } }",
+                json!({}),
+            )
+            .await;
         assert_eq!(skus(&d, "/products/edges"), vec!["A"]);
-        let d = env.ok(None, "{ products(filter: {inStock: false}) { edges { node { sku } } } }", json!({})).await;
+        let d = env
+            .ok(
+                None,
+                "{ products(filter: {inStock: false}) { edges { node { sku } } } }",
+                json!({}),
+            )
+            .await;
         assert_eq!(skus(&d, "/products/edges"), vec!["B"]);
     })
     .await;
@@ -292,13 +355,29 @@ async fn deleting_a_non_empty_category_needs_consent_and_moves_its_contents_up()
 async fn deleting_a_catalog_removes_everything_in_one_transaction_and_announces_it() {
     for_each_db("catalog_delete", async |env| {
         let keep = env.catalog(supplier_a(), "Keep").await;
-        env.product(&keep, None, "K", "Kept", "", 100, json!({})).await;
+        env.product(&keep, None, "K", "Kept", "", 100, json!({}))
+            .await;
         let cat = env.catalog(supplier_a(), "Gone").await;
         let root = env.category(&cat, None, "Root").await;
         let child = env.category(&cat, Some(&root), "Child").await;
-        env.product(&cat, Some(&child), "G1", "Gone one", "", 100, json!({"color": "red"})).await;
-        env.product(&cat, None, "G2", "Gone two", "", 100, json!({})).await;
-        env.ok(supplier_a(), "mutation($id: ID!) { deleteCatalog(id: $id) }", json!({ "id": cat })).await;
+        env.product(
+            &cat,
+            Some(&child),
+            "G1",
+            "Gone one",
+            "",
+            100,
+            json!({"color": "red"}),
+        )
+        .await;
+        env.product(&cat, None, "G2", "Gone two", "", 100, json!({}))
+            .await;
+        env.ok(
+            supplier_a(),
+            "mutation($id: ID!) { deleteCatalog(id: $id) }",
+            json!({ "id": cat }),
+        )
+        .await;
         assert_eq!(env.count("catalog_products").await, 1);
         assert_eq!(env.count("catalog_categories").await, 0);
         assert_eq!(env.count("catalog_product_attributes").await, 0);
@@ -308,12 +387,27 @@ async fn deleting_a_catalog_removes_everything_in_one_transaction_and_announces_
         let rows = env
             .ctx
             .db
-            .query_all_raw(Statement::from_string(env.ctx.db.get_database_backend(), "SELECT topic FROM catalog_outbox ORDER BY id"))
+            .query_all_raw(Statement::from_string(
+                env.ctx.db.get_database_backend(),
+                "SELECT topic FROM catalog_outbox ORDER BY id",
+            ))
             .await
             .expect("outbox");
-        let topics: Vec<String> = rows.iter().map(|r| r.try_get("", "topic").expect("topic")).collect();
-        assert_eq!(topics.last().map(String::as_str), Some("catalog.catalog_deleted"));
-        assert_eq!(topics.iter().filter(|t| *t == "catalog.product_created").count(), 3);
+        let topics: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get("", "topic").expect("topic"))
+            .collect();
+        assert_eq!(
+            topics.last().map(String::as_str),
+            Some("catalog.catalog_deleted")
+        );
+        assert_eq!(
+            topics
+                .iter()
+                .filter(|t| *t == "catalog.product_created")
+                .count(),
+            3
+        );
     })
     .await;
 }

@@ -19,24 +19,45 @@ struct Env {
 }
 
 fn who(id: &str, role: Role) -> Option<Principal> {
-    Some(Principal { user_id: id.into(), roles: vec![role], issuer: "test".into() })
+    Some(Principal {
+        user_id: id.into(),
+        roles: vec![role],
+        issuer: "test".into(),
+    })
 }
 
 fn event(topic: &str, payload: Value) -> Event {
-    Event { id: shop_kit::ids::new_id(), topic: topic.into(), payload, occurred_at: String::new() }
+    Event {
+        id: shop_kit::ids::new_id(),
+        topic: topic.into(),
+        payload,
+        occurred_at: String::new(),
+    }
 }
 
 impl Env {
     async fn new(db: &TestDb) -> Env {
         let conn = db.connect().await;
-        shop_migrations::up(&conn, "inventory").await.expect("migrate");
+        shop_migrations::up(&conn, "inventory")
+            .await
+            .expect("migrate");
         let ctx = InventoryCtx::new(conn);
         for p in [PRODUCT, OTHER_PRODUCT] {
-            apply(&ctx, event("catalog.product_created", json!({ "productId": p, "catalogId": CATALOG, "supplierId": OWNER })))
-                .await
-                .expect("product created");
+            apply(
+                &ctx,
+                event(
+                    "catalog.product_created",
+                    json!({ "productId": p, "catalogId": CATALOG, "supplierId": OWNER }),
+                ),
+            )
+            .await
+            .expect("product created");
         }
-        Env { schema: schema(ctx.clone()), ctx, label: db.label() }
+        Env {
+            schema: schema(ctx.clone()),
+            ctx,
+            label: db.label(),
+        }
     }
 
     async fn gql(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
@@ -48,13 +69,20 @@ impl Env {
 
     async fn ok(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
         let resp = self.gql(caller, query, variables).await;
-        assert!(resp.get("errors").is_none(), "[{}] unexpected errors: {resp}", self.label);
+        assert!(
+            resp.get("errors").is_none(),
+            "[{}] unexpected errors: {resp}",
+            self.label
+        );
         resp["data"].clone()
     }
 
     async fn code(&self, caller: Option<Principal>, query: &str, variables: Value) -> String {
         let resp = self.gql(caller, query, variables).await;
-        resp.pointer("/errors/0/extensions/code").and_then(Value::as_str).unwrap_or_else(|| panic!("[{}] expected error: {resp}", self.label)).to_string()
+        resp.pointer("/errors/0/extensions/code")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("[{}] expected error: {resp}", self.label))
+            .to_string()
     }
 
     async fn outbox_topics(&self) -> Vec<(String, Value)> {
@@ -62,13 +90,19 @@ impl Env {
         let rows = self
             .ctx
             .db
-            .query_all_raw(Statement::from_string(self.ctx.db.get_database_backend(), "SELECT topic, payload FROM inventory_outbox ORDER BY id"))
+            .query_all_raw(Statement::from_string(
+                self.ctx.db.get_database_backend(),
+                "SELECT topic, payload FROM inventory_outbox ORDER BY id",
+            ))
             .await
             .expect("outbox");
         rows.iter()
             .map(|r| {
                 let payload: String = r.try_get("", "payload").expect("payload");
-                (r.try_get("", "topic").expect("topic"), serde_json::from_str(&payload).expect("json"))
+                (
+                    r.try_get("", "topic").expect("topic"),
+                    serde_json::from_str(&payload).expect("json"),
+                )
             })
             .collect()
     }
@@ -144,10 +178,26 @@ async fn stock_never_goes_negative_and_bad_input_changes_nothing() {
 async fn only_the_owner_or_an_admin_may_change_stock() {
     for_each_db("stock_owner", async |env| {
         let vars = json!({ "p": PRODUCT, "q": 5, "r": "x" });
-        assert_eq!(env.code(who("someone-else", Role::Supplier), SET, vars.clone()).await, "FORBIDDEN");
-        assert_eq!(env.code(who(OWNER, Role::Customer), SET, vars.clone()).await, "FORBIDDEN");
+        assert_eq!(
+            env.code(who("someone-else", Role::Supplier), SET, vars.clone())
+                .await,
+            "FORBIDDEN"
+        );
+        assert_eq!(
+            env.code(who(OWNER, Role::Customer), SET, vars.clone())
+                .await,
+            "FORBIDDEN"
+        );
         assert_eq!(env.code(None, SET, vars.clone()).await, "UNAUTHENTICATED");
-        assert_eq!(env.code(who("someone-else", Role::Supplier), "query($p: ID!) { stockLedger(productId: $p) { totalCount } }", json!({ "p": PRODUCT })).await, "FORBIDDEN");
+        assert_eq!(
+            env.code(
+                who("someone-else", Role::Supplier),
+                "query($p: ID!) { stockLedger(productId: $p) { totalCount } }",
+                json!({ "p": PRODUCT })
+            )
+            .await,
+            "FORBIDDEN"
+        );
         env.ok(who("admin", Role::Admin), SET, vars).await;
     })
     .await;
@@ -157,22 +207,80 @@ async fn only_the_owner_or_an_admin_may_change_stock() {
 async fn catalog_events_create_and_remove_stock_records_idempotently() {
     for_each_db("catalog_events", async |env| {
         let owner = who(OWNER, Role::Supplier);
-        env.ok(owner.clone(), SET, json!({ "p": PRODUCT, "q": 4, "r": "x" })).await;
+        env.ok(
+            owner.clone(),
+            SET,
+            json!({ "p": PRODUCT, "q": 4, "r": "x" }),
+        )
+        .await;
         // A redelivered creation keeps the existing record.
-        apply(&env.ctx, event("catalog.product_created", json!({ "productId": PRODUCT, "catalogId": CATALOG, "supplierId": OWNER }))).await.expect("apply");
+        apply(
+            &env.ctx,
+            event(
+                "catalog.product_created",
+                json!({ "productId": PRODUCT, "catalogId": CATALOG, "supplierId": OWNER }),
+            ),
+        )
+        .await
+        .expect("apply");
         let level = "query($p: ID!) { stockLevel(productId: $p) { quantity } }";
-        assert_eq!(env.ok(owner.clone(), level, json!({ "p": PRODUCT })).await["stockLevel"]["quantity"], 4);
-        apply(&env.ctx, event("catalog.product_deleted", json!({ "productId": OTHER_PRODUCT }))).await.expect("apply");
-        assert_eq!(env.code(owner.clone(), level, json!({ "p": OTHER_PRODUCT })).await, "NOT_FOUND");
-        apply(&env.ctx, event("catalog.catalog_deleted", json!({ "catalogId": CATALOG }))).await.expect("apply");
-        apply(&env.ctx, event("catalog.catalog_deleted", json!({ "catalogId": CATALOG }))).await.expect("twice is fine");
-        assert_eq!(env.code(owner, level, json!({ "p": PRODUCT })).await, "NOT_FOUND");
-        use shop_inventory::entity::{item, ledger};
+        assert_eq!(
+            env.ok(owner.clone(), level, json!({ "p": PRODUCT })).await["stockLevel"]["quantity"],
+            4
+        );
+        apply(
+            &env.ctx,
+            event(
+                "catalog.product_deleted",
+                json!({ "productId": OTHER_PRODUCT }),
+            ),
+        )
+        .await
+        .expect("apply");
+        assert_eq!(
+            env.code(owner.clone(), level, json!({ "p": OTHER_PRODUCT }))
+                .await,
+            "NOT_FOUND"
+        );
+        apply(
+            &env.ctx,
+            event("catalog.catalog_deleted", json!({ "catalogId": CATALOG })),
+        )
+        .await
+        .expect("apply");
+        apply(
+            &env.ctx,
+            event("catalog.catalog_deleted", json!({ "catalogId": CATALOG })),
+        )
+        .await
+        .expect("twice is fine");
+        assert_eq!(
+            env.code(owner, level, json!({ "p": PRODUCT })).await,
+            "NOT_FOUND"
+        );
         use sea_orm::{EntityTrait, PaginatorTrait};
-        assert_eq!(item::Entity::find().count(&env.ctx.db).await.expect("count"), 0);
-        assert_eq!(ledger::Entity::find().count(&env.ctx.db).await.expect("count"), 0);
+        use shop_inventory::entity::{item, ledger};
+        assert_eq!(
+            item::Entity::find()
+                .count(&env.ctx.db)
+                .await
+                .expect("count"),
+            0
+        );
+        assert_eq!(
+            ledger::Entity::find()
+                .count(&env.ctx.db)
+                .await
+                .expect("count"),
+            0
+        );
         // Malformed events are dropped, not retried forever.
-        apply(&env.ctx, event("catalog.product_created", json!({ "oops": 1 }))).await.expect("dropped");
+        apply(
+            &env.ctx,
+            event("catalog.product_created", json!({ "oops": 1 })),
+        )
+        .await
+        .expect("dropped");
     })
     .await;
 }

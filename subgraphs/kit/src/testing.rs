@@ -17,7 +17,9 @@ impl TestDb {
     pub fn url(&self) -> String {
         match self {
             TestDb::Sqlite { path } => format!("sqlite://{}?mode=rwc", path.display()),
-            TestDb::Mysql { server, database } => format!("{}/{database}", server.trim_end_matches('/')),
+            TestDb::Mysql { server, database } => {
+                format!("{}/{database}", server.trim_end_matches('/'))
+            }
         }
     }
 
@@ -29,7 +31,9 @@ impl TestDb {
     }
 
     pub async fn connect(&self) -> DatabaseConnection {
-        crate::db::connect(&self.url()).await.unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url()))
+        crate::db::connect(&self.url())
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url()))
     }
 }
 
@@ -39,7 +43,9 @@ fn unique(prefix: &str) -> String {
 
 /// The MySQL server URL without a database (from `SHOP_MYSQL_TEST_URL`, whose path is ignored).
 fn mysql_server() -> Option<String> {
-    let url = std::env::var("SHOP_MYSQL_TEST_URL").ok().filter(|u| !u.is_empty())?;
+    let url = std::env::var("SHOP_MYSQL_TEST_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
     let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
     Some(match url[scheme_end..].find('/') {
         Some(i) => url[..scheme_end + i].to_string(),
@@ -55,21 +61,27 @@ fn mysql_required() -> bool {
 pub async fn databases(test: &str) -> Vec<TestDb> {
     let dir = std::env::temp_dir().join("shop-tests");
     let _ = std::fs::create_dir_all(&dir);
-    let mut out = vec![TestDb::Sqlite { path: dir.join(format!("{}.sqlite", unique(test))) }];
+    let mut out = vec![TestDb::Sqlite {
+        path: dir.join(format!("{}.sqlite", unique(test))),
+    }];
     match mysql_server() {
         Some(server) => {
             let database = unique("shop_t");
-            let admin = crate::db::connect(&server)
-                .await
-                .unwrap_or_else(|e| panic!("SHOP_MYSQL_TEST_URL is set but MySQL is unreachable: {e}"));
+            let admin = crate::db::connect(&server).await.unwrap_or_else(|e| {
+                panic!("SHOP_MYSQL_TEST_URL is set but MySQL is unreachable: {e}")
+            });
             admin
-                .execute_unprepared(&format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+                .execute_unprepared(&format!(
+                    "CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                ))
                 .await
                 .unwrap_or_else(|e| panic!("creating test database: {e}"));
             admin.close().await.ok();
             out.push(TestDb::Mysql { server, database });
         }
-        None if mysql_required() => panic!("SHOP_REQUIRE_MYSQL is set but SHOP_MYSQL_TEST_URL is not"),
+        None if mysql_required() => {
+            panic!("SHOP_REQUIRE_MYSQL is set but SHOP_MYSQL_TEST_URL is not")
+        }
         None => eprintln!("{test}: MySQL skipped (set SHOP_MYSQL_TEST_URL to run it)"),
     }
     out
@@ -86,7 +98,9 @@ pub async fn cleanup(dbs: &[TestDb]) {
             }
             TestDb::Mysql { server, database } => {
                 if let Ok(admin) = crate::db::connect(server).await {
-                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS `{database}`")).await;
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{database}`"))
+                        .await;
                     admin.close().await.ok();
                 }
             }
@@ -96,7 +110,10 @@ pub async fn cleanup(dbs: &[TestDb]) {
 
 /// The Redis URL for tests, or `None` (skipped) unless `SHOP_REQUIRE_REDIS=1`.
 pub fn redis_url(test: &str) -> Option<String> {
-    match std::env::var("SHOP_REDIS_TEST_URL").ok().filter(|u| !u.is_empty()) {
+    match std::env::var("SHOP_REDIS_TEST_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         Some(u) => Some(u),
         None if std::env::var("SHOP_REQUIRE_REDIS").is_ok_and(|v| v == "1") => {
             panic!("SHOP_REQUIRE_REDIS is set but SHOP_REDIS_TEST_URL is not")

@@ -7,7 +7,12 @@ use shop_kit::events::{Event, EventBus, Outbox, handler};
 use shop_kit::testing::{cleanup, databases, eventually, redis_url};
 
 fn ev(topic: &str, n: i64) -> Event {
-    Event { id: shop_kit::ids::new_id(), topic: topic.into(), payload: serde_json::json!({ "n": n }), occurred_at: String::new() }
+    Event {
+        id: shop_kit::ids::new_id(),
+        topic: topic.into(),
+        payload: serde_json::json!({ "n": n }),
+        occurred_at: String::new(),
+    }
 }
 
 async fn collect(bus: &EventBus, group: &str, topics: &[&str]) -> Arc<Mutex<Vec<i64>>> {
@@ -15,10 +20,15 @@ async fn collect(bus: &EventBus, group: &str, topics: &[&str]) -> Arc<Mutex<Vec<
     bus.spawn_consumer(
         group,
         topics,
-        handler(seen.clone(), |seen: Arc<Mutex<Vec<i64>>>, e: Event| async move {
-            seen.lock().expect("lock").push(e.payload["n"].as_i64().unwrap_or(-1));
-            Ok(())
-        }),
+        handler(
+            seen.clone(),
+            |seen: Arc<Mutex<Vec<i64>>>, e: Event| async move {
+                seen.lock()
+                    .expect("lock")
+                    .push(e.payload["n"].as_i64().unwrap_or(-1));
+                Ok(())
+            },
+        ),
     );
     seen
 }
@@ -53,15 +63,30 @@ async fn outbox_events_are_published_after_commit_and_removed() {
         let seen = collect(&bus, "g", &["x.happened"]).await;
         let outbox = Outbox::new("catalog_outbox");
         let txn = shop_kit::db::begin_write(&db).await.expect("begin");
-        outbox.write(&txn, "x.happened", serde_json::json!({ "n": 7 })).await.expect("write");
+        outbox
+            .write(&txn, "x.happened", serde_json::json!({ "n": 7 }))
+            .await
+            .expect("write");
         // Rolled back: never published.
         drop(txn);
         let txn = shop_kit::db::begin_write(&db).await.expect("begin");
-        outbox.write(&txn, "x.happened", serde_json::json!({ "n": 8 })).await.expect("write");
+        outbox
+            .write(&txn, "x.happened", serde_json::json!({ "n": 8 }))
+            .await
+            .expect("write");
         txn.commit().await.expect("commit");
         assert_eq!(outbox.relay_once(&db, &bus).await.expect("relay"), 1);
-        assert_eq!(outbox.relay_once(&db, &bus).await.expect("relay"), 0, "published events leave the outbox");
-        assert_eq!(wait_for(&seen, &[8]).await, vec![8], "[{}]", test_db.label());
+        assert_eq!(
+            outbox.relay_once(&db, &bus).await.expect("relay"),
+            0,
+            "published events leave the outbox"
+        );
+        assert_eq!(
+            wait_for(&seen, &[8]).await,
+            vec![8],
+            "[{}]",
+            test_db.label()
+        );
         db.close().await.ok();
     }
     cleanup(&dbs).await;
@@ -69,7 +94,9 @@ async fn outbox_events_are_published_after_commit_and_removed() {
 
 #[tokio::test]
 async fn redis_bus_delivers_once_per_group_and_redelivers_after_a_failure() {
-    let Some(url) = redis_url("redis_bus") else { return };
+    let Some(url) = redis_url("redis_bus") else {
+        return;
+    };
     let prefix = format!("shop-test-{}", shop_kit::ids::new_id());
     let bus = EventBus::redis(&url, &prefix).await.expect("redis");
     // Two consumers in one group share the work; another group sees everything.
@@ -83,15 +110,20 @@ async fn redis_bus_delivers_once_per_group_and_redelivers_after_a_failure() {
         bus.spawn_consumer(
             "flaky",
             &["t.one"],
-            handler((failures, flaky_seen), |(failures, seen): (Arc<Mutex<i32>>, Arc<Mutex<Vec<i64>>>), e: Event| async move {
-                let mut f = failures.lock().expect("lock");
-                if *f < 2 {
-                    *f += 1;
-                    return Err("try again".into());
-                }
-                seen.lock().expect("lock").push(e.payload["n"].as_i64().unwrap_or(-1));
-                Ok(())
-            }),
+            handler(
+                (failures, flaky_seen),
+                |(failures, seen): (Arc<Mutex<i32>>, Arc<Mutex<Vec<i64>>>), e: Event| async move {
+                    let mut f = failures.lock().expect("lock");
+                    if *f < 2 {
+                        *f += 1;
+                        return Err("try again".into());
+                    }
+                    seen.lock()
+                        .expect("lock")
+                        .push(e.payload["n"].as_i64().unwrap_or(-1));
+                    Ok(())
+                },
+            ),
         );
     }
     // Consumer groups are created asynchronously; give them a moment to exist.
@@ -103,13 +135,27 @@ async fn redis_bus_delivers_once_per_group_and_redelivers_after_a_failure() {
     all.sort();
     assert_eq!(all, vec![1, 2, 3, 4, 5, 6]);
     let shared = eventually(Duration::from_secs(10), || async {
-        let mut both: Vec<i64> = g1a.lock().expect("lock").iter().chain(g1b.lock().expect("lock").iter()).copied().collect();
+        let mut both: Vec<i64> = g1a
+            .lock()
+            .expect("lock")
+            .iter()
+            .chain(g1b.lock().expect("lock").iter())
+            .copied()
+            .collect();
         both.sort();
         (both.len() >= 6).then_some(both)
     })
     .await;
-    assert_eq!(shared, Some(vec![1, 2, 3, 4, 5, 6]), "each event once per group");
+    assert_eq!(
+        shared,
+        Some(vec![1, 2, 3, 4, 5, 6]),
+        "each event once per group"
+    );
     let mut flaky = wait_for(&flaky_seen, &[1, 2, 3, 4, 5, 6]).await;
     flaky.sort();
-    assert_eq!(flaky, vec![1, 2, 3, 4, 5, 6], "a failed handler is retried, nothing lost");
+    assert_eq!(
+        flaky,
+        vec![1, 2, 3, 4, 5, 6],
+        "a failed handler is retried, nothing lost"
+    );
 }

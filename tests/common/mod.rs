@@ -1,0 +1,131 @@
+//! A small harness: the whole platform on free loopback ports, driven over real HTTP.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shop::platform::{Platform, PlatformOptions};
+use shop_kit::auth::{JwksSource, Role, SigningKey, TrustedIssuer};
+use shop_kit::testing::TestDb;
+
+pub const ISSUER: &str = "https://issuer.test";
+pub const AUDIENCE: &str = "shop";
+
+pub struct Harness {
+    pub platform: Platform,
+    pub key: SigningKey,
+    pub client: reqwest::Client,
+    dir: std::path::PathBuf,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
+        &self.body["data"]
+    }
+    pub fn code(&self) -> &str {
+        self.body
+            .pointer("/errors/0/extensions/code")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no error code: {}", self.body))
+    }
+}
+
+impl Harness {
+    pub async fn start(db: Option<&TestDb>, seed: bool) -> Harness {
+        let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+        Self::start_in(dir, db, seed).await
+    }
+
+    pub async fn start_in(dir: std::path::PathBuf, db: Option<&TestDb>, seed: bool) -> Harness {
+        let key = SigningKey::generate().expect("key");
+        let mut opts = PlatformOptions::for_tests(&dir);
+        opts.seed = seed;
+        opts.database_url = db.map(|d| d.url());
+        opts.issuers = vec![TrustedIssuer {
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            jwks: JwksSource::Inline(key.jwks()),
+        }];
+        let platform = Platform::start(opts).await.expect("platform starts");
+        Harness {
+            platform,
+            key,
+            client: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    pub fn token(&self, user: &str, role: Role) -> String {
+        self.key
+            .mint(ISSUER, AUDIENCE, user, &[role], Duration::from_secs(600))
+            .expect("token")
+    }
+
+    pub async fn post_raw(&self, body: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self
+            .client
+            .post(&self.platform.gateway_url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
+        }
+    }
+
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        self.post_raw(
+            &json!({ "query": query, "variables": variables }).to_string(),
+            &headers,
+        )
+        .await
+    }
+
+    pub async fn stop(self) {
+        self.platform.shutdown().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    shop_kit::testing::eventually(Duration::from_secs(10), check)
+        .await
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+pub fn supplier_id(n: u8) -> String {
+    format!("00000000-0000-7000-8000-0000000000{n:02}")
+}
+
+pub fn role(r: &str) -> Role {
+    Role::parse(r).expect("role")
+}

@@ -1,0 +1,490 @@
+//! End to end: the platform on free ports, driven through the gateway over HTTP.
+
+mod common;
+
+use common::{Harness, eventually, role, supplier_id};
+use serde_json::{Value, json};
+use shop_kit::testing::{cleanup, databases};
+
+const CREATE_CATALOG: &str =
+    "mutation($n: String!) { createCatalog(input: {name: $n}) { id supplierId } }";
+const CREATE_CATEGORY: &str = "mutation($c: ID!, $p: ID, $n: String!) { createCategory(input: {catalogId: $c, parentId: $p, name: $n}) { id } }";
+const CREATE_PRODUCT: &str =
+    "mutation($i: CreateProductInput!) { createProduct(input: $i) { id sku } }";
+const SET_STOCK: &str = "mutation($p: ID!, $q: Int!) { setStock(productId: $p, quantity: $q, reason: \"count\") { quantity product { name inStock } } }";
+
+async fn product(
+    h: &Harness,
+    token: &str,
+    catalog: &str,
+    category: Option<&str>,
+    sku: &str,
+    name: &str,
+    price: i64,
+) -> String {
+    let r = h
+        .gql(
+            Some(token),
+            CREATE_PRODUCT,
+            json!({ "i": {
+            "catalogId": catalog, "categoryId": category, "sku": sku, "name": name,
+            "price": { "amount": price, "currency": "EUR" }, "attributes": { "color": "red" }
+        } }),
+        )
+        .await;
+    r.data()["createProduct"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+/// Stock records are created from the catalog's events; setting stock waits for that.
+async fn set_stock(h: &Harness, token: &str, product: &str, qty: i64) -> Value {
+    eventually("the stock record to exist", || async {
+        let r = h
+            .gql(Some(token), SET_STOCK, json!({ "p": product, "q": qty }))
+            .await;
+        r.body
+            .get("errors")
+            .is_none()
+            .then(|| r.body["data"]["setStock"].clone())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_supplier_sells_and_shoppers_see_stock_across_subgraphs() {
+    let dbs = databases("e2e_flow").await;
+    for db in [None]
+        .into_iter()
+        .chain(dbs.iter().filter(|d| d.label() == "mysql").map(Some))
+    {
+        let h = Harness::start(db, false).await;
+        let label = db.map(|d| d.label()).unwrap_or("sqlite");
+        let tok = h.token(&supplier_id(1), role("SUPPLIER"));
+        let cat = h
+            .gql(Some(&tok), CREATE_CATALOG, json!({ "n": "Bikes" }))
+            .await
+            .data()["createCatalog"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let parts = h
+            .gql(
+                Some(&tok),
+                CREATE_CATEGORY,
+                json!({ "c": cat, "n": "Parts" }),
+            )
+            .await
+            .data()["createCategory"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let chains = h
+            .gql(
+                Some(&tok),
+                CREATE_CATEGORY,
+                json!({ "c": cat, "p": parts, "n": "Chains" }),
+            )
+            .await
+            .data()["createCategory"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let chain = product(&h, &tok, &cat, Some(&chains), "CH-1", "Road Chain", 2999).await;
+        let bell = product(&h, &tok, &cat, Some(&parts), "BL-1", "Brass Bell", 999).await;
+
+        let level = set_stock(&h, &tok, &chain, 5).await;
+        assert_eq!(
+            level,
+            json!({ "quantity": 5, "product": { "name": "Road Chain", "inStock": true } }),
+            "[{label}]"
+        );
+        set_stock(&h, &tok, &bell, 0).await;
+
+        // One query, two subgraphs: the gateway plans the entity fetch for stock.
+        let page = h
+            .gql(None, "query($id: ID!) { product(id: $id) { sku name price { amount currency } stock inStock category { name path { name } } catalog { name } } }", json!({ "id": chain }))
+            .await;
+        assert_eq!(
+            page.data()["product"],
+            json!({ "sku": "CH-1", "name": "Road Chain", "price": { "amount": 2999, "currency": "EUR" }, "stock": 5, "inStock": true,
+                    "category": { "name": "Chains", "path": [{ "name": "Parts" }, { "name": "Chains" }] }, "catalog": { "name": "Bikes" } }),
+            "[{label}]"
+        );
+        // The in-stock filter follows inventory through events.
+        let in_stock = eventually("the catalog to learn the stock", || async {
+            let r = h
+                .gql(
+                    None,
+                    "{ products(filter: {inStock: true}) { edges { node { sku stock } } } }",
+                    json!({}),
+                )
+                .await;
+            let edges = r.data()["products"]["edges"].clone();
+            (edges.as_array().map(Vec::len) == Some(1)).then_some(edges)
+        })
+        .await;
+        assert_eq!(
+            in_stock,
+            json!([{ "node": { "sku": "CH-1", "stock": 5 } }]),
+            "[{label}]"
+        );
+        // A category's listing includes its subcategories', with stock batched from inventory.
+        let listing = h
+            .gql(None, "query($c: ID!) { category(id: $c) { products(sort: PRICE_ASC) { totalCount edges { node { sku stock } } } } }", json!({ "c": parts }))
+            .await;
+        assert_eq!(
+            listing.data()["category"]["products"]["edges"],
+            json!([{ "node": { "sku": "BL-1", "stock": 0 } }, { "node": { "sku": "CH-1", "stock": 5 } }])
+        );
+
+        // Deleting the catalog removes its products now and their stock records once inventory hears of it.
+        h.gql(
+            Some(&tok),
+            "mutation($id: ID!) { deleteCatalog(id: $id) }",
+            json!({ "id": cat }),
+        )
+        .await
+        .data();
+        assert_eq!(
+            h.gql(
+                None,
+                "query($id: ID!) { product(id: $id) { id } }",
+                json!({ "id": chain })
+            )
+            .await
+            .data()["product"],
+            Value::Null
+        );
+        eventually("inventory to drop the stock record", || async {
+            let r = h
+                .gql(
+                    Some(&tok),
+                    "query($p: ID!) { stockLevel(productId: $p) { quantity } }",
+                    json!({ "p": chain }),
+                )
+                .await;
+            (r.body
+                .pointer("/errors/0/extensions/code")
+                .and_then(Value::as_str)
+                == Some("NOT_FOUND"))
+            .then_some(())
+        })
+        .await;
+        h.stop().await;
+    }
+    cleanup(&dbs).await;
+}
+
+#[tokio::test]
+async fn suppliers_cannot_touch_each_others_catalogs_and_writes_need_a_valid_token() {
+    let h = Harness::start(None, false).await;
+    let a = h.token(&supplier_id(1), role("SUPPLIER"));
+    let b = h.token(&supplier_id(2), role("SUPPLIER"));
+    let cat = h
+        .gql(Some(&a), CREATE_CATALOG, json!({ "n": "A's" }))
+        .await
+        .data()["createCatalog"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = h
+        .gql(
+            Some(&b),
+            "mutation($id: ID!) { updateCatalog(id: $id, input: {name: \"mine now\"}) { name } }",
+            json!({ "id": cat }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (200, "FORBIDDEN"));
+    assert_eq!(r.body["errors"][0]["path"], json!(["updateCatalog"]));
+    let r = h.gql(None, CREATE_CATALOG, json!({ "n": "anon" })).await;
+    assert_eq!(r.code(), "UNAUTHENTICATED");
+    // A token signed by a key the issuer never published is refused before anything runs.
+    let forger = shop_kit::auth::SigningKey::generate().unwrap();
+    let forged = forger
+        .mint(
+            common::ISSUER,
+            common::AUDIENCE,
+            &supplier_id(1),
+            &[role("ADMIN")],
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+    let r = h
+        .gql(Some(&forged), CREATE_CATALOG, json!({ "n": "forged" }))
+        .await;
+    assert_eq!((r.status, r.code()), (401, "UNAUTHENTICATED"));
+    let r = h
+        .gql(Some("garbage"), "{ catalogs { totalCount } }", json!({}))
+        .await;
+    assert_eq!(r.status, 401);
+    let d = h
+        .gql(
+            None,
+            "{ catalogs { totalCount edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        d.data()["catalogs"],
+        json!({ "totalCount": 1, "edges": [{ "node": { "name": "A's" } }] })
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_statuses() {
+    let h = Harness::start(None, false).await;
+    let r = h.post_raw("{not json", &[]).await;
+    assert_eq!((r.status, r.code()), (400, "BAD_REQUEST"));
+    let r = h.post_raw("{\"variables\": {}}", &[]).await;
+    assert_eq!((r.status, r.code()), (400, "BAD_REQUEST"));
+    let r = h.gql(None, "{ catalogs { totalCount ", json!({})).await;
+    assert_eq!((r.status, r.code()), (400, "GRAPHQL_PARSE_FAILED"));
+    let r = h.gql(None, "{ catalogs { nope } }", json!({})).await;
+    assert_eq!((r.status, r.code()), (400, "GRAPHQL_VALIDATION_FAILED"));
+    let nope = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["message"].as_str().unwrap().contains("`nope`"))
+        .expect("names the field");
+    assert_eq!(nope["locations"], json!([{ "line": 1, "column": 14 }]));
+    assert!(
+        r.body.get("data").is_none(),
+        "request errors have no data key"
+    );
+    let r = h
+        .gql(
+            None,
+            "query($n: Int) { products(first: $n) { totalCount } }",
+            json!({ "n": "ten" }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "BAD_USER_INPUT"));
+    let r = h
+        .gql(None, "{ products(first: 1000) { totalCount } }", json!({}))
+        .await;
+    assert_eq!((r.status, r.code()), (200, "BAD_USER_INPUT"));
+    assert_eq!(r.body["errors"][0]["extensions"]["service"], "catalog");
+    let r = h
+        .gql(
+            None,
+            "query A { catalogs { totalCount } } query B { catalogs { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let r = h
+        .gql(None, "{ products @defer { totalCount } }", json!({}))
+        .await;
+    assert_eq!((r.status, r.code()), (400, "GRAPHQL_VALIDATION_FAILED"));
+
+    // GET: queries run, mutations are refused, browsers get GraphiQL.
+    let url = &h.platform.gateway_url;
+    let get = |q: &str| {
+        h.client
+            .get(reqwest::Url::parse_with_params(url, &[("query", q)]).unwrap())
+            .send()
+    };
+    let r = get("{ catalogs { totalCount } }").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = get("mutation { deleteCatalog(id: \"x\") }").await.unwrap();
+    assert_eq!(r.status(), 405);
+    let html = h
+        .client
+        .get(url)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("GraphiQL") && html.contains("createFetcher"));
+
+    for path in ["/health", "/ready"] {
+        let gw = url.replace("/graphql", path);
+        assert_eq!(
+            h.client.get(&gw).send().await.unwrap().status(),
+            200,
+            "{path}"
+        );
+        for (_, sub) in &h.platform.subgraph_urls {
+            assert_eq!(
+                h.client
+                    .get(sub.replace("/graphql", path))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                200,
+                "{sub}{path}"
+            );
+        }
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_shop_is_seeded_once_and_reused_on_restart() {
+    let dir = std::env::temp_dir().join(format!("shop-e2e-seed-{}", shop_kit::ids::new_id()));
+    let h = Harness::start_in(dir.clone(), None, true).await;
+    let counts = "{ catalogs { totalCount edges { node { categories { children { id } } } } } products { totalCount } }";
+    let first = h.gql(None, counts, json!({})).await.data().clone();
+    assert!(first["catalogs"]["totalCount"].as_u64().unwrap() >= 3);
+    assert!(first["products"]["totalCount"].as_u64().unwrap() >= 300);
+    let categories: usize = first["catalogs"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let roots = e["node"]["categories"].as_array().unwrap();
+            roots.len()
+                + roots
+                    .iter()
+                    .map(|r| r["children"].as_array().unwrap().len())
+                    .sum::<usize>()
+        })
+        .sum();
+    assert!(categories >= 8, "{categories} categories");
+    // Stock varies: the catalog learns it from inventory's events, so wait for them all.
+    let zero_in_pattern = 2;
+    let expected_out_of_stock =
+        (shop::seed::PRODUCTS_PER_CATALOG / 11 * zero_in_pattern * 3) as u64;
+    eventually("every seeded stock level to reach the catalog", || async {
+        let r = h
+            .gql(
+                None,
+                "{ products(filter: {inStock: false}) { totalCount } }",
+                json!({}),
+            )
+            .await;
+        (r.data()["products"]["totalCount"].as_u64() == Some(expected_out_of_stock)).then_some(())
+    })
+    .await;
+    h.platform.shutdown().await;
+
+    let again = Harness::start_in(dir.clone(), None, true).await;
+    let second = again.gql(None, counts, json!({})).await.data().clone();
+    assert_eq!(first, second, "a second start seeds nothing");
+    again.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_answers_introspection_and_caches_plans() {
+    let h = Harness::start(None, false).await;
+    let r = h.gql(None, "{ __schema { queryType { name } types { name } } __type(name: \"Product\") { fields { name } } }", json!({})).await;
+    let d = r.data();
+    assert_eq!(d["__schema"]["queryType"]["name"], "Query");
+    let types: Vec<&str> = d["__schema"]["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"Product")
+            && !types
+                .iter()
+                .any(|t| t.starts_with("join__") || t.starts_with("link__") || *t == "_Any")
+    );
+    let fields: Vec<&str> = d["__type"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"name") && fields.contains(&"stock") && fields.contains(&"inStock"));
+    let before = h.platform.gateway.cached_operations();
+    for _ in 0..3 {
+        h.gql(None, "{ catalogs { totalCount } }", json!({}))
+            .await
+            .data();
+    }
+    assert_eq!(h.platform.gateway.cached_operations(), before + 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn one_failing_subgraph_leaves_the_rest_of_the_answer() {
+    let h = Harness::start(None, false).await;
+    let tok = h.token(&supplier_id(1), role("SUPPLIER"));
+    let cat = h
+        .gql(Some(&tok), CREATE_CATALOG, json!({ "n": "Shop" }))
+        .await
+        .data()["createCatalog"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = product(&h, &tok, &cat, None, "P-1", "Lamp", 100).await;
+    // A second gateway over the same subgraphs, but with inventory pointing at a closed port.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut sg = shop_federation::Supergraph::parse(&h.platform.gateway.supergraph.sdl).unwrap();
+    assert!(sg.set_url("inventory", &format!("http://{dead}/graphql")));
+    let gw = shop_gateway::Gateway::new(sg, shop_gateway::GatewayOptions::default());
+    let req = shop_gateway::GraphQLRequest {
+        query: Some(
+            "query($id: ID!) { a: product(id: $id) { name } b: product(id: $id) { name stock } }"
+                .into(),
+        ),
+        variables: Some(json!({ "id": p }).as_object().unwrap().clone()),
+        ..Default::default()
+    };
+    let resp = gw.execute(req, &Default::default()).await;
+    let body = serde_json::to_value(&resp).unwrap();
+    // `stock` is non-null, so its null bubbles to `b`; `a` is untouched.
+    assert_eq!(
+        body["data"],
+        json!({ "a": { "name": "Lamp" }, "b": null }),
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"],
+        json!({ "code": "SUBREQUEST_HTTP_ERROR", "service": "inventory" })
+    );
+    assert_eq!(body["errors"][0]["path"], json!(["b"]));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn representations_are_deduplicated_and_results_land_at_every_position() {
+    let h = Harness::start(None, false).await;
+    let tok = h.token(&supplier_id(1), role("SUPPLIER"));
+    let cat = h
+        .gql(Some(&tok), CREATE_CATALOG, json!({ "n": "Shop" }))
+        .await
+        .data()["createCatalog"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ids = Vec::new();
+    for (i, qty) in [3, 0, 7].iter().enumerate() {
+        let id = product(
+            &h,
+            &tok,
+            &cat,
+            None,
+            &format!("S-{i}"),
+            &format!("Item {i}"),
+            100 + i as i64,
+        )
+        .await;
+        set_stock(&h, &tok, &id, *qty).await;
+        ids.push(id);
+    }
+    let q = "query($a: ID!, $b: ID!) { x: product(id: $a) { stock } y: product(id: $a) { s: stock } z: product(id: $b) { stock inStock } all: products(sort: PRICE_ASC) { edges { node { sku stock } } } }";
+    let d = h.gql(None, q, json!({ "a": ids[0], "b": ids[1] })).await;
+    assert_eq!(
+        d.data(),
+        &json!({
+            "x": { "stock": 3 }, "y": { "s": 3 }, "z": { "stock": 0, "inStock": false },
+            "all": { "edges": [{ "node": { "sku": "S-0", "stock": 3 } }, { "node": { "sku": "S-1", "stock": 0 } }, { "node": { "sku": "S-2", "stock": 7 } }] }
+        })
+    );
+    h.stop().await;
+}
