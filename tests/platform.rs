@@ -1,5 +1,8 @@
 //! End to end: the platform on free ports, driven through the gateway over HTTP.
 
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_arguments)]
+
 mod common;
 
 use common::{Harness, eventually, role, supplier_id};
@@ -12,6 +15,16 @@ const CREATE_CATEGORY: &str = "mutation($c: ID!, $p: ID, $n: String!) { createCa
 const CREATE_PRODUCT: &str =
     "mutation($i: CreateProductInput!) { createProduct(input: $i) { id sku } }";
 const SET_STOCK: &str = "mutation($p: ID!, $q: Int!) { setStock(productId: $p, quantity: $q, reason: \"count\") { quantity product { name inStock } } }";
+
+async fn create_catalog(h: &Harness, token: &str, name: &str) -> String {
+    let r = h
+        .gql(Some(token), CREATE_CATALOG, json!({ "n": name }))
+        .await;
+    r.data()["createCatalog"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
 
 async fn product(
     h: &Harness,
@@ -62,13 +75,7 @@ async fn a_supplier_sells_and_shoppers_see_stock_across_subgraphs() {
         let h = Harness::start(db, false).await;
         let label = db.map(|d| d.label()).unwrap_or("sqlite");
         let tok = h.token(&supplier_id(1), role("SUPPLIER"));
-        let cat = h
-            .gql(Some(&tok), CREATE_CATALOG, json!({ "n": "Bikes" }))
-            .await
-            .data()["createCatalog"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let cat = create_catalog(&h, &tok, "Bikes").await;
         let parts = h
             .gql(
                 Some(&tok),
@@ -182,13 +189,7 @@ async fn suppliers_cannot_touch_each_others_catalogs_and_writes_need_a_valid_tok
     let h = Harness::start(None, false).await;
     let a = h.token(&supplier_id(1), role("SUPPLIER"));
     let b = h.token(&supplier_id(2), role("SUPPLIER"));
-    let cat = h
-        .gql(Some(&a), CREATE_CATALOG, json!({ "n": "A's" }))
-        .await
-        .data()["createCatalog"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cat = create_catalog(&h, &a, "A's").await;
     let r = h
         .gql(
             Some(&b),
@@ -411,13 +412,7 @@ async fn the_gateway_answers_introspection_and_caches_plans() {
 async fn one_failing_subgraph_leaves_the_rest_of_the_answer() {
     let h = Harness::start(None, false).await;
     let tok = h.token(&supplier_id(1), role("SUPPLIER"));
-    let cat = h
-        .gql(Some(&tok), CREATE_CATALOG, json!({ "n": "Shop" }))
-        .await
-        .data()["createCatalog"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cat = create_catalog(&h, &tok, "Shop").await;
     let p = product(&h, &tok, &cat, None, "P-1", "Lamp", 100).await;
     // A second gateway over the same subgraphs, but with inventory pointing at a closed port.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
@@ -455,13 +450,7 @@ async fn one_failing_subgraph_leaves_the_rest_of_the_answer() {
 async fn representations_are_deduplicated_and_results_land_at_every_position() {
     let h = Harness::start(None, false).await;
     let tok = h.token(&supplier_id(1), role("SUPPLIER"));
-    let cat = h
-        .gql(Some(&tok), CREATE_CATALOG, json!({ "n": "Shop" }))
-        .await
-        .data()["createCatalog"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cat = create_catalog(&h, &tok, "Shop").await;
     let mut ids = Vec::new();
     for (i, qty) in [3, 0, 7].iter().enumerate() {
         let id = product(

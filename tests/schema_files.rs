@@ -1,5 +1,8 @@
 //! `schema/` holds each subgraph's SDL and the supergraph; they must match the code.
 
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[test]
 fn checked_in_schema_files_match_the_code() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");

@@ -1,6 +1,9 @@
 //! Every domain's migrations go up, down and up again, on SQLite and MySQL, and each
 //! domain keeps its own tracking table.
 
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use sea_orm_migration::sea_orm::{ConnectionTrait, Statement};
 use shop_kit::testing::{cleanup, databases};
 

@@ -3,7 +3,7 @@
 //! matter to composition and planning.
 
 use apollo_compiler::Schema;
-use apollo_compiler::ast::{Definition, Directive, DirectiveList, Document};
+use apollo_compiler::ast::{Definition, Directive, DirectiveList, Document, FieldDefinition, Type};
 use apollo_compiler::validation::Valid;
 
 /// Directive applications clients may see in introspection.
@@ -21,6 +21,24 @@ fn keep_public(directives: &mut DirectiveList) {
     directives
         .0
         .retain(|d: &apollo_compiler::Node<Directive>| KEPT_DIRECTIVES.contains(&d.name.as_str()));
+}
+
+/// Drops inaccessible fields and arguments (and those of inaccessible types) and
+/// composition-only directive applications.
+fn clean_fields(
+    fields: &mut Vec<apollo_compiler::Node<FieldDefinition>>,
+    hidden: &impl Fn(&Type) -> bool,
+) {
+    fields.retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
+    for f in fields.iter_mut() {
+        let f = f.make_mut();
+        keep_public(&mut f.directives);
+        f.arguments
+            .retain(|a| !inaccessible(&a.directives) && !hidden(&a.ty));
+        for a in f.arguments.iter_mut() {
+            keep_public(&mut a.make_mut().directives);
+        }
+    }
 }
 
 /// Derives the API schema from supergraph SDL.
@@ -53,7 +71,7 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
             _ => None,
         })
         .collect();
-    let hidden = |ty: &apollo_compiler::ast::Type| {
+    let hidden = |ty: &Type| {
         inaccessible_types
             .iter()
             .any(|n| n == ty.inner_named_type().as_str())
@@ -80,18 +98,7 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
                 t_mut
                     .implements_interfaces
                     .retain(|i| !inaccessible_types.iter().any(|n| n == i.as_str()));
-                t_mut
-                    .fields
-                    .retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
-                for f in t_mut.fields.iter_mut() {
-                    let f = f.make_mut();
-                    keep_public(&mut f.directives);
-                    f.arguments
-                        .retain(|a| !inaccessible(&a.directives) && !hidden(&a.ty));
-                    for a in f.arguments.iter_mut() {
-                        keep_public(&mut a.make_mut().directives);
-                    }
-                }
+                clean_fields(&mut t_mut.fields, &hidden);
                 out.definitions.push(Definition::ObjectTypeDefinition(t));
             }
             Definition::InterfaceTypeDefinition(mut t) => {
@@ -103,18 +110,7 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
                 t_mut
                     .implements_interfaces
                     .retain(|i| !inaccessible_types.iter().any(|n| n == i.as_str()));
-                t_mut
-                    .fields
-                    .retain(|f| !inaccessible(&f.directives) && !hidden(&f.ty));
-                for f in t_mut.fields.iter_mut() {
-                    let f = f.make_mut();
-                    keep_public(&mut f.directives);
-                    f.arguments
-                        .retain(|a| !inaccessible(&a.directives) && !hidden(&a.ty));
-                    for a in f.arguments.iter_mut() {
-                        keep_public(&mut a.make_mut().directives);
-                    }
-                }
+                clean_fields(&mut t_mut.fields, &hidden);
                 out.definitions.push(Definition::InterfaceTypeDefinition(t));
             }
             Definition::UnionTypeDefinition(mut t) => {

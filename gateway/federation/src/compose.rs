@@ -487,10 +487,7 @@ impl<'a> Composer<'a> {
         }
         let type_shareable = gt.shareable;
         for i in interfaces {
-            match t.interfaces.iter_mut().find(|(n, _)| n == i.as_str()) {
-                Some((_, gs)) => gs.push(g),
-                None => t.interfaces.push((i.to_string(), vec![g])),
-            }
+            add_in_graph(&mut t.interfaces, i.to_string(), g, |a, b| a == b);
         }
         for f in fields {
             if f.name.starts_with("__")
@@ -549,6 +546,28 @@ impl<'a> Composer<'a> {
         }
     }
 
+    /// The merged type for a definition of `name` in subgraph `g`, with its
+    /// `@inaccessible`/`@tag` marks applied; `None` for federation machinery and kind clashes.
+    #[allow(clippy::too_many_arguments)]
+    fn entry_for(
+        &mut self,
+        g: usize,
+        names: &FedNames,
+        name: &Name,
+        kind: Kind,
+        description: &Option<Node<str>>,
+        directives: &DirectiveList,
+    ) -> Option<&mut MType> {
+        if Self::skip_type(name)
+            || (kind == Kind::Scalar && BUILT_IN_SCALARS.contains(&name.as_str()))
+        {
+            return None;
+        }
+        let t = self.type_entry(g, name, kind, description)?;
+        Self::type_marks(names, directives, t);
+        Some(t)
+    }
+
     fn collect_union(
         &mut self,
         g: usize,
@@ -558,17 +577,9 @@ impl<'a> Composer<'a> {
         directives: &DirectiveList,
         members: &[Name],
     ) {
-        if Self::skip_type(name) {
-            return;
-        }
-        let Some(t) = self.type_entry(g, name, Kind::Union, description) else {
-            return;
-        };
-        Self::type_marks(names, directives, t);
-        for m in members {
-            match t.members.iter_mut().find(|(n, _)| n == m.as_str()) {
-                Some((_, gs)) => gs.push(g),
-                None => t.members.push((m.to_string(), vec![g])),
+        if let Some(t) = self.entry_for(g, names, name, Kind::Union, description, directives) {
+            for m in members {
+                add_in_graph(&mut t.members, m.to_string(), g, |a, b| a == b);
             }
         }
     }
@@ -582,17 +593,9 @@ impl<'a> Composer<'a> {
         directives: &DirectiveList,
         values: &[Node<EnumValueDefinition>],
     ) {
-        if Self::skip_type(name) {
-            return;
-        }
-        let Some(t) = self.type_entry(g, name, Kind::Enum, description) else {
-            return;
-        };
-        Self::type_marks(names, directives, t);
-        for v in values {
-            match t.values.iter_mut().find(|(d, _)| d.value == v.value) {
-                Some((_, gs)) => gs.push(g),
-                None => t.values.push((v.clone(), vec![g])),
+        if let Some(t) = self.entry_for(g, names, name, Kind::Enum, description, directives) {
+            for v in values {
+                add_in_graph(&mut t.values, v.clone(), g, |a, b| a.value == b.value);
             }
         }
     }
@@ -606,17 +609,9 @@ impl<'a> Composer<'a> {
         directives: &DirectiveList,
         fields: &[Node<InputValueDefinition>],
     ) {
-        if Self::skip_type(name) {
-            return;
-        }
-        let Some(t) = self.type_entry(g, name, Kind::Input, description) else {
-            return;
-        };
-        Self::type_marks(names, directives, t);
-        for f in fields {
-            match t.inputs.iter_mut().find(|(d, _)| d.name == f.name) {
-                Some((_, gs)) => gs.push(g),
-                None => t.inputs.push((f.clone(), vec![g])),
+        if let Some(t) = self.entry_for(g, names, name, Kind::Input, description, directives) {
+            for f in fields {
+                add_in_graph(&mut t.inputs, f.clone(), g, |a, b| a.name == b.name);
             }
         }
     }
@@ -629,12 +624,7 @@ impl<'a> Composer<'a> {
         description: &Option<Node<str>>,
         directives: &DirectiveList,
     ) {
-        if Self::skip_type(name) || BUILT_IN_SCALARS.contains(&name.as_str()) {
-            return;
-        }
-        if let Some(t) = self.type_entry(g, name, Kind::Scalar, description) {
-            Self::type_marks(names, directives, t);
-        }
+        self.entry_for(g, names, name, Kind::Scalar, description, directives);
     }
 
     fn validate(&mut self) {
@@ -1041,6 +1031,19 @@ impl<'a> Composer<'a> {
         }
         self.security_marks(&mut def.directives, mf.inaccessible, &mf.tags);
         Node::new(def)
+    }
+}
+
+/// Records that subgraph `g` has `item` (a union member, enum value, input field, ...).
+fn add_in_graph<T>(
+    list: &mut Vec<(T, Vec<usize>)>,
+    item: T,
+    g: usize,
+    same: impl Fn(&T, &T) -> bool,
+) {
+    match list.iter_mut().find(|(existing, _)| same(existing, &item)) {
+        Some((_, graphs)) => graphs.push(g),
+        None => list.push((item, vec![g])),
     }
 }
 

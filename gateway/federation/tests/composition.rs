@@ -1,5 +1,8 @@
 //! Composition: what composes, and the errors for what does not.
 
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use shop_federation::{ComposeError, SubgraphSource, Supergraph, compose};
 
 fn src(name: &str, sdl: &str) -> SubgraphSource {

@@ -1,5 +1,8 @@
 //! Planning what clients write: variables, fragments, aliases, conditions, mutations.
 
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{fixture_supergraph, plan_text};

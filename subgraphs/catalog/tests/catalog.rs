@@ -1,9 +1,12 @@
 //! The catalog subgraph's resolvers on SQLite and (when configured) MySQL.
 
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_arguments)]
+
 use serde_json::{Value, json};
 use shop_catalog::{CatalogCtx, CatalogSchema, schema};
-use shop_kit::auth::{Caller, Principal, Role};
-use shop_kit::testing::{TestDb, cleanup, databases};
+use shop_kit::auth::{Principal, Role};
+use shop_kit::testing::{TestDb, cleanup, data_of, databases, error_code_of, execute_as};
 
 const SUPPLIER_A: &str = "00000000-0000-7000-8000-00000000000a";
 const SUPPLIER_B: &str = "00000000-0000-7000-8000-00000000000b";
@@ -44,30 +47,15 @@ impl Env {
     }
 
     async fn gql(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
-        let req = async_graphql::Request::new(query)
-            .variables(async_graphql::Variables::from_json(variables))
-            .data(Caller(caller));
-        serde_json::to_value(self.schema.execute(req).await).expect("response json")
+        execute_as(&self.schema, caller, query, variables).await
     }
 
-    /// Runs a query that must succeed and returns its data.
     async fn ok(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
-        let resp = self.gql(caller, query, variables).await;
-        assert!(
-            resp.get("errors").is_none(),
-            "[{}] unexpected errors: {resp}",
-            self.label
-        );
-        resp["data"].clone()
+        data_of(&self.gql(caller, query, variables).await, self.label)
     }
 
-    /// Runs a query that must fail and returns the first error's code.
     async fn code(&self, caller: Option<Principal>, query: &str, variables: Value) -> String {
-        let resp = self.gql(caller, query, variables).await;
-        resp.pointer("/errors/0/extensions/code")
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("[{}] expected an error: {resp}", self.label))
-            .to_string()
+        error_code_of(&self.gql(caller, query, variables).await, self.label)
     }
 
     async fn catalog(&self, caller: Option<Principal>, name: &str) -> String {

@@ -1,11 +1,14 @@
 //! The inventory subgraph's resolvers and event handling on SQLite and (when configured) MySQL.
 
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{Value, json};
 use shop_inventory::service::events::apply;
 use shop_inventory::{InventoryCtx, InventorySchema, schema};
-use shop_kit::auth::{Caller, Principal, Role};
+use shop_kit::auth::{Principal, Role};
 use shop_kit::events::Event;
-use shop_kit::testing::{TestDb, cleanup, databases};
+use shop_kit::testing::{TestDb, cleanup, data_of, databases, error_code_of, execute_as};
 
 const OWNER: &str = "supplier-owner";
 const PRODUCT: &str = "01a20000-0000-7000-8000-0000000000a1";
@@ -61,28 +64,15 @@ impl Env {
     }
 
     async fn gql(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
-        let req = async_graphql::Request::new(query)
-            .variables(async_graphql::Variables::from_json(variables))
-            .data(Caller(caller));
-        serde_json::to_value(self.schema.execute(req).await).expect("json")
+        execute_as(&self.schema, caller, query, variables).await
     }
 
     async fn ok(&self, caller: Option<Principal>, query: &str, variables: Value) -> Value {
-        let resp = self.gql(caller, query, variables).await;
-        assert!(
-            resp.get("errors").is_none(),
-            "[{}] unexpected errors: {resp}",
-            self.label
-        );
-        resp["data"].clone()
+        data_of(&self.gql(caller, query, variables).await, self.label)
     }
 
     async fn code(&self, caller: Option<Principal>, query: &str, variables: Value) -> String {
-        let resp = self.gql(caller, query, variables).await;
-        resp.pointer("/errors/0/extensions/code")
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("[{}] expected error: {resp}", self.label))
-            .to_string()
+        error_code_of(&self.gql(caller, query, variables).await, self.label)
     }
 
     async fn outbox_topics(&self) -> Vec<(String, Value)> {

@@ -143,3 +143,33 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Executes `query` on a subgraph's schema as `caller`; the response as JSON.
+pub async fn execute_as<E: async_graphql::Executor>(
+    schema: &E,
+    caller: Option<crate::auth::Principal>,
+    query: &str,
+    variables: serde_json::Value,
+) -> serde_json::Value {
+    let req = async_graphql::Request::new(query)
+        .variables(async_graphql::Variables::from_json(variables))
+        .data(crate::auth::Caller(caller));
+    serde_json::to_value(schema.execute(req).await).unwrap_or_default()
+}
+
+/// The `data` of a response that must have no errors.
+pub fn data_of(resp: &serde_json::Value, label: &str) -> serde_json::Value {
+    assert!(
+        resp.get("errors").is_none(),
+        "[{label}] unexpected errors: {resp}"
+    );
+    resp["data"].clone()
+}
+
+/// The first error's `extensions.code` of a response that must have failed.
+pub fn error_code_of(resp: &serde_json::Value, label: &str) -> String {
+    resp.pointer("/errors/0/extensions/code")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_else(|| panic!("[{label}] expected an error: {resp}"))
+        .to_string()
+}

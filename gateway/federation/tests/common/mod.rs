@@ -1,6 +1,6 @@
 //! Shared helpers for the planner tests: fixtures on disk composed into a supergraph.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use shop_federation::{SubgraphSource, Supergraph};
 
@@ -19,7 +19,7 @@ pub fn fixture_supergraph() -> Supergraph {
 }
 
 pub fn shop_supergraph() -> Supergraph {
-    let sdl = include_str!("../../../schema/supergraph.graphql");
+    let sdl = include_str!("../../../../schema/supergraph.graphql");
     Supergraph::parse(sdl).expect("checked-in supergraph loads")
 }
 
