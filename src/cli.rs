@@ -159,6 +159,7 @@ async fn dispatch(role: RoleCmd, mut config: Config) -> anyhow::Result<ExitCode>
 }
 
 async fn run_all(config: Config) -> anyhow::Result<ExitCode> {
+    let shutdown = shop_kit::server::shutdown_signal();
     let platform = Platform::start(PlatformOptions::from_config(&config)).await?;
     println!();
     println!("  Shop is running (data in {})", config.data_dir.display());
@@ -168,7 +169,7 @@ async fn run_all(config: Config) -> anyhow::Result<ExitCode> {
     }
     println!("  Token for writes:        cargo run --release -- token --role SUPPLIER");
     println!();
-    shop_kit::server::shutdown_signal().await;
+    shutdown.await;
     platform.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -194,6 +195,7 @@ async fn run_gateway(
     supergraph: Option<PathBuf>,
     listen: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
+    let shutdown = shop_kit::server::shutdown_signal();
     let path = supergraph.unwrap_or_else(|| config.supergraph.clone());
     let sdl =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -224,12 +226,7 @@ async fn run_gateway(
         "gateway listening on http://{}/graphql",
         listener.local_addr()?
     );
-    shop_kit::server::serve(
-        listener,
-        shop_gateway::router(gateway),
-        shop_kit::server::shutdown_signal(),
-    )
-    .await?;
+    shop_kit::server::serve(listener, shop_gateway::router(gateway), shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -238,6 +235,7 @@ async fn run_subgraph(
     name: &str,
     listen: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
+    let shutdown = shop_kit::server::shutdown_signal();
     let spec = subgraphs::find(name).ok_or_else(|| {
         let names: Vec<&str> = SUBGRAPHS.iter().map(|s| s.name).collect();
         anyhow::anyhow!("unknown subgraph '{name}'; known: {}", names.join(", "))
@@ -263,7 +261,7 @@ async fn run_subgraph(
         spec.name,
         listener.local_addr()?
     );
-    shop_kit::server::serve(listener, router, shop_kit::server::shutdown_signal()).await?;
+    shop_kit::server::serve(listener, router, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,321 @@
+//! The `shop` binary as users run it: the all-in-one process, and the tool commands.
+
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn shop() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shop"));
+    c.env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+#[test]
+fn the_all_in_one_process_serves_the_demo_shop_and_stops_cleanly_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("shop-bin-{}", std::process::id()));
+    let mut child = shop()
+        .env("SHOP_DATA_DIR", &dir)
+        .env("SHOP_LISTEN", "127.0.0.1:0")
+        .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start shop");
+    let stdout = child.stdout.take().unwrap();
+    let mut url = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(u) = line.split("GraphiQL: ").nth(1) {
+            url = Some(u.trim().to_string());
+            break;
+        }
+    }
+    let url = url.expect("the process prints where GraphiQL is");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body = rt.block_on(async {
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(r#"{"query":"{ catalogs { totalCount } products { totalCount } }"}"#)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["catalogs"]["totalCount"], 3, "{body}");
+    assert_eq!(v["data"]["products"]["totalCount"], 330, "{body}");
+    assert!(dir.join("catalog.sqlite").exists() && dir.join("inventory.sqlite").exists());
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "shop did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn explain_prints_the_plan_and_compose_check_finds_no_drift() {
+    let out = shop()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "explain",
+            "{ products(first: 2) { edges { node { name stock } } } }",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Fetch(service: \"catalog\")")
+            && text.contains("Flatten(path: \"products.edges.@.node\")"),
+        "{text}"
+    );
+    let out = shop()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["compose", "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = shop().args(["explain", "{ nope }"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"));
+}
+
+#[test]
+fn token_mints_a_development_token_and_unknown_config_is_refused() {
+    let dir = std::env::temp_dir().join(format!("shop-tok-{}", std::process::id()));
+    let out = shop()
+        .env("SHOP_DATA_DIR", &dir)
+        .args(["token", "--role", "ADMIN"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    let bad = shop()
+        .env("SHOP_DATA_DIR", &dir)
+        .args(["token", "--role", "KING"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let typo = shop()
+        .env("SHOP_LISTNE", "x")
+        .args(["token"])
+        .output()
+        .unwrap();
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("SHOP_LISTNE"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A child process that is killed when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if client
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{base} never became ready");
+}
+
+#[tokio::test]
+async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
+    let dbs = shop_kit::testing::databases("scaled_out").await;
+    let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") else {
+        shop_kit::testing::cleanup(&dbs).await;
+        return;
+    };
+    let Some(redis) = shop_kit::testing::redis_url("scaled_out") else {
+        shop_kit::testing::cleanup(&dbs).await;
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("shop-scaled-{}", shop_kit::ids::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = shop_kit::auth::SigningKey::generate().unwrap();
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, serde_json::to_string(&key.jwks()).unwrap()).unwrap();
+    let env = |c: &mut Command| {
+        c.env("DATABASE_URL", mysql.url())
+            .env("REDIS_URL", &redis)
+            .env(
+                "SHOP_BUS_PREFIX",
+                format!("shop-scaled-{}", std::process::id()),
+            )
+            .env("SHOP_DATA_DIR", &dir)
+            .env("SHOP_JWT_ISSUER", "https://issuer.test")
+            .env("SHOP_JWKS_FILE", &jwks)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    };
+    let mut migrate = shop();
+    env(&mut migrate);
+    assert!(migrate.arg("migrate").status().unwrap().success());
+
+    let (cport, iport, gport) = (free_port(), free_port(), free_port());
+    let spawn = |args: Vec<String>, extra: Vec<(String, String)>| {
+        let mut c = shop();
+        env(&mut c);
+        c.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .envs(extra);
+        Child(c.spawn().unwrap())
+    };
+    let _catalog = spawn(
+        vec![
+            "subgraph".into(),
+            "catalog".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{cport}"),
+        ],
+        vec![],
+    );
+    let _inventory = spawn(
+        vec![
+            "subgraph".into(),
+            "inventory".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{iport}"),
+        ],
+        vec![],
+    );
+    let _gateway = spawn(
+        vec![
+            "gateway".into(),
+            "--supergraph".into(),
+            "schema/supergraph.graphql".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{gport}"),
+        ],
+        vec![
+            (
+                "SHOP_SUBGRAPH_URL_CATALOG".into(),
+                format!("http://127.0.0.1:{cport}/graphql"),
+            ),
+            (
+                "SHOP_SUBGRAPH_URL_INVENTORY".into(),
+                format!("http://127.0.0.1:{iport}/graphql"),
+            ),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let gateway = format!("http://127.0.0.1:{gport}");
+    wait_ready(&client, &gateway).await;
+
+    let token = key
+        .mint(
+            "https://issuer.test",
+            "shop",
+            "supplier-1",
+            &[shop_kit::auth::Role::Supplier],
+            Duration::from_secs(300),
+        )
+        .unwrap();
+    let gql = |query: String| {
+        let (client, url, token) = (client.clone(), format!("{gateway}/graphql"), token.clone());
+        async move {
+            let body = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {token}"))
+                .body(serde_json::json!({ "query": query }).to_string())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let cat = gql("mutation { createCatalog(input: {name: \"Scaled\"}) { id } }".into()).await;
+    let cat = cat["data"]["createCatalog"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = gql(format!(
+        "mutation {{ createProduct(input: {{catalogId: \"{cat}\", sku: \"S-1\", name: \"Scaled Lamp\", price: {{amount: 500, currency: \"EUR\"}}}}) {{ id }} }}"
+    ))
+    .await;
+    let p = p["data"]["createProduct"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The inventory process learns about the product over Redis, then stock can be set.
+    let set = format!(
+        "mutation {{ setStock(productId: \"{p}\", quantity: 4, reason: \"delivery\") {{ quantity }} }}"
+    );
+    let done = shop_kit::testing::eventually(Duration::from_secs(15), || async {
+        let r = gql(set.clone()).await;
+        (r["data"]["setStock"]["quantity"] == 4).then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "the product never reached inventory through Redis"
+    );
+    // And the catalog process learns the stock back, for the in-stock filter.
+    let listed = shop_kit::testing::eventually(Duration::from_secs(15), || async {
+        let r =
+            gql("{ products(filter: {inStock: true}) { edges { node { name stock } } } }".into())
+                .await;
+        (r["data"]["products"]["edges"].as_array().map(Vec::len) == Some(1)).then_some(r)
+    })
+    .await
+    .expect("stock reached the catalog through Redis");
+    assert_eq!(
+        listed["data"]["products"]["edges"][0]["node"],
+        serde_json::json!({ "name": "Scaled Lamp", "stock": 4 })
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    shop_kit::testing::cleanup(&dbs).await;
+}
