@@ -2,7 +2,8 @@
 //! (a) a product page through the gateway (catalog + inventory), (b) a 50-product
 //! listing with stock through the gateway, and (c) the catalog-only part of (b) sent
 //! straight to the catalog subgraph; prints throughput, p50/p99 and the ratio of (b)
-//! to (c).
+//! to (c). (d) sends the inventory half of (b) straight to inventory, so the gateway's
+//! own share of (b) can be told apart from the two subgraphs' work.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use crate::platform::{Platform, PlatformOptions};
 
 pub const PRODUCT_PAGE: &str = "query ProductPage($id: ID!) { product(id: $id) { id sku name description price { amount currency } images attributes category { name } catalog { name } stock inStock } }";
 pub const LISTING: &str = "query Listing { products(first: 50, sort: NAME_ASC) { totalCount edges { node { id sku name price { amount currency } stock inStock } } } }";
+pub const STOCK_ENTITIES: &str = "query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { stock inStock } } }";
 pub const LISTING_CATALOG_ONLY: &str = "query Listing { products(first: 50, sort: NAME_ASC) { totalCount edges { node { id sku name price { amount currency } } } } }";
 
 #[derive(Debug, Clone)]
@@ -144,6 +146,30 @@ pub async fn run(requests: usize, concurrency: usize) -> anyhow::Result<()> {
         .subgraph_url("catalog")
         .context("no catalog subgraph")?
         .to_string();
+    let inventory_url = platform
+        .subgraph_url("inventory")
+        .context("no inventory subgraph")?
+        .to_string();
+    // The inventory half of (b): the same 50 representations the gateway sends.
+    let listed_bytes = client
+        .post(&catalog_url)
+        .header("content-type", "application/json")
+        .body(json!({ "query": LISTING_CATALOG_ONLY }).to_string())
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let listed: Value = serde_json::from_slice(&listed_bytes)?;
+    let representations: Vec<Value> = listed
+        .pointer("/data/products/edges")
+        .and_then(Value::as_array)
+        .map(|edges| {
+            edges
+                .iter()
+                .map(|e| json!({ "__typename": "Product", "id": e["node"]["id"] }))
+                .collect()
+        })
+        .unwrap_or_default();
     let warm = (requests / 10).max(50);
     println!(
         "{requests} requests per case at concurrency {concurrency} (after {warm} warm-up requests)\n"
@@ -164,6 +190,11 @@ pub async fn run(requests: usize, concurrency: usize) -> anyhow::Result<()> {
             catalog_url,
             json!({ "query": LISTING_CATALOG_ONLY }),
         ),
+        (
+            "(d) inventory part of (b), inventory directly",
+            inventory_url,
+            json!({ "query": STOCK_ENTITIES, "variables": { "representations": representations } }),
+        ),
     ];
     let mut results = Vec::new();
     for (name, url, body) in cases {
@@ -172,12 +203,19 @@ pub async fn run(requests: usize, concurrency: usize) -> anyhow::Result<()> {
         print(&f);
         results.push(f);
     }
-    let (b, c) = (&results[1], &results[2]);
+    let [_, b, c, d] = results.as_slice() else {
+        anyhow::bail!("expected four cases");
+    };
     println!(
-        "\ngateway/direct for the listing: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
+        "\ngateway/direct for the listing, (b) against (c): throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
         b.rps() / c.rps().max(1e-9),
         b.p50.as_secs_f64() / c.p50.as_secs_f64().max(1e-9),
         b.p99.as_secs_f64() / c.p99.as_secs_f64().max(1e-9)
+    );
+    let direct_p50 = c.p50 + d.p50;
+    println!(
+        "gateway overhead at p50 over the two direct calls in sequence, (b) - ((c) + (d)): {:.2} ms",
+        (b.p50.as_secs_f64() - direct_p50.as_secs_f64()) * 1000.0
     );
     platform.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,7 +7,6 @@ pub mod entity;
 pub mod schema;
 pub mod service;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, Schema};
 use sea_orm::DatabaseConnection;
 use shop_kit::auth::Verifier;
@@ -27,17 +26,14 @@ pub fn schema(ctx: CatalogCtx) -> CatalogSchema {
     Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .enable_federation()
         .data(ctx)
-        .data(DataLoader::new(
+        .data(shop_kit::db::loader(
             ByIdLoader::<entity::catalog::Entity>::new(db.clone()),
-            tokio::spawn,
         ))
-        .data(DataLoader::new(
+        .data(shop_kit::db::loader(
             ByIdLoader::<entity::category::Entity>::new(db.clone()),
-            tokio::spawn,
         ))
-        .data(DataLoader::new(
+        .data(shop_kit::db::loader(
             ByIdLoader::<entity::product::Entity>::new(db),
-            tokio::spawn,
         ))
         .limit_depth(32)
         .limit_complexity(20_000)

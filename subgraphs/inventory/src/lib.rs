@@ -5,7 +5,6 @@ pub mod entity;
 pub mod schema;
 pub mod service;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, Schema};
 use sea_orm::DatabaseConnection;
 use shop_kit::auth::Verifier;
@@ -24,9 +23,8 @@ pub fn schema(ctx: InventoryCtx) -> InventorySchema {
     Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .enable_federation()
         .data(ctx)
-        .data(DataLoader::new(
+        .data(shop_kit::db::loader(
             ByIdLoader::<entity::item::Entity>::new(db),
-            tokio::spawn,
         ))
         .limit_depth(32)
         .limit_complexity(20_000)

@@ -104,3 +104,16 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
         db.begin().await
     }
 }
+
+/// How long a DataLoader collects keys before it queries. async-graphql's default is
+/// 1 ms; a list's resolvers queue their keys within microseconds, and on an entity
+/// fetch the extra wait cost more than the query itself.
+pub const LOADER_WINDOW: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// A DataLoader with our batching window (see [`LOADER_WINDOW`]).
+pub fn loader<T>(inner: T) -> async_graphql::dataloader::DataLoader<T>
+where
+    T: async_graphql::dataloader::Loader<String>,
+{
+    async_graphql::dataloader::DataLoader::new(inner, tokio::spawn).delay(LOADER_WINDOW)
+}

@@ -162,3 +162,43 @@ async fn redis_bus_delivers_once_per_group_and_redelivers_after_a_failure() {
         "a failed handler is retried, nothing lost"
     );
 }
+
+mod loader {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(Arc<AtomicUsize>);
+
+    impl async_graphql::dataloader::Loader<String> for Counting {
+        type Value = String;
+        type Error = String;
+        async fn load(&self, keys: &[String]) -> Result<HashMap<String, String>, String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(keys.iter().map(|k| (k.clone(), k.to_uppercase())).collect())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_requested_together_load_in_one_batch() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let loader = shop_kit::db::loader(Counting(calls.clone()));
+        let rounds = 20;
+        for _ in 0..rounds {
+            let results =
+                futures::future::join_all((0..50).map(|i| loader.load_one(format!("k{i}")))).await;
+            assert!(
+                results
+                    .iter()
+                    .all(|r| matches!(r, Ok(Some(v)) if v.starts_with('K')))
+            );
+        }
+        // One query per round is the norm; a starved scheduler may split a batch in two,
+        // which costs a query but is still batching (without it: 50 per round).
+        let batches = calls.load(Ordering::SeqCst);
+        assert!(
+            batches <= rounds * 2,
+            "{batches} batches for {rounds} rounds of 50 keys"
+        );
+    }
+}
