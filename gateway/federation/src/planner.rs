@@ -380,8 +380,31 @@ impl Planner<'_> {
         Ok(out)
     }
 
+    /// Subgraphs that some root field can only be fetched from: a field several
+    /// subgraphs resolve (`@shareable`) then joins one of those fetches.
+    fn required_root_graphs(&self, root: &str, items: &[Selection], out: &mut Vec<usize>) {
+        for item in items {
+            match item {
+                Selection::Field(f) if !f.name.starts_with("__") => {
+                    if let [only] = self.sg.resolving_graphs(root, &f.name)[..]
+                        && !out.contains(&only)
+                    {
+                        out.push(only);
+                    }
+                }
+                Selection::Field(_) => {}
+                Selection::InlineFragment(frag) => {
+                    self.required_root_graphs(root, &frag.selection_set.items, out)
+                }
+            }
+        }
+    }
+
     fn root_groups(&self, root: &str) -> Result<Vec<Group>, PlanError> {
         let mut preferred = Vec::new();
+        if self.op.kind != OperationKind::Mutation {
+            self.required_root_graphs(root, &self.op.selection_set.items, &mut preferred);
+        }
         let parts = self.split_root(root, &self.op.selection_set.items, &mut preferred)?;
         // Queries: one fetch per subgraph. Mutations: consecutive fields of one subgraph
         // share a fetch, and the order of fields is kept across fetches.

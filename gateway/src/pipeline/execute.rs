@@ -171,11 +171,40 @@ impl Gateway {
                     }
                 }
                 PlanNode::Parallel { nodes } => {
-                    join_all(nodes.iter().map(|n| self.run(n, state, ctx))).await;
+                    // Entity fetches of the same subgraph and selection at different paths
+                    // (the same entity reached twice) go out as one `_entities` call.
+                    let mut merged: Vec<(&FetchNode, Vec<&[PathSegment]>)> = Vec::new();
+                    let mut others = Vec::new();
+                    for n in nodes {
+                        if let PlanNode::Flatten { path, node } = n
+                            && let PlanNode::Fetch(f) = node.as_ref()
+                            && f.entity.is_some()
+                        {
+                            match merged
+                                .iter_mut()
+                                .find(|(m, _)| m.service == f.service && m.operation == f.operation)
+                            {
+                                Some((_, paths)) => paths.push(path),
+                                None => merged.push((f, vec![path])),
+                            }
+                        } else {
+                            others.push(n);
+                        }
+                    }
+                    let entity_calls = join_all(
+                        merged
+                            .iter()
+                            .map(|(f, paths)| self.entity_fetch(paths, f, state, ctx)),
+                    );
+                    let rest = join_all(others.into_iter().map(|n| self.run(n, state, ctx)));
+                    futures::future::join(entity_calls, rest).await;
                 }
                 PlanNode::Fetch(fetch) => self.root_fetch(fetch, state, ctx).await,
                 PlanNode::Flatten { path, node } => match node.as_ref() {
-                    PlanNode::Fetch(fetch) => self.entity_fetch(path, fetch, state, ctx).await,
+                    PlanNode::Fetch(fetch) => {
+                        self.entity_fetch(&[path.as_slice()], fetch, state, ctx)
+                            .await
+                    }
                     other => self.run(other, state, ctx).await,
                 },
             }
@@ -209,7 +238,7 @@ impl Gateway {
 
     async fn entity_fetch(
         &self,
-        path: &[PathSegment],
+        paths: &[&[PathSegment]],
         fetch: &FetchNode,
         state: &ExecState,
         ctx: &ExecContext<'_>,
@@ -221,7 +250,7 @@ impl Gateway {
             let mut reps: Vec<Value> = Vec::new();
             let mut index: HashMap<String, usize> = HashMap::new();
             let mut slots: Vec<(Vec<Step>, usize)> = Vec::new();
-            for pos in positions(&data, path) {
+            for pos in paths.iter().flat_map(|path| positions(&data, path)) {
                 let Some(obj) = at(&data, &pos) else { continue };
                 let typename = obj
                     .get("__typename")

@@ -151,9 +151,16 @@ impl Shaper<'_> {
                         .and_then(Value::as_str)
                         .unwrap_or(n.as_str())
                         .to_string();
-                    match set {
-                        Some(set) => Value::Object(self.object(set, obj, &runtime, path, false)?),
-                        None => Value::Null,
+                    let shaped = match set {
+                        Some(set) => self.object(set, obj, &runtime, path, false),
+                        None => Ok(Map::new()),
+                    };
+                    match shaped {
+                        Ok(m) => Value::Object(m),
+                        // The error was recorded where the null appeared; a nullable
+                        // position absorbs the bubble, a non-null one passes it on.
+                        Err(Bubble) if ty.is_non_null() => return Err(Bubble),
+                        Err(Bubble) => Value::Null,
                     }
                 }
                 Some(v) if set.is_none() => v.clone(),
@@ -162,13 +169,25 @@ impl Shaper<'_> {
             Type::NonNullList(inner) | Type::List(inner) => match value {
                 Some(Value::Array(items)) => {
                     let mut out = Vec::with_capacity(items.len());
+                    let mut bubbled = false;
                     for (i, item) in items.iter().enumerate() {
                         path.push(Step::Index(i));
+                        // Only a non-null item type passes a bubble to the list.
                         let r = self.value(Some(item), inner, set, path);
                         path.pop();
-                        out.push(r?);
+                        match r {
+                            Ok(v) => out.push(v),
+                            Err(Bubble) => {
+                                bubbled = true;
+                                break;
+                            }
+                        }
                     }
-                    Value::Array(out)
+                    match (bubbled, ty.is_non_null()) {
+                        (false, _) => Value::Array(out),
+                        (true, true) => return Err(Bubble),
+                        (true, false) => Value::Null,
+                    }
                 }
                 _ => Value::Null,
             },

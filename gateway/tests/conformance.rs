@@ -1,0 +1,217 @@
+//! The federation conformance corpus: one file per behaviour in `conformance/cases/`.
+//!
+//! A case file has sections, each starting with a line `=== <kind> [name]`:
+//! - `subgraph <name>`: the subgraph's SDL (federation directives need no `@link`);
+//! - `data <name>`: that subgraph's fixture data (see `conformance/fixture.rs`);
+//! - `down <name>`: the subgraph is unreachable;
+//! - `operation`, `variables` (JSON), `response` (the exact expected JSON, in order);
+//! - `fetches` (optional JSON `{"subgraph": n}`): how many requests each subgraph gets.
+//!
+//! Every case also snapshots its query plan (`snapshots/conformance__<case>.snap`).
+
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "conformance/fixture.rs"]
+mod fixture;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::Value;
+use shop_federation::{SubgraphSource, Supergraph, compose};
+use shop_gateway::{Gateway, GatewayOptions, GraphQLRequest};
+
+const LINK: &str = "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.5\", import: [\"@key\", \"@shareable\", \"@external\", \"@requires\", \"@provides\", \"@inaccessible\", \"@override\", \"@tag\", \"@interfaceObject\"])\n";
+
+#[derive(Default)]
+struct Case {
+    subgraphs: Vec<(String, String)>,
+    data: BTreeMap<String, Value>,
+    down: Vec<String>,
+    operation: String,
+    variables: Option<Value>,
+    response: String,
+    fetches: Option<Value>,
+}
+
+fn parse(name: &str, text: &str) -> Case {
+    let mut case = Case::default();
+    let mut sections: Vec<(String, String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(head) = line.strip_prefix("=== ") {
+            let mut parts = head.split_whitespace();
+            let kind = parts.next().unwrap_or_default().to_string();
+            let arg = parts.next().unwrap_or_default().to_string();
+            sections.push((kind, arg, String::new()));
+        } else if let Some((_, _, body)) = sections.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    let json = |what: &str, body: &str| -> Value {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: {what} is not JSON: {e}"))
+    };
+    for (kind, arg, body) in sections {
+        match kind.as_str() {
+            "subgraph" => case.subgraphs.push((arg, body)),
+            "data" => {
+                case.data.insert(arg, json("data", &body));
+            }
+            "down" => case.down.push(arg),
+            "operation" => case.operation = body,
+            "variables" => case.variables = Some(json("variables", &body)),
+            "response" => case.response = body,
+            "fetches" => case.fetches = Some(json("fetches", &body)),
+            other => panic!("{name}: unknown section {other}"),
+        }
+    }
+    case
+}
+
+async fn serve_fixture(fixture: fixture::Fixture) -> (String, Arc<Mutex<usize>>) {
+    let fixture = Arc::new(fixture);
+    let count = Arc::new(Mutex::new(0usize));
+    let counter = count.clone();
+    let app = Router::new().route(
+        "/graphql",
+        post(move |Json(body): Json<Value>| {
+            let (fixture, counter) = (fixture.clone(), counter.clone());
+            async move {
+                *counter.lock().unwrap() += 1;
+                Json(fixture.execute(&body))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, count)
+}
+
+async fn run_case(name: &str) {
+    let path = format!(
+        "{}/tests/conformance/cases/{name}.case",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let case = parse(name, &text);
+    let mut sources = Vec::new();
+    let mut counters = BTreeMap::new();
+    for (sub, sdl) in &case.subgraphs {
+        let url = if case.down.contains(sub) {
+            let dead = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            format!("http://{dead}/graphql")
+        } else {
+            let data = case.data.get(sub).cloned().unwrap_or(Value::Null);
+            let (url, count) = serve_fixture(fixture::Fixture::new(sdl, data)).await;
+            counters.insert(sub.clone(), count);
+            url
+        };
+        sources.push(SubgraphSource {
+            name: sub.clone(),
+            url,
+            sdl: format!("{LINK}{sdl}"),
+        });
+    }
+    let supergraph =
+        Supergraph::parse(&compose(&sources).unwrap_or_else(|e| panic!("{name}: {e}"))).unwrap();
+    let gateway = Gateway::new(supergraph, GatewayOptions::default());
+    if let Ok(prepared) = gateway.prepare(&case.operation, None) {
+        insta::assert_snapshot!(name, prepared.plan.to_string());
+    }
+    let req = GraphQLRequest {
+        query: Some(case.operation.clone()),
+        variables: case.variables.clone().and_then(|v| v.as_object().cloned()),
+        ..Default::default()
+    };
+    let resp = gateway.execute(req, &Default::default()).await;
+    let expected: Value = serde_json::from_str(&case.response)
+        .unwrap_or_else(|e| panic!("{name}: response is not JSON: {e}"));
+    let mut actual = serde_json::to_value(&resp).unwrap();
+    blank_wildcards(&mut actual, &expected);
+    let actual = serde_json::to_string_pretty(&actual).unwrap();
+    let expected = serde_json::to_string_pretty(&expected).unwrap();
+    assert!(
+        actual == expected,
+        "{name}: response differs\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+    if let Some(fetches) = case.fetches {
+        let got: BTreeMap<String, usize> = counters
+            .iter()
+            .map(|(k, v)| (k.clone(), *v.lock().unwrap()))
+            .collect();
+        let want: BTreeMap<String, usize> = serde_json::from_value(fetches).unwrap();
+        assert_eq!(got, want, "{name}: requests per subgraph");
+    }
+}
+
+/// Where the expected response says `"<any>"`, the actual value is not compared.
+fn blank_wildcards(actual: &mut Value, expected: &Value) {
+    match (actual, expected) {
+        (a, Value::String(s)) if s == "<any>" => *a = Value::String(s.clone()),
+        (Value::Object(a), Value::Object(e)) => {
+            for (k, ev) in e {
+                if let Some(av) = a.get_mut(k) {
+                    blank_wildcards(av, ev);
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(e)) => {
+            for (av, ev) in a.iter_mut().zip(e) {
+                blank_wildcards(av, ev);
+            }
+        }
+        _ => {}
+    }
+}
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                run_case(stringify!($name)).await;
+            }
+        )*
+    };
+}
+
+cases! {
+    a_down_entity_subgraph_nulls_only_its_fields,
+    a_down_subgraph_leaves_the_other_root_fields,
+    a_null_bubbles_to_the_nearest_nullable_parent,
+    a_null_in_a_non_null_chain_nulls_data,
+    a_shareable_root_field_is_fetched_once,
+    a_subgraph_field_error_keeps_its_path,
+    aliases_select_one_field_with_different_arguments,
+    an_entity_field_error_is_repathed_to_the_client_position,
+    an_inaccessible_field_cannot_be_queried,
+    an_inaccessible_key_field_is_hidden_but_used_for_planning,
+    an_unknown_entity_resolves_to_null,
+    an_unknown_field_is_a_validation_error_with_location,
+    compound_key_is_sent_whole,
+    defer_is_rejected_not_mis_executed,
+    entity_chain_across_three_subgraphs_and_back,
+    entity_fields_from_another_subgraph,
+    fields_come_back_in_requested_order,
+    introspection_shows_the_api_schema,
+    lists_of_lists_of_entities,
+    mutations_run_in_order_with_their_own_follow_ups,
+    named_and_inline_fragments_are_expanded,
+    nested_key_selects_the_nested_fields,
+    no_entity_fetch_when_nothing_is_at_the_path,
+    reference_only_key_plans_through_the_owner,
+    skip_and_include_follow_variables,
+    skipped_entity_field_is_absent,
+    the_key_the_target_can_resolve_is_used,
+    the_same_entity_reached_twice_is_fetched_once,
+    typename_is_answered_everywhere,
+    variable_defaults_reach_the_subgraphs,
+    variables_in_entity_fetch_arguments,
+}
