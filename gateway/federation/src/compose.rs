@@ -1008,7 +1008,9 @@ impl<'a> Composer<'a> {
                 || gf.override_from.is_some()
                 || gf.ty != def.ty
         });
-        if t.graphs.len() > 1 && (!in_all || special) {
+        // Directive arguments (provides, requires, ...) must survive even for a type in one
+        // subgraph; otherwise the graphs only need naming when not all of them resolve it.
+        if special || (t.graphs.len() > 1 && !in_all) {
             for gf in &mf.graphs {
                 let mut args = vec![self.graph_arg(gf.graph)];
                 if let Some(r) = &gf.requires {

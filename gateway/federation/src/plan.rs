@@ -32,6 +32,9 @@ pub struct FetchNode {
 pub struct EntityFetch {
     pub type_name: String,
     pub key: Vec<FieldSetItem>,
+    /// `@requires` inputs carried besides the key (may be null, unlike key fields).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<FieldSetItem>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -96,11 +99,15 @@ fn write_node(out: &mut String, node: &PlanNode, level: usize) {
             let _ = writeln!(out, "Fetch(service: \"{}\") {{", f.service);
             if let Some(e) = &f.entity {
                 indent(out, level + 1);
+                let mut shape = field_set::print(&e.key);
+                if !e.requires.is_empty() {
+                    shape.push(' ');
+                    shape.push_str(&field_set::print(&e.requires));
+                }
                 let _ = writeln!(
                     out,
-                    "{{ ... on {} {{ __typename {} }} }} =>",
-                    e.type_name,
-                    field_set::print(&e.key)
+                    "{{ ... on {} {{ __typename {shape} }} }} =>",
+                    e.type_name
                 );
             }
             indent(out, level + 1);

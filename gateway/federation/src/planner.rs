@@ -46,6 +46,8 @@ struct Group {
     selections: Vec<Out>,
     variables: Vec<String>,
     children: Vec<Group>,
+    /// `@requires` inputs the representations must carry besides the key.
+    requires: Vec<FieldSetItem>,
 }
 
 impl Group {
@@ -61,6 +63,7 @@ impl Group {
             selections: Vec::new(),
             variables: Vec::new(),
             children: Vec::new(),
+            requires: Vec::new(),
         }
     }
 }
@@ -134,6 +137,16 @@ fn print_out(items: &[Out], out: &mut String) {
     out.push_str(" }");
 }
 
+/// Adds the items of `more` to `into`, merging nested selections.
+fn merge_field_sets(into: &mut Vec<FieldSetItem>, more: &[FieldSetItem]) {
+    for item in more {
+        match into.iter_mut().find(|i| i.name == item.name) {
+            Some(existing) => merge_field_sets(&mut existing.selections, &item.selections),
+            None => into.push(item.clone()),
+        }
+    }
+}
+
 /// Makes sure `out` selects the fields of `key` (and `__typename`), merging into
 /// existing selections of the same field.
 fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) {
@@ -202,21 +215,54 @@ impl Planner<'_> {
         children: &mut Vec<Group>,
         vars: &mut Vec<String>,
     ) -> Result<Vec<Out>, PlanError> {
+        self.build_provided(graph, set, path, children, vars, &[])
+    }
+
+    /// Like `build`, where `provided` lists fields the parent field's `@provides` makes
+    /// available from `graph` even though they are `@external` there.
+    fn build_provided(
+        &self,
+        graph: usize,
+        set: &SelectionSet,
+        path: &[PathSegment],
+        children: &mut Vec<Group>,
+        vars: &mut Vec<String>,
+        provided: &[FieldSetItem],
+    ) -> Result<Vec<Out>, PlanError> {
         let mut out = Vec::new();
         for item in &set.items {
             match item {
                 Selection::Field(f) => {
-                    if f.name == "__typename" || self.sg.can_resolve(&set.type_name, &f.name, graph)
+                    let provided_here = provided.iter().find(|p| p.name == f.name);
+                    if f.name == "__typename"
+                        || provided_here.is_some()
+                        || self.sg.can_resolve(&set.type_name, &f.name, graph)
                     {
                         add_vars(vars, &f.variables);
                         let sub = match &f.selection_set {
-                            Some(ss) => Some(self.build(
-                                graph,
-                                ss,
-                                &self.child_path(path, f),
-                                children,
-                                vars,
-                            )?),
+                            Some(ss) => {
+                                let mut child_provided: Vec<FieldSetItem> = provided_here
+                                    .map(|p| p.selections.clone())
+                                    .unwrap_or_default();
+                                child_provided.extend(self.sg.provides(
+                                    &set.type_name,
+                                    &f.name,
+                                    graph,
+                                ));
+                                let mut sub = self.build_provided(
+                                    graph,
+                                    ss,
+                                    &self.child_path(path, f),
+                                    children,
+                                    vars,
+                                    &child_provided,
+                                )?;
+                                // Fragments on an abstract type need the runtime type.
+                                if self.sg.is_abstract(&ss.type_name) {
+                                    ensure_fields(&mut sub, &[], true);
+                                }
+                                Some(sub)
+                            }
                             None => None,
                         };
                         out.push(Out::Field {
@@ -224,6 +270,42 @@ impl Planner<'_> {
                             head: field_head(f),
                             sub,
                         });
+                    } else if self.sg.is_abstract(&set.type_name) {
+                        // An interface field another subgraph resolves: ask for it per
+                        // runtime type, each of which may be an entity elsewhere.
+                        let exploded: Vec<Selection> = self
+                            .sg
+                            .possible_types(&set.type_name)
+                            .into_iter()
+                            .map(|t| {
+                                Selection::InlineFragment(InlineFragment {
+                                    type_condition: Some(t.clone()),
+                                    directives: Vec::new(),
+                                    conditions: Vec::new(),
+                                    variables: Vec::new(),
+                                    selection_set: SelectionSet {
+                                        type_name: t,
+                                        items: vec![Selection::Field(Field {
+                                            parent_type: String::new(),
+                                            ..f.clone()
+                                        })],
+                                    },
+                                })
+                            })
+                            .collect();
+                        let sub = self.build_provided(
+                            graph,
+                            &SelectionSet {
+                                type_name: set.type_name.clone(),
+                                items: exploded,
+                            },
+                            path,
+                            children,
+                            vars,
+                            provided,
+                        )?;
+                        out.extend(sub);
+                        ensure_fields(&mut out, &[], true);
                     } else {
                         self.jump(graph, &set.type_name, f, path, &mut out, children)?;
                     }
@@ -292,6 +374,20 @@ impl Planner<'_> {
             });
         };
         ensure_fields(out, &key, true);
+        // `@requires` inputs come from the subgraph we jump from, in the same fetch as the key.
+        let requires = self.sg.requires(type_name, &field.name, target);
+        if !requires.is_empty() {
+            if !self.sg.can_provide(type_name, &requires, from) {
+                return Err(PlanError::NoKey {
+                    coordinate,
+                    reason: format!(
+                        "its @requires fields are not all resolvable by {}",
+                        self.sg.graphs[from].name
+                    ),
+                });
+            }
+            ensure_fields(out, &requires, false);
+        }
         let idx = match children.iter().position(|c| {
             c.graph == target
                 && c.path == path
@@ -308,6 +404,7 @@ impl Planner<'_> {
             }
         };
         let child = &mut children[idx];
+        merge_field_sets(&mut child.requires, &requires);
         let single = SelectionSet {
             type_name: type_name.to_string(),
             items: vec![Selection::Field(field.clone())],
@@ -496,10 +593,11 @@ impl Planner<'_> {
             service: self.sg.graphs[group.graph].name.clone(),
             operation: self.operation_text(&group, counter),
             variables: group.variables.clone(),
-            entity: group
-                .entity
-                .clone()
-                .map(|(type_name, key)| EntityFetch { type_name, key }),
+            entity: group.entity.clone().map(|(type_name, key)| EntityFetch {
+                type_name,
+                key,
+                requires: group.requires.clone(),
+            }),
         };
         let own = if group.entity.is_some() {
             PlanNode::Flatten {

@@ -266,6 +266,55 @@ impl Supergraph {
         })
     }
 
+    fn field_in_graph(&self, type_name: &str, field: &str, graph: usize) -> Option<&FieldInGraph> {
+        self.types
+            .get(type_name)?
+            .fields
+            .get(field)?
+            .graphs
+            .iter()
+            .find(|g| g.graph == graph)
+    }
+
+    /// The `@requires` field set of `type_name.field` in `graph` (empty when none).
+    pub fn requires(&self, type_name: &str, field: &str, graph: usize) -> Vec<FieldSetItem> {
+        self.field_in_graph(type_name, field, graph)
+            .and_then(|f| f.requires.as_deref())
+            .and_then(|r| field_set::parse(r).ok())
+            .unwrap_or_default()
+    }
+
+    /// The `@provides` field set of `type_name.field` in `graph` (empty when none).
+    pub fn provides(&self, type_name: &str, field: &str, graph: usize) -> Vec<FieldSetItem> {
+        self.field_in_graph(type_name, field, graph)
+            .and_then(|f| f.provides.as_deref())
+            .and_then(|r| field_set::parse(r).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether `name` is an interface or a union.
+    pub fn is_abstract(&self, name: &str) -> bool {
+        matches!(
+            self.schema.types.get(name),
+            Some(ExtendedType::Interface(_) | ExtendedType::Union(_))
+        )
+    }
+
+    /// The object types an abstract type may be at runtime, in schema order.
+    pub fn possible_types(&self, name: &str) -> Vec<String> {
+        match self.schema.types.get(name) {
+            Some(ExtendedType::Union(u)) => u.members.iter().map(|m| m.to_string()).collect(),
+            Some(ExtendedType::Interface(_)) => self
+                .schema
+                .types
+                .iter()
+                .filter(|(_, t)| matches!(t, ExtendedType::Object(o) if o.implements_interfaces.iter().any(|i| i.as_str() == name)))
+                .map(|(n, _)| n.to_string())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The named (innermost) output type of a field.
     pub fn field_type_name(&self, type_name: &str, field: &str) -> Option<String> {
         let def = self.schema.type_field(type_name, field).ok()?;

@@ -136,6 +136,25 @@ fn at_mut<'v>(data: &'v mut Value, pos: &[Step]) -> Option<&'v mut Value> {
     })
 }
 
+/// A `@requires` input: the value as the subgraph selected it (null when absent),
+/// narrowed to the required sub-fields.
+fn pick(value: Option<&Value>, selections: &[FieldSetItem]) -> Value {
+    match value {
+        None => Value::Null,
+        Some(v) if selections.is_empty() => v.clone(),
+        Some(Value::Array(items)) => {
+            Value::Array(items.iter().map(|i| pick(Some(i), selections)).collect())
+        }
+        Some(Value::Object(obj)) => Value::Object(
+            selections
+                .iter()
+                .map(|s| (s.name.clone(), pick(obj.get(&s.name), &s.selections)))
+                .collect(),
+        ),
+        Some(other) => other.clone(),
+    }
+}
+
 /// Copies the key fields out of an object; `None` when any is missing or null.
 fn extract_key(obj: &Value, key: &[FieldSetItem]) -> Option<Map<String, Value>> {
     let mut out = Map::new();
@@ -262,6 +281,12 @@ impl Gateway {
                 let Some(mut rep) = extract_key(obj, &entity.key) else {
                     continue;
                 };
+                for item in &entity.requires {
+                    rep.insert(
+                        item.name.clone(),
+                        pick(obj.get(&item.name), &item.selections),
+                    );
+                }
                 rep.insert("__typename".into(), Value::String(typename.to_string()));
                 let rep = Value::Object(rep);
                 let fingerprint = rep.to_string();

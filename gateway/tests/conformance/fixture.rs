@@ -189,11 +189,21 @@ impl Exec<'_> {
                         } else {
                             format!("{}({})", f.name, args.join(", "))
                         };
-                        let raw = obj
+                        let mut raw = obj
                             .get(&lookup)
                             .or_else(|| obj.get(f.name.as_str()))
                             .cloned()
                             .unwrap_or(Value::Null);
+                        // `{"$rep": "field"}`: echo what the representation carried, so a
+                        // case proves the gateway sent a @requires input.
+                        if let Some(from) = raw.get("$rep").and_then(Value::as_str) {
+                            raw = match obj.get("$representation").and_then(|r| r.get(from)) {
+                                Some(v) => v.clone(),
+                                None => {
+                                    json!({ "$error": format!("the representation has no {from}") })
+                                }
+                            };
+                        }
                         let field_type = self
                             .fx
                             .types
@@ -303,13 +313,12 @@ impl Exec<'_> {
                     .keys()
                     .any(|k| k != "__typename" && candidate.get(k).is_some())
         })?;
-        // The representation's fields (e.g. @requires inputs) are visible too.
+        // The representation stays visible (for `$rep`), as @requires inputs are to a
+        // real subgraph's resolvers.
         let mut merged = found.clone();
-        if let (Some(m), Some(r)) = (merged.as_object_mut(), rep.as_object()) {
-            for (k, v) in r {
-                m.entry(k.clone()).or_insert_with(|| v.clone());
-            }
+        if let Some(m) = merged.as_object_mut() {
             m.insert("__typename".into(), Value::String(type_name.to_string()));
+            m.insert("$representation".into(), rep.clone());
         }
         Some(merged)
     }
