@@ -178,11 +178,7 @@ fn verifier_for(config: &Config, default_dev: bool) -> anyhow::Result<Verifier> 
     let mut issuers = config.issuers.clone();
     if config.dev_auth.unwrap_or(default_dev) {
         let key = crate::platform::dev_signing_key(&config.data_dir)?;
-        issuers.push(shop_kit::auth::TrustedIssuer {
-            issuer: DEV_ISSUER.into(),
-            audience: DEV_AUDIENCE.into(),
-            jwks: shop_kit::auth::JwksSource::Inline(key.jwks()),
-        });
+        issuers.push(crate::platform::dev_issuer(&key));
     }
     if issuers.is_empty() {
         tracing::warn!("no trusted token issuers configured: every write will be refused");

@@ -108,6 +108,15 @@ pub fn dev_signing_key(dir: &Path) -> anyhow::Result<SigningKey> {
     Ok(key)
 }
 
+/// The issuer entry that trusts tokens signed with the development key.
+pub fn dev_issuer(key: &SigningKey) -> TrustedIssuer {
+    TrustedIssuer {
+        issuer: DEV_ISSUER.into(),
+        audience: DEV_AUDIENCE.into(),
+        jwks: JwksSource::Inline(key.jwks()),
+    }
+}
+
 pub async fn event_bus(redis_url: Option<&str>, prefix: &str) -> anyhow::Result<EventBus> {
     match redis_url {
         Some(url) => EventBus::redis(url, prefix)
@@ -128,11 +137,7 @@ impl Platform {
         let mut issuers = opts.issuers.clone();
         let dev_key = if opts.dev_auth {
             let key = dev_signing_key(&opts.data_dir)?;
-            issuers.push(TrustedIssuer {
-                issuer: DEV_ISSUER.into(),
-                audience: DEV_AUDIENCE.into(),
-                jwks: JwksSource::Inline(key.jwks()),
-            });
+            issuers.push(dev_issuer(&key));
             Some(key)
         } else {
             None

@@ -102,9 +102,7 @@ impl Gateway {
                 status: 500,
             }
         })?;
-        let introspection = operation.selection_set.items.iter().any(|s| {
-            matches!(s, shop_federation::operation::Selection::Field(f) if f.name == "__schema" || f.name == "__type")
-        }) || has_nested_root_introspection(&operation.selection_set);
+        let introspection = has_root_introspection(&operation.selection_set);
         Ok(Prepared {
             document,
             operation_name: operation_name.map(str::to_string),
@@ -115,13 +113,14 @@ impl Gateway {
     }
 }
 
-fn has_nested_root_introspection(set: &shop_federation::operation::SelectionSet) -> bool {
+/// Whether root fields (also inside root fragments) ask for `__schema` or `__type`.
+fn has_root_introspection(set: &shop_federation::operation::SelectionSet) -> bool {
     set.items.iter().any(|s| match s {
         shop_federation::operation::Selection::Field(f) => {
             f.name == "__schema" || f.name == "__type"
         }
         shop_federation::operation::Selection::InlineFragment(i) => {
-            has_nested_root_introspection(&i.selection_set)
+            has_root_introspection(&i.selection_set)
         }
     })
 }

@@ -12,7 +12,7 @@ use sea_orm::DatabaseConnection;
 use shop_kit::auth::Verifier;
 use shop_kit::db::ByIdLoader;
 use shop_kit::events::EventBus;
-use shop_kit::server::{ReadyCheck, subgraph_router};
+use shop_kit::server::{database_ready, subgraph_router};
 
 pub use service::CatalogCtx;
 
@@ -61,10 +61,6 @@ pub async fn start(
 
 /// The HTTP router: `/graphql`, `/health`, `/ready`.
 pub fn router(ctx: CatalogCtx, verifier: Verifier) -> axum::Router {
-    let db = ctx.db.clone();
-    let ready: ReadyCheck = std::sync::Arc::new(move || {
-        let db = db.clone();
-        Box::pin(async move { shop_kit::db::ping(&db).await })
-    });
+    let ready = database_ready(ctx.db.clone());
     subgraph_router(schema(ctx), verifier, ready)
 }

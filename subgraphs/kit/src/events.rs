@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Value};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -346,9 +346,4 @@ where
         let f = f.clone();
         Box::pin(async move { f(ctx, event).await })
     })
-}
-
-/// Which backend a statement is for; re-exported for services writing raw SQL.
-pub fn backend(db: &impl ConnectionTrait) -> DbBackend {
-    db.get_database_backend()
 }

@@ -26,6 +26,14 @@ struct SubgraphState<E> {
     verifier: Verifier,
 }
 
+/// Ready while `db` answers a trivial query.
+pub fn database_ready(db: sea_orm::DatabaseConnection) -> ReadyCheck {
+    Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move { crate::db::ping(&db).await })
+    })
+}
+
 /// The router every subgraph mounts: the same in the all-in-one binary, per-role
 /// processes and tests.
 pub fn subgraph_router<E: Executor + Clone>(
