@@ -209,6 +209,8 @@ async fn run_gateway(
         GatewayOptions {
             verifier: Some(verifier_for(&config, false)?),
             subgraph_timeout: config.subgraph_timeout,
+            subgraph_timeouts: config.subgraph_timeouts.clone(),
+            override_labels: config.override_labels.clone(),
             plan_cache_size: config.plan_cache_size,
         },
     );

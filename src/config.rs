@@ -18,6 +18,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_SUPERGRAPH",
     "SHOP_SUBGRAPH_TIMEOUT_MS",
     "SHOP_PLAN_CACHE_SIZE",
+    "SHOP_OVERRIDE_LABELS",
     "SHOP_SEED",
     "SHOP_DEV_AUTH",
     "SHOP_SUBGRAPH_BASE_PORT",
@@ -59,6 +60,11 @@ pub struct Config {
     pub subgraph_urls: HashMap<String, String>,
     /// `SHOP_SUBGRAPH_TIMEOUT_MS`: per subgraph request. Default 30000.
     pub subgraph_timeout: Duration,
+    /// `SHOP_SUBGRAPH_TIMEOUT_MS_<NAME>`: the timeout for one subgraph (by name).
+    pub subgraph_timeouts: HashMap<String, Duration>,
+    /// `SHOP_OVERRIDE_LABELS`: comma-separated progressive-override labels switched on
+    /// (`@override(label:)`); `percent(n)` labels need none. Default none.
+    pub override_labels: Vec<String>,
     /// `SHOP_PLAN_CACHE_SIZE`: prepared operations kept by the gateway. Default 1024.
     pub plan_cache_size: usize,
     /// `SHOP_SEED`: seed the demo shop into empty databases (all-in-one). Default true.
@@ -84,6 +90,8 @@ impl Default for Config {
             supergraph: PathBuf::from("schema/supergraph.graphql"),
             subgraph_urls: HashMap::new(),
             subgraph_timeout: Duration::from_secs(30),
+            subgraph_timeouts: HashMap::new(),
+            override_labels: Vec::new(),
             plan_cache_size: 1024,
             seed: true,
             dev_auth: None,
@@ -122,8 +130,25 @@ impl Config {
                     .map(|n| (n.to_ascii_lowercase(), v))
             })
             .collect();
+        let mut subgraph_timeouts = HashMap::new();
+        for (k, _) in vars.with_prefix("SHOP_SUBGRAPH_TIMEOUT_MS_") {
+            let ms: u64 = vars.parse(&k, 0)?;
+            if let Some(name) = k.strip_prefix("SHOP_SUBGRAPH_TIMEOUT_MS_") {
+                subgraph_timeouts.insert(name.to_ascii_lowercase(), Duration::from_millis(ms));
+            }
+        }
+        let override_labels = var("SHOP_OVERRIDE_LABELS")
+            .map(|v| {
+                v.split(',')
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Config {
             listen,
+            subgraph_timeouts,
+            override_labels,
             data_dir: var("SHOP_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or(d.data_dir),

@@ -1,6 +1,7 @@
 //! Starting the platform: each subgraph on its own loopback port behind real HTTP, and
 //! the gateway in front. Used by the all-in-one binary and by the end-to-end tests.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct PlatformOptions {
     pub dev_auth: bool,
     pub issuers: Vec<TrustedIssuer>,
     pub subgraph_timeout: Duration,
+    pub subgraph_timeouts: HashMap<String, Duration>,
+    pub override_labels: Vec<String>,
     pub plan_cache_size: usize,
 }
 
@@ -53,6 +56,8 @@ impl PlatformOptions {
             dev_auth: c.dev_auth.unwrap_or(true),
             issuers: c.issuers.clone(),
             subgraph_timeout: c.subgraph_timeout,
+            subgraph_timeouts: c.subgraph_timeouts.clone(),
+            override_labels: c.override_labels.clone(),
             plan_cache_size: c.plan_cache_size,
         }
     }
@@ -70,6 +75,8 @@ impl PlatformOptions {
             dev_auth: false,
             issuers: Vec::new(),
             subgraph_timeout: Duration::from_secs(10),
+            subgraph_timeouts: HashMap::new(),
+            override_labels: Vec::new(),
             plan_cache_size: 256,
         }
     }
@@ -199,6 +206,8 @@ impl Platform {
             GatewayOptions {
                 verifier: Some(verifier),
                 subgraph_timeout: opts.subgraph_timeout,
+                subgraph_timeouts: opts.subgraph_timeouts.clone(),
+                override_labels: opts.override_labels.clone(),
                 plan_cache_size: opts.plan_cache_size,
             },
         );

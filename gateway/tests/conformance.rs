@@ -5,7 +5,10 @@
 //! - `data <name>`: that subgraph's fixture data (see `conformance/fixture.rs`);
 //! - `down <name>`: the subgraph is unreachable;
 //! - `operation`, `variables` (JSON), `response` (the exact expected JSON, in order);
-//! - `fetches` (optional JSON `{"subgraph": n}`): how many requests each subgraph gets.
+//! - `fetches` (optional JSON `{"subgraph": n}`): how many requests each subgraph gets;
+//! - `supergraph` (optional): a supergraph as another composition tool wrote it, served
+//!   as is (subgraph URLs replaced by the fixtures'), instead of composing the subgraphs;
+//! - `labels` (optional): progressive-override labels switched on, comma-separated.
 //!
 //! Every case also snapshots its query plan (`snapshots/conformance__<case>.snap`).
 
@@ -35,6 +38,8 @@ struct Case {
     variables: Option<Value>,
     response: String,
     fetches: Option<Value>,
+    supergraph: Option<String>,
+    labels: Vec<String>,
 }
 
 fn parse(name: &str, text: &str) -> Case {
@@ -65,6 +70,14 @@ fn parse(name: &str, text: &str) -> Case {
             "variables" => case.variables = Some(json("variables", &body)),
             "response" => case.response = body,
             "fetches" => case.fetches = Some(json("fetches", &body)),
+            "supergraph" => case.supergraph = Some(body),
+            "labels" => {
+                case.labels = body
+                    .split(',')
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            }
             other => panic!("{name}: unknown section {other}"),
         }
     }
@@ -119,9 +132,26 @@ async fn run_case(name: &str) {
             sdl: format!("{LINK}{sdl}"),
         });
     }
-    let supergraph =
-        Supergraph::parse(&compose(&sources).unwrap_or_else(|e| panic!("{name}: {e}"))).unwrap();
-    let gateway = Gateway::new(supergraph, GatewayOptions::default());
+    let supergraph = match &case.supergraph {
+        Some(sdl) => {
+            let mut sg = Supergraph::parse(sdl).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for s in &sources {
+                assert!(
+                    sg.set_url(&s.name, &s.url),
+                    "{name}: no subgraph {}",
+                    s.name
+                );
+            }
+            sg
+        }
+        None => Supergraph::parse(&compose(&sources).unwrap_or_else(|e| panic!("{name}: {e}")))
+            .unwrap_or_else(|e| panic!("{name}: {e}")),
+    };
+    let options = GatewayOptions {
+        override_labels: case.labels.clone(),
+        ..GatewayOptions::default()
+    };
+    let gateway = Gateway::new(supergraph, options);
     if let Ok(prepared) = gateway.prepare(&case.operation, None) {
         insta::assert_snapshot!(name, prepared.plan.to_string());
     }

@@ -77,11 +77,15 @@ struct GField {
     requires: Option<String>,
     provides: Option<String>,
     override_from: Option<String>,
+    override_label: Option<String>,
+    /// Overridden away, but still needed here for a key or `@requires`.
+    used_overridden: bool,
     shareable: bool,
 }
 
 struct MField {
     def: Node<FieldDefinition>,
+    /// Empty for a field an implementation gets only through an `@interfaceObject`.
     graphs: Vec<GField>,
     inaccessible: bool,
     tags: Vec<String>,
@@ -283,6 +287,8 @@ pub fn compose(sources: &[SubgraphSource]) -> Result<String, ComposeError> {
     for (g, doc) in docs.iter().enumerate() {
         c.collect(g, doc);
     }
+    c.resolve_overrides();
+    c.add_interface_object_fields();
     c.validate();
     if !c.errors.is_empty() {
         c.errors.sort();
@@ -433,6 +439,100 @@ impl<'a> Composer<'a> {
         }
     }
 
+    /// `@override(from: X)`: X no longer resolves the field. Without a label its entry
+    /// goes (or stays as `usedOverridden` when X needs the field for a key or
+    /// `@requires`); with a label both stay, switched by the label at request time.
+    fn resolve_overrides(&mut self) {
+        let names: Vec<String> = self.sources.iter().map(|s| s.name.clone()).collect();
+        for t in self.types.values_mut() {
+            let needed: Vec<(usize, String)> = t
+                .graphs
+                .iter()
+                .flat_map(|(g, gt)| {
+                    let keys = gt.keys.iter().map(|(k, _)| k.clone());
+                    let requires = t
+                        .fields
+                        .iter()
+                        .flat_map(|(_, mf)| mf.graphs.iter())
+                        .filter(|gf| gf.graph == *g)
+                        .filter_map(|gf| gf.requires.clone());
+                    keys.chain(requires)
+                        .flat_map(|fs| field_set::parse(&fs).unwrap_or_default())
+                        .map(|item| (*g, item.name))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            for (fname, mf) in t.fields.iter_mut() {
+                let overrides: Vec<(usize, Option<String>)> = mf
+                    .graphs
+                    .iter()
+                    .filter_map(|gf| {
+                        let from = gf.override_from.as_ref()?;
+                        let g = names.iter().position(|n| n == from)?;
+                        Some((g, gf.override_label.clone()))
+                    })
+                    .collect();
+                for (from, label) in overrides {
+                    match label {
+                        Some(label) => {
+                            for gf in mf.graphs.iter_mut().filter(|gf| gf.graph == from) {
+                                gf.override_label = Some(label.clone());
+                            }
+                        }
+                        None if needed.iter().any(|(g, n)| *g == from && n == fname) => {
+                            for gf in mf.graphs.iter_mut().filter(|gf| gf.graph == from) {
+                                gf.used_overridden = true;
+                            }
+                        }
+                        None => mf.graphs.retain(|gf| gf.graph != from || gf.external),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fields an `@interfaceObject` adds to an interface exist on every implementation,
+    /// resolved by no subgraph on the implementation itself (a bare `@join__field`).
+    fn add_interface_object_fields(&mut self) {
+        let mut additions: Vec<(String, String, Node<FieldDefinition>)> = Vec::new();
+        for (iname, iface) in &self.types {
+            let io_graphs: Vec<usize> = iface
+                .graphs
+                .iter()
+                .filter(|(_, gt)| gt.interface_object)
+                .map(|(g, _)| *g)
+                .collect();
+            if io_graphs.is_empty() {
+                continue;
+            }
+            for (tname, t) in &self.types {
+                if !t.interfaces.iter().any(|(i, _)| i == iname) {
+                    continue;
+                }
+                for (fname, mf) in &iface.fields {
+                    if !t.fields.iter().any(|(n, _)| n == fname)
+                        && mf.graphs.iter().all(|gf| io_graphs.contains(&gf.graph))
+                    {
+                        additions.push((tname.clone(), fname.clone(), mf.def.clone()));
+                    }
+                }
+            }
+        }
+        for (tname, fname, def) in additions {
+            if let Some(t) = self.types.get_mut(&tname) {
+                t.fields.push((
+                    fname,
+                    MField {
+                        def,
+                        graphs: Vec::new(),
+                        inaccessible: false,
+                        tags: Vec::new(),
+                    },
+                ));
+            }
+        }
+    }
+
     fn skip_type(name: &str) -> bool {
         name.starts_with('_')
             || name.starts_with("link__")
@@ -469,6 +569,12 @@ impl<'a> Composer<'a> {
         if Self::skip_type(name) {
             return;
         }
+        // An @interfaceObject is the supergraph interface, seen as an object type here.
+        let kind = if kind == Kind::Object && names.has(directives, "interfaceObject") {
+            Kind::Interface
+        } else {
+            kind
+        };
         let Some(t) = self.type_entry(g, name, kind, description) else {
             return;
         };
@@ -512,6 +618,11 @@ impl<'a> Composer<'a> {
                     .all(&f.directives, "override")
                     .next()
                     .and_then(|d| str_arg(d, "from")),
+                override_label: names
+                    .all(&f.directives, "override")
+                    .next()
+                    .and_then(|d| str_arg(d, "label")),
+                used_overridden: false,
                 shareable: type_shareable || names.has(&f.directives, "shareable"),
             };
             let inaccessible = names.has(&f.directives, "inaccessible");
@@ -659,7 +770,7 @@ impl<'a> Composer<'a> {
                     (*g, names)
                 })
                 .collect();
-            for (fname, mf) in &t.fields {
+            for (fname, mf) in t.fields.iter().filter(|(_, mf)| !mf.graphs.is_empty()) {
                 let coordinate = format!("{tname}.{fname}");
                 let named = mf.def.ty.inner_named_type();
                 if !exists(named.as_str()) {
@@ -775,7 +886,7 @@ impl<'a> Composer<'a> {
             .types
             .values()
             .any(|t| !t.tags.is_empty() || t.fields.iter().any(|(_, f)| !f.tags.is_empty()));
-        out.push_str("schema\n  @link(url: \"https://specs.apollo.dev/link/v1.0\")\n  @link(url: \"https://specs.apollo.dev/join/v0.3\", for: EXECUTION)\n");
+        out.push_str("schema\n  @link(url: \"https://specs.apollo.dev/link/v1.0\")\n  @link(url: \"https://specs.apollo.dev/join/v0.5\", for: EXECUTION)\n");
         if uses_inaccessible {
             out.push_str(
                 "  @link(url: \"https://specs.apollo.dev/inaccessible/v0.2\", for: SECURITY)\n",
@@ -993,6 +1104,10 @@ impl<'a> Composer<'a> {
             let a = a.make_mut();
             a.directives = keep_deprecated(&a.directives);
         }
+        if mf.graphs.is_empty() {
+            def.directives.push(directive("join__field", Vec::new()));
+            return Node::new(def);
+        }
         // Any nullable variant makes the supergraph field nullable.
         if let Some(nullable) = mf.graphs.iter().find(|gf| !gf.ty.is_non_null()) {
             def.ty = nullable.ty.clone();
@@ -1006,6 +1121,8 @@ impl<'a> Composer<'a> {
                 || gf.requires.is_some()
                 || gf.provides.is_some()
                 || gf.override_from.is_some()
+                || gf.override_label.is_some()
+                || gf.used_overridden
                 || gf.ty != def.ty
         });
         // Directive arguments (provides, requires, ...) must survive even for a type in one
@@ -1027,6 +1144,12 @@ impl<'a> Composer<'a> {
                 }
                 if let Some(o) = &gf.override_from {
                     args.push((name("override"), Node::new(Value::String(o.clone()))));
+                }
+                if gf.used_overridden {
+                    args.push((name("usedOverridden"), Node::new(Value::Boolean(true))));
+                }
+                if let Some(l) = &gf.override_label {
+                    args.push((name("overrideLabel"), Node::new(Value::String(l.clone()))));
                 }
                 def.directives.push(directive("join__field", args));
             }
@@ -1078,7 +1201,9 @@ fn directive(n: &str, args: Vec<(Name, Node<Value>)>) -> Node<Directive> {
 
 const JOIN_HEADER: &str = r#"directive @join__enumValue(graph: join__Graph!) repeatable on ENUM_VALUE
 
-directive @join__field(graph: join__Graph, requires: join__FieldSet, provides: join__FieldSet, type: String, external: Boolean, override: String, usedOverridden: Boolean) repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
+directive @join__directive(graphs: [join__Graph!], name: String!, args: join__DirectiveArguments) repeatable on SCHEMA | OBJECT | INTERFACE | FIELD_DEFINITION
+
+directive @join__field(graph: join__Graph, requires: join__FieldSet, provides: join__FieldSet, type: String, external: Boolean, override: String, usedOverridden: Boolean, overrideLabel: String, contextArguments: [join__ContextArgument!]) repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
 
 directive @join__graph(name: String!, url: String!) on ENUM_VALUE
 
@@ -1090,7 +1215,18 @@ directive @join__unionMember(graph: join__Graph!, member: String!) repeatable on
 
 directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA
 
+input join__ContextArgument {
+  name: String!
+  type: String!
+  context: String!
+  selection: join__FieldValue!
+}
+
+scalar join__DirectiveArguments
+
 scalar join__FieldSet
+
+scalar join__FieldValue
 
 "#;
 

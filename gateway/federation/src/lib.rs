@@ -16,5 +16,5 @@ pub mod supergraph;
 pub use compose::{ComposeError, SubgraphSource, compose};
 pub use operation::{Operation, OperationError, normalize};
 pub use plan::{FetchNode, PathSegment, PlanNode, QueryPlan};
-pub use planner::{PlanError, plan};
-pub use supergraph::{Supergraph, SupergraphError};
+pub use planner::{PlanError, plan, plan_with_labels};
+pub use supergraph::{Labels, Supergraph, SupergraphError};

@@ -35,6 +35,22 @@ pub struct EntityFetch {
     /// `@requires` inputs carried besides the key (may be null, unlike key fields).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<FieldSetItem>,
+    /// Set when `type_name` is an `@interfaceObject` in the target subgraph: objects of
+    /// these runtime types are sent as `type_name` (the target knows no concrete type),
+    /// and the `__typename` it answers is not merged back over the concrete one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interface_object_of: Vec<String>,
+}
+
+impl EntityFetch {
+    /// Whether an object of runtime type `typename` at the path is sent to this fetch.
+    pub fn accepts(&self, typename: &str) -> bool {
+        if self.interface_object_of.is_empty() {
+            typename == self.type_name
+        } else {
+            self.interface_object_of.iter().any(|t| t == typename)
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -109,6 +125,14 @@ fn write_node(out: &mut String, node: &PlanNode, level: usize) {
                     "{{ ... on {} {{ __typename {shape} }} }} =>",
                     e.type_name
                 );
+                if !e.interface_object_of.is_empty() {
+                    indent(out, level + 1);
+                    let _ = writeln!(
+                        out,
+                        "# as @interfaceObject, for {}",
+                        e.interface_object_of.join(", ")
+                    );
+                }
             }
             indent(out, level + 1);
             out.push_str(&f.operation);

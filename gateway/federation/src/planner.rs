@@ -10,7 +10,7 @@
 use crate::field_set::FieldSetItem;
 use crate::operation::{Field, InlineFragment, Operation, OperationKind, Selection, SelectionSet};
 use crate::plan::{EntityFetch, FetchNode, PathSegment, PlanNode, QueryPlan};
-use crate::supergraph::Supergraph;
+use crate::supergraph::{Labels, Supergraph};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -48,6 +48,10 @@ struct Group {
     children: Vec<Group>,
     /// `@requires` inputs the representations must carry besides the key.
     requires: Vec<FieldSetItem>,
+    /// Runtime types sent as the entity type to an `@interfaceObject` (empty otherwise).
+    interface_object_of: Vec<String>,
+    /// Runs after the siblings with a lower stage: its `@requires` inputs come from them.
+    stage: usize,
 }
 
 impl Group {
@@ -64,6 +68,8 @@ impl Group {
             variables: Vec::new(),
             children: Vec::new(),
             requires: Vec::new(),
+            interface_object_of: Vec::new(),
+            stage: 0,
         }
     }
 }
@@ -71,6 +77,37 @@ impl Group {
 struct Planner<'a> {
     sg: &'a Supergraph,
     op: &'a Operation,
+    labels: &'a Labels,
+}
+
+/// Where an entity jump goes and what it carries.
+struct Jump {
+    /// The entity type as the target knows it.
+    type_name: String,
+    /// Candidate subgraphs, best first.
+    targets: Vec<usize>,
+    /// The selections planned in the target (on `type_name`).
+    items: Vec<Selection>,
+    /// The field whose `@requires` the representations must satisfy.
+    requires_of: Option<String>,
+    /// Non-empty for a jump to an `@interfaceObject`: the runtime types sent.
+    interface_object_of: Vec<String>,
+    coordinate: String,
+}
+
+fn typename_field(parent: &str) -> Selection {
+    Selection::Field(Field {
+        response_key: "__typename".into(),
+        name: "__typename".into(),
+        alias: None,
+        arguments: Vec::new(),
+        directives: Vec::new(),
+        conditions: Vec::new(),
+        variables: Vec::new(),
+        parent_type: parent.to_string(),
+        type_name: "String".into(),
+        selection_set: None,
+    })
 }
 
 fn add_vars(into: &mut Vec<String>, vars: &[String]) {
@@ -190,6 +227,31 @@ fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) 
     }
 }
 
+/// Appends `more` to `into`, merging a field selected in both (same response key and
+/// arguments) into one with the union of their sub-selections.
+fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
+    for item in more {
+        match item {
+            Out::Field { key, head, sub } => {
+                let existing = into.iter_mut().find_map(|o| match o {
+                    Out::Field {
+                        key: k,
+                        head: h,
+                        sub: s,
+                    } if *k == key && *h == head => Some(s),
+                    _ => None,
+                });
+                match (existing, sub) {
+                    (Some(Some(existing)), Some(sub)) => merge_outs(existing, sub),
+                    (Some(_), _) => {}
+                    (None, sub) => into.push(Out::Field { key, head, sub }),
+                }
+            }
+            inline => into.push(inline),
+        }
+    }
+}
+
 impl Planner<'_> {
     /// The merge path below a field: its response key, then `@` per list level.
     fn child_path(&self, path: &[PathSegment], f: &Field) -> Vec<PathSegment> {
@@ -230,13 +292,18 @@ impl Planner<'_> {
         provided: &[FieldSetItem],
     ) -> Result<Vec<Out>, PlanError> {
         let mut out = Vec::new();
+        if self.sg.is_interface_object_in(&set.type_name, graph) {
+            return self.build_interface_object(graph, set, path, children, vars, provided);
+        }
         for item in &set.items {
             match item {
                 Selection::Field(f) => {
                     let provided_here = provided.iter().find(|p| p.name == f.name);
                     if f.name == "__typename"
                         || provided_here.is_some()
-                        || self.sg.can_resolve(&set.type_name, &f.name, graph)
+                        || self
+                            .sg
+                            .can_resolve(&set.type_name, &f.name, graph, self.labels)
                     {
                         add_vars(vars, &f.variables);
                         let sub = match &f.selection_set {
@@ -270,6 +337,8 @@ impl Planner<'_> {
                             head: field_head(f),
                             sub,
                         });
+                    } else if let Some(jump) = self.interface_object_jump(&set.type_name, f) {
+                        self.attach(graph, jump, path, &mut out, children)?;
                     } else if self.sg.is_abstract(&set.type_name) {
                         // An interface field another subgraph resolves: ask for it per
                         // runtime type, each of which may be an entity elsewhere.
@@ -325,6 +394,152 @@ impl Planner<'_> {
         Ok(out)
     }
 
+    /// Plans a selection on an interface that `graph` has as an `@interfaceObject`: it
+    /// knows neither the concrete types nor their own fields, so `__typename`, type
+    /// conditions and fields it lacks go to a subgraph that has the real interface.
+    fn build_interface_object(
+        &self,
+        graph: usize,
+        set: &SelectionSet,
+        path: &[PathSegment],
+        children: &mut Vec<Group>,
+        vars: &mut Vec<String>,
+        provided: &[FieldSetItem],
+    ) -> Result<Vec<Out>, PlanError> {
+        let iface = set.type_name.as_str();
+        let mut local = Vec::new();
+        let mut remote = Vec::new();
+        for item in &set.items {
+            let here = match item {
+                Selection::Field(f) => {
+                    f.name != "__typename"
+                        && (provided.iter().any(|p| p.name == f.name)
+                            || self.sg.can_resolve(iface, &f.name, graph, self.labels))
+                }
+                Selection::InlineFragment(frag) => {
+                    frag.type_condition.as_deref().is_none_or(|t| t == iface)
+                }
+            };
+            if here {
+                local.push(item.clone());
+            } else {
+                remote.push(item.clone());
+            }
+        }
+        let mut out = Vec::new();
+        if !remote.is_empty() {
+            // The owner also answers the concrete `__typename`, which replaces the
+            // interface name this subgraph returns, so type conditions apply later.
+            remote.push(typename_field(iface));
+            let targets: Vec<usize> = self
+                .sg
+                .types
+                .get(iface)
+                .map(|t| {
+                    t.graphs
+                        .iter()
+                        .filter(|g| !g.is_interface_object && g.graph != graph)
+                        .map(|g| g.graph)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let jump = Jump {
+                type_name: iface.to_string(),
+                targets,
+                items: remote,
+                requires_of: None,
+                interface_object_of: Vec::new(),
+                coordinate: format!("the concrete types of {iface}"),
+            };
+            self.attach(graph, jump, path, &mut out, children)?;
+        }
+        let mut here = SelectionSet {
+            type_name: iface.to_string(),
+            items: Vec::new(),
+        };
+        for item in local {
+            match item {
+                Selection::InlineFragment(frag) => here.items.extend(frag.selection_set.items),
+                other => here.items.push(other),
+            }
+        }
+        // Recursion sees only fields this subgraph resolves, so it cannot come back here
+        // with anything left to send elsewhere.
+        for item in &here.items {
+            let Selection::Field(f) = item else { continue };
+            add_vars(vars, &f.variables);
+            let provided_here = provided.iter().find(|p| p.name == f.name);
+            let sub = match &f.selection_set {
+                Some(ss) => {
+                    let mut child_provided: Vec<FieldSetItem> = provided_here
+                        .map(|p| p.selections.clone())
+                        .unwrap_or_default();
+                    child_provided.extend(self.sg.provides(iface, &f.name, graph));
+                    let mut sub = self.build_provided(
+                        graph,
+                        ss,
+                        &self.child_path(path, f),
+                        children,
+                        vars,
+                        &child_provided,
+                    )?;
+                    if self.sg.is_abstract(&ss.type_name) {
+                        ensure_fields(&mut sub, &[], true);
+                    }
+                    Some(sub)
+                }
+                None => None,
+            };
+            out.push(Out::Field {
+                key: f.response_key.clone(),
+                head: field_head(f),
+                sub,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A field no subgraph resolves on `type_name` itself but an `@interfaceObject` of
+    /// the interface (or of an interface the type implements) does.
+    fn interface_object_jump(&self, type_name: &str, f: &Field) -> Option<Jump> {
+        let io_graphs = |iface: &str| -> Vec<usize> {
+            (0..self.sg.graphs.len())
+                .filter(|g| {
+                    self.sg.is_interface_object_in(iface, *g)
+                        && self.sg.can_resolve(iface, &f.name, *g, self.labels)
+                })
+                .collect()
+        };
+        let (iface, runtime) = if self.sg.is_abstract(type_name) {
+            (type_name.to_string(), self.sg.possible_types(type_name))
+        } else {
+            let field = self.sg.types.get(type_name)?.fields.get(&f.name)?;
+            if !field.via_interface_object {
+                return None;
+            }
+            let iface = self
+                .sg
+                .interfaces_of(type_name)
+                .into_iter()
+                .find(|i| !io_graphs(i).is_empty())?;
+            (iface, vec![type_name.to_string()])
+        };
+        let targets = io_graphs(&iface);
+        if targets.is_empty() {
+            return None;
+        }
+        let mut field = f.clone();
+        field.parent_type = iface.clone();
+        Some(Jump {
+            coordinate: format!("{iface}.{}", f.name),
+            type_name: iface,
+            targets,
+            items: vec![Selection::Field(field)],
+            requires_of: Some(f.name.clone()),
+            interface_object_of: runtime,
+        })
+    }
+
     /// Plans `field` of `type_name`, which `from` cannot resolve, as an entity fetch.
     fn jump(
         &self,
@@ -336,17 +551,44 @@ impl Planner<'_> {
         children: &mut Vec<Group>,
     ) -> Result<(), PlanError> {
         let coordinate = format!("{type_name}.{}", field.name);
-        let targets = self.sg.resolving_graphs(type_name, &field.name);
+        let targets = self
+            .sg
+            .resolving_graphs(type_name, &field.name, self.labels);
         if targets.is_empty() {
             return Err(PlanError::Unresolvable(coordinate));
         }
+        let jump = Jump {
+            type_name: type_name.to_string(),
+            targets,
+            items: vec![Selection::Field(field.clone())],
+            requires_of: Some(field.name.clone()),
+            interface_object_of: Vec::new(),
+            coordinate,
+        };
+        self.attach(from, jump, path, out, children)
+    }
+
+    /// Adds `jump.items` to an entity fetch from `from` at `path`: picks the target and
+    /// a key `from` can supply, selects the key (and `@requires` inputs) in `out`, and
+    /// plans the items in the (possibly shared) child fetch.
+    fn attach(
+        &self,
+        from: usize,
+        jump: Jump,
+        path: &[PathSegment],
+        out: &mut Vec<Out>,
+        children: &mut Vec<Group>,
+    ) -> Result<(), PlanError> {
+        let type_name = jump.type_name.as_str();
         // Prefer a subgraph this path already fetches from, so fields share one fetch.
-        let mut ordered: Vec<usize> = targets
+        let mut ordered: Vec<usize> = jump
+            .targets
             .iter()
             .copied()
             .filter(|t| children.iter().any(|c| c.graph == *t && c.path == path))
             .collect();
-        let rest: Vec<usize> = targets
+        let rest: Vec<usize> = jump
+            .targets
             .iter()
             .copied()
             .filter(|t| !ordered.contains(t))
@@ -356,16 +598,17 @@ impl Planner<'_> {
             self.sg
                 .resolvable_keys(type_name, *t)
                 .into_iter()
-                .find(|k| self.sg.can_provide(type_name, &k.fields, from))
+                .find(|k| self.sg.can_provide(type_name, &k.fields, from, self.labels))
                 .map(|k| (*t, k.fields.clone()))
         });
         let Some((target, key)) = choice else {
-            let names: Vec<&str> = targets
+            let names: Vec<&str> = jump
+                .targets
                 .iter()
                 .map(|t| self.sg.graphs[*t].name.as_str())
                 .collect();
             return Err(PlanError::NoKey {
-                coordinate,
+                coordinate: jump.coordinate,
                 reason: format!(
                     "subgraph '{}' has no key of {type_name} that {} can resolve it by",
                     names.join("', '"),
@@ -374,40 +617,50 @@ impl Planner<'_> {
             });
         };
         ensure_fields(out, &key, true);
-        // `@requires` inputs come from the subgraph we jump from, in the same fetch as the key.
-        let requires = self.sg.requires(type_name, &field.name, target);
+        let requires = jump
+            .requires_of
+            .as_deref()
+            .map(|f| self.sg.requires(type_name, f, target))
+            .unwrap_or_default();
+        let mut stage = 0;
         if !requires.is_empty() {
-            if !self.sg.can_provide(type_name, &requires, from) {
-                return Err(PlanError::NoKey {
-                    coordinate,
-                    reason: format!(
-                        "its @requires fields are not all resolvable by {}",
-                        self.sg.graphs[from].name
-                    ),
-                });
+            if self.sg.can_provide(type_name, &requires, from, self.labels) {
+                // Inputs come from the subgraph we jump from, in the same fetch as the key.
+                ensure_fields(out, &requires, false);
+            } else {
+                // Inputs `from` lacks are fetched like client fields at this path first
+                // (possibly from other subgraphs); this fetch then runs after them.
+                let wanted = self.required_selection(type_name, &requires);
+                let mut vars = Vec::new();
+                let sub = self.build(from, &wanted, path, children, &mut vars)?;
+                merge_outs(out, sub);
+                stage = 1;
             }
-            ensure_fields(out, &requires, false);
         }
         let idx = match children.iter().position(|c| {
             c.graph == target
                 && c.path == path
+                && c.stage == stage
                 && c.entity.as_ref().is_some_and(|(t, _)| t == type_name)
         }) {
             Some(i) => i,
             None => {
-                children.push(Group::new(
-                    target,
-                    path.to_vec(),
-                    Some((type_name.to_string(), key)),
-                ));
+                let mut g = Group::new(target, path.to_vec(), Some((type_name.to_string(), key)));
+                g.stage = stage;
+                children.push(g);
                 children.len() - 1
             }
         };
         let child = &mut children[idx];
         merge_field_sets(&mut child.requires, &requires);
+        for t in jump.interface_object_of {
+            if !child.interface_object_of.contains(&t) {
+                child.interface_object_of.push(t);
+            }
+        }
         let single = SelectionSet {
             type_name: type_name.to_string(),
-            items: vec![Selection::Field(field.clone())],
+            items: jump.items,
         };
         let Group {
             children: grand,
@@ -416,8 +669,37 @@ impl Planner<'_> {
             ..
         } = child;
         let sub = self.build(target, &single, path, grand, variables)?;
-        selections.extend(sub);
+        merge_outs(selections, sub);
         Ok(())
+    }
+
+    /// A `@requires` field set as a selection, as if the client had asked for it.
+    fn required_selection(&self, type_name: &str, fields: &[FieldSetItem]) -> SelectionSet {
+        SelectionSet {
+            type_name: type_name.to_string(),
+            items: fields
+                .iter()
+                .map(|item| {
+                    let inner = self
+                        .sg
+                        .field_type_name(type_name, &item.name)
+                        .unwrap_or_default();
+                    Selection::Field(Field {
+                        response_key: item.name.clone(),
+                        name: item.name.clone(),
+                        alias: None,
+                        arguments: Vec::new(),
+                        directives: Vec::new(),
+                        conditions: Vec::new(),
+                        variables: Vec::new(),
+                        parent_type: type_name.to_string(),
+                        type_name: inner.clone(),
+                        selection_set: (!item.selections.is_empty())
+                            .then(|| self.required_selection(&inner, &item.selections)),
+                    })
+                })
+                .collect(),
+        }
     }
 
     fn graph_for_root(
@@ -426,7 +708,7 @@ impl Planner<'_> {
         f: &Field,
         preferred: &[usize],
     ) -> Result<usize, PlanError> {
-        let graphs = self.sg.resolving_graphs(root, &f.name);
+        let graphs = self.sg.resolving_graphs(root, &f.name, self.labels);
         graphs
             .iter()
             .copied()
@@ -483,7 +765,7 @@ impl Planner<'_> {
         for item in items {
             match item {
                 Selection::Field(f) if !f.name.starts_with("__") => {
-                    if let [only] = self.sg.resolving_graphs(root, &f.name)[..]
+                    if let [only] = self.sg.resolving_graphs(root, &f.name, self.labels)[..]
                         && !out.contains(&only)
                     {
                         out.push(only);
@@ -597,6 +879,7 @@ impl Planner<'_> {
                 type_name,
                 key,
                 requires: group.requires.clone(),
+                interface_object_of: group.interface_object_of.clone(),
             }),
         };
         let own = if group.entity.is_some() {
@@ -610,14 +893,21 @@ impl Planner<'_> {
         if group.children.is_empty() {
             return own;
         }
-        let children: Vec<PlanNode> = group
-            .children
-            .into_iter()
-            .map(|c| self.node(c, counter))
-            .collect();
-        PlanNode::Sequence {
-            nodes: vec![own, parallel(children)],
+        // Children run in parallel per stage; a later stage needs what earlier ones merged.
+        let mut stages: Vec<(usize, Vec<PlanNode>)> = Vec::new();
+        let mut pending = group.children;
+        pending.sort_by_key(|c| c.stage);
+        for c in pending {
+            let stage = c.stage;
+            let node = self.node(c, counter);
+            match stages.last_mut() {
+                Some((s, nodes)) if *s == stage => nodes.push(node),
+                _ => stages.push((stage, vec![node])),
+            }
         }
+        let mut nodes = vec![own];
+        nodes.extend(stages.into_iter().map(|(_, n)| parallel(n)));
+        PlanNode::Sequence { nodes }
     }
 }
 
@@ -632,13 +922,22 @@ fn parallel(mut nodes: Vec<PlanNode>) -> PlanNode {
 /// Plans `op` against `sg`. The plan depends only on the operation, never on variable
 /// values, so callers may cache it per operation.
 pub fn plan(sg: &Supergraph, op: &Operation) -> Result<QueryPlan, PlanError> {
+    plan_with_labels(sg, op, &Labels::new())
+}
+
+/// Plans `op` with the given progressive-override labels enabled (see [`Labels`]).
+pub fn plan_with_labels(
+    sg: &Supergraph,
+    op: &Operation,
+    labels: &Labels,
+) -> Result<QueryPlan, PlanError> {
     let (root, kind_name) = match op.kind {
         OperationKind::Query => (sg.api.schema_definition.query.as_ref(), "Query"),
         OperationKind::Mutation => (sg.api.schema_definition.mutation.as_ref(), "Mutation"),
         OperationKind::Subscription => return Err(PlanError::Unsupported("subscription")),
     };
     let root = root.ok_or(PlanError::NoRootType(kind_name))?.to_string();
-    let planner = Planner { sg, op };
+    let planner = Planner { sg, op, labels };
     let groups = planner.root_groups(&root)?;
     let mut counter = 0;
     let mut nodes: Vec<PlanNode> = groups

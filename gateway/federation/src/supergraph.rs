@@ -3,7 +3,7 @@
 //!
 //! Reads the join spec (v0.2 to v0.5) as produced by standard composition tools.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use apollo_compiler::ast::Value;
 use apollo_compiler::schema::{Directive, ExtendedType};
@@ -60,12 +60,38 @@ pub struct FieldInGraph {
     pub requires: Option<String>,
     pub provides: Option<String>,
     pub override_from: Option<String>,
+    /// Progressive override: the label that switches resolution between this subgraph
+    /// and the other side of the override.
+    pub override_label: Option<String>,
+    /// The field was overridden away from this subgraph, which still has it only for
+    /// keys or `@requires`: never fetch it from here for the client.
+    pub used_overridden: bool,
 }
+
+impl FieldInGraph {
+    /// Whether this entry resolves the field under the given enabled override labels.
+    /// The overriding side (`override` + label) is live when the label is enabled,
+    /// the overridden side (label only) when it is not.
+    fn live(&self, labels: &Labels) -> bool {
+        match (&self.override_from, &self.override_label) {
+            (Some(_), Some(label)) => labels.contains(label),
+            (None, Some(label)) => !labels.contains(label),
+            _ => true,
+        }
+    }
+}
+
+/// Enabled progressive-override labels for one request (`percent(n)` labels already
+/// decided). An empty set routes every labelled field to the subgraph it overrides.
+pub type Labels = BTreeSet<String>;
 
 #[derive(Clone, Debug, Default)]
 pub struct FieldMeta {
     /// Empty: the field is in every subgraph that has the type.
     pub graphs: Vec<FieldInGraph>,
+    /// A bare `@join__field` (no graph): no subgraph resolves the field on this type;
+    /// it comes through an `@interfaceObject` of one of the type's interfaces.
+    pub via_interface_object: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -84,6 +110,8 @@ pub struct Supergraph {
     pub schema: Valid<Schema>,
     /// The supergraph SDL as given.
     pub sdl: String,
+    /// Every progressive-override label in the supergraph, sorted.
+    pub override_labels: Vec<String>,
 }
 
 fn str_arg(d: &Directive, name: &str) -> Option<String> {
@@ -134,6 +162,7 @@ impl Supergraph {
         };
 
         let mut types = HashMap::new();
+        let mut override_labels = BTreeSet::new();
         for (name, ty) in &schema.types {
             if name.starts_with("join__") || name.starts_with("link__") || ty.is_built_in() {
                 continue;
@@ -177,15 +206,22 @@ impl Supergraph {
             for (fname, fdef) in fields {
                 let mut fm = FieldMeta::default();
                 for d in fdef.directives.get_all("join__field") {
-                    // A join__field without a graph marks a field that no subgraph resolves
-                    // on its own (e.g. only through @interfaceObject); it adds no graph.
-                    let Some(graph) = graph_of(d) else { continue };
+                    let Some(graph) = graph_of(d) else {
+                        fm.via_interface_object = true;
+                        continue;
+                    };
+                    let override_label = str_arg(d, "overrideLabel");
+                    if let Some(l) = &override_label {
+                        override_labels.insert(l.clone());
+                    }
                     fm.graphs.push(FieldInGraph {
                         graph,
                         external: bool_arg(d, "external").unwrap_or(false),
                         requires: str_arg(d, "requires"),
                         provides: str_arg(d, "provides"),
                         override_from: str_arg(d, "override"),
+                        override_label,
+                        used_overridden: bool_arg(d, "usedOverridden").unwrap_or(false),
                     });
                 }
                 meta.fields.insert(fname.to_string(), fm);
@@ -200,6 +236,7 @@ impl Supergraph {
             api,
             schema,
             sdl: sdl.to_string(),
+            override_labels: override_labels.into_iter().collect(),
         })
     }
 
@@ -218,8 +255,26 @@ impl Supergraph {
         self.graphs.iter().position(|g| g.name == name)
     }
 
-    /// Whether `graph` can resolve `type_name.field` itself (not only as `@external`).
-    pub fn can_resolve(&self, type_name: &str, field: &str, graph: usize) -> bool {
+    /// Whether `graph` can resolve `type_name.field` for the client: not only as
+    /// `@external`, not overridden away, and live under the enabled override `labels`.
+    pub fn can_resolve(&self, type_name: &str, field: &str, graph: usize, labels: &Labels) -> bool {
+        self.available(type_name, field, graph, labels, false)
+    }
+
+    /// Like `can_resolve`, but a field overridden away still counts: the subgraph keeps
+    /// it for keys and `@requires` inputs, which is what the planner asks it for.
+    fn can_supply(&self, type_name: &str, field: &str, graph: usize, labels: &Labels) -> bool {
+        self.available(type_name, field, graph, labels, true)
+    }
+
+    fn available(
+        &self,
+        type_name: &str,
+        field: &str,
+        graph: usize,
+        labels: &Labels,
+        for_inputs: bool,
+    ) -> bool {
         if field == "__typename" {
             return true;
         }
@@ -227,17 +282,20 @@ impl Supergraph {
             return false;
         };
         match t.fields.get(field) {
-            Some(fm) if !fm.graphs.is_empty() => {
-                fm.graphs.iter().any(|g| g.graph == graph && !g.external)
-            }
+            Some(fm) if !fm.graphs.is_empty() => fm.graphs.iter().any(|g| {
+                g.graph == graph
+                    && !g.external
+                    && (for_inputs || (!g.used_overridden && g.live(labels)))
+            }),
+            Some(fm) if fm.via_interface_object => false,
             _ => t.graphs.iter().any(|g| g.graph == graph),
         }
     }
 
     /// The subgraphs that resolve `type_name.field`, in supergraph order.
-    pub fn resolving_graphs(&self, type_name: &str, field: &str) -> Vec<usize> {
+    pub fn resolving_graphs(&self, type_name: &str, field: &str, labels: &Labels) -> Vec<usize> {
         (0..self.graphs.len())
-            .filter(|g| self.can_resolve(type_name, field, *g))
+            .filter(|g| self.can_resolve(type_name, field, *g, labels))
             .collect()
     }
 
@@ -250,20 +308,49 @@ impl Supergraph {
             .unwrap_or_default()
     }
 
-    /// Whether `graph` can produce every field of `fields` on `type_name`.
-    pub fn can_provide(&self, type_name: &str, fields: &[FieldSetItem], graph: usize) -> bool {
+    /// Whether `graph` can produce every field of `fields` on `type_name` (a key or
+    /// `@requires` inputs).
+    pub fn can_provide(
+        &self,
+        type_name: &str,
+        fields: &[FieldSetItem],
+        graph: usize,
+        labels: &Labels,
+    ) -> bool {
         fields.iter().all(|f| {
-            if !self.can_resolve(type_name, &f.name, graph) {
+            if !self.can_supply(type_name, &f.name, graph, labels) {
                 return false;
             }
             if f.selections.is_empty() {
                 return true;
             }
             match self.field_type_name(type_name, &f.name) {
-                Some(inner) => self.can_provide(&inner, &f.selections, graph),
+                Some(inner) => self.can_provide(&inner, &f.selections, graph, labels),
                 None => false,
             }
         })
+    }
+
+    /// Whether `graph` has `type_name` as an `@interfaceObject` (an object type there
+    /// standing for the supergraph interface).
+    pub fn is_interface_object_in(&self, type_name: &str, graph: usize) -> bool {
+        self.types.get(type_name).is_some_and(|t| {
+            t.graphs
+                .iter()
+                .any(|g| g.graph == graph && g.is_interface_object)
+        })
+    }
+
+    /// The interfaces `type_name` implements in the supergraph.
+    pub fn interfaces_of(&self, type_name: &str) -> Vec<String> {
+        match self.schema.types.get(type_name) {
+            Some(ExtendedType::Object(o)) => o
+                .implements_interfaces
+                .iter()
+                .map(|i| i.to_string())
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn field_in_graph(&self, type_name: &str, field: &str, graph: usize) -> Option<&FieldInGraph> {

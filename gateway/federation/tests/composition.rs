@@ -37,7 +37,7 @@ fn the_supergraph_declares_link_and_join_and_records_each_subgraph() {
         ),
     ])
     .expect("composes");
-    assert!(sdl.contains("@link(url: \"https://specs.apollo.dev/join/v0.3\", for: EXECUTION)"));
+    assert!(sdl.contains("@link(url: \"https://specs.apollo.dev/join/v0.5\", for: EXECUTION)"));
     assert!(sdl.contains("A @join__graph(name: \"a\", url: \"http://a.test/graphql\")"));
     assert!(
         sdl.contains(
@@ -46,7 +46,8 @@ fn the_supergraph_declares_link_and_join_and_records_each_subgraph() {
     );
     assert!(sdl.contains("y: Int @join__field(graph: B)"));
     let sg = Supergraph::parse(&sdl).expect("loads");
-    assert!(sg.can_resolve("T", "y", 1) && !sg.can_resolve("T", "y", 0));
+    let none = shop_federation::Labels::new();
+    assert!(sg.can_resolve("T", "y", 1, &none) && !sg.can_resolve("T", "y", 0, &none));
 }
 
 #[test]

@@ -275,9 +275,15 @@ impl Gateway {
                     .get("__typename")
                     .and_then(Value::as_str)
                     .unwrap_or(&entity.type_name);
-                if typename != entity.type_name {
+                if !entity.accepts(typename) {
                     continue;
                 }
+                // An @interfaceObject subgraph knows the interface, not the concrete type.
+                let typename = if entity.interface_object_of.is_empty() {
+                    typename
+                } else {
+                    &entity.type_name
+                };
                 let Some(mut rep) = extract_key(obj, &entity.key) else {
                     continue;
                 };
@@ -322,10 +328,16 @@ impl Gateway {
                     .unwrap_or_default();
                 if let Ok(mut data) = state.data.lock() {
                     for (pos, rep) in &slots {
-                        if let (Some(entity), Some(target)) =
+                        if let (Some(found), Some(target)) =
                             (entities.get(*rep), at_mut(&mut data, pos))
                         {
-                            merge(target, entity.clone());
+                            let mut found = found.clone();
+                            if !entity.interface_object_of.is_empty()
+                                && let Some(obj) = found.as_object_mut()
+                            {
+                                obj.remove("__typename");
+                            }
+                            merge(target, found);
                         }
                     }
                 }
@@ -378,7 +390,7 @@ impl Gateway {
             let mut req = self
                 .client
                 .post(&graph.url)
-                .timeout(self.options.subgraph_timeout)
+                .timeout(self.timeout_for(service))
                 .header("content-type", "application/json")
                 .header("accept", "application/json")
                 .body(body.to_string());

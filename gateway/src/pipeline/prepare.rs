@@ -48,13 +48,18 @@ impl Gateway {
         query: &str,
         operation_name: Option<&str>,
     ) -> Result<Arc<Prepared>, GraphQLResponse> {
-        let key = (query.to_string(), operation_name.map(str::to_string));
+        let labels = self.override_labels_for_request();
+        let key = (
+            query.to_string(),
+            operation_name.map(str::to_string),
+            labels.iter().cloned().collect(),
+        );
         if let Ok(mut cache) = self.cache.lock()
             && let Some(hit) = cache.get(&key)
         {
             return Ok(hit.clone());
         }
-        let prepared = Arc::new(self.prepare_uncached(query, operation_name)?);
+        let prepared = Arc::new(self.prepare_uncached(query, operation_name, &labels)?);
         if let Ok(mut cache) = self.cache.lock() {
             cache.put(key, prepared.clone());
         }
@@ -65,6 +70,7 @@ impl Gateway {
         &self,
         query: &str,
         operation_name: Option<&str>,
+        labels: &shop_federation::Labels,
     ) -> Result<Prepared, GraphQLResponse> {
         let api = &self.supergraph.api;
         if let Err(e) = apollo_compiler::ast::Document::parse(query, "operation.graphql") {
@@ -91,17 +97,18 @@ impl Gateway {
                 "OPERATION_NOT_SUPPORTED",
             ));
         }
-        let plan = shop_federation::plan(&self.supergraph, &operation).map_err(|e| {
-            tracing::error!(error = %e, "query planning failed");
-            GraphQLResponse {
-                errors: vec![error(
-                    format!("query planning failed: {e}"),
-                    "QUERY_PLANNING_FAILED",
-                )],
-                data: None,
-                status: 500,
-            }
-        })?;
+        let plan = shop_federation::plan_with_labels(&self.supergraph, &operation, labels)
+            .map_err(|e| {
+                tracing::error!(error = %e, "query planning failed");
+                GraphQLResponse {
+                    errors: vec![error(
+                        format!("query planning failed: {e}"),
+                        "QUERY_PLANNING_FAILED",
+                    )],
+                    data: None,
+                    status: 500,
+                }
+            })?;
         let introspection = has_root_introspection(&operation.selection_set);
         Ok(Prepared {
             document,

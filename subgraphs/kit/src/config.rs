@@ -96,6 +96,7 @@ impl Vars {
                 k.starts_with("SHOP_")
                     && !known.contains(&k.as_str())
                     && !k.starts_with("SHOP_SUBGRAPH_URL_")
+                    && !k.starts_with("SHOP_SUBGRAPH_TIMEOUT_MS_")
             })
             .collect();
         unknown.sort();
