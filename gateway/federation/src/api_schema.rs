@@ -9,8 +9,40 @@ use apollo_compiler::validation::Valid;
 /// Directive applications clients may see in introspection.
 const KEPT_DIRECTIVES: &[&str] = &["deprecated", "specifiedBy", "oneOf"];
 
-fn is_machinery(name: &str) -> bool {
-    name.starts_with("join__") || name.starts_with("link__")
+/// The namespaces of the specs a supergraph `@link`s (`join`, `policy`, a custom
+/// `cache`, ...): their types (`policy__Policy`) are machinery, never API.
+fn linked_namespaces(doc: &Document) -> Vec<String> {
+    let mut out = vec!["join".to_string(), "link".to_string()];
+    for def in &doc.definitions {
+        let directives = match def {
+            Definition::SchemaDefinition(s) => &s.directives,
+            Definition::SchemaExtension(s) => &s.directives,
+            _ => continue,
+        };
+        for d in directives.iter().filter(|d| d.name == "link") {
+            let arg = |n: &str| {
+                d.arguments
+                    .iter()
+                    .find(|a| a.name == n)
+                    .and_then(|a| a.value.as_str())
+                    .map(str::to_string)
+            };
+            // `https://specs.apollo.dev/policy/v0.1` is the `policy` spec unless `as:` renames it.
+            let name = arg("as").or_else(|| {
+                let url = arg("url")?;
+                let mut parts = url.trim_end_matches('/').rsplit('/');
+                let last = parts.next()?;
+                let is_version = last.starts_with('v') && last[1..].contains('.');
+                if is_version { parts.next() } else { Some(last) }.map(str::to_string)
+            });
+            if let Some(n) = name
+                && !out.contains(&n)
+            {
+                out.push(n);
+            }
+        }
+    }
+    out
 }
 
 fn inaccessible(directives: &DirectiveList) -> bool {
@@ -45,6 +77,11 @@ fn clean_fields(
 pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
     let doc =
         Document::parse(supergraph_sdl, "supergraph.graphql").map_err(|e| e.errors.to_string())?;
+    let namespaces = linked_namespaces(&doc);
+    let is_machinery = |name: &str| {
+        name.split_once("__")
+            .is_some_and(|(ns, _)| namespaces.iter().any(|n| n == ns))
+    };
     let mut out = Document::new();
     let inaccessible_types: Vec<String> = doc
         .definitions

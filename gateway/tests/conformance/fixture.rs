@@ -317,7 +317,9 @@ impl Exec<'_> {
         // real subgraph's resolvers.
         let mut merged = found.clone();
         if let Some(m) = merged.as_object_mut() {
-            m.insert("__typename".into(), Value::String(type_name.to_string()));
+            // An interface entity resolves to its concrete type when the data says so.
+            m.entry("__typename")
+                .or_insert_with(|| Value::String(type_name.to_string()));
             m.insert("$representation".into(), rep.clone());
         }
         Some(merged)
