@@ -8,7 +8,9 @@
 //! - `fetches` (optional JSON `{"subgraph": n}`): how many requests each subgraph gets;
 //! - `supergraph` (optional): a supergraph as another composition tool wrote it, served
 //!   as is (subgraph URLs replaced by the fixtures'), instead of composing the subgraphs;
-//! - `labels` (optional): progressive-override labels switched on, comma-separated.
+//! - `labels` (optional): progressive-override labels switched on, comma-separated;
+//! - `slow <name>`: that subgraph answers after the given milliseconds;
+//! - `timeout <name>`: the gateway's timeout for that subgraph, in milliseconds.
 //!
 //! Every case also snapshots its query plan (`snapshots/conformance__<case>.snap`).
 
@@ -40,6 +42,8 @@ struct Case {
     fetches: Option<Value>,
     supergraph: Option<String>,
     labels: Vec<String>,
+    slow: BTreeMap<String, u64>,
+    timeouts: BTreeMap<String, u64>,
 }
 
 fn parse(name: &str, text: &str) -> Case {
@@ -71,6 +75,14 @@ fn parse(name: &str, text: &str) -> Case {
             "response" => case.response = body,
             "fetches" => case.fetches = Some(json("fetches", &body)),
             "supergraph" => case.supergraph = Some(body),
+            "slow" => {
+                case.slow
+                    .insert(arg, body.trim().parse().expect("slow: milliseconds"));
+            }
+            "timeout" => {
+                case.timeouts
+                    .insert(arg, body.trim().parse().expect("timeout: milliseconds"));
+            }
             "labels" => {
                 case.labels = body
                     .split(',')
@@ -84,7 +96,7 @@ fn parse(name: &str, text: &str) -> Case {
     case
 }
 
-async fn serve_fixture(fixture: fixture::Fixture) -> (String, Arc<Mutex<usize>>) {
+async fn serve_fixture(fixture: fixture::Fixture, delay_ms: u64) -> (String, Arc<Mutex<usize>>) {
     let fixture = Arc::new(fixture);
     let count = Arc::new(Mutex::new(0usize));
     let counter = count.clone();
@@ -94,6 +106,7 @@ async fn serve_fixture(fixture: fixture::Fixture) -> (String, Arc<Mutex<usize>>)
             let (fixture, counter) = (fixture.clone(), counter.clone());
             async move {
                 *counter.lock().unwrap() += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
                 Json(fixture.execute(&body))
             }
         }),
@@ -122,7 +135,11 @@ async fn run_case(name: &str) {
             format!("http://{dead}/graphql")
         } else {
             let data = case.data.get(sub).cloned().unwrap_or(Value::Null);
-            let (url, count) = serve_fixture(fixture::Fixture::new(sdl, data)).await;
+            let (url, count) = serve_fixture(
+                fixture::Fixture::new(sdl, data),
+                case.slow.get(sub).copied().unwrap_or(0),
+            )
+            .await;
             counters.insert(sub.clone(), count);
             url
         };
@@ -149,6 +166,11 @@ async fn run_case(name: &str) {
     };
     let options = GatewayOptions {
         override_labels: case.labels.clone(),
+        subgraph_timeouts: case
+            .timeouts
+            .iter()
+            .map(|(k, v)| (k.clone(), std::time::Duration::from_millis(*v)))
+            .collect(),
         ..GatewayOptions::default()
     };
     let gateway = Gateway::new(supergraph, options);
@@ -218,7 +240,9 @@ cases! {
     a_null_bubbles_to_the_nearest_nullable_parent,
     a_null_in_a_non_null_chain_nulls_data,
     a_shareable_root_field_is_fetched_once,
+    a_slow_subgraph_within_its_timeout_answers,
     a_subgraph_field_error_keeps_its_path,
+    a_subgraph_slower_than_its_own_timeout_leaves_partial_data,
     a_supergraph_from_another_composer_hides_inaccessible_fields,
     a_supergraph_from_another_composer_is_served_as_is,
     aliases_select_one_field_with_different_arguments,
