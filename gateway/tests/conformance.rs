@@ -29,7 +29,7 @@ use serde_json::Value;
 use shop_federation::{SubgraphSource, Supergraph, compose};
 use shop_gateway::{Gateway, GatewayOptions, GraphQLRequest};
 
-const LINK: &str = "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.5\", import: [\"@key\", \"@shareable\", \"@external\", \"@requires\", \"@provides\", \"@inaccessible\", \"@override\", \"@tag\", \"@interfaceObject\"])\n";
+const LINK: &str = "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.8\", import: [\"@key\", \"@shareable\", \"@external\", \"@requires\", \"@provides\", \"@inaccessible\", \"@override\", \"@tag\", \"@interfaceObject\", \"@context\", \"@fromContext\"])\n";
 
 #[derive(Default)]
 struct Case {
@@ -260,6 +260,9 @@ cases! {
     fields_come_back_in_requested_order,
     fragments_on_abstract_types_apply_by_runtime_type,
     fragments_on_an_entity_split_across_subgraphs,
+    from_context_reads_each_ancestors_value,
+    from_context_uses_the_nearest_carrier,
+    from_context_value_reaches_another_subgraph_entity,
     input_objects_enums_and_lists_reach_the_subgraph,
     interface_fields_of_implementations_in_other_subgraphs,
     interface_object_adds_a_field_to_every_implementation,

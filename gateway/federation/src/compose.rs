@@ -81,6 +81,8 @@ struct GField {
     /// Overridden away, but still needed here for a key or `@requires`.
     used_overridden: bool,
     shareable: bool,
+    /// `@fromContext` arguments: (supergraph context, argument, type, selection).
+    context_arguments: Vec<(String, String, String, String)>,
 }
 
 struct MField {
@@ -89,6 +91,16 @@ struct MField {
     graphs: Vec<GField>,
     inaccessible: bool,
     tags: Vec<String>,
+}
+
+impl MField {
+    /// Arguments filled from a context are not part of the supergraph field.
+    fn context_argument_names(&self) -> Vec<&str> {
+        self.graphs
+            .iter()
+            .flat_map(|gf| gf.context_arguments.iter().map(|(_, n, _, _)| n.as_str()))
+            .collect()
+    }
 }
 
 struct MType {
@@ -102,6 +114,8 @@ struct MType {
     inputs: Vec<(Node<InputValueDefinition>, Vec<usize>)>,
     inaccessible: bool,
     tags: Vec<String>,
+    /// `@context` names, qualified by subgraph (`subgraph__name`) as in the supergraph.
+    contexts: Vec<String>,
 }
 
 impl MType {
@@ -117,6 +131,7 @@ impl MType {
             inputs: Vec::new(),
             inaccessible: false,
             tags: Vec::new(),
+            contexts: Vec::new(),
         }
     }
 }
@@ -575,10 +590,19 @@ impl<'a> Composer<'a> {
         } else {
             kind
         };
+        let graph_name = self.sources[g].name.clone();
         let Some(t) = self.type_entry(g, name, kind, description) else {
             return;
         };
         Self::type_marks(names, directives, t);
+        for d in names.all(directives, "context") {
+            if let Some(ctx) = str_arg(d, "name") {
+                let qualified = format!("{graph_name}__{ctx}");
+                if !t.contexts.contains(&qualified) {
+                    t.contexts.push(qualified);
+                }
+            }
+        }
         let gt = t.graphs.entry(g).or_default();
         gt.extension |= is_extension || names.has(directives, "extends");
         gt.shareable |= names.has(directives, "shareable");
@@ -623,6 +647,25 @@ impl<'a> Composer<'a> {
                     .next()
                     .and_then(|d| str_arg(d, "label")),
                 used_overridden: false,
+                context_arguments: f
+                    .arguments
+                    .iter()
+                    .filter_map(|a| {
+                        let d = names.all(&a.directives, "fromContext").next()?;
+                        let text = str_arg(d, "field")?;
+                        // "$ctx { prop }": the context's name, then the selection.
+                        let rest = text.trim().strip_prefix('$')?;
+                        let end = rest
+                            .find(|c: char| c.is_whitespace() || c == '{' || c == '.')
+                            .unwrap_or(rest.len());
+                        Some((
+                            format!("{graph_name}__{}", &rest[..end]),
+                            a.name.to_string(),
+                            a.ty.to_string(),
+                            format!(" {}", rest[end..].trim()),
+                        ))
+                    })
+                    .collect(),
                 shareable: type_shareable || names.has(&f.directives, "shareable"),
             };
             let inaccessible = names.has(&f.directives, "inaccessible");
@@ -895,6 +938,12 @@ impl<'a> Composer<'a> {
         if uses_tag {
             out.push_str("  @link(url: \"https://specs.apollo.dev/tag/v0.3\")\n");
         }
+        let uses_context = self.types.values().any(|t| !t.contexts.is_empty());
+        if uses_context {
+            out.push_str(
+                "  @link(url: \"https://specs.apollo.dev/context/v0.1\", for: SECURITY)\n",
+            );
+        }
         out.push_str("{\n");
         for (root, op) in [
             ("Query", "query"),
@@ -908,6 +957,11 @@ impl<'a> Composer<'a> {
         out.push_str("}\n\n");
         if uses_inaccessible {
             out.push_str("directive @inaccessible on FIELD_DEFINITION | OBJECT | INTERFACE | UNION | ARGUMENT_DEFINITION | SCALAR | ENUM | ENUM_VALUE | INPUT_OBJECT | INPUT_FIELD_DEFINITION\n\n");
+        }
+        if uses_context {
+            out.push_str(
+                "directive @context(name: String!) repeatable on INTERFACE | OBJECT | UNION\n\n",
+            );
         }
         out.push_str(JOIN_HEADER);
         if uses_tag {
@@ -924,6 +978,9 @@ impl<'a> Composer<'a> {
         }
         out.push_str("}\n\n");
         out.push_str(LINK_TYPES);
+        if uses_context {
+            out.push_str("scalar context__ContextFieldValue\n\n");
+        }
 
         let mut doc = Document::new();
         for (tname, t) in &self.types {
@@ -931,6 +988,15 @@ impl<'a> Composer<'a> {
         }
         out.push_str(&doc.to_string());
         out
+    }
+
+    fn context_marks(directives: &mut DirectiveList, t: &MType) {
+        for ctx in &t.contexts {
+            directives.push(directive(
+                "context",
+                vec![(name("name"), Node::new(Value::String(ctx.clone())))],
+            ));
+        }
     }
 
     fn security_marks(&self, directives: &mut DirectiveList, inaccessible: bool, tags: &[String]) {
@@ -1000,6 +1066,7 @@ impl<'a> Composer<'a> {
                     }
                 }
                 self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                Self::context_marks(&mut directives, t);
                 let fields = t
                     .fields
                     .iter()
@@ -1100,6 +1167,9 @@ impl<'a> Composer<'a> {
     fn print_field(&self, t: &MType, mf: &MField) -> Node<FieldDefinition> {
         let mut def = (*mf.def).clone();
         def.directives = keep_deprecated(&mf.def.directives);
+        let from_context = mf.context_argument_names();
+        def.arguments
+            .retain(|a| !from_context.contains(&a.name.as_str()));
         for a in def.arguments.iter_mut() {
             let a = a.make_mut();
             a.directives = keep_deprecated(&a.directives);
@@ -1123,6 +1193,7 @@ impl<'a> Composer<'a> {
                 || gf.override_from.is_some()
                 || gf.override_label.is_some()
                 || gf.used_overridden
+                || !gf.context_arguments.is_empty()
                 || gf.ty != def.ty
         });
         // Directive arguments (provides, requires, ...) must survive even for a type in one
@@ -1150,6 +1221,22 @@ impl<'a> Composer<'a> {
                 }
                 if let Some(l) = &gf.override_label {
                     args.push((name("overrideLabel"), Node::new(Value::String(l.clone()))));
+                }
+                if !gf.context_arguments.is_empty() {
+                    let list = gf
+                        .context_arguments
+                        .iter()
+                        .map(|(ctx, arg, ty, selection)| {
+                            let s = |v: &str| Node::new(Value::String(v.to_string()));
+                            Node::new(Value::Object(vec![
+                                (name("context"), s(ctx)),
+                                (name("name"), s(arg)),
+                                (name("type"), s(ty)),
+                                (name("selection"), s(selection)),
+                            ]))
+                        })
+                        .collect();
+                    args.push((name("contextArguments"), Node::new(Value::List(list))));
                 }
                 def.directives.push(directive("join__field", args));
             }

@@ -40,6 +40,23 @@ pub struct EntityFetch {
     /// and the `__typename` it answers is not merged back over the concrete one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub interface_object_of: Vec<String>,
+    /// `@fromContext` values: each a variable of the operation, filled per
+    /// representation from its nearest ancestor carrying the context. Representations
+    /// with different values go in separate requests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contexts: Vec<ContextValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContextValue {
+    /// The operation variable (without `$`).
+    pub variable: String,
+    /// Its GraphQL type, as declared in the operation.
+    pub ty: String,
+    /// The types whose objects carry the context.
+    pub types: Vec<String>,
+    /// The field chain read from that object (`["prop"]`, `["a", "b"]`).
+    pub path: Vec<String>,
 }
 
 impl EntityFetch {
@@ -125,6 +142,16 @@ fn write_node(out: &mut String, node: &PlanNode, level: usize) {
                     "{{ ... on {} {{ __typename {shape} }} }} =>",
                     e.type_name
                 );
+                for c in &e.contexts {
+                    indent(out, level + 1);
+                    let _ = writeln!(
+                        out,
+                        "# ${} from the nearest {} ({})",
+                        c.variable,
+                        c.types.join(" | "),
+                        c.path.join(".")
+                    );
+                }
                 if !e.interface_object_of.is_empty() {
                     indent(out, level + 1);
                     let _ = writeln!(

@@ -9,7 +9,7 @@
 
 use crate::field_set::FieldSetItem;
 use crate::operation::{Field, InlineFragment, Operation, OperationKind, Selection, SelectionSet};
-use crate::plan::{EntityFetch, FetchNode, PathSegment, PlanNode, QueryPlan};
+use crate::plan::{ContextValue, EntityFetch, FetchNode, PathSegment, PlanNode, QueryPlan};
 use crate::supergraph::{Labels, Supergraph};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub enum PlanError {
     Unsupported(&'static str),
     #[error("the schema has no {0} type")]
     NoRootType(&'static str),
+    #[error("the @fromContext selection of {coordinate} is not supported: {reason}")]
+    Context { coordinate: String, reason: String },
 }
 
 /// A selection as sent to one subgraph.
@@ -52,6 +54,8 @@ struct Group {
     interface_object_of: Vec<String>,
     /// Runs after the siblings with a lower stage: its `@requires` inputs come from them.
     stage: usize,
+    /// `@fromContext` values the fetch's operation takes as variables.
+    contexts: Vec<ContextValue>,
 }
 
 impl Group {
@@ -70,6 +74,7 @@ impl Group {
             requires: Vec::new(),
             interface_object_of: Vec::new(),
             stage: 0,
+            contexts: Vec::new(),
         }
     }
 }
@@ -78,6 +83,11 @@ struct Planner<'a> {
     sg: &'a Supergraph,
     op: &'a Operation,
     labels: &'a Labels,
+    /// Contexts some field of the operation reads, with the fields each reads: objects
+    /// of the context's types select them (and `__typename`) wherever they appear.
+    used_contexts: Vec<(String, Vec<FieldSetItem>)>,
+    /// Numbers the `@fromContext` variables of the plan.
+    context_vars: std::cell::Cell<usize>,
 }
 
 /// Where an entity jump goes and what it carries.
@@ -295,8 +305,30 @@ impl Planner<'_> {
         if self.sg.is_interface_object_in(&set.type_name, graph) {
             return self.build_interface_object(graph, set, path, children, vars, provided);
         }
+        let with_context;
+        let set = match self.context_selection(&set.type_name) {
+            Some(extra) => {
+                let mut s = set.clone();
+                s.items.extend(extra.items);
+                with_context = s;
+                &with_context
+            }
+            None => set,
+        };
         for item in &set.items {
             match item {
+                Selection::Field(f)
+                    if f.name != "__typename"
+                        && !self
+                            .sg
+                            .context_arguments(&set.type_name, &f.name, graph)
+                            .is_empty()
+                        && self
+                            .sg
+                            .can_resolve(&set.type_name, &f.name, graph, self.labels) =>
+                {
+                    self.context_field(graph, graph, &set.type_name, f, path, &mut out, children)?;
+                }
                 Selection::Field(f) => {
                     let provided_here = provided.iter().find(|p| p.name == f.name);
                     if f.name == "__typename"
@@ -557,6 +589,14 @@ impl Planner<'_> {
         if targets.is_empty() {
             return Err(PlanError::Unresolvable(coordinate));
         }
+        if let Some(target) = targets.iter().copied().find(|t| {
+            !self
+                .sg
+                .context_arguments(type_name, &field.name, *t)
+                .is_empty()
+        }) {
+            return self.context_field(from, target, type_name, field, path, out, children);
+        }
         let jump = Jump {
             type_name: type_name.to_string(),
             targets,
@@ -565,7 +605,7 @@ impl Planner<'_> {
             interface_object_of: Vec::new(),
             coordinate,
         };
-        self.attach(from, jump, path, out, children)
+        self.attach(from, jump, path, out, children).map(|_| ())
     }
 
     /// Adds `jump.items` to an entity fetch from `from` at `path`: picks the target and
@@ -578,7 +618,7 @@ impl Planner<'_> {
         path: &[PathSegment],
         out: &mut Vec<Out>,
         children: &mut Vec<Group>,
-    ) -> Result<(), PlanError> {
+    ) -> Result<usize, PlanError> {
         let type_name = jump.type_name.as_str();
         // Prefer a subgraph this path already fetches from, so fields share one fetch.
         let mut ordered: Vec<usize> = jump
@@ -670,6 +710,110 @@ impl Planner<'_> {
         } = child;
         let sub = self.build(target, &single, path, grand, variables)?;
         merge_outs(selections, sub);
+        Ok(idx)
+    }
+
+    /// The selection objects of `type_name` add because a field below reads one of
+    /// the type's contexts: `__typename` (to find the object) and the context's fields.
+    fn context_selection(&self, type_name: &str) -> Option<SelectionSet> {
+        let mut extra: Option<SelectionSet> = None;
+        for (ctx, fields) in &self.used_contexts {
+            let carries = self
+                .sg
+                .contexts
+                .get(ctx)
+                .is_some_and(|types| types.iter().any(|t| t == type_name));
+            if carries {
+                let set = extra.get_or_insert_with(|| SelectionSet {
+                    type_name: type_name.to_string(),
+                    items: vec![typename_field(type_name)],
+                });
+                set.items
+                    .extend(self.required_selection(type_name, fields).items);
+            }
+        }
+        extra
+    }
+
+    /// A field with `@fromContext` arguments: always resolved through an entity fetch
+    /// (even from the same subgraph), whose variables carry the context values.
+    #[allow(clippy::too_many_arguments)]
+    fn context_field(
+        &self,
+        from: usize,
+        graph: usize,
+        type_name: &str,
+        f: &Field,
+        path: &[PathSegment],
+        out: &mut Vec<Out>,
+        children: &mut Vec<Group>,
+    ) -> Result<(), PlanError> {
+        let coordinate = format!("{type_name}.{}", f.name);
+        let jump = Jump {
+            type_name: type_name.to_string(),
+            targets: vec![graph],
+            items: Vec::new(),
+            requires_of: Some(f.name.clone()),
+            interface_object_of: Vec::new(),
+            coordinate: coordinate.clone(),
+        };
+        let idx = self.attach(from, jump, path, out, children)?;
+        let mut field = f.clone();
+        let mut uses = Vec::new();
+        for arg in self.sg.context_arguments(type_name, &f.name, graph) {
+            let selection = arg.selection.clone().map_err(|reason| PlanError::Context {
+                coordinate: coordinate.clone(),
+                reason,
+            })?;
+            let mut chain = Vec::new();
+            let mut level = selection.as_slice();
+            while let [only] = level {
+                chain.push(only.name.clone());
+                level = &only.selections;
+            }
+            if !level.is_empty() || chain.is_empty() {
+                return Err(PlanError::Context {
+                    coordinate,
+                    reason: "it must select exactly one field (at each level)".into(),
+                });
+            }
+            let n = self.context_vars.get();
+            self.context_vars.set(n + 1);
+            let variable = format!("contextualArgument_{n}");
+            field.arguments.push(format!("{}: ${variable}", arg.name));
+            uses.push(ContextValue {
+                variable,
+                ty: arg.ty.clone(),
+                types: self
+                    .sg
+                    .contexts
+                    .get(&arg.context)
+                    .cloned()
+                    .unwrap_or_default(),
+                path: chain,
+            });
+        }
+        let child = &mut children[idx];
+        child.contexts.extend(uses);
+        let Group {
+            children: grand,
+            variables,
+            selections,
+            ..
+        } = child;
+        let mut sub = Vec::new();
+        if let Some(ss) = &field.selection_set {
+            sub = self.build(graph, ss, &self.child_path(path, &field), grand, variables)?;
+            if self.sg.is_abstract(&ss.type_name) {
+                ensure_fields(&mut sub, &[], true);
+            }
+        }
+        add_vars(variables, &field.variables);
+        selections.push(Out::Field {
+            key: field.response_key.clone(),
+            head: field_head(&field),
+            sub: field.selection_set.as_ref().map(|_| sub),
+        });
         Ok(())
     }
 
@@ -823,6 +967,9 @@ impl Planner<'_> {
         if group.entity.is_some() {
             defs.push("$representations: [_Any!]!".into());
         }
+        for c in &group.contexts {
+            defs.push(format!("${}: {}", c.variable, c.ty));
+        }
         for v in &group.variables {
             if let Some(d) = self.op.variables.iter().find(|d| &d.name == v) {
                 defs.push(d.text.clone());
@@ -880,6 +1027,7 @@ impl Planner<'_> {
                 key,
                 requires: group.requires.clone(),
                 interface_object_of: group.interface_object_of.clone(),
+                contexts: group.contexts.clone(),
             }),
         };
         let own = if group.entity.is_some() {
@@ -937,7 +1085,15 @@ pub fn plan_with_labels(
         OperationKind::Subscription => return Err(PlanError::Unsupported("subscription")),
     };
     let root = root.ok_or(PlanError::NoRootType(kind_name))?.to_string();
-    let planner = Planner { sg, op, labels };
+    let mut used_contexts = Vec::new();
+    collect_contexts(sg, &op.selection_set, &mut used_contexts);
+    let planner = Planner {
+        sg,
+        op,
+        labels,
+        used_contexts,
+        context_vars: std::cell::Cell::new(0),
+    };
     let groups = planner.root_groups(&root)?;
     let mut counter = 0;
     let mut nodes: Vec<PlanNode> = groups
@@ -951,4 +1107,32 @@ pub fn plan_with_labels(
         _ => Some(PlanNode::Parallel { nodes }),
     };
     Ok(QueryPlan { node })
+}
+
+/// The contexts fields of `set` (at any depth) read through `@fromContext`, each with the
+/// fields read from the context's object.
+fn collect_contexts(
+    sg: &Supergraph,
+    set: &SelectionSet,
+    out: &mut Vec<(String, Vec<FieldSetItem>)>,
+) {
+    for item in &set.items {
+        match item {
+            Selection::Field(f) => {
+                for g in 0..sg.graphs.len() {
+                    for arg in sg.context_arguments(&set.type_name, &f.name, g) {
+                        let Ok(fields) = &arg.selection else { continue };
+                        match out.iter_mut().find(|(c, _)| *c == arg.context) {
+                            Some((_, existing)) => merge_field_sets(existing, fields),
+                            None => out.push((arg.context.clone(), fields.clone())),
+                        }
+                    }
+                }
+                if let Some(ss) = &f.selection_set {
+                    collect_contexts(sg, ss, out);
+                }
+            }
+            Selection::InlineFragment(frag) => collect_contexts(sg, &frag.selection_set, out),
+        }
+    }
 }

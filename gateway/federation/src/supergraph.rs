@@ -66,6 +66,23 @@ pub struct FieldInGraph {
     /// The field was overridden away from this subgraph, which still has it only for
     /// keys or `@requires`: never fetch it from here for the client.
     pub used_overridden: bool,
+    /// `@fromContext` arguments: filled from the nearest ancestor carrying a context.
+    pub context_arguments: Vec<ContextArgument>,
+}
+
+/// One `@fromContext` argument of a field in one subgraph (join v0.5 `contextArguments`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextArgument {
+    /// The context, as the supergraph names it (`subgraph__name`).
+    pub context: String,
+    /// The argument of the subgraph's field it fills.
+    pub name: String,
+    /// The argument's GraphQL type, as written (`String!`).
+    pub ty: String,
+    /// The fields read from the context's object: a single chain, `prop` or `a { b }`.
+    /// `Err` holds a selection the planner cannot follow (type conditions), which fails
+    /// only the operations that use it.
+    pub selection: Result<Vec<FieldSetItem>, String>,
 }
 
 impl FieldInGraph {
@@ -112,6 +129,8 @@ pub struct Supergraph {
     pub sdl: String,
     /// Every progressive-override label in the supergraph, sorted.
     pub override_labels: Vec<String>,
+    /// The types carrying each `@context`, by context name.
+    pub contexts: HashMap<String, Vec<String>>,
 }
 
 fn str_arg(d: &Directive, name: &str) -> Option<String> {
@@ -130,6 +149,53 @@ fn enum_arg(d: &Directive, name: &str) -> Option<String> {
             Value::Enum(n) => Some(n.to_string()),
             _ => None,
         })
+}
+
+/// Reads `contextArguments: [{context, name, type, selection}]` of a `@join__field`.
+fn context_arguments(
+    d: &Directive,
+    type_name: &str,
+    field: &str,
+) -> Result<Vec<ContextArgument>, SupergraphError> {
+    let Some(list) = d.specified_argument_by_name("contextArguments") else {
+        return Ok(Vec::new());
+    };
+    let items: Vec<&Node<Value>> = match list.as_ref() {
+        Value::List(items) => items.iter().collect(),
+        _ => vec![list],
+    };
+    let bad = |reason: String| SupergraphError::FieldSet {
+        coordinate: format!("{type_name}.{field}"),
+        reason,
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Value::Object(fields) = item.as_ref() else {
+            return Err(bad("contextArguments entries must be objects".into()));
+        };
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n.as_str() == k)
+                .and_then(|(_, v)| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("a contextArguments entry has no {k}")))
+        };
+        let selection_text = get("selection")?;
+        let inner = selection_text.trim();
+        let inner = inner
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .unwrap_or(inner);
+        let selection = field_set::parse(inner);
+        out.push(ContextArgument {
+            context: get("context")?,
+            name: get("name")?,
+            ty: get("type")?,
+            selection,
+        });
+    }
+    Ok(out)
 }
 
 impl Supergraph {
@@ -163,7 +229,13 @@ impl Supergraph {
 
         let mut types = HashMap::new();
         let mut override_labels = BTreeSet::new();
+        let mut contexts: HashMap<String, Vec<String>> = HashMap::new();
         for (name, ty) in &schema.types {
+            for d in ty.directives().get_all("context") {
+                if let Some(ctx) = str_arg(d, "name") {
+                    contexts.entry(ctx).or_default().push(name.to_string());
+                }
+            }
             if name.starts_with("join__") || name.starts_with("link__") || ty.is_built_in() {
                 continue;
             }
@@ -222,6 +294,7 @@ impl Supergraph {
                         override_from: str_arg(d, "override"),
                         override_label,
                         used_overridden: bool_arg(d, "usedOverridden").unwrap_or(false),
+                        context_arguments: context_arguments(d, name.as_str(), fname.as_str())?,
                     });
                 }
                 meta.fields.insert(fname.to_string(), fm);
@@ -237,6 +310,7 @@ impl Supergraph {
             schema,
             sdl: sdl.to_string(),
             override_labels: override_labels.into_iter().collect(),
+            contexts,
         })
     }
 
@@ -368,6 +442,18 @@ impl Supergraph {
         self.field_in_graph(type_name, field, graph)
             .and_then(|f| f.requires.as_deref())
             .and_then(|r| field_set::parse(r).ok())
+            .unwrap_or_default()
+    }
+
+    /// The `@fromContext` arguments of `type_name.field` in `graph`.
+    pub fn context_arguments(
+        &self,
+        type_name: &str,
+        field: &str,
+        graph: usize,
+    ) -> &[ContextArgument] {
+        self.field_in_graph(type_name, field, graph)
+            .map(|f| f.context_arguments.as_slice())
             .unwrap_or_default()
     }
 

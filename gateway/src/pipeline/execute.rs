@@ -155,6 +155,41 @@ fn pick(value: Option<&Value>, selections: &[FieldSetItem]) -> Value {
     }
 }
 
+/// Representations that go out in one `_entities` request.
+#[derive(Default)]
+struct Batch {
+    /// The `@fromContext` variables shared by these representations.
+    context: Map<String, Value>,
+    reps: Vec<Value>,
+    /// Fingerprint of a representation → its index in `reps`.
+    index: HashMap<String, usize>,
+    /// Each data position and the representation it sent.
+    slots: Vec<(Vec<Step>, usize)>,
+}
+
+/// The value of a `@fromContext` argument for the object at `pos`: read from the
+/// nearest object on the way up (the object itself first) whose type carries the context.
+fn context_value(data: &Value, pos: &[Step], c: &shop_federation::plan::ContextValue) -> Value {
+    for depth in (0..=pos.len()).rev() {
+        let Some(obj) = at(data, &pos[..depth]) else {
+            continue;
+        };
+        let carries = obj
+            .get("__typename")
+            .and_then(Value::as_str)
+            .is_some_and(|t| c.types.iter().any(|ct| ct == t));
+        if carries {
+            return c
+                .path
+                .iter()
+                .try_fold(obj, |v, k| v.get(k))
+                .cloned()
+                .unwrap_or(Value::Null);
+        }
+    }
+    Value::Null
+}
+
 /// Copies the key fields out of an object; `None` when any is missing or null.
 fn extract_key(obj: &Value, key: &[FieldSetItem]) -> Option<Map<String, Value>> {
     let mut out = Map::new();
@@ -263,12 +298,11 @@ impl Gateway {
         ctx: &ExecContext<'_>,
     ) {
         let Some(entity) = &fetch.entity else { return };
-        // Collect representations (de-duplicated) and where each came from.
-        let (reps, slots) = {
+        // Collect representations (de-duplicated) and where each came from, in one batch
+        // per distinct set of @fromContext values (one batch without contexts).
+        let batches = {
             let Ok(data) = state.data.lock() else { return };
-            let mut reps: Vec<Value> = Vec::new();
-            let mut index: HashMap<String, usize> = HashMap::new();
-            let mut slots: Vec<(Vec<Step>, usize)> = Vec::new();
+            let mut batches: Vec<Batch> = Vec::new();
             for pos in paths.iter().flat_map(|path| positions(&data, path)) {
                 let Some(obj) = at(&data, &pos) else { continue };
                 let typename = obj
@@ -294,20 +328,64 @@ impl Gateway {
                     );
                 }
                 rep.insert("__typename".into(), Value::String(typename.to_string()));
+                let context: Map<String, Value> = entity
+                    .contexts
+                    .iter()
+                    .map(|c| (c.variable.clone(), context_value(&data, &pos, c)))
+                    .collect();
+                let batch = match batches.iter().position(|b| b.context == context) {
+                    Some(i) => &mut batches[i],
+                    None => {
+                        batches.push(Batch {
+                            context,
+                            ..Batch::default()
+                        });
+                        let last = batches.len() - 1;
+                        &mut batches[last]
+                    }
+                };
                 let rep = Value::Object(rep);
                 let fingerprint = rep.to_string();
-                let i = *index.entry(fingerprint).or_insert_with(|| {
-                    reps.push(rep);
-                    reps.len() - 1
-                });
-                slots.push((pos, i));
+                let i = match batch.index.get(&fingerprint) {
+                    Some(i) => *i,
+                    None => {
+                        batch.reps.push(rep);
+                        batch.index.insert(fingerprint, batch.reps.len() - 1);
+                        batch.reps.len() - 1
+                    }
+                };
+                batch.slots.push((pos, i));
             }
-            (reps, slots)
+            batches
         };
+        join_all(
+            batches
+                .into_iter()
+                .map(|b| self.entity_batch(fetch, b, state, ctx)),
+        )
+        .await;
+    }
+
+    /// Sends one batch of representations and merges the entities back in place.
+    async fn entity_batch(
+        &self,
+        fetch: &FetchNode,
+        batch: Batch,
+        state: &ExecState,
+        ctx: &ExecContext<'_>,
+    ) {
+        let Some(entity) = &fetch.entity else { return };
+        let Batch {
+            context,
+            reps,
+            slots,
+            ..
+        } = batch;
         if reps.is_empty() {
             return;
         }
         let mut variables = Self::variables_for(fetch, ctx);
+        variables.extend(context);
         variables.insert("representations".into(), Value::Array(reps));
         let body = serde_json::json!({ "query": fetch.operation, "variables": variables });
         let first_slot = |rep: usize| {
