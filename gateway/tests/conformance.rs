@@ -9,6 +9,7 @@
 //! - `supergraph` (optional): a supergraph as another composition tool wrote it, served
 //!   as is (subgraph URLs replaced by the fixtures'), instead of composing the subgraphs;
 //! - `labels` (optional): progressive-override labels switched on, comma-separated;
+//! - `operation_name` (optional): which operation of the document to run;
 //! - `slow <name>`: that subgraph answers after the given milliseconds;
 //! - `timeout <name>`: the gateway's timeout for that subgraph, in milliseconds.
 //!
@@ -42,6 +43,7 @@ struct Case {
     fetches: Option<Value>,
     supergraph: Option<String>,
     labels: Vec<String>,
+    operation_name: Option<String>,
     slow: BTreeMap<String, u64>,
     timeouts: BTreeMap<String, u64>,
 }
@@ -75,6 +77,7 @@ fn parse(name: &str, text: &str) -> Case {
             "response" => case.response = body,
             "fetches" => case.fetches = Some(json("fetches", &body)),
             "supergraph" => case.supergraph = Some(body),
+            "operation_name" => case.operation_name = Some(body.trim().to_string()),
             "slow" => {
                 case.slow
                     .insert(arg, body.trim().parse().expect("slow: milliseconds"));
@@ -174,11 +177,12 @@ async fn run_case(name: &str) {
         ..GatewayOptions::default()
     };
     let gateway = Gateway::new(supergraph, options);
-    if let Ok(prepared) = gateway.prepare(&case.operation, None) {
+    if let Ok(prepared) = gateway.prepare(&case.operation, case.operation_name.as_deref()) {
         insta::assert_snapshot!(name, prepared.plan.to_string());
     }
     let req = GraphQLRequest {
         query: Some(case.operation.clone()),
+        operation_name: case.operation_name.clone(),
         variables: case.variables.clone().and_then(|v| v.as_object().cloned()),
         ..Default::default()
     };
@@ -237,21 +241,31 @@ macro_rules! cases {
 cases! {
     a_down_entity_subgraph_nulls_only_its_fields,
     a_down_subgraph_leaves_the_other_root_fields,
+    a_fragment_spread_on_the_root_is_expanded,
+    a_fragment_used_twice_merges_with_fields,
+    a_missing_required_variable_is_a_request_error,
+    a_non_null_entity_field_missing_bubbles_to_the_nullable_parent,
     a_null_bubbles_to_the_nearest_nullable_parent,
     a_null_in_a_non_null_chain_nulls_data,
+    a_null_reference_needs_no_entity_fetch,
     a_shareable_root_field_is_fetched_once,
     a_slow_subgraph_within_its_timeout_answers,
     a_subgraph_field_error_keeps_its_path,
     a_subgraph_slower_than_its_own_timeout_leaves_partial_data,
     a_supergraph_from_another_composer_hides_inaccessible_fields,
     a_supergraph_from_another_composer_is_served_as_is,
+    a_syntax_error_is_a_parse_failure,
+    a_variable_of_the_wrong_type_is_a_request_error,
     aliases_select_one_field_with_different_arguments,
+    an_aliased_entity_field_keeps_its_alias,
+    an_aliased_root_field_is_followed_by_its_alias,
     an_entity_field_error_is_repathed_to_the_client_position,
     an_error_in_one_mutation_does_not_stop_the_next,
     an_inaccessible_field_cannot_be_queried,
     an_inaccessible_key_field_is_hidden_but_used_for_planning,
     an_unknown_entity_resolves_to_null,
     an_unknown_field_is_a_validation_error_with_location,
+    an_unknown_operation_name_is_a_request_error,
     compound_key_is_sent_whole,
     deep_nesting_in_one_subgraph_is_one_fetch,
     defer_is_rejected_not_mis_executed,
@@ -263,18 +277,25 @@ cases! {
     from_context_reads_each_ancestors_value,
     from_context_uses_the_nearest_carrier,
     from_context_value_reaches_another_subgraph_entity,
+    include_false_drops_an_entity_field,
+    include_true_on_an_inline_fragment_keeps_its_fields,
     input_objects_enums_and_lists_reach_the_subgraph,
     interface_fields_of_implementations_in_other_subgraphs,
     interface_object_adds_a_field_to_every_implementation,
     interface_object_field_inside_a_type_condition,
     interface_object_fields_only_need_no_owner_fetch,
     interface_object_root_field_learns_the_concrete_type,
+    introspection_and_data_in_one_request,
+    introspection_hides_federation_machinery,
+    introspection_of_an_entity_lists_fields_of_every_subgraph,
     introspection_shows_the_api_schema,
     lists_of_lists_of_entities,
     mutations_run_in_order_with_their_own_follow_ups,
     named_and_inline_fragments_are_expanded,
     nested_key_selects_the_nested_fields,
     no_entity_fetch_when_nothing_is_at_the_path,
+    one_entity_field_under_two_aliases,
+    only_introspection_needs_no_subgraph,
     only_typename_at_the_root_needs_no_subgraph,
     override_keeps_a_key_field_usable_in_the_old_subgraph,
     override_label_off_keeps_the_field_in_the_old_subgraph,
@@ -291,11 +312,18 @@ cases! {
     requires_on_a_field_with_arguments,
     requires_sends_the_required_values_in_the_representation,
     requires_with_nested_selection,
+    root_fields_of_one_subgraph_share_one_fetch,
+    root_fields_of_two_subgraphs_each_get_one_fetch,
     skip_and_include_follow_variables,
+    skip_on_an_inline_fragment_drops_its_fields,
     skipped_entity_field_is_absent,
     the_key_the_target_can_resolve_is_used,
+    the_operation_name_picks_the_operation_to_run,
     the_same_entity_reached_twice_is_fetched_once,
+    two_subgraphs_reached_from_one_entity_run_in_parallel,
+    typename_can_be_aliased,
     typename_is_answered_everywhere,
+    typename_of_an_entity_needs_no_entity_fetch,
     union_members_from_different_subgraphs,
     variable_defaults_reach_the_subgraphs,
     variables_in_entity_fetch_arguments,
