@@ -16,16 +16,24 @@ pub struct Fixture {
     /// Declared field types (`Type.field` -> named type), for `__typename` defaults.
     pub types: std::collections::HashMap<String, String>,
     pub abstract_types: Vec<String>,
+    /// `(type, interface)` pairs declared in the SDL.
+    pub implements: Vec<(String, String)>,
 }
 
 impl Fixture {
     pub fn new(sdl: &str, data: Value) -> Fixture {
         let mut types = std::collections::HashMap::new();
         let mut abstract_types = Vec::new();
+        let mut implements = Vec::new();
         if let Ok(doc) = Document::parse(sdl, "fixture.graphql") {
             for def in &doc.definitions {
                 let (name, fields) = match def {
-                    Definition::ObjectTypeDefinition(t) => (t.name.to_string(), &t.fields),
+                    Definition::ObjectTypeDefinition(t) => {
+                        for i in &t.implements_interfaces {
+                            implements.push((t.name.to_string(), i.to_string()));
+                        }
+                        (t.name.to_string(), &t.fields)
+                    }
                     Definition::ObjectTypeExtension(t) => (t.name.to_string(), &t.fields),
                     Definition::InterfaceTypeDefinition(t) => {
                         abstract_types.push(t.name.to_string());
@@ -49,6 +57,7 @@ impl Fixture {
             data,
             types,
             abstract_types,
+            implements,
         }
     }
 
@@ -248,9 +257,15 @@ impl Exec<'_> {
     }
 
     fn implements(&self, obj: &Value, interface: &str) -> bool {
+        let runtime = obj.get("__typename").and_then(Value::as_str);
         obj.get("__implements")
             .and_then(Value::as_array)
             .is_some_and(|a| a.iter().any(|i| i == interface))
+            || self
+                .fx
+                .implements
+                .iter()
+                .any(|(t, i)| Some(t.as_str()) == runtime && i == interface)
     }
 
     fn value(
