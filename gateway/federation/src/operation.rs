@@ -140,6 +140,33 @@ pub fn collect_variables(value: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Adds `field` to `items`, merging it into an earlier field with the same response
+/// key and directives: both are one field of the response (spec: CollectFields merges
+/// their selection sets), so later stages see it once.
+fn push_field(items: &mut Vec<Selection>, field: Field) {
+    let existing = items.iter_mut().find_map(|s| match s {
+        Selection::Field(e)
+            if e.response_key == field.response_key && e.directives == field.directives =>
+        {
+            Some(e)
+        }
+        _ => None,
+    });
+    match existing {
+        Some(e) => {
+            if let (Some(into), Some(more)) = (&mut e.selection_set, field.selection_set) {
+                for item in more.items {
+                    match item {
+                        Selection::Field(f) => push_field(&mut into.items, f),
+                        other => into.items.push(other),
+                    }
+                }
+            }
+        }
+        None => items.push(Selection::Field(field)),
+    }
+}
+
 struct Normalizer<'a> {
     doc: &'a ExecutableDocument,
     schema: &'a Schema,
@@ -171,9 +198,7 @@ impl Normalizer<'_> {
     ) -> Result<(), OperationError> {
         for sel in &set.selections {
             match sel {
-                executable::Selection::Field(f) => {
-                    items.push(Selection::Field(self.field(f, parent)?))
-                }
+                executable::Selection::Field(f) => push_field(items, self.field(f, parent)?),
                 executable::Selection::InlineFragment(frag) => self.fragment(
                     frag.type_condition.as_ref().map(|t| t.as_str()),
                     &frag.directives,
