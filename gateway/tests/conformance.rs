@@ -13,6 +13,9 @@
 //! - `slow <name>`: that subgraph answers after the given milliseconds;
 //! - `timeout <name>`: the gateway's timeout for that subgraph, in milliseconds.
 //!
+//! Lines starting with `#` before the first section are comments: cases pinning a subtle
+//! rule cite the spec section there.
+//!
 //! Every case also snapshots its query plan (`snapshots/conformance__<case>.snap`).
 
 // Tests fail by panicking; helpers outside #[test] functions do too.
