@@ -330,45 +330,21 @@ impl Planner<'_> {
                     self.context_field(graph, graph, &set.type_name, f, path, &mut out, children)?;
                 }
                 Selection::Field(f) => {
-                    let provided_here = provided.iter().find(|p| p.name == f.name);
                     if f.name == "__typename"
-                        || provided_here.is_some()
+                        || provided.iter().any(|p| p.name == f.name)
                         || self
                             .sg
                             .can_resolve(&set.type_name, &f.name, graph, self.labels)
                     {
-                        add_vars(vars, &f.variables);
-                        let sub = match &f.selection_set {
-                            Some(ss) => {
-                                let mut child_provided: Vec<FieldSetItem> = provided_here
-                                    .map(|p| p.selections.clone())
-                                    .unwrap_or_default();
-                                child_provided.extend(self.sg.provides(
-                                    &set.type_name,
-                                    &f.name,
-                                    graph,
-                                ));
-                                let mut sub = self.build_provided(
-                                    graph,
-                                    ss,
-                                    &self.child_path(path, f),
-                                    children,
-                                    vars,
-                                    &child_provided,
-                                )?;
-                                // Fragments on an abstract type need the runtime type.
-                                if self.sg.is_abstract(&ss.type_name) {
-                                    ensure_fields(&mut sub, &[], true);
-                                }
-                                Some(sub)
-                            }
-                            None => None,
-                        };
-                        out.push(Out::Field {
-                            key: f.response_key.clone(),
-                            head: field_head(f),
-                            sub,
-                        });
+                        out.push(self.local_field(
+                            graph,
+                            &set.type_name,
+                            f,
+                            path,
+                            children,
+                            vars,
+                            provided,
+                        )?);
                     } else if let Some(jump) = self.interface_object_jump(&set.type_name, f) {
                         self.attach(graph, jump, path, &mut out, children)?;
                     } else if self.sg.is_abstract(&set.type_name) {
@@ -424,6 +400,51 @@ impl Planner<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// A field `graph` resolves itself (or has provided by the parent's `@provides`),
+    /// with its sub-selection planned from there.
+    #[allow(clippy::too_many_arguments)]
+    fn local_field(
+        &self,
+        graph: usize,
+        type_name: &str,
+        f: &Field,
+        path: &[PathSegment],
+        children: &mut Vec<Group>,
+        vars: &mut Vec<String>,
+        provided: &[FieldSetItem],
+    ) -> Result<Out, PlanError> {
+        add_vars(vars, &f.variables);
+        let sub = match &f.selection_set {
+            Some(ss) => {
+                let mut child_provided: Vec<FieldSetItem> = provided
+                    .iter()
+                    .find(|p| p.name == f.name)
+                    .map(|p| p.selections.clone())
+                    .unwrap_or_default();
+                child_provided.extend(self.sg.provides(type_name, &f.name, graph));
+                let mut sub = self.build_provided(
+                    graph,
+                    ss,
+                    &self.child_path(path, f),
+                    children,
+                    vars,
+                    &child_provided,
+                )?;
+                // Fragments on an abstract type need the runtime type.
+                if self.sg.is_abstract(&ss.type_name) {
+                    ensure_fields(&mut sub, &[], true);
+                }
+                Some(sub)
+            }
+            None => None,
+        };
+        Ok(Out::Field {
+            key: f.response_key.clone(),
+            head: field_head(f),
+            sub,
+        })
     }
 
     /// Plans a selection on an interface that `graph` has as an `@interfaceObject`: it
@@ -499,34 +520,7 @@ impl Planner<'_> {
         // with anything left to send elsewhere.
         for item in &here.items {
             let Selection::Field(f) = item else { continue };
-            add_vars(vars, &f.variables);
-            let provided_here = provided.iter().find(|p| p.name == f.name);
-            let sub = match &f.selection_set {
-                Some(ss) => {
-                    let mut child_provided: Vec<FieldSetItem> = provided_here
-                        .map(|p| p.selections.clone())
-                        .unwrap_or_default();
-                    child_provided.extend(self.sg.provides(iface, &f.name, graph));
-                    let mut sub = self.build_provided(
-                        graph,
-                        ss,
-                        &self.child_path(path, f),
-                        children,
-                        vars,
-                        &child_provided,
-                    )?;
-                    if self.sg.is_abstract(&ss.type_name) {
-                        ensure_fields(&mut sub, &[], true);
-                    }
-                    Some(sub)
-                }
-                None => None,
-            };
-            out.push(Out::Field {
-                key: f.response_key.clone(),
-                head: field_head(f),
-                sub,
-            });
+            out.push(self.local_field(graph, iface, f, path, children, vars, provided)?);
         }
         Ok(out)
     }
@@ -801,19 +795,8 @@ impl Planner<'_> {
             selections,
             ..
         } = child;
-        let mut sub = Vec::new();
-        if let Some(ss) = &field.selection_set {
-            sub = self.build(graph, ss, &self.child_path(path, &field), grand, variables)?;
-            if self.sg.is_abstract(&ss.type_name) {
-                ensure_fields(&mut sub, &[], true);
-            }
-        }
-        add_vars(variables, &field.variables);
-        selections.push(Out::Field {
-            key: field.response_key.clone(),
-            head: field_head(&field),
-            sub: field.selection_set.as_ref().map(|_| sub),
-        });
+        let out_field = self.local_field(graph, type_name, &field, path, grand, variables, &[])?;
+        selections.push(out_field);
         Ok(())
     }
 
