@@ -108,11 +108,8 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
             _ => None,
         })
         .collect();
-    let hidden = |ty: &Type| {
-        inaccessible_types
-            .iter()
-            .any(|n| n == ty.inner_named_type().as_str())
-    };
+    let hidden_name = |name: &str| inaccessible_types.iter().any(|n| n == name);
+    let hidden = |ty: &Type| hidden_name(ty.inner_named_type().as_str());
 
     for def in doc.definitions {
         match def {
@@ -134,7 +131,7 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
                 keep_public(&mut t_mut.directives);
                 t_mut
                     .implements_interfaces
-                    .retain(|i| !inaccessible_types.iter().any(|n| n == i.as_str()));
+                    .retain(|i| !hidden_name(i.as_str()));
                 clean_fields(&mut t_mut.fields, &hidden);
                 out.definitions.push(Definition::ObjectTypeDefinition(t));
             }
@@ -146,7 +143,7 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
                 keep_public(&mut t_mut.directives);
                 t_mut
                     .implements_interfaces
-                    .retain(|i| !inaccessible_types.iter().any(|n| n == i.as_str()));
+                    .retain(|i| !hidden_name(i.as_str()));
                 clean_fields(&mut t_mut.fields, &hidden);
                 out.definitions.push(Definition::InterfaceTypeDefinition(t));
             }
@@ -156,9 +153,7 @@ pub fn build(supergraph_sdl: &str) -> Result<Valid<Schema>, String> {
                 }
                 let t_mut = t.make_mut();
                 keep_public(&mut t_mut.directives);
-                t_mut
-                    .members
-                    .retain(|m| !inaccessible_types.iter().any(|n| n == m.as_str()));
+                t_mut.members.retain(|m| !hidden_name(m.as_str()));
                 out.definitions.push(Definition::UnionTypeDefinition(t));
             }
             Definition::EnumTypeDefinition(mut t) => {
