@@ -34,7 +34,8 @@ impl Figures {
     }
 }
 
-/// Sends `requests` POSTs of `body` to `url` with `concurrency` in flight.
+/// Sends `requests` POSTs of `body` to `url` with `concurrency` in flight; a request
+/// counts as failed unless it answers 2xx without `"errors":`.
 pub async fn measure(
     name: &str,
     client: &reqwest::Client,
@@ -44,37 +45,58 @@ pub async fn measure(
     concurrency: usize,
 ) -> anyhow::Result<Figures> {
     let body = Arc::new(body.to_string());
+    let (client, url) = (client.clone(), Arc::new(url.to_string()));
+    let one = move || {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        async move {
+            match client
+                .post(url.as_str())
+                .header("content-type", "application/json")
+                .body(body.as_str().to_owned())
+                .send()
+                .await
+            {
+                Ok(r) => {
+                    r.status().is_success()
+                        && r.bytes()
+                            .await
+                            .map(|b| !b.windows(9).any(|w| w == b"\"errors\":"))
+                            .unwrap_or(false)
+                }
+                Err(_) => false,
+            }
+        }
+    };
+    load(name, requests, concurrency, one).await
+}
+
+/// Runs `one` (a request that reports success) `requests` times with `concurrency` in
+/// flight and reports throughput and latency percentiles.
+pub async fn load<F, Fut>(
+    name: &str,
+    requests: usize,
+    concurrency: usize,
+    one: F,
+) -> anyhow::Result<Figures>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let one = Arc::new(one);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (client, url, body, next) =
-            (client.clone(), url.to_string(), body.clone(), next.clone());
+        let (one, next) = (one.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0usize;
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
                 let t = Instant::now();
-                let ok = match client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.as_str().to_owned())
-                    .send()
-                    .await
-                {
-                    Ok(r) => {
-                        r.status().is_success()
-                            && r.bytes()
-                                .await
-                                .map(|b| !b.windows(9).any(|w| w == b"\"errors\":"))
-                                .unwrap_or(false)
-                    }
-                    Err(_) => false,
-                };
-                latencies.push(t.elapsed());
-                if !ok {
+                if !one().await {
                     errors += 1;
                 }
+                latencies.push(t.elapsed());
             }
             (latencies, errors)
         }));

@@ -10,12 +10,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use async_graphql::{EmptyMutation, EmptySubscription, ID, Object, Schema, SimpleObject};
 use serde_json::{Value, json};
+use shop::bench::load;
 
 const PRODUCTS: usize = 20;
 const REVIEWS_PER_PRODUCT: usize = 3;
@@ -351,60 +351,6 @@ async fn direct_path(client: &reqwest::Client, urls: &[String]) -> anyhow::Resul
         + users.to_string().len())
 }
 
-struct Figures {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-    errors: usize,
-}
-
-async fn load<F, Fut>(requests: usize, concurrency: usize, one: F) -> Figures
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let one = Arc::new(one);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (one, next) = (one.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
-                let t = Instant::now();
-                if !one().await {
-                    errors += 1;
-                }
-                lat.push(t.elapsed());
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for w in workers {
-        if let Ok((l, e)) = w.await {
-            all.extend(l);
-            errors += e;
-        }
-    }
-    let elapsed = started.elapsed();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Figures {
-        rps: all.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-        p50: pct(0.5),
-        p99: pct(0.99),
-        errors,
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -490,21 +436,21 @@ async fn orchestrate(requests: usize, concurrencies: &[usize]) -> anyhow::Result
             async move { direct_path(&c, &u).await.is_ok() }
         };
         // Warm up both paths (connections, plan cache, allocator).
-        load(requests / 10, concurrency, via_gateway.clone()).await;
-        load(requests / 10, concurrency, direct.clone()).await;
-        let g = load(requests, concurrency, via_gateway).await;
-        let d = load(requests, concurrency, direct).await;
+        load("warm-up", requests / 10, concurrency, via_gateway.clone()).await?;
+        load("warm-up", requests / 10, concurrency, direct.clone()).await?;
+        let g = load("through the gateway", requests, concurrency, via_gateway).await?;
+        let d = load("subgraphs alone", requests, concurrency, direct).await?;
         println!("concurrency {concurrency}");
         println!(
             "  through the gateway        {:>7.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}",
-            g.rps,
+            g.rps(),
             ms(g.p50),
             ms(g.p99),
             g.errors
         );
         println!(
             "  subgraphs alone (the path) {:>7.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}",
-            d.rps,
+            d.rps(),
             ms(d.p50),
             ms(d.p99),
             d.errors
