@@ -161,14 +161,21 @@ async fn dispatch(role: RoleCmd, mut config: Config) -> anyhow::Result<ExitCode>
 async fn run_all(config: Config) -> anyhow::Result<ExitCode> {
     let shutdown = shop_kit::server::shutdown_signal();
     let platform = Platform::start(PlatformOptions::from_config(&config)).await?;
-    println!();
-    println!("  Shop is running (data in {})", config.data_dir.display());
-    println!("  GraphQL API and GraphiQL: {}", platform.gateway_url);
+    let mut banner = format!(
+        "\n  Shop is running (data in {})\n  GraphQL API and GraphiQL: {}\n",
+        config.data_dir.display(),
+        platform.gateway_url
+    );
     for (name, url) in &platform.subgraph_urls {
-        println!("  subgraph {name:<10} {url}");
+        banner.push_str(&format!("  subgraph {name:<10} {url}\n"));
     }
-    println!("  Token for writes:        cargo run --release -- token --role SUPPLIER");
-    println!();
+    banner.push_str("  Token for writes:        cargo run --release -- token --role SUPPLIER\n\n");
+    // A closed stdout (piped into `head`, a supervisor that stopped reading) must not
+    // take the running shop down, as `println!` would by panicking.
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut out, banner.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut out));
+    drop(out);
     shutdown.await;
     platform.shutdown().await;
     Ok(ExitCode::SUCCESS)

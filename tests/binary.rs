@@ -169,6 +169,40 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 }
 
 #[tokio::test]
+async fn a_closed_stdout_does_not_stop_the_all_in_one_process() {
+    let dir = std::env::temp_dir().join(format!("shop-bin-closed-{}", std::process::id()));
+    let port = free_port();
+    let mut child = shop()
+        .env("SHOP_DATA_DIR", &dir)
+        .env("SHOP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+        .env("SHOP_SEED", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start shop");
+    // Nobody reads the banner: the pipe is closed before the process writes it.
+    drop(child.stdout.take());
+    wait_ready(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}")).await;
+    assert!(child.try_wait().unwrap().is_none(), "shop exited");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "shop did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     let dbs = shop_kit::testing::databases("scaled_out").await;
     let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") else {
