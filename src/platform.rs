@@ -117,11 +117,7 @@ pub fn dev_signing_key(dir: &Path) -> anyhow::Result<SigningKey> {
 
 /// The issuer entry that trusts tokens signed with the development key.
 pub fn dev_issuer(key: &SigningKey) -> TrustedIssuer {
-    TrustedIssuer {
-        issuer: DEV_ISSUER.into(),
-        audience: DEV_AUDIENCE.into(),
-        jwks: JwksSource::Inline(key.jwks()),
-    }
+    TrustedIssuer::new(DEV_ISSUER, DEV_AUDIENCE, JwksSource::Inline(key.jwks()))
 }
 
 pub async fn event_bus(redis_url: Option<&str>, prefix: &str) -> anyhow::Result<EventBus> {

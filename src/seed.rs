@@ -242,11 +242,11 @@ pub struct SeedReport {
 }
 
 fn admin() -> Caller {
-    Caller(Some(Principal {
-        user_id: DEMO_ADMIN.into(),
-        roles: vec![Role::Admin],
-        issuer: "seed".into(),
-    }))
+    Caller(Some(Principal::with_roles(
+        DEMO_ADMIN,
+        &[Role::Admin],
+        "seed",
+    )))
 }
 
 fn fail(e: shop_kit::ApiError) -> anyhow::Error {

@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 
 pub mod catalog;
 pub mod inventory;
+pub mod users;
 mod util;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -20,6 +21,7 @@ pub async fn up(
     match domain {
         "catalog" => catalog::Migrator::up(db, None).await,
         "inventory" => inventory::Migrator::up(db, None).await,
+        "users" => users::Migrator::up(db, None).await,
         _ => Ok(()),
     }
 }
@@ -32,9 +34,10 @@ pub async fn down(
     match domain {
         "catalog" => catalog::Migrator::down(db, None).await,
         "inventory" => inventory::Migrator::down(db, None).await,
+        "users" => users::Migrator::down(db, None).await,
         _ => Ok(()),
     }
 }
 
 /// The domains that have migrations, in the order `shop migrate` applies them.
-pub const DOMAINS: &[&str] = &["catalog", "inventory"];
+pub const DOMAINS: &[&str] = &["users", "catalog", "inventory"];

@@ -41,6 +41,11 @@ async fn migrations_go_up_down_and_up_again_with_a_tracking_table_per_domain() {
             "inventory_items",
             "inventory_ledger",
             "catalog_outbox",
+            "users_migrations",
+            "users_users",
+            "users_sessions",
+            "users_signing_keys",
+            "users_mail",
         ] {
             assert!(
                 after_up.contains(&t.to_string()),

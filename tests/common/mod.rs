@@ -52,11 +52,11 @@ impl Harness {
         let mut opts = PlatformOptions::for_tests(&dir);
         opts.seed = seed;
         opts.database_url = db.map(|d| d.url());
-        opts.issuers = vec![TrustedIssuer {
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            jwks: JwksSource::Inline(key.jwks()),
-        }];
+        opts.issuers = vec![TrustedIssuer::new(
+            ISSUER,
+            AUDIENCE,
+            JwksSource::Inline(key.jwks()),
+        )];
         let platform = Platform::start(opts).await.expect("platform starts");
         Harness {
             platform,

@@ -18,11 +18,7 @@ struct Env {
 }
 
 fn who(id: &str, role: Role) -> Option<Principal> {
-    Some(Principal {
-        user_id: id.into(),
-        roles: vec![role],
-        issuer: "test".into(),
-    })
+    Some(Principal::with_roles(id, &[role], "test"))
 }
 
 fn supplier_a() -> Option<Principal> {

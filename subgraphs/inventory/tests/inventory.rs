@@ -22,11 +22,7 @@ struct Env {
 }
 
 fn who(id: &str, role: Role) -> Option<Principal> {
-    Some(Principal {
-        user_id: id.into(),
-        roles: vec![role],
-        issuer: "test".into(),
-    })
+    Some(Principal::with_roles(id, &[role], "test"))
 }
 
 fn event(topic: &str, payload: Value) -> Event {

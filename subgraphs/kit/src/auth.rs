@@ -1,9 +1,11 @@
 //! Bearer-token verification against trusted issuers and their JWKS, and (for the users
 //! subgraph, development and tests) Ed25519 token signing.
 //!
-//! A token is accepted when its signature verifies with a key of its issuer's JWKS and
-//! its `iss`, `aud` and `exp` claims are right. The user id comes from `sub`, the roles
-//! from the `roles` claim.
+//! A token is accepted when its algorithm is on the issuer's allow-list, its signature
+//! verifies with a key of its issuer's JWKS and its `iss`, `aud`, `exp` (and `nbf`)
+//! claims are right, with 30 s of clock skew. The user id comes from `sub`, the roles from
+//! the issuer's roles claim (`roles` unless configured, e.g. `realm_access.roles`), the
+//! scopes from `scope` (space-separated) or `scp` (a list).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,10 +45,24 @@ impl Role {
 pub struct Principal {
     pub user_id: String,
     pub roles: Vec<Role>,
+    /// OAuth scopes the token grants (`catalog:write`, ...).
+    pub scopes: Vec<String>,
     pub issuer: String,
 }
 
 impl Principal {
+    /// A principal with the scopes our own tokens grant for `roles` (tests, tools).
+    pub fn with_roles(user_id: &str, roles: &[Role], issuer: &str) -> Principal {
+        Principal {
+            user_id: user_id.to_string(),
+            roles: roles.to_vec(),
+            scopes: scopes_for(roles),
+            issuer: issuer.to_string(),
+        }
+    }
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
@@ -73,6 +89,32 @@ pub fn caller(ctx: &async_graphql::Context<'_>) -> Caller {
     ctx.data_opt::<Caller>().cloned().unwrap_or_default()
 }
 
+/// The scopes our tokens grant for a set of roles. Everyone signed in may read and edit
+/// their profile and shop; suppliers change catalogs and stock; admins also manage users.
+pub fn scopes_for(roles: &[Role]) -> Vec<String> {
+    let mut out = vec!["profile".to_string(), "shop".to_string()];
+    let mut add = |s: &str| {
+        if !out.iter().any(|x| x == s) {
+            out.push(s.to_string());
+        }
+    };
+    for r in roles {
+        match r {
+            Role::Customer => {}
+            Role::Supplier => {
+                add("catalog:write");
+                add("inventory:write");
+            }
+            Role::Admin => {
+                add("catalog:write");
+                add("inventory:write");
+                add("users:admin");
+            }
+        }
+    }
+    out
+}
+
 /// Claims in the tokens we sign; other issuers' tokens only need `sub`, `iss`, `aud`, `exp`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -81,16 +123,13 @@ pub struct Claims {
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
     #[serde(default)]
     pub roles: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct VerifiedClaims {
-    sub: String,
-    iss: String,
-    #[serde(default)]
-    roles: Vec<String>,
+    /// Space-separated, as in OAuth 2.0.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +165,42 @@ pub struct TrustedIssuer {
     pub issuer: String,
     pub audience: String,
     pub jwks: JwksSource,
+    /// Where the roles are in the claims: a dot path (`roles`, `realm_access.roles`).
+    pub roles_claim: String,
+    /// Signature algorithms accepted from this issuer; anything else (`none`, HS256 with a
+    /// public key as secret, ...) is refused before any key is looked at.
+    pub algorithms: Vec<Algorithm>,
+}
+
+/// Asymmetric algorithms only: a shared-secret algorithm would let anyone holding the
+/// public JWKS forge tokens.
+pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::EdDSA,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+impl TrustedIssuer {
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, jwks: JwksSource) -> Self {
+        TrustedIssuer {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            jwks,
+            roles_claim: "roles".into(),
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+        }
+    }
+
+    pub fn with_roles_claim(mut self, claim: impl Into<String>) -> Self {
+        self.roles_claim = claim.into();
+        self
+    }
 }
 
 struct IssuerState {
@@ -142,6 +217,9 @@ pub struct Verifier {
 
 /// A refetch of a JWKS for an unknown `kid` happens at most this often.
 const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(30);
+/// A fetched JWKS is fetched again after this long, so keys the issuer withdrew stop
+/// verifying even when no unknown `kid` shows up.
+const JWKS_MAX_AGE: Duration = Duration::from_secs(600);
 
 impl Verifier {
     pub fn new(issuers: Vec<TrustedIssuer>) -> Self {
@@ -186,6 +264,12 @@ impl Verifier {
             .iter()
             .find(|s| s.config.issuer == iss)
             .ok_or(AuthError::UntrustedIssuer)?;
+        if !state.config.algorithms.contains(&header.alg) {
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
         let jwk = self
             .find_key(state, header.kid.as_deref(), header.alg)
             .await?;
@@ -194,15 +278,15 @@ impl Verifier {
         validation.set_issuer(&[&state.config.issuer]);
         validation.set_audience(&[&state.config.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = 30;
-        let data = jsonwebtoken::decode::<VerifiedClaims>(token, &key, &validation)
-            .map_err(|e| AuthError::Invalid(describe_jwt_error(&e)))?;
-        let claims = data.claims;
-        Ok(Principal {
-            user_id: claims.sub,
-            roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
-            issuer: claims.iss,
-        })
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key,
+            &validation,
+        )
+        .map_err(|e| AuthError::Invalid(describe_jwt_error(&e)))?;
+        principal_from_claims(&data.claims, &state.config)
     }
 
     async fn find_key(
@@ -211,14 +295,25 @@ impl Verifier {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Jwk, AuthError> {
-        if let Some(jwk) = pick_key(&state.keys.read().await.0, kid, alg) {
-            return Ok(jwk);
+        let stale = |fetched: Option<Instant>| {
+            matches!(state.config.jwks, JwksSource::Url(_))
+                && fetched.is_none_or(|at| at.elapsed() > JWKS_MAX_AGE)
+        };
+        {
+            let keys = state.keys.read().await;
+            if let Some(jwk) = pick_key(&keys.0, kid, alg)
+                && !stale(keys.1)
+            {
+                return Ok(jwk);
+            }
         }
         let JwksSource::Url(url) = &state.config.jwks else {
             return Err(AuthError::UnknownKey);
         };
         let mut guard = state.keys.write().await;
-        if let Some(jwk) = pick_key(&guard.0, kid, alg) {
+        if let Some(jwk) = pick_key(&guard.0, kid, alg)
+            && !stale(guard.1)
+        {
             return Ok(jwk);
         }
         if guard
@@ -239,6 +334,44 @@ impl Verifier {
         let resp = self.http.get(url).send().await.map_err(|e| e.to_string())?;
         let body = resp.bytes().await.map_err(|e| e.to_string())?;
         serde_json::from_slice(&body).map_err(|e| e.to_string())
+    }
+}
+
+fn principal_from_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    issuer: &TrustedIssuer,
+) -> Result<Principal, AuthError> {
+    let sub = claims
+        .get("sub")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| AuthError::Invalid("missing claim sub".into()))?;
+    let mut at = claims.get(issuer.roles_claim.split('.').next().unwrap_or_default());
+    for part in issuer.roles_claim.split('.').skip(1) {
+        at = at.and_then(|v| v.get(part));
+    }
+    let roles = strings(at).iter().filter_map(|r| Role::parse(r)).collect();
+    let scopes = match claims.get("scope") {
+        Some(serde_json::Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+        _ => strings(claims.get("scp")),
+    };
+    Ok(Principal {
+        user_id: sub.to_string(),
+        roles,
+        scopes,
+        issuer: issuer.issuer.clone(),
+    })
+}
+
+/// A claim that is a list of strings, or one string (space-separated).
+fn strings(v: Option<&serde_json::Value>) -> Vec<String> {
+    match v {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        Some(serde_json::Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -360,6 +493,8 @@ impl SigningKey {
             aud: audience.to_string(),
             iat: now,
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            jti: crate::ids::new_id(),
+            scope: scopes_for(roles).join(" "),
             roles: roles
                 .iter()
                 .map(|r| {
@@ -392,11 +527,11 @@ mod tests {
     use super::*;
 
     fn verifier_for(key: &SigningKey) -> Verifier {
-        Verifier::new(vec![TrustedIssuer {
-            issuer: "https://issuer.test".into(),
-            audience: "shop".into(),
-            jwks: JwksSource::Inline(key.jwks()),
-        }])
+        Verifier::new(vec![TrustedIssuer::new(
+            "https://issuer.test",
+            "shop",
+            JwksSource::Inline(key.jwks()),
+        )])
     }
 
     #[tokio::test]
@@ -472,7 +607,9 @@ mod tests {
                 aud: "shop".into(),
                 iat: now - 7200,
                 exp: now - 3600,
+                jti: String::new(),
                 roles: vec![],
+                scope: String::new(),
             })
             .expect("t");
         assert_eq!(

@@ -129,12 +129,16 @@ struct IssuerEntry {
     jwks_file: Option<String>,
     #[serde(default)]
     jwks: Option<JwkSet>,
+    /// Dot path of the claim holding roles (default `roles`).
+    #[serde(default)]
+    roles_claim: Option<String>,
 }
 
 /// Trusted token issuers from configuration:
 /// - `SHOP_TRUSTED_ISSUERS`: a JSON array of `{issuer, audience, jwks_url | jwks_file | jwks}`;
+///   and optionally `roles_claim`;
 /// - or the single-issuer shorthand `SHOP_JWT_ISSUER` + `SHOP_JWT_AUDIENCE` (default `shop`)
-///   + `SHOP_JWKS_URL` or `SHOP_JWKS_FILE`.
+///   + `SHOP_JWKS_URL` or `SHOP_JWKS_FILE` (+ `SHOP_JWT_ROLES_CLAIM`).
 pub fn trusted_issuers(vars: &Vars) -> Result<Vec<TrustedIssuer>, ConfigError> {
     let mut out = Vec::new();
     if let Some(json) = vars.get("SHOP_TRUSTED_ISSUERS") {
@@ -144,28 +148,36 @@ pub fn trusted_issuers(vars: &Vars) -> Result<Vec<TrustedIssuer>, ConfigError> {
                 reason: e.to_string(),
             })?;
         for e in entries {
-            out.push(issuer_from_parts(
+            let mut issuer = issuer_from_parts(
                 "SHOP_TRUSTED_ISSUERS",
                 e.issuer,
                 e.audience,
                 e.jwks_url,
                 e.jwks_file,
                 e.jwks,
-            )?);
+            )?;
+            if let Some(claim) = e.roles_claim {
+                issuer = issuer.with_roles_claim(claim);
+            }
+            out.push(issuer);
         }
     }
     if let Some(issuer) = vars.get("SHOP_JWT_ISSUER") {
         let audience = vars
             .get("SHOP_JWT_AUDIENCE")
             .unwrap_or_else(|| "shop".into());
-        out.push(issuer_from_parts(
+        let mut issuer = issuer_from_parts(
             "SHOP_JWT_ISSUER",
             issuer,
             audience,
             vars.get("SHOP_JWKS_URL"),
             vars.get("SHOP_JWKS_FILE"),
             None,
-        )?);
+        )?;
+        if let Some(claim) = vars.get("SHOP_JWT_ROLES_CLAIM") {
+            issuer = issuer.with_roles_claim(claim);
+        }
+        out.push(issuer);
     }
     Ok(out)
 }
@@ -198,9 +210,5 @@ fn issuer_from_parts(
             )));
         }
     };
-    Ok(TrustedIssuer {
-        issuer,
-        audience,
-        jwks,
-    })
+    Ok(TrustedIssuer::new(issuer, audience, jwks))
 }

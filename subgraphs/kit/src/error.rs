@@ -19,6 +19,7 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     Conflict,
+    TooManyRequests,
     Internal,
 }
 
@@ -30,6 +31,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::TooManyRequests => "TOO_MANY_REQUESTS",
             ErrorCode::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -48,6 +50,8 @@ pub enum ApiError {
     NotFound(String),
     /// The write conflicts with stored state (duplicate key, non-empty container, ...).
     Conflict(String),
+    /// An abuse limit was reached (login or reset attempts); retry later.
+    TooManyRequests(String),
     /// A database failure; logged, never shown.
     Database(DbErr),
     /// Any other internal failure; logged, never shown.
@@ -80,6 +84,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::TooManyRequests(_) => ErrorCode::TooManyRequests,
             ApiError::Database(_) | ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -91,7 +96,8 @@ impl ApiError {
             | ApiError::Unauthenticated(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
-            | ApiError::Conflict(m) => m,
+            | ApiError::Conflict(m)
+            | ApiError::TooManyRequests(m) => m,
             ApiError::Database(_) | ApiError::Internal(_) => "internal error",
         }
     }

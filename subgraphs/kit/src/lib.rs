@@ -10,6 +10,8 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod input;
+pub mod limits;
 pub mod money;
 pub mod pagination;
 pub mod server;

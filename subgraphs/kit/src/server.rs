@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use async_graphql::Executor;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 
@@ -69,6 +69,7 @@ pub fn health_router(ready: ReadyCheck) -> Router {
 
 async fn graphql_handler<E: Executor>(
     State(state): State<SubgraphState<E>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     req: GraphQLRequest,
 ) -> Response {
@@ -76,8 +77,34 @@ async fn graphql_handler<E: Executor>(
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let req = req.into_inner().data(caller);
+    let addr = client_addr(&headers, peer.map(|Extension(ConnectInfo(a))| a));
+    let req = req.into_inner().data(caller).data(addr);
     GraphQLResponse::from(state.executor.execute(req).await).into_response()
+}
+
+/// Where a request came from, for per-address abuse limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<String>);
+
+impl ClientAddr {
+    pub fn key(&self) -> &str {
+        self.0.as_deref().unwrap_or("unknown")
+    }
+}
+
+/// The client's address: the last `X-Forwarded-For` entry (appended by the gateway, the
+/// proxy subgraphs sit behind), else the connection's peer. Entries before the last are
+/// whatever the client claimed and are not trusted.
+pub fn client_addr(headers: &HeaderMap, peer: Option<SocketAddr>) -> ClientAddr {
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rfind(|v| !v.is_empty())
+        .map(str::to_string);
+    ClientAddr(forwarded.or_else(|| peer.map(|p| p.ip().to_string())))
 }
 
 /// Verifies the `Authorization` header. No header is an anonymous caller; a header that
@@ -120,9 +147,12 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not

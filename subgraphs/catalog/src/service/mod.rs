@@ -27,37 +27,4 @@ impl CatalogCtx {
     }
 }
 
-/// Trims `value` and checks its length; the message names the field.
-pub(crate) fn required_text(field: &str, value: &str, max: usize) -> shop_kit::ApiResult<String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(shop_kit::ApiError::bad_input(format!(
-            "{field} must not be empty"
-        )));
-    }
-    if v.chars().count() > max {
-        return Err(shop_kit::ApiError::bad_input(format!(
-            "{field} must be at most {max} characters"
-        )));
-    }
-    Ok(v.to_string())
-}
-
-pub(crate) fn optional_text(field: &str, value: &str, max: usize) -> shop_kit::ApiResult<String> {
-    if value.chars().count() > max {
-        return Err(shop_kit::ApiError::bad_input(format!(
-            "{field} must be at most {max} characters"
-        )));
-    }
-    Ok(value.trim().to_string())
-}
-
-pub(crate) fn check_id(field: &str, id: &str) -> shop_kit::ApiResult<()> {
-    if shop_kit::ids::is_valid_id(id) {
-        Ok(())
-    } else {
-        Err(shop_kit::ApiError::bad_input(format!(
-            "{field}: '{id}' is not a valid id"
-        )))
-    }
-}
+pub(crate) use shop_kit::input::{check_id, optional_text, required_text};

@@ -1,0 +1,19 @@
+//! Users domain: accounts, addresses, sessions, one-time tokens, signing keys, sign-in
+//! identities, outgoing mail.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_users_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_users_tables::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        Alias::new("users_migrations").into_iden()
+    }
+}

@@ -1,0 +1,8 @@
+pub mod address;
+pub mod identity;
+pub mod mail;
+pub mod oidc_login;
+pub mod one_time_token;
+pub mod session;
+pub mod signing_key;
+pub mod user;

@@ -1,0 +1,217 @@
+use async_graphql::{Context, ID, Object, Result};
+use shop_kit::auth::{Role, caller};
+use shop_kit::server::ClientAddr;
+
+use super::inputs::{AddressInput, CreateUserInput, ProfileInput, RegisterInput};
+use super::types::{Address, AuthPayload, User};
+use crate::service::{UsersCtx, accounts, addresses, admin, sessions};
+
+pub struct MutationRoot;
+
+fn client(ctx: &Context<'_>) -> ClientAddr {
+    ctx.data_opt::<ClientAddr>().cloned().unwrap_or_default()
+}
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Creates a customer account. The e-mail address starts unverified; a link to
+    /// verify it is sent.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<User> {
+        let svc = ctx.data::<UsersCtx>()?;
+        let user = accounts::register(
+            svc,
+            accounts::Registration {
+                email: input.email,
+                password: input.password,
+                name: input.name,
+            },
+        )
+        .await?;
+        Ok(User::for_owner(user))
+    }
+
+    /// Marks the e-mail address verified, with the token from the verification link.
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<User> {
+        let svc = ctx.data::<UsersCtx>()?;
+        Ok(User::for_owner(accounts::verify_email(svc, &token).await?))
+    }
+
+    /// Sends a new verification link to the signed-in user.
+    async fn resend_verification_email(&self, ctx: &Context<'_>) -> Result<bool> {
+        let svc = ctx.data::<UsersCtx>()?;
+        accounts::resend_verification(svc, caller(ctx).require()?).await?;
+        Ok(true)
+    }
+
+    /// Signs in with e-mail and password.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        #[graphql(secret)] password: String,
+    ) -> Result<AuthPayload> {
+        let svc = ctx.data::<UsersCtx>()?;
+        Ok(accounts::login(svc, &email, &password, &client(ctx))
+            .await?
+            .into())
+    }
+
+    /// Exchanges a refresh token for a new access and refresh token. Each refresh token
+    /// works once; presenting a used one signs out every session of that sign-in.
+    async fn refresh_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] refresh_token: String,
+    ) -> Result<AuthPayload> {
+        let svc = ctx.data::<UsersCtx>()?;
+        Ok(sessions::refresh(svc, &refresh_token).await?.into())
+    }
+
+    /// Ends the session the refresh token belongs to.
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] refresh_token: String,
+    ) -> Result<bool> {
+        let svc = ctx.data::<UsersCtx>()?;
+        sessions::logout(svc, &refresh_token).await?;
+        Ok(true)
+    }
+
+    /// Ends every session of the signed-in user.
+    async fn logout_everywhere(&self, ctx: &Context<'_>) -> Result<bool> {
+        let svc = ctx.data::<UsersCtx>()?;
+        let c = caller(ctx);
+        sessions::revoke_all(&svc.db, &c.require()?.user_id).await?;
+        Ok(true)
+    }
+
+    /// Sends a password reset link if an account with this address exists. The answer
+    /// is `true` either way.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+        let svc = ctx.data::<UsersCtx>()?;
+        accounts::request_password_reset(svc, &email, &client(ctx)).await?;
+        Ok(true)
+    }
+
+    /// Sets a new password with the token from a reset link; every session ends.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] token: String,
+        #[graphql(secret)] new_password: String,
+    ) -> Result<bool> {
+        let svc = ctx.data::<UsersCtx>()?;
+        accounts::reset_password(svc, &token, &new_password).await?;
+        Ok(true)
+    }
+
+    /// Changes the signed-in user's password; every session ends (sign in again).
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret, default)] current_password: String,
+        #[graphql(secret)] new_password: String,
+    ) -> Result<bool> {
+        let svc = ctx.data::<UsersCtx>()?;
+        accounts::change_password(
+            svc,
+            caller(ctx).require()?,
+            &current_password,
+            &new_password,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    async fn update_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> Result<User> {
+        let svc = ctx.data::<UsersCtx>()?;
+        let user = accounts::update_profile(
+            svc,
+            caller(ctx).require()?,
+            accounts::ProfileUpdate {
+                name: input.name,
+                phone: input.phone,
+            },
+        )
+        .await?;
+        Ok(User::new(user))
+    }
+
+    async fn add_address(&self, ctx: &Context<'_>, input: AddressInput) -> Result<Address> {
+        let svc = ctx.data::<UsersCtx>()?;
+        Ok(Address(
+            addresses::add(svc, caller(ctx).require()?, input.into()).await?,
+        ))
+    }
+
+    async fn update_address(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: AddressInput,
+    ) -> Result<Address> {
+        let svc = ctx.data::<UsersCtx>()?;
+        Ok(Address(
+            addresses::update(svc, caller(ctx).require()?, &id, input.into()).await?,
+        ))
+    }
+
+    async fn remove_address(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let svc = ctx.data::<UsersCtx>()?;
+        addresses::remove(svc, caller(ctx).require()?, &id).await?;
+        Ok(true)
+    }
+
+    /// Deletes the signed-in user's account: personal data is erased, orders stay
+    /// (anonymised). The password confirms it when the account has one.
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret, default)] password: String,
+    ) -> Result<bool> {
+        let svc = ctx.data::<UsersCtx>()?;
+        accounts::delete_own_account(svc, caller(ctx).require()?, &password).await?;
+        Ok(true)
+    }
+
+    /// Admin: creates an account with the given roles.
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
+        admin::require_admin(caller(ctx).require()?)?;
+        let svc = ctx.data::<UsersCtx>()?;
+        let user = admin::create_user(
+            svc,
+            admin::NewUser {
+                email: input.email,
+                name: input.name,
+                password: input.password,
+                roles: input.roles,
+            },
+        )
+        .await?;
+        Ok(User::new(user))
+    }
+
+    /// Admin: deletes an account (erases its personal data).
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        admin::require_admin(caller(ctx).require()?)?;
+        admin::delete_user(ctx.data::<UsersCtx>()?, &id).await?;
+        Ok(true)
+    }
+
+    /// Admin: replaces an account's roles; its sessions end so new tokens carry them.
+    async fn set_user_roles(&self, ctx: &Context<'_>, id: ID, roles: Vec<Role>) -> Result<User> {
+        admin::require_admin(caller(ctx).require()?)?;
+        Ok(User::new(
+            admin::set_roles(ctx.data::<UsersCtx>()?, &id, &roles).await?,
+        ))
+    }
+
+    /// Admin: disables (no sign-in, sessions end) or re-enables an account.
+    async fn set_user_disabled(&self, ctx: &Context<'_>, id: ID, disabled: bool) -> Result<User> {
+        admin::require_admin(caller(ctx).require()?)?;
+        Ok(User::new(
+            admin::set_disabled(ctx.data::<UsersCtx>()?, &id, disabled).await?,
+        ))
+    }
+}

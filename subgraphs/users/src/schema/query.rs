@@ -1,0 +1,80 @@
+use async_graphql::{Context, ID, Object, Result};
+use shop_kit::auth::{Role, caller};
+use shop_kit::pagination::{PageArgs, Paged};
+
+use super::types::User;
+use crate::service::{UsersCtx, accounts, admin};
+
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// The signed-in user; null when anonymous.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(p) = caller(ctx).0 else {
+            return Ok(None);
+        };
+        let svc = ctx.data::<UsersCtx>()?;
+        match accounts::find_live(&svc.db, &p.user_id).await {
+            Ok(u) => Ok(Some(User::new(u))),
+            // A valid token of an account deleted since, or of another issuer's user
+            // who never signed in here.
+            Err(shop_kit::ApiError::NotFound(_) | shop_kit::ApiError::BadUserInput(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Admin: one account by id.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+        admin::require_admin(caller(ctx).require()?)?;
+        let svc = ctx.data::<UsersCtx>()?;
+        match accounts::find_live(&svc.db, &id).await {
+            Ok(u) => Ok(Some(User::new(u))),
+            Err(shop_kit::ApiError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Admin: accounts by e-mail, matching `search` in e-mail or name and `role`.
+    #[allow(clippy::too_many_arguments)]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        search: Option<String>,
+        role: Option<Role>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<User>> {
+        admin::require_admin(caller(ctx).require()?)?;
+        let svc = ctx.data::<UsersCtx>()?;
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        args.validate()?;
+        let filter = admin::UserFilter { search, role };
+        let total = admin::count(svc, &filter).await?;
+        let window = args.window(total)?;
+        let rows = admin::page(svc, &filter, window).await?;
+        Ok(window.connection(rows.into_iter().map(User::new).collect()))
+    }
+
+    #[graphql(entity)]
+    async fn find_user_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+        let svc = ctx.data::<UsersCtx>()?;
+        if !shop_kit::ids::is_valid_id(&id) {
+            return Ok(None);
+        }
+        // Deleted accounts still resolve (anonymised), so old references render.
+        use sea_orm::EntityTrait;
+        Ok(crate::entity::user::Entity::find_by_id(id.0)
+            .one(&svc.db)
+            .await
+            .map_err(shop_kit::ApiError::from)?
+            .map(User::new))
+    }
+}

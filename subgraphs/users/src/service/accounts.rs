@@ -1,0 +1,465 @@
+//! Accounts: registration, e-mail verification, sign-in, password reset and change,
+//! profile, deletion.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
+};
+use shop_kit::auth::{Principal, Role};
+use shop_kit::input;
+use shop_kit::{ApiError, ApiResult};
+
+use super::secrets::{hash_token, random_token};
+use super::sessions::{self, TokenPair};
+use super::{ClientAddr, UsersCtx, mail, passwords};
+use crate::entity::{address, identity, one_time_token, session, user};
+
+pub const PURPOSE_VERIFY: &str = "verify";
+pub const PURPOSE_RESET: &str = "reset";
+pub const DELETED_NAME: &str = "Deleted user";
+
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+}
+
+pub fn role_list_text(roles: &[Role]) -> String {
+    let mut names: Vec<&str> = roles.iter().map(|r| sessions::role_name(*r)).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(",")
+}
+
+/// A live (not deleted) account by id.
+pub async fn find_live<C: ConnectionTrait>(conn: &C, id: &str) -> ApiResult<user::Model> {
+    input::check_id("id", id)?;
+    user::Entity::find_by_id(id.to_string())
+        .one(conn)
+        .await?
+        .filter(|u| u.deleted_at.is_none())
+        .ok_or_else(|| ApiError::not_found(format!("user {id} not found")))
+}
+
+async fn find_by_email<C: ConnectionTrait>(
+    conn: &C,
+    email: &str,
+) -> ApiResult<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(conn)
+        .await?
+        .filter(|u| u.deleted_at.is_none()))
+}
+
+/// Creates an account. `password: None` makes an account that signs in through a
+/// provider (or sets a password through a reset link).
+pub async fn create<C: ConnectionTrait>(
+    ctx: &UsersCtx,
+    conn: &C,
+    email: &str,
+    password: Option<&str>,
+    name: &str,
+    roles: &[Role],
+    email_verified: bool,
+) -> ApiResult<user::Model> {
+    let email = input::email("email", email)?;
+    let name = input::required_text("name", name, 200)?;
+    let password_hash = match password {
+        Some(p) => {
+            passwords::check_policy(p, &email, &name)?;
+            Some(passwords::hash(p.to_string()).await?)
+        }
+        None => None,
+    };
+    if find_by_email(conn, &email).await?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "an account with the e-mail address {email} already exists"
+        )));
+    }
+    let now = chrono::Utc::now();
+    let model = user::ActiveModel {
+        id: Set(shop_kit::ids::new_id()),
+        email: Set(email),
+        email_verified: Set(email_verified),
+        password_hash: Set(password_hash),
+        name: Set(name),
+        phone: Set(None),
+        roles: Set(role_list_text(roles)),
+        disabled: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    ctx.outbox
+        .write(
+            conn,
+            "users.user_registered",
+            serde_json::json!({ "userId": model.id, "roles": model.roles }),
+        )
+        .await?;
+    Ok(model)
+}
+
+/// Self-service registration: a CUSTOMER account, unverified, with a verification mail.
+pub async fn register(ctx: &UsersCtx, reg: Registration) -> ApiResult<user::Model> {
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let user = create(
+        ctx,
+        &txn,
+        &reg.email,
+        Some(&reg.password),
+        &reg.name,
+        &[Role::Customer],
+        false,
+    )
+    .await?;
+    send_verification(ctx, &txn, &user).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(user)
+}
+
+async fn new_one_time_token<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    purpose: &str,
+    ttl: std::time::Duration,
+) -> ApiResult<String> {
+    // Only the newest link of a kind works.
+    one_time_token::Entity::delete_many()
+        .filter(one_time_token::Column::UserId.eq(user_id))
+        .filter(one_time_token::Column::Purpose.eq(purpose))
+        .exec(conn)
+        .await?;
+    let token = random_token()?;
+    let now = chrono::Utc::now();
+    one_time_token::ActiveModel {
+        token_hash: Set(hash_token(&token)),
+        user_id: Set(user_id.to_string()),
+        purpose: Set(purpose.to_string()),
+        created_at: Set(now),
+        expires_at: Set(now + chrono::Duration::from_std(ttl).unwrap_or_default()),
+        used_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(token)
+}
+
+/// Uses a one-time token: the user it was for, or `BAD_USER_INPUT` when it is unknown,
+/// used or expired.
+async fn use_one_time_token<C: ConnectionTrait>(
+    conn: &C,
+    token: &str,
+    purpose: &str,
+) -> ApiResult<user::Model> {
+    let invalid = || {
+        ApiError::bad_input(match purpose {
+            PURPOSE_VERIFY => "this verification link is invalid, used or expired",
+            _ => "this password reset link is invalid, used or expired",
+        })
+    };
+    let now = chrono::Utc::now();
+    let hash = hash_token(token.trim());
+    // Claimed with a conditional update, so a link works exactly once even when
+    // opened twice at the same moment.
+    let claimed = one_time_token::Entity::update_many()
+        .col_expr(one_time_token::Column::UsedAt, Expr::value(now))
+        .filter(one_time_token::Column::TokenHash.eq(hash.clone()))
+        .filter(one_time_token::Column::Purpose.eq(purpose))
+        .filter(one_time_token::Column::UsedAt.is_null())
+        .filter(one_time_token::Column::ExpiresAt.gt(now))
+        .exec(conn)
+        .await?;
+    if claimed.rows_affected == 0 {
+        return Err(invalid());
+    }
+    let row = one_time_token::Entity::find_by_id(hash)
+        .one(conn)
+        .await?
+        .ok_or_else(invalid)?;
+    find_live(conn, &row.user_id).await.map_err(|_| invalid())
+}
+
+fn link(ctx: &UsersCtx, page: &str, token: &str) -> String {
+    format!(
+        "{}/{page}?token={token}",
+        ctx.settings.public_url.trim_end_matches('/')
+    )
+}
+
+pub async fn send_verification<C: ConnectionTrait>(
+    ctx: &UsersCtx,
+    conn: &C,
+    user: &user::Model,
+) -> ApiResult<()> {
+    let token = new_one_time_token(conn, &user.id, PURPOSE_VERIFY, ctx.settings.verify_ttl).await?;
+    let (subject, body) = mail::verification(
+        &user.name,
+        &link(ctx, "verify-email", &token),
+        ctx.settings.verify_ttl.as_secs() / 3600,
+    );
+    mail::queue(conn, &user.email, &subject, body).await
+}
+
+/// Sends a new verification mail to a signed-in user whose address is not verified yet.
+pub async fn resend_verification(ctx: &UsersCtx, p: &Principal) -> ApiResult<()> {
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let user = find_live(&txn, &p.user_id).await?;
+    if user.email_verified {
+        return Err(ApiError::conflict(
+            "this e-mail address is already verified",
+        ));
+    }
+    send_verification(ctx, &txn, &user).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+pub async fn verify_email(ctx: &UsersCtx, token: &str) -> ApiResult<user::Model> {
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let user = use_one_time_token(&txn, token, PURPOSE_VERIFY).await?;
+    let mut active = user.into_active_model();
+    active.email_verified = Set(true);
+    active.updated_at = Set(chrono::Utc::now());
+    let user = active.update(&txn).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+fn login_keys(email: &str, addr: &ClientAddr) -> (String, String) {
+    (
+        format!("login:account:{email}"),
+        format!("login:address:{}", addr.key()),
+    )
+}
+
+/// Signs in with e-mail and password.
+pub async fn login(
+    ctx: &UsersCtx,
+    email: &str,
+    password: &str,
+    addr: &ClientAddr,
+) -> ApiResult<TokenPair> {
+    let wrong = || ApiError::unauthenticated("wrong e-mail address or password");
+    // A malformed address cannot belong to an account; answer as for a wrong password.
+    let email = input::email("email", email).unwrap_or_else(|_| email.trim().to_lowercase());
+    let (account_key, address_key) = login_keys(&email, addr);
+    let s = &ctx.settings;
+    ctx.limiter
+        .ensure_below(&[
+            (&account_key, s.login_per_account),
+            (&address_key, s.login_per_address),
+        ])
+        .await?;
+    ctx.limiter.hit(&address_key, s.login_per_address).await?;
+    let user = find_by_email(&ctx.db, &email).await?;
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    if !passwords::verify(password.to_string(), stored).await {
+        ctx.limiter.hit(&account_key, s.login_per_account).await?;
+        return Err(wrong());
+    }
+    let user = user.ok_or_else(wrong)?;
+    if user.disabled {
+        return Err(ApiError::forbidden(
+            "this account is disabled; contact support",
+        ));
+    }
+    ctx.limiter.clear(&account_key).await?;
+    sessions::start(ctx, &user).await
+}
+
+/// Asks for a reset link. The answer is the same whether the account exists or not,
+/// and takes the same time: the lookup and the mail happen after the answer.
+pub async fn request_password_reset(
+    ctx: &UsersCtx,
+    email: &str,
+    addr: &ClientAddr,
+) -> ApiResult<()> {
+    let email = input::email("email", email)?;
+    let s = &ctx.settings;
+    let account_key = format!("reset:account:{email}");
+    let address_key = format!("reset:address:{}", addr.key());
+    ctx.limiter
+        .ensure_below(&[
+            (&account_key, s.reset_per_account),
+            (&address_key, s.reset_per_address),
+        ])
+        .await?;
+    ctx.limiter.hit(&account_key, s.reset_per_account).await?;
+    ctx.limiter.hit(&address_key, s.reset_per_address).await?;
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        if let Err(e) = send_reset(&ctx, &email).await {
+            tracing::error!(
+                code = e.code().as_str(),
+                "password reset mail: {}",
+                e.public_message()
+            );
+        }
+    });
+    Ok(())
+}
+
+/// Writes a reset link for the account with this e-mail, if there is one.
+pub async fn send_reset(ctx: &UsersCtx, email: &str) -> ApiResult<()> {
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let Some(user) = find_by_email(&txn, email).await? else {
+        return Ok(());
+    };
+    if user.disabled {
+        return Ok(());
+    }
+    let token = new_one_time_token(&txn, &user.id, PURPOSE_RESET, ctx.settings.reset_ttl).await?;
+    let (subject, body) = mail::password_reset(
+        &user.name,
+        &link(ctx, "reset-password", &token),
+        ctx.settings.reset_ttl.as_secs() / 60,
+    );
+    mail::queue(&txn, &user.email, &subject, body).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Sets a new password with a reset link; every session is signed out.
+pub async fn reset_password(ctx: &UsersCtx, token: &str, new_password: &str) -> ApiResult<()> {
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let user = use_one_time_token(&txn, token, PURPOSE_RESET).await?;
+    passwords::check_policy(new_password, &user.email, &user.name)?;
+    let hash = passwords::hash(new_password.to_string()).await?;
+    sessions::revoke_all(&txn, &user.id).await?;
+    let mut active = user.into_active_model();
+    active.password_hash = Set(Some(hash));
+    // Opening the link proved the address works.
+    active.email_verified = Set(true);
+    active.updated_at = Set(chrono::Utc::now());
+    let user = active.update(&txn).await?;
+    let (subject, body) = mail::password_changed(&user.name);
+    mail::queue(&txn, &user.email, &subject, body).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Changes the signed-in user's password (the current one is required when there is
+/// one); every session is signed out.
+pub async fn change_password(
+    ctx: &UsersCtx,
+    p: &Principal,
+    current: &str,
+    new_password: &str,
+) -> ApiResult<()> {
+    let user = find_live(&ctx.db, &p.user_id).await?;
+    if user.password_hash.is_some()
+        && !passwords::verify(current.to_string(), user.password_hash.clone()).await
+    {
+        return Err(ApiError::bad_input(
+            "currentPassword: this is not your current password",
+        ));
+    }
+    passwords::check_policy(new_password, &user.email, &user.name)?;
+    let hash = passwords::hash(new_password.to_string()).await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    sessions::revoke_all(&txn, &user.id).await?;
+    let mut active = user.into_active_model();
+    active.password_hash = Set(Some(hash));
+    active.updated_at = Set(chrono::Utc::now());
+    let user = active.update(&txn).await?;
+    let (subject, body) = mail::password_changed(&user.name);
+    mail::queue(&txn, &user.email, &subject, body).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+pub struct ProfileUpdate {
+    pub name: Option<String>,
+    /// `Some("")` clears the phone number.
+    pub phone: Option<String>,
+}
+
+pub async fn update_profile(
+    ctx: &UsersCtx,
+    p: &Principal,
+    update: ProfileUpdate,
+) -> ApiResult<user::Model> {
+    let user = find_live(&ctx.db, &p.user_id).await?;
+    let mut active = user.into_active_model();
+    if let Some(name) = update.name {
+        active.name = Set(input::required_text("name", &name, 200)?);
+    }
+    if let Some(phone) = update.phone {
+        active.phone = Set(if phone.trim().is_empty() {
+            None
+        } else {
+            Some(input::phone("phone", &phone)?)
+        });
+    }
+    active.updated_at = Set(chrono::Utc::now());
+    Ok(active.update(&ctx.db).await?)
+}
+
+/// Erases an account's personal data; the row stays (anonymised) so orders and reviews
+/// that point at it keep a valid reference.
+pub async fn erase<C: ConnectionTrait>(
+    ctx: &UsersCtx,
+    conn: &C,
+    user: user::Model,
+) -> ApiResult<()> {
+    let id = user.id.clone();
+    address::Entity::delete_many()
+        .filter(address::Column::UserId.eq(&id))
+        .exec(conn)
+        .await?;
+    identity::Entity::delete_many()
+        .filter(identity::Column::UserId.eq(&id))
+        .exec(conn)
+        .await?;
+    session::Entity::delete_many()
+        .filter(session::Column::UserId.eq(&id))
+        .exec(conn)
+        .await?;
+    one_time_token::Entity::delete_many()
+        .filter(one_time_token::Column::UserId.eq(&id))
+        .exec(conn)
+        .await?;
+    let now = chrono::Utc::now();
+    let mut active = user.into_active_model();
+    active.email = Set(format!("deleted-{id}@invalid"));
+    active.email_verified = Set(false);
+    active.password_hash = Set(None);
+    active.name = Set(DELETED_NAME.into());
+    active.phone = Set(None);
+    active.roles = Set(String::new());
+    active.disabled = Set(true);
+    active.updated_at = Set(now);
+    active.deleted_at = Set(Some(now));
+    active.update(conn).await?;
+    ctx.outbox
+        .write(
+            conn,
+            "users.user_deleted",
+            serde_json::json!({ "userId": id }),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Deletes the signed-in user's own account; the password confirms it when there is one.
+pub async fn delete_own_account(ctx: &UsersCtx, p: &Principal, password: &str) -> ApiResult<()> {
+    let user = find_live(&ctx.db, &p.user_id).await?;
+    if user.password_hash.is_some()
+        && !passwords::verify(password.to_string(), user.password_hash.clone()).await
+    {
+        return Err(ApiError::bad_input("password: this is not your password"));
+    }
+    if user.role_list().contains(&Role::Admin) {
+        super::admin::ensure_other_admin(&ctx.db, &user.id).await?;
+    }
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    erase(ctx, &txn, user).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(())
+}

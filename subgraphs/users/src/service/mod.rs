@@ -1,0 +1,100 @@
+//! Users domain logic: plain async functions over the context. Resolvers in `schema`
+//! stay thin and call these.
+
+pub mod accounts;
+pub mod addresses;
+pub mod admin;
+pub mod keys;
+pub mod mail;
+pub mod passwords;
+pub mod secrets;
+pub mod sessions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use shop_kit::events::Outbox;
+use shop_kit::limits::{Limit, RateLimiter};
+
+pub use keys::KeyRing;
+
+/// Users-subgraph settings; `Default` holds the documented defaults.
+#[derive(Clone, Debug)]
+pub struct UsersSettings {
+    /// `iss` of the tokens we sign: the public origin of the gateway, which serves the
+    /// discovery document and JWKS.
+    pub issuer: String,
+    /// `aud` of the tokens we sign.
+    pub audience: String,
+    /// Where links in e-mails point (the storefront); `/verify-email?token=…` and
+    /// `/reset-password?token=…` are appended.
+    pub public_url: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// A signing key signs for this long, then a new one takes over.
+    pub key_rotation: Duration,
+    pub verify_ttl: Duration,
+    pub reset_ttl: Duration,
+    pub login_per_account: Limit,
+    pub login_per_address: Limit,
+    pub reset_per_account: Limit,
+    pub reset_per_address: Limit,
+}
+
+impl Default for UsersSettings {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        UsersSettings {
+            issuer: "http://127.0.0.1:4000".into(),
+            audience: "shop".into(),
+            public_url: "http://127.0.0.1:4000".into(),
+            access_ttl: minutes(15),
+            refresh_ttl: minutes(60 * 24 * 30),
+            key_rotation: minutes(60 * 24 * 30),
+            verify_ttl: minutes(60 * 48),
+            reset_ttl: minutes(60),
+            login_per_account: Limit {
+                max: 10,
+                window: minutes(15),
+            },
+            login_per_address: Limit {
+                max: 100,
+                window: minutes(15),
+            },
+            reset_per_account: Limit {
+                max: 3,
+                window: minutes(60),
+            },
+            reset_per_address: Limit {
+                max: 20,
+                window: minutes(60),
+            },
+        }
+    }
+}
+
+/// What users services need.
+#[derive(Clone)]
+pub struct UsersCtx {
+    pub db: DatabaseConnection,
+    pub outbox: Outbox,
+    pub settings: Arc<UsersSettings>,
+    pub keys: KeyRing,
+    pub limiter: RateLimiter,
+}
+
+impl UsersCtx {
+    pub fn new(db: DatabaseConnection, settings: UsersSettings, limiter: RateLimiter) -> Self {
+        let keys = KeyRing::new(db.clone(), settings.key_rotation, settings.access_ttl);
+        UsersCtx {
+            db,
+            outbox: Outbox::new("users_outbox"),
+            settings: Arc::new(settings),
+            keys,
+            limiter,
+        }
+    }
+}
+
+pub use shop_kit::server::ClientAddr;
