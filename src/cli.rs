@@ -80,12 +80,32 @@ enum RoleCmd {
         #[arg(long, default_value_t = 60 * 24)]
         ttl_minutes: u64,
     },
+    /// Manages accounts from the command line.
+    Admin {
+        #[command(subcommand)]
+        action: AdminCmd,
+    },
     /// Measures throughput and latency through the gateway and directly.
     Bench {
         #[arg(long, default_value_t = 2000)]
         requests: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Creates an admin (the super user), or makes an existing account one.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+        /// The password; also read from SHOP_ADMIN_PASSWORD. Without one, a link to
+        /// choose it is written to the users subgraph's mail outbox.
+        #[arg(long, env = "SHOP_ADMIN_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
     },
 }
 
@@ -149,6 +169,14 @@ async fn dispatch(role: RoleCmd, mut config: Config) -> anyhow::Result<ExitCode>
             roles,
             ttl_minutes,
         } => token(&config, user, roles, ttl_minutes),
+        RoleCmd::Admin {
+            action:
+                AdminCmd::Create {
+                    email,
+                    name,
+                    password,
+                },
+        } => admin_create(&config, &email, &name, password.as_deref()).await,
         RoleCmd::Bench {
             requests,
             concurrency,
@@ -181,8 +209,25 @@ async fn run_all(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verifier_for(config: &Config, default_dev: bool) -> anyhow::Result<Verifier> {
+/// The `iss` of our tokens when running as separate processes.
+fn issuer(config: &Config) -> String {
+    config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:4000".into())
+}
+
+/// Trusts the configured issuers, our own (keys from the users subgraph at
+/// `users_base`) and, when enabled, the development key.
+fn verifier_for(
+    config: &Config,
+    default_dev: bool,
+    users_base: Option<&str>,
+) -> anyhow::Result<Verifier> {
     let mut issuers = config.issuers.clone();
+    if let Some(base) = users_base {
+        issuers.push(config.own_issuer(&issuer(config), base));
+    }
     if config.dev_auth.unwrap_or(default_dev) {
         let key = crate::platform::dev_signing_key(&config.data_dir)?;
         issuers.push(crate::platform::dev_issuer(&key));
@@ -211,14 +256,27 @@ async fn run_gateway(
             );
         }
     }
+    // Our identity service: configured, or the supergraph's `users` subgraph.
+    let users_base = config.users_url.clone().or_else(|| {
+        sg.graphs
+            .iter()
+            .find(|g| g.name == shop_users::NAME)
+            .map(|g| {
+                g.url
+                    .trim_end_matches('/')
+                    .trim_end_matches("/graphql")
+                    .to_string()
+            })
+    });
     let gateway = Gateway::new(
         sg,
         GatewayOptions {
-            verifier: Some(verifier_for(&config, false)?),
+            verifier: Some(verifier_for(&config, false, users_base.as_deref())?),
             subgraph_timeout: config.subgraph_timeout,
             subgraph_timeouts: config.subgraph_timeouts.clone(),
             override_labels: config.override_labels.clone(),
             plan_cache_size: config.plan_cache_size,
+            identity_url: users_base,
         },
     );
     let addr = listen
@@ -252,15 +310,31 @@ async fn run_subgraph(
             "REDIS_URL is not set: events stay inside this process, so other subgraphs will not see them"
         );
     }
-    let router = subgraphs::start(spec.name, db, &bus, verifier_for(&config, false)?)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
     let addr = listen
         .or(config.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], subgraphs::default_port(spec.name))));
     let listener = shop_kit::server::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
+    let users_base = if spec.name == shop_users::NAME {
+        format!("http://{}", listener.local_addr()?)
+    } else {
+        config.users_url.clone().unwrap_or_else(|| {
+            subgraphs::default_url(shop_users::NAME)
+                .trim_end_matches("/graphql")
+                .to_string()
+        })
+    };
+    let deps = subgraphs::Deps {
+        bus,
+        verifier: verifier_for(&config, false, Some(&users_base))?,
+        users: config.users_settings(&issuer(&config)),
+        limiter: crate::platform::rate_limiter(config.redis_url.as_deref(), &config.bus_prefix)
+            .await?,
+    };
+    let router = subgraphs::start(spec.name, db, &deps)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     println!(
         "subgraph {} listening on http://{}/graphql",
         spec.name,
@@ -326,6 +400,7 @@ async fn migrate(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode
 }
 
 async fn seed(config: &Config) -> anyhow::Result<ExitCode> {
+    let users = users_ctx(config).await?;
     let catalog_db = shop_kit::db::connect(&config.database_url_for(shop_catalog::NAME)).await?;
     let inventory_db =
         shop_kit::db::connect(&config.database_url_for(shop_inventory::NAME)).await?;
@@ -333,7 +408,7 @@ async fn seed(config: &Config) -> anyhow::Result<ExitCode> {
     shop_migrations::up(&inventory_db, shop_inventory::NAME).await?;
     let catalog = shop_catalog::CatalogCtx::new(catalog_db);
     let inventory = shop_inventory::InventoryCtx::new(inventory_db);
-    let report = crate::seed::seed(&catalog, &inventory).await?;
+    let report = crate::seed::seed(&users, &catalog, &inventory).await?;
     // Publish what seeding wrote to the outboxes when a shared bus is configured.
     if let Some(url) = &config.redis_url {
         let bus = crate::platform::event_bus(Some(url), &config.bus_prefix).await?;
@@ -353,6 +428,38 @@ async fn seed(config: &Config) -> anyhow::Result<ExitCode> {
         {}
     }
     println!("{report:?}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The users subgraph's services over its database, migrated (for commands).
+async fn users_ctx(config: &Config) -> anyhow::Result<shop_users::UsersCtx> {
+    let db = shop_kit::db::connect(&config.database_url_for(shop_users::NAME)).await?;
+    shop_migrations::up(&db, shop_users::NAME).await?;
+    Ok(shop_users::UsersCtx::new(
+        db,
+        config.users_settings(&issuer(config)),
+        shop_kit::limits::RateLimiter::in_memory(),
+    ))
+}
+
+async fn admin_create(
+    config: &Config,
+    email: &str,
+    name: &str,
+    password: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let users = users_ctx(config).await?;
+    let (user, created) = shop_users::service::admin::ensure_admin(&users, email, name, password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+    match (created, password) {
+        (true, Some(_)) => println!("admin {} created ({})", user.email, user.id),
+        (true, None) => println!(
+            "admin {} created ({}); a link to choose the password is in the mail outbox",
+            user.email, user.id
+        ),
+        (false, _) => println!("{} is an admin ({})", user.email, user.id),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

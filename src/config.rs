@@ -28,6 +28,13 @@ pub const KNOWN: &[&str] = &[
     "SHOP_JWT_AUDIENCE",
     "SHOP_JWKS_URL",
     "SHOP_JWKS_FILE",
+    "SHOP_JWT_ROLES_CLAIM",
+    "SHOP_PUBLIC_URL",
+    "SHOP_TOKEN_AUDIENCE",
+    "SHOP_ACCESS_TOKEN_TTL_SECONDS",
+    "SHOP_USERS_URL",
+    "SHOP_ADMIN_EMAIL",
+    "SHOP_ADMIN_PASSWORD",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
@@ -77,6 +84,21 @@ pub struct Config {
     pub subgraph_base_port: u16,
     /// Trusted token issuers (`SHOP_TRUSTED_ISSUERS`, or `SHOP_JWT_ISSUER` + `SHOP_JWKS_URL`).
     pub issuers: Vec<TrustedIssuer>,
+    /// `SHOP_PUBLIC_URL`: the origin clients use (`https://shop.example.com`): the `iss`
+    /// of our tokens and the base of links in e-mails. Default: the gateway's address.
+    pub public_url: Option<String>,
+    /// `SHOP_TOKEN_AUDIENCE`: the `aud` of our tokens. Default `shop`.
+    pub token_audience: String,
+    /// `SHOP_ACCESS_TOKEN_TTL_SECONDS`: access token lifetime. Default 900.
+    pub access_token_ttl: Duration,
+    /// `SHOP_USERS_URL`: base URL of the users subgraph (`http://users:4001`) for the
+    /// gateway and other subgraphs run as separate processes: where our JWKS is fetched.
+    /// Default: from the supergraph (gateway) or the default port (subgraphs).
+    pub users_url: Option<String>,
+    /// `SHOP_ADMIN_EMAIL` (+ `SHOP_ADMIN_PASSWORD`): make sure this admin exists at start.
+    /// Without a password, a link to choose one is mailed.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
 }
 
 impl Default for Config {
@@ -97,6 +119,12 @@ impl Default for Config {
             dev_auth: None,
             subgraph_base_port: 4001,
             issuers: Vec::new(),
+            public_url: None,
+            token_audience: "shop".into(),
+            access_token_ttl: Duration::from_secs(900),
+            users_url: None,
+            admin_email: None,
+            admin_password: None,
         }
     }
 }
@@ -170,7 +198,42 @@ impl Config {
             },
             subgraph_base_port: vars.parse("SHOP_SUBGRAPH_BASE_PORT", d.subgraph_base_port)?,
             issuers: shop_kit::config::trusted_issuers(&vars)?,
+            public_url: var("SHOP_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
+            token_audience: var("SHOP_TOKEN_AUDIENCE").unwrap_or(d.token_audience),
+            access_token_ttl: Duration::from_secs(
+                vars.parse("SHOP_ACCESS_TOKEN_TTL_SECONDS", 900u64)?.max(30),
+            ),
+            users_url: var("SHOP_USERS_URL").map(|u| {
+                u.trim_end_matches('/')
+                    .trim_end_matches("/graphql")
+                    .to_string()
+            }),
+            admin_email: var("SHOP_ADMIN_EMAIL"),
+            admin_password: var("SHOP_ADMIN_PASSWORD"),
         })
+    }
+
+    /// The users-subgraph settings this configuration gives, for tokens issued as `issuer`.
+    pub fn users_settings(&self, issuer: &str) -> shop_users::UsersSettings {
+        shop_users::UsersSettings {
+            issuer: issuer.to_string(),
+            public_url: issuer.to_string(),
+            audience: self.token_audience.clone(),
+            access_ttl: self.access_token_ttl,
+            ..Default::default()
+        }
+    }
+
+    /// Our own token issuer: tokens signed by the users subgraph, keys from its JWKS.
+    pub fn own_issuer(&self, issuer: &str, users_base: &str) -> TrustedIssuer {
+        TrustedIssuer::new(
+            issuer,
+            self.token_audience.clone(),
+            shop_kit::auth::JwksSource::Url(format!(
+                "{}/.well-known/jwks.json",
+                users_base.trim_end_matches('/')
+            )),
+        )
     }
 
     /// The database URL for one subgraph: `DATABASE_URL`, else its own SQLite file.

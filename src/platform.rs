@@ -14,6 +14,8 @@ use shop_gateway::{Gateway, GatewayOptions};
 use shop_inventory::InventoryCtx;
 use shop_kit::auth::{JwksSource, SigningKey, TrustedIssuer, Verifier};
 use shop_kit::events::EventBus;
+use shop_kit::limits::RateLimiter;
+use shop_users::{UsersCtx, UsersSettings};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -39,6 +41,12 @@ pub struct PlatformOptions {
     pub subgraph_timeouts: HashMap<String, Duration>,
     pub override_labels: Vec<String>,
     pub plan_cache_size: usize,
+    /// The public origin (token issuer, e-mail links); `None`: the gateway's address.
+    pub public_url: Option<String>,
+    pub token_audience: String,
+    pub access_token_ttl: Duration,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
 }
 
 impl PlatformOptions {
@@ -59,6 +67,11 @@ impl PlatformOptions {
             subgraph_timeouts: c.subgraph_timeouts.clone(),
             override_labels: c.override_labels.clone(),
             plan_cache_size: c.plan_cache_size,
+            public_url: c.public_url.clone(),
+            token_audience: c.token_audience.clone(),
+            access_token_ttl: c.access_token_ttl,
+            admin_email: c.admin_email.clone(),
+            admin_password: c.admin_password.clone(),
         }
     }
 
@@ -78,6 +91,11 @@ impl PlatformOptions {
             subgraph_timeouts: HashMap::new(),
             override_labels: Vec::new(),
             plan_cache_size: 256,
+            public_url: None,
+            token_audience: "shop".into(),
+            access_token_ttl: Duration::from_secs(900),
+            admin_email: None,
+            admin_password: None,
         }
     }
 }
@@ -89,6 +107,9 @@ pub struct Platform {
     pub subgraph_urls: Vec<(String, String)>,
     pub gateway: Arc<Gateway>,
     pub dev_key: Option<SigningKey>,
+    /// The `iss` of tokens the users subgraph signs.
+    pub issuer: String,
+    pub users: UsersCtx,
     pub catalog: CatalogCtx,
     pub inventory: InventoryCtx,
     stop: watch::Sender<bool>,
@@ -120,6 +141,32 @@ pub fn dev_issuer(key: &SigningKey) -> TrustedIssuer {
     TrustedIssuer::new(DEV_ISSUER, DEV_AUDIENCE, JwksSource::Inline(key.jwks()))
 }
 
+/// Abuse-limit counters: shared through Redis when configured, else in this process.
+pub async fn rate_limiter(redis_url: Option<&str>, prefix: &str) -> anyhow::Result<RateLimiter> {
+    match redis_url {
+        Some(url) => RateLimiter::redis(url, prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("redis rate limiter: {e}")),
+        None => Ok(RateLimiter::in_memory()),
+    }
+}
+
+/// Makes sure the configured admin exists (`SHOP_ADMIN_EMAIL`, `shop admin create`).
+pub async fn ensure_admin(
+    users: &UsersCtx,
+    email: &str,
+    password: Option<&str>,
+) -> anyhow::Result<()> {
+    let (user, created) =
+        shop_users::service::admin::ensure_admin(users, email, "Administrator", password)
+            .await
+            .map_err(|e| anyhow::anyhow!("admin {email}: {}", e.public_message()))?;
+    if created {
+        tracing::info!(email = %user.email, "admin account created");
+    }
+    Ok(())
+}
+
 pub async fn event_bus(redis_url: Option<&str>, prefix: &str) -> anyhow::Result<EventBus> {
     match redis_url {
         Some(url) => EventBus::redis(url, prefix)
@@ -137,32 +184,16 @@ impl Platform {
     pub async fn start(opts: PlatformOptions) -> anyhow::Result<Platform> {
         std::fs::create_dir_all(&opts.data_dir)
             .with_context(|| format!("creating {}", opts.data_dir.display()))?;
-        let mut issuers = opts.issuers.clone();
-        let dev_key = if opts.dev_auth {
-            let key = dev_signing_key(&opts.data_dir)?;
-            issuers.push(dev_issuer(&key));
-            Some(key)
-        } else {
-            None
-        };
-        let verifier = Verifier::new(issuers);
-        let bus = event_bus(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
-        let (stop, stop_rx) = watch::channel(false);
-
-        let mut servers = Vec::new();
+        // Listeners first: the token issuer is the gateway's origin, and every verifier
+        // fetches our keys from the users subgraph's address.
+        let gateway_listener = shop_kit::server::bind(opts.gateway_addr)
+            .await
+            .with_context(|| format!("binding the gateway to {}", opts.gateway_addr))?;
+        let gateway_origin = format!("http://{}", gateway_listener.local_addr()?);
+        let issuer = opts.public_url.clone().unwrap_or(gateway_origin.clone());
+        let mut listeners = Vec::new();
         let mut subgraph_urls = Vec::new();
-        let mut dbs = Vec::new();
         for (i, spec) in SUBGRAPHS.iter().enumerate() {
-            let url = opts
-                .database_url
-                .clone()
-                .unwrap_or_else(|| shop_kit::db::sqlite_file_url(&opts.data_dir, spec.name));
-            let db = shop_kit::db::connect(&url)
-                .await
-                .with_context(|| format!("connecting {} to its database", spec.name))?;
-            let router = crate::subgraphs::start(spec.name, db.clone(), &bus, verifier.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!("starting {}: {e}", spec.name))?;
             let port = if opts.subgraph_base_port == 0 {
                 0
             } else {
@@ -173,6 +204,58 @@ impl Platform {
                 .with_context(|| format!("binding {} to port {port}", spec.name))?;
             let addr = listener.local_addr()?;
             subgraph_urls.push((spec.name.to_string(), format!("http://{addr}/graphql")));
+            listeners.push((spec, listener));
+        }
+        let users_base = subgraph_urls
+            .iter()
+            .find(|(n, _)| n == shop_users::NAME)
+            .map(|(_, u)| u.trim_end_matches("/graphql").to_string())
+            .unwrap_or_default();
+
+        let mut issuers = opts.issuers.clone();
+        issuers.push(TrustedIssuer::new(
+            issuer.clone(),
+            opts.token_audience.clone(),
+            JwksSource::Url(format!("{users_base}/.well-known/jwks.json")),
+        ));
+        let dev_key = if opts.dev_auth {
+            let key = dev_signing_key(&opts.data_dir)?;
+            issuers.push(dev_issuer(&key));
+            Some(key)
+        } else {
+            None
+        };
+        let verifier = Verifier::new(issuers);
+        let bus = event_bus(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
+        let limiter = rate_limiter(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
+        let users_settings = UsersSettings {
+            issuer: issuer.clone(),
+            public_url: issuer.clone(),
+            audience: opts.token_audience.clone(),
+            access_ttl: opts.access_token_ttl,
+            ..UsersSettings::default()
+        };
+        let deps = crate::subgraphs::Deps {
+            bus: bus.clone(),
+            verifier: verifier.clone(),
+            users: users_settings.clone(),
+            limiter: limiter.clone(),
+        };
+        let (stop, stop_rx) = watch::channel(false);
+
+        let mut servers = Vec::new();
+        let mut dbs = Vec::new();
+        for (spec, listener) in listeners {
+            let url = opts
+                .database_url
+                .clone()
+                .unwrap_or_else(|| shop_kit::db::sqlite_file_url(&opts.data_dir, spec.name));
+            let db = shop_kit::db::connect(&url)
+                .await
+                .with_context(|| format!("connecting {} to its database", spec.name))?;
+            let router = crate::subgraphs::start(spec.name, db.clone(), &deps)
+                .await
+                .map_err(|e| anyhow::anyhow!("starting {}: {e}", spec.name))?;
             servers.push(tokio::spawn(shop_kit::server::serve(
                 listener,
                 router,
@@ -186,6 +269,7 @@ impl Platform {
                 .map(|(_, d)| d.clone())
                 .unwrap_or_default()
         };
+        let users = UsersCtx::new(db_of(shop_users::NAME), users_settings, limiter);
         let catalog = CatalogCtx::new(db_of(shop_catalog::NAME));
         let inventory = InventoryCtx::new(db_of(shop_inventory::NAME));
 
@@ -205,27 +289,30 @@ impl Platform {
                 subgraph_timeouts: opts.subgraph_timeouts.clone(),
                 override_labels: opts.override_labels.clone(),
                 plan_cache_size: opts.plan_cache_size,
+                identity_url: Some(users_base),
             },
         );
-        let listener = shop_kit::server::bind(opts.gateway_addr)
-            .await
-            .with_context(|| format!("binding the gateway to {}", opts.gateway_addr))?;
-        let gateway_url = format!("http://{}/graphql", listener.local_addr()?);
+        let gateway_url = format!("{gateway_origin}/graphql");
         servers.push(tokio::spawn(shop_kit::server::serve(
-            listener,
+            gateway_listener,
             shop_gateway::router(gateway.clone()),
             stop_signal(stop_rx.clone()),
         )));
 
+        if let Some(email) = &opts.admin_email {
+            ensure_admin(&users, email, opts.admin_password.as_deref()).await?;
+        }
         if opts.seed {
-            let report = crate::seed::seed(&catalog, &inventory).await?;
+            let report = crate::seed::seed(&users, &catalog, &inventory).await?;
             tracing::info!(?report, "demo data");
         }
         Ok(Platform {
             gateway_url,
+            issuer,
             subgraph_urls,
             gateway,
             dev_key,
+            users,
             catalog,
             inventory,
             stop,

@@ -10,6 +10,7 @@ use shop_inventory::InventoryCtx;
 use shop_inventory::entity::ledger;
 use shop_kit::auth::{Caller, Principal, Role};
 use shop_kit::money::MoneyInput;
+use shop_users::UsersCtx;
 
 /// The demo admin's user id (for `shop token --role ADMIN`).
 pub const DEMO_ADMIN: &str = "00000000-0000-7000-8000-000000000001";
@@ -22,6 +23,42 @@ pub const DEMO_SUPPLIERS: [(&str, &str); 3] = [
     ),
     ("00000000-0000-7000-8000-000000000102", "Lumen Electronics"),
     ("00000000-0000-7000-8000-000000000103", "Harvest Kitchen"),
+];
+
+/// The demo customer's user id.
+pub const DEMO_CUSTOMER: &str = "00000000-0000-7000-8000-000000000201";
+
+/// The password of every demo account. For development only: the demo seed is off
+/// (`SHOP_SEED=false`) anywhere real.
+pub const DEMO_PASSWORD: &str = "shop-demo-2026";
+
+/// The demo accounts: (id, e-mail, name, role).
+pub const DEMO_ACCOUNTS: [(&str, &str, &str, Role); 5] = [
+    (DEMO_ADMIN, "admin@demo.shop", "Demo Admin", Role::Admin),
+    (
+        DEMO_SUPPLIERS[0].0,
+        "northwind@demo.shop",
+        DEMO_SUPPLIERS[0].1,
+        Role::Supplier,
+    ),
+    (
+        DEMO_SUPPLIERS[1].0,
+        "lumen@demo.shop",
+        DEMO_SUPPLIERS[1].1,
+        Role::Supplier,
+    ),
+    (
+        DEMO_SUPPLIERS[2].0,
+        "harvest@demo.shop",
+        DEMO_SUPPLIERS[2].1,
+        Role::Supplier,
+    ),
+    (
+        DEMO_CUSTOMER,
+        "customer@demo.shop",
+        "Demo Customer",
+        Role::Customer,
+    ),
 ];
 
 pub const PRODUCTS_PER_CATALOG: usize = 110;
@@ -234,6 +271,7 @@ const STOCK_PATTERN: &[i64] = &[25, 0, 12, 40, 3, 60, 8, 0, 17, 33, 1];
 
 #[derive(Debug, Default)]
 pub struct SeedReport {
+    pub accounts: usize,
     pub catalogs: usize,
     pub categories: usize,
     pub products: usize,
@@ -255,8 +293,20 @@ fn fail(e: shop_kit::ApiError) -> anyhow::Error {
 }
 
 /// Seeds empty databases; leaves seeded ones alone.
-pub async fn seed(catalog: &CatalogCtx, inventory: &InventoryCtx) -> anyhow::Result<SeedReport> {
+pub async fn seed(
+    users: &UsersCtx,
+    catalog: &CatalogCtx,
+    inventory: &InventoryCtx,
+) -> anyhow::Result<SeedReport> {
     let mut report = SeedReport::default();
+    for (id, email, name, role) in DEMO_ACCOUNTS {
+        if shop_users::service::admin::seed_account(users, id, email, name, DEMO_PASSWORD, &[role])
+            .await
+            .map_err(fail)?
+        {
+            report.accounts += 1;
+        }
+    }
     let existing = catalog_entity::Entity::find().count(&catalog.db).await?;
     if existing == 0 {
         seed_catalogs(catalog, &mut report).await?;

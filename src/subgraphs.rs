@@ -5,6 +5,7 @@ use sea_orm::DatabaseConnection;
 use shop_federation::{ComposeError, SubgraphSource};
 use shop_kit::auth::Verifier;
 use shop_kit::events::EventBus;
+use shop_kit::limits::RateLimiter;
 
 pub struct SubgraphSpec {
     pub name: &'static str,
@@ -13,6 +14,10 @@ pub struct SubgraphSpec {
 }
 
 pub const SUBGRAPHS: &[SubgraphSpec] = &[
+    SubgraphSpec {
+        name: shop_users::NAME,
+        sdl: shop_users::sdl,
+    },
     SubgraphSpec {
         name: shop_catalog::NAME,
         sdl: shop_catalog::sdl,
@@ -36,14 +41,24 @@ pub fn default_url(name: &str) -> String {
     format!("http://127.0.0.1:{}/graphql", default_port(name))
 }
 
+/// What starting a subgraph may need besides its database.
+#[derive(Clone)]
+pub struct Deps {
+    pub bus: EventBus,
+    pub verifier: Verifier,
+    pub users: shop_users::UsersSettings,
+    pub limiter: RateLimiter,
+}
+
 /// Migrates, starts the subgraph's event handling and returns its router.
-pub async fn start(
-    name: &str,
-    db: DatabaseConnection,
-    bus: &EventBus,
-    verifier: Verifier,
-) -> Result<Router, String> {
+pub async fn start(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Router, String> {
+    let (bus, verifier) = (&deps.bus, deps.verifier.clone());
     match name {
+        shop_users::NAME => {
+            shop_users::start(db, bus, verifier, deps.users.clone(), deps.limiter.clone())
+                .await
+                .map_err(|e| e.to_string())
+        }
         shop_catalog::NAME => shop_catalog::start(db, bus, verifier)
             .await
             .map_err(|e| e.to_string()),

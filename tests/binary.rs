@@ -235,15 +235,26 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     env(&mut migrate);
     assert!(migrate.arg("migrate").status().unwrap().success());
 
-    let (cport, iport, gport) = (free_port(), free_port(), free_port());
+    let (uport, cport, iport, gport) = (free_port(), free_port(), free_port(), free_port());
     let spawn = |args: Vec<String>, extra: Vec<(String, String)>| {
         let mut c = shop();
         env(&mut c);
         c.current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(args)
+            .env("SHOP_USERS_URL", format!("http://127.0.0.1:{uport}"))
+            .env("SHOP_PUBLIC_URL", format!("http://127.0.0.1:{gport}"))
             .envs(extra);
         Child(c.spawn().unwrap())
     };
+    let _users = spawn(
+        vec![
+            "subgraph".into(),
+            "users".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{uport}"),
+        ],
+        vec![],
+    );
     let _catalog = spawn(
         vec![
             "subgraph".into(),
@@ -271,6 +282,10 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
             format!("127.0.0.1:{gport}"),
         ],
         vec![
+            (
+                "SHOP_SUBGRAPH_URL_USERS".into(),
+                format!("http://127.0.0.1:{uport}/graphql"),
+            ),
             (
                 "SHOP_SUBGRAPH_URL_CATALOG".into(),
                 format!("http://127.0.0.1:{cport}/graphql"),
@@ -349,6 +364,67 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     assert_eq!(
         listed["data"]["products"]["edges"][0]["node"],
         serde_json::json!({ "name": "Scaled Lamp", "stock": 4 })
+    );
+
+    // Our own tokens across processes: the users process signs, the gateway and the
+    // users process verify with the JWKS it publishes (served at the gateway's origin too).
+    let anonymous = |query: &str, auth: Option<&str>| {
+        let mut req = client
+            .post(format!("{gateway}/graphql"))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "query": query }).to_string());
+        if let Some(t) = auth {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        async move {
+            serde_json::from_str::<serde_json::Value>(
+                &req.send().await.unwrap().text().await.unwrap(),
+            )
+            .unwrap()
+        }
+    };
+    let r = anonymous(
+        "mutation { register(input: {email: \"pat@example.com\", password: \"correct horse battery\", name: \"Pat\"}) { id } }",
+        None,
+    )
+    .await;
+    let id = r["data"]["register"]["id"]
+        .as_str()
+        .expect("registered")
+        .to_string();
+    let r = anonymous(
+        "mutation { login(email: \"pat@example.com\", password: \"correct horse battery\") { accessToken } }",
+        None,
+    )
+    .await;
+    let access = r["data"]["login"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let me = anonymous("{ me { id email } }", Some(&access)).await;
+    assert_eq!(
+        me["data"]["me"],
+        serde_json::json!({ "id": id, "email": "pat@example.com" }),
+        "{me}"
+    );
+    let jwks: serde_json::Value = serde_json::from_str(
+        &client
+            .get(format!("{gateway}/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let kid = jsonwebtoken::decode_header(&access).unwrap().kid.unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == kid.as_str())
     );
     let _ = std::fs::remove_dir_all(&dir);
     shop_kit::testing::cleanup(&dbs).await;

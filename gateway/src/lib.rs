@@ -38,6 +38,10 @@ pub struct GatewayOptions {
     pub override_labels: Vec<String>,
     /// How many prepared operations (parsed, validated, planned) are kept.
     pub plan_cache_size: usize,
+    /// Base URL of the service whose `/.well-known/openid-configuration` and
+    /// `/.well-known/jwks.json` the gateway serves at its own origin (the users
+    /// subgraph); `None` answers 404 there.
+    pub identity_url: Option<String>,
 }
 
 impl Default for GatewayOptions {
@@ -48,6 +52,7 @@ impl Default for GatewayOptions {
             subgraph_timeouts: HashMap::new(),
             override_labels: Vec::new(),
             plan_cache_size: 1024,
+            identity_url: None,
         }
     }
 }

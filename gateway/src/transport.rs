@@ -1,14 +1,15 @@
 //! HTTP transport to clients: `POST /graphql` (JSON), `GET /graphql` (queries, or
 //! GraphiQL for browsers), `/health`, `/ready`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Map, Value};
 
 use crate::Gateway;
@@ -21,6 +22,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
+        .route("/.well-known/openid-configuration", get(well_known))
+        .route("/.well-known/jwks.json", get(well_known))
         .with_state(gateway)
         .layer(tower_http::cors::CorsLayer::permissive())
 }
@@ -51,7 +54,68 @@ async fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<Option<String>, 
     Ok(Some(value.to_string()))
 }
 
-async fn post_graphql(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The `X-Forwarded-For` to send on: the client's own, then the peer's address.
+fn forwarded_for(
+    headers: &HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Option<String> {
+    let claimed = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let peer = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
+    match (claimed, peer) {
+        (Some(c), Some(p)) => Some(format!("{c}, {p}")),
+        (None, Some(p)) => Some(p),
+        // Without a peer (an in-memory router), pass nothing rather than the client's claim.
+        (_, None) => None,
+    }
+}
+
+/// Serves the identity service's discovery document and JWKS at the gateway's origin,
+/// so token issuer and API share one public URL.
+async fn well_known(State(gw): State<Arc<Gateway>>, uri: axum::http::Uri) -> Response {
+    let Some(base) = gw.options.identity_url.as_deref() else {
+        return (StatusCode::NOT_FOUND, "no identity service configured").into_response();
+    };
+    let url = format!("{}{}", base.trim_end_matches('/'), uri.path());
+    match gw
+        .client
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+    {
+        Ok(resp) if resp.status().is_success() => {
+            let cache = resp
+                .headers()
+                .get(header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("public, max-age=300")
+                .to_string();
+            match resp.bytes().await {
+                Ok(body) => (
+                    [
+                        (header::CONTENT_TYPE, "application/json".to_string()),
+                        (header::CACHE_CONTROL, cache),
+                    ],
+                    body,
+                )
+                    .into_response(),
+                Err(_) => (StatusCode::BAD_GATEWAY, "identity service failed").into_response(),
+            }
+        }
+        _ => (StatusCode::BAD_GATEWAY, "identity service unavailable").into_response(),
+    }
+}
+
+async fn post_graphql(
+    State(gw): State<Arc<Gateway>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let req: GraphQLRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -71,6 +135,7 @@ async fn post_graphql(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
             req,
             &RequestMeta {
                 authorization,
+                forwarded_for: forwarded_for(&headers, peer),
                 is_get: false,
             },
         )
@@ -80,6 +145,7 @@ async fn post_graphql(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
 
 async fn get_graphql(
     State(gw): State<Arc<Gateway>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Query(params): Query<Map<String, Value>>,
 ) -> Response {
@@ -118,6 +184,7 @@ async fn get_graphql(
             req,
             &RequestMeta {
                 authorization,
+                forwarded_for: forwarded_for(&headers, peer),
                 is_get: true,
             },
         )

@@ -41,6 +41,7 @@ pub struct ExecState {
 pub struct ExecContext<'a> {
     pub variables: &'a Map<String, Value>,
     pub authorization: Option<&'a str>,
+    pub forwarded_for: Option<&'a str>,
 }
 
 impl ExecState {
@@ -474,6 +475,9 @@ impl Gateway {
                 .body(body.to_string());
             if let Some(auth) = ctx.authorization {
                 req = req.header("authorization", auth);
+            }
+            if let Some(ff) = ctx.forwarded_for {
+                req = req.header("x-forwarded-for", ff);
             }
             let resp = req.send().await.map_err(|e| {
                 let reason = if e.is_timeout() {

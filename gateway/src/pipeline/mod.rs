@@ -17,6 +17,8 @@ use request::{GraphQLRequest, GraphQLResponse};
 pub struct RequestMeta {
     /// The verified `Authorization` header, forwarded to subgraphs.
     pub authorization: Option<String>,
+    /// `X-Forwarded-For` for subgraphs: what the client sent, then the client's address.
+    pub forwarded_for: Option<String>,
     /// GET requests may only run queries.
     pub is_get: bool,
 }
@@ -76,6 +78,7 @@ impl Gateway {
             let ctx = ExecContext {
                 variables: &variables,
                 authorization: meta.authorization.as_deref(),
+                forwarded_for: meta.forwarded_for.as_deref(),
             };
             self.run(node, &state, &ctx).await;
         }

@@ -77,9 +77,39 @@ pub async fn create<C: ConnectionTrait>(
             "an account with the e-mail address {email} already exists"
         )));
     }
+    let model = insert(
+        conn,
+        shop_kit::ids::new_id(),
+        email,
+        email_verified,
+        password_hash,
+        name,
+        roles,
+    )
+    .await?;
+    ctx.outbox
+        .write(
+            conn,
+            "users.user_registered",
+            serde_json::json!({ "userId": model.id, "roles": model.roles }),
+        )
+        .await?;
+    Ok(model)
+}
+
+/// Stores a new account row (checked input, hashed password).
+pub(crate) async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    id: String,
+    email: String,
+    email_verified: bool,
+    password_hash: Option<String>,
+    name: String,
+    roles: &[Role],
+) -> ApiResult<user::Model> {
     let now = chrono::Utc::now();
-    let model = user::ActiveModel {
-        id: Set(shop_kit::ids::new_id()),
+    Ok(user::ActiveModel {
+        id: Set(id),
         email: Set(email),
         email_verified: Set(email_verified),
         password_hash: Set(password_hash),
@@ -92,15 +122,7 @@ pub async fn create<C: ConnectionTrait>(
         deleted_at: Set(None),
     }
     .insert(conn)
-    .await?;
-    ctx.outbox
-        .write(
-            conn,
-            "users.user_registered",
-            serde_json::json!({ "userId": model.id, "roles": model.roles }),
-        )
-        .await?;
-    Ok(model)
+    .await?)
 }
 
 /// Self-service registration: a CUSTOMER account, unverified, with a verification mail.

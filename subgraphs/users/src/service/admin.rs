@@ -217,3 +217,34 @@ pub async fn ensure_admin(
     }
     Ok((user, true))
 }
+
+/// Creates a verified account with a fixed id unless that id exists (the demo seed,
+/// whose ids other subgraphs' demo data refers to). Returns whether it was created.
+pub async fn seed_account(
+    ctx: &UsersCtx,
+    id: &str,
+    email: &str,
+    name: &str,
+    password: &str,
+    roles: &[Role],
+) -> ApiResult<bool> {
+    if user::Entity::find_by_id(id.to_string())
+        .one(&ctx.db)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let hash = super::passwords::hash(password.to_string()).await?;
+    accounts::insert(
+        &ctx.db,
+        id.to_string(),
+        shop_kit::input::email("email", email)?,
+        true,
+        Some(hash),
+        name.to_string(),
+        roles,
+    )
+    .await?;
+    Ok(true)
+}

@@ -1,0 +1,253 @@
+//! Identity end to end through the gateway: accounts, our signed tokens and their JWKS
+//! at the gateway's origin, the seeded demo accounts, refused tokens.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Harness;
+use sea_orm::{EntityTrait, QueryOrder};
+use serde_json::{Value, json};
+use shop_kit::auth::{Claims, JwksSource, SigningKey, TrustedIssuer, Verifier};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn last_link(h: &Harness, to: &str, page: &str) -> String {
+    let mails = shop_users::entity::mail::Entity::find()
+        .order_by_desc(shop_users::entity::mail::Column::Id)
+        .all(&h.platform.users.db)
+        .await
+        .unwrap();
+    let prefix = format!("{}/{page}?token=", h.platform.issuer);
+    let body = mails
+        .iter()
+        .find(|m| m.to_address == to && m.body.contains(&prefix))
+        .unwrap_or_else(|| panic!("no {page} mail to {to}"))
+        .body
+        .clone();
+    let start = body.find(&prefix).unwrap() + prefix.len();
+    body[start..].split_whitespace().next().unwrap().to_string()
+}
+
+async fn login(h: &Harness, email: &str, password: &str) -> Value {
+    let r = h
+        .gql(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken refreshToken user { id roles } } }",
+            json!({ "e": email, "p": password }),
+        )
+        .await;
+    r.data()["login"].clone()
+}
+
+#[tokio::test]
+async fn a_shopper_registers_verifies_signs_in_and_refreshes_through_the_gateway() {
+    let h = Harness::start(None, false).await;
+    let r = h
+        .gql(
+            None,
+            "mutation($i: RegisterInput!) { register(input: $i) { id emailVerified } }",
+            json!({ "i": { "email": "ann@example.com", "password": PASSWORD, "name": "Ann" } }),
+        )
+        .await;
+    let id = r.data()["register"]["id"].as_str().unwrap().to_string();
+    let token = last_link(&h, "ann@example.com", "verify-email").await;
+    let r = h
+        .gql(
+            None,
+            "mutation($t: String!) { verifyEmail(token: $t) { emailVerified } }",
+            json!({ "t": token }),
+        )
+        .await;
+    assert_eq!(r.data()["verifyEmail"]["emailVerified"], true);
+
+    let session = login(&h, "ann@example.com", PASSWORD).await;
+    let access = session["accessToken"].as_str().unwrap();
+    let me = h
+        .gql(Some(access), "{ me { id email emailVerified } }", json!({}))
+        .await;
+    assert_eq!(
+        me.data()["me"],
+        json!({ "id": id, "email": "ann@example.com", "emailVerified": true })
+    );
+    // The issuer is the gateway's origin, which serves the discovery document and JWKS.
+    let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(access).unwrap();
+    assert_eq!(claims["iss"], h.platform.issuer.as_str());
+    let origin = h
+        .platform
+        .gateway_url
+        .trim_end_matches("/graphql")
+        .to_string();
+    assert_eq!(h.platform.issuer, origin);
+    let discovery: Value = serde_json::from_str(
+        &h.client
+            .get(format!("{origin}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(discovery["issuer"], origin.as_str());
+    let jwks_uri = discovery["jwks_uri"].as_str().unwrap().to_string();
+    assert_eq!(jwks_uri, format!("{origin}/.well-known/jwks.json"));
+    // A verifier that knows nothing but the discovered JWKS URL accepts the token.
+    let outsider = Verifier::new(vec![TrustedIssuer::new(
+        origin.clone(),
+        "shop",
+        JwksSource::Url(jwks_uri),
+    )]);
+    assert_eq!(outsider.verify(access).await.unwrap().user_id, id);
+
+    let r = h
+        .gql(
+            None,
+            "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
+            json!({ "t": session["refreshToken"] }),
+        )
+        .await;
+    let fresh = r.data()["refreshSession"]["accessToken"].as_str().unwrap();
+    let me = h.gql(Some(fresh), "{ me { id } }", json!({})).await;
+    assert_eq!(me.data()["me"]["id"], id.as_str());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn demo_accounts_sign_in_and_suppliers_write_only_their_catalogs() {
+    let h = Harness::start(None, true).await;
+    let supplier = login(&h, "northwind@demo.shop", shop::seed::DEMO_PASSWORD).await;
+    assert_eq!(supplier["user"]["roles"], json!(["SUPPLIER"]));
+    let token = supplier["accessToken"].as_str().unwrap();
+    let mine = h
+        .gql(
+            Some(token),
+            "mutation { createCatalog(input: {name: \"Northwind Extras\"}) { id supplierId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        mine.data()["createCatalog"]["supplierId"],
+        shop::seed::DEMO_SUPPLIERS[0].0
+    );
+    // Another supplier's catalog is off limits.
+    let other = h
+        .gql(
+            None,
+            "query($s: ID) { catalogs(supplierId: $s) { edges { node { id } } } }",
+            json!({ "s": shop::seed::DEMO_SUPPLIERS[1].0 }),
+        )
+        .await;
+    let other_id = other.data()["catalogs"]["edges"][0]["node"]["id"].clone();
+    let r = h
+        .gql(
+            Some(token),
+            "mutation($c: ID!) { createCategory(input: {catalogId: $c, name: \"Sneaky\"}) { id } }",
+            json!({ "c": other_id }),
+        )
+        .await;
+    assert_eq!(r.code(), "FORBIDDEN");
+
+    let customer = login(&h, "customer@demo.shop", shop::seed::DEMO_PASSWORD).await;
+    let r = h
+        .gql(
+            customer["accessToken"].as_str(),
+            "mutation { createCatalog(input: {name: \"Mine\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.code(), "FORBIDDEN");
+    let admin = login(&h, "admin@demo.shop", shop::seed::DEMO_PASSWORD).await;
+    let r = h
+        .gql(
+            admin["accessToken"].as_str(),
+            "{ users(first: 10) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.data()["users"]["totalCount"], 5);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn forged_foreign_and_expired_tokens_are_refused_at_the_gateway() {
+    let h = Harness::start(None, false).await;
+    let issuer = h.platform.issuer.clone();
+    let now = chrono::Utc::now().timestamp();
+    let claims = |aud: &str, exp: i64| Claims {
+        sub: "someone".into(),
+        iss: issuer.clone(),
+        aud: aud.into(),
+        exp,
+        iat: now,
+        jti: "j".into(),
+        roles: vec!["ADMIN".into()],
+        scope: String::new(),
+    };
+    // Signed by a key the users subgraph never published.
+    let stranger = SigningKey::generate().unwrap();
+    let forged = stranger.sign(&claims("shop", now + 600)).unwrap();
+    // `alg: none`: header and claims, no signature.
+    use base64::Engine;
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let unsigned = format!(
+        "{}.{}.",
+        b64(json!({ "alg": "none", "typ": "JWT" })),
+        b64(serde_json::to_value(claims("shop", now + 600)).unwrap())
+    );
+    for (what, token) in [("forged", forged), ("alg none", unsigned)] {
+        let r = h.gql(Some(&token), "{ me { id } }", json!({})).await;
+        assert_eq!(r.status, 401, "{what}");
+        assert_eq!(r.code(), "UNAUTHENTICATED", "{what}");
+    }
+    // Signed with the real key (taken from the users subgraph's key ring), but for
+    // another audience, or expired.
+    let key = h.platform.users.keys.signing_key().await.unwrap();
+    for (what, token) in [
+        (
+            "wrong audience",
+            key.sign(&claims("other", now + 600)).unwrap(),
+        ),
+        ("expired", key.sign(&claims("shop", now - 3600)).unwrap()),
+    ] {
+        let r = h.gql(Some(&token), "{ me { id } }", json!({})).await;
+        assert_eq!(r.status, 401, "{what}");
+        assert_eq!(r.code(), "UNAUTHENTICATED", "{what}");
+    }
+    let good = key.sign(&claims("shop", now + 600)).unwrap();
+    let r = h.gql(Some(&good), "{ me { id } }", json!({})).await;
+    assert_eq!(
+        r.data()["me"],
+        Value::Null,
+        "valid token of an unknown account"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn failed_logins_lock_the_account_whatever_address_they_claim() {
+    let h = Harness::start(None, false).await;
+    let attempt = |addr: &'static str| {
+        let body = json!({
+            "query": "mutation { login(email: \"nobody@example.com\", password: \"wrong horse battery\") { accessToken } }"
+        })
+        .to_string();
+        let h = &h;
+        async move { h.post_raw(&body, &[("x-forwarded-for", addr)]).await }
+    };
+    // Ten failures lock the account name, whatever address they come from.
+    for i in 0..10 {
+        let r = attempt(if i % 2 == 0 {
+            "198.51.100.1"
+        } else {
+            "198.51.100.2"
+        })
+        .await;
+        assert_eq!(r.code(), "UNAUTHENTICATED");
+    }
+    let r = attempt("198.51.100.3").await;
+    assert_eq!(r.code(), "TOO_MANY_REQUESTS");
+    assert!(!r.body.to_string().contains("wrong horse battery"));
+    h.stop().await;
+}
