@@ -57,13 +57,15 @@ impl Default for GatewayOptions {
     }
 }
 
-/// Prepared operations by (query text, operation name, enabled override labels).
+/// Prepared operations by (query text, operation name, enabled override labels, fields
+/// removed for the caller by authorization directives).
 type PreparedCache =
-    LruCache<(String, Option<String>, Vec<String>), Arc<pipeline::prepare::Prepared>>;
+    LruCache<(String, Option<String>, Vec<String>, String), Arc<pipeline::prepare::Prepared>>;
 
 /// A running gateway's shared state; cheap to share behind an `Arc`.
 pub struct Gateway {
     pub supergraph: Supergraph,
+    requirements: shop_federation::authz::Requirements,
     implementers: apollo_compiler::collections::HashMap<Name, Implementers>,
     cache: Mutex<PreparedCache>,
     client: reqwest::Client,
@@ -79,7 +81,9 @@ impl Gateway {
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
+        let requirements = shop_federation::authz::Requirements::from_schema(&supergraph.schema);
         Arc::new(Gateway {
+            requirements,
             supergraph,
             implementers,
             cache: Mutex::new(LruCache::new(size)),

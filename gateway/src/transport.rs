@@ -38,20 +38,26 @@ fn respond(resp: GraphQLResponse) -> Response {
         .into_response()
 }
 
-async fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<Option<String>, Response> {
+/// The verified `Authorization` header (forwarded to subgraphs) and its principal.
+type Authorized = (Option<String>, Option<shop_kit::auth::Principal>);
+
+async fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<Authorized, Response> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let value = value.to_str().map_err(|_| {
         shop_kit::server::unauthenticated_response("the Authorization header is not text")
     })?;
-    if let Some(verifier) = &gw.options.verifier {
-        verifier
-            .verify_header(value)
-            .await
-            .map_err(|e| shop_kit::server::unauthenticated_response(&e.to_string()))?;
-    }
-    Ok(Some(value.to_string()))
+    let principal = match &gw.options.verifier {
+        Some(verifier) => Some(
+            verifier
+                .verify_header(value)
+                .await
+                .map_err(|e| shop_kit::server::unauthenticated_response(&e.to_string()))?,
+        ),
+        None => None,
+    };
+    Ok((Some(value.to_string()), principal))
 }
 
 /// The `X-Forwarded-For` to send on: the client's own, then the peer's address.
@@ -126,7 +132,7 @@ async fn post_graphql(
             ));
         }
     };
-    let authorization = match authorize(&gw, &headers).await {
+    let (authorization, principal) = match authorize(&gw, &headers).await {
         Ok(a) => a,
         Err(resp) => return resp,
     };
@@ -135,6 +141,7 @@ async fn post_graphql(
             req,
             &RequestMeta {
                 authorization,
+                principal,
                 forwarded_for: forwarded_for(&headers, peer),
                 is_get: false,
             },
@@ -175,7 +182,7 @@ async fn get_graphql(
         variables,
         extensions: None,
     };
-    let authorization = match authorize(&gw, &headers).await {
+    let (authorization, principal) = match authorize(&gw, &headers).await {
         Ok(a) => a,
         Err(resp) => return resp,
     };
@@ -184,6 +191,7 @@ async fn get_graphql(
             req,
             &RequestMeta {
                 authorization,
+                principal,
                 forwarded_for: forwarded_for(&headers, peer),
                 is_get: true,
             },

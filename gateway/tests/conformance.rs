@@ -11,7 +11,9 @@
 //! - `labels` (optional): progressive-override labels switched on, comma-separated;
 //! - `operation_name` (optional): which operation of the document to run;
 //! - `slow <name>`: that subgraph answers after the given milliseconds;
-//! - `timeout <name>`: the gateway's timeout for that subgraph, in milliseconds.
+//! - `timeout <name>`: the gateway's timeout for that subgraph, in milliseconds;
+//! - `caller` (optional): the request is signed in, with the space-separated scopes
+//!   given (none: signed in without scopes); without it the request is anonymous.
 //!
 //! Lines starting with `#` before the first section are comments: cases pinning a subtle
 //! rule cite the spec section there.
@@ -33,7 +35,7 @@ use serde_json::Value;
 use shop_federation::{SubgraphSource, Supergraph, compose};
 use shop_gateway::{Gateway, GatewayOptions, GraphQLRequest};
 
-const LINK: &str = "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.8\", import: [\"@key\", \"@shareable\", \"@external\", \"@requires\", \"@provides\", \"@inaccessible\", \"@override\", \"@tag\", \"@interfaceObject\", \"@context\", \"@fromContext\"])\n";
+const LINK: &str = "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.8\", import: [\"@key\", \"@shareable\", \"@external\", \"@requires\", \"@provides\", \"@inaccessible\", \"@override\", \"@tag\", \"@interfaceObject\", \"@context\", \"@fromContext\", \"@authenticated\", \"@requiresScopes\", \"@policy\"])\n";
 
 #[derive(Default)]
 struct Case {
@@ -49,6 +51,7 @@ struct Case {
     operation_name: Option<String>,
     slow: BTreeMap<String, u64>,
     timeouts: BTreeMap<String, u64>,
+    caller: Option<Vec<String>>,
 }
 
 fn parse(name: &str, text: &str) -> Case {
@@ -89,6 +92,7 @@ fn parse(name: &str, text: &str) -> Case {
                 case.timeouts
                     .insert(arg, body.trim().parse().expect("timeout: milliseconds"));
             }
+            "caller" => case.caller = Some(body.split_whitespace().map(str::to_string).collect()),
             "labels" => {
                 case.labels = body
                     .split(',')
@@ -189,7 +193,16 @@ async fn run_case(name: &str) {
         variables: case.variables.clone().and_then(|v| v.as_object().cloned()),
         ..Default::default()
     };
-    let resp = gateway.execute(req, &Default::default()).await;
+    let meta = shop_gateway::pipeline::RequestMeta {
+        principal: case.caller.clone().map(|scopes| shop_kit::auth::Principal {
+            user_id: "caller".into(),
+            roles: Vec::new(),
+            scopes,
+            issuer: "conformance".into(),
+        }),
+        ..Default::default()
+    };
+    let resp = gateway.execute(req, &meta).await;
     let expected: Value = serde_json::from_str(&case.response)
         .unwrap_or_else(|e| panic!("{name}: response is not JSON: {e}"));
     let mut actual = serde_json::to_value(&resp).unwrap();
@@ -282,6 +295,7 @@ cases! {
     aliases_select_one_field_with_different_arguments,
     an_aliased_entity_field_keeps_its_alias,
     an_aliased_root_field_is_followed_by_its_alias,
+    an_authenticated_type_guards_every_field_returning_it,
     an_empty_list_of_an_interface_needs_no_entity_fetch,
     an_entity_chain_through_four_subgraphs,
     an_entity_fetch_only_sends_objects_of_its_type,
@@ -293,11 +307,15 @@ cases! {
     an_inaccessible_type_is_absent_from_introspection,
     an_int_key_keeps_its_type,
     an_object_without_a_selection_set_is_rejected,
+    an_unauthorized_field_from_another_subgraph_is_not_fetched,
+    an_unauthorized_mutation_does_not_run,
     an_unknown_argument_is_a_validation_error,
     an_unknown_entity_resolves_to_null,
     an_unknown_field_is_a_validation_error_with_location,
     an_unknown_operation_name_is_a_request_error,
     argument_defaults_from_the_schema_reach_the_subgraph,
+    authenticated_fields_are_null_with_an_error_for_anonymous_callers,
+    authenticated_fields_are_served_to_signed_in_callers,
     compound_key_is_sent_whole,
     conflicting_fields_under_one_response_key_are_rejected,
     consecutive_mutations_of_one_subgraph_share_a_fetch,
@@ -334,6 +352,7 @@ cases! {
     introspection_of_an_entity_lists_fields_of_every_subgraph,
     introspection_shows_the_api_schema,
     lists_of_lists_of_entities,
+    missing_scopes_remove_only_the_guarded_fields,
     mutations_of_two_subgraphs_alternate_in_order,
     mutations_run_in_order_with_their_own_follow_ups,
     named_and_inline_fragments_are_expanded,
@@ -353,12 +372,14 @@ cases! {
     override_of_a_root_field_sends_it_to_the_new_subgraph,
     override_percent_0_never_moves_the_field,
     override_percent_100_always_moves_the_field,
+    policy_fields_fail_closed_without_a_policy_evaluator,
     provided_and_unprovided_fields_together,
     provides_a_nested_selection,
     provides_avoids_an_extra_fetch,
     provides_on_a_list_field_covers_every_item,
     provides_only_covers_the_provided_fields,
     reference_only_key_plans_through_the_owner,
+    required_scopes_are_any_of_all_of,
     requires_and_a_plain_field_from_the_same_subgraph_share_a_fetch,
     requires_fetches_the_required_fields_first,
     requires_fields_the_client_also_asked_for_are_returned_once,

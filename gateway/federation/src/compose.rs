@@ -91,6 +91,7 @@ struct MField {
     graphs: Vec<GField>,
     inaccessible: bool,
     tags: Vec<String>,
+    auth: Auth,
 }
 
 impl MField {
@@ -114,6 +115,7 @@ struct MType {
     inputs: Vec<(Node<InputValueDefinition>, Vec<usize>)>,
     inaccessible: bool,
     tags: Vec<String>,
+    auth: Auth,
     /// `@context` names, qualified by subgraph (`subgraph__name`) as in the supergraph.
     contexts: Vec<String>,
 }
@@ -131,12 +133,84 @@ impl MType {
             inputs: Vec::new(),
             inaccessible: false,
             tags: Vec::new(),
+            auth: Auth::default(),
             contexts: Vec::new(),
         }
     }
 }
 
 /// Maps the directive names a subgraph uses to federation's canonical names, honouring
+/// `@authenticated`, `@requiresScopes` and `@policy` of one element, merged across
+/// subgraphs: every subgraph's requirement must hold, so scope and policy sets are
+/// combined by AND (the product of their any-of lists).
+#[derive(Clone, Debug, Default)]
+struct Auth {
+    authenticated: bool,
+    scopes: Option<Vec<Vec<String>>>,
+    policies: Option<Vec<Vec<String>>>,
+}
+
+impl Auth {
+    fn read(names: &FedNames, directives: &DirectiveList) -> Auth {
+        let sets = |dname: &str, arg: &str| -> Option<Vec<Vec<String>>> {
+            let mut out: Option<Vec<Vec<String>>> = None;
+            for d in names.all(directives, dname) {
+                let Some(Value::List(outer)) =
+                    d.specified_argument_by_name(arg).map(|v| v.as_ref())
+                else {
+                    continue;
+                };
+                let set: Vec<Vec<String>> = outer
+                    .iter()
+                    .map(|inner| match inner.as_ref() {
+                        Value::List(items) => items
+                            .iter()
+                            .filter_map(|i| i.as_str().map(str::to_string))
+                            .collect(),
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                out = Some(and_sets(out, set));
+            }
+            out
+        };
+        Auth {
+            authenticated: names.has(directives, "authenticated"),
+            scopes: sets("requiresScopes", "scopes"),
+            policies: sets("policy", "policies"),
+        }
+    }
+
+    fn merge(&mut self, other: &Auth) {
+        self.authenticated |= other.authenticated;
+        if let Some(s) = &other.scopes {
+            self.scopes = Some(and_sets(self.scopes.take(), s.clone()));
+        }
+        if let Some(p) = &other.policies {
+            self.policies = Some(and_sets(self.policies.take(), p.clone()));
+        }
+    }
+}
+
+/// `a AND b` for any-of-all-of sets: every pair's union, duplicates dropped.
+fn and_sets(a: Option<Vec<Vec<String>>>, b: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    let Some(a) = a else {
+        return b;
+    };
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for x in &a {
+        for y in &b {
+            let mut all: Vec<String> = x.iter().chain(y.iter()).cloned().collect();
+            all.sort();
+            all.dedup();
+            if !out.contains(&all) {
+                out.push(all);
+            }
+        }
+    }
+    out
+}
+
 /// `@link(import:)` renames and the `federation__` prefix.
 struct FedNames {
     map: HashMap<String, String>,
@@ -542,6 +616,7 @@ impl<'a> Composer<'a> {
                         graphs: Vec::new(),
                         inaccessible: false,
                         tags: Vec::new(),
+                        auth: Auth::default(),
                     },
                 ));
             }
@@ -559,6 +634,7 @@ impl<'a> Composer<'a> {
         if names.has(directives, "inaccessible") {
             t.inaccessible = true;
         }
+        t.auth.merge(&Auth::read(names, directives));
         for d in names.all(directives, "tag") {
             if let Some(tag) = str_arg(d, "name")
                 && !t.tags.contains(&tag)
@@ -669,6 +745,7 @@ impl<'a> Composer<'a> {
                 shareable: type_shareable || names.has(&f.directives, "shareable"),
             };
             let inaccessible = names.has(&f.directives, "inaccessible");
+            let auth = Auth::read(names, &f.directives);
             let tags: Vec<String> = names
                 .all(&f.directives, "tag")
                 .filter_map(|d| str_arg(d, "name"))
@@ -677,6 +754,7 @@ impl<'a> Composer<'a> {
                 Some((_, mf)) => {
                     mf.graphs.push(gf);
                     mf.inaccessible |= inaccessible;
+                    mf.auth.merge(&auth);
                     for tag in tags {
                         if !mf.tags.contains(&tag) {
                             mf.tags.push(tag);
@@ -694,6 +772,7 @@ impl<'a> Composer<'a> {
                         graphs: vec![gf],
                         inaccessible,
                         tags,
+                        auth,
                     },
                 )),
             }
@@ -944,6 +1023,25 @@ impl<'a> Composer<'a> {
                 "  @link(url: \"https://specs.apollo.dev/context/v0.1\", for: SECURITY)\n",
             );
         }
+        let auth_used = |pick: fn(&Auth) -> bool| {
+            self.types
+                .values()
+                .any(|t| pick(&t.auth) || t.fields.iter().any(|(_, f)| pick(&f.auth)))
+        };
+        let uses_authenticated = auth_used(|a| a.authenticated);
+        let uses_scopes = auth_used(|a| a.scopes.is_some());
+        let uses_policy = auth_used(|a| a.policies.is_some());
+        for (used, spec) in [
+            (uses_authenticated, "authenticated"),
+            (uses_scopes, "requiresScopes"),
+            (uses_policy, "policy"),
+        ] {
+            if used {
+                out.push_str(&format!(
+                    "  @link(url: \"https://specs.apollo.dev/{spec}/v0.1\", for: SECURITY)\n"
+                ));
+            }
+        }
         out.push_str("{\n");
         for (root, op) in [
             ("Query", "query"),
@@ -962,6 +1060,20 @@ impl<'a> Composer<'a> {
             out.push_str(
                 "directive @context(name: String!) repeatable on INTERFACE | OBJECT | UNION\n\n",
             );
+        }
+        const AUTH_ON: &str = "FIELD_DEFINITION | OBJECT | INTERFACE | SCALAR | ENUM";
+        if uses_authenticated {
+            out.push_str(&format!("directive @authenticated on {AUTH_ON}\n\n"));
+        }
+        if uses_scopes {
+            out.push_str(&format!(
+                "directive @requiresScopes(scopes: [[requiresScopes__Scope!]!]!) on {AUTH_ON}\n\nscalar requiresScopes__Scope\n\n"
+            ));
+        }
+        if uses_policy {
+            out.push_str(&format!(
+                "directive @policy(policies: [[policy__Policy!]!]!) on {AUTH_ON}\n\nscalar policy__Policy\n\n"
+            ));
         }
         out.push_str(JOIN_HEADER);
         if uses_tag {
@@ -999,7 +1111,35 @@ impl<'a> Composer<'a> {
         }
     }
 
-    fn security_marks(&self, directives: &mut DirectiveList, inaccessible: bool, tags: &[String]) {
+    fn security_marks(
+        &self,
+        directives: &mut DirectiveList,
+        inaccessible: bool,
+        tags: &[String],
+        auth: &Auth,
+    ) {
+        if auth.authenticated {
+            directives.push(directive("authenticated", vec![]));
+        }
+        for (dname, arg, sets) in [
+            ("requiresScopes", "scopes", &auth.scopes),
+            ("policy", "policies", &auth.policies),
+        ] {
+            if let Some(sets) = sets {
+                let value = Value::List(
+                    sets.iter()
+                        .map(|all| {
+                            Node::new(Value::List(
+                                all.iter()
+                                    .map(|s| Node::new(Value::String(s.clone())))
+                                    .collect(),
+                            ))
+                        })
+                        .collect(),
+                );
+                directives.push(directive(dname, vec![(name(arg), Node::new(value))]));
+            }
+        }
         if inaccessible {
             directives.push(Node::new(Directive {
                 name: name("inaccessible"),
@@ -1065,7 +1205,7 @@ impl<'a> Composer<'a> {
                         }
                     }
                 }
-                self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);
                 Self::context_marks(&mut directives, t);
                 let fields = t
                     .fields
@@ -1102,7 +1242,7 @@ impl<'a> Composer<'a> {
                         ));
                     }
                 }
-                self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);
                 Definition::UnionTypeDefinition(Node::new(UnionTypeDefinition {
                     description: t.description.clone(),
                     name: name(tname),
@@ -1111,7 +1251,7 @@ impl<'a> Composer<'a> {
                 }))
             }
             Kind::Enum => {
-                self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);
                 let values = t
                     .values
                     .iter()
@@ -1134,7 +1274,7 @@ impl<'a> Composer<'a> {
                 }))
             }
             Kind::Input => {
-                self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);
                 let all = t.graphs.len();
                 let fields = t
                     .inputs
@@ -1154,7 +1294,7 @@ impl<'a> Composer<'a> {
                 }))
             }
             Kind::Scalar => {
-                self.security_marks(&mut directives, t.inaccessible, &t.tags);
+                self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);
                 Definition::ScalarTypeDefinition(Node::new(ScalarTypeDefinition {
                     description: t.description.clone(),
                     name: name(tname),
@@ -1241,7 +1381,7 @@ impl<'a> Composer<'a> {
                 def.directives.push(directive("join__field", args));
             }
         }
-        self.security_marks(&mut def.directives, mf.inaccessible, &mf.tags);
+        self.security_marks(&mut def.directives, mf.inaccessible, &mf.tags, &mf.auth);
         Node::new(def)
     }
 }

@@ -6,6 +6,7 @@
 //! with strings in and values out; the gateway crate executes the plans.
 
 pub mod api_schema;
+pub mod authz;
 pub mod compose;
 pub mod field_set;
 pub mod operation;

@@ -19,6 +19,8 @@ pub struct RequestMeta {
     pub authorization: Option<String>,
     /// `X-Forwarded-For` for subgraphs: what the client sent, then the client's address.
     pub forwarded_for: Option<String>,
+    /// The verified caller, for `@authenticated` and `@requiresScopes`.
+    pub principal: Option<shop_kit::auth::Principal>,
     /// GET requests may only run queries.
     pub is_get: bool,
 }
@@ -30,6 +32,18 @@ impl Gateway {
             return GraphQLResponse::request_error(400, "the request has no query", "BAD_REQUEST");
         };
         let prepared = match self.prepare(query, req.operation_name.as_deref()) {
+            Ok(p) => p,
+            Err(resp) => return resp,
+        };
+        let viewer = shop_federation::authz::Viewer {
+            authenticated: meta.principal.is_some(),
+            scopes: meta
+                .principal
+                .as_ref()
+                .map(|p| p.scopes.as_slice())
+                .unwrap_or_default(),
+        };
+        let prepared = match self.authorize_prepared(query, prepared, viewer) {
             Ok(p) => p,
             Err(resp) => return resp,
         };
@@ -83,7 +97,18 @@ impl Gateway {
             self.run(node, &state, &ctx).await;
         }
         let data = state.data.into_inner().unwrap_or(Value::Null);
-        let mut errors = state.errors.into_inner().unwrap_or_default();
+        let mut errors: Vec<Value> = prepared
+            .unauthorized
+            .iter()
+            .map(|path| {
+                serde_json::json!({
+                    "message": "Unauthorized field or type",
+                    "path": path,
+                    "extensions": { "code": "UNAUTHORIZED_FIELD_OR_TYPE" }
+                })
+            })
+            .collect();
+        errors.extend(state.errors.into_inner().unwrap_or_default());
         let root_type = match prepared.kind() {
             shop_federation::operation::OperationKind::Mutation => {
                 self.supergraph.api.schema_definition.mutation.as_ref()

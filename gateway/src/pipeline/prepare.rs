@@ -19,6 +19,13 @@ pub struct Prepared {
     pub plan: QueryPlan,
     /// Whether root fields ask for `__schema` or `__type`, answered by the gateway.
     pub introspection: bool,
+    /// The progressive-override labels the plan was made with.
+    pub labels: Vec<String>,
+    /// Whether some field is guarded by `@authenticated`, `@requiresScopes` or `@policy`,
+    /// so the operation is filtered per caller before it runs.
+    pub guarded: bool,
+    /// Fields removed for the caller (response paths), when this is a filtered copy.
+    pub unauthorized: Vec<Vec<String>>,
 }
 
 impl Prepared {
@@ -53,6 +60,7 @@ impl Gateway {
             query.to_string(),
             operation_name.map(str::to_string),
             labels.iter().cloned().collect(),
+            String::new(),
         );
         if let Ok(mut cache) = self.cache.lock()
             && let Some(hit) = cache.get(&key)
@@ -97,26 +105,88 @@ impl Gateway {
                 "OPERATION_NOT_SUPPORTED",
             ));
         }
-        let plan = shop_federation::plan_with_labels(&self.supergraph, &operation, labels)
-            .map_err(|e| {
-                tracing::error!(error = %e, "query planning failed");
-                GraphQLResponse {
-                    errors: vec![error(
-                        format!("query planning failed: {e}"),
-                        "QUERY_PLANNING_FAILED",
-                    )],
-                    data: None,
-                    status: 500,
-                }
-            })?;
+        let plan = self.plan_operation(&operation, labels)?;
         let introspection = has_root_introspection(&operation.selection_set);
+        let guarded = self.requirements.guards(&operation);
         Ok(Prepared {
             document,
             operation_name: operation_name.map(str::to_string),
             operation,
             plan,
             introspection,
+            labels: labels.iter().cloned().collect(),
+            guarded,
+            unauthorized: Vec::new(),
         })
+    }
+
+    fn plan_operation(
+        &self,
+        operation: &shop_federation::Operation,
+        labels: &shop_federation::Labels,
+    ) -> Result<shop_federation::QueryPlan, GraphQLResponse> {
+        shop_federation::plan_with_labels(&self.supergraph, operation, labels).map_err(|e| {
+            tracing::error!(error = %e, "query planning failed");
+            GraphQLResponse {
+                errors: vec![error(
+                    format!("query planning failed: {e}"),
+                    "QUERY_PLANNING_FAILED",
+                )],
+                data: None,
+                status: 500,
+            }
+        })
+    }
+
+    /// The operation as `viewer` may run it: `prepared` itself when nothing is guarded
+    /// from them, else a copy planned without the fields they may not see (cached per
+    /// set of removed fields). The copy keeps the full operation for shaping, so removed
+    /// fields answer null, as the federation authorization directives specify.
+    pub fn authorize_prepared(
+        &self,
+        query: &str,
+        prepared: Arc<Prepared>,
+        viewer: shop_federation::authz::Viewer<'_>,
+    ) -> Result<Arc<Prepared>, GraphQLResponse> {
+        if !prepared.guarded {
+            return Ok(prepared);
+        }
+        let Some((filtered, removed)) = self.requirements.filter(&prepared.operation, viewer)
+        else {
+            return Ok(prepared);
+        };
+        let fingerprint = removed
+            .iter()
+            .map(|p| p.join("."))
+            .collect::<Vec<_>>()
+            .join(",");
+        let key = (
+            query.to_string(),
+            prepared.operation_name.clone(),
+            prepared.labels.clone(),
+            fingerprint,
+        );
+        if let Ok(mut cache) = self.cache.lock()
+            && let Some(hit) = cache.get(&key)
+        {
+            return Ok(hit.clone());
+        }
+        let labels: shop_federation::Labels = prepared.labels.iter().cloned().collect();
+        let plan = self.plan_operation(&filtered, &labels)?;
+        let copy = Arc::new(Prepared {
+            document: prepared.document.clone(),
+            operation_name: prepared.operation_name.clone(),
+            operation: prepared.operation.clone(),
+            plan,
+            introspection: prepared.introspection,
+            labels: prepared.labels.clone(),
+            guarded: true,
+            unauthorized: removed,
+        });
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, copy.clone());
+        }
+        Ok(copy)
     }
 }
 

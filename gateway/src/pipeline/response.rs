@@ -203,11 +203,17 @@ impl Shaper<'_> {
     fn null_error(&mut self, path: &[Step]) {
         let here = path_json(path);
         let here = here.as_array().cloned().unwrap_or_default();
+        // Authorization errors name fields by their path in the operation, without
+        // list indices; they explain every item's null.
+        let fields_only: Vec<Value> = here.iter().filter(|s| s.is_string()).cloned().collect();
         let explained = self
             .errors
             .iter()
             .any(|e| match e.get("path").and_then(Value::as_array) {
-                Some(p) => p.len() <= here.len() && here[..p.len()] == p[..],
+                Some(p) => {
+                    (p.len() <= here.len() && here[..p.len()] == p[..])
+                        || (p.len() <= fields_only.len() && fields_only[..p.len()] == p[..])
+                }
                 None => false,
             })
             || self.errors.iter().any(|e| {
