@@ -214,26 +214,11 @@ impl Requirements {
         }
         // A selection set may not be empty: keep the object itself with `__typename`.
         if items.is_empty() {
-            items.push(Selection::Field(typename_field(&set.type_name)));
+            items.push(crate::planner::typename_field(&set.type_name));
         }
         SelectionSet {
             type_name: set.type_name.clone(),
             items,
         }
-    }
-}
-
-fn typename_field(parent: &str) -> Field {
-    Field {
-        response_key: "__typename".into(),
-        name: "__typename".into(),
-        alias: None,
-        arguments: Vec::new(),
-        directives: Vec::new(),
-        conditions: Vec::new(),
-        variables: Vec::new(),
-        parent_type: parent.to_string(),
-        type_name: "String".into(),
-        selection_set: None,
     }
 }

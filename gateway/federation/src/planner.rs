@@ -105,7 +105,7 @@ struct Jump {
     coordinate: String,
 }
 
-fn typename_field(parent: &str) -> Selection {
+pub(crate) fn typename_field(parent: &str) -> Selection {
     Selection::Field(Field {
         response_key: "__typename".into(),
         name: "__typename".into(),
