@@ -226,7 +226,11 @@ fn verifier_for(
 ) -> anyhow::Result<Verifier> {
     let mut issuers = config.issuers.clone();
     if let Some(base) = users_base {
-        issuers.push(config.own_issuer(&issuer(config), base));
+        issuers.push(shop_users::trusted_issuer(
+            &issuer(config),
+            &config.token_audience,
+            base,
+        ));
     }
     if config.dev_auth.unwrap_or(default_dev) {
         let key = crate::platform::dev_signing_key(&config.data_dir)?;
@@ -261,12 +265,7 @@ async fn run_gateway(
         sg.graphs
             .iter()
             .find(|g| g.name == shop_users::NAME)
-            .map(|g| {
-                g.url
-                    .trim_end_matches('/')
-                    .trim_end_matches("/graphql")
-                    .to_string()
-            })
+            .map(|g| shop_kit::server::base_url(&g.url).to_string())
     });
     let gateway = Gateway::new(
         sg,
@@ -320,9 +319,7 @@ async fn run_subgraph(
         format!("http://{}", listener.local_addr()?)
     } else {
         config.users_url.clone().unwrap_or_else(|| {
-            subgraphs::default_url(shop_users::NAME)
-                .trim_end_matches("/graphql")
-                .to_string()
+            shop_kit::server::base_url(&subgraphs::default_url(shop_users::NAME)).to_string()
         })
     };
     let deps = subgraphs::Deps {

@@ -203,11 +203,7 @@ impl Config {
             access_token_ttl: Duration::from_secs(
                 vars.parse("SHOP_ACCESS_TOKEN_TTL_SECONDS", 900u64)?.max(30),
             ),
-            users_url: var("SHOP_USERS_URL").map(|u| {
-                u.trim_end_matches('/')
-                    .trim_end_matches("/graphql")
-                    .to_string()
-            }),
+            users_url: var("SHOP_USERS_URL").map(|u| shop_kit::server::base_url(&u).to_string()),
             admin_email: var("SHOP_ADMIN_EMAIL"),
             admin_password: var("SHOP_ADMIN_PASSWORD"),
         })
@@ -215,25 +211,7 @@ impl Config {
 
     /// The users-subgraph settings this configuration gives, for tokens issued as `issuer`.
     pub fn users_settings(&self, issuer: &str) -> shop_users::UsersSettings {
-        shop_users::UsersSettings {
-            issuer: issuer.to_string(),
-            public_url: issuer.to_string(),
-            audience: self.token_audience.clone(),
-            access_ttl: self.access_token_ttl,
-            ..Default::default()
-        }
-    }
-
-    /// Our own token issuer: tokens signed by the users subgraph, keys from its JWKS.
-    pub fn own_issuer(&self, issuer: &str, users_base: &str) -> TrustedIssuer {
-        TrustedIssuer::new(
-            issuer,
-            self.token_audience.clone(),
-            shop_kit::auth::JwksSource::Url(format!(
-                "{}/.well-known/jwks.json",
-                users_base.trim_end_matches('/')
-            )),
-        )
+        shop_users::UsersSettings::for_issuer(issuer, &self.token_audience, self.access_token_ttl)
     }
 
     /// The database URL for one subgraph: `DATABASE_URL`, else its own SQLite file.

@@ -209,14 +209,14 @@ impl Platform {
         let users_base = subgraph_urls
             .iter()
             .find(|(n, _)| n == shop_users::NAME)
-            .map(|(_, u)| u.trim_end_matches("/graphql").to_string())
+            .map(|(_, u)| shop_kit::server::base_url(u).to_string())
             .unwrap_or_default();
 
         let mut issuers = opts.issuers.clone();
-        issuers.push(TrustedIssuer::new(
-            issuer.clone(),
-            opts.token_audience.clone(),
-            JwksSource::Url(format!("{users_base}/.well-known/jwks.json")),
+        issuers.push(shop_users::trusted_issuer(
+            &issuer,
+            &opts.token_audience,
+            &users_base,
         ));
         let dev_key = if opts.dev_auth {
             let key = dev_signing_key(&opts.data_dir)?;
@@ -228,13 +228,8 @@ impl Platform {
         let verifier = Verifier::new(issuers);
         let bus = event_bus(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
         let limiter = rate_limiter(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
-        let users_settings = UsersSettings {
-            issuer: issuer.clone(),
-            public_url: issuer.clone(),
-            audience: opts.token_audience.clone(),
-            access_ttl: opts.access_token_ttl,
-            ..UsersSettings::default()
-        };
+        let users_settings =
+            UsersSettings::for_issuer(&issuer, &opts.token_audience, opts.access_token_ttl);
         let deps = crate::subgraphs::Deps {
             bus: bus.clone(),
             verifier: verifier.clone(),

@@ -203,10 +203,7 @@ async fn get_graphql(
 /// Ready when every subgraph answers its `/health`.
 async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
     let checks = gw.supergraph.graphs.iter().map(|g| {
-        let url = format!(
-            "{}/health",
-            g.url.trim_end_matches('/').trim_end_matches("/graphql")
-        );
+        let url = format!("{}/health", shop_kit::server::base_url(&g.url));
         let client = gw.client.clone();
         async move {
             let ok = client

@@ -83,7 +83,9 @@ fn requirement_of(directives: &DirectiveList) -> Requirement {
     r
 }
 
-fn nested_strings(v: &Value) -> Vec<Vec<String>> {
+/// A `[[String]]` argument (`scopes`, `policies`): any-of lists of all-of names. A bare
+/// string where a list is expected counts as a list of one, as input coercion has it.
+pub(crate) fn nested_strings(v: &Value) -> Vec<Vec<String>> {
     match v {
         Value::List(outer) => outer
             .iter()

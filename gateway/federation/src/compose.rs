@@ -139,7 +139,6 @@ impl MType {
     }
 }
 
-/// Maps the directive names a subgraph uses to federation's canonical names, honouring
 /// `@authenticated`, `@requiresScopes` and `@policy` of one element, merged across
 /// subgraphs: every subgraph's requirement must hold, so scope and policy sets are
 /// combined by AND (the product of their any-of lists).
@@ -155,22 +154,9 @@ impl Auth {
         let sets = |dname: &str, arg: &str| -> Option<Vec<Vec<String>>> {
             let mut out: Option<Vec<Vec<String>>> = None;
             for d in names.all(directives, dname) {
-                let Some(Value::List(outer)) =
-                    d.specified_argument_by_name(arg).map(|v| v.as_ref())
-                else {
-                    continue;
-                };
-                let set: Vec<Vec<String>> = outer
-                    .iter()
-                    .map(|inner| match inner.as_ref() {
-                        Value::List(items) => items
-                            .iter()
-                            .filter_map(|i| i.as_str().map(str::to_string))
-                            .collect(),
-                        _ => Vec::new(),
-                    })
-                    .collect();
-                out = Some(and_sets(out, set));
+                if let Some(v) = d.specified_argument_by_name(arg) {
+                    out = Some(and_sets(out, crate::authz::nested_strings(v)));
+                }
             }
             out
         };
@@ -211,6 +197,7 @@ fn and_sets(a: Option<Vec<Vec<String>>>, b: Vec<Vec<String>>) -> Vec<Vec<String>
     out
 }
 
+/// Maps the directive names a subgraph uses to federation's canonical names, honouring
 /// `@link(import:)` renames and the `federation__` prefix.
 struct FedNames {
     map: HashMap<String, String>,

@@ -30,6 +30,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The name in tokens and storage, as `parse` reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "CUSTOMER",
+            Role::Supplier => "SUPPLIER",
+            Role::Admin => "ADMIN",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Role> {
         match s.to_ascii_uppercase().as_str() {
             "CUSTOMER" => Some(Role::Customer),
@@ -495,15 +504,7 @@ impl SigningKey {
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
             jti: crate::ids::new_id(),
             scope: scopes_for(roles).join(" "),
-            roles: roles
-                .iter()
-                .map(|r| {
-                    serde_json::to_value(r)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                })
-                .collect(),
+            roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
         })
     }
 }

@@ -136,6 +136,12 @@ pub fn unauthenticated_response(message: &str) -> Response {
         .into_response()
 }
 
+/// A service's base URL from its GraphQL endpoint (`http://h:4001/graphql` →
+/// `http://h:4001`), where its `/health`, `/ready` and `/.well-known/` live.
+pub fn base_url(url: &str) -> &str {
+    url.trim_end_matches('/').trim_end_matches("/graphql")
+}
+
 /// Binds `addr`; port 0 picks a free port (tests).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await

@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sea_orm::DatabaseConnection;
-use shop_kit::auth::Verifier;
+use shop_kit::auth::{JwksSource, TrustedIssuer, Verifier};
 use shop_kit::events::EventBus;
 use shop_kit::limits::RateLimiter;
 use shop_kit::server::{database_ready, subgraph_router};
@@ -59,13 +59,26 @@ pub async fn start(
     Ok(router(ctx, verifier))
 }
 
+/// Where the router below publishes the JWKS.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// Trust in our own tokens for any verifier: `issuer`/`audience`, keys from the JWKS of
+/// the users subgraph at `users_base` (its base URL).
+pub fn trusted_issuer(issuer: &str, audience: &str, users_base: &str) -> TrustedIssuer {
+    TrustedIssuer::new(
+        issuer,
+        audience,
+        JwksSource::Url(format!("{}{JWKS_PATH}", users_base.trim_end_matches('/'))),
+    )
+}
+
 /// `/graphql`, `/health`, `/ready`, `/.well-known/openid-configuration` and
 /// `/.well-known/jwks.json`.
 pub fn router(ctx: UsersCtx, verifier: Verifier) -> axum::Router {
     let ready = database_ready(ctx.db.clone());
     let well_known = axum::Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
-        .route("/.well-known/jwks.json", get(jwks))
+        .route(JWKS_PATH, get(jwks))
         .with_state(ctx.clone());
     subgraph_router(schema(ctx), verifier, ready).merge(well_known)
 }
@@ -76,7 +89,7 @@ pub fn discovery_document(settings: &UsersSettings) -> serde_json::Value {
     let issuer = settings.issuer.trim_end_matches('/');
     serde_json::json!({
         "issuer": issuer,
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "jwks_uri": format!("{issuer}{JWKS_PATH}"),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["EdDSA"],
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],

@@ -25,7 +25,7 @@ pub struct Registration {
 }
 
 pub fn role_list_text(roles: &[Role]) -> String {
-    let mut names: Vec<&str> = roles.iter().map(|r| sessions::role_name(*r)).collect();
+    let mut names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     names.join(",")

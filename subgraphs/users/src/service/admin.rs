@@ -52,7 +52,7 @@ fn condition(filter: &UserFilter) -> Condition {
         );
     }
     if let Some(r) = filter.role {
-        cond = cond.add(user::Column::Roles.like(format!("%{}%", sessions::role_name(r))));
+        cond = cond.add(user::Column::Roles.like(format!("%{}%", r.as_str())));
     }
     cond
 }

@@ -72,6 +72,12 @@ impl KeyRing {
             .filter(signing_key::Column::RetiredAt.is_null())
             .exec(&txn)
             .await?;
+        // Keys retired before the horizon verify nothing any more: this is the moment
+        // they can go, not every JWKS request.
+        signing_key::Entity::delete_many()
+            .filter(signing_key::Column::RetiredAt.lt(self.horizon()))
+            .exec(&txn)
+            .await?;
         let model = signing_key::ActiveModel {
             kid: Set(key.kid().to_string()),
             secret: Set(key.to_secret_string()),
@@ -86,15 +92,20 @@ impl KeyRing {
         Ok(model)
     }
 
+    /// Keys retired before this may have signed only tokens that have expired.
+    fn horizon(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+            - chrono::Duration::from_std(self.access_ttl + LEEWAY).unwrap_or_default()
+    }
+
     /// The public keys verifiers need: the signing key and every retired key whose
-    /// tokens may still be valid. Older keys are deleted.
+    /// tokens may still be valid.
     pub async fn jwks(&self) -> ApiResult<JwkSet> {
         // Make sure a key exists before the first token is signed, so the first JWKS
         // fetch already holds it.
         self.signing_key().await?;
         let keys = self.keys().await?;
-        let horizon = chrono::Utc::now()
-            - chrono::Duration::from_std(self.access_ttl + LEEWAY).unwrap_or_default();
+        let horizon = self.horizon();
         let mut set = JwkSet { keys: Vec::new() };
         for k in &keys {
             if k.retired_at.is_some_and(|at| at < horizon) {
@@ -104,10 +115,6 @@ impl KeyRing {
                 set.keys.push(key.public_jwk());
             }
         }
-        signing_key::Entity::delete_many()
-            .filter(signing_key::Column::RetiredAt.lt(horizon))
-            .exec(&self.db)
-            .await?;
         Ok(set)
     }
 

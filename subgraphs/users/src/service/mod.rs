@@ -42,6 +42,20 @@ pub struct UsersSettings {
     pub reset_per_address: Limit,
 }
 
+impl UsersSettings {
+    /// The defaults, for tokens issued as `issuer` (also the base of e-mail links) to
+    /// `audience`, living `access_ttl`.
+    pub fn for_issuer(issuer: &str, audience: &str, access_ttl: Duration) -> Self {
+        UsersSettings {
+            issuer: issuer.to_string(),
+            public_url: issuer.to_string(),
+            audience: audience.to_string(),
+            access_ttl,
+            ..UsersSettings::default()
+        }
+    }
+}
+
 impl Default for UsersSettings {
     fn default() -> Self {
         let minutes = |m: u64| Duration::from_secs(m * 60);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
-use shop_kit::auth::{Claims, SigningKey, scopes_for};
+use shop_kit::auth::SigningKey;
 use shop_kit::{ApiError, ApiResult};
 
 use super::UsersCtx;
@@ -30,26 +30,14 @@ fn unauthenticated() -> ApiError {
 
 /// Signs an access token for `user` with `key`.
 pub fn access_token(ctx: &UsersCtx, key: &SigningKey, user: &user::Model) -> ApiResult<String> {
-    let now = chrono::Utc::now().timestamp();
-    let roles = user.role_list();
-    key.sign(&Claims {
-        sub: user.id.clone(),
-        iss: ctx.settings.issuer.clone(),
-        aud: ctx.settings.audience.clone(),
-        iat: now,
-        exp: now + i64::try_from(ctx.settings.access_ttl.as_secs()).unwrap_or(900),
-        jti: shop_kit::ids::new_id(),
-        roles: roles.iter().map(|r| role_name(*r).to_string()).collect(),
-        scope: scopes_for(&roles).join(" "),
-    })
-}
-
-pub fn role_name(r: shop_kit::auth::Role) -> &'static str {
-    match r {
-        shop_kit::auth::Role::Customer => "CUSTOMER",
-        shop_kit::auth::Role::Supplier => "SUPPLIER",
-        shop_kit::auth::Role::Admin => "ADMIN",
-    }
+    let s = &ctx.settings;
+    key.mint(
+        &s.issuer,
+        &s.audience,
+        &user.id,
+        &user.role_list(),
+        s.access_ttl,
+    )
 }
 
 /// Starts a session (a new family) for `user`.
