@@ -35,6 +35,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_USERS_URL",
     "SHOP_ADMIN_EMAIL",
     "SHOP_ADMIN_PASSWORD",
+    "SHOP_OIDC_PROVIDERS",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
@@ -99,6 +100,10 @@ pub struct Config {
     /// Without a password, a link to choose one is mailed.
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
+    /// `SHOP_OIDC_PROVIDERS`: OpenID Connect providers for sign-in, a JSON array of
+    /// `{"name", "display_name"?, "issuer", "client_id", "client_secret"?, "scopes"?,
+    /// "redirect_uris"?}`. Default none.
+    pub oidc_providers: Vec<shop_users::OidcProviderConfig>,
 }
 
 impl Default for Config {
@@ -125,6 +130,7 @@ impl Default for Config {
             users_url: None,
             admin_email: None,
             admin_password: None,
+            oidc_providers: Vec::new(),
         }
     }
 }
@@ -206,12 +212,20 @@ impl Config {
             users_url: var("SHOP_USERS_URL").map(|u| shop_kit::server::base_url(&u).to_string()),
             admin_email: var("SHOP_ADMIN_EMAIL"),
             admin_password: var("SHOP_ADMIN_PASSWORD"),
+            oidc_providers: oidc_providers(var("SHOP_OIDC_PROVIDERS"))?,
         })
     }
 
     /// The users-subgraph settings this configuration gives, for tokens issued as `issuer`.
     pub fn users_settings(&self, issuer: &str) -> shop_users::UsersSettings {
-        shop_users::UsersSettings::for_issuer(issuer, &self.token_audience, self.access_token_ttl)
+        shop_users::UsersSettings {
+            oidc_providers: self.oidc_providers.clone(),
+            ..shop_users::UsersSettings::for_issuer(
+                issuer,
+                &self.token_audience,
+                self.access_token_ttl,
+            )
+        }
     }
 
     /// The database URL for one subgraph: `DATABASE_URL`, else its own SQLite file.
@@ -219,5 +233,69 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| shop_kit::db::sqlite_file_url(&self.data_dir, subgraph))
+    }
+}
+
+fn oidc_providers(
+    json: Option<String>,
+) -> Result<Vec<shop_users::OidcProviderConfig>, ConfigError> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "SHOP_OIDC_PROVIDERS".into(),
+        reason,
+    };
+    let providers: Vec<shop_users::OidcProviderConfig> =
+        serde_json::from_str(&json).map_err(|e| invalid(e.to_string()))?;
+    let mut names = std::collections::HashSet::new();
+    for p in &providers {
+        p.validate().map_err(invalid)?;
+        if !names.insert(p.name.as_str()) {
+            return Err(invalid(format!("provider name {:?} appears twice", p.name)));
+        }
+    }
+    Ok(providers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oidc_providers;
+
+    #[test]
+    fn oidc_providers_are_parsed_and_checked() {
+        assert!(oidc_providers(None).unwrap().is_empty());
+        let ok = oidc_providers(Some(
+            r#"[{"name":"acme","issuer":"https://id.acme.test","client_id":"shop"}]"#.into(),
+        ))
+        .unwrap();
+        assert_eq!(ok[0].scopes, ["email", "profile"]);
+        assert_eq!(ok[0].display_name(), "acme");
+        for (bad, says) in [
+            (
+                r#"[{"name":"a b","issuer":"https://x.test","client_id":"c"}]"#,
+                "provider name",
+            ),
+            (
+                r#"[{"name":"a","issuer":"not a url","client_id":"c"}]"#,
+                "issuer",
+            ),
+            (
+                r#"[{"name":"a","issuer":"https://x.test","client_id":" "}]"#,
+                "client_id",
+            ),
+            (
+                r#"[{"name":"a","issuer":"https://x.test","client_id":"c"},
+                   {"name":"a","issuer":"https://y.test","client_id":"c"}]"#,
+                "twice",
+            ),
+            (r#"{"name":"a"}"#, "invalid type"),
+        ] {
+            let err = oidc_providers(Some(bad.into())).unwrap_err().to_string();
+            assert!(
+                err.contains("SHOP_OIDC_PROVIDERS") && err.contains(says),
+                "{bad}: {err}"
+            );
+        }
     }
 }

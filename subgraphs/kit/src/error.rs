@@ -20,6 +20,7 @@ pub enum ErrorCode {
     NotFound,
     Conflict,
     TooManyRequests,
+    Unavailable,
     Internal,
 }
 
@@ -32,6 +33,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::TooManyRequests => "TOO_MANY_REQUESTS",
+            ErrorCode::Unavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -52,6 +54,9 @@ pub enum ApiError {
     Conflict(String),
     /// An abuse limit was reached (login or reset attempts); retry later.
     TooManyRequests(String),
+    /// Something we depend on outside our own stores (an identity provider) cannot be
+    /// reached or answered badly; retry later. The message names it, not the details.
+    Unavailable(String),
     /// A database failure; logged, never shown.
     Database(DbErr),
     /// Any other internal failure; logged, never shown.
@@ -85,6 +90,7 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::TooManyRequests(_) => ErrorCode::TooManyRequests,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Database(_) | ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -97,7 +103,8 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
-            | ApiError::TooManyRequests(m) => m,
+            | ApiError::TooManyRequests(m)
+            | ApiError::Unavailable(m) => m,
             ApiError::Database(_) | ApiError::Internal(_) => "internal error",
         }
     }

@@ -173,3 +173,6 @@ pub fn error_code_of(resp: &serde_json::Value, label: &str) -> String {
         .unwrap_or_else(|| panic!("[{label}] expected an error: {resp}"))
         .to_string()
 }
+
+mod oidc_provider;
+pub use oidc_provider::{OidcTestProvider, TEST_REDIRECT_URI};

@@ -20,7 +20,7 @@ use shop_kit::events::EventBus;
 use shop_kit::limits::RateLimiter;
 use shop_kit::server::{database_ready, subgraph_router};
 
-pub use service::{UsersCtx, UsersSettings};
+pub use service::{OidcProviderConfig, UsersCtx, UsersSettings};
 
 pub const NAME: &str = "users";
 

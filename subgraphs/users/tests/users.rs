@@ -745,3 +745,378 @@ async fn rotated_keys_stay_published_until_their_tokens_expire() {
     })
     .await;
 }
+
+// ---- OpenID Connect sign-in against a real provider (tests/oidc-provider) ----
+
+const START_LOGIN: &str = "mutation($p: String!, $r: String!) { startOidcLogin(provider: $p, redirectUri: $r) { authorizationUrl state expiresAt } }";
+const COMPLETE_LOGIN: &str = "mutation($c: String!, $s: String!) { completeOidcLogin(code: $c, state: $s) { accessToken refreshToken user { id email emailVerified name hasPassword roles linkedProviders { provider email } } } }";
+const START_LINK: &str = "mutation($p: String!, $r: String!) { startOidcLink(provider: $p, redirectUri: $r) { authorizationUrl state } }";
+const COMPLETE_LINK: &str = "mutation($c: String!, $s: String!) { completeOidcLink(code: $c, state: $s) { id linkedProviders { provider email } } }";
+
+fn oidc_settings(op: &shop_kit::testing::OidcTestProvider) -> UsersSettings {
+    let config = serde_json::from_value(op.shop_client_json("testid")).unwrap();
+    UsersSettings {
+        oidc_providers: vec![config],
+        ..settings()
+    }
+}
+
+impl Env {
+    /// Starts a login (or, with `caller`, a link), lets `account` approve it at the
+    /// provider, and returns the `code` and `state` the provider sent back.
+    async fn provider_round(
+        &self,
+        op: &shop_kit::testing::OidcTestProvider,
+        caller: Option<&Principal>,
+        account: &str,
+    ) -> (String, String) {
+        let (start, field) = match caller {
+            None => (START_LOGIN, "startOidcLogin"),
+            Some(_) => (START_LINK, "startOidcLink"),
+        };
+        let d = self
+            .ok(
+                caller,
+                start,
+                json!({ "p": "testid", "r": shop_kit::testing::TEST_REDIRECT_URI }),
+            )
+            .await;
+        let url = d[field]["authorizationUrl"].as_str().unwrap();
+        let back = op.authorize(url, account).await;
+        assert_eq!(
+            back.get("state"),
+            d[field]["state"].as_str().map(String::from).as_ref()
+        );
+        (back["code"].clone(), back["state"].clone())
+    }
+
+    async fn oidc_login(&self, op: &shop_kit::testing::OidcTestProvider, account: &str) -> Value {
+        let (code, state) = self.provider_round(op, None, account).await;
+        self.gql(None, COMPLETE_LOGIN, json!({ "c": code, "s": state }))
+            .await
+    }
+}
+
+#[tokio::test]
+async fn oidc_first_login_creates_the_account_and_the_next_signs_into_it() {
+    let Some(op) = shop_kit::testing::OidcTestProvider::start("users_oidc_login").await else {
+        return;
+    };
+    each_db("users_oidc_login", async |db| {
+        let env = Env::with(db, oidc_settings(&op)).await;
+        let d = env
+            .ok(None, "{ oidcProviders { name displayName } }", json!({}))
+            .await;
+        assert_eq!(
+            d["oidcProviders"],
+            json!([{ "name": "testid", "displayName": "Test ID" }])
+        );
+
+        // The authorization URL asks for the code flow with PKCE (S256), state and nonce.
+        let d = env
+            .ok(
+                None,
+                START_LOGIN,
+                json!({ "p": "testid", "r": shop_kit::testing::TEST_REDIRECT_URI }),
+            )
+            .await;
+        let url =
+            reqwest::Url::parse(d["startOidcLogin"]["authorizationUrl"].as_str().unwrap()).unwrap();
+        let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert!(url.as_str().starts_with(&format!("{}/auth?", op.issuer())));
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "shop");
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["scope"], "openid email profile");
+        assert_eq!(q["redirect_uri"], shop_kit::testing::TEST_REDIRECT_URI);
+        assert!(q["nonce"].len() >= 22 && q["code_challenge"].len() == 43);
+        assert_eq!(q["state"], d["startOidcLogin"]["state"].as_str().unwrap());
+
+        // First sign-in: a customer account, e-mail verified because the provider says so.
+        let (code, state) = env.provider_round(&op, None, "alice").await;
+        let r = env
+            .gql(None, COMPLETE_LOGIN, json!({ "c": code, "s": state }))
+            .await;
+        let user = data_of(&r, env.label)["completeOidcLogin"]["user"].clone();
+        assert_eq!(user["email"], "alice@idp.test", "[{}]", env.label);
+        assert_eq!(user["name"], "Alice Example");
+        assert_eq!(user["emailVerified"], true);
+        assert_eq!(user["hasPassword"], false);
+        assert_eq!(user["roles"], json!(["CUSTOMER"]));
+        assert_eq!(
+            user["linkedProviders"],
+            json!([{ "provider": "testid", "email": "alice@idp.test" }])
+        );
+        let token = data_of(&r, env.label)["completeOidcLogin"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let p = env.principal(&token).await;
+        assert_eq!(p.user_id, user["id"].as_str().unwrap());
+        assert!(
+            env.mails_to("alice@idp.test").await.is_empty(),
+            "verified: no mail"
+        );
+
+        // The state works once, even with the provider's valid code.
+        assert_eq!(
+            env.code(None, COMPLETE_LOGIN, json!({ "c": code, "s": state }))
+                .await,
+            "BAD_USER_INPUT"
+        );
+
+        // The next sign-in finds the same account.
+        let again = env.oidc_login(&op, "alice").await;
+        assert_eq!(
+            data_of(&again, env.label)["completeOidcLogin"]["user"]["id"],
+            user["id"]
+        );
+
+        // The provider says the address is not verified: we send our own link.
+        let bob = env.oidc_login(&op, "bob").await;
+        assert_eq!(
+            data_of(&bob, env.label)["completeOidcLogin"]["user"]["emailVerified"],
+            false
+        );
+        env.link_token("bob@idp.test", "verify-email").await;
+
+        // No e-mail shared: refused, nothing stored.
+        let r = env.oidc_login(&op, "nomail").await;
+        assert_eq!(error_code_of(&r, env.label), "BAD_USER_INPUT");
+
+        // An existing account's address is not taken over through a provider.
+        env.register("taken@idp.test", "Owner Of Taken").await;
+        let r = env.oidc_login(&op, "taken").await;
+        assert_eq!(error_code_of(&r, env.label), "CONFLICT");
+        assert!(r["errors"][0]["message"].as_str().unwrap().contains("link"));
+        let (owner, _) = env.session("taken@idp.test").await;
+        let d = env
+            .ok(
+                Some(&owner),
+                "{ me { linkedProviders { provider } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(d["me"]["linkedProviders"], json!([]));
+
+        // A disabled account cannot sign in through its provider either.
+        let admin = env.make_admin("root@shop.test").await;
+        env.ok(
+            Some(&admin),
+            "mutation($id: ID!) { setUserDisabled(id: $id, disabled: true) { id } }",
+            json!({ "id": user["id"] }),
+        )
+        .await;
+        let r = env.oidc_login(&op, "alice").await;
+        assert_eq!(error_code_of(&r, env.label), "FORBIDDEN");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oidc_callbacks_that_do_not_match_the_started_login_are_refused() {
+    let Some(op) = shop_kit::testing::OidcTestProvider::start("users_oidc_refused").await else {
+        return;
+    };
+    each_db("users_oidc_refused", async |db| {
+        let env = Env::with(db, oidc_settings(&op)).await;
+        let start = |p: &str, r: &str| json!({ "p": p, "r": r });
+        assert_eq!(
+            env.code(
+                None,
+                START_LOGIN,
+                start("nope", shop_kit::testing::TEST_REDIRECT_URI)
+            )
+            .await,
+            "BAD_USER_INPUT",
+            "unknown provider"
+        );
+        assert_eq!(
+            env.code(None, START_LOGIN, start("testid", "https://evil.test/cb"))
+                .await,
+            "BAD_USER_INPUT",
+            "a redirect URI not registered for the provider"
+        );
+        assert_eq!(
+            env.code(None, COMPLETE_LOGIN, json!({ "c": "x", "s": "forged" }))
+                .await,
+            "BAD_USER_INPUT"
+        );
+
+        // Two logins in flight; each code only works with its own state (PKCE binds the
+        // code to the verifier stored with that state).
+        let (code_a, state_a) = env.provider_round(&op, None, "alice").await;
+        let (code_b, state_b) = env.provider_round(&op, None, "bob").await;
+        assert_eq!(
+            env.code(None, COMPLETE_LOGIN, json!({ "c": code_a, "s": state_b }))
+                .await,
+            "BAD_USER_INPUT"
+        );
+        // The swap used up state_b; state_a with code_b fails too.
+        assert_eq!(
+            env.code(None, COMPLETE_LOGIN, json!({ "c": code_b, "s": state_a }))
+                .await,
+            "BAD_USER_INPUT"
+        );
+
+        // An ID token for another nonce is refused.
+        let (code, state) = env.provider_round(&op, None, "alice").await;
+        use sea_orm::{ActiveModelTrait, Set};
+        let row = shop_users::entity::oidc_login::Entity::find_by_id(state.clone())
+            .one(&env.ctx.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut row: shop_users::entity::oidc_login::ActiveModel = row.into();
+        row.nonce = Set("a-nonce-the-provider-never-saw".into());
+        row.update(&env.ctx.db).await.unwrap();
+        let r = env
+            .gql(None, COMPLETE_LOGIN, json!({ "c": code, "s": state }))
+            .await;
+        assert_eq!(error_code_of(&r, env.label), "UNAUTHENTICATED");
+
+        // An expired start is refused.
+        let (code, state) = env.provider_round(&op, None, "alice").await;
+        let row = shop_users::entity::oidc_login::Entity::find_by_id(state.clone())
+            .one(&env.ctx.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut row: shop_users::entity::oidc_login::ActiveModel = row.into();
+        row.expires_at = Set(chrono::Utc::now() - chrono::Duration::seconds(1));
+        row.update(&env.ctx.db).await.unwrap();
+        assert_eq!(
+            env.code(None, COMPLETE_LOGIN, json!({ "c": code, "s": state }))
+                .await,
+            "BAD_USER_INPUT"
+        );
+        let users = shop_users::entity::user::Entity::find()
+            .all(&env.ctx.db)
+            .await
+            .unwrap();
+        assert!(
+            users.is_empty(),
+            "[{}] no account from refused callbacks",
+            env.label
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oidc_providers_are_linked_and_unlinked_by_their_owner_only() {
+    let Some(op) = shop_kit::testing::OidcTestProvider::start("users_oidc_link").await else {
+        return;
+    };
+    each_db("users_oidc_link", async |db| {
+        let env = Env::with(db, oidc_settings(&op)).await;
+        let r = json!({ "p": "testid", "r": shop_kit::testing::TEST_REDIRECT_URI });
+        assert_eq!(env.code(None, START_LINK, r.clone()).await, "UNAUTHENTICATED");
+
+        let id = env.register("taken@idp.test", "Owner Of Taken").await;
+        let (owner, _) = env.session("taken@idp.test").await;
+        env.register("other@shop.test", "Someone Else").await;
+        let (other, _) = env.session("other@shop.test").await;
+
+        // A link started by one user cannot be finished by another.
+        let (code, state) = env.provider_round(&op, Some(&owner), "taken").await;
+        assert_eq!(
+            env.code(Some(&other), COMPLETE_LINK, json!({ "c": code, "s": state }))
+                .await,
+            "FORBIDDEN"
+        );
+        // Nor used to sign in.
+        let (code, state) = env.provider_round(&op, Some(&owner), "taken").await;
+        assert_eq!(
+            env.code(None, COMPLETE_LOGIN, json!({ "c": code, "s": state }))
+                .await,
+            "BAD_USER_INPUT"
+        );
+
+        let (code, state) = env.provider_round(&op, Some(&owner), "taken").await;
+        let d = env
+            .ok(Some(&owner), COMPLETE_LINK, json!({ "c": code, "s": state }))
+            .await;
+        assert_eq!(d["completeOidcLink"]["id"], id.as_str());
+        assert_eq!(
+            d["completeOidcLink"]["linkedProviders"],
+            json!([{ "provider": "testid", "email": "taken@idp.test" }])
+        );
+
+        // Now the provider signs into the linked account.
+        let r = env.oidc_login(&op, "taken").await;
+        assert_eq!(
+            data_of(&r, env.label)["completeOidcLogin"]["user"]["id"],
+            id.as_str()
+        );
+
+        // The same provider account cannot be linked to a second account.
+        let (code, state) = env.provider_round(&op, Some(&other), "taken").await;
+        assert_eq!(
+            env.code(Some(&other), COMPLETE_LINK, json!({ "c": code, "s": state }))
+                .await,
+            "CONFLICT"
+        );
+
+        let unlink = "mutation { unlinkOidcProvider(provider: \"testid\") { linkedProviders { provider } } }";
+        let d = env.ok(Some(&owner), unlink, json!({})).await;
+        assert_eq!(d["unlinkOidcProvider"]["linkedProviders"], json!([]));
+        assert_eq!(env.code(Some(&owner), unlink, json!({})).await, "NOT_FOUND");
+
+        // An account made through the provider has no password: unlinking would lock
+        // its owner out.
+        let r = env.oidc_login(&op, "alice").await;
+        let token = data_of(&r, env.label)["completeOidcLogin"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let alice = env.principal(&token).await;
+        assert_eq!(env.code(Some(&alice), unlink, json!({})).await, "CONFLICT");
+        let d = env
+            .ok(Some(&alice), "{ me { linkedProviders { provider } } }", json!({}))
+            .await;
+        assert_eq!(d["me"]["linkedProviders"], json!([{ "provider": "testid" }]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_reported_as_unavailable() {
+    // A port nobody listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = serde_json::from_value(json!({
+        "name": "down",
+        "issuer": format!("http://127.0.0.1:{port}"),
+        "client_id": "shop",
+    }))
+    .unwrap();
+    let dbs = databases("users_oidc_down").await;
+    let env = Env::with(
+        &dbs[0],
+        UsersSettings {
+            oidc_providers: vec![config],
+            ..settings()
+        },
+    )
+    .await;
+    let r = env
+        .gql(
+            None,
+            START_LOGIN,
+            json!({ "p": "down", "r": "https://shop.test/cb" }),
+        )
+        .await;
+    assert_eq!(error_code_of(&r, env.label), "SERVICE_UNAVAILABLE");
+    assert!(
+        !r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "no internals in the message: {r}"
+    );
+    cleanup(&dbs).await;
+}

@@ -3,8 +3,8 @@ use shop_kit::auth::{Role, caller};
 use shop_kit::server::ClientAddr;
 
 use super::inputs::{AddressInput, CreateUserInput, ProfileInput, RegisterInput};
-use super::types::{Address, AuthPayload, User};
-use crate::service::{UsersCtx, accounts, addresses, admin, sessions};
+use super::types::{Address, AuthPayload, OidcAuthorization, User};
+use crate::service::{UsersCtx, accounts, addresses, admin, oidc, sessions};
 
 pub struct MutationRoot;
 
@@ -54,6 +54,71 @@ impl MutationRoot {
         Ok(accounts::login(svc, &email, &password, &client(ctx))
             .await?
             .into())
+    }
+
+    /// Starts signing in with an OpenID Connect provider: returns the provider's
+    /// authorization URL for `redirectUri` (authorization code flow with PKCE). A
+    /// mutation, not a query, because it stores the login's state, nonce and verifier.
+    async fn start_oidc_login(
+        &self,
+        ctx: &Context<'_>,
+        provider: String,
+        redirect_uri: String,
+    ) -> Result<OidcAuthorization> {
+        let svc = ctx.data::<UsersCtx>()?;
+        Ok(oidc::start(svc, &provider, &redirect_uri, None)
+            .await?
+            .into())
+    }
+
+    /// Finishes a provider sign-in with the `code` and `state` the provider sent to the
+    /// redirect URI. The first sign-in creates the account (e-mail verified when the
+    /// provider says it is).
+    async fn complete_oidc_login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] code: String,
+        state: String,
+    ) -> Result<AuthPayload> {
+        let svc = ctx.data::<UsersCtx>()?;
+        Ok(oidc::complete_login(svc, &code, &state).await?.into())
+    }
+
+    /// Starts linking a provider to the signed-in account.
+    async fn start_oidc_link(
+        &self,
+        ctx: &Context<'_>,
+        provider: String,
+        redirect_uri: String,
+    ) -> Result<OidcAuthorization> {
+        let svc = ctx.data::<UsersCtx>()?;
+        let c = caller(ctx);
+        let p = c.require()?;
+        Ok(oidc::start(svc, &provider, &redirect_uri, Some(p))
+            .await?
+            .into())
+    }
+
+    /// Finishes linking a provider; only the user who started the link may.
+    async fn complete_oidc_link(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] code: String,
+        state: String,
+    ) -> Result<User> {
+        let svc = ctx.data::<UsersCtx>()?;
+        let c = caller(ctx);
+        let p = c.require()?;
+        Ok(User::new(oidc::complete_link(svc, p, &code, &state).await?))
+    }
+
+    /// Removes a linked provider. Refused (CONFLICT) when it is the account's only way
+    /// to sign in.
+    async fn unlink_oidc_provider(&self, ctx: &Context<'_>, provider: String) -> Result<User> {
+        let svc = ctx.data::<UsersCtx>()?;
+        let c = caller(ctx);
+        let p = c.require()?;
+        Ok(User::new(oidc::unlink(svc, p, &provider).await?))
     }
 
     /// Exchanges a refresh token for a new access and refresh token. Each refresh token

@@ -2,8 +2,8 @@ use async_graphql::{Context, ID, Object, Result};
 use shop_kit::auth::{Role, caller};
 use shop_kit::pagination::{PageArgs, Paged};
 
-use super::types::User;
-use crate::service::{UsersCtx, accounts, admin};
+use super::types::{OidcProvider, User};
+use crate::service::{UsersCtx, accounts, admin, oidc};
 
 pub struct QueryRoot;
 
@@ -22,6 +22,12 @@ impl QueryRoot {
             Err(shop_kit::ApiError::NotFound(_) | shop_kit::ApiError::BadUserInput(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The OpenID Connect providers configured for sign-in.
+    async fn oidc_providers(&self, ctx: &Context<'_>) -> Result<Vec<OidcProvider>> {
+        let svc = ctx.data::<UsersCtx>()?;
+        Ok(oidc::providers(svc).into_iter().map(Into::into).collect())
     }
 
     /// Admin: one account by id.

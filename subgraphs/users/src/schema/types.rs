@@ -3,8 +3,8 @@ use chrono::{DateTime, Utc};
 use shop_kit::ApiError;
 use shop_kit::auth::{Role, caller};
 
-use crate::entity::{address, user};
-use crate::service::{UsersCtx, addresses, sessions};
+use crate::entity::{address, identity, user};
+use crate::service::{UsersCtx, addresses, oidc, sessions};
 
 /// An account. `id` and `name` are public (a review shows its author); the rest only
 /// to the account's owner and admins.
@@ -96,8 +96,76 @@ impl User {
         let svc = ctx.data::<UsersCtx>()?;
         Ok(sessions::active_count(svc, &self.model.id).await?)
     }
+    /// The OpenID Connect providers this account can sign in with.
+    async fn linked_providers(&self, ctx: &Context<'_>) -> Result<Vec<LinkedProvider>> {
+        self.private(ctx)?;
+        let svc = ctx.data::<UsersCtx>()?;
+        Ok(oidc::linked(&svc.db, &self.model.id)
+            .await?
+            .into_iter()
+            .map(LinkedProvider)
+            .collect())
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.model.created_at
+    }
+}
+
+/// A provider account linked to one of ours.
+pub struct LinkedProvider(pub identity::Model);
+
+#[Object]
+impl LinkedProvider {
+    /// The provider's configured name (as in `oidcProviders`).
+    async fn provider(&self) -> &str {
+        &self.0.provider
+    }
+    /// The e-mail address the provider gave when it was linked.
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    async fn linked_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A configured OpenID Connect provider people can sign in with.
+#[derive(SimpleObject)]
+pub struct OidcProvider {
+    /// Pass this as `provider`.
+    pub name: String,
+    /// What the sign-in button says.
+    pub display_name: String,
+}
+
+impl From<oidc::ProviderInfo> for OidcProvider {
+    fn from(p: oidc::ProviderInfo) -> Self {
+        OidcProvider {
+            name: p.name,
+            display_name: p.display_name,
+        }
+    }
+}
+
+/// A started provider sign-in: send the browser to `authorizationUrl`; the provider
+/// sends it back to the redirect URI with `code` and `state`, which go to
+/// `completeOidcLogin` (or `completeOidcLink`).
+#[derive(SimpleObject)]
+pub struct OidcAuthorization {
+    pub authorization_url: String,
+    /// Also in the URL; lets the client match the callback to this start.
+    pub state: String,
+    /// The callback must arrive before this.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<oidc::Started> for OidcAuthorization {
+    fn from(s: oidc::Started) -> Self {
+        OidcAuthorization {
+            authorization_url: s.authorization_url,
+            state: s.state,
+            expires_at: s.expires_at,
+        }
     }
 }
 

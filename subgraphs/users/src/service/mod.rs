@@ -6,6 +6,7 @@ pub mod addresses;
 pub mod admin;
 pub mod keys;
 pub mod mail;
+pub mod oidc;
 pub mod passwords;
 pub mod secrets;
 pub mod sessions;
@@ -18,6 +19,7 @@ use shop_kit::events::Outbox;
 use shop_kit::limits::{Limit, RateLimiter};
 
 pub use keys::KeyRing;
+pub use oidc::{OidcProviderConfig, OidcProviders};
 
 /// Users-subgraph settings; `Default` holds the documented defaults.
 #[derive(Clone, Debug)]
@@ -40,6 +42,8 @@ pub struct UsersSettings {
     pub login_per_address: Limit,
     pub reset_per_account: Limit,
     pub reset_per_address: Limit,
+    /// OpenID Connect providers people may sign in with (`SHOP_OIDC_PROVIDERS`).
+    pub oidc_providers: Vec<OidcProviderConfig>,
 }
 
 impl UsersSettings {
@@ -84,6 +88,7 @@ impl Default for UsersSettings {
                 max: 20,
                 window: minutes(60),
             },
+            oidc_providers: Vec::new(),
         }
     }
 }
@@ -96,12 +101,15 @@ pub struct UsersCtx {
     pub settings: Arc<UsersSettings>,
     pub keys: KeyRing,
     pub limiter: RateLimiter,
+    pub oidc: Arc<OidcProviders>,
 }
 
 impl UsersCtx {
     pub fn new(db: DatabaseConnection, settings: UsersSettings, limiter: RateLimiter) -> Self {
         let keys = KeyRing::new(db.clone(), settings.key_rotation, settings.access_ttl);
+        let oidc = OidcProviders::new(settings.oidc_providers.clone());
         UsersCtx {
+            oidc,
             db,
             outbox: Outbox::new("users_outbox"),
             settings: Arc::new(settings),
