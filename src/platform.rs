@@ -47,6 +47,8 @@ pub struct PlatformOptions {
     pub access_token_ttl: Duration,
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
+    /// OpenID Connect providers people may sign in with.
+    pub oidc_providers: Vec<shop_users::OidcProviderConfig>,
 }
 
 impl PlatformOptions {
@@ -72,6 +74,7 @@ impl PlatformOptions {
             access_token_ttl: c.access_token_ttl,
             admin_email: c.admin_email.clone(),
             admin_password: c.admin_password.clone(),
+            oidc_providers: c.oidc_providers.clone(),
         }
     }
 
@@ -96,6 +99,7 @@ impl PlatformOptions {
             access_token_ttl: Duration::from_secs(900),
             admin_email: None,
             admin_password: None,
+            oidc_providers: Vec::new(),
         }
     }
 }
@@ -228,8 +232,10 @@ impl Platform {
         let verifier = Verifier::new(issuers);
         let bus = event_bus(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
         let limiter = rate_limiter(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
-        let users_settings =
-            UsersSettings::for_issuer(&issuer, &opts.token_audience, opts.access_token_ttl);
+        let users_settings = UsersSettings {
+            oidc_providers: opts.oidc_providers.clone(),
+            ..UsersSettings::for_issuer(&issuer, &opts.token_audience, opts.access_token_ttl)
+        };
         let deps = crate::subgraphs::Deps {
             bus: bus.clone(),
             verifier: verifier.clone(),

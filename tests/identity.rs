@@ -251,3 +251,142 @@ async fn failed_logins_lock_the_account_whatever_address_they_claim() {
     assert!(!r.body.to_string().contains("wrong horse battery"));
     h.stop().await;
 }
+
+// ---- OpenID Connect: sign-in through a real provider, and its tokens trusted directly ----
+
+#[tokio::test]
+async fn a_shopper_signs_in_with_an_openid_provider_through_the_gateway() {
+    let Some(op) = shop_kit::testing::OidcTestProvider::start("e2e_oidc_login").await else {
+        return;
+    };
+    let config: shop_users::OidcProviderConfig =
+        serde_json::from_value(op.shop_client_json("testid")).unwrap();
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    let h = Harness::start_with(dir, None, false, |o| o.oidc_providers = vec![config]).await;
+
+    let r = h
+        .gql(None, "{ oidcProviders { name displayName } }", json!({}))
+        .await;
+    assert_eq!(
+        r.data()["oidcProviders"],
+        json!([{ "name": "testid", "displayName": "Test ID" }])
+    );
+    let r = h
+        .gql(
+            None,
+            "mutation($r: String!) { startOidcLogin(provider: \"testid\", redirectUri: $r) { authorizationUrl state } }",
+            json!({ "r": shop_kit::testing::TEST_REDIRECT_URI }),
+        )
+        .await;
+    let url = r.data()["startOidcLogin"]["authorizationUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let back = op.authorize(&url, "alice").await;
+    let r = h
+        .gql(
+            None,
+            "mutation($c: String!, $s: String!) { completeOidcLogin(code: $c, state: $s) { accessToken refreshToken user { id } } }",
+            json!({ "c": back["code"], "s": back["state"] }),
+        )
+        .await;
+    let token = r.data()["completeOidcLogin"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Our own token for the new account, verified by the gateway and the users subgraph.
+    let r = h
+        .gql(
+            Some(&token),
+            "{ me { email emailVerified hasPassword linkedProviders { provider } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["me"],
+        json!({
+            "email": "alice@idp.test",
+            "emailVerified": true,
+            "hasPassword": false,
+            "linkedProviders": [{ "provider": "testid" }],
+        })
+    );
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&token)
+        .unwrap()
+        .claims;
+    assert_eq!(claims.iss, h.platform.issuer, "our issuer, not the provider's");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_from_a_trusted_external_issuer_work_like_ours() {
+    let Some(op) = shop_kit::testing::OidcTestProvider::start("e2e_external_issuer").await else {
+        return;
+    };
+    let issuer = op.issuer().to_string();
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    let h = Harness::start_with(dir, None, false, |o| {
+        // What SHOP_TRUSTED_ISSUERS gives: issuer, audience, JWKS URL, roles claim.
+        o.issuers.push(
+            TrustedIssuer::new(
+                &issuer,
+                "shop-api",
+                JwksSource::Url(format!("{issuer}/jwks")),
+            )
+            .with_roles_claim("realm_access.roles"),
+        );
+    })
+    .await;
+
+    // The company's app signs its supplier in at its own provider; the RS256 access
+    // token it gets is all our API needs.
+    let supplier = op.app_access_token("supplier").await;
+    let header = jsonwebtoken::decode_header(&supplier).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let create = "mutation { createCatalog(input: { name: \"Northwind spring\" }) { id name supplierId } }";
+    let r = h.gql(Some(&supplier), create, json!({})).await;
+    assert_eq!(r.data()["createCatalog"]["name"], "Northwind spring");
+    assert_eq!(
+        r.data()["createCatalog"]["supplierId"],
+        "supplier",
+        "the provider's subject owns the catalog"
+    );
+    let catalog = r.data()["createCatalog"]["id"].as_str().unwrap().to_string();
+
+    // A customer of the same provider has no supplier role there: forbidden.
+    let customer = op.app_access_token("alice").await;
+    let r = h.gql(Some(&customer), create, json!({})).await;
+    assert_eq!(r.code(), "FORBIDDEN");
+    let rename = "mutation($id: ID!) { updateCatalog(id: $id, input: { name: \"Mine now\" }) { id } }";
+    let r = h
+        .gql(Some(&customer), rename, json!({ "id": catalog }))
+        .await;
+    assert_eq!(r.code(), "FORBIDDEN");
+
+    // Altered payload (another subject), same signature: refused.
+    let mut parts: Vec<String> = supplier.split('.').map(String::from).collect();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut payload: Value = serde_json::from_slice(&b64.decode(&parts[1]).unwrap()).unwrap();
+    payload["sub"] = json!("someone-else");
+    parts[1] = b64.encode(payload.to_string());
+    let forged = parts.join(".");
+    let r = h.gql(Some(&forged), create, json!({})).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.code(), "UNAUTHENTICATED");
+    h.stop().await;
+
+    // The same token for a platform that expects another audience: refused.
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    let h = Harness::start_with(dir, None, false, |o| {
+        o.issuers.push(TrustedIssuer::new(
+            &issuer,
+            "another-api",
+            JwksSource::Url(format!("{issuer}/jwks")),
+        ));
+    })
+    .await;
+    let r = h.gql(Some(&supplier), create, json!({})).await;
+    assert_eq!(r.code(), "UNAUTHENTICATED");
+    h.stop().await;
+}

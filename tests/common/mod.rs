@@ -48,6 +48,16 @@ impl Harness {
     }
 
     pub async fn start_in(dir: std::path::PathBuf, db: Option<&TestDb>, seed: bool) -> Harness {
+        Self::start_with(dir, db, seed, |_| {}).await
+    }
+
+    /// As `start_in`, with `customize` changing the options last.
+    pub async fn start_with(
+        dir: std::path::PathBuf,
+        db: Option<&TestDb>,
+        seed: bool,
+        customize: impl FnOnce(&mut PlatformOptions),
+    ) -> Harness {
         let key = SigningKey::generate().expect("key");
         let mut opts = PlatformOptions::for_tests(&dir);
         opts.seed = seed;
@@ -57,6 +67,7 @@ impl Harness {
             AUDIENCE,
             JwksSource::Inline(key.jwks()),
         )];
+        customize(&mut opts);
         let platform = Platform::start(opts).await.expect("platform starts");
         Harness {
             platform,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{EntityTrait, QueryOrder};
+use sea_orm::{EntityTrait, QueryOrder, Set};
 use serde_json::{Value, json};
 use shop_kit::auth::{JwksSource, Principal, Role, TrustedIssuer, Verifier};
 use shop_kit::limits::{Limit, RateLimiter};
@@ -790,6 +790,23 @@ impl Env {
         (back["code"].clone(), back["state"].clone())
     }
 
+    /// Changes the stored start of a login, as an attacker or time would.
+    async fn edit_started_login(
+        &self,
+        state: &str,
+        edit: impl FnOnce(&mut shop_users::entity::oidc_login::ActiveModel),
+    ) {
+        use sea_orm::ActiveModelTrait;
+        let row = shop_users::entity::oidc_login::Entity::find_by_id(state.to_string())
+            .one(&self.ctx.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut row: shop_users::entity::oidc_login::ActiveModel = row.into();
+        edit(&mut row);
+        row.update(&self.ctx.db).await.unwrap();
+    }
+
     async fn oidc_login(&self, op: &shop_kit::testing::OidcTestProvider, account: &str) -> Value {
         let (code, state) = self.provider_round(op, None, account).await;
         self.gql(None, COMPLETE_LOGIN, json!({ "c": code, "s": state }))
@@ -961,15 +978,10 @@ async fn oidc_callbacks_that_do_not_match_the_started_login_are_refused() {
 
         // An ID token for another nonce is refused.
         let (code, state) = env.provider_round(&op, None, "alice").await;
-        use sea_orm::{ActiveModelTrait, Set};
-        let row = shop_users::entity::oidc_login::Entity::find_by_id(state.clone())
-            .one(&env.ctx.db)
-            .await
-            .unwrap()
-            .unwrap();
-        let mut row: shop_users::entity::oidc_login::ActiveModel = row.into();
-        row.nonce = Set("a-nonce-the-provider-never-saw".into());
-        row.update(&env.ctx.db).await.unwrap();
+        env.edit_started_login(&state, |row| {
+            row.nonce = Set("a-nonce-the-provider-never-saw".into())
+        })
+        .await;
         let r = env
             .gql(None, COMPLETE_LOGIN, json!({ "c": code, "s": state }))
             .await;
@@ -977,14 +989,10 @@ async fn oidc_callbacks_that_do_not_match_the_started_login_are_refused() {
 
         // An expired start is refused.
         let (code, state) = env.provider_round(&op, None, "alice").await;
-        let row = shop_users::entity::oidc_login::Entity::find_by_id(state.clone())
-            .one(&env.ctx.db)
-            .await
-            .unwrap()
-            .unwrap();
-        let mut row: shop_users::entity::oidc_login::ActiveModel = row.into();
-        row.expires_at = Set(chrono::Utc::now() - chrono::Duration::seconds(1));
-        row.update(&env.ctx.db).await.unwrap();
+        env.edit_started_login(&state, |row| {
+            row.expires_at = Set(chrono::Utc::now() - chrono::Duration::seconds(1))
+        })
+        .await;
         assert_eq!(
             env.code(None, COMPLETE_LOGIN, json!({ "c": code, "s": state }))
                 .await,
