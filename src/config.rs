@@ -39,6 +39,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
+    "SHOP_REQUIRE_OIDC",
     "SHOP_REDIS_TEST_URL",
 ];
 

@@ -314,7 +314,10 @@ async fn a_shopper_signs_in_with_an_openid_provider_through_the_gateway() {
     let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&token)
         .unwrap()
         .claims;
-    assert_eq!(claims.iss, h.platform.issuer, "our issuer, not the provider's");
+    assert_eq!(
+        claims.iss, h.platform.issuer,
+        "our issuer, not the provider's"
+    );
     h.stop().await;
 }
 
@@ -343,7 +346,8 @@ async fn tokens_from_a_trusted_external_issuer_work_like_ours() {
     let supplier = op.app_access_token("supplier").await;
     let header = jsonwebtoken::decode_header(&supplier).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
-    let create = "mutation { createCatalog(input: { name: \"Northwind spring\" }) { id name supplierId } }";
+    let create =
+        "mutation { createCatalog(input: { name: \"Northwind spring\" }) { id name supplierId } }";
     let r = h.gql(Some(&supplier), create, json!({})).await;
     assert_eq!(r.data()["createCatalog"]["name"], "Northwind spring");
     assert_eq!(
@@ -351,13 +355,17 @@ async fn tokens_from_a_trusted_external_issuer_work_like_ours() {
         "supplier",
         "the provider's subject owns the catalog"
     );
-    let catalog = r.data()["createCatalog"]["id"].as_str().unwrap().to_string();
+    let catalog = r.data()["createCatalog"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // A customer of the same provider has no supplier role there: forbidden.
     let customer = op.app_access_token("alice").await;
     let r = h.gql(Some(&customer), create, json!({})).await;
     assert_eq!(r.code(), "FORBIDDEN");
-    let rename = "mutation($id: ID!) { updateCatalog(id: $id, input: { name: \"Mine now\" }) { id } }";
+    let rename =
+        "mutation($id: ID!) { updateCatalog(id: $id, input: { name: \"Mine now\" }) { id } }";
     let r = h
         .gql(Some(&customer), rename, json!({ "id": catalog }))
         .await;
@@ -388,5 +396,70 @@ async fn tokens_from_a_trusted_external_issuer_work_like_ours() {
     .await;
     let r = h.gql(Some(&supplier), create, json!({})).await;
     assert_eq!(r.code(), "UNAUTHENTICATED");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_enforces_our_schemas_scopes_and_serves_the_rest() {
+    let h = Harness::start(None, true).await;
+    // Anonymous: the guarded field is removed before planning, the public one is served.
+    let r = h
+        .gql(
+            None,
+            "query { products(first: 1) { edges { node { name } } } user(id: \"x\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // `user` is nullable, so only it is lost (a guarded non-null field nulls its parent).
+    assert_eq!(r.body["data"]["user"], Value::Null);
+    assert!(
+        r.body["data"]["products"]["edges"][0]["node"]["name"].is_string(),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.body["errors"],
+        json!([{
+            "message": "Unauthorized field or type",
+            "path": ["user"],
+            "extensions": { "code": "UNAUTHENTICATED", "reason": "UNAUTHORIZED_FIELD_OR_TYPE" }
+        }])
+    );
+
+    // A customer lacks users:admin: forbidden, with the same removal.
+    let customer = login(&h, "customer@demo.shop", shop::seed::DEMO_PASSWORD).await;
+    let token = customer["accessToken"].as_str().unwrap();
+    let r = h
+        .gql(
+            Some(token),
+            "query { me { name } user(id: \"x\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["data"]["me"]["name"], "Demo Customer");
+    assert_eq!(r.code(), "FORBIDDEN");
+    assert_eq!(r.body["errors"][0]["path"], json!(["user"]));
+
+    // An anonymous @authenticated mutation never reaches the users subgraph.
+    let r = h
+        .gql(None, "mutation { logoutEverywhere }", json!({}))
+        .await;
+    assert_eq!(r.code(), "UNAUTHENTICATED");
+    assert_eq!(r.body["data"], Value::Null);
+
+    // The admin holds the scope.
+    let admin = login(&h, "admin@demo.shop", shop::seed::DEMO_PASSWORD).await;
+    let r = h
+        .gql(
+            admin["accessToken"].as_str(),
+            "query { users(first: 50) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["users"]["totalCount"],
+        shop::seed::DEMO_ACCOUNTS.len()
+    );
     h.stop().await;
 }

@@ -1,7 +1,8 @@
 //! `@authenticated`, `@requiresScopes` and `@policy` from the supergraph, applied to a
 //! client operation before planning (Apollo's documented semantics): fields the caller
-//! may not see are removed, each reported with its path and
-//! `UNAUTHORIZED_FIELD_OR_TYPE`, and the rest of the operation still runs. A field is
+//! may not see are removed, each reported with its path (code `UNAUTHENTICATED` for
+//! an anonymous caller, else `FORBIDDEN`; Apollo's `UNAUTHORIZED_FIELD_OR_TYPE` as
+//! `reason`), and the rest of the operation still runs. A field is
 //! guarded by its own directives and by those of the type it returns.
 //!
 //! `@policy` needs a policy evaluator we do not have, so it fails closed: such fields

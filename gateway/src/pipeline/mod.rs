@@ -97,6 +97,13 @@ impl Gateway {
             self.run(node, &state, &ctx).await;
         }
         let data = state.data.into_inner().unwrap_or(Value::Null);
+        // Our codes say what the caller can do about it: sign in, or not at all. The
+        // code Apollo Router uses for the same removal travels as `reason`.
+        let refused = if meta.principal.is_some() {
+            "FORBIDDEN"
+        } else {
+            "UNAUTHENTICATED"
+        };
         let mut errors: Vec<Value> = prepared
             .unauthorized
             .iter()
@@ -104,7 +111,7 @@ impl Gateway {
                 serde_json::json!({
                     "message": "Unauthorized field or type",
                     "path": path,
-                    "extensions": { "code": "UNAUTHORIZED_FIELD_OR_TYPE" }
+                    "extensions": { "code": refused, "reason": "UNAUTHORIZED_FIELD_OR_TYPE" }
                 })
             })
             .collect();

@@ -98,6 +98,18 @@ pub fn caller(ctx: &async_graphql::Context<'_>) -> Caller {
     ctx.data_opt::<Caller>().cloned().unwrap_or_default()
 }
 
+// Federation's `@authenticated`, spelled `@federation__authenticated` (the spec's name
+// for a federation directive a subgraph does not import) because async-graphql's `@link`
+// import list is fixed. Use: `#[graphql(directive = shop_kit::auth::authenticated::apply())]`.
+// Resolvers still check the caller themselves: a subgraph relies on no one's filtering.
+/// Federation's `@authenticated`: only requests with a valid token may select this.
+#[async_graphql::TypeDirective(
+    name = "federation__authenticated",
+    location = "FieldDefinition",
+    location = "Object"
+)]
+pub fn authenticated() {}
+
 /// The scopes our tokens grant for a set of roles. Everyone signed in may read and edit
 /// their profile and shop; suppliers change catalogs and stock; admins also manage users.
 pub fn scopes_for(roles: &[Role]) -> Vec<String> {
@@ -359,10 +371,16 @@ fn principal_from_claims(
     for part in issuer.roles_claim.split('.').skip(1) {
         at = at.and_then(|v| v.get(part));
     }
-    let roles = strings(at).iter().filter_map(|r| Role::parse(r)).collect();
-    let scopes = match claims.get("scope") {
-        Some(serde_json::Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
-        _ => strings(claims.get("scp")),
+    let roles: Vec<Role> = strings(at).iter().filter_map(|r| Role::parse(r)).collect();
+    let scopes = match (claims.get("scope"), claims.get("scp")) {
+        (Some(serde_json::Value::String(s)), _) => {
+            s.split_whitespace().map(str::to_string).collect()
+        }
+        (_, Some(scp)) => strings(Some(scp)),
+        // An issuer that grants no scopes at all (many company providers) is trusted
+        // for roles only: its tokens get the scopes our own tokens carry for them. A
+        // token that does carry scopes keeps exactly those, so down-scoped tokens stay so.
+        _ => scopes_for(&roles),
     };
     Ok(Principal {
         user_id: sub.to_string(),
@@ -618,6 +636,39 @@ mod tests {
             Err(AuthError::Invalid("expired".into()))
         );
         assert_eq!(v.verify("not-a-token").await, Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn scopes_come_from_scope_or_scp_and_else_from_the_roles() {
+        let issuer = TrustedIssuer::new(
+            "https://id.example",
+            "shop",
+            JwksSource::Inline(JwkSet { keys: vec![] }),
+        )
+        .with_roles_claim("realm_access.roles");
+        let principal = |claims: serde_json::Value| {
+            let serde_json::Value::Object(map) = claims else {
+                panic!("claims are an object")
+            };
+            principal_from_claims(&map, &issuer).expect("principal")
+        };
+        let roles = serde_json::json!({ "roles": ["SUPPLIER", "bogus"] });
+        let p = principal(serde_json::json!({ "sub": "u1", "realm_access": roles }));
+        assert_eq!(p.roles, vec![Role::Supplier]);
+        assert_eq!(
+            p.scopes,
+            scopes_for(&[Role::Supplier]),
+            "no scopes granted: the roles'"
+        );
+        let p = principal(serde_json::json!({
+            "sub": "u1", "realm_access": roles, "scope": "profile catalog:write"
+        }));
+        assert_eq!(p.scopes, ["profile", "catalog:write"]);
+        let p = principal(serde_json::json!({ "sub": "u1", "realm_access": roles, "scope": "" }));
+        assert!(p.scopes.is_empty(), "a token scoped to nothing stays so");
+        let p = principal(serde_json::json!({ "sub": "u1", "scp": ["inventory:write"] }));
+        assert_eq!(p.scopes, ["inventory:write"]);
+        assert!(p.roles.is_empty());
     }
 
     #[test]

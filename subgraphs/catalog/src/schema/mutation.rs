@@ -14,6 +14,7 @@ pub struct MutationRoot;
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates a catalog owned by the calling supplier (admins may name another supplier).
+    #[graphql(requires_scopes = "catalog:write")]
     async fn create_catalog(
         &self,
         ctx: &Context<'_>,
@@ -30,6 +31,7 @@ impl MutationRoot {
     }
 
     /// Renames a catalog or changes its description.
+    #[graphql(requires_scopes = "catalog:write")]
     async fn update_catalog(
         &self,
         ctx: &Context<'_>,
@@ -43,6 +45,7 @@ impl MutationRoot {
     }
 
     /// Deletes a catalog with all its categories and products (and, through inventory, their stock).
+    #[graphql(requires_scopes = "catalog:write")]
     async fn delete_catalog(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         Ok(ID(catalogs::delete(
             ctx.data::<CatalogCtx>()?,
@@ -52,6 +55,7 @@ impl MutationRoot {
         .await?))
     }
 
+    #[graphql(requires_scopes = "catalog:write")]
     async fn create_category(
         &self,
         ctx: &Context<'_>,
@@ -69,6 +73,7 @@ impl MutationRoot {
         Ok(Category(created))
     }
 
+    #[graphql(requires_scopes = "catalog:write")]
     async fn rename_category(&self, ctx: &Context<'_>, id: ID, name: String) -> Result<Category> {
         Ok(Category(
             categories::rename(ctx.data::<CatalogCtx>()?, &caller(ctx), &id, &name).await?,
@@ -76,6 +81,7 @@ impl MutationRoot {
     }
 
     /// Moves a category under another of the same catalog (`parentId: null` for the top level).
+    #[graphql(requires_scopes = "catalog:write")]
     async fn move_category(
         &self,
         ctx: &Context<'_>,
@@ -96,6 +102,7 @@ impl MutationRoot {
 
     /// Deletes a category. A non-empty one is refused with CONFLICT unless
     /// `moveContentsToParent: true` moves its products and subcategories to its parent.
+    #[graphql(requires_scopes = "catalog:write")]
     async fn delete_category(
         &self,
         ctx: &Context<'_>,
@@ -112,6 +119,7 @@ impl MutationRoot {
         .await?))
     }
 
+    #[graphql(requires_scopes = "catalog:write")]
     async fn create_product(
         &self,
         ctx: &Context<'_>,
@@ -132,6 +140,7 @@ impl MutationRoot {
         ))
     }
 
+    #[graphql(requires_scopes = "catalog:write")]
     async fn update_product(
         &self,
         ctx: &Context<'_>,
@@ -156,6 +165,7 @@ impl MutationRoot {
         ))
     }
 
+    #[graphql(requires_scopes = "catalog:write")]
     async fn delete_product(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         Ok(ID(products::delete(
             ctx.data::<CatalogCtx>()?,

@@ -107,6 +107,7 @@ pub struct QueryRoot;
 #[Object(name = "Query")]
 impl QueryRoot {
     /// A product's stock record (its supplier or an admin).
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn stock_level(&self, ctx: &Context<'_>, product_id: ID) -> Result<StockLevel> {
         Ok(StockLevel(
             stock::level(ctx.data::<InventoryCtx>()?, &caller(ctx), &product_id).await?,
@@ -114,6 +115,7 @@ impl QueryRoot {
     }
 
     /// A product's stock changes, newest first (its supplier or an admin).
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn stock_ledger(
         &self,
         ctx: &Context<'_>,
@@ -150,6 +152,7 @@ pub struct MutationRoot;
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Sets the units on hand; recorded in the ledger with `reason`.
+    #[graphql(requires_scopes = "inventory:write")]
     async fn set_stock(
         &self,
         ctx: &Context<'_>,
@@ -164,6 +167,7 @@ impl MutationRoot {
     }
 
     /// Adds `delta` units (negative to remove); recorded in the ledger with `reason`.
+    #[graphql(requires_scopes = "inventory:write")]
     async fn adjust_stock(
         &self,
         ctx: &Context<'_>,
@@ -178,6 +182,7 @@ impl MutationRoot {
     }
 
     /// Below this many available units the product counts as low on stock.
+    #[graphql(requires_scopes = "inventory:write")]
     async fn set_low_stock_threshold(
         &self,
         ctx: &Context<'_>,

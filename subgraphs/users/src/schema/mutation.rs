@@ -37,6 +37,7 @@ impl MutationRoot {
     }
 
     /// Sends a new verification link to the signed-in user.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn resend_verification_email(&self, ctx: &Context<'_>) -> Result<bool> {
         let svc = ctx.data::<UsersCtx>()?;
         accounts::resend_verification(svc, caller(ctx).require()?).await?;
@@ -85,6 +86,7 @@ impl MutationRoot {
     }
 
     /// Starts linking a provider to the signed-in account.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn start_oidc_link(
         &self,
         ctx: &Context<'_>,
@@ -100,6 +102,7 @@ impl MutationRoot {
     }
 
     /// Finishes linking a provider; only the user who started the link may.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn complete_oidc_link(
         &self,
         ctx: &Context<'_>,
@@ -114,6 +117,7 @@ impl MutationRoot {
 
     /// Removes a linked provider. Refused (CONFLICT) when it is the account's only way
     /// to sign in.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn unlink_oidc_provider(&self, ctx: &Context<'_>, provider: String) -> Result<User> {
         let svc = ctx.data::<UsersCtx>()?;
         let c = caller(ctx);
@@ -144,6 +148,7 @@ impl MutationRoot {
     }
 
     /// Ends every session of the signed-in user.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn logout_everywhere(&self, ctx: &Context<'_>) -> Result<bool> {
         let svc = ctx.data::<UsersCtx>()?;
         let c = caller(ctx);
@@ -172,6 +177,7 @@ impl MutationRoot {
     }
 
     /// Changes the signed-in user's password; every session ends (sign in again).
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn change_password(
         &self,
         ctx: &Context<'_>,
@@ -189,6 +195,7 @@ impl MutationRoot {
         Ok(true)
     }
 
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn update_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> Result<User> {
         let svc = ctx.data::<UsersCtx>()?;
         let user = accounts::update_profile(
@@ -203,6 +210,7 @@ impl MutationRoot {
         Ok(User::new(user))
     }
 
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn add_address(&self, ctx: &Context<'_>, input: AddressInput) -> Result<Address> {
         let svc = ctx.data::<UsersCtx>()?;
         Ok(Address(
@@ -210,6 +218,7 @@ impl MutationRoot {
         ))
     }
 
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn update_address(
         &self,
         ctx: &Context<'_>,
@@ -222,6 +231,7 @@ impl MutationRoot {
         ))
     }
 
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn remove_address(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let svc = ctx.data::<UsersCtx>()?;
         addresses::remove(svc, caller(ctx).require()?, &id).await?;
@@ -230,6 +240,7 @@ impl MutationRoot {
 
     /// Deletes the signed-in user's account: personal data is erased, orders stay
     /// (anonymised). The password confirms it when the account has one.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn delete_account(
         &self,
         ctx: &Context<'_>,
@@ -241,6 +252,7 @@ impl MutationRoot {
     }
 
     /// Admin: creates an account with the given roles.
+    #[graphql(requires_scopes = "users:admin")]
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
         admin::require_admin(caller(ctx).require()?)?;
         let svc = ctx.data::<UsersCtx>()?;
@@ -258,6 +270,7 @@ impl MutationRoot {
     }
 
     /// Admin: deletes an account (erases its personal data).
+    #[graphql(requires_scopes = "users:admin")]
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         admin::require_admin(caller(ctx).require()?)?;
         admin::delete_user(ctx.data::<UsersCtx>()?, &id).await?;
@@ -265,6 +278,7 @@ impl MutationRoot {
     }
 
     /// Admin: replaces an account's roles; its sessions end so new tokens carry them.
+    #[graphql(requires_scopes = "users:admin")]
     async fn set_user_roles(&self, ctx: &Context<'_>, id: ID, roles: Vec<Role>) -> Result<User> {
         admin::require_admin(caller(ctx).require()?)?;
         Ok(User::new(
@@ -273,6 +287,7 @@ impl MutationRoot {
     }
 
     /// Admin: disables (no sign-in, sessions end) or re-enables an account.
+    #[graphql(requires_scopes = "users:admin")]
     async fn set_user_disabled(&self, ctx: &Context<'_>, id: ID, disabled: bool) -> Result<User> {
         admin::require_admin(caller(ctx).require()?)?;
         Ok(User::new(

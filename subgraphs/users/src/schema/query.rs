@@ -31,6 +31,7 @@ impl QueryRoot {
     }
 
     /// Admin: one account by id.
+    #[graphql(requires_scopes = "users:admin")]
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
         admin::require_admin(caller(ctx).require()?)?;
         let svc = ctx.data::<UsersCtx>()?;
@@ -42,6 +43,7 @@ impl QueryRoot {
     }
 
     /// Admin: accounts by e-mail, matching `search` in e-mail or name and `role`.
+    #[graphql(requires_scopes = "users:admin")]
     #[allow(clippy::too_many_arguments)]
     async fn users(
         &self,
