@@ -429,3 +429,124 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     let _ = std::fs::remove_dir_all(&dir);
     shop_kit::testing::cleanup(&dbs).await;
 }
+
+/// Passwords, tokens and their hashes stay out of the logs, even at the most verbose
+/// level an operator can choose.
+#[tokio::test]
+async fn secrets_never_reach_the_logs_even_at_trace_level() {
+    let dir = std::env::temp_dir().join(format!("shop-bin-secrets-{}", std::process::id()));
+    let log_path = dir.with_extension("log");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = std::fs::File::create(&log_path).unwrap();
+    let port = free_port();
+    let child = Child(
+        shop()
+            .env("SHOP_DATA_DIR", &dir)
+            .env("SHOP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+            .env("SHOP_SEED", "false")
+            .env("RUST_LOG", "trace")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start shop"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_ready(&client, &base).await;
+    let gql = async |query: &str, variables: serde_json::Value, token: Option<&str>| {
+        let mut req = client
+            .post(format!("{base}/graphql"))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "query": query, "variables": variables }).to_string());
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let body = req.send().await.unwrap().bytes().await.unwrap();
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+    };
+    let password = "Zebra-Quartz-Marmalade-71";
+    let wrong = "Wrong-Guess-Kettle-93";
+    let new_password = "Orchid-Lantern-Basalt-58";
+    let r = gql(
+        "mutation($i: RegisterInput!) { register(input: $i) { id } }",
+        serde_json::json!({ "i": { "email": "quiet@example.com", "password": password, "name": "Quiet" } }),
+        None,
+    )
+    .await;
+    assert!(r["data"]["register"]["id"].is_string(), "{r}");
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken refreshToken } }";
+    let r = gql(
+        login,
+        serde_json::json!({ "e": "quiet@example.com", "p": wrong }),
+        None,
+    )
+    .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let r = gql(
+        login,
+        serde_json::json!({ "e": "quiet@example.com", "p": password }),
+        None,
+    )
+    .await;
+    let access = r["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refresh = r["data"]["login"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = gql(
+        "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }",
+        serde_json::json!({ "t": refresh }),
+        None,
+    )
+    .await;
+    let access2 = r["data"]["refreshSession"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = gql(
+        "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }",
+        serde_json::json!({ "c": password, "n": new_password }),
+        Some(&access2),
+    )
+    .await;
+    assert_eq!(r["data"]["changePassword"], true, "{r}");
+    // A forged token is refused, and not echoed either.
+    let forged = format!("{}x", &access[..access.len() - 1]);
+    gql("{ me { id } }", serde_json::json!({}), Some(&forged)).await;
+    drop(child);
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logs.len() > 1000,
+        "trace logging produced output: {} bytes",
+        logs.len()
+    );
+    let signature = |t: &str| t.rsplit('.').next().unwrap().to_string();
+    for (what, secret) in [
+        ("password", password.to_string()),
+        ("wrong password", wrong.to_string()),
+        ("new password", new_password.to_string()),
+        ("refresh token", refresh.clone()),
+        ("refresh token hash", sha256_hex(&refresh)),
+        ("access token signature", signature(&access)),
+        ("refreshed access token signature", signature(&access2)),
+        ("forged token signature", signature(&forged)),
+        ("a password hash", "$argon2id$".to_string()),
+    ] {
+        assert!(!logs.contains(&secret), "the logs contain the {what}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&log_path);
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
