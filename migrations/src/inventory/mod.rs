@@ -1,17 +1,19 @@
-//! Inventory domain: stock per product, the stock ledger.
+//! Inventory domain: stock per product, holds, commitments, the stock ledger.
 
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_inventory_tables;
+mod m20261122_000002_stock_holds;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261122_000001_create_inventory_tables::Migration,
-        )]
+        vec![
+            Box::new(m20261122_000001_create_inventory_tables::Migration),
+            Box::new(m20261122_000002_stock_holds::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

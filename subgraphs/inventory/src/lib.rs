@@ -8,11 +8,10 @@ pub mod service;
 use async_graphql::{EmptySubscription, Schema};
 use sea_orm::DatabaseConnection;
 use shop_kit::auth::Verifier;
-use shop_kit::db::ByIdLoader;
 use shop_kit::events::EventBus;
 use shop_kit::server::{database_ready, subgraph_router};
 
-pub use service::InventoryCtx;
+pub use service::{InventoryCtx, InventorySettings};
 
 pub const NAME: &str = "inventory";
 
@@ -23,9 +22,7 @@ pub fn schema(ctx: InventoryCtx) -> InventorySchema {
     Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .enable_federation()
         .data(ctx)
-        .data(shop_kit::db::loader(
-            ByIdLoader::<entity::item::Entity>::new(db),
-        ))
+        .data(shop_kit::db::loader(schema::StockLoader::new(db)))
         .limit_depth(32)
         .limit_complexity(20_000)
         .finish()
@@ -44,6 +41,7 @@ pub async fn start(
     shop_migrations::up(&db, NAME).await?;
     let ctx = InventoryCtx::new(db);
     service::events::start(&ctx, bus);
+    service::holds::spawn_sweeper(ctx.clone(), ctx.settings.sweep_every);
     Ok(router(ctx, verifier))
 }
 

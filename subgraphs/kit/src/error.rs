@@ -21,6 +21,7 @@ pub enum ErrorCode {
     Conflict,
     TooManyRequests,
     Unavailable,
+    OutOfStock,
     Internal,
 }
 
@@ -34,6 +35,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::TooManyRequests => "TOO_MANY_REQUESTS",
             ErrorCode::Unavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::OutOfStock => "OUT_OF_STOCK",
             ErrorCode::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -57,6 +59,8 @@ pub enum ApiError {
     /// Something we depend on outside our own stores (an identity provider) cannot be
     /// reached or answered badly; retry later. The message names it, not the details.
     Unavailable(String),
+    /// Not enough units for these lines; `extensions.lines` lists each shortfall.
+    OutOfStock(Vec<StockShortfall>),
     /// A database failure; logged, never shown.
     Database(DbErr),
     /// Any other internal failure; logged, never shown.
@@ -64,6 +68,15 @@ pub enum ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// One line that cannot be had: how many were asked for and how many are available.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockShortfall {
+    pub product_id: String,
+    pub requested: i64,
+    pub available: i64,
+}
 
 impl ApiError {
     pub fn bad_input(msg: impl Into<String>) -> Self {
@@ -91,6 +104,7 @@ impl ApiError {
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::TooManyRequests(_) => ErrorCode::TooManyRequests,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::OutOfStock(_) => ErrorCode::OutOfStock,
             ApiError::Database(_) | ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -105,6 +119,7 @@ impl ApiError {
             | ApiError::Conflict(m)
             | ApiError::TooManyRequests(m)
             | ApiError::Unavailable(m) => m,
+            ApiError::OutOfStock(_) => "not enough stock for some lines",
             ApiError::Database(_) | ApiError::Internal(_) => "internal error",
         }
     }
@@ -138,7 +153,16 @@ impl ErrorExtensions for ApiError {
             _ => {}
         }
         let code = self.code().as_str();
-        async_graphql::Error::new(self.public_message()).extend_with(|_, ext| ext.set("code", code))
+        let lines = match self {
+            ApiError::OutOfStock(lines) => async_graphql::to_value(lines).ok(),
+            _ => None,
+        };
+        async_graphql::Error::new(self.public_message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(lines) = lines {
+                ext.set("lines", lines);
+            }
+        })
     }
 }
 
@@ -161,6 +185,26 @@ mod tests {
         assert_eq!(
             ext.get("code"),
             Some(&async_graphql::Value::from("INTERNAL_SERVER_ERROR"))
+        );
+    }
+
+    #[test]
+    fn out_of_stock_lists_each_shortfall() {
+        let err: async_graphql::Error = ApiError::OutOfStock(vec![StockShortfall {
+            product_id: "p1".into(),
+            requested: 3,
+            available: 1,
+        }])
+        .into();
+        let ext = err.extensions.expect("extensions");
+        assert_eq!(
+            ext.get("code"),
+            Some(&async_graphql::Value::from("OUT_OF_STOCK"))
+        );
+        assert_eq!(
+            ext.get("lines")
+                .map(|v| v.clone().into_json().expect("json")),
+            Some(serde_json::json!([{ "productId": "p1", "requested": 3, "available": 1 }]))
         );
     }
 

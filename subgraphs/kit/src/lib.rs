@@ -17,4 +17,4 @@ pub mod pagination;
 pub mod server;
 pub mod testing;
 
-pub use error::{ApiError, ApiResult, ErrorCode};
+pub use error::{ApiError, ApiResult, ErrorCode, StockShortfall};

@@ -125,6 +125,15 @@ pub fn redis_url(test: &str) -> Option<String> {
     }
 }
 
+/// Runs `f` once per test database (SQLite, and MySQL when configured), then drops them.
+pub async fn each_db(test: &str, f: impl AsyncFn(&TestDb)) {
+    let dbs = databases(test).await;
+    for db in &dbs {
+        f(db).await;
+    }
+    cleanup(&dbs).await;
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes; for eventually-consistent
 /// outcomes (events crossing subgraphs).
 pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>

@@ -10,7 +10,7 @@ use sea_orm::{EntityTrait, QueryOrder, Set};
 use serde_json::{Value, json};
 use shop_kit::auth::{JwksSource, Principal, Role, TrustedIssuer, Verifier};
 use shop_kit::limits::{Limit, RateLimiter};
-use shop_kit::testing::{TestDb, cleanup, data_of, databases, error_code_of};
+use shop_kit::testing::{TestDb, cleanup, data_of, databases, each_db, error_code_of};
 use shop_users::entity::mail;
 use shop_users::{UsersCtx, UsersSchema, UsersSettings, schema};
 
@@ -164,14 +164,6 @@ impl Env {
             .expect("admin");
         self.session(email).await.0
     }
-}
-
-async fn each_db(test: &str, f: impl AsyncFn(&TestDb)) {
-    let dbs = databases(test).await;
-    for db in &dbs {
-        f(db).await;
-    }
-    cleanup(&dbs).await;
 }
 
 #[tokio::test]

@@ -13,17 +13,24 @@ pub struct Model {
     pub supplier_id: String,
     /// Units on hand.
     pub quantity: i64,
-    /// Units held by carts and pending orders.
+    /// Units held by carts (the sum of their holds, counting expired ones until the
+    /// sweeper releases them; reads subtract those).
     pub reserved: i64,
     pub low_stock_threshold: i32,
     /// Increases with every change; consumers use it to ignore stale events.
     pub version: i64,
     pub updated_at: DateTimeUtc,
+    /// Units committed to orders that have not shipped.
+    pub committed: i64,
+    /// Set while available is at or below the threshold, so `StockLow` fires once
+    /// per crossing.
+    pub low_stock: bool,
 }
 
 impl Model {
+    /// Units a new hold may take: on hand minus holds minus commitments.
     pub fn available(&self) -> i64 {
-        (self.quantity - self.reserved).max(0)
+        (self.quantity - self.reserved - self.committed).max(0)
     }
 }
 

@@ -7,6 +7,7 @@ use shop_kit::auth::caller;
 use shop_kit::db::ByIdLoader;
 use shop_kit::pagination::{PageArgs, Paged};
 
+use crate::entity::ledger::Kind;
 use crate::entity::{item, ledger};
 use crate::service::{InventoryCtx, stock};
 
@@ -36,9 +37,39 @@ impl Product {
 }
 
 async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<item::Model>> {
-    ctx.data::<DataLoader<ByIdLoader<item::Entity>>>()?
+    ctx.data::<DataLoader<StockLoader>>()?
         .load_one(id.to_string())
         .await
+}
+
+/// Loads stock records in batches, as readers see them (expired holds not counted).
+pub struct StockLoader {
+    db: sea_orm::DatabaseConnection,
+}
+
+impl StockLoader {
+    pub fn new(db: sea_orm::DatabaseConnection) -> Self {
+        StockLoader { db }
+    }
+}
+
+impl async_graphql::dataloader::Loader<String> for StockLoader {
+    type Value = item::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, item::Model>, Self::Error> {
+        let items = ByIdLoader::<item::Entity>::new(self.db.clone())
+            .load(keys)
+            .await?;
+        let live = stock::live(&self.db, items.into_values().collect()).await?;
+        Ok(live
+            .into_iter()
+            .map(|i| (i.product_id.clone(), i))
+            .collect())
+    }
 }
 
 /// A product's full stock record, for its supplier and admins.
@@ -58,10 +89,15 @@ impl StockLevel {
     async fn quantity(&self) -> i64 {
         self.0.quantity
     }
-    /// Units held by carts and pending orders.
+    /// Units held by carts (live holds only).
     async fn reserved(&self) -> i64 {
         self.0.reserved
     }
+    /// Units committed to orders that have not shipped.
+    async fn committed(&self) -> i64 {
+        self.0.committed
+    }
+    /// On hand minus held minus committed.
     async fn available(&self) -> i64 {
         self.0.available()
     }
@@ -73,15 +109,52 @@ impl StockLevel {
     }
 }
 
+/// What a stock movement moved.
+#[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StockMovementKind {
+    /// Units arrived (initial stock, imports); changes on hand.
+    Receive,
+    /// A supplier set or adjusted the count; changes on hand.
+    Adjust,
+    /// A cart held units; changes held.
+    Hold,
+    /// A hold ended (removed, lowered, expired); changes held.
+    Release,
+    /// Held units went to an order; moves held to committed.
+    Commit,
+    /// An order was cancelled before shipping; returns committed units.
+    Restock,
+}
+
+impl From<Kind> for StockMovementKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Receive => StockMovementKind::Receive,
+            Kind::Adjust => StockMovementKind::Adjust,
+            Kind::Hold => StockMovementKind::Hold,
+            Kind::Release => StockMovementKind::Release,
+            Kind::Commit => StockMovementKind::Commit,
+            Kind::Restock => StockMovementKind::Restock,
+        }
+    }
+}
+
 /// One recorded change of a product's stock.
 #[derive(SimpleObject)]
 pub struct StockLedgerEntry {
     pub id: ID,
     pub product_id: ID,
-    /// The change in units (negative for removals).
+    pub kind: StockMovementKind,
+    /// The change in units of the level the kind moves (negative for removals).
     pub delta: i64,
     /// Units on hand after the change.
     pub quantity_after: i64,
+    /// Units held after the change.
+    pub held_after: i64,
+    /// Units committed after the change.
+    pub committed_after: i64,
+    /// The cart or order the movement belongs to.
+    pub reference: Option<String>,
     pub reason: String,
     /// Who made the change; empty for system changes.
     pub actor_id: Option<ID>,
@@ -93,11 +166,58 @@ impl From<ledger::Model> for StockLedgerEntry {
         StockLedgerEntry {
             id: ID(m.id.to_string()),
             product_id: ID(m.product_id),
+            kind: Kind::parse(&m.kind).unwrap_or(Kind::Adjust).into(),
             delta: m.delta,
             quantity_after: m.quantity_after,
+            held_after: m.held_after,
+            committed_after: m.committed_after,
+            reference: m.reference,
             reason: m.reason,
             actor_id: m.actor_id.map(ID),
             created_at: m.created_at,
+        }
+    }
+}
+
+/// A product's numbers explained by its ledger.
+#[derive(SimpleObject)]
+pub struct StockExplanation {
+    pub product_id: ID,
+    /// Units on hand, held and committed as stored.
+    pub on_hand: i64,
+    pub held: i64,
+    pub committed: i64,
+    pub available: i64,
+    /// Net change per kind of movement over the product's whole ledger.
+    pub movements: Vec<StockMovementTotal>,
+    /// On hand = RECEIVE + ADJUST; held = HOLD + RELEASE − COMMIT; committed = COMMIT +
+    /// RESTOCK. True when the ledger adds up to the stored numbers.
+    pub consistent: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct StockMovementTotal {
+    pub kind: StockMovementKind,
+    pub total: i64,
+}
+
+impl From<stock::Explanation> for StockExplanation {
+    fn from(e: stock::Explanation) -> Self {
+        StockExplanation {
+            consistent: e.consistent(),
+            product_id: ID(e.item.product_id.clone()),
+            on_hand: e.item.quantity,
+            held: e.item.reserved,
+            committed: e.item.committed,
+            available: e.item.available(),
+            movements: e
+                .by_kind
+                .into_iter()
+                .map(|(kind, total)| StockMovementTotal {
+                    kind: kind.into(),
+                    total,
+                })
+                .collect(),
         }
     }
 }
@@ -139,6 +259,21 @@ impl QueryRoot {
         )
         .await?;
         Ok(window.connection(rows.into_iter().map(Into::into).collect()))
+    }
+
+    /// How a product's current numbers came about, from its ledger (its supplier or
+    /// an admin).
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn stock_explanation(
+        &self,
+        ctx: &Context<'_>,
+        product_id: ID,
+    ) -> Result<StockExplanation> {
+        Ok(
+            stock::explain(ctx.data::<InventoryCtx>()?, &caller(ctx), &product_id)
+                .await?
+                .into(),
+        )
     }
 
     #[graphql(entity)]

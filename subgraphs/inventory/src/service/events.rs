@@ -7,6 +7,8 @@ use super::InventoryCtx;
 use super::stock;
 
 pub const STOCK_CHANGED: &str = "inventory.stock_changed";
+/// Available fell to or below the product's threshold (once per crossing).
+pub const STOCK_LOW: &str = "inventory.stock_low";
 
 pub const PRODUCT_CREATED: &str = "catalog.product_created";
 pub const PRODUCT_DELETED: &str = "catalog.product_deleted";
@@ -19,6 +21,15 @@ pub struct StockChanged {
     pub available: i64,
     pub quantity: i64,
     pub version: i64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct StockLow {
+    pub product_id: String,
+    pub supplier_id: String,
+    pub available: i64,
+    pub threshold: i32,
 }
 
 #[derive(Deserialize)]

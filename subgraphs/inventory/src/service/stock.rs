@@ -2,7 +2,7 @@
 //! appends a ledger entry and writes an `inventory.stock_changed` event.
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -12,7 +12,8 @@ use shop_kit::pagination::{PageArgs, Window};
 use shop_kit::{ApiError, ApiResult};
 
 use super::InventoryCtx;
-use super::events::{STOCK_CHANGED, StockChanged};
+use super::events::{STOCK_CHANGED, STOCK_LOW, StockChanged, StockLow};
+use crate::entity::ledger::Kind;
 use crate::entity::{item, ledger};
 
 pub const MAX_QUANTITY: i64 = 1_000_000_000;
@@ -65,13 +66,15 @@ async fn owned_item<C: ConnectionTrait>(
     }
 }
 
-/// Applies `delta` atomically (refusing to go below zero or above the maximum), records
-/// it and publishes the new level. Shared by set and adjust.
+/// Applies `delta` to the units on hand atomically (refusing to go below what is held
+/// and committed, or above the maximum), records it and publishes the new level.
+/// Shared by set, adjust and receive.
 async fn apply_delta<C: ConnectionTrait>(
     ctx: &InventoryCtx,
     conn: &C,
     product_id: &str,
     delta: i64,
+    kind: Kind,
     reason: String,
     actor: Option<&str>,
 ) -> ApiResult<item::Model> {
@@ -86,7 +89,12 @@ async fn apply_delta<C: ConnectionTrait>(
         )
         .col_expr(item::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(item::Column::ProductId.eq(product_id))
-        .filter(Expr::col(item::Column::Quantity).add(delta).gte(0))
+        // Committed units are sold: on hand never drops below them.
+        .filter(
+            Expr::col(item::Column::Quantity)
+                .add(delta)
+                .gte(Expr::col(item::Column::Committed)),
+        )
         .filter(
             Expr::col(item::Column::Quantity)
                 .add(delta)
@@ -94,30 +102,102 @@ async fn apply_delta<C: ConnectionTrait>(
         )
         .exec(conn)
         .await?;
-    let after = item::Entity::find_by_id(product_id.to_string())
-        .one(conn)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("product {product_id} has no stock record")))?;
+    let after = find_item(conn, product_id).await?;
     if res.rows_affected == 0 {
         return Err(ApiError::conflict(format!(
-            "stock cannot change by {delta}: {} on hand, allowed range 0..={MAX_QUANTITY}",
-            after.quantity
+            "stock cannot change by {delta}: {} on hand of which {} are committed to orders; \
+             allowed range {}..={MAX_QUANTITY}",
+            after.quantity, after.committed, after.committed
         )));
     }
+    record(
+        ctx,
+        conn,
+        &after,
+        Movement {
+            kind,
+            delta,
+            reason,
+            actor,
+            reference: None,
+        },
+    )
+    .await?;
+    Ok(after)
+}
+
+pub(crate) async fn find_item<C: ConnectionTrait>(
+    conn: &C,
+    product_id: &str,
+) -> ApiResult<item::Model> {
+    item::Entity::find_by_id(product_id.to_string())
+        .one(conn)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("product {product_id} has no stock record")))
+}
+
+/// One stock movement, as the ledger records it.
+pub(crate) struct Movement<'a> {
+    pub kind: Kind,
+    pub delta: i64,
+    pub reason: String,
+    pub actor: Option<&'a str>,
+    pub reference: Option<&'a str>,
+}
+
+/// Writes the ledger row for a movement that left the item at `after`, publishes the
+/// new level, and `StockLow` when available has just fallen to the threshold (the flag
+/// on the item makes that once per crossing). Runs in the movement's transaction.
+pub(crate) async fn record<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    after: &item::Model,
+    m: Movement<'_>,
+) -> ApiResult<()> {
     ledger::ActiveModel {
-        product_id: Set(product_id.to_string()),
-        delta: Set(delta),
+        product_id: Set(after.product_id.clone()),
+        kind: Set(m.kind.as_str().to_string()),
+        delta: Set(m.delta),
         quantity_after: Set(after.quantity),
-        reason: Set(reason),
-        actor_id: Set(actor.map(str::to_string)),
+        held_after: Set(after.reserved),
+        committed_after: Set(after.committed),
+        reference: Set(m.reference.map(str::to_string)),
+        reason: Set(m.reason),
+        actor_id: Set(m.actor.map(str::to_string)),
         created_at: Set(Utc::now()),
         ..Default::default()
     }
     .insert(conn)
     .await?;
+    let available = after.available();
+    let low = available <= i64::from(after.low_stock_threshold);
+    if low != after.low_stock {
+        // Conditional, so two movements racing across the threshold emit one event.
+        let flipped = item::Entity::update_many()
+            .col_expr(item::Column::LowStock, Expr::value(low))
+            .filter(item::Column::ProductId.eq(after.product_id.as_str()))
+            .filter(item::Column::LowStock.eq(!low))
+            .exec(conn)
+            .await?;
+        if low && flipped.rows_affected == 1 {
+            let event = StockLow {
+                product_id: after.product_id.clone(),
+                supplier_id: after.supplier_id.clone(),
+                available,
+                threshold: after.low_stock_threshold,
+            };
+            ctx.outbox
+                .write(
+                    conn,
+                    STOCK_LOW,
+                    serde_json::to_value(event).unwrap_or_default(),
+                )
+                .await?;
+        }
+    }
     let event = StockChanged {
-        product_id: product_id.to_string(),
-        available: after.available(),
+        product_id: after.product_id.clone(),
+        available,
         quantity: after.quantity,
         version: after.version,
     };
@@ -128,7 +208,7 @@ async fn apply_delta<C: ConnectionTrait>(
             serde_json::to_value(event).unwrap_or_default(),
         )
         .await?;
-    Ok(after)
+    Ok(())
 }
 
 /// Sets the quantity on hand to `quantity`.
@@ -153,6 +233,7 @@ pub async fn set(
         &txn,
         product_id,
         quantity - current.quantity,
+        Kind::Adjust,
         reason,
         Some(&p.user_id),
     )
@@ -182,7 +263,16 @@ pub async fn adjust(
     }
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     owned_item(&txn, p, product_id).await?;
-    let after = apply_delta(ctx, &txn, product_id, delta, reason, Some(&p.user_id)).await?;
+    let after = apply_delta(
+        ctx,
+        &txn,
+        product_id,
+        delta,
+        Kind::Adjust,
+        reason,
+        Some(&p.user_id),
+    )
+    .await?;
     txn.commit().await?;
     ctx.outbox.wake();
     Ok(after)
@@ -215,7 +305,24 @@ pub async fn level(
     product_id: &str,
 ) -> ApiResult<item::Model> {
     let p = caller.require()?;
-    owned_item(&ctx.db, p, product_id).await
+    let it = owned_item(&ctx.db, p, product_id).await?;
+    Ok(live(&ctx.db, vec![it]).await?.remove(0))
+}
+
+/// The items as a reader must see them: units of holds that have expired but are not
+/// released yet do not count as held.
+pub async fn live<C: ConnectionTrait>(
+    conn: &C,
+    mut items: Vec<item::Model>,
+) -> ApiResult<Vec<item::Model>> {
+    let ids: Vec<String> = items.iter().map(|i| i.product_id.clone()).collect();
+    let expired = super::holds::expired_held(conn, &ids).await?;
+    for it in &mut items {
+        if let Some(q) = expired.get(&it.product_id) {
+            it.reserved = Ord::max(it.reserved - q, 0);
+        }
+    }
+    Ok(items)
 }
 
 /// A product's ledger, newest first, for its owner or an admin.
@@ -260,6 +367,8 @@ pub async fn ensure_item<C: ConnectionTrait>(
         supplier_id: Set(supplier_id.to_string()),
         quantity: Set(0),
         reserved: Set(0),
+        committed: Set(0),
+        low_stock: Set(false),
         low_stock_threshold: Set(5),
         version: Set(0),
         updated_at: Set(Utc::now()),
@@ -302,6 +411,7 @@ pub async fn receive_initial(
         &txn,
         product_id,
         quantity - current.quantity,
+        Kind::Receive,
         reason.to_string(),
         None,
     )
@@ -338,4 +448,66 @@ pub async fn product_ids_of_catalog<C: ConnectionTrait>(
         .into_tuple::<String>()
         .all(conn)
         .await?)
+}
+
+/// A product's current numbers and the same numbers summed from its ledger: every unit
+/// on hand, held and committed is accounted for by the movements that put it there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    pub item: item::Model,
+    /// Net change per kind of movement, in ledger order of kinds.
+    pub by_kind: Vec<(Kind, i64)>,
+    pub on_hand_from_ledger: i64,
+    pub held_from_ledger: i64,
+    pub committed_from_ledger: i64,
+}
+
+impl Explanation {
+    /// The ledger adds up to the stored levels.
+    pub fn consistent(&self) -> bool {
+        self.on_hand_from_ledger == self.item.quantity
+            && self.held_from_ledger == self.item.reserved
+            && self.committed_from_ledger == self.item.committed
+    }
+}
+
+/// Explains a product's numbers from its ledger (its supplier or an admin).
+pub async fn explain(
+    ctx: &InventoryCtx,
+    caller: &Caller,
+    product_id: &str,
+) -> ApiResult<Explanation> {
+    let p = caller.require()?;
+    let it = owned_item(&ctx.db, p, product_id).await?;
+    explain_item(&ctx.db, it).await
+}
+
+pub async fn explain_item<C: ConnectionTrait>(conn: &C, it: item::Model) -> ApiResult<Explanation> {
+    let sums: Vec<(String, Option<i64>)> = ledger::Entity::find()
+        .select_only()
+        .column(ledger::Column::Kind)
+        // SUM of a BIGINT is DECIMAL on MySQL; cast back to an integer on both engines.
+        .column_as(
+            Expr::expr(ledger::Column::Delta.sum()).cast_as(Alias::new("SIGNED")),
+            "total",
+        )
+        .filter(ledger::Column::ProductId.eq(it.product_id.as_str()))
+        .group_by(ledger::Column::Kind)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let sum_of = |k: Kind| {
+        sums.iter()
+            .filter(|(kind, _)| kind == k.as_str())
+            .map(|(_, total)| total.unwrap_or(0))
+            .sum::<i64>()
+    };
+    let by_kind: Vec<(Kind, i64)> = Kind::ALL.iter().map(|&k| (k, sum_of(k))).collect();
+    Ok(Explanation {
+        on_hand_from_ledger: sum_of(Kind::Receive) + sum_of(Kind::Adjust),
+        held_from_ledger: sum_of(Kind::Hold) + sum_of(Kind::Release) - sum_of(Kind::Commit),
+        committed_from_ledger: sum_of(Kind::Commit) + sum_of(Kind::Restock),
+        by_kind,
+        item: it,
+    })
 }

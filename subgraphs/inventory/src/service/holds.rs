@@ -1,0 +1,621 @@
+//! Holds: units a cart keeps for a while (10 minutes by default, extended by any activity
+//! on the cart), then committed to an order at checkout or released.
+//!
+//! Never overselling rests on one rule: a unit is taken only by a conditional UPDATE
+//! whose WHERE clause re-checks what is left (`on hand − held − committed ≥ wanted` for
+//! a hold, `on hand − committed ≥ wanted` for a commit). The database applies it
+//! atomically per row on SQLite and MariaDB alike, so two buyers of the last unit cannot
+//! both succeed, whatever the interleaving. Expired holds keep counting in `reserved`
+//! until released; every hold and commit first releases the product's expired holds in
+//! its own transaction, and reads subtract them, so an expired hold blocks no one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use shop_kit::{ApiError, ApiResult, StockShortfall};
+
+use super::InventoryCtx;
+use super::stock::{Movement, find_item, record};
+use crate::entity::ledger::Kind;
+use crate::entity::{commitment, hold, item};
+
+/// The most units one hold (one cart line) may take.
+pub const MAX_HOLD: i64 = 10_000;
+
+fn check_owner(owner: &str) -> ApiResult<()> {
+    let ok = !owner.is_empty()
+        && owner.len() <= 64
+        && owner
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_input(format!(
+            "owner '{owner}' is not a valid cart or order reference"
+        )))
+    }
+}
+
+fn check_product(product_id: &str) -> ApiResult<()> {
+    if shop_kit::ids::is_valid_id(product_id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_input(format!(
+            "productId: '{product_id}' is not a valid id"
+        )))
+    }
+}
+
+fn expiry(ttl: Duration) -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default()
+}
+
+/// Moves `delta` units into (positive) or out of (negative) `reserved`. Taking units is
+/// conditional on availability; `Ok(None)` means there were not enough.
+async fn move_held<C: ConnectionTrait>(
+    conn: &C,
+    product_id: &str,
+    delta: i64,
+) -> ApiResult<Option<item::Model>> {
+    let mut update = item::Entity::update_many()
+        .col_expr(
+            item::Column::Reserved,
+            Expr::col(item::Column::Reserved).add(delta),
+        )
+        .col_expr(
+            item::Column::Version,
+            Expr::col(item::Column::Version).add(1),
+        )
+        .col_expr(item::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(item::Column::ProductId.eq(product_id));
+    if delta > 0 {
+        update = update.filter(
+            Expr::col(item::Column::Quantity)
+                .sub(Expr::col(item::Column::Reserved))
+                .sub(Expr::col(item::Column::Committed))
+                .gte(delta),
+        );
+    }
+    if update.exec(conn).await?.rows_affected == 0 {
+        // Also when the product has no stock record at all.
+        return Ok(None);
+    }
+    Ok(Some(find_item(conn, product_id).await?))
+}
+
+/// Releases the expired holds of one product inside the caller's transaction.
+async fn release_expired_of<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    product_id: &str,
+) -> ApiResult<()> {
+    let expired = hold::Entity::find()
+        .filter(hold::Column::ProductId.eq(product_id))
+        .filter(hold::Column::ExpiresAt.lte(Utc::now()))
+        .all(conn)
+        .await?;
+    for h in expired {
+        release_row(ctx, conn, &h, "hold expired").await?;
+    }
+    Ok(())
+}
+
+/// Deletes a hold row and returns its units, if the row is still there (a concurrent
+/// sweep may have released it first; then nothing happens).
+async fn release_row<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    h: &hold::Model,
+    reason: &str,
+) -> ApiResult<bool> {
+    let deleted = hold::Entity::delete_many()
+        .filter(hold::Column::Id.eq(h.id.as_str()))
+        .filter(hold::Column::Quantity.eq(h.quantity))
+        .exec(conn)
+        .await?;
+    if deleted.rows_affected != 1 {
+        return Ok(false);
+    }
+    if let Some(after) = move_held(conn, &h.product_id, -h.quantity).await? {
+        record(
+            ctx,
+            conn,
+            &after,
+            Movement {
+                kind: Kind::Release,
+                delta: -h.quantity,
+                reason: reason.to_string(),
+                actor: None,
+                reference: Some(&h.owner),
+            },
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+/// What a cart holds of one product now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub product_id: String,
+    pub quantity: i64,
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+impl From<hold::Model> for Held {
+    fn from(h: hold::Model) -> Self {
+        Held {
+            product_id: h.product_id,
+            quantity: h.quantity,
+            expires_at: h.expires_at,
+        }
+    }
+}
+
+/// Sets what `owner` holds of a product to `quantity` (0 releases it) and extends all
+/// the owner's live holds. Refused with `OUT_OF_STOCK` when the extra units are not
+/// available; then nothing changes.
+pub async fn set_hold(
+    ctx: &InventoryCtx,
+    owner: &str,
+    product_id: &str,
+    quantity: i64,
+) -> ApiResult<Option<Held>> {
+    check_owner(owner)?;
+    check_product(product_id)?;
+    if !(0..=MAX_HOLD).contains(&quantity) {
+        return Err(ApiError::bad_input(format!(
+            "quantity must be between 0 and {MAX_HOLD}"
+        )));
+    }
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    release_expired_of(ctx, &txn, product_id).await?;
+    let current = hold::Entity::find()
+        .filter(hold::Column::Owner.eq(owner))
+        .filter(hold::Column::ProductId.eq(product_id))
+        .one(&txn)
+        .await?;
+    let had = current.as_ref().map_or(0, |h| h.quantity);
+    let delta = quantity - had;
+    let now = Utc::now();
+    let expires_at = expiry(ctx.settings.hold_ttl);
+    if delta != 0 {
+        let Some(after) = move_held(&txn, product_id, delta).await? else {
+            let available = item::Entity::find_by_id(product_id.to_string())
+                .one(&txn)
+                .await?
+                .map_or(0, |i| i.available());
+            return Err(ApiError::OutOfStock(vec![StockShortfall {
+                product_id: product_id.to_string(),
+                requested: quantity,
+                available: available + had,
+            }]));
+        };
+        record(
+            ctx,
+            &txn,
+            &after,
+            Movement {
+                kind: if delta > 0 { Kind::Hold } else { Kind::Release },
+                delta,
+                reason: if delta > 0 {
+                    "held for a cart".into()
+                } else {
+                    "released by the cart".into()
+                },
+                actor: None,
+                reference: Some(owner),
+            },
+        )
+        .await?;
+    }
+    let result = match (current, quantity) {
+        (Some(h), 0) => {
+            hold::Entity::delete_by_id(h.id).exec(&txn).await?;
+            None
+        }
+        (None, 0) => None,
+        (Some(h), q) => {
+            let mut m: hold::ActiveModel = h.into();
+            m.quantity = Set(q);
+            m.expires_at = Set(expires_at);
+            m.updated_at = Set(now);
+            Some(m.update(&txn).await?)
+        }
+        (None, q) => Some(
+            hold::ActiveModel {
+                id: Set(shop_kit::ids::new_id()),
+                owner: Set(owner.to_string()),
+                product_id: Set(product_id.to_string()),
+                quantity: Set(q),
+                expires_at: Set(expires_at),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await?,
+        ),
+    };
+    extend_in(&txn, owner, expires_at).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(result.map(Held::from))
+}
+
+async fn extend_in<C: ConnectionTrait>(
+    conn: &C,
+    owner: &str,
+    expires_at: chrono::DateTime<Utc>,
+) -> ApiResult<()> {
+    // Only live holds: an expired one has (logically) been released already.
+    hold::Entity::update_many()
+        .col_expr(hold::Column::ExpiresAt, Expr::value(expires_at))
+        .filter(hold::Column::Owner.eq(owner))
+        .filter(hold::Column::ExpiresAt.gt(Utc::now()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Extends the owner's live holds by the full hold time (any activity on a cart).
+pub async fn extend(ctx: &InventoryCtx, owner: &str) -> ApiResult<Vec<Held>> {
+    check_owner(owner)?;
+    extend_in(&ctx.db, owner, expiry(ctx.settings.hold_ttl)).await?;
+    holds_of(ctx, owner).await
+}
+
+/// The owner's holds, live and expired (an expired one shows until it is released).
+pub async fn holds_of(ctx: &InventoryCtx, owner: &str) -> ApiResult<Vec<Held>> {
+    check_owner(owner)?;
+    Ok(hold::Entity::find()
+        .filter(hold::Column::Owner.eq(owner))
+        .order_by_asc(hold::Column::CreatedAt)
+        .order_by_asc(hold::Column::Id)
+        .all(&ctx.db)
+        .await?
+        .into_iter()
+        .map(Held::from)
+        .collect())
+}
+
+/// Releases everything the owner holds.
+pub async fn release_all(ctx: &InventoryCtx, owner: &str, reason: &str) -> ApiResult<()> {
+    check_owner(owner)?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let rows = hold::Entity::find()
+        .filter(hold::Column::Owner.eq(owner))
+        .all(&txn)
+        .await?;
+    for h in rows {
+        release_row(ctx, &txn, &h, reason).await?;
+    }
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(())
+}
+
+/// Moves `from`'s live holds to `to` (an anonymous cart merging into a user's at
+/// sign-in): quantities of the same product add up; no units change hands, so nothing
+/// is taken or recorded. Expired holds of `from` are released.
+pub async fn transfer(ctx: &InventoryCtx, from: &str, to: &str) -> ApiResult<Vec<Held>> {
+    check_owner(from)?;
+    check_owner(to)?;
+    if from == to {
+        return holds_of(ctx, to).await;
+    }
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let expires_at = expiry(ctx.settings.hold_ttl);
+    let now = Utc::now();
+    let moving = hold::Entity::find()
+        .filter(hold::Column::Owner.eq(from))
+        .all(&txn)
+        .await?;
+    for h in moving {
+        if h.expires_at <= now {
+            release_row(ctx, &txn, &h, "hold expired").await?;
+            continue;
+        }
+        let existing = hold::Entity::find()
+            .filter(hold::Column::Owner.eq(to))
+            .filter(hold::Column::ProductId.eq(h.product_id.as_str()))
+            .one(&txn)
+            .await?;
+        match existing {
+            Some(e) if e.expires_at > now => {
+                let mut m: hold::ActiveModel = e.into();
+                m.quantity = Set(h.quantity + m.quantity.as_ref());
+                m.updated_at = Set(now);
+                m.update(&txn).await?;
+                hold::Entity::delete_by_id(h.id).exec(&txn).await?;
+            }
+            existing => {
+                if let Some(e) = existing {
+                    release_row(ctx, &txn, &e, "hold expired").await?;
+                }
+                let mut m: hold::ActiveModel = h.into();
+                m.owner = Set(to.to_string());
+                m.updated_at = Set(now);
+                m.update(&txn).await?;
+            }
+        }
+    }
+    extend_in(&txn, to, expires_at).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    holds_of(ctx, to).await
+}
+
+/// Commits `lines` (product → quantity) for `order_id`, taking them from `owner`'s holds
+/// and, where a hold is missing, expired or short, from what is available. All lines or
+/// none: any shortfall answers `OUT_OF_STOCK` listing every short line, and nothing
+/// changes. Committing the same order again changes nothing and succeeds.
+pub async fn commit(
+    ctx: &InventoryCtx,
+    owner: &str,
+    order_id: &str,
+    lines: &BTreeMap<String, i64>,
+) -> ApiResult<()> {
+    check_owner(owner)?;
+    check_owner(order_id)?;
+    if lines.is_empty() {
+        return Err(ApiError::bad_input("nothing to commit"));
+    }
+    for (product_id, &q) in lines {
+        check_product(product_id)?;
+        if !(1..=MAX_HOLD).contains(&q) {
+            return Err(ApiError::bad_input(format!(
+                "quantity must be between 1 and {MAX_HOLD}"
+            )));
+        }
+    }
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let done = commitment::Entity::find()
+        .filter(commitment::Column::OrderId.eq(order_id))
+        .one(&txn)
+        .await?;
+    if done.is_some() {
+        return Ok(());
+    }
+    let mut short = Vec::new();
+    for (product_id, &wanted) in lines {
+        release_expired_of(ctx, &txn, product_id).await?;
+        let held = hold::Entity::find()
+            .filter(hold::Column::Owner.eq(owner))
+            .filter(hold::Column::ProductId.eq(product_id.as_str()))
+            .one(&txn)
+            .await?;
+        let had = held.as_ref().map_or(0, |h| h.quantity);
+        // Held units leave `reserved`; all of the line's units join `committed`, and
+        // only if on hand still covers every commitment (held units may have been
+        // over-promised after a supplier lowered the stock).
+        let res = item::Entity::update_many()
+            .col_expr(
+                item::Column::Reserved,
+                Expr::col(item::Column::Reserved).sub(had),
+            )
+            .col_expr(
+                item::Column::Committed,
+                Expr::col(item::Column::Committed).add(wanted),
+            )
+            .col_expr(
+                item::Column::Version,
+                Expr::col(item::Column::Version).add(1),
+            )
+            .col_expr(item::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(item::Column::ProductId.eq(product_id.as_str()))
+            .filter(
+                Expr::col(item::Column::Quantity)
+                    .sub(Expr::col(item::Column::Reserved))
+                    .add(had)
+                    .sub(Expr::col(item::Column::Committed))
+                    .gte(wanted),
+            )
+            .exec(&txn)
+            .await?;
+        if res.rows_affected == 0 {
+            let available = item::Entity::find_by_id(product_id.clone())
+                .one(&txn)
+                .await?
+                .map_or(0, |i| i.available() + had);
+            short.push(StockShortfall {
+                product_id: product_id.clone(),
+                requested: wanted,
+                available,
+            });
+            continue;
+        }
+        if let Some(h) = held {
+            hold::Entity::delete_by_id(h.id).exec(&txn).await?;
+        }
+        let after = find_item(&txn, product_id).await?;
+        // The ledger tells the update in steps: first the hold made up to the line
+        // (taken from available, or the surplus released), then the commit.
+        if had != wanted {
+            let between = item::Model {
+                reserved: after.reserved + wanted,
+                committed: after.committed - wanted,
+                ..after.clone()
+            };
+            let (kind, reason) = if had < wanted {
+                (Kind::Hold, "held at checkout")
+            } else {
+                (Kind::Release, "more held than ordered")
+            };
+            record(
+                ctx,
+                &txn,
+                &between,
+                Movement {
+                    kind,
+                    delta: wanted - had,
+                    reason: reason.into(),
+                    actor: None,
+                    reference: Some(owner),
+                },
+            )
+            .await?;
+        }
+        record(
+            ctx,
+            &txn,
+            &after,
+            Movement {
+                kind: Kind::Commit,
+                delta: wanted,
+                reason: format!("order {order_id}"),
+                actor: None,
+                reference: Some(order_id),
+            },
+        )
+        .await?;
+        commitment::ActiveModel {
+            id: Set(shop_kit::ids::new_id()),
+            order_id: Set(order_id.to_string()),
+            product_id: Set(product_id.clone()),
+            quantity: Set(wanted),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    if !short.is_empty() {
+        txn.rollback().await?;
+        return Err(ApiError::OutOfStock(short));
+    }
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(())
+}
+
+/// Returns an order's committed units to available (a cancellation before shipping).
+/// Restocking an order again, or one that committed nothing, changes nothing.
+pub async fn restock(ctx: &InventoryCtx, order_id: &str, reason: &str) -> ApiResult<()> {
+    check_owner(order_id)?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let rows = commitment::Entity::find()
+        .filter(commitment::Column::OrderId.eq(order_id))
+        .all(&txn)
+        .await?;
+    for c in rows {
+        let deleted = commitment::Entity::delete_by_id(c.id.clone())
+            .exec(&txn)
+            .await?;
+        if deleted.rows_affected != 1 {
+            continue;
+        }
+        item::Entity::update_many()
+            .col_expr(
+                item::Column::Committed,
+                Expr::col(item::Column::Committed).sub(c.quantity),
+            )
+            .col_expr(
+                item::Column::Version,
+                Expr::col(item::Column::Version).add(1),
+            )
+            .col_expr(item::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(item::Column::ProductId.eq(c.product_id.as_str()))
+            .exec(&txn)
+            .await?;
+        let after = find_item(&txn, &c.product_id).await?;
+        record(
+            ctx,
+            &txn,
+            &after,
+            Movement {
+                kind: Kind::Restock,
+                delta: -c.quantity,
+                reason: reason.to_string(),
+                actor: None,
+                reference: Some(order_id),
+            },
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(())
+}
+
+/// Releases up to `batch` expired holds; returns how many. The background sweeper
+/// calls this every few seconds.
+pub async fn sweep(ctx: &InventoryCtx, batch: u64) -> ApiResult<usize> {
+    let expired = hold::Entity::find()
+        .filter(hold::Column::ExpiresAt.lte(Utc::now()))
+        .order_by_asc(hold::Column::ExpiresAt)
+        .limit(batch)
+        .all(&ctx.db)
+        .await?;
+    let mut released = 0;
+    for h in expired {
+        // One transaction per hold: a sweep never blocks checkouts for long.
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        if release_row(ctx, &txn, &h, "hold expired").await? {
+            released += 1;
+        }
+        txn.commit().await?;
+    }
+    if released > 0 {
+        ctx.outbox.wake();
+    }
+    Ok(released)
+}
+
+const SWEEP_BATCH: u64 = 200;
+
+/// Runs [`sweep`] every `every` for as long as the process lives.
+pub fn spawn_sweeper(ctx: InventoryCtx, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            loop {
+                match sweep(&ctx, SWEEP_BATCH).await {
+                    // A full batch: more may be waiting.
+                    Ok(n) if n as u64 == SWEEP_BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(
+                            code = e.code().as_str(),
+                            "hold sweeper: {}",
+                            e.public_message()
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Units of each product held by holds that have expired but are not released yet;
+/// reads subtract them so an expired hold never counts.
+pub async fn expired_held<C: ConnectionTrait>(
+    conn: &C,
+    product_ids: &[String],
+) -> ApiResult<BTreeMap<String, i64>> {
+    if product_ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let rows: Vec<(String, i64)> = hold::Entity::find()
+        .select_only()
+        .column(hold::Column::ProductId)
+        .column(hold::Column::Quantity)
+        .filter(hold::Column::ProductId.is_in(product_ids.to_vec()))
+        .filter(hold::Column::ExpiresAt.lte(Utc::now()))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut out = BTreeMap::new();
+    for (p, q) in rows {
+        *out.entry(p).or_insert(0) += q;
+    }
+    Ok(out)
+}
