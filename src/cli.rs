@@ -80,6 +80,8 @@ enum RoleCmd {
         #[arg(long, default_value_t = 60 * 24)]
         ttl_minutes: u64,
     },
+    /// Prints a new service key for SHOP_SERVICE_KEY (give every process the same).
+    ServiceKey,
     /// Manages accounts from the command line.
     Admin {
         #[command(subcommand)]
@@ -171,6 +173,12 @@ async fn dispatch(role: RoleCmd, mut config: Config) -> anyhow::Result<ExitCode>
             roles,
             ttl_minutes,
         } => token(&config, user, roles, ttl_minutes),
+        RoleCmd::ServiceKey => {
+            let key = shop_kit::auth::SigningKey::generate()
+                .map_err(|e| anyhow::anyhow!(e.public_message().to_string()))?;
+            println!("{}", key.to_secret_string());
+            Ok(ExitCode::SUCCESS)
+        }
         RoleCmd::Admin {
             action:
                 AdminCmd::Create {
@@ -237,6 +245,9 @@ fn verifier_for(
     if config.dev_auth.unwrap_or(default_dev) {
         let key = crate::platform::dev_signing_key(&config.data_dir)?;
         issuers.push(crate::platform::dev_issuer(&key));
+    }
+    if let Some(key) = &config.service_key {
+        issuers.push(shop_kit::internal::InternalAuth::new(key.clone()).trusted_issuer());
     }
     if issuers.is_empty() {
         tracing::warn!("no trusted token issuers configured: every write will be refused");
@@ -330,7 +341,28 @@ async fn run_subgraph(
         users: config.users_settings(&issuer(&config)),
         limiter: crate::platform::rate_limiter(config.redis_url.as_deref(), &config.bus_prefix)
             .await?,
+        internal: config
+            .service_key
+            .clone()
+            .map(shop_kit::internal::InternalAuth::new),
+        // Another subgraph at SHOP_SUBGRAPH_URL_<NAME>, else at its default port.
+        subgraph_urls: SUBGRAPHS
+            .iter()
+            .map(|s| {
+                let url = config
+                    .subgraph_urls
+                    .get(s.name)
+                    .cloned()
+                    .unwrap_or_else(|| subgraphs::default_url(s.name));
+                (s.name.to_string(), url)
+            })
+            .collect(),
     };
+    if deps.internal.is_none() {
+        tracing::warn!(
+            "SHOP_SERVICE_KEY is not set: calls between services (cart holds, checkout) will be refused"
+        );
+    }
     let router = subgraphs::start(spec.name, db, &deps)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;

@@ -36,6 +36,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_ADMIN_EMAIL",
     "SHOP_ADMIN_PASSWORD",
     "SHOP_OIDC_PROVIDERS",
+    "SHOP_SERVICE_KEY",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
@@ -105,6 +106,11 @@ pub struct Config {
     /// `{"name", "display_name"?, "issuer", "client_id", "client_secret"?, "scopes"?,
     /// "redirect_uris"?}`. Default none.
     pub oidc_providers: Vec<shop_users::OidcProviderConfig>,
+    /// `SHOP_SERVICE_KEY`: the key our services sign their calls to each other with
+    /// (`shop service-key` makes one); every process of a deployment needs the same.
+    /// Default: the all-in-one process makes one at start; separate processes refuse
+    /// internal calls.
+    pub service_key: Option<shop_kit::auth::SigningKey>,
 }
 
 impl Default for Config {
@@ -132,6 +138,7 @@ impl Default for Config {
             admin_email: None,
             admin_password: None,
             oidc_providers: Vec::new(),
+            service_key: None,
         }
     }
 }
@@ -214,6 +221,17 @@ impl Config {
             admin_email: var("SHOP_ADMIN_EMAIL"),
             admin_password: var("SHOP_ADMIN_PASSWORD"),
             oidc_providers: oidc_providers(var("SHOP_OIDC_PROVIDERS"))?,
+            service_key: match var("SHOP_SERVICE_KEY") {
+                Some(text) => Some(
+                    shop_kit::auth::SigningKey::from_secret_string(text.trim()).ok_or_else(
+                        || ConfigError::Invalid {
+                            name: "SHOP_SERVICE_KEY".into(),
+                            reason: "not a key made by `shop service-key`".into(),
+                        },
+                    )?,
+                ),
+                None => None,
+            },
         })
     }
 

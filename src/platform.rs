@@ -14,6 +14,7 @@ use shop_gateway::{Gateway, GatewayOptions};
 use shop_inventory::InventoryCtx;
 use shop_kit::auth::{JwksSource, SigningKey, TrustedIssuer, Verifier};
 use shop_kit::events::EventBus;
+use shop_kit::internal::InternalAuth;
 use shop_kit::limits::RateLimiter;
 use shop_users::{UsersCtx, UsersSettings};
 use tokio::sync::watch;
@@ -49,6 +50,8 @@ pub struct PlatformOptions {
     pub admin_password: Option<String>,
     /// OpenID Connect providers people may sign in with.
     pub oidc_providers: Vec<shop_users::OidcProviderConfig>,
+    /// The key internal calls are signed with; `None` makes one for this process.
+    pub service_key: Option<SigningKey>,
 }
 
 impl PlatformOptions {
@@ -75,6 +78,7 @@ impl PlatformOptions {
             admin_email: c.admin_email.clone(),
             admin_password: c.admin_password.clone(),
             oidc_providers: c.oidc_providers.clone(),
+            service_key: c.service_key.clone(),
         }
     }
 
@@ -100,6 +104,7 @@ impl PlatformOptions {
             admin_email: None,
             admin_password: None,
             oidc_providers: Vec::new(),
+            service_key: None,
         }
     }
 }
@@ -116,6 +121,8 @@ pub struct Platform {
     pub users: UsersCtx,
     pub catalog: CatalogCtx,
     pub inventory: InventoryCtx,
+    /// Signs calls between our services (tests use it to act as one).
+    pub internal: InternalAuth,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
 }
@@ -229,6 +236,12 @@ impl Platform {
         } else {
             None
         };
+        let internal = InternalAuth::new(match &opts.service_key {
+            Some(key) => key.clone(),
+            None => SigningKey::generate()
+                .map_err(|e| anyhow::anyhow!(e.public_message().to_string()))?,
+        });
+        issuers.push(internal.trusted_issuer());
         let verifier = Verifier::new(issuers);
         let bus = event_bus(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
         let limiter = rate_limiter(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
@@ -241,6 +254,8 @@ impl Platform {
             verifier: verifier.clone(),
             users: users_settings.clone(),
             limiter: limiter.clone(),
+            internal: Some(internal.clone()),
+            subgraph_urls: subgraph_urls.iter().cloned().collect(),
         };
         let (stop, stop_rx) = watch::channel(false);
 
@@ -316,6 +331,7 @@ impl Platform {
             users,
             catalog,
             inventory,
+            internal,
             stop,
             servers,
         })

@@ -48,6 +48,11 @@ pub struct Deps {
     pub verifier: Verifier,
     pub users: shop_users::UsersSettings,
     pub limiter: RateLimiter,
+    /// Signs calls to other subgraphs' internal fields; `None` when this process has
+    /// no service key (then such calls are refused).
+    pub internal: Option<shop_kit::internal::InternalAuth>,
+    /// `/graphql` URL of each subgraph by name, for those calls.
+    pub subgraph_urls: std::collections::HashMap<String, String>,
 }
 
 /// Migrates, starts the subgraph's event handling and returns its router.

@@ -439,6 +439,15 @@ pub struct SigningKey {
     seed: [u8; 32],
 }
 
+/// Shows the key id only: the seed must never reach a log.
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
 /// PKCS#8 v1 wrapping of a raw Ed25519 seed (RFC 8410): a fixed prefix, then the seed.
 const ED25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
@@ -674,6 +683,10 @@ mod tests {
     #[test]
     fn signing_keys_round_trip_through_their_secret_string() {
         let key = SigningKey::generate().expect("key");
+        assert!(
+            !format!("{key:?}").contains(&key.to_secret_string()),
+            "Debug hides the seed"
+        );
         let back = SigningKey::from_secret_string(&key.to_secret_string()).expect("parse");
         assert_eq!(back.kid(), key.kid());
         assert_eq!(back.seed, key.seed);

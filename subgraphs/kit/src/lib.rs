@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod input;
+pub mod internal;
 pub mod limits;
 pub mod money;
 pub mod pagination;

@@ -9,7 +9,7 @@ use shop_kit::pagination::{PageArgs, Paged};
 
 use crate::entity::ledger::Kind;
 use crate::entity::{item, ledger};
-use crate::service::{InventoryCtx, stock};
+use crate::service::{InventoryCtx, holds, stock};
 
 /// Inventory's part of a product: its stock.
 pub struct Product {
@@ -222,6 +222,46 @@ impl From<stock::Explanation> for StockExplanation {
     }
 }
 
+/// What a cart holds of one product (internal: for the carts and orders services).
+#[derive(SimpleObject)]
+#[graphql(inaccessible)]
+pub struct StockHold {
+    pub product_id: ID,
+    pub quantity: i64,
+    /// Released after this unless the cart is active again.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<holds::Held> for StockHold {
+    fn from(h: holds::Held) -> Self {
+        StockHold {
+            product_id: ID(h.product_id),
+            quantity: h.quantity,
+            expires_at: h.expires_at,
+        }
+    }
+}
+
+/// One order line to commit (internal).
+#[derive(async_graphql::InputObject)]
+#[graphql(inaccessible)]
+pub struct StockLineInput {
+    pub product_id: ID,
+    pub quantity: i64,
+}
+
+/// The scope our services need for the fields that hold, commit and restock stock.
+pub const HOLD_SCOPE: &str = "inventory:hold";
+
+fn service_ctx<'a>(ctx: &Context<'a>) -> Result<&'a InventoryCtx> {
+    shop_kit::internal::require_service(&caller(ctx), HOLD_SCOPE)?;
+    ctx.data::<InventoryCtx>()
+}
+
+fn held_list(list: Vec<holds::Held>) -> Vec<StockHold> {
+    list.into_iter().map(Into::into).collect()
+}
+
 pub struct QueryRoot;
 
 #[Object(name = "Query")]
@@ -276,6 +316,13 @@ impl QueryRoot {
         )
     }
 
+    /// Internal: what a cart holds, live and expired.
+    #[graphql(inaccessible)]
+    async fn stock_holds(&self, ctx: &Context<'_>, owner: String) -> Result<Vec<StockHold>> {
+        let svc = service_ctx(ctx)?;
+        Ok(held_list(holds::holds_of(svc, &owner).await?))
+    }
+
     #[graphql(entity)]
     async fn find_product_by_id(&self, id: ID) -> Product {
         Product { id: id.0 }
@@ -286,6 +333,87 @@ pub struct MutationRoot;
 
 #[Object(name = "Mutation")]
 impl MutationRoot {
+    /// Internal: sets what `owner` (a cart) holds of a product to `quantity` (0 releases)
+    /// and extends its other holds; OUT_OF_STOCK when the units are not there.
+    #[graphql(inaccessible)]
+    async fn hold_stock(
+        &self,
+        ctx: &Context<'_>,
+        owner: String,
+        product_id: ID,
+        quantity: i64,
+    ) -> Result<Option<StockHold>> {
+        let svc = service_ctx(ctx)?;
+        Ok(holds::set_hold(svc, &owner, &product_id, quantity)
+            .await?
+            .map(Into::into))
+    }
+
+    /// Internal: extends the owner's live holds (activity on the cart).
+    #[graphql(inaccessible)]
+    async fn extend_holds(&self, ctx: &Context<'_>, owner: String) -> Result<Vec<StockHold>> {
+        let svc = service_ctx(ctx)?;
+        Ok(held_list(holds::extend(svc, &owner).await?))
+    }
+
+    /// Internal: releases everything the owner holds.
+    #[graphql(inaccessible)]
+    async fn release_holds(
+        &self,
+        ctx: &Context<'_>,
+        owner: String,
+        reason: String,
+    ) -> Result<bool> {
+        let svc = service_ctx(ctx)?;
+        holds::release_all(svc, &owner, &reason).await?;
+        Ok(true)
+    }
+
+    /// Internal: moves one owner's holds to another (a cart merged at sign-in).
+    #[graphql(inaccessible)]
+    async fn transfer_holds(
+        &self,
+        ctx: &Context<'_>,
+        from: String,
+        to: String,
+    ) -> Result<Vec<StockHold>> {
+        let svc = service_ctx(ctx)?;
+        Ok(held_list(holds::transfer(svc, &from, &to).await?))
+    }
+
+    /// Internal: commits an order's lines from the owner's holds (and what is available
+    /// where a hold falls short), all or none. Repeating it for the same order is a
+    /// no-op.
+    #[graphql(inaccessible)]
+    async fn commit_stock(
+        &self,
+        ctx: &Context<'_>,
+        owner: String,
+        order_id: String,
+        lines: Vec<StockLineInput>,
+    ) -> Result<bool> {
+        let svc = service_ctx(ctx)?;
+        let mut wanted = std::collections::BTreeMap::new();
+        for l in lines {
+            *wanted.entry(l.product_id.0).or_insert(0) += l.quantity;
+        }
+        holds::commit(svc, &owner, &order_id, &wanted).await?;
+        Ok(true)
+    }
+
+    /// Internal: returns an order's committed units (cancelled before shipping).
+    #[graphql(inaccessible)]
+    async fn restock_order(
+        &self,
+        ctx: &Context<'_>,
+        order_id: String,
+        reason: String,
+    ) -> Result<bool> {
+        let svc = service_ctx(ctx)?;
+        holds::restock(svc, &order_id, &reason).await?;
+        Ok(true)
+    }
+
     /// Sets the units on hand; recorded in the ledger with `reason`.
     #[graphql(requires_scopes = "inventory:write")]
     async fn set_stock(

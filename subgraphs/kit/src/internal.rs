@@ -1,0 +1,240 @@
+//! Calls between our own services: carts holding stock in inventory, the checkout saga
+//! in orders driving inventory and payments.
+//!
+//! Such calls go straight to the other subgraph's `/graphql` (not through the gateway)
+//! and use fields marked `@inaccessible`, which the public API does not expose. They
+//! carry a short-lived token of the internal issuer, signed with the service key that
+//! every process of a deployment shares (`SHOP_SERVICE_KEY`; the all-in-one process
+//! makes one at start). A field meant for services checks [`Principal::is_service`], so
+//! neither a shopper's token nor another issuer's scope can reach it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::auth::{Claims, JwksSource, Principal, SigningKey, TrustedIssuer};
+use crate::{ApiError, ApiResult, StockShortfall};
+
+pub const INTERNAL_ISSUER: &str = "urn:shop:internal";
+pub const INTERNAL_AUDIENCE: &str = "shop-internal";
+/// Internal tokens live this long; each is reused for most of that.
+const TOKEN_TTL: Duration = Duration::from_secs(300);
+const TOKEN_REUSE: Duration = Duration::from_secs(240);
+
+impl Principal {
+    /// Whether this is one of our services holding `scope` (never a person's token,
+    /// whatever scopes another issuer put in it).
+    pub fn is_service(&self, scope: &str) -> bool {
+        self.issuer == INTERNAL_ISSUER && self.has_scope(scope)
+    }
+}
+
+/// Refuses anything but one of our services with `scope`.
+pub fn require_service(caller: &crate::auth::Caller, scope: &str) -> ApiResult<()> {
+    match &caller.0 {
+        Some(p) if p.is_service(scope) => Ok(()),
+        Some(_) => Err(ApiError::forbidden("this field is for our own services")),
+        None => Err(ApiError::unauthenticated(
+            "this field is for our own services",
+        )),
+    }
+}
+
+/// The shared service key and the tokens made with it.
+#[derive(Clone)]
+pub struct InternalAuth {
+    key: Arc<SigningKey>,
+    tokens: Arc<Mutex<HashMap<String, (Instant, String)>>>,
+}
+
+impl InternalAuth {
+    pub fn new(key: SigningKey) -> Self {
+        InternalAuth {
+            key: Arc::new(key),
+            tokens: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Trust in internal tokens, for every verifier of the deployment.
+    pub fn trusted_issuer(&self) -> TrustedIssuer {
+        TrustedIssuer::new(
+            INTERNAL_ISSUER,
+            INTERNAL_AUDIENCE,
+            JwksSource::Inline(self.key.jwks()),
+        )
+    }
+
+    /// A token for `service` with `scopes`.
+    pub fn token(&self, service: &str, scopes: &[&str]) -> ApiResult<String> {
+        let cache_key = format!("{service} {}", scopes.join(" "));
+        if let Ok(cache) = self.tokens.lock()
+            && let Some((at, token)) = cache.get(&cache_key)
+            && at.elapsed() < TOKEN_REUSE
+        {
+            return Ok(token.clone());
+        }
+        let now = chrono::Utc::now().timestamp();
+        let token = self.key.sign(&Claims {
+            sub: format!("service:{service}"),
+            iss: INTERNAL_ISSUER.into(),
+            aud: INTERNAL_AUDIENCE.into(),
+            iat: now,
+            exp: now + TOKEN_TTL.as_secs() as i64,
+            jti: crate::ids::new_id(),
+            scope: scopes.join(" "),
+            roles: Vec::new(),
+        })?;
+        if let Ok(mut cache) = self.tokens.lock() {
+            cache.insert(cache_key, (Instant::now(), token.clone()));
+        }
+        Ok(token)
+    }
+}
+
+/// A GraphQL client for another subgraph's internal fields, as one service with fixed
+/// scopes.
+#[derive(Clone)]
+pub struct SubgraphClient {
+    /// The subgraph's name, for errors and logs.
+    pub subgraph: String,
+    url: String,
+    http: reqwest::Client,
+    auth: InternalAuth,
+    service: String,
+    scopes: Vec<&'static str>,
+}
+
+impl SubgraphClient {
+    pub fn new(
+        subgraph: &str,
+        url: &str,
+        auth: InternalAuth,
+        service: &str,
+        scopes: &[&'static str],
+    ) -> Self {
+        SubgraphClient {
+            subgraph: subgraph.to_string(),
+            url: url.to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            auth,
+            service: service.to_string(),
+            scopes: scopes.to_vec(),
+        }
+    }
+
+    /// Runs `query`; the `data`, or the first error as the [`ApiError`] the other
+    /// subgraph raised (codes and out-of-stock lines survive the trip).
+    pub async fn call(&self, query: &str, variables: Value) -> ApiResult<Value> {
+        let token = self.auth.token(&self.service, &self.scopes)?;
+        let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+        let unavailable = |e: String| {
+            tracing::warn!(subgraph = %self.subgraph, error = %e, "internal call failed");
+            ApiError::Unavailable(format!("the {} service is unavailable", self.subgraph))
+        };
+        let resp = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let bytes = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+        let mut value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| unavailable(e.to_string()))?;
+        if let Some(first) = value.get("errors").and_then(|e| e.get(0)) {
+            return Err(remote_error(first));
+        }
+        Ok(value
+            .get_mut("data")
+            .map(Value::take)
+            .unwrap_or(Value::Null))
+    }
+}
+
+/// The error another subgraph answered, as ours.
+fn remote_error(e: &Value) -> ApiError {
+    let message = e
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("internal error")
+        .to_string();
+    let ext = e.get("extensions");
+    let code = ext
+        .and_then(|x| x.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match code {
+        "BAD_USER_INPUT" => ApiError::BadUserInput(message),
+        "NOT_FOUND" => ApiError::NotFound(message),
+        "CONFLICT" => ApiError::Conflict(message),
+        "FORBIDDEN" => ApiError::Forbidden(message),
+        "UNAUTHENTICATED" => ApiError::Unauthenticated(message),
+        "TOO_MANY_REQUESTS" => ApiError::TooManyRequests(message),
+        "SERVICE_UNAVAILABLE" => ApiError::Unavailable(message),
+        "OUT_OF_STOCK" => ApiError::OutOfStock(
+            ext.and_then(|x| x.get("lines"))
+                .and_then(|l| serde_json::from_value::<Vec<StockShortfall>>(l.clone()).ok())
+                .unwrap_or_default(),
+        ),
+        _ => ApiError::Internal(format!("{code}: {message}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Role, Verifier};
+
+    #[tokio::test]
+    async fn internal_tokens_are_services_and_people_are_not() {
+        let auth = InternalAuth::new(SigningKey::generate().expect("key"));
+        let verifier = Verifier::new(vec![auth.trusted_issuer()]);
+        let token = auth.token("carts", &["inventory:hold"]).expect("token");
+        assert_eq!(
+            auth.token("carts", &["inventory:hold"]).expect("again"),
+            token
+        );
+        let p = verifier.verify(&token).await.expect("verifies");
+        assert_eq!(p.user_id, "service:carts");
+        assert!(p.is_service("inventory:hold"));
+        assert!(!p.is_service("payments:charge"));
+        let person = Principal {
+            scopes: vec!["inventory:hold".into()],
+            ..Principal::with_roles("u1", &[Role::Admin], "https://id.example")
+        };
+        assert!(
+            !person.is_service("inventory:hold"),
+            "another issuer's scope"
+        );
+        assert!(matches!(
+            require_service(&crate::auth::Caller(Some(person)), "inventory:hold"),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            require_service(&crate::auth::Caller(None), "inventory:hold"),
+            Err(ApiError::Unauthenticated(_))
+        ));
+    }
+
+    #[test]
+    fn remote_errors_keep_their_code_and_lines() {
+        let e = remote_error(&serde_json::json!({
+            "message": "not enough stock for some lines",
+            "extensions": { "code": "OUT_OF_STOCK", "lines": [
+                { "productId": "p", "requested": 2, "available": 1 }
+            ] }
+        }));
+        assert!(matches!(e, ApiError::OutOfStock(ref l) if l.len() == 1 && l[0].available == 1));
+        let e = remote_error(&serde_json::json!({
+            "message": "x", "extensions": { "code": "BAD_USER_INPUT" }
+        }));
+        assert!(matches!(e, ApiError::BadUserInput(ref m) if m == "x"));
+    }
+}
