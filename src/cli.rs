@@ -357,6 +357,9 @@ async fn run_subgraph(
                 (s.name.to_string(), url)
             })
             .collect(),
+        carts: shop_carts::CartsSettings {
+            tax_rates: config.tax_rates.clone(),
+        },
     };
     if deps.internal.is_none() {
         tracing::warn!(

@@ -37,6 +37,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_ADMIN_PASSWORD",
     "SHOP_OIDC_PROVIDERS",
     "SHOP_SERVICE_KEY",
+    "SHOP_TAX_RATES",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
@@ -111,6 +112,9 @@ pub struct Config {
     /// Default: the all-in-one process makes one at start; separate processes refuse
     /// internal calls.
     pub service_key: Option<shop_kit::auth::SigningKey>,
+    /// `SHOP_TAX_RATES`: tax per country as percentages, `DE=19,FR=20,CH=8.1`
+    /// (prices exclude tax). Default none (no tax).
+    pub tax_rates: HashMap<String, u32>,
 }
 
 impl Default for Config {
@@ -139,6 +143,7 @@ impl Default for Config {
             admin_password: None,
             oidc_providers: Vec::new(),
             service_key: None,
+            tax_rates: HashMap::new(),
         }
     }
 }
@@ -221,6 +226,15 @@ impl Config {
             admin_email: var("SHOP_ADMIN_EMAIL"),
             admin_password: var("SHOP_ADMIN_PASSWORD"),
             oidc_providers: oidc_providers(var("SHOP_OIDC_PROVIDERS"))?,
+            tax_rates: match var("SHOP_TAX_RATES") {
+                Some(text) => shop_carts::service::parse_tax_rates(&text).map_err(|reason| {
+                    ConfigError::Invalid {
+                        name: "SHOP_TAX_RATES".into(),
+                        reason,
+                    }
+                })?,
+                None => HashMap::new(),
+            },
             service_key: match var("SHOP_SERVICE_KEY") {
                 Some(text) => Some(
                     shop_kit::auth::SigningKey::from_secret_string(text.trim()).ok_or_else(

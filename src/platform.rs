@@ -52,6 +52,8 @@ pub struct PlatformOptions {
     pub oidc_providers: Vec<shop_users::OidcProviderConfig>,
     /// The key internal calls are signed with; `None` makes one for this process.
     pub service_key: Option<SigningKey>,
+    /// Tax per country in basis points.
+    pub tax_rates: HashMap<String, u32>,
 }
 
 impl PlatformOptions {
@@ -79,6 +81,7 @@ impl PlatformOptions {
             admin_password: c.admin_password.clone(),
             oidc_providers: c.oidc_providers.clone(),
             service_key: c.service_key.clone(),
+            tax_rates: c.tax_rates.clone(),
         }
     }
 
@@ -105,6 +108,7 @@ impl PlatformOptions {
             admin_password: None,
             oidc_providers: Vec::new(),
             service_key: None,
+            tax_rates: HashMap::new(),
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct Platform {
     pub inventory: InventoryCtx,
     /// Signs calls between our services (tests use it to act as one).
     pub internal: InternalAuth,
+    /// Each subgraph's database connection, by name.
+    databases: HashMap<String, sea_orm::DatabaseConnection>,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
 }
@@ -256,6 +262,9 @@ impl Platform {
             limiter: limiter.clone(),
             internal: Some(internal.clone()),
             subgraph_urls: subgraph_urls.iter().cloned().collect(),
+            carts: shop_carts::CartsSettings {
+                tax_rates: opts.tax_rates.clone(),
+            },
         };
         let (stop, stop_rx) = watch::channel(false);
 
@@ -332,9 +341,18 @@ impl Platform {
             catalog,
             inventory,
             internal,
+            databases: dbs
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.clone()))
+                .collect(),
             stop,
             servers,
         })
+    }
+
+    /// The database of subgraph `name` (tests look behind the API with it).
+    pub fn db(&self, name: &str) -> sea_orm::DatabaseConnection {
+        self.databases.get(name).cloned().unwrap_or_default()
     }
 
     pub fn subgraph_url(&self, name: &str) -> Option<&str> {

@@ -26,6 +26,10 @@ pub const SUBGRAPHS: &[SubgraphSpec] = &[
         name: shop_inventory::NAME,
         sdl: shop_inventory::sdl,
     },
+    SubgraphSpec {
+        name: shop_carts::NAME,
+        sdl: shop_carts::sdl,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static SubgraphSpec> {
@@ -53,6 +57,28 @@ pub struct Deps {
     pub internal: Option<shop_kit::internal::InternalAuth>,
     /// `/graphql` URL of each subgraph by name, for those calls.
     pub subgraph_urls: std::collections::HashMap<String, String>,
+    pub carts: shop_carts::CartsSettings,
+}
+
+impl Deps {
+    /// A client for `subgraph`'s internal fields, acting as `service` with `scopes`;
+    /// `None` without a service key.
+    pub fn client(
+        &self,
+        subgraph: &str,
+        service: &str,
+        scopes: &[&'static str],
+    ) -> Option<shop_kit::internal::SubgraphClient> {
+        let auth = self.internal.clone()?;
+        let url = self
+            .subgraph_urls
+            .get(subgraph)
+            .cloned()
+            .unwrap_or_else(|| default_url(subgraph));
+        Some(shop_kit::internal::SubgraphClient::new(
+            subgraph, &url, auth, service, scopes,
+        ))
+    }
 }
 
 /// Migrates, starts the subgraph's event handling and returns its router.
@@ -70,6 +96,20 @@ pub async fn start(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Ro
         shop_inventory::NAME => shop_inventory::start(db, bus, verifier)
             .await
             .map_err(|e| e.to_string()),
+        shop_carts::NAME => shop_carts::start(
+            db,
+            bus,
+            verifier,
+            deps.carts.clone(),
+            shop_carts::Stock(deps.client(
+                shop_inventory::NAME,
+                shop_carts::NAME,
+                &[shop_carts::service::ports::HOLD_SCOPE],
+            )),
+            shop_carts::Products(deps.client(shop_catalog::NAME, shop_carts::NAME, &[])),
+        )
+        .await
+        .map_err(|e| e.to_string()),
         other => Err(format!("unknown subgraph '{other}'")),
     }
 }

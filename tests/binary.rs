@@ -218,8 +218,12 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     let key = shop_kit::auth::SigningKey::generate().unwrap();
     let jwks = dir.join("jwks.json");
     std::fs::write(&jwks, serde_json::to_string(&key.jwks()).unwrap()).unwrap();
+    let service_key = shop_kit::auth::SigningKey::generate()
+        .unwrap()
+        .to_secret_string();
     let env = |c: &mut Command| {
         c.env("DATABASE_URL", mysql.url())
+            .env("SHOP_SERVICE_KEY", &service_key)
             .env("REDIS_URL", &redis)
             .env(
                 "SHOP_BUS_PREFIX",
@@ -236,6 +240,25 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     assert!(migrate.arg("migrate").status().unwrap().success());
 
     let (uport, cport, iport, gport) = (free_port(), free_port(), free_port(), free_port());
+    let kport = free_port();
+    let urls = vec![
+        (
+            "SHOP_SUBGRAPH_URL_USERS".to_string(),
+            format!("http://127.0.0.1:{uport}/graphql"),
+        ),
+        (
+            "SHOP_SUBGRAPH_URL_CATALOG".to_string(),
+            format!("http://127.0.0.1:{cport}/graphql"),
+        ),
+        (
+            "SHOP_SUBGRAPH_URL_INVENTORY".to_string(),
+            format!("http://127.0.0.1:{iport}/graphql"),
+        ),
+        (
+            "SHOP_SUBGRAPH_URL_CARTS".to_string(),
+            format!("http://127.0.0.1:{kport}/graphql"),
+        ),
+    ];
     let spawn = |args: Vec<String>, extra: Vec<(String, String)>| {
         let mut c = shop();
         env(&mut c);
@@ -273,6 +296,16 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
         ],
         vec![],
     );
+    // Carts calls catalog and inventory directly, signed with the shared service key.
+    let _carts = spawn(
+        vec![
+            "subgraph".into(),
+            "carts".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{kport}"),
+        ],
+        urls.clone(),
+    );
     let _gateway = spawn(
         vec![
             "gateway".into(),
@@ -281,20 +314,7 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
             "--listen".into(),
             format!("127.0.0.1:{gport}"),
         ],
-        vec![
-            (
-                "SHOP_SUBGRAPH_URL_USERS".into(),
-                format!("http://127.0.0.1:{uport}/graphql"),
-            ),
-            (
-                "SHOP_SUBGRAPH_URL_CATALOG".into(),
-                format!("http://127.0.0.1:{cport}/graphql"),
-            ),
-            (
-                "SHOP_SUBGRAPH_URL_INVENTORY".into(),
-                format!("http://127.0.0.1:{iport}/graphql"),
-            ),
-        ],
+        urls.clone(),
     );
     let client = reqwest::Client::new();
     let gateway = format!("http://127.0.0.1:{gport}");
@@ -365,6 +385,27 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
         listed["data"]["products"]["edges"][0]["node"],
         serde_json::json!({ "name": "Scaled Lamp", "stock": 4 })
     );
+
+    // A cart in its own process holds stock in the inventory process.
+    let created = gql("mutation { createCart { cart { id } } }".into()).await;
+    let cart = created["data"]["createCart"]["cart"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
+    let added = gql(format!(
+        "mutation {{ addToCart(cartId: \"{cart}\", productId: \"{p}\", quantity: 3) {{ lines {{ quantity status }} total {{ amount currency }} }} }}"
+    ))
+    .await;
+    assert_eq!(
+        added["data"]["addToCart"],
+        serde_json::json!({
+            "lines": [{ "quantity": 3, "status": "HELD" }],
+            "total": { "amount": 1500, "currency": "EUR" }
+        }),
+        "{added}"
+    );
+    let r = gql("{ products(first: 1) { edges { node { stock } } } }".into()).await;
+    assert_eq!(r["data"]["products"]["edges"][0]["node"]["stock"], 1);
 
     // Our own tokens across processes: the users process signs, the gateway and the
     // users process verify with the JWKS it publishes (served at the gateway's origin too).

@@ -44,7 +44,7 @@ async fn stock_holds_are_for_our_services_only() {
         .clone();
     let product = node["id"].as_str().unwrap().to_string();
     let stock = node["stock"].as_i64().unwrap();
-    let hold = "mutation($p: ID!) { holdStock(owner: \"cart-1\", productId: $p, quantity: 2) { quantity expiresAt } }";
+    let hold = "mutation($p: ID!) { holdStock(owner: \"cart-1\", productId: $p, quantity: 2) { productId quantity expiresAt } }";
 
     // Not part of the public API at all.
     let customer = h.token(shop::seed::DEMO_CUSTOMER, shop_kit::auth::Role::Customer);
@@ -65,7 +65,7 @@ async fn stock_holds_are_for_our_services_only() {
         .token("carts", &["inventory:hold"])
         .unwrap();
     let r = post(&h, &inventory, &service, hold, json!({ "p": product })).await;
-    assert_eq!(r["data"]["holdStock"]["quantity"], 2, "{r}");
+    assert_eq!(r["data"]["holdStock"][0]["quantity"], 2, "{r}");
     let r = h
         .gql(
             None,

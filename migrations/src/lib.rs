@@ -6,6 +6,7 @@
 
 use sea_orm_migration::prelude::*;
 
+pub mod carts;
 pub mod catalog;
 pub mod inventory;
 pub mod users;
@@ -19,6 +20,7 @@ pub async fn up(
     domain: &str,
 ) -> Result<(), DbErr> {
     match domain {
+        "carts" => carts::Migrator::up(db, None).await,
         "catalog" => catalog::Migrator::up(db, None).await,
         "inventory" => inventory::Migrator::up(db, None).await,
         "users" => users::Migrator::up(db, None).await,
@@ -32,6 +34,7 @@ pub async fn down(
     domain: &str,
 ) -> Result<(), DbErr> {
     match domain {
+        "carts" => carts::Migrator::down(db, None).await,
         "catalog" => catalog::Migrator::down(db, None).await,
         "inventory" => inventory::Migrator::down(db, None).await,
         "users" => users::Migrator::down(db, None).await,
@@ -40,4 +43,4 @@ pub async fn down(
 }
 
 /// The domains that have migrations, in the order `shop migrate` applies them.
-pub const DOMAINS: &[&str] = &["users", "catalog", "inventory"];
+pub const DOMAINS: &[&str] = &["users", "catalog", "inventory", "carts"];

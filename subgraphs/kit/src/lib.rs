@@ -15,6 +15,7 @@ pub mod internal;
 pub mod limits;
 pub mod money;
 pub mod pagination;
+pub mod secrets;
 pub mod server;
 pub mod testing;
 

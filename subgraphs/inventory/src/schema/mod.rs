@@ -334,7 +334,8 @@ pub struct MutationRoot;
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Internal: sets what `owner` (a cart) holds of a product to `quantity` (0 releases)
-    /// and extends its other holds; OUT_OF_STOCK when the units are not there.
+    /// and extends its other holds; OUT_OF_STOCK when the units are not there. Answers
+    /// all the owner's holds, so the cart can show every line's expiry.
     #[graphql(inaccessible)]
     async fn hold_stock(
         &self,
@@ -342,11 +343,10 @@ impl MutationRoot {
         owner: String,
         product_id: ID,
         quantity: i64,
-    ) -> Result<Option<StockHold>> {
+    ) -> Result<Vec<StockHold>> {
         let svc = service_ctx(ctx)?;
-        Ok(holds::set_hold(svc, &owner, &product_id, quantity)
-            .await?
-            .map(Into::into))
+        holds::set_hold(svc, &owner, &product_id, quantity).await?;
+        Ok(held_list(holds::holds_of(svc, &owner).await?))
     }
 
     /// Internal: extends the owner's live holds (activity on the cart).

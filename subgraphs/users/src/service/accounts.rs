@@ -9,10 +9,10 @@ use shop_kit::auth::{Principal, Role};
 use shop_kit::input;
 use shop_kit::{ApiError, ApiResult};
 
-use super::secrets::{hash_token, random_token};
 use super::sessions::{self, TokenPair};
 use super::{ClientAddr, UsersCtx, mail, passwords};
 use crate::entity::{address, identity, one_time_token, session, user};
+use shop_kit::secrets::{hash_token, random_token};
 
 pub const PURPOSE_VERIFY: &str = "verify";
 pub const PURPOSE_RESET: &str = "reset";

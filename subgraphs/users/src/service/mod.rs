@@ -8,7 +8,7 @@ pub mod keys;
 pub mod mail;
 pub mod oidc;
 pub mod passwords;
-pub mod secrets;
+
 pub mod sessions;
 
 use std::sync::Arc;

@@ -12,8 +12,8 @@ use shop_kit::auth::SigningKey;
 use shop_kit::{ApiError, ApiResult};
 
 use super::UsersCtx;
-use super::secrets::{hash_token, random_token};
 use crate::entity::{session, user};
+use shop_kit::secrets::{hash_token, random_token};
 
 /// What a successful sign-in or refresh returns.
 #[derive(Clone, Debug)]

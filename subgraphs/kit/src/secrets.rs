@@ -1,9 +1,10 @@
-//! Random tokens handed to clients, and the hashes we keep instead of them.
+//! Random tokens handed to clients (refresh, verification and reset tokens, cart
+//! tokens), and the hashes we keep instead of them.
 
+use crate::{ApiError, ApiResult};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
-use shop_kit::{ApiError, ApiResult};
 
 /// 256 random bits, base64url: refresh, verification and reset tokens, OIDC state.
 pub fn random_token() -> ApiResult<String> {

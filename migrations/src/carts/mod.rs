@@ -1,0 +1,18 @@
+//! Carts domain: carts (anonymous or a user's), their lines, promo codes.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_carts_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_carts_tables::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        Alias::new("carts_migrations").into_iden()
+    }
+}

@@ -1,0 +1,4 @@
+//! SeaORM models of the carts tables (see `migrations/src/carts`).
+
+pub mod cart;
+pub mod line;

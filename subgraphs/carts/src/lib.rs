@@ -1,0 +1,60 @@
+//! The carts subgraph: anonymous and signed-in carts whose lines hold stock in
+//! inventory, totals with tax, and the `User.cart` field.
+//!
+//! `schema()` and `router()` are what the all-in-one binary, the per-role binary and
+//! the tests mount.
+
+pub mod entity;
+pub mod schema;
+pub mod service;
+
+use async_graphql::{EmptySubscription, Schema};
+use sea_orm::DatabaseConnection;
+use shop_kit::auth::Verifier;
+use shop_kit::events::EventBus;
+use shop_kit::server::{database_ready, subgraph_router};
+
+pub use service::{CartsCtx, CartsSettings, Products, Stock};
+
+pub const NAME: &str = "carts";
+
+pub type CartsSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
+
+pub fn schema(ctx: CartsCtx) -> CartsSchema {
+    Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
+        .enable_federation()
+        .data(ctx)
+        .limit_depth(32)
+        .limit_complexity(20_000)
+        .finish()
+}
+
+pub fn sdl() -> String {
+    let ctx = CartsCtx::new(
+        DatabaseConnection::default(),
+        CartsSettings::default(),
+        Stock(None),
+        Products(None),
+    );
+    schema(ctx).sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}
+
+/// Migrates, starts the event relay and returns the router.
+pub async fn start(
+    db: DatabaseConnection,
+    bus: &EventBus,
+    verifier: Verifier,
+    settings: CartsSettings,
+    stock: Stock,
+    products: Products,
+) -> Result<axum::Router, sea_orm::DbErr> {
+    shop_migrations::up(&db, NAME).await?;
+    let ctx = CartsCtx::new(db.clone(), settings, stock, products);
+    shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
+    Ok(router(ctx, verifier))
+}
+
+pub fn router(ctx: CartsCtx, verifier: Verifier) -> axum::Router {
+    let ready = database_ready(ctx.db.clone());
+    subgraph_router(schema(ctx), verifier, ready)
+}

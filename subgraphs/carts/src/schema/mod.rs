@@ -1,0 +1,396 @@
+//! The carts subgraph's GraphQL surface.
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use sea_orm::EntityTrait;
+use shop_kit::ApiError;
+use shop_kit::auth::caller;
+use shop_kit::money::Money;
+
+use crate::entity::{cart, line};
+use crate::service::{CartsCtx, carts, totals};
+
+/// The catalog's product, referenced by id.
+#[derive(SimpleObject)]
+#[graphql(unresolvable = "id")]
+pub struct Product {
+    pub id: ID,
+}
+
+/// A shopper's cart. Prices exclude tax; every amount is in the cart's currency
+/// (`XXX`, "no currency", while the cart is empty).
+pub struct Cart {
+    model: cart::Model,
+    lines: Vec<line::Model>,
+    tax_rate: u32,
+}
+
+impl Cart {
+    async fn load(ctx: &Context<'_>, model: cart::Model) -> Result<Cart> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let lines = carts::lines_of(&svc.db, &model.id).await?;
+        let tax_rate = model
+            .country
+            .as_ref()
+            .and_then(|c| svc.settings.tax_rates.get(c).copied())
+            .unwrap_or(0);
+        Ok(Cart {
+            model,
+            lines,
+            tax_rate,
+        })
+    }
+
+    fn currency_or_none(&self) -> String {
+        self.model.currency.clone().unwrap_or_else(|| "XXX".into())
+    }
+
+    fn money(&self, amount: i64) -> Money {
+        Money {
+            amount,
+            currency: self.currency_or_none(),
+        }
+    }
+
+    fn totals(&self) -> totals::Totals {
+        totals::compute(&self.lines, 0, self.tax_rate)
+    }
+}
+
+#[Object]
+impl Cart {
+    async fn id(&self) -> ID {
+        ID(self.model.id.clone())
+    }
+    async fn lines(&self) -> Vec<CartLine> {
+        let now = Utc::now();
+        self.lines
+            .iter()
+            .map(|l| CartLine {
+                line: l.clone(),
+                now,
+            })
+            .collect()
+    }
+    /// Units over all lines.
+    async fn item_count(&self) -> i64 {
+        self.lines.iter().map(|l| l.quantity).sum()
+    }
+    /// ISO 4217; null while the cart is empty.
+    async fn currency(&self) -> Option<&str> {
+        self.model.currency.as_deref()
+    }
+    /// The country whose tax applies (`setCartCountry`).
+    async fn country(&self) -> Option<&str> {
+        self.model.country.as_deref()
+    }
+    async fn subtotal(&self) -> Money {
+        self.money(self.totals().subtotal)
+    }
+    async fn discount(&self) -> Money {
+        self.money(self.totals().discount)
+    }
+    /// Zero until a shipping method is chosen.
+    async fn shipping(&self) -> Money {
+        self.money(self.totals().shipping)
+    }
+    async fn tax(&self) -> Money {
+        self.money(self.totals().tax)
+    }
+    /// The tax rate in basis points (1900 = 19 %).
+    async fn tax_rate_basis_points(&self) -> i32 {
+        self.tax_rate as i32
+    }
+    async fn total(&self) -> Money {
+        self.money(self.totals().total)
+    }
+    /// When the first hold runs out unless the cart is used again; null when nothing is
+    /// held.
+    async fn holds_expire_at(&self) -> Option<DateTime<Utc>> {
+        let now = Utc::now();
+        self.lines
+            .iter()
+            .filter(|l| l.is_held(now))
+            .filter_map(|l| l.hold_expires_at)
+            .min()
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.model.updated_at
+    }
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CartLineStatus {
+    /// The units are held for this cart until `holdExpiresAt`.
+    Held,
+    /// The hold ran out and the units may be gone; `reholdCart` tries to hold them again.
+    Expired,
+}
+
+/// One product in a cart.
+pub struct CartLine {
+    line: line::Model,
+    now: DateTime<Utc>,
+}
+
+#[Object]
+impl CartLine {
+    async fn id(&self) -> ID {
+        ID(self.line.id.clone())
+    }
+    async fn product(&self) -> Product {
+        Product {
+            id: ID(self.line.product_id.clone()),
+        }
+    }
+    async fn product_id(&self) -> ID {
+        ID(self.line.product_id.clone())
+    }
+    /// The product's name and SKU when it was added.
+    async fn name(&self) -> &str {
+        &self.line.name
+    }
+    async fn sku(&self) -> &str {
+        &self.line.sku
+    }
+    async fn quantity(&self) -> i64 {
+        self.line.quantity
+    }
+    async fn unit_price(&self) -> Money {
+        Money {
+            amount: self.line.unit_price,
+            currency: self.line.currency.clone(),
+        }
+    }
+    async fn line_total(&self) -> Money {
+        Money {
+            amount: self.line.unit_price.saturating_mul(self.line.quantity),
+            currency: self.line.currency.clone(),
+        }
+    }
+    async fn status(&self) -> CartLineStatus {
+        if self.line.is_held(self.now) {
+            CartLineStatus::Held
+        } else {
+            CartLineStatus::Expired
+        }
+    }
+    /// Why the line is not held, in words for the shopper.
+    async fn status_reason(&self) -> Option<String> {
+        if self.line.is_held(self.now) {
+            return None;
+        }
+        Some(match self.line.hold_expires_at {
+            Some(at) if at <= self.now => format!(
+                "the hold on these items ran out at {}; hold them again to keep them",
+                at.format("%H:%M UTC")
+            ),
+            _ => "these items are not held; hold them again to keep them".into(),
+        })
+    }
+    async fn hold_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.line.hold_expires_at
+    }
+}
+
+/// A new cart, and for an anonymous one the token that opens it (shown only here).
+#[derive(SimpleObject)]
+pub struct CartCreated {
+    pub cart: Cart,
+    /// Keep it: every later call on this anonymous cart needs it as `cartToken`.
+    pub cart_token: Option<String>,
+}
+
+/// A line that could not be held again.
+#[derive(SimpleObject)]
+pub struct CartShortfall {
+    pub product_id: ID,
+    pub requested: i64,
+    pub available: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct ReholdResult {
+    pub cart: Cart,
+    /// Lines not held in full; empty when everything is held again.
+    pub shortfalls: Vec<CartShortfall>,
+}
+
+/// Carts' part of a user: their cart.
+pub struct User {
+    id: String,
+}
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.id.clone())
+    }
+    /// The user's cart (the user or an admin); null when they have none.
+    async fn cart(&self, ctx: &Context<'_>) -> Result<Option<Cart>> {
+        let c = caller(ctx);
+        let p = c.require()?;
+        if p.user_id != self.id && !p.is_admin() {
+            return Err(ApiError::forbidden("only the user or an admin may see this cart").into());
+        }
+        let svc = ctx.data::<CartsCtx>()?;
+        match carts::of_user(&svc.db, &self.id).await? {
+            Some(m) => Ok(Some(Cart::load(ctx, m).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+async fn opened(ctx: &Context<'_>, id: &ID, token: Option<&str>) -> Result<cart::Model> {
+    let svc = ctx.data::<CartsCtx>()?;
+    Ok(carts::open(svc, &caller(ctx), id, token).await?)
+}
+
+async fn reload(ctx: &Context<'_>, id: &str) -> Result<Cart> {
+    let svc = ctx.data::<CartsCtx>()?;
+    let m = cart::Entity::find_by_id(id.to_string())
+        .one(&svc.db)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::not_found(format!("cart {id} not found")))?;
+    Cart::load(ctx, m).await
+}
+
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// A cart: yours when signed in, or an anonymous one with its `cartToken`.
+    async fn cart(&self, ctx: &Context<'_>, id: ID, cart_token: Option<String>) -> Result<Cart> {
+        let m = opened(ctx, &id, cart_token.as_deref()).await?;
+        Cart::load(ctx, m).await
+    }
+
+    #[graphql(entity)]
+    async fn find_user_by_id(&self, id: ID) -> User {
+        User { id: id.0 }
+    }
+}
+
+pub struct MutationRoot;
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// A cart to fill: signed in, your own (the existing one if you have it); otherwise
+    /// an anonymous cart and the `cartToken` to reach it with.
+    async fn create_cart(&self, ctx: &Context<'_>) -> Result<CartCreated> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let (m, token) = carts::create(svc, &caller(ctx)).await?;
+        Ok(CartCreated {
+            cart: Cart::load(ctx, m).await?,
+            cart_token: token,
+        })
+    }
+
+    /// Adds a product (to its line if it is there) and holds the units for the cart;
+    /// OUT_OF_STOCK when they are not there.
+    async fn add_to_cart(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        cart_token: Option<String>,
+        product_id: ID,
+        #[graphql(default = 1)] quantity: i64,
+    ) -> Result<Cart> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
+        carts::add(svc, &m, &product_id, quantity).await?;
+        reload(ctx, &m.id).await
+    }
+
+    /// Sets a line's quantity (0 removes it), holding or releasing the difference.
+    async fn set_cart_line_quantity(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        cart_token: Option<String>,
+        product_id: ID,
+        quantity: i64,
+    ) -> Result<Cart> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
+        carts::set_quantity(svc, &m, &product_id, quantity).await?;
+        reload(ctx, &m.id).await
+    }
+
+    /// Removes a line and releases its units.
+    async fn remove_from_cart(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        cart_token: Option<String>,
+        product_id: ID,
+    ) -> Result<Cart> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
+        carts::set_quantity(svc, &m, &product_id, 0).await?;
+        reload(ctx, &m.id).await
+    }
+
+    /// Removes every line and releases all holds.
+    async fn empty_cart(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        cart_token: Option<String>,
+    ) -> Result<Cart> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
+        carts::empty(svc, &m).await?;
+        reload(ctx, &m.id).await
+    }
+
+    /// Extends the cart's holds and holds again the lines whose hold ran out, as far as
+    /// stock allows.
+    async fn rehold_cart(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        cart_token: Option<String>,
+    ) -> Result<ReholdResult> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
+        let short = carts::rehold(svc, &m).await?;
+        Ok(ReholdResult {
+            cart: reload(ctx, &m.id).await?,
+            shortfalls: short
+                .into_iter()
+                .map(|s| CartShortfall {
+                    product_id: ID(s.product_id),
+                    requested: s.requested,
+                    available: s.available,
+                })
+                .collect(),
+        })
+    }
+
+    /// Sets the country whose tax the cart shows (ISO 3166-1 alpha-2).
+    async fn set_cart_country(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        cart_token: Option<String>,
+        country: String,
+    ) -> Result<Cart> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
+        carts::set_country(svc, &m, &country).await?;
+        reload(ctx, &m.id).await
+    }
+
+    /// After signing in: moves an anonymous cart's lines (and their holds) into your
+    /// cart; quantities of the same product add up.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn merge_cart(&self, ctx: &Context<'_>, cart_id: ID, cart_token: String) -> Result<Cart> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let c = caller(ctx);
+        let p = c.require()?;
+        let merged = carts::merge(svc, p, &cart_id, &cart_token).await?;
+        Cart::load(ctx, merged).await
+    }
+}

@@ -1,0 +1,383 @@
+//! Carts and their lines. Every change to a line first sets the hold in inventory (the
+//! step that can say OUT_OF_STOCK), then records the line; the holds inventory answers
+//! are copied onto every line, so a cart shows each line's expiry without asking again.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use shop_kit::auth::{Caller, Principal};
+use shop_kit::secrets::{hash_token, random_token};
+use shop_kit::{ApiError, ApiResult, StockShortfall};
+
+use super::CartsCtx;
+use super::ports::Hold;
+use crate::entity::{cart, line};
+
+/// The most units of one product a cart may have.
+pub const MAX_QUANTITY: i64 = 999;
+
+/// A new cart: the signed-in user's (their existing one if they have it) or an
+/// anonymous one with the token that opens it (shown once).
+pub async fn create(ctx: &CartsCtx, caller: &Caller) -> ApiResult<(cart::Model, Option<String>)> {
+    let now = Utc::now();
+    if let Some(p) = &caller.0 {
+        if let Some(existing) = of_user(&ctx.db, &p.user_id).await? {
+            return Ok((existing, None));
+        }
+        let created = cart::ActiveModel {
+            id: Set(shop_kit::ids::new_id()),
+            user_id: Set(Some(p.user_id.clone())),
+            token_hash: Set(None),
+            currency: Set(None),
+            country: Set(None),
+            promo_code: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&ctx.db)
+        .await;
+        return match created {
+            Ok(c) => Ok((c, None)),
+            // Two first requests at once: the other made it.
+            Err(e)
+                if matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) =>
+            {
+                of_user(&ctx.db, &p.user_id)
+                    .await?
+                    .map(|c| (c, None))
+                    .ok_or_else(|| ApiError::Internal("user cart vanished".into()))
+            }
+            Err(e) => Err(e.into()),
+        };
+    }
+    let token = random_token()?;
+    let c = cart::ActiveModel {
+        id: Set(shop_kit::ids::new_id()),
+        user_id: Set(None),
+        token_hash: Set(Some(hash_token(&token))),
+        currency: Set(None),
+        country: Set(None),
+        promo_code: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&ctx.db)
+    .await?;
+    Ok((c, Some(token)))
+}
+
+pub async fn of_user<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> ApiResult<Option<cart::Model>> {
+    Ok(cart::Entity::find()
+        .filter(cart::Column::UserId.eq(user_id))
+        .one(conn)
+        .await?)
+}
+
+/// The cart `id`, if the caller may use it: a user's cart by that user (or an admin),
+/// an anonymous cart by whoever has its token.
+pub async fn open(
+    ctx: &CartsCtx,
+    caller: &Caller,
+    id: &str,
+    token: Option<&str>,
+) -> ApiResult<cart::Model> {
+    shop_kit::input::check_id("cartId", id)?;
+    let c = cart::Entity::find_by_id(id.to_string())
+        .one(&ctx.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("cart {id} not found")))?;
+    match (&c.user_id, &caller.0) {
+        (Some(owner), Some(p)) if *owner == p.user_id || p.is_admin() => Ok(c),
+        (Some(_), Some(_)) => Err(ApiError::forbidden("this cart belongs to someone else")),
+        (Some(_), None) => Err(ApiError::unauthenticated("sign in to use this cart")),
+        (None, _) => {
+            let given = token.map(|t| hash_token(t.trim()));
+            if given.is_some() && given == c.token_hash {
+                Ok(c)
+            } else {
+                Err(ApiError::forbidden(
+                    "this cart needs its cartToken (from createCart)",
+                ))
+            }
+        }
+    }
+}
+
+pub async fn lines_of<C: ConnectionTrait>(conn: &C, cart_id: &str) -> ApiResult<Vec<line::Model>> {
+    Ok(line::Entity::find()
+        .filter(line::Column::CartId.eq(cart_id))
+        .order_by_asc(line::Column::CreatedAt)
+        .order_by_asc(line::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+/// Copies inventory's view of the cart's holds onto its lines.
+async fn sync_holds<C: ConnectionTrait>(conn: &C, cart_id: &str, holds: &[Hold]) -> ApiResult<()> {
+    for l in lines_of(conn, cart_id).await? {
+        let h = holds.iter().find(|h| h.product_id == l.product_id);
+        let (held, expires) = h.map_or((0, None), |h| (h.quantity, Some(h.expires_at)));
+        if held != l.held_quantity || expires != l.hold_expires_at {
+            let mut m: line::ActiveModel = l.into();
+            m.held_quantity = Set(held);
+            m.hold_expires_at = Set(expires);
+            m.update(conn).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn touch_cart<C: ConnectionTrait>(
+    conn: &C,
+    c: &cart::Model,
+    currency: Option<Option<String>>,
+) -> ApiResult<()> {
+    let mut m: cart::ActiveModel = c.clone().into();
+    m.updated_at = Set(Utc::now());
+    if let Some(cur) = currency {
+        m.currency = Set(cur);
+    }
+    m.update(conn).await?;
+    Ok(())
+}
+
+fn check_quantity(quantity: i64, min: i64) -> ApiResult<()> {
+    if (min..=MAX_QUANTITY).contains(&quantity) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_input(format!(
+            "quantity must be between {min} and {MAX_QUANTITY}"
+        )))
+    }
+}
+
+async fn line_of<C: ConnectionTrait>(
+    conn: &C,
+    cart_id: &str,
+    product_id: &str,
+) -> ApiResult<Option<line::Model>> {
+    Ok(line::Entity::find()
+        .filter(line::Column::CartId.eq(cart_id))
+        .filter(line::Column::ProductId.eq(product_id))
+        .one(conn)
+        .await?)
+}
+
+/// Adds `quantity` of a product (to its line if there is one), holding the units.
+pub async fn add(
+    ctx: &CartsCtx,
+    c: &cart::Model,
+    product_id: &str,
+    quantity: i64,
+) -> ApiResult<()> {
+    shop_kit::input::check_id("productId", product_id)?;
+    check_quantity(quantity, 1)?;
+    let product = ctx.products.one(product_id).await?;
+    if let Some(cur) = &c.currency
+        && *cur != product.currency
+        && !lines_of(&ctx.db, &c.id).await?.is_empty()
+    {
+        return Err(ApiError::bad_input(format!(
+            "this cart is in {cur} and {} is priced in {}: one cart holds one currency; \
+             check out or empty it first",
+            product.name, product.currency
+        )));
+    }
+    let existing = line_of(&ctx.db, &c.id, product_id).await?;
+    let new_quantity = existing.as_ref().map_or(0, |l| l.quantity) + quantity;
+    check_quantity(new_quantity, 1)?;
+    let holds = ctx.stock.hold(&c.id, product_id, new_quantity).await?;
+    let now = Utc::now();
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    match existing {
+        Some(l) => {
+            let mut m: line::ActiveModel = l.into();
+            m.quantity = Set(new_quantity);
+            m.unit_price = Set(product.price);
+            m.name = Set(product.name.clone());
+            m.sku = Set(product.sku.clone());
+            m.updated_at = Set(now);
+            m.update(&txn).await?;
+        }
+        None => {
+            line::ActiveModel {
+                id: Set(shop_kit::ids::new_id()),
+                cart_id: Set(c.id.clone()),
+                product_id: Set(product_id.to_string()),
+                quantity: Set(new_quantity),
+                unit_price: Set(product.price),
+                currency: Set(product.currency.clone()),
+                name: Set(product.name.clone()),
+                sku: Set(product.sku.clone()),
+                held_quantity: Set(0),
+                hold_expires_at: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await?;
+        }
+    }
+    touch_cart(&txn, c, Some(Some(product.currency))).await?;
+    sync_holds(&txn, &c.id, &holds).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Sets a line's quantity (0 removes the line).
+pub async fn set_quantity(
+    ctx: &CartsCtx,
+    c: &cart::Model,
+    product_id: &str,
+    quantity: i64,
+) -> ApiResult<()> {
+    shop_kit::input::check_id("productId", product_id)?;
+    check_quantity(quantity, 0)?;
+    let l = line_of(&ctx.db, &c.id, product_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("product {product_id} is not in this cart")))?;
+    let holds = ctx.stock.hold(&c.id, product_id, quantity).await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    if quantity == 0 {
+        line::Entity::delete_by_id(l.id).exec(&txn).await?;
+    } else {
+        let mut m: line::ActiveModel = l.into();
+        m.quantity = Set(quantity);
+        m.updated_at = Set(Utc::now());
+        m.update(&txn).await?;
+    }
+    let left = lines_of(&txn, &c.id).await?;
+    touch_cart(&txn, c, left.is_empty().then_some(None)).await?;
+    sync_holds(&txn, &c.id, &holds).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Removes every line and releases the holds.
+pub async fn empty(ctx: &CartsCtx, c: &cart::Model) -> ApiResult<()> {
+    ctx.stock.release(&c.id, "cart emptied").await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    line::Entity::delete_many()
+        .filter(line::Column::CartId.eq(c.id.as_str()))
+        .exec(&txn)
+        .await?;
+    let mut m: cart::ActiveModel = c.clone().into();
+    m.currency = Set(None);
+    m.promo_code = Set(None);
+    m.updated_at = Set(Utc::now());
+    m.update(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Holds again every line whose hold ran out, as far as stock allows; answers the lines
+/// that could not be held in full (they keep their quantity, marked).
+pub async fn rehold(ctx: &CartsCtx, c: &cart::Model) -> ApiResult<Vec<StockShortfall>> {
+    let now = Utc::now();
+    let mut short = Vec::new();
+    let mut holds = ctx.stock.extend(&c.id).await?;
+    for l in lines_of(&ctx.db, &c.id).await? {
+        let live = holds.iter().any(|h| {
+            h.product_id == l.product_id && h.quantity >= l.quantity && h.expires_at > now
+        });
+        if live {
+            continue;
+        }
+        match ctx.stock.hold(&c.id, &l.product_id, l.quantity).await {
+            Ok(h) => holds = h,
+            Err(ApiError::OutOfStock(lines)) => short.extend(lines),
+            Err(e) => return Err(e),
+        }
+    }
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    sync_holds(&txn, &c.id, &holds).await?;
+    touch_cart(&txn, c, None).await?;
+    txn.commit().await?;
+    Ok(short)
+}
+
+/// Sets the country whose tax applies.
+pub async fn set_country(ctx: &CartsCtx, c: &cart::Model, country: &str) -> ApiResult<()> {
+    let country = country.trim().to_ascii_uppercase();
+    if country.len() != 2 || !country.chars().all(|ch| ch.is_ascii_alphabetic()) {
+        return Err(ApiError::bad_input(
+            "country must be a two-letter ISO 3166-1 code (DE, FR, US, ...)",
+        ));
+    }
+    let mut m: cart::ActiveModel = c.clone().into();
+    m.country = Set(Some(country));
+    m.updated_at = Set(Utc::now());
+    m.update(&ctx.db).await?;
+    Ok(())
+}
+
+/// Merges an anonymous cart into the signed-in user's (creating it if needed): lines of
+/// the same product add up, the holds move with them, the anonymous cart is gone.
+pub async fn merge(
+    ctx: &CartsCtx,
+    p: &Principal,
+    anonymous_id: &str,
+    token: &str,
+) -> ApiResult<cart::Model> {
+    let anonymous = open(ctx, &Caller(None), anonymous_id, Some(token)).await?;
+    let (mine, _) = create(ctx, &Caller(Some(p.clone()))).await?;
+    let theirs = lines_of(&ctx.db, &anonymous.id).await?;
+    let ours = lines_of(&ctx.db, &mine.id).await?;
+    if let (Some(a), Some(b)) = (&anonymous.currency, &mine.currency)
+        && a != b
+        && !theirs.is_empty()
+        && !ours.is_empty()
+    {
+        return Err(ApiError::conflict(format!(
+            "your cart is in {b} and this one in {a}: check out or empty one of them first"
+        )));
+    }
+    for l in &theirs {
+        let have = ours
+            .iter()
+            .find(|o| o.product_id == l.product_id)
+            .map_or(0, |o| o.quantity);
+        check_quantity(have + l.quantity, 1)?;
+    }
+    let holds = ctx.stock.transfer(&anonymous.id, &mine.id).await?;
+    let now = Utc::now();
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    for l in theirs {
+        match ours.iter().find(|o| o.product_id == l.product_id) {
+            Some(o) => {
+                let mut m: line::ActiveModel = o.clone().into();
+                m.quantity = Set(o.quantity + l.quantity);
+                m.updated_at = Set(now);
+                m.update(&txn).await?;
+                line::Entity::delete_by_id(l.id).exec(&txn).await?;
+            }
+            None => {
+                let mut m: line::ActiveModel = l.into();
+                m.cart_id = Set(mine.id.clone());
+                m.updated_at = Set(now);
+                m.update(&txn).await?;
+            }
+        }
+    }
+    cart::Entity::delete_by_id(anonymous.id.clone())
+        .exec(&txn)
+        .await?;
+    let currency = mine.currency.clone().or(anonymous.currency.clone());
+    let mut m: cart::ActiveModel = mine.clone().into();
+    m.currency = Set(currency);
+    if mine.country.is_none() {
+        m.country = Set(anonymous.country.clone());
+    }
+    m.updated_at = Set(now);
+    let merged = m.update(&txn).await?;
+    sync_holds(&txn, &merged.id, &holds).await?;
+    txn.commit().await?;
+    Ok(merged)
+}

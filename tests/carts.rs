@@ -1,0 +1,446 @@
+//! Carts end to end through the gateway: anonymous and signed-in carts, holds in
+//! inventory, totals with tax, merging at sign-in, expired holds, on SQLite and MariaDB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Harness;
+use serde_json::{Value, json};
+use shop_kit::auth::Role;
+
+const CART: &str = "id currency country itemCount subtotal { amount currency } tax { amount } taxRateBasisPoints total { amount currency } lines { productId name quantity unitPrice { amount } lineTotal { amount } status statusReason holdExpiresAt }";
+
+async fn start(db: Option<&shop_kit::testing::TestDb>) -> Harness {
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    Harness::start_with(dir, db, true, |o| {
+        o.tax_rates = [("DE".to_string(), 1900)].into_iter().collect();
+    })
+    .await
+}
+
+/// Demo products with at least `min` in stock: (id, price, stock).
+async fn products(h: &Harness, min: i64) -> Vec<(String, i64, i64)> {
+    let r = h
+        .gql(
+            None,
+            "{ products(first: 100) { edges { node { id stock price { amount currency } } } } }",
+            json!({}),
+        )
+        .await;
+    r.data()["products"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .filter(|n| n["stock"].as_i64().unwrap() >= min && n["price"]["currency"] == "EUR")
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_string(),
+                n["price"]["amount"].as_i64().unwrap(),
+                n["stock"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A new anonymous cart: its id and token.
+async fn anonymous_cart(h: &Harness) -> (String, String) {
+    let r = h
+        .gql(
+            None,
+            "mutation { createCart { cart { id } cartToken } }",
+            json!({}),
+        )
+        .await;
+    let c = &r.data()["createCart"];
+    (
+        c["cart"]["id"].as_str().unwrap().to_string(),
+        c["cartToken"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn stock_of(h: &Harness, product: &str) -> i64 {
+    let r = h
+        .gql(
+            None,
+            "query($id: ID!) { product(id: $id) { stock } }",
+            json!({ "id": product }),
+        )
+        .await;
+    r.data()["product"]["stock"].as_i64().unwrap()
+}
+
+async fn add(
+    h: &Harness,
+    token: Option<&str>,
+    cart: &str,
+    cart_token: Option<&str>,
+    product: &str,
+    q: i64,
+) -> common::Reply {
+    h.gql(
+        token,
+        &format!("mutation($c: ID!, $t: String, $p: ID!, $q: Int!) {{ addToCart(cartId: $c, cartToken: $t, productId: $p, quantity: $q) {{ {CART} }} }}"),
+        json!({ "c": cart, "t": cart_token, "p": product, "q": q }),
+    )
+    .await
+}
+
+async fn each_db(test: &str, f: impl AsyncFn(Option<&shop_kit::testing::TestDb>)) {
+    let dbs = shop_kit::testing::databases(test).await;
+    f(None).await;
+    if let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") {
+        f(Some(mysql)).await;
+    }
+    shop_kit::testing::cleanup(&dbs).await;
+}
+
+#[tokio::test]
+async fn an_anonymous_cart_holds_stock_and_totals_in_minor_units() {
+    each_db("e2e_carts_anonymous", async |db| {
+        let h = start(db).await;
+        let list = products(&h, 3).await;
+        let (p1, price1, stock1) = list[0].clone();
+        let (p2, price2, _) = list[1].clone();
+
+        let r = h
+            .gql(None, "mutation { createCart { cart { id itemCount currency total { amount currency } } cartToken } }", json!({}))
+            .await;
+        let created = r.data()["createCart"].clone();
+        assert_eq!(created["cart"]["itemCount"], 0);
+        assert_eq!(created["cart"]["currency"], Value::Null);
+        assert_eq!(created["cart"]["total"], json!({ "amount": 0, "currency": "XXX" }));
+        let cart = created["cart"]["id"].as_str().unwrap().to_string();
+        let token = created["cartToken"].as_str().unwrap().to_string();
+        assert!(token.len() >= 43);
+
+        // Without its token nobody else can touch it.
+        let r = add(&h, None, &cart, None, &p1, 1).await;
+        assert_eq!(r.code(), "FORBIDDEN");
+        let r = add(&h, None, &cart, Some("guess"), &p1, 1).await;
+        assert_eq!(r.code(), "FORBIDDEN");
+
+        let r = add(&h, None, &cart, Some(&token), &p1, 2).await;
+        let c = r.data()["addToCart"].clone();
+        assert_eq!(c["lines"][0]["quantity"], 2);
+        assert_eq!(c["lines"][0]["status"], "HELD");
+        assert_eq!(c["lines"][0]["statusReason"], Value::Null);
+        assert_eq!(c["lines"][0]["lineTotal"]["amount"], price1 * 2);
+        assert_eq!(stock_of(&h, &p1).await, stock1 - 2, "held units are not available to others");
+
+        let r = add(&h, None, &cart, Some(&token), &p2, 1).await;
+        let c = r.data()["addToCart"].clone();
+        assert_eq!(c["itemCount"], 3);
+        assert_eq!(c["subtotal"], json!({ "amount": price1 * 2 + price2, "currency": "EUR" }));
+        assert_eq!(c["tax"]["amount"], 0, "no country, no tax");
+
+        // Tax for Germany at 19 %, rounded to the cent.
+        let r = h
+            .gql(
+                None,
+                &format!("mutation($c: ID!, $t: String) {{ setCartCountry(cartId: $c, cartToken: $t, country: \"de\") {{ {CART} }} }}"),
+                json!({ "c": cart, "t": token }),
+            )
+            .await;
+        let c = r.data()["setCartCountry"].clone();
+        let subtotal = price1 * 2 + price2;
+        let tax = (subtotal * 1900 + 5000) / 10_000;
+        assert_eq!(c["country"], "DE");
+        assert_eq!(c["taxRateBasisPoints"], 1900);
+        assert_eq!(c["tax"]["amount"], tax);
+        assert_eq!(c["total"], json!({ "amount": subtotal + tax, "currency": "EUR" }));
+
+        // More than there is: refused with the line, nothing changes.
+        let r = add(&h, None, &cart, Some(&token), &p1, stock1).await;
+        assert_eq!(r.code(), "OUT_OF_STOCK");
+        assert_eq!(r.body["errors"][0]["extensions"]["lines"][0]["productId"], p1.as_str());
+        assert_eq!(r.body["errors"][0]["extensions"]["lines"][0]["available"], stock1);
+        assert_eq!(stock_of(&h, &p1).await, stock1 - 2);
+
+        // Fewer, then none.
+        let set = format!("mutation($c: ID!, $t: String, $p: ID!, $q: Int!) {{ setCartLineQuantity(cartId: $c, cartToken: $t, productId: $p, quantity: $q) {{ {CART} }} }}");
+        let r = h.gql(None, &set, json!({ "c": cart, "t": token, "p": p1, "q": 1 })).await;
+        assert_eq!(r.data()["setCartLineQuantity"]["lines"][0]["quantity"], 1);
+        assert_eq!(stock_of(&h, &p1).await, stock1 - 1);
+        let r = h.gql(None, &set, json!({ "c": cart, "t": token, "p": p1, "q": -1 })).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+        let r = h
+            .gql(
+                None,
+                "mutation($c: ID!, $t: String, $p: ID!) { removeFromCart(cartId: $c, cartToken: $t, productId: $p) { itemCount } }",
+                json!({ "c": cart, "t": token, "p": p1 }),
+            )
+            .await;
+        assert_eq!(r.data()["removeFromCart"]["itemCount"], 1);
+        assert_eq!(stock_of(&h, &p1).await, stock1);
+
+        // An unknown product is not found.
+        let r = add(&h, None, &cart, Some(&token), "01a20000-0000-7000-8000-00000000dead", 1).await;
+        assert_eq!(r.code(), "NOT_FOUND");
+
+        let r = h
+            .gql(
+                None,
+                "mutation($c: ID!, $t: String) { emptyCart(cartId: $c, cartToken: $t) { itemCount currency } }",
+                json!({ "c": cart, "t": token }),
+            )
+            .await;
+        assert_eq!(r.data()["emptyCart"], json!({ "itemCount": 0, "currency": null }));
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_cart_holds_one_currency() {
+    let h = start(None).await;
+    let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+    let r = h
+        .gql(
+            Some(&supplier),
+            "query($s: ID) { catalogs(supplierId: $s, first: 1) { edges { node { id } } } }",
+            json!({ "s": shop::seed::DEMO_SUPPLIERS[0].0 }),
+        )
+        .await;
+    let catalog = r.data()["catalogs"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = h
+        .gql(
+            Some(&supplier),
+            "mutation($c: ID!) { createProduct(input: { catalogId: $c, sku: \"USD-1\", name: \"Imported Lamp\", price: { amount: 2500, currency: \"USD\" } }) { id } }",
+            json!({ "c": catalog }),
+        )
+        .await;
+    let usd = r.data()["createProduct"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Inventory learns of the product through an event; then its stock can be set.
+    let stocked = shop_kit::testing::eventually(std::time::Duration::from_secs(10), || async {
+        let r = h
+            .gql(
+                Some(&supplier),
+                "mutation($p: ID!) { setStock(productId: $p, quantity: 5, reason: \"delivery\") { quantity } }",
+                json!({ "p": usd }),
+            )
+            .await;
+        r.body.get("errors").is_none().then_some(())
+    })
+    .await;
+    assert!(stocked.is_some(), "the product reached inventory");
+    let customer = h.token(shop::seed::DEMO_CUSTOMER, Role::Customer);
+    let r = h
+        .gql(
+            Some(&customer),
+            "mutation { createCart { cart { id } cartToken } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["createCart"]["cartToken"],
+        Value::Null,
+        "a user's cart needs no token"
+    );
+    let cart = r.data()["createCart"]["cart"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let eur = products(&h, 1).await[0].0.clone();
+    add(&h, Some(&customer), &cart, None, &eur, 1).await.data();
+    let r = add(&h, Some(&customer), &cart, None, &usd, 1).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("one currency")
+    );
+    // Another user cannot use it; anonymous callers must sign in.
+    let other = h.token("someone-else", Role::Customer);
+    assert_eq!(
+        add(&h, Some(&other), &cart, None, &eur, 1).await.code(),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        add(&h, None, &cart, None, &eur, 1).await.code(),
+        "UNAUTHENTICATED"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn signing_in_merges_the_anonymous_cart_and_me_shows_it() {
+    let h = start(None).await;
+    let list = products(&h, 4).await;
+    let (a, _, stock_a) = list[0].clone();
+    let (b, _, _) = list[1].clone();
+    let (anon, anon_token) = anonymous_cart(&h).await;
+    add(&h, None, &anon, Some(&anon_token), &a, 2).await.data();
+    add(&h, None, &anon, Some(&anon_token), &b, 1).await.data();
+
+    let login = h
+        .gql(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            json!({ "e": "customer@demo.shop", "p": shop::seed::DEMO_PASSWORD }),
+        )
+        .await;
+    let token = login.data()["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = h
+        .gql(
+            Some(&token),
+            "mutation { createCart { cart { id } } }",
+            json!({}),
+        )
+        .await;
+    let mine = r.data()["createCart"]["cart"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    add(&h, Some(&token), &mine, None, &a, 1).await.data();
+
+    let r = h
+        .gql(
+            Some(&token),
+            &format!("mutation($c: ID!, $t: String!) {{ mergeCart(cartId: $c, cartToken: $t) {{ {CART} }} }}"),
+            json!({ "c": anon, "t": anon_token }),
+        )
+        .await;
+    let merged = r.data()["mergeCart"].clone();
+    assert_eq!(merged["id"], mine.as_str());
+    let qty = |p: &str| {
+        merged["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["productId"] == p)
+            .map(|l| {
+                (
+                    l["quantity"].as_i64().unwrap(),
+                    l["status"].as_str().unwrap().to_string(),
+                )
+            })
+    };
+    assert_eq!(qty(&a), Some((3, "HELD".to_string())));
+    assert_eq!(qty(&b), Some((1, "HELD".to_string())));
+    assert_eq!(
+        stock_of(&h, &a).await,
+        stock_a - 3,
+        "holds moved, none taken twice"
+    );
+    // The anonymous cart is gone.
+    let r = h
+        .gql(
+            None,
+            "query($c: ID!, $t: String) { cart(id: $c, cartToken: $t) { id } }",
+            json!({ "c": anon, "t": anon_token }),
+        )
+        .await;
+    assert_eq!(r.code(), "NOT_FOUND");
+    // The cart through the user entity, resolved by the carts subgraph.
+    let r = h
+        .gql(
+            Some(&token),
+            "{ me { name cart { id itemCount } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["me"]["cart"],
+        json!({ "id": mine, "itemCount": 4 })
+    );
+    // Merging needs a signed-in caller.
+    let r = h
+        .gql(
+            None,
+            "mutation { mergeCart(cartId: \"x\", cartToken: \"y\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.code(), "UNAUTHENTICATED");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_hold_is_marked_and_can_be_held_again_if_stock_allows() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let h = start(None).await;
+    let list = products(&h, 2).await;
+    let (p, _, stock) = list[0].clone();
+    let (cart, token) = anonymous_cart(&h).await;
+    add(&h, None, &cart, Some(&token), &p, 2).await.data();
+
+    // Ten minutes pass: the hold ends (as the sweeper would find it).
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    shop_inventory::entity::hold::Entity::update_many()
+        .col_expr(
+            shop_inventory::entity::hold::Column::ExpiresAt,
+            sea_orm::sea_query::Expr::value(past),
+        )
+        .filter(shop_inventory::entity::hold::Column::Owner.eq(cart.as_str()))
+        .exec(&h.platform.inventory.db)
+        .await
+        .unwrap();
+    shop_carts::entity::line::Entity::update_many()
+        .col_expr(
+            shop_carts::entity::line::Column::HoldExpiresAt,
+            sea_orm::sea_query::Expr::value(past),
+        )
+        .filter(shop_carts::entity::line::Column::CartId.eq(cart.as_str()))
+        .exec(&h.platform.db("carts"))
+        .await
+        .unwrap();
+    assert_eq!(
+        stock_of(&h, &p).await,
+        stock,
+        "an expired hold holds nothing"
+    );
+    let r = h
+        .gql(
+            None,
+            &format!("query($c: ID!, $t: String) {{ cart(id: $c, cartToken: $t) {{ {CART} }} }}"),
+            json!({ "c": cart, "t": token }),
+        )
+        .await;
+    let line = r.data()["cart"]["lines"][0].clone();
+    assert_eq!(line["status"], "EXPIRED");
+    assert!(line["statusReason"].as_str().unwrap().contains("ran out"));
+    assert_eq!(line["quantity"], 2, "the line stays");
+
+    // Someone else takes all but one unit; holding again gets what is left reported.
+    let (other, other_token) = anonymous_cart(&h).await;
+    add(&h, None, &other, Some(&other_token), &p, stock - 1)
+        .await
+        .data();
+    let rehold = format!(
+        "mutation($c: ID!, $t: String) {{ reholdCart(cartId: $c, cartToken: $t) {{ cart {{ {CART} }} shortfalls {{ productId requested available }} }} }}"
+    );
+    let r = h.gql(None, &rehold, json!({ "c": cart, "t": token })).await;
+    assert_eq!(
+        r.data()["reholdCart"]["shortfalls"],
+        json!([{ "productId": p, "requested": 2, "available": 1 }])
+    );
+    assert_eq!(
+        r.data()["reholdCart"]["cart"]["lines"][0]["status"],
+        "EXPIRED"
+    );
+    // Once the other cart lets go, holding again works.
+    h.gql(
+        None,
+        "mutation($c: ID!, $t: String) { emptyCart(cartId: $c, cartToken: $t) { id } }",
+        json!({ "c": other, "t": other_token }),
+    )
+    .await
+    .data();
+    let r = h.gql(None, &rehold, json!({ "c": cart, "t": token })).await;
+    assert_eq!(r.data()["reholdCart"]["shortfalls"], json!([]));
+    assert_eq!(r.data()["reholdCart"]["cart"]["lines"][0]["status"], "HELD");
+    assert_eq!(stock_of(&h, &p).await, stock - 2);
+    h.stop().await;
+}
