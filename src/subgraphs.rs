@@ -30,6 +30,10 @@ pub const SUBGRAPHS: &[SubgraphSpec] = &[
         name: shop_carts::NAME,
         sdl: shop_carts::sdl,
     },
+    SubgraphSpec {
+        name: shop_payments::NAME,
+        sdl: shop_payments::sdl,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static SubgraphSpec> {
@@ -110,6 +114,9 @@ pub async fn start(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Ro
         )
         .await
         .map_err(|e| e.to_string()),
+        shop_payments::NAME => shop_payments::start(db, bus, verifier)
+            .await
+            .map_err(|e| e.to_string()),
         other => Err(format!("unknown subgraph '{other}'")),
     }
 }

@@ -240,7 +240,7 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     assert!(migrate.arg("migrate").status().unwrap().success());
 
     let (uport, cport, iport, gport) = (free_port(), free_port(), free_port(), free_port());
-    let kport = free_port();
+    let (kport, pport) = (free_port(), free_port());
     let urls = vec![
         (
             "SHOP_SUBGRAPH_URL_USERS".to_string(),
@@ -257,6 +257,10 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
         (
             "SHOP_SUBGRAPH_URL_CARTS".to_string(),
             format!("http://127.0.0.1:{kport}/graphql"),
+        ),
+        (
+            "SHOP_SUBGRAPH_URL_PAYMENTS".to_string(),
+            format!("http://127.0.0.1:{pport}/graphql"),
         ),
     ];
     let spawn = |args: Vec<String>, extra: Vec<(String, String)>| {
@@ -303,6 +307,15 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
             "carts".into(),
             "--listen".into(),
             format!("127.0.0.1:{kport}"),
+        ],
+        urls.clone(),
+    );
+    let _payments = spawn(
+        vec![
+            "subgraph".into(),
+            "payments".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{pport}"),
         ],
         urls.clone(),
     );

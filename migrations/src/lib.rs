@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 pub mod carts;
 pub mod catalog;
 pub mod inventory;
+pub mod payments;
 pub mod users;
 mod util;
 
@@ -23,6 +24,7 @@ pub async fn up(
         "carts" => carts::Migrator::up(db, None).await,
         "catalog" => catalog::Migrator::up(db, None).await,
         "inventory" => inventory::Migrator::up(db, None).await,
+        "payments" => payments::Migrator::up(db, None).await,
         "users" => users::Migrator::up(db, None).await,
         _ => Ok(()),
     }
@@ -37,10 +39,11 @@ pub async fn down(
         "carts" => carts::Migrator::down(db, None).await,
         "catalog" => catalog::Migrator::down(db, None).await,
         "inventory" => inventory::Migrator::down(db, None).await,
+        "payments" => payments::Migrator::down(db, None).await,
         "users" => users::Migrator::down(db, None).await,
         _ => Ok(()),
     }
 }
 
 /// The domains that have migrations, in the order `shop migrate` applies them.
-pub const DOMAINS: &[&str] = &["users", "catalog", "inventory", "carts"];
+pub const DOMAINS: &[&str] = &["users", "catalog", "inventory", "carts", "payments"];

@@ -22,6 +22,7 @@ pub enum ErrorCode {
     TooManyRequests,
     Unavailable,
     OutOfStock,
+    PaymentDeclined,
     Internal,
 }
 
@@ -36,6 +37,7 @@ impl ErrorCode {
             ErrorCode::TooManyRequests => "TOO_MANY_REQUESTS",
             ErrorCode::Unavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::OutOfStock => "OUT_OF_STOCK",
+            ErrorCode::PaymentDeclined => "PAYMENT_DECLINED",
             ErrorCode::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -61,6 +63,13 @@ pub enum ApiError {
     Unavailable(String),
     /// Not enough units for these lines; `extensions.lines` lists each shortfall.
     OutOfStock(Vec<StockShortfall>),
+    /// The card was refused; `decline_code` is stable (`card_declined`,
+    /// `insufficient_funds`, `expired_card`, `processing_error`), the message is for
+    /// the shopper. Both travel in `extensions` (`declineCode`, `reason`).
+    PaymentDeclined {
+        decline_code: String,
+        reason: String,
+    },
     /// A database failure; logged, never shown.
     Database(DbErr),
     /// Any other internal failure; logged, never shown.
@@ -105,6 +114,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => ErrorCode::TooManyRequests,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::OutOfStock(_) => ErrorCode::OutOfStock,
+            ApiError::PaymentDeclined { .. } => ErrorCode::PaymentDeclined,
             ApiError::Database(_) | ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -120,6 +130,7 @@ impl ApiError {
             | ApiError::TooManyRequests(m)
             | ApiError::Unavailable(m) => m,
             ApiError::OutOfStock(_) => "not enough stock for some lines",
+            ApiError::PaymentDeclined { reason, .. } => reason,
             ApiError::Database(_) | ApiError::Internal(_) => "internal error",
         }
     }
@@ -157,10 +168,21 @@ impl ErrorExtensions for ApiError {
             ApiError::OutOfStock(lines) => async_graphql::to_value(lines).ok(),
             _ => None,
         };
+        let decline = match self {
+            ApiError::PaymentDeclined {
+                decline_code,
+                reason,
+            } => Some((decline_code.clone(), reason.clone())),
+            _ => None,
+        };
         async_graphql::Error::new(self.public_message()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(lines) = lines {
                 ext.set("lines", lines);
+            }
+            if let Some((decline_code, reason)) = decline {
+                ext.set("declineCode", decline_code);
+                ext.set("reason", reason);
             }
         })
     }

@@ -178,6 +178,14 @@ fn remote_error(e: &Value) -> ApiError {
         "UNAUTHENTICATED" => ApiError::Unauthenticated(message),
         "TOO_MANY_REQUESTS" => ApiError::TooManyRequests(message),
         "SERVICE_UNAVAILABLE" => ApiError::Unavailable(message),
+        "PAYMENT_DECLINED" => ApiError::PaymentDeclined {
+            decline_code: ext
+                .and_then(|x| x.get("declineCode"))
+                .and_then(Value::as_str)
+                .unwrap_or("card_declined")
+                .to_string(),
+            reason: message,
+        },
         "OUT_OF_STOCK" => ApiError::OutOfStock(
             ext.and_then(|x| x.get("lines"))
                 .and_then(|l| serde_json::from_value::<Vec<StockShortfall>>(l.clone()).ok())

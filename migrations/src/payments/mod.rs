@@ -1,0 +1,18 @@
+//! Payments domain: payments per order and their refunds.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_payments_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_payments_tables::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        Alias::new("payments_migrations").into_iden()
+    }
+}

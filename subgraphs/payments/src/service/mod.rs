@@ -1,0 +1,407 @@
+//! Payments: authorize, capture, void and refund through the provider, each step
+//! recorded before and after the provider call and keyed by the caller's idempotency key,
+//! so a retry after a crash never charges twice.
+
+pub mod card;
+pub mod provider;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use shop_kit::events::Outbox;
+use shop_kit::{ApiError, ApiResult};
+
+use crate::entity::{payment, refund};
+use card::Card;
+use provider::{PaymentProvider, ProviderError};
+
+/// Where a payment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Recorded, the provider not yet answered (a retry with the same key finishes it).
+    Pending,
+    Authorized,
+    Captured,
+    PartiallyRefunded,
+    Refunded,
+    Voided,
+    Declined,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Authorized => "AUTHORIZED",
+            Status::Captured => "CAPTURED",
+            Status::PartiallyRefunded => "PARTIALLY_REFUNDED",
+            Status::Refunded => "REFUNDED",
+            Status::Voided => "VOIDED",
+            Status::Declined => "DECLINED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Status {
+        [
+            Status::Authorized,
+            Status::Captured,
+            Status::PartiallyRefunded,
+            Status::Refunded,
+            Status::Voided,
+            Status::Declined,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .unwrap_or(Status::Pending)
+    }
+}
+
+pub const PAYMENT_CAPTURED: &str = "payments.payment_captured";
+pub const PAYMENT_REFUNDED: &str = "payments.payment_refunded";
+
+#[derive(Clone)]
+pub struct PaymentsCtx {
+    pub db: DatabaseConnection,
+    pub outbox: Outbox,
+    pub provider: Arc<dyn PaymentProvider>,
+}
+
+impl PaymentsCtx {
+    pub fn new(db: DatabaseConnection, provider: Arc<dyn PaymentProvider>) -> Self {
+        PaymentsCtx {
+            db,
+            outbox: Outbox::new("payments_outbox"),
+            provider,
+        }
+    }
+}
+
+fn check_key(key: &str) -> ApiResult<()> {
+    if key.trim().is_empty() || key.len() > 100 {
+        return Err(ApiError::bad_input(
+            "idempotencyKey must be 1 to 100 characters",
+        ));
+    }
+    Ok(())
+}
+
+fn provider_error(e: ProviderError) -> ApiError {
+    match e {
+        ProviderError::Declined { code, reason } => ApiError::PaymentDeclined {
+            decline_code: code,
+            reason,
+        },
+        ProviderError::Unavailable(m) => {
+            tracing::warn!(error = %m, "payment provider unavailable");
+            ApiError::Unavailable("the payment provider cannot be reached; try again".into())
+        }
+        ProviderError::Rejected(m) => {
+            ApiError::conflict(format!("the payment provider refused: {m}"))
+        }
+    }
+}
+
+async fn set_status(
+    ctx: &PaymentsCtx,
+    p: payment::Model,
+    f: impl FnOnce(&mut payment::ActiveModel),
+) -> ApiResult<payment::Model> {
+    let mut m: payment::ActiveModel = p.into();
+    f(&mut m);
+    m.updated_at = Set(Utc::now());
+    Ok(m.update(&ctx.db).await?)
+}
+
+/// What a new authorization is for.
+pub struct Charge<'a> {
+    pub order_id: &'a str,
+    pub user_id: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub idempotency_key: &'a str,
+}
+
+/// Authorizes `charge` on `card`. The same key answers the same payment (or the same
+/// decline) and never reaches the provider with a second authorization.
+pub async fn authorize(
+    ctx: &PaymentsCtx,
+    charge: Charge<'_>,
+    card: &Card,
+) -> ApiResult<payment::Model> {
+    check_key(charge.idempotency_key)?;
+    if let Some(done) = by_key(ctx, charge.idempotency_key).await? {
+        match Status::parse(&done.status) {
+            Status::Declined => {
+                return Err(ApiError::PaymentDeclined {
+                    decline_code: done.decline_code.clone().unwrap_or_default(),
+                    reason: done.decline_reason.clone().unwrap_or_default(),
+                });
+            }
+            Status::Pending => return finish_authorization(ctx, done, card).await,
+            _ => return Ok(done),
+        }
+    }
+    let summary = card.check(Utc::now().date_naive())?;
+    if charge.amount <= 0 {
+        return Err(ApiError::bad_input("amount must be positive"));
+    }
+    let currency = shop_kit::money::parse_currency(charge.currency)?;
+    let now = Utc::now();
+    let row = payment::ActiveModel {
+        id: Set(shop_kit::ids::new_id()),
+        idempotency_key: Set(charge.idempotency_key.to_string()),
+        order_id: Set(charge.order_id.to_string()),
+        user_id: Set(charge.user_id.to_string()),
+        status: Set(Status::Pending.as_str().into()),
+        amount: Set(charge.amount),
+        currency: Set(currency),
+        captured_amount: Set(0),
+        refunded_amount: Set(0),
+        card_brand: Set(summary.brand),
+        card_last4: Set(summary.last4),
+        card_exp_month: Set(summary.exp_month as i32),
+        card_exp_year: Set(summary.exp_year),
+        provider: Set(ctx.provider.name().to_string()),
+        provider_ref: Set(None),
+        decline_code: Set(None),
+        decline_reason: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&ctx.db)
+    .await;
+    let row = match row {
+        Ok(r) => r,
+        // The same key at the same moment: the other request records it.
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            return by_key(ctx, charge.idempotency_key)
+                .await?
+                .ok_or_else(|| ApiError::Internal("payment vanished".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    finish_authorization(ctx, row, card).await
+}
+
+async fn finish_authorization(
+    ctx: &PaymentsCtx,
+    row: payment::Model,
+    card: &Card,
+) -> ApiResult<payment::Model> {
+    let result = ctx
+        .provider
+        .authorize(&row.idempotency_key, card, row.amount, &row.currency)
+        .await;
+    match result {
+        Ok(reference) => {
+            set_status(ctx, row, |m| {
+                m.status = Set(Status::Authorized.as_str().into());
+                m.provider_ref = Set(Some(reference));
+            })
+            .await
+        }
+        Err(ProviderError::Declined { code, reason }) => {
+            set_status(ctx, row, |m| {
+                m.status = Set(Status::Declined.as_str().into());
+                m.decline_code = Set(Some(code.clone()));
+                m.decline_reason = Set(Some(reason.clone()));
+            })
+            .await?;
+            Err(ApiError::PaymentDeclined {
+                decline_code: code,
+                reason,
+            })
+        }
+        Err(e) => Err(provider_error(e)),
+    }
+}
+
+pub async fn by_key(ctx: &PaymentsCtx, key: &str) -> ApiResult<Option<payment::Model>> {
+    Ok(payment::Entity::find()
+        .filter(payment::Column::IdempotencyKey.eq(key))
+        .one(&ctx.db)
+        .await?)
+}
+
+pub async fn find(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
+    shop_kit::input::check_id("paymentId", id)?;
+    payment::Entity::find_by_id(id.to_string())
+        .one(&ctx.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("payment {id} not found")))
+}
+
+/// Takes the authorized amount. Capturing a captured payment changes nothing.
+pub async fn capture(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
+    let p = find(ctx, id).await?;
+    match Status::parse(&p.status) {
+        Status::Authorized => {}
+        Status::Captured | Status::PartiallyRefunded | Status::Refunded => return Ok(p),
+        other => {
+            return Err(ApiError::conflict(format!(
+                "a {} payment cannot be captured",
+                other.as_str().to_lowercase()
+            )));
+        }
+    }
+    let reference = p.provider_ref.clone().unwrap_or_default();
+    ctx.provider
+        .capture(
+            &format!("{}:capture", p.idempotency_key),
+            &reference,
+            p.amount,
+        )
+        .await
+        .map_err(provider_error)?;
+    let amount = p.amount;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let mut m: payment::ActiveModel = p.clone().into();
+    m.status = Set(Status::Captured.as_str().into());
+    m.captured_amount = Set(amount);
+    m.updated_at = Set(Utc::now());
+    let captured = m.update(&txn).await?;
+    ctx.outbox
+        .write(
+            &txn,
+            PAYMENT_CAPTURED,
+            serde_json::json!({
+                "paymentId": captured.id, "orderId": captured.order_id,
+                "amount": captured.amount, "currency": captured.currency,
+            }),
+        )
+        .await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(captured)
+}
+
+/// Releases an authorization that was not captured. Voiding a voided or declined
+/// payment changes nothing; a captured one must be refunded instead.
+pub async fn void(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
+    let p = find(ctx, id).await?;
+    match Status::parse(&p.status) {
+        Status::Authorized => {}
+        Status::Voided | Status::Declined | Status::Pending => return Ok(p),
+        _ => {
+            return Err(ApiError::conflict(
+                "a captured payment cannot be voided; refund it",
+            ));
+        }
+    }
+    let reference = p.provider_ref.clone().unwrap_or_default();
+    ctx.provider
+        .void(&format!("{}:void", p.idempotency_key), &reference)
+        .await
+        .map_err(provider_error)?;
+    set_status(ctx, p, |m| m.status = Set(Status::Voided.as_str().into())).await
+}
+
+/// Gives back `amount` (all that is left when `None`) of a captured payment.
+pub async fn refund(
+    ctx: &PaymentsCtx,
+    id: &str,
+    amount: Option<i64>,
+    reason: &str,
+    key: &str,
+) -> ApiResult<payment::Model> {
+    check_key(key)?;
+    let p = find(ctx, id).await?;
+    if refund::Entity::find()
+        .filter(refund::Column::IdempotencyKey.eq(key))
+        .one(&ctx.db)
+        .await?
+        .is_some()
+    {
+        return Ok(p);
+    }
+    if !matches!(
+        Status::parse(&p.status),
+        Status::Captured | Status::PartiallyRefunded
+    ) {
+        return Err(ApiError::conflict(
+            "only a captured payment can be refunded",
+        ));
+    }
+    let left = p.captured_amount - p.refunded_amount;
+    let amount = amount.unwrap_or(left);
+    if amount <= 0 || amount > left {
+        return Err(ApiError::bad_input(format!(
+            "amount: refund between 1 and {left} (what is left of the payment)"
+        )));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::bad_input(
+            "reason: say why, in at most 500 characters",
+        ));
+    }
+    let reference = p.provider_ref.clone().unwrap_or_default();
+    let refund_ref = ctx
+        .provider
+        .refund(key, &reference, amount)
+        .await
+        .map_err(provider_error)?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    refund::ActiveModel {
+        id: Set(shop_kit::ids::new_id()),
+        payment_id: Set(p.id.clone()),
+        idempotency_key: Set(key.to_string()),
+        amount: Set(amount),
+        reason: Set(reason.to_string()),
+        provider_ref: Set(Some(refund_ref)),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await?;
+    let refunded = p.refunded_amount + amount;
+    let status = if refunded == p.captured_amount {
+        Status::Refunded
+    } else {
+        Status::PartiallyRefunded
+    };
+    let mut m: payment::ActiveModel = p.into();
+    m.refunded_amount = Set(refunded);
+    m.status = Set(status.as_str().into());
+    m.updated_at = Set(Utc::now());
+    let updated = m.update(&txn).await?;
+    ctx.outbox
+        .write(
+            &txn,
+            PAYMENT_REFUNDED,
+            serde_json::json!({
+                "paymentId": updated.id, "orderId": updated.order_id,
+                "amount": amount, "currency": updated.currency,
+                "fully": status == Status::Refunded,
+            }),
+        )
+        .await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(updated)
+}
+
+/// An order's latest payment.
+pub async fn of_order(ctx: &PaymentsCtx, order_id: &str) -> ApiResult<Option<payment::Model>> {
+    Ok(payment::Entity::find()
+        .filter(payment::Column::OrderId.eq(order_id))
+        .order_by_desc(payment::Column::CreatedAt)
+        .order_by_desc(payment::Column::Id)
+        .one(&ctx.db)
+        .await?)
+}
+
+pub async fn refunds_of(ctx: &PaymentsCtx, payment_id: &str) -> ApiResult<Vec<refund::Model>> {
+    Ok(refund::Entity::find()
+        .filter(refund::Column::PaymentId.eq(payment_id))
+        .order_by_asc(refund::Column::CreatedAt)
+        .all(&ctx.db)
+        .await?)
+}
