@@ -34,6 +34,10 @@ pub const SUBGRAPHS: &[SubgraphSpec] = &[
         name: shop_payments::NAME,
         sdl: shop_payments::sdl,
     },
+    SubgraphSpec {
+        name: shop_orders::NAME,
+        sdl: shop_orders::sdl,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static SubgraphSpec> {
@@ -117,6 +121,17 @@ pub async fn start(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Ro
         shop_payments::NAME => shop_payments::start(db, bus, verifier)
             .await
             .map_err(|e| e.to_string()),
+        shop_orders::NAME => {
+            use shop_orders::service::ports::{CHARGE_SCOPE, CHECKOUT_SCOPE, HOLD_SCOPE};
+            let services = shop_orders::Services {
+                carts: deps.client(shop_carts::NAME, shop_orders::NAME, &[CHECKOUT_SCOPE]),
+                inventory: deps.client(shop_inventory::NAME, shop_orders::NAME, &[HOLD_SCOPE]),
+                payments: deps.client(shop_payments::NAME, shop_orders::NAME, &[CHARGE_SCOPE]),
+            };
+            shop_orders::start(db, bus, verifier, services)
+                .await
+                .map_err(|e| e.to_string())
+        }
         other => Err(format!("unknown subgraph '{other}'")),
     }
 }

@@ -240,7 +240,7 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     assert!(migrate.arg("migrate").status().unwrap().success());
 
     let (uport, cport, iport, gport) = (free_port(), free_port(), free_port(), free_port());
-    let (kport, pport) = (free_port(), free_port());
+    let (kport, pport, oport) = (free_port(), free_port(), free_port());
     let urls = vec![
         (
             "SHOP_SUBGRAPH_URL_USERS".to_string(),
@@ -261,6 +261,10 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
         (
             "SHOP_SUBGRAPH_URL_PAYMENTS".to_string(),
             format!("http://127.0.0.1:{pport}/graphql"),
+        ),
+        (
+            "SHOP_SUBGRAPH_URL_ORDERS".to_string(),
+            format!("http://127.0.0.1:{oport}/graphql"),
         ),
     ];
     let spawn = |args: Vec<String>, extra: Vec<(String, String)>| {
@@ -316,6 +320,15 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
             "payments".into(),
             "--listen".into(),
             format!("127.0.0.1:{pport}"),
+        ],
+        urls.clone(),
+    );
+    let _orders = spawn(
+        vec![
+            "subgraph".into(),
+            "orders".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{oport}"),
         ],
         urls.clone(),
     );
@@ -419,6 +432,17 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     );
     let r = gql("{ products(first: 1) { edges { node { stock } } } }".into()).await;
     assert_eq!(r["data"]["products"]["edges"][0]["node"]["stock"], 1);
+
+    // Checkout: orders drives carts, inventory and payments, each its own process.
+    let order = gql(format!(
+        "mutation {{ checkout(cartId: \"{cart}\", shippingAddress: {{ name: \"Ann\", line1: \"Main 1\", city: \"Oslo\", postalCode: \"0150\", country: \"NO\" }}, payment: {{ number: \"4242424242424242\", expMonth: 12, expYear: 2031, cvc: \"123\", holder: \"Ann\" }}, idempotencyKey: \"scaled-1\") {{ status total {{ amount }} payment {{ status }} }} }}"
+    ))
+    .await;
+    assert_eq!(
+        order["data"]["checkout"],
+        serde_json::json!({ "status": "PAID", "total": { "amount": 1500 }, "payment": { "status": "CAPTURED" } }),
+        "{order}"
+    );
 
     // Our own tokens across processes: the users process signs, the gateway and the
     // users process verify with the JWKS it publishes (served at the gateway's origin too).

@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 pub mod carts;
 pub mod catalog;
 pub mod inventory;
+pub mod orders;
 pub mod payments;
 pub mod users;
 mod util;
@@ -25,6 +26,7 @@ pub async fn up(
         "catalog" => catalog::Migrator::up(db, None).await,
         "inventory" => inventory::Migrator::up(db, None).await,
         "payments" => payments::Migrator::up(db, None).await,
+        "orders" => orders::Migrator::up(db, None).await,
         "users" => users::Migrator::up(db, None).await,
         _ => Ok(()),
     }
@@ -40,10 +42,18 @@ pub async fn down(
         "catalog" => catalog::Migrator::down(db, None).await,
         "inventory" => inventory::Migrator::down(db, None).await,
         "payments" => payments::Migrator::down(db, None).await,
+        "orders" => orders::Migrator::down(db, None).await,
         "users" => users::Migrator::down(db, None).await,
         _ => Ok(()),
     }
 }
 
 /// The domains that have migrations, in the order `shop migrate` applies them.
-pub const DOMAINS: &[&str] = &["users", "catalog", "inventory", "carts", "payments"];
+pub const DOMAINS: &[&str] = &[
+    "users",
+    "catalog",
+    "inventory",
+    "carts",
+    "payments",
+    "orders",
+];

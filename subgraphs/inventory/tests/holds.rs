@@ -403,3 +403,43 @@ async fn readers_see_live_holds_and_the_ledger_explains_the_numbers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn over_promised_holds_go_to_the_first_to_check_out() {
+    each_db("inv_holds_overpromised", async |db| {
+        let ctx = env(db).await;
+        for i in 0..5 {
+            holds::set_hold(&ctx, &format!("cart-{i}"), PRODUCT, 1)
+                .await
+                .unwrap();
+        }
+        // A recount finds only 2 units: the holds now promise more than there is.
+        let owner = shop_kit::auth::Caller(Some(shop_kit::auth::Principal::with_roles(
+            "supplier-1",
+            &[shop_kit::auth::Role::Supplier],
+            "test",
+        )));
+        stock::set(&ctx, &owner, PRODUCT, 2, "recount")
+            .await
+            .unwrap();
+        let mut sold = 0;
+        for i in 0..5 {
+            match holds::commit(
+                &ctx,
+                &format!("cart-{i}"),
+                &format!("order-{i}"),
+                &lines(&[(PRODUCT, 1)]),
+            )
+            .await
+            {
+                Ok(()) => sold += 1,
+                Err(ApiError::OutOfStock(_)) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(sold, 2);
+        let (on_hand, held, committed, _) = levels(&ctx, PRODUCT).await;
+        assert_eq!((on_hand, held, committed), (2, 3, 2));
+    })
+    .await;
+}

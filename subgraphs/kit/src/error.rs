@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Unavailable,
     OutOfStock,
     PaymentDeclined,
+    PriceChanged,
+    CartExpired,
     Internal,
 }
 
@@ -38,6 +40,8 @@ impl ErrorCode {
             ErrorCode::Unavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::OutOfStock => "OUT_OF_STOCK",
             ErrorCode::PaymentDeclined => "PAYMENT_DECLINED",
+            ErrorCode::PriceChanged => "PRICE_CHANGED",
+            ErrorCode::CartExpired => "CART_EXPIRED",
             ErrorCode::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -70,6 +74,11 @@ pub enum ApiError {
         decline_code: String,
         reason: String,
     },
+    /// Prices moved since the lines were added; `extensions.lines` lists them. The cart
+    /// now shows the new prices.
+    PriceChanged(Vec<PriceChange>),
+    /// The cart is gone or already checked out.
+    CartExpired(String),
     /// A database failure; logged, never shown.
     Database(DbErr),
     /// Any other internal failure; logged, never shown.
@@ -77,6 +86,15 @@ pub enum ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A line whose unit price moved from `was` to `now` (minor units).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceChange {
+    pub product_id: String,
+    pub was: i64,
+    pub now: i64,
+}
 
 /// One line that cannot be had: how many were asked for and how many are available.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -115,6 +133,8 @@ impl ApiError {
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::OutOfStock(_) => ErrorCode::OutOfStock,
             ApiError::PaymentDeclined { .. } => ErrorCode::PaymentDeclined,
+            ApiError::PriceChanged(_) => ErrorCode::PriceChanged,
+            ApiError::CartExpired(_) => ErrorCode::CartExpired,
             ApiError::Database(_) | ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -128,9 +148,13 @@ impl ApiError {
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::TooManyRequests(m)
-            | ApiError::Unavailable(m) => m,
+            | ApiError::Unavailable(m)
+            | ApiError::CartExpired(m) => m,
             ApiError::OutOfStock(_) => "not enough stock for some lines",
             ApiError::PaymentDeclined { reason, .. } => reason,
+            ApiError::PriceChanged(_) => {
+                "prices changed since these items were added; check the cart"
+            }
             ApiError::Database(_) | ApiError::Internal(_) => "internal error",
         }
     }
@@ -166,6 +190,7 @@ impl ErrorExtensions for ApiError {
         let code = self.code().as_str();
         let lines = match self {
             ApiError::OutOfStock(lines) => async_graphql::to_value(lines).ok(),
+            ApiError::PriceChanged(lines) => async_graphql::to_value(lines).ok(),
             _ => None,
         };
         let decline = match self {

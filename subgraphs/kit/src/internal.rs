@@ -186,6 +186,12 @@ fn remote_error(e: &Value) -> ApiError {
                 .to_string(),
             reason: message,
         },
+        "CART_EXPIRED" => ApiError::CartExpired(message),
+        "PRICE_CHANGED" => ApiError::PriceChanged(
+            ext.and_then(|x| x.get("lines"))
+                .and_then(|l| serde_json::from_value(l.clone()).ok())
+                .unwrap_or_default(),
+        ),
         "OUT_OF_STOCK" => ApiError::OutOfStock(
             ext.and_then(|x| x.get("lines"))
                 .and_then(|l| serde_json::from_value::<Vec<StockShortfall>>(l.clone()).ok())

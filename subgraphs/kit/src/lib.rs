@@ -19,4 +19,4 @@ pub mod secrets;
 pub mod server;
 pub mod testing;
 
-pub use error::{ApiError, ApiResult, ErrorCode, StockShortfall};
+pub use error::{ApiError, ApiResult, ErrorCode, PriceChange, StockShortfall};

@@ -256,6 +256,44 @@ async fn reload(ctx: &Context<'_>, id: &str) -> Result<Cart> {
     Cart::load(ctx, m).await
 }
 
+/// The scope the orders service needs for checkout fields.
+pub const CHECKOUT_SCOPE: &str = "carts:checkout";
+
+/// Internal: a cart as checkout needs it.
+#[derive(SimpleObject)]
+#[graphql(inaccessible)]
+pub struct CheckoutCart {
+    pub id: ID,
+    pub currency: String,
+    pub country: Option<String>,
+    pub lines: Vec<CheckoutLine>,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub shipping: i64,
+    pub tax: i64,
+    pub total: i64,
+    /// Lines whose price changed since they were added (now updated in the cart).
+    pub price_changes: Vec<CheckoutPriceChange>,
+}
+
+#[derive(SimpleObject)]
+#[graphql(inaccessible)]
+pub struct CheckoutLine {
+    pub product_id: ID,
+    pub name: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: i64,
+}
+
+#[derive(SimpleObject)]
+#[graphql(inaccessible)]
+pub struct CheckoutPriceChange {
+    pub product_id: ID,
+    pub was: i64,
+    pub now: i64,
+}
+
 pub struct QueryRoot;
 
 #[Object(name = "Query")]
@@ -264,6 +302,53 @@ impl QueryRoot {
     async fn cart(&self, ctx: &Context<'_>, id: ID, cart_token: Option<String>) -> Result<Cart> {
         let m = opened(ctx, &id, cart_token.as_deref()).await?;
         Cart::load(ctx, m).await
+    }
+
+    /// Internal: the user's cart for checkout, prices checked against the catalog.
+    #[graphql(inaccessible)]
+    async fn checkout_cart(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        user_id: String,
+    ) -> Result<CheckoutCart> {
+        shop_kit::internal::require_service(&caller(ctx), CHECKOUT_SCOPE)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        let (c, lines, changes) = carts::for_checkout(svc, &id, &user_id).await?;
+        let tax_rate = c
+            .country
+            .as_ref()
+            .and_then(|k| svc.settings.tax_rates.get(k).copied())
+            .unwrap_or(0);
+        let t = totals::compute(&lines, 0, tax_rate);
+        Ok(CheckoutCart {
+            id: ID(c.id),
+            currency: c.currency.unwrap_or_default(),
+            country: c.country,
+            subtotal: t.subtotal,
+            discount: t.discount,
+            shipping: t.shipping,
+            tax: t.tax,
+            total: t.total,
+            lines: lines
+                .into_iter()
+                .map(|l| CheckoutLine {
+                    product_id: ID(l.product_id),
+                    name: l.name,
+                    sku: l.sku,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                })
+                .collect(),
+            price_changes: changes
+                .into_iter()
+                .map(|p| CheckoutPriceChange {
+                    product_id: ID(p.product_id),
+                    was: p.was,
+                    now: p.now,
+                })
+                .collect(),
+        })
     }
 
     #[graphql(entity)]
@@ -381,6 +466,15 @@ impl MutationRoot {
         let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
         carts::set_country(svc, &m, &country).await?;
         reload(ctx, &m.id).await
+    }
+
+    /// Internal: empties a cart whose lines became an order.
+    #[graphql(inaccessible)]
+    async fn cart_checked_out(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        shop_kit::internal::require_service(&caller(ctx), CHECKOUT_SCOPE)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        carts::checked_out(svc, &id).await?;
+        Ok(true)
     }
 
     /// After signing in: moves an anonymous cart's lines (and their holds) into your

@@ -381,3 +381,84 @@ pub async fn merge(
     txn.commit().await?;
     Ok(merged)
 }
+
+/// A line whose price moved since it was added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriceChange {
+    pub product_id: String,
+    pub was: i64,
+    pub now: i64,
+}
+
+/// The user's cart for checkout: theirs (an anonymous cart must be merged first), not
+/// empty. Prices are checked against the catalog first; lines whose price moved get
+/// the new price and are answered, so checkout can refuse with PRICE_CHANGED and the
+/// shopper sees what they will pay.
+pub async fn for_checkout(
+    ctx: &CartsCtx,
+    cart_id: &str,
+    user_id: &str,
+) -> ApiResult<(cart::Model, Vec<line::Model>, Vec<PriceChange>)> {
+    shop_kit::input::check_id("cartId", cart_id)?;
+    let c = cart::Entity::find_by_id(cart_id.to_string())
+        .one(&ctx.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("cart {cart_id} not found")))?;
+    if c.user_id.as_deref() != Some(user_id) {
+        return Err(ApiError::forbidden(
+            "check out your own cart (merge an anonymous cart into it first)",
+        ));
+    }
+    let lines = lines_of(&ctx.db, &c.id).await?;
+    if lines.is_empty() {
+        return Err(ApiError::bad_input("the cart is empty"));
+    }
+    let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
+    let current = ctx.products.get(&ids).await?;
+    let mut changes = Vec::new();
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    for l in &lines {
+        let Some(p) = current.get(&l.product_id) else {
+            return Err(ApiError::bad_input(format!(
+                "{} is no longer sold; remove it from the cart",
+                l.name
+            )));
+        };
+        if p.price != l.unit_price || p.currency != l.currency {
+            changes.push(PriceChange {
+                product_id: l.product_id.clone(),
+                was: l.unit_price,
+                now: p.price,
+            });
+            let mut m: line::ActiveModel = l.clone().into();
+            m.unit_price = Set(p.price);
+            m.updated_at = Set(Utc::now());
+            m.update(&txn).await?;
+        }
+    }
+    txn.commit().await?;
+    let lines = lines_of(&ctx.db, &c.id).await?;
+    Ok((c, lines, changes))
+}
+
+/// Empties a cart whose lines became an order: the holds were committed, so nothing
+/// is released. Doing it again changes nothing.
+pub async fn checked_out(ctx: &CartsCtx, cart_id: &str) -> ApiResult<()> {
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    line::Entity::delete_many()
+        .filter(line::Column::CartId.eq(cart_id))
+        .exec(&txn)
+        .await?;
+    if let Some(c) = cart::Entity::find_by_id(cart_id.to_string())
+        .one(&txn)
+        .await?
+    {
+        let mut m: cart::ActiveModel = c.into();
+        m.currency = Set(None);
+        m.promo_code = Set(None);
+        m.updated_at = Set(Utc::now());
+        m.update(&txn).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}

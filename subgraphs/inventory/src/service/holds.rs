@@ -392,10 +392,13 @@ pub async fn commit(
             .one(&txn)
             .await?;
         let had = held.as_ref().map_or(0, |h| h.quantity);
-        // Held units leave `reserved`; all of the line's units join `committed`, and
-        // only if on hand still covers every commitment (held units may have been
-        // over-promised after a supplier lowered the stock).
-        let res = item::Entity::update_many()
+        // Held units leave `reserved`; all of the line's units join `committed`. Two
+        // conditions, re-checked by the database as it writes: on hand covers every
+        // commitment (holds may be over-promised after a supplier lowered the stock:
+        // then the first to check out get the units), and units beyond this cart's
+        // hold come only from what no other cart holds.
+        let extra = Ord::max(wanted - had, 0);
+        let mut update = item::Entity::update_many()
             .col_expr(
                 item::Column::Reserved,
                 Expr::col(item::Column::Reserved).sub(had),
@@ -412,13 +415,18 @@ pub async fn commit(
             .filter(item::Column::ProductId.eq(product_id.as_str()))
             .filter(
                 Expr::col(item::Column::Quantity)
-                    .sub(Expr::col(item::Column::Reserved))
-                    .add(had)
                     .sub(Expr::col(item::Column::Committed))
                     .gte(wanted),
-            )
-            .exec(&txn)
-            .await?;
+            );
+        if extra > 0 {
+            update = update.filter(
+                Expr::col(item::Column::Quantity)
+                    .sub(Expr::col(item::Column::Reserved))
+                    .sub(Expr::col(item::Column::Committed))
+                    .gte(extra),
+            );
+        }
+        let res = update.exec(&txn).await?;
         if res.rows_affected == 0 {
             let available = item::Entity::find_by_id(product_id.clone())
                 .one(&txn)

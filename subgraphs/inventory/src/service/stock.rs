@@ -402,7 +402,10 @@ pub async fn receive_initial(
 ) -> ApiResult<item::Model> {
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     ensure_item(&txn, product_id, catalog_id, supplier_id).await?;
+    // A locking read: on MySQL a plain one would read this transaction's snapshot,
+    // taken before a concurrent event handler's insert that `ensure_item` gave way to.
     let current = item::Entity::find_by_id(product_id.to_string())
+        .lock_exclusive()
         .one(&txn)
         .await?
         .ok_or_else(|| ApiError::Internal("stock record vanished".into()))?;

@@ -147,6 +147,7 @@ impl Order {
 
 /// Card details. Checked (Luhn, expiry, security code), used once, never stored.
 #[derive(InputObject)]
+#[graphql(inaccessible)]
 pub struct CardInput {
     #[graphql(secret)]
     pub number: String,

@@ -1,0 +1,18 @@
+//! Orders domain: orders, their lines and status history, checkout saga state.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_orders_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_orders_tables::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        Alias::new("orders_migrations").into_iden()
+    }
+}

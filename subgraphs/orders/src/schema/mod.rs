@@ -1,0 +1,360 @@
+//! The orders subgraph's GraphQL surface.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use shop_kit::ApiError;
+use shop_kit::auth::caller;
+use shop_kit::money::Money;
+use shop_kit::pagination::{PageArgs, Paged};
+
+use crate::entity::order;
+use crate::service::checkout::{self, Address};
+use crate::service::ports::CardFields;
+use crate::service::{self, OrdersCtx, Status};
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OrderStatus {
+    Pending,
+    Paid,
+    Fulfilled,
+    Shipped,
+    Delivered,
+    Cancelled,
+    Refunded,
+}
+
+impl From<Status> for OrderStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Pending => OrderStatus::Pending,
+            Status::Paid => OrderStatus::Paid,
+            Status::Fulfilled => OrderStatus::Fulfilled,
+            Status::Shipped => OrderStatus::Shipped,
+            Status::Delivered => OrderStatus::Delivered,
+            Status::Cancelled => OrderStatus::Cancelled,
+            Status::Refunded => OrderStatus::Refunded,
+        }
+    }
+}
+
+/// The users subgraph's user, referenced by id.
+#[derive(SimpleObject)]
+#[graphql(unresolvable = "id")]
+pub struct Buyer {
+    pub id: ID,
+}
+
+/// The catalog's product, referenced by id.
+#[derive(SimpleObject)]
+#[graphql(unresolvable = "id")]
+pub struct Product {
+    pub id: ID,
+}
+
+/// A product as it was bought.
+#[derive(SimpleObject)]
+pub struct OrderLine {
+    pub product: Product,
+    pub product_id: ID,
+    pub name: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: Money,
+    pub line_total: Money,
+}
+
+#[derive(SimpleObject)]
+pub struct OrderStatusChange {
+    pub status: OrderStatus,
+    /// A user id, or `system`.
+    pub actor: String,
+    pub note: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct OrderAddress {
+    pub name: String,
+    pub line1: String,
+    pub line2: String,
+    pub city: String,
+    pub postal_code: String,
+    pub region: String,
+    pub country: String,
+    pub phone: Option<String>,
+}
+
+/// An order. Amounts are in the order's currency, minor units.
+pub struct Order(pub order::Model);
+
+impl Order {
+    fn money(&self, amount: i64) -> Money {
+        Money {
+            amount,
+            currency: self.0.currency.clone(),
+        }
+    }
+}
+
+#[Object]
+impl Order {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn status(&self) -> OrderStatus {
+        Status::parse(&self.0.status).into()
+    }
+    /// Whether the buyer may still cancel (it has not shipped).
+    async fn can_cancel(&self) -> bool {
+        Status::parse(&self.0.status).cancellable()
+    }
+    async fn buyer(&self) -> Buyer {
+        Buyer {
+            id: ID(self.0.user_id.clone()),
+        }
+    }
+    async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        Ok(service::lines_of(&svc.db, &self.0.id)
+            .await?
+            .into_iter()
+            .map(|l| OrderLine {
+                product: Product {
+                    id: ID(l.product_id.clone()),
+                },
+                product_id: ID(l.product_id),
+                name: l.name,
+                sku: l.sku,
+                quantity: l.quantity,
+                unit_price: self.money(l.unit_price),
+                line_total: self.money(l.line_total),
+            })
+            .collect())
+    }
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+    async fn subtotal(&self) -> Money {
+        self.money(self.0.subtotal)
+    }
+    async fn discount(&self) -> Money {
+        self.money(self.0.discount)
+    }
+    async fn shipping(&self) -> Money {
+        self.money(self.0.shipping)
+    }
+    async fn tax(&self) -> Money {
+        self.money(self.0.tax)
+    }
+    async fn total(&self) -> Money {
+        self.money(self.0.total)
+    }
+    async fn shipping_address(&self) -> Option<OrderAddress> {
+        let a: Address = serde_json::from_str(&self.0.shipping_address).ok()?;
+        Some(OrderAddress {
+            name: a.name,
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            postal_code: a.postal_code,
+            region: a.region,
+            country: a.country,
+            phone: a.phone,
+        })
+    }
+    /// Every status the order went through, oldest first.
+    async fn status_history(&self, ctx: &Context<'_>) -> Result<Vec<OrderStatusChange>> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        Ok(service::history_of(&svc.db, &self.0.id)
+            .await?
+            .into_iter()
+            .map(|h| OrderStatusChange {
+                status: Status::parse(&h.status).into(),
+                actor: h.actor,
+                note: h.note,
+                at: h.created_at,
+            })
+            .collect())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Where the order goes.
+#[derive(InputObject)]
+pub struct ShippingAddressInput {
+    pub name: String,
+    pub line1: String,
+    #[graphql(default)]
+    pub line2: String,
+    pub city: String,
+    pub postal_code: String,
+    #[graphql(default)]
+    pub region: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub phone: Option<String>,
+}
+
+/// The card to pay with: checked by payments, used once, never stored (only brand and
+/// last four digits are kept).
+#[derive(InputObject)]
+pub struct PaymentCardInput {
+    #[graphql(secret)]
+    pub number: String,
+    pub exp_month: i32,
+    pub exp_year: i32,
+    #[graphql(secret)]
+    pub cvc: String,
+    pub holder: String,
+}
+
+/// Orders' part of a user.
+pub struct User {
+    id: String,
+}
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.id.clone())
+    }
+    /// The user's orders, newest first (the user or an admin).
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<Order>> {
+        let c = caller(ctx);
+        let p = c.require()?;
+        if p.user_id != self.id && !p.is_admin() {
+            return Err(
+                ApiError::forbidden("only the user or an admin may see these orders").into(),
+            );
+        }
+        let svc = ctx.data::<OrdersCtx>()?;
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (window, rows) = service::of_user(svc, &self.id, &page).await?;
+        Ok(window.connection(rows.into_iter().map(Order).collect()))
+    }
+}
+
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// One of your orders (any, for an admin).
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        let c = caller(ctx);
+        Ok(Order(service::visible(svc, c.require()?, &id).await?))
+    }
+
+    /// Your orders, newest first.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn my_orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<Order>> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        let c = caller(ctx);
+        let p = c.require()?;
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (window, rows) = service::of_user(svc, &p.user_id, &page).await?;
+        Ok(window.connection(rows.into_iter().map(Order).collect()))
+    }
+
+    #[graphql(entity)]
+    async fn find_order_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        let c = caller(ctx);
+        Ok(Order(service::visible(svc, c.require()?, &id).await?))
+    }
+
+    #[graphql(entity)]
+    async fn find_user_by_id(&self, id: ID) -> User {
+        User { id: id.0 }
+    }
+}
+
+pub struct MutationRoot;
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Places an order from your cart: checks prices (PRICE_CHANGED) and stock
+    /// (OUT_OF_STOCK), takes the stock, charges the card (PAYMENT_DECLINED), empties the
+    /// cart. Anything that fails is undone. Send the same `idempotencyKey` when retrying:
+    /// it answers the same order and never charges twice.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn checkout(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        shipping_address: ShippingAddressInput,
+        payment: PaymentCardInput,
+        idempotency_key: String,
+    ) -> Result<Order> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        let c = caller(ctx);
+        let p = c.require()?;
+        let a = shipping_address;
+        let req = checkout::Request {
+            cart_id: cart_id.0,
+            address: Address {
+                name: a.name,
+                line1: a.line1,
+                line2: a.line2,
+                city: a.city,
+                postal_code: a.postal_code,
+                region: a.region,
+                country: a.country,
+                phone: a.phone,
+            },
+            card: CardFields {
+                number: payment.number,
+                exp_month: payment.exp_month,
+                exp_year: payment.exp_year,
+                cvc: payment.cvc,
+                holder: payment.holder,
+            },
+            idempotency_key,
+        };
+        Ok(Order(checkout::checkout(svc, p, req).await?))
+    }
+
+    /// Cancels an order that has not shipped: the payment is refunded (or released) and
+    /// the stock returned.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn cancel_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: Option<String>,
+    ) -> Result<Order> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        let c = caller(ctx);
+        let p = c.require()?;
+        Ok(Order(
+            service::cancel(svc, p, &id, reason.as_deref().unwrap_or("")).await?,
+        ))
+    }
+}

@@ -1,0 +1,495 @@
+//! The checkout saga. Steps, in order, each recorded before the next starts:
+//!
+//! 1. read the cart (its prices checked against the catalog: PRICE_CHANGED),
+//! 2. commit its lines in inventory (from the cart's holds, or what is available where
+//!    a hold ran out: OUT_OF_STOCK),
+//! 3. authorize the payment (PAYMENT_DECLINED; compensation: restock),
+//! 4. capture it (compensation: void and restock),
+//! 5. create the order, PAID, with its events,
+//! 6. empty the cart.
+//!
+//! Every call to another service is idempotent on its side (the order id, the payment's
+//! idempotency key), so running the saga again for the same checkout is always safe: a
+//! retry with the same key resumes where it stopped, and a restart resumes (after the
+//! capture) or compensates (before it) what a crash left. Committing stock before
+//! charging means a contended product costs the losers no authorization.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use shop_kit::auth::Principal;
+use shop_kit::{ApiError, ApiResult};
+
+use super::ports::{CardFields, Cart};
+use super::{ORDER_PLACED, OrdersCtx, Status, find, record};
+use crate::entity::{checkout, line, order};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    Started,
+    StockCommitted,
+    PaymentAuthorized,
+    PaymentCaptured,
+    OrderCreated,
+    Completed,
+    Failed,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Started => "STARTED",
+            Step::StockCommitted => "STOCK_COMMITTED",
+            Step::PaymentAuthorized => "PAYMENT_AUTHORIZED",
+            Step::PaymentCaptured => "PAYMENT_CAPTURED",
+            Step::OrderCreated => "ORDER_CREATED",
+            Step::Completed => "COMPLETED",
+            Step::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Step {
+        [
+            Step::StockCommitted,
+            Step::PaymentAuthorized,
+            Step::PaymentCaptured,
+            Step::OrderCreated,
+            Step::Completed,
+            Step::Failed,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .unwrap_or(Step::Started)
+    }
+}
+
+/// A checkout running longer than this without a step is taken to have crashed.
+const STALE: Duration = Duration::from_secs(60);
+
+/// The shipping address as given at checkout.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    pub name: String,
+    pub line1: String,
+    pub line2: String,
+    pub city: String,
+    pub postal_code: String,
+    pub region: String,
+    pub country: String,
+    pub phone: Option<String>,
+}
+
+impl Address {
+    /// Checks each field; the message names the field.
+    pub fn checked(self) -> ApiResult<Address> {
+        use shop_kit::input::{optional_text, required_text};
+        let country = self.country.trim().to_ascii_uppercase();
+        if country.len() != 2 || !country.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err(ApiError::bad_input(
+                "shippingAddress.country: use a two-letter ISO 3166-1 code (DE, FR, US, ...)",
+            ));
+        }
+        Ok(Address {
+            name: required_text("shippingAddress.name", &self.name, 200)?,
+            line1: required_text("shippingAddress.line1", &self.line1, 200)?,
+            line2: optional_text("shippingAddress.line2", &self.line2, 200)?,
+            city: required_text("shippingAddress.city", &self.city, 100)?,
+            postal_code: required_text("shippingAddress.postalCode", &self.postal_code, 20)?,
+            region: optional_text("shippingAddress.region", &self.region, 100)?,
+            country,
+            phone: match self.phone {
+                Some(p) if !p.trim().is_empty() => {
+                    Some(shop_kit::input::phone("shippingAddress.phone", &p)?)
+                }
+                _ => None,
+            },
+        })
+    }
+}
+
+fn stored_error(code: &str, message: &str) -> ApiError {
+    match code {
+        "PAYMENT_DECLINED" => {
+            let (decline_code, reason) = message
+                .split_once('|')
+                .unwrap_or(("card_declined", message));
+            ApiError::PaymentDeclined {
+                decline_code: decline_code.to_string(),
+                reason: reason.to_string(),
+            }
+        }
+        "OUT_OF_STOCK" => ApiError::OutOfStock(serde_json::from_str(message).unwrap_or_default()),
+        "PRICE_CHANGED" => {
+            ApiError::PriceChanged(serde_json::from_str(message).unwrap_or_default())
+        }
+        "BAD_USER_INPUT" => ApiError::BadUserInput(message.to_string()),
+        "CART_EXPIRED" => ApiError::CartExpired(message.to_string()),
+        "FORBIDDEN" => ApiError::Forbidden(message.to_string()),
+        "NOT_FOUND" => ApiError::NotFound(message.to_string()),
+        _ => ApiError::CartExpired(format!(
+            "the checkout was interrupted and undone: {message}"
+        )),
+    }
+}
+
+fn error_to_store(e: &ApiError) -> (String, String) {
+    let message = match e {
+        ApiError::PaymentDeclined {
+            decline_code,
+            reason,
+        } => format!("{decline_code}|{reason}"),
+        ApiError::OutOfStock(lines) => serde_json::to_string(lines).unwrap_or_default(),
+        ApiError::PriceChanged(lines) => serde_json::to_string(lines).unwrap_or_default(),
+        other => other.public_message().to_string(),
+    };
+    (e.code().as_str().to_string(), message)
+}
+
+/// What a checkout needs from the request.
+pub struct Request {
+    pub cart_id: String,
+    pub address: Address,
+    pub card: CardFields,
+    pub idempotency_key: String,
+}
+
+/// Places an order from the user's cart. The same key answers the same order (or the
+/// same refusal) and never charges twice.
+pub async fn checkout(ctx: &OrdersCtx, p: &Principal, req: Request) -> ApiResult<order::Model> {
+    let key = req.idempotency_key.trim().to_string();
+    if key.is_empty() || key.len() > 100 {
+        return Err(ApiError::bad_input(
+            "idempotencyKey must be 1 to 100 characters",
+        ));
+    }
+    shop_kit::input::check_id("cartId", &req.cart_id)?;
+    let address = req.address.clone().checked()?;
+    let existing = checkout::Entity::find()
+        .filter(checkout::Column::UserId.eq(p.user_id.as_str()))
+        .filter(checkout::Column::IdempotencyKey.eq(key.as_str()))
+        .one(&ctx.db)
+        .await?;
+    let state = match existing {
+        Some(c) => match Step::parse(&c.step) {
+            Step::Completed => return find(&ctx.db, &c.id).await,
+            Step::Failed => {
+                return Err(stored_error(
+                    c.error_code.as_deref().unwrap_or(""),
+                    c.error.as_deref().unwrap_or(""),
+                ));
+            }
+            _ if Utc::now() - c.updated_at
+                < chrono::Duration::from_std(STALE).unwrap_or_default() =>
+            {
+                return Err(ApiError::conflict(
+                    "this checkout is still running; ask again with the same key in a moment",
+                ));
+            }
+            _ => c,
+        },
+        None => {
+            let now = Utc::now();
+            let inserted = checkout::ActiveModel {
+                id: Set(shop_kit::ids::new_id()),
+                user_id: Set(p.user_id.clone()),
+                idempotency_key: Set(key.clone()),
+                cart_id: Set(req.cart_id.clone()),
+                shipping_address: Set(serde_json::to_string(&address).unwrap_or_default()),
+                step: Set(Step::Started.as_str().into()),
+                payment_id: Set(None),
+                error_code: Set(None),
+                error: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&ctx.db)
+            .await;
+            match inserted {
+                Ok(c) => c,
+                Err(e)
+                    if matches!(
+                        e.sql_err(),
+                        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                    ) =>
+                {
+                    return Err(ApiError::conflict(
+                        "this checkout is already running; ask again with the same key in a moment",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    run(ctx, state, &address, Some(&req.card)).await
+}
+
+async fn advance(
+    ctx: &OrdersCtx,
+    c: &checkout::Model,
+    step: Step,
+    payment: Option<&str>,
+) -> ApiResult<checkout::Model> {
+    let mut m: checkout::ActiveModel = c.clone().into();
+    m.step = Set(step.as_str().into());
+    if let Some(p) = payment {
+        m.payment_id = Set(Some(p.to_string()));
+    }
+    m.updated_at = Set(Utc::now());
+    Ok(m.update(&ctx.db).await?)
+}
+
+/// Runs the saga from the checkout's step; on failure before the capture, undoes what
+/// was done and records the failure.
+async fn run(
+    ctx: &OrdersCtx,
+    c: checkout::Model,
+    address: &Address,
+    card: Option<&CardFields>,
+) -> ApiResult<order::Model> {
+    match steps(ctx, c.clone(), address, card).await {
+        Ok(o) => Ok(o),
+        Err(e) => {
+            let now = checkout::Entity::find_by_id(c.id.clone())
+                .one(&ctx.db)
+                .await?
+                .unwrap_or(c);
+            if Step::parse(&now.step) >= Step::PaymentCaptured {
+                // Money was taken: the order must come into being. A retry or the
+                // recovery task finishes it; the caller sees the transient error.
+                return Err(e);
+            }
+            compensate(ctx, &now).await?;
+            let (code, message) = error_to_store(&e);
+            let mut m: checkout::ActiveModel = now.into();
+            m.step = Set(Step::Failed.as_str().into());
+            m.error_code = Set(Some(code));
+            m.error = Set(Some(message));
+            m.updated_at = Set(Utc::now());
+            m.update(&ctx.db).await?;
+            Err(e)
+        }
+    }
+}
+
+/// Undoes the steps done before the capture.
+async fn compensate(ctx: &OrdersCtx, c: &checkout::Model) -> ApiResult<()> {
+    let step = Step::parse(&c.step);
+    if step >= Step::PaymentAuthorized
+        && let Some(payment) = &c.payment_id
+    {
+        ctx.services.void(payment).await?;
+    }
+    if step >= Step::StockCommitted {
+        ctx.services.restock(&c.id, "checkout failed").await?;
+    }
+    Ok(())
+}
+
+async fn steps(
+    ctx: &OrdersCtx,
+    mut c: checkout::Model,
+    address: &Address,
+    card: Option<&CardFields>,
+) -> ApiResult<order::Model> {
+    let mut step = Step::parse(&c.step);
+    let order_id = c.id.clone();
+    // The cart is needed until the order exists (its lines and totals make the order).
+    let cart: Option<Cart> = if step < Step::OrderCreated {
+        let cart = ctx
+            .services
+            .cart(&c.cart_id, &c.user_id)
+            .await
+            .map_err(|e| match e {
+                ApiError::BadUserInput(m) if m.contains("empty") && step > Step::Started => {
+                    ApiError::CartExpired("the cart was already checked out".into())
+                }
+                other => other,
+            })?;
+        if step == Step::Started && !cart.price_changes.is_empty() {
+            return Err(ApiError::PriceChanged(
+                cart.price_changes
+                    .iter()
+                    .map(|p| shop_kit::PriceChange {
+                        product_id: p.product_id.clone(),
+                        was: p.was,
+                        now: p.now,
+                    })
+                    .collect(),
+            ));
+        }
+        Some(cart)
+    } else {
+        None
+    };
+    if step == Step::Started {
+        let cart = cart
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("no cart".into()))?;
+        ctx.services
+            .commit_stock(&c.cart_id, &order_id, &cart.lines)
+            .await?;
+        c = advance(ctx, &c, Step::StockCommitted, None).await?;
+        step = Step::StockCommitted;
+    }
+    if step == Step::StockCommitted {
+        let cart = cart
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("no cart".into()))?;
+        let card = card.ok_or_else(|| {
+            ApiError::CartExpired("the checkout was interrupted before payment; start again".into())
+        })?;
+        let payment = ctx
+            .services
+            .authorize(
+                &order_id,
+                &c.user_id,
+                cart.total,
+                &cart.currency,
+                card,
+                &format!("checkout:{}:{}", c.user_id, c.idempotency_key),
+            )
+            .await?;
+        c = advance(ctx, &c, Step::PaymentAuthorized, Some(&payment.id)).await?;
+        step = Step::PaymentAuthorized;
+    }
+    if step == Step::PaymentAuthorized {
+        let payment = c.payment_id.clone().unwrap_or_default();
+        ctx.services.capture(&payment).await?;
+        c = advance(ctx, &c, Step::PaymentCaptured, None).await?;
+        step = Step::PaymentCaptured;
+    }
+    if step == Step::PaymentCaptured {
+        let cart = match cart {
+            Some(cart) => cart,
+            None => ctx.services.cart(&c.cart_id, &c.user_id).await?,
+        };
+        create_order(ctx, &c, &cart, address).await?;
+        c = advance(ctx, &c, Step::OrderCreated, None).await?;
+        step = Step::OrderCreated;
+    }
+    if step == Step::OrderCreated {
+        ctx.services.cart_checked_out(&c.cart_id).await?;
+        advance(ctx, &c, Step::Completed, None).await?;
+    }
+    find(&ctx.db, &order_id).await
+}
+
+async fn create_order(
+    ctx: &OrdersCtx,
+    c: &checkout::Model,
+    cart: &Cart,
+    address: &Address,
+) -> ApiResult<()> {
+    if order::Entity::find_by_id(c.id.clone())
+        .one(&ctx.db)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    order::ActiveModel {
+        id: Set(c.id.clone()),
+        user_id: Set(c.user_id.clone()),
+        cart_id: Set(c.cart_id.clone()),
+        status: Set(Status::Paid.as_str().into()),
+        currency: Set(cart.currency.clone()),
+        subtotal: Set(cart.subtotal),
+        discount: Set(cart.discount),
+        shipping: Set(cart.shipping),
+        tax: Set(cart.tax),
+        total: Set(cart.total),
+        shipping_address: Set(serde_json::to_string(address).unwrap_or_default()),
+        payment_id: Set(c.payment_id.clone()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    for l in &cart.lines {
+        line::ActiveModel {
+            id: Set(shop_kit::ids::new_id()),
+            order_id: Set(c.id.clone()),
+            product_id: Set(l.product_id.clone()),
+            name: Set(l.name.clone()),
+            sku: Set(l.sku.clone()),
+            unit_price: Set(l.unit_price),
+            quantity: Set(l.quantity),
+            line_total: Set(l.unit_price.saturating_mul(l.quantity)),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    record(&txn, &c.id, Status::Pending, &c.user_id, "order placed").await?;
+    record(&txn, &c.id, Status::Paid, "system", "payment captured").await?;
+    let lines: Vec<_> = cart
+        .lines
+        .iter()
+        .map(|l| serde_json::json!({ "productId": l.product_id, "quantity": l.quantity }))
+        .collect();
+    ctx.outbox
+        .write(
+            &txn,
+            ORDER_PLACED,
+            serde_json::json!({
+                "orderId": c.id, "userId": c.user_id, "total": cart.total,
+                "currency": cart.currency, "lines": lines,
+            }),
+        )
+        .await?;
+    ctx.outbox
+        .write(
+            &txn,
+            super::ORDER_STATUS_CHANGED,
+            serde_json::json!({
+                "orderId": c.id, "userId": c.user_id, "from": "PENDING", "to": "PAID",
+                "note": "payment captured",
+            }),
+        )
+        .await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(())
+}
+
+/// Finishes or undoes checkouts a crash left behind: after the capture they are
+/// completed (the buyer paid), before it undone (nothing was charged).
+pub async fn recover(ctx: &OrdersCtx) -> ApiResult<usize> {
+    let cutoff = Utc::now() - chrono::Duration::from_std(STALE).unwrap_or_default();
+    let stuck = checkout::Entity::find()
+        .filter(checkout::Column::Step.is_not_in([Step::Completed.as_str(), Step::Failed.as_str()]))
+        .filter(checkout::Column::UpdatedAt.lt(cutoff))
+        .all(&ctx.db)
+        .await?;
+    let mut done = 0;
+    for c in stuck {
+        let Ok(address) = serde_json::from_str::<Address>(&c.shipping_address) else {
+            tracing::error!(checkout = %c.id, "stuck checkout without a readable address");
+            continue;
+        };
+        if run(ctx, c, &address, None).await.is_ok() {
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
+/// Runs [`recover`] at start and then every minute.
+pub fn spawn_recovery(ctx: OrdersCtx) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = recover(&ctx).await {
+                tracing::warn!(
+                    code = e.code().as_str(),
+                    "checkout recovery: {}",
+                    e.public_message()
+                );
+            }
+        }
+    });
+}

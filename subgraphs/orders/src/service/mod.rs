@@ -1,0 +1,263 @@
+//! Orders domain logic: statuses and their transitions, history, queries, cancellation.
+//! The checkout saga lives in [`checkout`].
+
+pub mod checkout;
+pub mod ports;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use shop_kit::auth::Principal;
+use shop_kit::events::Outbox;
+use shop_kit::pagination::{PageArgs, Window};
+use shop_kit::{ApiError, ApiResult};
+
+use crate::entity::{history, line, order};
+pub use ports::Services;
+
+pub const ORDER_PLACED: &str = "orders.order_placed";
+pub const ORDER_STATUS_CHANGED: &str = "orders.order_status_changed";
+
+#[derive(Clone)]
+pub struct OrdersCtx {
+    pub db: DatabaseConnection,
+    pub outbox: Outbox,
+    pub services: Services,
+}
+
+impl OrdersCtx {
+    pub fn new(db: DatabaseConnection, services: Services) -> Self {
+        OrdersCtx {
+            db,
+            outbox: Outbox::new("orders_outbox"),
+            services,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Paid,
+    Fulfilled,
+    Shipped,
+    Delivered,
+    Cancelled,
+    Refunded,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Pending,
+        Status::Paid,
+        Status::Fulfilled,
+        Status::Shipped,
+        Status::Delivered,
+        Status::Cancelled,
+        Status::Refunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Paid => "PAID",
+            Status::Fulfilled => "FULFILLED",
+            Status::Shipped => "SHIPPED",
+            Status::Delivered => "DELIVERED",
+            Status::Cancelled => "CANCELLED",
+            Status::Refunded => "REFUNDED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Status {
+        Status::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .unwrap_or(Status::Pending)
+    }
+
+    /// The statuses an order may move to from this one.
+    pub fn next(self) -> &'static [Status] {
+        match self {
+            Status::Pending => &[Status::Paid, Status::Cancelled],
+            Status::Paid => &[Status::Fulfilled, Status::Cancelled, Status::Refunded],
+            Status::Fulfilled => &[Status::Shipped, Status::Cancelled, Status::Refunded],
+            Status::Shipped => &[Status::Delivered, Status::Refunded],
+            Status::Delivered => &[Status::Refunded],
+            Status::Cancelled | Status::Refunded => &[],
+        }
+    }
+
+    /// Not shipped yet: the buyer may still cancel.
+    pub fn cancellable(self) -> bool {
+        matches!(self, Status::Pending | Status::Paid | Status::Fulfilled)
+    }
+}
+
+/// Moves an order to `to` (checked against the allowed transitions), records who and
+/// why, and announces it; in the caller's transaction.
+pub async fn change_status<C: ConnectionTrait>(
+    ctx: &OrdersCtx,
+    conn: &C,
+    o: order::Model,
+    to: Status,
+    actor: &str,
+    note: &str,
+) -> ApiResult<order::Model> {
+    let from = Status::parse(&o.status);
+    if !from.next().contains(&to) {
+        return Err(ApiError::conflict(format!(
+            "an order that is {} cannot become {}",
+            from.as_str(),
+            to.as_str()
+        )));
+    }
+    // Conditional on the status read, so two concurrent changes cannot both apply.
+    let res = order::Entity::update_many()
+        .col_expr(
+            order::Column::Status,
+            sea_orm::sea_query::Expr::value(to.as_str()),
+        )
+        .col_expr(
+            order::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .filter(order::Column::Id.eq(o.id.as_str()))
+        .filter(order::Column::Status.eq(from.as_str()))
+        .exec(conn)
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(ApiError::conflict("the order changed meanwhile; try again"));
+    }
+    record(conn, &o.id, to, actor, note).await?;
+    ctx.outbox
+        .write(
+            conn,
+            ORDER_STATUS_CHANGED,
+            serde_json::json!({
+                "orderId": o.id, "userId": o.user_id,
+                "from": from.as_str(), "to": to.as_str(), "note": note,
+            }),
+        )
+        .await?;
+    find(conn, &o.id).await
+}
+
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    order_id: &str,
+    status: Status,
+    actor: &str,
+    note: &str,
+) -> ApiResult<()> {
+    history::ActiveModel {
+        order_id: Set(order_id.to_string()),
+        status: Set(status.as_str().into()),
+        actor: Set(actor.to_string()),
+        note: Set(note.to_string()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> ApiResult<order::Model> {
+    shop_kit::input::check_id("id", id)?;
+    order::Entity::find_by_id(id.to_string())
+        .one(conn)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
+}
+
+/// An order the caller may see: the buyer's own, or any for an admin.
+pub async fn visible(ctx: &OrdersCtx, p: &Principal, id: &str) -> ApiResult<order::Model> {
+    let o = find(&ctx.db, id).await?;
+    if o.user_id == p.user_id || p.is_admin() {
+        Ok(o)
+    } else {
+        // Not FORBIDDEN: whether an order id exists is nobody else's business.
+        Err(ApiError::not_found(format!("order {id} not found")))
+    }
+}
+
+pub async fn lines_of<C: ConnectionTrait>(conn: &C, order_id: &str) -> ApiResult<Vec<line::Model>> {
+    Ok(line::Entity::find()
+        .filter(line::Column::OrderId.eq(order_id))
+        .order_by_asc(line::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+pub async fn history_of<C: ConnectionTrait>(
+    conn: &C,
+    order_id: &str,
+) -> ApiResult<Vec<history::Model>> {
+    Ok(history::Entity::find()
+        .filter(history::Column::OrderId.eq(order_id))
+        .order_by_asc(history::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+/// A user's orders, newest first.
+pub async fn of_user(
+    ctx: &OrdersCtx,
+    user_id: &str,
+    page: &PageArgs,
+) -> ApiResult<(Window, Vec<order::Model>)> {
+    page.validate()?;
+    let q = order::Entity::find().filter(order::Column::UserId.eq(user_id));
+    let total = q.clone().count(&ctx.db).await?;
+    let window = page.window(total)?;
+    let rows = q
+        .order_by_desc(order::Column::CreatedAt)
+        .order_by_desc(order::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
+        .all(&ctx.db)
+        .await?;
+    Ok((window, rows))
+}
+
+/// The buyer (or an admin) cancels an order that has not shipped: the payment is
+/// refunded (or its authorization voided), the stock restocked.
+pub async fn cancel(
+    ctx: &OrdersCtx,
+    p: &Principal,
+    id: &str,
+    reason: &str,
+) -> ApiResult<order::Model> {
+    let o = visible(ctx, p, id).await?;
+    let status = Status::parse(&o.status);
+    if !status.cancellable() {
+        return Err(ApiError::conflict(format!(
+            "an order that is {} can no longer be cancelled",
+            status.as_str()
+        )));
+    }
+    let reason = reason.trim();
+    let note = if reason.is_empty() {
+        "cancelled by the buyer"
+    } else {
+        reason
+    };
+    if let Some(payment) = &o.payment_id {
+        if status == Status::Pending {
+            ctx.services.void(payment).await?;
+        } else {
+            ctx.services
+                .refund(payment, note, &format!("cancel:{}", o.id))
+                .await?;
+        }
+    }
+    ctx.services.restock(&o.id, "order cancelled").await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let o = change_status(ctx, &txn, o, Status::Cancelled, &p.user_id, note).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(o)
+}

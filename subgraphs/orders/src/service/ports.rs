@@ -1,0 +1,186 @@
+//! What orders asks of carts, inventory and payments, over their internal fields.
+//! Every call here is idempotent on the other side (by order id or idempotency key),
+//! which is what lets a checkout be retried or resumed safely.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shop_kit::internal::SubgraphClient;
+use shop_kit::{ApiError, ApiResult};
+
+pub const CHECKOUT_SCOPE: &str = "carts:checkout";
+pub const HOLD_SCOPE: &str = "inventory:hold";
+pub const CHARGE_SCOPE: &str = "payments:charge";
+
+/// Clients of the subgraphs checkout drives; `None` where this process cannot call.
+#[derive(Clone)]
+pub struct Services {
+    pub carts: Option<SubgraphClient>,
+    pub inventory: Option<SubgraphClient>,
+    pub payments: Option<SubgraphClient>,
+}
+
+fn need<'a>(c: &'a Option<SubgraphClient>, what: &str) -> ApiResult<&'a SubgraphClient> {
+    c.as_ref()
+        .ok_or_else(|| ApiError::Unavailable(format!("{what} is not reachable from this process")))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(v: Value, what: &str) -> ApiResult<T> {
+    serde_json::from_value(v).map_err(|e| ApiError::Internal(format!("{what} answered oddly: {e}")))
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CartLine {
+    pub product_id: String,
+    pub name: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceChange {
+    pub product_id: String,
+    pub was: i64,
+    pub now: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cart {
+    pub id: String,
+    pub currency: String,
+    pub lines: Vec<CartLine>,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub shipping: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub price_changes: Vec<PriceChange>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    pub id: String,
+    pub status: String,
+}
+
+/// Card fields as the shopper typed them, passed through to payments once.
+#[derive(Clone)]
+pub struct CardFields {
+    pub number: String,
+    pub exp_month: i32,
+    pub exp_year: i32,
+    pub cvc: String,
+    pub holder: String,
+}
+
+impl Services {
+    pub async fn cart(&self, cart_id: &str, user_id: &str) -> ApiResult<Cart> {
+        let data = need(&self.carts, "carts")?
+            .call(
+                "query($c: ID!, $u: String!) { checkoutCart(id: $c, userId: $u) { id currency subtotal discount shipping tax total lines { productId name sku quantity unitPrice } priceChanges { productId was now } } }",
+                json!({ "c": cart_id, "u": user_id }),
+            )
+            .await?;
+        parse(data["checkoutCart"].clone(), "carts")
+    }
+
+    pub async fn cart_checked_out(&self, cart_id: &str) -> ApiResult<()> {
+        need(&self.carts, "carts")?
+            .call(
+                "mutation($c: ID!) { cartCheckedOut(id: $c) }",
+                json!({ "c": cart_id }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn commit_stock(
+        &self,
+        cart_id: &str,
+        order_id: &str,
+        lines: &[CartLine],
+    ) -> ApiResult<()> {
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|l| json!({ "productId": l.product_id, "quantity": l.quantity }))
+            .collect();
+        need(&self.inventory, "inventory")?
+            .call(
+                "mutation($o: String!, $id: String!, $l: [StockLineInput!]!) { commitStock(owner: $o, orderId: $id, lines: $l) }",
+                json!({ "o": cart_id, "id": order_id, "l": lines }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn restock(&self, order_id: &str, reason: &str) -> ApiResult<()> {
+        need(&self.inventory, "inventory")?
+            .call(
+                "mutation($id: String!, $r: String!) { restockOrder(orderId: $id, reason: $r) }",
+                json!({ "id": order_id, "r": reason }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn authorize(
+        &self,
+        order_id: &str,
+        user_id: &str,
+        amount: i64,
+        currency: &str,
+        card: &CardFields,
+        key: &str,
+    ) -> ApiResult<Payment> {
+        let data = need(&self.payments, "payments")?
+            .call(
+                "mutation($o: String!, $u: String!, $a: MoneyInput!, $c: CardInput!, $k: String!) { authorizePayment(orderId: $o, userId: $u, amount: $a, card: $c, idempotencyKey: $k) { id status } }",
+                json!({
+                    "o": order_id, "u": user_id,
+                    "a": { "amount": amount, "currency": currency },
+                    "c": {
+                        "number": card.number, "expMonth": card.exp_month, "expYear": card.exp_year,
+                        "cvc": card.cvc, "holder": card.holder,
+                    },
+                    "k": key,
+                }),
+            )
+            .await?;
+        parse(data["authorizePayment"].clone(), "payments")
+    }
+
+    pub async fn capture(&self, payment_id: &str) -> ApiResult<Payment> {
+        let data = need(&self.payments, "payments")?
+            .call(
+                "mutation($id: ID!) { capturePayment(id: $id) { id status } }",
+                json!({ "id": payment_id }),
+            )
+            .await?;
+        parse(data["capturePayment"].clone(), "payments")
+    }
+
+    pub async fn void(&self, payment_id: &str) -> ApiResult<Payment> {
+        let data = need(&self.payments, "payments")?
+            .call(
+                "mutation($id: ID!) { voidPayment(id: $id) { id status } }",
+                json!({ "id": payment_id }),
+            )
+            .await?;
+        parse(data["voidPayment"].clone(), "payments")
+    }
+
+    pub async fn refund(&self, payment_id: &str, reason: &str, key: &str) -> ApiResult<Payment> {
+        let data = need(&self.payments, "payments")?
+            .call(
+                "mutation($id: ID!, $r: String!, $k: String!) { refundPayment(id: $id, reason: $r, idempotencyKey: $k) { id status } }",
+                json!({ "id": payment_id, "r": reason, "k": key }),
+            )
+            .await?;
+        parse(data["refundPayment"].clone(), "payments")
+    }
+}

@@ -1,0 +1,388 @@
+//! Checkout end to end through the gateway: the saga across carts, inventory and
+//! payments, its refusals and compensations, idempotency, cancellation, and concurrent
+//! buyers of the last units, on SQLite and MariaDB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Harness;
+use serde_json::{Value, json};
+use shop_kit::auth::Role;
+
+const CHECKOUT: &str = "mutation($c: ID!, $a: ShippingAddressInput!, $p: PaymentCardInput!, $k: String!) { checkout(cartId: $c, shippingAddress: $a, payment: $p, idempotencyKey: $k) { id status canCancel currency total { amount currency } subtotal { amount } tax { amount } lines { productId quantity unitPrice { amount } lineTotal { amount } } statusHistory { status actor } shippingAddress { city country } } }";
+
+fn address() -> Value {
+    json!({ "name": "Ann Lee", "line1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "country": "DE" })
+}
+
+fn card(number: &str) -> Value {
+    json!({ "number": number, "expMonth": 12, "expYear": 2031, "cvc": "737", "holder": "Ann Lee" })
+}
+
+async fn start(db: Option<&shop_kit::testing::TestDb>) -> Harness {
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    Harness::start_with(dir, db, true, |o| {
+        o.tax_rates = [("DE".to_string(), 1900)].into_iter().collect();
+    })
+    .await
+}
+
+/// A fresh product of the first demo supplier with `stock` units: its id.
+async fn product(h: &Harness, price: i64, stock: i64) -> String {
+    let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+    let r = h
+        .gql(
+            Some(&supplier),
+            "query($s: ID) { catalogs(supplierId: $s, first: 1) { edges { node { id } } } }",
+            json!({ "s": shop::seed::DEMO_SUPPLIERS[0].0 }),
+        )
+        .await;
+    let catalog = r.data()["catalogs"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sku = format!("T-{}", &shop_kit::ids::new_id()[24..]);
+    let r = h
+        .gql(
+            Some(&supplier),
+            "mutation($c: ID!, $s: String!, $p: Int!) { createProduct(input: { catalogId: $c, sku: $s, name: \"Test Lamp\", price: { amount: $p, currency: \"EUR\" } }) { id } }",
+            json!({ "c": catalog, "s": sku, "p": price }),
+        )
+        .await;
+    let id = r.data()["createProduct"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    set_stock(h, &id, stock).await;
+    id
+}
+
+async fn set_stock(h: &Harness, product: &str, stock: i64) {
+    let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+    let done = shop_kit::testing::eventually(std::time::Duration::from_secs(10), || async {
+        let r = h
+            .gql(
+                Some(&supplier),
+                "mutation($p: ID!, $q: Int!) { setStock(productId: $p, quantity: $q, reason: \"count\") { quantity } }",
+                json!({ "p": product, "q": stock }),
+            )
+            .await;
+        r.body.get("errors").is_none().then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "stock set");
+}
+
+/// A signed-in buyer's cart with `lines`: the buyer's token and the cart id.
+async fn cart_of(h: &Harness, buyer: &str, lines: &[(&str, i64)]) -> (String, String) {
+    let token = h.token(buyer, Role::Customer);
+    let r = h
+        .gql(
+            Some(&token),
+            "mutation { createCart { cart { id } } }",
+            json!({}),
+        )
+        .await;
+    let cart = r.data()["createCart"]["cart"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (p, q) in lines {
+        let r = h
+            .gql(
+                Some(&token),
+                "mutation($c: ID!, $p: ID!, $q: Int!) { addToCart(cartId: $c, productId: $p, quantity: $q) { id } }",
+                json!({ "c": cart, "p": p, "q": q }),
+            )
+            .await;
+        assert!(r.body.get("errors").is_none(), "{}", r.body);
+    }
+    h.gql(
+        Some(&token),
+        "mutation($c: ID!) { setCartCountry(cartId: $c, country: \"DE\") { id } }",
+        json!({ "c": cart }),
+    )
+    .await
+    .data();
+    (token, cart)
+}
+
+async fn checkout(
+    h: &Harness,
+    token: &str,
+    cart: &str,
+    card_number: &str,
+    key: &str,
+) -> common::Reply {
+    h.gql(
+        Some(token),
+        CHECKOUT,
+        json!({ "c": cart, "a": address(), "p": card(card_number), "k": key }),
+    )
+    .await
+}
+
+async fn stock_of(h: &Harness, product: &str) -> i64 {
+    let r = h
+        .gql(
+            None,
+            "query($id: ID!) { product(id: $id) { stock } }",
+            json!({ "id": product }),
+        )
+        .await;
+    r.data()["product"]["stock"].as_i64().unwrap()
+}
+
+async fn ledger_adds_up(h: &Harness, product: &str) -> Value {
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+    let r = h
+        .gql(
+            Some(&admin),
+            "query($p: ID!) { stockExplanation(productId: $p) { onHand held committed available consistent } }",
+            json!({ "p": product }),
+        )
+        .await;
+    let e = r.data()["stockExplanation"].clone();
+    assert_eq!(e["consistent"], true, "the ledger adds up: {e}");
+    e
+}
+
+async fn each_db(test: &str, f: impl AsyncFn(Option<&shop_kit::testing::TestDb>)) {
+    let dbs = shop_kit::testing::databases(test).await;
+    f(None).await;
+    if let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") {
+        f(Some(mysql)).await;
+    }
+    shop_kit::testing::cleanup(&dbs).await;
+}
+
+#[tokio::test]
+async fn a_checkout_makes_one_paid_order_and_a_retry_returns_it() {
+    each_db("e2e_checkout_ok", async |db| {
+        let h = start(db).await;
+        let lamp = product(&h, 1_999, 5).await;
+        let bulb = product(&h, 350, 10).await;
+        let (token, cart) = cart_of(&h, "buyer-1", &[(&lamp, 2), (&bulb, 3)]).await;
+
+        let r = checkout(&h, &token, &cart, "4242 4242 4242 4242", "key-1").await;
+        let order = r.data()["checkout"].clone();
+        let subtotal = 1_999 * 2 + 350 * 3;
+        let tax = (subtotal * 1900 + 5_000) / 10_000;
+        assert_eq!(order["status"], "PAID");
+        assert_eq!(order["subtotal"]["amount"], subtotal);
+        assert_eq!(order["tax"]["amount"], tax);
+        assert_eq!(order["total"], json!({ "amount": subtotal + tax, "currency": "EUR" }));
+        assert_eq!(order["lines"].as_array().unwrap().len(), 2);
+        assert_eq!(order["shippingAddress"], json!({ "city": "Berlin", "country": "DE" }));
+        assert_eq!(
+            order["statusHistory"],
+            json!([{ "status": "PENDING", "actor": "buyer-1" }, { "status": "PAID", "actor": "system" }])
+        );
+        let id = order["id"].as_str().unwrap().to_string();
+
+        // The stock is taken, the cart empty, the payment captured.
+        assert_eq!(stock_of(&h, &lamp).await, 3);
+        assert_eq!(ledger_adds_up(&h, &lamp).await["committed"], 2);
+        let r = h
+            .gql(Some(&token), "query($c: ID!) { cart(id: $c) { itemCount } }", json!({ "c": cart }))
+            .await;
+        assert_eq!(r.data()["cart"]["itemCount"], 0);
+        let r = h
+            .gql(
+                Some(&token),
+                "query($id: ID!) { order(id: $id) { status payment { status amount { amount } card { brand last4 } } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(
+            r.data()["order"]["payment"],
+            json!({ "status": "CAPTURED", "amount": { "amount": subtotal + tax }, "card": { "brand": "VISA", "last4": "4242" } })
+        );
+
+        // The same key again: the same order, nothing charged or taken twice.
+        let again = checkout(&h, &token, &cart, "4242424242424242", "key-1").await;
+        assert_eq!(again.data()["checkout"]["id"], id.as_str());
+        assert_eq!(stock_of(&h, &lamp).await, 3);
+
+        // The buyer's orders, and nobody else's.
+        let r = h
+            .gql(Some(&token), "{ myOrders(first: 10) { totalCount edges { node { id } } } }", json!({}))
+            .await;
+        assert_eq!(r.data()["myOrders"]["totalCount"], 1);
+        let stranger = h.token("buyer-2", Role::Customer);
+        let r = h
+            .gql(Some(&stranger), "query($id: ID!) { order(id: $id) { id } }", json!({ "id": id }))
+            .await;
+        assert_eq!(r.code(), "NOT_FOUND");
+
+        // Anonymous shoppers cannot check out.
+        let r = h
+            .gql(None, CHECKOUT, json!({ "c": cart, "a": address(), "p": card("4242424242424242"), "k": "k" }))
+            .await;
+        assert_eq!(r.code(), "UNAUTHENTICATED");
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refusals_undo_everything_and_explain_why() {
+    let h = start(None).await;
+    let lamp = product(&h, 1_000, 4).await;
+    let (token, cart) = cart_of(&h, "buyer-3", &[(&lamp, 2)]).await;
+
+    // A declined card: the stock goes back to the cart's hold, nothing is charged.
+    let r = checkout(&h, &token, &cart, "4000000000009995", "d-1").await;
+    assert_eq!(r.code(), "PAYMENT_DECLINED");
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["declineCode"],
+        "insufficient_funds"
+    );
+    let e = ledger_adds_up(&h, &lamp).await;
+    assert_eq!(
+        (e["committed"].as_i64(), e["onHand"].as_i64()),
+        (Some(0), Some(4))
+    );
+    let again = checkout(&h, &token, &cart, "4242424242424242", "d-1").await;
+    assert_eq!(
+        again.code(),
+        "PAYMENT_DECLINED",
+        "the same key, the same answer"
+    );
+
+    // Bad input is refused with the field.
+    let r = h
+        .gql(
+            Some(&token),
+            CHECKOUT,
+            json!({ "c": cart, "a": { "name": "", "line1": "x", "city": "y", "postalCode": "1", "country": "DE" }, "p": card("4242424242424242"), "k": "b-1" }),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shippingAddress.name")
+    );
+    let r = checkout(&h, &token, &cart, "4242424242424241", "b-2").await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("card.number")
+    );
+    assert_eq!(ledger_adds_up(&h, &lamp).await["committed"], 0);
+
+    // The price moved after the lamp was added: refused, the cart shows the new price,
+    // and a new attempt pays it.
+    let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+    h.gql(
+        Some(&supplier),
+        "mutation($p: ID!) { updateProduct(id: $p, input: { price: { amount: 1200, currency: \"EUR\" } }) { id } }",
+        json!({ "p": lamp }),
+    )
+    .await
+    .data();
+    let r = checkout(&h, &token, &cart, "4242424242424242", "p-1").await;
+    assert_eq!(r.code(), "PRICE_CHANGED");
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["lines"],
+        json!([{ "productId": lamp, "was": 1000, "now": 1200 }])
+    );
+    let r = checkout(&h, &token, &cart, "4242424242424242", "p-2").await;
+    assert_eq!(
+        r.data()["checkout"]["lines"][0]["unitPrice"]["amount"],
+        1_200
+    );
+    let id = r.data()["checkout"]["id"].as_str().unwrap().to_string();
+
+    // Cancelled before shipping: refunded and restocked.
+    let r = h
+        .gql(
+            Some(&token),
+            "mutation($id: ID!) { cancelOrder(id: $id, reason: \"changed my mind\") { status canCancel statusHistory { status note } payment { status refundedAmount { amount } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let o = r.data()["cancelOrder"].clone();
+    assert_eq!(o["status"], "CANCELLED");
+    assert_eq!(o["canCancel"], false);
+    assert_eq!(o["payment"]["status"], "REFUNDED");
+    assert_eq!(
+        o["statusHistory"][2],
+        json!({ "status": "CANCELLED", "note": "changed my mind" })
+    );
+    let e = ledger_adds_up(&h, &lamp).await;
+    assert_eq!(
+        (e["committed"].as_i64(), e["available"].as_i64()),
+        (Some(0), Some(4))
+    );
+    let r = h
+        .gql(
+            Some(&token),
+            "mutation($id: ID!) { cancelOrder(id: $id) { status } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(r.code(), "CONFLICT");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_checkouts_for_the_last_units_never_oversell() {
+    each_db("e2e_checkout_race", async |db| {
+        let h = start(db).await;
+        let buyers = 12;
+        let lamp = product(&h, 2_500, buyers).await;
+        let mut carts = Vec::new();
+        for i in 0..buyers {
+            carts.push(cart_of(&h, &format!("racer-{i}"), &[(&lamp, 1)]).await);
+        }
+        // A recount finds 3: twelve carts hold a lamp each, three can have one.
+        set_stock(&h, &lamp, 3).await;
+        let h = std::sync::Arc::new(h);
+        let mut tasks = Vec::new();
+        for (i, (token, cart)) in carts.into_iter().enumerate() {
+            let h = h.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = checkout(&h, &token, &cart, "4242424242424242", &format!("race-{i}")).await;
+                match r
+                    .body
+                    .pointer("/errors/0/extensions/code")
+                    .and_then(Value::as_str)
+                {
+                    None => "ORDER".to_string(),
+                    Some(code) => code.to_string(),
+                }
+            }));
+        }
+        let mut outcomes = std::collections::BTreeMap::new();
+        for t in tasks {
+            *outcomes.entry(t.await.unwrap()).or_insert(0) += 1;
+        }
+        assert_eq!(
+            outcomes,
+            std::collections::BTreeMap::from([
+                ("ORDER".to_string(), 3),
+                ("OUT_OF_STOCK".to_string(), 9)
+            ])
+        );
+        let e = ledger_adds_up(&h, &lamp).await;
+        assert_eq!(
+            (
+                e["onHand"].as_i64(),
+                e["committed"].as_i64(),
+                e["available"].as_i64()
+            ),
+            (Some(3), Some(3), Some(0))
+        );
+        let h = std::sync::Arc::try_unwrap(h)
+            .ok()
+            .expect("no task holds the harness");
+        h.stop().await;
+    })
+    .await;
+}
