@@ -444,3 +444,35 @@ async fn an_expired_hold_is_marked_and_can_be_held_again_if_stock_allows() {
     assert_eq!(stock_of(&h, &p).await, stock - 2);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_double_click_on_add_adds_twice_and_fails_neither() {
+    let h = start(None).await;
+    let (p, _, stock) = products(&h, 3).await[0].clone();
+    let (cart, token) = anonymous_cart(&h).await;
+    let (a, b) = tokio::join!(
+        add(&h, None, &cart, Some(&token), &p, 1),
+        add(&h, None, &cart, Some(&token), &p, 1)
+    );
+    a.data();
+    b.data();
+    let r = h
+        .gql(
+            None,
+            "query($c: ID!, $t: String) { cart(id: $c, cartToken: $t) { lines { quantity status } } }",
+            json!({ "c": cart, "t": token }),
+        )
+        .await;
+    let lines = r.data()["cart"]["lines"].clone();
+    assert_eq!(lines.as_array().unwrap().len(), 1, "one line: {lines}");
+    // Both adds landed (the one that lost the race to create the line added to it).
+    let q = lines[0]["quantity"].as_i64().unwrap();
+    assert_eq!(q, 2, "{lines}");
+    assert_eq!(lines[0]["status"], "HELD");
+    assert_eq!(
+        stock_of(&h, &p).await,
+        stock - q,
+        "held exactly what the line shows"
+    );
+    h.stop().await;
+}

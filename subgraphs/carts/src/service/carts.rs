@@ -177,6 +177,20 @@ pub async fn add(
     product_id: &str,
     quantity: i64,
 ) -> ApiResult<()> {
+    match add_once(ctx, c, product_id, quantity).await {
+        // Two first adds of a product at once (a double click): the other made the
+        // line; this one adds to it.
+        Err(ApiError::Conflict(_)) => add_once(ctx, c, product_id, quantity).await,
+        other => other,
+    }
+}
+
+async fn add_once(
+    ctx: &CartsCtx,
+    c: &cart::Model,
+    product_id: &str,
+    quantity: i64,
+) -> ApiResult<()> {
     shop_kit::input::check_id("productId", product_id)?;
     check_quantity(quantity, 1)?;
     let product = ctx.products.one(product_id).await?;
