@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Harness;
+use common::{Harness, each_db, stock_of};
 use serde_json::{Value, json};
 use shop_kit::auth::Role;
 
@@ -60,17 +60,6 @@ async fn anonymous_cart(h: &Harness) -> (String, String) {
     )
 }
 
-async fn stock_of(h: &Harness, product: &str) -> i64 {
-    let r = h
-        .gql(
-            None,
-            "query($id: ID!) { product(id: $id) { stock } }",
-            json!({ "id": product }),
-        )
-        .await;
-    r.data()["product"]["stock"].as_i64().unwrap()
-}
-
 async fn add(
     h: &Harness,
     token: Option<&str>,
@@ -85,15 +74,6 @@ async fn add(
         json!({ "c": cart, "t": cart_token, "p": product, "q": q }),
     )
     .await
-}
-
-async fn each_db(test: &str, f: impl AsyncFn(Option<&shop_kit::testing::TestDb>)) {
-    let dbs = shop_kit::testing::databases(test).await;
-    f(None).await;
-    if let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") {
-        f(Some(mysql)).await;
-    }
-    shop_kit::testing::cleanup(&dbs).await;
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::Harness;
+use common::{Harness, each_db, stock_of};
 use serde_json::{Value, json};
 use shop_kit::auth::Role;
 
@@ -123,17 +123,6 @@ async fn checkout(
     .await
 }
 
-async fn stock_of(h: &Harness, product: &str) -> i64 {
-    let r = h
-        .gql(
-            None,
-            "query($id: ID!) { product(id: $id) { stock } }",
-            json!({ "id": product }),
-        )
-        .await;
-    r.data()["product"]["stock"].as_i64().unwrap()
-}
-
 async fn ledger_adds_up(h: &Harness, product: &str) -> Value {
     let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
     let r = h
@@ -146,15 +135,6 @@ async fn ledger_adds_up(h: &Harness, product: &str) -> Value {
     let e = r.data()["stockExplanation"].clone();
     assert_eq!(e["consistent"], true, "the ledger adds up: {e}");
     e
-}
-
-async fn each_db(test: &str, f: impl AsyncFn(Option<&shop_kit::testing::TestDb>)) {
-    let dbs = shop_kit::testing::databases(test).await;
-    f(None).await;
-    if let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") {
-        f(Some(mysql)).await;
-    }
-    shop_kit::testing::cleanup(&dbs).await;
 }
 
 #[tokio::test]

@@ -140,3 +140,26 @@ pub fn supplier_id(n: u8) -> String {
 pub fn role(r: &str) -> Role {
     Role::parse(r).expect("role")
 }
+
+/// Runs `f` on the embedded SQLite files (`None`), then on a fresh MySQL database when
+/// one is configured.
+pub async fn each_db(test: &str, f: impl AsyncFn(Option<&TestDb>)) {
+    let dbs = shop_kit::testing::databases(test).await;
+    f(None).await;
+    if let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") {
+        f(Some(mysql)).await;
+    }
+    shop_kit::testing::cleanup(&dbs).await;
+}
+
+/// What shoppers see as available of a product.
+pub async fn stock_of(h: &Harness, product: &str) -> i64 {
+    let r = h
+        .gql(
+            None,
+            "query($id: ID!) { product(id: $id) { stock } }",
+            json!({ "id": product }),
+        )
+        .await;
+    r.data()["product"]["stock"].as_i64().unwrap()
+}
