@@ -366,3 +366,136 @@ async fn concurrent_checkouts_for_the_last_units_never_oversell() {
     })
     .await;
 }
+
+/// What a crash leaves behind, and what the recovery task makes of it: a checkout that
+/// had taken the stock but not the money is undone; one that was paid is finished.
+#[tokio::test]
+async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
+    use sea_orm::{ActiveModelTrait, Set};
+    use shop_kit::internal::SubgraphClient;
+    use shop_orders::entity::checkout as row;
+    let h = start(None).await;
+    let lamp = product(&h, 1_000, 5).await;
+    let client = |name: &str, scopes: &[&'static str]| {
+        SubgraphClient::new(
+            name,
+            h.platform.subgraph_url(name).unwrap(),
+            h.platform.internal.clone(),
+            "orders",
+            scopes,
+        )
+    };
+    let ctx = shop_orders::OrdersCtx::new(
+        h.platform.db("orders"),
+        shop_orders::Services {
+            carts: Some(client("carts", &["carts:checkout"])),
+            inventory: Some(client("inventory", &["inventory:hold"])),
+            payments: Some(client("payments", &["payments:charge"])),
+        },
+    );
+    let stale = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let address = json!({ "name": "Ann", "line1": "Main 1", "line2": "", "city": "Oslo", "postalCode": "0150", "region": "", "country": "NO", "phone": null });
+    let insert =
+        async |id: &str, user: &str, cart: &str, key: &str, step: &str, payment: Option<String>| {
+            row::ActiveModel {
+                id: Set(id.to_string()),
+                user_id: Set(user.to_string()),
+                idempotency_key: Set(key.to_string()),
+                cart_id: Set(cart.to_string()),
+                shipping_address: Set(address.to_string()),
+                step: Set(step.to_string()),
+                payment_id: Set(payment),
+                error_code: Set(None),
+                error: Set(None),
+                created_at: Set(stale),
+                updated_at: Set(stale),
+            }
+            .insert(&ctx.db)
+            .await
+            .unwrap();
+        };
+
+    // Crashed after taking the stock: the recovery gives it back.
+    let (token_a, cart_a) = cart_of(&h, "crash-a", &[(&lamp, 2)]).await;
+    let order_a = shop_kit::ids::new_id();
+    ctx.services
+        .commit_stock(
+            &cart_a,
+            &order_a,
+            &ctx.services.cart(&cart_a, "crash-a").await.unwrap().lines,
+        )
+        .await
+        .unwrap();
+    insert(&order_a, "crash-a", &cart_a, "ka", "STOCK_COMMITTED", None).await;
+    assert_eq!(ledger_adds_up(&h, &lamp).await["committed"], 2);
+
+    // Crashed after the capture: the recovery makes the order.
+    let (token_b, cart_b) = cart_of(&h, "crash-b", &[(&lamp, 1)]).await;
+    let order_b = shop_kit::ids::new_id();
+    let cart = ctx.services.cart(&cart_b, "crash-b").await.unwrap();
+    ctx.services
+        .commit_stock(&cart_b, &order_b, &cart.lines)
+        .await
+        .unwrap();
+    let card = shop_orders::service::ports::CardFields {
+        number: "4242424242424242".into(),
+        exp_month: 12,
+        exp_year: 2031,
+        cvc: "123".into(),
+        holder: "Bob".into(),
+    };
+    let payment = ctx
+        .services
+        .authorize(
+            &order_b,
+            "crash-b",
+            cart.total,
+            &cart.currency,
+            &card,
+            "checkout:crash-b:kb",
+        )
+        .await
+        .unwrap();
+    ctx.services.capture(&payment.id).await.unwrap();
+    insert(
+        &order_b,
+        "crash-b",
+        &cart_b,
+        "kb",
+        "PAYMENT_CAPTURED",
+        Some(payment.id),
+    )
+    .await;
+
+    assert_eq!(
+        shop_orders::service::checkout::recover(&ctx).await.unwrap(),
+        1
+    );
+    let e = ledger_adds_up(&h, &lamp).await;
+    assert_eq!(e["committed"], 1, "a's units back, b's sold: {e}");
+
+    // Asking again with the same keys: a's refusal, b's order.
+    let r = checkout(&h, &token_a, &cart_a, "4242424242424242", "ka").await;
+    assert_eq!(r.code(), "CART_EXPIRED");
+    let r = checkout(&h, &token_b, &cart_b, "4242424242424242", "kb").await;
+    let o = r.data()["checkout"].clone();
+    assert_eq!(o["id"], order_b.as_str());
+    assert_eq!(o["status"], "PAID");
+    assert_eq!(
+        o["shippingAddress"],
+        json!({ "city": "Oslo", "country": "NO" })
+    );
+    let r = h
+        .gql(
+            Some(&token_b),
+            "query($c: ID!) { cart(id: $c) { itemCount } }",
+            json!({ "c": cart_b }),
+        )
+        .await;
+    assert_eq!(
+        r.data()["cart"]["itemCount"],
+        0,
+        "the paid cart was emptied"
+    );
+    h.stop().await;
+}
