@@ -499,3 +499,107 @@ async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn admins_list_move_refund_and_remove_orders() {
+    let h = start(None).await;
+    let lamp = product(&h, 1_000, 10).await;
+    let (buyer, cart) = cart_of(&h, "buyer-9", &[(&lamp, 1)]).await;
+    let first = checkout(&h, &buyer, &cart, "4242424242424242", "a-1").await;
+    let first = first.data()["checkout"]["id"].as_str().unwrap().to_string();
+    let (_, cart2) = cart_of(&h, "buyer-9", &[(&lamp, 2)]).await;
+    let second = checkout(&h, &buyer, &cart2, "4242424242424242", "a-2").await;
+    let second = second.data()["checkout"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+
+    let list = "query($s: OrderStatus, $u: ID) { orders(status: $s, userId: $u, first: 10) { totalCount edges { node { id status } } } }";
+    let r = h.gql(Some(&admin), list, json!({ "u": "buyer-9" })).await;
+    assert_eq!(r.data()["orders"]["totalCount"], 2);
+    assert_eq!(
+        r.data()["orders"]["edges"][0]["node"]["id"],
+        second.as_str(),
+        "newest first"
+    );
+    assert_eq!(
+        h.gql(Some(&buyer), list, json!({})).await.code(),
+        "FORBIDDEN"
+    );
+
+    // Along the valid path only, each step recorded.
+    let set = "mutation($id: ID!, $s: OrderStatus!, $n: String) { setOrderStatus(id: $id, status: $s, note: $n) { status statusHistory { status actor note } } }";
+    let r = h
+        .gql(Some(&admin), set, json!({ "id": first, "s": "SHIPPED" }))
+        .await;
+    assert_eq!(r.code(), "CONFLICT", "PAID cannot jump to SHIPPED");
+    h.gql(
+        Some(&admin),
+        set,
+        json!({ "id": first, "s": "FULFILLED", "n": "packed" }),
+    )
+    .await
+    .data();
+    let r = h
+        .gql(
+            Some(&admin),
+            set,
+            json!({ "id": first, "s": "SHIPPED", "n": "DHL 123" }),
+        )
+        .await;
+    let hist = r.data()["setOrderStatus"]["statusHistory"].clone();
+    assert_eq!(
+        hist[3],
+        json!({ "status": "SHIPPED", "actor": shop::seed::DEMO_ADMIN, "note": "DHL 123" })
+    );
+    assert_eq!(
+        h.gql(Some(&buyer), set, json!({ "id": first, "s": "DELIVERED" }))
+            .await
+            .code(),
+        "FORBIDDEN"
+    );
+    let r = h
+        .gql(
+            Some(&buyer),
+            "mutation($id: ID!) { cancelOrder(id: $id) { status } }",
+            json!({ "id": first }),
+        )
+        .await;
+    assert_eq!(r.code(), "CONFLICT", "shipped orders cannot be cancelled");
+
+    // A partial refund keeps the status; the rest makes it REFUNDED.
+    let refund = "mutation($id: ID!, $a: Int) { refundOrder(id: $id, amount: $a, reason: \"damaged\") { status payment { status refundedAmount { amount } } } }";
+    let r = h
+        .gql(Some(&admin), refund, json!({ "id": first, "a": 300 }))
+        .await;
+    assert_eq!(r.data()["refundOrder"]["status"], "SHIPPED");
+    assert_eq!(
+        r.data()["refundOrder"]["payment"]["status"],
+        "PARTIALLY_REFUNDED"
+    );
+    let r = h.gql(Some(&admin), refund, json!({ "id": first })).await;
+    assert_eq!(r.data()["refundOrder"]["status"], "REFUNDED");
+    assert_eq!(r.data()["refundOrder"]["payment"]["status"], "REFUNDED");
+
+    // Removed: gone from every list and lookup.
+    let r = h
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { removeOrder(id: $id, reason: \"test order\") }",
+            json!({ "id": second }),
+        )
+        .await;
+    assert_eq!(r.data()["removeOrder"], second.as_str());
+    let r = h.gql(Some(&admin), list, json!({ "u": "buyer-9" })).await;
+    assert_eq!(r.data()["orders"]["totalCount"], 1);
+    let r = h
+        .gql(
+            Some(&buyer),
+            "query($id: ID!) { order(id: $id) { id } }",
+            json!({ "id": second }),
+        )
+        .await;
+    assert_eq!(r.code(), "NOT_FOUND");
+    h.stop().await;
+}

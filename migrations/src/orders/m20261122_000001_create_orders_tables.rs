@@ -26,6 +26,20 @@ impl MigrationTrait for Migration {
                     .col(string_null("payment_id", 36))
                     .col(timestamp("created_at"))
                     .col(timestamp("updated_at"))
+                    // An admin's removal hides the order; the row stays for the audit.
+                    .col(
+                        ColumnDef::new(Alias::new("removed_at"))
+                            .timestamp_with_time_zone()
+                            .null()
+                            .to_owned(),
+                    )
+                    .col(string_null("removed_by", 64))
+                    .col(
+                        ColumnDef::new(Alias::new("removed_reason"))
+                            .text()
+                            .null()
+                            .to_owned(),
+                    )
                     .to_owned(),
             )
             .await?;

@@ -22,6 +22,10 @@ pub struct Model {
     pub payment_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Set when an admin removed the order (then only the audit sees it).
+    pub removed_at: Option<DateTimeUtc>,
+    pub removed_by: Option<String>,
+    pub removed_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

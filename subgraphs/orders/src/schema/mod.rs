@@ -37,6 +37,20 @@ impl From<Status> for OrderStatus {
     }
 }
 
+impl From<OrderStatus> for Status {
+    fn from(s: OrderStatus) -> Self {
+        match s {
+            OrderStatus::Pending => Status::Pending,
+            OrderStatus::Paid => Status::Paid,
+            OrderStatus::Fulfilled => Status::Fulfilled,
+            OrderStatus::Shipped => Status::Shipped,
+            OrderStatus::Delivered => Status::Delivered,
+            OrderStatus::Cancelled => Status::Cancelled,
+            OrderStatus::Refunded => Status::Refunded,
+        }
+    }
+}
+
 /// The users subgraph's user, referenced by id.
 #[derive(SimpleObject)]
 #[graphql(unresolvable = "id")]
@@ -283,6 +297,38 @@ impl QueryRoot {
         Ok(window.connection(rows.into_iter().map(Order).collect()))
     }
 
+    /// Admin: every order, newest first, by status and buyer.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    #[allow(clippy::too_many_arguments)]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<OrderStatus>,
+        user_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<Order>> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        let c = caller(ctx);
+        service::require_admin(c.require()?)?;
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (window, rows) = service::all(
+            svc,
+            status.map(Into::into),
+            user_id.as_ref().map(|u| u.as_str()),
+            &page,
+        )
+        .await?;
+        Ok(window.connection(rows.into_iter().map(Order).collect()))
+    }
+
     #[graphql(entity)]
     async fn find_order_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
         let svc = ctx.data::<OrdersCtx>()?;
@@ -339,6 +385,50 @@ impl MutationRoot {
             idempotency_key,
         };
         Ok(Order(checkout::checkout(svc, p, req).await?))
+    }
+
+    /// Admin: moves an order along (FULFILLED, SHIPPED, DELIVERED); only valid
+    /// transitions, each recorded with `note`.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn set_order_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: OrderStatus,
+        note: Option<String>,
+    ) -> Result<Order> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        let c = caller(ctx);
+        let note = note.unwrap_or_default();
+        Ok(Order(
+            service::set_status(svc, c.require()?, &id, status.into(), &note).await?,
+        ))
+    }
+
+    /// Admin: refunds `amount` (minor units; all that is left when omitted) of the
+    /// order's payment. A full refund makes the order REFUNDED.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn refund_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        amount: Option<i64>,
+        reason: String,
+    ) -> Result<Order> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        let c = caller(ctx);
+        Ok(Order(
+            service::refund(svc, c.require()?, &id, amount, &reason).await?,
+        ))
+    }
+
+    /// Admin: removes an order from every list; who and why are kept for the audit.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn remove_order(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<ID> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        let c = caller(ctx);
+        service::remove(svc, c.require()?, &id, &reason).await?;
+        Ok(id)
     }
 
     /// Cancels an order that has not shipped: the payment is refunded (or released) and

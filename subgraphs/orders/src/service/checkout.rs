@@ -406,6 +406,9 @@ async fn create_order(
         payment_id: Set(c.payment_id.clone()),
         created_at: Set(now),
         updated_at: Set(now),
+        removed_at: Set(None),
+        removed_by: Set(None),
+        removed_reason: Set(None),
     }
     .insert(&txn)
     .await?;

@@ -173,10 +173,11 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> ApiResult<order::Mo
         .ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
 }
 
-/// An order the caller may see: the buyer's own, or any for an admin.
+/// An order the caller may see: the buyer's own, or any for an admin; never a removed
+/// one.
 pub async fn visible(ctx: &OrdersCtx, p: &Principal, id: &str) -> ApiResult<order::Model> {
     let o = find(&ctx.db, id).await?;
-    if o.user_id == p.user_id || p.is_admin() {
+    if o.removed_at.is_none() && (o.user_id == p.user_id || p.is_admin()) {
         Ok(o)
     } else {
         // Not FORBIDDEN: whether an order id exists is nobody else's business.
@@ -210,7 +211,9 @@ pub async fn of_user(
     page: &PageArgs,
 ) -> ApiResult<(Window, Vec<order::Model>)> {
     page.validate()?;
-    let q = order::Entity::find().filter(order::Column::UserId.eq(user_id));
+    let q = order::Entity::find()
+        .filter(order::Column::UserId.eq(user_id))
+        .filter(order::Column::RemovedAt.is_null());
     let total = q.clone().count(&ctx.db).await?;
     let window = page.window(total)?;
     let rows = q
@@ -260,4 +263,129 @@ pub async fn cancel(
     txn.commit().await?;
     ctx.outbox.wake();
     Ok(o)
+}
+
+pub fn require_admin(p: &Principal) -> ApiResult<()> {
+    if p.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only admins may do this"))
+    }
+}
+
+/// Admin: all orders, newest first, by status and buyer.
+pub async fn all(
+    ctx: &OrdersCtx,
+    status: Option<Status>,
+    user_id: Option<&str>,
+    page: &PageArgs,
+) -> ApiResult<(Window, Vec<order::Model>)> {
+    page.validate()?;
+    let mut q = order::Entity::find().filter(order::Column::RemovedAt.is_null());
+    if let Some(s) = status {
+        q = q.filter(order::Column::Status.eq(s.as_str()));
+    }
+    if let Some(u) = user_id {
+        q = q.filter(order::Column::UserId.eq(u));
+    }
+    let total = q.clone().count(&ctx.db).await?;
+    let window = page.window(total)?;
+    let rows = q
+        .order_by_desc(order::Column::CreatedAt)
+        .order_by_desc(order::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
+        .all(&ctx.db)
+        .await?;
+    Ok((window, rows))
+}
+
+/// Admin: moves an order along (FULFILLED, SHIPPED, DELIVERED, ...). Cancelling and
+/// refunding move money and stock, so they have their own mutations.
+pub async fn set_status(
+    ctx: &OrdersCtx,
+    p: &Principal,
+    id: &str,
+    to: Status,
+    note: &str,
+) -> ApiResult<order::Model> {
+    require_admin(p)?;
+    if matches!(to, Status::Cancelled | Status::Refunded) {
+        return Err(ApiError::bad_input(
+            "use cancelOrder or refundOrder: they return the money and the stock",
+        ));
+    }
+    let o = visible(ctx, p, id).await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let o = change_status(ctx, &txn, o, to, &p.user_id, note.trim()).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(o)
+}
+
+/// Admin: refunds `amount` (all that is left when `None`) of an order's payment; a full
+/// refund makes the order REFUNDED.
+pub async fn refund(
+    ctx: &OrdersCtx,
+    p: &Principal,
+    id: &str,
+    amount: Option<i64>,
+    reason: &str,
+) -> ApiResult<order::Model> {
+    require_admin(p)?;
+    let o = visible(ctx, p, id).await?;
+    let payment = o
+        .payment_id
+        .clone()
+        .ok_or_else(|| ApiError::conflict("this order has no payment to refund"))?;
+    let key = format!("refund:{}:{}", o.id, shop_kit::ids::new_id());
+    let paid = ctx
+        .services
+        .refund_amount(&payment, amount, reason, &key)
+        .await?;
+    if paid.status == "REFUNDED" && Status::parse(&o.status).next().contains(&Status::Refunded) {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        let o = change_status(ctx, &txn, o, Status::Refunded, &p.user_id, reason).await?;
+        txn.commit().await?;
+        ctx.outbox.wake();
+        return Ok(o);
+    }
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    record(
+        &txn,
+        &o.id,
+        Status::parse(&o.status),
+        &p.user_id,
+        &format!("partial refund: {reason}"),
+    )
+    .await?;
+    txn.commit().await?;
+    find(&ctx.db, &o.id).await
+}
+
+/// Admin: removes an order from every list. The row, its history and who removed it
+/// and why stay, and an `orders.order_removed` event records it.
+pub async fn remove(ctx: &OrdersCtx, p: &Principal, id: &str, reason: &str) -> ApiResult<()> {
+    require_admin(p)?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::bad_input("reason: say why the order is removed"));
+    }
+    let o = visible(ctx, p, id).await?;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let mut m: order::ActiveModel = o.clone().into();
+    m.removed_at = Set(Some(Utc::now()));
+    m.removed_by = Set(Some(p.user_id.clone()));
+    m.removed_reason = Set(Some(reason.to_string()));
+    m.update(&txn).await?;
+    ctx.outbox
+        .write(
+            &txn,
+            "orders.order_removed",
+            serde_json::json!({ "orderId": o.id, "by": p.user_id, "reason": reason }),
+        )
+        .await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(())
 }

@@ -174,11 +174,22 @@ impl Services {
         parse(data["voidPayment"].clone(), "payments")
     }
 
+    /// Refunds what is left of a payment.
     pub async fn refund(&self, payment_id: &str, reason: &str, key: &str) -> ApiResult<Payment> {
+        self.refund_amount(payment_id, None, reason, key).await
+    }
+
+    pub async fn refund_amount(
+        &self,
+        payment_id: &str,
+        amount: Option<i64>,
+        reason: &str,
+        key: &str,
+    ) -> ApiResult<Payment> {
         let data = need(&self.payments, "payments")?
             .call(
-                "mutation($id: ID!, $r: String!, $k: String!) { refundPayment(id: $id, reason: $r, idempotencyKey: $k) { id status } }",
-                json!({ "id": payment_id, "r": reason, "k": key }),
+                "mutation($id: ID!, $a: Int, $r: String!, $k: String!) { refundPayment(id: $id, amount: $a, reason: $r, idempotencyKey: $k) { id status } }",
+                json!({ "id": payment_id, "a": amount, "r": reason, "k": key }),
             )
             .await?;
         parse(data["refundPayment"].clone(), "payments")
