@@ -603,3 +603,129 @@ async fn admins_list_move_refund_and_remove_orders() {
     assert_eq!(r.code(), "NOT_FOUND");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn promo_codes_discount_within_their_rules_and_are_counted_at_checkout() {
+    let h = start(None).await;
+    let lamp = product(&h, 1_000, 20).await;
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+    let create = "mutation($i: PromoCodeInput!) { createPromoCode(input: $i) { code uses } }";
+    for input in [
+        json!({ "code": "save10", "percentOff": 10, "minSubtotal": { "amount": 2000, "currency": "EUR" } }),
+        json!({ "code": "FIVER", "amountOff": { "amount": 500, "currency": "EUR" }, "maxUses": 1 }),
+        json!({ "code": "OLD", "percentOff": 50, "endsAt": "2020-01-01T00:00:00Z" }),
+    ] {
+        h.gql(Some(&admin), create, json!({ "i": input }))
+            .await
+            .data();
+    }
+    let customer = h.token("promo-buyer", Role::Customer);
+    let r = h
+        .gql(
+            Some(&customer),
+            create,
+            json!({ "i": { "code": "MINE", "percentOff": 90 } }),
+        )
+        .await;
+    assert_eq!(r.code(), "FORBIDDEN");
+
+    let apply = "mutation($c: ID!, $k: String!) { applyPromoCode(cartId: $c, code: $k) { promoCode promoMessage subtotal { amount } discount { amount } tax { amount } total { amount } } }";
+    let (token, cart) = cart_of(&h, "promo-buyer", &[(&lamp, 1)]).await;
+    let r = h
+        .gql(Some(&token), apply, json!({ "c": cart, "k": "SAVE10" }))
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("from a subtotal of 20.00 EUR")
+    );
+    let r = h
+        .gql(Some(&token), apply, json!({ "c": cart, "k": "old" }))
+        .await;
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    let r = h
+        .gql(Some(&token), apply, json!({ "c": cart, "k": "NOPE" }))
+        .await;
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a promo code")
+    );
+
+    h.gql(
+        Some(&token),
+        "mutation($c: ID!, $p: ID!) { addToCart(cartId: $c, productId: $p, quantity: 2) { id } }",
+        json!({ "c": cart, "p": lamp }),
+    )
+    .await
+    .data();
+    let r = h
+        .gql(Some(&token), apply, json!({ "c": cart, "k": "save10" }))
+        .await;
+    let c = r.data()["applyPromoCode"].clone();
+    // 3 000 subtotal, 300 off, 19 % tax on 2 700.
+    assert_eq!(c["promoCode"], "SAVE10");
+    assert_eq!(c["discount"]["amount"], 300);
+    assert_eq!(c["tax"]["amount"], 513);
+    assert_eq!(c["total"]["amount"], 3_213);
+    let r = checkout(&h, &token, &cart, "4242424242424242", "promo-1").await;
+    assert_eq!(r.data()["checkout"]["total"]["amount"], 3_213);
+
+    // A code for one use: two carts may carry it, the first checkout uses it up.
+    let (a, cart_a) = cart_of(&h, "fiver-a", &[(&lamp, 1)]).await;
+    let (b, cart_b) = cart_of(&h, "fiver-b", &[(&lamp, 1)]).await;
+    h.gql(Some(&a), apply, json!({ "c": cart_a, "k": "FIVER" }))
+        .await
+        .data();
+    h.gql(Some(&b), apply, json!({ "c": cart_b, "k": "FIVER" }))
+        .await
+        .data();
+    // A declined card gives the use back.
+    let r = checkout(&h, &a, &cart_a, "4000000000000002", "f-0").await;
+    assert_eq!(r.code(), "PAYMENT_DECLINED");
+    let r = checkout(&h, &a, &cart_a, "4242424242424242", "f-1").await;
+    assert_eq!(r.data()["checkout"]["total"]["amount"], 1_000 - 500 + 95);
+    let r = checkout(&h, &b, &cart_b, "4242424242424242", "f-2").await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("used up")
+    );
+    let r = h
+        .gql(
+            Some(&b),
+            "query($c: ID!) { cart(id: $c) { promoMessage discount { amount } } }",
+            json!({ "c": cart_b }),
+        )
+        .await;
+    assert_eq!(
+        r.data()["cart"],
+        json!({ "promoMessage": "FIVER has been used up", "discount": { "amount": 0 } })
+    );
+    let r = h
+        .gql(
+            Some(&admin),
+            "{ promoCodes { code uses maxUses } }",
+            json!({}),
+        )
+        .await;
+    let fiver = r.data()["promoCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "FIVER")
+        .cloned()
+        .unwrap();
+    assert_eq!(fiver, json!({ "code": "FIVER", "uses": 1, "maxUses": 1 }));
+    h.stop().await;
+}

@@ -3,13 +3,17 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_carts_tables;
+mod m20261122_000002_promo_codes;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_create_carts_tables::Migration)]
+        vec![
+            Box::new(m20261122_000001_create_carts_tables::Migration),
+            Box::new(m20261122_000002_promo_codes::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

@@ -2,3 +2,5 @@
 
 pub mod cart;
 pub mod line;
+pub mod promo;
+pub mod redemption;

@@ -8,7 +8,7 @@ use shop_kit::auth::caller;
 use shop_kit::money::Money;
 
 use crate::entity::{cart, line};
-use crate::service::{CartsCtx, carts, totals};
+use crate::service::{CartsCtx, carts, promo, totals};
 
 /// The catalog's product, referenced by id.
 #[derive(SimpleObject)]
@@ -23,6 +23,8 @@ pub struct Cart {
     model: cart::Model,
     lines: Vec<line::Model>,
     tax_rate: u32,
+    /// The cart's code, its discount now, and why it gives none (if so).
+    promo: Option<(String, i64, Option<String>)>,
 }
 
 impl Cart {
@@ -34,10 +36,13 @@ impl Cart {
             .as_ref()
             .and_then(|c| svc.settings.tax_rates.get(c).copied())
             .unwrap_or(0);
+        let subtotal = totals::compute(&lines, 0, 0).subtotal;
+        let promo = promo::of_cart(&svc.db, &model, subtotal).await?;
         Ok(Cart {
             model,
             lines,
             tax_rate,
+            promo,
         })
     }
 
@@ -53,7 +58,8 @@ impl Cart {
     }
 
     fn totals(&self) -> totals::Totals {
-        totals::compute(&self.lines, 0, self.tax_rate)
+        let discount = self.promo.as_ref().map_or(0, |p| p.1);
+        totals::compute(&self.lines, discount, self.tax_rate)
     }
 }
 
@@ -83,6 +89,14 @@ impl Cart {
     /// The country whose tax applies (`setCartCountry`).
     async fn country(&self) -> Option<&str> {
         self.model.country.as_deref()
+    }
+    /// The promo code on the cart (`applyPromoCode`).
+    async fn promo_code(&self) -> Option<&str> {
+        self.promo.as_ref().map(|p| p.0.as_str())
+    }
+    /// Why the cart's promo code gives no discount right now; null when it applies.
+    async fn promo_message(&self) -> Option<&str> {
+        self.promo.as_ref().and_then(|p| p.2.as_deref())
     }
     async fn subtotal(&self) -> Money {
         self.money(self.totals().subtotal)
@@ -193,6 +207,74 @@ impl CartLine {
     }
 }
 
+/// A promo code (admins).
+pub struct PromoCode(pub crate::entity::promo::Model);
+
+#[Object]
+impl PromoCode {
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    /// Whole percent off; null for an amount off.
+    async fn percent_off(&self) -> Option<i64> {
+        (self.0.kind == "PERCENT").then_some(self.0.value / 100)
+    }
+    async fn amount_off(&self) -> Option<Money> {
+        (self.0.kind == "FIXED").then(|| Money {
+            amount: self.0.value,
+            currency: self.0.currency.clone().unwrap_or_default(),
+        })
+    }
+    async fn min_subtotal(&self) -> Option<Money> {
+        (self.0.min_subtotal > 0).then(|| Money {
+            amount: self.0.min_subtotal,
+            currency: self.0.currency.clone().unwrap_or_default(),
+        })
+    }
+    async fn starts_at(&self) -> Option<DateTime<Utc>> {
+        self.0.starts_at
+    }
+    async fn ends_at(&self) -> Option<DateTime<Utc>> {
+        self.0.ends_at
+    }
+    async fn max_uses(&self) -> Option<i64> {
+        self.0.max_uses
+    }
+    async fn max_uses_per_user(&self) -> Option<i64> {
+        self.0.max_uses_per_user
+    }
+    async fn uses(&self) -> i64 {
+        self.0.uses
+    }
+}
+
+#[derive(async_graphql::InputObject)]
+pub struct PromoCodeInput {
+    pub code: String,
+    #[graphql(default)]
+    pub description: String,
+    /// Whole percent off (1 to 100); or give `amountOff`.
+    pub percent_off: Option<i64>,
+    pub amount_off: Option<shop_kit::money::MoneyInput>,
+    pub min_subtotal: Option<shop_kit::money::MoneyInput>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i64>,
+    pub max_uses_per_user: Option<i64>,
+}
+
+fn require_admin(ctx: &Context<'_>) -> Result<()> {
+    let c = caller(ctx);
+    if c.require()?.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only admins manage promo codes").into())
+    }
+}
+
 /// A new cart, and for an anonymous one the token that opens it (shown only here).
 #[derive(SimpleObject)]
 pub struct CartCreated {
@@ -267,6 +349,8 @@ pub struct CheckoutCart {
     pub currency: String,
     pub country: Option<String>,
     pub lines: Vec<CheckoutLine>,
+    /// The promo code the totals include.
+    pub promo_code: Option<String>,
     pub subtotal: i64,
     pub discount: i64,
     pub shipping: i64,
@@ -320,8 +404,17 @@ impl QueryRoot {
             .as_ref()
             .and_then(|k| svc.settings.tax_rates.get(k).copied())
             .unwrap_or(0);
-        let t = totals::compute(&lines, 0, tax_rate);
+        let subtotal = totals::compute(&lines, 0, 0).subtotal;
+        let promo = promo::of_cart(&svc.db, &c, subtotal).await?;
+        if let Some((code, _, Some(reason))) = &promo {
+            return Err(ApiError::bad_input(format!(
+                "the promo code {code} no longer applies ({reason}); remove it to check out"
+            ))
+            .into());
+        }
+        let t = totals::compute(&lines, promo.as_ref().map_or(0, |p| p.1), tax_rate);
         Ok(CheckoutCart {
+            promo_code: promo.map(|p| p.0),
             id: ID(c.id),
             currency: c.currency.unwrap_or_default(),
             country: c.country,
@@ -349,6 +442,14 @@ impl QueryRoot {
                 })
                 .collect(),
         })
+    }
+
+    /// Admin: every promo code.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn promo_codes(&self, ctx: &Context<'_>) -> Result<Vec<PromoCode>> {
+        require_admin(ctx)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        Ok(promo::list(svc).await?.into_iter().map(PromoCode).collect())
     }
 
     #[graphql(entity)]
@@ -466,6 +567,87 @@ impl MutationRoot {
         let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
         carts::set_country(svc, &m, &country).await?;
         reload(ctx, &m.id).await
+    }
+
+    /// Puts a promo code on the cart (one per cart); refused with the reason when it
+    /// does not apply.
+    async fn apply_promo_code(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        cart_token: Option<String>,
+        code: String,
+    ) -> Result<Cart> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
+        let lines = carts::lines_of(&svc.db, &m.id).await?;
+        let subtotal = totals::compute(&lines, 0, 0).subtotal;
+        promo::apply(svc, &m, &code, subtotal).await?;
+        reload(ctx, &m.id).await
+    }
+
+    async fn remove_promo_code(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        cart_token: Option<String>,
+    ) -> Result<Cart> {
+        let svc = ctx.data::<CartsCtx>()?;
+        let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
+        promo::set_code(svc, &m, None).await?;
+        reload(ctx, &m.id).await
+    }
+
+    /// Admin: a new promo code.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn create_promo_code(
+        &self,
+        ctx: &Context<'_>,
+        input: PromoCodeInput,
+    ) -> Result<PromoCode> {
+        require_admin(ctx)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        let money = |m: Option<shop_kit::money::MoneyInput>| m.map(|m| (m.amount, m.currency));
+        let created = promo::create(
+            svc,
+            promo::NewCode {
+                code: input.code,
+                description: input.description,
+                percent_off: input.percent_off,
+                amount_off: money(input.amount_off),
+                min_subtotal: money(input.min_subtotal),
+                starts_at: input.starts_at,
+                ends_at: input.ends_at,
+                max_uses: input.max_uses,
+                max_uses_per_user: input.max_uses_per_user,
+            },
+        )
+        .await?;
+        Ok(PromoCode(created))
+    }
+
+    /// Internal: counts a use of the code for an order (refused when used up).
+    #[graphql(inaccessible)]
+    async fn redeem_promo_code(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+        user_id: String,
+        order_id: String,
+    ) -> Result<bool> {
+        shop_kit::internal::require_service(&caller(ctx), CHECKOUT_SCOPE)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        promo::redeem(svc, &code, &user_id, &order_id).await?;
+        Ok(true)
+    }
+
+    /// Internal: gives back a use counted for an order whose checkout failed.
+    #[graphql(inaccessible)]
+    async fn release_promo_code(&self, ctx: &Context<'_>, order_id: String) -> Result<bool> {
+        shop_kit::internal::require_service(&caller(ctx), CHECKOUT_SCOPE)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        promo::release(svc, &order_id).await?;
+        Ok(true)
     }
 
     /// Internal: empties a cart whose lines became an order.

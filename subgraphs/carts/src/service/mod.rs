@@ -2,6 +2,7 @@
 
 pub mod carts;
 pub mod ports;
+pub mod promo;
 pub mod totals;
 
 use std::collections::HashMap;

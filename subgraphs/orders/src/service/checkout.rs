@@ -1,6 +1,7 @@
 //! The checkout saga. Steps, in order, each recorded before the next starts:
 //!
-//! 1. read the cart (its prices checked against the catalog: PRICE_CHANGED),
+//! 1. read the cart (its prices checked against the catalog: PRICE_CHANGED) and count
+//!    a use of its promo code (compensation: give it back),
 //! 2. commit its lines in inventory (from the cart's holds, or what is available where
 //!    a hold ran out: OUT_OF_STOCK),
 //! 3. authorize the payment (PAYMENT_DECLINED; compensation: restock),
@@ -284,6 +285,8 @@ async fn compensate(ctx: &OrdersCtx, c: &checkout::Model) -> ApiResult<()> {
     if step >= Step::StockCommitted {
         ctx.services.restock(&c.id, "checkout failed").await?;
     }
+    // A code counted in the first step (releasing one never counted is a no-op).
+    ctx.services.release_promo(&c.id).await?;
     Ok(())
 }
 
@@ -327,6 +330,11 @@ async fn steps(
         let cart = cart
             .as_ref()
             .ok_or_else(|| ApiError::Internal("no cart".into()))?;
+        if let Some(code) = &cart.promo_code {
+            ctx.services
+                .redeem_promo(code, &c.user_id, &order_id)
+                .await?;
+        }
         ctx.services
             .commit_stock(&c.cart_id, &order_id, &cart.lines)
             .await?;

@@ -52,6 +52,7 @@ pub struct Cart {
     pub id: String,
     pub currency: String,
     pub lines: Vec<CartLine>,
+    pub promo_code: Option<String>,
     pub subtotal: i64,
     pub discount: i64,
     pub shipping: i64,
@@ -81,11 +82,31 @@ impl Services {
     pub async fn cart(&self, cart_id: &str, user_id: &str) -> ApiResult<Cart> {
         let data = need(&self.carts, "carts")?
             .call(
-                "query($c: ID!, $u: String!) { checkoutCart(id: $c, userId: $u) { id currency subtotal discount shipping tax total lines { productId name sku quantity unitPrice } priceChanges { productId was now } } }",
+                "query($c: ID!, $u: String!) { checkoutCart(id: $c, userId: $u) { id currency promoCode subtotal discount shipping tax total lines { productId name sku quantity unitPrice } priceChanges { productId was now } } }",
                 json!({ "c": cart_id, "u": user_id }),
             )
             .await?;
         parse(data["checkoutCart"].clone(), "carts")
+    }
+
+    pub async fn redeem_promo(&self, code: &str, user_id: &str, order_id: &str) -> ApiResult<()> {
+        need(&self.carts, "carts")?
+            .call(
+                "mutation($c: String!, $u: String!, $o: String!) { redeemPromoCode(code: $c, userId: $u, orderId: $o) }",
+                json!({ "c": code, "u": user_id, "o": order_id }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn release_promo(&self, order_id: &str) -> ApiResult<()> {
+        need(&self.carts, "carts")?
+            .call(
+                "mutation($o: String!) { releasePromoCode(orderId: $o) }",
+                json!({ "o": order_id }),
+            )
+            .await?;
+        Ok(())
     }
 
     pub async fn cart_checked_out(&self, cart_id: &str) -> ApiResult<()> {
