@@ -124,6 +124,7 @@ pub async fn start(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Ro
         shop_orders::NAME => {
             use shop_orders::service::ports::{CHARGE_SCOPE, CHECKOUT_SCOPE, HOLD_SCOPE};
             let services = shop_orders::Services {
+                catalog: deps.client(shop_catalog::NAME, shop_orders::NAME, &[]),
                 carts: deps.client(shop_carts::NAME, shop_orders::NAME, &[CHECKOUT_SCOPE]),
                 inventory: deps.client(shop_inventory::NAME, shop_orders::NAME, &[HOLD_SCOPE]),
                 payments: deps.client(shop_payments::NAME, shop_orders::NAME, &[CHARGE_SCOPE]),

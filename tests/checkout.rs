@@ -388,6 +388,7 @@ async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
     let ctx = shop_orders::OrdersCtx::new(
         h.platform.db("orders"),
         shop_orders::Services {
+            catalog: Some(client("catalog", &[])),
             carts: Some(client("carts", &["carts:checkout"])),
             inventory: Some(client("inventory", &["inventory:hold"])),
             payments: Some(client("payments", &["payments:charge"])),
@@ -727,5 +728,87 @@ async fn promo_codes_discount_within_their_rules_and_are_counted_at_checkout() {
         .cloned()
         .unwrap();
     assert_eq!(fiver, json!({ "code": "FIVER", "uses": 1, "maxUses": 1 }));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn suppliers_see_their_order_lines_and_users_their_orders() {
+    let h = start(None).await;
+    let lamp = product(&h, 1_000, 10).await;
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+    h.gql(
+        Some(&admin),
+        "mutation { createPromoCode(input: { code: \"ONCE\", percentOff: 10, maxUsesPerUser: 1 }) { code } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let buyer = shop::seed::DEMO_CUSTOMER;
+    let (token, cart) = cart_of(&h, buyer, &[(&lamp, 3)]).await;
+    let apply =
+        "mutation($c: ID!) { applyPromoCode(cartId: $c, code: \"ONCE\") { discount { amount } } }";
+    assert_eq!(
+        h.gql(Some(&token), apply, json!({ "c": cart }))
+            .await
+            .data()["applyPromoCode"]["discount"]["amount"],
+        300
+    );
+    let order = checkout(&h, &token, &cart, "4242424242424242", "s-1").await;
+    let order = order.data()["checkout"]["id"].as_str().unwrap().to_string();
+    // The code was for one use per person.
+    let (_, cart2) = cart_of(&h, buyer, &[(&lamp, 1)]).await;
+    let r = h.gql(Some(&token), apply, json!({ "c": cart2 })).await;
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{}",
+        r.body
+    );
+
+    let lines = "query($s: ID) { supplierOrderLines(supplierId: $s, first: 10) { totalCount edges { node { orderId orderStatus productId quantity lineTotal { amount } } } } }";
+    let seller = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+    let r = h.gql(Some(&seller), lines, json!({})).await;
+    assert_eq!(
+        r.data()["supplierOrderLines"]["edges"][0]["node"],
+        json!({ "orderId": order, "orderStatus": "PAID", "productId": lamp, "quantity": 3, "lineTotal": { "amount": 3000 } })
+    );
+    let other = h.token(shop::seed::DEMO_SUPPLIERS[1].0, Role::Supplier);
+    let r = h.gql(Some(&other), lines, json!({})).await;
+    assert_eq!(r.data()["supplierOrderLines"]["totalCount"], 0);
+    let r = h
+        .gql(
+            Some(&other),
+            lines,
+            json!({ "s": shop::seed::DEMO_SUPPLIERS[0].0 }),
+        )
+        .await;
+    assert_eq!(r.code(), "FORBIDDEN");
+    assert_eq!(
+        h.gql(Some(&token), lines, json!({})).await.code(),
+        "FORBIDDEN"
+    );
+    let r = h
+        .gql(
+            Some(&admin),
+            lines,
+            json!({ "s": shop::seed::DEMO_SUPPLIERS[0].0 }),
+        )
+        .await;
+    assert_eq!(r.data()["supplierOrderLines"]["totalCount"], 1);
+
+    // The buyer's orders through the user entity.
+    let r = h
+        .gql(
+            Some(&token),
+            "{ me { name orders(first: 5) { totalCount edges { node { id status } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["me"]["orders"]["edges"][0]["node"],
+        json!({ "id": order, "status": "PAID" })
+    );
     h.stop().await;
 }

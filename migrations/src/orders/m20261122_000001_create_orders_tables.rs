@@ -59,6 +59,7 @@ impl MigrationTrait for Migration {
                     .col(id("id"))
                     .col(string("order_id", 36))
                     .col(string("product_id", 36))
+                    .col(string("supplier_id", 64))
                     .col(string("name", 300))
                     .col(string("sku", 64))
                     .col(big("unit_price"))
@@ -78,6 +79,14 @@ impl MigrationTrait for Migration {
                 "orders_lines",
                 "idx_orders_lines_order",
                 &["order_id"],
+                false,
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "orders_lines",
+                "idx_orders_lines_supplier",
+                &["supplier_id"],
                 false,
             ))
             .await?;

@@ -30,6 +30,7 @@ pub fn sdl() -> String {
     let ctx = OrdersCtx::new(
         DatabaseConnection::default(),
         Services {
+            catalog: None,
             carts: None,
             inventory: None,
             payments: None,

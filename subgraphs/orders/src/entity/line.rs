@@ -9,6 +9,8 @@ pub struct Model {
     pub id: String,
     pub order_id: String,
     pub product_id: String,
+    /// Who sells it (the product's catalog's supplier when it was bought).
+    pub supplier_id: String,
     pub name: String,
     pub sku: String,
     pub unit_price: i64,

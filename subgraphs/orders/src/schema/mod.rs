@@ -51,6 +51,21 @@ impl From<OrderStatus> for Status {
     }
 }
 
+/// A line of an order, as its supplier sees it: what to ship, not who bought it.
+#[derive(SimpleObject)]
+pub struct SupplierOrderLine {
+    pub order_id: ID,
+    pub order_status: OrderStatus,
+    pub ordered_at: DateTime<Utc>,
+    pub product: Product,
+    pub product_id: ID,
+    pub name: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: Money,
+    pub line_total: Money,
+}
+
 /// The users subgraph's user, referenced by id.
 #[derive(SimpleObject)]
 #[graphql(unresolvable = "id")]
@@ -327,6 +342,61 @@ impl QueryRoot {
         )
         .await?;
         Ok(window.connection(rows.into_iter().map(Order).collect()))
+    }
+
+    /// Order lines of your products (a supplier), newest orders first; admins name the
+    /// supplier.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    #[allow(clippy::too_many_arguments)]
+    async fn supplier_order_lines(
+        &self,
+        ctx: &Context<'_>,
+        supplier_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<SupplierOrderLine>> {
+        let svc = ctx.data::<OrdersCtx>()?;
+        let c = caller(ctx);
+        let p = c.require()?;
+        let supplier = match supplier_id {
+            Some(s) if p.is_admin() || s.0 == p.user_id => s.0,
+            Some(_) => {
+                return Err(ApiError::forbidden("only your own order lines").into());
+            }
+            None if p.has_role(shop_kit::auth::Role::Supplier) => p.user_id.clone(),
+            None => return Err(ApiError::forbidden("only suppliers have order lines").into()),
+        };
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (window, rows) = service::lines_of_supplier(svc, &supplier, &page).await?;
+        let money = |amount: i64, o: &order::Model| Money {
+            amount,
+            currency: o.currency.clone(),
+        };
+        Ok(window.connection(
+            rows.into_iter()
+                .map(|(l, o)| SupplierOrderLine {
+                    order_id: ID(o.id.clone()),
+                    order_status: Status::parse(&o.status).into(),
+                    ordered_at: o.created_at,
+                    product: Product {
+                        id: ID(l.product_id.clone()),
+                    },
+                    product_id: ID(l.product_id),
+                    name: l.name,
+                    sku: l.sku,
+                    quantity: l.quantity,
+                    unit_price: money(l.unit_price, &o),
+                    line_total: money(l.line_total, &o),
+                })
+                .collect(),
+        ))
     }
 
     #[graphql(entity)]

@@ -397,6 +397,8 @@ async fn create_order(
     {
         return Ok(());
     }
+    let ids: Vec<String> = cart.lines.iter().map(|l| l.product_id.clone()).collect();
+    let suppliers = ctx.services.suppliers(&ids).await?;
     let now = Utc::now();
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     order::ActiveModel {
@@ -425,6 +427,7 @@ async fn create_order(
             id: Set(shop_kit::ids::new_id()),
             order_id: Set(c.id.clone()),
             product_id: Set(l.product_id.clone()),
+            supplier_id: Set(suppliers.get(&l.product_id).cloned().unwrap_or_default()),
             name: Set(l.name.clone()),
             sku: Set(l.sku.clone()),
             unit_price: Set(l.unit_price),

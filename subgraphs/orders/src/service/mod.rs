@@ -389,3 +389,46 @@ pub async fn remove(ctx: &OrdersCtx, p: &Principal, id: &str, reason: &str) -> A
     ctx.outbox.wake();
     Ok(())
 }
+
+/// Order lines of a supplier's products, newest first, with their orders.
+pub async fn lines_of_supplier(
+    ctx: &OrdersCtx,
+    supplier_id: &str,
+    page: &PageArgs,
+) -> ApiResult<(Window, Vec<(line::Model, order::Model)>)> {
+    page.validate()?;
+    let removed: Vec<String> = order::Entity::find()
+        .select_only()
+        .column(order::Column::Id)
+        .filter(order::Column::RemovedAt.is_not_null())
+        .into_tuple()
+        .all(&ctx.db)
+        .await?;
+    let q = line::Entity::find()
+        .filter(line::Column::SupplierId.eq(supplier_id))
+        .filter(line::Column::OrderId.is_not_in(removed));
+    let total = q.clone().count(&ctx.db).await?;
+    let window = page.window(total)?;
+    let lines = q
+        .order_by_desc(line::Column::OrderId)
+        .order_by_asc(line::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
+        .all(&ctx.db)
+        .await?;
+    let ids: Vec<String> = lines.iter().map(|l| l.order_id.clone()).collect();
+    let orders = order::Entity::find()
+        .filter(order::Column::Id.is_in(ids))
+        .all(&ctx.db)
+        .await?;
+    Ok((
+        window,
+        lines
+            .into_iter()
+            .filter_map(|l| {
+                let o = orders.iter().find(|o| o.id == l.order_id)?.clone();
+                Some((l, o))
+            })
+            .collect(),
+    ))
+}

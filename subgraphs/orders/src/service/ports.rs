@@ -14,6 +14,8 @@ pub const CHARGE_SCOPE: &str = "payments:charge";
 /// Clients of the subgraphs checkout drives; `None` where this process cannot call.
 #[derive(Clone)]
 pub struct Services {
+    /// The catalog, for who sells each product.
+    pub catalog: Option<SubgraphClient>,
     pub carts: Option<SubgraphClient>,
     pub inventory: Option<SubgraphClient>,
     pub payments: Option<SubgraphClient>,
@@ -79,6 +81,36 @@ pub struct CardFields {
 }
 
 impl Services {
+    /// The supplier of each product (through the catalog's `_entities`).
+    pub async fn suppliers(
+        &self,
+        product_ids: &[String],
+    ) -> ApiResult<std::collections::HashMap<String, String>> {
+        let reps: Vec<Value> = product_ids
+            .iter()
+            .map(|id| json!({ "__typename": "Product", "id": id }))
+            .collect();
+        let data = need(&self.catalog, "catalog")?
+            .call(
+                "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id catalog { supplierId } } } }",
+                json!({ "r": reps }),
+            )
+            .await?;
+        Ok(data["_entities"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|e| {
+                        Some((
+                            e["id"].as_str()?.to_string(),
+                            e["catalog"]["supplierId"].as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     pub async fn cart(&self, cart_id: &str, user_id: &str) -> ApiResult<Cart> {
         let data = need(&self.carts, "carts")?
             .call(
