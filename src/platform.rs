@@ -127,6 +127,8 @@ pub struct Platform {
     pub inventory: InventoryCtx,
     /// Signs calls between our services (tests use it to act as one).
     pub internal: InternalAuth,
+    /// The event bus the subgraphs publish on (tests listen to it).
+    pub bus: EventBus,
     /// Each subgraph's database connection, by name.
     databases: HashMap<String, sea_orm::DatabaseConnection>,
     stop: watch::Sender<bool>,
@@ -341,6 +343,7 @@ impl Platform {
             catalog,
             inventory,
             internal,
+            bus,
             databases: dbs
                 .iter()
                 .map(|(n, d)| (n.to_string(), d.clone()))

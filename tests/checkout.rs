@@ -812,3 +812,60 @@ async fn suppliers_see_their_order_lines_and_users_their_orders() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn placing_and_every_status_change_are_announced() {
+    let h = start(None).await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    h.platform.bus.spawn_consumer(
+        "test-order-events",
+        &["orders.order_placed", "orders.order_status_changed"],
+        shop_kit::events::handler(
+            seen.clone(),
+            |seen, event: shop_kit::events::Event| async move {
+                let mut e = event.payload;
+                e["topic"] = json!(event.topic);
+                seen.lock().unwrap().push(e);
+                Ok(())
+            },
+        ),
+    );
+    let lamp = product(&h, 1_000, 5).await;
+    let (token, cart) = cart_of(&h, "announced", &[(&lamp, 1)]).await;
+    let r = checkout(&h, &token, &cart, "4242424242424242", "e-1").await;
+    let id = r.data()["checkout"]["id"].as_str().unwrap().to_string();
+    h.gql(
+        Some(&token),
+        "mutation($id: ID!) { cancelOrder(id: $id) { status } }",
+        json!({ "id": id }),
+    )
+    .await
+    .data();
+    let events = shop_kit::testing::eventually(std::time::Duration::from_secs(10), || async {
+        let got: Vec<Value> = seen.lock().unwrap().clone();
+        (got.len() >= 3).then_some(got)
+    })
+    .await
+    .expect("three events");
+    let summary: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["topic"].as_str().unwrap().to_string(),
+                e["to"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        summary.contains(&("orders.order_placed".into(), String::new())),
+        "{summary:?}"
+    );
+    assert!(summary.contains(&("orders.order_status_changed".into(), "PAID".into())));
+    assert!(summary.contains(&("orders.order_status_changed".into(), "CANCELLED".into())));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["orderId"] == id.as_str() && e["userId"] == "announced")
+    );
+    h.stop().await;
+}
