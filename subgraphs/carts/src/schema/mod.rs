@@ -22,27 +22,18 @@ pub struct Product {
 pub struct Cart {
     model: cart::Model,
     lines: Vec<line::Model>,
-    tax_rate: u32,
-    /// The cart's code, its discount now, and why it gives none (if so).
-    promo: Option<(String, i64, Option<String>)>,
+    priced: carts::Priced,
 }
 
 impl Cart {
     async fn load(ctx: &Context<'_>, model: cart::Model) -> Result<Cart> {
         let svc = ctx.data::<CartsCtx>()?;
         let lines = carts::lines_of(&svc.db, &model.id).await?;
-        let tax_rate = model
-            .country
-            .as_ref()
-            .and_then(|c| svc.settings.tax_rates.get(c).copied())
-            .unwrap_or(0);
-        let subtotal = totals::compute(&lines, 0, 0).subtotal;
-        let promo = promo::of_cart(&svc.db, &model, subtotal).await?;
+        let priced = carts::price(svc, &model, &lines).await?;
         Ok(Cart {
             model,
             lines,
-            tax_rate,
-            promo,
+            priced,
         })
     }
 
@@ -57,9 +48,8 @@ impl Cart {
         }
     }
 
-    fn totals(&self) -> totals::Totals {
-        let discount = self.promo.as_ref().map_or(0, |p| p.1);
-        totals::compute(&self.lines, discount, self.tax_rate)
+    fn totals(&self) -> &totals::Totals {
+        &self.priced.totals
     }
 }
 
@@ -92,11 +82,11 @@ impl Cart {
     }
     /// The promo code on the cart (`applyPromoCode`).
     async fn promo_code(&self) -> Option<&str> {
-        self.promo.as_ref().map(|p| p.0.as_str())
+        self.priced.promo.as_ref().map(|p| p.0.as_str())
     }
     /// Why the cart's promo code gives no discount right now; null when it applies.
     async fn promo_message(&self) -> Option<&str> {
-        self.promo.as_ref().and_then(|p| p.2.as_deref())
+        self.priced.promo.as_ref().and_then(|p| p.2.as_deref())
     }
     async fn subtotal(&self) -> Money {
         self.money(self.totals().subtotal)
@@ -113,7 +103,7 @@ impl Cart {
     }
     /// The tax rate in basis points (1900 = 19 %).
     async fn tax_rate_basis_points(&self) -> i32 {
-        self.tax_rate as i32
+        self.priced.totals.tax_rate as i32
     }
     async fn total(&self) -> Money {
         self.money(self.totals().total)
@@ -399,20 +389,13 @@ impl QueryRoot {
         shop_kit::internal::require_service(&caller(ctx), CHECKOUT_SCOPE)?;
         let svc = ctx.data::<CartsCtx>()?;
         let (c, lines, changes) = carts::for_checkout(svc, &id, &user_id).await?;
-        let tax_rate = c
-            .country
-            .as_ref()
-            .and_then(|k| svc.settings.tax_rates.get(k).copied())
-            .unwrap_or(0);
-        let subtotal = totals::compute(&lines, 0, 0).subtotal;
-        let promo = promo::of_cart(&svc.db, &c, subtotal).await?;
+        let carts::Priced { totals: t, promo } = carts::price(svc, &c, &lines).await?;
         if let Some((code, _, Some(reason))) = &promo {
             return Err(ApiError::bad_input(format!(
                 "the promo code {code} no longer applies ({reason}); remove it to check out"
             ))
             .into());
         }
-        let t = totals::compute(&lines, promo.as_ref().map_or(0, |p| p.1), tax_rate);
         Ok(CheckoutCart {
             promo_code: promo.map(|p| p.0),
             id: ID(c.id),
@@ -581,8 +564,7 @@ impl MutationRoot {
         let svc = ctx.data::<CartsCtx>()?;
         let m = opened(ctx, &cart_id, cart_token.as_deref()).await?;
         let lines = carts::lines_of(&svc.db, &m.id).await?;
-        let subtotal = totals::compute(&lines, 0, 0).subtotal;
-        promo::apply(svc, &m, &code, subtotal).await?;
+        promo::apply(svc, &m, &code, totals::subtotal(&lines)).await?;
         reload(ctx, &m.id).await
     }
 

@@ -476,3 +476,24 @@ pub async fn checked_out(ctx: &CartsCtx, cart_id: &str) -> ApiResult<()> {
     txn.commit().await?;
     Ok(())
 }
+
+/// A cart's money as of now: its totals (tax by its country, its promo code's discount
+/// when the code applies) and the code with its discount and why it gives none.
+pub struct Priced {
+    pub totals: super::totals::Totals,
+    pub promo: Option<(String, i64, Option<String>)>,
+}
+
+pub async fn price(ctx: &CartsCtx, c: &cart::Model, lines: &[line::Model]) -> ApiResult<Priced> {
+    let tax_rate = c
+        .country
+        .as_ref()
+        .and_then(|k| ctx.settings.tax_rates.get(k).copied())
+        .unwrap_or(0);
+    let promo = super::promo::of_cart(&ctx.db, c, super::totals::subtotal(lines)).await?;
+    let discount = promo.as_ref().map_or(0, |p| p.1);
+    Ok(Priced {
+        totals: super::totals::compute(lines, discount, tax_rate),
+        promo,
+    })
+}

@@ -20,13 +20,18 @@ pub fn apply_rate(amount: i64, bp: u32) -> i64 {
     i64::try_from((scaled + half) / 10_000).unwrap_or(i64::MAX)
 }
 
+/// Units times unit price over all lines.
+pub fn subtotal(lines: &[line::Model]) -> i64 {
+    lines
+        .iter()
+        .map(|l| l.unit_price.saturating_mul(l.quantity))
+        .fold(0i64, i64::saturating_add)
+}
+
 /// Totals of `lines`: tax on the discounted subtotal (prices exclude tax); shipping is
 /// zero until the shipping subgraph quotes it.
 pub fn compute(lines: &[line::Model], discount: i64, tax_rate: u32) -> Totals {
-    let subtotal: i64 = lines
-        .iter()
-        .map(|l| l.unit_price.saturating_mul(l.quantity))
-        .fold(0i64, i64::saturating_add);
+    let subtotal = subtotal(lines);
     let discount = discount.clamp(0, subtotal);
     let shipping = 0;
     let tax = apply_rate(subtotal - discount, tax_rate);
