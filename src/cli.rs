@@ -289,6 +289,7 @@ async fn run_gateway(
             override_labels: config.override_labels.clone(),
             plan_cache_size: config.plan_cache_size,
             identity_url: users_base,
+            live: config.live.clone(),
         },
     );
     let addr = listen

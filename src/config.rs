@@ -18,6 +18,9 @@ pub const KNOWN: &[&str] = &[
     "SHOP_SUPERGRAPH",
     "SHOP_SUBGRAPH_TIMEOUT_MS",
     "SHOP_PLAN_CACHE_SIZE",
+    "SHOP_LIVE_MAX_CONNECTIONS",
+    "SHOP_LIVE_MAX_SUBSCRIPTIONS",
+    "SHOP_LIVE_KEEPALIVE_SECONDS",
     "SHOP_OVERRIDE_LABELS",
     "SHOP_SEED",
     "SHOP_DEV_AUTH",
@@ -78,6 +81,10 @@ pub struct Config {
     pub override_labels: Vec<String>,
     /// `SHOP_PLAN_CACHE_SIZE`: prepared operations kept by the gateway. Default 1024.
     pub plan_cache_size: usize,
+    /// Streaming connections (WebSocket, SSE): `SHOP_LIVE_MAX_CONNECTIONS` per client
+    /// address (default 32), `SHOP_LIVE_MAX_SUBSCRIPTIONS` per WebSocket (default 64),
+    /// `SHOP_LIVE_KEEPALIVE_SECONDS` between pings (default 15).
+    pub live: shop_gateway::live::LiveOptions,
     /// `SHOP_SEED`: seed the demo shop into empty databases (all-in-one). Default true.
     pub seed: bool,
     /// `SHOP_DEV_AUTH`: trust tokens signed with the development key in the data
@@ -131,6 +138,7 @@ impl Default for Config {
             subgraph_timeouts: HashMap::new(),
             override_labels: Vec::new(),
             plan_cache_size: 1024,
+            live: shop_gateway::live::LiveOptions::default(),
             seed: true,
             dev_auth: None,
             subgraph_base_port: 4001,
@@ -210,6 +218,21 @@ impl Config {
                 vars.parse("SHOP_SUBGRAPH_TIMEOUT_MS", 30_000u64)?,
             ),
             plan_cache_size: vars.parse("SHOP_PLAN_CACHE_SIZE", d.plan_cache_size)?,
+            live: shop_gateway::live::LiveOptions {
+                max_connections_per_client: vars.parse(
+                    "SHOP_LIVE_MAX_CONNECTIONS",
+                    d.live.max_connections_per_client,
+                )?,
+                max_subscriptions_per_connection: vars.parse(
+                    "SHOP_LIVE_MAX_SUBSCRIPTIONS",
+                    d.live.max_subscriptions_per_connection,
+                )?,
+                keepalive: Duration::from_secs(
+                    vars.parse("SHOP_LIVE_KEEPALIVE_SECONDS", d.live.keepalive.as_secs())?
+                        .max(1),
+                ),
+                init_timeout: d.live.init_timeout,
+            },
             seed: vars.parse("SHOP_SEED", true)?,
             dev_auth: match var("SHOP_DEV_AUTH") {
                 Some(_) => Some(vars.parse("SHOP_DEV_AUTH", false)?),

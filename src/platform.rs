@@ -42,6 +42,7 @@ pub struct PlatformOptions {
     pub subgraph_timeouts: HashMap<String, Duration>,
     pub override_labels: Vec<String>,
     pub plan_cache_size: usize,
+    pub live: shop_gateway::live::LiveOptions,
     /// The public origin (token issuer, e-mail links); `None`: the gateway's address.
     pub public_url: Option<String>,
     pub token_audience: String,
@@ -74,6 +75,7 @@ impl PlatformOptions {
             subgraph_timeouts: c.subgraph_timeouts.clone(),
             override_labels: c.override_labels.clone(),
             plan_cache_size: c.plan_cache_size,
+            live: c.live.clone(),
             public_url: c.public_url.clone(),
             token_audience: c.token_audience.clone(),
             access_token_ttl: c.access_token_ttl,
@@ -101,6 +103,7 @@ impl PlatformOptions {
             subgraph_timeouts: HashMap::new(),
             override_labels: Vec::new(),
             plan_cache_size: 256,
+            live: shop_gateway::live::LiveOptions::default(),
             public_url: None,
             token_audience: "shop".into(),
             access_token_ttl: Duration::from_secs(900),
@@ -317,6 +320,7 @@ impl Platform {
                 override_labels: opts.override_labels.clone(),
                 plan_cache_size: opts.plan_cache_size,
                 identity_url: Some(users_base),
+                live: opts.live.clone(),
             },
         );
         let gateway_url = format!("{gateway_origin}/graphql");

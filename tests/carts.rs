@@ -176,17 +176,7 @@ async fn an_anonymous_cart_holds_stock_and_totals_in_minor_units() {
 async fn one_cart_holds_one_currency() {
     let h = start(None).await;
     let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
-    let r = h
-        .gql(
-            Some(&supplier),
-            "query($s: ID) { catalogs(supplierId: $s, first: 1) { edges { node { id } } } }",
-            json!({ "s": shop::seed::DEMO_SUPPLIERS[0].0 }),
-        )
-        .await;
-    let catalog = r.data()["catalogs"]["edges"][0]["node"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let catalog = common::store::demo_catalog(&h).await;
     let r = h
         .gql(
             Some(&supplier),

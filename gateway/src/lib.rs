@@ -7,6 +7,7 @@
 //! cached) → `variables` (coercion) → `execute` (fetches) → `response` (shaping, null
 //! bubbling, errors).
 
+pub mod live;
 pub mod pipeline;
 pub mod transport;
 
@@ -42,6 +43,8 @@ pub struct GatewayOptions {
     /// `/.well-known/jwks.json` the gateway serves at its own origin (the users
     /// subgraph); `None` answers 404 there.
     pub identity_url: Option<String>,
+    /// Limits and timers of WebSocket and SSE connections.
+    pub live: live::LiveOptions,
 }
 
 impl Default for GatewayOptions {
@@ -53,6 +56,7 @@ impl Default for GatewayOptions {
             override_labels: Vec::new(),
             plan_cache_size: 1024,
             identity_url: None,
+            live: live::LiveOptions::default(),
         }
     }
 }
@@ -69,6 +73,8 @@ pub struct Gateway {
     implementers: apollo_compiler::collections::HashMap<Name, Implementers>,
     cache: Mutex<PreparedCache>,
     client: reqwest::Client,
+    /// Open streaming connections per client address.
+    connections: Mutex<HashMap<String, usize>>,
     pub options: GatewayOptions,
 }
 
@@ -88,6 +94,7 @@ impl Gateway {
             implementers,
             cache: Mutex::new(LruCache::new(size)),
             client,
+            connections: Mutex::new(HashMap::new()),
             options,
         })
     }

@@ -1,5 +1,6 @@
-//! HTTP transport to clients: `POST /graphql` (JSON), `GET /graphql` (queries, or
-//! GraphiQL for browsers), `/health`, `/ready`.
+//! HTTP transport to clients: `POST /graphql` (JSON, or Server-Sent Events when the
+//! client accepts `text/event-stream`), `GET /graphql` (queries, a WebSocket upgrade for
+//! `graphql-transport-ws`, or GraphiQL for browsers), `/health`, `/ready`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .layer(tower_http::cors::CorsLayer::permissive())
 }
 
-fn respond(resp: GraphQLResponse) -> Response {
+pub(crate) fn respond(resp: GraphQLResponse) -> Response {
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
     (
         status,
@@ -116,6 +117,87 @@ async fn well_known(State(gw): State<Arc<Gateway>>, uri: axum::http::Uri) -> Res
     }
 }
 
+/// Whether the client asked for Server-Sent Events.
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"))
+}
+
+/// The key streaming-connection limits count by: the peer's address.
+fn client_key(peer: &Option<Extension<ConnectInfo<SocketAddr>>>) -> String {
+    peer.as_ref()
+        .map(|Extension(ConnectInfo(a))| a.ip().to_string())
+        .unwrap_or_else(|| "local".into())
+}
+
+/// Runs a request as an event stream (SSE), counting it as a streaming connection.
+async fn event_stream(
+    gw: Arc<Gateway>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+    req: GraphQLRequest,
+    is_get: bool,
+) -> Response {
+    let Some(slot) = gw.open_connection(&client_key(&peer)) else {
+        return crate::live::too_many_connections();
+    };
+    let (authorization, principal) = match authorize(&gw, headers).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let meta = RequestMeta {
+        authorization,
+        principal,
+        forwarded_for: forwarded_for(headers, peer),
+        is_get,
+    };
+    crate::live::sse(gw, req, meta, slot).await
+}
+
+/// Upgrades to a WebSocket speaking `graphql-transport-ws`.
+async fn upgrade(
+    gw: Arc<Gateway>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    mut parts: axum::http::request::Parts,
+) -> Response {
+    use axum::extract::FromRequestParts;
+    let offered = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !offered
+        .split(',')
+        .any(|p| p.trim() == crate::pipeline::stream::PROTOCOL)
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the WebSocket subprotocol must be graphql-transport-ws",
+        )
+            .into_response();
+    }
+    let ws = match axum::extract::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let Some(slot) = gw.open_connection(&client_key(&peer)) else {
+        return crate::live::too_many_connections();
+    };
+    let conn = crate::live::Connection {
+        authorization: parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        forwarded_for: forwarded_for(&parts.headers, peer),
+        slot,
+    };
+    ws.protocols([crate::pipeline::stream::PROTOCOL])
+        .on_upgrade(move |socket| crate::live::serve_socket(gw, socket, conn))
+}
+
 async fn post_graphql(
     State(gw): State<Arc<Gateway>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -132,6 +214,9 @@ async fn post_graphql(
             ));
         }
     };
+    if wants_event_stream(&headers) {
+        return event_stream(gw, peer, &headers, req, false).await;
+    }
     let (authorization, principal) = match authorize(&gw, &headers).await {
         Ok(a) => a,
         Err(resp) => return resp,
@@ -153,9 +238,28 @@ async fn post_graphql(
 async fn get_graphql(
     State(gw): State<Arc<Gateway>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    Query(params): Query<Map<String, Value>>,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, _) = request.into_parts();
+    let is_upgrade = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        return upgrade(gw, peer, parts).await;
+    }
+    let headers = parts.headers.clone();
+    let Query(params) = match Query::<Map<String, Value>>::try_from_uri(&parts.uri) {
+        Ok(q) => q,
+        Err(e) => {
+            return respond(GraphQLResponse::request_error(
+                400,
+                format!("the query string is not valid: {e}"),
+                "BAD_REQUEST",
+            ));
+        }
+    };
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -182,6 +286,9 @@ async fn get_graphql(
         variables,
         extensions: None,
     };
+    if wants_event_stream(&headers) {
+        return event_stream(gw, peer, &headers, req, true).await;
+    }
     let (authorization, principal) = match authorize(&gw, &headers).await {
         Ok(a) => a,
         Err(resp) => return resp,

@@ -199,6 +199,7 @@ async fn run_case(name: &str) {
             roles: Vec::new(),
             scopes,
             issuer: "conformance".into(),
+            expires_at: None,
         }),
         ..Default::default()
     };

@@ -2,6 +2,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod live;
+pub mod store;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};

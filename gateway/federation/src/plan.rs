@@ -85,6 +85,13 @@ pub enum PlanNode {
     Parallel {
         nodes: Vec<PlanNode>,
     },
+    /// A subscription: `primary` streams from the subgraph owning the root field; `rest`
+    /// runs once per event over that event's data, like a query plan below its root.
+    Subscription {
+        primary: FetchNode,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rest: Option<Box<PlanNode>>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -103,6 +110,7 @@ impl QueryPlan {
                 PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
                     nodes.iter().map(count).sum()
                 }
+                PlanNode::Subscription { rest, .. } => 1 + rest.as_deref().map(count).unwrap_or(0),
             }
         }
         self.node.as_ref().map(count).unwrap_or(0)
@@ -125,48 +133,65 @@ fn indent(out: &mut String, level: usize) {
     }
 }
 
+fn write_fetch(out: &mut String, f: &FetchNode, level: usize) {
+    let _ = writeln!(out, "Fetch(service: \"{}\") {{", f.service);
+    if let Some(e) = &f.entity {
+        indent(out, level + 1);
+        let mut shape = field_set::print(&e.key);
+        if !e.requires.is_empty() {
+            shape.push(' ');
+            shape.push_str(&field_set::print(&e.requires));
+        }
+        let _ = writeln!(
+            out,
+            "{{ ... on {} {{ __typename {shape} }} }} =>",
+            e.type_name
+        );
+        for c in &e.contexts {
+            indent(out, level + 1);
+            let _ = writeln!(
+                out,
+                "# ${} from the nearest {} ({})",
+                c.variable,
+                c.types.join(" | "),
+                c.path.join(".")
+            );
+        }
+        if !e.interface_object_of.is_empty() {
+            indent(out, level + 1);
+            let _ = writeln!(
+                out,
+                "# as @interfaceObject, for {}",
+                e.interface_object_of.join(", ")
+            );
+        }
+    }
+    indent(out, level + 1);
+    out.push_str(&f.operation);
+    out.push('\n');
+    indent(out, level);
+    out.push_str("},\n");
+}
+
 fn write_node(out: &mut String, node: &PlanNode, level: usize) {
     indent(out, level);
     match node {
-        PlanNode::Fetch(f) => {
-            let _ = writeln!(out, "Fetch(service: \"{}\") {{", f.service);
-            if let Some(e) = &f.entity {
-                indent(out, level + 1);
-                let mut shape = field_set::print(&e.key);
-                if !e.requires.is_empty() {
-                    shape.push(' ');
-                    shape.push_str(&field_set::print(&e.requires));
-                }
-                let _ = writeln!(
-                    out,
-                    "{{ ... on {} {{ __typename {shape} }} }} =>",
-                    e.type_name
-                );
-                for c in &e.contexts {
-                    indent(out, level + 1);
-                    let _ = writeln!(
-                        out,
-                        "# ${} from the nearest {} ({})",
-                        c.variable,
-                        c.types.join(" | "),
-                        c.path.join(".")
-                    );
-                }
-                if !e.interface_object_of.is_empty() {
-                    indent(out, level + 1);
-                    let _ = writeln!(
-                        out,
-                        "# as @interfaceObject, for {}",
-                        e.interface_object_of.join(", ")
-                    );
-                }
-            }
+        PlanNode::Subscription { primary, rest } => {
+            out.push_str("Subscription {\n");
             indent(out, level + 1);
-            out.push_str(&f.operation);
-            out.push('\n');
+            out.push_str("Primary: ");
+            write_fetch(out, primary, level + 1);
+            if let Some(rest) = rest {
+                indent(out, level + 1);
+                out.push_str("Rest: {\n");
+                write_node(out, rest, level + 2);
+                indent(out, level + 1);
+                out.push_str("},\n");
+            }
             indent(out, level);
             out.push_str("},\n");
         }
+        PlanNode::Fetch(f) => write_fetch(out, f, level),
         PlanNode::Flatten { path, node } => {
             let _ = writeln!(out, "Flatten(path: \"{}\") {{", path_text(path));
             write_node(out, node, level + 1);

@@ -1065,7 +1065,10 @@ pub fn plan_with_labels(
     let (root, kind_name) = match op.kind {
         OperationKind::Query => (sg.api.schema_definition.query.as_ref(), "Query"),
         OperationKind::Mutation => (sg.api.schema_definition.mutation.as_ref(), "Mutation"),
-        OperationKind::Subscription => return Err(PlanError::Unsupported("subscription")),
+        OperationKind::Subscription => (
+            sg.api.schema_definition.subscription.as_ref(),
+            "Subscription",
+        ),
     };
     let root = root.ok_or(PlanError::NoRootType(kind_name))?.to_string();
     let mut used_contexts = Vec::new();
@@ -1083,6 +1086,9 @@ pub fn plan_with_labels(
         .into_iter()
         .map(|g| planner.node(g, &mut counter))
         .collect();
+    if op.kind == OperationKind::Subscription {
+        return subscription_plan(nodes).map(|node| QueryPlan { node: Some(node) });
+    }
     let node = match (op.kind, nodes.len()) {
         (_, 0) => None,
         (_, 1) => nodes.pop(),
@@ -1090,6 +1096,37 @@ pub fn plan_with_labels(
         _ => Some(PlanNode::Parallel { nodes }),
     };
     Ok(QueryPlan { node })
+}
+
+/// A subscription has one root field (validation ensures it), hence one root fetch:
+/// that fetch becomes the stream and whatever followed it runs per event.
+fn subscription_plan(mut nodes: Vec<PlanNode>) -> Result<PlanNode, PlanError> {
+    if nodes.len() != 1 {
+        return Err(PlanError::Unsupported(
+            "a subscription must select exactly one field of one subgraph",
+        ));
+    }
+    match nodes.pop() {
+        Some(PlanNode::Fetch(primary)) => Ok(PlanNode::Subscription {
+            primary,
+            rest: None,
+        }),
+        Some(PlanNode::Sequence { mut nodes }) if !nodes.is_empty() => {
+            let PlanNode::Fetch(primary) = nodes.remove(0) else {
+                return Err(PlanError::Unsupported("a subscription root fetch"));
+            };
+            let rest = if nodes.len() == 1 {
+                nodes.pop()
+            } else {
+                Some(PlanNode::Sequence { nodes })
+            };
+            Ok(PlanNode::Subscription {
+                primary,
+                rest: rest.map(Box::new),
+            })
+        }
+        _ => Err(PlanError::Unsupported("a subscription root fetch")),
+    }
 }
 
 /// The contexts fields of `set` (at any depth) read through `@fromContext`, each with the

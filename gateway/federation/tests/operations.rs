@@ -53,3 +53,18 @@ fn typename_and_introspection_at_the_root_need_no_fetch() {
         "QueryPlan {\n}"
     );
 }
+
+#[test]
+fn a_subscription_streams_from_its_owner_and_fetches_the_rest_per_event() {
+    let sg = fixture_supergraph();
+    insta::assert_snapshot!(plan_text(
+        &sg,
+        "subscription Live($upc: String) { reviewAdded(upc: $upc) { body author { name } product { name price { amount currency } } } }"
+    ));
+}
+
+#[test]
+fn a_subscription_of_one_subgraph_only_is_a_bare_stream() {
+    let sg = fixture_supergraph();
+    insta::assert_snapshot!(plan_text(&sg, "subscription { reviewAdded { id body } }"));
+}

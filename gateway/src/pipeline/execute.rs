@@ -255,6 +255,12 @@ impl Gateway {
                     futures::future::join(entity_calls, rest).await;
                 }
                 PlanNode::Fetch(fetch) => self.root_fetch(fetch, state, ctx).await,
+                // Streams are opened by `subscribe`; here only the per-event part runs.
+                PlanNode::Subscription { rest, .. } => {
+                    if let Some(rest) = rest {
+                        self.run(rest, state, ctx).await;
+                    }
+                }
                 PlanNode::Flatten { path, node } => match node.as_ref() {
                     PlanNode::Fetch(fetch) => {
                         self.entity_fetch(&[path.as_slice()], fetch, state, ctx)
@@ -523,7 +529,7 @@ struct SubgraphResponse {
     errors: Vec<Value>,
 }
 
-fn transport_error(service: &str, reason: &str) -> Value {
+pub(crate) fn transport_error(service: &str, reason: &str) -> Value {
     serde_json::json!({
         "message": format!("subgraph '{service}' could not be reached: {reason}"),
         "extensions": { "code": "SUBREQUEST_HTTP_ERROR", "service": service }
@@ -532,7 +538,7 @@ fn transport_error(service: &str, reason: &str) -> Value {
 
 /// Adds `extensions.service` to a subgraph error and, for entity fetches, replaces its
 /// path with the client-facing one (dropping it when it cannot be mapped).
-fn with_service(mut e: Value, service: &str, path: Option<Option<Vec<Step>>>) -> Value {
+pub(crate) fn with_service(mut e: Value, service: &str, path: Option<Option<Vec<Step>>>) -> Value {
     if !e.is_object() {
         e = serde_json::json!({ "message": e.to_string() });
     }

@@ -4,9 +4,13 @@ pub mod execute;
 pub mod prepare;
 pub mod request;
 pub mod response;
+pub mod stream;
 pub mod variables;
 
-use serde_json::Value;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use shop_federation::operation::OperationKind;
 
 use crate::Gateway;
 use execute::{ExecContext, ExecState};
@@ -25,16 +29,46 @@ pub struct RequestMeta {
     pub is_get: bool,
 }
 
+/// An operation checked, authorized and with its variables coerced, ready to run.
+pub struct Admitted {
+    pub prepared: Arc<prepare::Prepared>,
+    pub variables: Map<String, Value>,
+    coerced: apollo_compiler::validation::Valid<apollo_compiler::response::JsonMap>,
+}
+
 impl Gateway {
-    /// Runs one GraphQL request end to end.
+    /// Runs one GraphQL request end to end (queries and mutations; subscriptions go
+    /// through [`Gateway::stream`]).
     pub async fn execute(&self, req: GraphQLRequest, meta: &RequestMeta) -> GraphQLResponse {
-        let Some(query) = req.query.as_deref().filter(|q| !q.trim().is_empty()) else {
-            return GraphQLResponse::request_error(400, "the request has no query", "BAD_REQUEST");
-        };
-        let prepared = match self.prepare(query, req.operation_name.as_deref()) {
-            Ok(p) => p,
+        let admitted = match self.admit(req, meta) {
+            Ok(a) => a,
             Err(resp) => return resp,
         };
+        if admitted.prepared.kind() == OperationKind::Subscription {
+            return GraphQLResponse::request_error(
+                400,
+                "subscriptions are served over WebSocket (graphql-transport-ws) or \
+                 Server-Sent Events (Accept: text/event-stream)",
+                "OPERATION_NOT_SUPPORTED",
+            );
+        }
+        self.run_admitted(&admitted, meta).await
+    }
+
+    /// Parses, validates, plans (cached), authorizes and coerces variables.
+    pub fn admit(
+        &self,
+        req: GraphQLRequest,
+        meta: &RequestMeta,
+    ) -> Result<Admitted, GraphQLResponse> {
+        let Some(query) = req.query.as_deref().filter(|q| !q.trim().is_empty()) else {
+            return Err(GraphQLResponse::request_error(
+                400,
+                "the request has no query",
+                "BAD_REQUEST",
+            ));
+        };
+        let prepared = self.prepare(query, req.operation_name.as_deref())?;
         let viewer = shop_federation::authz::Viewer {
             authenticated: meta.principal.is_some(),
             scopes: meta
@@ -43,21 +77,29 @@ impl Gateway {
                 .map(|p| p.scopes.as_slice())
                 .unwrap_or_default(),
         };
-        let prepared = match self.authorize_prepared(query, prepared, viewer) {
-            Ok(p) => p,
-            Err(resp) => return resp,
-        };
-        if meta.is_get && prepared.kind() != shop_federation::operation::OperationKind::Query {
-            return GraphQLResponse::request_error(
+        let prepared = self.authorize_prepared(query, prepared, viewer)?;
+        if meta.is_get && prepared.kind() != OperationKind::Query {
+            return Err(GraphQLResponse::request_error(
                 405,
                 "only queries may be sent with GET; use POST",
                 "METHOD_NOT_ALLOWED",
-            );
+            ));
         }
-        let (variables, coerced) = match self.coerce_variables(&prepared, req.variables) {
-            Ok(v) => v,
-            Err(resp) => return resp,
-        };
+        let (variables, coerced) = self.coerce_variables(&prepared, req.variables)?;
+        Ok(Admitted {
+            prepared,
+            variables,
+            coerced,
+        })
+    }
+
+    /// Runs an admitted query or mutation.
+    pub async fn run_admitted(&self, admitted: &Admitted, meta: &RequestMeta) -> GraphQLResponse {
+        let Admitted {
+            prepared,
+            variables,
+            coerced,
+        } = admitted;
         let state = ExecState::new();
         if prepared.introspection
             && let Ok(op) = prepared
@@ -70,7 +112,7 @@ impl Gateway {
                 &self.implementers,
                 &prepared.document,
                 op,
-                &coerced,
+                coerced,
             ) {
                 Ok(resp) => {
                     if let Some(data) = resp.data
@@ -90,12 +132,24 @@ impl Gateway {
         }
         if let Some(node) = &prepared.plan.node {
             let ctx = ExecContext {
-                variables: &variables,
+                variables,
                 authorization: meta.authorization.as_deref(),
                 forwarded_for: meta.forwarded_for.as_deref(),
             };
             self.run(node, &state, &ctx).await;
         }
+        self.finish(prepared, variables, state, meta)
+    }
+
+    /// Shapes what execution gathered into the response: refused fields reported,
+    /// the selection applied, nulls bubbled.
+    pub fn finish(
+        &self,
+        prepared: &prepare::Prepared,
+        variables: &Map<String, Value>,
+        state: ExecState,
+        meta: &RequestMeta,
+    ) -> GraphQLResponse {
         let data = state.data.into_inner().unwrap_or(Value::Null);
         // Our codes say what the caller can do about it: sign in, or not at all. The
         // code Apollo Router uses for the same removal travels as `reason`.
@@ -116,17 +170,17 @@ impl Gateway {
             })
             .collect();
         errors.extend(state.errors.into_inner().unwrap_or_default());
+        let schema = &self.supergraph.api.schema_definition;
         let root_type = match prepared.kind() {
-            shop_federation::operation::OperationKind::Mutation => {
-                self.supergraph.api.schema_definition.mutation.as_ref()
-            }
-            _ => self.supergraph.api.schema_definition.query.as_ref(),
+            OperationKind::Mutation => schema.mutation.as_ref(),
+            OperationKind::Subscription => schema.subscription.as_ref(),
+            OperationKind::Query => schema.query.as_ref(),
         }
         .map(|n| n.to_string())
         .unwrap_or_else(|| "Query".into());
         let shaped = response::Shaper {
             schema: &self.supergraph.api,
-            variables: &variables,
+            variables,
             errors: &mut errors,
         }
         .root(&prepared.operation.selection_set, &data, &root_type);

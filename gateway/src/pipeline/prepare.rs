@@ -98,13 +98,6 @@ impl Gateway {
             shop_federation::normalize(api, &document, operation_name).map_err(|e| {
                 GraphQLResponse::request_error(400, e.to_string(), "GRAPHQL_VALIDATION_FAILED")
             })?;
-        if operation.kind == OperationKind::Subscription {
-            return Err(GraphQLResponse::request_error(
-                400,
-                "subscriptions are not served over HTTP POST/GET yet",
-                "OPERATION_NOT_SUPPORTED",
-            ));
-        }
         let plan = self.plan_operation(&operation, labels)?;
         let introspection = has_root_introspection(&operation.selection_set);
         let guarded = self.requirements.guards(&operation);
@@ -155,6 +148,19 @@ impl Gateway {
         else {
             return Ok(prepared);
         };
+        // A subscription whose field is refused has nothing left to stream.
+        if prepared.kind() == OperationKind::Subscription && removed.iter().any(|p| p.len() == 1) {
+            let (status, code) = if viewer.authenticated {
+                (403, "FORBIDDEN")
+            } else {
+                (401, "UNAUTHENTICATED")
+            };
+            return Err(GraphQLResponse::request_error(
+                status,
+                "Unauthorized field or type",
+                code,
+            ));
+        }
         let fingerprint = removed
             .iter()
             .map(|p| p.join("."))

@@ -57,6 +57,8 @@ pub struct Principal {
     /// OAuth scopes the token grants (`catalog:write`, ...).
     pub scopes: Vec<String>,
     pub issuer: String,
+    /// When the token expires (Unix seconds); long-lived connections end then.
+    pub expires_at: Option<i64>,
 }
 
 impl Principal {
@@ -67,6 +69,7 @@ impl Principal {
             roles: roles.to_vec(),
             scopes: scopes_for(roles),
             issuer: issuer.to_string(),
+            expires_at: None,
         }
     }
     pub fn has_scope(&self, scope: &str) -> bool {
@@ -387,6 +390,7 @@ fn principal_from_claims(
         roles,
         scopes,
         issuer: issuer.issuer.clone(),
+        expires_at: claims.get("exp").and_then(serde_json::Value::as_i64),
     })
 }
 

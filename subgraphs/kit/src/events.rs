@@ -5,14 +5,18 @@
 //! set (one stream per topic, one consumer group per subscribing domain). Handlers must
 //! be idempotent: a crash between handling and acknowledging redelivers the event.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::stream::BoxStream;
+
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Value};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 /// One domain event as it travels on the bus.
@@ -37,6 +41,7 @@ pub enum EventBus {
 #[derive(Default)]
 pub struct InProcessBus {
     subscribers: Mutex<Vec<(Vec<String>, mpsc::UnboundedSender<Event>)>>,
+    fanout: Fanout,
 }
 
 #[derive(Clone)]
@@ -44,6 +49,93 @@ pub struct RedisBus {
     conn: redis::aio::ConnectionManager,
     client: redis::Client,
     prefix: String,
+    fanout: Arc<Fanout>,
+}
+
+/// Live listeners of this process (subscriptions), one broadcast channel per topic.
+/// Unlike consumer groups, every listener sees every event, and only while listening.
+#[derive(Default)]
+pub struct Fanout {
+    /// Per topic: the channel, and whether events reach it yet (a Redis reader first
+    /// learns where the stream ends).
+    topics: Mutex<HashMap<String, Topic>>,
+}
+
+/// A topic's channel and whether events reach it yet.
+type Topic = (broadcast::Sender<Event>, Arc<AtomicBool>);
+
+/// How many events a slow listener may fall behind before it misses some (it is told).
+const FANOUT_BUFFER: usize = 1024;
+
+impl Fanout {
+    /// The topic's channel, its readiness flag, and whether it was just created.
+    fn channel(
+        &self,
+        topic: &str,
+        ready: bool,
+    ) -> (broadcast::Sender<Event>, Arc<AtomicBool>, bool) {
+        let Ok(mut topics) = self.topics.lock() else {
+            return (
+                broadcast::channel(1).0,
+                Arc::new(AtomicBool::new(false)),
+                false,
+            );
+        };
+        match topics.get(topic) {
+            Some((tx, flag)) => (tx.clone(), flag.clone(), false),
+            None => {
+                let (tx, _) = broadcast::channel(FANOUT_BUFFER);
+                let flag = Arc::new(AtomicBool::new(ready));
+                topics.insert(topic.to_string(), (tx.clone(), flag.clone()));
+                (tx, flag, true)
+            }
+        }
+    }
+
+    fn send(&self, event: &Event) {
+        let tx = self
+            .topics
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&event.topic).map(|(tx, _)| tx.clone()));
+        if let Some(tx) = tx {
+            // No receiver is not an error: nobody listens right now.
+            let _ = tx.send(event.clone());
+        }
+    }
+
+    fn listeners(&self) -> usize {
+        self.topics
+            .lock()
+            .map(|t| {
+                t.values()
+                    .filter(|(_, ready)| ready.load(Ordering::Acquire))
+                    .map(|(tx, _)| tx.receiver_count())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// Merges the receivers of several topics into one stream; a listener that fell behind
+/// skips what it missed (subscriptions resynchronise; durable work uses consumer groups).
+fn listen(receivers: Vec<broadcast::Receiver<Event>>) -> BoxStream<'static, Event> {
+    use futures::StreamExt;
+    let streams = receivers.into_iter().map(|rx| {
+        futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "a live listener fell behind");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .boxed()
+    });
+    futures::stream::select_all(streams).boxed()
 }
 
 impl EventBus {
@@ -61,7 +153,41 @@ impl EventBus {
             conn,
             client,
             prefix: prefix.to_string(),
+            fanout: Arc::new(Fanout::default()),
         }))
+    }
+
+    /// Every event of `topics` published from now on, in this process, as long as the
+    /// stream is kept: for live subscriptions. On Redis each topic stream is read by one
+    /// task per process, so every replica (and every gateway behind it) sees every event.
+    pub fn subscribe(&self, topics: &[&str]) -> BoxStream<'static, Event> {
+        let mut receivers = Vec::new();
+        for topic in topics {
+            match self {
+                EventBus::InProcess(bus) => {
+                    receivers.push(bus.fanout.channel(topic, true).0.subscribe())
+                }
+                EventBus::Redis(bus) => {
+                    let (tx, ready, created) = bus.fanout.channel(topic, false);
+                    receivers.push(tx.subscribe());
+                    if created {
+                        let bus = bus.clone();
+                        let topic = topic.to_string();
+                        tokio::spawn(async move { bus.fan_out(topic, tx, ready).await });
+                    }
+                }
+            }
+        }
+        listen(receivers)
+    }
+
+    /// How many live listeners this process has whose events flow (tests wait for a
+    /// subscription to start before causing its events).
+    pub fn listeners(&self) -> usize {
+        match self {
+            EventBus::InProcess(bus) => bus.fanout.listeners(),
+            EventBus::Redis(bus) => bus.fanout.listeners(),
+        }
     }
 
     pub async fn publish(&self, event: &Event) -> Result<(), String> {
@@ -78,6 +204,8 @@ impl EventBus {
                         !tx.is_closed()
                     }
                 });
+                drop(subs);
+                bus.fanout.send(event);
                 Ok(())
             }
             EventBus::Redis(bus) => {
@@ -139,6 +267,67 @@ async fn handle_with_retry(handler: &Handler, event: Event) {
 impl RedisBus {
     fn stream_key(&self, topic: &str) -> String {
         format!("{}:events:{}", self.prefix, topic)
+    }
+
+    /// Reads `topic`'s stream from its current end and hands every entry to this
+    /// process's listeners; after a Redis outage it resumes after the last entry seen.
+    async fn fan_out(self, topic: String, tx: broadcast::Sender<Event>, ready: Arc<AtomicBool>) {
+        let key = self.stream_key(&topic);
+        let mut last: Option<String> = None;
+        loop {
+            let result: Result<(), String> = async {
+                let mut conn = self
+                    .client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if last.is_none() {
+                    // Where the stream ends now: listeners get what is published after.
+                    let newest: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                        .arg(&key)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let id = newest.ids.first().map(|e| e.id.clone());
+                    last = Some(id.unwrap_or_else(|| "0-0".into()));
+                    ready.store(true, Ordering::Release);
+                }
+                loop {
+                    let from = last.clone().unwrap_or_else(|| "0-0".into());
+                    let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
+                        .arg("COUNT")
+                        .arg(500)
+                        .arg("BLOCK")
+                        .arg(5000)
+                        .arg("STREAMS")
+                        .arg(&key)
+                        .arg(&from)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for stream in reply.map(|r| r.keys).unwrap_or_default() {
+                        for entry in stream.ids {
+                            let body: Option<String> = entry.get("event");
+                            if let Some(event) =
+                                body.and_then(|b| serde_json::from_str::<Event>(&b).ok())
+                            {
+                                let _ = tx.send(event);
+                            }
+                            last = Some(entry.id);
+                        }
+                    }
+                }
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(topic, error = %e, "redis fan-out reader failed; reconnecting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 
     async fn consume(self, group: String, topics: Vec<String>, handler: Handler) {

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::Executor;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -43,7 +45,10 @@ pub fn subgraph_router<E: Executor + Clone>(
 ) -> Router {
     let state = SubgraphState { executor, verifier };
     Router::new()
-        .route("/graphql", post(graphql_handler::<E>))
+        .route(
+            "/graphql",
+            post(graphql_handler::<E>).get(subscription_handler::<E>),
+        )
         .with_state(state)
         .merge(health_router(ready))
 }
@@ -80,6 +85,65 @@ async fn graphql_handler<E: Executor>(
     let addr = client_addr(&headers, peer.map(|Extension(ConnectInfo(a))| a));
     let req = req.into_inner().data(caller).data(addr);
     GraphQLResponse::from(state.executor.execute(req).await).into_response()
+}
+
+/// Subscriptions over WebSocket (`graphql-transport-ws`, and the older `graphql-ws`):
+/// the gateway's upstream leg. The bearer token comes in the upgrade request's
+/// `Authorization` header or the `connection_init` payload, verified as for queries.
+async fn subscription_handler<E: Executor>(
+    State(state): State<SubgraphState<E>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let caller = match caller_from_headers(&state.verifier, &headers).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let addr = client_addr(&headers, peer.map(|Extension(ConnectInfo(a))| a));
+    let executor = state.executor.clone();
+    let verifier = state.verifier.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            let mut data = async_graphql::Data::default();
+            data.insert(addr);
+            GraphQLWebSocket::new(socket, executor, protocol)
+                .with_data(data)
+                .on_connection_init(move |payload| async move {
+                    let mut data = async_graphql::Data::default();
+                    data.insert(init_caller(&verifier, caller, &payload).await?);
+                    Ok(data)
+                })
+                .serve()
+                .await
+        })
+}
+
+/// The caller of a WebSocket connection: the token in `connection_init`
+/// (`Authorization: Bearer …`) when there is one, else the upgrade request's.
+async fn init_caller(
+    verifier: &Verifier,
+    from_headers: Caller,
+    payload: &serde_json::Value,
+) -> async_graphql::Result<Caller> {
+    let value = payload
+        .as_object()
+        .and_then(|p| {
+            p.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .map(|(_, v)| v)
+        })
+        .and_then(serde_json::Value::as_str);
+    match value {
+        None => Ok(from_headers),
+        Some(v) => verifier
+            .verify_header(v)
+            .await
+            .map(|p| Caller(Some(p)))
+            .map_err(|e| async_graphql::Error::new(e.to_string())),
+    }
 }
 
 /// Where a request came from, for per-address abuse limits.

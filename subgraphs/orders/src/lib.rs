@@ -5,7 +5,7 @@ pub mod entity;
 pub mod schema;
 pub mod service;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 use sea_orm::DatabaseConnection;
 use shop_kit::auth::Verifier;
 use shop_kit::events::EventBus;
@@ -15,15 +15,21 @@ pub use service::{OrdersCtx, Services};
 
 pub const NAME: &str = "orders";
 
-pub type OrdersSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
+pub type OrdersSchema =
+    Schema<schema::QueryRoot, schema::MutationRoot, schema::live::SubscriptionRoot>;
 
 pub fn schema(ctx: OrdersCtx) -> OrdersSchema {
-    Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
-        .enable_federation()
-        .data(ctx)
-        .limit_depth(32)
-        .limit_complexity(20_000)
-        .finish()
+    Schema::build(
+        schema::QueryRoot,
+        schema::MutationRoot,
+        schema::live::SubscriptionRoot,
+    )
+    .enable_federation()
+    .enable_subscription_in_federation()
+    .data(ctx)
+    .limit_depth(32)
+    .limit_complexity(20_000)
+    .finish()
 }
 
 pub fn sdl() -> String {
@@ -47,7 +53,7 @@ pub async fn start(
     services: Services,
 ) -> Result<axum::Router, sea_orm::DbErr> {
     shop_migrations::up(&db, NAME).await?;
-    let ctx = OrdersCtx::new(db.clone(), services);
+    let ctx = OrdersCtx::new(db.clone(), services).with_bus(bus.clone());
     shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
     service::checkout::spawn_recovery(ctx.clone());
     Ok(router(ctx, verifier))

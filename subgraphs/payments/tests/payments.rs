@@ -216,6 +216,7 @@ async fn payment_fields_are_internal_and_order_payment_is_the_buyers() {
             roles: vec![],
             scopes: vec!["payments:charge".into()],
             issuer: shop_kit::internal::INTERNAL_ISSUER.into(),
+            expires_at: None,
         };
         let r = execute_as(&schema, Some(service), authorize, json!({})).await;
         assert_eq!(

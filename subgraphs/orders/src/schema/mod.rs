@@ -1,5 +1,7 @@
 //! The orders subgraph's GraphQL surface.
 
+pub mod live;
+
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use shop_kit::ApiError;

@@ -10,7 +10,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use shop_kit::auth::Principal;
-use shop_kit::events::Outbox;
+use shop_kit::events::{EventBus, Outbox};
 use shop_kit::pagination::{PageArgs, Window};
 use shop_kit::{ApiError, ApiResult};
 
@@ -25,6 +25,8 @@ pub struct OrdersCtx {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
     pub services: Services,
+    /// Where live subscriptions hear order events.
+    pub bus: EventBus,
 }
 
 impl OrdersCtx {
@@ -33,7 +35,12 @@ impl OrdersCtx {
             db,
             outbox: Outbox::new("orders_outbox"),
             services,
+            bus: EventBus::in_process(),
         }
+    }
+
+    pub fn with_bus(self, bus: EventBus) -> Self {
+        OrdersCtx { bus, ..self }
     }
 }
 

@@ -1,0 +1,107 @@
+//! Live order updates: `orderStatusChanged` and `myOrderUpdates`, fed by the
+//! `orders.order_status_changed` events every replica hears on the bus.
+
+use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream, StreamExt};
+use shop_kit::auth::caller;
+use shop_kit::events::Event;
+
+use super::{Order, OrderStatus};
+use crate::service::{self, ORDER_STATUS_CHANGED, OrdersCtx, Status};
+
+/// An order's status as it changes. `previousStatus` is null on the first update of
+/// `orderStatusChanged`, which reports where the order stands when you subscribe.
+#[derive(SimpleObject)]
+pub struct OrderUpdate {
+    pub order: Order,
+    pub previous_status: Option<OrderStatus>,
+    pub status: OrderStatus,
+    pub note: String,
+    pub at: DateTime<Utc>,
+}
+
+pub struct SubscriptionRoot;
+
+#[Subscription(name = "Subscription")]
+impl SubscriptionRoot {
+    /// One order's status changes: its buyer's or, for admins, any. Starts with the
+    /// order's current status, so a client that reconnects misses nothing it needs.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn order_status_changed(
+        &self,
+        ctx: &Context<'_>,
+        order_id: ID,
+    ) -> Result<BoxStream<'static, OrderUpdate>> {
+        let svc = ctx.data::<OrdersCtx>()?.clone();
+        let c = caller(ctx);
+        let p = c.require()?;
+        // Listen before reading the current state, so nothing falls in between.
+        let events = svc.bus.subscribe(&[ORDER_STATUS_CHANGED]);
+        let current = service::visible(&svc, p, &order_id).await?;
+        let history = service::history_of(&svc.db, &current.id).await?;
+        let first = OrderUpdate {
+            previous_status: None,
+            status: Status::parse(&current.status).into(),
+            note: history.last().map(|h| h.note.clone()).unwrap_or_default(),
+            at: history
+                .last()
+                .map(|h| h.created_at)
+                .unwrap_or(current.updated_at),
+            order: Order(current),
+        };
+        let wanted = order_id.to_string();
+        let updates = updates(svc, events, move |e| {
+            e.payload["orderId"].as_str() == Some(wanted.as_str())
+        });
+        Ok(stream::once(async move { first }).chain(updates).boxed())
+    }
+
+    /// Status changes of all your orders, new ones included, from now on.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn my_order_updates(&self, ctx: &Context<'_>) -> Result<BoxStream<'static, OrderUpdate>> {
+        let svc = ctx.data::<OrdersCtx>()?.clone();
+        let user = caller(ctx).require()?.user_id.clone();
+        let events = svc.bus.subscribe(&[ORDER_STATUS_CHANGED]);
+        Ok(updates(svc, events, move |e| {
+            e.payload["userId"].as_str() == Some(user.as_str())
+        }))
+    }
+}
+
+/// The events `keep` accepts, each with the order as stored when it arrives.
+fn updates(
+    svc: OrdersCtx,
+    events: BoxStream<'static, Event>,
+    keep: impl Fn(&Event) -> bool + Send + 'static,
+) -> BoxStream<'static, OrderUpdate> {
+    events
+        .filter(move |e| std::future::ready(keep(e)))
+        .filter_map(move |e| {
+            let svc = svc.clone();
+            async move { update_of(&svc, &e).await }
+        })
+        .boxed()
+}
+
+async fn update_of(svc: &OrdersCtx, e: &Event) -> Option<OrderUpdate> {
+    let id = e.payload["orderId"].as_str()?;
+    let order = match service::find(&svc.db, id).await {
+        Ok(o) if o.removed_at.is_none() => o,
+        Ok(_) => return None,
+        Err(err) => {
+            tracing::warn!(order = id, error = ?err, "an order update could not be read");
+            return None;
+        }
+    };
+    let status = |k: &str| e.payload[k].as_str().map(|s| Status::parse(s).into());
+    Some(OrderUpdate {
+        previous_status: status("from"),
+        status: status("to")?,
+        note: e.payload["note"].as_str().unwrap_or_default().to_string(),
+        at: DateTime::parse_from_rfc3339(&e.occurred_at)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now()),
+        order: Order(order),
+    })
+}

@@ -1,0 +1,336 @@
+//! Subscriptions through the gateway with real clients: a `graphql-transport-ws`
+//! WebSocket client and a GraphQL-over-SSE client follow orders as a checkout and
+//! status changes happen, with fields resolved from other subgraphs per event.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::live::{Received, SseClient, WsClient};
+use common::store::{cart_of, checkout, product, start};
+use common::{Harness, each_db, eventually};
+use serde_json::{Value, json};
+use shop_kit::auth::Role;
+
+const MY_UPDATES: &str = "subscription { myOrderUpdates { previousStatus status note order { id status total { amount currency } payment { status capturedAmount { amount } } lines { quantity product { name } } } } }";
+
+const ONE_ORDER: &str = "subscription($o: ID!) { orderStatusChanged(orderId: $o) { previousStatus status order { id status payment { status } } } }";
+
+/// Waits until `n` live listeners hear order events, so what follows is seen.
+async fn listeners(h: &Harness, n: usize) {
+    eventually(&format!("{n} live listeners"), || async {
+        (h.platform.bus.listeners() == n).then_some(())
+    })
+    .await;
+}
+
+async fn set_status(h: &Harness, order: &str, status: &str) {
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+    h.gql(
+        Some(&admin),
+        "mutation($o: ID!, $s: OrderStatus!) { setOrderStatus(id: $o, status: $s) { status } }",
+        json!({ "o": order, "s": status }),
+    )
+    .await
+    .data();
+}
+
+#[tokio::test]
+async fn a_checkout_and_status_changes_stream_to_websocket_and_sse_clients() {
+    each_db("live_orders", async |db| {
+        let h = start(db).await;
+        let p = product(&h, 2500, 5).await;
+        let (token, cart) = cart_of(&h, "buyer-live-1", &[(&p, 2)]).await;
+
+        let mut ws = WsClient::connect(&h.platform.gateway_url, Some(&token)).await;
+        ws.subscribe("mine", MY_UPDATES, json!({})).await;
+        listeners(&h, 1).await;
+
+        let r = checkout(&h, &token, &cart, "4242424242424242", "live-1").await;
+        let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
+        let total = r.data()["checkout"]["total"]["amount"].as_i64().unwrap();
+
+        // The placed order, with its payment (payments subgraph) and product names
+        // (catalog) fetched for the event.
+        let placed = ws.next_for("mine").await;
+        assert!(placed.get("errors").is_none(), "{placed}");
+        let u = &placed["data"]["myOrderUpdates"];
+        assert_eq!(u["previousStatus"], "PENDING");
+        assert_eq!(u["status"], "PAID");
+        assert_eq!(u["order"]["id"], order.as_str());
+        assert_eq!(u["order"]["total"]["amount"], total);
+        assert_eq!(u["order"]["payment"]["status"], "CAPTURED");
+        assert_eq!(u["order"]["payment"]["capturedAmount"]["amount"], total);
+        assert_eq!(u["order"]["lines"][0]["quantity"], 2);
+        assert_eq!(u["order"]["lines"][0]["product"]["name"], "Test Lamp");
+
+        // SSE: one order, starting with where it stands.
+        let mut sse = SseClient::start(
+            &h.platform.gateway_url,
+            Some(&token),
+            ONE_ORDER,
+            json!({ "o": order }),
+        )
+        .await
+        .expect("an event stream");
+        let first = sse.next_payload().await;
+        assert_eq!(
+            first["data"]["orderStatusChanged"]["previousStatus"],
+            Value::Null
+        );
+        assert_eq!(first["data"]["orderStatusChanged"]["status"], "PAID");
+        assert_eq!(
+            first["data"]["orderStatusChanged"]["order"]["payment"]["status"],
+            "CAPTURED"
+        );
+        listeners(&h, 2).await;
+
+        set_status(&h, &order, "FULFILLED").await;
+        set_status(&h, &order, "SHIPPED").await;
+        set_status(&h, &order, "DELIVERED").await;
+        let mut seen_ws = Vec::new();
+        let mut seen_sse = Vec::new();
+        for _ in 0..3 {
+            let w = ws.next_for("mine").await;
+            let u = &w["data"]["myOrderUpdates"];
+            seen_ws.push(format!(
+                "{}->{}",
+                u["previousStatus"].as_str().unwrap(),
+                u["status"].as_str().unwrap()
+            ));
+            let s = sse.next_payload().await;
+            let u = &s["data"]["orderStatusChanged"];
+            seen_sse.push(format!(
+                "{}->{}",
+                u["previousStatus"].as_str().unwrap(),
+                u["status"].as_str().unwrap()
+            ));
+        }
+        let expected = [
+            "PAID->FULFILLED",
+            "FULFILLED->SHIPPED",
+            "SHIPPED->DELIVERED",
+        ];
+        assert_eq!(seen_ws, expected, "in order over WebSocket");
+        assert_eq!(seen_sse, expected, "in order over SSE");
+
+        // Another buyer's order changes: nothing for this one.
+        let (other, other_cart) = cart_of(&h, "buyer-live-2", &[(&p, 1)]).await;
+        checkout(&h, &other, &other_cart, "4242424242424242", "live-2")
+            .await
+            .data();
+        assert!(
+            ws.silent_for(Duration::from_millis(600)).await,
+            "no foreign updates"
+        );
+
+        // The client completes: the gateway ends its subgraph subscription too.
+        ws.send(json!({ "type": "complete", "id": "mine" })).await;
+        listeners(&h, 1).await;
+        drop(sse);
+        listeners(&h, 0).await;
+        eventually("connections closed", || async {
+            (h.platform.gateway.open_connections() == 1).then_some(())
+        })
+        .await;
+        ws.close().await;
+        eventually("no connections", || async {
+            (h.platform.gateway.open_connections() == 0).then_some(())
+        })
+        .await;
+        h.stop().await;
+    })
+    .await;
+}
+
+/// A platform with tight streaming limits and timers.
+async fn strict() -> Harness {
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    Harness::start_with(dir, None, true, |o| {
+        o.live.max_connections_per_client = 4;
+        o.live.max_subscriptions_per_connection = 2;
+        o.live.init_timeout = Duration::from_millis(500);
+        o.live.keepalive = Duration::from_millis(400);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_websocket_protocol_refuses_what_it_must_and_keeps_live_connections_alive() {
+    let h = strict().await;
+    let url = h.platform.gateway_url.clone();
+    let token = h.token("buyer-proto", Role::Customer);
+
+    // Anonymous connections are accepted; guarded subscriptions are not.
+    let mut anon = WsClient::connect(&url, None).await;
+    anon.subscribe("a", MY_UPDATES, json!({})).await;
+    let err = anon.recv().await.message();
+    assert_eq!(err["type"], "error", "{err}");
+    assert_eq!(err["id"], "a");
+    assert_eq!(err["payload"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    // Queries run over the socket too: one result, then complete.
+    anon.subscribe("q", "{ __typename }", json!({})).await;
+    assert_eq!(anon.next_for("q").await["data"]["__typename"], "Query");
+    assert_eq!(anon.recv().await.message()["type"], "complete");
+    // Invalid operations are an error message, not a closed connection.
+    anon.subscribe("bad", "subscription { noSuchField }", json!({}))
+        .await;
+    let err = anon.recv().await.message();
+    assert_eq!(err["type"], "error");
+    assert_eq!(
+        err["payload"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    // Client pings are answered; the server pings too and a peer that answers stays.
+    anon.send(json!({ "type": "ping" })).await;
+    assert_eq!(anon.recv().await.message()["type"], "pong");
+    assert!(anon.silent_for(Duration::from_millis(1500)).await);
+    anon.send(json!({ "type": "ping" })).await;
+    assert_eq!(anon.recv().await.message()["type"], "pong", "still open");
+    anon.close().await;
+
+    // A peer that never answers pings is closed after three periods.
+    let mut deaf = WsClient::connect(&url, Some(&token)).await;
+    deaf.answer_pings = false;
+    match deaf.recv().await {
+        Received::Closed(code, _) => assert_eq!(code, 1001),
+        other => panic!("expected a close: {other:?}"),
+    }
+    assert!(deaf.pings >= 2, "it was pinged first");
+
+    // Two operations per connection here; the third is refused, the first two run.
+    let mut c = WsClient::connect(&url, Some(&token)).await;
+    c.subscribe("s1", MY_UPDATES, json!({})).await;
+    c.subscribe("s2", MY_UPDATES, json!({})).await;
+    c.subscribe("s3", MY_UPDATES, json!({})).await;
+    let err = c.recv().await.message();
+    assert_eq!(
+        (err["type"].as_str(), err["id"].as_str()),
+        (Some("error"), Some("s3"))
+    );
+    assert_eq!(err["payload"][0]["extensions"]["code"], "TOO_MANY_REQUESTS");
+    listeners(&h, 2).await;
+    // An id in use closes the connection (4409), ending its subscriptions upstream.
+    c.subscribe("s1", MY_UPDATES, json!({})).await;
+    match c.recv().await {
+        Received::Closed(code, reason) => {
+            assert_eq!(code, 4409);
+            assert!(reason.contains("s1"), "{reason}");
+        }
+        other => panic!("expected a close: {other:?}"),
+    }
+    listeners(&h, 0).await;
+
+    // Subscribing before connection_init: 4401. No connection_init at all: 4408.
+    let mut early = WsClient::open(&url, None).await.unwrap();
+    early.subscribe("x", MY_UPDATES, json!({})).await;
+    assert!(matches!(early.recv().await, Received::Closed(4401, _)));
+    let mut idle = WsClient::open(&url, None).await.unwrap();
+    assert!(matches!(idle.recv().await, Received::Closed(4408, _)));
+    // A second connection_init: 4429.
+    let mut twice = WsClient::connect(&url, Some(&token)).await;
+    twice.send(json!({ "type": "connection_init" })).await;
+    assert!(matches!(twice.recv().await, Received::Closed(4429, _)));
+    // A token that does not verify, in connection_init or the upgrade's header: 4403.
+    let mut forged = WsClient::open(&url, None).await.unwrap();
+    forged
+        .send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}x") } }))
+        .await;
+    assert!(matches!(forged.recv().await, Received::Closed(4403, _)));
+    let mut forged = WsClient::open(&url, Some(&format!("{token}x")))
+        .await
+        .unwrap();
+    forged.send(json!({ "type": "connection_init" })).await;
+    assert!(matches!(forged.recv().await, Received::Closed(4403, _)));
+    // A token in the upgrade's header alone is enough.
+    let mut by_header = WsClient::open(&url, Some(&token)).await.unwrap();
+    by_header.send(json!({ "type": "connection_init" })).await;
+    assert_eq!(by_header.recv().await.message()["type"], "connection_ack");
+    by_header.subscribe("h", MY_UPDATES, json!({})).await;
+    listeners(&h, 1).await;
+    by_header.close().await;
+    listeners(&h, 0).await;
+
+    // The connection ends when its token expires.
+    let short = h
+        .key
+        .mint(
+            common::ISSUER,
+            common::AUDIENCE,
+            "buyer-proto",
+            &[Role::Customer],
+            Duration::from_secs(2),
+        )
+        .unwrap();
+    let mut expiring = WsClient::connect(&url, Some(&short)).await;
+    expiring.subscribe("e", MY_UPDATES, json!({})).await;
+    match expiring.recv().await {
+        Received::Closed(code, reason) => {
+            assert_eq!(code, 4403);
+            assert!(reason.contains("expired"), "{reason}");
+        }
+        other => panic!("expected a close: {other:?}"),
+    }
+
+    // Four streaming connections per client address; the fifth upgrade is refused.
+    eventually("earlier connections closed", || async {
+        (h.platform.gateway.open_connections() == 0).then_some(())
+    })
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        open.push(WsClient::connect(&url, None).await);
+    }
+    assert_eq!(WsClient::open(&url, None).await.err(), Some(429));
+    let refused = SseClient::start(&url, None, "{ __typename }", json!({})).await;
+    assert_eq!(refused.err().map(|(s, _)| s), Some(429), "SSE counts too");
+    open.pop().unwrap().close().await;
+    eventually("a slot freed", || async {
+        (h.platform.gateway.open_connections() == 3).then_some(())
+    })
+    .await;
+    WsClient::connect(&url, None).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn sse_refuses_bad_requests_with_a_status_and_streams_queries_once() {
+    let h = strict().await;
+    let url = h.platform.gateway_url.clone();
+    let (status, body) = SseClient::start(&url, None, MY_UPDATES, json!({}))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 401);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let (status, _) = SseClient::start(&url, Some("not-a-token"), MY_UPDATES, json!({}))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 401);
+    let (status, body) = SseClient::start(&url, None, "subscription { nope }", json!({}))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    // A query over SSE: one `next`, then `complete`.
+    let mut once = SseClient::start(&url, None, "{ __typename }", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(once.next_payload().await["data"]["__typename"], "Query");
+    assert_eq!(
+        once.next_event().await.map(|(e, _)| e).as_deref(),
+        Some("complete")
+    );
+    // Plain POSTs of a subscription are told where to go.
+    let token = h.token("buyer-sse", Role::Customer);
+    let r = h.gql(Some(&token), MY_UPDATES, json!({})).await;
+    assert_eq!(r.code(), "OPERATION_NOT_SUPPORTED");
+    h.stop().await;
+}
