@@ -334,3 +334,129 @@ async fn sse_refuses_bad_requests_with_a_status_and_streams_queries_once() {
     assert_eq!(r.code(), "OPERATION_NOT_SUPPORTED");
     h.stop().await;
 }
+
+/// Serves `gateway` on a free loopback port until the test ends; its `/graphql` URL.
+async fn serve(gateway: std::sync::Arc<shop_gateway::Gateway>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app =
+        shop_gateway::router(gateway).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/graphql")
+}
+
+#[tokio::test]
+async fn an_event_whose_follow_up_fetch_fails_arrives_with_errors() {
+    let h = start(None).await;
+    // A second gateway over the same subgraphs, except that payments is unreachable.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/graphql", closed.local_addr().unwrap());
+    drop(closed);
+    let mut sg = shop_federation::Supergraph::parse(&h.platform.gateway.supergraph.sdl).unwrap();
+    for g in &mut sg.graphs {
+        if g.name == "payments" {
+            g.url = dead.clone();
+        }
+    }
+    let url = serve(shop_gateway::Gateway::new(
+        sg,
+        h.platform.gateway.options.clone(),
+    ))
+    .await;
+
+    let p = product(&h, 1200, 3).await;
+    let (token, cart) = cart_of(&h, "buyer-partial", &[(&p, 1)]).await;
+    let mut ws = WsClient::connect(&url, Some(&token)).await;
+    ws.subscribe("mine", MY_UPDATES, json!({})).await;
+    listeners(&h, 1).await;
+    let r = checkout(&h, &token, &cart, "4242424242424242", "partial-1").await;
+    let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
+
+    let event = ws.next_for("mine").await;
+    let u = &event["data"]["myOrderUpdates"];
+    assert_eq!(u["status"], "PAID", "{event}");
+    assert_eq!(u["order"]["id"], order.as_str());
+    assert_eq!(u["order"]["payment"], Value::Null, "{event}");
+    assert_eq!(
+        u["order"]["lines"][0]["product"]["name"], "Test Lamp",
+        "other subgraphs still answer"
+    );
+    let errors = event["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{event}");
+    assert_eq!(errors[0]["extensions"]["code"], "SUBREQUEST_HTTP_ERROR");
+    assert_eq!(errors[0]["extensions"]["service"], "payments");
+    // The stream goes on.
+    set_status(&h, &order, "FULFILLED").await;
+    let next = ws.next_for("mine").await;
+    assert_eq!(next["data"]["myOrderUpdates"]["status"], "FULFILLED");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn two_gateways_over_one_redis_both_deliver_every_update() {
+    let Some(redis) = shop_kit::testing::redis_url("two_gateways") else {
+        return;
+    };
+    let dbs = shop_kit::testing::databases("two_gateways").await;
+    let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") else {
+        shop_kit::testing::cleanup(&dbs).await;
+        return;
+    };
+    // Two whole platforms (gateway and subgraphs each) over one database and one Redis,
+    // as two replicas of everything would run.
+    let prefix = format!("live-{}", shop_kit::ids::new_id());
+    let platform = |seed: bool, issuers: Option<Vec<shop_kit::auth::TrustedIssuer>>| {
+        let redis = redis.clone();
+        let prefix = prefix.clone();
+        let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+        Harness::start_with(dir, Some(mysql), seed, move |o| {
+            o.redis_url = Some(redis);
+            o.bus_prefix = prefix;
+            if let Some(issuers) = issuers {
+                o.issuers = issuers;
+            }
+        })
+    };
+    let a = platform(true, None).await;
+    // The second trusts the same test issuer's key.
+    let same_key = vec![shop_kit::auth::TrustedIssuer::new(
+        common::ISSUER,
+        common::AUDIENCE,
+        shop_kit::auth::JwksSource::Inline(a.key.jwks()),
+    )];
+    let mut b = platform(false, Some(same_key)).await;
+    b.key = a.key.clone();
+    let p = product(&a, 3000, 4).await;
+    let (token, cart) = cart_of(&a, "buyer-two-gateways", &[(&p, 1)]).await;
+
+    let mut on_a = WsClient::connect(&a.platform.gateway_url, Some(&token)).await;
+    on_a.subscribe("mine", MY_UPDATES, json!({})).await;
+    let mut on_b = WsClient::connect(&b.platform.gateway_url, Some(&token)).await;
+    on_b.subscribe("mine", MY_UPDATES, json!({})).await;
+    listeners(&a, 1).await;
+    listeners(&b, 1).await;
+
+    let r = checkout(&a, &token, &cart, "4242424242424242", "two-1").await;
+    let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
+    // Status changes made through either gateway.
+    set_status(&b, &order, "FULFILLED").await;
+    set_status(&a, &order, "SHIPPED").await;
+    for client in [&mut on_a, &mut on_b] {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let e = client.next_for("mine").await;
+            assert!(e.get("errors").is_none(), "{e}");
+            let u = &e["data"]["myOrderUpdates"];
+            assert_eq!(u["order"]["id"], order.as_str());
+            seen.push(u["status"].as_str().unwrap().to_string());
+        }
+        assert_eq!(seen, ["PAID", "FULFILLED", "SHIPPED"]);
+        assert!(
+            client.silent_for(Duration::from_millis(500)).await,
+            "each update once, though both platforms relay the outbox"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+    shop_kit::testing::cleanup(&dbs).await;
+}
