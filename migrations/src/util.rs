@@ -110,3 +110,97 @@ pub async fn drop(manager: &SchemaManager<'_>, tables: &[&str]) -> Result<(), Db
     }
     Ok(())
 }
+
+/// The event tables every domain gains next to its outbox: which aggregate an event is
+/// about and its number among that aggregate's events, the per-aggregate counters, and
+/// the inbox of events the domain's consumers processed (see `shop_kit::events`).
+pub struct EventTables(pub &'static str);
+
+impl MigrationName for EventTables {
+    fn name(&self) -> &str {
+        "m20261123_000001_event_sequences_and_inbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for EventTables {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let domain = self.0;
+        let outbox = Alias::new(format!("{domain}_outbox"));
+        // One column per statement: SQLite alters one thing at a time.
+        for col in [
+            ColumnDef::new(Alias::new("aggregate"))
+                .string_len(64)
+                .not_null()
+                .default("")
+                .to_owned(),
+            ColumnDef::new(Alias::new("sequence"))
+                .big_integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+        ] {
+            let mut col = col;
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(outbox.clone())
+                        .add_column(&mut col)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new(format!("{domain}_event_sequences")))
+                    .col(
+                        ColumnDef::new(Alias::new("aggregate"))
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(big("last"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new(format!("{domain}_inbox")))
+                    .col(string("consumer", 64))
+                    .col(string("event_id", 36))
+                    .col(string("processed_at", 40))
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("consumer"))
+                            .col(Alias::new("event_id")),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let domain = self.0;
+        drop(
+            manager,
+            &[
+                &format!("{domain}_inbox"),
+                &format!("{domain}_event_sequences"),
+            ],
+        )
+        .await?;
+        for col in ["sequence", "aggregate"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Alias::new(format!("{domain}_outbox")))
+                        .drop_column(Alias::new(col))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}

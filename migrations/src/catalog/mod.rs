@@ -9,7 +9,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_create_catalog_tables::Migration)]
+        vec![
+            Box::new(m20261122_000001_create_catalog_tables::Migration),
+            Box::new(crate::util::EventTables("catalog")),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

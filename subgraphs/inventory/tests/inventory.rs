@@ -31,6 +31,8 @@ fn event(topic: &str, payload: Value) -> Event {
         topic: topic.into(),
         payload,
         occurred_at: String::new(),
+        aggregate: String::new(),
+        sequence: 0,
     }
 }
 

@@ -117,3 +117,11 @@ where
 {
     async_graphql::dataloader::DataLoader::new(inner, tokio::spawn).delay(LOADER_WINDOW)
 }
+
+/// Whether `e` is an insert that hit a unique key (the row exists already).
+pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

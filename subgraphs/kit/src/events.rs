@@ -26,6 +26,13 @@ pub struct Event {
     pub topic: String,
     pub payload: serde_json::Value,
     pub occurred_at: String,
+    /// The id of the thing the event is about (an order, a product, a user).
+    #[serde(default)]
+    pub aggregate: String,
+    /// 1, 2, 3, ... per aggregate in the order the changes were committed; a consumer
+    /// that has seen a higher one knows this one is stale.
+    #[serde(default)]
+    pub sequence: i64,
 }
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -423,30 +430,41 @@ impl RedisBus {
 }
 
 /// A domain's outbox table; events written here in a transaction are published by
-/// [`spawn_relay`] after commit.
+/// [`spawn_relay`] after commit. Next to it live the domain's per-aggregate sequence
+/// counters (`<domain>_event_sequences`) and its inbox of processed events
+/// (`<domain>_inbox`, see [`Inbox`]).
 #[derive(Clone)]
 pub struct Outbox {
     table: &'static str,
+    sequences: String,
     wake: Arc<Notify>,
 }
 
 impl Outbox {
+    /// `table` is `<domain>_outbox`.
     pub fn new(table: &'static str) -> Self {
+        let domain = table.strip_suffix("_outbox").unwrap_or(table);
         Outbox {
             table,
+            sequences: format!("{domain}_event_sequences"),
             wake: Arc::new(Notify::new()),
         }
     }
 
-    /// Adds an event to the outbox inside the caller's transaction.
+    /// Adds an event about `aggregate` to the outbox inside the caller's transaction,
+    /// numbered after the aggregate's previous event. Writers of one aggregate already
+    /// serialise on its row, so the counter row adds no contention of its own.
     pub async fn write<C: ConnectionTrait>(
         &self,
         conn: &C,
         topic: &str,
+        aggregate: &str,
         payload: serde_json::Value,
     ) -> Result<(), DbErr> {
+        let sequence = self.next_sequence(conn, aggregate).await?;
         let sql = format!(
-            "INSERT INTO {} (event_id, topic, payload, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO {} (event_id, topic, payload, created_at, aggregate, sequence) \
+             VALUES (?, ?, ?, ?, ?, ?)",
             self.table
         );
         let values: Vec<Value> = vec![
@@ -454,6 +472,8 @@ impl Outbox {
             topic.to_string().into(),
             payload.to_string().into(),
             chrono::Utc::now().to_rfc3339().into(),
+            aggregate.to_string().into(),
+            sequence.into(),
         ];
         conn.execute_raw(Statement::from_sql_and_values(
             conn.get_database_backend(),
@@ -464,23 +484,123 @@ impl Outbox {
         Ok(())
     }
 
+    async fn next_sequence<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        aggregate: &str,
+    ) -> Result<i64, DbErr> {
+        let backend = conn.get_database_backend();
+        let bump = Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE {} SET last = last + 1 WHERE aggregate = ?",
+                self.sequences
+            ),
+            [Value::from(aggregate)],
+        );
+        for _ in 0..2 {
+            if conn.execute_raw(bump.clone()).await?.rows_affected() == 1 {
+                break;
+            }
+            let first = Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "INSERT INTO {} (aggregate, last) VALUES (?, 1)",
+                    self.sequences
+                ),
+                [Value::from(aggregate)],
+            );
+            match conn.execute_raw(first).await {
+                Ok(_) => break,
+                // Another transaction numbered this aggregate's first event meanwhile:
+                // count after it.
+                Err(e) if crate::db::is_unique_violation(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let row = conn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                format!("SELECT last FROM {} WHERE aggregate = ?", self.sequences),
+                [Value::from(aggregate)],
+            ))
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("sequence of {aggregate}")))?;
+        row.try_get("", "last")
+    }
+
     /// Tells the relay that committed events are waiting; call after commit.
     pub fn wake(&self) {
         self.wake.notify_one();
     }
 
-    /// Publishes what is in the outbox now; returns how many events went out.
+    /// Publishes what is in the outbox now, oldest first; returns how many events went
+    /// out. On MySQL the replicas of a subgraph take turns (a named lock), so events
+    /// leave in order and once; a relay that finds the lock taken publishes nothing.
     pub async fn relay_once(
         &self,
         db: &DatabaseConnection,
         bus: &EventBus,
     ) -> Result<usize, String> {
         let backend = db.get_database_backend();
+        let err = |e: DbErr| e.to_string();
+        // Most turns find nothing; they should not take any lock for that.
+        let waiting = db
+            .query_one_raw(Statement::from_string(
+                backend,
+                format!("SELECT id FROM {} LIMIT 1", self.table),
+            ))
+            .await
+            .map_err(err)?;
+        if waiting.is_none() {
+            return Ok(0);
+        }
+        // The MySQL lock belongs to a connection: a transaction keeps one for the whole
+        // turn. On SQLite the write lock taken at BEGIN serialises relays the same way.
+        let txn = crate::db::begin_write(db).await.map_err(err)?;
+        let lock_name = format!("{}.relay", self.table);
+        if backend == sea_orm::DbBackend::MySql {
+            let got = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    backend,
+                    "SELECT GET_LOCK(CONCAT(DATABASE(), '.', ?), 0) AS got",
+                    [Value::from(lock_name.as_str())],
+                ))
+                .await
+                .map_err(err)?
+                .and_then(|r| r.try_get::<Option<i64>>("", "got").ok().flatten());
+            if got != Some(1) {
+                return Ok(0);
+            }
+        }
+        let result = self.publish_batch(&txn, bus).await;
+        if backend == sea_orm::DbBackend::MySql {
+            let _ = txn
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    "SELECT RELEASE_LOCK(CONCAT(DATABASE(), '.', ?))",
+                    [Value::from(lock_name.as_str())],
+                ))
+                .await;
+        }
+        txn.commit().await.map_err(err)?;
+        result
+    }
+
+    /// Publishes up to 200 events and deletes each once the bus has it. A failure stops
+    /// the batch; what was not deleted goes out on the next turn.
+    async fn publish_batch(
+        &self,
+        conn: &sea_orm::DatabaseTransaction,
+        bus: &EventBus,
+    ) -> Result<usize, String> {
+        let backend = conn.get_database_backend();
         let select = format!(
-            "SELECT id, event_id, topic, payload, created_at FROM {} ORDER BY id LIMIT 200",
+            "SELECT id, event_id, topic, payload, created_at, aggregate, sequence FROM {} \
+             ORDER BY id LIMIT 200",
             self.table
         );
-        let rows = db
+        let rows = conn
             .query_all_raw(Statement::from_string(backend, select))
             .await
             .map_err(|e| e.to_string())?;
@@ -493,6 +613,8 @@ impl Outbox {
                 topic: row.try_get("", "topic").map_err(|e| e.to_string())?,
                 payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
                 occurred_at: row.try_get("", "created_at").map_err(|e| e.to_string())?,
+                aggregate: row.try_get("", "aggregate").map_err(|e| e.to_string())?,
+                sequence: row.try_get("", "sequence").map_err(|e| e.to_string())?,
             };
             bus.publish(&event).await?;
             let delete = Statement::from_sql_and_values(
@@ -500,10 +622,53 @@ impl Outbox {
                 format!("DELETE FROM {} WHERE id = ?", self.table),
                 [Value::from(id)],
             );
-            db.execute_raw(delete).await.map_err(|e| e.to_string())?;
+            conn.execute_raw(delete).await.map_err(|e| e.to_string())?;
             sent += 1;
         }
         Ok(sent)
+    }
+}
+
+/// A domain's record of the events its consumers have processed, so a redelivered
+/// event has no second effect. Claim the event inside the transaction that applies it:
+/// both commit together, or neither does.
+#[derive(Clone)]
+pub struct Inbox {
+    table: String,
+}
+
+impl Inbox {
+    /// `domain`'s inbox (`<domain>_inbox`).
+    pub fn new(domain: &str) -> Self {
+        Inbox {
+            table: format!("{domain}_inbox"),
+        }
+    }
+
+    /// Records that `consumer` processes `event` in `txn`; false when it already has.
+    pub async fn claim(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        consumer: &str,
+        event: &Event,
+    ) -> Result<bool, DbErr> {
+        let insert = Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!(
+                "INSERT INTO {} (consumer, event_id, processed_at) VALUES (?, ?, ?)",
+                self.table
+            ),
+            [
+                Value::from(consumer),
+                Value::from(event.id.as_str()),
+                Value::from(chrono::Utc::now().to_rfc3339()),
+            ],
+        );
+        match txn.execute_raw(insert).await {
+            Ok(_) => Ok(true),
+            Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shop_kit::events::{Event, EventBus, Outbox, handler};
+use futures::StreamExt;
+use shop_kit::events::{Event, EventBus, Inbox, Outbox, handler};
 use shop_kit::testing::{cleanup, databases, eventually, redis_url};
 
 fn ev(topic: &str, n: i64) -> Event {
@@ -15,6 +16,8 @@ fn ev(topic: &str, n: i64) -> Event {
         topic: topic.into(),
         payload: serde_json::json!({ "n": n }),
         occurred_at: String::new(),
+        aggregate: "a".into(),
+        sequence: n,
     }
 }
 
@@ -67,14 +70,14 @@ async fn outbox_events_are_published_after_commit_and_removed() {
         let outbox = Outbox::new("catalog_outbox");
         let txn = shop_kit::db::begin_write(&db).await.expect("begin");
         outbox
-            .write(&txn, "x.happened", serde_json::json!({ "n": 7 }))
+            .write(&txn, "x.happened", "x-1", serde_json::json!({ "n": 7 }))
             .await
             .expect("write");
         // Rolled back: never published.
         drop(txn);
         let txn = shop_kit::db::begin_write(&db).await.expect("begin");
         outbox
-            .write(&txn, "x.happened", serde_json::json!({ "n": 8 }))
+            .write(&txn, "x.happened", "x-1", serde_json::json!({ "n": 8 }))
             .await
             .expect("write");
         txn.commit().await.expect("commit");
@@ -201,4 +204,90 @@ mod loader {
             "{batches} batches for {rounds} rounds of 50 keys"
         );
     }
+}
+
+#[tokio::test]
+async fn events_are_numbered_per_aggregate_relayed_once_by_racing_relays_and_claimed_once() {
+    let dbs = databases("outbox_order").await;
+    for test_db in &dbs {
+        let label = test_db.label();
+        let db = test_db.connect().await;
+        shop_migrations::up(&db, "orders").await.expect("migrate");
+        let bus = EventBus::in_process();
+        let mut live = bus.subscribe(&["o.changed"]);
+        let outbox = Outbox::new("orders_outbox");
+        // Interleaved events of two aggregates, one transaction each.
+        let plan = [("A", 1), ("B", 2), ("A", 3), ("A", 4), ("B", 5)];
+        for (aggregate, n) in plan {
+            let txn = shop_kit::db::begin_write(&db).await.expect("begin");
+            outbox
+                .write(&txn, "o.changed", aggregate, serde_json::json!({ "n": n }))
+                .await
+                .expect("write");
+            txn.commit().await.expect("commit");
+        }
+        // Several relays (replicas of one subgraph) at once: each event goes out once.
+        let relays = (0..4).map(|_| outbox.relay_once(&db, &bus));
+        let sent: usize = futures::future::join_all(relays)
+            .await
+            .into_iter()
+            .map(|r| r.expect("relay"))
+            .sum();
+        assert_eq!(sent, 5, "[{label}]");
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            let e = tokio::time::timeout(Duration::from_secs(5), live.next())
+                .await
+                .expect("in time")
+                .expect("event");
+            got.push((
+                e.aggregate.clone(),
+                e.sequence,
+                e.payload["n"].as_i64().unwrap(),
+            ));
+        }
+        assert_eq!(
+            got,
+            vec![
+                ("A".into(), 1, 1),
+                ("B".into(), 1, 2),
+                ("A".into(), 2, 3),
+                ("A".into(), 3, 4),
+                ("B".into(), 2, 5)
+            ],
+            "[{label}] in commit order, numbered per aggregate"
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), live.next())
+                .await
+                .is_err(),
+            "[{label}] nothing twice"
+        );
+
+        // A consumer claims an event in the transaction that applies it: once only, and
+        // a rolled-back claim leaves it to be processed again.
+        let inbox = Inbox::new("orders");
+        let e = ev("o.changed", 9);
+        let txn = shop_kit::db::begin_write(&db).await.expect("begin");
+        assert!(inbox.claim(&txn, "mailer", &e).await.expect("claim"));
+        drop(txn);
+        let txn = shop_kit::db::begin_write(&db).await.expect("begin");
+        assert!(
+            inbox.claim(&txn, "mailer", &e).await.expect("claim"),
+            "[{label}] rolled back"
+        );
+        txn.commit().await.expect("commit");
+        let txn = shop_kit::db::begin_write(&db).await.expect("begin");
+        assert!(
+            !inbox.claim(&txn, "mailer", &e).await.expect("claim"),
+            "[{label}] processed"
+        );
+        assert!(
+            inbox.claim(&txn, "other", &e).await.expect("claim"),
+            "[{label}] per consumer"
+        );
+        txn.commit().await.expect("commit");
+        db.close().await.ok();
+    }
+    cleanup(&dbs).await;
 }

@@ -100,6 +100,7 @@ pub async fn delete(ctx: &CatalogCtx, caller: &Caller, id: &str) -> ApiResult<St
         .write(
             &txn,
             CATALOG_DELETED,
+            &cat.id,
             serde_json::to_value(CatalogDeleted {
                 catalog_id: cat.id.clone(),
             })

@@ -273,6 +273,7 @@ pub async fn insert<C: ConnectionTrait>(
         .write(
             conn,
             PRODUCT_CREATED,
+            &created.id,
             serde_json::to_value(event).unwrap_or_default(),
         )
         .await?;
@@ -357,6 +358,7 @@ pub async fn delete(ctx: &CatalogCtx, caller: &Caller, id: &str) -> ApiResult<St
         .write(
             &txn,
             PRODUCT_DELETED,
+            &existing.id,
             serde_json::to_value(event).unwrap_or_default(),
         )
         .await?;

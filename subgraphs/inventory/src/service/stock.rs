@@ -190,6 +190,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
                 .write(
                     conn,
                     STOCK_LOW,
+                    &after.product_id,
                     serde_json::to_value(event).unwrap_or_default(),
                 )
                 .await?;
@@ -205,6 +206,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
         .write(
             conn,
             STOCK_CHANGED,
+            &after.product_id,
             serde_json::to_value(event).unwrap_or_default(),
         )
         .await?;

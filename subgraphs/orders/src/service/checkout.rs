@@ -448,6 +448,7 @@ async fn create_order(
         .write(
             &txn,
             ORDER_PLACED,
+            &c.id,
             serde_json::json!({
                 "orderId": c.id, "userId": c.user_id, "total": cart.total,
                 "currency": cart.currency, "lines": lines,
@@ -458,6 +459,7 @@ async fn create_order(
         .write(
             &txn,
             super::ORDER_STATUS_CHANGED,
+            &c.id,
             serde_json::json!({
                 "orderId": c.id, "userId": c.user_id, "from": "PENDING", "to": "PAID",
                 "note": "payment captured",

@@ -143,6 +143,7 @@ pub async fn change_status<C: ConnectionTrait>(
         .write(
             conn,
             ORDER_STATUS_CHANGED,
+            &o.id,
             serde_json::json!({
                 "orderId": o.id, "userId": o.user_id,
                 "from": from.as_str(), "to": to.as_str(), "note": note,
@@ -389,6 +390,7 @@ pub async fn remove(ctx: &OrdersCtx, p: &Principal, id: &str, reason: &str) -> A
         .write(
             &txn,
             "orders.order_removed",
+            &o.id,
             serde_json::json!({ "orderId": o.id, "by": p.user_id, "reason": reason }),
         )
         .await?;

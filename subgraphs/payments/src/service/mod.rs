@@ -272,6 +272,7 @@ pub async fn capture(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
         .write(
             &txn,
             PAYMENT_CAPTURED,
+            &captured.order_id,
             serde_json::json!({
                 "paymentId": captured.id, "orderId": captured.order_id,
                 "amount": captured.amount, "currency": captured.currency,
@@ -376,6 +377,7 @@ pub async fn refund(
         .write(
             &txn,
             PAYMENT_REFUNDED,
+            &updated.order_id,
             serde_json::json!({
                 "paymentId": updated.id, "orderId": updated.order_id,
                 "amount": amount, "currency": updated.currency,

@@ -91,6 +91,7 @@ pub async fn create<C: ConnectionTrait>(
         .write(
             conn,
             "users.user_registered",
+            &model.id,
             serde_json::json!({ "userId": model.id, "roles": model.roles }),
         )
         .await?;
@@ -462,6 +463,7 @@ pub async fn erase<C: ConnectionTrait>(
         .write(
             conn,
             "users.user_deleted",
+            &id,
             serde_json::json!({ "userId": id }),
         )
         .await?;

@@ -158,6 +158,7 @@ pub async fn set_roles(ctx: &UsersCtx, id: &str, roles: &[Role]) -> ApiResult<us
         .write(
             &txn,
             "users.roles_changed",
+            &user.id,
             serde_json::json!({ "userId": user.id, "roles": user.roles }),
         )
         .await?;

@@ -631,6 +631,7 @@ pub async fn complete_link(
         .write(
             &txn,
             "users.provider_linked",
+            &user.id,
             serde_json::json!({ "userId": user.id, "provider": login.provider }),
         )
         .await?;
@@ -685,6 +686,7 @@ pub async fn unlink(ctx: &UsersCtx, p: &Principal, provider: &str) -> ApiResult<
         .write(
             &txn,
             "users.provider_unlinked",
+            &user.id,
             serde_json::json!({ "userId": user.id, "provider": provider }),
         )
         .await?;
