@@ -361,6 +361,7 @@ async fn run_subgraph(
         carts: shop_carts::CartsSettings {
             tax_rates: config.tax_rates.clone(),
         },
+        notifications: config.notifications_settings(&issuer(&config)),
     };
     if deps.internal.is_none() {
         tracing::warn!(

@@ -41,6 +41,8 @@ pub const KNOWN: &[&str] = &[
     "SHOP_OIDC_PROVIDERS",
     "SHOP_SERVICE_KEY",
     "SHOP_TAX_RATES",
+    "SHOP_SMTP_URL",
+    "SHOP_MAIL_FROM",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
@@ -122,6 +124,12 @@ pub struct Config {
     /// `SHOP_TAX_RATES`: tax per country as percentages, `DE=19,FR=20,CH=8.1`
     /// (prices exclude tax). Default none (no tax).
     pub tax_rates: HashMap<String, u32>,
+    /// `SHOP_SMTP_URL`: where mail goes, e.g. `smtp://user:pass@mail.example.com:587`
+    /// (STARTTLS), `smtps://mail.example.com:465`, `smtp://127.0.0.1:2525?tls=none`.
+    /// Default: `.eml` files under `<data dir>/mail`.
+    pub smtp_url: Option<String>,
+    /// `SHOP_MAIL_FROM`: the sender of every mail. Default `Shop <no-reply@shop.localhost>`.
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -152,6 +160,8 @@ impl Default for Config {
             oidc_providers: Vec::new(),
             service_key: None,
             tax_rates: HashMap::new(),
+            smtp_url: None,
+            mail_from: "Shop <no-reply@shop.localhost>".into(),
         }
     }
 }
@@ -258,6 +268,8 @@ impl Config {
                 })?,
                 None => HashMap::new(),
             },
+            smtp_url: var("SHOP_SMTP_URL"),
+            mail_from: var("SHOP_MAIL_FROM").unwrap_or(d.mail_from.clone()),
             service_key: match var("SHOP_SERVICE_KEY") {
                 Some(text) => Some(
                     shop_kit::auth::SigningKey::from_secret_string(text.trim()).ok_or_else(
@@ -281,6 +293,21 @@ impl Config {
                 &self.token_audience,
                 self.access_token_ttl,
             )
+        }
+    }
+
+    pub fn notifications_settings(
+        &self,
+        public_url: &str,
+    ) -> shop_notifications::NotificationsSettings {
+        shop_notifications::NotificationsSettings {
+            mail: match &self.smtp_url {
+                Some(url) => shop_notifications::MailTransport::Smtp(url.clone()),
+                None => shop_notifications::MailTransport::Files(self.data_dir.join("mail")),
+            },
+            mail_from: self.mail_from.clone(),
+            public_url: public_url.to_string(),
+            retry: shop_notifications::RetryPolicy::default(),
         }
     }
 

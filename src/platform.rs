@@ -55,6 +55,11 @@ pub struct PlatformOptions {
     pub service_key: Option<SigningKey>,
     /// Tax per country in basis points.
     pub tax_rates: HashMap<String, u32>,
+    /// Where mail goes (`None`: `.eml` files under `<data dir>/mail`), from whom, and
+    /// how failed deliveries are retried.
+    pub mail: Option<shop_notifications::MailTransport>,
+    pub mail_from: String,
+    pub mail_retry: shop_notifications::RetryPolicy,
 }
 
 impl PlatformOptions {
@@ -84,6 +89,12 @@ impl PlatformOptions {
             oidc_providers: c.oidc_providers.clone(),
             service_key: c.service_key.clone(),
             tax_rates: c.tax_rates.clone(),
+            mail: c
+                .smtp_url
+                .clone()
+                .map(shop_notifications::MailTransport::Smtp),
+            mail_from: c.mail_from.clone(),
+            mail_retry: shop_notifications::RetryPolicy::default(),
         }
     }
 
@@ -112,6 +123,9 @@ impl PlatformOptions {
             oidc_providers: Vec::new(),
             service_key: None,
             tax_rates: HashMap::new(),
+            mail: None,
+            mail_from: "Shop <no-reply@shop.test>".into(),
+            mail_retry: shop_notifications::RetryPolicy::default(),
         }
     }
 }
@@ -269,6 +283,14 @@ impl Platform {
             subgraph_urls: subgraph_urls.iter().cloned().collect(),
             carts: shop_carts::CartsSettings {
                 tax_rates: opts.tax_rates.clone(),
+            },
+            notifications: shop_notifications::NotificationsSettings {
+                mail: opts.mail.clone().unwrap_or_else(|| {
+                    shop_notifications::MailTransport::Files(opts.data_dir.join("mail"))
+                }),
+                mail_from: opts.mail_from.clone(),
+                public_url: issuer.clone(),
+                retry: opts.mail_retry.clone(),
             },
         };
         let (stop, stop_rx) = watch::channel(false);

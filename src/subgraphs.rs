@@ -38,6 +38,10 @@ pub const SUBGRAPHS: &[SubgraphSpec] = &[
         name: shop_orders::NAME,
         sdl: shop_orders::sdl,
     },
+    SubgraphSpec {
+        name: shop_notifications::NAME,
+        sdl: shop_notifications::sdl,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static SubgraphSpec> {
@@ -66,6 +70,7 @@ pub struct Deps {
     /// `/graphql` URL of each subgraph by name, for those calls.
     pub subgraph_urls: std::collections::HashMap<String, String>,
     pub carts: shop_carts::CartsSettings,
+    pub notifications: shop_notifications::NotificationsSettings,
 }
 
 impl Deps {
@@ -132,6 +137,9 @@ pub async fn start(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Ro
             shop_orders::start(db, bus, verifier, services)
                 .await
                 .map_err(|e| e.to_string())
+        }
+        shop_notifications::NAME => {
+            shop_notifications::start(db, bus, verifier, deps.notifications.clone()).await
         }
         other => Err(format!("unknown subgraph '{other}'")),
     }

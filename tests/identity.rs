@@ -12,19 +12,24 @@ use shop_kit::auth::{Claims, JwksSource, SigningKey, TrustedIssuer, Verifier};
 
 const PASSWORD: &str = "correct horse battery";
 
+/// The token of the newest `page` link mailed to `to`: account mail travels as an event
+/// to the notifications subgraph, which logs each delivery.
 async fn last_link(h: &Harness, to: &str, page: &str) -> String {
-    let mails = shop_users::entity::mail::Entity::find()
-        .order_by_desc(shop_users::entity::mail::Column::Id)
-        .all(&h.platform.users.db)
-        .await
-        .unwrap();
+    use shop_notifications::entity::delivery;
     let prefix = format!("{}/{page}?token=", h.platform.issuer);
-    let body = mails
-        .iter()
-        .find(|m| m.to_address == to && m.body.contains(&prefix))
-        .unwrap_or_else(|| panic!("no {page} mail to {to}"))
-        .body
-        .clone();
+    let db = h.platform.db(shop_notifications::NAME);
+    let body = common::eventually(&format!("a {page} mail to {to}"), || async {
+        let mails = delivery::Entity::find()
+            .order_by_desc(delivery::Column::CreatedAt)
+            .all(&db)
+            .await
+            .unwrap();
+        mails
+            .into_iter()
+            .find(|m| m.to_address == to && m.text_body.contains(&prefix))
+            .map(|m| m.text_body)
+    })
+    .await;
     let start = body.find(&prefix).unwrap() + prefix.len();
     body[start..].split_whitespace().next().unwrap().to_string()
 }

@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 pub mod carts;
 pub mod catalog;
 pub mod inventory;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod users;
@@ -28,6 +29,7 @@ pub async fn up(
         "payments" => payments::Migrator::up(db, None).await,
         "orders" => orders::Migrator::up(db, None).await,
         "users" => users::Migrator::up(db, None).await,
+        "notifications" => notifications::Migrator::up(db, None).await,
         _ => Ok(()),
     }
 }
@@ -44,6 +46,7 @@ pub async fn down(
         "payments" => payments::Migrator::down(db, None).await,
         "orders" => orders::Migrator::down(db, None).await,
         "users" => users::Migrator::down(db, None).await,
+        "notifications" => notifications::Migrator::down(db, None).await,
         _ => Ok(()),
     }
 }
@@ -56,4 +59,5 @@ pub const DOMAINS: &[&str] = &[
     "carts",
     "payments",
     "orders",
+    "notifications",
 ];

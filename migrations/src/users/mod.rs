@@ -1,9 +1,10 @@
 //! Users domain: accounts, addresses, sessions, one-time tokens, signing keys, sign-in
-//! identities, outgoing mail.
+//! identities (account mail goes out through the notifications domain).
 
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_users_tables;
+mod m20261123_000003_mail_moves_to_notifications;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_users_tables::Migration),
             Box::new(crate::util::EventTables("users")),
+            Box::new(m20261123_000003_mail_moves_to_notifications::Migration),
         ]
     }
 

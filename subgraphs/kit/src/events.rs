@@ -47,9 +47,21 @@ pub enum EventBus {
 
 #[derive(Default)]
 pub struct InProcessBus {
-    subscribers: Mutex<Vec<(Vec<String>, mpsc::UnboundedSender<Event>)>>,
+    /// Consumer groups and what they listen to, plus the recent events: a group that
+    /// starts after an event was published still gets it (as a Redis consumer group
+    /// created at the stream's start does), so start-up order loses nothing.
+    groups: Mutex<Groups>,
     fanout: Fanout,
 }
+
+#[derive(Default)]
+struct Groups {
+    subscribers: Vec<(Vec<String>, mpsc::UnboundedSender<Event>)>,
+    history: std::collections::VecDeque<Event>,
+}
+
+/// How many recent events the in-process bus keeps for consumers that start late.
+const IN_PROCESS_HISTORY: usize = 20_000;
 
 #[derive(Clone)]
 pub struct RedisBus {
@@ -200,18 +212,22 @@ impl EventBus {
     pub async fn publish(&self, event: &Event) -> Result<(), String> {
         match self {
             EventBus::InProcess(bus) => {
-                let mut subs = bus
-                    .subscribers
+                let mut groups = bus
+                    .groups
                     .lock()
                     .map_err(|_| "bus lock poisoned".to_string())?;
-                subs.retain(|(topics, tx)| {
+                groups.subscribers.retain(|(topics, tx)| {
                     if topics.iter().any(|t| t == &event.topic) {
                         tx.send(event.clone()).is_ok()
                     } else {
                         !tx.is_closed()
                     }
                 });
-                drop(subs);
+                if groups.history.len() == IN_PROCESS_HISTORY {
+                    groups.history.pop_front();
+                }
+                groups.history.push_back(event.clone());
+                drop(groups);
                 bus.fanout.send(event);
                 Ok(())
             }
@@ -239,8 +255,11 @@ impl EventBus {
         match self {
             EventBus::InProcess(bus) => {
                 let (tx, mut rx) = mpsc::unbounded_channel();
-                if let Ok(mut subs) = bus.subscribers.lock() {
-                    subs.push((topics, tx));
+                if let Ok(mut groups) = bus.groups.lock() {
+                    for past in groups.history.iter().filter(|e| topics.contains(&e.topic)) {
+                        let _ = tx.send(past.clone());
+                    }
+                    groups.subscribers.push((topics, tx));
                 }
                 tokio::spawn(async move {
                     while let Some(event) = rx.recv().await {
@@ -490,34 +509,26 @@ impl Outbox {
         aggregate: &str,
     ) -> Result<i64, DbErr> {
         let backend = conn.get_database_backend();
-        let bump = Statement::from_sql_and_values(
-            backend,
-            format!(
-                "UPDATE {} SET last = last + 1 WHERE aggregate = ?",
+        // One upsert: an UPDATE that finds no row and then an INSERT would take a gap
+        // lock first on MySQL, and two new aggregates' transactions deadlock on it.
+        let upsert = match backend {
+            sea_orm::DbBackend::MySql => format!(
+                "INSERT INTO {} (aggregate, last) VALUES (?, 1) \
+                 ON DUPLICATE KEY UPDATE last = last + 1",
                 self.sequences
             ),
+            _ => format!(
+                "INSERT INTO {} (aggregate, last) VALUES (?, 1) \
+                 ON CONFLICT (aggregate) DO UPDATE SET last = last + 1",
+                self.sequences
+            ),
+        };
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            upsert,
             [Value::from(aggregate)],
-        );
-        for _ in 0..2 {
-            if conn.execute_raw(bump.clone()).await?.rows_affected() == 1 {
-                break;
-            }
-            let first = Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "INSERT INTO {} (aggregate, last) VALUES (?, 1)",
-                    self.sequences
-                ),
-                [Value::from(aggregate)],
-            );
-            match conn.execute_raw(first).await {
-                Ok(_) => break,
-                // Another transaction numbered this aggregate's first event meanwhile:
-                // count after it.
-                Err(e) if crate::db::is_unique_violation(&e) => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        ))
+        .await?;
         let row = conn
             .query_one_raw(Statement::from_sql_and_values(
                 backend,

@@ -280,7 +280,18 @@ async fn compensate(ctx: &OrdersCtx, c: &checkout::Model) -> ApiResult<()> {
     if step >= Step::PaymentAuthorized
         && let Some(payment) = &c.payment_id
     {
-        ctx.services.void(payment).await?;
+        match ctx.services.void(payment).await {
+            Ok(_) => {}
+            // Captured after all (the capture's answer or its record was lost): the
+            // money goes back instead.
+            Err(ApiError::Conflict(_)) => {
+                let key = format!("{}-undo", c.id);
+                ctx.services
+                    .refund(payment, "checkout failed", &key)
+                    .await?;
+            }
+            Err(e) => return Err(e),
+        }
     }
     if step >= Step::StockCommitted {
         ctx.services.restock(&c.id, "checkout failed").await?;
@@ -442,7 +453,12 @@ async fn create_order(
     let lines: Vec<_> = cart
         .lines
         .iter()
-        .map(|l| serde_json::json!({ "productId": l.product_id, "quantity": l.quantity }))
+        .map(|l| {
+            serde_json::json!({
+                "productId": l.product_id, "name": l.name, "sku": l.sku, "quantity": l.quantity,
+                "unitPrice": l.unit_price, "lineTotal": l.unit_price.saturating_mul(l.quantity),
+            })
+        })
         .collect();
     ctx.outbox
         .write(
@@ -450,8 +466,9 @@ async fn create_order(
             ORDER_PLACED,
             &c.id,
             serde_json::json!({
-                "orderId": c.id, "userId": c.user_id, "total": cart.total,
-                "currency": cart.currency, "lines": lines,
+                "orderId": c.id, "userId": c.user_id, "currency": cart.currency, "lines": lines,
+                "subtotal": cart.subtotal, "discount": cart.discount, "shipping": cart.shipping,
+                "tax": cart.tax, "total": cart.total,
             }),
         )
         .await?;

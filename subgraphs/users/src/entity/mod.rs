@@ -1,6 +1,5 @@
 pub mod address;
 pub mod identity;
-pub mod mail;
 pub mod oidc_login;
 pub mod one_time_token;
 pub mod session;

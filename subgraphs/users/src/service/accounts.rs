@@ -87,15 +87,27 @@ pub async fn create<C: ConnectionTrait>(
         roles,
     )
     .await?;
+    announce_registered(ctx, conn, &model).await?;
+    Ok(model)
+}
+
+/// Tells other domains about a new account (notifications learns where mail goes).
+pub async fn announce_registered<C: ConnectionTrait>(
+    ctx: &UsersCtx,
+    conn: &C,
+    model: &user::Model,
+) -> ApiResult<()> {
     ctx.outbox
         .write(
             conn,
             "users.user_registered",
             &model.id,
-            serde_json::json!({ "userId": model.id, "roles": model.roles }),
+            serde_json::json!({
+                "userId": model.id, "roles": model.roles, "email": model.email, "name": model.name,
+            }),
         )
         .await?;
-    Ok(model)
+    Ok(())
 }
 
 /// Stores a new account row (checked input, hashed password).
@@ -220,12 +232,11 @@ pub async fn send_verification<C: ConnectionTrait>(
     user: &user::Model,
 ) -> ApiResult<()> {
     let token = new_one_time_token(conn, &user.id, PURPOSE_VERIFY, ctx.settings.verify_ttl).await?;
-    let (subject, body) = mail::verification(
-        &user.name,
-        &link(ctx, "verify-email", &token),
-        ctx.settings.verify_ttl.as_secs() / 3600,
-    );
-    mail::queue(conn, &user.email, &subject, body).await
+    let extra = serde_json::json!({
+        "link": link(ctx, "verify-email", &token),
+        "validForHours": ctx.settings.verify_ttl.as_secs() / 3600,
+    });
+    mail::announce(ctx, conn, mail::VERIFICATION_REQUESTED, user, extra).await
 }
 
 /// Sends a new verification mail to a signed-in user whose address is not verified yet.
@@ -337,12 +348,11 @@ pub async fn send_reset(ctx: &UsersCtx, email: &str) -> ApiResult<()> {
         return Ok(());
     }
     let token = new_one_time_token(&txn, &user.id, PURPOSE_RESET, ctx.settings.reset_ttl).await?;
-    let (subject, body) = mail::password_reset(
-        &user.name,
-        &link(ctx, "reset-password", &token),
-        ctx.settings.reset_ttl.as_secs() / 60,
-    );
-    mail::queue(&txn, &user.email, &subject, body).await?;
+    let extra = serde_json::json!({
+        "link": link(ctx, "reset-password", &token),
+        "validForMinutes": ctx.settings.reset_ttl.as_secs() / 60,
+    });
+    mail::announce(ctx, &txn, mail::PASSWORD_RESET_REQUESTED, &user, extra).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -360,8 +370,14 @@ pub async fn reset_password(ctx: &UsersCtx, token: &str, new_password: &str) -> 
     active.email_verified = Set(true);
     active.updated_at = Set(chrono::Utc::now());
     let user = active.update(&txn).await?;
-    let (subject, body) = mail::password_changed(&user.name);
-    mail::queue(&txn, &user.email, &subject, body).await?;
+    mail::announce(
+        ctx,
+        &txn,
+        mail::PASSWORD_CHANGED,
+        &user,
+        serde_json::json!({}),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -390,8 +406,14 @@ pub async fn change_password(
     active.password_hash = Set(Some(hash));
     active.updated_at = Set(chrono::Utc::now());
     let user = active.update(&txn).await?;
-    let (subject, body) = mail::password_changed(&user.name);
-    mail::queue(&txn, &user.email, &subject, body).await?;
+    mail::announce(
+        ctx,
+        &txn,
+        mail::PASSWORD_CHANGED,
+        &user,
+        serde_json::json!({}),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }

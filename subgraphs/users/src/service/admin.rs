@@ -237,8 +237,9 @@ pub async fn seed_account(
         return Ok(false);
     }
     let hash = super::passwords::hash(password.to_string()).await?;
-    accounts::insert(
-        &ctx.db,
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let model = accounts::insert(
+        &txn,
         id.to_string(),
         shop_kit::input::email("email", email)?,
         true,
@@ -247,5 +248,8 @@ pub async fn seed_account(
         roles,
     )
     .await?;
+    accounts::announce_registered(ctx, &txn, &model).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
     Ok(true)
 }

@@ -1,57 +1,31 @@
-//! Outgoing e-mail: written to `users_mail` in the same transaction as the change that
-//! causes it, for the notifications subgraph to send.
+//! Mail-worthy account events: written to the users outbox in the same transaction as
+//! the change that causes them; the notifications subgraph renders and sends the mail
+//! (and keeps the delivery log). The links carry single-use tokens, so the bus is
+//! internal to the platform.
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use serde_json::json;
 use shop_kit::ApiResult;
 
-use crate::entity::mail;
+use super::UsersCtx;
+use crate::entity::user;
 
-pub async fn queue<C: ConnectionTrait>(
+pub const VERIFICATION_REQUESTED: &str = "users.verification_requested";
+pub const PASSWORD_RESET_REQUESTED: &str = "users.password_reset_requested";
+pub const PASSWORD_CHANGED: &str = "users.password_changed";
+
+/// Announces `topic` for `user`, with the address and name the mail goes to and `extra`
+/// fields (a link, how long it works).
+pub async fn announce<C: sea_orm::ConnectionTrait>(
+    ctx: &UsersCtx,
     conn: &C,
-    to: &str,
-    subject: &str,
-    body: String,
+    topic: &str,
+    user: &user::Model,
+    extra: serde_json::Value,
 ) -> ApiResult<()> {
-    mail::ActiveModel {
-        to_address: Set(to.to_string()),
-        subject: Set(subject.to_string()),
-        body: Set(body),
-        created_at: Set(chrono::Utc::now()),
-        sent_at: Set(None),
-        ..Default::default()
+    let mut payload = json!({ "userId": user.id, "email": user.email, "name": user.name });
+    if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
     }
-    .insert(conn)
-    .await?;
+    ctx.outbox.write(conn, topic, &user.id, payload).await?;
     Ok(())
-}
-
-pub fn verification(name: &str, link: &str, hours: u64) -> (String, String) {
-    (
-        "Confirm your e-mail address".into(),
-        format!(
-            "Hello {name},\n\nplease confirm your e-mail address by opening this link:\n\n{link}\n\n\
-             The link works for {hours} hours. If you did not create an account, ignore this message.\n"
-        ),
-    )
-}
-
-pub fn password_reset(name: &str, link: &str, minutes: u64) -> (String, String) {
-    (
-        "Reset your password".into(),
-        format!(
-            "Hello {name},\n\nsomeone asked to reset the password of your account. To choose a new \
-             password, open this link:\n\n{link}\n\nThe link works once, for {minutes} minutes. \
-             If it was not you, ignore this message: your password stays as it is.\n"
-        ),
-    )
-}
-
-pub fn password_changed(name: &str) -> (String, String) {
-    (
-        "Your password was changed".into(),
-        format!(
-            "Hello {name},\n\nthe password of your account was just changed and every session was \
-             signed out. If this was not you, reset your password now.\n"
-        ),
-    )
 }

@@ -1,0 +1,6 @@
+//! SeaORM models of the notifications tables (see `migrations/src/notifications`).
+
+pub mod delivery;
+pub mod notification;
+pub mod preference;
+pub mod recipient;

@@ -1,0 +1,197 @@
+//! Other domains' events, each turned into notifications and mail in one transaction
+//! together with the inbox claim: a redelivered event changes nothing twice.
+
+use serde_json::Value;
+use shop_kit::events::{Event, EventBus, handler};
+
+use super::templates;
+use super::{Kind, NewNotification, NotificationsCtx, notify, preferences_of, queue_mail};
+
+/// The consumer group (and inbox consumer name) of this domain.
+pub const CONSUMER: &str = "notifications";
+
+pub const TOPICS: &[&str] = &[
+    "users.user_registered",
+    "users.user_deleted",
+    "users.verification_requested",
+    "users.password_reset_requested",
+    "users.password_changed",
+    "orders.order_placed",
+    "orders.order_status_changed",
+    "inventory.stock_low",
+];
+
+pub fn start(ctx: &NotificationsCtx, bus: &EventBus) {
+    bus.spawn_consumer(
+        CONSUMER,
+        TOPICS,
+        handler(ctx.clone(), |ctx: NotificationsCtx, e: Event| async move {
+            handle(&ctx, &e).await.map_err(|err| format!("{err:?}"))
+        }),
+    );
+}
+
+fn text<'a>(payload: &'a Value, key: &str) -> &'a str {
+    payload[key].as_str().unwrap_or_default()
+}
+
+/// Applies one event; `Ok` also when it was applied before.
+pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()> {
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    if !ctx.inbox.claim(&txn, CONSUMER, e).await? {
+        return Ok(());
+    }
+    let p = &e.payload;
+    let user = text(p, "userId");
+    let public = ctx.settings.public_url.trim_end_matches('/').to_string();
+    let mut mailed = false;
+    match e.topic.as_str() {
+        "users.user_registered" if !text(p, "email").is_empty() => {
+            super::remember_recipient(&txn, user, text(p, "email"), text(p, "name")).await?;
+        }
+        "users.user_deleted" => {
+            // Personal data goes with the account.
+            use crate::entity::{notification, preference, recipient};
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            recipient::Entity::delete_by_id(user.to_string())
+                .exec(&txn)
+                .await?;
+            preference::Entity::delete_by_id(user.to_string())
+                .exec(&txn)
+                .await?;
+            notification::Entity::delete_many()
+                .filter(notification::Column::UserId.eq(user))
+                .exec(&txn)
+                .await?;
+        }
+        "users.verification_requested" => {
+            super::remember_recipient(&txn, user, text(p, "email"), text(p, "name")).await?;
+            let mail = templates::verification(
+                text(p, "name"),
+                text(p, "link"),
+                p["validForHours"].as_i64().unwrap_or(48),
+            );
+            queue_mail(&txn, Some(user), Kind::Account, text(p, "email"), mail).await?;
+            mailed = true;
+        }
+        "users.password_reset_requested" => {
+            let mail = templates::password_reset(
+                text(p, "name"),
+                text(p, "link"),
+                p["validForMinutes"].as_i64().unwrap_or(60),
+            );
+            queue_mail(&txn, Some(user), Kind::Account, text(p, "email"), mail).await?;
+            mailed = true;
+        }
+        "users.password_changed" => {
+            notify(
+                ctx,
+                &txn,
+                NewNotification {
+                    user_id: user,
+                    kind: Kind::Account,
+                    title: "Your password was changed".into(),
+                    body: "Every session was signed out. If this was not you, reset your password now."
+                        .into(),
+                    order_id: None,
+                    product_id: None,
+                },
+            )
+            .await?;
+            let mail = templates::password_changed(text(p, "name"));
+            queue_mail(&txn, Some(user), Kind::Account, text(p, "email"), mail).await?;
+            mailed = true;
+        }
+        "orders.order_placed" => {
+            let order = text(p, "orderId");
+            let total = templates::money(p["total"].as_i64().unwrap_or(0), text(p, "currency"));
+            let items: i64 = p["lines"]
+                .as_array()
+                .map(|l| l.iter().filter_map(|x| x["quantity"].as_i64()).sum())
+                .unwrap_or(0);
+            notify(
+                ctx,
+                &txn,
+                NewNotification {
+                    user_id: user,
+                    kind: Kind::OrderPlaced,
+                    title: format!("Order {} placed", templates::short(order)),
+                    body: format!("{items} items, {total}, paid. We will tell you when it ships."),
+                    order_id: Some(order.to_string()),
+                    product_id: None,
+                },
+            )
+            .await?;
+            if let Some(r) = super::recipient_of(&txn, user).await?
+                && preferences_of(&txn, user).await?.email_orders
+            {
+                let url = format!("{public}/orders/{order}");
+                let mail = templates::order_placed(&r.name, order, p, &url);
+                queue_mail(&txn, Some(user), Kind::OrderPlaced, &r.email, mail).await?;
+                mailed = true;
+            }
+        }
+        "orders.order_status_changed" => {
+            let order = text(p, "orderId");
+            let to = text(p, "to");
+            let url = format!("{public}/orders/{order}");
+            if let Some(mail) = templates::order_status("", order, to, text(p, "note"), &url) {
+                notify(
+                    ctx,
+                    &txn,
+                    NewNotification {
+                        user_id: user,
+                        kind: Kind::OrderStatus,
+                        title: mail.subject.replacen("Your order", "Order", 1),
+                        body: text(p, "note").to_string(),
+                        order_id: Some(order.to_string()),
+                        product_id: None,
+                    },
+                )
+                .await?;
+                if let Some(r) = super::recipient_of(&txn, user).await?
+                    && preferences_of(&txn, user).await?.email_orders
+                    && let Some(mail) =
+                        templates::order_status(&r.name, order, to, text(p, "note"), &url)
+                {
+                    queue_mail(&txn, Some(user), Kind::OrderStatus, &r.email, mail).await?;
+                    mailed = true;
+                }
+            }
+        }
+        "inventory.stock_low" => {
+            let supplier = text(p, "supplierId");
+            let product = text(p, "productId");
+            let available = p["available"].as_i64().unwrap_or(0);
+            let threshold = p["threshold"].as_i64().unwrap_or(0);
+            notify(
+                ctx,
+                &txn,
+                NewNotification {
+                    user_id: supplier,
+                    kind: Kind::StockLow,
+                    title: format!("Stock is running low: {}", templates::short(product)),
+                    body: format!("{available} units left (alert at {threshold})."),
+                    order_id: None,
+                    product_id: Some(product.to_string()),
+                },
+            )
+            .await?;
+            if let Some(r) = super::recipient_of(&txn, supplier).await?
+                && preferences_of(&txn, supplier).await?.email_stock
+            {
+                let url = format!("{public}/supplier/products/{product}");
+                let mail = templates::stock_low(&r.name, product, available, threshold, &url);
+                queue_mail(&txn, Some(supplier), Kind::StockLow, &r.email, mail).await?;
+                mailed = true;
+            }
+        }
+        _ => {}
+    }
+    txn.commit().await?;
+    ctx.outbox.wake();
+    if mailed {
+        ctx.mail_wake.notify_one();
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! What each mail says, as plain text and HTML. User-provided text (names, product
+//! names, notes) is escaped in the HTML part.
+
+use serde_json::Value;
+
+/// A rendered mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Minor units as a decimal amount with the currency code (`1234 EUR` → `12.34 EUR`).
+pub fn money(amount: i64, currency: &str) -> String {
+    let exp = u32::from(shop_kit::money::currency_exponent(currency).unwrap_or(2));
+    if exp == 0 {
+        return format!("{amount} {currency}");
+    }
+    let scale = 10i64.pow(exp);
+    let sign = if amount < 0 { "-" } else { "" };
+    let abs = amount.unsigned_abs();
+    let scale = scale.unsigned_abs();
+    format!(
+        "{sign}{}.{:0width$} {currency}",
+        abs / scale,
+        abs % scale,
+        width = exp as usize
+    )
+}
+
+fn page(title: &str, paragraphs: &[String]) -> String {
+    let mut html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title></head>\
+         <body style=\"font-family: sans-serif; line-height: 1.5\">",
+        escape(title)
+    );
+    for p in paragraphs {
+        html.push_str(p);
+    }
+    html.push_str("</body></html>");
+    html
+}
+
+fn p(text: &str) -> String {
+    format!("<p>{}</p>", escape(text))
+}
+
+fn link(url: &str, label: &str) -> String {
+    format!("<p><a href=\"{}\">{}</a></p>", escape(url), escape(label))
+}
+
+pub fn verification(name: &str, url: &str, hours: i64) -> Mail {
+    let subject = "Confirm your e-mail address".to_string();
+    let text = format!(
+        "Hello {name},\n\nplease confirm your e-mail address by opening this link:\n\n{url}\n\n\
+         The link works for {hours} hours. If you did not create an account, ignore this message.\n"
+    );
+    let html = page(
+        &subject,
+        &[
+            p(&format!("Hello {name},")),
+            p("please confirm your e-mail address:"),
+            link(url, "Confirm my address"),
+            p(&format!(
+                "The link works for {hours} hours. If you did not create an account, ignore this message."
+            )),
+        ],
+    );
+    Mail {
+        subject,
+        text,
+        html,
+    }
+}
+
+pub fn password_reset(name: &str, url: &str, minutes: i64) -> Mail {
+    let subject = "Reset your password".to_string();
+    let text = format!(
+        "Hello {name},\n\nsomeone asked to reset the password of your account. To choose a new \
+         password, open this link:\n\n{url}\n\nThe link works once, for {minutes} minutes. \
+         If it was not you, ignore this message: your password stays as it is.\n"
+    );
+    let html = page(
+        &subject,
+        &[
+            p(&format!("Hello {name},")),
+            p("someone asked to reset the password of your account."),
+            link(url, "Choose a new password"),
+            p(&format!(
+                "The link works once, for {minutes} minutes. If it was not you, ignore this message: your password stays as it is."
+            )),
+        ],
+    );
+    Mail {
+        subject,
+        text,
+        html,
+    }
+}
+
+pub fn password_changed(name: &str) -> Mail {
+    let subject = "Your password was changed".to_string();
+    let line = "the password of your account was just changed and every session was signed out. \
+                If this was not you, reset your password now.";
+    Mail {
+        text: format!("Hello {name},\n\n{line}\n"),
+        html: page(&subject, &[p(&format!("Hello {name},")), p(line)]),
+        subject,
+    }
+}
+
+/// The order confirmation: every line with its price, and the totals.
+pub fn order_placed(name: &str, order_id: &str, payload: &Value, url: &str) -> Mail {
+    let currency = payload["currency"].as_str().unwrap_or_default();
+    let amount = |k: &str| money(payload[k].as_i64().unwrap_or(0), currency);
+    let subject = format!("Your order {} is confirmed", short(order_id));
+    let mut text =
+        format!("Hello {name},\n\nthank you for your order. We have received your payment.\n\n");
+    let mut rows = String::new();
+    for line in payload["lines"].as_array().into_iter().flatten() {
+        let product = line["name"].as_str().unwrap_or("Item");
+        let qty = line["quantity"].as_i64().unwrap_or(0);
+        let total = money(line["lineTotal"].as_i64().unwrap_or(0), currency);
+        text.push_str(&format!("  {qty} × {product}  {total}\n"));
+        rows.push_str(&format!(
+            "<tr><td>{qty} ×</td><td>{}</td><td style=\"text-align:right\">{}</td></tr>",
+            escape(product),
+            escape(&total)
+        ));
+    }
+    let mut totals = vec![("Subtotal", amount("subtotal"))];
+    if payload["discount"].as_i64().unwrap_or(0) > 0 {
+        totals.push(("Discount", format!("-{}", amount("discount"))));
+    }
+    totals.push(("Tax", amount("tax")));
+    totals.push(("Total", amount("total")));
+    text.push('\n');
+    for (label, value) in &totals {
+        text.push_str(&format!("  {label}: {value}\n"));
+        rows.push_str(&format!(
+            "<tr><td></td><td>{label}</td><td style=\"text-align:right\">{}</td></tr>",
+            escape(value)
+        ));
+    }
+    text.push_str(&format!("\nFollow your order: {url}\n"));
+    let html = page(
+        &subject,
+        &[
+            p(&format!("Hello {name},")),
+            p("thank you for your order. We have received your payment."),
+            format!("<table>{rows}</table>"),
+            link(url, "Follow your order"),
+        ],
+    );
+    Mail {
+        subject,
+        text,
+        html,
+    }
+}
+
+/// An order's status change the buyer cares about; `None` for the others.
+pub fn order_status(
+    name: &str,
+    order_id: &str,
+    status: &str,
+    note: &str,
+    url: &str,
+) -> Option<Mail> {
+    let (subject, line) = match status {
+        "SHIPPED" => ("has shipped", "is on its way"),
+        "DELIVERED" => ("was delivered", "has been delivered"),
+        "CANCELLED" => (
+            "was cancelled",
+            "was cancelled; any payment is returned to you",
+        ),
+        "REFUNDED" => ("was refunded", "was refunded to your payment card"),
+        _ => return None,
+    };
+    let subject = format!("Your order {} {subject}", short(order_id));
+    let line = format!("your order {} {line}.", short(order_id));
+    let mut text = format!("Hello {name},\n\n{line}\n");
+    let mut parts = vec![p(&format!("Hello {name},")), p(&line)];
+    if !note.is_empty() {
+        text.push_str(&format!("\nNote: {note}\n"));
+        parts.push(p(&format!("Note: {note}")));
+    }
+    text.push_str(&format!("\nFollow your order: {url}\n"));
+    parts.push(link(url, "Follow your order"));
+    Some(Mail {
+        html: page(&subject, &parts),
+        subject,
+        text,
+    })
+}
+
+pub fn stock_low(name: &str, product_id: &str, available: i64, threshold: i64, url: &str) -> Mail {
+    let subject = format!("Stock is running low: {}", short(product_id));
+    let line =
+        format!("product {product_id} has {available} units left (your alert is at {threshold}).");
+    Mail {
+        text: format!("Hello {name},\n\n{line}\n\nManage its stock: {url}\n"),
+        html: page(
+            &subject,
+            &[
+                p(&format!("Hello {name},")),
+                p(&line),
+                link(url, "Manage stock"),
+            ],
+        ),
+        subject,
+    }
+}
+
+/// The first block of an id, enough for a person to tell orders apart.
+pub fn short(id: &str) -> &str {
+    id.split('-').next().unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_prints_minor_units_in_the_currency_exponent() {
+        assert_eq!(money(1234, "EUR"), "12.34 EUR");
+        assert_eq!(money(5, "EUR"), "0.05 EUR");
+        assert_eq!(money(-250, "USD"), "-2.50 USD");
+        assert_eq!(money(1500, "JPY"), "1500 JPY");
+    }
+
+    #[test]
+    fn html_escapes_what_users_wrote() {
+        let m = order_status(
+            "<b>Eve</b>",
+            "o-1",
+            "SHIPPED",
+            "a & b",
+            "https://x/o?a=1&b=2",
+        )
+        .unwrap();
+        assert!(m.html.contains("&lt;b&gt;Eve&lt;/b&gt;"));
+        assert!(m.html.contains("a &amp; b"));
+        assert!(!m.html.contains("<b>Eve"));
+        assert!(m.text.contains("<b>Eve</b>"), "plain text stays as written");
+        assert!(order_status("x", "o", "FULFILLED", "", "u").is_none());
+    }
+}
