@@ -12,6 +12,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::platform::{Platform, PlatformOptions};
+use shop_kit::auth::{Role, SigningKey};
 
 pub const PRODUCT_PAGE: &str = "query ProductPage($id: ID!) { product(id: $id) { id sku name description price { amount currency } images attributes category { name } catalog { name } stock inStock } }";
 pub const LISTING: &str = "query Listing { products(first: 50, sort: NAME_ASC) { totalCount edges { node { id sku name price { amount currency } stock inStock } } } }";
@@ -242,4 +243,153 @@ pub async fn run(requests: usize, concurrency: usize) -> anyhow::Result<()> {
     platform.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The issuer of the benchmarks' tokens.
+pub const ISSUER: &str = "https://bench.test";
+
+/// The demo shop under a benchmark, with helpers to set up products, carts and tokens.
+pub struct BenchShop {
+    pub platform: Platform,
+    pub key: SigningKey,
+    pub client: reqwest::Client,
+}
+
+impl BenchShop {
+    /// Starts the seeded demo shop in `dir`, trusting the benchmark's own token issuer;
+    /// `customize` changes the options last.
+    pub async fn start(
+        dir: &std::path::Path,
+        connections: usize,
+        customize: impl FnOnce(&mut PlatformOptions),
+    ) -> anyhow::Result<BenchShop> {
+        let _ = std::fs::remove_dir_all(dir);
+        let key =
+            SigningKey::generate().map_err(|e| anyhow::anyhow!(e.public_message().to_string()))?;
+        let mut opts = PlatformOptions::for_tests(dir);
+        opts.seed = true;
+        opts.issuers = vec![shop_kit::auth::TrustedIssuer::new(
+            ISSUER,
+            "shop",
+            shop_kit::auth::JwksSource::Inline(key.jwks()),
+        )];
+        customize(&mut opts);
+        let platform = Platform::start(opts).await?;
+        Ok(BenchShop {
+            platform,
+            key,
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(connections * 2)
+                .build()?,
+        })
+    }
+
+    pub fn token(&self, user: &str, role: Role) -> String {
+        self.key
+            .mint(ISSUER, "shop", user, &[role], Duration::from_secs(3600))
+            .unwrap_or_default()
+    }
+
+    pub async fn gql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .client
+            .post(&self.platform.gateway_url)
+            .header("content-type", "application/json")
+            .body(json!({ "query": query, "variables": variables }).to_string());
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let bytes = req.send().await?.bytes().await?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    pub async fn ok(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let v = self.gql(token, query, variables).await?;
+        anyhow::ensure!(v.get("errors").is_none(), "{query}: {v}");
+        Ok(v["data"].clone())
+    }
+
+    /// A product of the first demo supplier with `stock` units.
+    pub async fn product(&self, stock: i64) -> anyhow::Result<String> {
+        let supplier = self.token(crate::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+        let d = self
+            .ok(
+                Some(&supplier),
+                "query($s: ID) { catalogs(supplierId: $s, first: 1) { edges { node { id } } } }",
+                json!({ "s": crate::seed::DEMO_SUPPLIERS[0].0 }),
+            )
+            .await?;
+        let catalog = d["catalogs"]["edges"][0]["node"]["id"].clone();
+        let d = self
+            .ok(
+                Some(&supplier),
+                "mutation($c: ID!, $s: String!) { createProduct(input: { catalogId: $c, sku: $s, name: \"Bench Lamp\", price: { amount: 2500, currency: \"EUR\" } }) { id } }",
+                json!({ "c": catalog, "s": format!("B-{}", &shop_kit::ids::new_id()[24..]) }),
+            )
+            .await?;
+        let id = d["createProduct"]["id"]
+            .as_str()
+            .context("product id")?
+            .to_string();
+        self.set_stock(&id, stock).await?;
+        Ok(id)
+    }
+
+    pub async fn set_stock(&self, product: &str, stock: i64) -> anyhow::Result<()> {
+        let supplier = self.token(crate::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+        for _ in 0..100 {
+            let v = self
+                .gql(
+                    Some(&supplier),
+                    "mutation($p: ID!, $q: Int!) { setStock(productId: $p, quantity: $q, reason: \"bench\") { quantity } }",
+                    json!({ "p": product, "q": stock }),
+                )
+                .await?;
+            if v.get("errors").is_none() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("stock never reached inventory")
+    }
+
+    /// A buyer's cart with `quantity` of `product`: (token, cart id).
+    pub async fn cart(
+        &self,
+        buyer: &str,
+        product: &str,
+        quantity: i64,
+    ) -> anyhow::Result<(String, String)> {
+        let token = self.token(buyer, Role::Customer);
+        let d = self
+            .ok(
+                Some(&token),
+                "mutation { createCart { cart { id } } }",
+                json!({}),
+            )
+            .await?;
+        let cart = d["createCart"]["cart"]["id"]
+            .as_str()
+            .context("cart id")?
+            .to_string();
+        if quantity > 0 {
+            self.ok(
+                Some(&token),
+                "mutation($c: ID!, $p: ID!, $q: Int!) { addToCart(cartId: $c, productId: $p, quantity: $q) { id } }",
+                json!({ "c": cart, "p": product, "q": quantity }),
+            )
+            .await?;
+        }
+        Ok((token, cart))
+    }
 }

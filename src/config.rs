@@ -47,6 +47,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
     "SHOP_REQUIRE_OIDC",
+    "SHOP_REQUIRE_SMTP",
     "SHOP_REDIS_TEST_URL",
 ];
 

@@ -240,7 +240,7 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     assert!(migrate.arg("migrate").status().unwrap().success());
 
     let (uport, cport, iport, gport) = (free_port(), free_port(), free_port(), free_port());
-    let (kport, pport, oport) = (free_port(), free_port(), free_port());
+    let (kport, pport, oport, nport) = (free_port(), free_port(), free_port(), free_port());
     let urls = vec![
         (
             "SHOP_SUBGRAPH_URL_USERS".to_string(),
@@ -265,6 +265,10 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
         (
             "SHOP_SUBGRAPH_URL_ORDERS".to_string(),
             format!("http://127.0.0.1:{oport}/graphql"),
+        ),
+        (
+            "SHOP_SUBGRAPH_URL_NOTIFICATIONS".to_string(),
+            format!("http://127.0.0.1:{nport}/graphql"),
         ),
     ];
     let spawn = |args: Vec<String>, extra: Vec<(String, String)>| {
@@ -329,6 +333,15 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
             "orders".into(),
             "--listen".into(),
             format!("127.0.0.1:{oport}"),
+        ],
+        urls.clone(),
+    );
+    let _notifications = spawn(
+        vec![
+            "subgraph".into(),
+            "notifications".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{nport}"),
         ],
         urls.clone(),
     );

@@ -34,6 +34,11 @@ async fn migrations_go_up_down_and_up_again_with_a_tracking_table_per_domain() {
             shop_migrations::up(&db, domain).await.expect("up");
         }
         let after_up = tables(&db).await;
+        assert!(
+            !after_up.contains(&"users_mail".to_string()),
+            "[{}] account mail moved to notifications",
+            test_db.label()
+        );
         for t in [
             "catalog_migrations",
             "inventory_migrations",
@@ -45,7 +50,13 @@ async fn migrations_go_up_down_and_up_again_with_a_tracking_table_per_domain() {
             "users_users",
             "users_sessions",
             "users_signing_keys",
-            "users_mail",
+            "users_event_sequences",
+            "users_inbox",
+            "orders_event_sequences",
+            "notifications_migrations",
+            "notifications_notifications",
+            "notifications_deliveries",
+            "notifications_inbox",
         ] {
             assert!(
                 after_up.contains(&t.to_string()),

@@ -8,132 +8,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::{Value, json};
-use shop::bench::{Figures, load};
-use shop::platform::{Platform, PlatformOptions};
-use shop_kit::auth::{JwksSource, Role, SigningKey, TrustedIssuer};
-
-const ISSUER: &str = "https://bench.test";
-
-struct Shop {
-    platform: Platform,
-    key: SigningKey,
-    client: reqwest::Client,
-}
-
-impl Shop {
-    fn token(&self, user: &str, role: Role) -> String {
-        self.key
-            .mint(ISSUER, "shop", user, &[role], Duration::from_secs(3600))
-            .unwrap_or_default()
-    }
-
-    async fn gql(
-        &self,
-        token: Option<&str>,
-        query: &str,
-        variables: Value,
-    ) -> anyhow::Result<Value> {
-        let mut req = self
-            .client
-            .post(&self.platform.gateway_url)
-            .header("content-type", "application/json")
-            .body(json!({ "query": query, "variables": variables }).to_string());
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let bytes = req.send().await?.bytes().await?;
-        Ok(serde_json::from_slice(&bytes)?)
-    }
-
-    async fn ok(
-        &self,
-        token: Option<&str>,
-        query: &str,
-        variables: Value,
-    ) -> anyhow::Result<Value> {
-        let v = self.gql(token, query, variables).await?;
-        anyhow::ensure!(v.get("errors").is_none(), "{query}: {v}");
-        Ok(v["data"].clone())
-    }
-
-    /// A product of the first demo supplier with `stock` units.
-    async fn product(&self, stock: i64) -> anyhow::Result<String> {
-        let supplier = self.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
-        let d = self
-            .ok(
-                Some(&supplier),
-                "query($s: ID) { catalogs(supplierId: $s, first: 1) { edges { node { id } } } }",
-                json!({ "s": shop::seed::DEMO_SUPPLIERS[0].0 }),
-            )
-            .await?;
-        let catalog = d["catalogs"]["edges"][0]["node"]["id"].clone();
-        let d = self
-            .ok(
-                Some(&supplier),
-                "mutation($c: ID!, $s: String!) { createProduct(input: { catalogId: $c, sku: $s, name: \"Bench Lamp\", price: { amount: 2500, currency: \"EUR\" } }) { id } }",
-                json!({ "c": catalog, "s": format!("B-{}", &shop_kit::ids::new_id()[24..]) }),
-            )
-            .await?;
-        let id = d["createProduct"]["id"]
-            .as_str()
-            .context("product id")?
-            .to_string();
-        self.set_stock(&id, stock).await?;
-        Ok(id)
-    }
-
-    async fn set_stock(&self, product: &str, stock: i64) -> anyhow::Result<()> {
-        let supplier = self.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
-        for _ in 0..100 {
-            let v = self
-                .gql(
-                    Some(&supplier),
-                    "mutation($p: ID!, $q: Int!) { setStock(productId: $p, quantity: $q, reason: \"bench\") { quantity } }",
-                    json!({ "p": product, "q": stock }),
-                )
-                .await?;
-            if v.get("errors").is_none() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("stock never reached inventory")
-    }
-
-    /// A buyer's cart with `quantity` of `product`: (token, cart id).
-    async fn cart(
-        &self,
-        buyer: &str,
-        product: &str,
-        quantity: i64,
-    ) -> anyhow::Result<(String, String)> {
-        let token = self.token(buyer, Role::Customer);
-        let d = self
-            .ok(
-                Some(&token),
-                "mutation { createCart { cart { id } } }",
-                json!({}),
-            )
-            .await?;
-        let cart = d["createCart"]["cart"]["id"]
-            .as_str()
-            .context("cart id")?
-            .to_string();
-        if quantity > 0 {
-            self.ok(
-                Some(&token),
-                "mutation($c: ID!, $p: ID!, $q: Int!) { addToCart(cartId: $c, productId: $p, quantity: $q) { id } }",
-                json!({ "c": cart, "p": product, "q": quantity }),
-            )
-            .await?;
-        }
-        Ok((token, cart))
-    }
-}
+use shop::bench::{BenchShop as Shop, Figures, load};
 
 const CHECKOUT: &str = "mutation($c: ID!, $k: String!) { checkout(cartId: $c, idempotencyKey: $k, shippingAddress: { name: \"Bench\", line1: \"Main 1\", city: \"Berlin\", postalCode: \"10115\", country: \"DE\" }, payment: { number: \"4242424242424242\", expMonth: 12, expYear: 2031, cvc: \"123\", holder: \"Bench\" }) { id } }";
 
@@ -166,25 +43,7 @@ async fn run(
     concurrency: usize,
 ) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("shop-shopbench-{}-{label}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let key =
-        SigningKey::generate().map_err(|e| anyhow::anyhow!(e.public_message().to_string()))?;
-    let mut opts = PlatformOptions::for_tests(&dir);
-    opts.seed = true;
-    opts.database_url = database_url;
-    opts.issuers = vec![TrustedIssuer::new(
-        ISSUER,
-        "shop",
-        JwksSource::Inline(key.jwks()),
-    )];
-    let platform = Platform::start(opts).await?;
-    let shop = Arc::new(Shop {
-        platform,
-        key,
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency * 2)
-            .build()?,
-    });
+    let shop = Arc::new(Shop::start(&dir, concurrency, |o| o.database_url = database_url).await?);
     println!("\n== {label}: {requests} requests per case at concurrency {concurrency}");
 
     // (a) add to cart: each request adds one unit to one of `concurrency` carts.
