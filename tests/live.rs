@@ -328,8 +328,40 @@ async fn sse_refuses_bad_requests_with_a_status_and_streams_queries_once() {
         once.next_event().await.map(|(e, _)| e).as_deref(),
         Some("complete")
     );
-    // Plain POSTs of a subscription are told where to go.
+    // GET works for event streams too (browsers' EventSource only does GET), except for
+    // mutations.
     let token = h.token("buyer-sse", Role::Customer);
+    let get = |query: &str| {
+        h.client
+            .get(reqwest::Url::parse_with_params(&url, &[("query", query)]).unwrap())
+            .header("accept", "text/event-stream")
+            .bearer_auth(&token)
+            .send()
+    };
+    let r = get("{ __typename }").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("event: next") && body.contains("event: complete"),
+        "{body}"
+    );
+    let r = get("subscription { myOrderUpdates { status } }")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"),
+        "a subscription streams over GET"
+    );
+    drop(r);
+    let r = get("mutation { createCart { cart { id } } }")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    // Plain POSTs of a subscription are told where to go.
     let r = h.gql(Some(&token), MY_UPDATES, json!({})).await;
     assert_eq!(r.code(), "OPERATION_NOT_SUPPORTED");
     h.stop().await;

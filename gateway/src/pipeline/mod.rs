@@ -78,10 +78,12 @@ impl Gateway {
                 .unwrap_or_default(),
         };
         let prepared = self.authorize_prepared(query, prepared, viewer)?;
-        if meta.is_get && prepared.kind() != OperationKind::Query {
+        // GET must not change anything (caches, prefetchers, links); a subscription
+        // over GET is fine (EventSource only does GET) and plain HTTP refuses it later.
+        if meta.is_get && prepared.kind() == OperationKind::Mutation {
             return Err(GraphQLResponse::request_error(
                 405,
-                "only queries may be sent with GET; use POST",
+                "mutations cannot be sent with GET; use POST",
                 "METHOD_NOT_ALLOWED",
             ));
         }
