@@ -249,6 +249,14 @@ async fn run(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Warnings (a relay or consumer retrying) explain odd figures.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = std::env::args().skip(1);
     let subscribers: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(200);
     let concurrency: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8);

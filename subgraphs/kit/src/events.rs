@@ -295,6 +295,17 @@ impl RedisBus {
         format!("{}:events:{}", self.prefix, topic)
     }
 
+    /// A connection for blocking reads (`BLOCK` up to 5 s): the client's default response
+    /// timeout (500 ms) would cut every idle read short and cost a reconnect each time.
+    async fn blocking_connection(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Reads `topic`'s stream from its current end and hands every entry to this
     /// process's listeners; after a Redis outage it resumes after the last entry seen.
     async fn fan_out(self, topic: String, tx: broadcast::Sender<Event>, ready: Arc<AtomicBool>) {
@@ -302,11 +313,7 @@ impl RedisBus {
         let mut last: Option<String> = None;
         loop {
             let result: Result<(), String> = async {
-                let mut conn = self
-                    .client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut conn = self.blocking_connection().await?;
                 if last.is_none() {
                     // Where the stream ends now: listeners get what is published after.
                     let newest: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
@@ -377,11 +384,7 @@ impl RedisBus {
         keys: &[String],
         handler: &Handler,
     ) -> Result<(), String> {
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut conn = self.blocking_connection().await?;
         for key in keys {
             let created: Result<String, redis::RedisError> = redis::cmd("XGROUP")
                 .arg("CREATE")
