@@ -111,6 +111,43 @@ pub async fn drop(manager: &SchemaManager<'_>, tables: &[&str]) -> Result<(), Db
     Ok(())
 }
 
+/// Adds `cols` to `table`, one statement each: SQLite alters one thing at a time.
+async fn add_columns(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    cols: Vec<ColumnDef>,
+) -> Result<(), DbErr> {
+    for mut col in cols {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new(table))
+                    .add_column(&mut col)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn drop_columns(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    cols: &[&str],
+) -> Result<(), DbErr> {
+    for col in cols {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new(table))
+                    .drop_column(Alias::new(*col))
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// The event tables every domain gains next to its outbox: which aggregate an event is
 /// about and its number among that aggregate's events, the per-aggregate counters, and
 /// the inbox of events the domain's consumers processed (see `shop_kit::events`).
@@ -126,30 +163,23 @@ impl MigrationName for EventTables {
 impl MigrationTrait for EventTables {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let domain = self.0;
-        let outbox = Alias::new(format!("{domain}_outbox"));
-        // One column per statement: SQLite alters one thing at a time.
-        for col in [
-            ColumnDef::new(Alias::new("aggregate"))
-                .string_len(64)
-                .not_null()
-                .default("")
-                .to_owned(),
-            ColumnDef::new(Alias::new("sequence"))
-                .big_integer()
-                .not_null()
-                .default(0)
-                .to_owned(),
-        ] {
-            let mut col = col;
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(outbox.clone())
-                        .add_column(&mut col)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        add_columns(
+            manager,
+            &format!("{domain}_outbox"),
+            vec![
+                ColumnDef::new(Alias::new("aggregate"))
+                    .string_len(64)
+                    .not_null()
+                    .default("")
+                    .to_owned(),
+                ColumnDef::new(Alias::new("sequence"))
+                    .big_integer()
+                    .not_null()
+                    .default(0)
+                    .to_owned(),
+            ],
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
@@ -191,16 +221,54 @@ impl MigrationTrait for EventTables {
             ],
         )
         .await?;
-        for col in ["sequence", "aggregate"] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Alias::new(format!("{domain}_outbox")))
-                        .drop_column(Alias::new(col))
-                        .to_owned(),
-                )
-                .await?;
-        }
-        Ok(())
+        drop_columns(
+            manager,
+            &format!("{domain}_outbox"),
+            &["sequence", "aggregate"],
+        )
+        .await
+    }
+}
+
+/// Outbox rows stay after publishing until every consumer group has acknowledged them:
+/// `stream_id` is where the bus put the event (zero-padded, so it orders as text) and
+/// `delivery` the outbox's publish counter on the bus at that moment. A bus that lost
+/// events (Redis restarted without them) shows a lower counter, and the rows above it
+/// are published again (see `shop_kit::events::Outbox`).
+pub struct OutboxDelivery(pub &'static str);
+
+impl MigrationName for OutboxDelivery {
+    fn name(&self) -> &str {
+        "m20261130_000001_outbox_delivery"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for OutboxDelivery {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        add_columns(
+            manager,
+            &format!("{}_outbox", self.0),
+            vec![
+                ColumnDef::new(Alias::new("stream_id"))
+                    .string_len(48)
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(Alias::new("delivery"))
+                    .big_integer()
+                    .null()
+                    .to_owned(),
+            ],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        drop_columns(
+            manager,
+            &format!("{}_outbox", self.0),
+            &["delivery", "stream_id"],
+        )
+        .await
     }
 }

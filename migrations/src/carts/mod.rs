@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_carts_tables::Migration),
             Box::new(m20261122_000002_promo_codes::Migration),
             Box::new(crate::util::EventTables("carts")),
+            Box::new(crate::util::OutboxDelivery("carts")),
         ]
     }
 

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_catalog_tables::Migration),
             Box::new(crate::util::EventTables("catalog")),
+            Box::new(crate::util::OutboxDelivery("catalog")),
         ]
     }
 

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_inventory_tables::Migration),
             Box::new(m20261122_000002_stock_holds::Migration),
             Box::new(crate::util::EventTables("inventory")),
+            Box::new(crate::util::OutboxDelivery("inventory")),
         ]
     }
 

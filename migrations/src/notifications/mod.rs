@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_notifications_tables::Migration),
             Box::new(crate::util::EventTables("notifications")),
+            Box::new(crate::util::OutboxDelivery("notifications")),
         ]
     }
 

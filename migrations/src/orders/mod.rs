@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_orders_tables::Migration),
             Box::new(crate::util::EventTables("orders")),
+            Box::new(crate::util::OutboxDelivery("orders")),
         ]
     }
 

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_payments_tables::Migration),
             Box::new(crate::util::EventTables("payments")),
+            Box::new(crate::util::OutboxDelivery("payments")),
         ]
     }
 

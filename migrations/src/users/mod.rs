@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_users_tables::Migration),
             Box::new(crate::util::EventTables("users")),
             Box::new(m20261123_000003_mail_moves_to_notifications::Migration),
+            Box::new(crate::util::OutboxDelivery("users")),
         ]
     }
 

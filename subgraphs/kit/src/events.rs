@@ -42,7 +42,7 @@ pub type Handler = Arc<dyn Fn(Event) -> HandlerFuture + Send + Sync>;
 #[derive(Clone)]
 pub enum EventBus {
     InProcess(Arc<InProcessBus>),
-    Redis(RedisBus),
+    Redis(Box<RedisBus>),
 }
 
 #[derive(Default)]
@@ -52,13 +52,188 @@ pub struct InProcessBus {
     /// created at the stream's start does), so start-up order loses nothing.
     groups: Mutex<Groups>,
     fanout: Fanout,
+    /// Per outbox table: its publish counter and the events some group has not
+    /// handled yet (counter value → groups still to finish it).
+    outboxes: Mutex<HashMap<String, Deliveries>>,
 }
 
 #[derive(Default)]
 struct Groups {
-    subscribers: Vec<(Vec<String>, mpsc::UnboundedSender<Event>)>,
+    subscribers: Vec<(Vec<String>, GroupSender)>,
     history: std::collections::VecDeque<Event>,
 }
+
+/// Feeds one consumer group: each event with its acknowledgement when it came from an
+/// outbox.
+type GroupSender = mpsc::UnboundedSender<(Event, Option<Ack>)>;
+
+#[derive(Default)]
+struct Deliveries {
+    counter: i64,
+    pending: std::collections::BTreeMap<i64, usize>,
+}
+
+/// A consumer group's acknowledgement of one outbox event on the in-process bus.
+struct Ack {
+    bus: std::sync::Weak<InProcessBus>,
+    outbox: String,
+    delivery: i64,
+}
+
+impl Ack {
+    fn done(self) {
+        let Some(bus) = self.bus.upgrade() else {
+            return;
+        };
+        let Ok(mut outboxes) = bus.outboxes.lock() else {
+            return;
+        };
+        if let Some(d) = outboxes.get_mut(&self.outbox)
+            && let Some(left) = d.pending.get_mut(&self.delivery)
+        {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                d.pending.remove(&self.delivery);
+            }
+        }
+    }
+}
+
+impl InProcessBus {
+    /// Hands `event` to every group subscribed to its topic (each with an ack when it
+    /// comes from an outbox) and to live listeners; returns how many groups got it.
+    fn deliver(
+        self: &Arc<Self>,
+        event: &Event,
+        outbox: Option<(&str, i64)>,
+    ) -> Result<usize, String> {
+        let mut groups = self
+            .groups
+            .lock()
+            .map_err(|_| "bus lock poisoned".to_string())?;
+        let mut delivered = 0;
+        groups.subscribers.retain(|(topics, tx)| {
+            if topics.iter().any(|t| t == &event.topic) {
+                let ack = outbox.map(|(table, delivery)| Ack {
+                    bus: Arc::downgrade(self),
+                    outbox: table.to_string(),
+                    delivery,
+                });
+                let sent = tx.send((event.clone(), ack)).is_ok();
+                delivered += usize::from(sent);
+                sent
+            } else {
+                !tx.is_closed()
+            }
+        });
+        if groups.history.len() == IN_PROCESS_HISTORY {
+            groups.history.pop_front();
+        }
+        groups.history.push_back(event.clone());
+        drop(groups);
+        self.fanout.send(event);
+        Ok(delivered)
+    }
+}
+
+/// A place in a topic's stream: Redis's `<ms>-<seq>` entry id; the in-process bus uses
+/// the outbox's publish counter as `<n>-0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamPos {
+    ms: u64,
+    seq: u64,
+}
+
+impl StreamPos {
+    pub fn parse(id: &str) -> Option<Self> {
+        let (ms, seq) = id.split_once('-')?;
+        Some(StreamPos {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+
+    /// Zero-padded, so the database orders positions as text.
+    pub fn stored(&self) -> String {
+        format!("{:020}-{:020}", self.ms, self.seq)
+    }
+
+    fn redis(&self) -> String {
+        format!("{}-{}", self.ms, self.seq)
+    }
+
+    fn next(self) -> Self {
+        match self.seq.checked_add(1) {
+            Some(seq) => StreamPos { ms: self.ms, seq },
+            None => StreamPos {
+                ms: self.ms.saturating_add(1),
+                seq: 0,
+            },
+        }
+    }
+}
+
+/// What the bus did with an outbox event.
+#[derive(Debug, PartialEq)]
+pub enum Placed {
+    /// Published at `pos`; the outbox's counter on the bus is now `counter`.
+    At { pos: StreamPos, counter: i64 },
+    /// Not published: the bus's counter is not what the relay expected (it lost events).
+    CounterMoved { counter: i64 },
+}
+
+/// Which of a topic's published outbox events every consumer group has acknowledged.
+#[derive(Debug, PartialEq)]
+pub enum Acked {
+    /// None can be counted as acknowledged (the stream is gone).
+    Nothing,
+    /// Every event placed before this position.
+    Below(StreamPos),
+    /// All of them (or no group consumes the topic).
+    All,
+}
+
+/// How long a Redis stream keeps acknowledged entries, for consumer groups created
+/// later and live readers catching up after a reconnect.
+const STREAM_RETENTION: Duration = Duration::from_secs(3600);
+
+/// Publishes an outbox event only when the outbox's counter is what the relay last saw,
+/// and bumps it in the same step: a Redis that restarted without the relay's earlier
+/// events shows a lower counter, and those events are published again.
+const PUBLISH_SCRIPT: &str = r"
+local counter = tonumber(redis.call('GET', KEYS[1]) or '0')
+if counter ~= tonumber(ARGV[1]) then
+  return {0, counter, ''}
+end
+local id = redis.call('XADD', KEYS[2], '*', 'event', ARGV[2])
+redis.call('SET', KEYS[1], counter + 1)
+return {1, counter + 1, id}
+";
+
+/// The outbox's counter and, per consumer group of the stream, the last entry it was
+/// given and its oldest unacknowledged one: read together, so they describe one state.
+const ACKED_SCRIPT: &str = r"
+local counter = string.format('%d', tonumber(redis.call('GET', KEYS[1]) or '0'))
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return {counter, 'missing'}
+end
+local out = {counter, 'ok'}
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[2])) do
+  local name, pending, last
+  for i = 1, #group, 2 do
+    if group[i] == 'name' then name = group[i + 1]
+    elseif group[i] == 'pending' then pending = group[i + 1]
+    elseif group[i] == 'last-delivered-id' then last = group[i + 1] end
+  end
+  local oldest = ''
+  if pending > 0 then
+    oldest = redis.call('XPENDING', KEYS[2], name)[2]
+  end
+  table.insert(out, last)
+  table.insert(out, oldest)
+end
+return out
+";
 
 /// How many recent events the in-process bus keeps for consumers that start late.
 const IN_PROCESS_HISTORY: usize = 20_000;
@@ -69,7 +244,15 @@ pub struct RedisBus {
     client: redis::Client,
     prefix: String,
     fanout: Arc<Fanout>,
+    /// How long an entry may stay unacknowledged with one consumer before another of
+    /// its group takes it over (the first one's process died holding it).
+    claim_after: Duration,
 }
+
+/// The default for [`RedisBus::claim_after`]: well past any handler's normal run, so a
+/// slow but live consumer rarely has its work taken (and if it does, inboxes absorb
+/// the second run).
+const CLAIM_AFTER: Duration = Duration::from_secs(60);
 
 /// Live listeners of this process (subscriptions), one broadcast channel per topic.
 /// Unlike consumer groups, every listener sees every event, and only while listening.
@@ -168,12 +351,25 @@ impl EventBus {
         let conn = redis::aio::ConnectionManager::new(client.clone())
             .await
             .map_err(|e| e.to_string())?;
-        Ok(EventBus::Redis(RedisBus {
+        Ok(EventBus::Redis(Box::new(RedisBus {
             conn,
             client,
             prefix: prefix.to_string(),
             fanout: Arc::new(Fanout::default()),
-        }))
+            claim_after: CLAIM_AFTER,
+        })))
+    }
+
+    /// Sets how long a Redis consumer's unacknowledged entry waits before another
+    /// consumer of its group takes it over (tests shorten it).
+    pub fn with_claim_after(self, after: Duration) -> Self {
+        match self {
+            EventBus::Redis(mut bus) => {
+                bus.claim_after = after;
+                EventBus::Redis(bus)
+            }
+            other => other,
+        }
     }
 
     /// Every event of `topics` published from now on, in this process, as long as the
@@ -211,26 +407,7 @@ impl EventBus {
 
     pub async fn publish(&self, event: &Event) -> Result<(), String> {
         match self {
-            EventBus::InProcess(bus) => {
-                let mut groups = bus
-                    .groups
-                    .lock()
-                    .map_err(|_| "bus lock poisoned".to_string())?;
-                groups.subscribers.retain(|(topics, tx)| {
-                    if topics.iter().any(|t| t == &event.topic) {
-                        tx.send(event.clone()).is_ok()
-                    } else {
-                        !tx.is_closed()
-                    }
-                });
-                if groups.history.len() == IN_PROCESS_HISTORY {
-                    groups.history.pop_front();
-                }
-                groups.history.push_back(event.clone());
-                drop(groups);
-                bus.fanout.send(event);
-                Ok(())
-            }
+            EventBus::InProcess(bus) => bus.deliver(event, None).map(|_| ()),
             EventBus::Redis(bus) => {
                 let body = serde_json::to_string(event).map_err(|e| e.to_string())?;
                 let mut conn = bus.conn.clone();
@@ -248,6 +425,183 @@ impl EventBus {
         }
     }
 
+    /// The outbox's publish counter on the bus: how many of its events the bus holds
+    /// the record of (0 for a bus that never saw it, or lost it).
+    pub async fn outbox_counter(&self, outbox: &str) -> Result<i64, String> {
+        match self {
+            EventBus::InProcess(bus) => Ok(bus
+                .outboxes
+                .lock()
+                .map_err(|_| "bus lock poisoned".to_string())?
+                .get(outbox)
+                .map_or(0, |d| d.counter)),
+            EventBus::Redis(bus) => {
+                let mut conn = bus.conn.clone();
+                redis::cmd("GET")
+                    .arg(bus.counter_key(outbox))
+                    .query_async::<Option<i64>>(&mut conn)
+                    .await
+                    .map(|c| c.unwrap_or(0))
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Publishes an event of `outbox` if the outbox's counter on the bus is `expected`.
+    pub async fn publish_outbox(
+        &self,
+        outbox: &str,
+        expected: i64,
+        event: &Event,
+    ) -> Result<Placed, String> {
+        match self {
+            EventBus::InProcess(bus) => {
+                let mut outboxes = bus
+                    .outboxes
+                    .lock()
+                    .map_err(|_| "bus lock poisoned".to_string())?;
+                let d = outboxes.entry(outbox.to_string()).or_default();
+                if d.counter != expected {
+                    return Ok(Placed::CounterMoved { counter: d.counter });
+                }
+                let delivery = d.counter + 1;
+                // Still under the outboxes lock: no ack can arrive before it is counted.
+                let groups = bus.deliver(event, Some((outbox, delivery)))?;
+                d.counter = delivery;
+                if groups > 0 {
+                    d.pending.insert(delivery, groups);
+                }
+                Ok(Placed::At {
+                    pos: StreamPos {
+                        ms: delivery.unsigned_abs(),
+                        seq: 0,
+                    },
+                    counter: delivery,
+                })
+            }
+            EventBus::Redis(bus) => {
+                let body = serde_json::to_string(event).map_err(|e| e.to_string())?;
+                let mut conn = bus.conn.clone();
+                let (published, counter, id): (i64, i64, String) =
+                    redis::Script::new(PUBLISH_SCRIPT)
+                        .key(bus.counter_key(outbox))
+                        .key(bus.stream_key(&event.topic))
+                        .arg(expected)
+                        .arg(body)
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                if published != 1 {
+                    return Ok(Placed::CounterMoved { counter });
+                }
+                let pos = StreamPos::parse(&id).ok_or_else(|| format!("stream id {id}"))?;
+                Ok(Placed::At { pos, counter })
+            }
+        }
+    }
+
+    /// The outbox's counter on the bus and which of `topic`'s events from it every
+    /// consumer group has acknowledged, as of one moment.
+    pub async fn acked(&self, outbox: &str, topic: &str) -> Result<(i64, Acked), String> {
+        match self {
+            EventBus::InProcess(bus) => {
+                let outboxes = bus
+                    .outboxes
+                    .lock()
+                    .map_err(|_| "bus lock poisoned".to_string())?;
+                let Some(d) = outboxes.get(outbox) else {
+                    return Ok((0, Acked::Nothing));
+                };
+                // One counter for all of the outbox's topics: the oldest unhandled
+                // event of any topic bounds them all (conservative, and cheap).
+                let acked = match d.pending.keys().next() {
+                    Some(oldest) => Acked::Below(StreamPos {
+                        ms: oldest.unsigned_abs(),
+                        seq: 0,
+                    }),
+                    None => Acked::All,
+                };
+                Ok((d.counter, acked))
+            }
+            EventBus::Redis(bus) => {
+                let mut conn = bus.conn.clone();
+                let reply: Vec<String> = redis::Script::new(ACKED_SCRIPT)
+                    .key(bus.counter_key(outbox))
+                    .key(bus.stream_key(topic))
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let counter = reply
+                    .first()
+                    .and_then(|c| c.parse().ok())
+                    .ok_or("outbox counter missing")?;
+                if reply.get(1).map(String::as_str) != Some("ok") {
+                    return Ok((counter, Acked::Nothing));
+                }
+                let mut below: Option<StreamPos> = None;
+                for group in reply[2..].chunks(2) {
+                    let [last, oldest] = group else {
+                        return Err("malformed consumer group reply".into());
+                    };
+                    // A group has acknowledged everything before its oldest pending
+                    // entry, or, with none pending, everything it was given.
+                    let acked = if oldest.is_empty() {
+                        StreamPos::parse(last).map(StreamPos::next)
+                    } else {
+                        StreamPos::parse(oldest)
+                    }
+                    .ok_or_else(|| format!("stream ids {last} {oldest}"))?;
+                    below = Some(below.map_or(acked, |b| b.min(acked)));
+                }
+                Ok((counter, below.map_or(Acked::All, Acked::Below)))
+            }
+        }
+    }
+
+    /// Drops what every group acknowledged from `topic`'s stream, keeping at least the
+    /// last hour (Redis; the in-process bus keeps a bounded history anyway).
+    pub async fn trim(&self, topic: &str, acked: &Acked) -> Result<(), String> {
+        let EventBus::Redis(bus) = self else {
+            return Ok(());
+        };
+        let retention = u64::try_from(STREAM_RETENTION.as_millis()).unwrap_or(u64::MAX);
+        let horizon = chrono::Utc::now()
+            .timestamp_millis()
+            .unsigned_abs()
+            .saturating_sub(retention);
+        let horizon = StreamPos {
+            ms: horizon,
+            seq: 0,
+        };
+        let min_id = match acked {
+            Acked::Nothing => return Ok(()),
+            Acked::Below(pos) => (*pos).min(horizon),
+            Acked::All => horizon,
+        };
+        let mut conn = bus.conn.clone();
+        redis::cmd("XTRIM")
+            .arg(bus.stream_key(topic))
+            .arg("MINID")
+            .arg("~")
+            .arg(min_id.redis())
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Makes sure consumer `group` exists on `topic` (Redis), so events published before
+    /// its first consumer starts wait for it; consumers create their groups themselves.
+    pub async fn ensure_group(&self, topic: &str, group: &str) -> Result<(), String> {
+        match self {
+            EventBus::InProcess(_) => Ok(()),
+            EventBus::Redis(bus) => {
+                let mut conn = bus.conn.clone();
+                create_group(&mut conn, &bus.stream_key(topic), group).await
+            }
+        }
+    }
+
     /// Runs `handler` for every event of `topics`, once per consumer `group` across all
     /// processes of that group. A failed handler is retried with back-off.
     pub fn spawn_consumer(&self, group: &str, topics: &[&str], handler: Handler) -> JoinHandle<()> {
@@ -257,13 +611,16 @@ impl EventBus {
                 let (tx, mut rx) = mpsc::unbounded_channel();
                 if let Ok(mut groups) = bus.groups.lock() {
                     for past in groups.history.iter().filter(|e| topics.contains(&e.topic)) {
-                        let _ = tx.send(past.clone());
+                        let _ = tx.send((past.clone(), None));
                     }
                     groups.subscribers.push((topics, tx));
                 }
                 tokio::spawn(async move {
-                    while let Some(event) = rx.recv().await {
+                    while let Some((event, ack)) = rx.recv().await {
                         handle_with_retry(&handler, event).await;
+                        if let Some(ack) = ack {
+                            ack.done();
+                        }
                     }
                 })
             }
@@ -293,6 +650,10 @@ async fn handle_with_retry(handler: &Handler, event: Event) {
 impl RedisBus {
     fn stream_key(&self, topic: &str) -> String {
         format!("{}:events:{}", self.prefix, topic)
+    }
+
+    fn counter_key(&self, outbox: &str) -> String {
+        format!("{}:outbox:{}", self.prefix, outbox)
     }
 
     /// A connection for blocking reads (`BLOCK` up to 5 s): the client's default response
@@ -386,23 +747,20 @@ impl RedisBus {
     ) -> Result<(), String> {
         let mut conn = self.blocking_connection().await?;
         for key in keys {
-            let created: Result<String, redis::RedisError> = redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(key)
-                .arg(group)
-                .arg("0")
-                .arg("MKSTREAM")
-                .query_async(&mut conn)
-                .await;
-            if let Err(e) = created
-                && e.code() != Some("BUSYGROUP")
-            {
-                return Err(e.to_string());
-            }
+            create_group(&mut conn, key, group).await?;
         }
+        let claim_every = (self.claim_after / 2).min(Duration::from_secs(5));
+        let mut next_claim = tokio::time::Instant::now();
         // First our own pending entries (delivered before a crash, never acknowledged), then new ones.
         let mut start = "0";
         loop {
+            if tokio::time::Instant::now() >= next_claim {
+                next_claim = tokio::time::Instant::now() + claim_every;
+                for key in keys {
+                    self.claim_abandoned(&mut conn, key, group, consumer, handler)
+                        .await?;
+                }
+            }
             let mut cmd = redis::cmd("XREADGROUP");
             cmd.arg("GROUP")
                 .arg(group)
@@ -410,7 +768,10 @@ impl RedisBus {
                 .arg("COUNT")
                 .arg(100);
             if start == ">" {
-                cmd.arg("BLOCK").arg(2000);
+                let block = u64::try_from(claim_every.as_millis())
+                    .unwrap_or(2000)
+                    .clamp(1, 2000);
+                cmd.arg("BLOCK").arg(block);
             }
             cmd.arg("STREAMS");
             for key in keys {
@@ -431,17 +792,7 @@ impl RedisBus {
             for stream in reply.keys {
                 for entry in stream.ids {
                     seen += 1;
-                    let body: Option<String> = entry.get("event");
-                    if let Some(event) = body.and_then(|b| serde_json::from_str::<Event>(&b).ok()) {
-                        handle_with_retry(handler, event).await;
-                    }
-                    let _: i64 = redis::cmd("XACK")
-                        .arg(&stream.key)
-                        .arg(group)
-                        .arg(&entry.id)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    handle_entry(&mut conn, &stream.key, group, &entry, handler).await?;
                 }
             }
             if start == "0" && seen == 0 {
@@ -449,18 +800,116 @@ impl RedisBus {
             }
         }
     }
+
+    /// Takes over entries another consumer of `group` was given but has not
+    /// acknowledged for [`RedisBus::claim_after`] (its process died), and handles them.
+    async fn claim_abandoned(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        handler: &Handler,
+    ) -> Result<(), String> {
+        let idle = u64::try_from(self.claim_after.as_millis()).unwrap_or(u64::MAX);
+        let mut from = "0-0".to_string();
+        // Bounded: a huge backlog is taken over a few hundred entries per pass.
+        for _ in 0..5 {
+            let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(key)
+                .arg(group)
+                .arg(consumer)
+                .arg(idle)
+                .arg(&from)
+                .arg("COUNT")
+                .arg(100)
+                .query_async(conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !reply.claimed.is_empty() {
+                tracing::info!(
+                    stream = key,
+                    group,
+                    taken = reply.claimed.len(),
+                    "took over events another consumer left unacknowledged"
+                );
+            }
+            for entry in &reply.claimed {
+                handle_entry(conn, key, group, entry, handler).await?;
+            }
+            if reply.next_stream_id == "0-0" {
+                break;
+            }
+            from = reply.next_stream_id;
+        }
+        Ok(())
+    }
+}
+
+/// Creates `group` on the stream `key` from its start, unless it exists.
+async fn create_group<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    group: &str,
+) -> Result<(), String> {
+    let created: Result<String, redis::RedisError> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(key)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match created {
+        Err(e) if e.code() != Some("BUSYGROUP") => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the handler on one stream entry (until it succeeds) and acknowledges it; an
+/// entry that is not an event is acknowledged and skipped.
+async fn handle_entry(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    group: &str,
+    entry: &redis::streams::StreamId,
+    handler: &Handler,
+) -> Result<(), String> {
+    let body: Option<String> = entry.get("event");
+    if let Some(event) = body.and_then(|b| serde_json::from_str::<Event>(&b).ok()) {
+        handle_with_retry(handler, event).await;
+    }
+    redis::cmd("XACK")
+        .arg(key)
+        .arg(group)
+        .arg(&entry.id)
+        .query_async::<i64>(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// A domain's outbox table; events written here in a transaction are published by
-/// [`spawn_relay`] after commit. Next to it live the domain's per-aggregate sequence
-/// counters (`<domain>_event_sequences`) and its inbox of processed events
-/// (`<domain>_inbox`, see [`Inbox`]).
+/// [`spawn_relay`] after commit, and stay until every consumer group has acknowledged
+/// them, so a bus that loses events (Redis restarting without its data, a process
+/// ending with its in-process bus) gets them again. Next to it live the domain's
+/// per-aggregate sequence counters (`<domain>_event_sequences`) and its inbox of
+/// processed events (`<domain>_inbox`, see [`Inbox`]).
 #[derive(Clone)]
 pub struct Outbox {
     table: &'static str,
     sequences: String,
+    inbox: String,
     wake: Arc<Notify>,
+    /// When the relay next looks for acknowledged events to remove.
+    next_prune: Arc<Mutex<tokio::time::Instant>>,
 }
+
+/// How often the relay removes acknowledged events (and trims streams).
+const PRUNE_EVERY: Duration = Duration::from_millis(500);
+
+/// How long an inbox remembers a processed event: far longer than any redelivery.
+const INBOX_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 impl Outbox {
     /// `table` is `<domain>_outbox`.
@@ -469,7 +918,9 @@ impl Outbox {
         Outbox {
             table,
             sequences: format!("{domain}_event_sequences"),
+            inbox: format!("{domain}_inbox"),
             wake: Arc::new(Notify::new()),
+            next_prune: Arc::new(Mutex::new(tokio::time::Instant::now())),
         }
     }
 
@@ -548,9 +999,10 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Publishes what is in the outbox now, oldest first; returns how many events went
-    /// out. On MySQL the replicas of a subgraph take turns (a named lock), so events
-    /// leave in order and once; a relay that finds the lock taken publishes nothing.
+    /// One relay turn: publishes what is in the outbox now, oldest first, and removes
+    /// what every consumer group has acknowledged; returns how many events went out.
+    /// On MySQL the replicas of a subgraph take turns (a named lock), so events leave in
+    /// order and once; a relay that finds the lock taken does nothing.
     pub async fn relay_once(
         &self,
         db: &DatabaseConnection,
@@ -587,8 +1039,12 @@ impl Outbox {
                 return Ok(0);
             }
         }
-        let result = self.publish_batch(&txn, bus).await;
+        let result = self.turn(&txn, bus).await;
         if backend == sea_orm::DbBackend::MySql {
+            // Commit before letting go of the lock: a relay that took it while this
+            // turn's records were still invisible would publish the same rows again.
+            // (The transaction's own commit below then has nothing left to do.)
+            txn.execute_unprepared("COMMIT").await.map_err(err)?;
             let _ = txn
                 .execute_raw(Statement::from_sql_and_values(
                     backend,
@@ -601,20 +1057,68 @@ impl Outbox {
         result
     }
 
-    /// Publishes up to 200 events and deletes each once the bus has it. A failure stops
-    /// the batch; what was not deleted goes out on the next turn.
-    async fn publish_batch(
+    async fn turn(
         &self,
-        conn: &sea_orm::DatabaseTransaction,
+        txn: &sea_orm::DatabaseTransaction,
         bus: &EventBus,
     ) -> Result<usize, String> {
-        let backend = conn.get_database_backend();
+        let counter = bus.outbox_counter(self.table).await?;
+        // Published events the bus no longer has the record of (Redis came back without
+        // them; an earlier process's in-process bus is gone) go out again. Rows are found
+        // by a plain read and changed by id: a scanning UPDATE on MySQL would lock the
+        // table's gaps, and every business transaction's outbox insert would wait for
+        // this turn's round trips to the bus.
+        let lost = self
+            .ids(txn, "delivery > ?", vec![Value::from(counter)])
+            .await?;
+        if !lost.is_empty() {
+            tracing::warn!(
+                table = self.table,
+                lost = lost.len(),
+                "the bus lost published events; publishing them again"
+            );
+            self.by_ids(
+                txn,
+                "UPDATE {} SET stream_id = NULL, delivery = NULL",
+                &lost,
+            )
+            .await?;
+        }
+        let (sent, counter) = self.publish_batch(txn, bus, counter).await?;
+        if self.prune_due() {
+            self.prune_acknowledged(txn, bus, counter).await?;
+        }
+        Ok(sent)
+    }
+
+    fn prune_due(&self) -> bool {
+        let Ok(mut next) = self.next_prune.lock() else {
+            return false;
+        };
+        let now = tokio::time::Instant::now();
+        if now < *next {
+            return false;
+        }
+        *next = now + PRUNE_EVERY;
+        true
+    }
+
+    /// Publishes up to 200 events not yet on the bus and records where each went. A
+    /// failure stops the batch; what was not recorded goes out on the next turn.
+    /// Returns how many went out and the outbox's counter on the bus after them.
+    async fn publish_batch(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        bus: &EventBus,
+        mut counter: i64,
+    ) -> Result<(usize, i64), String> {
+        let backend = txn.get_database_backend();
         let select = format!(
             "SELECT id, event_id, topic, payload, created_at, aggregate, sequence FROM {} \
-             ORDER BY id LIMIT 200",
+             WHERE delivery IS NULL ORDER BY id LIMIT 200",
             self.table
         );
-        let rows = conn
+        let rows = txn
             .query_all_raw(Statement::from_string(backend, select))
             .await
             .map_err(|e| e.to_string())?;
@@ -630,16 +1134,132 @@ impl Outbox {
                 aggregate: row.try_get("", "aggregate").map_err(|e| e.to_string())?,
                 sequence: row.try_get("", "sequence").map_err(|e| e.to_string())?,
             };
-            bus.publish(&event).await?;
-            let delete = Statement::from_sql_and_values(
+            let (pos, now) = match bus.publish_outbox(self.table, counter, &event).await? {
+                Placed::At { pos, counter } => (pos, counter),
+                // The bus lost events since this turn began: the next turn resends them.
+                Placed::CounterMoved { .. } => break,
+            };
+            let record = Statement::from_sql_and_values(
                 backend,
-                format!("DELETE FROM {} WHERE id = ?", self.table),
-                [Value::from(id)],
+                format!(
+                    "UPDATE {} SET stream_id = ?, delivery = ? WHERE id = ?",
+                    self.table
+                ),
+                [Value::from(pos.stored()), Value::from(now), Value::from(id)],
             );
-            conn.execute_raw(delete).await.map_err(|e| e.to_string())?;
+            txn.execute_raw(record).await.map_err(|e| e.to_string())?;
+            counter = now;
             sent += 1;
         }
-        Ok(sent)
+        Ok((sent, counter))
+    }
+
+    /// Removes the published events every consumer group has acknowledged, topic by
+    /// topic, and trims the bus's streams to match. `counter` is the outbox's counter
+    /// on the bus as this turn left it: if the bus says otherwise it lost events, and
+    /// nothing is removed until the next turn has published them again.
+    async fn prune_acknowledged(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        bus: &EventBus,
+        counter: i64,
+    ) -> Result<(), String> {
+        let rows = txn
+            .query_all_raw(Statement::from_string(
+                txn.get_database_backend(),
+                format!(
+                    "SELECT id, topic, stream_id FROM {} WHERE delivery IS NOT NULL \
+                     ORDER BY id LIMIT 1000",
+                    self.table
+                ),
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut by_topic: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        for row in rows {
+            let id: i64 = row.try_get("", "id").map_err(|e| e.to_string())?;
+            let topic: String = row.try_get("", "topic").map_err(|e| e.to_string())?;
+            let pos: String = row.try_get("", "stream_id").map_err(|e| e.to_string())?;
+            by_topic.entry(topic).or_default().push((id, pos));
+        }
+        let mut done = Vec::new();
+        for (topic, rows) in by_topic {
+            let (now, acked) = bus.acked(self.table, &topic).await?;
+            if now != counter {
+                return Ok(());
+            }
+            match &acked {
+                Acked::Nothing => continue,
+                Acked::Below(pos) => {
+                    let below = pos.stored();
+                    done.extend(rows.iter().filter(|(_, p)| *p < below).map(|(id, _)| *id));
+                }
+                Acked::All => done.extend(rows.iter().map(|(id, _)| *id)),
+            }
+            bus.trim(&topic, &acked).await?;
+        }
+        if !done.is_empty() {
+            self.by_ids(txn, "DELETE FROM {}", &done).await?;
+        }
+        Ok(())
+    }
+
+    /// Ids of this outbox's rows matching `condition`, by a non-locking read.
+    async fn ids(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        condition: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<i64>, String> {
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                txn.get_database_backend(),
+                format!("SELECT id FROM {} WHERE {condition}", self.table),
+                values,
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        rows.iter()
+            .map(|r| r.try_get::<i64>("", "id").map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    /// Runs `statement` (with `{}` for the table) on the rows `ids`, in chunks.
+    async fn by_ids(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        statement: &str,
+        ids: &[i64],
+    ) -> Result<(), String> {
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "{} WHERE id IN ({marks})",
+                statement.replace("{}", self.table)
+            );
+            let values: Vec<Value> = chunk.iter().map(|id| Value::from(*id)).collect();
+            txn.execute_raw(Statement::from_sql_and_values(
+                txn.get_database_backend(),
+                sql,
+                values,
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Forgets processed events older than the inbox's retention.
+    pub async fn prune_inbox(&self, db: &DatabaseConnection) -> Result<u64, String> {
+        let cutoff = (chrono::Utc::now() - INBOX_RETENTION).to_rfc3339();
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!("DELETE FROM {} WHERE processed_at < ?", self.inbox),
+            [Value::from(cutoff)],
+        ))
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -687,10 +1307,18 @@ impl Inbox {
 }
 
 /// Publishes outbox events until the process ends: woken after each commit, and
-/// polling once a second for events written by other processes or before a crash.
+/// polling once a second for events written by other processes or before a crash, and
+/// for acknowledgements. Once an hour it prunes the domain's inbox.
 pub fn spawn_relay(db: DatabaseConnection, outbox: Outbox, bus: EventBus) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut next_inbox_prune = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_inbox_prune {
+                next_inbox_prune += Duration::from_secs(3600);
+                if let Err(e) = outbox.prune_inbox(&db).await {
+                    tracing::warn!(table = outbox.inbox, error = %e, "inbox pruning failed");
+                }
+            }
             match outbox.relay_once(&db, &bus).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}

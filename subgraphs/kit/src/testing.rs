@@ -125,6 +125,103 @@ pub fn redis_url(test: &str) -> Option<String> {
     }
 }
 
+/// A Redis server of the test's own, for tests that kill and restart it (the shared
+/// one is not theirs to stop). Started from `redis-server` on a free loopback port,
+/// without persistence, so a restart comes back empty; killed when dropped. `None`
+/// (skipped) when the binary is missing, unless `SHOP_REQUIRE_REDIS=1`.
+pub struct RedisServer {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub fn start(test: &str) -> Option<Self> {
+        let found = std::process::Command::new("redis-server")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            if std::env::var("SHOP_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
+                panic!("SHOP_REQUIRE_REDIS is set but redis-server is not installed");
+            }
+            eprintln!("{test}: skipped (redis-server is not installed)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let dir = std::env::temp_dir().join(format!("shop-redis-{}", crate::ids::new_id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let mut server = RedisServer {
+            port,
+            dir,
+            child: None,
+        };
+        server.run();
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server outright (SIGKILL): whatever it held is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again, empty, on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.run();
+    }
+
+    fn run(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server did not start: {e}"));
+        self.child = Some(child);
+        for _ in 0..200 {
+            if self.answers() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("redis-server on port {} did not come up", self.port);
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+        let mut reply = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Runs `f` once per test database (SQLite, and MySQL when configured), then drops them.
 pub async fn each_db(test: &str, f: impl AsyncFn(&TestDb)) {
     let dbs = databases(test).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use shop_kit::events::{Event, EventBus, Inbox, Outbox, handler};
-use shop_kit::testing::{cleanup, databases, eventually, redis_url};
+use shop_kit::testing::{RedisServer, cleanup, databases, eventually, redis_url};
 
 fn ev(topic: &str, n: i64) -> Event {
     Event {
@@ -290,4 +290,220 @@ async fn events_are_numbered_per_aggregate_relayed_once_by_racing_relays_and_cla
         db.close().await.ok();
     }
     cleanup(&dbs).await;
+}
+
+async fn outbox_rows(db: &sea_orm::DatabaseConnection, table: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    row.try_get("", "n").expect("n")
+}
+
+async fn write_events(db: &sea_orm::DatabaseConnection, outbox: &Outbox, topic: &str, ns: &[i64]) {
+    for n in ns {
+        let txn = shop_kit::db::begin_write(db).await.expect("begin");
+        outbox
+            .write(&txn, topic, "agg", serde_json::json!({ "n": n }))
+            .await
+            .expect("write");
+        txn.commit().await.expect("commit");
+    }
+}
+
+/// Relays until the outbox is empty (every group acknowledged everything) or 10 s pass.
+async fn relay_until_empty(
+    db: &sea_orm::DatabaseConnection,
+    outbox: &Outbox,
+    bus: &EventBus,
+    table: &str,
+) -> i64 {
+    eventually(Duration::from_secs(10), || async {
+        let _ = outbox.relay_once(db, bus).await;
+        let left = outbox_rows(db, table).await;
+        if left > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (left == 0).then_some(0)
+    })
+    .await
+    .unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn outbox_keeps_events_until_every_group_handled_them_and_a_new_process_sends_them_again() {
+    let dbs = databases("outbox_acks").await;
+    for test_db in &dbs {
+        let label = test_db.label();
+        let db = test_db.connect().await;
+        shop_migrations::up(&db, "catalog").await.expect("migrate");
+        let outbox = Outbox::new("catalog_outbox");
+        let bus = EventBus::in_process();
+        let fast = collect(&bus, "fast", &["k.happened"]).await;
+        // A group whose handler cannot succeed yet (its process is about to die).
+        bus.spawn_consumer(
+            "stuck",
+            &["k.happened"],
+            handler(
+                (),
+                |(), _e: Event| async move { Err("not now".to_string()) },
+            ),
+        );
+        write_events(&db, &outbox, "k.happened", &[1, 2]).await;
+        assert_eq!(
+            outbox.relay_once(&db, &bus).await.expect("relay"),
+            2,
+            "[{label}]"
+        );
+        assert_eq!(wait_for(&fast, &[1, 2]).await, vec![1, 2], "[{label}]");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            outbox.relay_once(&db, &bus).await.expect("relay"),
+            0,
+            "[{label}]"
+        );
+        assert_eq!(
+            outbox_rows(&db, "catalog_outbox").await,
+            2,
+            "[{label}] kept while a group has not handled them"
+        );
+
+        // The process ends; the next one's bus has never seen them: they go out again,
+        // and once every group is done they leave the outbox.
+        let bus = EventBus::in_process();
+        let stuck = collect(&bus, "stuck", &["k.happened"]).await;
+        assert_eq!(
+            outbox.relay_once(&db, &bus).await.expect("relay"),
+            2,
+            "[{label}]"
+        );
+        assert_eq!(wait_for(&stuck, &[1, 2]).await, vec![1, 2], "[{label}]");
+        assert_eq!(
+            relay_until_empty(&db, &outbox, &bus, "catalog_outbox").await,
+            0,
+            "[{label}] removed once handled"
+        );
+        db.close().await.ok();
+    }
+    cleanup(&dbs).await;
+}
+
+#[tokio::test]
+async fn events_a_restarted_redis_lost_are_published_again_from_the_outbox() {
+    let Some(mut redis) = RedisServer::start("outbox_redis_restart") else {
+        return;
+    };
+    let dbs = databases("outbox_redis_restart").await;
+    for test_db in &dbs {
+        let label = test_db.label();
+        let db = test_db.connect().await;
+        shop_migrations::up(&db, "catalog").await.expect("migrate");
+        let outbox = Outbox::new("catalog_outbox");
+        let prefix = format!("shop-test-{}", shop_kit::ids::new_id());
+        let bus = EventBus::redis(&redis.url(), &prefix).await.expect("redis");
+        // The mailer group exists, but its process is down when the events go out.
+        bus.ensure_group("r.happened", "mailer")
+            .await
+            .expect("group");
+        write_events(&db, &outbox, "r.happened", &[1, 2, 3]).await;
+        assert_eq!(
+            outbox.relay_once(&db, &bus).await.expect("relay"),
+            3,
+            "[{label}]"
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        outbox.relay_once(&db, &bus).await.expect("relay");
+        assert_eq!(
+            outbox_rows(&db, "catalog_outbox").await,
+            3,
+            "[{label}] published but not acknowledged: kept"
+        );
+
+        // Redis dies and comes back empty (no persistence): the streams are gone.
+        redis.restart();
+        let resent = eventually(Duration::from_secs(10), || async {
+            // The first call after the restart may meet the dropped connection.
+            outbox.relay_once(&db, &bus).await.ok().filter(|n| *n > 0)
+        })
+        .await;
+        assert_eq!(resent, Some(3), "[{label}] published again");
+        let seen = collect(&bus, "mailer", &["r.happened"]).await;
+        assert_eq!(
+            wait_for(&seen, &[1, 2, 3]).await,
+            vec![1, 2, 3],
+            "[{label}]"
+        );
+        assert_eq!(
+            relay_until_empty(&db, &outbox, &bus, "catalog_outbox").await,
+            0,
+            "[{label}] removed once acknowledged"
+        );
+        db.close().await.ok();
+    }
+    cleanup(&dbs).await;
+}
+
+#[tokio::test]
+async fn entries_a_dead_consumer_held_are_taken_over_by_its_group() {
+    let Some(url) = redis_url("redis_claim") else {
+        return;
+    };
+    let prefix = format!("shop-test-{}", shop_kit::ids::new_id());
+    let bus = EventBus::redis(&url, &prefix)
+        .await
+        .expect("redis")
+        .with_claim_after(Duration::from_millis(500));
+    let key = format!("{prefix}:events:c.happened");
+    bus.ensure_group("c.happened", "workers")
+        .await
+        .expect("group");
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    bus.publish(&ev("c.happened", 1)).await.expect("publish");
+    bus.publish(&ev("c.happened", 2)).await.expect("publish");
+    // A consumer takes both and dies before acknowledging them.
+    let taken: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("dead")
+        .arg("COUNT")
+        .arg(10)
+        .arg("STREAMS")
+        .arg(&key)
+        .arg(">")
+        .query_async(&mut raw)
+        .await
+        .expect("read");
+    assert_eq!(taken.keys[0].ids.len(), 2);
+    let seen = collect(&bus, "workers", &["c.happened"]).await;
+    let mut got = wait_for(&seen, &[1, 2]).await;
+    got.sort();
+    assert_eq!(
+        got,
+        vec![1, 2],
+        "a live consumer of the group took them over"
+    );
+    let pending = eventually(Duration::from_secs(5), || async {
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let summary: redis::Value = redis::cmd("XPENDING")
+            .arg(&key)
+            .arg("workers")
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        match summary {
+            redis::Value::Array(items) if items.first() == Some(&redis::Value::Int(0)) => Some(0),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(pending, Some(0), "and acknowledged them");
 }
