@@ -492,3 +492,79 @@ async fn two_gateways_over_one_redis_both_deliver_every_update() {
     b.stop().await;
     shop_kit::testing::cleanup(&dbs).await;
 }
+
+#[tokio::test]
+async fn after_redis_restarts_empty_live_updates_and_notifications_carry_on() {
+    let Some(mut redis) = shop_kit::testing::RedisServer::start("live_redis_restart") else {
+        return;
+    };
+    let url = redis.url();
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    let h = Harness::start_with(dir, None, true, move |o| {
+        o.redis_url = Some(url);
+        o.bus_prefix = format!("restart-{}", shop_kit::ids::new_id());
+    })
+    .await;
+    let p = product(&h, 1800, 3).await;
+    let (token, cart) = cart_of(&h, "buyer-redis-restart", &[(&p, 1)]).await;
+    let mut ws = WsClient::connect(&h.platform.gateway_url, Some(&token)).await;
+    ws.subscribe("mine", MY_UPDATES, json!({})).await;
+    listeners(&h, 1).await;
+    let r = checkout(&h, &token, &cart, "4242424242424242", "restart-1").await;
+    let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        ws.next_for("mine").await["data"]["myOrderUpdates"]["status"],
+        "PAID"
+    );
+
+    // Redis comes back with nothing: no streams, no consumer groups, no counters.
+    redis.restart();
+    // The first request after the restart may meet a dropped connection; clients retry.
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+    for status in ["FULFILLED", "SHIPPED"] {
+        eventually(&format!("set {status}"), || async {
+            let r = h
+                .gql(
+                    Some(&admin),
+                    "mutation($o: ID!, $s: OrderStatus!) { setOrderStatus(id: $o, status: $s) { status } }",
+                    json!({ "o": order, "s": status }),
+                )
+                .await;
+            (r.body["data"]["setOrderStatus"]["status"] == status).then_some(())
+        })
+        .await;
+    }
+    // The gateway's stream reader and the notifications consumer reconnect on their own.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let e = ws.next_for("mine").await;
+        assert!(e.get("errors").is_none(), "{e}");
+        seen.push(
+            e["data"]["myOrderUpdates"]["status"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(seen, ["FULFILLED", "SHIPPED"]);
+    eventually("the shipping notification", || async {
+        let r = h
+            .gql(
+                Some(&token),
+                "{ notifications { edges { node { orderId title } } } }",
+                json!({}),
+            )
+            .await;
+        let edges = r.body["data"]["notifications"]["edges"]
+            .as_array()
+            .cloned()?;
+        let titles: Vec<String> = edges
+            .iter()
+            .filter(|e| e["node"]["orderId"] == order.as_str())
+            .filter_map(|e| e["node"]["title"].as_str().map(str::to_lowercase))
+            .collect();
+        titles.iter().any(|t| t.contains("shipped")).then_some(())
+    })
+    .await;
+    h.stop().await;
+}

@@ -261,7 +261,14 @@ pub struct Fanout {
     /// Per topic: the channel, and whether events reach it yet (a Redis reader first
     /// learns where the stream ends).
     topics: Mutex<HashMap<String, Topic>>,
+    /// The newest sequence passed on per (topic, aggregate): an outbox publishes an
+    /// event again when the bus lost track of it, and live listeners should not see
+    /// an update twice (consumer groups have their inboxes for that).
+    latest: Mutex<HashMap<(String, String), i64>>,
 }
+
+/// How many aggregates [`Fanout::latest`] remembers before starting afresh.
+const FANOUT_LATEST: usize = 100_000;
 
 /// A topic's channel and whether events reach it yet.
 type Topic = (broadcast::Sender<Event>, Arc<AtomicBool>);
@@ -294,7 +301,32 @@ impl Fanout {
         }
     }
 
+    /// Whether `event` is news to live listeners: not an event of its aggregate they
+    /// were already given (events without a sequence always are).
+    fn is_news(&self, event: &Event) -> bool {
+        if event.sequence <= 0 {
+            return true;
+        }
+        let Ok(mut latest) = self.latest.lock() else {
+            return true;
+        };
+        if latest.len() >= FANOUT_LATEST {
+            latest.clear();
+        }
+        let seen = latest
+            .entry((event.topic.clone(), event.aggregate.clone()))
+            .or_insert(0);
+        if event.sequence <= *seen {
+            return false;
+        }
+        *seen = event.sequence;
+        true
+    }
+
     fn send(&self, event: &Event) {
+        if !self.is_news(event) {
+            return;
+        }
         let tx = self
             .topics
             .lock()
@@ -708,6 +740,7 @@ impl RedisBus {
                             let body: Option<String> = entry.get("event");
                             if let Some(event) =
                                 body.and_then(|b| serde_json::from_str::<Event>(&b).ok())
+                                && self.fanout.is_news(&event)
                             {
                                 let _ = tx.send(event);
                             }
