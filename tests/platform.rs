@@ -477,3 +477,61 @@ async fn representations_are_deduplicated_and_results_land_at_every_position() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn input_only_a_subgraph_can_judge_gets_bad_user_input_and_changes_nothing() {
+    let h = Harness::start(None, false).await;
+    let admin = h.token("admin-bad-input", role("ADMIN"));
+    let create = "mutation($i: PromoCodeInput!) { createPromoCode(input: $i) { code } }";
+    // A DateTime the gateway cannot check (custom scalars are the subgraph's to read),
+    // as a variable and inline.
+    let r = h
+        .gql(
+            Some(&admin),
+            create,
+            json!({ "i": { "code": "WHEN", "percentOff": 10, "startsAt": "next tuesday" } }),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+    assert_eq!(r.body["errors"][0]["extensions"]["service"], "carts");
+    let r = h
+        .gql(
+            Some(&admin),
+            "mutation { createPromoCode(input: { code: \"WHEN\", percentOff: 10, endsAt: \"13/13/2030\" }) { code } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+    let r = h
+        .gql(Some(&admin), "{ promoCodes { code } }", json!({}))
+        .await;
+    assert_eq!(r.data()["promoCodes"], json!([]), "nothing was created");
+
+    // Straight to a subgraph: its own parse and validation errors carry codes too.
+    let carts = &h
+        .platform
+        .subgraph_urls
+        .iter()
+        .find(|(n, _)| n == "carts")
+        .expect("carts")
+        .1;
+    for (query, code) in [
+        ("{ promoCodes { code ", "GRAPHQL_PARSE_FAILED"),
+        ("{ promoCodes { nope } }", "GRAPHQL_VALIDATION_FAILED"),
+    ] {
+        let reply = h
+            .client
+            .post(carts)
+            .header("content-type", "application/json")
+            .body(json!({ "query": query }).to_string())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
+    }
+    h.stop().await;
+}

@@ -23,6 +23,7 @@ pub type CartsSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubs
 pub fn schema(ctx: CartsCtx) -> CartsSchema {
     Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .enable_federation()
+        .extension(shop_kit::error::ErrorCodes)
         .data(ctx)
         .limit_depth(32)
         .limit_complexity(20_000)

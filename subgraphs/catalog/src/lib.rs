@@ -25,6 +25,7 @@ pub fn schema(ctx: CatalogCtx) -> CatalogSchema {
     let db = ctx.db.clone();
     Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .enable_federation()
+        .extension(shop_kit::error::ErrorCodes)
         .data(ctx)
         .data(shop_kit::db::loader(
             ByIdLoader::<entity::catalog::Entity>::new(db.clone()),

@@ -21,6 +21,7 @@ pub fn schema(ctx: InventoryCtx) -> InventorySchema {
     let db = ctx.db.clone();
     Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .enable_federation()
+        .extension(shop_kit::error::ErrorCodes)
         .data(ctx)
         .data(shop_kit::db::loader(schema::StockLoader::new(db)))
         .limit_depth(32)

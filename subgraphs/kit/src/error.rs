@@ -25,6 +25,10 @@ pub enum ErrorCode {
     PaymentDeclined,
     PriceChanged,
     CartExpired,
+    /// The request is not GraphQL (async-graphql's parser refused it).
+    ParseFailed,
+    /// The operation does not fit the schema.
+    ValidationFailed,
     Internal,
 }
 
@@ -42,6 +46,8 @@ impl ErrorCode {
             ErrorCode::PaymentDeclined => "PAYMENT_DECLINED",
             ErrorCode::PriceChanged => "PRICE_CHANGED",
             ErrorCode::CartExpired => "CART_EXPIRED",
+            ErrorCode::ParseFailed => "GRAPHQL_PARSE_FAILED",
+            ErrorCode::ValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             ErrorCode::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -216,6 +222,108 @@ impl ErrorExtensions for ApiError {
 impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
         err.extend()
+    }
+}
+
+/// Gives async-graphql's own errors a code, so that no error leaves a subgraph without
+/// one: parse errors, validation errors, and input values a resolver's argument could
+/// not be read from (a malformed `DateTime`, an explicit null for a defaulted argument)
+/// as `BAD_USER_INPUT`. Errors of ours already carry theirs. Every subgraph schema
+/// registers it (`.extension(ErrorCodes)`).
+pub struct ErrorCodes;
+
+impl async_graphql::extensions::ExtensionFactory for ErrorCodes {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(ErrorCodes)
+    }
+}
+
+/// How async-graphql words a value it could not read as the argument's type.
+fn is_input_error(message: &str) -> bool {
+    [
+        "Failed to parse \"",
+        "Expected input type \"",
+        "Invalid value for argument",
+        "Variable \"",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
+}
+
+fn with_code(
+    mut error: async_graphql::ServerError,
+    fallback: ErrorCode,
+) -> async_graphql::ServerError {
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some());
+    if !has_code {
+        let code = if is_input_error(&error.message) {
+            ErrorCode::BadUserInput
+        } else {
+            fallback
+        };
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code.as_str());
+    }
+    error
+}
+
+fn response_with_codes(mut response: async_graphql::Response) -> async_graphql::Response {
+    response.errors = std::mem::take(&mut response.errors)
+        .into_iter()
+        .map(|e| with_code(e, ErrorCode::Internal))
+        .collect();
+    response
+}
+
+#[async_trait::async_trait]
+impl async_graphql::extensions::Extension for ErrorCodes {
+    async fn parse_query(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        query: &str,
+        variables: &async_graphql::Variables,
+        next: async_graphql::extensions::NextParseQuery<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::parser::types::ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, ErrorCode::ParseFailed))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        next: async_graphql::extensions::NextValidation<'_>,
+    ) -> Result<async_graphql::ValidationResult, Vec<async_graphql::ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| with_code(e, ErrorCode::ValidationFailed))
+                .collect()
+        })
+    }
+
+    async fn execute(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: async_graphql::extensions::NextExecute<'_>,
+    ) -> async_graphql::Response {
+        response_with_codes(next.run(ctx, operation_name).await)
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        stream: futures::stream::BoxStream<'s, async_graphql::Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures::stream::BoxStream<'s, async_graphql::Response> {
+        use futures::StreamExt;
+        next.run(ctx, stream).map(response_with_codes).boxed()
     }
 }
 

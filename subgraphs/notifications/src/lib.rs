@@ -27,6 +27,7 @@ pub fn schema(ctx: NotificationsCtx) -> NotificationsSchema {
         schema::SubscriptionRoot,
     )
     .enable_federation()
+    .extension(shop_kit::error::ErrorCodes)
     .enable_subscription_in_federation()
     .data(ctx)
     .limit_depth(32)

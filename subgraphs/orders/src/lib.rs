@@ -25,6 +25,7 @@ pub fn schema(ctx: OrdersCtx) -> OrdersSchema {
         schema::live::SubscriptionRoot,
     )
     .enable_federation()
+    .extension(shop_kit::error::ErrorCodes)
     .enable_subscription_in_federation()
     .data(ctx)
     .limit_depth(32)

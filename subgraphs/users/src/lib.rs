@@ -29,6 +29,7 @@ pub type UsersSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubs
 pub fn schema(ctx: UsersCtx) -> UsersSchema {
     Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .enable_federation()
+        .extension(shop_kit::error::ErrorCodes)
         .data(ctx)
         .limit_depth(32)
         .limit_complexity(20_000)
