@@ -360,6 +360,7 @@ async fn run_subgraph(
             .collect(),
         carts: shop_carts::CartsSettings {
             tax_rates: config.tax_rates.clone(),
+            anonymous_cart_days: config.anonymous_cart_days,
         },
         notifications: config.notifications_settings(&issuer(&config)),
     };

@@ -125,6 +125,9 @@ pub struct Config {
     /// `SHOP_TAX_RATES`: tax per country as percentages, `DE=19,FR=20,CH=8.1`
     /// (prices exclude tax). Default none (no tax).
     pub tax_rates: HashMap<String, u32>,
+    /// `SHOP_ANONYMOUS_CART_DAYS`: anonymous carts untouched this many days are removed
+    /// (hourly); 0 keeps them. Default 30.
+    pub anonymous_cart_days: u32,
     /// `SHOP_SMTP_URL`: where mail goes, e.g. `smtp://user:pass@mail.example.com:587`
     /// (STARTTLS), `smtps://mail.example.com:465`, `smtp://127.0.0.1:2525?tls=none`.
     /// Default: `.eml` files under `<data dir>/mail`.
@@ -161,6 +164,7 @@ impl Default for Config {
             oidc_providers: Vec::new(),
             service_key: None,
             tax_rates: HashMap::new(),
+            anonymous_cart_days: 30,
             smtp_url: None,
             mail_from: "Shop <no-reply@shop.localhost>".into(),
         }
@@ -269,6 +273,7 @@ impl Config {
                 })?,
                 None => HashMap::new(),
             },
+            anonymous_cart_days: vars.parse("SHOP_ANONYMOUS_CART_DAYS", d.anonymous_cart_days)?,
             smtp_url: var("SHOP_SMTP_URL"),
             mail_from: var("SHOP_MAIL_FROM").unwrap_or(d.mail_from.clone()),
             service_key: match var("SHOP_SERVICE_KEY") {

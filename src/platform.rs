@@ -55,6 +55,8 @@ pub struct PlatformOptions {
     pub service_key: Option<SigningKey>,
     /// Tax per country in basis points.
     pub tax_rates: HashMap<String, u32>,
+    /// Anonymous carts untouched this many days are removed; 0 keeps them.
+    pub anonymous_cart_days: u32,
     /// Where mail goes (`None`: `.eml` files under `<data dir>/mail`), from whom, and
     /// how failed deliveries are retried.
     pub mail: Option<shop_notifications::MailTransport>,
@@ -89,6 +91,7 @@ impl PlatformOptions {
             oidc_providers: c.oidc_providers.clone(),
             service_key: c.service_key.clone(),
             tax_rates: c.tax_rates.clone(),
+            anonymous_cart_days: c.anonymous_cart_days,
             mail: c
                 .smtp_url
                 .clone()
@@ -123,6 +126,7 @@ impl PlatformOptions {
             oidc_providers: Vec::new(),
             service_key: None,
             tax_rates: HashMap::new(),
+            anonymous_cart_days: 30,
             mail: None,
             mail_from: "Shop <no-reply@shop.test>".into(),
             mail_retry: shop_notifications::RetryPolicy::default(),
@@ -283,6 +287,7 @@ impl Platform {
             subgraph_urls: subgraph_urls.iter().cloned().collect(),
             carts: shop_carts::CartsSettings {
                 tax_rates: opts.tax_rates.clone(),
+                anonymous_cart_days: opts.anonymous_cart_days,
             },
             notifications: shop_notifications::NotificationsSettings {
                 mail: opts.mail.clone().unwrap_or_else(|| {

@@ -446,3 +446,74 @@ async fn a_double_click_on_add_adds_twice_and_fails_neither() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn anonymous_carts_left_for_the_retention_period_are_removed_and_others_stay() {
+    use sea_orm::ConnectionTrait;
+    each_db("cart_purge", async |db| {
+        let h = start(db).await;
+        let p = products(&h, 5).await[0].0.clone();
+        let (old, old_token) = anonymous_cart(&h).await;
+        add(&h, None, &old, Some(&old_token), &p, 1).await.data();
+        let (fresh, fresh_token) = anonymous_cart(&h).await;
+        add(&h, None, &fresh, Some(&fresh_token), &p, 1)
+            .await
+            .data();
+        let customer = h.token("purge-customer", Role::Customer);
+        let mine = h
+            .gql(
+                Some(&customer),
+                "mutation { createCart { cart { id } } }",
+                json!({}),
+            )
+            .await
+            .data()["createCart"]["cart"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        add(&h, Some(&customer), &mine, None, &p, 1).await.data();
+
+        // The old anonymous cart and the customer's cart were last touched 40 days ago.
+        let carts = h.platform.db("carts");
+        let long_ago = chrono::Utc::now() - chrono::TimeDelta::days(40);
+        for id in [&old, &mine] {
+            carts
+                .execute_raw(sea_orm::Statement::from_sql_and_values(
+                    carts.get_database_backend(),
+                    "UPDATE carts_carts SET updated_at = ? WHERE id = ?",
+                    [long_ago.into(), id.as_str().into()],
+                ))
+                .await
+                .unwrap();
+        }
+        let before = chrono::Utc::now() - chrono::TimeDelta::days(30);
+        let purged = shop_carts::service::carts::purge_abandoned(&carts, before)
+            .await
+            .unwrap();
+        assert_eq!(purged, 1, "[{}]", db.map_or("sqlite", |d| d.label()));
+
+        let open = "query($c: ID!, $t: String) { cart(id: $c, cartToken: $t) { itemCount } }";
+        let r = h.gql(None, open, json!({ "c": old, "t": old_token })).await;
+        assert_eq!(r.code(), "NOT_FOUND");
+        let lines = carts
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                carts.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM carts_lines WHERE cart_id = ?",
+                [old.as_str().into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        assert_eq!(lines, 0, "its lines went with it");
+        let r = h
+            .gql(None, open, json!({ "c": fresh, "t": fresh_token }))
+            .await;
+        assert_eq!(r.data()["cart"]["itemCount"], 1, "a recent one stays");
+        let r = h.gql(Some(&customer), open, json!({ "c": mine })).await;
+        assert_eq!(r.data()["cart"]["itemCount"], 1, "signed-in carts stay");
+        h.stop().await;
+    })
+    .await;
+}

@@ -50,9 +50,29 @@ pub async fn start(
     products: Products,
 ) -> Result<axum::Router, sea_orm::DbErr> {
     shop_migrations::up(&db, NAME).await?;
+    let days = settings.anonymous_cart_days;
     let ctx = CartsCtx::new(db.clone(), settings, stock, products);
-    shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
+    shop_kit::events::spawn_relay(db.clone(), ctx.outbox.clone(), bus.clone());
+    if days > 0 {
+        spawn_cart_purge(db, days);
+    }
     Ok(router(ctx, verifier))
+}
+
+/// Once an hour, removes anonymous carts untouched for `days` days.
+fn spawn_cart_purge(db: DatabaseConnection, days: u32) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let before = chrono::Utc::now() - chrono::TimeDelta::days(i64::from(days));
+            match service::carts::purge_abandoned(&db, before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(carts = n, days, "removed abandoned anonymous carts"),
+                Err(e) => tracing::warn!(error = ?e, "abandoned cart purge failed"),
+            }
+        }
+    });
 }
 
 pub fn router(ctx: CartsCtx, verifier: Verifier) -> axum::Router {

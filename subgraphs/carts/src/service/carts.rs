@@ -497,3 +497,41 @@ pub async fn price(ctx: &CartsCtx, c: &cart::Model, lines: &[line::Model]) -> Ap
         promo,
     })
 }
+
+/// Removes anonymous carts nobody touched since `before` (their lines go with them, by
+/// the foreign key's cascade): nobody can be shopping with them, and their holds ran
+/// out long ago. Answers how many went.
+pub async fn purge_abandoned(
+    db: &sea_orm::DatabaseConnection,
+    before: chrono::DateTime<Utc>,
+) -> ApiResult<u64> {
+    use sea_orm::QuerySelect;
+    let mut purged = 0;
+    loop {
+        // In batches, so a large backlog never makes one long statement.
+        let ids: Vec<String> = cart::Entity::find()
+            .select_only()
+            .column(cart::Column::Id)
+            .filter(cart::Column::UserId.is_null())
+            .filter(cart::Column::UpdatedAt.lt(before))
+            .limit(500)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(purged);
+        }
+        // The conditions again: a cart used since the read above stays.
+        let gone = cart::Entity::delete_many()
+            .filter(cart::Column::Id.is_in(ids))
+            .filter(cart::Column::UserId.is_null())
+            .filter(cart::Column::UpdatedAt.lt(before))
+            .exec(db)
+            .await?
+            .rows_affected;
+        purged += gone;
+        if gone == 0 {
+            return Ok(purged);
+        }
+    }
+}

@@ -14,11 +14,23 @@ use shop_kit::events::Outbox;
 pub use ports::{Products, Stock};
 
 /// Carts settings; `Default` holds the documented defaults.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CartsSettings {
     /// Tax per country in basis points (1900 = 19 %), prices being tax-exclusive
     /// (`SHOP_TAX_RATES=DE=19,FR=20,GB=20,US=0`). A country not listed pays none.
     pub tax_rates: HashMap<String, u32>,
+    /// Anonymous carts untouched this many days are removed (their holds ran out long
+    /// before); 0 keeps them. Signed-in carts stay. Default 30.
+    pub anonymous_cart_days: u32,
+}
+
+impl Default for CartsSettings {
+    fn default() -> Self {
+        CartsSettings {
+            tax_rates: HashMap::new(),
+            anonymous_cart_days: 30,
+        }
+    }
 }
 
 /// Parses `DE=19,FR=20,CH=8.1`: country codes with a percentage of up to two decimals.
