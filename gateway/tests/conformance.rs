@@ -409,9 +409,10 @@ cases! {
     typename_of_an_entity_needs_no_entity_fetch,
     typename_of_the_mutation_root,
     typename_on_a_union_without_other_fields,
-    union_member_fields_from_another_subgraph_per_type,
+    union_member_fields_from_another_subgraph_in_one_request,
     union_members_from_different_subgraphs,
     union_members_in_requested_order,
+    union_members_with_different_keys_share_a_request_and_go_deeper,
     variable_defaults_reach_the_subgraphs,
     variables_in_entity_fetch_arguments,
 }

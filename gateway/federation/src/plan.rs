@@ -26,6 +26,21 @@ pub struct FetchNode {
     /// (besides `__typename`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entity: Option<EntityFetch>,
+    /// More entity types fetched in the same request (members of a union or interface
+    /// found at the same path and resolved by the same subgraph); each representation
+    /// is built by the first of `entity` and these that accepts its runtime type.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more_entities: Vec<EntityFetch>,
+}
+
+impl FetchNode {
+    /// The entity fetch that takes objects of runtime type `typename`, if any.
+    pub fn entity_for(&self, typename: &str) -> Option<&EntityFetch> {
+        self.entity
+            .iter()
+            .chain(&self.more_entities)
+            .find(|e| e.accepts(typename))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -137,16 +152,18 @@ fn write_fetch(out: &mut String, f: &FetchNode, level: usize) {
     let _ = writeln!(out, "Fetch(service: \"{}\") {{", f.service);
     if let Some(e) = &f.entity {
         indent(out, level + 1);
-        let mut shape = field_set::print(&e.key);
-        if !e.requires.is_empty() {
-            shape.push(' ');
-            shape.push_str(&field_set::print(&e.requires));
-        }
-        let _ = writeln!(
-            out,
-            "{{ ... on {} {{ __typename {shape} }} }} =>",
-            e.type_name
-        );
+        let shapes: Vec<String> = std::iter::once(e)
+            .chain(&f.more_entities)
+            .map(|e| {
+                let mut shape = field_set::print(&e.key);
+                if !e.requires.is_empty() {
+                    shape.push(' ');
+                    shape.push_str(&field_set::print(&e.requires));
+                }
+                format!("... on {} {{ __typename {shape} }}", e.type_name)
+            })
+            .collect();
+        let _ = writeln!(out, "{{ {} }} =>", shapes.join(" "));
         for c in &e.contexts {
             indent(out, level + 1);
             let _ = writeln!(

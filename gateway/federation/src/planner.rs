@@ -56,6 +56,9 @@ struct Group {
     stage: usize,
     /// `@fromContext` values the fetch's operation takes as variables.
     contexts: Vec<ContextValue>,
+    /// Entity groups of other types at the same path and subgraph, sent in the same
+    /// request (their children live in this group's).
+    also: Vec<Group>,
 }
 
 impl Group {
@@ -75,8 +78,46 @@ impl Group {
             interface_object_of: Vec::new(),
             stage: 0,
             contexts: Vec::new(),
+            also: Vec::new(),
         }
     }
+
+    /// Whether `other` can ride in this group's request: another entity type at the
+    /// same path in the same subgraph and stage, neither needing per-representation
+    /// variables (`@fromContext`) or `@interfaceObject` translation.
+    fn can_share_request(&self, other: &Group) -> bool {
+        let plain = |g: &Group| {
+            g.entity.is_some() && g.contexts.is_empty() && g.interface_object_of.is_empty()
+        };
+        plain(self)
+            && plain(other)
+            && self.graph == other.graph
+            && self.path == other.path
+            && self.stage == other.stage
+            && std::iter::once(self)
+                .chain(&self.also)
+                .all(|g| g.entity.as_ref().map(|e| &e.0) != other.entity.as_ref().map(|e| &e.0))
+    }
+}
+
+/// Folds sibling entity groups that [`Group::can_share_request`] into one request each.
+fn share_requests(groups: Vec<Group>) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    for mut g in groups {
+        match out.iter_mut().find(|o| o.can_share_request(&g)) {
+            Some(host) => {
+                host.children.append(&mut g.children);
+                for v in &g.variables {
+                    if !host.variables.contains(v) {
+                        host.variables.push(v.clone());
+                    }
+                }
+                host.also.push(g);
+            }
+            None => out.push(g),
+        }
+    }
+    out
 }
 
 struct Planner<'a> {
@@ -983,11 +1024,17 @@ impl Planner<'_> {
             text.push(' ');
         }
         match &group.entity {
-            Some((type_name, _)) => {
-                let inline = vec![Out::Inline {
-                    head: format!("... on {type_name}"),
-                    sub: group.selections.clone(),
-                }];
+            Some(_) => {
+                let inline = std::iter::once(group)
+                    .chain(&group.also)
+                    .filter_map(|g| {
+                        let (type_name, _) = g.entity.as_ref()?;
+                        Some(Out::Inline {
+                            head: format!("... on {type_name}"),
+                            sub: g.selections.clone(),
+                        })
+                    })
+                    .collect();
                 let entities = vec![Out::Field {
                     key: "_entities".into(),
                     head: "_entities(representations: $representations)".into(),
@@ -1005,13 +1052,8 @@ impl Planner<'_> {
             service: self.sg.graphs[group.graph].name.clone(),
             operation: self.operation_text(&group, counter),
             variables: group.variables.clone(),
-            entity: group.entity.clone().map(|(type_name, key)| EntityFetch {
-                type_name,
-                key,
-                requires: group.requires.clone(),
-                interface_object_of: group.interface_object_of.clone(),
-                contexts: group.contexts.clone(),
-            }),
+            entity: entity_fetch(&group),
+            more_entities: group.also.iter().filter_map(entity_fetch).collect(),
         };
         let own = if group.entity.is_some() {
             PlanNode::Flatten {
@@ -1026,7 +1068,7 @@ impl Planner<'_> {
         }
         // Children run in parallel per stage; a later stage needs what earlier ones merged.
         let mut stages: Vec<(usize, Vec<PlanNode>)> = Vec::new();
-        let mut pending = group.children;
+        let mut pending = share_requests(group.children);
         pending.sort_by_key(|c| c.stage);
         for c in pending {
             let stage = c.stage;
@@ -1040,6 +1082,16 @@ impl Planner<'_> {
         nodes.extend(stages.into_iter().map(|(_, n)| parallel(n)));
         PlanNode::Sequence { nodes }
     }
+}
+
+fn entity_fetch(group: &Group) -> Option<EntityFetch> {
+    group.entity.clone().map(|(type_name, key)| EntityFetch {
+        type_name,
+        key,
+        requires: group.requires.clone(),
+        interface_object_of: group.interface_object_of.clone(),
+        contexts: group.contexts.clone(),
+    })
 }
 
 fn parallel(mut nodes: Vec<PlanNode>) -> PlanNode {

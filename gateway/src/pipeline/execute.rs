@@ -316,9 +316,10 @@ impl Gateway {
                     .get("__typename")
                     .and_then(Value::as_str)
                     .unwrap_or(&entity.type_name);
-                if !entity.accepts(typename) {
+                // The type's own entity fetch when the request carries several.
+                let Some(entity) = fetch.entity_for(typename) else {
                     continue;
-                }
+                };
                 // An @interfaceObject subgraph knows the interface, not the concrete type.
                 let typename = if entity.interface_object_of.is_empty() {
                     typename
