@@ -404,7 +404,7 @@ impl Gateway {
         };
         match self.send(&fetch.service, body, ctx).await {
             Ok(resp) => {
-                let entities = resp
+                let mut entities = resp
                     .data
                     .and_then(|mut d| d.get_mut("_entities").map(Value::take))
                     .and_then(|e| match e {
@@ -412,12 +412,22 @@ impl Gateway {
                         _ => None,
                     })
                     .unwrap_or_default();
+                // Most representations serve one position: the last (usually only) one
+                // takes the entity, earlier ones copy it.
+                let mut last_use = vec![usize::MAX; entities.len()];
+                for (i, (_, rep)) in slots.iter().enumerate() {
+                    if let Some(last) = last_use.get_mut(*rep) {
+                        *last = i;
+                    }
+                }
                 if let Ok(mut data) = state.data.lock() {
-                    for (pos, rep) in &slots {
-                        if let (Some(found), Some(target)) =
-                            (entities.get(*rep), at_mut(&mut data, pos))
-                        {
-                            let mut found = found.clone();
+                    for (i, (pos, rep)) in slots.iter().enumerate() {
+                        let found = match entities.get_mut(*rep) {
+                            Some(e) if last_use[*rep] == i => Some(e.take()),
+                            Some(e) => Some(e.clone()),
+                            None => None,
+                        };
+                        if let (Some(mut found), Some(target)) = (found, at_mut(&mut data, pos)) {
                             if !entity.interface_object_of.is_empty()
                                 && let Some(obj) = found.as_object_mut()
                             {
