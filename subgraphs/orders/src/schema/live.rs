@@ -86,14 +86,7 @@ fn updates(
 
 async fn update_of(svc: &OrdersCtx, e: &Event) -> Option<OrderUpdate> {
     let id = e.payload["orderId"].as_str()?;
-    let order = match service::find(&svc.db, id).await {
-        Ok(o) if o.removed_at.is_none() => o,
-        Ok(_) => return None,
-        Err(err) => {
-            tracing::warn!(order = id, error = ?err, "an order update could not be read");
-            return None;
-        }
-    };
+    let order = svc.live_reads.order(&svc.db, &e.id, id).await?;
     let status = |k: &str| e.payload[k].as_str().map(|s| Status::parse(s).into());
     Some(OrderUpdate {
         previous_status: status("from"),

@@ -4,6 +4,8 @@
 pub mod checkout;
 pub mod ports;
 
+use std::collections::{HashMap, VecDeque};
+
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -27,6 +29,8 @@ pub struct OrdersCtx {
     pub services: Services,
     /// Where live subscriptions hear order events.
     pub bus: EventBus,
+    /// The order as each recent event left it, read once for all subscriptions.
+    pub live_reads: std::sync::Arc<LiveReads>,
 }
 
 impl OrdersCtx {
@@ -36,11 +40,71 @@ impl OrdersCtx {
             outbox: Outbox::new("orders_outbox"),
             services,
             bus: EventBus::in_process(),
+            live_reads: Default::default(),
         }
     }
 
     pub fn with_bus(self, bus: EventBus) -> Self {
         OrdersCtx { bus, ..self }
+    }
+}
+
+type OrderRead = futures::future::Shared<futures::future::BoxFuture<'static, Option<order::Model>>>;
+
+/// One database read per order event however many subscriptions follow the order: the
+/// first subscription to handle an event starts the read, the others wait for it.
+#[derive(Default)]
+pub struct LiveReads {
+    reads: std::sync::Mutex<(HashMap<String, OrderRead>, VecDeque<String>)>,
+}
+
+/// How many recent events' reads are kept (a subscription handles an event within
+/// moments of the others, so a short memory is enough).
+const LIVE_READS: usize = 256;
+
+impl LiveReads {
+    /// The order event `event_id` is about, as stored now (not removed); `None` when it
+    /// cannot be read.
+    pub async fn order(
+        &self,
+        db: &DatabaseConnection,
+        event_id: &str,
+        order_id: &str,
+    ) -> Option<order::Model> {
+        use futures::FutureExt;
+        let read = {
+            let Ok(mut guard) = self.reads.lock() else {
+                return None;
+            };
+            let (reads, order) = &mut *guard;
+            match reads.get(event_id) {
+                Some(read) => read.clone(),
+                None => {
+                    let (db, id) = (db.clone(), order_id.to_string());
+                    let read = async move {
+                        match find(&db, &id).await {
+                            Ok(o) if o.removed_at.is_none() => Some(o),
+                            Ok(_) => None,
+                            Err(err) => {
+                                tracing::warn!(order = id, error = ?err, "an order update could not be read");
+                                None
+                            }
+                        }
+                    }
+                    .boxed()
+                    .shared();
+                    if order.len() == LIVE_READS
+                        && let Some(oldest) = order.pop_front()
+                    {
+                        reads.remove(&oldest);
+                    }
+                    reads.insert(event_id.to_string(), read.clone());
+                    order.push_back(event_id.to_string());
+                    read
+                }
+            }
+        };
+        read.await
     }
 }
 
