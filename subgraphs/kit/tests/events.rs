@@ -507,3 +507,46 @@ async fn entries_a_dead_consumer_held_are_taken_over_by_its_group() {
     .await;
     assert_eq!(pending, Some(0), "and acknowledged them");
 }
+
+#[tokio::test]
+async fn the_inbox_forgets_events_after_its_retention() {
+    use sea_orm::ConnectionTrait;
+    let dbs = databases("inbox_prune").await;
+    for test_db in &dbs {
+        let label = test_db.label();
+        let db = test_db.connect().await;
+        shop_migrations::up(&db, "orders").await.expect("migrate");
+        let inbox = Inbox::new("orders");
+        let (old, recent) = (ev("o.changed", 1), ev("o.changed", 2));
+        let txn = shop_kit::db::begin_write(&db).await.expect("begin");
+        assert!(inbox.claim(&txn, "mailer", &old).await.expect("claim"));
+        assert!(inbox.claim(&txn, "mailer", &recent).await.expect("claim"));
+        txn.commit().await.expect("commit");
+        let eight_days_ago = (chrono::Utc::now() - chrono::TimeDelta::days(8)).to_rfc3339();
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "UPDATE orders_inbox SET processed_at = ? WHERE event_id = ?",
+            [eight_days_ago.into(), old.id.as_str().into()],
+        ))
+        .await
+        .expect("age");
+        let outbox = Outbox::new("orders_outbox");
+        assert_eq!(
+            outbox.prune_inbox(&db).await.expect("prune"),
+            1,
+            "[{label}]"
+        );
+        let txn = shop_kit::db::begin_write(&db).await.expect("begin");
+        assert!(
+            !inbox.claim(&txn, "mailer", &recent).await.expect("claim"),
+            "[{label}] a recent one is still known"
+        );
+        assert!(
+            inbox.claim(&txn, "mailer", &old).await.expect("claim"),
+            "[{label}] the old one was forgotten"
+        );
+        drop(txn);
+        db.close().await.ok();
+    }
+    cleanup(&dbs).await;
+}
