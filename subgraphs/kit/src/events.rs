@@ -591,7 +591,9 @@ impl EventBus {
     }
 
     /// Drops what every group acknowledged from `topic`'s stream, keeping at least the
-    /// last hour (Redis; the in-process bus keeps a bounded history anyway).
+    /// last hour (Redis; the in-process bus keeps a bounded history anyway). Exact, not
+    /// `~`: each turn removes only what aged out since the last, and approximate
+    /// trimming would leave a small stream untouched for good.
     pub async fn trim(&self, topic: &str, acked: &Acked) -> Result<(), String> {
         let EventBus::Redis(bus) = self else {
             return Ok(());
@@ -614,7 +616,6 @@ impl EventBus {
         redis::cmd("XTRIM")
             .arg(bus.stream_key(topic))
             .arg("MINID")
-            .arg("~")
             .arg(min_id.redis())
             .query_async::<i64>(&mut conn)
             .await

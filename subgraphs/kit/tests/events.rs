@@ -426,6 +426,22 @@ async fn events_a_restarted_redis_lost_are_published_again_from_the_outbox() {
 
         // Redis dies and comes back empty (no persistence): the streams are gone.
         redis.restart();
+        // An entry from long ago, which every group has acknowledged once the mailer
+        // has read past it: trimmed when the relay next prunes.
+        let client = redis::Client::open(redis.url()).expect("client");
+        let mut raw = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("conn");
+        let key = format!("{prefix}:events:r.happened");
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("1-1")
+            .arg("note")
+            .arg("ancient")
+            .query_async(&mut raw)
+            .await
+            .expect("xadd");
         let resent = eventually(Duration::from_secs(10), || async {
             // The first call after the restart may meet the dropped connection.
             outbox.relay_once(&db, &bus).await.ok().filter(|n| *n > 0)
@@ -443,6 +459,19 @@ async fn events_a_restarted_redis_lost_are_published_again_from_the_outbox() {
             0,
             "[{label}] removed once acknowledged"
         );
+        let ids: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut raw)
+            .await
+            .expect("range");
+        assert_eq!(
+            ids.ids.len(),
+            3,
+            "[{label}] the old entry trimmed, the last hour kept"
+        );
+        assert!(ids.ids.iter().all(|e| e.id != "1-1"), "[{label}]");
         db.close().await.ok();
     }
     cleanup(&dbs).await;
