@@ -100,6 +100,12 @@ impl Ack {
 }
 
 impl InProcessBus {
+    fn outboxes(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Deliveries>>, String> {
+        self.outboxes
+            .lock()
+            .map_err(|_| "bus lock poisoned".to_string())
+    }
+
     /// Hands `event` to every group subscribed to its topic (each with an ack when it
     /// comes from an outbox) and to live listeners; returns how many groups got it.
     fn deliver(
@@ -158,6 +164,14 @@ impl StreamPos {
         format!("{:020}-{:020}", self.ms, self.seq)
     }
 
+    /// Where the in-process bus puts an outbox's `n`th event.
+    fn of_counter(n: i64) -> Self {
+        StreamPos {
+            ms: n.unsigned_abs(),
+            seq: 0,
+        }
+    }
+
     fn redis(&self) -> String {
         format!("{}-{}", self.ms, self.seq)
     }
@@ -179,7 +193,7 @@ pub enum Placed {
     /// Published at `pos`; the outbox's counter on the bus is now `counter`.
     At { pos: StreamPos, counter: i64 },
     /// Not published: the bus's counter is not what the relay expected (it lost events).
-    CounterMoved { counter: i64 },
+    CounterMoved,
 }
 
 /// Which of a topic's published outbox events every consumer group has acknowledged.
@@ -461,12 +475,7 @@ impl EventBus {
     /// the record of (0 for a bus that never saw it, or lost it).
     pub async fn outbox_counter(&self, outbox: &str) -> Result<i64, String> {
         match self {
-            EventBus::InProcess(bus) => Ok(bus
-                .outboxes
-                .lock()
-                .map_err(|_| "bus lock poisoned".to_string())?
-                .get(outbox)
-                .map_or(0, |d| d.counter)),
+            EventBus::InProcess(bus) => Ok(bus.outboxes()?.get(outbox).map_or(0, |d| d.counter)),
             EventBus::Redis(bus) => {
                 let mut conn = bus.conn.clone();
                 redis::cmd("GET")
@@ -488,13 +497,10 @@ impl EventBus {
     ) -> Result<Placed, String> {
         match self {
             EventBus::InProcess(bus) => {
-                let mut outboxes = bus
-                    .outboxes
-                    .lock()
-                    .map_err(|_| "bus lock poisoned".to_string())?;
+                let mut outboxes = bus.outboxes()?;
                 let d = outboxes.entry(outbox.to_string()).or_default();
                 if d.counter != expected {
-                    return Ok(Placed::CounterMoved { counter: d.counter });
+                    return Ok(Placed::CounterMoved);
                 }
                 let delivery = d.counter + 1;
                 // Still under the outboxes lock: no ack can arrive before it is counted.
@@ -504,10 +510,7 @@ impl EventBus {
                     d.pending.insert(delivery, groups);
                 }
                 Ok(Placed::At {
-                    pos: StreamPos {
-                        ms: delivery.unsigned_abs(),
-                        seq: 0,
-                    },
+                    pos: StreamPos::of_counter(delivery),
                     counter: delivery,
                 })
             }
@@ -524,7 +527,7 @@ impl EventBus {
                         .await
                         .map_err(|e| e.to_string())?;
                 if published != 1 {
-                    return Ok(Placed::CounterMoved { counter });
+                    return Ok(Placed::CounterMoved);
                 }
                 let pos = StreamPos::parse(&id).ok_or_else(|| format!("stream id {id}"))?;
                 Ok(Placed::At { pos, counter })
@@ -537,20 +540,14 @@ impl EventBus {
     pub async fn acked(&self, outbox: &str, topic: &str) -> Result<(i64, Acked), String> {
         match self {
             EventBus::InProcess(bus) => {
-                let outboxes = bus
-                    .outboxes
-                    .lock()
-                    .map_err(|_| "bus lock poisoned".to_string())?;
+                let outboxes = bus.outboxes()?;
                 let Some(d) = outboxes.get(outbox) else {
                     return Ok((0, Acked::Nothing));
                 };
                 // One counter for all of the outbox's topics: the oldest unhandled
                 // event of any topic bounds them all (conservative, and cheap).
                 let acked = match d.pending.keys().next() {
-                    Some(oldest) => Acked::Below(StreamPos {
-                        ms: oldest.unsigned_abs(),
-                        seq: 0,
-                    }),
+                    Some(oldest) => Acked::Below(StreamPos::of_counter(*oldest)),
                     None => Acked::All,
                 };
                 Ok((d.counter, acked))
@@ -933,7 +930,8 @@ async fn handle_entry(
 pub struct Outbox {
     table: &'static str,
     sequences: String,
-    inbox: String,
+    /// The domain's inbox, which the relay keeps pruned.
+    inbox: Inbox,
     wake: Arc<Notify>,
     /// When the relay next looks for acknowledged events to remove.
     next_prune: Arc<Mutex<tokio::time::Instant>>,
@@ -952,7 +950,7 @@ impl Outbox {
         Outbox {
             table,
             sequences: format!("{domain}_event_sequences"),
-            inbox: format!("{domain}_inbox"),
+            inbox: Inbox::new(domain),
             wake: Arc::new(Notify::new()),
             next_prune: Arc::new(Mutex::new(tokio::time::Instant::now())),
         }
@@ -1102,21 +1100,28 @@ impl Outbox {
         // by a plain read and changed by id: a scanning UPDATE on MySQL would lock the
         // table's gaps, and every business transaction's outbox insert would wait for
         // this turn's round trips to the bus.
-        let lost = self
-            .ids(txn, "delivery > ?", vec![Value::from(counter)])
-            .await?;
+        let lost: Vec<i64> = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                txn.get_database_backend(),
+                format!("SELECT id FROM {} WHERE delivery > ?", self.table),
+                [Value::from(counter)],
+            ))
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|r| r.try_get::<i64>("", "id").map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
         if !lost.is_empty() {
             tracing::warn!(
                 table = self.table,
                 lost = lost.len(),
                 "the bus lost published events; publishing them again"
             );
-            self.by_ids(
-                txn,
+            let reset = format!(
                 "UPDATE {} SET stream_id = NULL, delivery = NULL",
-                &lost,
-            )
-            .await?;
+                self.table
+            );
+            by_ids(txn, &reset, &lost).await?;
         }
         let (sent, counter) = self.publish_batch(txn, bus, counter).await?;
         if self.prune_due() {
@@ -1171,7 +1176,7 @@ impl Outbox {
             let (pos, now) = match bus.publish_outbox(self.table, counter, &event).await? {
                 Placed::At { pos, counter } => (pos, counter),
                 // The bus lost events since this turn began: the next turn resends them.
-                Placed::CounterMoved { .. } => break,
+                Placed::CounterMoved => break,
             };
             let record = Statement::from_sql_and_values(
                 backend,
@@ -1233,68 +1238,31 @@ impl Outbox {
             bus.trim(&topic, &acked).await?;
         }
         if !done.is_empty() {
-            self.by_ids(txn, "DELETE FROM {}", &done).await?;
+            by_ids(txn, &format!("DELETE FROM {}", self.table), &done).await?;
         }
         Ok(())
     }
+}
 
-    /// Ids of this outbox's rows matching `condition`, by a non-locking read.
-    async fn ids(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        condition: &str,
-        values: Vec<Value>,
-    ) -> Result<Vec<i64>, String> {
-        let rows = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                txn.get_database_backend(),
-                format!("SELECT id FROM {} WHERE {condition}", self.table),
-                values,
-            ))
-            .await
-            .map_err(|e| e.to_string())?;
-        rows.iter()
-            .map(|r| r.try_get::<i64>("", "id").map_err(|e| e.to_string()))
-            .collect()
-    }
-
-    /// Runs `statement` (with `{}` for the table) on the rows `ids`, in chunks.
-    async fn by_ids(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        statement: &str,
-        ids: &[i64],
-    ) -> Result<(), String> {
-        for chunk in ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let sql = format!(
-                "{} WHERE id IN ({marks})",
-                statement.replace("{}", self.table)
-            );
-            let values: Vec<Value> = chunk.iter().map(|id| Value::from(*id)).collect();
-            txn.execute_raw(Statement::from_sql_and_values(
-                txn.get_database_backend(),
-                sql,
-                values,
-            ))
-            .await
-            .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
-
-    /// Forgets processed events older than the inbox's retention.
-    pub async fn prune_inbox(&self, db: &DatabaseConnection) -> Result<u64, String> {
-        let cutoff = (chrono::Utc::now() - INBOX_RETENTION).to_rfc3339();
-        db.execute_raw(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            format!("DELETE FROM {} WHERE processed_at < ?", self.inbox),
-            [Value::from(cutoff)],
+/// Runs `statement` (an UPDATE or DELETE without its WHERE) on the rows `ids`, in
+/// chunks: rows are changed by primary key only, so MySQL locks nothing else.
+async fn by_ids(
+    txn: &sea_orm::DatabaseTransaction,
+    statement: &str,
+    ids: &[i64],
+) -> Result<(), String> {
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let values: Vec<Value> = chunk.iter().map(|id| Value::from(*id)).collect();
+        txn.execute_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!("{statement} WHERE id IN ({marks})"),
+            values,
         ))
         .await
-        .map(|r| r.rows_affected())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
     }
+    Ok(())
 }
 
 /// A domain's record of the events its consumers have processed, so a redelivered
@@ -1338,6 +1306,19 @@ impl Inbox {
             Err(e) => Err(e),
         }
     }
+
+    /// Forgets processed events older than the inbox's retention; answers how many.
+    pub async fn prune(&self, db: &DatabaseConnection) -> Result<u64, String> {
+        let cutoff = (chrono::Utc::now() - INBOX_RETENTION).to_rfc3339();
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!("DELETE FROM {} WHERE processed_at < ?", self.table),
+            [Value::from(cutoff)],
+        ))
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(|e| e.to_string())
+    }
 }
 
 /// Publishes outbox events until the process ends: woken after each commit, and
@@ -1349,8 +1330,8 @@ pub fn spawn_relay(db: DatabaseConnection, outbox: Outbox, bus: EventBus) -> Joi
         loop {
             if tokio::time::Instant::now() >= next_inbox_prune {
                 next_inbox_prune += Duration::from_secs(3600);
-                if let Err(e) = outbox.prune_inbox(&db).await {
-                    tracing::warn!(table = outbox.inbox, error = %e, "inbox pruning failed");
+                if let Err(e) = outbox.inbox.prune(&db).await {
+                    tracing::warn!(table = outbox.inbox.table, error = %e, "inbox pruning failed");
                 }
             }
             match outbox.relay_once(&db, &bus).await {

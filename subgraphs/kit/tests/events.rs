@@ -559,12 +559,7 @@ async fn the_inbox_forgets_events_after_its_retention() {
         ))
         .await
         .expect("age");
-        let outbox = Outbox::new("orders_outbox");
-        assert_eq!(
-            outbox.prune_inbox(&db).await.expect("prune"),
-            1,
-            "[{label}]"
-        );
+        assert_eq!(inbox.prune(&db).await.expect("prune"), 1, "[{label}]");
         let txn = shop_kit::db::begin_write(&db).await.expect("begin");
         assert!(
             !inbox.claim(&txn, "mailer", &recent).await.expect("claim"),
