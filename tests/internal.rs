@@ -9,19 +9,14 @@ use common::Harness;
 use serde_json::{Value, json};
 
 async fn post(h: &Harness, url: &str, token: &str, query: &str, variables: Value) -> Value {
-    let body = h
-        .client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .body(json!({ "query": query, "variables": variables }).to_string())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    serde_json::from_slice(&body).unwrap()
+    let auth = format!("Bearer {token}");
+    h.post_to(
+        url,
+        &json!({ "query": query, "variables": variables }).to_string(),
+        &[("authorization", &auth)],
+    )
+    .await
+    .body
 }
 
 #[tokio::test]

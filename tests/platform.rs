@@ -519,18 +519,10 @@ async fn input_only_a_subgraph_can_judge_gets_bad_user_input_and_changes_nothing
         ("{ promoCodes { code ", "GRAPHQL_PARSE_FAILED"),
         ("{ promoCodes { nope } }", "GRAPHQL_VALIDATION_FAILED"),
     ] {
-        let reply = h
-            .client
-            .post(carts)
-            .header("content-type", "application/json")
-            .body(json!({ "query": query }).to_string())
-            .send()
+        let body = h
+            .post_to(carts, &json!({ "query": query }).to_string(), &[])
             .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let body: Value = serde_json::from_slice(&reply).unwrap();
+            .body;
         assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
     }
     h.stop().await;

@@ -88,9 +88,15 @@ impl Harness {
     }
 
     pub async fn post_raw(&self, body: &str, headers: &[(&str, &str)]) -> Reply {
+        self.post_to(&self.platform.gateway_url, body, headers)
+            .await
+    }
+
+    /// Posts `body` to `url` (the gateway, or a subgraph directly).
+    pub async fn post_to(&self, url: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
         let mut req = self
             .client
-            .post(&self.platform.gateway_url)
+            .post(url)
             .header("content-type", "application/json")
             .body(body.to_string());
         for (k, v) in headers {
