@@ -288,6 +288,8 @@ async fn run_gateway(
             subgraph_timeouts: config.subgraph_timeouts.clone(),
             override_labels: config.override_labels.clone(),
             plan_cache_size: config.plan_cache_size,
+            plan_cache_bytes: config.plan_cache_bytes,
+            limits: config.limits.clone(),
             identity_url: users_base,
             live: config.live.clone(),
         },
@@ -316,7 +318,11 @@ async fn run_subgraph(
         let names: Vec<&str> = SUBGRAPHS.iter().map(|s| s.name).collect();
         anyhow::anyhow!("unknown subgraph '{name}'; known: {}", names.join(", "))
     })?;
-    let db = shop_kit::db::connect(&config.database_url_for(spec.name)).await?;
+    let db = shop_kit::db::connect_with(
+        &config.database_url_for(spec.name),
+        config.db_max_connections,
+    )
+    .await?;
     let bus = crate::platform::event_bus(config.redis_url.as_deref(), &config.bus_prefix).await?;
     if config.redis_url.is_none() {
         tracing::warn!(
@@ -363,6 +369,7 @@ async fn run_subgraph(
             anonymous_cart_days: config.anonymous_cart_days,
         },
         notifications: config.notifications_settings(&issuer(&config)),
+        checkout_stale: config.checkout_stale,
     };
     if deps.internal.is_none() {
         tracing::warn!(
@@ -420,6 +427,11 @@ fn compose(out: &std::path::Path, check: bool) -> anyhow::Result<ExitCode> {
 }
 
 async fn migrate(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    if config.database_url.is_none() {
+        // The SQLite files live there; a fresh checkout has no data directory yet.
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    }
     for spec in SUBGRAPHS
         .iter()
         .filter(|s| only.is_none_or(|o| o == s.name))

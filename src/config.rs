@@ -18,6 +18,16 @@ pub const KNOWN: &[&str] = &[
     "SHOP_SUPERGRAPH",
     "SHOP_SUBGRAPH_TIMEOUT_MS",
     "SHOP_PLAN_CACHE_SIZE",
+    "SHOP_PLAN_CACHE_BYTES",
+    "SHOP_MAX_DOCUMENT_BYTES",
+    "SHOP_MAX_TOKENS",
+    "SHOP_MAX_DEPTH",
+    "SHOP_MAX_FIELDS",
+    "SHOP_MAX_ALIASES",
+    "SHOP_MAX_ROOT_FIELDS",
+    "SHOP_MAX_DIRECTIVES",
+    "SHOP_MAX_RESPONSE_BYTES",
+    "SHOP_MAX_ERRORS",
     "SHOP_LIVE_MAX_CONNECTIONS",
     "SHOP_LIVE_MAX_SUBSCRIPTIONS",
     "SHOP_LIVE_KEEPALIVE_SECONDS",
@@ -43,6 +53,9 @@ pub const KNOWN: &[&str] = &[
     "SHOP_TAX_RATES",
     "SHOP_SMTP_URL",
     "SHOP_MAIL_FROM",
+    "SHOP_DB_MAX_CONNECTIONS",
+    "SHOP_CHECKOUT_STALE_SECONDS",
+    "SHOP_CRASH_AT",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
@@ -84,6 +97,14 @@ pub struct Config {
     pub override_labels: Vec<String>,
     /// `SHOP_PLAN_CACHE_SIZE`: prepared operations kept by the gateway. Default 1024.
     pub plan_cache_size: usize,
+    /// `SHOP_PLAN_CACHE_BYTES`: the memory (estimated) they may take. Default 64 MiB.
+    pub plan_cache_bytes: usize,
+    /// Operation limits, checked before planning: `SHOP_MAX_DOCUMENT_BYTES` (default
+    /// 65536), `SHOP_MAX_TOKENS` (15000), `SHOP_MAX_DEPTH` (20), `SHOP_MAX_FIELDS` (4000,
+    /// fragments inlined), `SHOP_MAX_ALIASES` (256), `SHOP_MAX_ROOT_FIELDS` (32),
+    /// `SHOP_MAX_DIRECTIVES` (16 per location), `SHOP_MAX_RESPONSE_BYTES` (8 MiB),
+    /// `SHOP_MAX_ERRORS` (100 per response).
+    pub limits: shop_gateway::pipeline::limits::OperationLimits,
     /// Streaming connections (WebSocket, SSE): `SHOP_LIVE_MAX_CONNECTIONS` per client
     /// address (default 32), `SHOP_LIVE_MAX_SUBSCRIPTIONS` per WebSocket (default 64),
     /// `SHOP_LIVE_KEEPALIVE_SECONDS` between pings (default 15).
@@ -134,6 +155,16 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// `SHOP_MAIL_FROM`: the sender of every mail. Default `Shop <no-reply@shop.localhost>`.
     pub mail_from: String,
+    /// `SHOP_DB_MAX_CONNECTIONS`: connections this process opens to a MySQL server at
+    /// most; the all-in-one process shares them out among its subgraphs. Requests
+    /// wait in line for a free one (up to 10 s, then `SERVICE_UNAVAILABLE`). Keep the
+    /// sum over all processes below the server's `max_connections` (151 by default).
+    /// Default 64.
+    pub db_max_connections: u32,
+    /// `SHOP_CHECKOUT_STALE_SECONDS`: a checkout that records no step for this long is
+    /// taken to have crashed and is finished or undone by the recovery, which looks
+    /// every half of it. Default 60.
+    pub checkout_stale: Duration,
 }
 
 impl Default for Config {
@@ -150,6 +181,8 @@ impl Default for Config {
             subgraph_timeouts: HashMap::new(),
             override_labels: Vec::new(),
             plan_cache_size: 1024,
+            plan_cache_bytes: 64 * 1024 * 1024,
+            limits: Default::default(),
             live: shop_gateway::live::LiveOptions::default(),
             seed: true,
             dev_auth: None,
@@ -167,6 +200,8 @@ impl Default for Config {
             anonymous_cart_days: 30,
             smtp_url: None,
             mail_from: "Shop <no-reply@shop.localhost>".into(),
+            db_max_connections: shop_kit::db::DEFAULT_MYSQL_CONNECTIONS,
+            checkout_stale: Duration::from_secs(60),
         }
     }
 }
@@ -233,6 +268,21 @@ impl Config {
                 vars.parse("SHOP_SUBGRAPH_TIMEOUT_MS", 30_000u64)?,
             ),
             plan_cache_size: vars.parse("SHOP_PLAN_CACHE_SIZE", d.plan_cache_size)?,
+            plan_cache_bytes: vars.parse("SHOP_PLAN_CACHE_BYTES", d.plan_cache_bytes)?,
+            limits: shop_gateway::pipeline::limits::OperationLimits {
+                max_document_bytes: vars
+                    .parse("SHOP_MAX_DOCUMENT_BYTES", d.limits.max_document_bytes)?,
+                max_tokens: vars.parse("SHOP_MAX_TOKENS", d.limits.max_tokens)?,
+                max_depth: vars.parse("SHOP_MAX_DEPTH", d.limits.max_depth)?,
+                max_fields: vars.parse("SHOP_MAX_FIELDS", d.limits.max_fields)?,
+                max_aliases: vars.parse("SHOP_MAX_ALIASES", d.limits.max_aliases)?,
+                max_root_fields: vars.parse("SHOP_MAX_ROOT_FIELDS", d.limits.max_root_fields)?,
+                max_directives: vars.parse("SHOP_MAX_DIRECTIVES", d.limits.max_directives)?,
+                max_response_bytes: vars
+                    .parse("SHOP_MAX_RESPONSE_BYTES", d.limits.max_response_bytes)?,
+                max_errors: vars.parse("SHOP_MAX_ERRORS", d.limits.max_errors)?.max(1),
+                ..d.limits.clone()
+            },
             live: shop_gateway::live::LiveOptions {
                 max_connections_per_client: vars.parse(
                     "SHOP_LIVE_MAX_CONNECTIONS",
@@ -276,6 +326,12 @@ impl Config {
             anonymous_cart_days: vars.parse("SHOP_ANONYMOUS_CART_DAYS", d.anonymous_cart_days)?,
             smtp_url: var("SHOP_SMTP_URL"),
             mail_from: var("SHOP_MAIL_FROM").unwrap_or(d.mail_from.clone()),
+            db_max_connections: vars
+                .parse("SHOP_DB_MAX_CONNECTIONS", d.db_max_connections)?
+                .max(2),
+            checkout_stale: Duration::from_secs(
+                vars.parse("SHOP_CHECKOUT_STALE_SECONDS", 60u64)?.max(1),
+            ),
             service_key: match var("SHOP_SERVICE_KEY") {
                 Some(text) => Some(
                     shop_kit::auth::SigningKey::from_secret_string(text.trim()).ok_or_else(

@@ -42,6 +42,8 @@ pub struct PlatformOptions {
     pub subgraph_timeouts: HashMap<String, Duration>,
     pub override_labels: Vec<String>,
     pub plan_cache_size: usize,
+    pub plan_cache_bytes: usize,
+    pub limits: shop_gateway::pipeline::limits::OperationLimits,
     pub live: shop_gateway::live::LiveOptions,
     /// The public origin (token issuer, e-mail links); `None`: the gateway's address.
     pub public_url: Option<String>,
@@ -62,6 +64,11 @@ pub struct PlatformOptions {
     pub mail: Option<shop_notifications::MailTransport>,
     pub mail_from: String,
     pub mail_retry: shop_notifications::RetryPolicy,
+    /// Database connections this process may open to a MySQL server, shared out among
+    /// its subgraphs.
+    pub db_max_connections: u32,
+    /// How long a checkout may go without a step before the recovery ends it.
+    pub checkout_stale: Duration,
 }
 
 impl PlatformOptions {
@@ -82,6 +89,8 @@ impl PlatformOptions {
             subgraph_timeouts: c.subgraph_timeouts.clone(),
             override_labels: c.override_labels.clone(),
             plan_cache_size: c.plan_cache_size,
+            plan_cache_bytes: c.plan_cache_bytes,
+            limits: c.limits.clone(),
             live: c.live.clone(),
             public_url: c.public_url.clone(),
             token_audience: c.token_audience.clone(),
@@ -98,6 +107,8 @@ impl PlatformOptions {
                 .map(shop_notifications::MailTransport::Smtp),
             mail_from: c.mail_from.clone(),
             mail_retry: shop_notifications::RetryPolicy::default(),
+            db_max_connections: c.db_max_connections,
+            checkout_stale: c.checkout_stale,
         }
     }
 
@@ -117,6 +128,8 @@ impl PlatformOptions {
             subgraph_timeouts: HashMap::new(),
             override_labels: Vec::new(),
             plan_cache_size: 256,
+            plan_cache_bytes: 64 * 1024 * 1024,
+            limits: Default::default(),
             live: shop_gateway::live::LiveOptions::default(),
             public_url: None,
             token_audience: "shop".into(),
@@ -130,6 +143,8 @@ impl PlatformOptions {
             mail: None,
             mail_from: "Shop <no-reply@shop.test>".into(),
             mail_retry: shop_notifications::RetryPolicy::default(),
+            db_max_connections: shop_kit::db::DEFAULT_MYSQL_CONNECTIONS,
+            checkout_stale: shop_orders::service::checkout::STALE,
         }
     }
 }
@@ -297,6 +312,7 @@ impl Platform {
                 public_url: issuer.clone(),
                 retry: opts.mail_retry.clone(),
             },
+            checkout_stale: opts.checkout_stale,
         };
         let (stop, stop_rx) = watch::channel(false);
 
@@ -307,7 +323,9 @@ impl Platform {
                 .database_url
                 .clone()
                 .unwrap_or_else(|| shop_kit::db::sqlite_file_url(&opts.data_dir, spec.name));
-            let db = shop_kit::db::connect(&url)
+            // One server, several pools: together they stay within the setting.
+            let share = opts.db_max_connections / SUBGRAPHS.len() as u32;
+            let db = shop_kit::db::connect_with(&url, share)
                 .await
                 .with_context(|| format!("connecting {} to its database", spec.name))?;
             let router = crate::subgraphs::start(spec.name, db.clone(), &deps)
@@ -346,11 +364,15 @@ impl Platform {
                 subgraph_timeouts: opts.subgraph_timeouts.clone(),
                 override_labels: opts.override_labels.clone(),
                 plan_cache_size: opts.plan_cache_size,
+                plan_cache_bytes: opts.plan_cache_bytes,
+                limits: opts.limits.clone(),
                 identity_url: Some(users_base),
                 live: opts.live.clone(),
             },
         );
         let gateway_url = format!("{gateway_origin}/graphql");
+        // Served from now on, ready once the admin and the demo shop are in.
+        gateway.set_starting(true);
         servers.push(tokio::spawn(shop_kit::server::serve(
             gateway_listener,
             shop_gateway::router(gateway.clone()),
@@ -364,6 +386,7 @@ impl Platform {
             let report = crate::seed::seed(&users, &catalog, &inventory).await?;
             tracing::info!(?report, "demo data");
         }
+        gateway.set_starting(false);
         Ok(Platform {
             gateway_url,
             issuer,

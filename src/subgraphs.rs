@@ -71,6 +71,8 @@ pub struct Deps {
     pub subgraph_urls: std::collections::HashMap<String, String>,
     pub carts: shop_carts::CartsSettings,
     pub notifications: shop_notifications::NotificationsSettings,
+    /// How long a checkout may go without a step before the recovery ends it.
+    pub checkout_stale: std::time::Duration,
 }
 
 impl Deps {
@@ -134,7 +136,7 @@ pub async fn start(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Ro
                 inventory: deps.client(shop_inventory::NAME, shop_orders::NAME, &[HOLD_SCOPE]),
                 payments: deps.client(shop_payments::NAME, shop_orders::NAME, &[CHARGE_SCOPE]),
             };
-            shop_orders::start(db, bus, verifier, services)
+            shop_orders::start(db, bus, verifier, services, deps.checkout_stale)
                 .await
                 .map_err(|e| e.to_string())
         }

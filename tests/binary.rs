@@ -3,17 +3,12 @@
 // Tests fail by panicking; helpers outside #[test] functions do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::process::{Child, free_port, shop, wait_ready};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn shop() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shop"));
-    c.env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .env("RUST_LOG", "warn");
-    c
-}
 
 #[test]
 fn the_all_in_one_process_serves_the_demo_shop_and_stops_cleanly_on_sigterm() {
@@ -132,40 +127,6 @@ fn token_mints_a_development_token_and_unknown_config_is_refused() {
     assert_eq!(typo.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&typo.stderr).contains("SHOP_LISTNE"));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A child process that is killed when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if client
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{base} never became ready");
 }
 
 #[tokio::test]
@@ -640,4 +601,34 @@ fn sha256_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[tokio::test]
+async fn ready_waits_until_the_demo_shop_is_seeded() {
+    let dir = std::env::temp_dir().join(format!("shop-bin-ready-{}", shop_kit::ids::new_id()));
+    let port = free_port();
+    let _child = Child(
+        shop()
+            .env("SHOP_DATA_DIR", &dir)
+            .env("SHOP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start shop"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    // The first moment /ready says yes, the whole demo shop is there.
+    wait_ready(&client, &base).await;
+    let reply = client
+        .post(format!("{base}/graphql"))
+        .header("content-type", "application/json")
+        .body(r#"{"query":"{ products { totalCount } }"}"#)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&reply.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["data"]["products"]["totalCount"], 330, "{body}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -460,17 +460,7 @@ async fn anonymous_carts_left_for_the_retention_period_are_removed_and_others_st
             .await
             .data();
         let customer = h.token("purge-customer", Role::Customer);
-        let mine = h
-            .gql(
-                Some(&customer),
-                "mutation { createCart { cart { id } } }",
-                json!({}),
-            )
-            .await
-            .data()["createCart"]["cart"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let mine = common::store::own_cart(&h, &customer).await;
         add(&h, Some(&customer), &mine, None, &p, 1).await.data();
 
         // The old anonymous cart and the customer's cart were last touched 40 days ago.
@@ -516,4 +506,122 @@ async fn anonymous_carts_left_for_the_retention_period_are_removed_and_others_st
         h.stop().await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_cart_shows_a_changed_price_before_checkout_and_checkout_tells_once() {
+    each_db("e2e_cart_reprice", async |db| {
+        let h = start(db).await;
+        let list = products(&h, 3).await;
+        let (p, price, _) = list[0].clone();
+        let buyer = h.token("repriced", Role::Customer);
+        let cart = common::store::own_cart(&h, &buyer).await;
+        add(&h, Some(&buyer), &cart, None, &p, 2).await.data();
+        let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+        let r = h
+            .gql(
+                Some(&admin),
+                "mutation($p: ID!, $a: Int!) { updateProduct(id: $p, input: { price: { amount: $a, currency: \"EUR\" } }) { id } }",
+                json!({ "p": p, "a": price + 250 }),
+            )
+            .await;
+        assert!(r.body.get("errors").is_none(), "{}", r.body);
+
+        // Reading the cart shows the new price, the old one beside it, and new totals.
+        let read = "query($c: ID!) { cart(id: $c) { subtotal { amount } lines { unitPrice { amount } priceChange { was { amount } now { amount } } } } }";
+        let r = h.gql(Some(&buyer), read, json!({ "c": cart })).await;
+        let c = &r.data()["cart"];
+        assert_eq!(c["lines"][0]["unitPrice"]["amount"], price + 250);
+        assert_eq!(
+            c["lines"][0]["priceChange"],
+            json!({ "was": { "amount": price }, "now": { "amount": price + 250 } })
+        );
+        assert_eq!(c["subtotal"]["amount"], (price + 250) * 2);
+
+        // Checkout names the change once; the next attempt pays the new price.
+        let checkout = "mutation($c: ID!, $k: String!) { checkout(cartId: $c, shippingAddress: { name: \"A\", line1: \"B 1\", city: \"C\", postalCode: \"1\", country: \"DE\" }, payment: { number: \"4242424242424242\", expMonth: 12, expYear: 2031, cvc: \"123\", holder: \"A\" }, idempotencyKey: $k) { subtotal { amount } } }";
+        let r = h.gql(Some(&buyer), checkout, json!({ "c": cart, "k": "r-1" })).await;
+        assert_eq!(r.code(), "PRICE_CHANGED", "{}", r.body);
+        assert_eq!(
+            r.body["errors"][0]["extensions"]["lines"],
+            json!([{ "productId": p, "was": price, "now": price + 250 }])
+        );
+        let r = h.gql(Some(&buyer), read, json!({ "c": cart })).await;
+        assert_eq!(r.data()["cart"]["lines"][0]["priceChange"], Value::Null);
+        let r = h.gql(Some(&buyer), checkout, json!({ "c": cart, "k": "r-2" })).await;
+        assert_eq!(r.data()["checkout"]["subtotal"]["amount"], (price + 250) * 2);
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn merging_carts_carries_the_promo_code_over_or_says_why_not() {
+    let h = start(None).await;
+    let list = products(&h, 3).await;
+    let (p, _, _) = list[0].clone();
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+    for input in [
+        json!({ "code": "WELCOME10", "percentOff": 10 }),
+        json!({ "code": "SMALL1", "amountOff": { "amount": 1, "currency": "EUR" } }),
+    ] {
+        h.gql(
+            Some(&admin),
+            "mutation($i: PromoCodeInput!) { createPromoCode(input: $i) { code } }",
+            json!({ "i": input }),
+        )
+        .await
+        .data();
+    }
+    let apply = "mutation($c: ID!, $t: String, $k: String!) { applyPromoCode(cartId: $c, cartToken: $t, code: $k) { promoCode } }";
+    let merge = "mutation($c: ID!, $t: String!) { mergeCart(cartId: $c, cartToken: $t) { promoCode promoMessage discount { amount } } }";
+
+    // A code alone is carried over.
+    let (anon, anon_token) = anonymous_cart(&h).await;
+    add(&h, None, &anon, Some(&anon_token), &p, 1).await.data();
+    h.gql(
+        None,
+        apply,
+        json!({ "c": anon, "t": anon_token, "k": "WELCOME10" }),
+    )
+    .await
+    .data();
+    let buyer = h.token("merger", Role::Customer);
+    let r = h
+        .gql(Some(&buyer), merge, json!({ "c": anon, "t": anon_token }))
+        .await;
+    let m = &r.data()["mergeCart"];
+    assert_eq!(m["promoCode"], "WELCOME10");
+    assert_eq!(m["promoMessage"], Value::Null);
+    assert!(m["discount"]["amount"].as_i64().unwrap() > 0);
+
+    // Of two codes the one that saves more stays, and the cart says what became of the other.
+    let mine = common::store::own_cart(&h, &buyer).await;
+    h.gql(
+        Some(&buyer),
+        apply,
+        json!({ "c": mine, "t": null, "k": "SMALL1" }),
+    )
+    .await
+    .data();
+    let (anon, anon_token) = anonymous_cart(&h).await;
+    add(&h, None, &anon, Some(&anon_token), &p, 1).await.data();
+    h.gql(
+        None,
+        apply,
+        json!({ "c": anon, "t": anon_token, "k": "WELCOME10" }),
+    )
+    .await
+    .data();
+    let r = h
+        .gql(Some(&buyer), merge, json!({ "c": anon, "t": anon_token }))
+        .await;
+    let m = &r.data()["mergeCart"];
+    assert_eq!(m["promoCode"], "WELCOME10", "{m}");
+    let message = m["promoMessage"].as_str().unwrap();
+    assert!(
+        message.contains("SMALL1") && message.contains("saves more"),
+        "{message}"
+    );
+    h.stop().await;
 }

@@ -8,6 +8,7 @@ mod common;
 
 use common::store::{CHECKOUT, address, card, cart_of, checkout, product, set_stock, start};
 use common::{Harness, each_db, stock_of};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use shop_kit::auth::Role;
 
@@ -109,9 +110,37 @@ async fn refusals_undo_everything_and_explain_why() {
     );
     let e = ledger_adds_up(&h, &lamp).await;
     assert_eq!(
-        (e["committed"].as_i64(), e["onHand"].as_i64()),
-        (Some(0), Some(4))
+        (
+            e["committed"].as_i64(),
+            e["held"].as_i64(),
+            e["onHand"].as_i64()
+        ),
+        (Some(0), Some(2), Some(4)),
+        "the cart holds its two units again"
     );
+    let r = h
+        .gql(
+            Some(&token),
+            "query($c: ID!) { cart(id: $c) { lines { status holdExpiresAt } } }",
+            json!({ "c": cart }),
+        )
+        .await;
+    let line = &r.data()["cart"]["lines"][0];
+    assert_eq!(line["status"], "HELD", "{line}");
+    let until: chrono::DateTime<chrono::Utc> =
+        line["holdExpiresAt"].as_str().unwrap().parse().unwrap();
+    assert!(until > chrono::Utc::now() + chrono::Duration::minutes(9));
+    // Nobody else can take them meanwhile.
+    let (_, other) = cart_of(&h, "buyer-4", &[]).await;
+    let other_token = h.token("buyer-4", Role::Customer);
+    let r = h
+        .gql(
+            Some(&other_token),
+            "mutation($c: ID!, $p: ID!) { addToCart(cartId: $c, productId: $p, quantity: 3) { id } }",
+            json!({ "c": other, "p": lamp }),
+        )
+        .await;
+    assert_eq!(r.code(), "OUT_OF_STOCK");
     let again = checkout(&h, &token, &cart, "4242424242424242", "d-1").await;
     assert_eq!(
         again.code(),
@@ -262,6 +291,245 @@ async fn concurrent_checkouts_for_the_last_units_never_oversell() {
     .await;
 }
 
+#[tokio::test]
+async fn tax_follows_the_shipping_address_not_the_carts_country() {
+    each_db("e2e_checkout_tax", async |db| {
+        let h = start(db).await;
+        let lamp = product(&h, 10_000, 10).await;
+        let buy = async |buyer: &str, cart_country: Option<&str>, ship_to: &str| {
+            let token = h.token(buyer, Role::Customer);
+            let cart = common::store::own_cart(&h, &token).await;
+            h.gql(
+                Some(&token),
+                "mutation($c: ID!, $p: ID!) { addToCart(cartId: $c, productId: $p, quantity: 1) { id } }",
+                json!({ "c": cart, "p": lamp }),
+            )
+            .await
+            .data();
+            if let Some(country) = cart_country {
+                h.gql(
+                    Some(&token),
+                    "mutation($c: ID!, $k: String!) { setCartCountry(cartId: $c, country: $k) { id } }",
+                    json!({ "c": cart, "k": country }),
+                )
+                .await
+                .data();
+            }
+            let mut a = common::store::address();
+            a["country"] = json!(ship_to);
+            h.gql(
+                Some(&token),
+                CHECKOUT,
+                json!({ "c": cart, "a": a, "p": common::store::card("4242424242424242"), "k": "tax" }),
+            )
+            .await
+        };
+        // No country on the cart, shipped to Germany (19 %): German tax.
+        let r = buy("tax-1", None, "DE").await;
+        assert_eq!(r.data()["checkout"]["tax"]["amount"], 1_900, "{}", r.body);
+        assert_eq!(r.data()["checkout"]["total"]["amount"], 11_900);
+        // A cart set to an untaxed country, shipped to Germany: still German tax.
+        let r = buy("tax-2", Some("NO"), "de").await;
+        assert_eq!(r.data()["checkout"]["tax"]["amount"], 1_900, "{}", r.body);
+        // A German cart shipped to Norway (no rate configured): no tax.
+        let r = buy("tax-3", Some("DE"), "NO").await;
+        assert_eq!(r.data()["checkout"]["tax"]["amount"], 0, "{}", r.body);
+        // Unknown countries are refused, for the cart and for the address.
+        let r = buy("tax-4", None, "XX").await;
+        assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+        let token = h.token("tax-5", Role::Customer);
+        let cart = common::store::own_cart(&h, &token).await;
+        let r = h
+            .gql(
+                Some(&token),
+                "mutation($c: ID!) { setCartCountry(cartId: $c, country: \"XX\") { id } }",
+                json!({ "c": cart }),
+            )
+            .await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+        assert_eq!(
+            stock_of(&h, &lamp).await,
+            6,
+            "three sold, one held by the refused buyer's cart"
+        );
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn orders_keep_what_was_sold_after_the_product_is_deleted() {
+    each_db("e2e_order_deleted_product", async |db| {
+        let h = start(db).await;
+        let lamp = product(&h, 2_000, 3).await;
+        let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+        h.gql(
+            Some(&supplier),
+            "mutation($p: ID!) { updateProduct(id: $p, input: { images: [\"https://img.test/lamp.jpg\"] }) { id } }",
+            json!({ "p": lamp }),
+        )
+        .await
+        .data();
+        let (token, cart) = cart_of(&h, "keeper", &[(&lamp, 1)]).await;
+        checkout(&h, &token, &cart, "4242424242424242", "keep").await.data();
+        let r = h
+            .gql(Some(&supplier), "mutation($p: ID!) { deleteProduct(id: $p) }", json!({ "p": lamp }))
+            .await;
+        assert!(r.body.get("errors").is_none(), "{}", r.body);
+
+        let r = h
+            .gql(
+                Some(&token),
+                "{ myOrders(first: 5) { edges { node { status lines { name sku image quantity unitPrice { amount } product { name } } } } } }",
+                json!({}),
+            )
+            .await;
+        let line = &r.body["data"]["myOrders"]["edges"][0]["node"]["lines"][0];
+        assert_eq!(line["name"], "Test Lamp", "{}", r.body);
+        assert!(line["sku"].as_str().unwrap().starts_with("T-"));
+        assert_eq!(line["image"], "https://img.test/lamp.jpg");
+        assert_eq!(line["unitPrice"]["amount"], 2_000);
+        assert_eq!(line["product"], Value::Null, "{}", r.body);
+
+        let r = h
+            .gql(
+                Some(&supplier),
+                "query($s: ID) { supplierOrderLines(supplierId: $s, first: 5) { edges { node { name image product { name } } } } }",
+                json!({ "s": shop::seed::DEMO_SUPPLIERS[0].0 }),
+            )
+            .await;
+        let node = &r.body["data"]["supplierOrderLines"]["edges"][0]["node"];
+        assert_eq!(node["name"], "Test Lamp", "{}", r.body);
+        assert_eq!(node["product"], Value::Null, "{}", r.body);
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_cart_checked_out_many_times_at_once_is_charged_once() {
+    each_db("e2e_checkout_twice", async |db| {
+        let h = start(db).await;
+        let lamp = product(&h, 1_500, 5).await;
+        let (token, cart) = cart_of(&h, "double-clicker", &[(&lamp, 1)]).await;
+        // Ten tabs, ten idempotency keys, one cart.
+        let attempts = (0..10).map(|i| {
+            let (h, token, cart) = (&h, &token, &cart);
+            async move { checkout(h, token, cart, "4242424242424242", &format!("tab-{i}")).await }
+        });
+        let answers = futures::future::join_all(attempts).await;
+        let orders: Vec<&Value> = answers
+            .iter()
+            .filter(|r| r.body.get("errors").is_none())
+            .map(|r| &r.body["data"]["checkout"])
+            .collect();
+        assert_eq!(
+            orders.len(),
+            1,
+            "{answers:?}",
+            answers = answers.iter().map(|r| &r.body).collect::<Vec<_>>()
+        );
+        for r in answers.iter().filter(|r| r.body.get("errors").is_some()) {
+            // Refused while the first runs, or finding the cart checked out after it.
+            assert!(
+                ["CONFLICT", "BAD_USER_INPUT", "CART_EXPIRED"].contains(&r.code()),
+                "{}",
+                r.body
+            );
+        }
+        let payments = h.platform.db("payments");
+        let statuses = payments
+            .query_all_raw(sea_orm::Statement::from_string(
+                payments.get_database_backend(),
+                "SELECT status FROM payments_payments WHERE user_id = 'double-clicker'",
+            ))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| row.try_get::<String>("", "status").unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(statuses, ["CAPTURED"], "one payment, captured once");
+        assert_eq!(stock_of(&h, &lamp).await, 4);
+        assert_eq!(ledger_adds_up(&h, &lamp).await["committed"], 1);
+        h.stop().await;
+    })
+    .await;
+}
+
+/// With few connections for many buyers, checkouts wait in line for a connection
+/// instead of failing, and the process never opens more than it was given.
+#[tokio::test]
+async fn checkouts_queue_for_database_connections_within_the_configured_total() {
+    let dbs = shop_kit::testing::databases("e2e_checkout_pool").await;
+    let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") else {
+        shop_kit::testing::cleanup(&dbs).await;
+        return;
+    };
+    let shop_kit::testing::TestDb::Mysql { database, .. } = mysql else {
+        unreachable!()
+    };
+    let total = 14;
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    let h = common::Harness::start_with(dir, Some(mysql), true, |o| {
+        o.db_max_connections = total;
+    })
+    .await;
+    let buyers = 24;
+    let lamp = product(&h, 990, buyers).await;
+    let mut carts = Vec::new();
+    for i in 0..buyers {
+        carts.push(cart_of(&h, &format!("queued-{i}"), &[(&lamp, 1)]).await);
+    }
+    let watcher = mysql.connect().await;
+    let count_sql =
+        format!("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = '{database}'");
+    let busiest = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (busiest, done) = (busiest.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let row = watcher
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        watcher.get_database_backend(),
+                        count_sql.clone(),
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                // Less the watcher's own connection.
+                let n = row.try_get::<i64>("", "n").unwrap() - 1;
+                busiest.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let answers = futures::future::join_all(carts.iter().enumerate().map(|(i, (token, cart))| {
+        let h = &h;
+        async move { checkout(h, token, cart, "4242424242424242", &format!("q-{i}")).await }
+    }))
+    .await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.await.unwrap();
+    let failed: Vec<&Value> = answers
+        .iter()
+        .filter(|r| r.body.get("errors").is_some())
+        .map(|r| &r.body)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "every checkout waits its turn: {failed:?}"
+    );
+    let busiest = busiest.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (1..=total as i64).contains(&busiest),
+        "{busiest} connections open, {total} allowed"
+    );
+    assert_eq!(stock_of(&h, &lamp).await, 0);
+    h.stop().await;
+    shop_kit::testing::cleanup(&dbs).await;
+}
+
 /// What a crash leaves behind, and what the recovery task makes of it: a checkout that
 /// had taken the stock but not the money is undone; one that was paid is finished.
 #[tokio::test]
@@ -305,6 +573,8 @@ async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
                 error: Set(None),
                 created_at: Set(stale),
                 updated_at: Set(stale),
+                active_cart_id: Set(Some(cart.to_string())),
+                attempt: Set(0),
             }
             .insert(&ctx.db)
             .await
@@ -318,7 +588,11 @@ async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
         .commit_stock(
             &cart_a,
             &order_a,
-            &ctx.services.cart(&cart_a, "crash-a").await.unwrap().lines,
+            &ctx.services
+                .cart(&cart_a, "crash-a", "NO")
+                .await
+                .unwrap()
+                .lines,
         )
         .await
         .unwrap();
@@ -328,7 +602,7 @@ async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
     // Crashed after the capture: the recovery makes the order.
     let (token_b, cart_b) = cart_of(&h, "crash-b", &[(&lamp, 1)]).await;
     let order_b = shop_kit::ids::new_id();
-    let cart = ctx.services.cart(&cart_b, "crash-b").await.unwrap();
+    let cart = ctx.services.cart(&cart_b, "crash-b", "NO").await.unwrap();
     ctx.services
         .commit_stock(&cart_b, &order_b, &cart.lines)
         .await
@@ -365,7 +639,8 @@ async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
 
     assert_eq!(
         shop_orders::service::checkout::recover(&ctx).await.unwrap(),
-        1
+        2,
+        "one undone, one completed"
     );
     let e = ledger_adds_up(&h, &lamp).await;
     assert_eq!(e["committed"], 1, "a's units back, b's sold: {e}");

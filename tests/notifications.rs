@@ -126,10 +126,7 @@ async fn orders_become_notifications_live_in_app_and_by_mail() {
         let (_, cart) = cart_of(&h, "unused", &[]).await;
         let _ = cart;
         // The member's own cart.
-        let r = h
-            .gql(Some(&token), "mutation { createCart { cart { id } } }", json!({}))
-            .await;
-        let cart = r.data()["createCart"]["cart"]["id"].as_str().unwrap().to_string();
+        let cart = common::store::own_cart(&h, &token).await;
         h.gql(
             Some(&token),
             "mutation($c: ID!, $p: ID!) { addToCart(cartId: $c, productId: $p, quantity: 2) { id } }",

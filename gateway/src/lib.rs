@@ -12,7 +12,6 @@ pub mod pipeline;
 pub mod transport;
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +38,10 @@ pub struct GatewayOptions {
     pub override_labels: Vec<String>,
     /// How many prepared operations (parsed, validated, planned) are kept.
     pub plan_cache_size: usize,
+    /// How much memory (estimated) the prepared operations kept may take, in bytes.
+    pub plan_cache_bytes: usize,
+    /// Bounds on what one operation may ask for, checked before planning.
+    pub limits: pipeline::limits::OperationLimits,
     /// Base URL of the service whose `/.well-known/openid-configuration` and
     /// `/.well-known/jwks.json` the gateway serves at its own origin (the users
     /// subgraph); `None` answers 404 there.
@@ -55,16 +58,59 @@ impl Default for GatewayOptions {
             subgraph_timeouts: HashMap::new(),
             override_labels: Vec::new(),
             plan_cache_size: 1024,
+            plan_cache_bytes: 64 * 1024 * 1024,
+            limits: Default::default(),
             identity_url: None,
             live: live::LiveOptions::default(),
         }
     }
 }
 
-/// Prepared operations by (query text, operation name, enabled override labels, fields
-/// removed for the caller by authorization directives).
-type PreparedCache =
-    LruCache<(String, Option<String>, Vec<String>, String), Arc<pipeline::prepare::Prepared>>;
+/// A prepared operation's cache key: query text, operation name, enabled override
+/// labels, fields removed for the caller by authorization directives.
+type CacheKey = (String, Option<String>, Vec<String>, String);
+
+/// Prepared operations, least recently used out first, bounded both by count and by an
+/// estimate of the memory they hold: a count alone let a few hundred large documents
+/// pin gigabytes.
+struct PreparedCache {
+    entries: LruCache<CacheKey, (Arc<pipeline::prepare::Prepared>, usize)>,
+    bytes: usize,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl PreparedCache {
+    fn new(max_entries: usize, max_bytes: usize) -> Self {
+        PreparedCache {
+            entries: LruCache::unbounded(),
+            bytes: 0,
+            max_entries: max_entries.max(1),
+            max_bytes,
+        }
+    }
+
+    fn get(&mut self, key: &CacheKey) -> Option<Arc<pipeline::prepare::Prepared>> {
+        self.entries.get(key).map(|(p, _)| p.clone())
+    }
+
+    fn put(&mut self, key: CacheKey, prepared: Arc<pipeline::prepare::Prepared>) {
+        let weight = prepared.estimated_bytes() + key.0.len();
+        if weight > self.max_bytes {
+            return;
+        }
+        if let Some((_, old)) = self.entries.put(key, (prepared, weight)) {
+            self.bytes -= old;
+        }
+        self.bytes += weight;
+        while self.bytes > self.max_bytes || self.entries.len() > self.max_entries {
+            match self.entries.pop_lru() {
+                Some((_, (_, w))) => self.bytes -= w,
+                None => break,
+            }
+        }
+    }
+}
 
 /// A running gateway's shared state; cheap to share behind an `Arc`.
 pub struct Gateway {
@@ -75,13 +121,15 @@ pub struct Gateway {
     client: reqwest::Client,
     /// Open streaming connections per client address.
     connections: Mutex<HashMap<String, usize>>,
+    /// Set while the process is still loading what it serves (the demo shop): `/ready`
+    /// says not ready until it is done.
+    starting: std::sync::atomic::AtomicBool,
     pub options: GatewayOptions,
 }
 
 impl Gateway {
     pub fn new(supergraph: Supergraph, options: GatewayOptions) -> Arc<Gateway> {
         let implementers = supergraph.api.implementers_map();
-        let size = NonZeroUsize::new(options.plan_cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
@@ -92,9 +140,13 @@ impl Gateway {
             requirements,
             supergraph,
             implementers,
-            cache: Mutex::new(LruCache::new(size)),
+            cache: Mutex::new(PreparedCache::new(
+                options.plan_cache_size,
+                options.plan_cache_bytes,
+            )),
             client,
             connections: Mutex::new(HashMap::new()),
+            starting: std::sync::atomic::AtomicBool::new(false),
             options,
         })
     }
@@ -129,9 +181,34 @@ impl Gateway {
         labels
     }
 
+    /// Marks the process as still starting (`/ready` answers 503) or started.
+    pub fn set_starting(&self, starting: bool) {
+        self.starting
+            .store(starting, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_starting(&self) -> bool {
+        self.starting.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// How many prepared operations are cached now.
     pub fn cached_operations(&self) -> usize {
-        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+        self.cache.lock().map(|c| c.entries.len()).unwrap_or(0)
+    }
+
+    /// The cached operations' estimated memory, in bytes.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.lock().map(|c| c.bytes).unwrap_or(0)
+    }
+
+    fn cache_get(&self, key: &CacheKey) -> Option<Arc<pipeline::prepare::Prepared>> {
+        self.cache.lock().ok()?.get(key)
+    }
+
+    fn cache_put(&self, key: CacheKey, prepared: Arc<pipeline::prepare::Prepared>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, prepared);
+        }
     }
 }
 

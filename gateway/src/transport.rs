@@ -26,6 +26,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/.well-known/openid-configuration", get(well_known))
         .route("/.well-known/jwks.json", get(well_known))
         .with_state(gateway)
+        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LIMIT))
         .layer(tower_http::cors::CorsLayer::permissive())
 }
 
@@ -38,6 +39,103 @@ pub(crate) fn respond(resp: GraphQLResponse) -> Response {
     )
         .into_response()
 }
+
+/// Serializes an executed operation's response, refusing it when it is larger than
+/// the response limit (an entity placed at many positions can outgrow what the
+/// subgraphs sent).
+fn respond_limited(gw: &Gateway, resp: GraphQLResponse) -> Response {
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
+    let max = gw.options.limits.max_response_bytes;
+    match serde_json::to_vec(&resp) {
+        Ok(body) if body.len() <= max => {
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Ok(_) => {
+            let e = crate::pipeline::limits::LimitExceeded::ResponseBytes { max };
+            respond(GraphQLResponse {
+                errors: vec![e.to_error()],
+                data: None,
+                status: 200,
+            })
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "serializing a response failed");
+            respond(GraphQLResponse::request_error(
+                500,
+                "internal error",
+                "INTERNAL_SERVER_ERROR",
+            ))
+        }
+    }
+}
+
+/// Reads a POST body as one GraphQL request, saying what is wrong in GraphQL's error
+/// shape when it is not one: too large, a batch, a multipart upload, not JSON.
+fn read_request(
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<GraphQLRequest, GraphQLResponse> {
+    use axum::extract::rejection::BytesRejection;
+    let body = match body {
+        Ok(b) => b,
+        Err(BytesRejection::FailedToBufferBody(e))
+            if e.body_text().contains("length limit")
+                || e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            return Err(GraphQLResponse::request_error(
+                413,
+                format!("the request body is larger than {REQUEST_BODY_LIMIT} bytes"),
+                "PAYLOAD_TOO_LARGE",
+            ));
+        }
+        Err(e) => {
+            return Err(GraphQLResponse::request_error(
+                400,
+                format!("the request body could not be read: {}", e.body_text()),
+                "BAD_REQUEST",
+            ));
+        }
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/") {
+        return Err(GraphQLResponse::request_error(
+            415,
+            "multipart requests (file uploads) are not accepted here yet; send the \
+             operation as JSON (Content-Type: application/json)",
+            "UNSUPPORTED_MEDIA_TYPE",
+        ));
+    }
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return Err(GraphQLResponse::request_error(
+            400,
+            "batched requests (a JSON array of operations) are not supported; send one \
+             operation per request, as a JSON object with `query`, and optionally \
+             `operationName`, `variables` and `extensions`",
+            "BATCHING_NOT_SUPPORTED",
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        GraphQLResponse::request_error(
+            400,
+            format!(
+                "the body is not a GraphQL request: send a JSON object with a `query` \
+                 string, and optionally `operationName`, `variables` (an object) and \
+                 `extensions` ({e})"
+            ),
+            "BAD_REQUEST",
+        )
+    })
+}
+
+/// The largest request body accepted. Operation text has its own, smaller limit
+/// ([`crate::pipeline::limits::OperationLimits::max_document_bytes`]); this leaves room
+/// for variables.
+pub const REQUEST_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// The verified `Authorization` header (forwarded to subgraphs) and its principal.
 type Authorized = (Option<String>, Option<shop_kit::auth::Principal>);
@@ -202,17 +300,11 @@ async fn post_graphql(
     State(gw): State<Arc<Gateway>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let req: GraphQLRequest = match serde_json::from_slice(&body) {
+    let req = match read_request(&headers, body) {
         Ok(r) => r,
-        Err(e) => {
-            return respond(GraphQLResponse::request_error(
-                400,
-                format!("the body is not a GraphQL request in JSON: {e}"),
-                "BAD_REQUEST",
-            ));
-        }
+        Err(resp) => return respond(resp),
     };
     if wants_event_stream(&headers) {
         return event_stream(gw, peer, &headers, req, false).await;
@@ -221,8 +313,8 @@ async fn post_graphql(
         Ok(a) => a,
         Err(resp) => return resp,
     };
-    respond(
-        gw.execute(
+    let resp = gw
+        .execute(
             req,
             &RequestMeta {
                 authorization,
@@ -231,8 +323,8 @@ async fn post_graphql(
                 is_get: false,
             },
         )
-        .await,
-    )
+        .await;
+    respond_limited(&gw, resp)
 }
 
 async fn get_graphql(
@@ -293,8 +385,8 @@ async fn get_graphql(
         Ok(a) => a,
         Err(resp) => return resp,
     };
-    respond(
-        gw.execute(
+    let resp = gw
+        .execute(
             req,
             &RequestMeta {
                 authorization,
@@ -303,12 +395,20 @@ async fn get_graphql(
                 is_get: true,
             },
         )
-        .await,
-    )
+        .await;
+    respond_limited(&gw, resp)
 }
 
-/// Ready when every subgraph answers its `/health`.
+/// Ready when the process has loaded what it serves and every subgraph answers its
+/// `/health`.
 async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    if gw.is_starting() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: still starting (loading the demo shop)",
+        )
+            .into_response();
+    }
     let checks = gw.supergraph.graphs.iter().map(|g| {
         let url = format!("{}/health", shop_kit::server::base_url(&g.url));
         let client = gw.client.clone();

@@ -184,7 +184,10 @@ async fn run_case(name: &str) {
         ..GatewayOptions::default()
     };
     let gateway = Gateway::new(supergraph, options);
-    if let Ok(prepared) = gateway.prepare(&case.operation, case.operation_name.as_deref()) {
+    if let Ok(prepared) = gateway
+        .prepare(&case.operation, case.operation_name.as_deref())
+        .await
+    {
         insta::assert_snapshot!(name, prepared.plan.to_string());
     }
     let req = GraphQLRequest {

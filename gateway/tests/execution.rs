@@ -42,6 +42,14 @@ async fn gateway(
     products: Script,
     inventory: Script,
 ) -> (Arc<Gateway>, Arc<Mutex<Vec<Value>>>, Arc<Mutex<Vec<Value>>>) {
+    gateway_with(products, inventory, GatewayOptions::default()).await
+}
+
+async fn gateway_with(
+    products: Script,
+    inventory: Script,
+    options: GatewayOptions,
+) -> (Arc<Gateway>, Arc<Mutex<Vec<Value>>>, Arc<Mutex<Vec<Value>>>) {
     let (purl, plog) = mock(products).await;
     let (iurl, ilog) = mock(inventory).await;
     let sdl = compose(&[
@@ -58,13 +66,13 @@ async fn gateway(
     ])
     .unwrap();
     (
-        Gateway::new(Supergraph::parse(&sdl).unwrap(), GatewayOptions::default()),
+        Gateway::new(Supergraph::parse(&sdl).unwrap(), options),
         plog,
         ilog,
     )
 }
 
-async fn run(gw: &Gateway, query: &str) -> Value {
+async fn run(gw: &Arc<Gateway>, query: &str) -> Value {
     let req = GraphQLRequest {
         query: Some(query.into()),
         ..Default::default()
@@ -178,4 +186,240 @@ async fn fields_come_back_in_requested_order_under_their_aliases_without_helper_
     );
     let first = serde_json::to_string(&body["data"]["topProducts"][0]).unwrap();
     assert_eq!(first, r#"{"available":true,"title":"A"}"#);
+}
+
+/// The gateway's router on a free port; its URL.
+async fn serve(gw: Arc<Gateway>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, shop_gateway::router(gw)).await });
+    url
+}
+
+/// Posts `body` with `content_type` to `url`: the status and the JSON answer.
+async fn post_body(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap(),
+    )
+}
+
+fn code(body: &Value) -> &str {
+    body.pointer("/errors/0/extensions/code")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no error code: {body}"))
+}
+
+/// `fragment F1 on Query { ...F2 ...F2 }` and so on: 2^levels fields once inlined.
+fn doubling_fragments(levels: usize, spread_directive: &str) -> String {
+    let mut q = String::from("{ ...F1 }\n");
+    for i in 1..levels {
+        let next = i + 1;
+        q.push_str(&format!(
+            "fragment F{i} on Query {{ ...F{next} {spread_directive} ...F{next} {spread_directive} }}\n"
+        ));
+    }
+    q.push_str(&format!(
+        "fragment F{levels} on Query {{ topProducts {{ name }} }}\n"
+    ));
+    q
+}
+
+#[tokio::test]
+async fn fragments_that_double_at_each_level_are_refused_before_any_subgraph_call() {
+    let (gw, plog, ilog) = gateway(three_products(), three_products()).await;
+    // Without a bound this is 2^26 fields to inline; run it under a timeout so a
+    // regression fails instead of hanging the suite.
+    for directive in ["", "@include(if: true)"] {
+        let query = doubling_fragments(26, directive);
+        assert!(query.len() < 2_000, "the attack is small: {}", query.len());
+        let body = tokio::time::timeout(std::time::Duration::from_secs(60), run(&gw, &query))
+            .await
+            .expect("answered, not stuck inlining");
+        assert_eq!(code(&body), "MAX_FIELDS_EXCEEDED", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["limit"], "max_fields");
+        assert!(body.get("data").is_none(), "{body}");
+    }
+    assert!(plog.lock().unwrap().is_empty() && ilog.lock().unwrap().is_empty());
+    // The same shape within the limit still runs, merged into one field.
+    let body = run(&gw, &doubling_fragments(5, "")).await;
+    assert_eq!(body["data"]["topProducts"][1]["name"], "B", "{body}");
+}
+
+#[tokio::test]
+async fn long_chains_of_fragments_are_answered_or_refused_never_crash() {
+    let (gw, _, _) = gateway(three_products(), three_products()).await;
+    let chain = |n: usize| {
+        let mut q = String::from("{ ...F0 }\n");
+        for i in 0..n {
+            q.push_str(&format!("fragment F{i} on Query {{ ...F{} }}\n", i + 1));
+        }
+        q.push_str(&format!(
+            "fragment F{n} on Query {{ topProducts {{ name }} }}\n"
+        ));
+        q
+    };
+    let body = run(&gw, &chain(30)).await;
+    assert_eq!(body["data"]["topProducts"][0]["name"], "A", "{body}");
+    // Validation has its own nesting bound; past it the answer is a coded refusal.
+    let body = run(&gw, &chain(900)).await;
+    assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+}
+
+#[tokio::test]
+async fn aliases_depth_and_root_fields_over_their_limits_are_refused_with_the_limit_named() {
+    let (gw, plog, _) = gateway(three_products(), three_products()).await;
+    // The 10,000-alias attack is refused by its size already; within the size and
+    // token limits, the alias count is what stops it.
+    let aliases: String = (0..10_000).map(|i| format!("a{i}: name ")).collect();
+    let body = run(&gw, &format!("{{ topProducts {{ {aliases} }} }}")).await;
+    assert_eq!(code(&body), "MAX_DOCUMENT_BYTES_EXCEEDED", "{body}");
+    let aliases: String = (0..1_000).map(|i| format!("a{i}: name ")).collect();
+    let body = run(&gw, &format!("{{ topProducts {{ {aliases} }} }}")).await;
+    assert_eq!(code(&body), "MAX_ALIASES_EXCEEDED", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "max_aliases");
+
+    let roots: String = (0..40)
+        .map(|i| format!("r{i}: topProducts {{ name }} "))
+        .collect();
+    let body = run(&gw, &format!("{{ {roots} }}")).await;
+    assert_eq!(code(&body), "MAX_ROOT_FIELDS_EXCEEDED", "{body}");
+
+    let options = GatewayOptions {
+        limits: shop_gateway::pipeline::limits::OperationLimits {
+            max_depth: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (shallow, _, _) = gateway_with(three_products(), three_products(), options).await;
+    let body = run(&shallow, "{ topProducts { name } }").await;
+    assert_eq!(code(&body), "MAX_DEPTH_EXCEEDED", "{body}");
+    assert!(
+        plog.lock().unwrap().is_empty(),
+        "nothing reached a subgraph"
+    );
+}
+
+#[tokio::test]
+async fn a_document_over_the_size_limit_is_refused_unparsed_with_413() {
+    let (gw, _, _) = gateway(three_products(), three_products()).await;
+    let url = serve(gw).await;
+    let padding = "#".repeat(70 * 1024);
+    let query = json!({ "query": format!("{padding}\n{{ topProducts {{ name }} }}") });
+    let (status, body) = post_body(&url, "application/json", query.to_string()).await;
+    assert_eq!(status, 413);
+    assert_eq!(code(&body), "MAX_DOCUMENT_BYTES_EXCEEDED", "{body}");
+}
+
+#[tokio::test]
+async fn forty_kilobytes_of_braces_get_a_short_parse_error() {
+    let (gw, _, _) = gateway(three_products(), three_products()).await;
+    let body = run(&gw, &"{".repeat(40 * 1024)).await;
+    assert_eq!(code(&body), "GRAPHQL_PARSE_FAILED", "{body}");
+    let errors = body["errors"].as_array().unwrap();
+    assert!(errors.len() <= 101, "{} errors", errors.len());
+    assert!(
+        body.to_string().len() < 64 * 1024,
+        "{} bytes",
+        body.to_string().len()
+    );
+}
+
+#[tokio::test]
+async fn a_response_past_its_size_limit_is_refused_as_a_whole() {
+    let big: Script = Arc::new(|_| {
+        let products: Vec<Value> = (0..2_000)
+            .map(|i| json!({ "name": format!("product {i} {}", "x".repeat(200)), "__typename": "Product", "upc": i.to_string() }))
+            .collect();
+        json!({ "data": { "topProducts": products } })
+    });
+    let options = GatewayOptions {
+        limits: shop_gateway::pipeline::limits::OperationLimits {
+            max_response_bytes: 100 * 1024,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (gw, _, ilog) = gateway_with(big, three_products(), options).await;
+    let body = run(&gw, "{ topProducts { name inStock } }").await;
+    assert_eq!(
+        code(&body),
+        "RESPONSE_TOO_LARGE",
+        "{}",
+        &body.to_string()[..300.min(body.to_string().len())]
+    );
+    assert!(body.get("data").is_none());
+    assert!(
+        ilog.lock().unwrap().is_empty(),
+        "no fetch after the limit was passed"
+    );
+}
+
+#[tokio::test]
+async fn batches_and_multipart_bodies_are_told_what_is_supported() {
+    let (gw, _, _) = gateway(three_products(), three_products()).await;
+    let url = serve(gw).await;
+    let (status, body) = post_body(
+        &url,
+        "application/json",
+        r#"[{"query":"{ topProducts { name } }"}]"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(code(&body), "BATCHING_NOT_SUPPORTED", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("one operation per request"), "{message}");
+
+    let form = "--x\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{}\r\n--x--\r\n";
+    let (status, body) = post_body(&url, "multipart/form-data; boundary=x", form).await;
+    assert_eq!(status, 415);
+    assert_eq!(code(&body), "UNSUPPORTED_MEDIA_TYPE", "{body}");
+
+    let (status, body) = post_body(&url, "application/json", vec![b' '; 3 * 1024 * 1024]).await;
+    assert_eq!(status, 413);
+    assert_eq!(code(&body), "PAYLOAD_TOO_LARGE", "{body}");
+
+    let (status, body) = post_body(&url, "application/json", "{\"query\": 12}").await;
+    assert_eq!(status, 400);
+    assert_eq!(code(&body), "BAD_REQUEST", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a `query` string")
+    );
+}
+
+#[tokio::test]
+async fn the_plan_cache_stays_within_its_byte_budget() {
+    let options = GatewayOptions {
+        plan_cache_bytes: 4 * 1024 * 1024,
+        ..Default::default()
+    };
+    let (gw, _, _) = gateway_with(three_products(), three_products(), options).await;
+    // Distinct ~40 KB documents: each pins about 2 MB by the estimate.
+    for i in 0..12 {
+        let padding = format!("# {i}\n{}", "#".repeat(40 * 1024));
+        let body = run(&gw, &format!("{padding}\n{{ topProducts {{ name }} }}")).await;
+        assert_eq!(body["data"]["topProducts"][0]["name"], "A");
+    }
+    assert!(
+        gw.cached_bytes() <= 4 * 1024 * 1024,
+        "{}",
+        gw.cached_bytes()
+    );
+    assert!(
+        (1..12).contains(&gw.cached_operations()),
+        "{}",
+        gw.cached_operations()
+    );
 }

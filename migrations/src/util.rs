@@ -112,7 +112,7 @@ pub async fn drop(manager: &SchemaManager<'_>, tables: &[&str]) -> Result<(), Db
 }
 
 /// Adds `cols` to `table`, one statement each: SQLite alters one thing at a time.
-async fn add_columns(
+pub async fn add_columns(
     manager: &SchemaManager<'_>,
     table: &str,
     cols: Vec<ColumnDef>,
@@ -130,7 +130,7 @@ async fn add_columns(
     Ok(())
 }
 
-async fn drop_columns(
+pub async fn drop_columns(
     manager: &SchemaManager<'_>,
     table: &str,
     cols: &[&str],

@@ -76,20 +76,25 @@ pub async fn set_stock(h: &Harness, product: &str, stock: i64) {
     assert!(done.is_some(), "stock set");
 }
 
-/// A signed-in buyer's cart with `lines`: the buyer's token and the cart id.
-pub async fn cart_of(h: &Harness, buyer: &str, lines: &[(&str, i64)]) -> (String, String) {
-    let token = h.token(buyer, Role::Customer);
+/// The signed-in caller's cart (made when they have none): its id.
+pub async fn own_cart(h: &Harness, token: &str) -> String {
     let r = h
         .gql(
-            Some(&token),
+            Some(token),
             "mutation { createCart { cart { id } } }",
             json!({}),
         )
         .await;
-    let cart = r.data()["createCart"]["cart"]["id"]
+    r.data()["createCart"]["cart"]["id"]
         .as_str()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+/// A signed-in buyer's cart with `lines`: the buyer's token and the cart id.
+pub async fn cart_of(h: &Harness, buyer: &str, lines: &[(&str, i64)]) -> (String, String) {
+    let token = h.token(buyer, Role::Customer);
+    let cart = own_cart(h, &token).await;
     for (p, q) in lines {
         let r = h
             .gql(

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures::future::{BoxFuture, join_all};
@@ -36,6 +37,11 @@ pub fn path_json(path: &[Step]) -> Value {
 pub struct ExecState {
     pub data: Mutex<Value>,
     pub errors: Mutex<Vec<Value>>,
+    /// Bytes of subgraph answers read so far; past the response limit no more are read
+    /// or asked for, and the response becomes `RESPONSE_TOO_LARGE`.
+    received: AtomicUsize,
+    /// Set once the limit was passed.
+    pub too_large: AtomicBool,
 }
 
 pub struct ExecContext<'a> {
@@ -49,6 +55,8 @@ impl ExecState {
         ExecState {
             data: Mutex::new(Value::Object(Map::new())),
             errors: Mutex::new(Vec::new()),
+            received: AtomicUsize::new(0),
+            too_large: AtomicBool::new(false),
         }
     }
 
@@ -282,7 +290,7 @@ impl Gateway {
 
     async fn root_fetch(&self, fetch: &FetchNode, state: &ExecState, ctx: &ExecContext<'_>) {
         let body = serde_json::json!({ "query": fetch.operation, "variables": Self::variables_for(fetch, ctx) });
-        match self.send(&fetch.service, body, ctx).await {
+        match self.send(&fetch.service, body, state, ctx).await {
             Ok(resp) => {
                 if let Some(data) = resp.data
                     && let Ok(mut d) = state.data.lock()
@@ -402,7 +410,7 @@ impl Gateway {
                 .find(|(_, r)| *r == rep)
                 .map(|(p, _)| p.clone())
         };
-        match self.send(&fetch.service, body, ctx).await {
+        match self.send(&fetch.service, body, state, ctx).await {
             Ok(resp) => {
                 let mut entities = resp
                     .data
@@ -475,8 +483,12 @@ impl Gateway {
         &self,
         service: &str,
         body: Value,
+        state: &ExecState,
         ctx: &ExecContext<'_>,
     ) -> Result<SubgraphResponse, Value> {
+        if state.too_large.load(Ordering::Relaxed) {
+            return Err(too_large_error(service));
+        }
         let Some(graph) = self.supergraph.graphs.iter().find(|g| g.name == service) else {
             return Err(transport_error(service, "unknown subgraph"));
         };
@@ -505,9 +517,21 @@ impl Gateway {
                 transport_error(service, &reason)
             })?;
             let status = resp.status();
-            let bytes = resp.bytes().await.map_err(|e| {
-                transport_error(service, &format!("reading the response failed: {e}"))
-            })?;
+            let max = self.options.limits.max_response_bytes;
+            let mut resp = resp;
+            let mut bytes = Vec::new();
+            loop {
+                let chunk = resp.chunk().await.map_err(|e| {
+                    transport_error(service, &format!("reading the response failed: {e}"))
+                })?;
+                let Some(chunk) = chunk else { break };
+                let total = state.received.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len();
+                if total > max {
+                    state.too_large.store(true, Ordering::Relaxed);
+                    return Err(too_large_error(service));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
             tracing::debug!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 status = status.as_u16(),
@@ -538,6 +562,14 @@ struct SubgraphResponse {
     data: Option<Value>,
     #[serde(default)]
     errors: Vec<Value>,
+}
+
+/// A subgraph answer not read because the response had grown past its limit.
+fn too_large_error(service: &str) -> Value {
+    serde_json::json!({
+        "message": "the response grew past its size limit; ask for fewer items or fields",
+        "extensions": { "code": "RESPONSE_TOO_LARGE", "limit": "max_response_bytes", "service": service }
+    })
 }
 
 pub(crate) fn transport_error(service: &str, reason: &str) -> Value {

@@ -1,6 +1,7 @@
 //! The request pipeline, one stage per module.
 
 pub mod execute;
+pub mod limits;
 pub mod prepare;
 pub mod request;
 pub mod response;
@@ -39,8 +40,12 @@ pub struct Admitted {
 impl Gateway {
     /// Runs one GraphQL request end to end (queries and mutations; subscriptions go
     /// through [`Gateway::stream`]).
-    pub async fn execute(&self, req: GraphQLRequest, meta: &RequestMeta) -> GraphQLResponse {
-        let admitted = match self.admit(req, meta) {
+    pub async fn execute(
+        self: &Arc<Self>,
+        req: GraphQLRequest,
+        meta: &RequestMeta,
+    ) -> GraphQLResponse {
+        let admitted = match self.admit(req, meta).await {
             Ok(a) => a,
             Err(resp) => return resp,
         };
@@ -56,8 +61,8 @@ impl Gateway {
     }
 
     /// Parses, validates, plans (cached), authorizes and coerces variables.
-    pub fn admit(
-        &self,
+    pub async fn admit(
+        self: &Arc<Self>,
         req: GraphQLRequest,
         meta: &RequestMeta,
     ) -> Result<Admitted, GraphQLResponse> {
@@ -68,7 +73,7 @@ impl Gateway {
                 "BAD_REQUEST",
             ));
         };
-        let prepared = self.prepare(query, req.operation_name.as_deref())?;
+        let prepared = self.prepare(query, req.operation_name.as_deref()).await?;
         let viewer = shop_federation::authz::Viewer {
             authenticated: meta.principal.is_some(),
             scopes: meta
@@ -171,6 +176,18 @@ impl Gateway {
                 })
             })
             .collect();
+        if state.too_large.load(std::sync::atomic::Ordering::Relaxed) {
+            // Half an answer past the limit helps nobody, and shaping it costs as much
+            // as the whole: refuse it as a whole.
+            let e = limits::LimitExceeded::ResponseBytes {
+                max: self.options.limits.max_response_bytes,
+            };
+            return GraphQLResponse {
+                errors: vec![e.to_error()],
+                data: None,
+                status: 200,
+            };
+        }
         errors.extend(state.errors.into_inner().unwrap_or_default());
         let schema = &self.supergraph.api.schema_definition;
         let root_type = match prepared.kind() {
@@ -186,6 +203,7 @@ impl Gateway {
             errors: &mut errors,
         }
         .root(&prepared.operation.selection_set, &data, &root_type);
+        limits::cap_errors(&mut errors, self.options.limits.max_errors);
         GraphQLResponse {
             errors,
             data: Some(shaped.unwrap_or(Value::Null)),

@@ -40,7 +40,7 @@ impl Gateway {
         req: GraphQLRequest,
         meta: RequestMeta,
     ) -> Result<BoxStream<'static, GraphQLResponse>, GraphQLResponse> {
-        let admitted = self.admit(req, &meta)?;
+        let admitted = self.admit(req, &meta).await?;
         if admitted.prepared.kind() != OperationKind::Subscription {
             let resp = self.run_admitted(&admitted, &meta).await;
             return Ok(stream::once(async move { resp }).boxed());

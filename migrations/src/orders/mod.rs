@@ -3,6 +3,8 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_orders_tables;
+mod m20261201_000002_checkout_claims;
+mod m20261201_000003_line_images;
 
 pub struct Migrator;
 
@@ -13,6 +15,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_orders_tables::Migration),
             Box::new(crate::util::EventTables("orders")),
             Box::new(crate::util::OutboxDelivery("orders")),
+            Box::new(m20261201_000002_checkout_claims::Migration),
+            Box::new(m20261201_000003_line_images::Migration),
         ]
     }
 

@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_payments_tables;
+mod m20261201_000002_test_provider_state;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_payments_tables::Migration),
             Box::new(crate::util::EventTables("payments")),
             Box::new(crate::util::OutboxDelivery("payments")),
+            Box::new(m20261201_000002_test_provider_state::Migration),
         ]
     }
 

@@ -4,9 +4,22 @@ use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
-/// Opens a pool for `url`. SQLite files are created when missing and run in WAL mode
-/// with foreign keys enforced, so one writer never blocks readers.
+/// Connections a MySQL pool opens by default: a process running one subgraph gets
+/// them all; the all-in-one process divides them among its subgraphs (see
+/// [`connect_with`]). MySQL's and MariaDB's default server limit is 151.
+pub const DEFAULT_MYSQL_CONNECTIONS: u32 = 64;
+
+/// Opens a pool for `url` with the default size. SQLite files are created when
+/// missing and run in WAL mode with foreign keys enforced, so one writer never blocks
+/// readers.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, DEFAULT_MYSQL_CONNECTIONS).await
+}
+
+/// Opens a pool for `url` of at most `max_connections` (MySQL; SQLite files keep
+/// their own small pool). A request that finds every connection busy waits up to ten
+/// seconds in line, then gets `SERVICE_UNAVAILABLE`.
+pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
@@ -23,7 +36,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .busy_timeout(Duration::from_secs(10))
         });
     } else {
-        opts.max_connections(32).min_connections(1);
+        opts.max_connections(max_connections.max(2))
+            .min_connections(1);
     }
     Database::connect(opts).await
 }

@@ -168,6 +168,14 @@ impl ApiError {
 
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
+        if let DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout) = err {
+            // Every connection stayed busy for the whole wait: the caller may retry, and
+            // nothing was written.
+            tracing::warn!("database connection pool exhausted");
+            return ApiError::Unavailable(
+                "the service is busy; nothing was changed, please try again in a moment".into(),
+            );
+        }
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => {
                 ApiError::Conflict("a record with the same unique value already exists".into())
@@ -361,6 +369,14 @@ mod tests {
                 .map(|v| v.clone().into_json().expect("json")),
             Some(serde_json::json!([{ "productId": "p1", "requested": 3, "available": 1 }]))
         );
+    }
+
+    #[test]
+    fn an_exhausted_pool_is_service_unavailable() {
+        let err = ApiError::from(DbErr::ConnectionAcquire(
+            sea_orm::error::ConnAcquireErr::Timeout,
+        ));
+        assert_eq!(err.code(), ErrorCode::Unavailable);
     }
 
     #[test]

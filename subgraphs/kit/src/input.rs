@@ -80,9 +80,48 @@ pub fn phone(field: &str, value: &str) -> ApiResult<String> {
     Ok(v.to_string())
 }
 
+/// The ISO 3166-1 alpha-2 codes in use, and XK (Kosovo: user-assigned, but what
+/// carriers and banks use).
+const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ \
+    BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ \
+    CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ \
+    EC EE EG EH ER ES ET FI FJ FK FM FO FR \
+    GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU \
+    ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ \
+    LA LB LC LI LK LR LS LT LU LV LY \
+    MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ \
+    NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY \
+    QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ \
+    TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ \
+    VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW";
+
+/// A country as an ISO 3166-1 alpha-2 code (any case in, upper case out); anything
+/// else, `XX` included, is refused with the field named.
+pub fn country(field: &str, value: &str) -> ApiResult<String> {
+    let code = value.trim().to_ascii_uppercase();
+    if code.len() == 2 && COUNTRIES.split_ascii_whitespace().any(|c| c == code) {
+        return Ok(code);
+    }
+    Err(ApiError::bad_input(format!(
+        "{field}: {value:?} is not a country; use its ISO 3166-1 two-letter code (DE, FR, US, ...)"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn countries_are_iso_codes_only() {
+        assert_eq!(COUNTRIES.split_ascii_whitespace().count(), 250);
+        assert_eq!(country("c", " de ").unwrap(), "DE");
+        assert_eq!(country("c", "us").unwrap(), "US");
+        for bad in ["XX", "ZZ", "D", "DEU", "", "1A"] {
+            let e = country("shippingAddress.country", bad).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::BadUserInput, "{bad}");
+            assert!(e.public_message().starts_with("shippingAddress.country"));
+        }
+    }
 
     #[test]
     fn emails_are_lower_cased_and_checked() {

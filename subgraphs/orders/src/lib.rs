@@ -52,9 +52,12 @@ pub async fn start(
     bus: &EventBus,
     verifier: Verifier,
     services: Services,
+    checkout_stale: std::time::Duration,
 ) -> Result<axum::Router, sea_orm::DbErr> {
     shop_migrations::up(&db, NAME).await?;
-    let ctx = OrdersCtx::new(db.clone(), services).with_bus(bus.clone());
+    let ctx = OrdersCtx::new(db.clone(), services)
+        .with_bus(bus.clone())
+        .with_checkout_stale(checkout_stale);
     shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
     service::checkout::spawn_recovery(ctx.clone());
     Ok(router(ctx, verifier))

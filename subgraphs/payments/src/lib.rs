@@ -33,7 +33,7 @@ pub fn schema(ctx: PaymentsCtx) -> PaymentsSchema {
 pub fn sdl() -> String {
     let ctx = PaymentsCtx::new(
         DatabaseConnection::default(),
-        Arc::new(TestProvider::default()),
+        Arc::new(TestProvider::new(DatabaseConnection::default())),
     );
     schema(ctx).sdl_with_options(async_graphql::SDLExportOptions::new().federation())
 }
@@ -46,7 +46,7 @@ pub async fn start(
     verifier: Verifier,
 ) -> Result<axum::Router, sea_orm::DbErr> {
     shop_migrations::up(&db, NAME).await?;
-    let ctx = PaymentsCtx::new(db.clone(), Arc::new(TestProvider::default()));
+    let ctx = PaymentsCtx::new(db.clone(), Arc::new(TestProvider::new(db.clone())));
     shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
     Ok(router(ctx, verifier))
 }

@@ -20,7 +20,7 @@ async fn env(db: &TestDb) -> PaymentsCtx {
     shop_migrations::up(&conn, "payments")
         .await
         .expect("migrate");
-    PaymentsCtx::new(conn, Arc::new(TestProvider::default()))
+    PaymentsCtx::new(conn.clone(), Arc::new(TestProvider::new(conn)))
 }
 
 fn card(number: &str) -> Card {

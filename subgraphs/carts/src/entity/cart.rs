@@ -16,6 +16,9 @@ pub struct Model {
     /// ISO 3166-1 alpha-2 country that sets the tax rate.
     pub country: Option<String>,
     pub promo_code: Option<String>,
+    /// Why a promo code was not taken over when an anonymous cart was merged in;
+    /// cleared by the next promo code change.
+    pub promo_note: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -18,6 +18,9 @@ pub struct Model {
     /// What inventory holds for this line (0 once the hold has gone).
     pub held_quantity: i64,
     pub hold_expires_at: Option<DateTimeUtc>,
+    /// The price before the catalog's last change, until checkout has shown the
+    /// shopper the new one (`None`: unchanged).
+    pub price_was: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -28,7 +28,8 @@ pub struct Cart {
 impl Cart {
     async fn load(ctx: &Context<'_>, model: cart::Model) -> Result<Cart> {
         let svc = ctx.data::<CartsCtx>()?;
-        let lines = carts::lines_of(&svc.db, &model.id).await?;
+        // The catalog's prices as of now, so a change shows before checkout, not at it.
+        let lines = carts::repriced_lines(svc, &model.id).await?;
         let priced = carts::price(svc, &model, &lines).await?;
         Ok(Cart {
             model,
@@ -84,9 +85,15 @@ impl Cart {
     async fn promo_code(&self) -> Option<&str> {
         self.priced.promo.as_ref().map(|p| p.0.as_str())
     }
-    /// Why the cart's promo code gives no discount right now; null when it applies.
+    /// Why the cart's promo code gives no discount right now, or what became of a code
+    /// when an anonymous cart was merged into this one; null when there is nothing to
+    /// say.
     async fn promo_message(&self) -> Option<&str> {
-        self.priced.promo.as_ref().and_then(|p| p.2.as_deref())
+        self.priced
+            .promo
+            .as_ref()
+            .and_then(|p| p.2.as_deref())
+            .or(self.model.promo_note.as_deref())
     }
     async fn subtotal(&self) -> Money {
         self.money(self.totals().subtotal)
@@ -142,10 +149,12 @@ impl CartLine {
     async fn id(&self) -> ID {
         ID(self.line.id.clone())
     }
-    async fn product(&self) -> Product {
-        Product {
+    /// The live product; null once its supplier removed it (the line keeps its name
+    /// and SKU).
+    async fn product(&self) -> Option<Product> {
+        Some(Product {
             id: ID(self.line.product_id.clone()),
-        }
+        })
     }
     async fn product_id(&self) -> ID {
         ID(self.line.product_id.clone())
@@ -195,6 +204,28 @@ impl CartLine {
     async fn hold_expires_at(&self) -> Option<DateTime<Utc>> {
         self.line.hold_expires_at
     }
+    /// Set when the supplier changed the price since the line was added: the unit
+    /// price before and now (`unitPrice` and the totals are already the new one).
+    /// Checkout refuses once with PRICE_CHANGED while a change is unseen.
+    async fn price_change(&self) -> Option<LinePriceChange> {
+        self.line.price_was.map(|was| LinePriceChange {
+            was: Money {
+                amount: was,
+                currency: self.line.currency.clone(),
+            },
+            now: Money {
+                amount: self.line.unit_price,
+                currency: self.line.currency.clone(),
+            },
+        })
+    }
+}
+
+/// A line's unit price before and after the supplier changed it.
+#[derive(SimpleObject)]
+pub struct LinePriceChange {
+    pub was: Money,
+    pub now: Money,
 }
 
 /// A promo code (admins).
@@ -378,18 +409,25 @@ impl QueryRoot {
         Cart::load(ctx, m).await
     }
 
-    /// Internal: the user's cart for checkout, prices checked against the catalog.
+    /// Internal: the user's cart for checkout, prices checked against the catalog, tax
+    /// as for `shipTo` (the shipping address's country).
     #[graphql(inaccessible)]
     async fn checkout_cart(
         &self,
         ctx: &Context<'_>,
         id: ID,
         user_id: String,
+        ship_to: Option<String>,
     ) -> Result<CheckoutCart> {
         shop_kit::internal::require_service(&caller(ctx), CHECKOUT_SCOPE)?;
         let svc = ctx.data::<CartsCtx>()?;
+        let ship_to = match ship_to {
+            Some(c) => Some(shop_kit::input::country("shipTo", &c)?),
+            None => None,
+        };
         let (c, lines, changes) = carts::for_checkout(svc, &id, &user_id).await?;
-        let carts::Priced { totals: t, promo } = carts::price(svc, &c, &lines).await?;
+        let country = ship_to.as_deref().or(c.country.as_deref());
+        let carts::Priced { totals: t, promo } = carts::price_for(svc, &c, &lines, country).await?;
         if let Some((code, _, Some(reason))) = &promo {
             return Err(ApiError::bad_input(format!(
                 "the promo code {code} no longer applies ({reason}); remove it to check out"
@@ -400,7 +438,7 @@ impl QueryRoot {
             promo_code: promo.map(|p| p.0),
             id: ID(c.id),
             currency: c.currency.unwrap_or_default(),
-            country: c.country,
+            country: country.map(str::to_string),
             subtotal: t.subtotal,
             discount: t.discount,
             shipping: t.shipping,
@@ -638,6 +676,23 @@ impl MutationRoot {
         shop_kit::internal::require_service(&caller(ctx), CHECKOUT_SCOPE)?;
         let svc = ctx.data::<CartsCtx>()?;
         carts::checked_out(svc, &id).await?;
+        Ok(true)
+    }
+
+    /// Internal: a checkout of this cart failed and gave its stock back as holds; the
+    /// lines take up the holds again (and any line that could not be held says so).
+    #[graphql(inaccessible)]
+    async fn cart_checkout_failed(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        shop_kit::internal::require_service(&caller(ctx), CHECKOUT_SCOPE)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        let Some(c) = cart::Entity::find_by_id(id.0.clone())
+            .one(&svc.db)
+            .await
+            .map_err(ApiError::from)?
+        else {
+            return Ok(false);
+        };
+        carts::rehold(svc, &c).await?;
         Ok(true)
     }
 

@@ -3,6 +3,7 @@
 //! are copied onto every line, so a cart shows each line's expiry without asking again.
 
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -32,6 +33,7 @@ pub async fn create(ctx: &CartsCtx, caller: &Caller) -> ApiResult<(cart::Model, 
             currency: Set(None),
             country: Set(None),
             promo_code: Set(None),
+            promo_note: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -62,6 +64,7 @@ pub async fn create(ctx: &CartsCtx, caller: &Caller) -> ApiResult<(cart::Model, 
         currency: Set(None),
         country: Set(None),
         promo_code: Set(None),
+        promo_note: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -232,6 +235,7 @@ async fn add_once(
                 sku: Set(product.sku.clone()),
                 held_quantity: Set(0),
                 hold_expires_at: Set(None),
+                price_was: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
             }
@@ -319,12 +323,7 @@ pub async fn rehold(ctx: &CartsCtx, c: &cart::Model) -> ApiResult<Vec<StockShort
 
 /// Sets the country whose tax applies.
 pub async fn set_country(ctx: &CartsCtx, c: &cart::Model, country: &str) -> ApiResult<()> {
-    let country = country.trim().to_ascii_uppercase();
-    if country.len() != 2 || !country.chars().all(|ch| ch.is_ascii_alphabetic()) {
-        return Err(ApiError::bad_input(
-            "country must be a two-letter ISO 3166-1 code (DE, FR, US, ...)",
-        ));
-    }
+    let country = shop_kit::input::country("country", country)?;
     let mut m: cart::ActiveModel = c.clone().into();
     m.country = Set(Some(country));
     m.updated_at = Set(Utc::now());
@@ -384,8 +383,21 @@ pub async fn merge(
         .exec(&txn)
         .await?;
     let currency = mine.currency.clone().or(anonymous.currency.clone());
+    let merged_lines = lines_of(&txn, &mine.id).await?;
+    let (code, note) = super::promo::merged_code(
+        &txn,
+        &cart::Model {
+            currency: currency.clone(),
+            ..mine.clone()
+        },
+        anonymous.promo_code.as_deref(),
+        super::totals::subtotal(&merged_lines),
+    )
+    .await?;
     let mut m: cart::ActiveModel = mine.clone().into();
     m.currency = Set(currency);
+    m.promo_code = Set(code);
+    m.promo_note = Set(note);
     if mine.country.is_none() {
         m.country = Set(anonymous.country.clone());
     }
@@ -429,30 +441,94 @@ pub async fn for_checkout(
     }
     let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
     let current = ctx.products.get(&ids).await?;
-    let mut changes = Vec::new();
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    for l in &lines {
-        let Some(p) = current.get(&l.product_id) else {
-            return Err(ApiError::bad_input(format!(
-                "{} is no longer sold; remove it from the cart",
-                l.name
-            )));
-        };
-        if p.price != l.unit_price || p.currency != l.currency {
-            changes.push(PriceChange {
-                product_id: l.product_id.clone(),
-                was: l.unit_price,
-                now: p.price,
-            });
-            let mut m: line::ActiveModel = l.clone().into();
-            m.unit_price = Set(p.price);
-            m.updated_at = Set(Utc::now());
-            m.update(&txn).await?;
-        }
+    if let Some(gone) = lines.iter().find(|l| !current.contains_key(&l.product_id)) {
+        return Err(ApiError::bad_input(format!(
+            "{} is no longer sold; remove it from the cart",
+            gone.name
+        )));
     }
-    txn.commit().await?;
+    let lines = apply_prices(ctx, lines, &current).await?;
+    // Every change not yet shown by a refused checkout is answered now, and counts as
+    // shown: the next attempt pays the new prices.
+    let changes: Vec<PriceChange> = lines
+        .iter()
+        .filter_map(|l| {
+            l.price_was.map(|was| PriceChange {
+                product_id: l.product_id.clone(),
+                was,
+                now: l.unit_price,
+            })
+        })
+        .collect();
+    if !changes.is_empty() {
+        line::Entity::update_many()
+            .col_expr(line::Column::PriceWas, Expr::value(Option::<i64>::None))
+            .filter(line::Column::CartId.eq(c.id.as_str()))
+            .exec(&ctx.db)
+            .await?;
+    }
     let lines = lines_of(&ctx.db, &c.id).await?;
     Ok((c, lines, changes))
+}
+
+/// Gives lines the catalog's current prices, keeping each moved line's earlier price in
+/// `price_was` (the first one, until checkout shows the change; cleared when the price
+/// moves back). Answers the lines as stored after.
+async fn apply_prices(
+    ctx: &CartsCtx,
+    lines: Vec<line::Model>,
+    current: &std::collections::HashMap<String, super::ports::ProductInfo>,
+) -> ApiResult<Vec<line::Model>> {
+    let moved: Vec<&line::Model> = lines
+        .iter()
+        .filter(|l| {
+            current
+                .get(&l.product_id)
+                .is_some_and(|p| p.price != l.unit_price)
+        })
+        .collect();
+    if moved.is_empty() {
+        return Ok(lines);
+    }
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    for l in moved {
+        let Some(p) = current.get(&l.product_id) else {
+            continue;
+        };
+        let was = l.price_was.unwrap_or(l.unit_price);
+        let mut m: line::ActiveModel = l.clone().into();
+        m.unit_price = Set(p.price);
+        m.price_was = Set((was != p.price).then_some(was));
+        m.updated_at = Set(Utc::now());
+        m.update(&txn).await?;
+    }
+    let cart_id = lines.first().map(|l| l.cart_id.clone()).unwrap_or_default();
+    let lines = lines_of(&txn, &cart_id).await?;
+    txn.commit().await?;
+    Ok(lines)
+}
+
+/// The cart's lines at the catalog's prices as of now, moved prices marked (see
+/// [`apply_prices`]). When the catalog cannot be asked, the stored lines as they are:
+/// checkout checks again before anyone pays.
+pub async fn repriced_lines(ctx: &CartsCtx, cart_id: &str) -> ApiResult<Vec<line::Model>> {
+    let lines = lines_of(&ctx.db, cart_id).await?;
+    if lines.is_empty() {
+        return Ok(lines);
+    }
+    let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
+    match ctx.products.get(&ids).await {
+        Ok(current) => apply_prices(ctx, lines, &current).await,
+        Err(e) => {
+            tracing::warn!(
+                cart = cart_id,
+                code = e.code().as_str(),
+                "prices not checked: {}",
+                e.public_message()
+            );
+            Ok(lines)
+        }
+    }
 }
 
 /// Empties a cart whose lines became an order: the holds were committed, so nothing
@@ -485,9 +561,18 @@ pub struct Priced {
 }
 
 pub async fn price(ctx: &CartsCtx, c: &cart::Model, lines: &[line::Model]) -> ApiResult<Priced> {
-    let tax_rate = c
-        .country
-        .as_ref()
+    price_for(ctx, c, lines, c.country.as_deref()).await
+}
+
+/// As [`price`], with the tax of `country` (where the order ships) instead of the
+/// cart's own country, which is only an estimate for showing the cart.
+pub async fn price_for(
+    ctx: &CartsCtx,
+    c: &cart::Model,
+    lines: &[line::Model],
+    country: Option<&str>,
+) -> ApiResult<Priced> {
+    let tax_rate = country
         .and_then(|k| ctx.settings.tax_rates.get(k).copied())
         .unwrap_or(0);
     let promo = super::promo::of_cart(&ctx.db, c, super::totals::subtotal(lines)).await?;

@@ -229,6 +229,48 @@ pub async fn of_cart<C: ConnectionTrait>(
     ))
 }
 
+/// Which code a cart made by merging an anonymous cart into `mine` keeps, and a note
+/// for the shopper on the one it drops: a code alone is carried over (the cart says
+/// why when it does not apply); of two, the one that saves more on the merged cart.
+pub async fn merged_code<C: ConnectionTrait>(
+    conn: &C,
+    mine: &cart::Model,
+    theirs: Option<&str>,
+    subtotal: i64,
+) -> ApiResult<(Option<String>, Option<String>)> {
+    let Some(theirs) = theirs else {
+        return Ok((mine.promo_code.clone(), mine.promo_note.clone()));
+    };
+    let Some(ours) = mine.promo_code.as_deref().filter(|o| *o != theirs) else {
+        return Ok((Some(theirs.to_string()), None));
+    };
+    let saves = async |code: &str| -> ApiResult<i64> {
+        let Some(p) = find(conn, code).await? else {
+            return Ok(0);
+        };
+        let user = mine.user_id.as_deref();
+        Ok(evaluate(conn, &p, mine.currency.as_deref(), subtotal, user)
+            .await?
+            .unwrap_or(0))
+    };
+    let (a, b) = (saves(ours).await?, saves(theirs).await?);
+    Ok(if b > a {
+        (
+            Some(theirs.to_string()),
+            Some(format!(
+                "{ours} was replaced by {theirs}, which saves more on this cart"
+            )),
+        )
+    } else {
+        (
+            Some(ours.to_string()),
+            Some(format!(
+                "{theirs} was not carried over: your cart already has {ours}, one code per cart"
+            )),
+        )
+    })
+}
+
 /// Puts a code on the cart (replacing any other), if it applies now.
 pub async fn apply(ctx: &CartsCtx, c: &cart::Model, code: &str, subtotal: i64) -> ApiResult<()> {
     let p = find(&ctx.db, code)
@@ -251,6 +293,7 @@ pub async fn apply(ctx: &CartsCtx, c: &cart::Model, code: &str, subtotal: i64) -
 pub async fn set_code(ctx: &CartsCtx, c: &cart::Model, code: Option<String>) -> ApiResult<()> {
     let mut m: cart::ActiveModel = c.clone().into();
     m.promo_code = Set(code);
+    m.promo_note = Set(None);
     m.updated_at = Set(Utc::now());
     m.update(&ctx.db).await?;
     Ok(())

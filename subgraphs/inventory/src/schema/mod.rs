@@ -80,10 +80,11 @@ impl StockLevel {
     async fn product_id(&self) -> ID {
         ID(self.0.product_id.clone())
     }
-    async fn product(&self) -> Product {
-        Product {
+    /// The live product; null once it was removed from the catalog.
+    async fn product(&self) -> Option<Product> {
+        Some(Product {
             id: self.0.product_id.clone(),
-        }
+        })
     }
     /// Units on hand.
     async fn quantity(&self) -> i64 {
@@ -401,16 +402,18 @@ impl MutationRoot {
         Ok(true)
     }
 
-    /// Internal: returns an order's committed units (cancelled before shipping).
+    /// Internal: returns an order's committed units (cancelled before shipping); with
+    /// `holdFor`, to that cart as holds (a checkout that failed).
     #[graphql(inaccessible)]
     async fn restock_order(
         &self,
         ctx: &Context<'_>,
         order_id: String,
         reason: String,
+        hold_for: Option<String>,
     ) -> Result<bool> {
         let svc = service_ctx(ctx)?;
-        holds::restock(svc, &order_id, &reason).await?;
+        holds::restock_to(svc, &order_id, &reason, hold_for.as_deref()).await?;
         Ok(true)
     }
 

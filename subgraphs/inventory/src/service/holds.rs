@@ -505,12 +505,29 @@ pub async fn commit(
 /// Returns an order's committed units to available (a cancellation before shipping).
 /// Restocking an order again, or one that committed nothing, changes nothing.
 pub async fn restock(ctx: &InventoryCtx, order_id: &str, reason: &str) -> ApiResult<()> {
+    restock_to(ctx, order_id, reason, None).await
+}
+
+/// As [`restock`]; with `hold_for`, the units go back to that cart as holds (a fresh
+/// hold time) instead of to everyone: a checkout that failed after taking the cart's
+/// stock leaves the shopper holding what they held before, not a cart that says held
+/// while another buyer takes the units.
+pub async fn restock_to(
+    ctx: &InventoryCtx,
+    order_id: &str,
+    reason: &str,
+    hold_for: Option<&str>,
+) -> ApiResult<()> {
     check_owner(order_id)?;
+    if let Some(owner) = hold_for {
+        check_owner(owner)?;
+    }
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let rows = commitment::Entity::find()
         .filter(commitment::Column::OrderId.eq(order_id))
         .all(&txn)
         .await?;
+    let expires_at = expiry(ctx.settings.hold_ttl);
     for c in rows {
         let deleted = commitment::Entity::delete_by_id(c.id.clone())
             .exec(&txn)
@@ -518,10 +535,15 @@ pub async fn restock(ctx: &InventoryCtx, order_id: &str, reason: &str) -> ApiRes
         if deleted.rows_affected != 1 {
             continue;
         }
+        let held_again = if hold_for.is_some() { c.quantity } else { 0 };
         item::Entity::update_many()
             .col_expr(
                 item::Column::Committed,
                 Expr::col(item::Column::Committed).sub(c.quantity),
+            )
+            .col_expr(
+                item::Column::Reserved,
+                Expr::col(item::Column::Reserved).add(held_again),
             )
             .col_expr(
                 item::Column::Version,
@@ -532,10 +554,15 @@ pub async fn restock(ctx: &InventoryCtx, order_id: &str, reason: &str) -> ApiRes
             .exec(&txn)
             .await?;
         let after = find_item(&txn, &c.product_id).await?;
+        // The ledger tells it in steps: the commitment undone, then the hold again.
+        let between = item::Model {
+            reserved: after.reserved - held_again,
+            ..after.clone()
+        };
         record(
             ctx,
             &txn,
-            &after,
+            &between,
             Movement {
                 kind: Kind::Restock,
                 delta: -c.quantity,
@@ -545,6 +572,49 @@ pub async fn restock(ctx: &InventoryCtx, order_id: &str, reason: &str) -> ApiRes
             },
         )
         .await?;
+        let Some(owner) = hold_for else { continue };
+        record(
+            ctx,
+            &txn,
+            &after,
+            Movement {
+                kind: Kind::Hold,
+                delta: c.quantity,
+                reason: "held again for the cart".into(),
+                actor: None,
+                reference: Some(owner),
+            },
+        )
+        .await?;
+        let now = Utc::now();
+        let current = hold::Entity::find()
+            .filter(hold::Column::Owner.eq(owner))
+            .filter(hold::Column::ProductId.eq(c.product_id.as_str()))
+            .one(&txn)
+            .await?;
+        match current {
+            Some(h) => {
+                let quantity = h.quantity + c.quantity;
+                let mut m: hold::ActiveModel = h.into();
+                m.quantity = Set(quantity);
+                m.expires_at = Set(expires_at);
+                m.updated_at = Set(now);
+                m.update(&txn).await?;
+            }
+            None => {
+                hold::ActiveModel {
+                    id: Set(shop_kit::ids::new_id()),
+                    owner: Set(owner.to_string()),
+                    product_id: Set(c.product_id.clone()),
+                    quantity: Set(c.quantity),
+                    expires_at: Set(expires_at),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+                .insert(&txn)
+                .await?;
+            }
+        }
     }
     txn.commit().await?;
     ctx.outbox.wake();

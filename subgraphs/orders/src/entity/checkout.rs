@@ -20,6 +20,11 @@ pub struct Model {
     pub error: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The cart while this checkout runs (unique: one checkout per cart at a time).
+    pub active_cart_id: Option<String>,
+    /// Bumped when the recovery takes the checkout over; steps are recorded only under
+    /// the attempt that ran them.
+    pub attempt: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,8 @@ pub struct Model {
     pub supplier_id: String,
     pub name: String,
     pub sku: String,
+    /// The product's first image at checkout.
+    pub image: Option<String>,
     pub unit_price: i64,
     pub quantity: i64,
     pub line_total: i64,

@@ -59,10 +59,13 @@ pub struct SupplierOrderLine {
     pub order_id: ID,
     pub order_status: OrderStatus,
     pub ordered_at: DateTime<Utc>,
-    pub product: Product,
+    /// The live product; null once its supplier removed it. What was sold is on the
+    /// line itself.
+    pub product: Option<Product>,
     pub product_id: ID,
     pub name: String,
     pub sku: String,
+    pub image: Option<String>,
     pub quantity: i64,
     pub unit_price: Money,
     pub line_total: Money,
@@ -82,13 +85,16 @@ pub struct Product {
     pub id: ID,
 }
 
-/// A product as it was bought.
+/// A product as it was bought: name, SKU, price and image as they were at checkout.
 #[derive(SimpleObject)]
 pub struct OrderLine {
-    pub product: Product,
+    /// The live product; null once its supplier removed it.
+    pub product: Option<Product>,
     pub product_id: ID,
     pub name: String,
     pub sku: String,
+    /// The product's first image when it was bought.
+    pub image: Option<String>,
     pub quantity: i64,
     pub unit_price: Money,
     pub line_total: Money,
@@ -139,10 +145,11 @@ impl Order {
     async fn can_cancel(&self) -> bool {
         Status::parse(&self.0.status).cancellable()
     }
-    async fn buyer(&self) -> Buyer {
-        Buyer {
+    /// Who bought it; null once their account is gone.
+    async fn buyer(&self) -> Option<Buyer> {
+        Some(Buyer {
             id: ID(self.0.user_id.clone()),
-        }
+        })
     }
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
         let svc = ctx.data::<OrdersCtx>()?;
@@ -150,12 +157,13 @@ impl Order {
             .await?
             .into_iter()
             .map(|l| OrderLine {
-                product: Product {
+                product: Some(Product {
                     id: ID(l.product_id.clone()),
-                },
+                }),
                 product_id: ID(l.product_id),
                 name: l.name,
                 sku: l.sku,
+                image: l.image,
                 quantity: l.quantity,
                 unit_price: self.money(l.unit_price),
                 line_total: self.money(l.line_total),
@@ -387,12 +395,13 @@ impl QueryRoot {
                     order_id: ID(o.id.clone()),
                     order_status: Status::parse(&o.status).into(),
                     ordered_at: o.created_at,
-                    product: Product {
+                    product: Some(Product {
                         id: ID(l.product_id.clone()),
-                    },
+                    }),
                     product_id: ID(l.product_id),
                     name: l.name,
                     sku: l.sku,
+                    image: l.image,
                     quantity: l.quantity,
                     unit_price: money(l.unit_price, &o),
                     line_total: money(l.line_total, &o),

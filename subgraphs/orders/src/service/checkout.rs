@@ -12,12 +12,19 @@
 //! Every call to another service is idempotent on its side (the order id, the payment's
 //! idempotency key), so running the saga again for the same checkout is always safe: a
 //! retry with the same key resumes where it stopped, and a restart resumes (after the
-//! capture) or compensates (before it) what a crash left. Committing stock before
-//! charging means a contended product costs the losers no authorization.
+//! authorization was recorded) or compensates (before it) what a crash left.
+//! Compensation never guesses what a crash left at payments: it asks payments to
+//! release whatever the provider holds under the checkout's key. Committing stock
+//! before charging means a contended product costs the losers no authorization.
+//!
+//! A cart is checked out by one checkout at a time (`active_cart_id`, unique), and a
+//! checkout's steps are recorded only by the attempt that holds it (`attempt`), so the
+//! recovery task and a stalled request never both act on one checkout.
 
 use std::time::Duration;
 
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use shop_kit::auth::Principal;
 use shop_kit::{ApiError, ApiResult};
@@ -65,8 +72,15 @@ impl Step {
     }
 }
 
-/// A checkout running longer than this without a step is taken to have crashed.
-const STALE: Duration = Duration::from_secs(60);
+/// A checkout running longer than this without a step is taken to have crashed
+/// (unless the orders context says otherwise, see [`OrdersCtx::checkout_stale`]).
+pub const STALE: Duration = Duration::from_secs(60);
+
+/// The payment's idempotency key for a checkout: its id is unique per buyer and key,
+/// and short enough for payments' key limit whatever key the buyer sent.
+fn payment_key(c: &checkout::Model) -> String {
+    format!("checkout:{}", c.id)
+}
 
 /// The shipping address as given at checkout.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -86,12 +100,7 @@ impl Address {
     /// Checks each field; the message names the field.
     pub fn checked(self) -> ApiResult<Address> {
         use shop_kit::input::{optional_text, required_text};
-        let country = self.country.trim().to_ascii_uppercase();
-        if country.len() != 2 || !country.chars().all(|c| c.is_ascii_alphabetic()) {
-            return Err(ApiError::bad_input(
-                "shippingAddress.country: use a two-letter ISO 3166-1 code (DE, FR, US, ...)",
-            ));
-        }
+        let country = shop_kit::input::country("shippingAddress.country", &self.country)?;
         Ok(Address {
             name: required_text("shippingAddress.name", &self.name, 200)?,
             line1: required_text("shippingAddress.line1", &self.line1, 200)?,
@@ -182,13 +191,19 @@ pub async fn checkout(ctx: &OrdersCtx, p: &Principal, req: Request) -> ApiResult
                 ));
             }
             _ if Utc::now() - c.updated_at
-                < chrono::Duration::from_std(STALE).unwrap_or_default() =>
+                < chrono::Duration::from_std(ctx.checkout_stale).unwrap_or_default() =>
             {
                 return Err(ApiError::conflict(
                     "this checkout is still running; ask again with the same key in a moment",
                 ));
             }
-            _ => c,
+            // Stale: the request that ran it died. This one takes it over and goes on
+            // with the card it brings.
+            _ => claim(ctx, &c).await?.ok_or_else(|| {
+                ApiError::conflict(
+                    "this checkout is still running; ask again with the same key in a moment",
+                )
+            })?,
         },
         None => {
             let now = Utc::now();
@@ -204,20 +219,25 @@ pub async fn checkout(ctx: &OrdersCtx, p: &Principal, req: Request) -> ApiResult
                 error: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
+                active_cart_id: Set(Some(req.cart_id.clone())),
+                attempt: Set(0),
             }
             .insert(&ctx.db)
             .await;
             match inserted {
                 Ok(c) => c,
-                Err(e)
-                    if matches!(
-                        e.sql_err(),
-                        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                    ) =>
-                {
-                    return Err(ApiError::conflict(
-                        "this checkout is already running; ask again with the same key in a moment",
-                    ));
+                Err(e) if shop_kit::db::is_unique_violation(&e) => {
+                    let same_key = checkout::Entity::find()
+                        .filter(checkout::Column::UserId.eq(p.user_id.as_str()))
+                        .filter(checkout::Column::IdempotencyKey.eq(key.as_str()))
+                        .one(&ctx.db)
+                        .await?
+                        .is_some();
+                    return Err(ApiError::conflict(if same_key {
+                        "this checkout is already running; ask again with the same key in a moment"
+                    } else {
+                        "this cart is already being checked out; wait for that checkout to finish"
+                    }));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -226,19 +246,61 @@ pub async fn checkout(ctx: &OrdersCtx, p: &Principal, req: Request) -> ApiResult
     run(ctx, state, &address, Some(&req.card)).await
 }
 
+/// Records `step` (and the payment, when given) for the attempt that holds `c`.
+/// A checkout that ends (completed or failed) lets go of its cart. `CONFLICT` when the
+/// recovery took the checkout over meanwhile: the caller must stop acting on it.
 async fn advance(
     ctx: &OrdersCtx,
     c: &checkout::Model,
     step: Step,
     payment: Option<&str>,
 ) -> ApiResult<checkout::Model> {
-    let mut m: checkout::ActiveModel = c.clone().into();
-    m.step = Set(step.as_str().into());
+    advance_with(ctx, c, step, payment, None).await
+}
+
+async fn advance_with(
+    ctx: &OrdersCtx,
+    c: &checkout::Model,
+    step: Step,
+    payment: Option<&str>,
+    error: Option<(String, String)>,
+) -> ApiResult<checkout::Model> {
+    let now = Utc::now();
+    let mut next = c.clone();
+    next.step = step.as_str().into();
+    next.updated_at = now;
+    let mut update = checkout::Entity::update_many()
+        .col_expr(checkout::Column::Step, Expr::value(step.as_str()))
+        .col_expr(checkout::Column::UpdatedAt, Expr::value(now));
     if let Some(p) = payment {
-        m.payment_id = Set(Some(p.to_string()));
+        next.payment_id = Some(p.to_string());
+        update = update.col_expr(checkout::Column::PaymentId, Expr::value(p));
     }
-    m.updated_at = Set(Utc::now());
-    Ok(m.update(&ctx.db).await?)
+    if let Some((code, message)) = error {
+        update = update
+            .col_expr(checkout::Column::ErrorCode, Expr::value(code.clone()))
+            .col_expr(checkout::Column::Error, Expr::value(message.clone()));
+        next.error_code = Some(code);
+        next.error = Some(message);
+    }
+    if matches!(step, Step::Completed | Step::Failed) {
+        update = update.col_expr(
+            checkout::Column::ActiveCartId,
+            Expr::value(Option::<String>::None),
+        );
+        next.active_cart_id = None;
+    }
+    let done = update
+        .filter(checkout::Column::Id.eq(c.id.as_str()))
+        .filter(checkout::Column::Attempt.eq(c.attempt))
+        .exec(&ctx.db)
+        .await?;
+    if done.rows_affected != 1 {
+        return Err(ApiError::conflict(
+            "this checkout was taken over by the recovery; ask again with the same key in a moment",
+        ));
+    }
+    Ok(next)
 }
 
 /// Runs the saga from the checkout's step; on failure before the capture, undoes what
@@ -249,55 +311,65 @@ async fn run(
     address: &Address,
     card: Option<&CardFields>,
 ) -> ApiResult<order::Model> {
-    match steps(ctx, c.clone(), address, card).await {
+    let result = if card.is_none() && Step::parse(&c.step) < Step::PaymentAuthorized {
+        // Resumed without the card (after a crash, by the recovery): nothing can be
+        // paid, so what was done is undone.
+        Err(ApiError::CartExpired(
+            "the checkout was interrupted before payment and undone; please check out again".into(),
+        ))
+    } else {
+        steps(ctx, c.clone(), address, card).await
+    };
+    match result {
         Ok(o) => Ok(o),
         Err(e) => {
             let now = checkout::Entity::find_by_id(c.id.clone())
                 .one(&ctx.db)
                 .await?
-                .unwrap_or(c);
-            if Step::parse(&now.step) >= Step::PaymentCaptured {
-                // Money was taken: the order must come into being. A retry or the
-                // recovery task finishes it; the caller sees the transient error.
+                .unwrap_or_else(|| c.clone());
+            if now.attempt != c.attempt {
+                // The recovery holds it now and will end it.
+                return Err(e);
+            }
+            let step = Step::parse(&now.step);
+            let transient = matches!(
+                e,
+                ApiError::Unavailable(_) | ApiError::Database(_) | ApiError::Internal(_)
+            );
+            if step >= Step::PaymentCaptured || (step == Step::PaymentAuthorized && transient) {
+                // The buyer's payment is taken (or authorized and only a passing failure
+                // stood in the way): the order must come into being. A retry or the
+                // recovery finishes it; the caller sees the error.
                 return Err(e);
             }
             compensate(ctx, &now).await?;
             let (code, message) = error_to_store(&e);
-            let mut m: checkout::ActiveModel = now.into();
-            m.step = Set(Step::Failed.as_str().into());
-            m.error_code = Set(Some(code));
-            m.error = Set(Some(message));
-            m.updated_at = Set(Utc::now());
-            m.update(&ctx.db).await?;
+            advance_with(ctx, &now, Step::Failed, None, Some((code, message))).await?;
             Err(e)
         }
     }
 }
 
-/// Undoes the steps done before the capture.
+/// Undoes whatever a checkout that never recorded its authorization may have done,
+/// asking each service to undo its part by the checkout's keys: every undo is a no-op
+/// where nothing was done, so a crash between a call and its record is covered too.
 async fn compensate(ctx: &OrdersCtx, c: &checkout::Model) -> ApiResult<()> {
-    let step = Step::parse(&c.step);
-    if step >= Step::PaymentAuthorized
-        && let Some(payment) = &c.payment_id
-    {
-        match ctx.services.void(payment).await {
-            Ok(_) => {}
-            // Captured after all (the capture's answer or its record was lost): the
-            // money goes back instead.
-            Err(ApiError::Conflict(_)) => {
-                let key = format!("{}-undo", c.id);
-                ctx.services
-                    .refund(payment, "checkout failed", &key)
-                    .await?;
-            }
-            Err(e) => return Err(e),
-        }
+    if Step::parse(&c.step) >= Step::StockCommitted {
+        // Payments voids an authorization or refunds a capture, as the provider has it.
+        ctx.services
+            .release_payment(&payment_key(c), "checkout failed")
+            .await?;
     }
-    if step >= Step::StockCommitted {
-        ctx.services.restock(&c.id, "checkout failed").await?;
-    }
+    // The units go back to the cart as holds: the shopper still holds what they held.
+    ctx.services
+        .restock_to(&c.id, "checkout failed", Some(&c.cart_id))
+        .await?;
     // A code counted in the first step (releasing one never counted is a no-op).
     ctx.services.release_promo(&c.id).await?;
+    if let Err(e) = ctx.services.cart_checkout_failed(&c.cart_id).await {
+        // The holds are back either way; the lines catch up at the cart's next change.
+        tracing::warn!(cart = %c.cart_id, code = e.code().as_str(), "a cart could not take up its holds: {}", e.public_message());
+    }
     Ok(())
 }
 
@@ -313,7 +385,7 @@ async fn steps(
     let cart: Option<Cart> = if step < Step::OrderCreated {
         let cart = ctx
             .services
-            .cart(&c.cart_id, &c.user_id)
+            .cart(&c.cart_id, &c.user_id, &address.country)
             .await
             .map_err(|e| match e {
                 ApiError::BadUserInput(m) if m.contains("empty") && step > Step::Started => {
@@ -345,10 +417,12 @@ async fn steps(
             ctx.services
                 .redeem_promo(code, &c.user_id, &order_id)
                 .await?;
+            shop_kit::fault::point("checkout.after_promo");
         }
         ctx.services
             .commit_stock(&c.cart_id, &order_id, &cart.lines)
             .await?;
+        shop_kit::fault::point("checkout.after_commit_stock");
         c = advance(ctx, &c, Step::StockCommitted, None).await?;
         step = Step::StockCommitted;
     }
@@ -367,29 +441,37 @@ async fn steps(
                 cart.total,
                 &cart.currency,
                 card,
-                &format!("checkout:{}:{}", c.user_id, c.idempotency_key),
+                &payment_key(&c),
             )
             .await?;
+        shop_kit::fault::point("checkout.after_authorize");
         c = advance(ctx, &c, Step::PaymentAuthorized, Some(&payment.id)).await?;
         step = Step::PaymentAuthorized;
     }
     if step == Step::PaymentAuthorized {
         let payment = c.payment_id.clone().unwrap_or_default();
         ctx.services.capture(&payment).await?;
+        shop_kit::fault::point("checkout.after_capture");
         c = advance(ctx, &c, Step::PaymentCaptured, None).await?;
         step = Step::PaymentCaptured;
     }
     if step == Step::PaymentCaptured {
         let cart = match cart {
             Some(cart) => cart,
-            None => ctx.services.cart(&c.cart_id, &c.user_id).await?,
+            None => {
+                ctx.services
+                    .cart(&c.cart_id, &c.user_id, &address.country)
+                    .await?
+            }
         };
         create_order(ctx, &c, &cart, address).await?;
+        shop_kit::fault::point("checkout.after_create_order");
         c = advance(ctx, &c, Step::OrderCreated, None).await?;
         step = Step::OrderCreated;
     }
     if step == Step::OrderCreated {
         ctx.services.cart_checked_out(&c.cart_id).await?;
+        shop_kit::fault::point("checkout.after_cart_emptied");
         advance(ctx, &c, Step::Completed, None).await?;
     }
     find(&ctx.db, &order_id).await
@@ -434,13 +516,15 @@ async fn create_order(
     .insert(&txn)
     .await?;
     for l in &cart.lines {
+        let (supplier, image) = suppliers.get(&l.product_id).cloned().unwrap_or_default();
         line::ActiveModel {
             id: Set(shop_kit::ids::new_id()),
             order_id: Set(c.id.clone()),
             product_id: Set(l.product_id.clone()),
-            supplier_id: Set(suppliers.get(&l.product_id).cloned().unwrap_or_default()),
+            supplier_id: Set(supplier),
             name: Set(l.name.clone()),
             sku: Set(l.sku.clone()),
+            image: Set(image),
             unit_price: Set(l.unit_price),
             quantity: Set(l.quantity),
             line_total: Set(l.unit_price.saturating_mul(l.quantity)),
@@ -488,10 +572,13 @@ async fn create_order(
     Ok(())
 }
 
-/// Finishes or undoes checkouts a crash left behind: after the capture they are
-/// completed (the buyer paid), before it undone (nothing was charged).
+/// Finishes or undoes checkouts a crash left behind: once the payment's authorization
+/// was recorded they are completed (the buyer agreed to pay and the stock is theirs),
+/// before it undone. Each is claimed first (its attempt bumped while it is still
+/// stale), so replicas recovering at once, or a request that was only slow, never act
+/// on the same checkout together.
 pub async fn recover(ctx: &OrdersCtx) -> ApiResult<usize> {
-    let cutoff = Utc::now() - chrono::Duration::from_std(STALE).unwrap_or_default();
+    let cutoff = Utc::now() - chrono::Duration::from_std(ctx.checkout_stale).unwrap_or_default();
     let stuck = checkout::Entity::find()
         .filter(checkout::Column::Step.is_not_in([Step::Completed.as_str(), Step::Failed.as_str()]))
         .filter(checkout::Column::UpdatedAt.lt(cutoff))
@@ -499,21 +586,62 @@ pub async fn recover(ctx: &OrdersCtx) -> ApiResult<usize> {
         .await?;
     let mut done = 0;
     for c in stuck {
+        let Some(c) = claim(ctx, &c).await? else {
+            continue;
+        };
         let Ok(address) = serde_json::from_str::<Address>(&c.shipping_address) else {
             tracing::error!(checkout = %c.id, "stuck checkout without a readable address");
             continue;
         };
-        if run(ctx, c, &address, None).await.is_ok() {
-            done += 1;
+        let id = c.id.clone();
+        match run(ctx, c, &address, None).await {
+            Ok(_) => {
+                tracing::info!(checkout = %id, "recovered an interrupted checkout: completed");
+                done += 1;
+            }
+            Err(e) => {
+                let ended = checkout::Entity::find_by_id(id.clone())
+                    .one(&ctx.db)
+                    .await?
+                    .is_some_and(|c| Step::parse(&c.step) == Step::Failed);
+                if ended {
+                    tracing::info!(checkout = %id, "recovered an interrupted checkout: undone");
+                    done += 1;
+                } else {
+                    tracing::warn!(checkout = %id, code = e.code().as_str(), "recovering a checkout failed; it is tried again: {}", e.public_message());
+                }
+            }
         }
     }
     Ok(done)
 }
 
-/// Runs [`recover`] at start and then every minute.
+/// Takes over a checkout that went stale: bumps its attempt, provided nobody did
+/// meanwhile and it is still stale. `None` when someone else holds it.
+async fn claim(ctx: &OrdersCtx, c: &checkout::Model) -> ApiResult<Option<checkout::Model>> {
+    let cutoff = Utc::now() - chrono::Duration::from_std(ctx.checkout_stale).unwrap_or_default();
+    let now = Utc::now();
+    let claimed = checkout::Entity::update_many()
+        .col_expr(checkout::Column::Attempt, Expr::value(c.attempt + 1))
+        .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
+        .filter(checkout::Column::Id.eq(c.id.as_str()))
+        .filter(checkout::Column::Attempt.eq(c.attempt))
+        .filter(checkout::Column::UpdatedAt.lt(cutoff))
+        .exec(&ctx.db)
+        .await?;
+    Ok((claimed.rows_affected == 1).then(|| checkout::Model {
+        attempt: c.attempt + 1,
+        updated_at: now,
+        ..c.clone()
+    }))
+}
+
+/// Runs [`recover`] at start and then every half of the stale time (at least each
+/// second), so an interrupted checkout ends within about 1.5 times that after a restart.
 pub fn spawn_recovery(ctx: OrdersCtx) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let period = (ctx.checkout_stale / 2).max(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
             if let Err(e) = recover(&ctx).await {

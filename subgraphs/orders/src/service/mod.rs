@@ -31,6 +31,9 @@ pub struct OrdersCtx {
     pub bus: EventBus,
     /// The order as each recent event left it, read once for all subscriptions.
     pub live_reads: std::sync::Arc<LiveReads>,
+    /// How long a checkout may go without recording a step before the recovery takes
+    /// it to have crashed and ends it. Default [`checkout::STALE`].
+    pub checkout_stale: std::time::Duration,
 }
 
 impl OrdersCtx {
@@ -41,6 +44,14 @@ impl OrdersCtx {
             services,
             bus: EventBus::in_process(),
             live_reads: Default::default(),
+            checkout_stale: checkout::STALE,
+        }
+    }
+
+    pub fn with_checkout_stale(self, checkout_stale: std::time::Duration) -> Self {
+        OrdersCtx {
+            checkout_stale: checkout_stale.max(std::time::Duration::from_secs(1)),
+            ..self
         }
     }
 

@@ -81,18 +81,19 @@ pub struct CardFields {
 }
 
 impl Services {
-    /// The supplier of each product (through the catalog's `_entities`).
+    /// The supplier and first image of each product (through the catalog's
+    /// `_entities`), for the order's lines.
     pub async fn suppliers(
         &self,
         product_ids: &[String],
-    ) -> ApiResult<std::collections::HashMap<String, String>> {
+    ) -> ApiResult<std::collections::HashMap<String, (String, Option<String>)>> {
         let reps: Vec<Value> = product_ids
             .iter()
             .map(|id| json!({ "__typename": "Product", "id": id }))
             .collect();
         let data = need(&self.catalog, "catalog")?
             .call(
-                "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id catalog { supplierId } } } }",
+                "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id images catalog { supplierId } } } }",
                 json!({ "r": reps }),
             )
             .await?;
@@ -101,9 +102,10 @@ impl Services {
             .map(|list| {
                 list.iter()
                     .filter_map(|e| {
+                        let image = e["images"][0].as_str().map(str::to_string);
                         Some((
                             e["id"].as_str()?.to_string(),
-                            e["catalog"]["supplierId"].as_str()?.to_string(),
+                            (e["catalog"]["supplierId"].as_str()?.to_string(), image),
                         ))
                     })
                     .collect()
@@ -111,11 +113,12 @@ impl Services {
             .unwrap_or_default())
     }
 
-    pub async fn cart(&self, cart_id: &str, user_id: &str) -> ApiResult<Cart> {
+    /// The cart as checkout sees it, taxed as for shipping to `ship_to`.
+    pub async fn cart(&self, cart_id: &str, user_id: &str, ship_to: &str) -> ApiResult<Cart> {
         let data = need(&self.carts, "carts")?
             .call(
-                "query($c: ID!, $u: String!) { checkoutCart(id: $c, userId: $u) { id currency promoCode subtotal discount shipping tax total lines { productId name sku quantity unitPrice } priceChanges { productId was now } } }",
-                json!({ "c": cart_id, "u": user_id }),
+                "query($c: ID!, $u: String!, $s: String) { checkoutCart(id: $c, userId: $u, shipTo: $s) { id currency promoCode subtotal discount shipping tax total lines { productId name sku quantity unitPrice } priceChanges { productId was now } } }",
+                json!({ "c": cart_id, "u": user_id, "s": ship_to }),
             )
             .await?;
         parse(data["checkoutCart"].clone(), "carts")
@@ -171,10 +174,32 @@ impl Services {
     }
 
     pub async fn restock(&self, order_id: &str, reason: &str) -> ApiResult<()> {
+        self.restock_to(order_id, reason, None).await
+    }
+
+    /// Gives an order's committed units back: to cart `hold_for` as holds when given
+    /// (a failed checkout), else to everyone (a cancellation).
+    pub async fn restock_to(
+        &self,
+        order_id: &str,
+        reason: &str,
+        hold_for: Option<&str>,
+    ) -> ApiResult<()> {
         need(&self.inventory, "inventory")?
             .call(
-                "mutation($id: String!, $r: String!) { restockOrder(orderId: $id, reason: $r) }",
-                json!({ "id": order_id, "r": reason }),
+                "mutation($id: String!, $r: String!, $h: String) { restockOrder(orderId: $id, reason: $r, holdFor: $h) }",
+                json!({ "id": order_id, "r": reason, "h": hold_for }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Tells carts a checkout of the cart failed: its lines take up their holds again.
+    pub async fn cart_checkout_failed(&self, cart_id: &str) -> ApiResult<()> {
+        need(&self.carts, "carts")?
+            .call(
+                "mutation($c: ID!) { cartCheckoutFailed(id: $c) }",
+                json!({ "c": cart_id }),
             )
             .await?;
         Ok(())
@@ -225,6 +250,18 @@ impl Services {
             )
             .await?;
         parse(data["voidPayment"].clone(), "payments")
+    }
+
+    /// Undoes the payment made under `key` as the provider has it (void or refund);
+    /// nothing when none was made.
+    pub async fn release_payment(&self, key: &str, reason: &str) -> ApiResult<()> {
+        need(&self.payments, "payments")?
+            .call(
+                "mutation($k: String!, $r: String!) { releasePayment(idempotencyKey: $k, reason: $r) { id } }",
+                json!({ "k": key, "r": reason }),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Refunds what is left of a payment.

@@ -239,6 +239,21 @@ impl MutationRoot {
         Ok(Payment(service::void(svc, &id).await?))
     }
 
+    /// Internal: undoes the payment made with `idempotencyKey` as the provider has it
+    /// (voids an authorization, refunds a capture); null when none was made.
+    #[graphql(inaccessible)]
+    async fn release_payment(
+        &self,
+        ctx: &Context<'_>,
+        idempotency_key: String,
+        reason: String,
+    ) -> Result<Option<Payment>> {
+        let svc = service_ctx(ctx)?;
+        Ok(service::release(svc, &idempotency_key, &reason)
+            .await?
+            .map(Payment))
+    }
+
     /// Internal: gives back `amount` (what is left when omitted) of a captured payment.
     #[graphql(inaccessible)]
     async fn refund_payment(

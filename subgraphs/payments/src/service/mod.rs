@@ -16,7 +16,7 @@ use shop_kit::{ApiError, ApiResult};
 
 use crate::entity::{payment, refund};
 use card::Card;
-use provider::{PaymentProvider, ProviderError};
+use provider::{PaymentProvider, ProviderError, ProviderStatus};
 
 /// Where a payment stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,6 +200,7 @@ async fn finish_authorization(
         .provider
         .authorize(&row.idempotency_key, card, row.amount, &row.currency)
         .await;
+    shop_kit::fault::point("payments.after_provider_authorize");
     match result {
         Ok(reference) => {
             set_status(ctx, row, |m| {
@@ -241,7 +242,7 @@ pub async fn find(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
 
 /// Takes the authorized amount. Capturing a captured payment changes nothing.
 pub async fn capture(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
-    let p = find(ctx, id).await?;
+    let p = reconcile(ctx, find(ctx, id).await?).await?;
     match Status::parse(&p.status) {
         Status::Authorized => {}
         Status::Captured | Status::PartiallyRefunded | Status::Refunded => return Ok(p),
@@ -261,6 +262,7 @@ pub async fn capture(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
         )
         .await
         .map_err(provider_error)?;
+    shop_kit::fault::point("payments.after_provider_capture");
     let amount = p.amount;
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let mut m: payment::ActiveModel = p.clone().into();
@@ -268,26 +270,36 @@ pub async fn capture(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
     m.captured_amount = Set(amount);
     m.updated_at = Set(Utc::now());
     let captured = m.update(&txn).await?;
-    ctx.outbox
-        .write(
-            &txn,
-            PAYMENT_CAPTURED,
-            &captured.order_id,
-            serde_json::json!({
-                "paymentId": captured.id, "orderId": captured.order_id,
-                "amount": captured.amount, "currency": captured.currency,
-            }),
-        )
-        .await?;
+    announce_capture(ctx, &txn, &captured).await?;
     txn.commit().await?;
     ctx.outbox.wake();
     Ok(captured)
 }
 
+/// Writes the capture's event in the transaction that records it.
+async fn announce_capture(
+    ctx: &PaymentsCtx,
+    txn: &sea_orm::DatabaseTransaction,
+    p: &payment::Model,
+) -> ApiResult<()> {
+    ctx.outbox
+        .write(
+            txn,
+            PAYMENT_CAPTURED,
+            &p.order_id,
+            serde_json::json!({
+                "paymentId": p.id, "orderId": p.order_id,
+                "amount": p.captured_amount, "currency": p.currency,
+            }),
+        )
+        .await?;
+    Ok(())
+}
+
 /// Releases an authorization that was not captured. Voiding a voided or declined
 /// payment changes nothing; a captured one must be refunded instead.
 pub async fn void(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
-    let p = find(ctx, id).await?;
+    let p = reconcile(ctx, find(ctx, id).await?).await?;
     match Status::parse(&p.status) {
         Status::Authorized => {}
         Status::Voided | Status::Declined | Status::Pending => return Ok(p),
@@ -314,7 +326,7 @@ pub async fn refund(
     key: &str,
 ) -> ApiResult<payment::Model> {
     check_key(key)?;
-    let p = find(ctx, id).await?;
+    let p = reconcile(ctx, find(ctx, id).await?).await?;
     if refund::Entity::find()
         .filter(refund::Column::IdempotencyKey.eq(key))
         .one(&ctx.db)
@@ -362,8 +374,13 @@ pub async fn refund(
     }
     .insert(&txn)
     .await?;
-    let refunded = p.refunded_amount + amount;
-    let status = if refunded == p.captured_amount {
+    // The provider's total, not ours plus this one: a refund whose record a crash
+    // lost was already counted by `reconcile`.
+    let refunded = match ctx.provider.status(&reference).await {
+        Ok(state) => state.refunded,
+        Err(_) => p.refunded_amount + amount,
+    };
+    let status = if refunded >= p.captured_amount {
         Status::Refunded
     } else {
         Status::PartiallyRefunded
@@ -388,6 +405,102 @@ pub async fn refund(
     txn.commit().await?;
     ctx.outbox.wake();
     Ok(updated)
+}
+
+/// Brings a payment's record in line with the provider's, which is the truth about
+/// money: a crash between a provider call and its record leaves the record behind
+/// (an authorization recorded as pending, a capture as authorized). Compensation and
+/// every money-moving call start here instead of guessing from a refusal.
+pub async fn reconcile(ctx: &PaymentsCtx, p: payment::Model) -> ApiResult<payment::Model> {
+    let current = Status::parse(&p.status);
+    let reference = match (&p.provider_ref, current) {
+        (Some(r), _) => r.clone(),
+        (None, Status::Pending) => {
+            match ctx
+                .provider
+                .authorization_for(&p.idempotency_key)
+                .await
+                .map_err(provider_error)?
+            {
+                Some(r) => r,
+                // The provider never authorized it: nothing to reconcile.
+                None => return Ok(p),
+            }
+        }
+        (None, _) => return Ok(p),
+    };
+    let state = ctx
+        .provider
+        .status(&reference)
+        .await
+        .map_err(provider_error)?;
+    let status = match state.status {
+        ProviderStatus::Authorized => Status::Authorized,
+        ProviderStatus::Captured if state.refunded > 0 => Status::PartiallyRefunded,
+        ProviderStatus::Captured => Status::Captured,
+        ProviderStatus::Voided => Status::Voided,
+        ProviderStatus::Refunded => Status::Refunded,
+    };
+    if status == current
+        && p.provider_ref.as_deref() == Some(reference.as_str())
+        && p.captured_amount == state.captured
+        && p.refunded_amount == state.refunded
+    {
+        return Ok(p);
+    }
+    tracing::warn!(
+        payment = %p.id,
+        from = current.as_str(),
+        to = status.as_str(),
+        "payment record brought in line with the provider"
+    );
+    let became_captured = p.captured_amount == 0 && state.captured > 0;
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let mut m: payment::ActiveModel = p.into();
+    m.status = Set(status.as_str().into());
+    m.provider_ref = Set(Some(reference));
+    m.captured_amount = Set(state.captured);
+    m.refunded_amount = Set(state.refunded);
+    m.updated_at = Set(Utc::now());
+    let updated = m.update(&txn).await?;
+    if became_captured {
+        announce_capture(ctx, &txn, &updated).await?;
+    }
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(updated)
+}
+
+/// Undoes the payment made with idempotency key `key`, whatever state the provider has
+/// it in: an authorization is voided, a capture refunded in full, anything else (never
+/// authorized, declined, voided, refunded) left as it is. `None` when no payment was
+/// ever recorded for the key.
+pub async fn release(
+    ctx: &PaymentsCtx,
+    key: &str,
+    reason: &str,
+) -> ApiResult<Option<payment::Model>> {
+    check_key(key)?;
+    let Some(p) = by_key(ctx, key).await? else {
+        return Ok(None);
+    };
+    let p = reconcile(ctx, p).await?;
+    let released = match Status::parse(&p.status) {
+        Status::Authorized => void(ctx, &p.id).await?,
+        Status::Captured | Status::PartiallyRefunded => {
+            let id = p.id.clone();
+            refund(
+                ctx,
+                &id,
+                None,
+                reason,
+                &format!("{}:release", p.idempotency_key),
+            )
+            .await?
+        }
+        _ => p,
+    };
+    Ok(Some(released))
 }
 
 /// An order's latest payment.

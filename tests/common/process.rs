@@ -1,0 +1,49 @@
+//! The `shop` binary as a child process of a test.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The `shop` binary with no database or Redis from the test's environment.
+pub fn shop() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shop"));
+    c.env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// A child process that is killed when the test ends, however it ends.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `base`/ready answers 200: a minute at most (seeding the demo shop on a
+/// busy machine takes a while).
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if client
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{base} never became ready");
+}
