@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use crate::platform::{Platform, PlatformOptions};
 use shop_kit::auth::{Role, SigningKey};
 
-pub const PRODUCT_PAGE: &str = "query ProductPage($id: ID!) { product(id: $id) { id sku name description price { amount currency } images attributes category { name } catalog { name } stock inStock } }";
-pub const LISTING: &str = "query Listing { products(first: 50, sort: NAME_ASC) { totalCount edges { node { id sku name price { amount currency } stock inStock } } } }";
-pub const STOCK_ENTITIES: &str = "query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { stock inStock } } }";
+pub const PRODUCT_PAGE: &str = "query ProductPage($id: ID!) { product(id: $id) { id sku name description price { amount currency } images attributes category { name } catalog { name } onlyLeft inStock } }";
+pub const LISTING: &str = "query Listing { products(first: 50, sort: NAME_ASC) { totalCount edges { node { id sku name price { amount currency } onlyLeft inStock } } } }";
+pub const STOCK_ENTITIES: &str = "query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { onlyLeft inStock } } }";
 pub const LISTING_CATALOG_ONLY: &str = "query Listing { products(first: 50, sort: NAME_ASC) { totalCount edges { node { id sku name price { amount currency } } } } }";
 
 #[derive(Debug, Clone)]

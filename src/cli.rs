@@ -290,6 +290,7 @@ async fn run_gateway(
             plan_cache_size: config.plan_cache_size,
             plan_cache_bytes: config.plan_cache_bytes,
             limits: config.limits.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
             identity_url: users_base,
             live: config.live.clone(),
         },

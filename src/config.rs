@@ -29,6 +29,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_MAX_RESPONSE_BYTES",
     "SHOP_MAX_ERRORS",
     "SHOP_LIVE_MAX_CONNECTIONS",
+    "SHOP_LIVE_MAX_TOTAL_CONNECTIONS",
     "SHOP_LIVE_MAX_SUBSCRIPTIONS",
     "SHOP_LIVE_KEEPALIVE_SECONDS",
     "SHOP_OVERRIDE_LABELS",
@@ -56,6 +57,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_DB_MAX_CONNECTIONS",
     "SHOP_CHECKOUT_STALE_SECONDS",
     "SHOP_CRASH_AT",
+    "SHOP_TRUSTED_PROXIES",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
@@ -106,7 +108,8 @@ pub struct Config {
     /// `SHOP_MAX_ERRORS` (100 per response).
     pub limits: shop_gateway::pipeline::limits::OperationLimits,
     /// Streaming connections (WebSocket, SSE): `SHOP_LIVE_MAX_CONNECTIONS` per client
-    /// address (default 32), `SHOP_LIVE_MAX_SUBSCRIPTIONS` per WebSocket (default 64),
+    /// address (default 32), `SHOP_LIVE_MAX_TOTAL_CONNECTIONS` over all clients (default
+    /// from the open-file limit: 3/8 of it), `SHOP_LIVE_MAX_SUBSCRIPTIONS` per WebSocket (default 64),
     /// `SHOP_LIVE_KEEPALIVE_SECONDS` between pings (default 15).
     pub live: shop_gateway::live::LiveOptions,
     /// `SHOP_SEED`: seed the demo shop into empty databases (all-in-one). Default true.
@@ -165,6 +168,11 @@ pub struct Config {
     /// taken to have crashed and is finished or undone by the recovery, which looks
     /// every half of it. Default 60.
     pub checkout_stale: Duration,
+    /// `SHOP_TRUSTED_PROXIES`: addresses or CIDR ranges of the proxies in front of the
+    /// gateway (`10.0.0.0/8, 192.168.1.7`); a request from one of them is taken to come
+    /// from the nearest address in `X-Forwarded-For` that is not one, for per-address
+    /// limits (logins, live connections). Default none: the connection's peer address.
+    pub trusted_proxies: shop_gateway::transport::TrustedProxies,
 }
 
 impl Default for Config {
@@ -202,6 +210,7 @@ impl Default for Config {
             mail_from: "Shop <no-reply@shop.localhost>".into(),
             db_max_connections: shop_kit::db::DEFAULT_MYSQL_CONNECTIONS,
             checkout_stale: Duration::from_secs(60),
+            trusted_proxies: Default::default(),
         }
     }
 }
@@ -288,6 +297,8 @@ impl Config {
                     "SHOP_LIVE_MAX_CONNECTIONS",
                     d.live.max_connections_per_client,
                 )?,
+                max_connections: vars
+                    .parse("SHOP_LIVE_MAX_TOTAL_CONNECTIONS", d.live.max_connections)?,
                 max_subscriptions_per_connection: vars.parse(
                     "SHOP_LIVE_MAX_SUBSCRIPTIONS",
                     d.live.max_subscriptions_per_connection,
@@ -332,6 +343,13 @@ impl Config {
             checkout_stale: Duration::from_secs(
                 vars.parse("SHOP_CHECKOUT_STALE_SECONDS", 60u64)?.max(1),
             ),
+            trusted_proxies: shop_gateway::transport::TrustedProxies::parse(
+                &var("SHOP_TRUSTED_PROXIES").unwrap_or_default(),
+            )
+            .map_err(|reason| ConfigError::Invalid {
+                name: "SHOP_TRUSTED_PROXIES".into(),
+                reason,
+            })?,
             service_key: match var("SHOP_SERVICE_KEY") {
                 Some(text) => Some(
                     shop_kit::auth::SigningKey::from_secret_string(text.trim()).ok_or_else(

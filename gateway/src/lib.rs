@@ -48,6 +48,9 @@ pub struct GatewayOptions {
     pub identity_url: Option<String>,
     /// Limits and timers of WebSocket and SSE connections.
     pub live: live::LiveOptions,
+    /// Proxies whose `X-Forwarded-For` is believed when working out a client's address
+    /// (per-address limits here and in the subgraphs). Default none: the peer's address.
+    pub trusted_proxies: transport::TrustedProxies,
 }
 
 impl Default for GatewayOptions {
@@ -62,6 +65,7 @@ impl Default for GatewayOptions {
             limits: Default::default(),
             identity_url: None,
             live: live::LiveOptions::default(),
+            trusted_proxies: Default::default(),
         }
     }
 }

@@ -25,6 +25,10 @@ use crate::pipeline::request::{GraphQLRequest, GraphQLResponse};
 pub struct LiveOptions {
     /// Open WebSocket and SSE connections per client address.
     pub max_connections_per_client: usize,
+    /// Open WebSocket and SSE connections over all clients: past it new ones are
+    /// refused (503) before the process runs out of file descriptors. Default: from the
+    /// process's open-file limit, see [`default_max_connections`].
+    pub max_connections: usize,
     /// Operations running at once on one WebSocket connection.
     pub max_subscriptions_per_connection: usize,
     /// How often the server pings (WebSocket) or sends a comment (SSE) so idle
@@ -38,9 +42,56 @@ impl Default for LiveOptions {
     fn default() -> Self {
         LiveOptions {
             max_connections_per_client: 32,
+            max_connections: default_max_connections(),
             max_subscriptions_per_connection: 64,
             keepalive: Duration::from_secs(15),
             init_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How many streaming connections fit this process: each live subscription holds two
+/// descriptors (the client's socket and the upstream WebSocket), and a quarter of the
+/// open-file limit stays for everything else (subgraph HTTP, databases, plain requests).
+pub fn default_max_connections() -> usize {
+    let soft_limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|n| n.parse::<usize>().ok())
+        })
+        .unwrap_or(1024);
+    (soft_limit - soft_limit / 4) / 2
+}
+
+/// Why a streaming connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// This client has as many open as it may.
+    PerClient,
+    /// The process has as many open as it can hold.
+    Total,
+}
+
+impl Refused {
+    pub fn response(self) -> Response {
+        match self {
+            Refused::PerClient => too_many_connections(),
+            Refused::Total => {
+                let body = GraphQLResponse::request_error(
+                    503,
+                    "the server has as many live connections as it can hold; try again shortly",
+                    "SERVICE_UNAVAILABLE",
+                );
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, "5")],
+                    axum::Json(body),
+                )
+                    .into_response()
+            }
         }
     }
 }
@@ -52,15 +103,20 @@ pub struct ConnectionSlot {
 }
 
 impl Gateway {
-    /// Takes a connection slot for `client`, or `None` when it has used them all.
-    pub fn open_connection(self: &Arc<Self>, client: &str) -> Option<ConnectionSlot> {
-        let mut open = self.connections.lock().ok()?;
+    /// Takes a connection slot for `client`, unless it or the whole process has used
+    /// them all.
+    pub fn open_connection(self: &Arc<Self>, client: &str) -> Result<ConnectionSlot, Refused> {
+        let mut open = self.connections.lock().map_err(|_| Refused::Total)?;
+        let total: usize = open.values().sum();
+        if total >= self.options.live.max_connections {
+            return Err(Refused::Total);
+        }
         let n = open.entry(client.to_string()).or_insert(0);
         if *n >= self.options.live.max_connections_per_client {
-            return None;
+            return Err(Refused::PerClient);
         }
         *n += 1;
-        Some(ConnectionSlot {
+        Ok(ConnectionSlot {
             gateway: self.clone(),
             client: client.to_string(),
         })

@@ -152,15 +152,89 @@ async fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<Authorized, Resp
             verifier
                 .verify_header(value)
                 .await
-                .map_err(|e| shop_kit::server::unauthenticated_response(&e.to_string()))?,
+                .map_err(|e| shop_kit::server::auth_error_response(&e))?,
         ),
         None => None,
     };
     Ok((Some(value.to_string()), principal))
 }
 
-/// The `X-Forwarded-For` to send on: the client's own, then the peer's address.
+/// Proxies in front of the gateway (load balancers, CDNs) whose `X-Forwarded-For`
+/// entries are believed: addresses or CIDR ranges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(std::net::IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Reads `10.0.0.0/8, 192.168.1.7, ::1`.
+    pub fn parse(text: &str) -> Result<TrustedProxies, String> {
+        let mut out = Vec::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (addr, bits) = match entry.split_once('/') {
+                Some((a, b)) => (a, Some(b)),
+                None => (entry, None),
+            };
+            let ip: std::net::IpAddr = addr
+                .parse()
+                .map_err(|_| format!("{entry:?} is not an IP address or CIDR range"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                Some(b) => b
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| format!("{entry:?} has an invalid prefix length"))?,
+                None => max,
+            };
+            out.push((ip, bits));
+        }
+        Ok(TrustedProxies(out))
+    }
+
+    fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        self.0.iter().any(|(net, bits)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*bits)).unwrap_or(0);
+                u32::from(*n) & mask == u32::from(i) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*bits)).unwrap_or(0);
+                u128::from(*n) & mask == u128::from(i) & mask
+            }
+            _ => false,
+        })
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy; then the
+    /// nearest `X-Forwarded-For` entry (from the right) that is not one. Entries left of
+    /// an untrusted hop are the client's own claims and never used.
+    pub fn client(&self, peer: std::net::IpAddr, forwarded: Option<&str>) -> std::net::IpAddr {
+        let mut client = peer;
+        if !self.contains(client) {
+            return client;
+        }
+        let chain = forwarded
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .rev();
+        for entry in chain.filter(|e| !e.is_empty()) {
+            let Ok(ip) = entry.parse::<std::net::IpAddr>() else {
+                break;
+            };
+            client = ip;
+            if !self.contains(ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// The `X-Forwarded-For` to send on: what came in, then the client's address as the
+/// gateway derives it (see [`TrustedProxies::client`]); subgraphs take the last entry.
 fn forwarded_for(
+    gw: &Gateway,
     headers: &HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Option<String> {
@@ -169,13 +243,13 @@ fn forwarded_for(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty());
-    let peer = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
-    match (claimed, peer) {
-        (Some(c), Some(p)) => Some(format!("{c}, {p}")),
-        (None, Some(p)) => Some(p),
-        // Without a peer (an in-memory router), pass nothing rather than the client's claim.
-        (_, None) => None,
-    }
+    // Without a peer (an in-memory router), pass nothing rather than the client's claim.
+    let Extension(ConnectInfo(peer)) = peer?;
+    let client = gw.options.trusted_proxies.client(peer.ip(), claimed);
+    Some(match claimed {
+        Some(c) => format!("{c}, {client}"),
+        None => client.to_string(),
+    })
 }
 
 /// Serves the identity service's discovery document and JWKS at the gateway's origin,
@@ -223,10 +297,20 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/event-stream"))
 }
 
-/// The key streaming-connection limits count by: the peer's address.
-fn client_key(peer: &Option<Extension<ConnectInfo<SocketAddr>>>) -> String {
+/// The key streaming-connection limits count by: the client's address.
+fn client_key(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    peer: &Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> String {
+    let claimed = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     peer.as_ref()
-        .map(|Extension(ConnectInfo(a))| a.ip().to_string())
+        .map(|Extension(ConnectInfo(a))| {
+            gw.options
+                .trusted_proxies
+                .client(a.ip(), claimed)
+                .to_string()
+        })
         .unwrap_or_else(|| "local".into())
 }
 
@@ -238,8 +322,9 @@ async fn event_stream(
     req: GraphQLRequest,
     is_get: bool,
 ) -> Response {
-    let Some(slot) = gw.open_connection(&client_key(&peer)) else {
-        return crate::live::too_many_connections();
+    let slot = match gw.open_connection(&client_key(&gw, headers, &peer)) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.response(),
     };
     let (authorization, principal) = match authorize(&gw, headers).await {
         Ok(a) => a,
@@ -248,7 +333,7 @@ async fn event_stream(
     let meta = RequestMeta {
         authorization,
         principal,
-        forwarded_for: forwarded_for(headers, peer),
+        forwarded_for: forwarded_for(&gw, headers, peer),
         is_get,
     };
     crate::live::sse(gw, req, meta, slot).await
@@ -280,8 +365,9 @@ async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let Some(slot) = gw.open_connection(&client_key(&peer)) else {
-        return crate::live::too_many_connections();
+    let slot = match gw.open_connection(&client_key(&gw, &parts.headers, &peer)) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.response(),
     };
     let conn = crate::live::Connection {
         authorization: parts
@@ -289,7 +375,7 @@ async fn upgrade(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        forwarded_for: forwarded_for(&parts.headers, peer),
+        forwarded_for: forwarded_for(&gw, &parts.headers, peer),
         slot,
     };
     ws.protocols([crate::pipeline::stream::PROTOCOL])
@@ -319,7 +405,7 @@ async fn post_graphql(
             &RequestMeta {
                 authorization,
                 principal,
-                forwarded_for: forwarded_for(&headers, peer),
+                forwarded_for: forwarded_for(&gw, &headers, peer),
                 is_get: false,
             },
         )
@@ -391,7 +477,7 @@ async fn get_graphql(
             &RequestMeta {
                 authorization,
                 principal,
-                forwarded_for: forwarded_for(&headers, peer),
+                forwarded_for: forwarded_for(&gw, &headers, peer),
                 is_get: true,
             },
         )
@@ -461,3 +547,31 @@ const GRAPHIQL: &str = r#"<!doctype html>
 </body>
 </html>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::TrustedProxies;
+
+    #[test]
+    fn the_client_is_the_nearest_untrusted_hop() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let none = TrustedProxies::default();
+        assert_eq!(none.client(ip("10.0.0.5"), Some("1.2.3.4")), ip("10.0.0.5"));
+        let lb = TrustedProxies::parse("10.0.0.0/8, ::1").unwrap();
+        // Behind the balancer: the address it saw; claims left of it are ignored.
+        assert_eq!(
+            lb.client(ip("10.0.0.5"), Some("6.6.6.6, 1.2.3.4")),
+            ip("1.2.3.4")
+        );
+        // Two trusted hops.
+        assert_eq!(
+            lb.client(ip("10.0.0.5"), Some("1.2.3.4, 10.9.9.9")),
+            ip("1.2.3.4")
+        );
+        // Straight from the internet: the peer, whatever it claims.
+        assert_eq!(lb.client(ip("8.8.8.8"), Some("1.2.3.4")), ip("8.8.8.8"));
+        assert_eq!(lb.client(ip("::1"), None), ip("::1"));
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("proxy.local").is_err());
+    }
+}

@@ -423,3 +423,44 @@ async fn the_plan_cache_stays_within_its_byte_budget() {
         gw.cached_operations()
     );
 }
+
+#[tokio::test]
+async fn live_connections_past_the_process_cap_are_refused_with_503() {
+    let options = GatewayOptions {
+        live: shop_gateway::live::LiveOptions {
+            max_connections: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (gw, _, _) = gateway_with(three_products(), three_products(), options).await;
+    let url = serve(gw.clone()).await;
+    let held = [
+        gw.open_connection("198.51.100.1").unwrap(),
+        gw.open_connection("198.51.100.2").unwrap(),
+    ];
+    let sse = || {
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .body(r#"{"query":"{ topProducts { name } }"}"#)
+            .send()
+    };
+    let resp = sse().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(code(&body), "SERVICE_UNAVAILABLE", "{body}");
+    // Plain requests are not live connections and still run.
+    assert_eq!(
+        run(&gw, "{ topProducts { name } }").await["data"]["topProducts"][0]["name"],
+        "A"
+    );
+    drop(held);
+    let resp = sse().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8(resp.bytes().await.unwrap().to_vec()).unwrap();
+    assert!(text.contains("\"name\":\"A\""), "{text}");
+    assert_eq!(gw.open_connections(), 0, "every slot freed");
+}

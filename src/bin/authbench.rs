@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         window: Duration::from_secs(60),
     };
     let settings = UsersSettings {
+        login_per_pair: unlimited,
         login_per_account: unlimited,
         login_per_address: unlimited,
         reset_per_account: unlimited,

@@ -163,11 +163,12 @@ pub async fn each_db(test: &str, f: impl AsyncFn(Option<&TestDb>)) {
     shop_kit::testing::cleanup(&dbs).await;
 }
 
-/// What shoppers see as available of a product.
+/// What is available of a product (as an admin sees it: shoppers do not see numbers).
 pub async fn stock_of(h: &Harness, product: &str) -> i64 {
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
     let r = h
         .gql(
-            None,
+            Some(&admin),
             "query($id: ID!) { product(id: $id) { stock } }",
             json!({ "id": product }),
         )

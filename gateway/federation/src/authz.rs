@@ -53,6 +53,16 @@ impl Requirement {
     }
 }
 
+/// A field removed from an operation for the caller: where it was in the response,
+/// which field it is and what it needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removal {
+    pub path: Vec<String>,
+    /// `Type.field`.
+    pub field: String,
+    pub requirement: Requirement,
+}
+
 /// Who is asking.
 #[derive(Clone, Copy, Debug)]
 pub struct Viewer<'a> {
@@ -162,11 +172,7 @@ impl Requirements {
 
     /// The operation without the fields `viewer` may not see, and the response paths
     /// of those fields; `None` when nothing is removed.
-    pub fn filter(
-        &self,
-        op: &Operation,
-        viewer: Viewer<'_>,
-    ) -> Option<(Operation, Vec<Vec<String>>)> {
+    pub fn filter(&self, op: &Operation, viewer: Viewer<'_>) -> Option<(Operation, Vec<Removal>)> {
         let mut removed = Vec::new();
         let mut path = Vec::new();
         let selection_set = self.filter_set(&op.selection_set, viewer, &mut path, &mut removed);
@@ -187,15 +193,20 @@ impl Requirements {
         set: &SelectionSet,
         viewer: Viewer<'_>,
         path: &mut Vec<String>,
-        removed: &mut Vec<Vec<String>>,
+        removed: &mut Vec<Removal>,
     ) -> SelectionSet {
         let mut items = Vec::new();
         for s in &set.items {
             match s {
                 Selection::Field(f) => {
                     path.push(f.response_key.clone());
-                    if !self.of_field(f).allows(&viewer) {
-                        removed.push(path.clone());
+                    let requirement = self.of_field(f);
+                    if !requirement.allows(&viewer) {
+                        removed.push(Removal {
+                            path: path.clone(),
+                            field: format!("{}.{}", f.parent_type, f.name),
+                            requirement,
+                        });
                     } else {
                         let mut f = f.clone();
                         if let Some(sub) = &f.selection_set {

@@ -30,6 +30,48 @@ pub struct RequestMeta {
     pub is_get: bool,
 }
 
+/// What a caller must do to be allowed a removed field: sign in, or hold a scope (and
+/// which of our roles grant it).
+pub fn refusal_message(removal: &shop_federation::authz::Removal, authenticated: bool) -> String {
+    let field = removal
+        .field
+        .split_once('.')
+        .map_or(removal.field.as_str(), |(_, f)| f);
+    let r = &removal.requirement;
+    if r.policy {
+        return format!("`{field}` is guarded by an access policy this gateway cannot grant");
+    }
+    if !authenticated {
+        return format!("sign in to use `{field}`");
+    }
+    let alternatives: Vec<String> = r
+        .scopes
+        .iter()
+        .flatten()
+        .map(|all_of| {
+            let roles: Vec<&str> = shop_kit::auth::Role::ALL
+                .iter()
+                .filter(|role| {
+                    let granted = shop_kit::auth::scopes_for(&[**role]);
+                    all_of.iter().all(|s| granted.contains(s))
+                })
+                .map(|role| role.as_str())
+                .collect();
+            let noun = if all_of.len() == 1 { "scope" } else { "scopes" };
+            let scopes = all_of.join(" and ");
+            if roles.is_empty() {
+                format!("the {noun} {scopes}")
+            } else {
+                format!("the {noun} {scopes} (the {} role)", roles.join(" or "))
+            }
+        })
+        .collect();
+    if alternatives.is_empty() {
+        return format!("you may not use `{field}`");
+    }
+    format!("`{field}` needs {}", alternatives.join(", or "))
+}
+
 /// An operation checked, authorized and with its variables coerced, ready to run.
 pub struct Admitted {
     pub prepared: Arc<prepare::Prepared>,
@@ -168,10 +210,10 @@ impl Gateway {
         let mut errors: Vec<Value> = prepared
             .unauthorized
             .iter()
-            .map(|path| {
+            .map(|removal| {
                 serde_json::json!({
-                    "message": "Unauthorized field or type",
-                    "path": path,
+                    "message": refusal_message(removal, meta.principal.is_some()),
+                    "path": removal.path,
                     "extensions": { "code": refused, "reason": "UNAUTHORIZED_FIELD_OR_TYPE" }
                 })
             })

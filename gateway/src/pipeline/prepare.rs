@@ -25,8 +25,8 @@ pub struct Prepared {
     /// Whether some field is guarded by `@authenticated`, `@requiresScopes` or `@policy`,
     /// so the operation is filtered per caller before it runs.
     pub guarded: bool,
-    /// Fields removed for the caller (response paths), when this is a filtered copy.
-    pub unauthorized: Vec<Vec<String>>,
+    /// Fields removed for the caller, when this is a filtered copy.
+    pub unauthorized: Vec<shop_federation::authz::Removal>,
     /// Length of the operation text, for the cache's memory estimate.
     pub text_bytes: usize,
 }
@@ -212,21 +212,31 @@ impl Gateway {
             return Ok(prepared);
         };
         // A subscription whose field is refused has nothing left to stream.
-        if prepared.kind() == OperationKind::Subscription && removed.iter().any(|p| p.len() == 1) {
+        if prepared.kind() == OperationKind::Subscription
+            && removed.iter().any(|r| r.path.len() == 1)
+        {
             let (status, code) = if viewer.authenticated {
                 (403, "FORBIDDEN")
             } else {
                 (401, "UNAUTHENTICATED")
             };
-            return Err(GraphQLResponse::request_error(
+            let message = removed
+                .iter()
+                .find(|r| r.path.len() == 1)
+                .map(|r| super::refusal_message(r, viewer.authenticated))
+                .unwrap_or_default();
+            return Err(GraphQLResponse {
+                errors: vec![serde_json::json!({
+                    "message": message,
+                    "extensions": { "code": code, "reason": "UNAUTHORIZED_FIELD_OR_TYPE" }
+                })],
+                data: None,
                 status,
-                "Unauthorized field or type",
-                code,
-            ));
+            });
         }
         let fingerprint = removed
             .iter()
-            .map(|p| p.join("."))
+            .map(|r| r.path.join("."))
             .collect::<Vec<_>>()
             .join(",");
         let key = (

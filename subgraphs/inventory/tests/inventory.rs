@@ -132,14 +132,21 @@ async fn stock_changes_are_recorded_in_the_ledger_and_announced() {
         assert_eq!(events[1].0, "inventory.stock_changed");
         assert_eq!(events[1].1["available"], 7);
         assert!(events[1].1["version"].as_i64() > events[0].1["version"].as_i64());
-        let d = env
-            .ok(None, "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { stock inStock } } }", json!({ "r": [
-                { "__typename": "Product", "id": PRODUCT },
-                { "__typename": "Product", "id": OTHER_PRODUCT },
-                { "__typename": "Product", "id": "01a20000-0000-7000-8000-00000000ffff" }
-            ] }))
-            .await;
-        assert_eq!(d["_entities"], json!([{ "stock": 7, "inStock": true }, { "stock": 0, "inStock": false }, { "stock": 0, "inStock": false }]));
+        let query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { stock onlyLeft inStock } } }";
+        let reps = json!({ "r": [
+            { "__typename": "Product", "id": PRODUCT },
+            { "__typename": "Product", "id": OTHER_PRODUCT },
+            { "__typename": "Product", "id": "01a20000-0000-7000-8000-00000000ffff" }
+        ] });
+        let d = env.ok(who("admin-1", Role::Admin), query, reps.clone()).await;
+        assert_eq!(d["_entities"], json!([{ "stock": 7, "onlyLeft": null, "inStock": true }, { "stock": 0, "onlyLeft": null, "inStock": false }, { "stock": 0, "onlyLeft": null, "inStock": false }]));
+        // The supplier sees its own numbers; anyone else availability only.
+        let d = env.ok(who(OWNER, Role::Supplier), query, reps.clone()).await;
+        assert_eq!(d["_entities"][0]["stock"], 7);
+        for caller in [None, who("someone", Role::Customer), who("rival", Role::Supplier)] {
+            let d = env.ok(caller, query, reps.clone()).await;
+            assert_eq!(d["_entities"][0], json!({ "stock": null, "onlyLeft": null, "inStock": true }));
+        }
     })
     .await;
 }

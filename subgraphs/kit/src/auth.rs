@@ -30,6 +30,8 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 3] = [Role::Customer, Role::Supplier, Role::Admin];
+
     /// The name in tokens and storage, as `parse` reads it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -172,6 +174,20 @@ pub enum AuthError {
     UnknownKey,
     #[error("the token is invalid: {0}")]
     Invalid(String),
+    /// Distinct from `Invalid` so a client knows to refresh rather than sign in again.
+    #[error("the token has expired; refresh it (or sign in again)")]
+    Expired,
+}
+
+impl AuthError {
+    /// The `extensions.code` of the 401 answer: `TOKEN_EXPIRED` for an expired token,
+    /// `UNAUTHENTICATED` for anything else.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Expired => "TOKEN_EXPIRED",
+            _ => "UNAUTHENTICATED",
+        }
+    }
 }
 
 /// Where an issuer's public keys come from.
@@ -309,7 +325,10 @@ impl Verifier {
             &key,
             &validation,
         )
-        .map_err(|e| AuthError::Invalid(describe_jwt_error(&e)))?;
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid(describe_jwt_error(&e)),
+        })?;
         principal_from_claims(&data.claims, &state.config)
     }
 
@@ -425,7 +444,6 @@ fn pick_key(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
 fn describe_jwt_error(e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind;
     match e.kind() {
-        ErrorKind::ExpiredSignature => "expired".into(),
         ErrorKind::InvalidSignature => "bad signature".into(),
         ErrorKind::InvalidAudience => "wrong audience".into(),
         ErrorKind::InvalidIssuer => "wrong issuer".into(),
@@ -644,10 +662,7 @@ mod tests {
                 scope: String::new(),
             })
             .expect("t");
-        assert_eq!(
-            v.verify(&expired).await,
-            Err(AuthError::Invalid("expired".into()))
-        );
+        assert_eq!(v.verify(&expired).await, Err(AuthError::Expired));
         assert_eq!(v.verify("not-a-token").await, Err(AuthError::Malformed));
     }
 

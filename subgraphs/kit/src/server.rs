@@ -183,14 +183,24 @@ pub async fn caller_from_headers(
     let value = value.to_str().unwrap_or_default();
     match verifier.verify_header(value).await {
         Ok(p) => Ok(Caller(Some(p))),
-        Err(e) => Err(unauthenticated_response(&e.to_string())),
+        Err(e) => Err(auth_error_response(&e)),
     }
+}
+
+/// The 401 answer to a token that does not verify, coded by why (see
+/// [`crate::auth::AuthError::code`]).
+pub fn auth_error_response(e: &crate::auth::AuthError) -> Response {
+    coded_unauthenticated(&e.to_string(), e.code())
 }
 
 /// A transport-level `UNAUTHENTICATED` answer.
 pub fn unauthenticated_response(message: &str) -> Response {
+    coded_unauthenticated(message, "UNAUTHENTICATED")
+}
+
+fn coded_unauthenticated(message: &str, code: &str) -> Response {
     let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": "UNAUTHENTICATED" } }]
+        "errors": [{ "message": message, "extensions": { "code": code } }]
     });
     (
         StatusCode::UNAUTHORIZED,

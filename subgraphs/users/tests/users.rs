@@ -693,43 +693,80 @@ async fn deleting_your_account_erases_personal_data_and_frees_the_address() {
 }
 
 #[tokio::test]
-async fn login_attempts_are_limited_per_account_and_per_address() {
+async fn failed_logins_block_the_guesser_not_the_owner_and_a_reset_unblocks() {
     each_db("users_limits", async |db| {
         let env = Env::with(
             db,
             UsersSettings {
-                login_per_account: Limit { max: 3, window: Duration::from_secs(600) },
+                login_per_pair: Limit { max: 3, window: Duration::from_secs(600) },
+                login_per_account: Limit { max: 5, window: Duration::from_secs(600) },
                 login_per_address: Limit { max: 6, window: Duration::from_secs(600) },
                 ..settings()
             },
         )
         .await;
+        let label = env.label;
+        let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }";
+        let from = async |addr: &str, email: &str, password: &str| {
+            env.gql_from(None, addr, login, json!({ "e": email, "p": password }))
+                .await
+        };
         env.register("lou@example.com", "Lou").await;
+        // A guesser at 10.0.0.1 fails three times: that address may no longer try Lou,
+        // even with the right password.
         for _ in 0..3 {
-            let r = env.login("lou@example.com", "wrong horse battery").await;
-            assert_eq!(error_code_of(&r, env.label), "UNAUTHENTICATED");
+            let r = from("10.0.0.1", "lou@example.com", "wrong horse battery").await;
+            assert_eq!(error_code_of(&r, label), "UNAUTHENTICATED");
         }
-        // The right password no longer helps: the account is locked for the window.
-        let r = env.login("lou@example.com", PASSWORD).await;
-        assert_eq!(error_code_of(&r, env.label), "TOO_MANY_REQUESTS");
-        // Per address: another account from the same address, after 6 counted attempts
-        // (the refused one above was not counted).
+        let r = from("10.0.0.1", "lou@example.com", PASSWORD).await;
+        assert_eq!(error_code_of(&r, label), "TOO_MANY_REQUESTS");
+        // Lou, elsewhere, is not locked out.
+        data_of(&from("10.9.9.9", "lou@example.com", PASSWORD).await, label);
+
+        // Successful logins are not counted: many people behind one address sign in.
         env.register("max@example.com", "Max").await;
-        for _ in 0..3 {
-            data_of(&env.login("max@example.com", PASSWORD).await, env.label);
+        for _ in 0..8 {
+            data_of(&from("10.0.0.2", "max@example.com", PASSWORD).await, label);
         }
-        let r = env.login("max@example.com", PASSWORD).await;
-        assert_eq!(error_code_of(&r, env.label), "TOO_MANY_REQUESTS");
-        // Another address still gets through.
-        let r = env
-            .gql_from(
-                None,
-                "10.9.9.9",
-                "mutation { login(email: \"max@example.com\", password: \"correct horse battery\") { accessToken } }",
-                json!({}),
-            )
-            .await;
-        data_of(&r, env.label);
+        // Failures over many accounts from one address are (credential stuffing).
+        for i in 0..6 {
+            let r = from("10.0.0.2", &format!("x{i}@example.com"), "wrong horse battery").await;
+            assert_eq!(error_code_of(&r, label), "UNAUTHENTICATED");
+        }
+        let r = from("10.0.0.2", "max@example.com", PASSWORD).await;
+        assert_eq!(error_code_of(&r, label), "TOO_MANY_REQUESTS");
+
+        // Guessing spread over addresses: the account refuses logins everywhere...
+        for i in 0..2 {
+            let r = from(&format!("10.1.0.{i}"), "lou@example.com", "wrong horse battery").await;
+            assert_eq!(error_code_of(&r, label), "UNAUTHENTICATED");
+        }
+        let r = from("10.2.0.1", "lou@example.com", PASSWORD).await;
+        assert_eq!(error_code_of(&r, label), "TOO_MANY_REQUESTS");
+        // ...until its owner resets the password: then a new address gets in.
+        env.ok(
+            None,
+            "mutation($e: String!) { requestPasswordReset(email: $e) }",
+            json!({ "e": "lou@example.com" }),
+        )
+        .await;
+        // The reset mail is written after the answer.
+        let mailed = shop_kit::testing::eventually(Duration::from_secs(5), || async {
+            let m = env.mails_to("lou@example.com").await;
+            m.iter()
+                .any(|m| m.topic == "users.password_reset_requested")
+                .then_some(())
+        })
+        .await;
+        assert!(mailed.is_some(), "[{label}] reset mail");
+        let token = env.link_token("lou@example.com", "reset-password").await;
+        env.ok(
+            None,
+            "mutation($t: String!) { resetPassword(token: $t, newPassword: \"a brand new secret\") }",
+            json!({ "t": token }),
+        )
+        .await;
+        data_of(&from("10.3.0.1", "lou@example.com", "a brand new secret").await, label);
     })
     .await;
 }

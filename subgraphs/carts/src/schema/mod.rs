@@ -28,8 +28,8 @@ pub struct Cart {
 impl Cart {
     async fn load(ctx: &Context<'_>, model: cart::Model) -> Result<Cart> {
         let svc = ctx.data::<CartsCtx>()?;
-        // The catalog's prices as of now, so a change shows before checkout, not at it.
-        let lines = carts::repriced_lines(svc, &model.id).await?;
+        // Holds and prices as of now, so a change shows before checkout, not at it.
+        let lines = carts::current_lines(svc, &model.id).await?;
         let priced = carts::price(svc, &model, &lines).await?;
         Ok(Cart {
             model,
@@ -193,10 +193,15 @@ impl CartLine {
         if self.line.is_held(self.now) {
             return None;
         }
+        let held = self.line.held_quantity;
         Some(match self.line.hold_expires_at {
             Some(at) if at <= self.now => format!(
                 "the hold on these items ran out at {}; hold them again to keep them",
                 at.format("%H:%M UTC")
+            ),
+            Some(_) if held > 0 => format!(
+                "only {held} of {} could stay held: the supplier has fewer in stock now",
+                self.line.quantity
             ),
             _ => "these items are not held; hold them again to keep them".into(),
         })

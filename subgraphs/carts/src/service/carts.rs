@@ -508,14 +508,39 @@ async fn apply_prices(
     Ok(lines)
 }
 
-/// The cart's lines at the catalog's prices as of now, moved prices marked (see
-/// [`apply_prices`]). When the catalog cannot be asked, the stored lines as they are:
+/// The cart's lines as they stand now: what inventory holds for them (a recount may
+/// have cut a hold) and the catalog's prices, moved prices marked (see
+/// [`apply_prices`]). When either cannot be asked, the stored lines as they are:
 /// checkout checks again before anyone pays.
-pub async fn repriced_lines(ctx: &CartsCtx, cart_id: &str) -> ApiResult<Vec<line::Model>> {
+pub async fn current_lines(ctx: &CartsCtx, cart_id: &str) -> ApiResult<Vec<line::Model>> {
     let lines = lines_of(&ctx.db, cart_id).await?;
     if lines.is_empty() {
         return Ok(lines);
     }
+    let lines = match ctx.stock.holds_of(cart_id).await {
+        Ok(holds) => {
+            let stale = lines.iter().any(|l| {
+                let h = holds.iter().find(|h| h.product_id == l.product_id);
+                h.map_or(0, |h| h.quantity) != l.held_quantity
+                    || h.map(|h| h.expires_at) != l.hold_expires_at
+            });
+            if stale {
+                sync_holds(&ctx.db, cart_id, &holds).await?;
+                lines_of(&ctx.db, cart_id).await?
+            } else {
+                lines
+            }
+        }
+        Err(e) => {
+            tracing::warn!(
+                cart = cart_id,
+                code = e.code().as_str(),
+                "holds not checked: {}",
+                e.public_message()
+            );
+            lines
+        }
+    };
     let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
     match ctx.products.get(&ids).await {
         Ok(current) => apply_prices(ctx, lines, &current).await,

@@ -55,6 +55,16 @@ impl Stock {
         .await
     }
 
+    /// The cart's holds as inventory has them now (nothing extended).
+    pub async fn holds_of(&self, owner: &str) -> ApiResult<Vec<Hold>> {
+        self.holds(
+            &format!("query($o: String!) {{ stockHolds(owner: $o) {{ {HOLD_FIELDS} }} }}"),
+            "stockHolds",
+            json!({ "o": owner }),
+        )
+        .await
+    }
+
     /// Extends the cart's live holds; all its holds after.
     pub async fn extend(&self, owner: &str) -> ApiResult<Vec<Hold>> {
         self.holds(

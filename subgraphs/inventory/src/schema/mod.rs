@@ -21,12 +21,34 @@ impl Product {
     async fn id(&self) -> ID {
         ID(self.id.clone())
     }
-    /// Units available to buy (on hand minus held).
-    async fn stock(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(load(ctx, &self.id)
-            .await?
-            .map(|i| i.available())
-            .unwrap_or(0))
+    /// Units available to buy (on hand minus held and committed), for the product's
+    /// supplier and admins; null for everyone else, whom a supplier's exact inventory
+    /// does not concern (shoppers see `inStock` and `onlyLeft`).
+    async fn stock(&self, ctx: &Context<'_>) -> Result<Option<i64>> {
+        let c = caller(ctx);
+        let Some(p) = c.0.as_ref() else {
+            return Ok(None);
+        };
+        let item = load(ctx, &self.id).await?;
+        let mine = item.as_ref().is_some_and(|i| i.supplier_id == p.user_id);
+        if !(mine || p.is_admin() || p.is_service(HOLD_SCOPE)) {
+            return Ok(None);
+        }
+        Ok(Some(item.map(|i| i.available()).unwrap_or(0)))
+    }
+    /// How many units are left when few are (at or under the product's low-stock
+    /// threshold, or 5 when it has none), for an "only 3 left" hint; null when there
+    /// are more, or none.
+    async fn only_left(&self, ctx: &Context<'_>) -> Result<Option<i64>> {
+        Ok(load(ctx, &self.id).await?.and_then(|i| {
+            let threshold = if i.low_stock_threshold > 0 {
+                i64::from(i.low_stock_threshold)
+            } else {
+                5
+            };
+            let left = i.available();
+            (1..=threshold).contains(&left).then_some(left)
+        }))
     }
     /// Whether at least one unit is available.
     async fn in_stock(&self, ctx: &Context<'_>) -> Result<bool> {

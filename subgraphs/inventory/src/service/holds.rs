@@ -90,6 +90,63 @@ async fn move_held<C: ConnectionTrait>(
     Ok(Some(find_item(conn, product_id).await?))
 }
 
+/// After the units on hand went down (a recount, a loss): when live holds now promise
+/// more than is left beside the committed units, the newest holds are cut until they
+/// fit, each cut recorded as a release to its cart. The first shoppers to hold keep
+/// theirs; carts show the cut at their next read. Answers the item after.
+pub(crate) async fn cut_to_fit<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    product_id: &str,
+) -> ApiResult<item::Model> {
+    release_expired_of(ctx, conn, product_id).await?;
+    let mut it = find_item(conn, product_id).await?;
+    let mut excess = it.reserved - Ord::max(it.quantity - it.committed, 0);
+    if excess <= 0 {
+        return Ok(it);
+    }
+    let newest_first = hold::Entity::find()
+        .filter(hold::Column::ProductId.eq(product_id))
+        .order_by_desc(hold::Column::CreatedAt)
+        .order_by_desc(hold::Column::Id)
+        .all(conn)
+        .await?;
+    for h in newest_first {
+        if excess <= 0 {
+            break;
+        }
+        let cut = Ord::min(h.quantity, excess);
+        if cut == h.quantity {
+            hold::Entity::delete_by_id(h.id.clone()).exec(conn).await?;
+        } else {
+            let quantity = h.quantity - cut;
+            let mut m: hold::ActiveModel = h.clone().into();
+            m.quantity = Set(quantity);
+            m.updated_at = Set(Utc::now());
+            m.update(conn).await?;
+        }
+        let Some(after) = move_held(conn, product_id, -cut).await? else {
+            continue;
+        };
+        record(
+            ctx,
+            conn,
+            &after,
+            Movement {
+                kind: Kind::Release,
+                delta: -cut,
+                reason: "fewer units on hand than held: the newest holds were cut".into(),
+                actor: None,
+                reference: Some(&h.owner),
+            },
+        )
+        .await?;
+        excess -= cut;
+        it = after;
+    }
+    Ok(it)
+}
+
 /// Releases the expired holds of one product inside the caller's transaction.
 async fn release_expired_of<C: ConnectionTrait>(
     ctx: &InventoryCtx,

@@ -230,18 +230,40 @@ pub async fn set(
     }
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let current = owned_item(&txn, p, product_id).await?;
-    let after = apply_delta(
+    let after = change_on_hand(
         ctx,
         &txn,
         product_id,
         quantity - current.quantity,
-        Kind::Adjust,
         reason,
-        Some(&p.user_id),
+        &p.user_id,
     )
     .await?;
     txn.commit().await?;
     ctx.outbox.wake();
+    Ok(after)
+}
+
+/// Changes the units on hand by `delta` for a supplier or admin: more units are a
+/// receipt, fewer an adjustment; when fewer are left than carts hold, the newest holds
+/// are cut to fit.
+async fn change_on_hand<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    product_id: &str,
+    delta: i64,
+    reason: String,
+    actor: &str,
+) -> ApiResult<item::Model> {
+    let kind = if delta > 0 {
+        Kind::Receive
+    } else {
+        Kind::Adjust
+    };
+    let after = apply_delta(ctx, conn, product_id, delta, kind, reason, Some(actor)).await?;
+    if delta < 0 {
+        return super::holds::cut_to_fit(ctx, conn, product_id).await;
+    }
     Ok(after)
 }
 
@@ -265,16 +287,7 @@ pub async fn adjust(
     }
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     owned_item(&txn, p, product_id).await?;
-    let after = apply_delta(
-        ctx,
-        &txn,
-        product_id,
-        delta,
-        Kind::Adjust,
-        reason,
-        Some(&p.user_id),
-    )
-    .await?;
+    let after = change_on_hand(ctx, &txn, product_id, delta, reason, &p.user_id).await?;
     txn.commit().await?;
     ctx.outbox.wake();
     Ok(after)

@@ -264,8 +264,10 @@ pub async fn verify_email(ctx: &UsersCtx, token: &str) -> ApiResult<user::Model>
     Ok(user)
 }
 
-fn login_keys(email: &str, addr: &ClientAddr) -> (String, String) {
+/// The counters of failed logins: (account from this address, account, address).
+fn login_keys(email: &str, addr: &ClientAddr) -> (String, String, String) {
     (
+        format!("login:pair:{email}:{}", addr.key()),
         format!("login:account:{email}"),
         format!("login:address:{}", addr.key()),
     )
@@ -281,19 +283,24 @@ pub async fn login(
     let wrong = || ApiError::unauthenticated("wrong e-mail address or password");
     // A malformed address cannot belong to an account; answer as for a wrong password.
     let email = input::email("email", email).unwrap_or_else(|_| email.trim().to_lowercase());
-    let (account_key, address_key) = login_keys(&email, addr);
+    let (pair_key, account_key, address_key) = login_keys(&email, addr);
     let s = &ctx.settings;
+    // Only failures count: an address behind which many people sign in (an office, a
+    // proxy) is not blocked by their successes, and an attacker who fails from one
+    // address blocks that address, not the owner elsewhere.
     ctx.limiter
         .ensure_below(&[
+            (&pair_key, s.login_per_pair),
             (&account_key, s.login_per_account),
             (&address_key, s.login_per_address),
         ])
         .await?;
-    ctx.limiter.hit(&address_key, s.login_per_address).await?;
     let user = find_by_email(&ctx.db, &email).await?;
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     if !passwords::verify(password.to_string(), stored).await {
+        ctx.limiter.hit(&pair_key, s.login_per_pair).await?;
         ctx.limiter.hit(&account_key, s.login_per_account).await?;
+        ctx.limiter.hit(&address_key, s.login_per_address).await?;
         return Err(wrong());
     }
     let user = user.ok_or_else(wrong)?;
@@ -302,7 +309,7 @@ pub async fn login(
             "this account is disabled; contact support",
         ));
     }
-    ctx.limiter.clear(&account_key).await?;
+    ctx.limiter.clear(&pair_key).await?;
     sessions::start(ctx, &user).await
 }
 
@@ -379,6 +386,11 @@ pub async fn reset_password(ctx: &UsersCtx, token: &str, new_password: &str) -> 
     )
     .await?;
     txn.commit().await?;
+    // The owner proved the address: failed guesses by others no longer stand between
+    // them and their account.
+    ctx.limiter
+        .clear(&format!("login:account:{}", user.email))
+        .await?;
     Ok(())
 }
 

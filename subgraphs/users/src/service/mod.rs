@@ -38,7 +38,16 @@ pub struct UsersSettings {
     pub key_rotation: Duration,
     pub verify_ttl: Duration,
     pub reset_ttl: Duration,
+    /// Failed logins for one account from one client address: past it that address may
+    /// not try that account for the window (password guessing), while the owner signs
+    /// in from anywhere else.
+    pub login_per_pair: Limit,
+    /// Failed logins for one account from all addresses together (guessing spread over
+    /// many addresses). Reached, the account refuses logins until the window ends or the
+    /// owner resets the password, which clears it.
     pub login_per_account: Limit,
+    /// Failed logins from one client address over all accounts (credential stuffing).
+    /// Successful logins are never counted.
     pub login_per_address: Limit,
     pub reset_per_account: Limit,
     pub reset_per_address: Limit,
@@ -72,9 +81,13 @@ impl Default for UsersSettings {
             key_rotation: minutes(60 * 24 * 30),
             verify_ttl: minutes(60 * 48),
             reset_ttl: minutes(60),
-            login_per_account: Limit {
-                max: 10,
+            login_per_pair: Limit {
+                max: 5,
                 window: minutes(15),
+            },
+            login_per_account: Limit {
+                max: 50,
+                window: minutes(60),
             },
             login_per_address: Limit {
                 max: 100,
