@@ -632,3 +632,22 @@ async fn ready_waits_until_the_demo_shop_is_seeded() {
     assert_eq!(body["data"]["products"]["totalCount"], 330, "{body}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn migrate_on_a_fresh_machine_creates_the_data_directory() {
+    let dir = std::env::temp_dir()
+        .join(format!("shop-bin-migrate-{}", shop_kit::ids::new_id()))
+        .join("nested");
+    let out = shop()
+        .env("SHOP_DATA_DIR", &dir)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("orders.sqlite").exists());
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}

@@ -545,3 +545,29 @@ async fn input_only_a_subgraph_can_judge_gets_bad_user_input_and_changes_nothing
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_filter_with_seventy_thousand_values_is_refused_with_the_limit() {
+    let h = Harness::start(None, false).await;
+    let values: Vec<String> = (0..70_000).map(|i| format!("v{i}")).collect();
+    let r = h
+        .gql(
+            None,
+            "query($v: [String!]!) { products(filter: { attributes: [{ name: \"color\", values: $v }] }) { totalCount } }",
+            json!({ "v": values }),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+    let message = r.body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("at most 100"), "{message}");
+    // Within the limit the same filter runs.
+    let r = h
+        .gql(
+            None,
+            "query($v: [String!]!) { products(filter: { attributes: [{ name: \"color\", values: $v }] }) { totalCount } }",
+            json!({ "v": ["red", "blue"] }),
+        )
+        .await;
+    assert_eq!(r.data()["products"]["totalCount"], 0);
+    h.stop().await;
+}

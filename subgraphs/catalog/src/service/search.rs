@@ -132,12 +132,28 @@ fn validate(q: &ProductQuery) -> ApiResult<()> {
                 a.name
             )));
         }
+        // Each value is a bound parameter: a few thousand reach the database's limit.
+        if a.values.len() > MAX_ATTRIBUTE_VALUES {
+            return Err(ApiError::bad_input(format!(
+                "attributes: '{}' has {} values; at most {MAX_ATTRIBUTE_VALUES} per condition",
+                a.name,
+                a.values.len()
+            )));
+        }
+        if a.name.len() > 100 || a.values.iter().any(|v| v.len() > 200) {
+            return Err(ApiError::bad_input(
+                "attributes: names are at most 100 characters, values at most 200",
+            ));
+        }
     }
     if q.text.as_deref().is_some_and(|t| t.len() > 500) {
         return Err(ApiError::bad_input("search must be at most 500 characters"));
     }
     Ok(())
 }
+
+/// Values one attribute condition may list.
+pub const MAX_ATTRIBUTE_VALUES: usize = 100;
 
 /// Runs a product query and returns the page's window and rows.
 pub async fn find(
