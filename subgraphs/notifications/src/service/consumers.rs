@@ -16,6 +16,7 @@ pub const TOPICS: &[&str] = &[
     "users.verification_requested",
     "users.password_reset_requested",
     "users.password_changed",
+    "users.registration_attempted",
     "orders.order_placed",
     "orders.order_status_changed",
     "inventory.stock_low",
@@ -99,6 +100,11 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
             )
             .await?;
             let mail = templates::password_changed(text(p, "name"));
+            queue_mail(&txn, Some(user), Kind::Account, text(p, "email"), mail).await?;
+            mailed = true;
+        }
+        "users.registration_attempted" => {
+            let mail = templates::registration_attempted(text(p, "name"), text(p, "link"));
             queue_mail(&txn, Some(user), Kind::Account, text(p, "email"), mail).await?;
             mailed = true;
         }

@@ -125,6 +125,26 @@ pub fn password_changed(name: &str) -> Mail {
     }
 }
 
+/// Someone tried to register with the owner's address.
+pub fn registration_attempted(name: &str, sign_in: &str) -> Mail {
+    let subject = "Someone tried to create an account with your address".to_string();
+    let line = "someone just tried to create a new account with this e-mail address, which already \
+                has one. If it was you, sign in instead (or reset your password if you forgot it). \
+                If it was not, you need not do anything: nothing was changed.";
+    Mail {
+        text: format!("Hello {name},\n\n{line}\n\nSign in: {sign_in}\n"),
+        html: page(
+            &subject,
+            &[
+                p(&format!("Hello {name},")),
+                p(line),
+                link(sign_in, "Sign in"),
+            ],
+        ),
+        subject,
+    }
+}
+
 /// The order confirmation: every line with its price, and the totals.
 pub fn order_placed(name: &str, order_id: &str, payload: &Value, url: &str) -> Mail {
     let currency = payload["currency"].as_str().unwrap_or_default();

@@ -12,13 +12,22 @@ fn client(ctx: &Context<'_>) -> ClientAddr {
     ctx.data_opt::<ClientAddr>().cloned().unwrap_or_default()
 }
 
+/// What `register` answers, alike for a new account and a taken address.
+#[derive(async_graphql::SimpleObject)]
+pub struct Registration {
+    pub email: String,
+    pub message: String,
+}
+
 #[Object(name = "Mutation")]
 impl MutationRoot {
-    /// Creates a customer account. The e-mail address starts unverified; a link to
-    /// verify it is sent.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<User> {
+    /// Creates a customer account and mails a link to verify the address; sign in with
+    /// the password to go on. The answer is the same when the address already has an
+    /// account (its owner is mailed instead), so nobody learns who is a customer here.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<Registration> {
         let svc = ctx.data::<UsersCtx>()?;
-        let user = accounts::register(
+        let email = input.email.trim().to_lowercase();
+        accounts::register(
             svc,
             accounts::Registration {
                 email: input.email,
@@ -27,7 +36,13 @@ impl MutationRoot {
             },
         )
         .await?;
-        Ok(User::for_owner(user))
+        Ok(Registration {
+            message: format!(
+                "We sent a mail to {email}: follow its link to confirm the address. If you \
+                 already have an account, the mail says how to sign in."
+            ),
+            email,
+        })
     }
 
     /// Marks the e-mail address verified, with the token from the verification link.

@@ -41,7 +41,7 @@ pub async fn find_live<C: ConnectionTrait>(conn: &C, id: &str) -> ApiResult<user
         .ok_or_else(|| ApiError::not_found(format!("user {id} not found")))
 }
 
-async fn find_by_email<C: ConnectionTrait>(
+pub async fn find_by_email<C: ConnectionTrait>(
     conn: &C,
     email: &str,
 ) -> ApiResult<Option<user::Model>> {
@@ -139,22 +139,52 @@ pub(crate) async fn insert<C: ConnectionTrait>(
 }
 
 /// Self-service registration: a CUSTOMER account, unverified, with a verification mail.
-pub async fn register(ctx: &UsersCtx, reg: Registration) -> ApiResult<user::Model> {
+/// Registers a customer account. The answer is the same whether the address is free
+/// or taken, so registration cannot be used to find out who has an account: a free
+/// address gets the account and a verification link, a taken one a mail to its owner
+/// saying someone tried. Both do the same work (the password is hashed either way).
+/// `Some` with the new account, `None` when the address was taken (for callers inside
+/// the platform only; the API answers alike).
+pub async fn register(ctx: &UsersCtx, reg: Registration) -> ApiResult<Option<user::Model>> {
+    let email = input::email("email", &reg.email)?;
+    let name = input::required_text("name", &reg.name, 200)?;
+    passwords::check_policy(&reg.password, &email, &name)?;
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let user = create(
+    if let Some(owner) = find_by_email(&txn, &email).await? {
+        // The same cost as a new account's, so timing does not tell either.
+        let _ = passwords::hash(reg.password).await?;
+        mail::announce(
+            ctx,
+            &txn,
+            mail::REGISTRATION_ATTEMPTED,
+            &owner,
+            serde_json::json!({ "link": format!("{}/sign-in", ctx.settings.public_url.trim_end_matches('/')) }),
+        )
+        .await?;
+        txn.commit().await?;
+        ctx.outbox.wake();
+        return Ok(None);
+    }
+    let user = match create(
         ctx,
         &txn,
-        &reg.email,
+        &email,
         Some(&reg.password),
-        &reg.name,
+        &name,
         &[Role::Customer],
         false,
     )
-    .await?;
+    .await
+    {
+        Ok(u) => u,
+        // Registered by a concurrent request a moment ago: answered alike.
+        Err(ApiError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     send_verification(ctx, &txn, &user).await?;
     txn.commit().await?;
     ctx.outbox.wake();
-    Ok(user)
+    Ok(Some(user))
 }
 
 async fn new_one_time_token<C: ConnectionTrait>(

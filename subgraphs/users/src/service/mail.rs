@@ -12,6 +12,9 @@ use crate::entity::user;
 pub const VERIFICATION_REQUESTED: &str = "users.verification_requested";
 pub const PASSWORD_RESET_REQUESTED: &str = "users.password_reset_requested";
 pub const PASSWORD_CHANGED: &str = "users.password_changed";
+/// Someone registered with an address that has an account: its owner is told, the
+/// registrant learns nothing.
+pub const REGISTRATION_ATTEMPTED: &str = "users.registration_attempted";
 
 /// Announces `topic` for `user`, with the address and name the mail goes to and `extra`
 /// fields (a link, how long it works).
