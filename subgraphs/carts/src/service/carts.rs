@@ -124,17 +124,29 @@ pub async fn lines_of<C: ConnectionTrait>(conn: &C, cart_id: &str) -> ApiResult<
 
 /// Copies inventory's view of the cart's holds onto its lines.
 async fn sync_holds<C: ConnectionTrait>(conn: &C, cart_id: &str, holds: &[Hold]) -> ApiResult<()> {
-    for l in lines_of(conn, cart_id).await? {
+    write_holds(conn, &lines_of(conn, cart_id).await?, holds).await?;
+    Ok(())
+}
+
+/// Copies `holds` onto those of `lines` that show something else; whether any did.
+async fn write_holds<C: ConnectionTrait>(
+    conn: &C,
+    lines: &[line::Model],
+    holds: &[Hold],
+) -> ApiResult<bool> {
+    let mut changed = false;
+    for l in lines {
         let h = holds.iter().find(|h| h.product_id == l.product_id);
         let (held, expires) = h.map_or((0, None), |h| (h.quantity, Some(h.expires_at)));
         if held != l.held_quantity || expires != l.hold_expires_at {
-            let mut m: line::ActiveModel = l.into();
+            let mut m: line::ActiveModel = l.clone().into();
             m.held_quantity = Set(held);
             m.hold_expires_at = Set(expires);
             m.update(conn).await?;
+            changed = true;
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 async fn touch_cart<C: ConnectionTrait>(
@@ -519,13 +531,7 @@ pub async fn current_lines(ctx: &CartsCtx, cart_id: &str) -> ApiResult<Vec<line:
     }
     let lines = match ctx.stock.holds_of(cart_id).await {
         Ok(holds) => {
-            let stale = lines.iter().any(|l| {
-                let h = holds.iter().find(|h| h.product_id == l.product_id);
-                h.map_or(0, |h| h.quantity) != l.held_quantity
-                    || h.map(|h| h.expires_at) != l.hold_expires_at
-            });
-            if stale {
-                sync_holds(&ctx.db, cart_id, &holds).await?;
+            if write_holds(&ctx.db, &lines, &holds).await? {
                 lines_of(&ctx.db, cart_id).await?
             } else {
                 lines
