@@ -33,6 +33,18 @@ impl Figures {
     pub fn rps(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    /// One line: name, throughput, p50, p99, errors, then `extra`.
+    pub fn print(&self, extra: &str) {
+        println!(
+            "{:<48} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}{extra}",
+            self.name,
+            self.rps(),
+            self.p50.as_secs_f64() * 1000.0,
+            self.p99.as_secs_f64() * 1000.0,
+            self.errors
+        );
+    }
 }
 
 /// Sends `requests` POSTs of `body` to `url` with `concurrency` in flight; a request
@@ -127,14 +139,7 @@ where
 }
 
 fn print(f: &Figures) {
-    println!(
-        "{:<44} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
-        f.name,
-        f.rps(),
-        f.p50.as_secs_f64() * 1000.0,
-        f.p99.as_secs_f64() * 1000.0,
-        f.errors
-    );
+    f.print("");
 }
 
 pub async fn run(requests: usize, concurrency: usize) -> anyhow::Result<()> {

@@ -889,19 +889,154 @@ async fn promo_codes_discount_within_their_rules_and_are_counted_at_checkout() {
     let r = h
         .gql(
             Some(&admin),
-            "{ promoCodes { code uses maxUses } }",
+            "{ promoCodes(search: \"fiv\") { edges { node { code uses maxUses status } } } }",
             json!({}),
         )
         .await;
-    let fiver = r.data()["promoCodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["code"] == "FIVER")
-        .cloned()
-        .unwrap();
-    assert_eq!(fiver, json!({ "code": "FIVER", "uses": 1, "maxUses": 1 }));
+    assert_eq!(
+        r.data()["promoCodes"]["edges"],
+        json!([{ "node": { "code": "FIVER", "uses": 1, "maxUses": 1, "status": "USED_UP" } }])
+    );
     h.stop().await;
+}
+
+/// A leaked code can be stopped at once, edited, listed by state, and removed when
+/// nobody used it; a used one stays (orders refer to it).
+#[tokio::test]
+async fn admins_edit_disable_list_and_delete_promo_codes() {
+    each_db("e2e_promo_admin", async |db| {
+        let h = start(db).await;
+        let lamp = product(&h, 1_000, 20).await;
+        let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+        let create = "mutation($i: PromoCodeInput!) { createPromoCode(input: $i) { code } }";
+        for input in [
+            json!({ "code": "LEAKED", "percentOff": 50, "description": "staff only" }),
+            json!({ "code": "SPRING", "percentOff": 10, "startsAt": "2037-03-01T00:00:00Z" }),
+            json!({ "code": "WINTER", "percentOff": 10, "endsAt": "2021-03-01T00:00:00Z" }),
+            json!({ "code": "ONCE", "amountOff": { "amount": 100, "currency": "EUR" }, "maxUses": 1 }),
+            json!({ "code": "UNUSED", "percentOff": 5 }),
+        ] {
+            h.gql(Some(&admin), create, json!({ "i": input })).await.data();
+        }
+        let (token, cart) = cart_of(&h, "leak-buyer", &[(&lamp, 2)]).await;
+        let apply = "mutation($c: ID!, $k: String!) { applyPromoCode(cartId: $c, code: $k) { discount { amount } } }";
+        let r = h.gql(Some(&token), apply, json!({ "c": cart, "k": "leaked" })).await;
+        assert_eq!(r.data()["applyPromoCode"]["discount"]["amount"], 1_000);
+
+        // Disabled: the cart says so and gives nothing; checkout is refused and charges nothing.
+        let disable = "mutation($k: String!) { disablePromoCode(code: $k) { code status disabledAt } }";
+        let r = h.gql(Some(&admin), disable, json!({ "k": "Leaked" })).await;
+        assert_eq!(r.data()["disablePromoCode"]["status"], "DISABLED");
+        assert!(r.data()["disablePromoCode"]["disabledAt"].is_string());
+        let read = "query($c: ID!) { cart(id: $c) { promoCode promoMessage discount { amount } } }";
+        let r = h.gql(Some(&token), read, json!({ "c": cart })).await;
+        assert_eq!(
+            r.data()["cart"],
+            json!({ "promoCode": "LEAKED", "promoMessage": "LEAKED is no longer valid", "discount": { "amount": 0 } })
+        );
+        let r = checkout(&h, &token, &cart, "4242424242424242", "leak-1").await;
+        assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+        assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("no longer valid"));
+        assert_eq!(ledger_adds_up(&h, &lamp).await["committed"], 0, "nothing was sold");
+        let (other, other_cart) = cart_of(&h, "leak-other", &[(&lamp, 1)]).await;
+        let r = h.gql(Some(&other), apply, json!({ "c": other_cart, "k": "LEAKED" })).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+
+        // On again, and edited: an end date, then cleared; a use limit.
+        let r = h
+            .gql(Some(&admin), "mutation { enablePromoCode(code: \"LEAKED\") { status disabledAt } }", json!({}))
+            .await;
+        assert_eq!(r.data()["enablePromoCode"], json!({ "status": "ACTIVE", "disabledAt": null }));
+        let update = "mutation($k: String!, $i: PromoCodeChange!) { updatePromoCode(code: $k, input: $i) { description endsAt maxUses status percentOff } }";
+        let r = h
+            .gql(Some(&admin), update, json!({ "k": "LEAKED", "i": { "endsAt": "2020-01-01T00:00:00Z", "maxUses": 3 } }))
+            .await;
+        let mut changed = r.data()["updatePromoCode"].clone();
+        let ends = changed["endsAt"].take();
+        assert!(ends.as_str().unwrap().starts_with("2020-01-01T00:00:00"), "{ends}");
+        assert_eq!(
+            changed,
+            json!({ "description": "staff only", "endsAt": null, "maxUses": 3, "status": "EXPIRED", "percentOff": 50 })
+        );
+        let r = h.gql(Some(&token), read, json!({ "c": cart })).await;
+        assert!(r.data()["cart"]["promoMessage"].as_str().unwrap().contains("expired"));
+        let r = h
+            .gql(Some(&admin), update, json!({ "k": "LEAKED", "i": { "endsAt": null, "description": "for staff" } }))
+            .await;
+        assert_eq!(
+            r.data()["updatePromoCode"],
+            json!({ "description": "for staff", "endsAt": null, "maxUses": 3, "status": "ACTIVE", "percentOff": 50 })
+        );
+        let r = h.gql(Some(&admin), update, json!({ "k": "LEAKED", "i": { "maxUses": 0 } })).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+        let r = h
+            .gql(Some(&admin), update, json!({ "k": "LEAKED", "i": { "startsAt": "2030-01-01T00:00:00Z", "endsAt": "2029-01-01T00:00:00Z" } }))
+            .await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+        // Past what every store can keep (MariaDB's TIMESTAMP ends in January 2038).
+        let r = h.gql(Some(&admin), update, json!({ "k": "LEAKED", "i": { "endsAt": "2099-01-01T00:00:00Z" } })).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+        let r = h.gql(Some(&admin), update, json!({ "k": "NOSUCH", "i": {} })).await;
+        assert_eq!(r.code(), "NOT_FOUND");
+
+        // ONCE used up by a checkout.
+        let (b, cart_b) = cart_of(&h, "once-buyer", &[(&lamp, 1)]).await;
+        h.gql(Some(&b), apply, json!({ "c": cart_b, "k": "ONCE" })).await.data();
+        checkout(&h, &b, &cart_b, "4242424242424242", "once-1").await.data();
+
+        // Lists: by state, by text, a page at a time.
+        let list = "query($s: PromoCodeStatus, $q: String, $f: Int, $a: String) { promoCodes(status: $s, search: $q, first: $f, after: $a) { totalCount pageInfo { hasNextPage endCursor } edges { node { code } } } }";
+        let codes = |v: &Value| -> Vec<String> {
+            v["promoCodes"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["code"].as_str().unwrap().to_string()).collect()
+        };
+        for (status, want) in [
+            ("ACTIVE", vec!["LEAKED", "UNUSED"]),
+            ("SCHEDULED", vec!["SPRING"]),
+            ("EXPIRED", vec!["WINTER"]),
+            ("USED_UP", vec!["ONCE"]),
+            ("DISABLED", vec![]),
+        ] {
+            let r = h.gql(Some(&admin), list, json!({ "s": status })).await;
+            assert_eq!(codes(r.data()), want, "{status}");
+        }
+        let r = h.gql(Some(&admin), list, json!({ "q": "staff" })).await;
+        assert_eq!(codes(r.data()), vec!["LEAKED"], "found by description");
+        let r = h.gql(Some(&admin), list, json!({ "q": "%" })).await;
+        assert_eq!(codes(r.data()), Vec::<String>::new(), "wildcards are literal");
+        let r = h.gql(Some(&admin), list, json!({ "f": 2 })).await;
+        assert_eq!(r.data()["promoCodes"]["totalCount"], 5);
+        assert_eq!(codes(r.data()), vec!["LEAKED", "ONCE"]);
+        let after = r.data()["promoCodes"]["pageInfo"]["endCursor"].clone();
+        let r = h.gql(Some(&admin), list, json!({ "f": 2, "a": after })).await;
+        assert_eq!(codes(r.data()), vec!["SPRING", "UNUSED"]);
+        let r = h.gql(Some(&admin), list, json!({ "f": 1000 })).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+
+        // Removing: an unused code goes; a used one is refused and stays.
+        let delete = "mutation($k: String!) { deletePromoCode(code: $k) }";
+        let r = h.gql(Some(&admin), delete, json!({ "k": "unused" })).await;
+        assert_eq!(r.data()["deletePromoCode"], "UNUSED");
+        let r = h.gql(Some(&admin), delete, json!({ "k": "UNUSED" })).await;
+        assert_eq!(r.code(), "NOT_FOUND");
+        let r = h.gql(Some(&admin), delete, json!({ "k": "ONCE" })).await;
+        assert_eq!(r.code(), "CONFLICT");
+        assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("disable it instead"));
+        let r = h.gql(Some(&admin), list, json!({})).await;
+        assert_eq!(r.data()["promoCodes"]["totalCount"], 4);
+
+        // Only admins.
+        let customer = h.token("leak-buyer", Role::Customer);
+        for (q, v) in [
+            (disable, json!({ "k": "ONCE" })),
+            (delete, json!({ "k": "ONCE" })),
+            (list, json!({})),
+        ] {
+            let r = h.gql(Some(&customer), q, v).await;
+            assert_eq!(r.code(), "FORBIDDEN", "{q}");
+        }
+        h.stop().await;
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
-use shop::bench::{BenchShop as Shop, Figures, load};
+use shop::bench::{BenchShop as Shop, load};
 
 const CHECKOUT: &str = "mutation($c: ID!, $k: String!) { checkout(cartId: $c, idempotencyKey: $k, shippingAddress: { name: \"Bench\", line1: \"Main 1\", city: \"Berlin\", postalCode: \"10115\", country: \"DE\" }, payment: { number: \"4242424242424242\", expMonth: 12, expYear: 2031, cvc: \"123\", holder: \"Bench\" }) { id } }";
 
@@ -23,17 +23,6 @@ fn first_error(r: &anyhow::Result<Value>) {
         Err(e) => e.to_string(),
     };
     SHOWN.call_once(|| eprintln!("first error: {text}"));
-}
-
-fn print(f: &Figures, extra: &str) {
-    println!(
-        "{:<48} {:>7.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}{extra}",
-        f.name,
-        f.rps(),
-        f.p50.as_secs_f64() * 1000.0,
-        f.p99.as_secs_f64() * 1000.0,
-        f.errors
-    );
 }
 
 async fn run(
@@ -79,7 +68,7 @@ async fn run(
         "too many add-to-cart requests per cart; raise the concurrency"
     );
     let f = load("(a) addToCart", requests, concurrency, add).await?;
-    print(&f, "");
+    f.print("");
 
     // (b) checkouts of one-line carts, prepared beforehand.
     let checkouts = (requests / 4).max(concurrency);
@@ -107,7 +96,7 @@ async fn run(
         }
     };
     let f = load("(b) checkout (one line)", checkouts, concurrency, buy).await?;
-    print(&f, "");
+    f.print("");
 
     // (c) contention: every buyer's cart holds the product; a recount leaves a few.
     let buyers = (requests / 4).max(concurrency * 4);
@@ -161,7 +150,7 @@ async fn run(
     )
     .await?;
     let sold = sold.load(Ordering::Relaxed);
-    print(&f, &format!("   orders {sold} (units {units})"));
+    f.print(&format!("   orders {sold} (units {units})"));
     anyhow::ensure!(
         sold == units,
         "oversold or undersold: {sold} orders for {units} units"

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_carts_tables;
 mod m20261122_000002_promo_codes;
 mod m20261201_000003_price_changes_and_promo_notes;
+mod m20261202_000004_promo_disable;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::util::EventTables("carts")),
             Box::new(crate::util::OutboxDelivery("carts")),
             Box::new(m20261201_000003_price_changes_and_promo_notes::Migration),
+            Box::new(m20261202_000004_promo_disable::Migration),
         ]
     }
 

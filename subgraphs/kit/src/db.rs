@@ -132,6 +132,63 @@ where
     async_graphql::dataloader::DataLoader::new(inner, tokio::spawn).delay(LOADER_WINDOW)
 }
 
+/// Whether the database refused `e`'s statement only because of other transactions:
+/// chosen as a deadlock's victim (MySQL 1213, rolled back whole), a lock wait past
+/// `innodb_lock_wait_timeout` (1205), or SQLite still locked after its busy timeout.
+/// Running the whole transaction again is safe and usually succeeds.
+pub fn is_transient(e: &DbErr) -> bool {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(err))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(err))
+    | DbErr::Conn(sea_orm::RuntimeErr::SqlxError(err))) = e
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(db) = err.as_ref() else {
+        return false;
+    };
+    if let Some(my) = db.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(my.number(), 1205 | 1213);
+    }
+    // SQLite's primary result codes SQLITE_BUSY (5) and SQLITE_LOCKED (6); extended
+    // codes carry the primary one in their low byte.
+    db.code()
+        .and_then(|c| c.parse::<u32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
+/// How many times a transaction is tried (the first time included) before its caller
+/// gets `SERVICE_UNAVAILABLE`.
+pub const TRANSACTION_ATTEMPTS: u32 = 5;
+
+/// Runs `work` (a whole transaction: begin, statements, commit) and, when the database
+/// gave up on it because of other transactions ([`is_transient`]), runs it again after
+/// a short random pause that grows with each attempt, at most [`TRANSACTION_ATTEMPTS`]
+/// times in all. A transaction rolled back by a deadlock wrote nothing, so the work must
+/// only have effects through its transaction (or effects that are harmless twice,
+/// such as waking the outbox).
+pub async fn retrying<T, F, Fut>(what: &str, mut work: F) -> crate::error::ApiResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::error::ApiResult<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match work().await {
+            Err(crate::error::ApiError::Database(e))
+                if is_transient(&e) && attempt < TRANSACTION_ATTEMPTS =>
+            {
+                tracing::debug!(transaction = what, attempt, error = %e, "retrying");
+                // 5–10 ms, then 10–20, 20–40, 40–80: apart so the losers do not meet again.
+                let base = 5u64 << (attempt - 1);
+                let jitter = getrandom::u64().unwrap_or(0) % base;
+                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether `e` is an insert that hit a unique key (the row exists already).
 pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
     matches!(

@@ -141,6 +141,9 @@ impl ApiError {
             ApiError::PaymentDeclined { .. } => ErrorCode::PaymentDeclined,
             ApiError::PriceChanged(_) => ErrorCode::PriceChanged,
             ApiError::CartExpired(_) => ErrorCode::CartExpired,
+            // Lost to other transactions even after retries: nothing was written, and
+            // the same request a moment later will most likely pass.
+            ApiError::Database(e) if crate::db::is_transient(e) => ErrorCode::Unavailable,
             ApiError::Database(_) | ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -160,6 +163,9 @@ impl ApiError {
             ApiError::PaymentDeclined { reason, .. } => reason,
             ApiError::PriceChanged(_) => {
                 "prices changed since these items were added; check the cart"
+            }
+            ApiError::Database(e) if crate::db::is_transient(e) => {
+                "the service is busy; nothing was changed, please try again in a moment"
             }
             ApiError::Database(_) | ApiError::Internal(_) => "internal error",
         }

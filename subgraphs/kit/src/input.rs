@@ -107,6 +107,17 @@ pub fn country(field: &str, value: &str) -> ApiResult<String> {
     )))
 }
 
+/// A `LIKE` pattern matching any text that contains `text`, its wildcards (`%`, `_`)
+/// taken literally. LIKE ignores ASCII case on SQLite and with MySQL's default
+/// collations.
+pub fn contains_pattern(text: &str) -> sea_orm::sea_query::LikeExpr {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

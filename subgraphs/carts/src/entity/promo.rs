@@ -21,6 +21,8 @@ pub struct Model {
     pub max_uses_per_user: Option<i64>,
     pub uses: i64,
     pub created_at: DateTimeUtc,
+    /// Set while the code is switched off.
+    pub disabled_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

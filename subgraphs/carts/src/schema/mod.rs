@@ -1,11 +1,12 @@
 //! The carts subgraph's GraphQL surface.
 
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use sea_orm::EntityTrait;
 use shop_kit::ApiError;
 use shop_kit::auth::caller;
 use shop_kit::money::Money;
+use shop_kit::pagination::{PageArgs, Paged};
 
 use crate::entity::{cart, line};
 use crate::service::{CartsCtx, carts, promo, totals};
@@ -275,6 +276,75 @@ impl PromoCode {
     async fn uses(&self) -> i64 {
         self.0.uses
     }
+    /// Where the code stands now.
+    async fn status(&self) -> PromoCodeStatus {
+        promo::status(&self.0, Utc::now()).into()
+    }
+    /// When the code was switched off; null while it is on.
+    async fn disabled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.disabled_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Where a promo code stands.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum PromoCodeStatus {
+    /// Shoppers can use it now.
+    Active,
+    /// Its validity starts later.
+    Scheduled,
+    /// Its validity ended.
+    Expired,
+    /// Used as often as allowed.
+    UsedUp,
+    /// Switched off by an admin.
+    Disabled,
+}
+
+impl From<promo::Status> for PromoCodeStatus {
+    fn from(s: promo::Status) -> Self {
+        match s {
+            promo::Status::Active => PromoCodeStatus::Active,
+            promo::Status::Scheduled => PromoCodeStatus::Scheduled,
+            promo::Status::Expired => PromoCodeStatus::Expired,
+            promo::Status::UsedUp => PromoCodeStatus::UsedUp,
+            promo::Status::Disabled => PromoCodeStatus::Disabled,
+        }
+    }
+}
+
+impl From<PromoCodeStatus> for promo::Status {
+    fn from(s: PromoCodeStatus) -> Self {
+        match s {
+            PromoCodeStatus::Active => promo::Status::Active,
+            PromoCodeStatus::Scheduled => promo::Status::Scheduled,
+            PromoCodeStatus::Expired => promo::Status::Expired,
+            PromoCodeStatus::UsedUp => promo::Status::UsedUp,
+            PromoCodeStatus::Disabled => promo::Status::Disabled,
+        }
+    }
+}
+
+/// A change to a promo code: a field left out stays as it is, `null` clears it.
+#[derive(async_graphql::InputObject)]
+pub struct PromoCodeChange {
+    pub description: Option<String>,
+    pub starts_at: MaybeUndefined<DateTime<Utc>>,
+    pub ends_at: MaybeUndefined<DateTime<Utc>>,
+    pub max_uses: MaybeUndefined<i64>,
+    pub max_uses_per_user: MaybeUndefined<i64>,
+}
+
+/// `None` when the field was left out, `Some(None)` when it was `null`.
+fn given<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
+    match v {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
 }
 
 #[derive(async_graphql::InputObject)]
@@ -470,12 +540,39 @@ impl QueryRoot {
         })
     }
 
-    /// Admin: every promo code.
+    /// Admin: promo codes by code, a page at a time; `search` matches code or
+    /// description, `status` keeps the codes in that state.
     #[graphql(directive = shop_kit::auth::authenticated::apply())]
-    async fn promo_codes(&self, ctx: &Context<'_>) -> Result<Vec<PromoCode>> {
+    #[allow(clippy::too_many_arguments)]
+    async fn promo_codes(
+        &self,
+        ctx: &Context<'_>,
+        search: Option<String>,
+        status: Option<PromoCodeStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<PromoCode>> {
         require_admin(ctx)?;
         let svc = ctx.data::<CartsCtx>()?;
-        Ok(promo::list(svc).await?.into_iter().map(PromoCode).collect())
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (window, rows) =
+            promo::list(svc, search.as_deref(), status.map(Into::into), &page).await?;
+        Ok(window.connection(rows.into_iter().map(PromoCode).collect()))
+    }
+
+    /// Admin: one promo code.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn promo_code(&self, ctx: &Context<'_>, code: String) -> Result<Option<PromoCode>> {
+        require_admin(ctx)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        Ok(promo::get(svc, &code).await?.map(PromoCode))
     }
 
     #[graphql(entity)]
@@ -649,6 +746,54 @@ impl MutationRoot {
         )
         .await?;
         Ok(PromoCode(created))
+    }
+
+    /// Admin: changes a code's description, validity window or limits. A field left out
+    /// stays; `null` clears it. What the code gives cannot change (disable it and make
+    /// another).
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn update_promo_code(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+        input: PromoCodeChange,
+    ) -> Result<PromoCode> {
+        require_admin(ctx)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        let change = promo::CodeChange {
+            description: input.description,
+            starts_at: given(input.starts_at),
+            ends_at: given(input.ends_at),
+            max_uses: given(input.max_uses),
+            max_uses_per_user: given(input.max_uses_per_user),
+        };
+        Ok(PromoCode(promo::update(svc, &code, change).await?))
+    }
+
+    /// Admin: switches a code off at once (a leaked code); carts carrying it show that it
+    /// no longer applies and cannot check out with it. `enablePromoCode` undoes it.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn disable_promo_code(&self, ctx: &Context<'_>, code: String) -> Result<PromoCode> {
+        require_admin(ctx)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        Ok(PromoCode(promo::set_disabled(svc, &code, true).await?))
+    }
+
+    /// Admin: switches a disabled code on again.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn enable_promo_code(&self, ctx: &Context<'_>, code: String) -> Result<PromoCode> {
+        require_admin(ctx)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        Ok(PromoCode(promo::set_disabled(svc, &code, false).await?))
+    }
+
+    /// Admin: removes a code nobody has used; answers the code removed. A used code is
+    /// refused with `CONFLICT` (orders refer to it): disable it instead.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn delete_promo_code(&self, ctx: &Context<'_>, code: String) -> Result<String> {
+        require_admin(ctx)?;
+        let svc = ctx.data::<CartsCtx>()?;
+        Ok(promo::delete(svc, &code).await?)
     }
 
     /// Internal: counts a use of the code for an order (refused when used up).

@@ -8,9 +8,11 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use shop_kit::{ApiError, ApiResult};
+
+use shop_kit::pagination::{PageArgs, Window};
 
 use super::CartsCtx;
 use super::totals::apply_rate;
@@ -72,19 +74,7 @@ pub async fn create(ctx: &CartsCtx, n: NewCode) -> ApiResult<promo::Model> {
         }
         None => 0,
     };
-    if let (Some(s), Some(e)) = (n.starts_at, n.ends_at)
-        && e <= s
-    {
-        return Err(ApiError::bad_input("endsAt must be after startsAt"));
-    }
-    for (name, v) in [
-        ("maxUses", n.max_uses),
-        ("maxUsesPerUser", n.max_uses_per_user),
-    ] {
-        if v.is_some_and(|v| v < 1) {
-            return Err(ApiError::bad_input(format!("{name}: at least 1")));
-        }
-    }
+    check_limits(n.starts_at, n.ends_at, n.max_uses, n.max_uses_per_user)?;
     let m = promo::ActiveModel {
         code: Set(code),
         description: Set(n.description.trim().chars().take(500).collect()),
@@ -98,17 +88,215 @@ pub async fn create(ctx: &CartsCtx, n: NewCode) -> ApiResult<promo::Model> {
         max_uses_per_user: Set(n.max_uses_per_user),
         uses: Set(0),
         created_at: Set(Utc::now()),
+        disabled_at: Set(None),
     }
     .insert(&ctx.db)
     .await?;
     Ok(m)
 }
 
-pub async fn list(ctx: &CartsCtx) -> ApiResult<Vec<promo::Model>> {
-    Ok(promo::Entity::find()
+fn check_limits(
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    max_uses: Option<i64>,
+    max_uses_per_user: Option<i64>,
+) -> ApiResult<()> {
+    if let (Some(s), Some(e)) = (starts_at, ends_at)
+        && e <= s
+    {
+        return Err(ApiError::bad_input("endsAt must be after startsAt"));
+    }
+    // MySQL's TIMESTAMP runs from 1970 to 2038-01-19 and stores anything later as zero
+    // without complaint: a code "valid from 2099" would be valid now.
+    let latest = DateTime::<Utc>::from_timestamp(2_145_830_400, 0).unwrap_or_default(); // 2037-12-31
+    for (name, v) in [("startsAt", starts_at), ("endsAt", ends_at)] {
+        if v.is_some_and(|v| v.timestamp() <= 0 || v > latest) {
+            return Err(ApiError::bad_input(format!(
+                "{name}: between 1970 and 2037-12-31"
+            )));
+        }
+    }
+    for (name, v) in [("maxUses", max_uses), ("maxUsesPerUser", max_uses_per_user)] {
+        if v.is_some_and(|v| v < 1) {
+            return Err(ApiError::bad_input(format!("{name}: at least 1")));
+        }
+    }
+    Ok(())
+}
+
+/// A change to a code: `None` leaves a field as it is, `Some(None)` clears it. What a
+/// code gives (percent or amount, currency, minimum) is fixed once made: shoppers may
+/// have seen it; to offer something else, disable the code and make another.
+#[derive(Default)]
+pub struct CodeChange {
+    pub description: Option<String>,
+    pub starts_at: Option<Option<DateTime<Utc>>>,
+    pub ends_at: Option<Option<DateTime<Utc>>>,
+    pub max_uses: Option<Option<i64>>,
+    pub max_uses_per_user: Option<Option<i64>>,
+}
+
+pub async fn get(ctx: &CartsCtx, code: &str) -> ApiResult<Option<promo::Model>> {
+    find(&ctx.db, code).await
+}
+
+async fn existing<C: ConnectionTrait>(conn: &C, code: &str) -> ApiResult<promo::Model> {
+    find(conn, code)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no promo code {}", code.trim())))
+}
+
+pub async fn update(ctx: &CartsCtx, code: &str, change: CodeChange) -> ApiResult<promo::Model> {
+    let p = existing(&ctx.db, code).await?;
+    let starts_at = change.starts_at.unwrap_or(p.starts_at);
+    let ends_at = change.ends_at.unwrap_or(p.ends_at);
+    let max_uses = change.max_uses.unwrap_or(p.max_uses);
+    let max_uses_per_user = change.max_uses_per_user.unwrap_or(p.max_uses_per_user);
+    check_limits(starts_at, ends_at, max_uses, max_uses_per_user)?;
+    let mut active: promo::ActiveModel = p.into();
+    if let Some(d) = change.description {
+        active.description = Set(d.trim().chars().take(500).collect());
+    }
+    active.starts_at = Set(starts_at);
+    active.ends_at = Set(ends_at);
+    active.max_uses = Set(max_uses);
+    active.max_uses_per_user = Set(max_uses_per_user);
+    Ok(active.update(&ctx.db).await?)
+}
+
+/// Switches a code off (`disabled`) or on again. Carts that carry it say it no longer
+/// applies, and checkouts with it are refused, from the next read on.
+pub async fn set_disabled(ctx: &CartsCtx, code: &str, disabled: bool) -> ApiResult<promo::Model> {
+    let p = existing(&ctx.db, code).await?;
+    if p.disabled_at.is_some() == disabled {
+        return Ok(p);
+    }
+    let mut active: promo::ActiveModel = p.into();
+    active.disabled_at = Set(disabled.then(Utc::now));
+    Ok(active.update(&ctx.db).await?)
+}
+
+/// Removes a code nobody has used. A used one is refused: orders and per-shopper limits
+/// refer to it, so it is disabled instead.
+pub async fn delete(ctx: &CartsCtx, code: &str) -> ApiResult<String> {
+    let p = existing(&ctx.db, code).await?;
+    let uses = redemption::Entity::find()
+        .filter(redemption::Column::Code.eq(p.code.as_str()))
+        .count(&ctx.db)
+        .await?;
+    if uses > 0 {
+        return Err(ApiError::conflict(format!(
+            "{} has been used {uses} time{}; disable it instead (orders refer to it)",
+            p.code,
+            if uses == 1 { "" } else { "s" }
+        )));
+    }
+    let gone = promo::Entity::delete_many()
+        .filter(promo::Column::Code.eq(p.code.as_str()))
+        .filter(promo::Column::Uses.eq(0))
+        .exec(&ctx.db)
+        .await?;
+    if gone.rows_affected == 0 {
+        // Redeemed between the count and the delete.
+        return Err(ApiError::conflict(format!(
+            "{} was just used; disable it instead",
+            p.code
+        )));
+    }
+    Ok(p.code)
+}
+
+/// Where a code stands now, for lists and filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Scheduled,
+    Expired,
+    UsedUp,
+    Disabled,
+}
+
+pub fn status(p: &promo::Model, now: DateTime<Utc>) -> Status {
+    if p.disabled_at.is_some() {
+        Status::Disabled
+    } else if p.ends_at.is_some_and(|e| now >= e) {
+        Status::Expired
+    } else if p.starts_at.is_some_and(|s| now < s) {
+        Status::Scheduled
+    } else if p.max_uses.is_some_and(|m| p.uses >= m) {
+        Status::UsedUp
+    } else {
+        Status::Active
+    }
+}
+
+/// The same rules as [`status`], as a query condition.
+fn status_condition(s: Status, now: DateTime<Utc>) -> sea_orm::Condition {
+    use sea_orm::Condition;
+    let enabled = promo::Column::DisabledAt.is_null();
+    let ended = promo::Column::EndsAt.lte(now);
+    let not_ended = promo::Column::EndsAt
+        .is_null()
+        .or(promo::Column::EndsAt.gt(now));
+    let started = promo::Column::StartsAt
+        .is_null()
+        .or(promo::Column::StartsAt.lte(now));
+    let used_up = promo::Column::MaxUses
+        .is_not_null()
+        .and(Expr::col(promo::Column::Uses).gte(Expr::col(promo::Column::MaxUses)));
+    match s {
+        Status::Disabled => Condition::all().add(promo::Column::DisabledAt.is_not_null()),
+        Status::Expired => Condition::all().add(enabled).add(ended),
+        Status::Scheduled => Condition::all()
+            .add(enabled)
+            .add(not_ended)
+            .add(promo::Column::StartsAt.gt(now)),
+        Status::UsedUp => Condition::all()
+            .add(enabled)
+            .add(not_ended)
+            .add(started)
+            .add(used_up),
+        Status::Active => Condition::all()
+            .add(enabled)
+            .add(not_ended)
+            .add(started)
+            .add(used_up.not()),
+    }
+}
+
+/// A page of codes, by code, optionally those whose code or description contains
+/// `search` and those in `status`.
+pub async fn list(
+    ctx: &CartsCtx,
+    search: Option<&str>,
+    status: Option<Status>,
+    page: &PageArgs,
+) -> ApiResult<(Window, Vec<promo::Model>)> {
+    page.validate()?;
+    let mut q = promo::Entity::find();
+    if let Some(text) = search.map(str::trim).filter(|t| !t.is_empty()) {
+        if text.chars().count() > 100 {
+            return Err(ApiError::bad_input("search: at most 100 characters"));
+        }
+        let pattern = || shop_kit::input::contains_pattern(text);
+        q = q.filter(
+            sea_orm::Condition::any()
+                .add(promo::Column::Code.like(pattern()))
+                .add(promo::Column::Description.like(pattern())),
+        );
+    }
+    if let Some(s) = status {
+        q = q.filter(status_condition(s, Utc::now()));
+    }
+    let total = q.clone().count(&ctx.db).await?;
+    let window = page.window(total)?;
+    let rows = q
         .order_by_asc(promo::Column::Code)
+        .offset(window.offset)
+        .limit(window.limit)
         .all(&ctx.db)
-        .await?)
+        .await?;
+    Ok((window, rows))
 }
 
 async fn find<C: ConnectionTrait>(conn: &C, code: &str) -> ApiResult<Option<promo::Model>> {
@@ -144,6 +332,9 @@ pub async fn evaluate<C: ConnectionTrait>(
 ) -> ApiResult<Result<i64, String>> {
     let now = Utc::now();
     let code = &p.code;
+    if p.disabled_at.is_some() {
+        return Ok(Err(format!("{code} is no longer valid")));
+    }
     if let Some(s) = p.starts_at
         && now < s
     {
@@ -311,9 +502,11 @@ pub async fn redeem(ctx: &CartsCtx, code: &str, user_id: &str, order_id: &str) -
         return Ok(());
     }
     let used_up = || ApiError::bad_input(format!("{code} has been used up"));
+    // Switched off after the cart was priced: not counted, and the checkout stops.
     let res = promo::Entity::update_many()
         .col_expr(promo::Column::Uses, Expr::col(promo::Column::Uses).add(1))
         .filter(promo::Column::Code.eq(code))
+        .filter(promo::Column::DisabledAt.is_null())
         .filter(
             promo::Column::MaxUses
                 .is_null()
@@ -322,6 +515,12 @@ pub async fn redeem(ctx: &CartsCtx, code: &str, user_id: &str, order_id: &str) -
         .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
+        if find(&txn, code)
+            .await?
+            .is_none_or(|p| p.disabled_at.is_some())
+        {
+            return Err(ApiError::bad_input(format!("{code} is no longer valid")));
+        }
         return Err(used_up());
     }
     redemption::ActiveModel {

@@ -52,26 +52,21 @@ pub async fn find_by_email<C: ConnectionTrait>(
         .filter(|u| u.deleted_at.is_none()))
 }
 
-/// Creates an account. `password: None` makes an account that signs in through a
-/// provider (or sets a password through a reset link).
+/// Creates an account. `password_hash: None` makes an account that signs in through a
+/// provider (or sets a password through a reset link). The hash is made before the
+/// transaction (see [`passwords::checked_hash`]): hashing takes tens of milliseconds of
+/// CPU, and a transaction must not hold its locks and connection that long.
 pub async fn create<C: ConnectionTrait>(
     ctx: &UsersCtx,
     conn: &C,
     email: &str,
-    password: Option<&str>,
+    password_hash: Option<String>,
     name: &str,
     roles: &[Role],
     email_verified: bool,
 ) -> ApiResult<user::Model> {
     let email = input::email("email", email)?;
     let name = input::required_text("name", name, 200)?;
-    let password_hash = match password {
-        Some(p) => {
-            passwords::check_policy(p, &email, &name)?;
-            Some(passwords::hash(p.to_string()).await?)
-        }
-        None => None,
-    };
     if find_by_email(conn, &email).await?.is_some() {
         return Err(ApiError::conflict(format!(
             "an account with the e-mail address {email} already exists"
@@ -148,11 +143,20 @@ pub(crate) async fn insert<C: ConnectionTrait>(
 pub async fn register(ctx: &UsersCtx, reg: Registration) -> ApiResult<Option<user::Model>> {
     let email = input::email("email", &reg.email)?;
     let name = input::required_text("name", &reg.name, 200)?;
-    passwords::check_policy(&reg.password, &email, &name)?;
+    // Hashed whether or not the address is taken: the same cost either way, so timing
+    // does not tell.
+    let hash = passwords::checked_hash(&reg.password, &email, &name).await?;
+    shop_kit::db::retrying("register", || register_once(ctx, &email, &name, &hash)).await
+}
+
+async fn register_once(
+    ctx: &UsersCtx,
+    email: &str,
+    name: &str,
+    hash: &str,
+) -> ApiResult<Option<user::Model>> {
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    if let Some(owner) = find_by_email(&txn, &email).await? {
-        // The same cost as a new account's, so timing does not tell either.
-        let _ = passwords::hash(reg.password).await?;
+    if let Some(owner) = find_by_email(&txn, email).await? {
         mail::announce(
             ctx,
             &txn,
@@ -168,9 +172,9 @@ pub async fn register(ctx: &UsersCtx, reg: Registration) -> ApiResult<Option<use
     let user = match create(
         ctx,
         &txn,
-        &email,
-        Some(&reg.password),
-        &name,
+        email,
+        Some(hash.to_string()),
+        name,
         &[Role::Customer],
         false,
     )
@@ -216,17 +220,38 @@ async fn new_one_time_token<C: ConnectionTrait>(
 
 /// Uses a one-time token: the user it was for, or `BAD_USER_INPUT` when it is unknown,
 /// used or expired.
+fn invalid_link(purpose: &str) -> ApiError {
+    ApiError::bad_input(match purpose {
+        PURPOSE_VERIFY => "this verification link is invalid, used or expired",
+        _ => "this password reset link is invalid, used or expired",
+    })
+}
+
+/// Whom a one-time token is for, without using it: the same refusal as
+/// [`use_one_time_token`] when it is unknown, used or expired.
+async fn peek_one_time_token<C: ConnectionTrait>(
+    conn: &C,
+    token: &str,
+    purpose: &str,
+) -> ApiResult<user::Model> {
+    let row = one_time_token::Entity::find_by_id(hash_token(token.trim()))
+        .filter(one_time_token::Column::Purpose.eq(purpose))
+        .filter(one_time_token::Column::UsedAt.is_null())
+        .filter(one_time_token::Column::ExpiresAt.gt(chrono::Utc::now()))
+        .one(conn)
+        .await?
+        .ok_or_else(|| invalid_link(purpose))?;
+    find_live(conn, &row.user_id)
+        .await
+        .map_err(|_| invalid_link(purpose))
+}
+
 async fn use_one_time_token<C: ConnectionTrait>(
     conn: &C,
     token: &str,
     purpose: &str,
 ) -> ApiResult<user::Model> {
-    let invalid = || {
-        ApiError::bad_input(match purpose {
-            PURPOSE_VERIFY => "this verification link is invalid, used or expired",
-            _ => "this password reset link is invalid, used or expired",
-        })
-    };
+    let invalid = || invalid_link(purpose);
     let now = chrono::Utc::now();
     let hash = hash_token(token.trim());
     // Claimed with a conditional update, so a link works exactly once even when
@@ -396,10 +421,13 @@ pub async fn send_reset(ctx: &UsersCtx, email: &str) -> ApiResult<()> {
 
 /// Sets a new password with a reset link; every session is signed out.
 pub async fn reset_password(ctx: &UsersCtx, token: &str, new_password: &str) -> ApiResult<()> {
+    // Who the link is for is read first (no write), so the password is hashed outside
+    // the transaction; the transaction then uses the link, and fails if another
+    // request used it in between.
+    let holder = peek_one_time_token(&ctx.db, token, PURPOSE_RESET).await?;
+    let hash = passwords::checked_hash(new_password, &holder.email, &holder.name).await?;
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let user = use_one_time_token(&txn, token, PURPOSE_RESET).await?;
-    passwords::check_policy(new_password, &user.email, &user.name)?;
-    let hash = passwords::hash(new_password.to_string()).await?;
     sessions::revoke_all(&txn, &user.id).await?;
     let mut active = user.into_active_model();
     active.password_hash = Set(Some(hash));

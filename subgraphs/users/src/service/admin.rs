@@ -1,7 +1,6 @@
 //! What an admin (the super user) does with accounts: list and search, create, delete,
 //! assign roles, disable. The platform always keeps at least one active admin.
 
-use sea_orm::sea_query::LikeExpr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -37,14 +36,7 @@ fn condition(filter: &UserFilter) -> Condition {
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        // LIKE wildcards in the search text are taken literally.
-        let escaped = s
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
-        // LIKE ignores ASCII case on SQLite and with MySQL's default collations.
+        let pattern = || shop_kit::input::contains_pattern(&s.to_lowercase());
         cond = cond.add(
             Condition::any()
                 .add(user::Column::Email.like(pattern()))
@@ -107,17 +99,14 @@ pub async fn create_user(ctx: &UsersCtx, new: NewUser) -> ApiResult<user::Model>
     if new.roles.is_empty() {
         return Err(ApiError::bad_input("roles: give at least one role"));
     }
+    let email = shop_kit::input::email("email", &new.email)?;
+    let name = shop_kit::input::required_text("name", &new.name, 200)?;
+    let hash = match &new.password {
+        Some(p) => Some(super::passwords::checked_hash(p, &email, &name).await?),
+        None => None,
+    };
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let user = accounts::create(
-        ctx,
-        &txn,
-        &new.email,
-        new.password.as_deref(),
-        &new.name,
-        &new.roles,
-        false,
-    )
-    .await?;
+    let user = accounts::create(ctx, &txn, &email, hash, &name, &new.roles, false).await?;
     accounts::send_verification(ctx, &txn, &user).await?;
     txn.commit().await?;
     if new.password.is_none() {
@@ -210,8 +199,13 @@ pub async fn ensure_admin(
         active.updated_at = Set(chrono::Utc::now());
         return Ok((active.update(&ctx.db).await?, false));
     }
+    let name = shop_kit::input::required_text("name", name, 200)?;
+    let hash = match password {
+        Some(p) => Some(super::passwords::checked_hash(p, &email, &name).await?),
+        None => None,
+    };
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let user = accounts::create(ctx, &txn, &email, password, name, &[Role::Admin], true).await?;
+    let user = accounts::create(ctx, &txn, &email, hash, &name, &[Role::Admin], true).await?;
     txn.commit().await?;
     if password.is_none() {
         accounts::send_reset(ctx, &email).await?;

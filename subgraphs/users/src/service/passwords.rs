@@ -81,9 +81,32 @@ pub fn check_policy(password: &str, email: &str, name: &str) -> ApiResult<()> {
 
 /// Argon2id with the crate's defaults (19 MiB, 2 passes, 1 lane: OWASP's minimum).
 pub async fn hash(password: String) -> ApiResult<String> {
+    let _turn = hashing_turn().await?;
     tokio::task::spawn_blocking(move || hash_now(&password))
         .await
         .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
+}
+
+/// Checks `password` against the policy for this account and hashes it.
+pub async fn checked_hash(password: &str, email: &str, name: &str) -> ApiResult<String> {
+    check_policy(password, email, name)?;
+    hash(password.to_string()).await
+}
+
+/// A turn to hash or verify. Each takes about 19 MiB and tens of milliseconds of one
+/// core; run all at once (128 sign-ups in flight), they thrash the cores and memory and
+/// every one of them finishes late, past the gateway's timeout. With one turn per core
+/// they finish in arrival order at full speed; the rest wait their turn in line.
+async fn hashing_turn() -> ApiResult<tokio::sync::SemaphorePermit<'static>> {
+    static TURNS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    TURNS
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            tokio::sync::Semaphore::new(cores)
+        })
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(format!("hashing turns: {e}")))
 }
 
 fn hash_now(password: &str) -> ApiResult<String> {
@@ -101,6 +124,9 @@ fn hash_now(password: &str) -> ApiResult<String> {
 /// account without a password) it checks against a throwaway hash anyway, so the answer
 /// takes as long either way and timing does not tell which accounts exist.
 pub async fn verify(password: String, stored: Option<String>) -> bool {
+    let Ok(_turn) = hashing_turn().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let (hash, real) = match stored {
             Some(h) => (h, true),

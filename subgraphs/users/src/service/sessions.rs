@@ -44,10 +44,13 @@ pub fn access_token(ctx: &UsersCtx, key: &SigningKey, user: &user::Model) -> Api
 pub async fn start(ctx: &UsersCtx, user: &user::Model) -> ApiResult<TokenPair> {
     // The key first: rotating it writes, and SQLite allows one writing transaction.
     let key = ctx.keys.signing_key().await?;
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let pair = issue(ctx, &txn, &key, user, shop_kit::ids::new_id()).await?;
-    txn.commit().await?;
-    Ok(pair)
+    shop_kit::db::retrying("start session", || async {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        let pair = issue(ctx, &txn, &key, user, shop_kit::ids::new_id()).await?;
+        txn.commit().await?;
+        Ok(pair)
+    })
+    .await
 }
 
 async fn issue<C: ConnectionTrait>(
@@ -83,8 +86,16 @@ async fn issue<C: ConnectionTrait>(
 
 /// Exchanges a refresh token for a new pair.
 pub async fn refresh(ctx: &UsersCtx, refresh_token: &str) -> ApiResult<TokenPair> {
-    let hash = hash_token(refresh_token.trim());
     let key = ctx.keys.signing_key().await?;
+    shop_kit::db::retrying("refresh session", || refresh_once(ctx, &key, refresh_token)).await
+}
+
+async fn refresh_once(
+    ctx: &UsersCtx,
+    key: &SigningKey,
+    refresh_token: &str,
+) -> ApiResult<TokenPair> {
+    let hash = hash_token(refresh_token.trim());
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let Some(row) = session::Entity::find()
         .filter(session::Column::TokenHash.eq(hash))
@@ -123,7 +134,7 @@ pub async fn refresh(ctx: &UsersCtx, refresh_token: &str) -> ApiResult<TokenPair
         txn.commit().await?;
         return Err(unauthenticated());
     };
-    let pair = issue(ctx, &txn, &key, &user, row.family_id).await?;
+    let pair = issue(ctx, &txn, key, &user, row.family_id).await?;
     txn.commit().await?;
     Ok(pair)
 }
