@@ -192,12 +192,17 @@ pub async fn add(
     product_id: &str,
     quantity: i64,
 ) -> ApiResult<()> {
-    match add_once(ctx, c, product_id, quantity).await {
-        // Two first adds of a product at once (a double click): the other made the
-        // line; this one adds to it.
-        Err(ApiError::Conflict(_)) => add_once(ctx, c, product_id, quantity).await,
-        other => other,
-    }
+    // The hold inventory keeps is set to the line's new quantity, not added to, so
+    // running the whole step again after a lost transaction holds the same units.
+    shop_kit::db::retrying("add to cart", || async {
+        match add_once(ctx, c, product_id, quantity).await {
+            // Two first adds of a product at once (a double click): the other made the
+            // line; this one adds to it.
+            Err(ApiError::Conflict(_)) => add_once(ctx, c, product_id, quantity).await,
+            other => other,
+        }
+    })
+    .await
 }
 
 async fn add_once(
@@ -263,6 +268,18 @@ async fn add_once(
 
 /// Sets a line's quantity (0 removes the line).
 pub async fn set_quantity(
+    ctx: &CartsCtx,
+    c: &cart::Model,
+    product_id: &str,
+    quantity: i64,
+) -> ApiResult<()> {
+    shop_kit::db::retrying("set quantity", || {
+        set_quantity_once(ctx, c, product_id, quantity)
+    })
+    .await
+}
+
+async fn set_quantity_once(
     ctx: &CartsCtx,
     c: &cart::Model,
     product_id: &str,

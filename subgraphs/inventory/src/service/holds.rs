@@ -232,78 +232,81 @@ pub async fn set_hold(
             "quantity must be between 0 and {MAX_HOLD}"
         )));
     }
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    release_expired_of(ctx, &txn, product_id).await?;
-    let current = hold::Entity::find()
-        .filter(hold::Column::Owner.eq(owner))
-        .filter(hold::Column::ProductId.eq(product_id))
-        .one(&txn)
-        .await?;
-    let had = current.as_ref().map_or(0, |h| h.quantity);
-    let delta = quantity - had;
-    let now = Utc::now();
-    let expires_at = expiry(ctx.settings.hold_ttl);
-    if delta != 0 {
-        let Some(after) = move_held(&txn, product_id, delta).await? else {
-            let available = item::Entity::find_by_id(product_id.to_string())
-                .one(&txn)
-                .await?
-                .map_or(0, |i| i.available());
-            return Err(ApiError::OutOfStock(vec![StockShortfall {
-                product_id: product_id.to_string(),
-                requested: quantity,
-                available: available + had,
-            }]));
-        };
-        record(
-            ctx,
-            &txn,
-            &after,
-            Movement {
-                kind: if delta > 0 { Kind::Hold } else { Kind::Release },
-                delta,
-                reason: if delta > 0 {
-                    "held for a cart".into()
-                } else {
-                    "released by the cart".into()
+    shop_kit::db::retrying("set_hold", || async {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        release_expired_of(ctx, &txn, product_id).await?;
+        let current = hold::Entity::find()
+            .filter(hold::Column::Owner.eq(owner))
+            .filter(hold::Column::ProductId.eq(product_id))
+            .one(&txn)
+            .await?;
+        let had = current.as_ref().map_or(0, |h| h.quantity);
+        let delta = quantity - had;
+        let now = Utc::now();
+        let expires_at = expiry(ctx.settings.hold_ttl);
+        if delta != 0 {
+            let Some(after) = move_held(&txn, product_id, delta).await? else {
+                let available = item::Entity::find_by_id(product_id.to_string())
+                    .one(&txn)
+                    .await?
+                    .map_or(0, |i| i.available());
+                return Err(ApiError::OutOfStock(vec![StockShortfall {
+                    product_id: product_id.to_string(),
+                    requested: quantity,
+                    available: available + had,
+                }]));
+            };
+            record(
+                ctx,
+                &txn,
+                &after,
+                Movement {
+                    kind: if delta > 0 { Kind::Hold } else { Kind::Release },
+                    delta,
+                    reason: if delta > 0 {
+                        "held for a cart".into()
+                    } else {
+                        "released by the cart".into()
+                    },
+                    actor: None,
+                    reference: Some(owner),
                 },
-                actor: None,
-                reference: Some(owner),
-            },
-        )
-        .await?;
-    }
-    let result = match (current, quantity) {
-        (Some(h), 0) => {
-            hold::Entity::delete_by_id(h.id).exec(&txn).await?;
-            None
+            )
+            .await?;
         }
-        (None, 0) => None,
-        (Some(h), q) => {
-            let mut m: hold::ActiveModel = h.into();
-            m.quantity = Set(q);
-            m.expires_at = Set(expires_at);
-            m.updated_at = Set(now);
-            Some(m.update(&txn).await?)
-        }
-        (None, q) => Some(
-            hold::ActiveModel {
-                id: Set(shop_kit::ids::new_id()),
-                owner: Set(owner.to_string()),
-                product_id: Set(product_id.to_string()),
-                quantity: Set(q),
-                expires_at: Set(expires_at),
-                created_at: Set(now),
-                updated_at: Set(now),
+        let result = match (current, quantity) {
+            (Some(h), 0) => {
+                hold::Entity::delete_by_id(h.id).exec(&txn).await?;
+                None
             }
-            .insert(&txn)
-            .await?,
-        ),
-    };
-    extend_in(&txn, owner, expires_at).await?;
-    txn.commit().await?;
-    ctx.outbox.wake();
-    Ok(result.map(Held::from))
+            (None, 0) => None,
+            (Some(h), q) => {
+                let mut m: hold::ActiveModel = h.into();
+                m.quantity = Set(q);
+                m.expires_at = Set(expires_at);
+                m.updated_at = Set(now);
+                Some(m.update(&txn).await?)
+            }
+            (None, q) => Some(
+                hold::ActiveModel {
+                    id: Set(shop_kit::ids::new_id()),
+                    owner: Set(owner.to_string()),
+                    product_id: Set(product_id.to_string()),
+                    quantity: Set(q),
+                    expires_at: Set(expires_at),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+                .insert(&txn)
+                .await?,
+            ),
+        };
+        extend_in(&txn, owner, expires_at).await?;
+        txn.commit().await?;
+        ctx.outbox.wake();
+        Ok(result.map(Held::from))
+    })
+    .await
 }
 
 async fn extend_in<C: ConnectionTrait>(
@@ -345,17 +348,20 @@ pub async fn holds_of(ctx: &InventoryCtx, owner: &str) -> ApiResult<Vec<Held>> {
 /// Releases everything the owner holds.
 pub async fn release_all(ctx: &InventoryCtx, owner: &str, reason: &str) -> ApiResult<()> {
     check_owner(owner)?;
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let rows = hold::Entity::find()
-        .filter(hold::Column::Owner.eq(owner))
-        .all(&txn)
-        .await?;
-    for h in rows {
-        release_row(ctx, &txn, &h, reason).await?;
-    }
-    txn.commit().await?;
-    ctx.outbox.wake();
-    Ok(())
+    shop_kit::db::retrying("release_all", || async {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        let rows = hold::Entity::find()
+            .filter(hold::Column::Owner.eq(owner))
+            .all(&txn)
+            .await?;
+        for h in rows {
+            release_row(ctx, &txn, &h, reason).await?;
+        }
+        txn.commit().await?;
+        ctx.outbox.wake();
+        Ok(())
+    })
+    .await
 }
 
 /// Moves `from`'s live holds to `to` (an anonymous cart merging into a user's at
@@ -367,46 +373,49 @@ pub async fn transfer(ctx: &InventoryCtx, from: &str, to: &str) -> ApiResult<Vec
     if from == to {
         return holds_of(ctx, to).await;
     }
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let expires_at = expiry(ctx.settings.hold_ttl);
-    let now = Utc::now();
-    let moving = hold::Entity::find()
-        .filter(hold::Column::Owner.eq(from))
-        .all(&txn)
-        .await?;
-    for h in moving {
-        if h.expires_at <= now {
-            release_row(ctx, &txn, &h, "hold expired").await?;
-            continue;
-        }
-        let existing = hold::Entity::find()
-            .filter(hold::Column::Owner.eq(to))
-            .filter(hold::Column::ProductId.eq(h.product_id.as_str()))
-            .one(&txn)
+    shop_kit::db::retrying("transfer", || async {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        let expires_at = expiry(ctx.settings.hold_ttl);
+        let now = Utc::now();
+        let moving = hold::Entity::find()
+            .filter(hold::Column::Owner.eq(from))
+            .all(&txn)
             .await?;
-        match existing {
-            Some(e) if e.expires_at > now => {
-                let mut m: hold::ActiveModel = e.into();
-                m.quantity = Set(h.quantity + m.quantity.as_ref());
-                m.updated_at = Set(now);
-                m.update(&txn).await?;
-                hold::Entity::delete_by_id(h.id).exec(&txn).await?;
+        for h in moving {
+            if h.expires_at <= now {
+                release_row(ctx, &txn, &h, "hold expired").await?;
+                continue;
             }
-            existing => {
-                if let Some(e) = existing {
-                    release_row(ctx, &txn, &e, "hold expired").await?;
+            let existing = hold::Entity::find()
+                .filter(hold::Column::Owner.eq(to))
+                .filter(hold::Column::ProductId.eq(h.product_id.as_str()))
+                .one(&txn)
+                .await?;
+            match existing {
+                Some(e) if e.expires_at > now => {
+                    let mut m: hold::ActiveModel = e.into();
+                    m.quantity = Set(h.quantity + m.quantity.as_ref());
+                    m.updated_at = Set(now);
+                    m.update(&txn).await?;
+                    hold::Entity::delete_by_id(h.id).exec(&txn).await?;
                 }
-                let mut m: hold::ActiveModel = h.into();
-                m.owner = Set(to.to_string());
-                m.updated_at = Set(now);
-                m.update(&txn).await?;
+                existing => {
+                    if let Some(e) = existing {
+                        release_row(ctx, &txn, &e, "hold expired").await?;
+                    }
+                    let mut m: hold::ActiveModel = h.into();
+                    m.owner = Set(to.to_string());
+                    m.updated_at = Set(now);
+                    m.update(&txn).await?;
+                }
             }
         }
-    }
-    extend_in(&txn, to, expires_at).await?;
-    txn.commit().await?;
-    ctx.outbox.wake();
-    holds_of(ctx, to).await
+        extend_in(&txn, to, expires_at).await?;
+        txn.commit().await?;
+        ctx.outbox.wake();
+        holds_of(ctx, to).await
+    })
+    .await
 }
 
 /// Commits `lines` (product → quantity) for `order_id`, taking them from `owner`'s holds
@@ -432,131 +441,134 @@ pub async fn commit(
             )));
         }
     }
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let done = commitment::Entity::find()
-        .filter(commitment::Column::OrderId.eq(order_id))
-        .one(&txn)
-        .await?;
-    if done.is_some() {
-        return Ok(());
-    }
-    let mut short = Vec::new();
-    for (product_id, &wanted) in lines {
-        release_expired_of(ctx, &txn, product_id).await?;
-        let held = hold::Entity::find()
-            .filter(hold::Column::Owner.eq(owner))
-            .filter(hold::Column::ProductId.eq(product_id.as_str()))
+    shop_kit::db::retrying("commit", || async {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        let done = commitment::Entity::find()
+            .filter(commitment::Column::OrderId.eq(order_id))
             .one(&txn)
             .await?;
-        let had = held.as_ref().map_or(0, |h| h.quantity);
-        // Held units leave `reserved`; all of the line's units join `committed`. Two
-        // conditions, re-checked by the database as it writes: on hand covers every
-        // commitment (holds may be over-promised after a supplier lowered the stock:
-        // then the first to check out get the units), and units beyond this cart's
-        // hold come only from what no other cart holds.
-        let extra = Ord::max(wanted - had, 0);
-        let mut update = item::Entity::update_many()
-            .col_expr(
-                item::Column::Reserved,
-                Expr::col(item::Column::Reserved).sub(had),
-            )
-            .col_expr(
-                item::Column::Committed,
-                Expr::col(item::Column::Committed).add(wanted),
-            )
-            .col_expr(
-                item::Column::Version,
-                Expr::col(item::Column::Version).add(1),
-            )
-            .col_expr(item::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(item::Column::ProductId.eq(product_id.as_str()))
-            .filter(
-                Expr::col(item::Column::Quantity)
-                    .sub(Expr::col(item::Column::Committed))
-                    .gte(wanted),
-            );
-        if extra > 0 {
-            update = update.filter(
-                Expr::col(item::Column::Quantity)
-                    .sub(Expr::col(item::Column::Reserved))
-                    .sub(Expr::col(item::Column::Committed))
-                    .gte(extra),
-            );
+        if done.is_some() {
+            return Ok(());
         }
-        let res = update.exec(&txn).await?;
-        if res.rows_affected == 0 {
-            let available = item::Entity::find_by_id(product_id.clone())
+        let mut short = Vec::new();
+        for (product_id, &wanted) in lines {
+            release_expired_of(ctx, &txn, product_id).await?;
+            let held = hold::Entity::find()
+                .filter(hold::Column::Owner.eq(owner))
+                .filter(hold::Column::ProductId.eq(product_id.as_str()))
                 .one(&txn)
-                .await?
-                .map_or(0, |i| i.available() + had);
-            short.push(StockShortfall {
-                product_id: product_id.clone(),
-                requested: wanted,
-                available,
-            });
-            continue;
-        }
-        if let Some(h) = held {
-            hold::Entity::delete_by_id(h.id).exec(&txn).await?;
-        }
-        let after = find_item(&txn, product_id).await?;
-        // The ledger tells the update in steps: first the hold made up to the line
-        // (taken from available, or the surplus released), then the commit.
-        if had != wanted {
-            let between = item::Model {
-                reserved: after.reserved + wanted,
-                committed: after.committed - wanted,
-                ..after.clone()
-            };
-            let (kind, reason) = if had < wanted {
-                (Kind::Hold, "held at checkout")
-            } else {
-                (Kind::Release, "more held than ordered")
-            };
+                .await?;
+            let had = held.as_ref().map_or(0, |h| h.quantity);
+            // Held units leave `reserved`; all of the line's units join `committed`. Two
+            // conditions, re-checked by the database as it writes: on hand covers every
+            // commitment (holds may be over-promised after a supplier lowered the stock:
+            // then the first to check out get the units), and units beyond this cart's
+            // hold come only from what no other cart holds.
+            let extra = Ord::max(wanted - had, 0);
+            let mut update = item::Entity::update_many()
+                .col_expr(
+                    item::Column::Reserved,
+                    Expr::col(item::Column::Reserved).sub(had),
+                )
+                .col_expr(
+                    item::Column::Committed,
+                    Expr::col(item::Column::Committed).add(wanted),
+                )
+                .col_expr(
+                    item::Column::Version,
+                    Expr::col(item::Column::Version).add(1),
+                )
+                .col_expr(item::Column::UpdatedAt, Expr::value(Utc::now()))
+                .filter(item::Column::ProductId.eq(product_id.as_str()))
+                .filter(
+                    Expr::col(item::Column::Quantity)
+                        .sub(Expr::col(item::Column::Committed))
+                        .gte(wanted),
+                );
+            if extra > 0 {
+                update = update.filter(
+                    Expr::col(item::Column::Quantity)
+                        .sub(Expr::col(item::Column::Reserved))
+                        .sub(Expr::col(item::Column::Committed))
+                        .gte(extra),
+                );
+            }
+            let res = update.exec(&txn).await?;
+            if res.rows_affected == 0 {
+                let available = item::Entity::find_by_id(product_id.clone())
+                    .one(&txn)
+                    .await?
+                    .map_or(0, |i| i.available() + had);
+                short.push(StockShortfall {
+                    product_id: product_id.clone(),
+                    requested: wanted,
+                    available,
+                });
+                continue;
+            }
+            if let Some(h) = held {
+                hold::Entity::delete_by_id(h.id).exec(&txn).await?;
+            }
+            let after = find_item(&txn, product_id).await?;
+            // The ledger tells the update in steps: first the hold made up to the line
+            // (taken from available, or the surplus released), then the commit.
+            if had != wanted {
+                let between = item::Model {
+                    reserved: after.reserved + wanted,
+                    committed: after.committed - wanted,
+                    ..after.clone()
+                };
+                let (kind, reason) = if had < wanted {
+                    (Kind::Hold, "held at checkout")
+                } else {
+                    (Kind::Release, "more held than ordered")
+                };
+                record(
+                    ctx,
+                    &txn,
+                    &between,
+                    Movement {
+                        kind,
+                        delta: wanted - had,
+                        reason: reason.into(),
+                        actor: None,
+                        reference: Some(owner),
+                    },
+                )
+                .await?;
+            }
             record(
                 ctx,
                 &txn,
-                &between,
+                &after,
                 Movement {
-                    kind,
-                    delta: wanted - had,
-                    reason: reason.into(),
+                    kind: Kind::Commit,
+                    delta: wanted,
+                    reason: format!("order {order_id}"),
                     actor: None,
-                    reference: Some(owner),
+                    reference: Some(order_id),
                 },
             )
             .await?;
+            commitment::ActiveModel {
+                id: Set(shop_kit::ids::new_id()),
+                order_id: Set(order_id.to_string()),
+                product_id: Set(product_id.clone()),
+                quantity: Set(wanted),
+                created_at: Set(Utc::now()),
+            }
+            .insert(&txn)
+            .await?;
         }
-        record(
-            ctx,
-            &txn,
-            &after,
-            Movement {
-                kind: Kind::Commit,
-                delta: wanted,
-                reason: format!("order {order_id}"),
-                actor: None,
-                reference: Some(order_id),
-            },
-        )
-        .await?;
-        commitment::ActiveModel {
-            id: Set(shop_kit::ids::new_id()),
-            order_id: Set(order_id.to_string()),
-            product_id: Set(product_id.clone()),
-            quantity: Set(wanted),
-            created_at: Set(Utc::now()),
+        if !short.is_empty() {
+            txn.rollback().await?;
+            return Err(ApiError::OutOfStock(short));
         }
-        .insert(&txn)
-        .await?;
-    }
-    if !short.is_empty() {
-        txn.rollback().await?;
-        return Err(ApiError::OutOfStock(short));
-    }
-    txn.commit().await?;
-    ctx.outbox.wake();
-    Ok(())
+        txn.commit().await?;
+        ctx.outbox.wake();
+        Ok(())
+    })
+    .await
 }
 
 /// Returns an order's committed units to available (a cancellation before shipping).
@@ -579,103 +591,106 @@ pub async fn restock_to(
     if let Some(owner) = hold_for {
         check_owner(owner)?;
     }
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let rows = commitment::Entity::find()
-        .filter(commitment::Column::OrderId.eq(order_id))
-        .all(&txn)
-        .await?;
-    let expires_at = expiry(ctx.settings.hold_ttl);
-    for c in rows {
-        let deleted = commitment::Entity::delete_by_id(c.id.clone())
-            .exec(&txn)
+    shop_kit::db::retrying("restock_to", || async {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        let rows = commitment::Entity::find()
+            .filter(commitment::Column::OrderId.eq(order_id))
+            .all(&txn)
             .await?;
-        if deleted.rows_affected != 1 {
-            continue;
-        }
-        let held_again = if hold_for.is_some() { c.quantity } else { 0 };
-        item::Entity::update_many()
-            .col_expr(
-                item::Column::Committed,
-                Expr::col(item::Column::Committed).sub(c.quantity),
-            )
-            .col_expr(
-                item::Column::Reserved,
-                Expr::col(item::Column::Reserved).add(held_again),
-            )
-            .col_expr(
-                item::Column::Version,
-                Expr::col(item::Column::Version).add(1),
-            )
-            .col_expr(item::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(item::Column::ProductId.eq(c.product_id.as_str()))
-            .exec(&txn)
-            .await?;
-        let after = find_item(&txn, &c.product_id).await?;
-        // The ledger tells it in steps: the commitment undone, then the hold again.
-        let between = item::Model {
-            reserved: after.reserved - held_again,
-            ..after.clone()
-        };
-        record(
-            ctx,
-            &txn,
-            &between,
-            Movement {
-                kind: Kind::Restock,
-                delta: -c.quantity,
-                reason: reason.to_string(),
-                actor: None,
-                reference: Some(order_id),
-            },
-        )
-        .await?;
-        let Some(owner) = hold_for else { continue };
-        record(
-            ctx,
-            &txn,
-            &after,
-            Movement {
-                kind: Kind::Hold,
-                delta: c.quantity,
-                reason: "held again for the cart".into(),
-                actor: None,
-                reference: Some(owner),
-            },
-        )
-        .await?;
-        let now = Utc::now();
-        let current = hold::Entity::find()
-            .filter(hold::Column::Owner.eq(owner))
-            .filter(hold::Column::ProductId.eq(c.product_id.as_str()))
-            .one(&txn)
-            .await?;
-        match current {
-            Some(h) => {
-                let quantity = h.quantity + c.quantity;
-                let mut m: hold::ActiveModel = h.into();
-                m.quantity = Set(quantity);
-                m.expires_at = Set(expires_at);
-                m.updated_at = Set(now);
-                m.update(&txn).await?;
-            }
-            None => {
-                hold::ActiveModel {
-                    id: Set(shop_kit::ids::new_id()),
-                    owner: Set(owner.to_string()),
-                    product_id: Set(c.product_id.clone()),
-                    quantity: Set(c.quantity),
-                    expires_at: Set(expires_at),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                }
-                .insert(&txn)
+        let expires_at = expiry(ctx.settings.hold_ttl);
+        for c in rows {
+            let deleted = commitment::Entity::delete_by_id(c.id.clone())
+                .exec(&txn)
                 .await?;
+            if deleted.rows_affected != 1 {
+                continue;
+            }
+            let held_again = if hold_for.is_some() { c.quantity } else { 0 };
+            item::Entity::update_many()
+                .col_expr(
+                    item::Column::Committed,
+                    Expr::col(item::Column::Committed).sub(c.quantity),
+                )
+                .col_expr(
+                    item::Column::Reserved,
+                    Expr::col(item::Column::Reserved).add(held_again),
+                )
+                .col_expr(
+                    item::Column::Version,
+                    Expr::col(item::Column::Version).add(1),
+                )
+                .col_expr(item::Column::UpdatedAt, Expr::value(Utc::now()))
+                .filter(item::Column::ProductId.eq(c.product_id.as_str()))
+                .exec(&txn)
+                .await?;
+            let after = find_item(&txn, &c.product_id).await?;
+            // The ledger tells it in steps: the commitment undone, then the hold again.
+            let between = item::Model {
+                reserved: after.reserved - held_again,
+                ..after.clone()
+            };
+            record(
+                ctx,
+                &txn,
+                &between,
+                Movement {
+                    kind: Kind::Restock,
+                    delta: -c.quantity,
+                    reason: reason.to_string(),
+                    actor: None,
+                    reference: Some(order_id),
+                },
+            )
+            .await?;
+            let Some(owner) = hold_for else { continue };
+            record(
+                ctx,
+                &txn,
+                &after,
+                Movement {
+                    kind: Kind::Hold,
+                    delta: c.quantity,
+                    reason: "held again for the cart".into(),
+                    actor: None,
+                    reference: Some(owner),
+                },
+            )
+            .await?;
+            let now = Utc::now();
+            let current = hold::Entity::find()
+                .filter(hold::Column::Owner.eq(owner))
+                .filter(hold::Column::ProductId.eq(c.product_id.as_str()))
+                .one(&txn)
+                .await?;
+            match current {
+                Some(h) => {
+                    let quantity = h.quantity + c.quantity;
+                    let mut m: hold::ActiveModel = h.into();
+                    m.quantity = Set(quantity);
+                    m.expires_at = Set(expires_at);
+                    m.updated_at = Set(now);
+                    m.update(&txn).await?;
+                }
+                None => {
+                    hold::ActiveModel {
+                        id: Set(shop_kit::ids::new_id()),
+                        owner: Set(owner.to_string()),
+                        product_id: Set(c.product_id.clone()),
+                        quantity: Set(c.quantity),
+                        expires_at: Set(expires_at),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                    }
+                    .insert(&txn)
+                    .await?;
+                }
             }
         }
-    }
-    txn.commit().await?;
-    ctx.outbox.wake();
-    Ok(())
+        txn.commit().await?;
+        ctx.outbox.wake();
+        Ok(())
+    })
+    .await
 }
 
 /// Releases up to `batch` expired holds; returns how many. The background sweeper

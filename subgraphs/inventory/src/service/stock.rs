@@ -228,20 +228,23 @@ pub async fn set(
             "quantity must be between 0 and {MAX_QUANTITY}"
         )));
     }
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let current = owned_item(&txn, p, product_id).await?;
-    let after = change_on_hand(
-        ctx,
-        &txn,
-        product_id,
-        quantity - current.quantity,
-        reason,
-        &p.user_id,
-    )
-    .await?;
-    txn.commit().await?;
-    ctx.outbox.wake();
-    Ok(after)
+    shop_kit::db::retrying("set", || async {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        let current = owned_item(&txn, p, product_id).await?;
+        let after = change_on_hand(
+            ctx,
+            &txn,
+            product_id,
+            quantity - current.quantity,
+            reason.clone(),
+            &p.user_id,
+        )
+        .await?;
+        txn.commit().await?;
+        ctx.outbox.wake();
+        Ok(after)
+    })
+    .await
 }
 
 /// Changes the units on hand by `delta` for a supplier or admin: more units are a
@@ -285,12 +288,16 @@ pub async fn adjust(
             "delta must be between -{MAX_QUANTITY} and {MAX_QUANTITY}"
         )));
     }
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    owned_item(&txn, p, product_id).await?;
-    let after = change_on_hand(ctx, &txn, product_id, delta, reason, &p.user_id).await?;
-    txn.commit().await?;
-    ctx.outbox.wake();
-    Ok(after)
+    shop_kit::db::retrying("adjust", || async {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        owned_item(&txn, p, product_id).await?;
+        let after =
+            change_on_hand(ctx, &txn, product_id, delta, reason.clone(), &p.user_id).await?;
+        txn.commit().await?;
+        ctx.outbox.wake();
+        Ok(after)
+    })
+    .await
 }
 
 pub async fn set_low_stock_threshold(

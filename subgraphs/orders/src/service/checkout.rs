@@ -493,83 +493,86 @@ async fn create_order(
     let ids: Vec<String> = cart.lines.iter().map(|l| l.product_id.clone()).collect();
     let suppliers = ctx.services.suppliers(&ids).await?;
     let now = Utc::now();
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    order::ActiveModel {
-        id: Set(c.id.clone()),
-        user_id: Set(c.user_id.clone()),
-        cart_id: Set(c.cart_id.clone()),
-        status: Set(Status::Paid.as_str().into()),
-        currency: Set(cart.currency.clone()),
-        subtotal: Set(cart.subtotal),
-        discount: Set(cart.discount),
-        shipping: Set(cart.shipping),
-        tax: Set(cart.tax),
-        total: Set(cart.total),
-        shipping_address: Set(serde_json::to_string(address).unwrap_or_default()),
-        payment_id: Set(c.payment_id.clone()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        removed_at: Set(None),
-        removed_by: Set(None),
-        removed_reason: Set(None),
-    }
-    .insert(&txn)
-    .await?;
-    for l in &cart.lines {
-        let (supplier, image) = suppliers.get(&l.product_id).cloned().unwrap_or_default();
-        line::ActiveModel {
-            id: Set(shop_kit::ids::new_id()),
-            order_id: Set(c.id.clone()),
-            product_id: Set(l.product_id.clone()),
-            supplier_id: Set(supplier),
-            name: Set(l.name.clone()),
-            sku: Set(l.sku.clone()),
-            image: Set(image),
-            unit_price: Set(l.unit_price),
-            quantity: Set(l.quantity),
-            line_total: Set(l.unit_price.saturating_mul(l.quantity)),
+    shop_kit::db::retrying("create order", || async {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        order::ActiveModel {
+            id: Set(c.id.clone()),
+            user_id: Set(c.user_id.clone()),
+            cart_id: Set(c.cart_id.clone()),
+            status: Set(Status::Paid.as_str().into()),
+            currency: Set(cart.currency.clone()),
+            subtotal: Set(cart.subtotal),
+            discount: Set(cart.discount),
+            shipping: Set(cart.shipping),
+            tax: Set(cart.tax),
+            total: Set(cart.total),
+            shipping_address: Set(serde_json::to_string(address).unwrap_or_default()),
+            payment_id: Set(c.payment_id.clone()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            removed_at: Set(None),
+            removed_by: Set(None),
+            removed_reason: Set(None),
         }
         .insert(&txn)
         .await?;
-    }
-    record(&txn, &c.id, Status::Pending, &c.user_id, "order placed").await?;
-    record(&txn, &c.id, Status::Paid, "system", "payment captured").await?;
-    let lines: Vec<_> = cart
-        .lines
-        .iter()
-        .map(|l| {
-            serde_json::json!({
-                "productId": l.product_id, "name": l.name, "sku": l.sku, "quantity": l.quantity,
-                "unitPrice": l.unit_price, "lineTotal": l.unit_price.saturating_mul(l.quantity),
+        for l in &cart.lines {
+            let (supplier, image) = suppliers.get(&l.product_id).cloned().unwrap_or_default();
+            line::ActiveModel {
+                id: Set(shop_kit::ids::new_id()),
+                order_id: Set(c.id.clone()),
+                product_id: Set(l.product_id.clone()),
+                supplier_id: Set(supplier),
+                name: Set(l.name.clone()),
+                sku: Set(l.sku.clone()),
+                image: Set(image),
+                unit_price: Set(l.unit_price),
+                quantity: Set(l.quantity),
+                line_total: Set(l.unit_price.saturating_mul(l.quantity)),
+            }
+            .insert(&txn)
+            .await?;
+        }
+        record(&txn, &c.id, Status::Pending, &c.user_id, "order placed").await?;
+        record(&txn, &c.id, Status::Paid, "system", "payment captured").await?;
+        let lines: Vec<_> = cart
+            .lines
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "productId": l.product_id, "name": l.name, "sku": l.sku, "quantity": l.quantity,
+                    "unitPrice": l.unit_price, "lineTotal": l.unit_price.saturating_mul(l.quantity),
+                })
             })
-        })
-        .collect();
-    ctx.outbox
-        .write(
-            &txn,
-            ORDER_PLACED,
-            &c.id,
-            serde_json::json!({
-                "orderId": c.id, "userId": c.user_id, "currency": cart.currency, "lines": lines,
-                "subtotal": cart.subtotal, "discount": cart.discount, "shipping": cart.shipping,
-                "tax": cart.tax, "total": cart.total,
-            }),
-        )
-        .await?;
-    ctx.outbox
-        .write(
-            &txn,
-            super::ORDER_STATUS_CHANGED,
-            &c.id,
-            serde_json::json!({
-                "orderId": c.id, "userId": c.user_id, "from": "PENDING", "to": "PAID",
-                "note": "payment captured",
-            }),
-        )
-        .await?;
-    txn.commit().await?;
-    ctx.outbox.wake();
-    Ok(())
+            .collect();
+        ctx.outbox
+            .write(
+                &txn,
+                ORDER_PLACED,
+                &c.id,
+                serde_json::json!({
+                    "orderId": c.id, "userId": c.user_id, "currency": cart.currency, "lines": lines,
+                    "subtotal": cart.subtotal, "discount": cart.discount, "shipping": cart.shipping,
+                    "tax": cart.tax, "total": cart.total,
+                }),
+            )
+            .await?;
+        ctx.outbox
+            .write(
+                &txn,
+                super::ORDER_STATUS_CHANGED,
+                &c.id,
+                serde_json::json!({
+                    "orderId": c.id, "userId": c.user_id, "from": "PENDING", "to": "PAID",
+                    "note": "payment captured",
+                }),
+            )
+            .await?;
+        txn.commit().await?;
+        ctx.outbox.wake();
+        Ok(())
+    })
+    .await
 }
 
 /// Finishes or undoes checkouts a crash left behind: once the payment's authorization
