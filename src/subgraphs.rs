@@ -129,12 +129,15 @@ pub async fn start(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Ro
             .await
             .map_err(|e| e.to_string()),
         shop_orders::NAME => {
-            use shop_orders::service::ports::{CHARGE_SCOPE, CHECKOUT_SCOPE, HOLD_SCOPE};
+            use shop_orders::service::ports::{
+                CHARGE_SCOPE, CHECKOUT_SCOPE, CONTACT_SCOPE, HOLD_SCOPE,
+            };
             let services = shop_orders::Services {
                 catalog: deps.client(shop_catalog::NAME, shop_orders::NAME, &[]),
                 carts: deps.client(shop_carts::NAME, shop_orders::NAME, &[CHECKOUT_SCOPE]),
                 inventory: deps.client(shop_inventory::NAME, shop_orders::NAME, &[HOLD_SCOPE]),
                 payments: deps.client(shop_payments::NAME, shop_orders::NAME, &[CHARGE_SCOPE]),
+                users: deps.client(shop_users::NAME, shop_orders::NAME, &[CONTACT_SCOPE]),
             };
             shop_orders::start(db, bus, verifier, services, deps.checkout_stale)
                 .await

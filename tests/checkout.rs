@@ -558,6 +558,7 @@ async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
             carts: Some(client("carts", &["carts:checkout"])),
             inventory: Some(client("inventory", &["inventory:hold"])),
             payments: Some(client("payments", &["payments:charge"])),
+            users: Some(client("users", &["users:contact"])),
         },
     );
     let stale = chrono::Utc::now() - chrono::Duration::minutes(5);
@@ -1176,4 +1177,131 @@ async fn placing_and_every_status_change_are_announced() {
             .all(|e| e["orderId"] == id.as_str() && e["userId"] == "announced")
     );
     h.stop().await;
+}
+
+/// What a storefront and a supplier's back office need: the supplier's name on a
+/// catalog, the buyer's contact on an order (for admins and the lines' suppliers),
+/// checkout to a saved address, and a stock list with what to restock first.
+#[tokio::test]
+async fn storefront_and_back_office_fields() {
+    each_db("e2e_frontend_fields", async |db| {
+        let h = start(db).await;
+        let (supplier_id, supplier_name) = shop::seed::DEMO_SUPPLIERS[0];
+        let lamp = product(&h, 1_000, 3).await;
+        let bulb = product(&h, 200, 50).await;
+
+        // Anyone sees who sells a product.
+        let r = h
+            .gql(None, "query($p: ID!) { product(id: $p) { catalog { supplier { id name } } } }", json!({ "p": lamp }))
+            .await;
+        assert_eq!(
+            r.data()["product"]["catalog"]["supplier"],
+            json!({ "id": supplier_id, "name": supplier_name })
+        );
+
+        // A real account checks out to one of its saved addresses.
+        let (_, email, name, _) = shop::seed::DEMO_ACCOUNTS
+            .iter()
+            .find(|a| a.0 == shop::seed::DEMO_CUSTOMER)
+            .copied()
+            .unwrap();
+        let (token, cart) = cart_of(&h, shop::seed::DEMO_CUSTOMER, &[(&lamp, 1)]).await;
+        let r = h
+            .gql(
+                Some(&token),
+                "mutation($i: AddressInput!) { addAddress(input: $i) { id } }",
+                json!({ "i": { "kind": "SHIPPING", "name": "Cara Home", "line1": "Storgata 2", "city": "Oslo", "postalCode": "0155", "country": "NO" } }),
+            )
+            .await;
+        let address_id = r.data()["addAddress"]["id"].as_str().unwrap().to_string();
+        let by_id = "mutation($c: ID!, $a: ID, $s: ShippingAddressInput, $p: PaymentCardInput!, $k: String!) { checkout(cartId: $c, shippingAddressId: $a, shippingAddress: $s, payment: $p, idempotencyKey: $k) { id shippingAddress { name city country } buyer { id name email } } }";
+        let card = json!({ "number": "4242424242424242", "expMonth": 12, "expYear": 2031, "cvc": "737", "holder": "Cara" });
+        for (vars, code) in [
+            (json!({ "c": cart, "p": card, "k": "none" }), "BAD_USER_INPUT"),
+            (json!({ "c": cart, "a": address_id, "s": address(), "p": card, "k": "both" }), "BAD_USER_INPUT"),
+            (json!({ "c": cart, "a": shop_kit::ids::new_id(), "p": card, "k": "unknown" }), "NOT_FOUND"),
+        ] {
+            let r = h.gql(Some(&token), by_id, vars).await;
+            assert_eq!(r.code(), code, "{}", r.body);
+        }
+        // Someone else's saved address is not theirs to ship to.
+        let stranger = h.token("stranger-1", Role::Customer);
+        let (_, other_cart) = cart_of(&h, "stranger-1", &[(&bulb, 1)]).await;
+        let r = h
+            .gql(Some(&stranger), by_id, json!({ "c": other_cart, "a": address_id, "p": card, "k": "theirs" }))
+            .await;
+        assert_eq!(r.code(), "NOT_FOUND", "{}", r.body);
+
+        let r = h
+            .gql(Some(&token), by_id, json!({ "c": cart, "a": address_id, "p": card, "k": "saved" }))
+            .await;
+        let order = r.data()["checkout"].clone();
+        assert_eq!(order["shippingAddress"], json!({ "name": "Cara Home", "city": "Oslo", "country": "NO" }));
+        assert_eq!(
+            order["buyer"],
+            json!({ "id": shop::seed::DEMO_CUSTOMER, "name": name, "email": email })
+        );
+        let order_id = order["id"].as_str().unwrap().to_string();
+
+        // The admin and the line's supplier see whom to contact.
+        let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+        let r = h
+            .gql(Some(&admin), "query($o: ID!) { order(id: $o) { buyer { name email } } }", json!({ "o": order_id }))
+            .await;
+        assert_eq!(r.data()["order"]["buyer"], json!({ "name": name, "email": email }));
+        let supplier = h.token(supplier_id, Role::Supplier);
+        let r = h
+            .gql(Some(&supplier), "{ supplierOrderLines(first: 20) { edges { node { orderId buyer { name email } } } } }", json!({}))
+            .await;
+        let line = r.data()["supplierOrderLines"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["node"]["orderId"] == order_id.as_str())
+            .cloned()
+            .expect("the supplier sees the line");
+        assert_eq!(line["node"]["buyer"], json!({ "name": name, "email": email }));
+
+        // The supplier's stock list: the furthest below their threshold first (the lamp,
+        // 2 left of a threshold of 5, on the first page); only low ones on request; their
+        // own only.
+        h.gql(
+            Some(&supplier),
+            "mutation($p: ID!) { setLowStockThreshold(productId: $p, threshold: 5) { productId } }",
+            json!({ "p": lamp }),
+        )
+        .await
+        .data();
+        h.gql(
+            Some(&supplier),
+            "mutation($p: ID!) { setLowStockThreshold(productId: $p, threshold: 5) { productId } }",
+            json!({ "p": bulb }),
+        )
+        .await
+        .data();
+        let list = "query($s: ID, $low: Boolean) { stockLevels(supplierId: $s, lowStockOnly: $low, first: 100) { totalCount edges { node { productId available lowStockThreshold lowStock } } } }";
+        let r = h.gql(Some(&supplier), list, json!({})).await;
+        let total = r.data()["stockLevels"]["totalCount"].clone();
+        let nodes: Vec<Value> = r.data()["stockLevels"]["edges"].as_array().unwrap().iter().map(|e| e["node"].clone()).collect();
+        let below = |n: &Value| n["available"].as_i64().unwrap() - n["lowStockThreshold"].as_i64().unwrap();
+        assert!(
+            nodes.windows(2).all(|w| below(&w[0]) <= below(&w[1])),
+            "furthest below the threshold first: {nodes:?}"
+        );
+        let lamp_level = nodes.iter().find(|n| n["productId"] == lamp.as_str()).expect("the lamp is on the first page");
+        assert_eq!(lamp_level, &json!({ "productId": lamp, "available": 2, "lowStockThreshold": 5, "lowStock": true }));
+        let r = h.gql(Some(&supplier), list, json!({ "low": true })).await;
+        let low = r.data()["stockLevels"]["edges"].as_array().unwrap().clone();
+        assert!(low.iter().all(|e| e["node"]["lowStock"] == true), "{low:?}");
+        assert!(low.iter().any(|e| e["node"]["productId"] == lamp.as_str()));
+        assert!(!low.iter().any(|e| e["node"]["productId"] == bulb.as_str()));
+        let r = h.gql(Some(&supplier), list, json!({ "s": shop::seed::DEMO_SUPPLIERS[1].0 })).await;
+        assert_eq!(r.code(), "FORBIDDEN");
+        let r = h.gql(Some(&stranger), list, json!({})).await;
+        assert_eq!(r.code(), "FORBIDDEN");
+        let r = h.gql(Some(&admin), list, json!({ "s": supplier_id })).await;
+        assert_eq!(r.data()["stockLevels"]["totalCount"], total);
+        h.stop().await;
+    })
+    .await;
 }

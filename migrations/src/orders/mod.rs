@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_orders_tables;
 mod m20261201_000002_checkout_claims;
 mod m20261201_000003_line_images;
+mod m20261202_000004_buyer_contact;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::util::OutboxDelivery("orders")),
             Box::new(m20261201_000002_checkout_claims::Migration),
             Box::new(m20261201_000003_line_images::Migration),
+            Box::new(m20261202_000004_buyer_contact::Migration),
         ]
     }
 

@@ -41,6 +41,7 @@ pub fn sdl() -> String {
             carts: None,
             inventory: None,
             payments: None,
+            users: None,
         },
     );
     schema(ctx).sdl_with_options(async_graphql::SDLExportOptions::new().federation())

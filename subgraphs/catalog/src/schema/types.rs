@@ -12,6 +12,13 @@ use crate::service::{CatalogCtx, categories, search};
 /// A supplier's catalog of products.
 pub struct Catalog(pub catalog::Model);
 
+/// The users subgraph's account, referenced by id.
+#[derive(async_graphql::SimpleObject)]
+#[graphql(unresolvable = "id")]
+pub struct User {
+    pub id: ID,
+}
+
 #[Object]
 impl Catalog {
     async fn id(&self) -> ID {
@@ -20,6 +27,12 @@ impl Catalog {
     /// The user id of the supplier who owns the catalog.
     async fn supplier_id(&self) -> ID {
         ID(self.0.supplier_id.clone())
+    }
+    /// The supplier who sells from this catalog (`name` is public).
+    async fn supplier(&self) -> Option<User> {
+        Some(User {
+            id: ID(self.0.supplier_id.clone()),
+        })
     }
     async fn name(&self) -> &str {
         &self.0.name

@@ -127,6 +127,10 @@ impl StockLevel {
     async fn low_stock_threshold(&self) -> i32 {
         self.0.low_stock_threshold
     }
+    /// Whether what is available is at or below the low-stock threshold.
+    async fn low_stock(&self) -> bool {
+        self.0.available() <= i64::from(self.0.low_stock_threshold)
+    }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -295,6 +299,39 @@ impl QueryRoot {
         Ok(StockLevel(
             stock::level(ctx.data::<InventoryCtx>()?, &caller(ctx), &product_id).await?,
         ))
+    }
+
+    /// Stock records of a supplier's products, the ones furthest below their low-stock
+    /// threshold first: what to restock comes first. A supplier gets their own;
+    /// an admin a given supplier's, or everyone's. `lowStockOnly` keeps those at or
+    /// below their threshold.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    #[allow(clippy::too_many_arguments)]
+    async fn stock_levels(
+        &self,
+        ctx: &Context<'_>,
+        supplier_id: Option<ID>,
+        low_stock_only: Option<bool>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<StockLevel>> {
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (window, rows) = stock::levels(
+            ctx.data::<InventoryCtx>()?,
+            &caller(ctx),
+            supplier_id.as_ref().map(|s| s.as_str()),
+            low_stock_only.unwrap_or(false),
+            &page,
+        )
+        .await?;
+        Ok(window.connection(rows.into_iter().map(StockLevel).collect()))
     }
 
     /// A product's stock changes, newest first (its supplier or an admin).

@@ -331,6 +331,56 @@ pub async fn level(
     Ok(live(&ctx.db, vec![it]).await?.remove(0))
 }
 
+/// A supplier's stock records, those furthest below their low-stock threshold first
+/// (then by product): what needs restocking comes first. Suppliers see their own
+/// (`supplier_id` another supplier's is refused); admins anyone's, or everyone's
+/// without `supplier_id`. `low_only` keeps the records at or below the threshold.
+pub async fn levels(
+    ctx: &InventoryCtx,
+    caller: &Caller,
+    supplier_id: Option<&str>,
+    low_only: bool,
+    page: &PageArgs,
+) -> ApiResult<(Window, Vec<item::Model>)> {
+    let p = require_writer(caller)?;
+    page.validate()?;
+    let supplier = match supplier_id {
+        Some(s) if p.is_admin() || s == p.user_id => Some(s.to_string()),
+        Some(_) => {
+            return Err(ApiError::forbidden(
+                "suppliers see their own stock only; leave supplierId out",
+            ));
+        }
+        None if p.is_admin() => None,
+        None => Some(p.user_id.clone()),
+    };
+    let available = || {
+        Expr::col(item::Column::Quantity)
+            .sub(Expr::col(item::Column::Reserved))
+            .sub(Expr::col(item::Column::Committed))
+    };
+    let mut q = item::Entity::find();
+    if let Some(s) = supplier {
+        q = q.filter(item::Column::SupplierId.eq(s));
+    }
+    if low_only {
+        q = q.filter(available().lte(Expr::col(item::Column::LowStockThreshold)));
+    }
+    let total = q.clone().count(&ctx.db).await?;
+    let window = page.window(total)?;
+    let rows = q
+        .order_by(
+            available().sub(Expr::col(item::Column::LowStockThreshold)),
+            sea_orm::Order::Asc,
+        )
+        .order_by_asc(item::Column::ProductId)
+        .offset(window.offset)
+        .limit(window.limit)
+        .all(&ctx.db)
+        .await?;
+    Ok((window, live(&ctx.db, rows).await?))
+}
+
 /// The items as a reader must see them: units of holds that have expired but are not
 /// released yet do not count as held.
 pub async fn live<C: ConnectionTrait>(

@@ -26,6 +26,9 @@ pub struct Model {
     pub removed_at: Option<DateTimeUtc>,
     pub removed_by: Option<String>,
     pub removed_reason: Option<String>,
+    /// The buyer's name and e-mail when ordering; `None` where users could not say.
+    pub buyer_name: Option<String>,
+    pub buyer_email: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

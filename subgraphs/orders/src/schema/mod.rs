@@ -53,10 +53,11 @@ impl From<OrderStatus> for Status {
     }
 }
 
-/// A line of an order, as its supplier sees it: what to ship, not who bought it.
+/// A line of an order, as its supplier sees it: what to ship, and whom to contact.
 #[derive(SimpleObject)]
 pub struct SupplierOrderLine {
     pub order_id: ID,
+    pub buyer: Buyer,
     pub order_status: OrderStatus,
     pub ordered_at: DateTime<Utc>,
     /// The live product; null once its supplier removed it. What was sold is on the
@@ -71,11 +72,24 @@ pub struct SupplierOrderLine {
     pub line_total: Money,
 }
 
-/// The users subgraph's user, referenced by id.
+/// Who placed an order: the account, and the name and e-mail address it had when
+/// ordering (null for orders placed before they were kept, or when users could not
+/// say). Seen by the buyer, admins, and the suppliers of the order's lines.
 #[derive(SimpleObject)]
-#[graphql(unresolvable = "id")]
 pub struct Buyer {
     pub id: ID,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+impl Buyer {
+    fn of(o: &order::Model) -> Buyer {
+        Buyer {
+            id: ID(o.user_id.clone()),
+            name: o.buyer_name.clone(),
+            email: o.buyer_email.clone(),
+        }
+    }
 }
 
 /// The catalog's product, referenced by id.
@@ -145,11 +159,9 @@ impl Order {
     async fn can_cancel(&self) -> bool {
         Status::parse(&self.0.status).cancellable()
     }
-    /// Who bought it; null once their account is gone.
-    async fn buyer(&self) -> Option<Buyer> {
-        Some(Buyer {
-            id: ID(self.0.user_id.clone()),
-        })
+    /// Who bought it, with the name and e-mail they had when ordering.
+    async fn buyer(&self) -> Buyer {
+        Buyer::of(&self.0)
     }
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
         let svc = ctx.data::<OrdersCtx>()?;
@@ -393,6 +405,7 @@ impl QueryRoot {
             rows.into_iter()
                 .map(|(l, o)| SupplierOrderLine {
                     order_id: ID(o.id.clone()),
+                    buyer: Buyer::of(&o),
                     order_status: Status::parse(&o.status).into(),
                     ordered_at: o.created_at,
                     product: Some(Product {
@@ -430,23 +443,23 @@ impl MutationRoot {
     /// Places an order from your cart: checks prices (PRICE_CHANGED) and stock
     /// (OUT_OF_STOCK), takes the stock, charges the card (PAYMENT_DECLINED), empties the
     /// cart. Anything that fails is undone. Send the same `idempotencyKey` when retrying:
-    /// it answers the same order and never charges twice.
+    /// it answers the same order and never charges twice. Ship to `shippingAddress`, or
+    /// to one of your saved addresses by `shippingAddressId`.
     #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn checkout(
         &self,
         ctx: &Context<'_>,
         cart_id: ID,
-        shipping_address: ShippingAddressInput,
+        shipping_address: Option<ShippingAddressInput>,
+        shipping_address_id: Option<ID>,
         payment: PaymentCardInput,
         idempotency_key: String,
     ) -> Result<Order> {
         let svc = ctx.data::<OrdersCtx>()?;
         let c = caller(ctx);
         let p = c.require()?;
-        let a = shipping_address;
-        let req = checkout::Request {
-            cart_id: cart_id.0,
-            address: Address {
+        let address = match (shipping_address, shipping_address_id) {
+            (Some(a), None) => Address {
                 name: a.name,
                 line1: a.line1,
                 line2: a.line2,
@@ -456,6 +469,17 @@ impl MutationRoot {
                 country: a.country,
                 phone: a.phone,
             },
+            (None, Some(id)) => svc.services.saved_address(&p.user_id, &id).await?,
+            _ => {
+                return Err(ApiError::bad_input(
+                    "give either shippingAddress or shippingAddressId (one of your saved addresses)",
+                )
+                .into());
+            }
+        };
+        let req = checkout::Request {
+            cart_id: cart_id.0,
+            address,
             card: CardFields {
                 number: payment.number,
                 exp_month: payment.exp_month,

@@ -491,7 +491,21 @@ async fn create_order(
         return Ok(());
     }
     let ids: Vec<String> = cart.lines.iter().map(|l| l.product_id.clone()).collect();
-    let suppliers = ctx.services.suppliers(&ids).await?;
+    let (suppliers, contact) = tokio::join!(
+        ctx.services.suppliers(&ids),
+        ctx.services.buyer_contact(&c.user_id)
+    );
+    let suppliers = suppliers?;
+    // Paid already: an order without the buyer's contact beats no order; admins still
+    // have the buyer's id.
+    let (buyer_name, buyer_email) = match contact {
+        Ok(Some((n, e))) => (Some(n), Some(e)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            tracing::warn!(order = %c.id, error = e.public_message(), "buyer contact unavailable");
+            (None, None)
+        }
+    };
     let now = Utc::now();
     shop_kit::db::retrying("create order", || async {
         let txn = shop_kit::db::begin_write(&ctx.db).await?;
@@ -513,6 +527,8 @@ async fn create_order(
             removed_at: Set(None),
             removed_by: Set(None),
             removed_reason: Set(None),
+            buyer_name: Set(buyer_name.clone()),
+            buyer_email: Set(buyer_email.clone()),
         }
         .insert(&txn)
         .await?;

@@ -10,6 +10,7 @@ use shop_kit::{ApiError, ApiResult};
 pub const CHECKOUT_SCOPE: &str = "carts:checkout";
 pub const HOLD_SCOPE: &str = "inventory:hold";
 pub const CHARGE_SCOPE: &str = "payments:charge";
+pub const CONTACT_SCOPE: &str = "users:contact";
 
 /// Clients of the subgraphs checkout drives; `None` where this process cannot call.
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct Services {
     pub carts: Option<SubgraphClient>,
     pub inventory: Option<SubgraphClient>,
     pub payments: Option<SubgraphClient>,
+    /// Users, for the buyer's name and e-mail kept with an order.
+    pub users: Option<SubgraphClient>,
 }
 
 fn need<'a>(c: &'a Option<SubgraphClient>, what: &str) -> ApiResult<&'a SubgraphClient> {
@@ -111,6 +114,41 @@ impl Services {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    /// The buyer's name and e-mail, or `None` when the account is unknown to users.
+    pub async fn buyer_contact(&self, user_id: &str) -> ApiResult<Option<(String, String)>> {
+        let data = need(&self.users, "users")?
+            .call(
+                "query($u: String!) { buyerContact(userId: $u) { name email } }",
+                json!({ "u": user_id }),
+            )
+            .await?;
+        let c = &data["buyerContact"];
+        Ok(c["name"]
+            .as_str()
+            .zip(c["email"].as_str())
+            .map(|(n, e)| (n.to_string(), e.to_string())))
+    }
+
+    /// One of the buyer's saved addresses; `NOT_FOUND` when they have none with this id.
+    pub async fn saved_address(
+        &self,
+        user_id: &str,
+        address_id: &str,
+    ) -> ApiResult<super::checkout::Address> {
+        let data = need(&self.users, "users")?
+            .call(
+                "query($u: String!, $a: String!) { buyerAddress(userId: $u, addressId: $a) { name line1 line2 city postalCode region country phone } }",
+                json!({ "u": user_id, "a": address_id }),
+            )
+            .await?;
+        if data["buyerAddress"].is_null() {
+            return Err(ApiError::not_found(format!(
+                "you have no saved address {address_id}"
+            )));
+        }
+        parse(data["buyerAddress"].clone(), "users")
     }
 
     /// The cart as checkout sees it, taxed as for shipping to `ship_to`.

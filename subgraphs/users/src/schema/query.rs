@@ -5,6 +5,31 @@ use shop_kit::pagination::{PageArgs, Paged};
 use super::types::{OidcProvider, User};
 use crate::service::{UsersCtx, accounts, admin, oidc};
 
+/// Scope of the services that may read a buyer's contact details (orders).
+pub const CONTACT_SCOPE: &str = "users:contact";
+
+/// A buyer's name and e-mail address, as orders keeps them with an order.
+#[derive(async_graphql::SimpleObject)]
+#[graphql(inaccessible)]
+pub struct BuyerContact {
+    pub name: String,
+    pub email: String,
+}
+
+/// A saved address, as orders ships to it.
+#[derive(async_graphql::SimpleObject)]
+#[graphql(inaccessible)]
+pub struct BuyerAddress {
+    pub name: String,
+    pub line1: String,
+    pub line2: String,
+    pub city: String,
+    pub postal_code: String,
+    pub region: String,
+    pub country: String,
+    pub phone: Option<String>,
+}
+
 pub struct QueryRoot;
 
 #[Object(name = "Query")]
@@ -69,6 +94,57 @@ impl QueryRoot {
         let window = args.window(total)?;
         let rows = admin::page(svc, &filter, window).await?;
         Ok(window.connection(rows.into_iter().map(User::new).collect()))
+    }
+
+    /// Internal: how to reach a buyer (name and e-mail), for the order they place.
+    #[graphql(inaccessible)]
+    async fn buyer_contact(
+        &self,
+        ctx: &Context<'_>,
+        user_id: String,
+    ) -> Result<Option<BuyerContact>> {
+        shop_kit::internal::require_service(&caller(ctx), CONTACT_SCOPE)?;
+        let svc = ctx.data::<UsersCtx>()?;
+        match accounts::find_live(&svc.db, &user_id).await {
+            Ok(u) => Ok(Some(BuyerContact {
+                name: u.name,
+                email: u.email,
+            })),
+            Err(shop_kit::ApiError::NotFound(_) | shop_kit::ApiError::BadUserInput(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Internal: one of the buyer's saved addresses, to ship an order to; null when the
+    /// user has no address with this id.
+    #[graphql(inaccessible)]
+    async fn buyer_address(
+        &self,
+        ctx: &Context<'_>,
+        user_id: String,
+        address_id: String,
+    ) -> Result<Option<BuyerAddress>> {
+        shop_kit::internal::require_service(&caller(ctx), CONTACT_SCOPE)?;
+        let svc = ctx.data::<UsersCtx>()?;
+        if !shop_kit::ids::is_valid_id(&address_id) {
+            return Ok(None);
+        }
+        use sea_orm::EntityTrait;
+        Ok(crate::entity::address::Entity::find_by_id(address_id)
+            .one(&svc.db)
+            .await
+            .map_err(shop_kit::ApiError::from)?
+            .filter(|a| a.user_id == user_id)
+            .map(|a| BuyerAddress {
+                name: a.name,
+                line1: a.line1,
+                line2: a.line2,
+                city: a.city,
+                postal_code: a.postal_code,
+                region: a.region,
+                country: a.country,
+                phone: a.phone,
+            }))
     }
 
     #[graphql(entity)]
