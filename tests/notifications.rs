@@ -146,12 +146,23 @@ async fn orders_become_notifications_live_in_app_and_by_mail() {
         .data();
         let r = checkout(&h, &token, &cart, "4242424242424242", "n-1").await;
         let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
-        let short = order.split('-').next().unwrap().to_string();
+        // Mails and notifications call the order by its number, not by its id.
+        let r = h
+            .gql(Some(&token), "query($o: ID!) { order(id: $o) { number } }", json!({ "o": order }))
+            .await;
+        let short = r.data()["order"]["number"].as_str().unwrap().to_string();
+        assert_eq!(short.len(), 11, "{short}");
+        assert!(
+            short.chars().enumerate().all(|(i, c)| if i == 5 { c == '-' } else { "23456789ABCDEFGHJKMNPQRSTVWXYZ".contains(c) }),
+            "{short}"
+        );
+        assert!(!order.to_uppercase().starts_with(&short[..5]), "not the id's prefix");
 
         // Live, in the app, and by mail with lines and totals (2 × 25.00 + 19 % tax).
         let live = ws.next_for("n").await;
         let n = &live["data"]["notifications"];
         assert_eq!(n["kind"], "ORDER_PLACED", "{live}");
+        assert_eq!(n["title"], format!("Order {short} placed"));
         assert_eq!(n["orderId"], order.as_str());
         assert_eq!(n["read"], false);
         let mail = smtp.wait_for(&email, &format!("Your order {short} is confirmed")).await;
@@ -332,7 +343,41 @@ async fn the_embedded_default_writes_mail_files_and_low_stock_reaches_the_suppli
     // The seeded demo supplier's account is known to notifications (its address came
     // with the registration event).
     let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+    // The demo seed gives many products fewer units than their alert: that is their
+    // first stock, not stock running low, and nobody is mailed for it.
+    let low_alerts = || async {
+        let r = h
+            .gql(
+                Some(&supplier),
+                "{ notifications(first: 100) { edges { node { kind productId title body } } } }",
+                json!({}),
+            )
+            .await;
+        r.data()["notifications"]["edges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e["node"].clone())
+            .filter(|n| n["kind"] == "STOCK_LOW")
+            .collect::<Vec<Value>>()
+    };
+    assert_eq!(
+        low_alerts().await,
+        Vec::<Value>::new(),
+        "the seed alerts nobody"
+    );
+
     let lamp = product(&h, 1000, 10).await;
+    // Renamed after it was made: the alert uses the name it has now.
+    let r = h
+        .gql(
+            Some(&supplier),
+            "mutation($p: ID!) { updateProduct(id: $p, input: { name: \"Brass Desk Lamp\" }) { name } }",
+            json!({ "p": lamp }),
+        )
+        .await;
+    assert!(r.body.get("errors").is_none(), "{}", r.body);
     let r = h
         .gql(
             Some(&supplier),
@@ -341,43 +386,54 @@ async fn the_embedded_default_writes_mail_files_and_low_stock_reaches_the_suppli
         )
         .await;
     assert!(r.body.get("errors").is_none(), "{}", r.body);
-    let (token, cart) = cart_of(&h, "buyer-low", &[(&lamp, 6)]).await;
+    // The rename reaches inventory by event; wait for it before the stock runs low.
+    let (token, cart) = cart_of(&h, "buyer-low", &[(&lamp, 9)]).await;
+    let inventory = h.platform.db("inventory");
+    eventually("inventory knows the new name", || async {
+        use sea_orm::{ConnectionTrait, Statement};
+        let row = inventory
+            .query_one_raw(Statement::from_sql_and_values(
+                inventory.get_database_backend(),
+                "SELECT name FROM inventory_items WHERE product_id = ?",
+                [lamp.clone().into()],
+            ))
+            .await
+            .ok()??;
+        (row.try_get::<Option<String>>("", "name").ok()?? == "Brass Desk Lamp").then_some(())
+    })
+    .await;
     checkout(&h, &token, &cart, "4242424242424242", "low-1")
         .await
         .data();
     let n = eventually("the supplier's low-stock notification", || async {
-        let r = h
-            .gql(
-                Some(&supplier),
-                "{ notifications { edges { node { kind productId body } } } }",
-                json!({}),
-            )
-            .await;
-        let edges = r.data()["notifications"]["edges"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        edges
+        low_alerts()
+            .await
             .into_iter()
-            .map(|e| e["node"].clone())
-            .find(|n| n["kind"] == "STOCK_LOW" && n["productId"] == lamp.as_str())
+            .find(|n| n["productId"] == lamp.as_str())
     })
     .await;
+    assert_eq!(n["title"], "Stock is running low: Brass Desk Lamp", "{n}");
     assert!(
-        n["body"].as_str().unwrap().starts_with("4 units left"),
+        n["body"].as_str().unwrap().starts_with("1 unit left"),
         "{n}"
     );
+    assert_eq!(low_alerts().await.len(), 1, "one alert, for the lamp");
     let dir = h.dir().join("mail");
     let file = eventually("a mail file", || async {
         std::fs::read_dir(&dir).ok()?.flatten().find_map(|e| {
             let text = std::fs::read_to_string(e.path()).ok()?;
             common::smtp::decoded(&text)
-                .contains("Stock is running low")
+                .contains("Stock is running low: Brass Desk Lamp")
                 .then_some(text)
         })
     })
     .await;
     assert!(file.contains("To: "), "{file}");
+    assert!(
+        common::smtp::decoded(&file)
+            .contains("Brass Desk Lamp has 1 unit left (your alert is at 5 units)"),
+        "{file}"
+    );
     h.stop().await;
 }
 

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_inventory_tables;
 mod m20261122_000002_stock_holds;
+mod m20261202_000003_item_names;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_stock_holds::Migration),
             Box::new(crate::util::EventTables("inventory")),
             Box::new(crate::util::OutboxDelivery("inventory")),
+            Box::new(m20261202_000003_item_names::Migration),
         ]
     }
 

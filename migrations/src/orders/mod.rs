@@ -6,6 +6,7 @@ mod m20261122_000001_create_orders_tables;
 mod m20261201_000002_checkout_claims;
 mod m20261201_000003_line_images;
 mod m20261202_000004_buyer_contact;
+mod m20261202_000005_order_numbers;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_checkout_claims::Migration),
             Box::new(m20261201_000003_line_images::Migration),
             Box::new(m20261202_000004_buyer_contact::Migration),
+            Box::new(m20261202_000005_order_numbers::Migration),
         ]
     }
 

@@ -8,6 +8,8 @@ use super::CatalogCtx;
 
 pub const PRODUCT_CREATED: &str = "catalog.product_created";
 pub const PRODUCT_DELETED: &str = "catalog.product_deleted";
+/// A product's name changed (inventory names products in low-stock alerts).
+pub const PRODUCT_RENAMED: &str = "catalog.product_renamed";
 pub const CATALOG_DELETED: &str = "catalog.catalog_deleted";
 
 /// Published by inventory whenever a product's stock changes.
@@ -19,6 +21,14 @@ pub struct ProductCreated {
     pub product_id: String,
     pub catalog_id: String,
     pub supplier_id: String,
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductRenamed {
+    pub product_id: String,
+    pub name: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

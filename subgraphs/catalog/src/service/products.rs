@@ -11,7 +11,10 @@ use shop_kit::money::MoneyInput;
 use shop_kit::{ApiError, ApiResult, ids};
 
 use super::access::{require_writer, writable_catalog};
-use super::events::{PRODUCT_CREATED, PRODUCT_DELETED, ProductCreated, ProductDeleted};
+use super::events::{
+    PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_RENAMED, ProductCreated, ProductDeleted,
+    ProductRenamed,
+};
 use super::search::index_terms;
 use super::{CatalogCtx, check_id, optional_text, required_text};
 use crate::entity::{catalog, category, product, product_attribute, search_term};
@@ -268,6 +271,7 @@ pub async fn insert<C: ConnectionTrait>(
         product_id: created.id.clone(),
         catalog_id: cat.id.clone(),
         supplier_id: cat.supplier_id.clone(),
+        name: created.name.clone(),
     };
     ctx.outbox
         .write(
@@ -337,7 +341,22 @@ pub async fn update(
     m.updated_at = Set(Utc::now());
     let updated = m.update(&txn).await?;
     reindex(&txn, &updated).await?;
+    if updated.name != existing.name {
+        let event = ProductRenamed {
+            product_id: updated.id.clone(),
+            name: updated.name.clone(),
+        };
+        ctx.outbox
+            .write(
+                &txn,
+                PRODUCT_RENAMED,
+                &updated.id,
+                serde_json::to_value(event).unwrap_or_default(),
+            )
+            .await?;
+    }
     txn.commit().await?;
+    ctx.outbox.wake();
     Ok(updated)
 }
 

@@ -11,6 +11,8 @@ pub struct Model {
     pub catalog_id: String,
     /// The owner, who may change the stock; copied from the same event.
     pub supplier_id: String,
+    /// The product's name as the catalog's events last gave it.
+    pub name: Option<String>,
     /// Units on hand.
     pub quantity: i64,
     /// Units held by carts (the sum of their holds, counting expired ones until the

@@ -11,6 +11,7 @@ pub const STOCK_CHANGED: &str = "inventory.stock_changed";
 pub const STOCK_LOW: &str = "inventory.stock_low";
 
 pub const PRODUCT_CREATED: &str = "catalog.product_created";
+pub const PRODUCT_RENAMED: &str = "catalog.product_renamed";
 pub const PRODUCT_DELETED: &str = "catalog.product_deleted";
 pub const CATALOG_DELETED: &str = "catalog.catalog_deleted";
 
@@ -27,6 +28,8 @@ pub struct StockChanged {
 #[serde(rename_all = "camelCase")]
 pub struct StockLow {
     pub product_id: String,
+    /// The product's name, when the catalog has told it.
+    pub name: Option<String>,
     pub supplier_id: String,
     pub available: i64,
     pub threshold: i32,
@@ -38,6 +41,16 @@ struct ProductCreated {
     product_id: String,
     catalog_id: String,
     supplier_id: String,
+    /// Absent from events published before names were sent.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProductRenamed {
+    product_id: String,
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -64,7 +77,22 @@ pub async fn apply(ctx: &InventoryCtx, event: Event) -> Result<(), String> {
                 tracing::error!(id = %event.id, "malformed product_created event dropped");
                 return Ok(());
             };
-            stock::ensure_item(&ctx.db, &ev.product_id, &ev.catalog_id, &ev.supplier_id)
+            stock::ensure_item(
+                &ctx.db,
+                &ev.product_id,
+                &ev.catalog_id,
+                &ev.supplier_id,
+                ev.name.as_deref(),
+            )
+            .await
+            .map_err(err)
+        }
+        PRODUCT_RENAMED => {
+            let Ok(ev) = serde_json::from_value::<ProductRenamed>(event.payload) else {
+                tracing::error!(id = %event.id, "malformed product_renamed event dropped");
+                return Ok(());
+            };
+            stock::rename(&ctx.db, &ev.product_id, &ev.name)
                 .await
                 .map_err(err)
         }
@@ -100,7 +128,12 @@ pub fn start(ctx: &InventoryCtx, bus: &EventBus) {
     shop_kit::events::spawn_relay(ctx.db.clone(), ctx.outbox.clone(), bus.clone());
     bus.spawn_consumer(
         "inventory",
-        &[PRODUCT_CREATED, PRODUCT_DELETED, CATALOG_DELETED],
+        &[
+            PRODUCT_CREATED,
+            PRODUCT_RENAMED,
+            PRODUCT_DELETED,
+            CATALOG_DELETED,
+        ],
         handler(ctx.clone(), |ctx: InventoryCtx, event: Event| async move {
             apply(&ctx, event).await
         }),

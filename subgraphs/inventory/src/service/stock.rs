@@ -182,6 +182,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
         if low && flipped.rows_affected == 1 {
             let event = StockLow {
                 product_id: after.product_id.clone(),
+                name: after.name.clone(),
                 supplier_id: after.supplier_id.clone(),
                 available,
                 threshold: after.low_stock_threshold,
@@ -425,22 +426,32 @@ pub async fn ensure_item<C: ConnectionTrait>(
     product_id: &str,
     catalog_id: &str,
     supplier_id: &str,
+    name: Option<&str>,
 ) -> ApiResult<()> {
-    if item::Entity::find_by_id(product_id.to_string())
+    if let Some(existing) = item::Entity::find_by_id(product_id.to_string())
         .one(conn)
         .await?
-        .is_some()
     {
+        // Made by a seed or import before the catalog's event named the product.
+        if let Some(name) = name
+            && existing.name.as_deref() != Some(name)
+        {
+            rename(conn, product_id, name).await?;
+        }
         return Ok(());
     }
     let inserted = item::ActiveModel {
         product_id: Set(product_id.to_string()),
         catalog_id: Set(catalog_id.to_string()),
         supplier_id: Set(supplier_id.to_string()),
+        name: Set(name.map(str::to_string)),
         quantity: Set(0),
         reserved: Set(0),
         committed: Set(0),
-        low_stock: Set(false),
+        // Nothing on hand is low already: the alert is for stock that runs down, not
+        // for a product whose first units are fewer than the threshold (the demo
+        // seed would mail its suppliers dozens of times on first start).
+        low_stock: Set(true),
         low_stock_threshold: Set(5),
         version: Set(0),
         updated_at: Set(Utc::now()),
@@ -462,6 +473,16 @@ pub async fn ensure_item<C: ConnectionTrait>(
     }
 }
 
+/// Keeps the product's name (for low-stock alerts) as the catalog last named it.
+pub async fn rename<C: ConnectionTrait>(conn: &C, product_id: &str, name: &str) -> ApiResult<()> {
+    item::Entity::update_many()
+        .col_expr(item::Column::Name, Expr::value(name))
+        .filter(item::Column::ProductId.eq(product_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Gives a product its initial stock (seeding and imports): creates the record if
 /// needed and records the quantity as a ledger entry.
 pub async fn receive_initial(
@@ -473,7 +494,7 @@ pub async fn receive_initial(
     reason: &str,
 ) -> ApiResult<item::Model> {
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    ensure_item(&txn, product_id, catalog_id, supplier_id).await?;
+    ensure_item(&txn, product_id, catalog_id, supplier_id, None).await?;
     // A locking read: on MySQL a plain one would read this transaction's snapshot,
     // taken before a concurrent event handler's insert that `ensure_item` gave way to.
     let current = item::Entity::find_by_id(product_id.to_string())

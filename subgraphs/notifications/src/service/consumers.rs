@@ -37,6 +37,19 @@ fn text<'a>(payload: &'a Value, key: &str) -> &'a str {
 }
 
 /// Applies one event; `Ok` also when it was applied before.
+/// The order's number from an event; older events carry none, and then the first
+/// block of the id stands in.
+fn order_number(p: &serde_json::Value) -> String {
+    match p["number"].as_str() {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => text(p, "orderId")
+            .split('-')
+            .next()
+            .unwrap_or_default()
+            .to_uppercase(),
+    }
+}
+
 pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()> {
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     if !ctx.inbox.claim(&txn, CONSUMER, e).await? {
@@ -110,6 +123,7 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
         }
         "orders.order_placed" => {
             let order = text(p, "orderId");
+            let number = order_number(p);
             let total = templates::money(p["total"].as_i64().unwrap_or(0), text(p, "currency"));
             let items: i64 = p["lines"]
                 .as_array()
@@ -121,8 +135,11 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
                 NewNotification {
                     user_id: user,
                     kind: Kind::OrderPlaced,
-                    title: format!("Order {} placed", templates::short(order)),
-                    body: format!("{items} items, {total}, paid. We will tell you when it ships."),
+                    title: format!("Order {number} placed"),
+                    body: format!(
+                        "{}, {total}, paid. We will tell you when it ships.",
+                        templates::count(items, "item", "items")
+                    ),
                     order_id: Some(order.to_string()),
                     product_id: None,
                 },
@@ -132,7 +149,7 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
                 && preferences_of(&txn, user).await?.email_orders
             {
                 let url = format!("{public}/orders/{order}");
-                let mail = templates::order_placed(&r.name, order, p, &url);
+                let mail = templates::order_placed(&r.name, &number, p, &url);
                 queue_mail(&txn, Some(user), Kind::OrderPlaced, &r.email, mail).await?;
                 mailed = true;
             }
@@ -140,8 +157,9 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
         "orders.order_status_changed" => {
             let order = text(p, "orderId");
             let to = text(p, "to");
+            let number = order_number(p);
             let url = format!("{public}/orders/{order}");
-            if let Some(mail) = templates::order_status("", order, to, text(p, "note"), &url) {
+            if let Some(mail) = templates::order_status("", &number, to, text(p, "note"), &url) {
                 notify(
                     ctx,
                     &txn,
@@ -158,7 +176,7 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
                 if let Some(r) = super::recipient_of(&txn, user).await?
                     && preferences_of(&txn, user).await?.email_orders
                     && let Some(mail) =
-                        templates::order_status(&r.name, order, to, text(p, "note"), &url)
+                        templates::order_status(&r.name, &number, to, text(p, "note"), &url)
                 {
                     queue_mail(&txn, Some(user), Kind::OrderStatus, &r.email, mail).await?;
                     mailed = true;
@@ -170,14 +188,21 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
             let product = text(p, "productId");
             let available = p["available"].as_i64().unwrap_or(0);
             let threshold = p["threshold"].as_i64().unwrap_or(0);
+            let named = p["name"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(product);
             notify(
                 ctx,
                 &txn,
                 NewNotification {
                     user_id: supplier,
                     kind: Kind::StockLow,
-                    title: format!("Stock is running low: {}", templates::short(product)),
-                    body: format!("{available} units left (alert at {threshold})."),
+                    title: format!("Stock is running low: {named}"),
+                    body: format!(
+                        "{} left (alert at {threshold}).",
+                        templates::count(available, "unit", "units")
+                    ),
                     order_id: None,
                     product_id: Some(product.to_string()),
                 },
@@ -187,7 +212,7 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
                 && preferences_of(&txn, supplier).await?.email_stock
             {
                 let url = format!("{public}/supplier/products/{product}");
-                let mail = templates::stock_low(&r.name, product, available, threshold, &url);
+                let mail = templates::stock_low(&r.name, named, available, threshold, &url);
                 queue_mail(&txn, Some(supplier), Kind::StockLow, &r.email, mail).await?;
                 mailed = true;
             }

@@ -146,10 +146,10 @@ pub fn registration_attempted(name: &str, sign_in: &str) -> Mail {
 }
 
 /// The order confirmation: every line with its price, and the totals.
-pub fn order_placed(name: &str, order_id: &str, payload: &Value, url: &str) -> Mail {
+pub fn order_placed(name: &str, number: &str, payload: &Value, url: &str) -> Mail {
     let currency = payload["currency"].as_str().unwrap_or_default();
     let amount = |k: &str| money(payload[k].as_i64().unwrap_or(0), currency);
-    let subject = format!("Your order {} is confirmed", short(order_id));
+    let subject = format!("Your order {number} is confirmed");
     let mut text =
         format!("Hello {name},\n\nthank you for your order. We have received your payment.\n\n");
     let mut rows = String::new();
@@ -196,13 +196,7 @@ pub fn order_placed(name: &str, order_id: &str, payload: &Value, url: &str) -> M
 }
 
 /// An order's status change the buyer cares about; `None` for the others.
-pub fn order_status(
-    name: &str,
-    order_id: &str,
-    status: &str,
-    note: &str,
-    url: &str,
-) -> Option<Mail> {
+pub fn order_status(name: &str, number: &str, status: &str, note: &str, url: &str) -> Option<Mail> {
     let (subject, line) = match status {
         "SHIPPED" => ("has shipped", "is on its way"),
         "DELIVERED" => ("was delivered", "has been delivered"),
@@ -213,8 +207,8 @@ pub fn order_status(
         "REFUNDED" => ("was refunded", "was refunded to your payment card"),
         _ => return None,
     };
-    let subject = format!("Your order {} {subject}", short(order_id));
-    let line = format!("your order {} {line}.", short(order_id));
+    let subject = format!("Your order {number} {subject}");
+    let line = format!("your order {number} {line}.");
     let mut text = format!("Hello {name},\n\n{line}\n");
     let mut parts = vec![p(&format!("Hello {name},")), p(&line)];
     if !note.is_empty() {
@@ -230,10 +224,15 @@ pub fn order_status(
     })
 }
 
-pub fn stock_low(name: &str, product_id: &str, available: i64, threshold: i64, url: &str) -> Mail {
-    let subject = format!("Stock is running low: {}", short(product_id));
-    let line =
-        format!("product {product_id} has {available} units left (your alert is at {threshold}).");
+/// A supplier's product ran low; `product` is its name (or its id when the name is not
+/// known).
+pub fn stock_low(name: &str, product: &str, available: i64, threshold: i64, url: &str) -> Mail {
+    let subject = format!("Stock is running low: {product}");
+    let line = format!(
+        "{product} has {} left (your alert is at {}).",
+        count(available, "unit", "units"),
+        count(threshold, "unit", "units")
+    );
     Mail {
         text: format!("Hello {name},\n\n{line}\n\nManage its stock: {url}\n"),
         html: page(
@@ -248,9 +247,13 @@ pub fn stock_low(name: &str, product_id: &str, available: i64, threshold: i64, u
     }
 }
 
-/// The first block of an id, enough for a person to tell orders apart.
-pub fn short(id: &str) -> &str {
-    id.split('-').next().unwrap_or(id)
+/// `count` with the noun in singular or plural: "1 unit", "3 units".
+pub fn count(n: i64, one: &str, many: &str) -> String {
+    if n == 1 || n == -1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 #[cfg(test)]

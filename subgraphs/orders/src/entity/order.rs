@@ -29,6 +29,18 @@ pub struct Model {
     /// The buyer's name and e-mail when ordering; `None` where users could not say.
     pub buyer_name: Option<String>,
     pub buyer_email: Option<String>,
+    /// What people call the order (see [`crate::service::order_number`]); `None` for
+    /// orders placed before numbers existed.
+    pub number: Option<String>,
+}
+
+impl Model {
+    /// The order's number, derived from the id for orders placed before numbers.
+    pub fn number(&self) -> String {
+        self.number
+            .clone()
+            .unwrap_or_else(|| crate::service::order_number(&self.id, 0))
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

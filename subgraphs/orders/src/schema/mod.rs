@@ -57,6 +57,7 @@ impl From<OrderStatus> for Status {
 #[derive(SimpleObject)]
 pub struct SupplierOrderLine {
     pub order_id: ID,
+    pub order_number: String,
     pub buyer: Buyer,
     pub order_status: OrderStatus,
     pub ordered_at: DateTime<Utc>,
@@ -151,6 +152,10 @@ impl Order {
 impl Order {
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
+    }
+    /// The number people use for the order ("7KQXM-3PDRT"): on mails, on the phone.
+    async fn number(&self) -> String {
+        self.0.number()
     }
     async fn status(&self) -> OrderStatus {
         Status::parse(&self.0.status).into()
@@ -405,6 +410,7 @@ impl QueryRoot {
             rows.into_iter()
                 .map(|(l, o)| SupplierOrderLine {
                     order_id: ID(o.id.clone()),
+                    order_number: o.number(),
                     buyer: Buyer::of(&o),
                     order_status: Status::parse(&o.status).into(),
                     ordered_at: o.created_at,

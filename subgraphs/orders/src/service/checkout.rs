@@ -509,8 +509,21 @@ async fn create_order(
     let now = Utc::now();
     shop_kit::db::retrying("create order", || async {
         let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        let mut number = super::order_number(&c.id, 0);
+        for attempt in 1..8 {
+            let taken = order::Entity::find()
+                .filter(order::Column::Number.eq(number.as_str()))
+                .one(&txn)
+                .await?
+                .is_some();
+            if !taken {
+                break;
+            }
+            number = super::order_number(&c.id, attempt);
+        }
         order::ActiveModel {
             id: Set(c.id.clone()),
+            number: Set(Some(number.clone())),
             user_id: Set(c.user_id.clone()),
             cart_id: Set(c.cart_id.clone()),
             status: Set(Status::Paid.as_str().into()),
@@ -567,7 +580,7 @@ async fn create_order(
                 ORDER_PLACED,
                 &c.id,
                 serde_json::json!({
-                    "orderId": c.id, "userId": c.user_id, "currency": cart.currency, "lines": lines,
+                    "orderId": c.id, "number": number, "userId": c.user_id, "currency": cart.currency, "lines": lines,
                     "subtotal": cart.subtotal, "discount": cart.discount, "shipping": cart.shipping,
                     "tax": cart.tax, "total": cart.total,
                 }),
@@ -579,7 +592,7 @@ async fn create_order(
                 super::ORDER_STATUS_CHANGED,
                 &c.id,
                 serde_json::json!({
-                    "orderId": c.id, "userId": c.user_id, "from": "PENDING", "to": "PAID",
+                    "orderId": c.id, "number": number, "userId": c.user_id, "from": "PENDING", "to": "PAID",
                     "note": "payment captured",
                 }),
             )

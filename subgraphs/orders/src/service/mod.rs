@@ -220,12 +220,33 @@ pub async fn change_status<C: ConnectionTrait>(
             ORDER_STATUS_CHANGED,
             &o.id,
             serde_json::json!({
-                "orderId": o.id, "userId": o.user_id,
+                "orderId": o.id, "number": o.number(), "userId": o.user_id,
                 "from": from.as_str(), "to": to.as_str(), "note": note,
             }),
         )
         .await?;
     find(conn, &o.id).await
+}
+
+/// An order number people can read out and type: ten characters from an alphabet
+/// without look-alikes (no 0/O, 1/I/L, U), in two groups, derived from the order's id
+/// (so a checkout resumed after a crash gets the same one). `attempt` picks another
+/// in the unlikely case one is taken (about one chance in a thousand over a million
+/// orders).
+pub fn order_number(order_id: &str, attempt: u32) -> String {
+    use sha2::Digest;
+    const ALPHABET: &[u8; 30] = b"23456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let digest = sha2::Sha256::digest(format!("{order_id}/{attempt}").as_bytes());
+    let mut n = u64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8]));
+    let mut out = String::with_capacity(11);
+    for i in 0..10 {
+        if i == 5 {
+            out.push('-');
+        }
+        out.push(ALPHABET[(n % 30) as usize] as char);
+        n /= 30;
+    }
+    out
 }
 
 pub async fn record<C: ConnectionTrait>(
