@@ -104,8 +104,8 @@ enum AdminCmd {
         email: String,
         #[arg(long, default_value = "Administrator")]
         name: String,
-        /// The password; also read from SHOP_ADMIN_PASSWORD. Without one, a link to
-        /// choose it is written to the users subgraph's mail outbox.
+        /// The password; also read from SHOP_ADMIN_PASSWORD. Without one, the admin is
+        /// mailed an invitation with a link to choose it (sent once the platform runs).
         #[arg(long, env = "SHOP_ADMIN_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
@@ -219,12 +219,10 @@ async fn run_all(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The `iss` of our tokens when running as separate processes.
+/// The `iss` of our tokens and the start of e-mail links, when running as separate
+/// processes or as a command.
 fn issuer(config: &Config) -> String {
-    config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| "http://127.0.0.1:4000".into())
+    config.public_origin()
 }
 
 /// Trusts the configured issuers, our own (keys from the users subgraph at
@@ -305,7 +303,8 @@ async fn run_gateway(
         "gateway listening on http://{}/graphql",
         listener.local_addr()?
     );
-    shop_kit::server::serve(listener, shop_gateway::router(gateway), shutdown).await?;
+    let router = shop_gateway::router(gateway).merge(crate::pages::router());
+    shop_kit::server::serve(listener, router, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -427,17 +426,23 @@ fn compose(out: &std::path::Path, check: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn migrate(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
+/// Opens the database of subgraph `name` for a command; on SQLite the data directory
+/// is made first (a fresh checkout has none yet, and SQLite creates files, not
+/// directories).
+async fn connect_for(config: &Config, name: &str) -> anyhow::Result<sea_orm::DatabaseConnection> {
     if config.database_url.is_none() {
-        // The SQLite files live there; a fresh checkout has no data directory yet.
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
     }
+    Ok(shop_kit::db::connect(&config.database_url_for(name)).await?)
+}
+
+async fn migrate(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
     for spec in SUBGRAPHS
         .iter()
         .filter(|s| only.is_none_or(|o| o == s.name))
     {
-        let db = shop_kit::db::connect(&config.database_url_for(spec.name)).await?;
+        let db = connect_for(config, spec.name).await?;
         shop_migrations::up(&db, spec.name).await?;
         println!("migrated {}", spec.name);
     }
@@ -451,9 +456,8 @@ async fn migrate(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode
 
 async fn seed(config: &Config) -> anyhow::Result<ExitCode> {
     let users = users_ctx(config).await?;
-    let catalog_db = shop_kit::db::connect(&config.database_url_for(shop_catalog::NAME)).await?;
-    let inventory_db =
-        shop_kit::db::connect(&config.database_url_for(shop_inventory::NAME)).await?;
+    let catalog_db = connect_for(config, shop_catalog::NAME).await?;
+    let inventory_db = connect_for(config, shop_inventory::NAME).await?;
     shop_migrations::up(&catalog_db, shop_catalog::NAME).await?;
     shop_migrations::up(&inventory_db, shop_inventory::NAME).await?;
     let catalog = shop_catalog::CatalogCtx::new(catalog_db);
@@ -483,7 +487,7 @@ async fn seed(config: &Config) -> anyhow::Result<ExitCode> {
 
 /// The users subgraph's services over its database, migrated (for commands).
 async fn users_ctx(config: &Config) -> anyhow::Result<shop_users::UsersCtx> {
-    let db = shop_kit::db::connect(&config.database_url_for(shop_users::NAME)).await?;
+    let db = connect_for(config, shop_users::NAME).await?;
     shop_migrations::up(&db, shop_users::NAME).await?;
     Ok(shop_users::UsersCtx::new(
         db,
@@ -505,8 +509,11 @@ async fn admin_create(
     match (created, password) {
         (true, Some(_)) => println!("admin {} created ({})", user.email, user.id),
         (true, None) => println!(
-            "admin {} created ({}); a link to choose the password is in the mail outbox",
-            user.email, user.id
+            "admin {} created ({}); an invitation to choose the password goes out by mail \
+             (links start with {})",
+            user.email,
+            user.id,
+            issuer(config)
         ),
         (false, _) => println!("{} is an admin ({})", user.email, user.id),
     }

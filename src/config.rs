@@ -215,7 +215,30 @@ impl Default for Config {
     }
 }
 
+/// The origin clients reach a listener on: an unspecified address (`0.0.0.0`, `::`)
+/// is reached from this machine as loopback.
+pub fn origin_of(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{ip}:{}", addr.port())
+}
+
 impl Config {
+    /// Where people and tokens find the shop: `SHOP_PUBLIC_URL`, else the gateway's
+    /// `SHOP_LISTEN` address, else `http://127.0.0.1:4000`. E-mail links start with it.
+    pub fn public_origin(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| {
+            origin_of(
+                self.listen
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000))),
+            )
+        })
+    }
+
     pub fn from_env() -> Result<Config, ConfigError> {
         let vars = match std::env::var("SHOP_CONFIG").ok().filter(|p| !p.is_empty()) {
             Some(path) => Vars::with_file(&path)?,

@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod pages;
 pub mod platform;
 pub mod seed;
 pub mod subgraphs;

@@ -248,7 +248,7 @@ impl Platform {
         let gateway_listener = shop_kit::server::bind(opts.gateway_addr)
             .await
             .with_context(|| format!("binding the gateway to {}", opts.gateway_addr))?;
-        let gateway_origin = format!("http://{}", gateway_listener.local_addr()?);
+        let gateway_origin = crate::config::origin_of(gateway_listener.local_addr()?);
         let issuer = opts.public_url.clone().unwrap_or(gateway_origin.clone());
         let mut listeners = Vec::new();
         let mut subgraph_urls = Vec::new();
@@ -380,7 +380,7 @@ impl Platform {
         gateway.set_starting(true);
         servers.push(tokio::spawn(shop_kit::server::serve(
             gateway_listener,
-            shop_gateway::router(gateway.clone()),
+            shop_gateway::router(gateway.clone()).merge(crate::pages::router()),
             stop_signal(stop_rx.clone()),
         )));
 

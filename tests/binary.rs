@@ -648,3 +648,112 @@ fn migrate_on_a_fresh_machine_creates_the_data_directory() {
     assert!(dir.join("orders.sqlite").exists());
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+/// `shop admin create` without a password invites the admin by mail: worded as an
+/// invitation (not a reset nobody asked for), with a link on the address the shop
+/// listens on, which sets the password once.
+#[tokio::test]
+async fn an_admin_created_from_the_command_line_is_invited_on_the_shops_address() {
+    let dir = std::env::temp_dir().join(format!("shop-bin-invite-{}", shop_kit::ids::new_id()));
+    let port = free_port();
+    let email = "chief@example.com";
+    let out = shop()
+        .env("SHOP_DATA_DIR", &dir)
+        .env("SHOP_LISTEN", format!("127.0.0.1:{port}"))
+        .args(["admin", "create", "--email", email, "--name", "Chief"])
+        .env_remove("SHOP_ADMIN_PASSWORD")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("invitation"), "{said}");
+
+    let _child = Child(
+        shop()
+            .env("SHOP_DATA_DIR", &dir)
+            .env("SHOP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+            .env("SHOP_SEED", "false")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start shop"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_ready(&client, &base).await;
+    let mail = shop_kit::testing::eventually(std::time::Duration::from_secs(30), || async {
+        std::fs::read_dir(dir.join("mail"))
+            .ok()?
+            .flatten()
+            .find_map(|e| {
+                let text = std::fs::read_to_string(e.path()).ok()?;
+                let text = common::smtp::decoded(&text);
+                text.contains("To: chief@example.com").then_some(text)
+            })
+    })
+    .await
+    .expect("the invitation is written");
+    assert!(
+        mail.contains("Subject: You are invited to run the shop"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("an administrator account of the shop was created for you"),
+        "{mail}"
+    );
+    assert!(!mail.to_lowercase().contains("asked to reset"), "{mail}");
+    let prefix = format!("{base}/reset-password?token=");
+    let start = mail
+        .find(&prefix)
+        .expect("a link on the shop's own address");
+    let token: String = mail[start + prefix.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let gql = |query: &'static str, variables: serde_json::Value| {
+        let client = client.clone();
+        let url = format!("{base}/graphql");
+        async move {
+            let reply = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(serde_json::json!({ "query": query, "variables": variables }).to_string())
+                .send()
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&reply.bytes().await.unwrap()).unwrap()
+        }
+    };
+    let set = "mutation($t: String!, $p: String!) { resetPassword(token: $t, newPassword: $p) }";
+    let r = gql(
+        set,
+        serde_json::json!({ "t": token, "p": "tall ships sail at dawn 7" }),
+    )
+    .await;
+    assert_eq!(r["data"]["resetPassword"], true, "{r}");
+    let r = gql(
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { roles } } }",
+        serde_json::json!({ "e": email, "p": "tall ships sail at dawn 7" }),
+    )
+    .await;
+    assert_eq!(
+        r["data"]["login"]["user"]["roles"],
+        serde_json::json!(["ADMIN"]),
+        "{r}"
+    );
+    let r = gql(
+        set,
+        serde_json::json!({ "t": token, "p": "another long passphrase" }),
+    )
+    .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "used once: {r}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

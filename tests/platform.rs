@@ -575,3 +575,58 @@ async fn a_filter_with_seventy_thousand_values_is_refused_with_the_limit() {
     assert_eq!(r.data()["products"]["totalCount"], 0);
     h.stop().await;
 }
+
+/// The pages mail links open answer on the gateway's origin, load nothing from
+/// elsewhere, keep tokens out of referrers, and every operation they send fits the
+/// schema (so a renamed field breaks this test, not a customer's link).
+#[tokio::test]
+async fn the_pages_behind_mail_links_answer_and_their_operations_fit_the_schema() {
+    let h = Harness::start(None, false).await;
+    let base = h
+        .platform
+        .gateway_url
+        .trim_end_matches("/graphql")
+        .to_string();
+    let client = reqwest::Client::new();
+    let mut operations = Vec::new();
+    for path in shop::pages::PATHS {
+        let path = path.replace("{id}", &shop_kit::ids::new_id());
+        let reply = client
+            .get(format!("{base}{path}?token=abc"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200, "{path}");
+        assert_eq!(reply.headers()["referrer-policy"], "no-referrer", "{path}");
+        assert!(
+            reply.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let html = reply.text().await.unwrap();
+        for attr in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+            assert!(!html.contains(attr), "{path} loads from elsewhere: {attr}");
+        }
+        let mut rest = html.as_str();
+        while let Some(start) = rest.find("gql(\"") {
+            let after = &rest[start + 5..];
+            let end = after.find('"').unwrap();
+            operations.push((path.clone(), after[..end].to_string()));
+            rest = &after[end..];
+        }
+    }
+    assert!(operations.len() >= 5, "{operations:?}");
+    for (path, op) in operations {
+        let r = h.gql(None, &op, json!({})).await;
+        let code = r.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            !matches!(code, "GRAPHQL_VALIDATION_FAILED" | "GRAPHQL_PARSE_FAILED"),
+            "{path}: {op}: {}",
+            r.body
+        );
+    }
+    h.stop().await;
+}

@@ -17,6 +17,7 @@ pub const TOPICS: &[&str] = &[
     "users.password_reset_requested",
     "users.password_changed",
     "users.registration_attempted",
+    "users.account_invited",
     "orders.order_placed",
     "orders.order_status_changed",
     "inventory.stock_low",
@@ -113,6 +114,17 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
             )
             .await?;
             let mail = templates::password_changed(text(p, "name"));
+            queue_mail(&txn, Some(user), Kind::Account, text(p, "email"), mail).await?;
+            mailed = true;
+        }
+        "users.account_invited" => {
+            super::remember_recipient(&txn, user, text(p, "email"), text(p, "name")).await?;
+            let mail = templates::invitation(
+                text(p, "name"),
+                text(p, "role"),
+                text(p, "link"),
+                p["validForDays"].as_i64().unwrap_or(7),
+            );
             queue_mail(&txn, Some(user), Kind::Account, text(p, "email"), mail).await?;
             mailed = true;
         }

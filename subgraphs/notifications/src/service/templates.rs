@@ -114,6 +114,40 @@ pub fn password_reset(name: &str, url: &str, minutes: i64) -> Mail {
     }
 }
 
+/// An account was made for someone: what it is for, and the link to choose a password.
+pub fn invitation(name: &str, role: &str, url: &str, days: i64) -> Mail {
+    let subject = match role {
+        "administrator" => "You are invited to run the shop".to_string(),
+        _ => "An account was created for you".to_string(),
+    };
+    let what = match role {
+        "administrator" => "an administrator account of the shop was created for you",
+        "supplier" => "a supplier account was created for you, to sell in the shop",
+        _ => "an account in the shop was created for you",
+    };
+    let valid = count(days, "day", "days");
+    let text = format!(
+        "Hello {name},\n\n{what}. To start, choose your password here:\n\n{url}\n\nThe link \
+         works once, for {valid}. If you did not expect this, ignore this message.\n"
+    );
+    let html = page(
+        &subject,
+        &[
+            p(&format!("Hello {name},")),
+            p(&format!("{what}. To start, choose your password.")),
+            link(url, "Choose your password"),
+            p(&format!(
+                "The link works once, for {valid}. If you did not expect this, ignore this message."
+            )),
+        ],
+    );
+    Mail {
+        subject,
+        text,
+        html,
+    }
+}
+
 pub fn password_changed(name: &str) -> Mail {
     let subject = "Your password was changed".to_string();
     let line = "the password of your account was just changed and every session was signed out. \

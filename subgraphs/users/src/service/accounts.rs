@@ -400,6 +400,34 @@ pub async fn request_password_reset(
     Ok(())
 }
 
+/// How long an invitation's link works: longer than a reset's, since nobody asked for it
+/// and the invitee may read it days later.
+pub const INVITATION_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Invites the owner of a new account without a password to choose one: a single-use
+/// link (it works like a reset link) in a mail that says why they got it.
+pub async fn send_invitation(ctx: &UsersCtx, user: &user::Model) -> ApiResult<()> {
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let token = new_one_time_token(&txn, &user.id, PURPOSE_RESET, INVITATION_TTL).await?;
+    let roles = user.role_list();
+    let role = if roles.contains(&Role::Admin) {
+        "administrator"
+    } else if roles.contains(&Role::Supplier) {
+        "supplier"
+    } else {
+        "customer"
+    };
+    let extra = serde_json::json!({
+        "link": link(ctx, "reset-password", &token),
+        "role": role,
+        "validForDays": INVITATION_TTL.as_secs() / 86_400,
+    });
+    mail::announce(ctx, &txn, mail::ACCOUNT_INVITED, user, extra).await?;
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(())
+}
+
 /// Writes a reset link for the account with this e-mail, if there is one.
 pub async fn send_reset(ctx: &UsersCtx, email: &str) -> ApiResult<()> {
     let txn = shop_kit::db::begin_write(&ctx.db).await?;

@@ -110,7 +110,7 @@ pub async fn create_user(ctx: &UsersCtx, new: NewUser) -> ApiResult<user::Model>
     accounts::send_verification(ctx, &txn, &user).await?;
     txn.commit().await?;
     if new.password.is_none() {
-        accounts::send_reset(ctx, &user.email).await?;
+        accounts::send_invitation(ctx, &user).await?;
     }
     ctx.outbox.wake();
     Ok(user)
@@ -208,7 +208,7 @@ pub async fn ensure_admin(
     let user = accounts::create(ctx, &txn, &email, hash, &name, &[Role::Admin], true).await?;
     txn.commit().await?;
     if password.is_none() {
-        accounts::send_reset(ctx, &email).await?;
+        accounts::send_invitation(ctx, &user).await?;
     }
     Ok((user, true))
 }

@@ -15,6 +15,9 @@ pub const PASSWORD_CHANGED: &str = "users.password_changed";
 /// Someone registered with an address that has an account: its owner is told, the
 /// registrant learns nothing.
 pub const REGISTRATION_ATTEMPTED: &str = "users.registration_attempted";
+/// An account was made for someone (an admin by `shop admin create`, or anyone by an
+/// admin) without a password: they are invited to choose one.
+pub const ACCOUNT_INVITED: &str = "users.account_invited";
 
 /// Announces `topic` for `user`, with the address and name the mail goes to and `extra`
 /// fields (a link, how long it works).
