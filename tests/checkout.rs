@@ -1305,3 +1305,48 @@ async fn storefront_and_back_office_fields() {
     })
     .await;
 }
+
+/// After a recount leaves fewer units than a cart holds, the refusal at checkout tells
+/// the truth: what was asked for and what is there now, never "requested 1, available 1".
+#[tokio::test]
+async fn out_of_stock_after_a_recount_names_what_is_really_there() {
+    each_db("e2e_recount_refusal", async |db| {
+        let h = start(db).await;
+        let lamp = product(&h, 1_000, 3).await;
+        let (token, cart) = cart_of(&h, "recount-buyer", &[(&lamp, 3)]).await;
+        set_stock(&h, &lamp, 1).await;
+        let r = checkout(&h, &token, &cart, "4242424242424242", "recount-1").await;
+        assert_eq!(r.code(), "OUT_OF_STOCK", "{}", r.body);
+        let lines = &r.body["errors"][0]["extensions"]["lines"];
+        assert_eq!(
+            lines,
+            &json!([{ "productId": lamp, "requested": 3, "available": 1 }])
+        );
+        // The cart says the same before checkout.
+        let read = h
+            .gql(
+                Some(&token),
+                "query($c: ID!) { cart(id: $c) { lines { quantity status statusReason } } }",
+                json!({ "c": cart }),
+            )
+            .await;
+        let line = &read.data()["cart"]["lines"][0];
+        assert_eq!(line["quantity"], 3);
+        assert_eq!(line["status"], "EXPIRED", "{line}");
+        assert_eq!(
+            line["statusReason"],
+            "only 1 of 3 could stay held: the supplier has fewer in stock now"
+        );
+        // All gone: zero available, not the cart's own hold counted as available.
+        set_stock(&h, &lamp, 0).await;
+        let r = checkout(&h, &token, &cart, "4242424242424242", "recount-2").await;
+        assert_eq!(r.code(), "OUT_OF_STOCK", "{}", r.body);
+        assert_eq!(
+            r.body["errors"][0]["extensions"]["lines"],
+            json!([{ "productId": lamp, "requested": 3, "available": 0 }])
+        );
+        assert_eq!(ledger_adds_up(&h, &lamp).await["committed"], 0);
+        h.stop().await;
+    })
+    .await;
+}
