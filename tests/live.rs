@@ -229,6 +229,18 @@ async fn the_websocket_protocol_refuses_what_it_must_and_keeps_live_connections_
     assert!(matches!(early.recv().await, Received::Closed(4401, _)));
     let mut idle = WsClient::open(&url, None).await.unwrap();
     assert!(matches!(idle.recv().await, Received::Closed(4408, _)));
+    // A message over the size limit (a POST body's, 2 MiB): 1009, not a dropped socket.
+    let mut big = WsClient::connect(&url, Some(&token)).await;
+    let huge = "x".repeat(shop_gateway::transport::REQUEST_BODY_LIMIT + 1);
+    big.send(json!({ "type": "subscribe", "id": "big", "payload": { "query": huge } }))
+        .await;
+    match big.recv().await {
+        Received::Closed(code, reason) => {
+            assert_eq!(code, 1009);
+            assert!(reason.contains("limited"), "{reason}");
+        }
+        other => panic!("expected a close: {other:?}"),
+    }
     // A second connection_init: 4429.
     let mut twice = WsClient::connect(&url, Some(&token)).await;
     twice.send(json!({ "type": "connection_init" })).await;

@@ -197,6 +197,16 @@ mod close {
     pub const DUPLICATE_ID: u16 = 4409;
     pub const TOO_MANY_INITS: u16 = 4429;
     pub const GOING_AWAY: u16 = 1001;
+    /// RFC 6455: a message larger than the endpoint takes.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+}
+
+/// Whether a read failed because the message was over the size limit (then the peer is
+/// told so with a close code, rather than the connection just dropping).
+fn too_big(e: &axum::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<tokio_tungstenite::tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)))
 }
 
 /// What a connection knows before `connection_init`.
@@ -274,6 +284,12 @@ pub async fn serve_socket(gw: Arc<Gateway>, socket: WebSocket, conn: Connection)
                     Some(Ok(Message::Text(t))) => t.to_string(),
                     Some(Ok(Message::Binary(_))) => {
                         break Some((close::BAD_MESSAGE, "binary messages are not part of the protocol".into()));
+                    }
+                    Some(Err(e)) if too_big(&e) => {
+                        break Some((
+                            close::MESSAGE_TOO_BIG,
+                            format!("messages are limited to {} bytes", crate::transport::REQUEST_BODY_LIMIT),
+                        ));
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
                     Some(Ok(_)) => { last_heard = Instant::now(); continue; }

@@ -378,7 +378,10 @@ async fn upgrade(
         forwarded_for: forwarded_for(&gw, &parts.headers, peer),
         slot,
     };
+    // A message may be as large as a POST body, no larger (the default would take 64 MiB).
     ws.protocols([crate::pipeline::stream::PROTOCOL])
+        .max_message_size(REQUEST_BODY_LIMIT)
+        .max_frame_size(REQUEST_BODY_LIMIT)
         .on_upgrade(move |socket| crate::live::serve_socket(gw, socket, conn))
 }
 
