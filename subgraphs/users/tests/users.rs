@@ -656,9 +656,15 @@ async fn admins_manage_users_and_the_last_admin_stays() {
             .ok(Some(&admin), create, json!({ "i": { "email": "joe@example.com", "name": "Joe", "roles": ["SUPPLIER"] } }))
             .await;
         assert_eq!(d["createUser"]["roles"], json!(["SUPPLIER"]));
+        let mails = env.mails_to("joe@example.com").await;
+        let invitation = mails
+            .iter()
+            .find(|m| m.topic == "users.account_invited")
+            .expect("a user created without a password is invited to choose one");
+        assert!(invitation.body.contains("/reset-password?token="), "{invitation:?}");
         assert!(
-            env.mails_to("joe@example.com").await.iter().any(|m| m.topic == "users.password_reset_requested"),
-            "a user created without a password gets a link to choose one"
+            !mails.iter().any(|m| m.topic == "users.password_reset_requested"),
+            "an invitation, not a reset nobody asked for"
         );
         let joe = d["createUser"]["id"].as_str().unwrap().to_string();
         env.ok(Some(&admin), "mutation($id: ID!) { deleteUser(id: $id) }", json!({ "id": joe }))
