@@ -125,6 +125,15 @@ async fn orders_become_notifications_live_in_app_and_by_mail() {
         })
         .await;
 
+        // A new name reaches notifications: the mails greet the person as they are now.
+        h.gql(
+            Some(&token),
+            "mutation { updateProfile(input: { name: \"Ann Smith\" }) { name } }",
+            json!({}),
+        )
+        .await
+        .data();
+
         let lamp = product(&h, 2500, 5).await;
         let (_, cart) = cart_of(&h, "unused", &[]).await;
         let _ = cart;
@@ -167,6 +176,7 @@ async fn orders_become_notifications_live_in_app_and_by_mail() {
         assert_eq!(n["read"], false);
         let mail = smtp.wait_for(&email, &format!("Your order {short} is confirmed")).await;
         assert!(mail.contains("2 × Test Lamp"), "{mail}");
+        assert!(mail.contains("Hello Ann Smith,"), "the new name: {mail}");
         assert!(mail.contains("50.00 EUR"), "line total: {mail}");
         assert!(mail.contains("Tax: 9.50 EUR"), "{mail}");
         assert!(mail.contains("Total: 59.50 EUR"), "{mail}");

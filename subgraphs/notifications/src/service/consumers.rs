@@ -18,6 +18,7 @@ pub const TOPICS: &[&str] = &[
     "users.password_changed",
     "users.registration_attempted",
     "users.account_invited",
+    "users.profile_changed",
     "orders.order_placed",
     "orders.order_status_changed",
     "inventory.stock_low",
@@ -61,7 +62,7 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
     let public = ctx.settings.public_url.trim_end_matches('/').to_string();
     let mut mailed = false;
     match e.topic.as_str() {
-        "users.user_registered" if !text(p, "email").is_empty() => {
+        "users.user_registered" | "users.profile_changed" if !text(p, "email").is_empty() => {
             super::remember_recipient(&txn, user, text(p, "email"), text(p, "name")).await?;
         }
         "users.user_deleted" => {

@@ -528,6 +528,7 @@ pub async fn update_profile(
     update: ProfileUpdate,
 ) -> ApiResult<user::Model> {
     let user = find_live(&ctx.db, &p.user_id).await?;
+    let old_name = user.name.clone();
     let mut active = user.into_active_model();
     if let Some(name) = update.name {
         active.name = Set(input::required_text("name", &name, 200)?);
@@ -540,8 +541,26 @@ pub async fn update_profile(
         });
     }
     active.updated_at = Set(chrono::Utc::now());
-    Ok(active.update(&ctx.db).await?)
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let user = active.update(&txn).await?;
+    if user.name != old_name {
+        // Notifications greets people by the name it was last told.
+        ctx.outbox
+            .write(
+                &txn,
+                PROFILE_CHANGED,
+                &user.id,
+                serde_json::json!({ "userId": user.id, "email": user.email, "name": user.name }),
+            )
+            .await?;
+    }
+    txn.commit().await?;
+    ctx.outbox.wake();
+    Ok(user)
 }
+
+/// A user's name changed (`userId`, `email`, `name`).
+pub const PROFILE_CHANGED: &str = "users.profile_changed";
 
 /// Erases an account's personal data; the row stays (anonymised) so orders and reviews
 /// that point at it keep a valid reference.
