@@ -200,7 +200,7 @@ async fn run_all(config: Config) -> anyhow::Result<ExitCode> {
     let shutdown = shop_kit::server::shutdown_signal();
     let platform = Platform::start(PlatformOptions::from_config(&config)).await?;
     let mut banner = format!(
-        "\n  Shop is running (data in {})\n  GraphQL API and GraphiQL: {}\n",
+        "\n  Shop is running (data in {})\n  GraphQL API and console: {}\n",
         config.data_dir.display(),
         platform.gateway_url
     );

@@ -25,12 +25,12 @@ fn the_all_in_one_process_serves_the_demo_shop_and_stops_cleanly_on_sigterm() {
     let mut url = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
-        if let Some(u) = line.split("GraphiQL: ").nth(1) {
+        if let Some(u) = line.split("GraphQL API and console: ").nth(1) {
             url = Some(u.trim().to_string());
             break;
         }
     }
-    let url = url.expect("the process prints where GraphiQL is");
+    let url = url.expect("the process prints where the API and its console are");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let body = rt.block_on(async {
         reqwest::Client::new()

@@ -282,7 +282,7 @@ async fn bad_requests_get_clear_errors_and_statuses() {
         .await;
     assert_eq!((r.status, r.code()), (400, "GRAPHQL_VALIDATION_FAILED"));
 
-    // GET: queries run, mutations are refused, browsers get GraphiQL.
+    // GET: queries run, mutations are refused, browsers get the console.
     let url = &h.platform.gateway_url;
     let get = |q: &str| {
         h.client
@@ -303,7 +303,7 @@ async fn bad_requests_get_clear_errors_and_statuses() {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("GraphiQL") && html.contains("createFetcher"));
+    assert!(html.contains("console/console.js"), "{html}");
 
     for path in ["/health", "/ready"] {
         let gw = url.replace("/graphql", path);
@@ -628,5 +628,128 @@ async fn the_pages_behind_mail_links_answer_and_their_operations_fit_the_schema(
             r.body
         );
     }
+    h.stop().await;
+}
+
+/// The browser console at `/graphql` comes whole from the gateway: a strict content
+/// security policy, every script and style it names served here (so it works with no
+/// network beyond the gateway), and its example operations and schema query valid
+/// against the supergraph, run as a newcomer would run them.
+#[tokio::test]
+async fn the_console_is_served_whole_by_the_gateway_and_its_examples_work() {
+    let h = Harness::start(None, true).await;
+    let url = reqwest::Url::parse(&h.platform.gateway_url).unwrap();
+    let page = h
+        .client
+        .get(url.clone())
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(policy.starts_with("default-src 'none'"), "{policy}");
+    assert!(
+        policy.contains("script-src 'self';") && policy.contains("style-src 'self';"),
+        "{policy}"
+    );
+    assert!(!policy.contains("http"), "{policy}");
+    let html = page.text().await.unwrap();
+    // Inline code would be blocked by the policy: every script names its file.
+    assert_eq!(
+        html.matches("<script").count(),
+        html.matches("<script defer src=").count()
+    );
+    assert!(
+        !html.contains("<style"),
+        "inline styles are blocked by the policy"
+    );
+
+    let mut assets = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        let mut rest = html.as_str();
+        while let Some(at) = rest.find(attr) {
+            let after = &rest[at + attr.len()..];
+            let end = after.find('"').unwrap();
+            assets.push(after[..end].to_string());
+            rest = &after[end..];
+        }
+    }
+    assert_eq!(assets.len(), 2, "{assets:?}");
+    let mut script = String::new();
+    for asset in &assets {
+        assert!(
+            !asset.contains("//") && !asset.starts_with('/'),
+            "{asset} is not relative to the page"
+        );
+        let reply = h.client.get(url.join(asset).unwrap()).send().await.unwrap();
+        assert_eq!(reply.status(), 200, "{asset}");
+        let kind = reply.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = reply.text().await.unwrap();
+        assert!(body.len() > 1000, "{asset} is served empty");
+        if asset.ends_with(".js") {
+            assert!(kind.starts_with("text/javascript"), "{kind}");
+            script = body;
+        } else {
+            assert!(kind.starts_with("text/css"), "{kind}");
+        }
+    }
+    // Nothing the script fetches lives elsewhere.
+    assert!(!script.contains("http://") && !script.contains("https://"));
+    assert!(script.contains("graphql-transport-ws"));
+
+    let between = |from: &str| {
+        let start = script.find(from).unwrap() + from.len();
+        let end = start + script[start..].find("`;").unwrap();
+        script[start..end].to_string()
+    };
+    let schema = h
+        .gql(None, &between("const INTROSPECTION = `"), json!({}))
+        .await;
+    let types = schema.data()["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "Product"));
+
+    // The example, one operation at a time: the products query answers, the login
+    // signs the demo customer in, and the subscription is accepted with that token.
+    let example = between("const EXAMPLE = `");
+    let operations: Vec<&str> = example
+        .split("\n\n")
+        .filter(|b| {
+            b.starts_with("query") || b.starts_with("mutation") || b.starts_with("subscription")
+        })
+        .collect();
+    assert_eq!(operations.len(), 3, "{example}");
+    let products = h.gql(None, operations[0], json!({})).await;
+    assert!(products.data()["products"]["totalCount"].as_i64().unwrap() > 0);
+    let login = h.gql(None, operations[1], json!({})).await;
+    let token = login.data()["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        common::live::SseClient::start(
+            &h.platform.gateway_url,
+            Some(&token),
+            operations[2],
+            json!({})
+        )
+        .await
+        .is_ok(),
+        "the example subscription is refused"
+    );
+
+    // The same in a browser whose network stops at the gateway.
+    common::browser::run(
+        "the_console_is_served_whole_by_the_gateway_and_its_examples_work",
+        "console.mjs",
+        &[&h.platform.gateway_url],
+    )
+    .await;
     h.stop().await;
 }

@@ -1,6 +1,6 @@
 //! HTTP transport to clients: `POST /graphql` (JSON, or Server-Sent Events when the
 //! client accepts `text/event-stream`), `GET /graphql` (queries, a WebSocket upgrade for
-//! `graphql-transport-ws`, or GraphiQL for browsers), `/health`, `/ready`.
+//! `graphql-transport-ws`, or the GraphQL console for browsers), `/health`, `/ready`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
+        .route("/console/console.js", get(console_script))
+        .route("/console/console.css", get(console_style))
         .route("/.well-known/openid-configuration", get(well_known))
         .route("/.well-known/jwks.json", get(well_known))
         .with_state(gateway)
@@ -446,7 +448,7 @@ async fn get_graphql(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     if wants_html && !params.contains_key("query") {
-        return Html(GRAPHIQL).into_response();
+        return console_page();
     }
     let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
     let variables = match text("variables").map(|v| serde_json::from_str::<Map<String, Value>>(&v))
@@ -528,28 +530,52 @@ async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
     }
 }
 
-const GRAPHIQL: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Shop GraphQL</title>
-  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
-  <link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
-</head>
-<body>
-  <div id="graphiql">Loading GraphiQL…</div>
-  <script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
-  <script>
-    const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
-    ReactDOM.createRoot(document.getElementById('graphiql')).render(
-      React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true })
-    );
-  </script>
-</body>
-</html>
-"#;
+/// The browser console at `/graphql`: the gateway's own page, script and style, so it
+/// works offline and under the strict policy below (no inline code, nothing from
+/// another origin). `connect-src` names `ws:`/`wss:` because browsers without CSP 3
+/// do not count a same-origin WebSocket as `'self'`.
+const CONSOLE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
+
+fn console_page() -> Response {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, CONSOLE_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Html(include_str!("console/index.html")),
+    )
+        .into_response()
+}
+
+async fn console_script() -> Response {
+    console_asset(
+        "text/javascript; charset=utf-8",
+        include_str!("console/console.js"),
+    )
+}
+
+async fn console_style() -> Response {
+    console_asset(
+        "text/css; charset=utf-8",
+        include_str!("console/console.css"),
+    )
+}
+
+fn console_asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // Revalidated on each load: the assets change with the gateway's version.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
 
 #[cfg(test)]
 mod tests {
