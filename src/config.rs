@@ -63,6 +63,8 @@ pub const KNOWN: &[&str] = &[
     "SHOP_REQUIRE_REDIS",
     "SHOP_REQUIRE_OIDC",
     "SHOP_REQUIRE_SMTP",
+    "SHOP_REQUIRE_BROWSER",
+    "SHOP_CHROMIUM",
     "SHOP_REDIS_TEST_URL",
 ];
 

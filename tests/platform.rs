@@ -293,6 +293,30 @@ async fn bad_requests_get_clear_errors_and_statuses() {
     assert_eq!(r.status(), 200);
     let r = get("mutation { deleteCatalog(id: \"x\") }").await.unwrap();
     assert_eq!(r.status(), 405);
+    // Heads larger than the gateway reads get coded errors, not hyper's empty answers.
+    let long = format!(
+        "{{ catalogs {{ totalCount }} }}#{}",
+        "x".repeat(shop_kit::server::MAX_URI_BYTES)
+    );
+    let r = get(&long).await.unwrap();
+    assert_eq!(r.status(), 414);
+    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "URI_TOO_LONG");
+    let r = h
+        .client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("cookie", "c".repeat(shop_kit::server::MAX_HEADER_BYTES))
+        .body(r#"{"query":"{ catalogs { totalCount } }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "REQUEST_HEADERS_TOO_LARGE"
+    );
     let html = h
         .client
         .get(url)

@@ -136,6 +136,7 @@ impl Gateway {
         let implementers = supergraph.api.implementers_map();
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
+            .pool_idle_timeout(shop_kit::server::CLIENT_POOL_IDLE)
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();

@@ -119,6 +119,7 @@ impl SubgraphClient {
             url: url.to_string(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                .pool_idle_timeout(crate::server::CLIENT_POOL_IDLE)
                 .build()
                 .unwrap_or_default(),
             auth,

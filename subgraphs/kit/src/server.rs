@@ -4,17 +4,19 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::Executor;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use futures::future::BoxFuture;
+use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 use crate::auth::{Caller, Verifier};
@@ -221,18 +223,164 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// Longest request target (path and query) answered normally; a longer one gets 414
+/// with a GraphQL error. Long operations belong in a POST body.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+/// Most header bytes (names and values) a request may carry; more gets 431.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Most header fields a request may carry; more gets 431.
+pub const MAX_HEADER_COUNT: usize = 200;
+/// How long a client has to send a request's head: a client that trickles bytes
+/// (slowloris) must not hold a connection forever. hyper starts this clock as soon as
+/// a connection waits for a request, so it is also how long an idle keep-alive
+/// connection stays open.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long our own HTTP clients keep an idle connection to our servers: less than
+/// [`HEADER_READ_TIMEOUT`], so a request is never sent on a connection the server is
+/// closing.
+pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(20);
+/// How long shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How a listener serves connections; [`serve`] uses the defaults.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then stops accepting and lets requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, router, shutdown, &ServeOptions::default()).await
+}
+
+/// [`serve`] with explicit options.
+///
+/// Our own accept loop rather than `axum::serve`, which sets no timer (so no header
+/// read timeout) and leaves hyper's head limits in charge: hyper answers an over-long
+/// head itself with an empty 414/431. Here hyper's limits sit above ours, so every
+/// request up to them reaches [`limit_request_head`] and gets a coded GraphQL error;
+/// only heads beyond hyper's hard limits (a URI over 64 KiB, over 400 KiB of header
+/// bytes or 1,000 fields) still get hyper's bare status.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: &ServeOptions,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use tower::ServiceExt;
+
+    let router = router.layer(axum::middleware::from_fn(limit_request_head));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_headers(HARD_HEADER_COUNT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(HARD_HEADER_LIST_BYTES)
+        // WebSockets over HTTP/2 (RFC 8441).
+        .enable_connect_protocol();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors, or a client gone before the accept: neither may
+                // stop the server. The pause lets connections close before the next try.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace period; closing them");
+    }
+    Ok(())
+}
+
+/// hyper's own limits, above ours so that ours answer first.
+const HARD_HEADER_COUNT: usize = 1000;
+const HARD_HEADER_LIST_BYTES: u32 = 256 * 1024;
+
+/// Refuses a request whose URI or headers are larger than this server reads, in
+/// GraphQL's error shape with a stable code, before anything else looks at it.
+async fn limit_request_head(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return head_refused(
+            StatusCode::URI_TOO_LONG,
+            "URI_TOO_LONG",
+            format!(
+                "the request URI is {uri} bytes, more than the {MAX_URI_BYTES} this server reads; \
+                 send long operations in a POST body"
+            ),
+        );
+    }
+    let count = req.headers().len();
+    let bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if count > MAX_HEADER_COUNT || bytes > MAX_HEADER_BYTES {
+        return head_refused(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "REQUEST_HEADERS_TOO_LARGE",
+            format!(
+                "the request has {count} header fields of {bytes} bytes; this server reads at \
+                 most {MAX_HEADER_COUNT} fields and {MAX_HEADER_BYTES} bytes"
+            ),
+        );
+    }
+    next.run(req).await
+}
+
+fn head_refused(status: StatusCode, code: &str, message: String) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }]
+    });
+    (status, Json(body)).into_response()
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not
