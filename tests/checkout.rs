@@ -620,7 +620,7 @@ async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
     };
     let payment = ctx
         .services
-        .authorize(
+        .charge(
             &order_b,
             "crash-b",
             cart.total,
@@ -630,7 +630,6 @@ async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
         )
         .await
         .unwrap();
-    ctx.services.capture(&payment.id).await.unwrap();
     insert(
         &order_b,
         "crash-b",
@@ -641,13 +640,38 @@ async fn a_crashed_checkout_is_undone_before_payment_and_finished_after_it() {
     )
     .await;
 
+    // Crashed after the charge, before its record: the checkout's record says nothing
+    // was paid, the provider says otherwise, and the provider wins: the order is made.
+    let (token_c, cart_c) = cart_of(&h, "crash-c", &[(&lamp, 1)]).await;
+    let order_c = shop_kit::ids::new_id();
+    let cart = ctx.services.cart(&cart_c, "crash-c", "NO").await.unwrap();
+    ctx.services
+        .commit_stock(&cart_c, &order_c, &cart.lines)
+        .await
+        .unwrap();
+    ctx.services
+        .charge(
+            &order_c,
+            "crash-c",
+            cart.total,
+            &cart.currency,
+            &card,
+            &format!("checkout:{order_c}"),
+        )
+        .await
+        .unwrap();
+    insert(&order_c, "crash-c", &cart_c, "kc", "STARTED", None).await;
+
     assert_eq!(
         shop_orders::service::checkout::recover(&ctx).await.unwrap(),
-        2,
-        "one undone, one completed"
+        3,
+        "one undone, two completed"
     );
     let e = ledger_adds_up(&h, &lamp).await;
-    assert_eq!(e["committed"], 1, "a's units back, b's sold: {e}");
+    assert_eq!(e["committed"], 2, "a's units back, b's and c's sold: {e}");
+    let r = checkout(&h, &token_c, &cart_c, "4242424242424242", "kc").await;
+    assert_eq!(r.data()["checkout"]["id"], order_c.as_str());
+    assert_eq!(r.data()["checkout"]["status"], "PAID");
 
     // Asking again with the same keys: a's refusal, b's order.
     let r = checkout(&h, &token_a, &cart_a, "4242424242424242", "ka").await;

@@ -966,20 +966,41 @@ impl Outbox {
         aggregate: &str,
         payload: serde_json::Value,
     ) -> Result<(), DbErr> {
-        let sequence = self.next_sequence(conn, aggregate).await?;
+        self.write_all(conn, aggregate, vec![(topic, payload)])
+            .await
+    }
+
+    /// [`Outbox::write`] for several events of one aggregate, numbered in the order
+    /// given, in three statements however many there are.
+    pub async fn write_all<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        aggregate: &str,
+        events: Vec<(&str, serde_json::Value)>,
+    ) -> Result<(), DbErr> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let count = events.len() as i64;
+        let first = self.take_sequence(conn, aggregate, count).await? - count + 1;
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; events.len()].join(", ");
         let sql = format!(
             "INSERT INTO {} (event_id, topic, payload, created_at, aggregate, sequence) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES {rows}",
             self.table
         );
-        let values: Vec<Value> = vec![
-            crate::ids::new_id().into(),
-            topic.to_string().into(),
-            payload.to_string().into(),
-            chrono::Utc::now().to_rfc3339().into(),
-            aggregate.to_string().into(),
-            sequence.into(),
-        ];
+        let now = chrono::Utc::now().to_rfc3339();
+        let mut values: Vec<Value> = Vec::with_capacity(events.len() * 6);
+        for (i, (topic, payload)) in events.into_iter().enumerate() {
+            values.extend([
+                crate::ids::new_id().into(),
+                topic.to_string().into(),
+                payload.to_string().into(),
+                now.clone().into(),
+                aggregate.to_string().into(),
+                (first + i as i64).into(),
+            ]);
+        }
         conn.execute_raw(Statement::from_sql_and_values(
             conn.get_database_backend(),
             sql,
@@ -989,32 +1010,37 @@ impl Outbox {
         Ok(())
     }
 
-    async fn next_sequence<C: ConnectionTrait>(
+    /// Reserves `count` sequence numbers of `aggregate`; answers the last of them.
+    async fn take_sequence<C: ConnectionTrait>(
         &self,
         conn: &C,
         aggregate: &str,
+        count: i64,
     ) -> Result<i64, DbErr> {
         let backend = conn.get_database_backend();
+        let values = [Value::from(aggregate), count.into(), count.into()];
         // One upsert: an UPDATE that finds no row and then an INSERT would take a gap
         // lock first on MySQL, and two new aggregates' transactions deadlock on it.
-        let upsert = match backend {
-            sea_orm::DbBackend::MySql => format!(
-                "INSERT INTO {} (aggregate, last) VALUES (?, 1) \
-                 ON DUPLICATE KEY UPDATE last = last + 1",
+        if backend != sea_orm::DbBackend::MySql {
+            // SQLite answers the new value in the same statement.
+            let upsert = format!(
+                "INSERT INTO {} (aggregate, last) VALUES (?, ?) \
+                 ON CONFLICT (aggregate) DO UPDATE SET last = last + ? RETURNING last",
                 self.sequences
-            ),
-            _ => format!(
-                "INSERT INTO {} (aggregate, last) VALUES (?, 1) \
-                 ON CONFLICT (aggregate) DO UPDATE SET last = last + 1",
-                self.sequences
-            ),
-        };
-        conn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            upsert,
-            [Value::from(aggregate)],
-        ))
-        .await?;
+            );
+            let row = conn
+                .query_one_raw(Statement::from_sql_and_values(backend, upsert, values))
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound(format!("sequence of {aggregate}")))?;
+            return row.try_get("", "last");
+        }
+        let upsert = format!(
+            "INSERT INTO {} (aggregate, last) VALUES (?, ?) \
+             ON DUPLICATE KEY UPDATE last = last + ?",
+            self.sequences
+        );
+        conn.execute_raw(Statement::from_sql_and_values(backend, upsert, values))
+            .await?;
         let row = conn
             .query_one_raw(Statement::from_sql_and_values(
                 backend,

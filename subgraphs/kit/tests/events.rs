@@ -226,6 +226,20 @@ async fn events_are_numbered_per_aggregate_relayed_once_by_racing_relays_and_cla
                 .expect("write");
             txn.commit().await.expect("commit");
         }
+        // Two at once, numbered in the order given.
+        let txn = shop_kit::db::begin_write(&db).await.expect("begin");
+        outbox
+            .write_all(
+                &txn,
+                "A",
+                vec![
+                    ("o.changed", serde_json::json!({ "n": 6 })),
+                    ("o.changed", serde_json::json!({ "n": 7 })),
+                ],
+            )
+            .await
+            .expect("write all");
+        txn.commit().await.expect("commit");
         // Several relays (replicas of one subgraph) at once: each event goes out once.
         let relays = (0..4).map(|_| outbox.relay_once(&db, &bus));
         let sent: usize = futures::future::join_all(relays)
@@ -233,9 +247,9 @@ async fn events_are_numbered_per_aggregate_relayed_once_by_racing_relays_and_cla
             .into_iter()
             .map(|r| r.expect("relay"))
             .sum();
-        assert_eq!(sent, 5, "[{label}]");
+        assert_eq!(sent, 7, "[{label}]");
         let mut got = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..7 {
             let e = tokio::time::timeout(Duration::from_secs(5), live.next())
                 .await
                 .expect("in time")
@@ -253,7 +267,9 @@ async fn events_are_numbered_per_aggregate_relayed_once_by_racing_relays_and_cla
                 ("B".into(), 1, 2),
                 ("A".into(), 2, 3),
                 ("A".into(), 3, 4),
-                ("B".into(), 2, 5)
+                ("B".into(), 2, 5),
+                ("A".into(), 4, 6),
+                ("A".into(), 5, 7)
             ],
             "[{label}] in commit order, numbered per aggregate"
         );

@@ -464,6 +464,10 @@ pub struct CheckoutLine {
     pub sku: String,
     pub quantity: i64,
     pub unit_price: i64,
+    /// Who sells it, as the catalog has it now.
+    pub supplier_id: Option<String>,
+    /// Its first image, as the catalog has it now.
+    pub image: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -500,7 +504,12 @@ impl QueryRoot {
             Some(c) => Some(shop_kit::input::country("shipTo", &c)?),
             None => None,
         };
-        let (c, lines, changes) = carts::for_checkout(svc, &id, &user_id).await?;
+        let carts::ForCheckout {
+            cart: c,
+            lines,
+            changes,
+            products,
+        } = carts::for_checkout(svc, &id, &user_id).await?;
         let country = ship_to.as_deref().or(c.country.as_deref());
         let carts::Priced { totals: t, promo } = carts::price_for(svc, &c, &lines, country).await?;
         if let Some((code, _, Some(reason))) = &promo {
@@ -521,12 +530,17 @@ impl QueryRoot {
             total: t.total,
             lines: lines
                 .into_iter()
-                .map(|l| CheckoutLine {
-                    product_id: ID(l.product_id),
-                    name: l.name,
-                    sku: l.sku,
-                    quantity: l.quantity,
-                    unit_price: l.unit_price,
+                .map(|l| {
+                    let product = products.get(&l.product_id);
+                    CheckoutLine {
+                        supplier_id: product.and_then(|p| p.supplier_id.clone()),
+                        image: product.and_then(|p| p.image.clone()),
+                        product_id: ID(l.product_id),
+                        name: l.name,
+                        sku: l.sku,
+                        quantity: l.quantity,
+                        unit_price: l.unit_price,
+                    }
                 })
                 .collect(),
             price_changes: changes

@@ -449,11 +449,7 @@ pub struct PriceChange {
 /// empty. Prices are checked against the catalog first; lines whose price moved get
 /// the new price and are answered, so checkout can refuse with PRICE_CHANGED and the
 /// shopper sees what they will pay.
-pub async fn for_checkout(
-    ctx: &CartsCtx,
-    cart_id: &str,
-    user_id: &str,
-) -> ApiResult<(cart::Model, Vec<line::Model>, Vec<PriceChange>)> {
+pub async fn for_checkout(ctx: &CartsCtx, cart_id: &str, user_id: &str) -> ApiResult<ForCheckout> {
     shop_kit::input::check_id("cartId", cart_id)?;
     let c = cart::Entity::find_by_id(cart_id.to_string())
         .one(&ctx.db)
@@ -469,7 +465,7 @@ pub async fn for_checkout(
         return Err(ApiError::bad_input("the cart is empty"));
     }
     let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
-    let current = ctx.products.get(&ids).await?;
+    let current = ctx.products.for_checkout(&ids).await?;
     if let Some(gone) = lines.iter().find(|l| !current.contains_key(&l.product_id)) {
         return Err(ApiError::bad_input(format!(
             "{} is no longer sold; remove it from the cart",
@@ -489,15 +485,31 @@ pub async fn for_checkout(
             })
         })
         .collect();
-    if !changes.is_empty() {
+    let lines = if changes.is_empty() {
+        lines
+    } else {
         line::Entity::update_many()
             .col_expr(line::Column::PriceWas, Expr::value(Option::<i64>::None))
             .filter(line::Column::CartId.eq(c.id.as_str()))
             .exec(&ctx.db)
             .await?;
-    }
-    let lines = lines_of(&ctx.db, &c.id).await?;
-    Ok((c, lines, changes))
+        lines_of(&ctx.db, &c.id).await?
+    };
+    Ok(ForCheckout {
+        cart: c,
+        lines,
+        changes,
+        products: current,
+    })
+}
+
+/// A cart as checkout takes it: its lines priced now, the changes not yet shown, and
+/// the catalog's facts about each product.
+pub struct ForCheckout {
+    pub cart: cart::Model,
+    pub lines: Vec<line::Model>,
+    pub changes: Vec<PriceChange>,
+    pub products: std::collections::HashMap<String, super::ports::ProductInfo>,
 }
 
 /// Gives lines the catalog's current prices, keeping each moved line's earlier price in
@@ -587,16 +599,13 @@ pub async fn checked_out(ctx: &CartsCtx, cart_id: &str) -> ApiResult<()> {
         .filter(line::Column::CartId.eq(cart_id))
         .exec(&txn)
         .await?;
-    if let Some(c) = cart::Entity::find_by_id(cart_id.to_string())
-        .one(&txn)
-        .await?
-    {
-        let mut m: cart::ActiveModel = c.into();
-        m.currency = Set(None);
-        m.promo_code = Set(None);
-        m.updated_at = Set(Utc::now());
-        m.update(&txn).await?;
-    }
+    cart::Entity::update_many()
+        .col_expr(cart::Column::Currency, Expr::value(Option::<String>::None))
+        .col_expr(cart::Column::PromoCode, Expr::value(Option::<String>::None))
+        .col_expr(cart::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(cart::Column::Id.eq(cart_id))
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
     Ok(())
 }

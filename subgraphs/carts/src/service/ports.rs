@@ -104,6 +104,10 @@ pub struct ProductInfo {
     pub sku: String,
     pub price: i64,
     pub currency: String,
+    /// Who sells it and its first image; asked for by checkout only
+    /// ([`Products::for_checkout`]).
+    pub supplier_id: Option<String>,
+    pub image: Option<String>,
 }
 
 /// The catalog, for names and prices.
@@ -122,11 +126,33 @@ struct Entity {
     name: Option<String>,
     sku: Option<String>,
     price: Option<Price>,
+    #[serde(default)]
+    images: Vec<String>,
+    catalog: Option<CatalogRef>,
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CatalogRef {
+    supplier_id: Option<String>,
+}
+
+const PRODUCTS: &str = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name sku price { amount currency } } } }";
+/// Also who sells each product and its images, which an order keeps.
+const PRODUCTS_FOR_CHECKOUT: &str = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name sku price { amount currency } images catalog { supplierId } } } }";
 
 impl Products {
     /// The products that exist among `ids`, by id.
     pub async fn get(&self, ids: &[String]) -> ApiResult<HashMap<String, ProductInfo>> {
+        self.fetch(PRODUCTS, ids).await
+    }
+
+    /// [`Products::get`] with each product's supplier and first image.
+    pub async fn for_checkout(&self, ids: &[String]) -> ApiResult<HashMap<String, ProductInfo>> {
+        self.fetch(PRODUCTS_FOR_CHECKOUT, ids).await
+    }
+
+    async fn fetch(&self, query: &str, ids: &[String]) -> ApiResult<HashMap<String, ProductInfo>> {
         let client = self.0.as_ref().ok_or_else(|| {
             ApiError::Unavailable("the catalog is not available in this deployment".into())
         })?;
@@ -137,12 +163,7 @@ impl Products {
             .iter()
             .map(|id| json!({ "__typename": "Product", "id": id }))
             .collect();
-        let data = client
-            .call(
-                "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name sku price { amount currency } } } }",
-                json!({ "r": reps }),
-            )
-            .await?;
+        let data = client.call(query, json!({ "r": reps })).await?;
         let entities: Vec<Option<Entity>> = serde_json::from_value(data["_entities"].clone())
             .map_err(|e| ApiError::Internal(format!("catalog answered _entities oddly: {e}")))?;
         Ok(entities
@@ -156,6 +177,8 @@ impl Products {
                     sku: e.sku?,
                     price: price.amount,
                     currency: price.currency,
+                    supplier_id: e.catalog.and_then(|c| c.supplier_id),
+                    image: e.images.into_iter().next(),
                 })
             })
             .map(|p| (p.id.clone(), p))

@@ -1,21 +1,23 @@
-//! The checkout saga. Steps, in order, each recorded before the next starts:
+//! The checkout saga. Steps, in order:
 //!
 //! 1. read the cart (its prices checked against the catalog: PRICE_CHANGED) and count
 //!    a use of its promo code (compensation: give it back),
 //! 2. commit its lines in inventory (from the cart's holds, or what is available where
-//!    a hold ran out: OUT_OF_STOCK),
-//! 3. authorize the payment (PAYMENT_DECLINED; compensation: restock),
-//! 4. capture it (compensation: void and restock),
-//! 5. create the order, PAID, with its events,
-//! 6. empty the cart.
+//!    a hold ran out: OUT_OF_STOCK; compensation: restock),
+//! 3. charge the payment, authorized and captured in one call (PAYMENT_DECLINED;
+//!    compensation: refund), recorded as `PAYMENT_CAPTURED`,
+//! 4. create the order, PAID, with its events, recorded as `ORDER_CREATED` in the
+//!    same transaction,
+//! 5. empty the cart, recorded as `COMPLETED`.
 //!
-//! Every call to another service is idempotent on its side (the order id, the payment's
-//! idempotency key), so running the saga again for the same checkout is always safe: a
-//! retry with the same key resumes where it stopped, and a restart resumes (after the
-//! authorization was recorded) or compensates (before it) what a crash left.
-//! Compensation never guesses what a crash left at payments: it asks payments to
-//! release whatever the provider holds under the checkout's key. Committing stock
-//! before charging means a contended product costs the losers no authorization.
+//! Steps 1–3 are not recorded one by one: every call to another service is idempotent
+//! on its side (the order id, the payment's idempotency key), and every undo is a no-op
+//! where nothing was done, so a checkout that stopped before its payment was recorded
+//! is resolved by asking, not by its record. A retry with the same key resumes where it
+//! stopped; after a crash the recovery asks payments what the provider holds under the
+//! checkout's key: money taken or authorized (the stock is committed before the charge)
+//! finishes the order, nothing undoes the rest. Committing stock before charging means
+//! a contended product costs the losers no charge.
 //!
 //! A cart is checked out by one checkout at a time (`active_cart_id`, unique), and a
 //! checkout's steps are recorded only by the attempt that holds it (`attempt`), so the
@@ -30,8 +32,8 @@ use shop_kit::auth::Principal;
 use shop_kit::{ApiError, ApiResult};
 
 use super::ports::{CardFields, Cart};
-use super::{ORDER_PLACED, OrdersCtx, Status, find, record};
-use crate::entity::{checkout, line, order};
+use super::{ORDER_PLACED, OrdersCtx, Status, find};
+use crate::entity::{checkout, history, line, order};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
@@ -176,72 +178,64 @@ pub async fn checkout(ctx: &OrdersCtx, p: &Principal, req: Request) -> ApiResult
     }
     shop_kit::input::check_id("cartId", &req.cart_id)?;
     let address = req.address.clone().checked()?;
-    let existing = checkout::Entity::find()
-        .filter(checkout::Column::UserId.eq(p.user_id.as_str()))
-        .filter(checkout::Column::IdempotencyKey.eq(key.as_str()))
-        .one(&ctx.db)
-        .await?;
-    let state = match existing {
-        Some(c) => match Step::parse(&c.step) {
-            Step::Completed => return find(&ctx.db, &c.id).await,
-            Step::Failed => {
-                return Err(stored_error(
-                    c.error_code.as_deref().unwrap_or(""),
-                    c.error.as_deref().unwrap_or(""),
-                ));
-            }
-            _ if Utc::now() - c.updated_at
-                < chrono::Duration::from_std(ctx.checkout_stale).unwrap_or_default() =>
-            {
+    // Inserted first: a new key (nearly every checkout) costs one statement; a key or
+    // a cart in use shows as a unique violation, and only then is the record read.
+    let now = Utc::now();
+    let inserted = checkout::ActiveModel {
+        id: Set(shop_kit::ids::new_id()),
+        user_id: Set(p.user_id.clone()),
+        idempotency_key: Set(key.clone()),
+        cart_id: Set(req.cart_id.clone()),
+        shipping_address: Set(serde_json::to_string(&address).unwrap_or_default()),
+        step: Set(Step::Started.as_str().into()),
+        payment_id: Set(None),
+        error_code: Set(None),
+        error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        active_cart_id: Set(Some(req.cart_id.clone())),
+        attempt: Set(0),
+    }
+    .insert(&ctx.db)
+    .await;
+    let state = match inserted {
+        Ok(c) => c,
+        Err(e) if shop_kit::db::is_unique_violation(&e) => {
+            let existing = checkout::Entity::find()
+                .filter(checkout::Column::UserId.eq(p.user_id.as_str()))
+                .filter(checkout::Column::IdempotencyKey.eq(key.as_str()))
+                .one(&ctx.db)
+                .await?;
+            let Some(c) = existing else {
                 return Err(ApiError::conflict(
-                    "this checkout is still running; ask again with the same key in a moment",
+                    "this cart is already being checked out; wait for that checkout to finish",
                 ));
-            }
-            // Stale: the request that ran it died. This one takes it over and goes on
-            // with the card it brings.
-            _ => claim(ctx, &c).await?.ok_or_else(|| {
-                ApiError::conflict(
-                    "this checkout is still running; ask again with the same key in a moment",
-                )
-            })?,
-        },
-        None => {
-            let now = Utc::now();
-            let inserted = checkout::ActiveModel {
-                id: Set(shop_kit::ids::new_id()),
-                user_id: Set(p.user_id.clone()),
-                idempotency_key: Set(key.clone()),
-                cart_id: Set(req.cart_id.clone()),
-                shipping_address: Set(serde_json::to_string(&address).unwrap_or_default()),
-                step: Set(Step::Started.as_str().into()),
-                payment_id: Set(None),
-                error_code: Set(None),
-                error: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-                active_cart_id: Set(Some(req.cart_id.clone())),
-                attempt: Set(0),
-            }
-            .insert(&ctx.db)
-            .await;
-            match inserted {
-                Ok(c) => c,
-                Err(e) if shop_kit::db::is_unique_violation(&e) => {
-                    let same_key = checkout::Entity::find()
-                        .filter(checkout::Column::UserId.eq(p.user_id.as_str()))
-                        .filter(checkout::Column::IdempotencyKey.eq(key.as_str()))
-                        .one(&ctx.db)
-                        .await?
-                        .is_some();
-                    return Err(ApiError::conflict(if same_key {
-                        "this checkout is already running; ask again with the same key in a moment"
-                    } else {
-                        "this cart is already being checked out; wait for that checkout to finish"
-                    }));
+            };
+            match Step::parse(&c.step) {
+                Step::Completed => return find(&ctx.db, &c.id).await,
+                Step::Failed => {
+                    return Err(stored_error(
+                        c.error_code.as_deref().unwrap_or(""),
+                        c.error.as_deref().unwrap_or(""),
+                    ));
                 }
-                Err(e) => return Err(e.into()),
+                _ if Utc::now() - c.updated_at
+                    < chrono::Duration::from_std(ctx.checkout_stale).unwrap_or_default() =>
+                {
+                    return Err(ApiError::conflict(
+                        "this checkout is still running; ask again with the same key in a moment",
+                    ));
+                }
+                // Stale: the request that ran it died. This one takes it over and goes
+                // on with the card it brings.
+                _ => claim(ctx, &c).await?.ok_or_else(|| {
+                    ApiError::conflict(
+                        "this checkout is still running; ask again with the same key in a moment",
+                    )
+                })?,
             }
         }
+        Err(e) => return Err(e.into()),
     };
     run(ctx, state, &address, Some(&req.card)).await
 }
@@ -296,31 +290,26 @@ async fn advance_with(
         .exec(&ctx.db)
         .await?;
     if done.rows_affected != 1 {
-        return Err(ApiError::conflict(
-            "this checkout was taken over by the recovery; ask again with the same key in a moment",
-        ));
+        return Err(taken_over());
     }
     Ok(next)
 }
 
-/// Runs the saga from the checkout's step; on failure before the capture, undoes what
-/// was done and records the failure.
+fn taken_over() -> ApiError {
+    ApiError::conflict(
+        "this checkout was taken over by the recovery; ask again with the same key in a moment",
+    )
+}
+
+/// Runs the saga from the checkout's step; on failure before the payment was recorded,
+/// undoes what was done and records the failure.
 async fn run(
     ctx: &OrdersCtx,
     c: checkout::Model,
     address: &Address,
     card: Option<&CardFields>,
 ) -> ApiResult<order::Model> {
-    let result = if card.is_none() && Step::parse(&c.step) < Step::PaymentAuthorized {
-        // Resumed without the card (after a crash, by the recovery): nothing can be
-        // paid, so what was done is undone.
-        Err(ApiError::CartExpired(
-            "the checkout was interrupted before payment and undone; please check out again".into(),
-        ))
-    } else {
-        steps(ctx, c.clone(), address, card).await
-    };
-    match result {
+    match steps(ctx, c.clone(), address, card).await {
         Ok(o) => Ok(o),
         Err(e) => {
             let now = checkout::Entity::find_by_id(c.id.clone())
@@ -350,16 +339,14 @@ async fn run(
     }
 }
 
-/// Undoes whatever a checkout that never recorded its authorization may have done,
-/// asking each service to undo its part by the checkout's keys: every undo is a no-op
-/// where nothing was done, so a crash between a call and its record is covered too.
+/// Undoes whatever a checkout that never recorded its payment may have done, asking
+/// each service to undo its part by the checkout's keys: every undo is a no-op where
+/// nothing was done, so a crash between a call and its record is covered too.
 async fn compensate(ctx: &OrdersCtx, c: &checkout::Model) -> ApiResult<()> {
-    if Step::parse(&c.step) >= Step::StockCommitted {
-        // Payments voids an authorization or refunds a capture, as the provider has it.
-        ctx.services
-            .release_payment(&payment_key(c), "checkout failed")
-            .await?;
-    }
+    // Payments voids an authorization or refunds a capture, as the provider has it.
+    ctx.services
+        .release_payment(&payment_key(c), "checkout failed")
+        .await?;
     // The units go back to the cart as holds: the shopper still holds what they held.
     ctx.services
         .restock_to(&c.id, "checkout failed", Some(&c.cart_id))
@@ -381,6 +368,23 @@ async fn steps(
 ) -> ApiResult<order::Model> {
     let mut step = Step::parse(&c.step);
     let order_id = c.id.clone();
+    if card.is_none() && step < Step::PaymentAuthorized {
+        // Resumed without the card (by the recovery, after a crash): what the provider
+        // holds under the checkout's key decides. The stock was committed before any
+        // charge, so money taken or authorized finishes the order; none undoes it.
+        match ctx.services.payment_for_key(&payment_key(&c)).await? {
+            Some(p) if p.status == "AUTHORIZED" || p.status == "CAPTURED" => {
+                c = advance(ctx, &c, Step::PaymentAuthorized, Some(&p.id)).await?;
+                step = Step::PaymentAuthorized;
+            }
+            _ => {
+                return Err(ApiError::CartExpired(
+                    "the checkout was interrupted before payment and undone; please check out again"
+                        .into(),
+                ));
+            }
+        }
+    }
     // The cart is needed until the order exists (its lines and totals make the order).
     let cart: Option<Cart> = if step < Step::OrderCreated {
         let cart = ctx
@@ -409,33 +413,28 @@ async fn steps(
     } else {
         None
     };
-    if step == Step::Started {
-        let cart = cart
-            .as_ref()
-            .ok_or_else(|| ApiError::Internal("no cart".into()))?;
-        if let Some(code) = &cart.promo_code {
-            ctx.services
-                .redeem_promo(code, &c.user_id, &order_id)
-                .await?;
-            shop_kit::fault::point("checkout.after_promo");
-        }
-        ctx.services
-            .commit_stock(&c.cart_id, &order_id, &cart.lines)
-            .await?;
-        shop_kit::fault::point("checkout.after_commit_stock");
-        c = advance(ctx, &c, Step::StockCommitted, None).await?;
-        step = Step::StockCommitted;
-    }
-    if step == Step::StockCommitted {
+    if step <= Step::StockCommitted {
         let cart = cart
             .as_ref()
             .ok_or_else(|| ApiError::Internal("no cart".into()))?;
         let card = card.ok_or_else(|| {
             ApiError::CartExpired("the checkout was interrupted before payment; start again".into())
         })?;
+        if step == Step::Started {
+            if let Some(code) = &cart.promo_code {
+                ctx.services
+                    .redeem_promo(code, &c.user_id, &order_id)
+                    .await?;
+                shop_kit::fault::point("checkout.after_promo");
+            }
+            ctx.services
+                .commit_stock(&c.cart_id, &order_id, &cart.lines)
+                .await?;
+            shop_kit::fault::point("checkout.after_commit_stock");
+        }
         let payment = ctx
             .services
-            .authorize(
+            .charge(
                 &order_id,
                 &c.user_id,
                 cart.total,
@@ -444,17 +443,21 @@ async fn steps(
                 &payment_key(&c),
             )
             .await?;
-        shop_kit::fault::point("checkout.after_authorize");
-        c = advance(ctx, &c, Step::PaymentAuthorized, Some(&payment.id)).await?;
-        step = Step::PaymentAuthorized;
+        shop_kit::fault::point("checkout.after_charge");
+        c = advance(ctx, &c, Step::PaymentCaptured, Some(&payment.id)).await?;
+        step = Step::PaymentCaptured;
     }
     if step == Step::PaymentAuthorized {
+        // Authorized by a checkout the recovery resumed (or recorded by a version that
+        // authorized and captured in two calls): capture, which changes nothing when
+        // the provider captured already.
         let payment = c.payment_id.clone().unwrap_or_default();
         ctx.services.capture(&payment).await?;
         shop_kit::fault::point("checkout.after_capture");
         c = advance(ctx, &c, Step::PaymentCaptured, None).await?;
         step = Step::PaymentCaptured;
     }
+    let mut placed = None;
     if step == Step::PaymentCaptured {
         let cart = match cart {
             Some(cart) => cart,
@@ -464,9 +467,8 @@ async fn steps(
                     .await?
             }
         };
-        create_order(ctx, &c, &cart, address).await?;
+        placed = Some(create_order(ctx, &c, &cart, address).await?);
         shop_kit::fault::point("checkout.after_create_order");
-        c = advance(ctx, &c, Step::OrderCreated, None).await?;
         step = Step::OrderCreated;
     }
     if step == Step::OrderCreated {
@@ -474,28 +476,46 @@ async fn steps(
         shop_kit::fault::point("checkout.after_cart_emptied");
         advance(ctx, &c, Step::Completed, None).await?;
     }
-    find(&ctx.db, &order_id).await
+    match placed {
+        Some(o) => Ok(o),
+        None => find(&ctx.db, &order_id).await,
+    }
 }
 
+/// Creates the order, its lines, history and events, and records the checkout's
+/// `ORDER_CREATED` step, in one transaction (only by the attempt that holds the
+/// checkout). An order that exists already is answered as it is.
 async fn create_order(
     ctx: &OrdersCtx,
     c: &checkout::Model,
     cart: &Cart,
     address: &Address,
-) -> ApiResult<()> {
-    if order::Entity::find_by_id(c.id.clone())
-        .one(&ctx.db)
-        .await?
-        .is_some()
-    {
-        return Ok(());
+) -> ApiResult<order::Model> {
+    if let Some(o) = order::Entity::find_by_id(c.id.clone()).one(&ctx.db).await? {
+        advance(ctx, c, Step::OrderCreated, None).await?;
+        return Ok(o);
     }
+    // Lines priced by a carts service that does not say who sells them are looked up.
+    let known = cart.lines.iter().all(|l| l.supplier_id.is_some());
     let ids: Vec<String> = cart.lines.iter().map(|l| l.product_id.clone()).collect();
     let (suppliers, contact) = tokio::join!(
-        ctx.services.suppliers(&ids),
+        async {
+            if known {
+                Ok(cart
+                    .lines
+                    .iter()
+                    .map(|l| {
+                        let supplier = l.supplier_id.clone().unwrap_or_default();
+                        (l.product_id.clone(), (supplier, l.image.clone()))
+                    })
+                    .collect())
+            } else {
+                ctx.services.suppliers(&ids).await
+            }
+        },
         ctx.services.buyer_contact(&c.user_id)
     );
-    let suppliers = suppliers?;
+    let suppliers: std::collections::HashMap<String, (String, Option<String>)> = suppliers?;
     // Paid already: an order without the buyer's contact beats no order; admins still
     // have the buyer's id.
     let (buyer_name, buyer_email) = match contact {
@@ -509,61 +529,75 @@ async fn create_order(
     let now = Utc::now();
     shop_kit::db::retrying("create order", || async {
         let txn = shop_kit::db::begin_write(&ctx.db).await?;
-        let mut number = super::order_number(&c.id, 0);
-        for attempt in 1..8 {
-            let taken = order::Entity::find()
-                .filter(order::Column::Number.eq(number.as_str()))
-                .one(&txn)
-                .await?
-                .is_some();
-            if !taken {
-                break;
+        // The number derived from the id is nearly always free; the unique index says
+        // when it is not, and the next derivation is tried.
+        let mut attempt = 0;
+        let (placed, number) = loop {
+            let number = super::order_number(&c.id, attempt);
+            let row = order::ActiveModel {
+                id: Set(c.id.clone()),
+                number: Set(Some(number.clone())),
+                user_id: Set(c.user_id.clone()),
+                cart_id: Set(c.cart_id.clone()),
+                status: Set(Status::Paid.as_str().into()),
+                currency: Set(cart.currency.clone()),
+                subtotal: Set(cart.subtotal),
+                discount: Set(cart.discount),
+                shipping: Set(cart.shipping),
+                tax: Set(cart.tax),
+                total: Set(cart.total),
+                shipping_address: Set(serde_json::to_string(address).unwrap_or_default()),
+                payment_id: Set(c.payment_id.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                removed_at: Set(None),
+                removed_by: Set(None),
+                removed_reason: Set(None),
+                buyer_name: Set(buyer_name.clone()),
+                buyer_email: Set(buyer_email.clone()),
+            };
+            match row.insert(&txn).await {
+                Ok(placed) => break (placed, number),
+                Err(e) if shop_kit::db::is_unique_violation(&e) && attempt < 7 => attempt += 1,
+                Err(e) => return Err(e.into()),
             }
-            number = super::order_number(&c.id, attempt);
+        };
+        let lines: Vec<line::ActiveModel> = cart
+            .lines
+            .iter()
+            .map(|l| {
+                let (supplier, image) = suppliers.get(&l.product_id).cloned().unwrap_or_default();
+                line::ActiveModel {
+                    id: Set(shop_kit::ids::new_id()),
+                    order_id: Set(c.id.clone()),
+                    product_id: Set(l.product_id.clone()),
+                    supplier_id: Set(supplier),
+                    name: Set(l.name.clone()),
+                    sku: Set(l.sku.clone()),
+                    image: Set(image),
+                    unit_price: Set(l.unit_price),
+                    quantity: Set(l.quantity),
+                    line_total: Set(l.unit_price.saturating_mul(l.quantity)),
+                }
+            })
+            .collect();
+        if !lines.is_empty() {
+            line::Entity::insert_many(lines).exec(&txn).await?;
         }
-        order::ActiveModel {
-            id: Set(c.id.clone()),
-            number: Set(Some(number.clone())),
-            user_id: Set(c.user_id.clone()),
-            cart_id: Set(c.cart_id.clone()),
-            status: Set(Status::Paid.as_str().into()),
-            currency: Set(cart.currency.clone()),
-            subtotal: Set(cart.subtotal),
-            discount: Set(cart.discount),
-            shipping: Set(cart.shipping),
-            tax: Set(cart.tax),
-            total: Set(cart.total),
-            shipping_address: Set(serde_json::to_string(address).unwrap_or_default()),
-            payment_id: Set(c.payment_id.clone()),
+        let change = |status: Status, actor: &str, note: &str| history::ActiveModel {
+            order_id: Set(c.id.clone()),
+            status: Set(status.as_str().into()),
+            actor: Set(actor.to_string()),
+            note: Set(note.to_string()),
             created_at: Set(now),
-            updated_at: Set(now),
-            removed_at: Set(None),
-            removed_by: Set(None),
-            removed_reason: Set(None),
-            buyer_name: Set(buyer_name.clone()),
-            buyer_email: Set(buyer_email.clone()),
-        }
-        .insert(&txn)
+            ..Default::default()
+        };
+        history::Entity::insert_many([
+            change(Status::Pending, &c.user_id, "order placed"),
+            change(Status::Paid, "system", "payment captured"),
+        ])
+        .exec(&txn)
         .await?;
-        for l in &cart.lines {
-            let (supplier, image) = suppliers.get(&l.product_id).cloned().unwrap_or_default();
-            line::ActiveModel {
-                id: Set(shop_kit::ids::new_id()),
-                order_id: Set(c.id.clone()),
-                product_id: Set(l.product_id.clone()),
-                supplier_id: Set(supplier),
-                name: Set(l.name.clone()),
-                sku: Set(l.sku.clone()),
-                image: Set(image),
-                unit_price: Set(l.unit_price),
-                quantity: Set(l.quantity),
-                line_total: Set(l.unit_price.saturating_mul(l.quantity)),
-            }
-            .insert(&txn)
-            .await?;
-        }
-        record(&txn, &c.id, Status::Pending, &c.user_id, "order placed").await?;
-        record(&txn, &c.id, Status::Paid, "system", "payment captured").await?;
         let lines: Vec<_> = cart
             .lines
             .iter()
@@ -575,38 +609,50 @@ async fn create_order(
             })
             .collect();
         ctx.outbox
-            .write(
+            .write_all(
                 &txn,
-                ORDER_PLACED,
                 &c.id,
-                serde_json::json!({
-                    "orderId": c.id, "number": number, "userId": c.user_id, "currency": cart.currency, "lines": lines,
-                    "subtotal": cart.subtotal, "discount": cart.discount, "shipping": cart.shipping,
-                    "tax": cart.tax, "total": cart.total,
-                }),
+                vec![
+                    (
+                        ORDER_PLACED,
+                        serde_json::json!({
+                            "orderId": c.id, "number": number, "userId": c.user_id, "cartId": c.cart_id,
+                            "currency": cart.currency, "lines": lines,
+                            "subtotal": cart.subtotal, "discount": cart.discount, "shipping": cart.shipping,
+                            "tax": cart.tax, "total": cart.total,
+                        }),
+                    ),
+                    (
+                        super::ORDER_STATUS_CHANGED,
+                        serde_json::json!({
+                            "orderId": c.id, "number": number, "userId": c.user_id, "from": "PENDING", "to": "PAID",
+                            "note": "payment captured",
+                        }),
+                    ),
+                ],
             )
             .await?;
-        ctx.outbox
-            .write(
-                &txn,
-                super::ORDER_STATUS_CHANGED,
-                &c.id,
-                serde_json::json!({
-                    "orderId": c.id, "number": number, "userId": c.user_id, "from": "PENDING", "to": "PAID",
-                    "note": "payment captured",
-                }),
-            )
+        let recorded = checkout::Entity::update_many()
+            .col_expr(checkout::Column::Step, Expr::value(Step::OrderCreated.as_str()))
+            .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
+            .filter(checkout::Column::Id.eq(c.id.as_str()))
+            .filter(checkout::Column::Attempt.eq(c.attempt))
+            .exec(&txn)
             .await?;
+        if recorded.rows_affected != 1 {
+            // Rolled back: the recovery holds the checkout now and places the order.
+            return Err(taken_over());
+        }
         txn.commit().await?;
         ctx.outbox.wake();
-        Ok(())
+        Ok(placed)
     })
     .await
 }
 
-/// Finishes or undoes checkouts a crash left behind: once the payment's authorization
-/// was recorded they are completed (the buyer agreed to pay and the stock is theirs),
-/// before it undone. Each is claimed first (its attempt bumped while it is still
+/// Finishes or undoes checkouts a crash left behind: where the provider holds the
+/// buyer's money under the checkout's key they are completed (the buyer agreed to pay
+/// and the stock is theirs), elsewhere undone. Each is claimed first (its attempt bumped while it is still
 /// stale), so replicas recovering at once, or a request that was only slow, never act
 /// on the same checkout together.
 pub async fn recover(ctx: &OrdersCtx) -> ApiResult<usize> {

@@ -41,6 +41,12 @@ pub struct CartLine {
     pub sku: String,
     pub quantity: i64,
     pub unit_price: i64,
+    /// Who sells it and its first image, as the catalog had them when carts priced the
+    /// line (absent from a carts service older than this field).
+    #[serde(default)]
+    pub supplier_id: Option<String>,
+    #[serde(default)]
+    pub image: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -155,7 +161,7 @@ impl Services {
     pub async fn cart(&self, cart_id: &str, user_id: &str, ship_to: &str) -> ApiResult<Cart> {
         let data = need(&self.carts, "carts")?
             .call(
-                "query($c: ID!, $u: String!, $s: String) { checkoutCart(id: $c, userId: $u, shipTo: $s) { id currency promoCode subtotal discount shipping tax total lines { productId name sku quantity unitPrice } priceChanges { productId was now } } }",
+                "query($c: ID!, $u: String!, $s: String) { checkoutCart(id: $c, userId: $u, shipTo: $s) { id currency promoCode subtotal discount shipping tax total lines { productId name sku quantity unitPrice supplierId image } priceChanges { productId was now } } }",
                 json!({ "c": cart_id, "u": user_id, "s": ship_to }),
             )
             .await?;
@@ -243,8 +249,9 @@ impl Services {
         Ok(())
     }
 
+    /// Authorizes and captures in one call (see payments' `chargePayment`).
     #[allow(clippy::too_many_arguments)]
-    pub async fn authorize(
+    pub async fn charge(
         &self,
         order_id: &str,
         user_id: &str,
@@ -255,7 +262,7 @@ impl Services {
     ) -> ApiResult<Payment> {
         let data = need(&self.payments, "payments")?
             .call(
-                "mutation($o: String!, $u: String!, $a: MoneyInput!, $c: CardInput!, $k: String!) { authorizePayment(orderId: $o, userId: $u, amount: $a, card: $c, idempotencyKey: $k) { id status } }",
+                "mutation($o: String!, $u: String!, $a: MoneyInput!, $c: CardInput!, $k: String!) { chargePayment(orderId: $o, userId: $u, amount: $a, card: $c, idempotencyKey: $k) { id status } }",
                 json!({
                     "o": order_id, "u": user_id,
                     "a": { "amount": amount, "currency": currency },
@@ -267,7 +274,18 @@ impl Services {
                 }),
             )
             .await?;
-        parse(data["authorizePayment"].clone(), "payments")
+        parse(data["chargePayment"].clone(), "payments")
+    }
+
+    /// The payment made under `key` as the provider has it, or `None` when none was.
+    pub async fn payment_for_key(&self, key: &str) -> ApiResult<Option<Payment>> {
+        let data = need(&self.payments, "payments")?
+            .call(
+                "mutation($k: String!) { reconcilePayment(idempotencyKey: $k) { id status } }",
+                json!({ "k": key }),
+            )
+            .await?;
+        parse(data["reconcilePayment"].clone(), "payments")
     }
 
     pub async fn capture(&self, payment_id: &str) -> ApiResult<Payment> {

@@ -177,6 +177,21 @@ fn service_ctx<'a>(ctx: &Context<'a>) -> Result<&'a PaymentsCtx> {
     ctx.data::<PaymentsCtx>()
 }
 
+fn charge_of<'a>(
+    order_id: &'a str,
+    user_id: &'a str,
+    amount: &'a MoneyInput,
+    idempotency_key: &'a str,
+) -> service::Charge<'a> {
+    service::Charge {
+        order_id,
+        user_id,
+        amount: amount.amount,
+        currency: &amount.currency,
+        idempotency_key,
+    }
+}
+
 pub struct QueryRoot;
 
 #[Object(name = "Query")]
@@ -213,15 +228,30 @@ impl MutationRoot {
         idempotency_key: String,
     ) -> Result<Payment> {
         let svc = service_ctx(ctx)?;
-        let charge = service::Charge {
-            order_id: &order_id,
-            user_id: &user_id,
-            amount: amount.amount,
-            currency: &amount.currency,
-            idempotency_key: &idempotency_key,
-        };
+        let charge = charge_of(&order_id, &user_id, &amount, &idempotency_key);
         Ok(Payment(
             service::authorize(svc, charge, &card.into_card()).await?,
+        ))
+    }
+
+    /// Internal: authorizes and captures `amount` for an order in one step (checkout).
+    /// PAYMENT_DECLINED as for `authorizePayment`. The same key answers the same
+    /// payment and never charges twice.
+    #[graphql(inaccessible)]
+    #[allow(clippy::too_many_arguments)]
+    async fn charge_payment(
+        &self,
+        ctx: &Context<'_>,
+        order_id: String,
+        user_id: String,
+        amount: MoneyInput,
+        card: CardInput,
+        idempotency_key: String,
+    ) -> Result<Payment> {
+        let svc = service_ctx(ctx)?;
+        let charge = charge_of(&order_id, &user_id, &amount, &idempotency_key);
+        Ok(Payment(
+            service::charge(svc, charge, &card.into_card()).await?,
         ))
     }
 
@@ -250,6 +280,21 @@ impl MutationRoot {
     ) -> Result<Option<Payment>> {
         let svc = service_ctx(ctx)?;
         Ok(service::release(svc, &idempotency_key, &reason)
+            .await?
+            .map(Payment))
+    }
+
+    /// Internal: the payment made with `idempotencyKey`, its record first brought in
+    /// line with the provider (a crash may have left it behind); null when none was
+    /// made. What a resumed checkout asks before it decides to finish or undo.
+    #[graphql(inaccessible)]
+    async fn reconcile_payment(
+        &self,
+        ctx: &Context<'_>,
+        idempotency_key: String,
+    ) -> Result<Option<Payment>> {
+        let svc = service_ctx(ctx)?;
+        Ok(service::reconciled_by_key(svc, &idempotency_key)
             .await?
             .map(Payment))
     }

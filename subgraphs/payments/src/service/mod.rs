@@ -131,24 +131,73 @@ pub async fn authorize(
     charge: Charge<'_>,
     card: &Card,
 ) -> ApiResult<payment::Model> {
-    check_key(charge.idempotency_key)?;
-    if let Some(done) = by_key(ctx, charge.idempotency_key).await? {
-        match Status::parse(&done.status) {
-            Status::Declined => {
-                return Err(ApiError::PaymentDeclined {
-                    decline_code: done.decline_code.clone().unwrap_or_default(),
-                    reason: done.decline_reason.clone().unwrap_or_default(),
-                });
-            }
-            Status::Pending => return finish_authorization(ctx, done, card).await,
-            _ => return Ok(done),
+    match start(ctx, charge, card).await? {
+        Started::Recorded(done) => Ok(done),
+        Started::Pending(row) => {
+            let reference = provider_authorize(ctx, &row, card).await?;
+            set_status(ctx, row, |m| {
+                m.status = Set(Status::Authorized.as_str().into());
+                m.provider_ref = Set(Some(reference));
+            })
+            .await
         }
     }
-    let summary = card.check(Utc::now().date_naive())?;
+}
+
+/// Authorizes and captures at once: checkout takes the money as it places the order,
+/// in one call instead of two, and records the capture once (a crash between the two
+/// leaves the payment pending, which [`reconcile`] brings in line from the provider's
+/// record). The same key answers the same payment; a replay captures an authorization
+/// left behind, which the provider answers from its record of the first capture when
+/// there was one (its capture is idempotent by key).
+pub async fn charge(
+    ctx: &PaymentsCtx,
+    charge: Charge<'_>,
+    card: &Card,
+) -> ApiResult<payment::Model> {
+    match start(ctx, charge, card).await? {
+        Started::Recorded(done) => capture_as_recorded(ctx, reconcile(ctx, done).await?).await,
+        Started::Pending(mut row) => {
+            let result = ctx
+                .provider
+                .charge(&row.idempotency_key, card, row.amount, &row.currency)
+                .await;
+            shop_kit::fault::point("payments.after_provider_charge");
+            let reference = provider_answer(ctx, &row, result).await?;
+            row.provider_ref = Some(reference);
+            row.captured_amount = row.amount;
+            record_capture(ctx, row).await
+        }
+    }
+}
+
+/// Where a new authorization starts from.
+enum Started {
+    /// The key's payment, past the provider's authorization (or declined: then an
+    /// error instead).
+    Recorded(payment::Model),
+    /// Recorded as pending: the provider is to be asked (again, for a replay after a
+    /// crash, which the provider answers from its record).
+    Pending(payment::Model),
+}
+
+/// Checks `charge` and records it as pending under its key, or answers what the key
+/// already holds.
+async fn start(ctx: &PaymentsCtx, charge: Charge<'_>, card: &Card) -> ApiResult<Started> {
+    check_key(charge.idempotency_key)?;
+    let summary = card.check(Utc::now().date_naive());
     if charge.amount <= 0 {
         return Err(ApiError::bad_input("amount must be positive"));
     }
-    let currency = shop_kit::money::parse_currency(charge.currency)?;
+    let currency = shop_kit::money::parse_currency(charge.currency);
+    let (summary, currency) = match (summary, currency) {
+        (Ok(s), Ok(c)) => (s, c),
+        // A replay answers what the key holds even if the card has expired since.
+        (Err(e), _) | (_, Err(e)) => match by_key(ctx, charge.idempotency_key).await? {
+            Some(done) => return recorded(done),
+            None => return Err(e),
+        },
+    };
     let now = Utc::now();
     let row = payment::ActiveModel {
         id: Set(shop_kit::ids::new_id()),
@@ -173,44 +222,55 @@ pub async fn authorize(
     }
     .insert(&ctx.db)
     .await;
-    let row = match row {
-        Ok(r) => r,
-        // The same key at the same moment: the other request records it.
-        Err(e)
-            if matches!(
-                e.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) =>
-        {
-            return by_key(ctx, charge.idempotency_key)
+    match row {
+        Ok(r) => Ok(Started::Pending(r)),
+        // The key was used before (a replay), or at this very moment by another
+        // request: what it holds answers.
+        Err(e) if shop_kit::db::is_unique_violation(&e) => {
+            let done = by_key(ctx, charge.idempotency_key)
                 .await?
-                .ok_or_else(|| ApiError::Internal("payment vanished".into()));
+                .ok_or_else(|| ApiError::Internal("payment vanished".into()))?;
+            recorded(done)
         }
-        Err(e) => return Err(e.into()),
-    };
-    finish_authorization(ctx, row, card).await
+        Err(e) => Err(e.into()),
+    }
 }
 
-async fn finish_authorization(
+fn recorded(done: payment::Model) -> ApiResult<Started> {
+    match Status::parse(&done.status) {
+        Status::Declined => Err(ApiError::PaymentDeclined {
+            decline_code: done.decline_code.clone().unwrap_or_default(),
+            reason: done.decline_reason.clone().unwrap_or_default(),
+        }),
+        Status::Pending => Ok(Started::Pending(done)),
+        _ => Ok(Started::Recorded(done)),
+    }
+}
+
+/// Asks the provider to authorize `row`; its reference, or the decline (recorded).
+async fn provider_authorize(
     ctx: &PaymentsCtx,
-    row: payment::Model,
+    row: &payment::Model,
     card: &Card,
-) -> ApiResult<payment::Model> {
+) -> ApiResult<String> {
     let result = ctx
         .provider
         .authorize(&row.idempotency_key, card, row.amount, &row.currency)
         .await;
     shop_kit::fault::point("payments.after_provider_authorize");
+    provider_answer(ctx, row, result).await
+}
+
+/// The provider's reference for a new payment, or its decline (recorded) or failure.
+async fn provider_answer(
+    ctx: &PaymentsCtx,
+    row: &payment::Model,
+    result: Result<String, ProviderError>,
+) -> ApiResult<String> {
     match result {
-        Ok(reference) => {
-            set_status(ctx, row, |m| {
-                m.status = Set(Status::Authorized.as_str().into());
-                m.provider_ref = Set(Some(reference));
-            })
-            .await
-        }
+        Ok(reference) => Ok(reference),
         Err(ProviderError::Declined { code, reason }) => {
-            set_status(ctx, row, |m| {
+            set_status(ctx, row.clone(), |m| {
                 m.status = Set(Status::Declined.as_str().into());
                 m.decline_code = Set(Some(code.clone()));
                 m.decline_reason = Set(Some(reason.clone()));
@@ -243,6 +303,12 @@ pub async fn find(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
 /// Takes the authorized amount. Capturing a captured payment changes nothing.
 pub async fn capture(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
     let p = reconcile(ctx, find(ctx, id).await?).await?;
+    capture_as_recorded(ctx, p).await
+}
+
+/// Captures `p` as its record stands (callers bring it in line with the provider
+/// first, or hold a record they just wrote).
+async fn capture_as_recorded(ctx: &PaymentsCtx, p: payment::Model) -> ApiResult<payment::Model> {
     match Status::parse(&p.status) {
         Status::Authorized => {}
         Status::Captured | Status::PartiallyRefunded | Status::Refunded => return Ok(p),
@@ -263,11 +329,20 @@ pub async fn capture(ctx: &PaymentsCtx, id: &str) -> ApiResult<payment::Model> {
         .await
         .map_err(provider_error)?;
     shop_kit::fault::point("payments.after_provider_capture");
-    let amount = p.amount;
+    let mut p = p;
+    p.captured_amount = p.amount;
+    record_capture(ctx, p).await
+}
+
+/// Records `p` as captured (its `captured_amount` and `provider_ref` as given) and
+/// announces it, in one transaction.
+async fn record_capture(ctx: &PaymentsCtx, p: payment::Model) -> ApiResult<payment::Model> {
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let mut m: payment::ActiveModel = p.clone().into();
     m.status = Set(Status::Captured.as_str().into());
-    m.captured_amount = Set(amount);
+    // Written too: a charge records its reference only here.
+    m.provider_ref = Set(p.provider_ref.clone());
+    m.captured_amount = Set(p.captured_amount);
     m.updated_at = Set(Utc::now());
     let captured = m.update(&txn).await?;
     announce_capture(ctx, &txn, &captured).await?;
@@ -362,6 +437,13 @@ pub async fn refund(
         .refund(key, &reference, amount)
         .await
         .map_err(provider_error)?;
+    // The provider's total, not ours plus this one: a refund whose record a crash
+    // lost was already counted by `reconcile`. Asked before the transaction, which
+    // must not wait on another connection while it holds the write lock.
+    let refunded = match ctx.provider.status(&reference).await {
+        Ok(state) => state.refunded,
+        Err(_) => p.refunded_amount + amount,
+    };
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     refund::ActiveModel {
         id: Set(shop_kit::ids::new_id()),
@@ -374,12 +456,6 @@ pub async fn refund(
     }
     .insert(&txn)
     .await?;
-    // The provider's total, not ours plus this one: a refund whose record a crash
-    // lost was already counted by `reconcile`.
-    let refunded = match ctx.provider.status(&reference).await {
-        Ok(state) => state.refunded,
-        Err(_) => p.refunded_amount + amount,
-    };
     let status = if refunded >= p.captured_amount {
         Status::Refunded
     } else {
@@ -480,11 +556,9 @@ pub async fn release(
     key: &str,
     reason: &str,
 ) -> ApiResult<Option<payment::Model>> {
-    check_key(key)?;
-    let Some(p) = by_key(ctx, key).await? else {
+    let Some(p) = reconciled_by_key(ctx, key).await? else {
         return Ok(None);
     };
-    let p = reconcile(ctx, p).await?;
     let released = match Status::parse(&p.status) {
         Status::Authorized => void(ctx, &p.id).await?,
         Status::Captured | Status::PartiallyRefunded => {
@@ -501,6 +575,16 @@ pub async fn release(
         _ => p,
     };
     Ok(Some(released))
+}
+
+/// The payment made with idempotency key `key`, brought in line with the provider;
+/// `None` when none was ever recorded for the key.
+pub async fn reconciled_by_key(ctx: &PaymentsCtx, key: &str) -> ApiResult<Option<payment::Model>> {
+    check_key(key)?;
+    match by_key(ctx, key).await? {
+        Some(p) => Ok(Some(reconcile(ctx, p).await?)),
+        None => Ok(None),
+    }
 }
 
 /// An order's latest payment.

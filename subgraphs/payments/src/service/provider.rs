@@ -90,6 +90,23 @@ pub trait PaymentProvider: Send + Sync {
         amount: i64,
     ) -> ProviderFuture<'a, String>;
     fn status<'a>(&'a self, reference: &'a str) -> ProviderFuture<'a, ProviderState>;
+    /// Authorizes and captures at once (what checkout does); answers the reference.
+    /// Providers that take both in one request override it; by default it is an
+    /// authorization and then its capture.
+    fn charge<'a>(
+        &'a self,
+        key: &'a str,
+        card: &'a Card,
+        amount: i64,
+        currency: &'a str,
+    ) -> ProviderFuture<'a, String> {
+        Box::pin(async move {
+            let reference = self.authorize(key, card, amount, currency).await?;
+            self.capture(&format!("{key}:capture"), &reference, amount)
+                .await?;
+            Ok(reference)
+        })
+    }
     /// The reference of the authorization made with idempotency key `key`, if the
     /// provider made one (a crash may have lost its answer).
     fn authorization_for<'a>(&'a self, key: &'a str) -> ProviderFuture<'a, Option<String>>;
@@ -177,9 +194,8 @@ impl TestProvider {
         call_key: &str,
         f: impl AsyncFnOnce(&DatabaseTransaction) -> Result<String, ProviderError>,
     ) -> Result<String, ProviderError> {
-        if let Some(done) = Self::outcome(&self.db, call_key).await? {
-            return done;
-        }
+        // Asked inside the transaction only: replays are rare, and a read before it
+        // would cost every first call a statement.
         let txn = shop_kit::db::begin_write(&self.db)
             .await
             .map_err(unavailable)?;
@@ -219,6 +235,48 @@ impl TestProvider {
             }
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    /// Authorizes `amount` on `card` under `key`, captured at once when `capture`.
+    /// Both share the key's one call record: a key is either an authorization or a
+    /// charge, and [`PaymentProvider::authorization_for`] finds either.
+    async fn new_payment(
+        &self,
+        key: &str,
+        card: &Card,
+        amount: i64,
+        capture: bool,
+    ) -> Result<String, ProviderError> {
+        self.once(&format!("auth:{key}"), async |txn| {
+            if let Some((code, reason)) = decline_of(&card.digits()) {
+                return Err(ProviderError::Declined {
+                    code: code.into(),
+                    reason: reason.into(),
+                });
+            }
+            let reference = format!("test_{}", shop_kit::ids::new_id());
+            let (status, captured) = if capture {
+                (ProviderStatus::Captured, amount)
+            } else {
+                (ProviderStatus::Authorized, 0)
+            };
+            txn.execute_raw(stmt(
+                txn,
+                "INSERT INTO payments_test_provider (reference, auth_key, status, amount, captured, refunded, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                vec![
+                    reference.clone().into(),
+                    key.into(),
+                    status.as_str().into(),
+                    amount.into(),
+                    captured.into(),
+                    Utc::now().into(),
+                ],
+            ))
+            .await
+            .map_err(unavailable)?;
+            Ok(reference)
+        })
+        .await
     }
 
     /// Applies a conditional update to one payment; when it changed nothing, tells
@@ -266,32 +324,17 @@ impl PaymentProvider for TestProvider {
         amount: i64,
         _currency: &'a str,
     ) -> ProviderFuture<'a, String> {
-        Box::pin(async move {
-            self.once(&format!("auth:{key}"), async |txn| {
-                if let Some((code, reason)) = decline_of(&card.digits()) {
-                    return Err(ProviderError::Declined {
-                        code: code.into(),
-                        reason: reason.into(),
-                    });
-                }
-                let reference = format!("test_{}", shop_kit::ids::new_id());
-                txn.execute_raw(stmt(
-                    txn,
-                    "INSERT INTO payments_test_provider (reference, auth_key, status, amount, captured, refunded, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?)",
-                    vec![
-                        reference.clone().into(),
-                        key.into(),
-                        ProviderStatus::Authorized.as_str().into(),
-                        amount.into(),
-                        Utc::now().into(),
-                    ],
-                ))
-                .await
-                .map_err(unavailable)?;
-                Ok(reference)
-            })
-            .await
-        })
+        Box::pin(self.new_payment(key, card, amount, false))
+    }
+
+    fn charge<'a>(
+        &'a self,
+        key: &'a str,
+        card: &'a Card,
+        amount: i64,
+        _currency: &'a str,
+    ) -> ProviderFuture<'a, String> {
+        Box::pin(self.new_payment(key, card, amount, true))
     }
 
     fn capture<'a>(
