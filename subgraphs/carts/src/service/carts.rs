@@ -3,7 +3,7 @@
 //! are copied onto every line, so a cart shows each line's expiry without asking again.
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -192,25 +192,6 @@ pub async fn add(
     product_id: &str,
     quantity: i64,
 ) -> ApiResult<()> {
-    // The hold inventory keeps is set to the line's new quantity, not added to, so
-    // running the whole step again after a lost transaction holds the same units.
-    shop_kit::db::retrying("add to cart", || async {
-        match add_once(ctx, c, product_id, quantity).await {
-            // Two first adds of a product at once (a double click): the other made the
-            // line; this one adds to it.
-            Err(ApiError::Conflict(_)) => add_once(ctx, c, product_id, quantity).await,
-            other => other,
-        }
-    })
-    .await
-}
-
-async fn add_once(
-    ctx: &CartsCtx,
-    c: &cart::Model,
-    product_id: &str,
-    quantity: i64,
-) -> ApiResult<()> {
     shop_kit::input::check_id("productId", product_id)?;
     check_quantity(quantity, 1)?;
     let product = ctx.products.one(product_id).await?;
@@ -224,44 +205,138 @@ async fn add_once(
             product.name, product.currency
         )));
     }
-    let existing = line_of(&ctx.db, &c.id, product_id).await?;
-    let new_quantity = existing.as_ref().map_or(0, |l| l.quantity) + quantity;
-    check_quantity(new_quantity, 1)?;
-    let holds = ctx.stock.hold(&c.id, product_id, new_quantity).await?;
+    // The line grows in the database, so adds to one line at the same moment (a double
+    // click, two tabs) all count; the hold is then set to what the line holds.
+    let mut attempt = 0;
+    let new_quantity = loop {
+        attempt += 1;
+        match shop_kit::db::retrying("add to cart", || grow_line(ctx, c, &product, quantity)).await
+        {
+            // Two first adds of a product at once: the other made the line; this one
+            // grows it on the next turn.
+            Err(ApiError::Conflict(_)) if attempt < 3 => continue,
+            other => break other?,
+        }
+    };
+    // Holds are set, not added to, and concurrent adds' calls may land in any order:
+    // after its call each add looks at the line again and holds anew when it grew
+    // meanwhile, so the call that lands last holds what the line shows.
+    let mut want = new_quantity;
+    let mut turns = 0;
+    let holds = loop {
+        turns += 1;
+        let holds = match ctx.stock.hold(&c.id, product_id, want).await {
+            Ok(holds) => holds,
+            Err(e) => {
+                // Not held (out of stock, inventory away): the line shrinks back by
+                // what this add put on it, and the hold stays what it was.
+                shop_kit::db::retrying("undo an add to cart", || {
+                    shrink_line(ctx, &c.id, product_id, quantity)
+                })
+                .await?;
+                return Err(e);
+            }
+        };
+        let now = line_of(&ctx.db, &c.id, product_id)
+            .await?
+            .map_or(want, |l| l.quantity);
+        if now == want || turns >= 5 {
+            break holds;
+        }
+        want = now;
+    };
+    shop_kit::db::retrying("sync holds", || async {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        sync_holds(&txn, &c.id, &holds).await?;
+        txn.commit().await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Adds `quantity` to the product's line (made when missing) at the catalog's price;
+/// the line's quantity after.
+async fn grow_line(
+    ctx: &CartsCtx,
+    c: &cart::Model,
+    product: &super::ports::ProductInfo,
+    quantity: i64,
+) -> ApiResult<i64> {
     let now = Utc::now();
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    match existing {
-        Some(l) => {
-            let mut m: line::ActiveModel = l.into();
-            m.quantity = Set(new_quantity);
-            m.unit_price = Set(product.price);
-            m.name = Set(product.name.clone());
-            m.sku = Set(product.sku.clone());
-            m.updated_at = Set(now);
-            m.update(&txn).await?;
+    let grown = line::Entity::update_many()
+        .col_expr(
+            line::Column::Quantity,
+            Expr::col(line::Column::Quantity).add(quantity),
+        )
+        .col_expr(line::Column::UnitPrice, Expr::value(product.price))
+        .col_expr(line::Column::Name, Expr::value(product.name.clone()))
+        .col_expr(line::Column::Sku, Expr::value(product.sku.clone()))
+        .col_expr(line::Column::UpdatedAt, Expr::value(now))
+        .filter(line::Column::CartId.eq(c.id.as_str()))
+        .filter(line::Column::ProductId.eq(product.id.as_str()))
+        .filter(
+            Expr::col(line::Column::Quantity)
+                .add(quantity)
+                .lte(MAX_QUANTITY),
+        )
+        .exec(&txn)
+        .await?;
+    if grown.rows_affected == 0 {
+        if line_of(&txn, &c.id, &product.id).await?.is_some() {
+            return Err(ApiError::bad_input(format!(
+                "quantity must be between 1 and {MAX_QUANTITY}"
+            )));
         }
-        None => {
-            line::ActiveModel {
-                id: Set(shop_kit::ids::new_id()),
-                cart_id: Set(c.id.clone()),
-                product_id: Set(product_id.to_string()),
-                quantity: Set(new_quantity),
-                unit_price: Set(product.price),
-                currency: Set(product.currency.clone()),
-                name: Set(product.name.clone()),
-                sku: Set(product.sku.clone()),
-                held_quantity: Set(0),
-                hold_expires_at: Set(None),
-                price_was: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(&txn)
-            .await?;
+        line::ActiveModel {
+            id: Set(shop_kit::ids::new_id()),
+            cart_id: Set(c.id.clone()),
+            product_id: Set(product.id.clone()),
+            quantity: Set(quantity),
+            unit_price: Set(product.price),
+            currency: Set(product.currency.clone()),
+            name: Set(product.name.clone()),
+            sku: Set(product.sku.clone()),
+            held_quantity: Set(0),
+            hold_expires_at: Set(None),
+            price_was: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
         }
+        .insert(&txn)
+        .await?;
     }
-    touch_cart(&txn, c, Some(Some(product.currency))).await?;
-    sync_holds(&txn, &c.id, &holds).await?;
+    let after = line_of(&txn, &c.id, &product.id)
+        .await?
+        .map_or(quantity, |l| l.quantity);
+    touch_cart(&txn, c, Some(Some(product.currency.clone()))).await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Takes `quantity` back off a line (removing it when nothing is left).
+async fn shrink_line(
+    ctx: &CartsCtx,
+    cart_id: &str,
+    product_id: &str,
+    quantity: i64,
+) -> ApiResult<()> {
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    line::Entity::update_many()
+        .col_expr(
+            line::Column::Quantity,
+            Expr::col(line::Column::Quantity).sub(quantity),
+        )
+        .filter(line::Column::CartId.eq(cart_id))
+        .filter(line::Column::ProductId.eq(product_id))
+        .exec(&txn)
+        .await?;
+    line::Entity::delete_many()
+        .filter(line::Column::CartId.eq(cart_id))
+        .filter(line::Column::ProductId.eq(product_id))
+        .filter(line::Column::Quantity.lte(0))
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
     Ok(())
 }

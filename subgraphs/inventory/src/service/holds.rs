@@ -232,12 +232,40 @@ pub async fn set_hold(
             "quantity must be between 0 and {MAX_HOLD}"
         )));
     }
+    // A first hold of a product for an owner made at the same moment by another
+    // request (two adds to one cart line) loses on the unique index, rolled back; run
+    // again, it finds that hold and sets it.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match set_hold_once(ctx, owner, product_id, quantity).await {
+            Err(ApiError::Conflict(_)) if attempt < 3 => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn set_hold_once(
+    ctx: &InventoryCtx,
+    owner: &str,
+    product_id: &str,
+    quantity: i64,
+) -> ApiResult<Option<Held>> {
     shop_kit::db::retrying("set_hold", || async {
         let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        // Hold changes of one product take turns on its stock row (on MySQL; SQLite
+        // has one writer anyway), and the hold is read as committed, not from a
+        // snapshot: two sets of one hold at once would otherwise both move the
+        // difference from the same old quantity and reserve it twice.
+        item::Entity::find_by_id(product_id.to_string())
+            .lock_exclusive()
+            .one(&txn)
+            .await?;
         release_expired_of(ctx, &txn, product_id).await?;
         let current = hold::Entity::find()
             .filter(hold::Column::Owner.eq(owner))
             .filter(hold::Column::ProductId.eq(product_id))
+            .lock_exclusive()
             .one(&txn)
             .await?;
         let had = current.as_ref().map_or(0, |h| h.quantity);
