@@ -7,6 +7,7 @@
 //! the issuer's roles claim (`roles` unless configured, e.g. `realm_access.roles`), the
 //! scopes from `scope` (space-separated) or `scp` (a list).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -253,7 +254,18 @@ struct IssuerState {
 pub struct Verifier {
     issuers: Arc<Vec<IssuerState>>,
     http: reqwest::Client,
+    /// Tokens verified in the last [`VERIFIED_FOR`], with their principal: a caller's
+    /// token is presented again and again (each request of a session, each internal
+    /// call with the service token), and checking a signature costs far more than
+    /// looking it up.
+    verified: Arc<std::sync::Mutex<HashMap<String, (Principal, Instant)>>>,
 }
+
+/// How long a verified token is taken on trust without checking it again. Short, so a
+/// key the issuer withdraws stops verifying soon after its JWKS is fetched again.
+const VERIFIED_FOR: Duration = Duration::from_secs(30);
+/// Tokens remembered at most; the memory is emptied when it is full.
+const VERIFIED_MAX: usize = 10_000;
 
 /// A refetch of a JWKS for an unknown `kid` happens at most this often.
 const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(30);
@@ -282,6 +294,7 @@ impl Verifier {
                 .timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),
+            verified: Arc::default(),
         }
     }
 
@@ -295,6 +308,29 @@ impl Verifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if let Some(p) = self.recently_verified(token) {
+            return Ok(p);
+        }
+        let p = self.check(token).await?;
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_MAX {
+                cache.clear();
+            }
+            cache.insert(token.to_string(), (p.clone(), Instant::now()));
+        }
+        Ok(p)
+    }
+
+    /// The principal of `token` if it was verified lately and has not expired since.
+    fn recently_verified(&self, token: &str) -> Option<Principal> {
+        let cache = self.verified.lock().ok()?;
+        let (p, at) = cache.get(token)?;
+        let now = chrono::Utc::now().timestamp();
+        (at.elapsed() < VERIFIED_FOR && p.expires_at.is_none_or(|exp| exp > now)).then(|| p.clone())
+    }
+
+    /// Verifies `token`'s signature and claims.
+    async fn check(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let unverified: UnverifiedIssuer = jsonwebtoken::dangerous::insecure_decode_claims(token)
             .map_err(|_| AuthError::Malformed)?;

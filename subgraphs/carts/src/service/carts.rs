@@ -3,7 +3,7 @@
 //! are copied onto every line, so a cart shows each line's expiry without asking again.
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -207,17 +207,8 @@ pub async fn add(
     }
     // The line grows in the database, so adds to one line at the same moment (a double
     // click, two tabs) all count; the hold is then set to what the line holds.
-    let mut attempt = 0;
-    let new_quantity = loop {
-        attempt += 1;
-        match shop_kit::db::retrying("add to cart", || grow_line(ctx, c, &product, quantity)).await
-        {
-            // Two first adds of a product at once: the other made the line; this one
-            // grows it on the next turn.
-            Err(ApiError::Conflict(_)) if attempt < 3 => continue,
-            other => break other?,
-        }
-    };
+    let new_quantity =
+        shop_kit::db::retrying("add to cart", || grow_line(ctx, c, &product, quantity)).await?;
     // Holds are set, not added to, and concurrent adds' calls may land in any order:
     // after its call each add looks at the line again and holds anew when it grew
     // meanwhile, so the call that lands last holds what the line shows.
@@ -264,51 +255,48 @@ async fn grow_line(
 ) -> ApiResult<i64> {
     let now = Utc::now();
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let grown = line::Entity::update_many()
-        .col_expr(
-            line::Column::Quantity,
-            Expr::col(line::Column::Quantity).add(quantity),
-        )
-        .col_expr(line::Column::UnitPrice, Expr::value(product.price))
-        .col_expr(line::Column::Name, Expr::value(product.name.clone()))
-        .col_expr(line::Column::Sku, Expr::value(product.sku.clone()))
-        .col_expr(line::Column::UpdatedAt, Expr::value(now))
-        .filter(line::Column::CartId.eq(c.id.as_str()))
-        .filter(line::Column::ProductId.eq(product.id.as_str()))
-        .filter(
-            Expr::col(line::Column::Quantity)
-                .add(quantity)
-                .lte(MAX_QUANTITY),
-        )
-        .exec(&txn)
-        .await?;
-    if grown.rows_affected == 0 {
-        if line_of(&txn, &c.id, &product.id).await?.is_some() {
-            return Err(ApiError::bad_input(format!(
-                "quantity must be between 1 and {MAX_QUANTITY}"
-            )));
-        }
-        line::ActiveModel {
-            id: Set(shop_kit::ids::new_id()),
-            cart_id: Set(c.id.clone()),
-            product_id: Set(product.id.clone()),
-            quantity: Set(quantity),
-            unit_price: Set(product.price),
-            currency: Set(product.currency.clone()),
-            name: Set(product.name.clone()),
-            sku: Set(product.sku.clone()),
-            held_quantity: Set(0),
-            hold_expires_at: Set(None),
-            price_was: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
-        .await?;
-    }
+    // One upsert: an UPDATE of a missing line and then an INSERT would lock the index
+    // gap first on MySQL, and first adds to neighbouring carts would deadlock on it.
+    line::Entity::insert(line::ActiveModel {
+        id: Set(shop_kit::ids::new_id()),
+        cart_id: Set(c.id.clone()),
+        product_id: Set(product.id.clone()),
+        quantity: Set(quantity),
+        unit_price: Set(product.price),
+        currency: Set(product.currency.clone()),
+        name: Set(product.name.clone()),
+        sku: Set(product.sku.clone()),
+        held_quantity: Set(0),
+        hold_expires_at: Set(None),
+        price_was: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([line::Column::CartId, line::Column::ProductId])
+            .value(
+                line::Column::Quantity,
+                Expr::col(line::Column::Quantity).add(quantity),
+            )
+            .update_columns([
+                line::Column::UnitPrice,
+                line::Column::Name,
+                line::Column::Sku,
+                line::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
     let after = line_of(&txn, &c.id, &product.id)
         .await?
         .map_or(quantity, |l| l.quantity);
+    if after > MAX_QUANTITY {
+        // Rolled back as the transaction drops.
+        return Err(ApiError::bad_input(format!(
+            "quantity must be between 1 and {MAX_QUANTITY}"
+        )));
+    }
     touch_cart(&txn, c, Some(Some(product.currency.clone()))).await?;
     txn.commit().await?;
     Ok(after)
