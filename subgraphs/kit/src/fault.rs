@@ -5,8 +5,9 @@
 //! costs one comparison.
 //!
 //! Points: `checkout.after_promo`, `checkout.after_commit_stock`,
-//! `checkout.after_authorize`, `checkout.after_capture`, `checkout.after_create_order`,
-//! `checkout.after_cart_emptied`, `payments.after_provider_authorize`,
+//! `checkout.after_charge`, `checkout.after_capture` (a resumed authorization),
+//! `checkout.after_create_order`, `checkout.after_cart_emptied`,
+//! `payments.after_provider_charge`, `payments.after_provider_authorize`,
 //! `payments.after_provider_capture`.
 
 use std::sync::OnceLock;
