@@ -43,6 +43,13 @@ async fn run(
         Shop::start(&dir, concurrency, |o| {
             o.database_url = database_url;
             o.redis_url = redis_url;
+            // As the server reads it, so a pool size can be tried without a rebuild.
+            if let Some(n) = std::env::var("SHOP_DB_MAX_CONNECTIONS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                o.db_max_connections = n;
+            }
         })
         .await?,
     );
