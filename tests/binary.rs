@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::process::{Child, free_port, shop, wait_ready};
+use common::process::{Child, free_port, shop, shop_in, wait_ready};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn the_all_in_one_process_serves_the_demo_shop_and_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("shop-bin-{}", std::process::id()));
-    let mut child = shop()
-        .env("SHOP_DATA_DIR", &dir)
-        .env("SHOP_LISTEN", "127.0.0.1:0")
-        .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+    let mut child = shop_in(&dir, "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -133,10 +130,7 @@ fn token_mints_a_development_token_and_unknown_config_is_refused() {
 async fn a_closed_stdout_does_not_stop_the_all_in_one_process() {
     let dir = std::env::temp_dir().join(format!("shop-bin-closed-{}", std::process::id()));
     let port = free_port();
-    let mut child = shop()
-        .env("SHOP_DATA_DIR", &dir)
-        .env("SHOP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+    let mut child = shop_in(&dir, &format!("127.0.0.1:{port}"))
         .env("SHOP_SEED", "false")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -489,10 +483,7 @@ async fn secrets_never_reach_the_logs_even_at_trace_level() {
     let log = std::fs::File::create(&log_path).unwrap();
     let port = free_port();
     let child = Child(
-        shop()
-            .env("SHOP_DATA_DIR", &dir)
-            .env("SHOP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+        shop_in(&dir, &format!("127.0.0.1:{port}"))
             .env("SHOP_SEED", "false")
             .env("RUST_LOG", "trace")
             .stdout(log.try_clone().unwrap())
@@ -605,12 +596,7 @@ async fn ready_waits_until_the_demo_shop_is_seeded() {
     let dir = std::env::temp_dir().join(format!("shop-bin-ready-{}", shop_kit::ids::new_id()));
     let port = free_port();
     let _child = Child(
-        shop()
-            .env("SHOP_DATA_DIR", &dir)
-            .env("SHOP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SHOP_SUBGRAPH_BASE_PORT", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        shop_in(&dir, &format!("127.0.0.1:{port}"))
             .spawn()
             .expect("start shop"),
     );
@@ -673,13 +659,8 @@ async fn an_admin_created_from_the_command_line_is_invited_on_the_shops_address(
     assert!(said.contains("invitation"), "{said}");
 
     let _child = Child(
-        shop()
-            .env("SHOP_DATA_DIR", &dir)
-            .env("SHOP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+        shop_in(&dir, &format!("127.0.0.1:{port}"))
             .env("SHOP_SEED", "false")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .expect("start shop"),
     );

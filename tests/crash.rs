@@ -11,7 +11,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::process::{Child, free_port, shop, wait_ready};
+use common::process::{Child, free_port, shop_in, wait_ready};
 use common::store::{CHECKOUT, address, card};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
@@ -43,14 +43,10 @@ struct Shop {
 
 async fn start(dir: &std::path::Path, database: Option<&str>, crash_at: Option<&str>) -> Shop {
     let port = free_port();
-    let mut cmd = shop();
-    cmd.env("SHOP_DATA_DIR", dir)
-        .env("SHOP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SHOP_SUBGRAPH_BASE_PORT", "0")
-        .env("SHOP_CHECKOUT_STALE_SECONDS", "1")
+    let mut cmd = shop_in(dir, &format!("127.0.0.1:{port}"));
+    cmd.env("SHOP_CHECKOUT_STALE_SECONDS", "1")
         .env("SHOP_TAX_RATES", "DE=19")
         .env("SHOP_CRASH_AT", crash_at.unwrap_or(""))
-        .stdout(Stdio::null())
         .stderr(match std::env::var("SHOP_DRILL_LOG") {
             Ok(path) => Stdio::from(
                 std::fs::OpenOptions::new()

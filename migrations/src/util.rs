@@ -130,6 +130,13 @@ pub async fn add_columns(
     Ok(())
 }
 
+/// Drops index `name` of `table` (the `down` of an [`index`]).
+pub async fn drop_index(manager: &SchemaManager<'_>, table: &str, name: &str) -> Result<(), DbErr> {
+    manager
+        .drop_index(Index::drop().name(name).table(Alias::new(table)).to_owned())
+        .await
+}
+
 pub async fn drop_columns(
     manager: &SchemaManager<'_>,
     table: &str,

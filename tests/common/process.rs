@@ -12,6 +12,18 @@ pub fn shop() -> Command {
     c
 }
 
+/// [`shop`] serving the all-in-one platform from `dir` on `listen`, its subgraphs on
+/// free ports, its output discarded unless the caller redirects it.
+pub fn shop_in(dir: &std::path::Path, listen: &str) -> Command {
+    let mut c = shop();
+    c.env("SHOP_DATA_DIR", dir)
+        .env("SHOP_LISTEN", listen)
+        .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
 /// A child process that is killed when the test ends, however it ends.
 pub struct Child(pub std::process::Child);
 

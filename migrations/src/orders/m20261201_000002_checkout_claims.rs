@@ -31,14 +31,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_orders_checkouts_active_cart")
-                    .table(Alias::new("orders_checkouts"))
-                    .to_owned(),
-            )
-            .await?;
+        drop_index(
+            manager,
+            "orders_checkouts",
+            "idx_orders_checkouts_active_cart",
+        )
+        .await?;
         drop_columns(manager, "orders_checkouts", &["attempt", "active_cart_id"]).await
     }
 }

@@ -33,14 +33,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_orders_orders_number")
-                    .table(Alias::new("orders_orders"))
-                    .to_owned(),
-            )
-            .await?;
+        drop_index(manager, "orders_orders", "idx_orders_orders_number").await?;
         drop_columns(manager, "orders_orders", &["number"]).await
     }
 }

@@ -201,15 +201,20 @@ pub fn unauthenticated_response(message: &str) -> Response {
 }
 
 fn coded_unauthenticated(message: &str, code: &str) -> Response {
+    let mut resp = coded_error(StatusCode::UNAUTHORIZED, code, message);
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    resp
+}
+
+/// A request refused before GraphQL ran: one error with its code, in GraphQL's shape.
+fn coded_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": code } }]
     });
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        Json(body),
-    )
-        .into_response()
+    (status, Json(body)).into_response()
 }
 
 /// A service's base URL from its GraphQL endpoint (`http://h:4001/graphql` →
@@ -348,10 +353,10 @@ const HARD_HEADER_LIST_BYTES: u32 = 256 * 1024;
 async fn limit_request_head(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if uri > MAX_URI_BYTES {
-        return head_refused(
+        return coded_error(
             StatusCode::URI_TOO_LONG,
             "URI_TOO_LONG",
-            format!(
+            &format!(
                 "the request URI is {uri} bytes, more than the {MAX_URI_BYTES} this server reads; \
                  send long operations in a POST body"
             ),
@@ -364,23 +369,16 @@ async fn limit_request_head(req: axum::extract::Request, next: axum::middleware:
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if count > MAX_HEADER_COUNT || bytes > MAX_HEADER_BYTES {
-        return head_refused(
+        return coded_error(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "REQUEST_HEADERS_TOO_LARGE",
-            format!(
+            &format!(
                 "the request has {count} header fields of {bytes} bytes; this server reads at \
                  most {MAX_HEADER_COUNT} fields and {MAX_HEADER_BYTES} bytes"
             ),
         );
     }
     next.run(req).await
-}
-
-fn head_refused(status: StatusCode, code: &str, message: String) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": code } }]
-    });
-    (status, Json(body)).into_response()
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not
