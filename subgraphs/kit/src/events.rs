@@ -1068,14 +1068,30 @@ impl Outbox {
     ) -> Result<usize, String> {
         let backend = db.get_database_backend();
         let err = |e: DbErr| e.to_string();
-        // Most turns find nothing; they should not take any lock for that.
-        let waiting = db
-            .query_one_raw(Statement::from_string(
+        // Most turns find nothing to do; they should not take any lock for that. Rows
+        // stay after publishing until acknowledged, so "any row" would be true nearly
+        // always under load: only rows not on the bus (never published, or published
+        // to a bus that has since lost them) call for a turn, or pruning falling due.
+        let prune = self.prune_due();
+        let waiting = if prune {
+            db.query_one_raw(Statement::from_string(
                 backend,
                 format!("SELECT id FROM {} LIMIT 1", self.table),
             ))
             .await
-            .map_err(err)?;
+        } else {
+            let counter = bus.outbox_counter(self.table).await?;
+            db.query_one_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT id FROM {} WHERE delivery IS NULL OR delivery > ? LIMIT 1",
+                    self.table
+                ),
+                [Value::from(counter)],
+            ))
+            .await
+        }
+        .map_err(err)?;
         if waiting.is_none() {
             return Ok(0);
         }
@@ -1097,7 +1113,7 @@ impl Outbox {
                 return Ok(0);
             }
         }
-        let result = self.turn(&txn, bus).await;
+        let result = self.turn(&txn, bus, prune).await;
         if backend == sea_orm::DbBackend::MySql {
             // Commit before letting go of the lock: a relay that took it while this
             // turn's records were still invisible would publish the same rows again.
@@ -1119,38 +1135,12 @@ impl Outbox {
         &self,
         txn: &sea_orm::DatabaseTransaction,
         bus: &EventBus,
+        prune: bool,
     ) -> Result<usize, String> {
+        // Read under the turn's lock: another replica's turn may have moved it.
         let counter = bus.outbox_counter(self.table).await?;
-        // Published events the bus no longer has the record of (Redis came back without
-        // them; an earlier process's in-process bus is gone) go out again. Rows are found
-        // by a plain read and changed by id: a scanning UPDATE on MySQL would lock the
-        // table's gaps, and every business transaction's outbox insert would wait for
-        // this turn's round trips to the bus.
-        let lost: Vec<i64> = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                txn.get_database_backend(),
-                format!("SELECT id FROM {} WHERE delivery > ?", self.table),
-                [Value::from(counter)],
-            ))
-            .await
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|r| r.try_get::<i64>("", "id").map_err(|e| e.to_string()))
-            .collect::<Result<_, _>>()?;
-        if !lost.is_empty() {
-            tracing::warn!(
-                table = self.table,
-                lost = lost.len(),
-                "the bus lost published events; publishing them again"
-            );
-            let reset = format!(
-                "UPDATE {} SET stream_id = NULL, delivery = NULL",
-                self.table
-            );
-            by_ids(txn, &reset, &lost).await?;
-        }
         let (sent, counter) = self.publish_batch(txn, bus, counter).await?;
-        if self.prune_due() {
+        if prune {
             self.prune_acknowledged(txn, bus, counter).await?;
         }
         Ok(sent)
@@ -1168,9 +1158,12 @@ impl Outbox {
         true
     }
 
-    /// Publishes up to 200 events not yet on the bus and records where each went. A
-    /// failure stops the batch; what was not recorded goes out on the next turn.
-    /// Returns how many went out and the outbox's counter on the bus after them.
+    /// Publishes up to [`RELAY_BATCH`] events not on the bus, oldest first, and records
+    /// where each went, in one statement. Not on the bus: never published, or published
+    /// above the outbox's counter on the bus (`delivery > counter`: the bus came back
+    /// without them, as Redis does after a restart without persistence), which go out
+    /// again. A failure stops the batch; what was not recorded goes out on the next
+    /// turn. Returns how many went out and the outbox's counter on the bus after them.
     async fn publish_batch(
         &self,
         txn: &sea_orm::DatabaseTransaction,
@@ -1179,18 +1172,30 @@ impl Outbox {
     ) -> Result<(usize, i64), String> {
         let backend = txn.get_database_backend();
         let select = format!(
-            "SELECT id, event_id, topic, payload, created_at, aggregate, sequence FROM {} \
-             WHERE delivery IS NULL ORDER BY id LIMIT 200",
+            "SELECT id, event_id, topic, payload, created_at, aggregate, sequence, delivery \
+             FROM {} WHERE delivery IS NULL OR delivery > ? ORDER BY id LIMIT {RELAY_BATCH}",
             self.table
         );
         let rows = txn
-            .query_all_raw(Statement::from_string(backend, select))
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                select,
+                [Value::from(counter)],
+            ))
             .await
             .map_err(|e| e.to_string())?;
-        let mut sent = 0;
+        let mut placed: Vec<(i64, String, i64)> = Vec::with_capacity(rows.len());
+        let mut lost = 0;
         for row in rows {
             let id: i64 = row.try_get("", "id").map_err(|e| e.to_string())?;
             let payload: String = row.try_get("", "payload").map_err(|e| e.to_string())?;
+            if row
+                .try_get::<Option<i64>>("", "delivery")
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                lost += 1;
+            }
             let event = Event {
                 id: row.try_get("", "event_id").map_err(|e| e.to_string())?,
                 topic: row.try_get("", "topic").map_err(|e| e.to_string())?,
@@ -1199,24 +1204,32 @@ impl Outbox {
                 aggregate: row.try_get("", "aggregate").map_err(|e| e.to_string())?,
                 sequence: row.try_get("", "sequence").map_err(|e| e.to_string())?,
             };
-            let (pos, now) = match bus.publish_outbox(self.table, counter, &event).await? {
+            let published = match bus.publish_outbox(self.table, counter, &event).await {
+                Ok(p) => p,
+                // Record what did go out before giving up the turn.
+                Err(e) if placed.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(table = self.table, error = %e, "publishing stopped mid-batch");
+                    break;
+                }
+            };
+            let (pos, now) = match published {
                 Placed::At { pos, counter } => (pos, counter),
                 // The bus lost events since this turn began: the next turn resends them.
                 Placed::CounterMoved => break,
             };
-            let record = Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "UPDATE {} SET stream_id = ?, delivery = ? WHERE id = ?",
-                    self.table
-                ),
-                [Value::from(pos.stored()), Value::from(now), Value::from(id)],
-            );
-            txn.execute_raw(record).await.map_err(|e| e.to_string())?;
+            placed.push((id, pos.stored(), now));
             counter = now;
-            sent += 1;
         }
-        Ok((sent, counter))
+        if lost > 0 {
+            tracing::warn!(
+                table = self.table,
+                lost,
+                "the bus lost published events; publishing them again"
+            );
+        }
+        record_deliveries(txn, self.table, &placed).await?;
+        Ok((placed.len(), counter))
     }
 
     /// Removes the published events every consumer group has acknowledged, topic by
@@ -1291,6 +1304,41 @@ async fn by_ids(
     Ok(())
 }
 
+/// Records where each published row went (`(id, stream position, delivery)`), in one
+/// statement: a turn's round trips to the database cost more than its events.
+async fn record_deliveries(
+    txn: &sea_orm::DatabaseTransaction,
+    table: &str,
+    placed: &[(i64, String, i64)],
+) -> Result<(), String> {
+    if placed.is_empty() {
+        return Ok(());
+    }
+    let whens = vec!["WHEN ? THEN ?"; placed.len()].join(" ");
+    let marks = vec!["?"; placed.len()].join(", ");
+    let mut values: Vec<Value> = Vec::with_capacity(placed.len() * 5);
+    for (id, pos, _) in placed {
+        values.push(Value::from(*id));
+        values.push(Value::from(pos.as_str()));
+    }
+    for (id, _, delivery) in placed {
+        values.push(Value::from(*id));
+        values.push(Value::from(*delivery));
+    }
+    values.extend(placed.iter().map(|(id, _, _)| Value::from(*id)));
+    txn.execute_raw(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        format!(
+            "UPDATE {table} SET stream_id = CASE id {whens} END, \
+             delivery = CASE id {whens} END WHERE id IN ({marks})"
+        ),
+        values,
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// A domain's record of the events its consumers have processed, so a redelivered
 /// event has no second effect. Claim the event inside the transaction that applies it:
 /// both commit together, or neither does.
@@ -1361,7 +1409,8 @@ pub fn spawn_relay(db: DatabaseConnection, outbox: Outbox, bus: EventBus) -> Joi
                 }
             }
             match outbox.relay_once(&db, &bus).await {
-                Ok(n) if n > 0 => continue,
+                // A full batch may have left more behind.
+                Ok(n) if n >= RELAY_BATCH => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(table = outbox.table, error = %e, "outbox relay failed"),
             }
@@ -1377,6 +1426,9 @@ pub fn spawn_relay(db: DatabaseConnection, outbox: Outbox, bus: EventBus) -> Joi
         }
     })
 }
+
+/// The most events one relay turn publishes.
+const RELAY_BATCH: usize = 200;
 
 /// How long a woken relay waits for more commits before its turn.
 const RELAY_GATHER: Duration = Duration::from_millis(5);
