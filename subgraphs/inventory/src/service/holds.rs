@@ -15,8 +15,8 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use shop_kit::{ApiError, ApiResult, StockShortfall};
 
@@ -145,6 +145,35 @@ pub(crate) async fn cut_to_fit<C: ConnectionTrait>(
         it = after;
     }
     Ok(it)
+}
+
+/// `owner`'s live hold of a product, after releasing the product's expired holds (its
+/// own included), read in one statement, inside the caller's transaction.
+async fn live_hold_releasing_expired<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    owner: &str,
+    product_id: &str,
+) -> ApiResult<Option<hold::Model>> {
+    let now = Utc::now();
+    let rows = hold::Entity::find()
+        .filter(hold::Column::ProductId.eq(product_id))
+        .filter(
+            Condition::any()
+                .add(hold::Column::ExpiresAt.lte(now))
+                .add(hold::Column::Owner.eq(owner)),
+        )
+        .all(conn)
+        .await?;
+    let mut live = None;
+    for h in rows {
+        if h.expires_at <= now {
+            release_row(ctx, conn, &h, "hold expired").await?;
+        } else if h.owner == owner {
+            live = Some(h);
+        }
+    }
+    Ok(live)
 }
 
 /// Releases the expired holds of one product inside the caller's transaction.
@@ -471,21 +500,30 @@ pub async fn commit(
     }
     shop_kit::db::retrying("commit", || async {
         let txn = shop_kit::db::begin_write(&ctx.db).await?;
-        let done = commitment::Entity::find()
-            .filter(commitment::Column::OrderId.eq(order_id))
-            .one(&txn)
-            .await?;
-        if done.is_some() {
-            return Ok(());
+        // The order's commitments go in first, all at once: an order committed before
+        // (a retried or resumed checkout) shows as a clash on (order, product), and
+        // nothing else is done; a shortfall below rolls them back with the rest.
+        let now = Utc::now();
+        let rows = lines
+            .iter()
+            .map(|(product_id, &quantity)| commitment::ActiveModel {
+                id: Set(shop_kit::ids::new_id()),
+                order_id: Set(order_id.to_string()),
+                product_id: Set(product_id.clone()),
+                quantity: Set(quantity),
+                created_at: Set(now),
+            });
+        match commitment::Entity::insert_many(rows).exec(&txn).await {
+            Ok(_) => {}
+            Err(e) if shop_kit::db::is_unique_violation(&e) => {
+                txn.rollback().await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
         }
         let mut short = Vec::new();
         for (product_id, &wanted) in lines {
-            release_expired_of(ctx, &txn, product_id).await?;
-            let held = hold::Entity::find()
-                .filter(hold::Column::Owner.eq(owner))
-                .filter(hold::Column::ProductId.eq(product_id.as_str()))
-                .one(&txn)
-                .await?;
+            let held = live_hold_releasing_expired(ctx, &txn, owner, product_id).await?;
             let had = held.as_ref().map_or(0, |h| h.quantity);
             // Held units leave `reserved`; all of the line's units join `committed`. Two
             // conditions, re-checked by the database as it writes: on hand covers every
@@ -577,15 +615,6 @@ pub async fn commit(
                     reference: Some(order_id),
                 },
             )
-            .await?;
-            commitment::ActiveModel {
-                id: Set(shop_kit::ids::new_id()),
-                order_id: Set(order_id.to_string()),
-                product_id: Set(product_id.clone()),
-                quantity: Set(wanted),
-                created_at: Set(Utc::now()),
-            }
-            .insert(&txn)
             .await?;
         }
         if !short.is_empty() {

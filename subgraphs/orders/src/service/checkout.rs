@@ -5,9 +5,9 @@
 //! 2. commit its lines in inventory (from the cart's holds, or what is available where
 //!    a hold ran out: OUT_OF_STOCK; compensation: restock),
 //! 3. charge the payment, authorized and captured in one call (PAYMENT_DECLINED;
-//!    compensation: refund), recorded as `PAYMENT_CAPTURED`,
-//! 4. create the order, PAID, with its events, recorded as `ORDER_CREATED` in the
-//!    same transaction,
+//!    compensation: refund),
+//! 4. create the order, PAID, with its events, recorded as `ORDER_CREATED` (with the
+//!    payment) in the same transaction,
 //! 5. empty the cart, recorded as `COMPLETED`.
 //!
 //! Steps 1–3 are not recorded one by one: every call to another service is idempotent
@@ -444,7 +444,10 @@ async fn steps(
             )
             .await?;
         shop_kit::fault::point("checkout.after_charge");
-        c = advance(ctx, &c, Step::PaymentCaptured, Some(&payment.id)).await?;
+        // Not recorded on its own: the order's transaction records it with the order.
+        // A crash before that leaves a checkout the recovery resolves by asking the
+        // provider, and a failure before it is undone, refund included.
+        c.payment_id = Some(payment.id);
         step = Step::PaymentCaptured;
     }
     if step == Step::PaymentAuthorized {
@@ -491,10 +494,6 @@ async fn create_order(
     cart: &Cart,
     address: &Address,
 ) -> ApiResult<order::Model> {
-    if let Some(o) = order::Entity::find_by_id(c.id.clone()).one(&ctx.db).await? {
-        advance(ctx, c, Step::OrderCreated, None).await?;
-        return Ok(o);
-    }
     // Lines priced by a carts service that does not say who sells them are looked up.
     let known = cart.lines.iter().all(|l| l.supplier_id.is_some());
     let ids: Vec<String> = cart.lines.iter().map(|l| l.product_id.clone()).collect();
@@ -528,7 +527,7 @@ async fn create_order(
     };
     let now = Utc::now();
     shop_kit::db::retrying("create order", || async {
-        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        let mut txn = shop_kit::db::begin_write(&ctx.db).await?;
         // The number derived from the id is nearly always free; the unique index says
         // when it is not, and the next derivation is tried.
         let mut attempt = 0;
@@ -558,7 +557,20 @@ async fn create_order(
             };
             match row.insert(&txn).await {
                 Ok(placed) => break (placed, number),
-                Err(e) if shop_kit::db::is_unique_violation(&e) && attempt < 7 => attempt += 1,
+                Err(e) if shop_kit::db::is_unique_violation(&e) => {
+                    // Inserted first, read only when it clashed: an order made by an
+                    // earlier attempt of this checkout is answered as it is.
+                    txn.rollback().await?;
+                    if let Some(o) = order::Entity::find_by_id(c.id.clone()).one(&ctx.db).await? {
+                        advance(ctx, c, Step::OrderCreated, None).await?;
+                        return Ok(o);
+                    }
+                    if attempt >= 7 {
+                        return Err(e.into());
+                    }
+                    attempt += 1;
+                    txn = shop_kit::db::begin_write(&ctx.db).await?;
+                }
                 Err(e) => return Err(e.into()),
             }
         };
@@ -634,6 +646,7 @@ async fn create_order(
             .await?;
         let recorded = checkout::Entity::update_many()
             .col_expr(checkout::Column::Step, Expr::value(Step::OrderCreated.as_str()))
+            .col_expr(checkout::Column::PaymentId, Expr::value(c.payment_id.clone()))
             .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
             .filter(checkout::Column::Id.eq(c.id.as_str()))
             .filter(checkout::Column::Attempt.eq(c.attempt))
