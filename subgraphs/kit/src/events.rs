@@ -190,8 +190,9 @@ impl StreamPos {
 /// What the bus did with an outbox event.
 #[derive(Debug, PartialEq)]
 pub enum Placed {
-    /// Published at `pos`; the outbox's counter on the bus is now `counter`.
-    At { pos: StreamPos, counter: i64 },
+    /// Published, each event at its position, with the outbox's counter on the bus
+    /// after it (one more per event).
+    At(Vec<(StreamPos, i64)>),
     /// Not published: the bus's counter is not what the relay expected (it lost events).
     CounterMoved,
 }
@@ -217,11 +218,14 @@ const STREAM_RETENTION: Duration = Duration::from_secs(3600);
 const PUBLISH_SCRIPT: &str = r"
 local counter = tonumber(redis.call('GET', KEYS[1]) or '0')
 if counter ~= tonumber(ARGV[1]) then
-  return {0, counter, ''}
+  return {0}
 end
-local id = redis.call('XADD', KEYS[2], '*', 'event', ARGV[2])
-redis.call('SET', KEYS[1], counter + 1)
-return {1, counter + 1, id}
+local out = {1}
+for i = 2, #KEYS do
+  table.insert(out, redis.call('XADD', KEYS[i], '*', 'event', ARGV[i]))
+end
+redis.call('SET', KEYS[1], counter + #KEYS - 1)
+return out
 ";
 
 /// The outbox's counter and, per consumer group of the stream, the last entry it was
@@ -488,12 +492,13 @@ impl EventBus {
         }
     }
 
-    /// Publishes an event of `outbox` if the outbox's counter on the bus is `expected`.
+    /// Publishes events of `outbox`, in order, if the outbox's counter on the bus is
+    /// `expected`: all of them or (the counter moved) none. One round trip on Redis.
     pub async fn publish_outbox(
         &self,
         outbox: &str,
         expected: i64,
-        event: &Event,
+        events: &[Event],
     ) -> Result<Placed, String> {
         match self {
             EventBus::InProcess(bus) => {
@@ -502,35 +507,62 @@ impl EventBus {
                 if d.counter != expected {
                     return Ok(Placed::CounterMoved);
                 }
-                let delivery = d.counter + 1;
-                // Still under the outboxes lock: no ack can arrive before it is counted.
-                let groups = bus.deliver(event, Some((outbox, delivery)))?;
-                d.counter = delivery;
-                if groups > 0 {
-                    d.pending.insert(delivery, groups);
+                let mut placed = Vec::with_capacity(events.len());
+                for event in events {
+                    let delivery = d.counter + 1;
+                    // Still under the outboxes lock: no ack can arrive before it is
+                    // counted.
+                    let groups = bus.deliver(event, Some((outbox, delivery)))?;
+                    d.counter = delivery;
+                    if groups > 0 {
+                        d.pending.insert(delivery, groups);
+                    }
+                    placed.push((StreamPos::of_counter(delivery), delivery));
                 }
-                Ok(Placed::At {
-                    pos: StreamPos::of_counter(delivery),
-                    counter: delivery,
-                })
+                Ok(Placed::At(placed))
             }
             EventBus::Redis(bus) => {
-                let body = serde_json::to_string(event).map_err(|e| e.to_string())?;
+                if events.is_empty() {
+                    return Ok(Placed::At(Vec::new()));
+                }
+                // Hashed once: the script's digest is what each call sends.
+                static SCRIPT: std::sync::LazyLock<redis::Script> =
+                    std::sync::LazyLock::new(|| redis::Script::new(PUBLISH_SCRIPT));
+                let mut script = SCRIPT.prepare_invoke();
+                script.key(bus.counter_key(outbox)).arg(expected);
+                for event in events {
+                    let body = serde_json::to_string(event).map_err(|e| e.to_string())?;
+                    script.key(bus.stream_key(&event.topic)).arg(body);
+                }
                 let mut conn = bus.conn.clone();
-                let (published, counter, id): (i64, i64, String) =
-                    redis::Script::new(PUBLISH_SCRIPT)
-                        .key(bus.counter_key(outbox))
-                        .key(bus.stream_key(&event.topic))
-                        .arg(expected)
-                        .arg(body)
-                        .invoke_async(&mut conn)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                let reply: Vec<redis::Value> = script
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut reply = reply.into_iter();
+                let published: i64 = reply
+                    .next()
+                    .map(redis::from_redis_value)
+                    .transpose()
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or(0);
                 if published != 1 {
                     return Ok(Placed::CounterMoved);
                 }
-                let pos = StreamPos::parse(&id).ok_or_else(|| format!("stream id {id}"))?;
-                Ok(Placed::At { pos, counter })
+                let mut placed = Vec::with_capacity(events.len());
+                for (n, v) in reply.enumerate() {
+                    let id: String = redis::from_redis_value(v).map_err(|e| e.to_string())?;
+                    let pos = StreamPos::parse(&id).ok_or_else(|| format!("stream id {id}"))?;
+                    placed.push((pos, expected + n as i64 + 1));
+                }
+                if placed.len() != events.len() {
+                    return Err(format!(
+                        "the bus placed {} of {} events",
+                        placed.len(),
+                        events.len()
+                    ));
+                }
+                Ok(Placed::At(placed))
             }
         }
     }
@@ -1034,22 +1066,20 @@ impl Outbox {
                 .ok_or_else(|| DbErr::RecordNotFound(format!("sequence of {aggregate}")))?;
             return row.try_get("", "last");
         }
+        // MySQL has no RETURNING; `LAST_INSERT_ID(expr)` hands the new value back in
+        // the statement's own reply, as it does for a sequence table in MySQL's manual.
         let upsert = format!(
-            "INSERT INTO {} (aggregate, last) VALUES (?, ?) \
-             ON DUPLICATE KEY UPDATE last = last + ?",
+            "INSERT INTO {} (aggregate, last) VALUES (?, LAST_INSERT_ID(?)) \
+             ON DUPLICATE KEY UPDATE last = LAST_INSERT_ID(last + ?)",
             self.sequences
         );
-        conn.execute_raw(Statement::from_sql_and_values(backend, upsert, values))
+        let done = conn
+            .execute_raw(Statement::from_sql_and_values(backend, upsert, values))
             .await?;
-        let row = conn
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!("SELECT last FROM {} WHERE aggregate = ?", self.sequences),
-                [Value::from(aggregate)],
-            ))
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound(format!("sequence of {aggregate}")))?;
-        row.try_get("", "last")
+        i64::try_from(done.last_insert_id())
+            .ok()
+            .filter(|last| *last >= count)
+            .ok_or_else(|| DbErr::Custom(format!("sequence of {aggregate}: no value back")))
     }
 
     /// Tells the relay that committed events are waiting; call after commit.
@@ -1158,12 +1188,12 @@ impl Outbox {
         true
     }
 
-    /// Publishes up to [`RELAY_BATCH`] events not on the bus, oldest first, and records
-    /// where each went, in one statement. Not on the bus: never published, or published
-    /// above the outbox's counter on the bus (`delivery > counter`: the bus came back
-    /// without them, as Redis does after a restart without persistence), which go out
-    /// again. A failure stops the batch; what was not recorded goes out on the next
-    /// turn. Returns how many went out and the outbox's counter on the bus after them.
+    /// Publishes up to [`RELAY_BATCH`] events not on the bus, oldest first, in one call
+    /// to the bus, and records where each went in one statement. Not on the bus: never
+    /// published, or published above the outbox's counter on the bus (`delivery >
+    /// counter`: the bus came back without them, as Redis does after a restart without
+    /// persistence), which go out again. A failure leaves them for the next turn.
+    /// Returns how many went out and the outbox's counter on the bus after them.
     async fn publish_batch(
         &self,
         txn: &sea_orm::DatabaseTransaction,
@@ -1184,10 +1214,11 @@ impl Outbox {
             ))
             .await
             .map_err(|e| e.to_string())?;
-        let mut placed: Vec<(i64, String, i64)> = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut events = Vec::with_capacity(rows.len());
         let mut lost = 0;
         for row in rows {
-            let id: i64 = row.try_get("", "id").map_err(|e| e.to_string())?;
+            ids.push(row.try_get::<i64>("", "id").map_err(|e| e.to_string())?);
             let payload: String = row.try_get("", "payload").map_err(|e| e.to_string())?;
             if row
                 .try_get::<Option<i64>>("", "delivery")
@@ -1196,30 +1227,17 @@ impl Outbox {
             {
                 lost += 1;
             }
-            let event = Event {
+            events.push(Event {
                 id: row.try_get("", "event_id").map_err(|e| e.to_string())?,
                 topic: row.try_get("", "topic").map_err(|e| e.to_string())?,
                 payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
                 occurred_at: row.try_get("", "created_at").map_err(|e| e.to_string())?,
                 aggregate: row.try_get("", "aggregate").map_err(|e| e.to_string())?,
                 sequence: row.try_get("", "sequence").map_err(|e| e.to_string())?,
-            };
-            let published = match bus.publish_outbox(self.table, counter, &event).await {
-                Ok(p) => p,
-                // Record what did go out before giving up the turn.
-                Err(e) if placed.is_empty() => return Err(e),
-                Err(e) => {
-                    tracing::warn!(table = self.table, error = %e, "publishing stopped mid-batch");
-                    break;
-                }
-            };
-            let (pos, now) = match published {
-                Placed::At { pos, counter } => (pos, counter),
-                // The bus lost events since this turn began: the next turn resends them.
-                Placed::CounterMoved => break,
-            };
-            placed.push((id, pos.stored(), now));
-            counter = now;
+            });
+        }
+        if events.is_empty() {
+            return Ok((0, counter));
         }
         if lost > 0 {
             tracing::warn!(
@@ -1227,6 +1245,19 @@ impl Outbox {
                 lost,
                 "the bus lost published events; publishing them again"
             );
+        }
+        let placed = match bus.publish_outbox(self.table, counter, &events).await? {
+            Placed::At(placed) => placed,
+            // The bus lost events since this turn began: the next turn resends them.
+            Placed::CounterMoved => return Ok((0, counter)),
+        };
+        let placed: Vec<(i64, String, i64)> = ids
+            .into_iter()
+            .zip(placed)
+            .map(|(id, (pos, delivery))| (id, pos.stored(), delivery))
+            .collect();
+        if let Some((_, _, last)) = placed.last() {
+            counter = *last;
         }
         record_deliveries(txn, self.table, &placed).await?;
         Ok((placed.len(), counter))
