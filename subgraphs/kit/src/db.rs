@@ -110,6 +110,28 @@ where
     }
 }
 
+/// Inserts a row whose every column is set and answers it as built. sea-orm's `insert`
+/// reads the row back on MySQL (it has no `RETURNING`): a second statement, on the
+/// busiest paths, for values the caller already has. Timestamps come back as given,
+/// finer than a MySQL `TIMESTAMP` keeps them: use it for rows not shown as inserted.
+pub async fn insert_known<A, C>(
+    conn: &C,
+    row: A,
+) -> Result<<A::Entity as sea_orm::EntityTrait>::Model, DbErr>
+where
+    A: sea_orm::ActiveModelTrait
+        + sea_orm::TryIntoModel<<A::Entity as sea_orm::EntityTrait>::Model>
+        + Clone
+        + Send,
+    <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+    C: ConnectionTrait,
+{
+    use sea_orm::EntityTrait;
+    let model = row.clone().try_into_model()?;
+    A::Entity::insert(row).exec_without_returning(conn).await?;
+    Ok(model)
+}
+
 /// Begins a transaction that will write. On SQLite it takes the write lock at `BEGIN`
 /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails
 /// with "database is locked" when another connection wrote in between, without waiting.
@@ -154,7 +176,9 @@ pub fn is_transient(e: &DbErr) -> bool {
         return false;
     };
     if let Some(my) = db.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
-        return matches!(my.number(), 1205 | 1213);
+        // Lock wait timeout, deadlock, and the server out of connections (a pool that
+        // grows when another process holds the rest): all pass.
+        return matches!(my.number(), 1205 | 1213 | 1040);
     }
     // SQLite's primary result codes SQLITE_BUSY (5) and SQLITE_LOCKED (6); extended
     // codes carry the primary one in their low byte.

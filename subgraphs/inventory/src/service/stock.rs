@@ -154,7 +154,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
     after: &item::Model,
     m: Movement<'_>,
 ) -> ApiResult<()> {
-    ledger::ActiveModel {
+    ledger::Entity::insert(ledger::ActiveModel {
         product_id: Set(after.product_id.clone()),
         kind: Set(m.kind.as_str().to_string()),
         delta: Set(m.delta),
@@ -166,8 +166,8 @@ pub(crate) async fn record<C: ConnectionTrait>(
         actor_id: Set(m.actor.map(str::to_string)),
         created_at: Set(Utc::now()),
         ..Default::default()
-    }
-    .insert(conn)
+    })
+    .exec_without_returning(conn)
     .await?;
     let available = after.available();
     let low = available <= i64::from(after.low_stock_threshold);

@@ -120,18 +120,20 @@ pub async fn notify<C: ConnectionTrait>(
     conn: &C,
     n: NewNotification<'_>,
 ) -> ApiResult<notification::Model> {
-    let row = notification::ActiveModel {
-        id: Set(shop_kit::ids::new_id()),
-        user_id: Set(n.user_id.to_string()),
-        kind: Set(n.kind.as_str().into()),
-        title: Set(n.title),
-        body: Set(n.body),
-        order_id: Set(n.order_id),
-        product_id: Set(n.product_id),
-        read_at: Set(None),
-        created_at: Set(Utc::now()),
-    }
-    .insert(conn)
+    let row = shop_kit::db::insert_known(
+        conn,
+        notification::ActiveModel {
+            id: Set(shop_kit::ids::new_id()),
+            user_id: Set(n.user_id.to_string()),
+            kind: Set(n.kind.as_str().into()),
+            title: Set(n.title),
+            body: Set(n.body),
+            order_id: Set(n.order_id),
+            product_id: Set(n.product_id),
+            read_at: Set(None),
+            created_at: Set(Utc::now()),
+        },
+    )
     .await?;
     ctx.outbox
         .write(

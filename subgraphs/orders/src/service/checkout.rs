@@ -181,22 +181,24 @@ pub async fn checkout(ctx: &OrdersCtx, p: &Principal, req: Request) -> ApiResult
     // Inserted first: a new key (nearly every checkout) costs one statement; a key or
     // a cart in use shows as a unique violation, and only then is the record read.
     let now = Utc::now();
-    let inserted = checkout::ActiveModel {
-        id: Set(shop_kit::ids::new_id()),
-        user_id: Set(p.user_id.clone()),
-        idempotency_key: Set(key.clone()),
-        cart_id: Set(req.cart_id.clone()),
-        shipping_address: Set(serde_json::to_string(&address).unwrap_or_default()),
-        step: Set(Step::Started.as_str().into()),
-        payment_id: Set(None),
-        error_code: Set(None),
-        error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        active_cart_id: Set(Some(req.cart_id.clone())),
-        attempt: Set(0),
-    }
-    .insert(&ctx.db)
+    let inserted = shop_kit::db::insert_known(
+        &ctx.db,
+        checkout::ActiveModel {
+            id: Set(shop_kit::ids::new_id()),
+            user_id: Set(p.user_id.clone()),
+            idempotency_key: Set(key.clone()),
+            cart_id: Set(req.cart_id.clone()),
+            shipping_address: Set(serde_json::to_string(&address).unwrap_or_default()),
+            step: Set(Step::Started.as_str().into()),
+            payment_id: Set(None),
+            error_code: Set(None),
+            error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            active_cart_id: Set(Some(req.cart_id.clone())),
+            attempt: Set(0),
+        },
+    )
     .await;
     let state = match inserted {
         Ok(c) => c,

@@ -199,28 +199,30 @@ async fn start(ctx: &PaymentsCtx, charge: Charge<'_>, card: &Card) -> ApiResult<
         },
     };
     let now = Utc::now();
-    let row = payment::ActiveModel {
-        id: Set(shop_kit::ids::new_id()),
-        idempotency_key: Set(charge.idempotency_key.to_string()),
-        order_id: Set(charge.order_id.to_string()),
-        user_id: Set(charge.user_id.to_string()),
-        status: Set(Status::Pending.as_str().into()),
-        amount: Set(charge.amount),
-        currency: Set(currency),
-        captured_amount: Set(0),
-        refunded_amount: Set(0),
-        card_brand: Set(summary.brand),
-        card_last4: Set(summary.last4),
-        card_exp_month: Set(summary.exp_month as i32),
-        card_exp_year: Set(summary.exp_year),
-        provider: Set(ctx.provider.name().to_string()),
-        provider_ref: Set(None),
-        decline_code: Set(None),
-        decline_reason: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&ctx.db)
+    let row = shop_kit::db::insert_known(
+        &ctx.db,
+        payment::ActiveModel {
+            id: Set(shop_kit::ids::new_id()),
+            idempotency_key: Set(charge.idempotency_key.to_string()),
+            order_id: Set(charge.order_id.to_string()),
+            user_id: Set(charge.user_id.to_string()),
+            status: Set(Status::Pending.as_str().into()),
+            amount: Set(charge.amount),
+            currency: Set(currency),
+            captured_amount: Set(0),
+            refunded_amount: Set(0),
+            card_brand: Set(summary.brand),
+            card_last4: Set(summary.last4),
+            card_exp_month: Set(summary.exp_month as i32),
+            card_exp_year: Set(summary.exp_year),
+            provider: Set(ctx.provider.name().to_string()),
+            provider_ref: Set(None),
+            decline_code: Set(None),
+            decline_reason: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await;
     match row {
         Ok(r) => Ok(Started::Pending(r)),
@@ -343,8 +345,19 @@ async fn record_capture(ctx: &PaymentsCtx, p: payment::Model) -> ApiResult<payme
     // Written too: a charge records its reference only here.
     m.provider_ref = Set(p.provider_ref.clone());
     m.captured_amount = Set(p.captured_amount);
-    m.updated_at = Set(Utc::now());
-    let captured = m.update(&txn).await?;
+    let now = Utc::now();
+    m.updated_at = Set(now);
+    // Not `update`, which reads the row back on MySQL: it is known.
+    payment::Entity::update_many()
+        .set(m)
+        .filter(payment::Column::Id.eq(p.id.as_str()))
+        .exec(&txn)
+        .await?;
+    let captured = payment::Model {
+        status: Status::Captured.as_str().into(),
+        updated_at: now,
+        ..p
+    };
     announce_capture(ctx, &txn, &captured).await?;
     txn.commit().await?;
     ctx.outbox.wake();
