@@ -229,9 +229,10 @@ pub fn order_placed(name: &str, number: &str, payload: &Value, url: &str) -> Mai
     }
 }
 
-/// An order's status change the buyer cares about; `None` for the others.
-pub fn order_status(name: &str, number: &str, status: &str, note: &str, url: &str) -> Option<Mail> {
-    let (subject, line) = match status {
+/// The status changes a buyer is told of (subject and line of the mail); others,
+/// such as paid or packed, are no news to them.
+fn status_words(status: &str) -> Option<(&'static str, &'static str)> {
+    Some(match status {
         "SHIPPED" => ("has shipped", "is on its way"),
         "DELIVERED" => ("was delivered", "has been delivered"),
         "CANCELLED" => (
@@ -240,7 +241,17 @@ pub fn order_status(name: &str, number: &str, status: &str, note: &str, url: &st
         ),
         "REFUNDED" => ("was refunded", "was refunded to your payment card"),
         _ => return None,
-    };
+    })
+}
+
+/// Whether a change of an order to `status` is told to its buyer.
+pub fn tells_buyer(status: &str) -> bool {
+    status_words(status).is_some()
+}
+
+/// An order's status change the buyer cares about; `None` for the others.
+pub fn order_status(name: &str, number: &str, status: &str, note: &str, url: &str) -> Option<Mail> {
+    let (subject, line) = status_words(status)?;
     let subject = format!("Your order {number} {subject}");
     let line = format!("your order {number} {line}.");
     let mut text = format!("Hello {name},\n\n{line}\n");
