@@ -370,6 +370,8 @@ async fn run_subgraph(
         },
         notifications: config.notifications_settings(&issuer(&config)),
         checkout_stale: config.checkout_stale,
+        // One subgraph per process here: every other is called over HTTP.
+        local: Default::default(),
     };
     if deps.internal.is_none() {
         tracing::warn!(

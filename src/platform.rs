@@ -146,7 +146,9 @@ impl PlatformOptions {
             mail: None,
             mail_from: "Shop <no-reply@shop.test>".into(),
             mail_retry: shop_notifications::RetryPolicy::default(),
-            db_max_connections: shop_kit::db::DEFAULT_MYSQL_CONNECTIONS,
+            // Tests run several platforms at once against one MySQL server (151
+            // connections by default); each needs few.
+            db_max_connections: 28,
             checkout_stale: shop_orders::service::checkout::STALE,
             trusted_proxies: Default::default(),
         }
@@ -171,6 +173,8 @@ pub struct Platform {
     pub bus: EventBus,
     /// Each subgraph's database connection, by name.
     databases: HashMap<String, sea_orm::DatabaseConnection>,
+    /// The subgraphs' routers, for calls between them without a socket.
+    local: shop_kit::internal::LocalRoutes,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
 }
@@ -317,6 +321,7 @@ impl Platform {
                 retry: opts.mail_retry.clone(),
             },
             checkout_stale: opts.checkout_stale,
+            local: shop_kit::internal::LocalRoutes::default(),
         };
         let (stop, stop_rx) = watch::channel(false);
 
@@ -335,6 +340,7 @@ impl Platform {
             let router = crate::subgraphs::start(spec.name, db.clone(), &deps)
                 .await
                 .map_err(|e| anyhow::anyhow!("starting {}: {e}", spec.name))?;
+            deps.local.add(spec.name, router.clone());
             servers.push(tokio::spawn(shop_kit::server::serve(
                 listener,
                 router,
@@ -407,6 +413,7 @@ impl Platform {
                 .iter()
                 .map(|(n, d)| (n.to_string(), d.clone()))
                 .collect(),
+            local: deps.local.clone(),
             stop,
             servers,
         })
@@ -430,5 +437,6 @@ impl Platform {
         for s in self.servers {
             let _ = s.await;
         }
+        self.local.clear();
     }
 }

@@ -73,6 +73,9 @@ pub struct Deps {
     pub notifications: shop_notifications::NotificationsSettings,
     /// How long a checkout may go without a step before the recovery ends it.
     pub checkout_stale: std::time::Duration,
+    /// The routers of the subgraphs this process serves itself (the all-in-one
+    /// binary): calls to them skip the socket. Empty in a process of one subgraph.
+    pub local: shop_kit::internal::LocalRoutes,
 }
 
 impl Deps {
@@ -90,9 +93,10 @@ impl Deps {
             .get(subgraph)
             .cloned()
             .unwrap_or_else(|| default_url(subgraph));
-        Some(shop_kit::internal::SubgraphClient::new(
-            subgraph, &url, auth, service, scopes,
-        ))
+        Some(
+            shop_kit::internal::SubgraphClient::new(subgraph, &url, auth, service, scopes)
+                .with_local(&self.local),
+        )
     }
 }
 
