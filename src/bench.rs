@@ -27,6 +27,10 @@ pub struct Figures {
     pub elapsed: Duration,
     pub p50: Duration,
     pub p99: Duration,
+    /// CPU time per request, in ms: this process (the platform and the load
+    /// generator), then the database and Redis servers of this machine. Throughput on a
+    /// shared machine swings with its neighbours; the CPU a request costs much less.
+    pub cpu_per_request: Option<(f64, f64)>,
 }
 
 impl Figures {
@@ -36,8 +40,15 @@ impl Figures {
 
     /// One line: name, throughput, p50, p99, errors, then `extra`.
     pub fn print(&self, extra: &str) {
+        let cpu = match self.cpu_per_request {
+            Some((own, servers)) if servers > 0.0 => {
+                format!("   cpu/req {own:.2} ms + servers {servers:.2} ms")
+            }
+            Some((own, _)) => format!("   cpu/req {own:.2} ms"),
+            None => String::new(),
+        };
         println!(
-            "{:<48} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}{extra}",
+            "{:<48} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}{cpu}{extra}",
             self.name,
             self.rps(),
             self.p50.as_secs_f64() * 1000.0,
@@ -97,6 +108,7 @@ where
 {
     let one = Arc::new(one);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu_before = cpu_used();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
@@ -122,6 +134,12 @@ where
         errors += e;
     }
     let elapsed = started.elapsed();
+    let cpu_per_request = cpu_before
+        .zip(cpu_used())
+        .map(|((own0, srv0), (own1, srv1))| {
+            let n = requests.max(1) as f64;
+            ((own1 - own0) / n, (srv1 - srv0) / n)
+        });
     all.sort();
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
@@ -135,7 +153,37 @@ where
         elapsed,
         p50: pct(0.50),
         p99: pct(0.99),
+        cpu_per_request,
     })
+}
+
+/// CPU time used so far, in ms, by this process and by the database and Redis servers
+/// running on this machine (found by name in `/proc`); `None` off Linux.
+fn cpu_used() -> Option<(f64, f64)> {
+    // Kernel ticks of user plus system time: fields 14 and 15 of `stat`, counted after
+    // the command name, which may hold spaces and ends at the last ')'.
+    fn ticks(stat: &str) -> Option<f64> {
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let user: f64 = fields.get(11)?.parse().ok()?;
+        let system: f64 = fields.get(12)?.parse().ok()?;
+        Some(user + system)
+    }
+    // USER_HZ, which Linux fixes at 100 on the platforms we run on.
+    const MS_PER_TICK: f64 = 10.0;
+    let own = ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    let mut servers = 0.0;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let path = entry.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if matches!(comm.trim(), "mariadbd" | "mysqld" | "redis-server") {
+            servers += std::fs::read_to_string(path.join("stat"))
+                .ok()
+                .and_then(|s| ticks(&s))
+                .unwrap_or(0.0);
+        }
+    }
+    Some((own * MS_PER_TICK, servers * MS_PER_TICK))
 }
 
 fn print(f: &Figures) {

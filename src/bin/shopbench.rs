@@ -43,13 +43,12 @@ async fn run(
         Shop::start(&dir, concurrency, |o| {
             o.database_url = database_url;
             o.redis_url = redis_url;
-            // As the server reads it, so a pool size can be tried without a rebuild.
-            if let Some(n) = std::env::var("SHOP_DB_MAX_CONNECTIONS")
+            // As the server reads it (with the server's default), so a pool size can
+            // be tried without a rebuild.
+            o.db_max_connections = std::env::var("SHOP_DB_MAX_CONNECTIONS")
                 .ok()
                 .and_then(|v| v.parse().ok())
-            {
-                o.db_max_connections = n;
-            }
+                .unwrap_or(shop_kit::db::DEFAULT_MYSQL_CONNECTIONS);
         })
         .await?,
     );
