@@ -1113,10 +1113,7 @@ impl Outbox {
             let counter = bus.outbox_counter(self.table).await?;
             db.query_one_raw(Statement::from_sql_and_values(
                 backend,
-                format!(
-                    "SELECT id FROM {} WHERE delivery IS NULL OR delivery > ? LIMIT 1",
-                    self.table
-                ),
+                format!("SELECT id FROM {} WHERE {NOT_ON_BUS} LIMIT 1", self.table),
                 [Value::from(counter)],
             ))
             .await
@@ -1203,7 +1200,7 @@ impl Outbox {
         let backend = txn.get_database_backend();
         let select = format!(
             "SELECT id, event_id, topic, payload, created_at, aggregate, sequence, delivery \
-             FROM {} WHERE delivery IS NULL OR delivery > ? ORDER BY id LIMIT {RELAY_BATCH}",
+             FROM {} WHERE {NOT_ON_BUS} ORDER BY id LIMIT {RELAY_BATCH}",
             self.table
         );
         let rows = txn
@@ -1457,6 +1454,10 @@ pub fn spawn_relay(db: DatabaseConnection, outbox: Outbox, bus: EventBus) -> Joi
         }
     })
 }
+
+/// Outbox rows the bus does not have, given its counter: never published, or published
+/// above it (to a bus that has since lost them).
+const NOT_ON_BUS: &str = "delivery IS NULL OR delivery > ?";
 
 /// The most events one relay turn publishes.
 const RELAY_BATCH: usize = 200;

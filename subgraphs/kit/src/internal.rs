@@ -123,6 +123,9 @@ impl LocalRoutes {
 /// The most an internal answer may hold; far above any real one.
 const MAX_ANSWER_BYTES: usize = 64 << 20;
 
+/// How long an internal call may take, over HTTP or in-process.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A GraphQL client for another subgraph's internal fields, as one service with fixed
 /// scopes.
 #[derive(Clone)]
@@ -134,7 +137,8 @@ pub struct SubgraphClient {
     auth: InternalAuth,
     service: String,
     scopes: Vec<&'static str>,
-    local: Option<std::sync::Weak<RouteMap>>,
+    /// The routes of this process, and the subgraph's path on its router.
+    local: Option<(std::sync::Weak<RouteMap>, String)>,
 }
 
 impl SubgraphClient {
@@ -149,7 +153,7 @@ impl SubgraphClient {
             subgraph: subgraph.to_string(),
             url: url.to_string(),
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
+                .timeout(CALL_TIMEOUT)
                 .pool_idle_timeout(crate::server::CLIENT_POOL_IDLE)
                 .build()
                 .unwrap_or_default(),
@@ -163,14 +167,19 @@ impl SubgraphClient {
     /// Calls the subgraph through its router when `routes` has it (it runs in this
     /// process), over HTTP otherwise.
     pub fn with_local(mut self, routes: &LocalRoutes) -> Self {
-        self.local = Some(Arc::downgrade(&routes.0));
+        let path = reqwest::Url::parse(&self.url)
+            .map(|u| u.path().to_string())
+            .unwrap_or_else(|_| "/graphql".into());
+        self.local = Some((Arc::downgrade(&routes.0), path));
         self
     }
 
-    fn local_router(&self) -> Option<axum::Router> {
-        let routes = self.local.as_ref()?.upgrade()?;
+    /// The subgraph's router and path, when this process serves it.
+    fn local_router(&self) -> Option<(axum::Router, &str)> {
+        let (routes, path) = self.local.as_ref()?;
+        let routes = routes.upgrade()?;
         let routes = routes.read().ok()?;
-        routes.get(&self.subgraph).cloned()
+        Some((routes.get(&self.subgraph)?.clone(), path))
     }
 
     /// Runs `query`; the `data`, or the first error as the [`ApiError`] the other
@@ -182,10 +191,8 @@ impl SubgraphClient {
             tracing::warn!(subgraph = %self.subgraph, error = %e, "internal call failed");
             ApiError::Unavailable(format!("the {} service is unavailable", self.subgraph))
         };
-        let router = self.local_router();
-        let bytes = match router {
-            Some(router) => self
-                .call_local(router, &token, body)
+        let bytes = match self.local_router() {
+            Some((router, path)) => call_local(router, path, &token, body)
                 .await
                 .map_err(unavailable)?,
             None => {
@@ -213,39 +220,34 @@ impl SubgraphClient {
     }
 }
 
-impl SubgraphClient {
-    /// One request through the subgraph's router, as its server would hand it over
-    /// (the peer address set, for handlers that read it), within the HTTP timeout.
-    async fn call_local(
-        &self,
-        router: axum::Router,
-        token: &str,
-        body: String,
-    ) -> Result<axum::body::Bytes, String> {
-        use tower::ServiceExt;
-        let path = reqwest::Url::parse(&self.url)
-            .map(|u| u.path().to_string())
-            .unwrap_or_else(|_| "/graphql".into());
-        let mut req = axum::http::Request::post(path)
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {token}"))
-            .body(axum::body::Body::from(body))
-            .map_err(|e| e.to_string())?;
-        req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                [127, 0, 0, 1],
-                0,
-            ))));
-        let answer = async {
-            let resp = router.oneshot(req).await.map_err(|e| e.to_string())?;
-            axum::body::to_bytes(resp.into_body(), MAX_ANSWER_BYTES)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        tokio::time::timeout(Duration::from_secs(10), answer)
+/// One request through a subgraph's router, as its server would hand it over (the
+/// peer address set, for handlers that read it), within the HTTP timeout.
+async fn call_local(
+    router: axum::Router,
+    path: &str,
+    token: &str,
+    body: String,
+) -> Result<axum::body::Bytes, String> {
+    use tower::ServiceExt;
+    let mut req = axum::http::Request::post(path)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::from(body))
+        .map_err(|e| e.to_string())?;
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            0,
+        ))));
+    let answer = async {
+        let resp = router.oneshot(req).await.map_err(|e| e.to_string())?;
+        axum::body::to_bytes(resp.into_body(), MAX_ANSWER_BYTES)
             .await
-            .map_err(|_| "timed out".to_string())?
-    }
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(CALL_TIMEOUT, answer)
+        .await
+        .map_err(|_| "timed out".to_string())?
 }
 
 /// The error another subgraph answered, as ours.

@@ -99,7 +99,7 @@ pub(crate) async fn cut_to_fit<C: ConnectionTrait>(
     conn: &C,
     product_id: &str,
 ) -> ApiResult<item::Model> {
-    release_expired_of(ctx, conn, product_id).await?;
+    release_expired_of(ctx, conn, product_id, None).await?;
     let mut it = find_item(conn, product_id).await?;
     let mut excess = it.reserved - Ord::max(it.quantity - it.committed, 0);
     if excess <= 0 {
@@ -147,50 +147,33 @@ pub(crate) async fn cut_to_fit<C: ConnectionTrait>(
     Ok(it)
 }
 
-/// `owner`'s live hold of a product, after releasing the product's expired holds (its
-/// own included), read in one statement, inside the caller's transaction.
-async fn live_hold_releasing_expired<C: ConnectionTrait>(
+/// Releases the expired holds of one product inside the caller's transaction and,
+/// with `live_of`, answers that owner's live hold of it, read in the same statement.
+async fn release_expired_of<C: ConnectionTrait>(
     ctx: &InventoryCtx,
     conn: &C,
-    owner: &str,
     product_id: &str,
+    live_of: Option<&str>,
 ) -> ApiResult<Option<hold::Model>> {
     let now = Utc::now();
+    let mut wanted = Condition::any().add(hold::Column::ExpiresAt.lte(now));
+    if let Some(owner) = live_of {
+        wanted = wanted.add(hold::Column::Owner.eq(owner));
+    }
     let rows = hold::Entity::find()
         .filter(hold::Column::ProductId.eq(product_id))
-        .filter(
-            Condition::any()
-                .add(hold::Column::ExpiresAt.lte(now))
-                .add(hold::Column::Owner.eq(owner)),
-        )
+        .filter(wanted)
         .all(conn)
         .await?;
     let mut live = None;
     for h in rows {
         if h.expires_at <= now {
             release_row(ctx, conn, &h, "hold expired").await?;
-        } else if h.owner == owner {
+        } else if Some(h.owner.as_str()) == live_of {
             live = Some(h);
         }
     }
     Ok(live)
-}
-
-/// Releases the expired holds of one product inside the caller's transaction.
-async fn release_expired_of<C: ConnectionTrait>(
-    ctx: &InventoryCtx,
-    conn: &C,
-    product_id: &str,
-) -> ApiResult<()> {
-    let expired = hold::Entity::find()
-        .filter(hold::Column::ProductId.eq(product_id))
-        .filter(hold::Column::ExpiresAt.lte(Utc::now()))
-        .all(conn)
-        .await?;
-    for h in expired {
-        release_row(ctx, conn, &h, "hold expired").await?;
-    }
-    Ok(())
 }
 
 /// Deletes a hold row and returns its units, if the row is still there (a concurrent
@@ -290,7 +273,7 @@ async fn set_hold_once(
             .lock_exclusive()
             .one(&txn)
             .await?;
-        release_expired_of(ctx, &txn, product_id).await?;
+        release_expired_of(ctx, &txn, product_id, None).await?;
         let current = hold::Entity::find()
             .filter(hold::Column::Owner.eq(owner))
             .filter(hold::Column::ProductId.eq(product_id))
@@ -523,7 +506,7 @@ pub async fn commit(
         }
         let mut short = Vec::new();
         for (product_id, &wanted) in lines {
-            let held = live_hold_releasing_expired(ctx, &txn, owner, product_id).await?;
+            let held = release_expired_of(ctx, &txn, product_id, Some(owner)).await?;
             let had = held.as_ref().map_or(0, |h| h.quantity);
             // Held units leave `reserved`; all of the line's units join `committed`. Two
             // conditions, re-checked by the database as it writes: on hand covers every

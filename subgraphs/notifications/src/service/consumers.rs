@@ -77,7 +77,8 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
     let public = ctx.settings.public_url.trim_end_matches('/').to_string();
     let mut mailed = false;
     match e.topic.as_str() {
-        "users.user_registered" | "users.profile_changed" if !text(p, "email").is_empty() => {
+        // Only with an address: see `acts_on`.
+        "users.user_registered" | "users.profile_changed" => {
             super::remember_recipient(&txn, user, text(p, "email"), text(p, "name")).await?;
         }
         "users.user_deleted" => {
