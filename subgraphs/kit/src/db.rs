@@ -33,7 +33,10 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseCon
         // queue in the pool instead and the file is never locked against us. The
         // price: code must not wait on a second connection while it holds one (a
         // read on the pool inside a transaction would wait for itself).
-        opts.max_connections(1).min_connections(1);
+        // Nothing can drop an in-process connection, so no ping before each use.
+        opts.max_connections(1)
+            .min_connections(1)
+            .test_before_acquire(false);
         opts.map_sqlx_sqlite_opts(|o| {
             use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
             o.create_if_missing(true)
@@ -43,8 +46,12 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseCon
                 .busy_timeout(Duration::from_secs(10))
         });
     } else {
+        // A ping before every use (the pool's default) is one more round trip per
+        // statement outside a transaction; only a connection idle long enough for the
+        // server or a proxy to have dropped it is tested first.
         opts.max_connections(max_connections.max(2))
-            .min_connections(1);
+            .min_connections(1)
+            .test_before_acquire_if_idle_for(Duration::from_secs(30));
     }
     Database::connect(opts).await
 }
