@@ -1,0 +1,318 @@
+//! Differential tests: the same operations through our gateway and through a reference
+//! gateway (Apollo's, from npm, pinned in `tests/reference-gateway`), over the same
+//! synthetic subgraphs, must give the same `data` and errors at the same paths.
+//!
+//! Each directory under `tests/differential/supergraphs/` is one supergraph: a
+//! `<subgraph>.graphql` per subgraph, composed by the reference composition. The
+//! operations are generated from its API schema (see `differential/generate.rs`).
+//!
+//! - `SHOP_DIFF_OPS`: operations per supergraph (default 60; the full run is 1000),
+//! - `SHOP_DIFF_SEED`: the generator's seed (default 1),
+//! - `SHOP_DIFF_ONLY`: run only the supergraphs whose name contains this,
+//! - `SHOP_DIFF_QUERY` (and `SHOP_DIFF_VARIABLES`): run this one operation instead,
+//! - `SHOP_DIFF_TRACE=1`: print every subgraph request and answer,
+//! - `SHOP_REQUIRE_REFERENCE=1`: fail instead of skipping when the reference gateway
+//!   is not installed (`npm ci --prefix tests/reference-gateway`; `.ci/run` does).
+//!
+//! Every difference is written to `target/differential/<supergraph>.txt` with both
+//! responses and both plans.
+//!
+//! `tests/differential/pending.txt` lists the supergraphs the planner does not yet
+//! answer right, each with the class of the issue it shows. They run too, and their
+//! differences are reported; the test fails when a supergraph not listed differs, and
+//! when a listed one no longer does (so the list only shrinks).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "differential/generate.rs"]
+mod generate;
+#[path = "differential/synthetic.rs"]
+mod synthetic;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use shop_federation::Supergraph;
+use shop_gateway::{Gateway, GatewayOptions, GraphQLRequest};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const LINK: &str = "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.8\", import: [\"@key\", \"@shareable\", \"@external\", \"@requires\", \"@provides\", \"@inaccessible\", \"@override\", \"@tag\", \"@interfaceObject\", \"@context\", \"@fromContext\"])\n";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+struct Reference {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Reference {
+    async fn start() -> Option<Reference> {
+        let dir = root().join("../tests/reference-gateway");
+        if !dir.join("node_modules/@apollo/gateway").exists() {
+            assert!(
+                std::env::var("SHOP_REQUIRE_REFERENCE").is_err(),
+                "the reference gateway is not installed: npm ci --prefix tests/reference-gateway"
+            );
+            eprintln!(
+                "skipped: the reference gateway is not installed (npm ci --prefix tests/reference-gateway)"
+            );
+            return None;
+        }
+        let mut child = tokio::process::Command::new("node")
+            .arg(dir.join("reference.mjs"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        Some(Reference {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    async fn call(&mut self, req: Value) -> Value {
+        let mut line = req.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        let answer = self
+            .stdout
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the reference gateway stopped");
+        serde_json::from_str(&answer).unwrap()
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn serve(schema: async_graphql::dynamic::Schema) -> String {
+    let app = Router::new().route(
+        "/graphql",
+        post(move |Json(req): Json<async_graphql::Request>| {
+            let schema = schema.clone();
+            async move {
+                let trace = std::env::var("SHOP_DIFF_TRACE").is_ok();
+                let text = trace.then(|| format!("{} {:?}", req.query, req.variables));
+                let resp = schema.execute(req).await;
+                if let Some(text) = text {
+                    eprintln!(">>> {text}\n<<< {}", serde_json::to_string(&resp).unwrap());
+                }
+                Json(resp)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn error_paths(resp: &Value) -> BTreeSet<String> {
+    resp.get("errors")
+        .and_then(Value::as_array)
+        .map(|errs| {
+            errs.iter()
+                .map(|e| {
+                    e.get("path")
+                        .map(Value::to_string)
+                        .unwrap_or_else(|| "-".into())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What differs between two responses, if anything that matters.
+fn difference(ours: &Value, theirs: &Value) -> Option<String> {
+    let data = |v: &Value| v.get("data").cloned().unwrap_or(Value::Null);
+    if data(ours) != data(theirs) {
+        return Some("data".into());
+    }
+    let (a, b) = (error_paths(ours), error_paths(theirs));
+    if a != b {
+        return Some(format!("error paths: ours {a:?}, reference {b:?}"));
+    }
+    None
+}
+
+struct Outcome {
+    name: String,
+    operations: usize,
+    differences: usize,
+}
+
+async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed: u64) -> Outcome {
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "graphql"))
+        .collect();
+    files.sort();
+    let mut sources = Vec::new();
+    for f in &files {
+        let sub = f.file_stem().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(f).unwrap();
+        let sdl = if text.contains("@link") {
+            text
+        } else {
+            format!("{LINK}{text}")
+        };
+        sources.push((sub, sdl));
+    }
+    let parsed: Vec<synthetic::Subgraph> = sources
+        .iter()
+        .map(|(n, s)| synthetic::Subgraph::parse(n, s))
+        .collect();
+    let mut subgraphs = Vec::new();
+    for (n, s) in &sources {
+        let mut world = synthetic::world(&parsed);
+        for (n2, s2) in &sources {
+            synthetic::note_overrides(&mut world, n2, s2);
+        }
+        let schema = synthetic::schema(synthetic::Subgraph::parse(n, s), world);
+        let url = serve(schema).await;
+        subgraphs.push(json!({ "name": n, "url": url, "sdl": s }));
+    }
+    let composed = reference
+        .call(json!({ "cmd": "compose", "subgraphs": subgraphs }))
+        .await;
+    let sdl = composed["supergraph"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name}: the reference composition refused it: {composed}"))
+        .to_string();
+    let loaded = reference
+        .call(json!({ "cmd": "load", "supergraph": sdl }))
+        .await;
+    assert_eq!(loaded["ok"], true, "{name}: reference load: {loaded}");
+    let supergraph =
+        Supergraph::parse(&sdl).unwrap_or_else(|e| panic!("{name}: our gateway refused it: {e}"));
+    let api = supergraph.api.clone();
+    let gateway: Arc<Gateway> = Gateway::new(supergraph, GatewayOptions::default());
+
+    let out_dir = root().join("../target/differential");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut report = String::new();
+    let mut differences = 0;
+    let operations = match std::env::var("SHOP_DIFF_QUERY") {
+        Ok(query) => vec![generate::Generated {
+            query,
+            variables: std::env::var("SHOP_DIFF_VARIABLES")
+                .ok()
+                .and_then(|v| serde_json::from_str(&v).ok())
+                .unwrap_or(json!({})),
+        }],
+        Err(_) => generate::operations(&api, seed, ops),
+    };
+    for op in &operations {
+        let req = GraphQLRequest {
+            query: Some(op.query.clone()),
+            variables: op.variables.as_object().cloned(),
+            ..Default::default()
+        };
+        let ours = serde_json::to_value(
+            gateway
+                .execute(req, &shop_gateway::pipeline::RequestMeta::default())
+                .await,
+        )
+        .unwrap();
+        let theirs = reference
+            .call(json!({ "cmd": "execute", "query": op.query, "variables": op.variables }))
+            .await;
+        let theirs = theirs.get("result").cloned().unwrap_or(theirs);
+        if let Some(what) = difference(&ours, &theirs) {
+            differences += 1;
+            let our_plan = match gateway.prepare(&op.query, None).await {
+                Ok(p) => p.plan.to_string(),
+                Err(e) => format!("{e:?}"),
+            };
+            let their_plan = reference
+                .call(json!({ "cmd": "plan", "query": op.query }))
+                .await;
+            report.push_str(&format!(
+                "=== difference ({what})\n{}\nvariables: {}\n--- ours\n{}\n--- reference\n{}\n--- our plan\n{}\n--- reference plan\n{}\n\n",
+                op.query,
+                op.variables,
+                serde_json::to_string_pretty(&ours).unwrap(),
+                serde_json::to_string_pretty(&theirs).unwrap(),
+                our_plan,
+                their_plan["plan"].as_str().unwrap_or_default(),
+            ));
+        }
+    }
+    std::fs::write(out_dir.join(format!("{name}.txt")), &report).unwrap();
+    Outcome {
+        name,
+        operations: operations.len(),
+        differences,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_supergraph_answers_as_the_reference_gateway_does() {
+    let Some(mut reference) = Reference::start().await else {
+        return;
+    };
+    let ops: usize = std::env::var("SHOP_DIFF_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let seed: u64 = std::env::var("SHOP_DIFF_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let only = std::env::var("SHOP_DIFF_ONLY").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("tests/differential/supergraphs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && p.to_string_lossy().contains(&only))
+        .collect();
+    dirs.sort();
+    let mut outcomes = Vec::new();
+    for dir in &dirs {
+        outcomes.push(run_supergraph(dir, &mut reference, ops, seed).await);
+    }
+    let pending: Vec<String> =
+        std::fs::read_to_string(root().join("tests/differential/pending.txt"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or_default().trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+    let mut summary = String::new();
+    let mut wrong = Vec::new();
+    for o in &outcomes {
+        let listed = pending.contains(&o.name);
+        summary.push_str(&format!(
+            "{:<40} {:>5} operations {:>4} differences{}\n",
+            o.name,
+            o.operations,
+            o.differences,
+            if listed { "  (pending)" } else { "" }
+        ));
+        if listed == (o.differences == 0) {
+            wrong.push(o.name.clone());
+        }
+    }
+    eprintln!("{summary}");
+    assert!(
+        wrong.is_empty(),
+        "{wrong:?}: differences from the reference gateway where none are expected, or none where pending.txt lists some (details in target/differential/):\n{summary}"
+    );
+}

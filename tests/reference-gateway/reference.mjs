@@ -1,0 +1,82 @@
+// The reference side of the differential tests: composes subgraphs with Apollo's
+// composition and executes operations through Apollo's gateway, against the same
+// subgraph servers our gateway calls. One JSON request per stdin line, one JSON
+// answer per stdout line, in order:
+//
+//   {"cmd":"compose","subgraphs":[{"name","url","sdl"}]} -> {"supergraph"} | {"errors"}
+//   {"cmd":"load","supergraph"}                           -> {"ok":true}
+//   {"cmd":"execute","query","variables"}                -> {"result"}
+//   {"cmd":"plan","query"}                               -> {"plan"}
+import readline from "node:readline";
+import { parse } from "graphql";
+import { composeServices } from "@apollo/composition";
+import { ApolloGateway } from "@apollo/gateway";
+import { ApolloServer } from "@apollo/server";
+import { Supergraph, operationFromDocument } from "@apollo/federation-internals";
+import { QueryPlanner, prettyFormatQueryPlan } from "@apollo/query-planner";
+
+let server = null;
+let planner = null;
+let supergraph = null;
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+async function handle(req) {
+  switch (req.cmd) {
+    case "compose": {
+      const services = req.subgraphs.map((s) => ({
+        name: s.name,
+        url: s.url,
+        typeDefs: parse(s.sdl),
+      }));
+      const out = composeServices(services);
+      if (out.errors) {
+        return { errors: out.errors.map((e) => e.message) };
+      }
+      return { supergraph: out.supergraphSdl };
+    }
+    case "load": {
+      if (server) {
+        await server.stop();
+      }
+      const gateway = new ApolloGateway({ supergraphSdl: req.supergraph, logger: quiet });
+      server = new ApolloServer({ gateway, logger: quiet, includeStacktraceInErrorResponses: false });
+      await server.start();
+      supergraph = Supergraph.build(req.supergraph);
+      planner = new QueryPlanner(supergraph);
+      return { ok: true };
+    }
+    case "execute": {
+      const res = await server.executeOperation({
+        query: req.query,
+        variables: req.variables ?? {},
+      });
+      if (res.body.kind !== "single") {
+        return { error: "incremental delivery is not compared" };
+      }
+      return { result: res.body.singleResult };
+    }
+    case "plan": {
+      const op = operationFromDocument(supergraph.schema, parse(req.query));
+      return { plan: prettyFormatQueryPlan(planner.buildQueryPlan(op)) };
+    }
+    default:
+      return { error: `unknown command ${req.cmd}` };
+  }
+}
+
+const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+// Strictly in order: each answer is written before the next request is read.
+for await (const line of rl) {
+  if (!line.trim()) continue;
+  let answer;
+  try {
+    answer = await handle(JSON.parse(line));
+  } catch (e) {
+    answer = { error: String(e && e.stack ? e.stack : e) };
+  }
+  process.stdout.write(JSON.stringify(answer) + "\n");
+}
+if (server) {
+  await server.stop();
+}
