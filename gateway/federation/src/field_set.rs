@@ -1,7 +1,113 @@
 //! Field sets as used by `@key`, `@requires` and `@provides`: `"id"`,
-//! `"catalogId sku"`, `"owner { id }"`.
+//! `"catalogId sku"`, `"owner { id }"`, `"price(currency: \"USD\")"`,
+//! `"kind { ... on Bulky { volume } }"`.
+//!
+//! [`parse_checked`] reads them with the GraphQL grammar and validates them against
+//! the type they select from (apollo-compiler's `FieldSet`), so arguments and type
+//! conditions are kept; [`parse`] is the older reader of names and braces only.
 
+use apollo_compiler::executable;
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{Name, Schema};
 use serde::Serialize;
+
+/// One selection of a field set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Selection {
+    Field {
+        name: String,
+        /// Arguments as written, each `name: value` (values printed in GraphQL syntax).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        arguments: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        selections: Vec<Selection>,
+    },
+    InlineFragment {
+        type_condition: Option<String>,
+        selections: Vec<Selection>,
+    },
+}
+
+/// Parses `text` as a field set on `type_name` and validates it against `schema`.
+/// Aliases and directives are refused: no composed supergraph carries them, and a
+/// planner that ignored one would plan something else than what was written.
+pub fn parse_checked(
+    schema: &Valid<Schema>,
+    type_name: &str,
+    text: &str,
+) -> Result<Vec<Selection>, String> {
+    let name = Name::new(type_name).map_err(|e| e.to_string())?;
+    let set = executable::FieldSet::parse_and_validate(schema, name, text, "field_set.graphql")
+        .map_err(|e| {
+            let mut reason = format!("\"{text}\" on {type_name}: ");
+            reason.push_str(e.errors.to_string().trim());
+            reason
+        })?;
+    let out = convert(&set.selection_set, text)?;
+    if out.is_empty() {
+        return Err(format!("empty field set \"{text}\""));
+    }
+    Ok(out)
+}
+
+fn convert(set: &executable::SelectionSet, text: &str) -> Result<Vec<Selection>, String> {
+    let mut out = Vec::new();
+    for sel in &set.selections {
+        match sel {
+            executable::Selection::Field(f) => {
+                if f.alias.is_some() || !f.directives.is_empty() {
+                    return Err(format!(
+                        "aliases and directives are not allowed in field set \"{text}\""
+                    ));
+                }
+                out.push(Selection::Field {
+                    name: f.name.to_string(),
+                    arguments: f
+                        .arguments
+                        .iter()
+                        .map(|a| format!("{}: {}", a.name, a.value))
+                        .collect(),
+                    selections: convert(&f.selection_set, text)?,
+                });
+            }
+            executable::Selection::InlineFragment(i) => {
+                if !i.directives.is_empty() {
+                    return Err(format!(
+                        "directives are not allowed in field set \"{text}\""
+                    ));
+                }
+                out.push(Selection::InlineFragment {
+                    type_condition: i.type_condition.as_ref().map(|t| t.to_string()),
+                    selections: convert(&i.selection_set, text)?,
+                });
+            }
+            executable::Selection::FragmentSpread(_) => {
+                return Err(format!(
+                    "named fragments are not allowed in field set \"{text}\""
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The names-and-braces form of a field set, when it has one: `None` when it has
+/// arguments or type conditions, which [`FieldSetItem`] cannot say.
+pub fn simple(set: &[Selection]) -> Option<Vec<FieldSetItem>> {
+    set.iter()
+        .map(|s| match s {
+            Selection::Field {
+                name,
+                arguments,
+                selections,
+            } if arguments.is_empty() => Some(FieldSetItem {
+                name: name.clone(),
+                selections: simple(selections)?,
+            }),
+            _ => None,
+        })
+        .collect()
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldSetItem {
@@ -118,6 +224,75 @@ pub fn print(items: &[FieldSetItem]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn schema() -> Valid<Schema> {
+        Schema::parse_and_validate(
+            "type Query { item: Item } type Item { id: ID! price(currency: String!): Int kind: Kind owner: Owner } \
+             type Owner { id: ID! org: Org } type Org { id: ID! } \
+             interface Kind { label: String } type Bulky implements Kind { label: String volume: Int } \
+             type Small implements Kind { label: String grams: Int }",
+            "s.graphql",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn checked_field_sets_keep_arguments_and_type_conditions() {
+        let s = schema();
+        let set = parse_checked(&s, "Item", "price(currency: \"USD\")").unwrap();
+        assert_eq!(
+            set,
+            vec![Selection::Field {
+                name: "price".into(),
+                arguments: vec!["currency: \"USD\"".into()],
+                selections: vec![],
+            }]
+        );
+        assert_eq!(simple(&set), None);
+        let set = parse_checked(
+            &s,
+            "Item",
+            "kind { ... on Bulky { volume } ... on Small { grams } }",
+        )
+        .unwrap();
+        let Selection::Field { selections, .. } = &set[0] else {
+            panic!("a field")
+        };
+        assert_eq!(
+            selections[1],
+            Selection::InlineFragment {
+                type_condition: Some("Small".into()),
+                selections: vec![Selection::Field {
+                    name: "grams".into(),
+                    arguments: vec![],
+                    selections: vec![],
+                }],
+            }
+        );
+        let nested = parse_checked(&s, "Item", "id owner { id org { id } }").unwrap();
+        assert_eq!(
+            simple(&nested).map(|s| print(&s)),
+            Some("id owner { id org { id } }".to_string())
+        );
+    }
+
+    #[test]
+    fn checked_field_sets_refuse_what_the_type_does_not_have() {
+        let s = schema();
+        for bad in [
+            "",
+            "nope",
+            "price",
+            "price(currency: 1)",
+            "owner",
+            "kind { ... on Owner { id } }",
+            "a: id",
+            "id @skip(if: true)",
+            "id {",
+        ] {
+            assert!(parse_checked(&s, "Item", bad).is_err(), "accepted {bad:?}");
+        }
+    }
 
     #[test]
     fn parses_flat_compound_and_nested_keys() {

@@ -428,6 +428,15 @@ impl Planner<'_> {
                         self.jump(graph, &set.type_name, f, path, &mut out, children)?;
                     }
                 }
+                Selection::InlineFragment(frag)
+                    if frag
+                        .type_condition
+                        .as_deref()
+                        .is_some_and(|t| !self.sg.can_match_in(&set.type_name, t, graph)) =>
+                {
+                    // Nothing this subgraph returns here can be of that type: the
+                    // fragment selects nothing from it (and it may not know the type).
+                }
                 Selection::InlineFragment(frag) => {
                     add_vars(vars, &frag.variables);
                     let sub = self.build(graph, &frag.selection_set, path, children, vars)?;
@@ -696,6 +705,11 @@ impl Planner<'_> {
             .requires_of
             .as_deref()
             .map(|f| self.sg.requires(type_name, f, target))
+            .transpose()
+            .map_err(|reason| PlanError::NoKey {
+                coordinate: jump.coordinate.clone(),
+                reason,
+            })?
             .unwrap_or_default();
         let mut stage = 0;
         if !requires.is_empty() {

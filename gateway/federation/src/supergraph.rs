@@ -39,6 +39,8 @@ pub struct Graph {
 pub struct Key {
     pub text: String,
     pub fields: Vec<FieldSetItem>,
+    /// The key as parsed with the GraphQL grammar (arguments and type conditions kept).
+    pub set: Vec<field_set::Selection>,
     /// `false` for a reference-only key: the subgraph cannot resolve the entity by it.
     pub resolvable: bool,
 }
@@ -59,6 +61,10 @@ pub struct FieldInGraph {
     pub external: bool,
     pub requires: Option<String>,
     pub provides: Option<String>,
+    /// `requires`, parsed and validated against the field's type at load.
+    pub requires_set: Option<Vec<field_set::Selection>>,
+    /// `provides`, parsed and validated against the field's return type at load.
+    pub provides_set: Option<Vec<field_set::Selection>>,
     pub override_from: Option<String>,
     /// Progressive override: the label that switches resolution between this subgraph
     /// and the other side of the override.
@@ -131,6 +137,12 @@ pub struct Supergraph {
     pub override_labels: Vec<String>,
     /// The types carrying each `@context`, by context name.
     pub contexts: HashMap<String, Vec<String>>,
+    /// Per abstract type, the `(subgraph, object type)` pairs each subgraph declares
+    /// (`@join__unionMember`, `@join__implements`, followed through interfaces that
+    /// implement interfaces). `None` for a supergraph without those directives (join
+    /// before v0.2 for interfaces, v0.3 for unions): then every subgraph is taken to
+    /// know every possible type it defines.
+    members_in: Option<HashMap<String, BTreeSet<(usize, String)>>>,
 }
 
 fn str_arg(d: &Directive, name: &str) -> Option<String> {
@@ -198,6 +210,54 @@ fn context_arguments(
     Ok(out)
 }
 
+/// Reads `@join__unionMember` and `@join__implements` (see `Supergraph::members_in`).
+fn members_in(
+    schema: &Schema,
+    graph_of: &dyn Fn(&Directive) -> Option<usize>,
+) -> Option<HashMap<String, BTreeSet<(usize, String)>>> {
+    let mut direct: HashMap<String, BTreeSet<(usize, String)>> = HashMap::new();
+    let mut seen = false;
+    for (name, ty) in &schema.types {
+        for d in ty.directives().get_all("join__unionMember") {
+            seen = true;
+            if let (Some(g), Some(m)) = (graph_of(d), str_arg(d, "member")) {
+                direct.entry(name.to_string()).or_default().insert((g, m));
+            }
+        }
+        for d in ty.directives().get_all("join__implements") {
+            seen = true;
+            if let (Some(g), Some(i)) = (graph_of(d), str_arg(d, "interface")) {
+                direct.entry(i).or_default().insert((g, name.to_string()));
+            }
+        }
+    }
+    if !seen {
+        return None;
+    }
+    // An interface implementing an interface passes its implementations on, per
+    // subgraph; only object types are kept.
+    let mut out: HashMap<String, BTreeSet<(usize, String)>> = HashMap::new();
+    for abstract_name in direct.keys() {
+        let mut found = BTreeSet::new();
+        let mut todo: Vec<(usize, String)> = direct[abstract_name].iter().cloned().collect();
+        while let Some((g, t)) = todo.pop() {
+            match schema.types.get(t.as_str()) {
+                Some(ExtendedType::Object(_)) => {
+                    found.insert((g, t));
+                }
+                Some(ExtendedType::Interface(_)) => {
+                    if let Some(next) = direct.get(&t) {
+                        todo.extend(next.iter().filter(|(ng, _)| *ng == g).cloned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.insert(abstract_name.clone(), found);
+    }
+    Some(out)
+}
+
 impl Supergraph {
     pub fn parse(sdl: &str) -> Result<Supergraph, SupergraphError> {
         let schema = Schema::parse_and_validate(sdl, "supergraph.graphql")
@@ -255,14 +315,21 @@ impl Supergraph {
                     }
                 };
                 if let Some(key) = str_arg(d, "key") {
-                    let fields =
-                        field_set::parse(&key).map_err(|reason| SupergraphError::FieldSet {
-                            coordinate: name.to_string(),
-                            reason,
-                        })?;
+                    let bad = |reason: String| SupergraphError::FieldSet {
+                        coordinate: format!("@key of {name}"),
+                        reason,
+                    };
+                    let set =
+                        field_set::parse_checked(&schema, name.as_str(), &key).map_err(bad)?;
+                    let fields = field_set::simple(&set).ok_or_else(|| {
+                        bad(format!(
+                            "\"{key}\": a key selects fields without arguments or type conditions"
+                        ))
+                    })?;
                     meta.graphs[entry].keys.push(Key {
                         text: key,
                         fields,
+                        set,
                         resolvable: bool_arg(d, "resolvable").unwrap_or(true),
                     });
                 }
@@ -286,11 +353,26 @@ impl Supergraph {
                     if let Some(l) = &override_label {
                         override_labels.insert(l.clone());
                     }
+                    let checked = |directive: &str, on: &str| -> Result<_, SupergraphError> {
+                        str_arg(d, directive)
+                            .map(|text| {
+                                field_set::parse_checked(&schema, on, &text).map_err(|reason| {
+                                    SupergraphError::FieldSet {
+                                        coordinate: format!("@{directive} of {name}.{fname}"),
+                                        reason,
+                                    }
+                                })
+                            })
+                            .transpose()
+                    };
+                    let returns = fdef.ty.inner_named_type().to_string();
                     fm.graphs.push(FieldInGraph {
                         graph,
                         external: bool_arg(d, "external").unwrap_or(false),
                         requires: str_arg(d, "requires"),
                         provides: str_arg(d, "provides"),
+                        requires_set: checked("requires", name.as_str())?,
+                        provides_set: checked("provides", &returns)?,
                         override_from: str_arg(d, "override"),
                         override_label,
                         used_overridden: bool_arg(d, "usedOverridden").unwrap_or(false),
@@ -302,8 +384,10 @@ impl Supergraph {
             types.insert(name.to_string(), meta);
         }
 
+        let members_in = members_in(&schema, &graph_of);
         let api = crate::api_schema::build(sdl).map_err(SupergraphError::ApiSchema)?;
         Ok(Supergraph {
+            members_in,
             graphs,
             types,
             api,
@@ -437,12 +521,24 @@ impl Supergraph {
             .find(|g| g.graph == graph)
     }
 
-    /// The `@requires` field set of `type_name.field` in `graph` (empty when none).
-    pub fn requires(&self, type_name: &str, field: &str, graph: usize) -> Vec<FieldSetItem> {
-        self.field_in_graph(type_name, field, graph)
-            .and_then(|f| f.requires.as_deref())
-            .and_then(|r| field_set::parse(r).ok())
-            .unwrap_or_default()
+    /// The `@requires` field set of `type_name.field` in `graph` (empty when none), in
+    /// the names-and-braces form; `Err` names a field set with arguments or type
+    /// conditions, which that form cannot carry.
+    pub fn requires(
+        &self,
+        type_name: &str,
+        field: &str,
+        graph: usize,
+    ) -> Result<Vec<FieldSetItem>, String> {
+        let Some(f) = self.field_in_graph(type_name, field, graph) else {
+            return Ok(Vec::new());
+        };
+        match (&f.requires_set, &f.requires) {
+            (Some(set), Some(text)) => field_set::simple(set).ok_or_else(|| {
+                format!("@requires(fields: \"{text}\") of {type_name}.{field} has arguments or type conditions")
+            }),
+            _ => Ok(Vec::new()),
+        }
     }
 
     /// The `@fromContext` arguments of `type_name.field` in `graph`.
@@ -457,11 +553,13 @@ impl Supergraph {
             .unwrap_or_default()
     }
 
-    /// The `@provides` field set of `type_name.field` in `graph` (empty when none).
+    /// The `@provides` field set of `type_name.field` in `graph` (empty when none), in
+    /// the names-and-braces form. A provides with type conditions counts as providing
+    /// nothing: the fields are then fetched from their owner, which is slower but right.
     pub fn provides(&self, type_name: &str, field: &str, graph: usize) -> Vec<FieldSetItem> {
         self.field_in_graph(type_name, field, graph)
-            .and_then(|f| f.provides.as_deref())
-            .and_then(|r| field_set::parse(r).ok())
+            .and_then(|f| f.provides_set.as_deref())
+            .and_then(field_set::simple)
             .unwrap_or_default()
     }
 
@@ -486,6 +584,54 @@ impl Supergraph {
                 .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Whether `graph` defines `type_name` at all (`@join__type`).
+    pub fn defines(&self, type_name: &str, graph: usize) -> bool {
+        self.types
+            .get(type_name)
+            .is_some_and(|t| t.graphs.iter().any(|g| g.graph == graph))
+    }
+
+    /// The object types `graph` may return where `type_name` is expected: itself for an
+    /// object type it defines, else the members or implementations `graph` declares.
+    pub fn possible_types_in(&self, type_name: &str, graph: usize) -> Vec<String> {
+        if !self.is_abstract(type_name) {
+            return if self.defines(type_name, graph) {
+                vec![type_name.to_string()]
+            } else {
+                Vec::new()
+            };
+        }
+        match &self.members_in {
+            Some(members) => {
+                let declared = members.get(type_name);
+                self.possible_types(type_name)
+                    .into_iter()
+                    .filter(|t| declared.is_some_and(|d| d.contains(&(graph, t.clone()))))
+                    .collect()
+            }
+            None => self
+                .possible_types(type_name)
+                .into_iter()
+                .filter(|t| self.defines(t, graph))
+                .collect(),
+        }
+    }
+
+    /// Whether a fragment on `condition` can match anything `graph` returns where
+    /// `parent` is expected: some type possible for both there.
+    pub fn can_match_in(&self, parent: &str, condition: &str, graph: usize) -> bool {
+        if parent == condition {
+            return true;
+        }
+        let here = self.possible_types_in(parent, graph);
+        let wanted = if self.is_abstract(condition) {
+            self.possible_types(condition)
+        } else {
+            vec![condition.to_string()]
+        };
+        here.iter().any(|t| wanted.contains(t))
     }
 
     /// The named (innermost) output type of a field.
