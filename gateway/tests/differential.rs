@@ -123,19 +123,27 @@ async fn serve(schema: async_graphql::dynamic::Schema) -> String {
     url
 }
 
+/// The paths of a response's errors. Apollo's gateway reports a value the API schema
+/// does not have (an `@inaccessible` enum value or type) in
+/// `extensions.valueCompletion` rather than in `errors`; those count as errors too.
 fn error_paths(resp: &Value) -> BTreeSet<String> {
-    resp.get("errors")
-        .and_then(Value::as_array)
-        .map(|errs| {
-            errs.iter()
-                .map(|e| {
-                    e.get("path")
-                        .map(Value::to_string)
-                        .unwrap_or_else(|| "-".into())
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    let listed = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|errs| {
+                errs.iter()
+                    .map(|e| {
+                        e.get("path")
+                            .map(Value::to_string)
+                            .unwrap_or_else(|| "-".into())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    listed(resp.get("errors"))
+        .into_iter()
+        .chain(listed(resp.pointer("/extensions/valueCompletion")))
+        .collect()
 }
 
 /// What differs between two responses, if anything that matters.

@@ -8,7 +8,7 @@
 //! `@provides` parse and name fields of their type; every referenced type exists;
 //! input types keep only the fields all subgraphs have, and drop none that is required.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use apollo_compiler::ast::{
     Definition, Directive, DirectiveList, Document, EnumTypeDefinition, EnumValueDefinition,
@@ -112,6 +112,8 @@ struct MType {
     interfaces: Vec<(String, Vec<usize>)>,
     members: Vec<(String, Vec<usize>)>,
     values: Vec<(Node<EnumValueDefinition>, Vec<usize>)>,
+    /// Enum values some subgraph marks `@inaccessible`.
+    inaccessible_values: BTreeSet<String>,
     inputs: Vec<(Node<InputValueDefinition>, Vec<usize>)>,
     inaccessible: bool,
     tags: Vec<String>,
@@ -130,6 +132,7 @@ impl MType {
             interfaces: Vec::new(),
             members: Vec::new(),
             values: Vec::new(),
+            inaccessible_values: BTreeSet::new(),
             inputs: Vec::new(),
             inaccessible: false,
             tags: Vec::new(),
@@ -815,6 +818,9 @@ impl<'a> Composer<'a> {
     ) {
         if let Some(t) = self.entry_for(g, names, name, Kind::Enum, description, directives) {
             for v in values {
+                if names.has(&v.directives, "inaccessible") {
+                    t.inaccessible_values.insert(v.value.to_string());
+                }
                 add_in_graph(&mut t.values, v.clone(), g, |a, b| a.value == b.value);
             }
         }
@@ -987,10 +993,11 @@ impl<'a> Composer<'a> {
 
     fn print(&self) -> String {
         let mut out = String::new();
-        let uses_inaccessible = self
-            .types
-            .values()
-            .any(|t| t.inaccessible || t.fields.iter().any(|(_, f)| f.inaccessible));
+        let uses_inaccessible = self.types.values().any(|t| {
+            t.inaccessible
+                || !t.inaccessible_values.is_empty()
+                || t.fields.iter().any(|(_, f)| f.inaccessible)
+        });
         let uses_tag = self
             .types
             .values()
@@ -1246,6 +1253,9 @@ impl<'a> Composer<'a> {
                         let mut v = (**v).clone();
                         let kept = keep_deprecated(&v.directives);
                         v.directives = kept;
+                        if t.inaccessible_values.contains(v.value.as_str()) {
+                            v.directives.push(directive("inaccessible", vec![]));
+                        }
                         for g in gs {
                             v.directives
                                 .push(directive("join__enumValue", vec![self.graph_arg(*g)]));

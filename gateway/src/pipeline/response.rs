@@ -151,6 +151,12 @@ impl Shaper<'_> {
                         .and_then(Value::as_str)
                         .unwrap_or(n.as_str())
                         .to_string();
+                    if !self.schema.types.contains_key(runtime.as_str()) {
+                        // A type the API schema hides (`@inaccessible`): the object must
+                        // not reach the client, nor its type's name.
+                        self.invalid_value(path);
+                        return Self::null_at(ty);
+                    }
                     let shaped = match set {
                         Some(set) => self.object(set, obj, &runtime, path, false),
                         None => Ok(Map::new()),
@@ -163,7 +169,18 @@ impl Shaper<'_> {
                         Err(Bubble) => Value::Null,
                     }
                 }
-                Some(v) if set.is_none() => v.clone(),
+                Some(v) if set.is_none() => {
+                    if let Some(apollo_compiler::schema::ExtendedType::Enum(e)) =
+                        self.schema.types.get(n.as_str())
+                        && !v.as_str().is_some_and(|name| e.values.contains_key(name))
+                    {
+                        // A value the API schema does not have (`@inaccessible`, or one
+                        // the subgraph made up).
+                        self.invalid_value(path);
+                        return Self::null_at(ty);
+                    }
+                    v.clone()
+                }
                 Some(_) => Value::Null,
             },
             Type::NonNullList(inner) | Type::List(inner) => match value {
@@ -197,6 +214,25 @@ impl Shaper<'_> {
             return Err(Bubble);
         }
         Ok(shaped)
+    }
+
+    /// Records that the value at `path` is not one of its type in the API schema.
+    fn invalid_value(&mut self, path: &[Step]) {
+        self.errors.push(serde_json::json!({
+            "message": "Invalid value found for this field",
+            "path": path_json(path),
+            "extensions": { "code": "INVALID_GRAPHQL" }
+        }));
+    }
+
+    /// A null where a value was, passed on when the position is non-null (the error
+    /// that explains it was recorded).
+    fn null_at(ty: &Type) -> Result<Value, Bubble> {
+        if ty.is_non_null() {
+            Err(Bubble)
+        } else {
+            Ok(Value::Null)
+        }
     }
 
     /// Records a non-null violation unless an error already explains this position.
