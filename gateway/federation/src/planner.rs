@@ -686,6 +686,20 @@ impl Planner<'_> {
                 .map(|k| (*t, k.fields.clone()))
         });
         let Some((target, key)) = choice else {
+            if let Some(hop) = self.first_hop(type_name, from, &jump.targets) {
+                // No target takes a key `from` has, but one is reachable through `hop`:
+                // jump there first; planning the items from there jumps on (with a key
+                // `hop` supplies), as often as the chain needs.
+                let via = Jump {
+                    type_name: jump.type_name.clone(),
+                    targets: vec![hop],
+                    items: jump.items,
+                    requires_of: None,
+                    interface_object_of: Vec::new(),
+                    coordinate: jump.coordinate,
+                };
+                return self.attach(from, via, path, out, children);
+            }
             let names: Vec<&str> = jump
                 .targets
                 .iter()
@@ -760,6 +774,42 @@ impl Planner<'_> {
         let sub = self.build(target, &single, path, grand, variables)?;
         merge_outs(selections, sub);
         Ok(idx)
+    }
+
+    /// The first subgraph on the shortest chain of entity jumps from `from` to one of
+    /// `targets` for `type_name`, each jump by a key the subgraph before can supply
+    /// (`None` when `from` reaches a target directly, or none at all).
+    fn first_hop(&self, type_name: &str, from: usize, targets: &[usize]) -> Option<usize> {
+        let n = self.sg.graphs.len();
+        let reaches = |a: usize, b: usize| {
+            a != b
+                && self
+                    .sg
+                    .resolvable_keys(type_name, b)
+                    .into_iter()
+                    .any(|k| self.sg.can_provide(type_name, &k.fields, a, self.labels))
+        };
+        // Breadth first, remembering each subgraph's first hop from `from`.
+        let mut first: Vec<Option<usize>> = vec![None; n];
+        let mut queue = std::collections::VecDeque::new();
+        for (b, hop) in first.iter_mut().enumerate() {
+            if reaches(from, b) {
+                *hop = Some(b);
+                queue.push_back(b);
+            }
+        }
+        while let Some(a) = queue.pop_front() {
+            if targets.contains(&a) {
+                return first[a].filter(|hop| *hop != a);
+            }
+            for b in 0..n {
+                if b != from && first[b].is_none() && reaches(a, b) {
+                    first[b] = first[a];
+                    queue.push_back(b);
+                }
+            }
+        }
+        None
     }
 
     /// The selection objects of `type_name` add because a field below reads one of

@@ -194,10 +194,9 @@ impl Shaper<'_> {
                         path.pop();
                         match r {
                             Ok(v) => out.push(v),
-                            Err(Bubble) => {
-                                bubbled = true;
-                                break;
-                            }
+                            // The list is null, but every item is still completed, so
+                            // each null item gets its error (as graphql-js reports them).
+                            Err(Bubble) => bubbled = true,
                         }
                     }
                     match (bubbled, ty.is_non_null()) {
