@@ -107,6 +107,8 @@ async fn serve(schema: async_graphql::dynamic::Schema) -> String {
         post(move |Json(req): Json<async_graphql::Request>| {
             let schema = schema.clone();
             async move {
+                let mut req = req;
+                req.query = never_empty(&req.query);
                 let trace = std::env::var("SHOP_DIFF_TRACE").is_ok();
                 let text = trace.then(|| format!("{} {:?}", req.query, req.variables));
                 let resp = schema.execute(req).await;
@@ -126,6 +128,45 @@ async fn serve(schema: async_graphql::dynamic::Schema) -> String {
 /// The paths of a response's errors. Apollo's gateway reports a value the API schema
 /// does not have (an `@inaccessible` enum value or type) in
 /// `extensions.valueCompletion` rather than in `errors`; those count as errors too.
+/// Adds `__synthetic: __typename` to every selection set of a subgraph operation.
+/// async-graphql answers an object whose fields were all skipped (`@skip`/`@include`)
+/// as null where the spec (and graphql-js) answers `{}`; gateways then merge that null
+/// differently. The extra field keeps every object an object; no client asks for it.
+fn never_empty(query: &str) -> String {
+    use apollo_compiler::ast::{Definition, Document, Field, Selection};
+    use apollo_compiler::{Name, Node};
+    fn fill(set: &mut Vec<Selection>) {
+        for sel in set.iter_mut() {
+            match sel {
+                Selection::Field(f) if !f.selection_set.is_empty() => {
+                    fill(&mut f.make_mut().selection_set)
+                }
+                Selection::Field(_) => {}
+                Selection::InlineFragment(i) => fill(&mut i.make_mut().selection_set),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+        set.push(Selection::Field(Node::new(Field {
+            alias: Some(Name::new_static_unchecked("__synthetic")),
+            name: Name::new_static_unchecked("__typename"),
+            arguments: Vec::new(),
+            directives: Default::default(),
+            selection_set: Vec::new(),
+        })));
+    }
+    let Ok(mut doc) = Document::parse(query, "subgraph-op.graphql") else {
+        return query.to_string();
+    };
+    for def in &mut doc.definitions {
+        match def {
+            Definition::OperationDefinition(op) => fill(&mut op.make_mut().selection_set),
+            Definition::FragmentDefinition(f) => fill(&mut f.make_mut().selection_set),
+            _ => {}
+        }
+    }
+    doc.to_string()
+}
+
 fn error_paths(resp: &Value) -> BTreeSet<String> {
     let listed = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)

@@ -129,6 +129,20 @@ struct Planner<'a> {
     used_contexts: Vec<(String, Vec<FieldSetItem>)>,
     /// Numbers the `@fromContext` variables of the plan.
     context_vars: std::cell::Cell<usize>,
+    /// The fields and fragments entered on the way to the selection being planned,
+    /// innermost last: a field of a value type that the current subgraph lacks is
+    /// fetched again from the nearest entity among them (see [`Planner::reenter`]).
+    frames: std::cell::RefCell<Vec<Frame>>,
+}
+
+/// A field or inline fragment being planned, and what must be fetched through it.
+struct Frame {
+    selection: Selection,
+    /// The object here is an entity of this type (it can be fetched by key).
+    entity: Option<String>,
+    /// Selections below it another subgraph must answer, each a chain of the fields
+    /// and fragments between this entity and a field the current subgraph lacks.
+    reentries: Vec<Selection>,
 }
 
 /// Where an entity jump goes and what it carries.
@@ -424,7 +438,7 @@ impl Planner<'_> {
                         )?;
                         out.extend(sub);
                         ensure_fields(&mut out, &[], true);
-                    } else {
+                    } else if !self.reenter(graph, &set.type_name, f) {
                         self.jump(graph, &set.type_name, f, path, &mut out, children)?;
                     }
                 }
@@ -439,7 +453,13 @@ impl Planner<'_> {
                 }
                 Selection::InlineFragment(frag) => {
                     add_vars(vars, &frag.variables);
-                    let sub = self.build(graph, &frag.selection_set, path, children, vars)?;
+                    let entity = frag
+                        .type_condition
+                        .as_deref()
+                        .filter(|t| !self.sg.is_abstract(t) && self.is_entity(t));
+                    self.enter(item, entity);
+                    let built = self.build(graph, &frag.selection_set, path, children, vars);
+                    let sub = self.leave(graph, built, path, children)?;
                     if !sub.is_empty() {
                         out.push(Out::Inline {
                             head: inline_head(frag),
@@ -474,16 +494,16 @@ impl Planner<'_> {
                     .map(|p| p.selections.clone())
                     .unwrap_or_default();
                 child_provided.extend(self.sg.provides(type_name, &f.name, graph));
-                let mut sub = self.build_provided(
-                    graph,
-                    ss,
-                    &self.child_path(path, f),
-                    children,
-                    vars,
-                    &child_provided,
-                )?;
-                // Fragments on an abstract type need the runtime type.
-                if self.sg.is_abstract(&ss.type_name) {
+                let child_path = self.child_path(path, f);
+                let entity = (!self.sg.is_abstract(&ss.type_name) && self.is_entity(&ss.type_name))
+                    .then_some(ss.type_name.as_str());
+                self.enter(&Selection::Field(f.clone()), entity);
+                let built =
+                    self.build_provided(graph, ss, &child_path, children, vars, &child_provided);
+                let mut sub = self.leave(graph, built, &child_path, children)?;
+                // Fragments on an abstract type need the runtime type; a selection
+                // fetched entirely from elsewhere still needs something to select here.
+                if self.sg.is_abstract(&ss.type_name) || sub.is_empty() {
                     ensure_fields(&mut sub, &[], true);
                 }
                 Some(sub)
@@ -495,6 +515,131 @@ impl Planner<'_> {
             head: field_head(f),
             sub,
         })
+    }
+
+    fn is_entity(&self, type_name: &str) -> bool {
+        self.sg
+            .types
+            .get(type_name)
+            .is_some_and(|t| t.graphs.iter().any(|g| g.keys.iter().any(|k| k.resolvable)))
+    }
+
+    fn enter(&self, selection: &Selection, entity: Option<&str>) {
+        self.frames.borrow_mut().push(Frame {
+            selection: selection.clone(),
+            entity: entity.map(str::to_string),
+            reentries: Vec::new(),
+        });
+    }
+
+    /// Closes the frame `enter` opened once its selection (`built`) is planned: what
+    /// was left for this entity to fetch elsewhere becomes entity fetches from here.
+    fn leave(
+        &self,
+        graph: usize,
+        built: Result<Vec<Out>, PlanError>,
+        path: &[PathSegment],
+        children: &mut Vec<Group>,
+    ) -> Result<Vec<Out>, PlanError> {
+        let frame = self.frames.borrow_mut().pop();
+        let mut sub = built?;
+        let Some(Frame {
+            entity: Some(type_name),
+            reentries,
+            ..
+        }) = frame
+        else {
+            return Ok(sub);
+        };
+        for item in reentries {
+            let targets: Vec<usize> = (0..self.sg.graphs.len())
+                .filter(|g| *g != graph && self.resolves_chain(*g, &type_name, &item))
+                .collect();
+            let jump = Jump {
+                type_name: type_name.clone(),
+                targets,
+                items: vec![item],
+                requires_of: None,
+                interface_object_of: Vec::new(),
+                coordinate: format!("fields below {type_name}"),
+            };
+            self.attach(graph, jump, path, &mut sub, children)?;
+        }
+        Ok(sub)
+    }
+
+    /// Whether `graph` resolves every field of a re-entry chain (fragments and fields
+    /// down to the one the current subgraph lacks; what is below that may jump on).
+    fn resolves_chain(&self, graph: usize, type_name: &str, item: &Selection) -> bool {
+        match item {
+            Selection::Field(f) => {
+                if !self.sg.can_resolve(type_name, &f.name, graph, self.labels) {
+                    return false;
+                }
+                match &f.selection_set {
+                    Some(ss)
+                        if ss.items.len() == 1
+                            && self
+                                .sg
+                                .types
+                                .get(&ss.type_name)
+                                .is_some_and(|t| t.graphs.iter().all(|g| g.keys.is_empty())) =>
+                    {
+                        self.resolves_chain(graph, &ss.type_name, &ss.items[0])
+                    }
+                    _ => true,
+                }
+            }
+            Selection::InlineFragment(frag) => {
+                let on = frag.type_condition.as_deref().unwrap_or(type_name);
+                self.sg.defines(on, graph)
+                    && frag
+                        .selection_set
+                        .items
+                        .iter()
+                        .all(|i| self.resolves_chain(graph, on, i))
+            }
+        }
+    }
+
+    /// A field `graph` lacks on a value type (one no subgraph has a key for) is fetched
+    /// through the nearest entity above it: the chain of fields and fragments from
+    /// that entity down to the field is recorded on its frame, which fetches it from a
+    /// subgraph that resolves the whole chain. `false` when there is no such entity.
+    fn reenter(&self, graph: usize, type_name: &str, f: &Field) -> bool {
+        if self.is_entity(type_name) {
+            return false;
+        }
+        let mut frames = self.frames.borrow_mut();
+        let Some(anchor) = frames.iter().rposition(|fr| fr.entity.is_some()) else {
+            return false;
+        };
+        let mut item = Selection::Field(f.clone());
+        for frame in frames[anchor + 1..].iter().rev() {
+            item = match &frame.selection {
+                Selection::Field(outer) => {
+                    let mut outer = outer.clone();
+                    outer.selection_set = Some(SelectionSet {
+                        type_name: outer.type_name.clone(),
+                        items: vec![item],
+                    });
+                    Selection::Field(outer)
+                }
+                Selection::InlineFragment(frag) => {
+                    let mut frag = frag.clone();
+                    frag.selection_set.items = vec![item];
+                    Selection::InlineFragment(frag)
+                }
+            };
+        }
+        let anchor_type = frames[anchor].entity.clone().unwrap_or_default();
+        if !(0..self.sg.graphs.len())
+            .any(|g| g != graph && self.resolves_chain(g, &anchor_type, &item))
+        {
+            return false;
+        }
+        frames[anchor].reentries.push(item);
+        true
     }
 
     /// Plans a selection on an interface that `graph` has as an `@interfaceObject`: it
@@ -737,7 +882,14 @@ impl Planner<'_> {
                 let mut vars = Vec::new();
                 let sub = self.build(from, &wanted, path, children, &mut vars)?;
                 merge_outs(out, sub);
-                stage = 1;
+                // After every fetch at this path planned so far: an input may itself
+                // have needed inputs (a chain of @requires), each a stage later.
+                stage = 1 + children
+                    .iter()
+                    .filter(|c| c.path == path)
+                    .map(|c| c.stage)
+                    .max()
+                    .unwrap_or(0);
             }
         }
         let idx = match children.iter().position(|c| {
@@ -1195,6 +1347,7 @@ pub fn plan_with_labels(
         labels,
         used_contexts,
         context_vars: std::cell::Cell::new(0),
+        frames: std::cell::RefCell::new(Vec::new()),
     };
     let groups = planner.root_groups(&root)?;
     let mut counter = 0;
