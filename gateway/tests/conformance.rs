@@ -286,6 +286,8 @@ cases! {
     a_root_field_error_in_a_non_null_root_nulls_data,
     a_root_field_error_in_one_subgraph_keeps_the_other_subgraph,
     a_shareable_entity_field_comes_from_the_current_subgraph,
+    a_shared_root_field_goes_to_the_subgraph_that_has_its_whole_selection,
+    a_shared_root_field_no_subgraph_has_whole_is_fetched_from_each_and_merged,
     a_shareable_field_joins_the_fetch_already_going_to_that_subgraph,
     a_shareable_root_field_is_fetched_once,
     a_slow_subgraph_within_its_timeout_answers,

@@ -1092,13 +1092,46 @@ impl Planner<'_> {
         f: &Field,
         preferred: &[usize],
     ) -> Result<usize, PlanError> {
+        // Among the subgraphs resolving the field (several for a @shareable root field),
+        // the one lacking the fewest fields of its selection (each lacking field costs
+        // a fetch elsewhere), then one already fetched from, then supergraph order.
         let graphs = self.sg.resolving_graphs(root, &f.name, self.labels);
         graphs
             .iter()
             .copied()
-            .find(|g| preferred.contains(g))
-            .or_else(|| graphs.first().copied())
+            .min_by_key(|g| {
+                let missing = f
+                    .selection_set
+                    .as_ref()
+                    .map(|ss| self.missing_in(*g, ss))
+                    .unwrap_or(0);
+                (missing, !preferred.contains(g))
+            })
             .ok_or_else(|| PlanError::Unresolvable(format!("{root}.{}", f.name)))
+    }
+
+    /// How many fields of `set` (down through value types; an entity's own fields are
+    /// fetched by key anyway) `graph` cannot resolve.
+    fn missing_in(&self, graph: usize, set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match item {
+                Selection::Field(f) if f.name.starts_with("__") => 0,
+                Selection::Field(f) => {
+                    if !self
+                        .sg
+                        .can_resolve(&set.type_name, &f.name, graph, self.labels)
+                    {
+                        return 1;
+                    }
+                    match &f.selection_set {
+                        Some(ss) if !self.is_entity(&ss.type_name) => self.missing_in(graph, ss),
+                        _ => 0,
+                    }
+                }
+                Selection::InlineFragment(frag) => self.missing_in(graph, &frag.selection_set),
+            })
+            .sum()
     }
 
     /// Splits root selections by subgraph, keeping order; inline fragments are split
@@ -1182,23 +1215,74 @@ impl Planner<'_> {
                 None => batches.push((g, vec![sel])),
             }
         }
-        let mut groups = Vec::new();
-        for (g, items) in batches {
-            let mut group = Group::new(g, Vec::new(), None);
-            let set = SelectionSet {
-                type_name: root.to_string(),
-                items,
-            };
-            let Group {
-                children,
-                variables,
-                selections,
-                ..
-            } = &mut group;
-            *selections = self.build(g, &set, &[], children, variables)?;
-            groups.push(group);
+        // A query's root is where value-type fields a subgraph lacks below a root field
+        // are fetched again from (as the same root field, from a subgraph that has
+        // them); each round adds those to that subgraph's fetch and plans again.
+        let reenter = self.op.kind == OperationKind::Query;
+        for _round in 0..=self.sg.graphs.len() {
+            let mut groups = Vec::new();
+            let mut more: Vec<(usize, Selection)> = Vec::new();
+            for (g, items) in &batches {
+                let mut group = Group::new(*g, Vec::new(), None);
+                let set = SelectionSet {
+                    type_name: root.to_string(),
+                    items: items.clone(),
+                };
+                if reenter {
+                    self.enter(&typename_field(root), Some(root));
+                }
+                let Group {
+                    children,
+                    variables,
+                    selections,
+                    ..
+                } = &mut group;
+                let built = self.build(*g, &set, &[], children, variables);
+                let frame = if reenter {
+                    self.frames.borrow_mut().pop()
+                } else {
+                    None
+                };
+                *selections = built?;
+                for item in frame.map(|f| f.reentries).unwrap_or_default() {
+                    let target = (0..self.sg.graphs.len())
+                        .filter(|t| t != g && self.resolves_chain(*t, root, &item))
+                        .min_by_key(|t| (!batches.iter().any(|(bg, _)| bg == t), *t));
+                    match target {
+                        Some(t) => more.push((t, item)),
+                        None => {
+                            return Err(PlanError::Unresolvable(format!(
+                                "a field below {root} in subgraph '{}'",
+                                self.sg.graphs[*g].name
+                            )));
+                        }
+                    }
+                }
+                groups.push(group);
+            }
+            // Selections have no equality; their debug text stands in for it.
+            let same = |a: &Selection, b: &Selection| format!("{a:?}") == format!("{b:?}");
+            let mut added = false;
+            for (t, item) in more {
+                match batches.iter_mut().find(|(bg, _)| *bg == t) {
+                    Some((_, items)) if items.iter().any(|i| same(i, &item)) => {}
+                    Some((_, items)) => {
+                        items.push(item);
+                        added = true;
+                    }
+                    None => {
+                        batches.push((t, vec![item]));
+                        added = true;
+                    }
+                }
+            }
+            if !added {
+                return Ok(groups);
+            }
         }
-        Ok(groups)
+        Err(PlanError::Unsupported(
+            "root fields whose selections move between subgraphs without end",
+        ))
     }
 
     fn operation_text(&self, group: &Group, counter: &mut usize) -> String {
