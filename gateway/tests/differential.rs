@@ -14,6 +14,10 @@
 //! - `SHOP_REQUIRE_REFERENCE=1`: fail instead of skipping when the reference gateway
 //!   is not installed (`npm ci --prefix tests/reference-gateway`; `.ci/run` does).
 //!
+//! Where ours and Apollo's answers differ, the operation also runs through a second
+//! implementation (the Hive gateway runtime): if that one answers as ours, the
+//! references disagree with each other, and the case is reported, not counted.
+//!
 //! Every difference is written to `target/differential/<supergraph>.txt` with both
 //! responses and both plans.
 //!
@@ -204,6 +208,9 @@ struct Outcome {
     name: String,
     operations: usize,
     differences: usize,
+    /// Operations where Apollo's gateway answered otherwise but the second reference
+    /// (Hive's) answered as ours.
+    disagreements: usize,
 }
 
 async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed: u64) -> Outcome {
@@ -259,6 +266,7 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
     std::fs::create_dir_all(&out_dir).unwrap();
     let mut report = String::new();
     let mut differences = 0;
+    let mut disagreements = 0;
     let operations = match std::env::var("SHOP_DIFF_QUERY") {
         Ok(query) => vec![generate::Generated {
             query,
@@ -285,7 +293,32 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
             .call(json!({ "cmd": "execute", "query": op.query, "variables": op.variables }))
             .await;
         let theirs = theirs.get("result").cloned().unwrap_or(theirs);
-        if let Some(what) = difference(&ours, &theirs) {
+        let mut what = difference(&ours, &theirs);
+        let mut second_answer = Value::Null;
+        if what.is_some() {
+            // A second implementation breaks the tie: where it answers as we do, the
+            // references disagree, and the case is reported but not counted.
+            let second = reference
+                .call(json!({ "cmd": "execute_second", "query": op.query, "variables": op.variables }))
+                .await;
+            let second = second.get("result").cloned().unwrap_or(second);
+            if std::env::var("SHOP_DIFF_TRACE").is_ok() {
+                eprintln!("second reference: {second}");
+            }
+            if difference(&ours, &second).is_none() {
+                disagreements += 1;
+                report.push_str(&format!(
+                    "=== the references disagree; ours answers as the second does\n{}\nvariables: {}\n--- ours and the second reference\n{}\n--- reference\n{}\n\n",
+                    op.query,
+                    op.variables,
+                    serde_json::to_string_pretty(&ours).unwrap(),
+                    serde_json::to_string_pretty(&theirs).unwrap(),
+                ));
+                what = None;
+            }
+            second_answer = second;
+        }
+        if let Some(what) = what {
             differences += 1;
             let our_plan = match gateway.prepare(&op.query, None).await {
                 Ok(p) => p.plan.to_string(),
@@ -295,11 +328,12 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
                 .call(json!({ "cmd": "plan", "query": op.query }))
                 .await;
             report.push_str(&format!(
-                "=== difference ({what})\n{}\nvariables: {}\n--- ours\n{}\n--- reference\n{}\n--- our plan\n{}\n--- reference plan\n{}\n\n",
+                "=== difference ({what})\n{}\nvariables: {}\n--- ours\n{}\n--- reference\n{}\n--- second reference\n{}\n--- our plan\n{}\n--- reference plan\n{}\n\n",
                 op.query,
                 op.variables,
                 serde_json::to_string_pretty(&ours).unwrap(),
                 serde_json::to_string_pretty(&theirs).unwrap(),
+                serde_json::to_string_pretty(&second_answer).unwrap(),
                 our_plan,
                 their_plan["plan"].as_str().unwrap_or_default(),
             ));
@@ -310,6 +344,7 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
         name,
         operations: operations.len(),
         differences,
+        disagreements,
     }
 }
 
@@ -349,10 +384,11 @@ async fn every_supergraph_answers_as_the_reference_gateway_does() {
     for o in &outcomes {
         let listed = pending.contains(&o.name);
         summary.push_str(&format!(
-            "{:<40} {:>5} operations {:>4} differences{}\n",
+            "{:<40} {:>5} operations {:>4} differences {:>3} reference splits{}\n",
             o.name,
             o.operations,
             o.differences,
+            o.disagreements,
             if listed { "  (pending)" } else { "" }
         ));
         if listed == (o.differences == 0) {

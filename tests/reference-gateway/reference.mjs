@@ -6,7 +6,11 @@
 //   {"cmd":"compose","subgraphs":[{"name","url","sdl"}]} -> {"supergraph"} | {"errors"}
 //   {"cmd":"load","supergraph"}                           -> {"ok":true}
 //   {"cmd":"execute","query","variables"}                -> {"result"}
+//   {"cmd":"execute_second","query","variables"}         -> {"result"}
 //   {"cmd":"plan","query"}                               -> {"plan"}
+//
+// `execute_second` runs the operation through the Hive gateway runtime instead: a
+// second, independent implementation, consulted where ours and Apollo's differ.
 import readline from "node:readline";
 import { parse } from "graphql";
 import { composeServices } from "@apollo/composition";
@@ -14,10 +18,12 @@ import { ApolloGateway } from "@apollo/gateway";
 import { ApolloServer } from "@apollo/server";
 import { Supergraph, operationFromDocument } from "@apollo/federation-internals";
 import { QueryPlanner, prettyFormatQueryPlan } from "@apollo/query-planner";
+import { createGatewayRuntime } from "@graphql-hive/gateway-runtime";
 
 let server = null;
 let planner = null;
 let supergraph = null;
+let second = null;
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -44,6 +50,10 @@ async function handle(req) {
       await server.start();
       supergraph = Supergraph.build(req.supergraph);
       planner = new QueryPlanner(supergraph);
+      if (second) {
+        await second[Symbol.asyncDispose]?.();
+      }
+      second = createGatewayRuntime({ supergraph: req.supergraph, logging: false });
       return { ok: true };
     }
     case "execute": {
@@ -55,6 +65,14 @@ async function handle(req) {
         return { error: "incremental delivery is not compared" };
       }
       return { result: res.body.singleResult };
+    }
+    case "execute_second": {
+      const res = await second.fetch("http://localhost/graphql", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify({ query: req.query, variables: req.variables ?? {} }),
+      });
+      return { result: await res.json() };
     }
     case "plan": {
       const op = operationFromDocument(supergraph.schema, parse(req.query));
@@ -79,4 +97,7 @@ for await (const line of rl) {
 }
 if (server) {
   await server.stop();
+}
+if (second) {
+  await second[Symbol.asyncDispose]?.();
 }
