@@ -282,6 +282,7 @@ cases! {
     a_null_variable_reaches_the_subgraph_as_null,
     a_nullable_list_item_absorbs_a_non_null_error,
     a_reference_only_key_still_feeds_the_owner,
+    a_requires_field_of_the_root_subgraph_fetches_its_input_first,
     a_requires_whose_input_has_a_requires_runs_in_dependency_order,
     a_root_field_error_in_a_non_null_root_nulls_data,
     a_root_field_error_in_one_subgraph_keeps_the_other_subgraph,

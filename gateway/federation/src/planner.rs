@@ -133,6 +133,9 @@ struct Planner<'a> {
     /// innermost last: a field of a value type that the current subgraph lacks is
     /// fetched again from the nearest entity among them (see [`Planner::reenter`]).
     frames: std::cell::RefCell<Vec<Frame>>,
+    /// `(type, field, subgraph)` of the entity fetches being planned whose
+    /// representations carry that field's `@requires` inputs.
+    requires_met: std::cell::RefCell<Vec<(String, String, usize)>>,
 }
 
 /// A field or inline fragment being planned, and what must be fetched through it.
@@ -387,9 +390,10 @@ impl Planner<'_> {
                 Selection::Field(f) => {
                     if f.name == "__typename"
                         || provided.iter().any(|p| p.name == f.name)
-                        || self
+                        || (self
                             .sg
                             .can_resolve(&set.type_name, &f.name, graph, self.labels)
+                            && !self.needs_inputs(&set.type_name, &f.name, graph))
                     {
                         out.push(self.local_field(
                             graph,
@@ -923,9 +927,35 @@ impl Planner<'_> {
             selections,
             ..
         } = child;
-        let sub = self.build(target, &single, path, grand, variables)?;
-        merge_outs(selections, sub);
+        // The representations carry the field's @requires inputs: planning it in this
+        // fetch asks for it here, not by another entity fetch.
+        let met = jump
+            .requires_of
+            .as_ref()
+            .map(|f| (type_name.to_string(), f.clone(), target));
+        if let Some(m) = &met {
+            self.requires_met.borrow_mut().push(m.clone());
+        }
+        let built = self.build(target, &single, path, grand, variables);
+        if met.is_some() {
+            self.requires_met.borrow_mut().pop();
+        }
+        merge_outs(selections, built?);
         Ok(idx)
+    }
+
+    /// Whether `graph` resolves `type_name.field` only from `@requires` inputs that the
+    /// fetch being planned does not carry: then the field must come by an entity fetch
+    /// (to `graph` itself, if need be) whose representations carry them.
+    fn needs_inputs(&self, type_name: &str, field: &str, graph: usize) -> bool {
+        let has_requires =
+            !matches!(self.sg.requires(type_name, field, graph), Ok(r) if r.is_empty());
+        has_requires
+            && !self
+                .requires_met
+                .borrow()
+                .iter()
+                .any(|(t, f, g)| t == type_name && f == field && *g == graph)
     }
 
     /// The first subgraph on the shortest chain of entity jumps from `from` to one of
@@ -1432,6 +1462,7 @@ pub fn plan_with_labels(
         used_contexts,
         context_vars: std::cell::Cell::new(0),
         frames: std::cell::RefCell::new(Vec::new()),
+        requires_met: std::cell::RefCell::new(Vec::new()),
     };
     let groups = planner.root_groups(&root)?;
     let mut counter = 0;
