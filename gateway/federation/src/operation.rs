@@ -50,7 +50,7 @@ pub enum ConditionValue {
     Variable(String),
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Field {
     pub response_key: String,
     pub name: String,
@@ -69,7 +69,7 @@ pub struct Field {
     pub selection_set: Option<SelectionSet>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct InlineFragment {
     pub type_condition: Option<String>,
     pub directives: Vec<String>,
@@ -78,13 +78,13 @@ pub struct InlineFragment {
     pub selection_set: SelectionSet,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Selection {
     Field(Field),
     InlineFragment(InlineFragment),
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SelectionSet {
     pub type_name: String,
     pub items: Vec<Selection>,

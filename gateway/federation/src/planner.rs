@@ -460,8 +460,8 @@ impl Planner<'_> {
                     let entity = frag
                         .type_condition
                         .as_deref()
-                        .filter(|t| !self.sg.is_abstract(t) && self.is_entity(t));
-                    self.enter(item, entity);
+                        .filter(|t| self.is_entity_object(t));
+                    self.enter_fragment(frag, entity);
                     let built = self.build(graph, &frag.selection_set, path, children, vars);
                     let sub = self.leave(graph, built, path, children)?;
                     if !sub.is_empty() {
@@ -499,9 +499,10 @@ impl Planner<'_> {
                     .unwrap_or_default();
                 child_provided.extend(self.sg.provides(type_name, &f.name, graph));
                 let child_path = self.child_path(path, f);
-                let entity = (!self.sg.is_abstract(&ss.type_name) && self.is_entity(&ss.type_name))
+                let entity = self
+                    .is_entity_object(&ss.type_name)
                     .then_some(ss.type_name.as_str());
-                self.enter(&Selection::Field(f.clone()), entity);
+                self.enter_field(f, entity);
                 let built =
                     self.build_provided(graph, ss, &child_path, children, vars, &child_provided);
                 let mut sub = self.leave(graph, built, &child_path, children)?;
@@ -528,9 +529,47 @@ impl Planner<'_> {
             .is_some_and(|t| t.graphs.iter().any(|g| g.keys.iter().any(|k| k.resolvable)))
     }
 
-    fn enter(&self, selection: &Selection, entity: Option<&str>) {
+    /// An object type fetchable by key: a place re-entries can hang from.
+    fn is_entity_object(&self, type_name: &str) -> bool {
+        !self.sg.is_abstract(type_name) && self.is_entity(type_name)
+    }
+
+    /// Opens a frame for field `f`. Only its head is kept: `reenter` gives it the
+    /// one child of a chain, so copying the whole subtree at every level is wasted.
+    fn enter_field(&self, f: &Field, entity: Option<&str>) {
+        let head = Field {
+            response_key: f.response_key.clone(),
+            name: f.name.clone(),
+            alias: f.alias.clone(),
+            arguments: f.arguments.clone(),
+            directives: f.directives.clone(),
+            conditions: f.conditions.clone(),
+            variables: f.variables.clone(),
+            parent_type: f.parent_type.clone(),
+            type_name: f.type_name.clone(),
+            selection_set: None,
+        };
+        self.push_frame(Selection::Field(head), entity);
+    }
+
+    /// Like [`Planner::enter_field`], for an inline fragment.
+    fn enter_fragment(&self, frag: &InlineFragment, entity: Option<&str>) {
+        let head = InlineFragment {
+            type_condition: frag.type_condition.clone(),
+            directives: frag.directives.clone(),
+            conditions: frag.conditions.clone(),
+            variables: frag.variables.clone(),
+            selection_set: SelectionSet {
+                type_name: frag.selection_set.type_name.clone(),
+                items: Vec::new(),
+            },
+        };
+        self.push_frame(Selection::InlineFragment(head), entity);
+    }
+
+    fn push_frame(&self, selection: Selection, entity: Option<&str>) {
         self.frames.borrow_mut().push(Frame {
-            selection: selection.clone(),
+            selection,
             entity: entity.map(str::to_string),
             reentries: Vec::new(),
         });
@@ -581,14 +620,7 @@ impl Planner<'_> {
                     return false;
                 }
                 match &f.selection_set {
-                    Some(ss)
-                        if ss.items.len() == 1
-                            && self
-                                .sg
-                                .types
-                                .get(&ss.type_name)
-                                .is_some_and(|t| t.graphs.iter().all(|g| g.keys.is_empty())) =>
-                    {
+                    Some(ss) if ss.items.len() == 1 && !self.is_entity(&ss.type_name) => {
                         self.resolves_chain(graph, &ss.type_name, &ss.items[0])
                     }
                     _ => true,
@@ -1259,7 +1291,8 @@ impl Planner<'_> {
                     items: items.clone(),
                 };
                 if reenter {
-                    self.enter(&typename_field(root), Some(root));
+                    // The root's frame only anchors chains; its field is never used.
+                    self.push_frame(typename_field(root), Some(root));
                 }
                 let Group {
                     children,
@@ -1290,12 +1323,10 @@ impl Planner<'_> {
                 }
                 groups.push(group);
             }
-            // Selections have no equality; their debug text stands in for it.
-            let same = |a: &Selection, b: &Selection| format!("{a:?}") == format!("{b:?}");
             let mut added = false;
             for (t, item) in more {
                 match batches.iter_mut().find(|(bg, _)| *bg == t) {
-                    Some((_, items)) if items.iter().any(|i| same(i, &item)) => {}
+                    Some((_, items)) if items.contains(&item) => {}
                     Some((_, items)) => {
                         items.push(item);
                         added = true;
