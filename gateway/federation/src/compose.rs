@@ -536,8 +536,12 @@ impl<'a> Composer<'a> {
                         .filter(|gf| gf.graph == *g)
                         .filter_map(|gf| gf.requires.clone());
                     keys.chain(requires)
-                        .flat_map(|fs| field_set::parse(&fs).unwrap_or_default())
-                        .map(|item| (*g, item.name))
+                        .flat_map(|fs| {
+                            field_set::parse_syntax(&fs)
+                                .map(|set| field_set::top_level_names(&set))
+                                .unwrap_or_default()
+                        })
+                        .map(|name| (*g, name))
                         .collect::<Vec<_>>()
                 })
                 .collect();
@@ -908,7 +912,7 @@ impl<'a> Composer<'a> {
                 for gf in &mf.graphs {
                     for (what, fs) in [("@requires", &gf.requires), ("@provides", &gf.provides)] {
                         if let Some(fs) = fs
-                            && let Err(e) = field_set::parse(fs)
+                            && let Err(e) = field_set::parse_syntax(fs)
                         {
                             errors.push(format!(
                                 "{what} on {coordinate} in subgraph '{}': {e}",

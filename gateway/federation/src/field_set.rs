@@ -37,58 +37,71 @@ pub fn parse_checked(
     text: &str,
 ) -> Result<Vec<Selection>, String> {
     let name = Name::new(type_name).map_err(|e| e.to_string())?;
-    let set = executable::FieldSet::parse_and_validate(schema, name, text, "field_set.graphql")
-        .map_err(|e| {
+    executable::FieldSet::parse_and_validate(schema, name, text, "field_set.graphql").map_err(
+        |e| {
             let mut reason = format!("\"{text}\" on {type_name}: ");
             reason.push_str(e.errors.to_string().trim());
             reason
-        })?;
-    let out = convert(&set.selection_set, text)?;
+        },
+    )?;
+    // Valid against the type: its structure is what the grammar reads.
+    parse_syntax(text)
+}
+
+/// Parses `text` with the GraphQL grammar alone, for where no schema is at hand yet (the
+/// composer checks syntax; the composed supergraph is then checked with
+/// [`parse_checked`]). Aliases, directives and named fragments are refused as there.
+pub fn parse_syntax(text: &str) -> Result<Vec<Selection>, String> {
+    use apollo_compiler::ast;
+    let doc = ast::Document::parse(format!("{{ {text} }}"), "field_set.graphql")
+        .map_err(|e| format!("\"{text}\": {}", e.errors.to_string().trim()))?;
+    let Some(ast::Definition::OperationDefinition(op)) = doc.definitions.first() else {
+        return Err(format!("\"{text}\" is not a field set"));
+    };
+    if doc.definitions.len() != 1 {
+        return Err(format!("\"{text}\" is not a field set"));
+    }
+    fn convert_ast(set: &[ast::Selection], text: &str) -> Result<Vec<Selection>, String> {
+        set.iter()
+            .map(|sel| match sel {
+                ast::Selection::Field(f) if f.alias.is_none() && f.directives.is_empty() => {
+                    Ok(Selection::Field {
+                        name: f.name.to_string(),
+                        arguments: f
+                            .arguments
+                            .iter()
+                            .map(|a| format!("{}: {}", a.name, a.value))
+                            .collect(),
+                        selections: convert_ast(&f.selection_set, text)?,
+                    })
+                }
+                ast::Selection::InlineFragment(i) if i.directives.is_empty() => {
+                    Ok(Selection::InlineFragment {
+                        type_condition: i.type_condition.as_ref().map(|t| t.to_string()),
+                        selections: convert_ast(&i.selection_set, text)?,
+                    })
+                }
+                _ => Err(format!(
+                    "aliases, directives and named fragments are not allowed in field set \"{text}\""
+                )),
+            })
+            .collect()
+    }
+    let out = convert_ast(&op.selection_set, text)?;
     if out.is_empty() {
         return Err(format!("empty field set \"{text}\""));
     }
     Ok(out)
 }
 
-fn convert(set: &executable::SelectionSet, text: &str) -> Result<Vec<Selection>, String> {
-    let mut out = Vec::new();
-    for sel in &set.selections {
-        match sel {
-            executable::Selection::Field(f) => {
-                if f.alias.is_some() || !f.directives.is_empty() {
-                    return Err(format!(
-                        "aliases and directives are not allowed in field set \"{text}\""
-                    ));
-                }
-                out.push(Selection::Field {
-                    name: f.name.to_string(),
-                    arguments: f
-                        .arguments
-                        .iter()
-                        .map(|a| format!("{}: {}", a.name, a.value))
-                        .collect(),
-                    selections: convert(&f.selection_set, text)?,
-                });
-            }
-            executable::Selection::InlineFragment(i) => {
-                if !i.directives.is_empty() {
-                    return Err(format!(
-                        "directives are not allowed in field set \"{text}\""
-                    ));
-                }
-                out.push(Selection::InlineFragment {
-                    type_condition: i.type_condition.as_ref().map(|t| t.to_string()),
-                    selections: convert(&i.selection_set, text)?,
-                });
-            }
-            executable::Selection::FragmentSpread(_) => {
-                return Err(format!(
-                    "named fragments are not allowed in field set \"{text}\""
-                ));
-            }
-        }
-    }
-    Ok(out)
+/// The names of the fields a field set selects at its top level (not inside fragments).
+pub fn top_level_names(set: &[Selection]) -> Vec<String> {
+    set.iter()
+        .filter_map(|s| match s {
+            Selection::Field { name, .. } => Some(name.clone()),
+            Selection::InlineFragment { .. } => None,
+        })
+        .collect()
 }
 
 /// The names-and-braces form of a field set, when it has one: `None` when it has
@@ -105,6 +118,18 @@ pub fn simple(set: &[Selection]) -> Option<Vec<FieldSetItem>> {
                 selections: simple(selections)?,
             }),
             _ => None,
+        })
+        .collect()
+}
+
+/// The [`Selection`] form of a names-and-braces field set.
+pub fn selections(items: &[FieldSetItem]) -> Vec<Selection> {
+    items
+        .iter()
+        .map(|i| Selection::Field {
+            name: i.name.clone(),
+            arguments: Vec::new(),
+            selections: selections(&i.selections),
         })
         .collect()
 }
@@ -292,6 +317,31 @@ mod tests {
         ] {
             assert!(parse_checked(&s, "Item", bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn syntax_only_parsing_keeps_arguments_and_fragments_and_refuses_aliases() {
+        let set =
+            parse_syntax("price(currency: \"USD\") kind { ... on Bulky { volume } }").unwrap();
+        assert_eq!(top_level_names(&set), vec!["price", "kind"]);
+        assert_eq!(
+            set[0],
+            Selection::Field {
+                name: "price".into(),
+                arguments: vec!["currency: \"USD\"".into()],
+                selections: Vec::new(),
+            }
+        );
+        assert!(matches!(
+            &set[1],
+            Selection::Field { selections, .. }
+                if matches!(&selections[0], Selection::InlineFragment { type_condition: Some(t), .. } if t == "Bulky")
+        ));
+        assert!(parse_syntax("a: price").is_err());
+        assert!(parse_syntax("price @skip(if: true)").is_err());
+        assert!(parse_syntax("...F").is_err());
+        assert!(parse_syntax("price {").is_err());
+        assert!(parse_syntax("").is_err());
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub struct EntityFetch {
     pub key: Vec<FieldSetItem>,
     /// `@requires` inputs carried besides the key (may be null, unlike key fields).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub requires: Vec<FieldSetItem>,
+    pub requires: Vec<Required>,
     /// Set when `type_name` is an `@interfaceObject` in the target subgraph: objects of
     /// these runtime types are sent as `type_name` (the target knows no concrete type),
     /// and the `__typename` it answers is not merged back over the concrete one.
@@ -60,6 +60,78 @@ pub struct EntityFetch {
     /// with different values go in separate requests.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub contexts: Vec<ContextValue>,
+}
+
+/// A `@requires` input as the representation carries it, read from the object's data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Required {
+    Field {
+        /// The field's name: the representation's key.
+        name: String,
+        /// Where the data holds it when that is not `name`: a field with arguments is
+        /// fetched under an alias, so it cannot clash with the client's own selection
+        /// of the same field with other arguments.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        alias: Option<String>,
+        /// As written in the field set (shown by `shop explain`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        arguments: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        selections: Vec<Required>,
+    },
+    /// Selections that apply only to objects whose `__typename` is one of `types`.
+    Fragment {
+        on: String,
+        types: Vec<String>,
+        selections: Vec<Required>,
+    },
+}
+
+impl Required {
+    /// The plain form of a names-and-braces field set.
+    pub fn from_items(items: &[FieldSetItem]) -> Vec<Required> {
+        items
+            .iter()
+            .map(|i| Required::Field {
+                name: i.name.clone(),
+                alias: None,
+                arguments: Vec::new(),
+                selections: Required::from_items(&i.selections),
+            })
+            .collect()
+    }
+}
+
+/// Prints required inputs as a selection set's inner text.
+pub fn print_required(items: &[Required]) -> String {
+    let mut parts = Vec::new();
+    for item in items {
+        let mut s = String::new();
+        match item {
+            Required::Field {
+                name,
+                alias,
+                arguments,
+                selections,
+            } => {
+                if let Some(a) = alias {
+                    let _ = write!(s, "{a}: ");
+                }
+                s.push_str(name);
+                if !arguments.is_empty() {
+                    let _ = write!(s, "({})", arguments.join(", "));
+                }
+                if !selections.is_empty() {
+                    let _ = write!(s, " {{ {} }}", print_required(selections));
+                }
+            }
+            Required::Fragment { on, selections, .. } => {
+                let _ = write!(s, "... on {on} {{ {} }}", print_required(selections));
+            }
+        }
+        parts.push(s);
+    }
+    parts.join(" ")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -158,7 +230,7 @@ fn write_fetch(out: &mut String, f: &FetchNode, level: usize) {
                 let mut shape = field_set::print(&e.key);
                 if !e.requires.is_empty() {
                     shape.push(' ');
-                    shape.push_str(&field_set::print(&e.requires));
+                    shape.push_str(&print_required(&e.requires));
                 }
                 format!("... on {} {{ __typename {shape} }}", e.type_name)
             })

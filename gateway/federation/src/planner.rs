@@ -7,9 +7,11 @@
 //! runs `_entities` over every object at that path. Fields for the same subgraph at the
 //! same path share one dependent fetch.
 
-use crate::field_set::FieldSetItem;
+use crate::field_set::{self, FieldSetItem};
 use crate::operation::{Field, InlineFragment, Operation, OperationKind, Selection, SelectionSet};
-use crate::plan::{ContextValue, EntityFetch, FetchNode, PathSegment, PlanNode, QueryPlan};
+use crate::plan::{
+    ContextValue, EntityFetch, FetchNode, PathSegment, PlanNode, QueryPlan, Required,
+};
 use crate::supergraph::{Labels, Supergraph};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -49,7 +51,7 @@ struct Group {
     variables: Vec<String>,
     children: Vec<Group>,
     /// `@requires` inputs the representations must carry besides the key.
-    requires: Vec<FieldSetItem>,
+    requires: Vec<Required>,
     /// Runtime types sent as the entity type to an `@interfaceObject` (empty otherwise).
     interface_object_of: Vec<String>,
     /// Runs after the siblings with a lower stage: its `@requires` inputs come from them.
@@ -252,6 +254,59 @@ fn merge_field_sets(into: &mut Vec<FieldSetItem>, more: &[FieldSetItem]) {
     }
 }
 
+/// Adds the items of `more` to `into`, merging the same field (name and arguments)
+/// or fragment (type condition) into one.
+fn merge_required(into: &mut Vec<Required>, more: &[Required]) {
+    for item in more {
+        let existing = into.iter_mut().find_map(|i| match (i, item) {
+            (
+                Required::Field {
+                    name: a,
+                    arguments: x,
+                    selections,
+                    ..
+                },
+                Required::Field {
+                    name: b,
+                    arguments: y,
+                    ..
+                },
+            ) if a == b && x == y => Some(selections),
+            (
+                Required::Fragment {
+                    on: a, selections, ..
+                },
+                Required::Fragment { on: b, .. },
+            ) if a == b => Some(selections),
+            _ => None,
+        });
+        let more_selections = match item {
+            Required::Field { selections, .. } | Required::Fragment { selections, .. } => {
+                selections
+            }
+        };
+        match existing {
+            Some(selections) => merge_required(selections, more_selections),
+            None => into.push(item.clone()),
+        }
+    }
+}
+
+/// The alias a `@requires` input with arguments is fetched under: stable for the same
+/// arguments, and unlike anything a client would name a field.
+fn required_alias(name: &str, arguments: &[String]) -> Option<String> {
+    if arguments.is_empty() {
+        return None;
+    }
+    // FNV-1a: plans must not depend on a randomly seeded hasher.
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in arguments.join(", ").bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    Some(format!("{name}__requires_{hash:08x}"))
+}
+
 /// Makes sure `out` selects the fields of `key` (and `__typename`), merging into
 /// existing selections of the same field.
 fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) {
@@ -296,7 +351,8 @@ fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) 
 }
 
 /// Appends `more` to `into`, merging a field selected in both (same response key and
-/// arguments) into one with the union of their sub-selections.
+/// arguments) or a fragment in both (same type condition and directives) into one with
+/// the union of their sub-selections.
 fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
     for item in more {
         match item {
@@ -315,7 +371,16 @@ fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
                     (None, sub) => into.push(Out::Field { key, head, sub }),
                 }
             }
-            inline => into.push(inline),
+            Out::Inline { head, sub } => {
+                let existing = into.iter_mut().find_map(|o| match o {
+                    Out::Inline { head: h, sub: s } if *h == head => Some(s),
+                    _ => None,
+                });
+                match existing {
+                    Some(existing) => merge_outs(existing, sub),
+                    None => into.push(Out::Inline { head, sub }),
+                }
+            }
         }
     }
 }
@@ -896,36 +961,42 @@ impl Planner<'_> {
             });
         };
         ensure_fields(out, &key, true);
-        let requires = jump
+        let requires: Vec<field_set::Selection> = jump
             .requires_of
             .as_deref()
-            .map(|f| self.sg.requires(type_name, f, target))
-            .transpose()
-            .map_err(|reason| PlanError::NoKey {
-                coordinate: jump.coordinate.clone(),
-                reason,
-            })?
+            .map(|f| self.sg.requires(type_name, f, target).to_vec())
             .unwrap_or_default();
         let mut stage = 0;
+        let mut carried = Vec::new();
         if !requires.is_empty() {
-            if self.sg.can_provide(type_name, &requires, from, self.labels) {
-                // Inputs come from the subgraph we jump from, in the same fetch as the key.
-                ensure_fields(out, &requires, false);
-            } else {
-                // Inputs `from` lacks are fetched like client fields at this path first
-                // (possibly from other subgraphs); this fetch then runs after them.
-                let wanted = self.required_selection(type_name, &requires);
-                let mut vars = Vec::new();
-                let sub = self.build(from, &wanted, path, children, &mut vars)?;
-                merge_outs(out, sub);
-                // After every fetch at this path planned so far: an input may itself
-                // have needed inputs (a chain of @requires), each a stage later.
-                stage = 1 + children
-                    .iter()
-                    .filter(|c| c.path == path)
-                    .map(|c| c.stage)
-                    .max()
-                    .unwrap_or(0);
+            match field_set::simple(&requires) {
+                Some(items) if self.sg.can_provide(type_name, &items, from, self.labels) => {
+                    // Inputs come from the subgraph we jump from, in the same fetch as
+                    // the key.
+                    ensure_fields(out, &items, false);
+                    carried = Required::from_items(&items);
+                }
+                _ => {
+                    // Inputs `from` lacks (or with arguments or type conditions) are
+                    // fetched like client fields at this path (possibly from other
+                    // subgraphs); this fetch then runs after them.
+                    let wanted = self.required_selection(type_name, &requires);
+                    let mut vars = Vec::new();
+                    let sub = self.build(from, &wanted, path, children, &mut vars)?;
+                    merge_outs(out, sub);
+                    if !self.provides_all(from, type_name, &requires) {
+                        // After every fetch at this path planned so far: an input may
+                        // itself have needed inputs (a chain of @requires), each a
+                        // stage later.
+                        stage = 1 + children
+                            .iter()
+                            .filter(|c| c.path == path)
+                            .map(|c| c.stage)
+                            .max()
+                            .unwrap_or(0);
+                    }
+                    carried = self.required_inputs(type_name, &requires);
+                }
             }
         }
         let idx = match children.iter().position(|c| {
@@ -943,7 +1014,7 @@ impl Planner<'_> {
             }
         };
         let child = &mut children[idx];
-        merge_field_sets(&mut child.requires, &requires);
+        merge_required(&mut child.requires, &carried);
         for t in jump.interface_object_of {
             if !child.interface_object_of.contains(&t) {
                 child.interface_object_of.push(t);
@@ -980,9 +1051,7 @@ impl Planner<'_> {
     /// fetch being planned does not carry: then the field must come by an entity fetch
     /// (to `graph` itself, if need be) whose representations carry them.
     fn needs_inputs(&self, type_name: &str, field: &str, graph: usize) -> bool {
-        let has_requires =
-            !matches!(self.sg.requires(type_name, field, graph), Ok(r) if r.is_empty());
-        has_requires
+        !self.sg.requires(type_name, field, graph).is_empty()
             && !self
                 .requires_met
                 .borrow()
@@ -1041,8 +1110,10 @@ impl Planner<'_> {
                     type_name: type_name.to_string(),
                     items: vec![typename_field(type_name)],
                 });
-                set.items
-                    .extend(self.required_selection(type_name, fields).items);
+                set.items.extend(
+                    self.required_selection(type_name, &field_set::selections(fields))
+                        .items,
+                );
             }
         }
         extra
@@ -1119,33 +1190,129 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// A `@requires` field set as a selection, as if the client had asked for it.
-    fn required_selection(&self, type_name: &str, fields: &[FieldSetItem]) -> SelectionSet {
-        SelectionSet {
-            type_name: type_name.to_string(),
-            items: fields
-                .iter()
-                .map(|item| {
-                    let inner = self
-                        .sg
-                        .field_type_name(type_name, &item.name)
-                        .unwrap_or_default();
+    /// A `@requires` field set as a selection, as if the client had asked for it; a
+    /// field with arguments under its [`required_alias`].
+    fn required_selection(&self, type_name: &str, set: &[field_set::Selection]) -> SelectionSet {
+        let items = set
+            .iter()
+            .map(|item| match item {
+                field_set::Selection::Field {
+                    name,
+                    arguments,
+                    selections,
+                } => {
+                    let inner = self.sg.field_type_name(type_name, name).unwrap_or_default();
+                    let alias = required_alias(name, arguments);
                     Selection::Field(Field {
-                        response_key: item.name.clone(),
-                        name: item.name.clone(),
-                        alias: None,
-                        arguments: Vec::new(),
+                        response_key: alias.clone().unwrap_or_else(|| name.clone()),
+                        name: name.clone(),
+                        alias,
+                        arguments: arguments.clone(),
                         directives: Vec::new(),
                         conditions: Vec::new(),
                         variables: Vec::new(),
                         parent_type: type_name.to_string(),
                         type_name: inner.clone(),
-                        selection_set: (!item.selections.is_empty())
-                            .then(|| self.required_selection(&inner, &item.selections)),
+                        selection_set: (!selections.is_empty())
+                            .then(|| self.required_selection(&inner, selections)),
                     })
-                })
-                .collect(),
+                }
+                field_set::Selection::InlineFragment {
+                    type_condition,
+                    selections,
+                } => {
+                    let on = type_condition
+                        .clone()
+                        .unwrap_or_else(|| type_name.to_string());
+                    Selection::InlineFragment(InlineFragment {
+                        type_condition: type_condition.clone(),
+                        directives: Vec::new(),
+                        conditions: Vec::new(),
+                        variables: Vec::new(),
+                        selection_set: self.required_selection(&on, selections),
+                    })
+                }
+            })
+            .collect();
+        SelectionSet {
+            type_name: type_name.to_string(),
+            items,
         }
+    }
+
+    /// What the representations carry for a `@requires` field set: each field under
+    /// its name (read from its alias), a fragment's fields only for its possible types,
+    /// and the runtime type of an abstract field that fragments look at.
+    fn required_inputs(&self, type_name: &str, set: &[field_set::Selection]) -> Vec<Required> {
+        set.iter()
+            .map(|item| match item {
+                field_set::Selection::Field {
+                    name,
+                    arguments,
+                    selections,
+                } => {
+                    let inner = self.sg.field_type_name(type_name, name).unwrap_or_default();
+                    let mut sub = Vec::new();
+                    if self.sg.is_abstract(&inner) && !selections.is_empty() {
+                        sub.push(Required::Field {
+                            name: "__typename".into(),
+                            alias: None,
+                            arguments: Vec::new(),
+                            selections: Vec::new(),
+                        });
+                    }
+                    sub.extend(self.required_inputs(&inner, selections));
+                    Required::Field {
+                        name: name.clone(),
+                        alias: required_alias(name, arguments),
+                        arguments: arguments.clone(),
+                        selections: sub,
+                    }
+                }
+                field_set::Selection::InlineFragment {
+                    type_condition,
+                    selections,
+                } => {
+                    let on = type_condition
+                        .clone()
+                        .unwrap_or_else(|| type_name.to_string());
+                    let types = if self.sg.is_abstract(&on) {
+                        self.sg.possible_types(&on)
+                    } else {
+                        vec![on.clone()]
+                    };
+                    Required::Fragment {
+                        selections: self.required_inputs(&on, selections),
+                        on,
+                        types,
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Whether `graph` itself resolves every field of a `@requires` field set.
+    fn provides_all(&self, graph: usize, type_name: &str, set: &[field_set::Selection]) -> bool {
+        set.iter().all(|item| match item {
+            field_set::Selection::Field {
+                name, selections, ..
+            } => {
+                self.sg.can_resolve(type_name, name, graph, self.labels)
+                    && !self.needs_inputs(type_name, name, graph)
+                    && (selections.is_empty()
+                        || self
+                            .sg
+                            .field_type_name(type_name, name)
+                            .is_some_and(|inner| self.provides_all(graph, &inner, selections)))
+            }
+            field_set::Selection::InlineFragment {
+                type_condition,
+                selections,
+            } => {
+                let on = type_condition.as_deref().unwrap_or(type_name);
+                self.provides_all(graph, on, selections)
+            }
+        })
     }
 
     fn graph_for_root(

@@ -521,24 +521,12 @@ impl Supergraph {
             .find(|g| g.graph == graph)
     }
 
-    /// The `@requires` field set of `type_name.field` in `graph` (empty when none), in
-    /// the names-and-braces form; `Err` names a field set with arguments or type
-    /// conditions, which that form cannot carry.
-    pub fn requires(
-        &self,
-        type_name: &str,
-        field: &str,
-        graph: usize,
-    ) -> Result<Vec<FieldSetItem>, String> {
-        let Some(f) = self.field_in_graph(type_name, field, graph) else {
-            return Ok(Vec::new());
-        };
-        match (&f.requires_set, &f.requires) {
-            (Some(set), Some(text)) => field_set::simple(set).ok_or_else(|| {
-                format!("@requires(fields: \"{text}\") of {type_name}.{field} has arguments or type conditions")
-            }),
-            _ => Ok(Vec::new()),
-        }
+    /// The `@requires` field set of `type_name.field` in `graph` (empty when none),
+    /// with its arguments and type conditions.
+    pub fn requires(&self, type_name: &str, field: &str, graph: usize) -> &[field_set::Selection] {
+        self.field_in_graph(type_name, field, graph)
+            .and_then(|f| f.requires_set.as_deref())
+            .unwrap_or_default()
     }
 
     /// The `@fromContext` arguments of `type_name.field` in `graph`.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures::future::{BoxFuture, join_all};
 use serde_json::{Map, Value};
 use shop_federation::field_set::FieldSetItem;
-use shop_federation::plan::{FetchNode, PathSegment, PlanNode};
+use shop_federation::plan::{FetchNode, PathSegment, PlanNode, Required};
 use tracing::Instrument;
 
 use crate::Gateway;
@@ -147,20 +147,45 @@ fn at_mut<'v>(data: &'v mut Value, pos: &[Step]) -> Option<&'v mut Value> {
 
 /// A `@requires` input: the value as the subgraph selected it (null when absent),
 /// narrowed to the required sub-fields.
-fn pick(value: Option<&Value>, selections: &[FieldSetItem]) -> Value {
+fn pick(value: Option<&Value>, selections: &[Required]) -> Value {
     match value {
         None => Value::Null,
         Some(v) if selections.is_empty() => v.clone(),
         Some(Value::Array(items)) => {
             Value::Array(items.iter().map(|i| pick(Some(i), selections)).collect())
         }
-        Some(Value::Object(obj)) => Value::Object(
-            selections
-                .iter()
-                .map(|s| (s.name.clone(), pick(obj.get(&s.name), &s.selections)))
-                .collect(),
-        ),
+        Some(Value::Object(obj)) => {
+            let mut out = Map::new();
+            pick_into(obj, selections, &mut out);
+            Value::Object(out)
+        }
         Some(other) => other.clone(),
+    }
+}
+
+/// Copies the required inputs of one object into `out`, each under its field name;
+/// a fragment's only when the object's runtime type is one it applies to.
+fn pick_into(obj: &Map<String, Value>, items: &[Required], out: &mut Map<String, Value>) {
+    for item in items {
+        match item {
+            Required::Field {
+                name,
+                alias,
+                selections,
+                ..
+            } => {
+                let value = obj.get(alias.as_deref().unwrap_or(name));
+                out.insert(name.clone(), pick(value, selections));
+            }
+            Required::Fragment {
+                types, selections, ..
+            } => {
+                let typename = obj.get("__typename").and_then(Value::as_str);
+                if typename.is_some_and(|t| types.iter().any(|x| x == t)) {
+                    pick_into(obj, selections, out);
+                }
+            }
+        }
     }
 }
 
@@ -337,11 +362,8 @@ impl Gateway {
                 let Some(mut rep) = extract_key(obj, &entity.key) else {
                     continue;
                 };
-                for item in &entity.requires {
-                    rep.insert(
-                        item.name.clone(),
-                        pick(obj.get(&item.name), &item.selections),
-                    );
+                if let Some(fields) = obj.as_object() {
+                    pick_into(fields, &entity.requires, &mut rep);
                 }
                 rep.insert("__typename".into(), Value::String(typename.to_string()));
                 let context: Map<String, Value> = entity

@@ -203,10 +203,15 @@ impl Exec<'_> {
                             .or_else(|| obj.get(f.name.as_str()))
                             .cloned()
                             .unwrap_or(Value::Null);
-                        // `{"$rep": "field"}`: echo what the representation carried, so a
-                        // case proves the gateway sent a @requires input.
+                        // `{"$rep": "field"}` (or `"field.sub"`): echo what the
+                        // representation carried, so a case proves the gateway sent a
+                        // @requires input.
                         if let Some(from) = raw.get("$rep").and_then(Value::as_str) {
-                            raw = match obj.get("$representation").and_then(|r| r.get(from)) {
+                            let carried = from
+                                .split('.')
+                                .try_fold(obj.get("$representation"), |v, k| v.map(|v| v.get(k)))
+                                .flatten();
+                            raw = match carried {
                                 Some(v) => v.clone(),
                                 None => {
                                     json!({ "$error": format!("the representation has no {from}") })
