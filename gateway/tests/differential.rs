@@ -106,17 +106,45 @@ impl Drop for Reference {
     }
 }
 
-async fn serve(schema: async_graphql::dynamic::Schema) -> String {
+async fn serve(
+    schema: async_graphql::dynamic::Schema,
+    finds: impl Fn(&Value) -> bool + Send + Sync + 'static,
+) -> String {
+    let finds = Arc::new(finds);
     let app = Router::new().route(
         "/graphql",
         post(move |Json(req): Json<async_graphql::Request>| {
             let schema = schema.clone();
+            let finds = finds.clone();
             async move {
                 let mut req = req;
                 req.query = never_empty(&req.query);
                 let trace = std::env::var("SHOP_DIFF_TRACE").is_ok();
                 let text = trace.then(|| format!("{} {:?}", req.query, req.variables));
-                let resp = schema.execute(req).await;
+                // Representations this subgraph cannot find answer null in place.
+                let mut missing = Vec::new();
+                if let Some(async_graphql::Value::List(reps)) =
+                    req.variables.get_mut("representations")
+                {
+                    let mut i = 0;
+                    reps.retain(|r| {
+                        let keep = finds(&r.clone().into_json().unwrap_or_default());
+                        if !keep {
+                            missing.push(i);
+                        }
+                        i += 1;
+                        keep
+                    });
+                }
+                let mut resp = schema.execute(req).await;
+                if !missing.is_empty()
+                    && let async_graphql::Value::Object(data) = &mut resp.data
+                    && let Some(async_graphql::Value::List(items)) = data.get_mut("_entities")
+                {
+                    for i in missing {
+                        items.insert(i.min(items.len()), async_graphql::Value::Null);
+                    }
+                }
                 if let Some(text) = text {
                     eprintln!(">>> {text}\n<<< {}", serde_json::to_string(&resp).unwrap());
                 }
@@ -192,6 +220,21 @@ fn error_paths(resp: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// How many non-null values other than `__typename` a response has below its root
+/// fields: an answer with none agrees with any gateway and shows nothing.
+fn deep_values(v: &Value, depth: usize) -> usize {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| k.as_str() != "__typename")
+            .map(|(_, v)| deep_values(v, depth + 1))
+            .sum(),
+        Value::Array(items) => items.iter().map(|i| deep_values(i, depth)).sum(),
+        Value::Null => 0,
+        _ => usize::from(depth >= 2),
+    }
+}
+
 /// What differs between two responses, if anything that matters.
 fn difference(ours: &Value, theirs: &Value) -> Option<String> {
     let data = |v: &Value| v.get("data").cloned().unwrap_or(Value::Null);
@@ -217,6 +260,8 @@ struct Outcome {
     /// arguments the client also selects with other arguments). Reported, not counted;
     /// corpus cases check ours there.
     no_oracle: usize,
+    /// Operations whose answer has a value below a root field (see [`deep_values`]).
+    informative: usize,
 }
 
 async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed: u64) -> Outcome {
@@ -248,8 +293,9 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
         for (n2, s2) in &sources {
             synthetic::note_overrides(&mut world, n2, s2);
         }
+        let finds = synthetic::finds(synthetic::Subgraph::parse(n, s), world.clone());
         let schema = synthetic::schema(synthetic::Subgraph::parse(n, s), world);
-        let url = serve(schema).await;
+        let url = serve(schema, finds).await;
         subgraphs.push(json!({ "name": n, "url": url, "sdl": s }));
     }
     let composed = reference
@@ -274,6 +320,7 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
     let mut differences = 0;
     let mut disagreements = 0;
     let mut no_oracle = 0;
+    let mut informative = 0;
     let operations = match std::env::var("SHOP_DIFF_QUERY") {
         Ok(query) => vec![generate::Generated {
             query,
@@ -296,6 +343,9 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
                 .await,
         )
         .unwrap();
+        if deep_values(ours.get("data").unwrap_or(&Value::Null), 0) > 0 {
+            informative += 1;
+        }
         let theirs = reference
             .call(json!({ "cmd": "execute", "query": op.query, "variables": op.variables }))
             .await;
@@ -364,6 +414,7 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
         differences,
         disagreements,
         no_oracle,
+        informative,
     }
 }
 
@@ -403,9 +454,10 @@ async fn every_supergraph_answers_as_the_reference_gateway_does() {
     for o in &outcomes {
         let listed = pending.contains(&o.name);
         summary.push_str(&format!(
-            "{:<36} {:>5} operations {:>4} differences {:>3} reference splits {:>3} without oracle{}\n",
+            "{:<36} {:>5} operations {:>3}% informative {:>4} differences {:>3} reference splits {:>3} without oracle{}\n",
             o.name,
             o.operations,
+            100 * o.informative / o.operations.max(1),
             o.differences,
             o.disagreements,
             o.no_oracle,
@@ -413,6 +465,10 @@ async fn every_supergraph_answers_as_the_reference_gateway_does() {
         ));
         if listed == (o.differences == 0) {
             wrong.push(o.name.clone());
+        }
+        // Most answers must carry data, or the supergraph shows nothing.
+        if o.operations >= 20 && o.informative * 2 < o.operations {
+            wrong.push(format!("{} (too few informative answers)", o.name));
         }
     }
     eprintln!("{summary}");
