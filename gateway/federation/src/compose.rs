@@ -1187,11 +1187,12 @@ impl<'a> Composer<'a> {
         let mut directives = self.join_types(t);
         match t.kind {
             Kind::Object | Kind::Interface => {
-                let multi = t.graphs.len() > 1;
                 let mut implements = Vec::new();
                 for (iface, gs) in &t.interfaces {
                     implements.push(name(iface));
-                    if multi {
+                    // Always, as other composers write it: the planner reads from these
+                    // which implementations each subgraph can return.
+                    {
                         for g in gs {
                             directives.push(directive(
                                 "join__implements",

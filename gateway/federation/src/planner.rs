@@ -458,7 +458,8 @@ impl Planner<'_> {
                         || (self
                             .sg
                             .can_resolve(&set.type_name, &f.name, graph, self.labels)
-                            && !self.needs_inputs(&set.type_name, &f.name, graph))
+                            && !self.needs_inputs(&set.type_name, &f.name, graph)
+                            && self.resolves_for_every_type(graph, &set.type_name, &f.name))
                     {
                         out.push(self.local_field(
                             graph,
@@ -584,6 +585,19 @@ impl Planner<'_> {
             key: f.response_key.clone(),
             head: field_head(f),
             sub,
+        })
+    }
+
+    /// Whether `graph` resolves `field` of `type_name` for every runtime type it can
+    /// return there. An interface field is decided per implementation: one may have it
+    /// `@external`, overridden elsewhere, or behind a `@requires`, and is then asked
+    /// for by a fragment on its type.
+    fn resolves_for_every_type(&self, graph: usize, type_name: &str, field: &str) -> bool {
+        if field == "__typename" || !self.sg.is_abstract(type_name) {
+            return true;
+        }
+        self.sg.possible_types_in(type_name, graph).iter().all(|t| {
+            self.sg.can_resolve(t, field, graph, self.labels) && !self.needs_inputs(t, field, graph)
         })
     }
 

@@ -231,6 +231,39 @@ fn members_in(
             }
         }
     }
+    // A type with no `@join__implements` at all (a composer may leave them out for a
+    // type of one subgraph) implements its interfaces in every subgraph that has both.
+    let graphs_of = |ty: &ExtendedType| -> BTreeSet<usize> {
+        ty.directives()
+            .get_all("join__type")
+            .filter_map(|d| graph_of(d))
+            .collect()
+    };
+    for (name, ty) in &schema.types {
+        let interfaces = match ty {
+            ExtendedType::Object(o) => &o.implements_interfaces,
+            ExtendedType::Interface(i) => &i.implements_interfaces,
+            _ => continue,
+        };
+        if interfaces.is_empty() || ty.directives().get("join__implements").is_some() {
+            continue;
+        }
+        for iface in interfaces {
+            let Some(iface_ty) = schema.types.get(iface.name.as_str()) else {
+                continue;
+            };
+            let shared: Vec<usize> = graphs_of(ty)
+                .intersection(&graphs_of(iface_ty))
+                .copied()
+                .collect();
+            for g in shared {
+                direct
+                    .entry(iface.name.to_string())
+                    .or_default()
+                    .insert((g, name.to_string()));
+            }
+        }
+    }
     if !seen {
         return None;
     }
