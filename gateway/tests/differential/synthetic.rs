@@ -426,6 +426,24 @@ fn type_ref(t: &ast::Type) -> TypeRef {
     }
 }
 
+/// `v` cut down to the fields `sel` names (all of it when `sel` names none).
+fn narrow(v: &serde_json::Value, sel: &Sel) -> serde_json::Value {
+    if sel.0.is_empty() {
+        return v.clone();
+    }
+    match v {
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.iter()
+                .filter_map(|(k, v)| sel.0.get(k).map(|s| (k.clone(), narrow(v, s))))
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(|i| narrow(i, sel)).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 fn canonical(v: &serde_json::Value) -> serde_json::Value {
     match v {
         serde_json::Value::Object(m) => serde_json::Value::Object(
@@ -563,10 +581,12 @@ impl Ctx {
                 )));
             };
             let mut inputs = serde_json::Map::new();
-            for name in req.0.keys() {
+            for (name, sub) in &req.0 {
                 match given.get(name) {
+                    // Only what this field requires: a representation may carry more
+                    // for another field of the same fetch, which must not change it.
                     Some(v) => {
-                        inputs.insert(name.clone(), canonical(v));
+                        inputs.insert(name.clone(), canonical(&narrow(v, sub)));
                     }
                     None => {
                         return Err(async_graphql::Error::new(format!(
