@@ -12,6 +12,9 @@
 //! - `operation_name` (optional): which operation of the document to run;
 //! - `slow <name>`: that subgraph answers after the given milliseconds;
 //! - `timeout <name>`: the gateway's timeout for that subgraph, in milliseconds;
+//! - `synthetic <supergraph>`: the subgraphs of that differential supergraph
+//!   (`differential/supergraphs/<supergraph>/`), served by synthetic subgraphs (see
+//!   `differential/synthetic.rs`); cases recorded from differential runs use it;
 //! - `caller` (optional): the request is signed in, with the space-separated scopes
 //!   given (none: signed in without scopes); without it the request is anonymous.
 //!
@@ -25,6 +28,10 @@
 
 #[path = "conformance/fixture.rs"]
 mod fixture;
+// The differential tests' synthetic subgraphs, for cases recorded from those runs.
+#[allow(dead_code)]
+#[path = "differential/synthetic.rs"]
+mod synthetic;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +59,7 @@ struct Case {
     slow: BTreeMap<String, u64>,
     timeouts: BTreeMap<String, u64>,
     caller: Option<Vec<String>>,
+    synthetic: Option<String>,
 }
 
 fn parse(name: &str, text: &str) -> Case {
@@ -78,6 +86,7 @@ fn parse(name: &str, text: &str) -> Case {
                 case.data.insert(arg, json("data", &body));
             }
             "down" => case.down.push(arg),
+            "synthetic" => case.synthetic = Some(arg),
             "operation" => case.operation = body,
             "variables" => case.variables = Some(json("variables", &body)),
             "response" => case.response = body,
@@ -136,6 +145,17 @@ async fn run_case(name: &str) {
     let case = parse(name, &text);
     let mut sources = Vec::new();
     let mut counters = BTreeMap::new();
+    if let Some(dir) = &case.synthetic {
+        let dir = format!(
+            "{}/tests/differential/supergraphs/{dir}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let subgraphs = synthetic::read_dir(std::path::Path::new(&dir));
+        let urls = synthetic::start(&subgraphs).await;
+        for ((name, sdl), url) in subgraphs.into_iter().zip(urls) {
+            sources.push(SubgraphSource { name, url, sdl });
+        }
+    }
     for (sub, sdl) in &case.subgraphs {
         let url = if case.down.contains(sub) {
             let dead = std::net::TcpListener::bind("127.0.0.1:0")
@@ -259,12 +279,14 @@ macro_rules! cases {
 }
 
 cases! {
+    a_client_alias_over_fields_of_different_subgraph_types_is_kept,
     a_custom_scalar_passes_through_unchanged,
     a_cyclic_fragment_is_a_validation_error,
     a_deprecated_field_can_still_be_queried,
     a_down_entity_subgraph_nulls_only_its_fields,
     a_down_subgraph_deep_in_a_chain_nulls_only_below_it,
     a_down_subgraph_leaves_the_other_root_fields,
+    a_field_non_null_in_one_member_and_nullable_in_another_is_aliased_for_the_subgraph,
     a_field_of_an_input_type_missing_elsewhere_cannot_be_sent,
     a_fragment_spread_on_the_root_is_expanded,
     a_fragment_used_twice_merges_with_fields,
@@ -401,6 +423,130 @@ cases! {
     provides_avoids_an_extra_fetch,
     provides_on_a_list_field_covers_every_item,
     provides_only_covers_the_provided_fields,
+    recorded_basic_entities_0,
+    recorded_basic_entities_1,
+    recorded_basic_entities_2,
+    recorded_basic_entities_3,
+    recorded_compound_keys_0,
+    recorded_compound_keys_1,
+    recorded_compound_keys_2,
+    recorded_compound_keys_3,
+    recorded_deep_value_types_0,
+    recorded_deep_value_types_1,
+    recorded_deep_value_types_2,
+    recorded_deep_value_types_3,
+    recorded_entity_interface_0,
+    recorded_entity_interface_1,
+    recorded_entity_interface_2,
+    recorded_entity_interface_3,
+    recorded_enum_values_split_0,
+    recorded_enum_values_split_1,
+    recorded_enum_values_split_2,
+    recorded_enum_values_split_3,
+    recorded_field_type_differs_0,
+    recorded_field_type_differs_1,
+    recorded_field_type_differs_2,
+    recorded_field_type_differs_3,
+    recorded_inaccessible_values_0,
+    recorded_inaccessible_values_1,
+    recorded_inaccessible_values_2,
+    recorded_inaccessible_values_3,
+    recorded_interface_field_external_0,
+    recorded_interface_field_external_1,
+    recorded_interface_field_external_2,
+    recorded_interface_field_external_3,
+    recorded_interface_field_lists_0,
+    recorded_interface_field_lists_1,
+    recorded_interface_field_lists_2,
+    recorded_interface_field_lists_3,
+    recorded_interface_field_override_0,
+    recorded_interface_field_override_1,
+    recorded_interface_field_override_2,
+    recorded_interface_field_override_3,
+    recorded_interface_object_twice_0,
+    recorded_interface_object_twice_1,
+    recorded_interface_object_twice_2,
+    recorded_interface_object_twice_3,
+    recorded_interface_partial_implementations_0,
+    recorded_interface_partial_implementations_1,
+    recorded_interface_partial_implementations_2,
+    recorded_interface_partial_implementations_3,
+    recorded_multi_hop_chain_0,
+    recorded_multi_hop_chain_1,
+    recorded_multi_hop_chain_2,
+    recorded_multi_hop_chain_3,
+    recorded_multi_hop_keys_0,
+    recorded_multi_hop_keys_1,
+    recorded_multi_hop_keys_2,
+    recorded_multi_hop_keys_3,
+    recorded_nested_abstract_0,
+    recorded_nested_abstract_1,
+    recorded_nested_abstract_2,
+    recorded_nested_abstract_3,
+    recorded_null_keys_0,
+    recorded_null_keys_1,
+    recorded_null_keys_2,
+    recorded_null_keys_3,
+    recorded_override_and_provides_0,
+    recorded_override_and_provides_1,
+    recorded_override_and_provides_2,
+    recorded_override_and_provides_3,
+    recorded_progressive_override_0,
+    recorded_progressive_override_1,
+    recorded_progressive_override_2,
+    recorded_progressive_override_3,
+    recorded_provides_nested_0,
+    recorded_provides_nested_1,
+    recorded_provides_nested_2,
+    recorded_provides_nested_3,
+    recorded_reference_only_root_0,
+    recorded_reference_only_root_1,
+    recorded_reference_only_root_2,
+    recorded_reference_only_root_3,
+    recorded_requires_arguments_0,
+    recorded_requires_arguments_1,
+    recorded_requires_arguments_2,
+    recorded_requires_arguments_3,
+    recorded_requires_chain_0,
+    recorded_requires_chain_1,
+    recorded_requires_chain_2,
+    recorded_requires_chain_3,
+    recorded_requires_list_items_0,
+    recorded_requires_list_items_1,
+    recorded_requires_list_items_2,
+    recorded_requires_list_items_3,
+    recorded_requires_same_subgraph_0,
+    recorded_requires_same_subgraph_1,
+    recorded_requires_same_subgraph_2,
+    recorded_requires_same_subgraph_3,
+    recorded_shared_root_fields_0,
+    recorded_shared_root_fields_1,
+    recorded_shared_root_fields_2,
+    recorded_shared_root_fields_3,
+    recorded_shared_value_root_0,
+    recorded_shared_value_root_1,
+    recorded_shared_value_root_2,
+    recorded_shared_value_root_3,
+    recorded_subgraph_cycle_0,
+    recorded_subgraph_cycle_1,
+    recorded_subgraph_cycle_2,
+    recorded_subgraph_cycle_3,
+    recorded_type_extension_0,
+    recorded_type_extension_1,
+    recorded_type_extension_2,
+    recorded_type_extension_3,
+    recorded_union_across_subgraphs_0,
+    recorded_union_across_subgraphs_1,
+    recorded_union_across_subgraphs_2,
+    recorded_union_across_subgraphs_3,
+    recorded_union_inaccessible_member_0,
+    recorded_union_inaccessible_member_1,
+    recorded_union_inaccessible_member_2,
+    recorded_union_inaccessible_member_3,
+    recorded_value_type_elsewhere_0,
+    recorded_value_type_elsewhere_1,
+    recorded_value_type_elsewhere_2,
+    recorded_value_type_elsewhere_3,
     reference_only_key_plans_through_the_owner,
     required_scopes_are_any_of_all_of,
     requires_and_a_plain_field_from_the_same_subgraph_share_a_fetch,

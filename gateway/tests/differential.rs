@@ -39,14 +39,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use shop_federation::Supergraph;
 use shop_gateway::{Gateway, GatewayOptions, GraphQLRequest};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-const LINK: &str = "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.8\", import: [\"@key\", \"@shareable\", \"@external\", \"@requires\", \"@provides\", \"@inaccessible\", \"@override\", \"@tag\", \"@interfaceObject\", \"@context\", \"@fromContext\"])\n";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -107,100 +103,9 @@ impl Drop for Reference {
     }
 }
 
-async fn serve(
-    schema: async_graphql::dynamic::Schema,
-    finds: impl Fn(&Value) -> bool + Send + Sync + 'static,
-) -> String {
-    let finds = Arc::new(finds);
-    let app = Router::new().route(
-        "/graphql",
-        post(move |Json(req): Json<async_graphql::Request>| {
-            let schema = schema.clone();
-            let finds = finds.clone();
-            async move {
-                let mut req = req;
-                req.query = never_empty(&req.query);
-                let trace = std::env::var("SHOP_DIFF_TRACE").is_ok();
-                let text = trace.then(|| format!("{} {:?}", req.query, req.variables));
-                // Representations this subgraph cannot find answer null in place.
-                let mut missing = Vec::new();
-                if let Some(async_graphql::Value::List(reps)) =
-                    req.variables.get_mut("representations")
-                {
-                    let mut i = 0;
-                    reps.retain(|r| {
-                        let keep = finds(&r.clone().into_json().unwrap_or_default());
-                        if !keep {
-                            missing.push(i);
-                        }
-                        i += 1;
-                        keep
-                    });
-                }
-                let mut resp = schema.execute(req).await;
-                if !missing.is_empty()
-                    && let async_graphql::Value::Object(data) = &mut resp.data
-                    && let Some(async_graphql::Value::List(items)) = data.get_mut("_entities")
-                {
-                    for i in missing {
-                        items.insert(i.min(items.len()), async_graphql::Value::Null);
-                    }
-                }
-                if let Some(text) = text {
-                    eprintln!(">>> {text}\n<<< {}", serde_json::to_string(&resp).unwrap());
-                }
-                Json(resp)
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
-}
-
 /// The paths of a response's errors. Apollo's gateway reports a value the API schema
 /// does not have (an `@inaccessible` enum value or type) in
 /// `extensions.valueCompletion` rather than in `errors`; those count as errors too.
-/// Adds `__synthetic: __typename` to every selection set of a subgraph operation.
-/// async-graphql answers an object whose fields were all skipped (`@skip`/`@include`)
-/// as null where the spec (and graphql-js) answers `{}`; gateways then merge that null
-/// differently. The extra field keeps every object an object; no client asks for it.
-fn never_empty(query: &str) -> String {
-    use apollo_compiler::ast::{Definition, Document, Field, Selection};
-    use apollo_compiler::{Name, Node};
-    fn fill(set: &mut Vec<Selection>) {
-        for sel in set.iter_mut() {
-            match sel {
-                Selection::Field(f) if !f.selection_set.is_empty() => {
-                    fill(&mut f.make_mut().selection_set)
-                }
-                Selection::Field(_) => {}
-                Selection::InlineFragment(i) => fill(&mut i.make_mut().selection_set),
-                Selection::FragmentSpread(_) => {}
-            }
-        }
-        set.push(Selection::Field(Node::new(Field {
-            alias: Some(Name::new_static_unchecked("__synthetic")),
-            name: Name::new_static_unchecked("__typename"),
-            arguments: Vec::new(),
-            directives: Default::default(),
-            selection_set: Vec::new(),
-        })));
-    }
-    let Ok(mut doc) = Document::parse(query, "subgraph-op.graphql") else {
-        return query.to_string();
-    };
-    for def in &mut doc.definitions {
-        match def {
-            Definition::OperationDefinition(op) => fill(&mut op.make_mut().selection_set),
-            Definition::FragmentDefinition(f) => fill(&mut f.make_mut().selection_set),
-            _ => {}
-        }
-    }
-    doc.to_string()
-}
-
 fn error_paths(resp: &Value) -> BTreeSet<String> {
     let listed = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
@@ -265,6 +170,38 @@ fn difference(ours: &Value, theirs: &Value) -> Option<String> {
     None
 }
 
+/// Writes `conformance/cases/recorded_<supergraph>_<k>.case`: an operation both
+/// gateways answered alike (the same data, errors at the same paths), with our answer
+/// (error messages are worded differently), over the supergraph's synthetic subgraphs. The corpus then keeps it from regressing and
+/// snapshots its plan.
+fn write_recorded_case(
+    name: &str,
+    seed: u64,
+    index: usize,
+    k: usize,
+    op: &generate::Generated,
+    answer: &Value,
+) {
+    let classes = std::fs::read_to_string(root().join("tests/differential/classes.txt"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .map(|l| l[name.len()..].trim().to_string())
+        .unwrap_or_default();
+    let case_name = format!("recorded_{}_{k}", name.replace('-', "_"));
+    let text = format!(
+        "# Recorded by the differential run (SHOP_DIFF_RECORD; supergraph {name}, seed {seed}, \
+         operation {index}):\n# the reference gateway answered with this data and errors at these paths.\n\
+         # Classes and subject: {classes}\n\
+         === synthetic {name}\n=== operation\n{}\n=== variables\n{}\n=== response\n{}\n",
+        op.query,
+        op.variables,
+        serde_json::to_string(answer).unwrap(),
+    );
+    let path = root().join(format!("tests/conformance/cases/{case_name}.case"));
+    std::fs::write(&path, text).unwrap();
+}
+
 struct Outcome {
     name: String,
     operations: usize,
@@ -284,38 +221,13 @@ struct Outcome {
 
 async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed: u64) -> Outcome {
     let name = dir.file_name().unwrap().to_string_lossy().to_string();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "graphql"))
-        .collect();
-    files.sort();
-    let mut sources = Vec::new();
-    for f in &files {
-        let sub = f.file_stem().unwrap().to_string_lossy().to_string();
-        let text = std::fs::read_to_string(f).unwrap();
-        let sdl = if text.contains("@link") {
-            text
-        } else {
-            format!("{LINK}{text}")
-        };
-        sources.push((sub, sdl));
-    }
-    let parsed: Vec<synthetic::Subgraph> = sources
+    let sources = synthetic::read_dir(dir);
+    let urls = synthetic::start(&sources).await;
+    let subgraphs: Vec<Value> = sources
         .iter()
-        .map(|(n, s)| synthetic::Subgraph::parse(n, s))
+        .zip(&urls)
+        .map(|((n, s), url)| json!({ "name": n, "url": url, "sdl": s }))
         .collect();
-    let mut subgraphs = Vec::new();
-    for (n, s) in &sources {
-        let mut world = synthetic::world(&parsed);
-        for (n2, s2) in &sources {
-            synthetic::note_overrides(&mut world, n2, s2);
-        }
-        let finds = synthetic::finds(synthetic::Subgraph::parse(n, s), world.clone());
-        let schema = synthetic::schema(synthetic::Subgraph::parse(n, s), world);
-        let url = serve(schema, finds).await;
-        subgraphs.push(json!({ "name": n, "url": url, "sdl": s }));
-    }
     let composed = reference
         .call(json!({ "cmd": "compose", "subgraphs": subgraphs }))
         .await;
@@ -349,7 +261,14 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
         }],
         Err(_) => generate::operations(&api, seed, ops),
     };
-    for op in &operations {
+    // `SHOP_DIFF_RECORD=<n>`: write up to n agreed answers per supergraph as corpus cases.
+    let record: usize = std::env::var("SHOP_DIFF_RECORD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut recorded: Vec<(usize, Value)> = Vec::new();
+    let mut shapes = BTreeSet::new();
+    for (index, op) in operations.iter().enumerate() {
         let req = GraphQLRequest {
             query: Some(op.query.clone()),
             variables: op.variables.as_object().cloned(),
@@ -369,6 +288,17 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
             .await;
         let theirs = theirs.get("result").cloned().unwrap_or(theirs);
         let mut what = difference(&ours, &theirs);
+        if recorded.len() < record
+            && what.is_none()
+            && deep_values(ours.get("data").unwrap_or(&Value::Null), 0) > 0
+            && let Ok(prepared) = gateway.prepare(&op.query, None).await
+        {
+            // Cases that cross subgraphs (where there are several), one per plan shape.
+            let shape = prepared.plan.to_string();
+            if prepared.plan.fetch_count() >= sources.len().min(2) && shapes.insert(shape) {
+                recorded.push((index, ours.clone()));
+            }
+        }
         let mut second_answer = Value::Null;
         if what.is_some() {
             // A second implementation breaks the tie: where it answers as we do, the
@@ -433,6 +363,9 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
         }
     }
     std::fs::write(out_dir.join(format!("{name}.txt")), &report).unwrap();
+    for (k, (index, answer)) in recorded.iter().enumerate() {
+        write_recorded_case(&name, seed, *index, k, &operations[*index], answer);
+    }
     Outcome {
         name,
         operations: operations.len(),

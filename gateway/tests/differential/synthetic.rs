@@ -944,3 +944,142 @@ pub fn schema(sg: Subgraph, world: World) -> Schema {
         .finish()
         .unwrap_or_else(|e| panic!("synthetic subgraph schema: {e}"))
 }
+
+const LINK: &str = "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.8\", import: [\"@key\", \"@shareable\", \"@external\", \"@requires\", \"@provides\", \"@inaccessible\", \"@override\", \"@tag\", \"@interfaceObject\", \"@context\", \"@fromContext\"])\n";
+
+/// The subgraphs of a supergraph directory: `(name, sdl)` per `<name>.graphql`, in
+/// name order, the federation `@link` added where the file has none.
+pub fn read_dir(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "graphql"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let sub = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let sdl = if text.contains("@link") {
+                text
+            } else {
+                format!("{LINK}{text}")
+            };
+            (sub, sdl)
+        })
+        .collect()
+}
+
+/// Serves the subgraphs `(name, sdl)` of one supergraph, each as a synthetic subgraph
+/// on a free port; returns their URLs in the same order.
+pub async fn start(sources: &[(String, String)]) -> Vec<String> {
+    let parsed: Vec<Subgraph> = sources.iter().map(|(n, s)| Subgraph::parse(n, s)).collect();
+    let mut world = world(&parsed);
+    for (n, s) in sources {
+        note_overrides(&mut world, n, s);
+    }
+    let mut urls = Vec::new();
+    for (n, s) in sources {
+        let found = finds(Subgraph::parse(n, s), world.clone());
+        let schema = schema(Subgraph::parse(n, s), world.clone());
+        urls.push(serve(schema, found).await);
+    }
+    urls
+}
+
+pub async fn serve(
+    schema: async_graphql::dynamic::Schema,
+    finds: impl Fn(&serde_json::Value) -> bool + Send + Sync + 'static,
+) -> String {
+    let finds = Arc::new(finds);
+    use axum::routing::post;
+    use axum::{Json, Router};
+    let app = Router::new().route(
+        "/graphql",
+        post(move |Json(req): Json<async_graphql::Request>| {
+            let schema = schema.clone();
+            let finds = finds.clone();
+            async move {
+                let mut req = req;
+                req.query = never_empty(&req.query);
+                let trace = std::env::var("SHOP_DIFF_TRACE").is_ok();
+                let text = trace.then(|| format!("{} {:?}", req.query, req.variables));
+                // Representations this subgraph cannot find answer null in place.
+                let mut missing = Vec::new();
+                if let Some(async_graphql::Value::List(reps)) =
+                    req.variables.get_mut("representations")
+                {
+                    let mut i = 0;
+                    reps.retain(|r| {
+                        let keep = finds(&r.clone().into_json().unwrap_or_default());
+                        if !keep {
+                            missing.push(i);
+                        }
+                        i += 1;
+                        keep
+                    });
+                }
+                let mut resp = schema.execute(req).await;
+                if !missing.is_empty()
+                    && let async_graphql::Value::Object(data) = &mut resp.data
+                    && let Some(async_graphql::Value::List(items)) = data.get_mut("_entities")
+                {
+                    for i in missing {
+                        items.insert(i.min(items.len()), async_graphql::Value::Null);
+                    }
+                }
+                if let Some(text) = text {
+                    eprintln!(">>> {text}\n<<< {}", serde_json::to_string(&resp).unwrap());
+                }
+                Json(resp)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Adds `__synthetic: __typename` to every selection set of a subgraph operation.
+/// async-graphql answers an object whose fields were all skipped (`@skip`/`@include`)
+/// as null where the spec (and graphql-js) answers `{}`; gateways then merge that null
+/// differently. The extra field keeps every object an object; no client asks for it.
+pub fn never_empty(query: &str) -> String {
+    use apollo_compiler::ast::{Definition, Document, Field, Selection};
+    use apollo_compiler::{Name, Node};
+    fn fill(set: &mut Vec<Selection>) {
+        for sel in set.iter_mut() {
+            match sel {
+                Selection::Field(f) if !f.selection_set.is_empty() => {
+                    fill(&mut f.make_mut().selection_set)
+                }
+                Selection::Field(_) => {}
+                Selection::InlineFragment(i) => fill(&mut i.make_mut().selection_set),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+        set.push(Selection::Field(Node::new(Field {
+            alias: Some(Name::new_static_unchecked("__synthetic")),
+            name: Name::new_static_unchecked("__typename"),
+            arguments: Vec::new(),
+            directives: Default::default(),
+            selection_set: Vec::new(),
+        })));
+    }
+    let Ok(mut doc) = Document::parse(query, "subgraph-op.graphql") else {
+        return query.to_string();
+    };
+    for def in &mut doc.definitions {
+        match def {
+            Definition::OperationDefinition(op) => fill(&mut op.make_mut().selection_set),
+            Definition::FragmentDefinition(f) => fill(&mut f.make_mut().selection_set),
+            _ => {}
+        }
+    }
+    doc.to_string()
+}
