@@ -31,6 +31,47 @@ pub struct FetchNode {
     /// is built by the first of `entity` and these that accepts its runtime type.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub more_entities: Vec<EntityFetch>,
+    /// Keys of the subgraph's answer to rename before merging it (for an entity fetch,
+    /// inside each entity): fields the operation had to alias for the subgraph.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub renames: Vec<Rename>,
+}
+
+/// A field the subgraph operation selects under `from` (one response name cannot have
+/// two types in one selection set) and the client knows as `to`. `from` is unique to
+/// that field and type, so every object holding it is renamed, whatever its type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rename {
+    /// The response keys from the answer's root (or an entity) to the objects holding
+    /// the field, through lists.
+    pub path: Vec<String>,
+    pub from: String,
+    pub to: String,
+}
+
+/// Renames `rename.from` to `rename.to` in `value` wherever `path` leads.
+pub fn apply_rename(value: &mut serde_json::Value, path: &[String], rename: &Rename) {
+    use serde_json::Value;
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                apply_rename(item, path, rename);
+            }
+        }
+        Value::Object(obj) => match path.split_first() {
+            None => {
+                if let Some(v) = obj.remove(&rename.from) {
+                    obj.insert(rename.to.clone(), v);
+                }
+            }
+            Some((key, rest)) => {
+                if let Some(child) = obj.get_mut(key) {
+                    apply_rename(child, rest, rename);
+                }
+            }
+        },
+        _ => {}
+    }
 }
 
 impl FetchNode {
@@ -254,6 +295,16 @@ fn write_fetch(out: &mut String, f: &FetchNode, level: usize) {
                 e.interface_object_of.join(", ")
             );
         }
+    }
+    for r in &f.renames {
+        indent(out, level + 1);
+        let _ = writeln!(
+            out,
+            "# renames {}{} to {}",
+            r.path.iter().map(|p| format!("{p}.")).collect::<String>(),
+            r.from,
+            r.to
+        );
     }
     indent(out, level + 1);
     out.push_str(&f.operation);

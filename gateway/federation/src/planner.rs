@@ -7,10 +7,12 @@
 //! runs `_entities` over every object at that path. Fields for the same subgraph at the
 //! same path share one dependent fetch.
 
+use std::collections::HashMap;
+
 use crate::field_set::{self, FieldSetItem};
 use crate::operation::{Field, InlineFragment, Operation, OperationKind, Selection, SelectionSet};
 use crate::plan::{
-    ContextValue, EntityFetch, FetchNode, PathSegment, PlanNode, QueryPlan, Required,
+    ContextValue, EntityFetch, FetchNode, PathSegment, PlanNode, QueryPlan, Rename, Required,
 };
 use crate::supergraph::{Labels, Supergraph};
 
@@ -35,6 +37,9 @@ enum Out {
         key: String,
         head: String,
         sub: Option<Vec<Out>>,
+        /// Its type as the subgraph declares it (when known): one response name with
+        /// two types in one selection set must be aliased (see [`alias_conflicts`]).
+        ty: Option<String>,
     },
     Inline {
         head: String,
@@ -220,6 +225,19 @@ fn inline_head(i: &InlineFragment) -> String {
     s
 }
 
+/// A type as an alias suffix: `Int!` -> `Int_nn`, `[String]` -> `l_String`.
+fn type_tag(ty: &str) -> String {
+    ty.chars()
+        .map(|c| match c {
+            '!' => "_nn".to_string(),
+            '[' => "l_".to_string(),
+            ']' => String::new(),
+            c if c.is_ascii_alphanumeric() || c == '_' => c.to_string(),
+            _ => String::new(),
+        })
+        .collect()
+}
+
 fn print_out(items: &[Out], out: &mut String) {
     out.push_str("{ ");
     for (i, item) in items.iter().enumerate() {
@@ -319,11 +337,14 @@ fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) 
             key: "__typename".into(),
             head: "__typename".into(),
             sub: None,
+            ty: None,
         });
     }
     for item in key {
         let existing = out.iter_mut().find_map(|o| match o {
-            Out::Field { key, head, sub } if key == &item.name && head == &item.name => Some(sub),
+            Out::Field { key, head, sub, .. } if key == &item.name && head == &item.name => {
+                Some(sub)
+            }
             _ => None,
         });
         match existing {
@@ -344,6 +365,7 @@ fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) 
                     key: item.name.clone(),
                     head: item.name.clone(),
                     sub,
+                    ty: None,
                 });
             }
         }
@@ -356,24 +378,27 @@ fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) 
 fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
     for item in more {
         match item {
-            Out::Field { key, head, sub } => {
+            Out::Field { key, head, sub, ty } => {
                 let existing = into.iter_mut().find_map(|o| match o {
                     Out::Field {
                         key: k,
                         head: h,
                         sub: s,
+                        ..
                     } if *k == key && *h == head => Some(s),
                     _ => None,
                 });
                 match (existing, sub) {
                     (Some(Some(existing)), Some(sub)) => merge_outs(existing, sub),
                     (Some(_), _) => {}
-                    (None, sub) => into.push(Out::Field { key, head, sub }),
+                    (None, sub) => into.push(Out::Field { key, head, sub, ty }),
                 }
             }
             Out::Inline { head, sub } => {
                 let existing = into.iter_mut().find_map(|o| match o {
-                    Out::Inline { head: h, sub: s } if *h == head => Some(s),
+                    Out::Inline {
+                        head: h, sub: s, ..
+                    } if *h == head => Some(s),
                     _ => None,
                 });
                 match existing {
@@ -585,6 +610,7 @@ impl Planner<'_> {
             key: f.response_key.clone(),
             head: field_head(f),
             sub,
+            ty: self.sg.field_type_in(type_name, &f.name, graph),
         })
     }
 
@@ -1527,7 +1553,12 @@ impl Planner<'_> {
         ))
     }
 
-    fn operation_text(&self, group: &Group, counter: &mut usize) -> String {
+    fn operation_text(
+        &self,
+        group: &Group,
+        counter: &mut usize,
+        renames: &mut Vec<Rename>,
+    ) -> String {
         let service = &self.sg.graphs[group.graph].name;
         let mut defs: Vec<String> = Vec::new();
         if group.entity.is_some() {
@@ -1577,25 +1608,90 @@ impl Planner<'_> {
                         })
                     })
                     .collect();
+                let mut inline: Vec<Out> = inline;
+                self.alias_conflicts(&mut inline, &[], renames);
                 let entities = vec![Out::Field {
                     key: "_entities".into(),
                     head: "_entities(representations: $representations)".into(),
                     sub: Some(inline),
+                    ty: None,
                 }];
                 print_out(&entities, &mut text);
             }
-            None => print_out(&group.selections, &mut text),
+            None => {
+                let mut items = group.selections.clone();
+                self.alias_conflicts(&mut items, &[], renames);
+                print_out(&items, &mut text);
+            }
         }
         text
     }
 
+    /// Aliases fields that share a response name but not a type within one selection
+    /// set (across its fragments): valid for the client, whose supergraph types agree,
+    /// such a selection is invalid for a subgraph whose types differ (`Int!` in one
+    /// member, `Int` in another). Each alias is recorded as a rename of the answer.
+    fn alias_conflicts(&self, items: &mut [Out], path: &[String], renames: &mut Vec<Rename>) {
+        // The first type seen per response name, per merged selection set: fields of
+        // one response key at one level merge, so their sub-selections are one set.
+        let mut seen: HashMap<Vec<String>, Vec<(String, String)>> = HashMap::new();
+        self.rename_level(items, path, &mut seen, renames);
+    }
+
+    fn rename_level(
+        &self,
+        items: &mut [Out],
+        path: &[String],
+        seen: &mut HashMap<Vec<String>, Vec<(String, String)>>,
+        renames: &mut Vec<Rename>,
+    ) {
+        for item in items.iter_mut() {
+            match item {
+                Out::Field { key, head, sub, ty } => {
+                    if let Some(t) = ty.as_deref() {
+                        let first = seen.entry(path.to_vec()).or_default();
+                        match first.iter().position(|(k, _)| k == key) {
+                            None => first.push((key.clone(), t.to_string())),
+                            Some(i) if first[i].1 != t => {
+                                let alias = format!("{key}__{}", type_tag(t));
+                                let prefix = format!("{key}: ");
+                                *head = match head.strip_prefix(&prefix) {
+                                    Some(rest) => format!("{alias}: {rest}"),
+                                    None => format!("{alias}: {head}"),
+                                };
+                                let rename = Rename {
+                                    path: path.to_vec(),
+                                    from: alias.clone(),
+                                    to: key.clone(),
+                                };
+                                if !renames.contains(&rename) {
+                                    renames.push(rename);
+                                }
+                                *key = alias;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    if let Some(sub) = sub {
+                        let mut below = path.to_vec();
+                        below.push(key.clone());
+                        self.rename_level(sub, &below, seen, renames);
+                    }
+                }
+                Out::Inline { sub, .. } => self.rename_level(sub, path, seen, renames),
+            }
+        }
+    }
+
     fn node(&self, group: Group, counter: &mut usize) -> PlanNode {
+        let mut renames = Vec::new();
         let fetch = FetchNode {
             service: self.sg.graphs[group.graph].name.clone(),
-            operation: self.operation_text(&group, counter),
+            operation: self.operation_text(&group, counter, &mut renames),
             variables: group.variables.clone(),
             entity: entity_fetch(&group),
             more_entities: group.also.iter().filter_map(entity_fetch).collect(),
+            renames,
         };
         let own = if group.entity.is_some() {
             PlanNode::Flatten {

@@ -74,6 +74,9 @@ pub struct FieldInGraph {
     pub used_overridden: bool,
     /// `@fromContext` arguments: filled from the nearest ancestor carrying a context.
     pub context_arguments: Vec<ContextArgument>,
+    /// The field's type in this subgraph when it differs from the supergraph's
+    /// (`join__field(type:)`, e.g. `Int!` where the supergraph has `Int`).
+    pub ty: Option<String>,
 }
 
 /// One `@fromContext` argument of a field in one subgraph (join v0.5 `contextArguments`).
@@ -410,6 +413,7 @@ impl Supergraph {
                         override_label,
                         used_overridden: bool_arg(d, "usedOverridden").unwrap_or(false),
                         context_arguments: context_arguments(d, name.as_str(), fname.as_str())?,
+                        ty: str_arg(d, "type"),
                     });
                 }
                 meta.fields.insert(fname.to_string(), fm);
@@ -560,6 +564,21 @@ impl Supergraph {
         self.field_in_graph(type_name, field, graph)
             .and_then(|f| f.requires_set.as_deref())
             .unwrap_or_default()
+    }
+
+    /// The type of `type_name.field` as `graph` declares it (GraphQL text): what its
+    /// `join__field(type:)` says, else the supergraph's.
+    pub fn field_type_in(&self, type_name: &str, field: &str, graph: usize) -> Option<String> {
+        if let Some(ty) = self
+            .field_in_graph(type_name, field, graph)
+            .and_then(|f| f.ty.clone())
+        {
+            return Some(ty);
+        }
+        self.schema
+            .type_field(type_name, field)
+            .ok()
+            .map(|def| def.ty.to_string())
     }
 
     /// The `@fromContext` arguments of `type_name.field` in `graph`.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures::future::{BoxFuture, join_all};
 use serde_json::{Map, Value};
 use shop_federation::field_set::FieldSetItem;
-use shop_federation::plan::{FetchNode, PathSegment, PlanNode, Required};
+use shop_federation::plan::{FetchNode, PathSegment, PlanNode, Required, apply_rename};
 use tracing::Instrument;
 
 use crate::Gateway;
@@ -317,9 +317,12 @@ impl Gateway {
         let body = serde_json::json!({ "query": fetch.operation, "variables": Self::variables_for(fetch, ctx) });
         match self.send(&fetch.service, body, state, ctx).await {
             Ok(resp) => {
-                if let Some(data) = resp.data
+                if let Some(mut data) = resp.data
                     && let Ok(mut d) = state.data.lock()
                 {
+                    for r in &fetch.renames {
+                        apply_rename(&mut data, &r.path, r);
+                    }
                     merge(&mut d, data);
                 }
                 for e in resp.errors {
@@ -442,6 +445,11 @@ impl Gateway {
                         _ => None,
                     })
                     .unwrap_or_default();
+                for entity in entities.iter_mut() {
+                    for r in &fetch.renames {
+                        apply_rename(entity, &r.path, r);
+                    }
+                }
                 // Most representations serve one position: the last (usually only) one
                 // takes the entity, earlier ones copy it.
                 let mut last_use = vec![usize::MAX; entities.len()];

@@ -974,6 +974,16 @@ pub fn read_dir(dir: &std::path::Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The schema a subgraph serves, for validating operations: federation directives
+/// the SDL uses without defining are tolerated.
+fn strict_schema(sdl: &str) -> apollo_compiler::validation::Valid<apollo_compiler::Schema> {
+    let schema = match apollo_compiler::Schema::parse(sdl, "subgraph.graphql") {
+        Ok(s) => s,
+        Err(with_errors) => with_errors.partial,
+    };
+    apollo_compiler::validation::Valid::assume_valid(schema)
+}
+
 /// Serves the subgraphs `(name, sdl)` of one supergraph, each as a synthetic subgraph
 /// on a free port; returns their URLs in the same order.
 pub async fn start(sources: &[(String, String)]) -> Vec<String> {
@@ -998,12 +1008,30 @@ pub async fn serve(
     let finds = Arc::new(finds);
     use axum::routing::post;
     use axum::{Json, Router};
+    // Operations are validated by the spec's rules first (async-graphql's own checks
+    // let through e.g. one response name with two shapes in sibling fragments, which a
+    // stricter subgraph refuses); a gateway must only send what any subgraph accepts.
+    let strict = Arc::new(strict_schema(&schema.sdl()));
     let app = Router::new().route(
         "/graphql",
         post(move |Json(req): Json<async_graphql::Request>| {
             let schema = schema.clone();
             let finds = finds.clone();
+            let strict = strict.clone();
             async move {
+                if let Err(e) = apollo_compiler::ExecutableDocument::parse_and_validate(
+                    &strict,
+                    &req.query,
+                    "subgraph-op.graphql",
+                ) {
+                    let resp = async_graphql::Response::from_errors(vec![
+                        async_graphql::ServerError::new(
+                            format!("invalid subgraph operation: {}", e.errors),
+                            None,
+                        ),
+                    ]);
+                    return Json(resp);
+                }
                 let mut req = req;
                 req.query = never_empty(&req.query);
                 let trace = std::env::var("SHOP_DIFF_TRACE").is_ok();
