@@ -71,6 +71,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_DIFF_QUERY",
     "SHOP_DIFF_VARIABLES",
     "SHOP_DIFF_TRACE",
+    "SHOP_DIFF_RECORD",
     "SHOP_CHROMIUM",
     "SHOP_REDIS_TEST_URL",
 ];

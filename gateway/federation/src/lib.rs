@@ -12,10 +12,12 @@ pub mod field_set;
 pub mod operation;
 pub mod plan;
 pub mod planner;
+pub mod query_graph;
 pub mod supergraph;
 
 pub use compose::{ComposeError, SubgraphSource, compose};
 pub use operation::{Operation, OperationError, normalize};
 pub use plan::{FetchNode, PathSegment, PlanNode, QueryPlan};
 pub use planner::{PlanError, plan, plan_with_labels};
+pub use query_graph::QueryGraph;
 pub use supergraph::{Labels, Supergraph, SupergraphError};

@@ -14,6 +14,7 @@ use crate::operation::{Field, InlineFragment, Operation, OperationKind, Selectio
 use crate::plan::{
     ContextValue, EntityFetch, FetchNode, PathSegment, PlanNode, QueryPlan, Rename, Required,
 };
+use crate::query_graph::QueryGraph;
 use crate::supergraph::{Labels, Supergraph};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -129,6 +130,8 @@ fn share_requests(groups: Vec<Group>) -> Vec<Group> {
 
 struct Planner<'a> {
     sg: &'a Supergraph,
+    /// Which subgraphs each type can move between, and how (see [`QueryGraph`]).
+    qg: &'a QueryGraph,
     op: &'a Operation,
     labels: &'a Labels,
     /// Contexts some field of the operation reads, with the fields each reads: objects
@@ -914,8 +917,8 @@ impl Planner<'_> {
     ) -> Result<(), PlanError> {
         let coordinate = format!("{type_name}.{}", field.name);
         let targets = self
-            .sg
-            .resolving_graphs(type_name, &field.name, self.labels);
+            .qg
+            .resolving_graphs(type_name, &field.name, self.sg.graphs.len());
         if targets.is_empty() {
             return Err(PlanError::Unresolvable(coordinate));
         }
@@ -1101,38 +1104,11 @@ impl Planner<'_> {
 
     /// The first subgraph on the shortest chain of entity jumps from `from` to one of
     /// `targets` for `type_name`, each jump by a key the subgraph before can supply
-    /// (`None` when `from` reaches a target directly, or none at all).
+    /// (`None` when `from` reaches a target directly, or none at all): a path over the
+    /// query graph's key edges.
     fn first_hop(&self, type_name: &str, from: usize, targets: &[usize]) -> Option<usize> {
-        let n = self.sg.graphs.len();
-        let reaches = |a: usize, b: usize| {
-            a != b
-                && self
-                    .sg
-                    .resolvable_keys(type_name, b)
-                    .into_iter()
-                    .any(|k| self.sg.can_provide(type_name, &k.fields, a, self.labels))
-        };
-        // Breadth first, remembering each subgraph's first hop from `from`.
-        let mut first: Vec<Option<usize>> = vec![None; n];
-        let mut queue = std::collections::VecDeque::new();
-        for (b, hop) in first.iter_mut().enumerate() {
-            if reaches(from, b) {
-                *hop = Some(b);
-                queue.push_back(b);
-            }
-        }
-        while let Some(a) = queue.pop_front() {
-            if targets.contains(&a) {
-                return first[a].filter(|hop| *hop != a);
-            }
-            for b in 0..n {
-                if b != from && first[b].is_none() && reaches(a, b) {
-                    first[b] = first[a];
-                    queue.push_back(b);
-                }
-            }
-        }
-        None
+        let path = self.qg.key_path(type_name, from, targets)?;
+        (path.len() > 1).then(|| path[0])
     }
 
     /// The selection objects of `type_name` add because a field below reads one of
@@ -1364,7 +1340,9 @@ impl Planner<'_> {
         // Among the subgraphs resolving the field (several for a @shareable root field),
         // the one lacking the fewest fields of its selection (each lacking field costs
         // a fetch elsewhere), then one already fetched from, then supergraph order.
-        let graphs = self.sg.resolving_graphs(root, &f.name, self.labels);
+        let graphs = self
+            .qg
+            .resolving_graphs(root, &f.name, self.sg.graphs.len());
         graphs
             .iter()
             .copied()
@@ -1451,7 +1429,9 @@ impl Planner<'_> {
         for item in items {
             match item {
                 Selection::Field(f) if !f.name.starts_with("__") => {
-                    if let [only] = self.sg.resolving_graphs(root, &f.name, self.labels)[..]
+                    if let [only] = self
+                        .qg
+                        .resolving_graphs(root, &f.name, self.sg.graphs.len())[..]
                         && !out.contains(&only)
                     {
                         out.push(only);
@@ -1763,8 +1743,18 @@ pub fn plan_with_labels(
     let root = root.ok_or(PlanError::NoRootType(kind_name))?.to_string();
     let mut used_contexts = Vec::new();
     collect_contexts(sg, &op.selection_set, &mut used_contexts);
+    // The supergraph keeps the query graph without override labels; with some on,
+    // fields (and so keys) may sit elsewhere, and the graph is built for them.
+    let labelled;
+    let qg = if labels.is_empty() {
+        sg.query_graph()
+    } else {
+        labelled = QueryGraph::build(sg, labels);
+        &labelled
+    };
     let planner = Planner {
         sg,
+        qg,
         op,
         labels,
         used_contexts,

@@ -146,6 +146,8 @@ pub struct Supergraph {
     /// before v0.2 for interfaces, v0.3 for unions): then every subgraph is taken to
     /// know every possible type it defines.
     members_in: Option<HashMap<String, BTreeSet<(usize, String)>>>,
+    /// Built on first use, without override labels (see [`Supergraph::query_graph`]).
+    query_graph: std::sync::OnceLock<crate::query_graph::QueryGraph>,
 }
 
 fn str_arg(d: &Directive, name: &str) -> Option<String> {
@@ -432,7 +434,14 @@ impl Supergraph {
             sdl: sdl.to_string(),
             override_labels: override_labels.into_iter().collect(),
             contexts,
+            query_graph: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The query graph with no progressive-override label on.
+    pub fn query_graph(&self) -> &crate::query_graph::QueryGraph {
+        self.query_graph
+            .get_or_init(|| crate::query_graph::QueryGraph::build(self, &Labels::new()))
     }
 
     /// Replaces subgraph URLs (deployment overrides).
@@ -485,13 +494,6 @@ impl Supergraph {
             Some(fm) if fm.via_interface_object => false,
             _ => t.graphs.iter().any(|g| g.graph == graph),
         }
-    }
-
-    /// The subgraphs that resolve `type_name.field`, in supergraph order.
-    pub fn resolving_graphs(&self, type_name: &str, field: &str, labels: &Labels) -> Vec<usize> {
-        (0..self.graphs.len())
-            .filter(|g| self.can_resolve(type_name, field, *g, labels))
-            .collect()
     }
 
     /// The keys by which `graph` can resolve `type_name` as an entity.
