@@ -514,11 +514,14 @@ impl Planner<'_> {
                                     conditions: Vec::new(),
                                     variables: Vec::new(),
                                     selection_set: SelectionSet {
-                                        type_name: t,
+                                        // The field's parent is now the member type:
+                                        // merge paths below read its list levels
+                                        // from there.
                                         items: vec![Selection::Field(Field {
-                                            parent_type: String::new(),
+                                            parent_type: t.clone(),
                                             ..f.clone()
                                         })],
+                                        type_name: t,
                                     },
                                 })
                             })
