@@ -1192,16 +1192,14 @@ impl<'a> Composer<'a> {
                     implements.push(name(iface));
                     // Always, as other composers write it: the planner reads from these
                     // which implementations each subgraph can return.
-                    {
-                        for g in gs {
-                            directives.push(directive(
-                                "join__implements",
-                                vec![
-                                    self.graph_arg(*g),
-                                    (name("interface"), Node::new(Value::String(iface.clone()))),
-                                ],
-                            ));
-                        }
+                    for g in gs {
+                        directives.push(directive(
+                            "join__implements",
+                            vec![
+                                self.graph_arg(*g),
+                                (name("interface"), Node::new(Value::String(iface.clone()))),
+                            ],
+                        ));
                     }
                 }
                 self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);

@@ -919,9 +919,7 @@ impl Planner<'_> {
         children: &mut Vec<Group>,
     ) -> Result<(), PlanError> {
         let coordinate = format!("{type_name}.{}", field.name);
-        let targets = self
-            .qg
-            .resolving_graphs(type_name, &field.name, self.sg.graphs.len());
+        let targets = self.qg.resolving_graphs(type_name, &field.name);
         if targets.is_empty() {
             return Err(PlanError::Unresolvable(coordinate));
         }
@@ -1041,7 +1039,7 @@ impl Planner<'_> {
                             .max()
                             .unwrap_or(0);
                     }
-                    carried = self.required_inputs(type_name, &requires);
+                    carried = self.required_inputs(&wanted);
                 }
             }
         }
@@ -1259,49 +1257,43 @@ impl Planner<'_> {
         }
     }
 
-    /// What the representations carry for a `@requires` field set: each field under
-    /// its name (read from its alias), a fragment's fields only for its possible types,
-    /// and the runtime type of an abstract field that fragments look at.
-    fn required_inputs(&self, type_name: &str, set: &[field_set::Selection]) -> Vec<Required> {
-        set.iter()
+    /// What the representations carry for a `@requires` selection as
+    /// [`Planner::required_selection`] built it: each field under its name (read from
+    /// its alias), a fragment's fields only for its possible types, and the runtime
+    /// type of an abstract field that fragments look at.
+    fn required_inputs(&self, set: &SelectionSet) -> Vec<Required> {
+        set.items
+            .iter()
             .map(|item| match item {
-                field_set::Selection::Field {
-                    name,
-                    arguments,
-                    selections,
-                } => {
-                    let inner = self.sg.field_type_name(type_name, name).unwrap_or_default();
-                    let mut sub = Vec::new();
-                    if self.sg.is_abstract(&inner) && !selections.is_empty() {
-                        sub.push(Required::Field {
-                            name: "__typename".into(),
-                            alias: None,
-                            arguments: Vec::new(),
-                            selections: Vec::new(),
-                        });
+                Selection::Field(f) => {
+                    let mut selections = Vec::new();
+                    if let Some(ss) = &f.selection_set {
+                        if self.sg.is_abstract(&ss.type_name) {
+                            selections.push(Required::Field {
+                                name: "__typename".into(),
+                                alias: None,
+                                arguments: Vec::new(),
+                                selections: Vec::new(),
+                            });
+                        }
+                        selections.extend(self.required_inputs(ss));
                     }
-                    sub.extend(self.required_inputs(&inner, selections));
                     Required::Field {
-                        name: name.clone(),
-                        alias: required_alias(name, arguments),
-                        arguments: arguments.clone(),
-                        selections: sub,
+                        name: f.name.clone(),
+                        alias: f.alias.clone(),
+                        arguments: f.arguments.clone(),
+                        selections,
                     }
                 }
-                field_set::Selection::InlineFragment {
-                    type_condition,
-                    selections,
-                } => {
-                    let on = type_condition
-                        .clone()
-                        .unwrap_or_else(|| type_name.to_string());
+                Selection::InlineFragment(frag) => {
+                    let on = frag.selection_set.type_name.clone();
                     let types = if self.sg.is_abstract(&on) {
                         self.sg.possible_types(&on)
                     } else {
                         vec![on.clone()]
                     };
                     Required::Fragment {
-                        selections: self.required_inputs(&on, selections),
+                        selections: self.required_inputs(&frag.selection_set),
                         on,
                         types,
                     }
@@ -1343,9 +1335,7 @@ impl Planner<'_> {
         // Among the subgraphs resolving the field (several for a @shareable root field),
         // the one lacking the fewest fields of its selection (each lacking field costs
         // a fetch elsewhere), then one already fetched from, then supergraph order.
-        let graphs = self
-            .qg
-            .resolving_graphs(root, &f.name, self.sg.graphs.len());
+        let graphs = self.qg.resolving_graphs(root, &f.name);
         graphs
             .iter()
             .copied()
@@ -1432,9 +1422,7 @@ impl Planner<'_> {
         for item in items {
             match item {
                 Selection::Field(f) if !f.name.starts_with("__") => {
-                    if let [only] = self
-                        .qg
-                        .resolving_graphs(root, &f.name, self.sg.graphs.len())[..]
+                    if let [only] = self.qg.resolving_graphs(root, &f.name)[..]
                         && !out.contains(&only)
                     {
                         out.push(only);
@@ -1581,7 +1569,7 @@ impl Planner<'_> {
         }
         match &group.entity {
             Some(_) => {
-                let inline = std::iter::once(group)
+                let mut inline: Vec<Out> = std::iter::once(group)
                     .chain(&group.also)
                     .filter_map(|g| {
                         let (type_name, _) = g.entity.as_ref()?;
@@ -1591,7 +1579,6 @@ impl Planner<'_> {
                         })
                     })
                     .collect();
-                let mut inline: Vec<Out> = inline;
                 self.alias_conflicts(&mut inline, &[], renames);
                 let entities = vec![Out::Field {
                     key: "_entities".into(),

@@ -59,13 +59,18 @@ pub struct QueryGraph {
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
     index: HashMap<(String, usize), usize>,
+    /// How many subgraphs the supergraph has.
+    graphs: usize,
     /// Edge indexes by source node.
     out: Vec<Vec<usize>>,
 }
 
 impl QueryGraph {
     pub fn build(sg: &Supergraph, labels: &Labels) -> QueryGraph {
-        let mut g = QueryGraph::default();
+        let mut g = QueryGraph {
+            graphs: sg.graphs.len(),
+            ..QueryGraph::default()
+        };
         // Types in schema order, subgraphs in supergraph order: the graph (and what
         // `describe` prints) is the same on every load.
         let composite: Vec<&str> = sg
@@ -204,8 +209,8 @@ impl QueryGraph {
     }
 
     /// The subgraphs with a field edge `field` from `type_name`: those that resolve it.
-    pub fn resolving_graphs(&self, type_name: &str, field: &str, graphs: usize) -> Vec<usize> {
-        (0..graphs)
+    pub fn resolving_graphs(&self, type_name: &str, field: &str) -> Vec<usize> {
+        (0..self.graphs)
             .filter(|g| {
                 self.edges_from(type_name, *g)
                     .any(|e| matches!(&e.kind, EdgeKind::Field { name, .. } if name == field))

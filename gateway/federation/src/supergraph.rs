@@ -253,14 +253,12 @@ fn members_in(
         if interfaces.is_empty() || ty.directives().get("join__implements").is_some() {
             continue;
         }
+        let own = graphs_of(ty);
         for iface in interfaces {
             let Some(iface_ty) = schema.types.get(iface.name.as_str()) else {
                 continue;
             };
-            let shared: Vec<usize> = graphs_of(ty)
-                .intersection(&graphs_of(iface_ty))
-                .copied()
-                .collect();
+            let shared: Vec<usize> = own.intersection(&graphs_of(iface_ty)).copied().collect();
             for g in shared {
                 direct
                     .entry(iface.name.to_string())
