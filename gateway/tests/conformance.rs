@@ -275,7 +275,25 @@ macro_rules! cases {
                 run_case(stringify!($name)).await;
             }
         )*
+        const LISTED: &[&str] = &[$(stringify!($name)),*];
     };
+}
+
+/// A case file missing from the list below would never run.
+#[test]
+fn every_case_file_is_listed() {
+    let dir = format!("{}/tests/conformance/cases", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".case").map(str::to_string)
+        })
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = LISTED.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(files, listed);
 }
 
 cases! {
@@ -520,6 +538,7 @@ cases! {
     recorded_requires_list_items_1,
     recorded_requires_list_items_2,
     recorded_requires_list_items_3,
+    requires_list_items_next_to_a_skipped_requiring_sibling,
     recorded_requires_same_subgraph_0,
     recorded_requires_same_subgraph_1,
     recorded_requires_same_subgraph_2,

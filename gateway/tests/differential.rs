@@ -25,8 +25,11 @@
 //!
 //! `tests/differential/pending.txt` lists the supergraphs answered differently, each
 //! with the reason (a planner gap, or a reference shown wrong by hand). They run too,
-//! and their differences are reported; the test fails when a supergraph not listed differs, and
-//! when a listed one no longer does (so the list only shrinks).
+//! and their differences are reported; the test fails when a supergraph not listed
+//! differs, and when one listed for a planner gap no longer does (so that list only
+//! shrinks). A line whose reason starts with "reference wrong" may differ or not: such
+//! a reference bug can show on some seeds and run sizes only, and corpus cases pin our
+//! answers there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -404,17 +407,26 @@ async fn every_supergraph_answers_as_the_reference_gateway_does() {
     for dir in &dirs {
         outcomes.push(run_supergraph(dir, &mut reference, ops, seed).await);
     }
-    let pending: Vec<String> =
+    // (supergraph, whether the reference is the one shown wrong)
+    let pending: Vec<(String, bool)> =
         std::fs::read_to_string(root().join("tests/differential/pending.txt"))
             .unwrap_or_default()
             .lines()
-            .map(|l| l.split('#').next().unwrap_or_default().trim().to_string())
-            .filter(|l| !l.is_empty())
+            .filter_map(|l| {
+                let (name, reason) = l.split_once('#').unwrap_or((l, ""));
+                let name = name.trim();
+                (!name.is_empty()).then(|| {
+                    (
+                        name.to_string(),
+                        reason.trim().starts_with("reference wrong"),
+                    )
+                })
+            })
             .collect();
     let mut summary = String::new();
     let mut wrong = Vec::new();
     for o in &outcomes {
-        let listed = pending.contains(&o.name);
+        let listed = pending.iter().find(|(name, _)| *name == o.name);
         summary.push_str(&format!(
             "{:<36} {:>5} operations {:>3}% informative {:>4} differences {:>3} reference splits {:>3} without oracle{}\n",
             o.name,
@@ -423,10 +435,15 @@ async fn every_supergraph_answers_as_the_reference_gateway_does() {
             o.differences,
             o.disagreements,
             o.no_oracle,
-            if listed { "  (pending)" } else { "" }
+            if listed.is_some() { "  (pending)" } else { "" }
         ));
-        if listed == (o.differences == 0) {
-            wrong.push(o.name.clone());
+        // A planner gap must keep showing (so the list only shrinks); a reference shown
+        // wrong may err on only some seeds and sizes of run.
+        let differs = o.differences > 0;
+        match listed {
+            None if differs => wrong.push(o.name.clone()),
+            Some((_, false)) if !differs => wrong.push(o.name.clone()),
+            _ => {}
         }
         // Most answers must carry data, or the supergraph shows nothing.
         if o.operations >= 20 && o.informative * 2 < o.operations {
