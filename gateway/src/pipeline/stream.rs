@@ -9,7 +9,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use futures::{SinkExt, Stream};
 use serde_json::{Map, Value};
 use shop_federation::operation::OperationKind;
-use shop_federation::plan::{FetchNode, PlanNode};
+use shop_federation::plan::{FetchNode, PlanNode, apply_rename};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -127,9 +127,16 @@ impl Gateway {
         payload: Value,
     ) -> GraphQLResponse {
         let state = ExecState::new();
-        if let Some(data) = payload.get("data").cloned().filter(|d| !d.is_null())
+        if let Some(mut data) = payload.get("data").cloned().filter(|d| !d.is_null())
             && let Ok(mut d) = state.data.lock()
         {
+            // Fields the subscription's fetch aliased (one response name, two types in
+            // the subgraph) get their names back, as a query's root fetch does.
+            if let Some(PlanNode::Subscription { primary, .. }) = &admitted.prepared.plan.node {
+                for r in &primary.renames {
+                    apply_rename(&mut data, &r.path, r);
+                }
+            }
             merge(&mut d, data);
         }
         if let (Some(errors), Ok(mut out)) = (
