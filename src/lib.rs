@@ -7,6 +7,11 @@
 //! [`platform::Platform`] starts the subgraphs and the gateway the same way for the
 //! binary and for the end-to-end tests.
 
+/// Every binary of the platform (and the benchmarks) allocates through mimalloc; see
+/// the dependency's note in `Cargo.toml`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod bench;
 pub mod cli;
 pub mod config;
