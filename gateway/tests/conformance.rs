@@ -317,6 +317,7 @@ cases! {
     a_null_abstract_field_stays_null,
     a_null_bubbles_to_the_nearest_nullable_parent,
     a_null_in_a_non_null_chain_nulls_data,
+    a_null_item_in_a_list_of_non_null_items_names_the_item,
     a_null_list_item_reports_every_null_item_not_only_the_first,
     a_null_reference_needs_no_entity_fetch,
     a_null_variable_reaches_the_subgraph_as_null,

@@ -103,6 +103,7 @@ impl Shaper<'_> {
                         source.get(&f.response_key),
                         &ty,
                         f.selection_set.as_ref(),
+                        (runtime, &f.name),
                         path,
                     );
                     path.pop();
@@ -140,6 +141,7 @@ impl Shaper<'_> {
         value: Option<&Value>,
         ty: &Type,
         set: Option<&SelectionSet>,
+        field: (&str, &str),
         path: &mut Vec<Step>,
     ) -> Result<Value, Bubble> {
         let shaped = match ty {
@@ -190,7 +192,7 @@ impl Shaper<'_> {
                     for (i, item) in items.iter().enumerate() {
                         path.push(Step::Index(i));
                         // Only a non-null item type passes a bubble to the list.
-                        let r = self.value(Some(item), inner, set, path);
+                        let r = self.value(Some(item), inner, set, field, path);
                         path.pop();
                         match r {
                             Ok(v) => out.push(v),
@@ -209,7 +211,7 @@ impl Shaper<'_> {
             },
         };
         if shaped.is_null() && ty.is_non_null() {
-            self.null_error(path);
+            self.null_error(path, field, ty);
             return Err(Bubble);
         }
         Ok(shaped)
@@ -235,7 +237,10 @@ impl Shaper<'_> {
     }
 
     /// Records a non-null violation unless an error already explains this position.
-    fn null_error(&mut self, path: &[Step]) {
+    /// `field` is the (object type, field name) whose value this is, `ty` the position's
+    /// type; the message names the field (`Type.field`) or the list item, as graphql-js
+    /// does.
+    fn null_error(&mut self, path: &[Step], field: (&str, &str), ty: &Type) {
         let here = path_json(path);
         let here = here.as_array().cloned().unwrap_or_default();
         // Authorization errors name fields by their path in the operation, without
@@ -257,8 +262,17 @@ impl Shaper<'_> {
                         == Some("SUBREQUEST_HTTP_ERROR")
             });
         if !explained {
+            let position = match path.last() {
+                Some(Step::Index(i)) => {
+                    format!(
+                        "array element of type {} at index {i}",
+                        ty.clone().nullable()
+                    )
+                }
+                _ => format!("field {}.{}", field.0, field.1),
+            };
             self.errors.push(serde_json::json!({
-                "message": "Cannot return null for non-nullable field",
+                "message": format!("Cannot return null for non-nullable {position}."),
                 "path": Value::Array(here),
                 "extensions": { "code": "NULL_IN_NON_NULL_FIELD" }
             }));
