@@ -615,3 +615,31 @@ cases! {
     variable_defaults_reach_the_subgraphs,
     variables_in_entity_fetch_arguments,
 }
+
+/// The fixture subgraphs validate what the gateway sends, so a case fails when the
+/// gateway sends what a strict subgraph would refuse, even where the fixture could
+/// answer it.
+#[test]
+fn the_fixture_subgraph_refuses_an_invalid_operation_and_accepts_entity_fetches() {
+    let sdl = "type Query { item: Item }
+union Item = Sensor | Gauge
+type Sensor @key(fields: \"id\") { id: ID! reading: Int! }
+type Gauge { reading: Int }";
+    let data = serde_json::json!({ "Query": { "item": { "__typename": "Gauge", "reading": 1 } },
+        "entities": { "Sensor": [ { "id": "s", "reading": 2 } ] } });
+    let fx = fixture::Fixture::new(sdl, data);
+    // One response name, `Int!` in one member and `Int` in the other: invalid here.
+    let clash = fx.execute(&serde_json::json!({
+        "query": "{ item { ... on Sensor { reading } ... on Gauge { reading } } }"
+    }));
+    let message = clash["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("invalid subgraph operation"), "{clash}");
+    let fine = fx.execute(&serde_json::json!({
+        "query": "query($r: [_Any!]!) { _entities(representations: $r) { ... on Sensor { reading } } }",
+        "variables": { "r": [ { "__typename": "Sensor", "id": "s" } ] }
+    }));
+    assert_eq!(
+        fine,
+        serde_json::json!({ "data": { "_entities": [ { "reading": 2 } ] } })
+    );
+}

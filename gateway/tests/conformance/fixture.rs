@@ -18,6 +18,35 @@ pub struct Fixture {
     pub abstract_types: Vec<String>,
     /// `(type, interface)` pairs declared in the SDL.
     pub implements: Vec<(String, String)>,
+    /// The schema the subgraph serves (its SDL plus `_entities`), for validating each
+    /// operation by the spec's rules before executing it, as a strict subgraph does.
+    strict: apollo_compiler::validation::Valid<apollo_compiler::Schema>,
+}
+
+/// The subgraph's schema as a server would build it: the SDL plus `_Any`, `_Entity`
+/// (its `@key` types) and `Query._entities`. Federation directives the SDL uses without
+/// defining are tolerated (the schema is taken as parsed).
+fn strict_schema(
+    sdl: &str,
+    entities: &[String],
+) -> apollo_compiler::validation::Valid<apollo_compiler::Schema> {
+    let mut text = sdl.to_string();
+    if !entities.is_empty() {
+        text.push_str("\nscalar _Any\n");
+        text.push_str(&format!("union _Entity = {}\n", entities.join(" | ")));
+        let has_query = sdl.contains("type Query");
+        text.push_str(if has_query {
+            "extend type Query"
+        } else {
+            "type Query"
+        });
+        text.push_str(" { _entities(representations: [_Any!]!): [_Entity]! }\n");
+    }
+    let schema = match apollo_compiler::Schema::parse(&text, "fixture.graphql") {
+        Ok(s) => s,
+        Err(with_errors) => with_errors.partial,
+    };
+    apollo_compiler::validation::Valid::assume_valid(schema)
 }
 
 impl Fixture {
@@ -25,10 +54,16 @@ impl Fixture {
         let mut types = std::collections::HashMap::new();
         let mut abstract_types = Vec::new();
         let mut implements = Vec::new();
+        let mut entities = Vec::new();
         if let Ok(doc) = Document::parse(sdl, "fixture.graphql") {
             for def in &doc.definitions {
                 let (name, fields) = match def {
                     Definition::ObjectTypeDefinition(t) => {
+                        if t.directives.iter().any(|d| d.name == "key")
+                            && !entities.contains(&t.name.to_string())
+                        {
+                            entities.push(t.name.to_string());
+                        }
                         for i in &t.implements_interfaces {
                             implements.push((t.name.to_string(), i.to_string()));
                         }
@@ -58,11 +93,19 @@ impl Fixture {
             types,
             abstract_types,
             implements,
+            strict: strict_schema(sdl, &entities),
         }
     }
 
     pub fn execute(&self, body: &Value) -> Value {
         let query = body["query"].as_str().unwrap_or_default();
+        if let Err(e) = apollo_compiler::ExecutableDocument::parse_and_validate(
+            &self.strict,
+            query,
+            "subgraph-op.graphql",
+        ) {
+            return json!({ "errors": [{ "message": format!("invalid subgraph operation: {}", e.errors) }] });
+        }
         let vars = body["variables"].as_object().cloned().unwrap_or_default();
         let doc = match Document::parse(query, "op.graphql") {
             Ok(d) => d,
