@@ -37,6 +37,16 @@ pub struct FetchNode {
     pub renames: Vec<Rename>,
 }
 
+impl FetchNode {
+    /// Gives the fields this fetch aliased their names back, in its answer's `data` (or
+    /// in one entity of it), before the answer is merged.
+    pub fn apply_renames(&self, value: &mut serde_json::Value) {
+        for r in &self.renames {
+            apply_rename(value, &r.path, r);
+        }
+    }
+}
+
 /// A field the subgraph operation selects under `from` (one response name cannot have
 /// two types in one selection set) and the client knows as `to`. `from` is unique to
 /// that field and type, so every object holding it is renamed, whatever its type.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures::future::{BoxFuture, join_all};
 use serde_json::{Map, Value};
 use shop_federation::field_set::FieldSetItem;
-use shop_federation::plan::{FetchNode, PathSegment, PlanNode, Required, apply_rename};
+use shop_federation::plan::{FetchNode, PathSegment, PlanNode, Required};
 use tracing::Instrument;
 
 use crate::Gateway;
@@ -320,9 +320,7 @@ impl Gateway {
                 if let Some(mut data) = resp.data
                     && let Ok(mut d) = state.data.lock()
                 {
-                    for r in &fetch.renames {
-                        apply_rename(&mut data, &r.path, r);
-                    }
+                    fetch.apply_renames(&mut data);
                     merge(&mut d, data);
                 }
                 for e in resp.errors {
@@ -446,9 +444,7 @@ impl Gateway {
                     })
                     .unwrap_or_default();
                 for entity in entities.iter_mut() {
-                    for r in &fetch.renames {
-                        apply_rename(entity, &r.path, r);
-                    }
+                    fetch.apply_renames(entity);
                 }
                 // Most representations serve one position: the last (usually only) one
                 // takes the entity, earlier ones copy it.

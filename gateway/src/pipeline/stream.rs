@@ -9,7 +9,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use futures::{SinkExt, Stream};
 use serde_json::{Map, Value};
 use shop_federation::operation::OperationKind;
-use shop_federation::plan::{FetchNode, PlanNode, apply_rename};
+use shop_federation::plan::{FetchNode, PlanNode};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -133,9 +133,7 @@ impl Gateway {
             // Fields the subscription's fetch aliased (one response name, two types in
             // the subgraph) get their names back, as a query's root fetch does.
             if let Some(PlanNode::Subscription { primary, .. }) = &admitted.prepared.plan.node {
-                for r in &primary.renames {
-                    apply_rename(&mut data, &r.path, r);
-                }
+                primary.apply_renames(&mut data);
             }
             merge(&mut d, data);
         }

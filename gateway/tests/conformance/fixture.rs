@@ -24,8 +24,7 @@ pub struct Fixture {
 }
 
 /// The subgraph's schema as a server would build it: the SDL plus `_Any`, `_Entity`
-/// (its `@key` types) and `Query._entities`. Federation directives the SDL uses without
-/// defining are tolerated (the schema is taken as parsed).
+/// (its `@key` types) and `Query._entities`, read as the synthetic subgraphs read theirs.
 fn strict_schema(
     sdl: &str,
     entities: &[String],
@@ -42,11 +41,7 @@ fn strict_schema(
         });
         text.push_str(" { _entities(representations: [_Any!]!): [_Entity]! }\n");
     }
-    let schema = match apollo_compiler::Schema::parse(&text, "fixture.graphql") {
-        Ok(s) => s,
-        Err(with_errors) => with_errors.partial,
-    };
-    apollo_compiler::validation::Valid::assume_valid(schema)
+    crate::synthetic::strict_schema(&text)
 }
 
 impl Fixture {

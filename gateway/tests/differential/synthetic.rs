@@ -976,7 +976,7 @@ pub fn read_dir(dir: &std::path::Path) -> Vec<(String, String)> {
 
 /// The schema a subgraph serves, for validating operations: federation directives
 /// the SDL uses without defining are tolerated.
-fn strict_schema(sdl: &str) -> apollo_compiler::validation::Valid<apollo_compiler::Schema> {
+pub fn strict_schema(sdl: &str) -> apollo_compiler::validation::Valid<apollo_compiler::Schema> {
     let schema = match apollo_compiler::Schema::parse(sdl, "subgraph.graphql") {
         Ok(s) => s,
         Err(with_errors) => with_errors.partial,
