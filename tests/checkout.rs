@@ -60,10 +60,13 @@ async fn a_checkout_makes_one_paid_order_and_a_retry_returns_it() {
         let r = h
             .gql(
                 Some(&token),
-                "query($id: ID!) { order(id: $id) { status payment { status amount { amount } card { brand last4 } } } }",
+                "query($id: ID!) { order(id: $id) { createdAt status payment { status amount { amount } card { brand last4 } } } }",
                 json!({ "id": id }),
             )
             .await;
+        // The order as the checkout answered it is the order as stored (to the
+        // precision the database keeps).
+        assert_eq!(r.data()["order"]["createdAt"], order["createdAt"]);
         assert_eq!(
             r.data()["order"]["payment"],
             json!({ "status": "CAPTURED", "amount": { "amount": subtotal + tax }, "card": { "brand": "VISA", "last4": "4242" } })
@@ -72,6 +75,7 @@ async fn a_checkout_makes_one_paid_order_and_a_retry_returns_it() {
         // The same key again: the same order, nothing charged or taken twice.
         let again = checkout(&h, &token, &cart, "4242424242424242", "key-1").await;
         assert_eq!(again.data()["checkout"]["id"], id.as_str());
+        assert_eq!(again.data()["checkout"]["createdAt"], order["createdAt"]);
         assert_eq!(stock_of(&h, &lamp).await, 3);
 
         // The buyer's orders, and nobody else's.

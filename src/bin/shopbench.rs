@@ -8,6 +8,7 @@
 //! again on a fresh MariaDB database there, with events over Redis when
 //! `SHOP_REDIS_TEST_URL` is set too. Prints req/s and p50/p99 per case.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -39,6 +40,7 @@ async fn run(
         std::process::id(),
         label.replace(' ', "")
     ));
+    let server = database_url.clone();
     let shop = Arc::new(
         Shop::start(&dir, concurrency, |o| {
             o.database_url = database_url;
@@ -86,8 +88,10 @@ async fn run(
         per_cart < 999,
         "too many add-to-cart requests per cart; raise the concurrency"
     );
+    let before = server_statements(server.as_deref()).await;
     let f = load("(a) addToCart", requests, concurrency, add).await?;
     f.print("");
+    statements_since(before, server.as_deref(), requests).await;
 
     // (b) uncontended checkouts: each buyer's one-line cart holds a product of its own,
     // so no two checkouts wait for the same stock row. Prepared beforehand.
@@ -116,8 +120,10 @@ async fn run(
             }
         }
     };
+    let before = server_statements(server.as_deref()).await;
     let f = load("(b) checkout (one line)", checkouts, concurrency, buy).await?;
     f.print("");
+    statements_since(before, server.as_deref(), checkouts).await;
 
     // (c) contention: every buyer's cart holds the product; a recount leaves a few.
     let buyers = (requests / 4).max(concurrency * 4);
@@ -181,6 +187,71 @@ async fn run(
     shop.platform.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The server's statement counters (`Com_*` and `Questions`), where the database is
+/// MySQL or MariaDB: what each checkout costs the server, by kind.
+async fn server_statements(url: Option<&str>) -> Option<BTreeMap<String, i64>> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sea_orm::Database::connect(url?).await.ok()?;
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Com\\_%' OR Variable_name = 'Questions'",
+        ))
+        .await
+        .ok()?;
+    let counts = rows
+        .iter()
+        .filter_map(|r| {
+            let name: String = r.try_get_by_index(0).ok()?;
+            let value: String = r.try_get_by_index(1).ok()?;
+            Some((name, value.parse().ok()?))
+        })
+        .collect();
+    let _ = db.close().await;
+    Some(counts)
+}
+
+/// Prints what `n` requests cost the server since `before`, by kind.
+async fn statements_since(before: Option<BTreeMap<String, i64>>, url: Option<&str>, n: usize) {
+    let Some(before) = before else { return };
+    // The relays and consumers finish the requests' events just after the last answer;
+    // their statements belong to the requests too.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let Some(after) = server_statements(url).await else {
+        return;
+    };
+    let mut kinds: Vec<(String, f64)> = after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0);
+            (d > 0 && k != "Questions").then(|| {
+                let kind = k.trim_start_matches("Com_");
+                // COM_PING, which the pool sends on every connection it takes back.
+                let kind = if kind == "admin_commands" {
+                    "ping"
+                } else {
+                    kind
+                };
+                (kind.to_string(), d as f64 / n as f64)
+            })
+        })
+        .filter(|(_, per)| *per >= 0.05)
+        .collect();
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let questions = after.get("Questions").copied().unwrap_or(0)
+        - before.get("Questions").copied().unwrap_or(0);
+    let list: Vec<String> = kinds
+        .iter()
+        .map(|(k, per)| format!("{k} {per:.1}"))
+        .collect();
+    // A prepared statement's execution counts under stmt_execute and under its kind.
+    println!(
+        "   server statements per request: {:.1} ({})",
+        questions as f64 / n as f64,
+        list.join(", ")
+    );
 }
 
 #[tokio::main]

@@ -5,7 +5,7 @@ use shop_kit::auth::Role;
 
 use super::Harness;
 
-pub const CHECKOUT: &str = "mutation($c: ID!, $a: ShippingAddressInput!, $p: PaymentCardInput!, $k: String!) { checkout(cartId: $c, shippingAddress: $a, payment: $p, idempotencyKey: $k) { id status canCancel currency total { amount currency } subtotal { amount } tax { amount } lines { productId quantity unitPrice { amount } lineTotal { amount } } statusHistory { status actor } shippingAddress { city country } } }";
+pub const CHECKOUT: &str = "mutation($c: ID!, $a: ShippingAddressInput!, $p: PaymentCardInput!, $k: String!) { checkout(cartId: $c, shippingAddress: $a, payment: $p, idempotencyKey: $k) { id createdAt status canCancel currency total { amount currency } subtotal { amount } tax { amount } lines { productId quantity unitPrice { amount } lineTotal { amount } } statusHistory { status actor } shippingAddress { city country } } }";
 
 pub fn address() -> Value {
     json!({ "name": "Ann Lee", "line1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "country": "DE" })

@@ -117,6 +117,19 @@ where
     }
 }
 
+/// The time now as the database keeps it: our MySQL `TIMESTAMP` columns hold whole
+/// seconds (SQLite keeps the text as given). A row answered as written, without
+/// reading it back, carries the time a later read will show.
+pub fn now_as_stored(conn: &impl ConnectionTrait) -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    let now = chrono::Utc::now();
+    if conn.get_database_backend() == sea_orm::DbBackend::MySql {
+        now.trunc_subsecs(0)
+    } else {
+        now
+    }
+}
+
 /// Inserts a row whose every column is set and answers it as built. sea-orm's `insert`
 /// reads the row back on MySQL (it has no `RETURNING`): a second statement, on the
 /// busiest paths, for values the caller already has. Timestamps come back as given,

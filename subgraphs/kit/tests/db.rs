@@ -199,3 +199,30 @@ async fn other_failures_are_not_retried() {
     }
     cleanup(&dbs).await;
 }
+
+/// `.cargo/config.toml` builds the bundled SQLite with the query planner stability
+/// guarantee (else every `LIMIT ?` statement, each `.one()`, is planned again on every
+/// run) and without allocation statistics. A build that lost the setting shows here.
+#[tokio::test]
+async fn the_bundled_sqlite_is_built_with_our_flags() {
+    let db = shop_kit::db::connect_with("sqlite::memory:", 1)
+        .await
+        .unwrap();
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "PRAGMA compile_options".to_string(),
+        ))
+        .await
+        .unwrap();
+    let options: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
+        assert!(
+            options.iter().any(|o| o == wanted),
+            "SQLite built without {wanted}: {options:?}"
+        );
+    }
+}

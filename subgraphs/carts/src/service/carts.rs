@@ -139,10 +139,13 @@ async fn write_holds<C: ConnectionTrait>(
         let h = holds.iter().find(|h| h.product_id == l.product_id);
         let (held, expires) = h.map_or((0, None), |h| (h.quantity, Some(h.expires_at)));
         if held != l.held_quantity || expires != l.hold_expires_at {
-            let mut m: line::ActiveModel = l.clone().into();
-            m.held_quantity = Set(held);
-            m.hold_expires_at = Set(expires);
-            m.update(conn).await?;
+            // Not through the model's `update`, which reads the row back on MySQL.
+            line::Entity::update_many()
+                .col_expr(line::Column::HeldQuantity, Expr::value(held))
+                .col_expr(line::Column::HoldExpiresAt, Expr::value(expires))
+                .filter(line::Column::Id.eq(l.id.as_str()))
+                .exec(conn)
+                .await?;
             changed = true;
         }
     }
@@ -154,12 +157,14 @@ async fn touch_cart<C: ConnectionTrait>(
     c: &cart::Model,
     currency: Option<Option<String>>,
 ) -> ApiResult<()> {
-    let mut m: cart::ActiveModel = c.clone().into();
-    m.updated_at = Set(Utc::now());
+    // Not through the model's `update`, which reads the row back on MySQL.
+    let mut update = cart::Entity::update_many()
+        .col_expr(cart::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(cart::Column::Id.eq(c.id.as_str()));
     if let Some(cur) = currency {
-        m.currency = Set(cur);
+        update = update.col_expr(cart::Column::Currency, Expr::value(cur));
     }
-    m.update(conn).await?;
+    update.exec(conn).await?;
     Ok(())
 }
 
@@ -214,7 +219,7 @@ pub async fn add(
     // meanwhile, so the call that lands last holds what the line shows.
     let mut want = new_quantity;
     let mut turns = 0;
-    let holds = loop {
+    loop {
         turns += 1;
         let holds = match ctx.stock.hold(&c.id, product_id, want).await {
             Ok(holds) => holds,
@@ -228,21 +233,27 @@ pub async fn add(
                 return Err(e);
             }
         };
-        let now = line_of(&ctx.db, &c.id, product_id)
-            .await?
-            .map_or(want, |l| l.quantity);
+        // The lines as they are now: the holds go on them when the line still shows
+        // what was held, else the hold is set again.
+        let now = shop_kit::db::retrying("sync holds", || async {
+            let txn = shop_kit::db::begin_write(&ctx.db).await?;
+            let lines = lines_of(&txn, &c.id).await?;
+            let now = lines
+                .iter()
+                .find(|l| l.product_id == product_id)
+                .map_or(want, |l| l.quantity);
+            if now == want || turns >= 5 {
+                write_holds(&txn, &lines, &holds).await?;
+                txn.commit().await?;
+            }
+            Ok(now)
+        })
+        .await?;
         if now == want || turns >= 5 {
-            break holds;
+            return Ok(());
         }
         want = now;
-    };
-    shop_kit::db::retrying("sync holds", || async {
-        let txn = shop_kit::db::begin_write(&ctx.db).await?;
-        sync_holds(&txn, &c.id, &holds).await?;
-        txn.commit().await?;
-        Ok(())
-    })
-    .await
+    }
 }
 
 /// Adds `quantity` to the product's line (made when missing) at the catalog's price;

@@ -57,14 +57,15 @@ fn expiry(ttl: Duration) -> chrono::DateTime<Utc> {
     Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default()
 }
 
-/// Moves `delta` units into (positive) or out of (negative) `reserved`. Taking units is
-/// conditional on availability; `Ok(None)` means there were not enough.
-async fn move_held<C: ConnectionTrait>(
-    conn: &C,
+/// The statement that moves `delta` units into (positive) or out of (negative)
+/// `reserved`; taking units is conditional on availability, checked by the database
+/// as it writes.
+fn held_update(
     product_id: &str,
     delta: i64,
-) -> ApiResult<Option<item::Model>> {
-    let mut update = item::Entity::update_many()
+    at: chrono::DateTime<Utc>,
+) -> sea_orm::UpdateMany<item::Entity> {
+    let update = item::Entity::update_many()
         .col_expr(
             item::Column::Reserved,
             Expr::col(item::Column::Reserved).add(delta),
@@ -73,21 +74,62 @@ async fn move_held<C: ConnectionTrait>(
             item::Column::Version,
             Expr::col(item::Column::Version).add(1),
         )
-        .col_expr(item::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(item::Column::UpdatedAt, Expr::value(at))
         .filter(item::Column::ProductId.eq(product_id));
     if delta > 0 {
-        update = update.filter(
+        update.filter(
             Expr::col(item::Column::Quantity)
                 .sub(Expr::col(item::Column::Reserved))
                 .sub(Expr::col(item::Column::Committed))
                 .gte(delta),
-        );
+        )
+    } else {
+        update
     }
-    if update.exec(conn).await?.rows_affected == 0 {
-        // Also when the product has no stock record at all.
+}
+
+/// Moves `delta` units into or out of `reserved`; `Ok(None)` means there were not
+/// enough (or the product has no stock record at all).
+async fn move_held<C: ConnectionTrait>(
+    conn: &C,
+    product_id: &str,
+    delta: i64,
+) -> ApiResult<Option<item::Model>> {
+    if held_update(product_id, delta, Utc::now())
+        .exec(conn)
+        .await?
+        .rows_affected
+        == 0
+    {
         return Ok(None);
     }
     Ok(Some(find_item(conn, product_id).await?))
+}
+
+/// [`move_held`] for a caller that holds the stock row's lock and so knows the row as
+/// it stands (`now`): the row after is worked out instead of read back.
+async fn move_held_locked<C: ConnectionTrait>(
+    conn: &C,
+    now: Option<&item::Model>,
+    delta: i64,
+) -> ApiResult<Option<item::Model>> {
+    let Some(now) = now else {
+        return Ok(None);
+    };
+    let at = Utc::now();
+    if held_update(&now.product_id, delta, at)
+        .exec(conn)
+        .await?
+        .rows_affected
+        == 0
+    {
+        return Ok(None);
+    }
+    let mut after = now.clone();
+    after.reserved += delta;
+    after.version += 1;
+    after.updated_at = at;
+    Ok(Some(after))
 }
 
 /// After the units on hand went down (a recount, a loss): when live holds now promise
@@ -155,6 +197,19 @@ async fn release_expired_of<C: ConnectionTrait>(
     product_id: &str,
     live_of: Option<&str>,
 ) -> ApiResult<Option<hold::Model>> {
+    Ok(release_expired_and_read(ctx, conn, product_id, live_of)
+        .await?
+        .0)
+}
+
+/// [`release_expired_of`], also answering the stock row as the last release left it
+/// (`None` when nothing was released).
+async fn release_expired_and_read<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    product_id: &str,
+    live_of: Option<&str>,
+) -> ApiResult<(Option<hold::Model>, Option<item::Model>)> {
     let now = Utc::now();
     let mut wanted = Condition::any().add(hold::Column::ExpiresAt.lte(now));
     if let Some(owner) = live_of {
@@ -166,37 +221,42 @@ async fn release_expired_of<C: ConnectionTrait>(
         .all(conn)
         .await?;
     let mut live = None;
+    let mut stock = None;
     for h in rows {
         if h.expires_at <= now {
-            release_row(ctx, conn, &h, "hold expired").await?;
+            if let (_, Some(after)) = release_row(ctx, conn, &h, "hold expired").await? {
+                stock = Some(after);
+            }
         } else if Some(h.owner.as_str()) == live_of {
             live = Some(h);
         }
     }
-    Ok(live)
+    Ok((live, stock))
 }
 
 /// Deletes a hold row and returns its units, if the row is still there (a concurrent
-/// sweep may have released it first; then nothing happens).
+/// sweep may have released it first; then nothing happens). Answers whether it was
+/// released, and the stock row after.
 async fn release_row<C: ConnectionTrait>(
     ctx: &InventoryCtx,
     conn: &C,
     h: &hold::Model,
     reason: &str,
-) -> ApiResult<bool> {
+) -> ApiResult<(bool, Option<item::Model>)> {
     let deleted = hold::Entity::delete_many()
         .filter(hold::Column::Id.eq(h.id.as_str()))
         .filter(hold::Column::Quantity.eq(h.quantity))
         .exec(conn)
         .await?;
     if deleted.rows_affected != 1 {
-        return Ok(false);
+        return Ok((false, None));
     }
-    if let Some(after) = move_held(conn, &h.product_id, -h.quantity).await? {
+    let after = move_held(conn, &h.product_id, -h.quantity).await?;
+    if let Some(after) = &after {
         record(
             ctx,
             conn,
-            &after,
+            after,
             Movement {
                 kind: Kind::Release,
                 delta: -h.quantity,
@@ -207,7 +267,7 @@ async fn release_row<C: ConnectionTrait>(
         )
         .await?;
     }
-    Ok(true)
+    Ok((true, after))
 }
 
 /// What a cart holds of one product now.
@@ -266,30 +326,25 @@ async fn set_hold_once(
     shop_kit::db::retrying("set_hold", || async {
         let txn = shop_kit::db::begin_write(&ctx.db).await?;
         // Hold changes of one product take turns on its stock row (on MySQL; SQLite
-        // has one writer anyway), and the hold is read as committed, not from a
-        // snapshot: two sets of one hold at once would otherwise both move the
-        // difference from the same old quantity and reserve it twice.
-        item::Entity::find_by_id(product_id.to_string())
+        // has one writer anyway). The holds are read after the lock is granted, so
+        // they show every change made under it: two sets of one hold at once cannot
+        // both move the difference from the same old quantity and reserve it twice.
+        // Under the lock the row read here stays as read (or as a release below left
+        // it), so the row after the move is worked out, not read again.
+        let locked = item::Entity::find_by_id(product_id.to_string())
             .lock_exclusive()
             .one(&txn)
             .await?;
-        release_expired_of(ctx, &txn, product_id, None).await?;
-        let current = hold::Entity::find()
-            .filter(hold::Column::Owner.eq(owner))
-            .filter(hold::Column::ProductId.eq(product_id))
-            .lock_exclusive()
-            .one(&txn)
-            .await?;
+        let (current, released) =
+            release_expired_and_read(ctx, &txn, product_id, Some(owner)).await?;
+        let stock = released.or(locked);
         let had = current.as_ref().map_or(0, |h| h.quantity);
         let delta = quantity - had;
         let now = Utc::now();
         let expires_at = expiry(ctx.settings.hold_ttl);
         if delta != 0 {
-            let Some(after) = move_held(&txn, product_id, delta).await? else {
-                let available = item::Entity::find_by_id(product_id.to_string())
-                    .one(&txn)
-                    .await?
-                    .map_or(0, |i| i.available());
+            let Some(after) = move_held_locked(&txn, stock.as_ref(), delta).await? else {
+                let available = stock.as_ref().map_or(0, |i| i.available());
                 return Err(ApiError::OutOfStock(vec![StockShortfall {
                     product_id: product_id.to_string(),
                     requested: quantity,
@@ -320,24 +375,34 @@ async fn set_hold_once(
                 None
             }
             (None, 0) => None,
-            (Some(h), q) => {
-                let mut m: hold::ActiveModel = h.into();
-                m.quantity = Set(q);
-                m.expires_at = Set(expires_at);
-                m.updated_at = Set(now);
-                Some(m.update(&txn).await?)
+            // Written without reading back (MySQL has no RETURNING): the row is what
+            // was written.
+            (Some(mut h), q) => {
+                hold::Entity::update_many()
+                    .col_expr(hold::Column::Quantity, Expr::value(q))
+                    .col_expr(hold::Column::ExpiresAt, Expr::value(expires_at))
+                    .col_expr(hold::Column::UpdatedAt, Expr::value(now))
+                    .filter(hold::Column::Id.eq(h.id.as_str()))
+                    .exec(&txn)
+                    .await?;
+                h.quantity = q;
+                h.expires_at = expires_at;
+                h.updated_at = now;
+                Some(h)
             }
             (None, q) => Some(
-                hold::ActiveModel {
-                    id: Set(shop_kit::ids::new_id()),
-                    owner: Set(owner.to_string()),
-                    product_id: Set(product_id.to_string()),
-                    quantity: Set(q),
-                    expires_at: Set(expires_at),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                }
-                .insert(&txn)
+                shop_kit::db::insert_known(
+                    &txn,
+                    hold::ActiveModel {
+                        id: Set(shop_kit::ids::new_id()),
+                        owner: Set(owner.to_string()),
+                        product_id: Set(product_id.to_string()),
+                        quantity: Set(q),
+                        expires_at: Set(expires_at),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                    },
+                )
                 .await?,
             ),
         };
@@ -746,7 +811,7 @@ pub async fn sweep(ctx: &InventoryCtx, batch: u64) -> ApiResult<usize> {
     for h in expired {
         // One transaction per hold: a sweep never blocks checkouts for long.
         let txn = shop_kit::db::begin_write(&ctx.db).await?;
-        if release_row(ctx, &txn, &h, "hold expired").await? {
+        if release_row(ctx, &txn, &h, "hold expired").await?.0 {
             released += 1;
         }
         txn.commit().await?;

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use shop_kit::auth::Principal;
 use shop_kit::{ApiError, ApiResult};
 
@@ -527,7 +527,8 @@ async fn create_order(
             (None, None)
         }
     };
-    let now = Utc::now();
+    // Answered as written (no read back), so as the database will keep it.
+    let now = shop_kit::db::now_as_stored(&ctx.db);
     shop_kit::db::retrying("create order", || async {
         let mut txn = shop_kit::db::begin_write(&ctx.db).await?;
         // The number derived from the id is nearly always free; the unique index says
@@ -557,7 +558,7 @@ async fn create_order(
                 buyer_name: Set(buyer_name.clone()),
                 buyer_email: Set(buyer_email.clone()),
             };
-            match row.insert(&txn).await {
+            match shop_kit::db::insert_known(&txn, row).await {
                 Ok(placed) => break (placed, number),
                 Err(e) if shop_kit::db::is_unique_violation(&e) => {
                     // Inserted first, read only when it clashed: an order made by an
