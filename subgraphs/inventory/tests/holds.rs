@@ -76,6 +76,11 @@ async fn holds_take_units_until_released_and_refuse_what_is_not_there() {
             .unwrap();
         assert_eq!(held.quantity, 3);
         assert!(held.expires_at > chrono::Utc::now() + chrono::Duration::seconds(590));
+        // The hold as answered is the hold as stored (to the precision kept).
+        assert_eq!(
+            holds::holds_of(&ctx, "cart-a").await.unwrap(),
+            vec![held.clone()]
+        );
         assert_eq!(levels(&ctx, PRODUCT).await, (5, 3, 0, 2));
 
         // Another cart wants 3: only 2 are there; nothing changes.

@@ -107,16 +107,16 @@ async fn move_held<C: ConnectionTrait>(
 }
 
 /// [`move_held`] for a caller that holds the stock row's lock and so knows the row as
-/// it stands (`now`): the row after is worked out instead of read back.
+/// it stands (`now`): the row after (updated `at`) is worked out instead of read back.
 async fn move_held_locked<C: ConnectionTrait>(
     conn: &C,
     now: Option<&item::Model>,
     delta: i64,
+    at: chrono::DateTime<Utc>,
 ) -> ApiResult<Option<item::Model>> {
     let Some(now) = now else {
         return Ok(None);
     };
-    let at = Utc::now();
     if held_update(&now.product_id, delta, at)
         .exec(conn)
         .await?
@@ -340,10 +340,13 @@ async fn set_hold_once(
         let stock = released.or(locked);
         let had = current.as_ref().map_or(0, |h| h.quantity);
         let delta = quantity - had;
-        let now = Utc::now();
-        let expires_at = expiry(ctx.settings.hold_ttl);
+        // The hold and the stock row are answered as written, so with the times the
+        // database keeps.
+        let now = shop_kit::db::now_as_stored(&txn);
+        let expires_at =
+            now + chrono::Duration::from_std(ctx.settings.hold_ttl).unwrap_or_default();
         if delta != 0 {
-            let Some(after) = move_held_locked(&txn, stock.as_ref(), delta).await? else {
+            let Some(after) = move_held_locked(&txn, stock.as_ref(), delta, now).await? else {
                 let available = stock.as_ref().map_or(0, |i| i.available());
                 return Err(ApiError::OutOfStock(vec![StockShortfall {
                     product_id: product_id.to_string(),
