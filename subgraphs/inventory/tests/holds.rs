@@ -230,6 +230,63 @@ async fn checkout_commits_all_lines_or_none_and_cancellation_restocks() {
     .await;
 }
 
+/// Units reserved for a product, from the live holds rather than the stock row.
+async fn held_units(ctx: &InventoryCtx, product: &str) -> i64 {
+    hold::Entity::find()
+        .filter(hold::Column::ProductId.eq(product))
+        .all(&ctx.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.quantity)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hold_changed_while_its_cart_checks_out_leaves_reserved_as_the_holds_say() {
+    // The shopper raises a line (1 -> 2) while the cart's checkout commits it. Either
+    // order is fine; what may not happen is the commit releasing the hold's old
+    // quantity and deleting the new one, leaving units reserved for no hold.
+    each_db("inv_holds_commit_race", async |db| {
+        let ctx = Arc::new(env(db).await);
+        for round in 0..30 {
+            let cart = format!("cart-{round}");
+            let order = format!("order-{round}");
+            holds::set_hold(&ctx, &cart, PRODUCT, 1).await.unwrap();
+            let (commit, raise) = tokio::join!(
+                {
+                    let (ctx, cart, order) = (ctx.clone(), cart.clone(), order.clone());
+                    tokio::spawn(async move {
+                        holds::commit(&ctx, &cart, &order, &lines(&[(PRODUCT, 1)])).await
+                    })
+                },
+                {
+                    let (ctx, cart) = (ctx.clone(), cart.clone());
+                    tokio::spawn(async move { holds::set_hold(&ctx, &cart, PRODUCT, 2).await })
+                },
+            );
+            commit.unwrap().unwrap();
+            raise.unwrap().unwrap();
+            let it = item_of(&ctx, PRODUCT).await;
+            assert_eq!(
+                it.reserved,
+                held_units(&ctx, PRODUCT).await,
+                "round {round}: reserved units match the live holds ({it:?})"
+            );
+            assert_eq!(it.committed, 1, "round {round}: the order took its unit");
+            let _ = levels(&ctx, PRODUCT).await;
+            holds::release_all(&ctx, &cart, "cart emptied")
+                .await
+                .unwrap();
+            holds::restock(&ctx, &order, "order cancelled")
+                .await
+                .unwrap();
+            assert_eq!(levels(&ctx, PRODUCT).await, (5, 0, 0, 5), "round {round}");
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_anonymous_carts_holds_merge_into_the_users_cart() {
     each_db("inv_holds_transfer", async |db| {

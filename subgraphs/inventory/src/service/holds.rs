@@ -234,6 +234,25 @@ async fn release_expired_and_read<C: ConnectionTrait>(
     Ok((live, stock))
 }
 
+/// Locks a product's stock row, releases its expired holds and reads `owner`'s live
+/// hold of it: the owner's hold and the stock row as they stand under the lock.
+/// Every change to a hold takes the lock first (on MySQL; SQLite has one writer
+/// anyway), so the hold read here stays as read until the transaction ends, and so
+/// does the stock row: callers work out the row after a change instead of reading it.
+async fn locked_stock_and_hold<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    product_id: &str,
+    owner: &str,
+) -> ApiResult<(Option<hold::Model>, Option<item::Model>)> {
+    let locked = item::Entity::find_by_id(product_id.to_string())
+        .lock_exclusive()
+        .one(conn)
+        .await?;
+    let (held, released) = release_expired_and_read(ctx, conn, product_id, Some(owner)).await?;
+    Ok((held, released.or(locked)))
+}
+
 /// Deletes a hold row and returns its units, if the row is still there (a concurrent
 /// sweep may have released it first; then nothing happens). Answers whether it was
 /// released, and the stock row after.
@@ -325,19 +344,9 @@ async fn set_hold_once(
 ) -> ApiResult<Option<Held>> {
     shop_kit::db::retrying("set_hold", || async {
         let txn = shop_kit::db::begin_write(&ctx.db).await?;
-        // Hold changes of one product take turns on its stock row (on MySQL; SQLite
-        // has one writer anyway). The holds are read after the lock is granted, so
-        // they show every change made under it: two sets of one hold at once cannot
-        // both move the difference from the same old quantity and reserve it twice.
-        // Under the lock the row read here stays as read (or as a release below left
-        // it), so the row after the move is worked out, not read again.
-        let locked = item::Entity::find_by_id(product_id.to_string())
-            .lock_exclusive()
-            .one(&txn)
-            .await?;
-        let (current, released) =
-            release_expired_and_read(ctx, &txn, product_id, Some(owner)).await?;
-        let stock = released.or(locked);
+        // Two sets of one hold at once cannot both move the difference from the same
+        // old quantity and reserve it twice (see `locked_stock_and_hold`).
+        let (current, stock) = locked_stock_and_hold(ctx, &txn, product_id, owner).await?;
         let had = current.as_ref().map_or(0, |h| h.quantity);
         let delta = quantity - had;
         // The hold and the stock row are answered as written, so with the times the
@@ -574,8 +583,12 @@ pub async fn commit(
         }
         let mut short = Vec::new();
         for (product_id, &wanted) in lines {
-            let held = release_expired_of(ctx, &txn, product_id, Some(owner)).await?;
+            // A shopper changing this hold meanwhile waits: the hold read here is the
+            // one released below (read before the lock, a hold raised in between had
+            // its new units left reserved for no one).
+            let (held, stock) = locked_stock_and_hold(ctx, &txn, product_id, owner).await?;
             let had = held.as_ref().map_or(0, |h| h.quantity);
+            let now = shop_kit::db::now_as_stored(&txn);
             // Held units leave `reserved`; all of the line's units join `committed`. Two
             // conditions, re-checked by the database as it writes: on hand covers every
             // commitment (holds may be over-promised after a supplier lowered the stock:
@@ -595,7 +608,7 @@ pub async fn commit(
                     item::Column::Version,
                     Expr::col(item::Column::Version).add(1),
                 )
-                .col_expr(item::Column::UpdatedAt, Expr::value(Utc::now()))
+                .col_expr(item::Column::UpdatedAt, Expr::value(now))
                 .filter(item::Column::ProductId.eq(product_id.as_str()))
                 .filter(
                     Expr::col(item::Column::Quantity)
@@ -611,22 +624,29 @@ pub async fn commit(
                 );
             }
             let res = update.exec(&txn).await?;
-            if res.rows_affected == 0 {
-                let available = item::Entity::find_by_id(product_id.clone())
-                    .one(&txn)
-                    .await?
-                    .map_or(0, |i| i.available() + had);
-                short.push(StockShortfall {
-                    product_id: product_id.clone(),
-                    requested: wanted,
-                    available,
-                });
-                continue;
-            }
+            let stock = match stock {
+                Some(stock) if res.rows_affected == 1 => stock,
+                stock => {
+                    let available = stock.as_ref().map_or(0, |i| i.available() + had);
+                    short.push(StockShortfall {
+                        product_id: product_id.clone(),
+                        requested: wanted,
+                        available,
+                    });
+                    continue;
+                }
+            };
             if let Some(h) = held {
                 hold::Entity::delete_by_id(h.id).exec(&txn).await?;
             }
-            let after = find_item(&txn, product_id).await?;
+            // Under the lock the row is as read: the row after is worked out.
+            let after = item::Model {
+                reserved: stock.reserved - had,
+                committed: stock.committed + wanted,
+                version: stock.version + 1,
+                updated_at: now,
+                ..stock
+            };
             // The ledger tells the update in steps: first the hold made up to the line
             // (taken from available, or the surplus released), then the commit.
             if had != wanted {
