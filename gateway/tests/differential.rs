@@ -220,6 +220,28 @@ struct Outcome {
     no_oracle: usize,
     /// Operations whose answer has a value below a root field (see [`deep_values`]).
     informative: usize,
+    /// Plans compared with the reference planner's: `[fewer, more]` subgraph requests
+    /// than it makes, and `[fewer, more]` requests in a row on the longest chain.
+    fetches: [usize; 2],
+    depth: [usize; 2],
+}
+
+/// Our plan's and the reference planner's cost for `op`: `(ours, theirs)`, each
+/// `(fetches, depth)`; `None` where either side cannot plan it.
+async fn plan_costs(
+    gateway: &Arc<Gateway>,
+    reference: &mut Reference,
+    op: &generate::Generated,
+) -> Option<((usize, usize), (usize, usize))> {
+    let ours = gateway.prepare(&op.query, None).await.ok()?;
+    let theirs = reference
+        .call(json!({ "cmd": "plan_cost", "query": op.query, "variables": op.variables }))
+        .await;
+    let theirs = (
+        theirs["fetches"].as_u64()? as usize,
+        theirs["depth"].as_u64()? as usize,
+    );
+    Some(((ours.plan.fetch_count(), ours.plan.depth()), theirs))
 }
 
 async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed: u64) -> Outcome {
@@ -254,6 +276,9 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
     let mut disagreements = 0;
     let mut no_oracle = 0;
     let mut informative = 0;
+    let mut fetches = [0; 2];
+    let mut depth = [0; 2];
+    let mut costlier = String::new();
     let operations = match std::env::var("SHOP_DIFF_QUERY") {
         Ok(query) => vec![generate::Generated {
             query,
@@ -291,6 +316,37 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
             .await;
         let theirs = theirs.get("result").cloned().unwrap_or(theirs);
         let mut what = difference(&ours, &theirs);
+        if let Some((mine, reference_cost)) = plan_costs(&gateway, reference, op).await {
+            for (counts, m, r) in [
+                (&mut fetches, mine.0, reference_cost.0),
+                (&mut depth, mine.1, reference_cost.1),
+            ] {
+                if m != r {
+                    counts[usize::from(m > r)] += 1;
+                }
+            }
+            if mine.0 > reference_cost.0 || mine.1 > reference_cost.1 {
+                let our_plan = gateway
+                    .prepare(&op.query, None)
+                    .await
+                    .map(|p| p.plan.to_string())
+                    .unwrap_or_default();
+                let their_plan = reference
+                    .call(json!({ "cmd": "plan", "query": op.query }))
+                    .await;
+                costlier.push_str(&format!(
+                    "=== ours {} fetches, {} in a row; the reference's {} and {}\n{}\nvariables: {}\n--- our plan\n{}\n--- reference plan\n{}\n\n",
+                    mine.0,
+                    mine.1,
+                    reference_cost.0,
+                    reference_cost.1,
+                    op.query,
+                    op.variables,
+                    our_plan,
+                    their_plan["plan"].as_str().unwrap_or_default(),
+                ));
+            }
+        }
         if recorded.len() < record
             && what.is_none()
             && deep_values(ours.get("data").unwrap_or(&Value::Null), 0) > 0
@@ -370,6 +426,7 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
         }
     }
     std::fs::write(out_dir.join(format!("{name}.txt")), &report).unwrap();
+    std::fs::write(out_dir.join(format!("{name}.plans.txt")), &costlier).unwrap();
     for (k, (index, answer)) in recorded.iter().enumerate() {
         write_recorded_case(&name, seed, *index, k, &operations[*index], answer);
     }
@@ -380,6 +437,8 @@ async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed:
         disagreements,
         no_oracle,
         informative,
+        fetches,
+        depth,
     }
 }
 
@@ -428,13 +487,17 @@ async fn every_supergraph_answers_as_the_reference_gateway_does() {
     for o in &outcomes {
         let listed = pending.iter().find(|(name, _)| *name == o.name);
         summary.push_str(&format!(
-            "{:<36} {:>5} operations {:>3}% informative {:>4} differences {:>3} reference splits {:>3} without oracle{}\n",
+            "{:<36} {:>5} operations {:>3}% informative {:>4} differences {:>3} reference splits {:>3} without oracle; plans: fetches {:>3} fewer {:>3} more, in a row {:>3} fewer {:>3} more{}\n",
             o.name,
             o.operations,
             100 * o.informative / o.operations.max(1),
             o.differences,
             o.disagreements,
             o.no_oracle,
+            o.fetches[0],
+            o.fetches[1],
+            o.depth[0],
+            o.depth[1],
             if listed.is_some() { "  (pending)" } else { "" }
         ));
         // A planner gap must keep showing (so the list only shrinks); a reference shown

@@ -8,6 +8,7 @@
 //   {"cmd":"execute","query","variables"}                -> {"result"}
 //   {"cmd":"execute_second","query","variables"}         -> {"result"}
 //   {"cmd":"plan","query"}                               -> {"plan"}
+//   {"cmd":"plan_cost","query","variables"}              -> {"fetches","depth"}
 //
 // `execute_second` runs the operation through the Hive gateway runtime instead: a
 // second, independent implementation, consulted where ours and Apollo's differ.
@@ -85,8 +86,55 @@ async function handle(req) {
       const op = operationFromDocument(supergraph.schema, parse(req.query));
       return { plan: prettyFormatQueryPlan(planner.buildQueryPlan(op)) };
     }
+    case "plan_cost": {
+      // What the plan costs for these variables: subgraph requests, and requests in
+      // a row (the longest chain of fetches each waiting for the one before).
+      const op = operationFromDocument(supergraph.schema, parse(req.query));
+      const plan = planner.buildQueryPlan(op);
+      return planCost(plan.node, req.variables ?? {});
+    }
     default:
       return { error: `unknown command ${req.cmd}` };
+  }
+}
+
+// `{fetches, depth}` of a plan node; a condition follows the branch its variable picks.
+function planCost(node, variables) {
+  if (!node) return { fetches: 0, depth: 0 };
+  switch (node.kind) {
+    case "Fetch":
+      return { fetches: 1, depth: 1 };
+    case "Flatten":
+      return planCost(node.node, variables);
+    case "Sequence":
+    case "Parallel": {
+      const parts = node.nodes.map((n) => planCost(n, variables));
+      const fetches = parts.reduce((a, p) => a + p.fetches, 0);
+      const depth =
+        node.kind === "Sequence"
+          ? parts.reduce((a, p) => a + p.depth, 0)
+          : parts.reduce((a, p) => Math.max(a, p.depth), 0);
+      return { fetches, depth };
+    }
+    case "Condition": {
+      const on = variables[node.condition] !== false;
+      return planCost(on ? node.ifClause : node.elseClause, variables);
+    }
+    case "Defer": {
+      const parts = [node.primary?.node, ...node.deferred.map((d) => d.node)].map((n) =>
+        planCost(n, variables),
+      );
+      return {
+        fetches: parts.reduce((a, p) => a + p.fetches, 0),
+        depth: parts.reduce((a, p) => a + p.depth, 0),
+      };
+    }
+    case "Subscription": {
+      const rest = planCost(node.rest, variables);
+      return { fetches: 1 + rest.fetches, depth: 1 + rest.depth };
+    }
+    default:
+      throw new Error(`unknown plan node ${node.kind}`);
   }
 }
 

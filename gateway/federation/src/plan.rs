@@ -253,6 +253,21 @@ impl QueryPlan {
         }
         self.node.as_ref().map(count).unwrap_or(0)
     }
+
+    /// How many subgraph requests run one after another on the plan's longest chain
+    /// (each waiting for the one before): the latency a plan costs in round trips.
+    pub fn depth(&self) -> usize {
+        fn depth(n: &PlanNode) -> usize {
+            match n {
+                PlanNode::Fetch(_) => 1,
+                PlanNode::Flatten { node, .. } => depth(node),
+                PlanNode::Sequence { nodes } => nodes.iter().map(depth).sum(),
+                PlanNode::Parallel { nodes } => nodes.iter().map(depth).max().unwrap_or(0),
+                PlanNode::Subscription { rest, .. } => 1 + rest.as_deref().map(depth).unwrap_or(0),
+            }
+        }
+        self.node.as_ref().map(depth).unwrap_or(0)
+    }
 }
 
 pub fn path_text(path: &[PathSegment]) -> String {

@@ -108,6 +108,45 @@ impl Group {
     }
 }
 
+/// The latest stage among `children` of the fetches that bring some of `wanted` at
+/// `path`: those selecting one of its fields there, or fetching below one of them.
+/// `None` when none does (the parent's own fetch brings it all).
+fn providers_stage(
+    children: &[Group],
+    path: &[PathSegment],
+    wanted: &SelectionSet,
+) -> Option<usize> {
+    fn keys<'a>(set: &'a SelectionSet, out: &mut Vec<&'a str>) {
+        for item in &set.items {
+            match item {
+                Selection::Field(f) => out.push(&f.response_key),
+                Selection::InlineFragment(i) => keys(&i.selection_set, out),
+            }
+        }
+    }
+    fn selects(items: &[Out], keys: &[&str]) -> bool {
+        items.iter().any(|o| match o {
+            Out::Field { key, .. } => keys.contains(&key.as_str()),
+            Out::Inline { sub, .. } => selects(sub, keys),
+        })
+    }
+    let mut wanted_keys = Vec::new();
+    keys(wanted, &mut wanted_keys);
+    children
+        .iter()
+        .filter(|c| {
+            if c.path == path {
+                selects(&c.selections, &wanted_keys)
+            } else {
+                c.path.len() > path.len()
+                    && c.path.starts_with(path)
+                    && matches!(&c.path[path.len()], PathSegment::Field(k) if wanted_keys.contains(&k.as_str()))
+            }
+        })
+        .map(|c| c.stage)
+        .max()
+}
+
 /// Folds sibling entity groups that [`Group::can_share_request`] into one request each.
 fn share_requests(groups: Vec<Group>) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
@@ -1029,15 +1068,18 @@ impl Planner<'_> {
                     let sub = self.build(from, &wanted, path, children, &mut vars)?;
                     merge_outs(out, sub);
                     if !self.provides_all(from, type_name, &requires) {
-                        // After every fetch at this path planned so far: an input may
-                        // itself have needed inputs (a chain of @requires), each a
-                        // stage later.
-                        stage = 1 + children
-                            .iter()
-                            .filter(|c| c.path == path)
-                            .map(|c| c.stage)
-                            .max()
-                            .unwrap_or(0);
+                        // After the fetches that bring the inputs (an input may itself
+                        // have needed inputs: a chain of @requires, each a stage
+                        // later), and only those: a fetch that brings none of them
+                        // neither delays this one nor is fetched again for it.
+                        stage = 1 + providers_stage(children, path, &wanted).unwrap_or_else(|| {
+                            children
+                                .iter()
+                                .filter(|c| c.path == path)
+                                .map(|c| c.stage)
+                                .max()
+                                .unwrap_or(0)
+                        });
                     }
                     carried = self.required_inputs(&wanted);
                 }
