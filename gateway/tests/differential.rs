@@ -241,7 +241,11 @@ async fn plan_costs(
         theirs["fetches"].as_u64()? as usize,
         theirs["depth"].as_u64()? as usize,
     );
-    Some(((ours.plan.fetch_count(), ours.plan.depth()), theirs))
+    let empty = serde_json::Map::new();
+    let runs = ours
+        .plan
+        .for_variables(op.variables.as_object().unwrap_or(&empty));
+    Some(((runs.fetch_count(), runs.depth()), theirs))
 }
 
 async fn run_supergraph(dir: &Path, reference: &mut Reference, ops: usize, seed: u64) -> Outcome {

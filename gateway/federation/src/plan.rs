@@ -223,6 +223,14 @@ pub enum PlanNode {
     Parallel {
         nodes: Vec<PlanNode>,
     },
+    /// Runs `node` only when the boolean `$variable` is `true` (`skip: false`, from
+    /// `@include`) or is not (`skip: true`, from `@skip`): every selection the fetch
+    /// below would send carries that condition, so a request for nothing is not made.
+    Condition {
+        variable: String,
+        skip: bool,
+        node: Box<PlanNode>,
+    },
     /// A subscription: `primary` streams from the subgraph owning the root field; `rest`
     /// runs once per event over that event's data, like a query plan below its root.
     Subscription {
@@ -249,9 +257,58 @@ impl QueryPlan {
                     nodes.iter().map(count).sum()
                 }
                 PlanNode::Subscription { rest, .. } => 1 + rest.as_deref().map(count).unwrap_or(0),
+                PlanNode::Condition { node, .. } => count(node),
             }
         }
         self.node.as_ref().map(count).unwrap_or(0)
+    }
+
+    /// The plan as it runs with these variables: each condition resolved, its node kept
+    /// or left out (a `@skip`/`@include` variable that is absent or not a boolean counts
+    /// as `false`, as the response does).
+    pub fn for_variables(
+        &self,
+        variables: &serde_json::Map<String, serde_json::Value>,
+    ) -> QueryPlan {
+        fn resolve(
+            n: &PlanNode,
+            vars: &serde_json::Map<String, serde_json::Value>,
+        ) -> Option<PlanNode> {
+            Some(match n {
+                PlanNode::Condition {
+                    variable,
+                    skip,
+                    node,
+                } => {
+                    let value = vars
+                        .get(variable)
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(false);
+                    if value == *skip {
+                        return None;
+                    }
+                    return resolve(node, vars);
+                }
+                PlanNode::Fetch(f) => PlanNode::Fetch(f.clone()),
+                PlanNode::Flatten { path, node } => PlanNode::Flatten {
+                    path: path.clone(),
+                    node: Box::new(resolve(node, vars)?),
+                },
+                PlanNode::Sequence { nodes } => PlanNode::Sequence {
+                    nodes: nodes.iter().filter_map(|n| resolve(n, vars)).collect(),
+                },
+                PlanNode::Parallel { nodes } => PlanNode::Parallel {
+                    nodes: nodes.iter().filter_map(|n| resolve(n, vars)).collect(),
+                },
+                PlanNode::Subscription { primary, rest } => PlanNode::Subscription {
+                    primary: primary.clone(),
+                    rest: rest.as_deref().and_then(|r| resolve(r, vars)).map(Box::new),
+                },
+            })
+        }
+        QueryPlan {
+            node: self.node.as_ref().and_then(|n| resolve(n, variables)),
+        }
     }
 
     /// How many subgraph requests run one after another on the plan's longest chain
@@ -264,6 +321,7 @@ impl QueryPlan {
                 PlanNode::Sequence { nodes } => nodes.iter().map(depth).sum(),
                 PlanNode::Parallel { nodes } => nodes.iter().map(depth).max().unwrap_or(0),
                 PlanNode::Subscription { rest, .. } => 1 + rest.as_deref().map(depth).unwrap_or(0),
+                PlanNode::Condition { node, .. } => depth(node),
             }
         }
         self.node.as_ref().map(depth).unwrap_or(0)
@@ -357,6 +415,17 @@ fn write_node(out: &mut String, node: &PlanNode, level: usize) {
             out.push_str("},\n");
         }
         PlanNode::Fetch(f) => write_fetch(out, f, level),
+        PlanNode::Condition {
+            variable,
+            skip,
+            node,
+        } => {
+            let kind = if *skip { "Skip" } else { "Include" };
+            let _ = writeln!(out, "{kind}(if: ${variable}) {{");
+            write_node(out, node, level + 1);
+            indent(out, level);
+            out.push_str("},\n");
+        }
         PlanNode::Flatten { path, node } => {
             let _ = writeln!(out, "Flatten(path: \"{}\") {{", path_text(path));
             write_node(out, node, level + 1);

@@ -10,7 +10,10 @@
 use std::collections::HashMap;
 
 use crate::field_set::{self, FieldSetItem};
-use crate::operation::{Field, InlineFragment, Operation, OperationKind, Selection, SelectionSet};
+use crate::operation::{
+    Condition, ConditionValue, Field, InlineFragment, Operation, OperationKind, Selection,
+    SelectionSet,
+};
 use crate::plan::{
     ContextValue, EntityFetch, FetchNode, PathSegment, PlanNode, QueryPlan, Rename, Required,
 };
@@ -41,10 +44,13 @@ enum Out {
         /// Its type as the subgraph declares it (when known): one response name with
         /// two types in one selection set must be aliased (see [`alias_conflicts`]).
         ty: Option<String>,
+        /// The client's `@skip`/`@include` on it (also printed in `head`).
+        conditions: Vec<Condition>,
     },
     Inline {
         head: String,
         sub: Vec<Out>,
+        conditions: Vec<Condition>,
     },
 }
 
@@ -294,7 +300,7 @@ fn print_out(items: &[Out], out: &mut String) {
                     print_out(sub, out);
                 }
             }
-            Out::Inline { head, sub } => {
+            Out::Inline { head, sub, .. } => {
                 out.push_str(head);
                 out.push(' ');
                 print_out(sub, out);
@@ -380,6 +386,7 @@ fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) 
             head: "__typename".into(),
             sub: None,
             ty: None,
+            conditions: Vec::new(),
         });
     }
     for item in key {
@@ -408,6 +415,7 @@ fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) 
                     head: item.name.clone(),
                     sub,
                     ty: None,
+                    conditions: Vec::new(),
                 });
             }
         }
@@ -420,7 +428,13 @@ fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) 
 fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
     for item in more {
         match item {
-            Out::Field { key, head, sub, ty } => {
+            Out::Field {
+                key,
+                head,
+                sub,
+                ty,
+                conditions,
+            } => {
                 let existing = into.iter_mut().find_map(|o| match o {
                     Out::Field {
                         key: k,
@@ -433,10 +447,20 @@ fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
                 match (existing, sub) {
                     (Some(Some(existing)), Some(sub)) => merge_outs(existing, sub),
                     (Some(_), _) => {}
-                    (None, sub) => into.push(Out::Field { key, head, sub, ty }),
+                    (None, sub) => into.push(Out::Field {
+                        key,
+                        head,
+                        sub,
+                        ty,
+                        conditions,
+                    }),
                 }
             }
-            Out::Inline { head, sub } => {
+            Out::Inline {
+                head,
+                sub,
+                conditions,
+            } => {
                 let existing = into.iter_mut().find_map(|o| match o {
                     Out::Inline {
                         head: h, sub: s, ..
@@ -445,7 +469,11 @@ fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
                 });
                 match existing {
                     Some(existing) => merge_outs(existing, sub),
-                    None => into.push(Out::Inline { head, sub }),
+                    None => into.push(Out::Inline {
+                        head,
+                        sub,
+                        conditions,
+                    }),
                 }
             }
         }
@@ -604,6 +632,7 @@ impl Planner<'_> {
                         out.push(Out::Inline {
                             head: inline_head(frag),
                             sub,
+                            conditions: frag.conditions.clone(),
                         });
                     }
                 }
@@ -656,6 +685,7 @@ impl Planner<'_> {
             head: field_head(f),
             sub,
             ty: self.sg.field_type_in(type_name, &f.name, graph),
+            conditions: f.conditions.clone(),
         })
     }
 
@@ -1618,6 +1648,7 @@ impl Planner<'_> {
                         Some(Out::Inline {
                             head: format!("... on {type_name}"),
                             sub: g.selections.clone(),
+                            conditions: Vec::new(),
                         })
                     })
                     .collect();
@@ -1627,6 +1658,7 @@ impl Planner<'_> {
                     head: "_entities(representations: $representations)".into(),
                     sub: Some(inline),
                     ty: None,
+                    conditions: Vec::new(),
                 }];
                 print_out(&entities, &mut text);
             }
@@ -1659,7 +1691,9 @@ impl Planner<'_> {
     ) {
         for item in items.iter_mut() {
             match item {
-                Out::Field { key, head, sub, ty } => {
+                Out::Field {
+                    key, head, sub, ty, ..
+                } => {
                     if let Some(t) = ty.as_deref() {
                         let first = seen.entry(path.to_vec()).or_default();
                         match first.iter().position(|(k, _)| k == key) {
@@ -1696,6 +1730,19 @@ impl Planner<'_> {
     }
 
     fn node(&self, group: Group, counter: &mut usize) -> PlanNode {
+        // A subscription's stream is opened whatever its variables say.
+        let streamed = self.op.kind == OperationKind::Subscription && group.entity.is_none();
+        match guard(&group).filter(|_| !streamed) {
+            Some((variable, skip)) => PlanNode::Condition {
+                variable,
+                skip,
+                node: Box::new(self.unguarded_node(group, counter)),
+            },
+            None => self.unguarded_node(group, counter),
+        }
+    }
+
+    fn unguarded_node(&self, group: Group, counter: &mut usize) -> PlanNode {
         let mut renames = Vec::new();
         let fetch = FetchNode {
             service: self.sg.graphs[group.graph].name.clone(),
@@ -1732,6 +1779,27 @@ impl Planner<'_> {
         nodes.extend(stages.into_iter().map(|(_, n)| parallel(n)));
         PlanNode::Sequence { nodes }
     }
+}
+
+/// The `@skip`/`@include` variable condition every selection of `group`'s fetch
+/// carries, if there is one: where it does not hold, the fetch would ask for nothing,
+/// and what follows it would find nothing to fetch for.
+fn guard(group: &Group) -> Option<(String, bool)> {
+    if !group.also.is_empty() {
+        return None;
+    }
+    fn conditions(o: &Out) -> &[Condition] {
+        match o {
+            Out::Field { conditions, .. } | Out::Inline { conditions, .. } => conditions,
+        }
+    }
+    let (first, rest) = group.selections.split_first()?;
+    conditions(first).iter().find_map(|c| match &c.value {
+        ConditionValue::Variable(v) if rest.iter().all(|o| conditions(o).contains(c)) => {
+            Some((v.clone(), c.skip))
+        }
+        _ => None,
+    })
 }
 
 fn entity_fetch(group: &Group) -> Option<EntityFetch> {

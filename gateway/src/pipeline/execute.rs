@@ -288,6 +288,22 @@ impl Gateway {
                     futures::future::join(entity_calls, rest).await;
                 }
                 PlanNode::Fetch(fetch) => self.root_fetch(fetch, state, ctx).await,
+                PlanNode::Condition {
+                    variable,
+                    skip,
+                    node,
+                } => {
+                    // As the response reads the same condition: what it leaves out is
+                    // not asked for.
+                    let value = ctx
+                        .variables
+                        .get(variable)
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    if value != *skip {
+                        self.run(node, state, ctx).await;
+                    }
+                }
                 // Streams are opened by `subscribe`; here only the per-event part runs.
                 PlanNode::Subscription { rest, .. } => {
                     if let Some(rest) = rest {
