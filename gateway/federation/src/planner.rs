@@ -153,6 +153,67 @@ fn providers_stage(
         .max()
 }
 
+/// An entity fetch with nothing but its key in its representations, no context or
+/// `@interfaceObject` translation: one that can take another's selections.
+fn foldable(g: &Group) -> bool {
+    g.entity.is_some()
+        && g.requires.is_empty()
+        && g.contexts.is_empty()
+        && g.interface_object_of.is_empty()
+        && g.also.is_empty()
+}
+
+/// The first group in `groups` or below them that fetches the same entity by the same
+/// key from the same subgraph at the same path as `like`.
+fn same_fetch_below<'a>(groups: &'a mut [Group], like: &Group) -> Option<&'a mut Group> {
+    for g in groups {
+        if g.graph == like.graph && g.path == like.path && g.entity == like.entity && foldable(g) {
+            return Some(g);
+        }
+        if let Some(found) = same_fetch_below(&mut g.children, like) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// Where one path is reached two ways (a field of one type straight from the parent
+/// fetch, of another type through a sibling's fetch), the entity fetch made straight
+/// away is folded into the one made later at the same path, which finds the objects of
+/// both there: one request instead of two (or instead of fetching the first objects
+/// twice). Only a fetch nothing at its path waits for is moved later.
+fn fold_into_later(children: &mut Vec<Group>) {
+    for c in children.iter_mut() {
+        fold_into_later(&mut c.children);
+    }
+    let mut i = 0;
+    while i < children.len() {
+        let x = &children[i];
+        let waited_for = children
+            .iter()
+            .any(|c| c.stage > 0 && c.path.starts_with(&x.path));
+        if x.stage != 0 || !foldable(x) || waited_for {
+            i += 1;
+            continue;
+        }
+        let x = children.remove(i);
+        let target = children
+            .iter_mut()
+            .find_map(|s| same_fetch_below(&mut s.children, &x));
+        match target {
+            Some(y) => {
+                merge_outs(&mut y.selections, x.selections);
+                add_vars(&mut y.variables, &x.variables);
+                y.children.extend(x.children);
+            }
+            None => {
+                children.insert(i, x);
+                i += 1;
+            }
+        }
+    }
+}
+
 /// Folds sibling entity groups that [`Group::can_share_request`] into one request each.
 fn share_requests(groups: Vec<Group>) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
@@ -1862,7 +1923,10 @@ pub fn plan_with_labels(
         frames: std::cell::RefCell::new(Vec::new()),
         requires_met: std::cell::RefCell::new(Vec::new()),
     };
-    let groups = planner.root_groups(&root)?;
+    let mut groups = planner.root_groups(&root)?;
+    for g in &mut groups {
+        fold_into_later(&mut g.children);
+    }
     let mut counter = 0;
     let mut nodes: Vec<PlanNode> = groups
         .into_iter()
