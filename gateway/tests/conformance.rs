@@ -406,6 +406,7 @@ cases! {
     a_skip_default_of_true_sends_no_request,
     a_fetch_with_one_unconditioned_field_is_sent_whatever_the_condition,
     fields_under_the_same_condition_share_the_skipped_fetch,
+    a_fetch_left_out_by_constant_conditions_is_never_sent,
     include_true_on_an_inline_fragment_keeps_its_fields,
     input_objects_enums_and_lists_reach_the_subgraph,
     input_types_keep_only_fields_every_subgraph_has,

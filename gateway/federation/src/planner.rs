@@ -1821,12 +1821,17 @@ impl Planner<'_> {
         } else {
             PlanNode::Fetch(fetch)
         };
-        if group.children.is_empty() {
+        let children: Vec<Group> = group
+            .children
+            .into_iter()
+            .filter(|c| !never_runs(c))
+            .collect();
+        if children.is_empty() {
             return own;
         }
         // Children run in parallel per stage; a later stage needs what earlier ones merged.
         let mut stages: Vec<(usize, Vec<PlanNode>)> = Vec::new();
-        let mut pending = share_requests(group.children);
+        let mut pending = share_requests(children);
         pending.sort_by_key(|c| c.stage);
         for c in pending {
             let stage = c.stage;
@@ -1861,6 +1866,20 @@ fn guard(group: &Group) -> Option<(String, bool)> {
         }
         _ => None,
     })
+}
+
+/// Whether every selection of `group`'s fetch is left out by a constant condition
+/// (`@include(if: false)`, `@skip(if: true)`): then the fetch, and all that follows
+/// from its data, is never made.
+fn never_runs(group: &Group) -> bool {
+    group.also.is_empty()
+        && !group.selections.is_empty()
+        && group.selections.iter().all(|o| {
+            let (Out::Field { conditions, .. } | Out::Inline { conditions, .. }) = o;
+            conditions
+                .iter()
+                .any(|c| c.value == ConditionValue::Const(c.skip))
+        })
 }
 
 fn entity_fetch(group: &Group) -> Option<EntityFetch> {
@@ -1930,6 +1949,7 @@ pub fn plan_with_labels(
     let mut counter = 0;
     let mut nodes: Vec<PlanNode> = groups
         .into_iter()
+        .filter(|g| !never_runs(g) || op.kind == OperationKind::Subscription)
         .map(|g| planner.node(g, &mut counter))
         .collect();
     if op.kind == OperationKind::Subscription {
