@@ -1507,6 +1507,79 @@ impl Planner<'_> {
             .sum()
     }
 
+    /// A query's shared root field (several subgraphs resolve it) whose selection `best`
+    /// lacks some fields, asked of several of those subgraphs at once, each for the
+    /// fields it resolves whole: as many requests as `best` plus entity fetches for the
+    /// rest, but side by side instead of one after the other (the subgraphs sharing a
+    /// field answer it alike, which is what `@shareable` promises). `None` when `best`
+    /// has it all, or when some field is resolved whole by none of them at the root.
+    fn split_shared_root(
+        &self,
+        root: &str,
+        f: &Field,
+        best: usize,
+        preferred: &[usize],
+    ) -> Option<Vec<(usize, Field)>> {
+        if self.op.kind != OperationKind::Query {
+            return None;
+        }
+        let ss = f.selection_set.as_ref()?;
+        let graphs = self.qg.resolving_graphs(root, &f.name);
+        if graphs.len() < 2 || self.missing_in(best, ss) == 0 {
+            return None;
+        }
+        // `best` first, then subgraphs fetched from anyway, then the rest.
+        let mut order = vec![best];
+        order.extend(
+            graphs
+                .iter()
+                .copied()
+                .filter(|g| *g != best && preferred.contains(g)),
+        );
+        order.extend(
+            graphs
+                .iter()
+                .copied()
+                .filter(|g| *g != best && !preferred.contains(g)),
+        );
+        let mut parts: Vec<(usize, Vec<Selection>)> = Vec::new();
+        for item in &ss.items {
+            let Selection::Field(sub) = item else {
+                return None;
+            };
+            let whole_in = |g: usize| {
+                sub.name.starts_with("__")
+                    || (self
+                        .sg
+                        .can_resolve(&ss.type_name, &sub.name, g, self.labels)
+                        && !self.needs_inputs(&ss.type_name, &sub.name, g)
+                        && self.resolves_for_every_type(g, &ss.type_name, &sub.name)
+                        && sub.selection_set.as_ref().is_none_or(|inner| {
+                            self.is_entity(&inner.type_name) || self.missing_in(g, inner) == 0
+                        }))
+            };
+            let g = order.iter().copied().find(|g| whole_in(*g))?;
+            match parts.iter_mut().find(|(pg, _)| *pg == g) {
+                Some((_, items)) => items.push(item.clone()),
+                None => parts.push((g, vec![item.clone()])),
+            }
+        }
+        parts.sort_by_key(|(g, _)| order.iter().position(|o| o == g));
+        Some(
+            parts
+                .into_iter()
+                .map(|(g, items)| {
+                    let mut copy = f.clone();
+                    copy.selection_set = Some(SelectionSet {
+                        type_name: ss.type_name.clone(),
+                        items,
+                    });
+                    (g, copy)
+                })
+                .collect(),
+        )
+    }
+
     /// Splits root selections by subgraph, keeping order; inline fragments are split
     /// into one copy per subgraph holding that subgraph's fields.
     fn split_root(
@@ -1521,10 +1594,16 @@ impl Planner<'_> {
                 Selection::Field(f) if f.name.starts_with("__") => {}
                 Selection::Field(f) => {
                     let g = self.graph_for_root(root, f, preferred)?;
-                    if !preferred.contains(&g) {
-                        preferred.push(g);
+                    let parts = match self.split_shared_root(root, f, g, preferred) {
+                        Some(parts) => parts,
+                        None => vec![(g, f.clone())],
+                    };
+                    for (g, f) in parts {
+                        if !preferred.contains(&g) {
+                            preferred.push(g);
+                        }
+                        out.push((g, Selection::Field(f)));
                     }
-                    out.push((g, item.clone()));
                 }
                 Selection::InlineFragment(frag) => {
                     let parts = self.split_root(root, &frag.selection_set.items, preferred)?;
