@@ -73,6 +73,10 @@ struct Group {
     /// Entity groups of other types at the same path and subgraph, sent in the same
     /// request (their children live in this group's).
     also: Vec<Group>,
+    /// The `@skip`/`@include` conditions on the way to every place this fetch's objects
+    /// were asked for (fields and fragments of the fetches before it); `None` until the
+    /// first jump to it is planned. Where one does not hold, no one needs the fetch.
+    inherited: Option<Vec<Condition>>,
 }
 
 impl Group {
@@ -93,7 +97,20 @@ impl Group {
             stage: 0,
             contexts: Vec::new(),
             also: Vec::new(),
+            inherited: None,
         }
+    }
+
+    /// Notes that this fetch is also asked for under `conditions`: only the conditions
+    /// common to every way it is asked for can guard it.
+    fn asked_under(&mut self, conditions: &[Condition]) {
+        self.inherited = Some(match self.inherited.take() {
+            None => conditions.to_vec(),
+            Some(mut before) => {
+                before.retain(|c| conditions.contains(c));
+                before
+            }
+        });
     }
 
     /// Whether `other` can ride in this group's request: another entity type at the
@@ -202,6 +219,7 @@ fn fold_into_later(children: &mut Vec<Group>) {
             .find_map(|s| same_fetch_below(&mut s.children, &x));
         match target {
             Some(y) => {
+                y.asked_under(x.inherited.as_deref().unwrap_or_default());
                 merge_outs(&mut y.selections, x.selections);
                 add_vars(&mut y.variables, &x.variables);
                 y.children.extend(x.children);
@@ -252,6 +270,11 @@ struct Planner<'a> {
     /// `(type, field, subgraph)` of the entity fetches being planned whose
     /// representations carry that field's `@requires` inputs.
     requires_met: std::cell::RefCell<Vec<(String, String, usize)>>,
+    /// The `@skip`/`@include` conditions of the fields and fragments entered on the way
+    /// to the selection being planned (see [`Group::inherited`]).
+    conditions: std::cell::RefCell<Vec<Condition>>,
+    /// The conditions the plan node being built already sits under.
+    guarded: std::cell::RefCell<Vec<(String, bool)>>,
 }
 
 /// A field or inline fragment being planned, and what must be fetched through it.
@@ -542,6 +565,15 @@ fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
 }
 
 impl Planner<'_> {
+    /// Adds a field's or fragment's conditions to those in force; answers the depth to
+    /// truncate back to when leaving it.
+    fn enter_conditions(&self, conditions: &[Condition]) -> usize {
+        let mut now = self.conditions.borrow_mut();
+        let depth = now.len();
+        now.extend(conditions.iter().cloned());
+        depth
+    }
+
     /// The merge path below a field: its response key, then `@` per list level.
     fn child_path(&self, path: &[PathSegment], f: &Field) -> Vec<PathSegment> {
         let mut p = path.to_vec();
@@ -687,8 +719,11 @@ impl Planner<'_> {
                         .as_deref()
                         .filter(|t| self.is_entity_object(t));
                     self.enter_fragment(frag, entity);
+                    let depth = self.enter_conditions(&frag.conditions);
                     let built = self.build(graph, &frag.selection_set, path, children, vars);
-                    let sub = self.leave(graph, built, path, children)?;
+                    let left = self.leave(graph, built, path, children);
+                    self.conditions.borrow_mut().truncate(depth);
+                    let sub = left?;
                     if !sub.is_empty() {
                         out.push(Out::Inline {
                             head: inline_head(frag),
@@ -729,9 +764,12 @@ impl Planner<'_> {
                     .is_entity_object(&ss.type_name)
                     .then_some(ss.type_name.as_str());
                 self.enter_field(f, entity);
+                let depth = self.enter_conditions(&f.conditions);
                 let built =
                     self.build_provided(graph, ss, &child_path, children, vars, &child_provided);
-                let mut sub = self.leave(graph, built, &child_path, children)?;
+                let left = self.leave(graph, built, &child_path, children);
+                self.conditions.borrow_mut().truncate(depth);
+                let mut sub = left?;
                 // Fragments on an abstract type need the runtime type; a selection
                 // fetched entirely from elsewhere still needs something to select here.
                 if self.sg.is_abstract(&ss.type_name) || sub.is_empty() {
@@ -1191,6 +1229,7 @@ impl Planner<'_> {
             }
         };
         let child = &mut children[idx];
+        child.asked_under(&self.conditions.borrow());
         merge_required(&mut child.requires, &carried);
         for t in jump.interface_object_of {
             if !child.interface_object_of.contains(&t) {
@@ -1872,12 +1911,20 @@ impl Planner<'_> {
     fn node(&self, group: Group, counter: &mut usize) -> PlanNode {
         // A subscription's stream is opened whatever its variables say.
         let streamed = self.op.kind == OperationKind::Subscription && group.entity.is_none();
-        match guard(&group).filter(|_| !streamed) {
-            Some((variable, skip)) => PlanNode::Condition {
-                variable,
-                skip,
-                node: Box::new(self.unguarded_node(group, counter)),
-            },
+        let fresh = guards(&group)
+            .into_iter()
+            .find(|g| !self.guarded.borrow().contains(g));
+        match fresh.filter(|_| !streamed) {
+            Some((variable, skip)) => {
+                self.guarded.borrow_mut().push((variable.clone(), skip));
+                let node = self.unguarded_node(group, counter);
+                self.guarded.borrow_mut().pop();
+                PlanNode::Condition {
+                    variable,
+                    skip,
+                    node: Box::new(node),
+                }
+            }
             None => self.unguarded_node(group, counter),
         }
     }
@@ -1926,31 +1973,46 @@ impl Planner<'_> {
     }
 }
 
-/// The `@skip`/`@include` variable condition every selection of `group`'s fetch
-/// carries, if there is one: where it does not hold, the fetch would ask for nothing,
-/// and what follows it would find nothing to fetch for.
-fn guard(group: &Group) -> Option<(String, bool)> {
+/// The `@skip`/`@include` conditions on a variable that guard `group`'s fetch: those
+/// on the way to every place it was asked for, then those every selection it sends
+/// carries. Where one does not hold, the fetch would ask for nothing (or for what no
+/// one reads), and what follows it would find nothing to fetch for.
+fn guards(group: &Group) -> Vec<(String, bool)> {
     if !group.also.is_empty() {
-        return None;
+        return Vec::new();
     }
     fn conditions(o: &Out) -> &[Condition] {
         match o {
             Out::Field { conditions, .. } | Out::Inline { conditions, .. } => conditions,
         }
     }
-    let (first, rest) = group.selections.split_first()?;
-    conditions(first).iter().find_map(|c| match &c.value {
-        ConditionValue::Variable(v) if rest.iter().all(|o| conditions(o).contains(c)) => {
-            Some((v.clone(), c.skip))
-        }
-        _ => None,
-    })
+    let common = group.selections.split_first().map(|(first, rest)| {
+        conditions(first)
+            .iter()
+            .filter(|c| rest.iter().all(|o| conditions(o).contains(c)))
+            .cloned()
+            .collect::<Vec<_>>()
+    });
+    group
+        .inherited
+        .iter()
+        .flatten()
+        .chain(common.iter().flatten())
+        .filter_map(|c| match &c.value {
+            ConditionValue::Variable(v) => Some((v.clone(), c.skip)),
+            ConditionValue::Const(_) => None,
+        })
+        .collect()
 }
 
 /// Whether every selection of `group`'s fetch is left out by a constant condition
 /// (`@include(if: false)`, `@skip(if: true)`): then the fetch, and all that follows
 /// from its data, is never made.
 fn never_runs(group: &Group) -> bool {
+    let never = |c: &Condition| c.value == ConditionValue::Const(c.skip);
+    if group.also.is_empty() && group.inherited.iter().flatten().any(never) {
+        return true;
+    }
     group.also.is_empty()
         && !group.selections.is_empty()
         && group.selections.iter().all(|o| {
@@ -2020,6 +2082,8 @@ pub fn plan_with_labels(
         context_vars: std::cell::Cell::new(0),
         frames: std::cell::RefCell::new(Vec::new()),
         requires_met: std::cell::RefCell::new(Vec::new()),
+        conditions: std::cell::RefCell::new(Vec::new()),
+        guarded: std::cell::RefCell::new(Vec::new()),
     };
     let mut groups = planner.root_groups(&root)?;
     for g in &mut groups {
