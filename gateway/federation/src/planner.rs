@@ -232,10 +232,38 @@ fn fold_into_later(children: &mut Vec<Group>) {
     }
 }
 
-/// Folds sibling entity groups that [`Group::can_share_request`] into one request each.
+/// Folds sibling entity groups that [`Group::can_share_request`] into one request each,
+/// after merging those that are one fetch: the same entity by the same key from the
+/// same subgraph at the same path and stage (met when the children of several entity
+/// types sharing a request come together).
 fn share_requests(groups: Vec<Group>) -> Vec<Group> {
+    let mut merged: Vec<Group> = Vec::new();
+    for g in groups {
+        let same = merged.iter_mut().find(|m| {
+            m.entity.is_some()
+                && m.graph == g.graph
+                && m.path == g.path
+                && m.stage == g.stage
+                && m.entity == g.entity
+                && m.contexts.is_empty()
+                && g.contexts.is_empty()
+                && m.interface_object_of == g.interface_object_of
+                && m.also.is_empty()
+                && g.also.is_empty()
+        });
+        match same {
+            Some(m) => {
+                m.asked_under(g.inherited.as_deref().unwrap_or_default());
+                merge_outs(&mut m.selections, g.selections);
+                add_vars(&mut m.variables, &g.variables);
+                merge_required(&mut m.requires, &g.requires);
+                m.children.extend(g.children);
+            }
+            None => merged.push(g),
+        }
+    }
     let mut out: Vec<Group> = Vec::new();
-    for mut g in groups {
+    for mut g in merged {
         match out.iter_mut().find(|o| o.can_share_request(&g)) {
             Some(host) => {
                 host.children.append(&mut g.children);
