@@ -407,6 +407,8 @@ cases! {
     a_fetch_with_one_unconditioned_field_is_sent_whatever_the_condition,
     fields_under_the_same_condition_share_the_skipped_fetch,
     a_fetch_left_out_by_constant_conditions_is_never_sent,
+    a_requires_field_left_out_fetches_neither_it_nor_its_inputs,
+    a_requires_field_included_fetches_its_inputs_first,
     include_true_on_an_inline_fragment_keeps_its_fields,
     input_objects_enums_and_lists_reach_the_subgraph,
     input_types_keep_only_fields_every_subgraph_has,

@@ -1135,7 +1135,12 @@ impl Planner<'_> {
             interface_object_of: Vec::new(),
             coordinate,
         };
-        self.attach(from, jump, path, out, children).map(|_| ())
+        // The field's own conditions guard the fetch it goes to and the fetches of its
+        // `@requires` inputs alike: no one needs the inputs of a field left out.
+        let depth = self.enter_conditions(&field.conditions);
+        let attached = self.attach(from, jump, path, out, children);
+        self.conditions.borrow_mut().truncate(depth);
+        attached.map(|_| ())
     }
 
     /// Adds `jump.items` to an entity fetch from `from` at `path`: picks the target and
