@@ -240,6 +240,21 @@ pub enum PlanNode {
     },
 }
 
+/// Whether a [`PlanNode::Condition`]'s node runs with these variables: `$variable`
+/// is `true` for an include, not `true` for a skip (absent or not a boolean counts as
+/// `false`, as the response reads it).
+pub fn condition_holds(
+    variable: &str,
+    skip: bool,
+    variables: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
+    let value = variables
+        .get(variable)
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    value != skip
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct QueryPlan {
     /// `None` when nothing needs a subgraph (e.g. only `__typename` or introspection).
@@ -280,11 +295,7 @@ impl QueryPlan {
                     skip,
                     node,
                 } => {
-                    let value = vars
-                        .get(variable)
-                        .and_then(|v| v.as_bool())
-                        .unwrap_or(false);
-                    if value == *skip {
+                    if !condition_holds(variable, *skip, vars) {
                         return None;
                     }
                     return resolve(node, vars);

@@ -101,6 +101,16 @@ impl Group {
         }
     }
 
+    /// Takes `other`'s selections, variables, inputs and following fetches into this
+    /// one: the two are one fetch.
+    fn absorb(&mut self, other: Group) {
+        self.asked_under(other.inherited.as_deref().unwrap_or_default());
+        merge_outs(&mut self.selections, other.selections);
+        add_vars(&mut self.variables, &other.variables);
+        merge_required(&mut self.requires, &other.requires);
+        self.children.extend(other.children);
+    }
+
     /// Notes that this fetch is also asked for under `conditions`: only the conditions
     /// common to every way it is asked for can guard it.
     fn asked_under(&mut self, conditions: &[Condition]) {
@@ -218,12 +228,7 @@ fn fold_into_later(children: &mut Vec<Group>) {
             .iter_mut()
             .find_map(|s| same_fetch_below(&mut s.children, &x));
         match target {
-            Some(y) => {
-                y.asked_under(x.inherited.as_deref().unwrap_or_default());
-                merge_outs(&mut y.selections, x.selections);
-                add_vars(&mut y.variables, &x.variables);
-                y.children.extend(x.children);
-            }
+            Some(y) => y.absorb(x),
             None => {
                 children.insert(i, x);
                 i += 1;
@@ -252,13 +257,7 @@ fn share_requests(groups: Vec<Group>) -> Vec<Group> {
                 && g.also.is_empty()
         });
         match same {
-            Some(m) => {
-                m.asked_under(g.inherited.as_deref().unwrap_or_default());
-                merge_outs(&mut m.selections, g.selections);
-                add_vars(&mut m.variables, &g.variables);
-                merge_required(&mut m.requires, &g.requires);
-                m.children.extend(g.children);
-            }
+            Some(m) => m.absorb(g),
             None => merged.push(g),
         }
     }
@@ -267,11 +266,7 @@ fn share_requests(groups: Vec<Group>) -> Vec<Group> {
         match out.iter_mut().find(|o| o.can_share_request(&g)) {
             Some(host) => {
                 host.children.append(&mut g.children);
-                for v in &g.variables {
-                    if !host.variables.contains(v) {
-                        host.variables.push(v.clone());
-                    }
-                }
+                add_vars(&mut host.variables, &g.variables);
                 host.also.push(g);
             }
             None => out.push(g),
@@ -588,6 +583,15 @@ fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
                     }),
                 }
             }
+        }
+    }
+}
+
+impl Out {
+    /// The client's `@skip`/`@include` on this selection.
+    fn conditions(&self) -> &[Condition] {
+        match self {
+            Out::Field { conditions, .. } | Out::Inline { conditions, .. } => conditions,
         }
     }
 }
@@ -2014,15 +2018,11 @@ fn guards(group: &Group) -> Vec<(String, bool)> {
     if !group.also.is_empty() {
         return Vec::new();
     }
-    fn conditions(o: &Out) -> &[Condition] {
-        match o {
-            Out::Field { conditions, .. } | Out::Inline { conditions, .. } => conditions,
-        }
-    }
     let common = group.selections.split_first().map(|(first, rest)| {
-        conditions(first)
+        first
+            .conditions()
             .iter()
-            .filter(|c| rest.iter().all(|o| conditions(o).contains(c)))
+            .filter(|c| rest.iter().all(|o| o.conditions().contains(c)))
             .cloned()
             .collect::<Vec<_>>()
     });
@@ -2043,17 +2043,13 @@ fn guards(group: &Group) -> Vec<(String, bool)> {
 /// from its data, is never made.
 fn never_runs(group: &Group) -> bool {
     let never = |c: &Condition| c.value == ConditionValue::Const(c.skip);
-    if group.also.is_empty() && group.inherited.iter().flatten().any(never) {
-        return true;
-    }
     group.also.is_empty()
-        && !group.selections.is_empty()
-        && group.selections.iter().all(|o| {
-            let (Out::Field { conditions, .. } | Out::Inline { conditions, .. }) = o;
-            conditions
-                .iter()
-                .any(|c| c.value == ConditionValue::Const(c.skip))
-        })
+        && (group.inherited.iter().flatten().any(never)
+            || (!group.selections.is_empty()
+                && group
+                    .selections
+                    .iter()
+                    .all(|o| o.conditions().iter().any(never))))
 }
 
 fn entity_fetch(group: &Group) -> Option<EntityFetch> {

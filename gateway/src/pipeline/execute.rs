@@ -295,12 +295,7 @@ impl Gateway {
                 } => {
                     // As the response reads the same condition: what it leaves out is
                     // not asked for.
-                    let value = ctx
-                        .variables
-                        .get(variable)
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false);
-                    if value != *skip {
+                    if shop_federation::plan::condition_holds(variable, *skip, ctx.variables) {
                         self.run(node, state, ctx).await;
                     }
                 }
