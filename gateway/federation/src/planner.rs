@@ -68,6 +68,10 @@ struct Group {
     interface_object_of: Vec<String>,
     /// Runs after the siblings with a lower stage: its `@requires` inputs come from them.
     stage: usize,
+    /// For a fetch that waits for its `@requires` inputs (stage > 0): the response keys
+    /// of those inputs at its path, at any depth. The fetches that bring them are the
+    /// ones it must wait for (see [`wait_only_for_inputs`]).
+    inputs: Vec<String>,
     /// `@fromContext` values the fetch's operation takes as variables.
     contexts: Vec<ContextValue>,
     /// Entity groups of other types at the same path and subgraph, sent in the same
@@ -95,6 +99,7 @@ impl Group {
             requires: Vec::new(),
             interface_object_of: Vec::new(),
             stage: 0,
+            inputs: Vec::new(),
             contexts: Vec::new(),
             also: Vec::new(),
             inherited: None,
@@ -108,6 +113,7 @@ impl Group {
         merge_outs(&mut self.selections, other.selections);
         add_vars(&mut self.variables, &other.variables);
         merge_required(&mut self.requires, &other.requires);
+        add_vars(&mut self.inputs, &other.inputs);
         self.children.extend(other.children);
     }
 
@@ -141,43 +147,106 @@ impl Group {
     }
 }
 
-/// The latest stage among `children` of the fetches that bring some of `wanted` at
-/// `path`: those selecting one of its fields there, or fetching below one of them.
-/// `None` when none does (the parent's own fetch brings it all).
-fn providers_stage(
-    children: &[Group],
-    path: &[PathSegment],
-    wanted: &SelectionSet,
-) -> Option<usize> {
-    fn keys<'a>(set: &'a SelectionSet, out: &mut Vec<&'a str>) {
-        for item in &set.items {
-            match item {
-                Selection::Field(f) => out.push(&f.response_key),
-                Selection::InlineFragment(i) => keys(&i.selection_set, out),
-            }
+/// The response keys of `wanted`, at any depth.
+fn response_keys(set: &SelectionSet, out: &mut Vec<String>) {
+    for item in &set.items {
+        match item {
+            Selection::Field(f) => add_vars(out, std::slice::from_ref(&f.response_key)),
+            Selection::InlineFragment(i) => response_keys(&i.selection_set, out),
         }
     }
-    fn selects(items: &[Out], keys: &[&str]) -> bool {
+}
+
+/// Whether `c`'s own fetch brings some of the fields `keys` names at `path`: it selects
+/// one of them there, or fetches below one of them.
+fn brings(c: &Group, path: &[PathSegment], keys: &[String]) -> bool {
+    fn selects(items: &[Out], keys: &[String]) -> bool {
         items.iter().any(|o| match o {
-            Out::Field { key, .. } => keys.contains(&key.as_str()),
+            Out::Field { key, .. } => keys.contains(key),
             Out::Inline { sub, .. } => selects(sub, keys),
         })
     }
-    let mut wanted_keys = Vec::new();
-    keys(wanted, &mut wanted_keys);
+    if c.path == path {
+        std::iter::once(c)
+            .chain(&c.also)
+            .any(|g| selects(&g.selections, keys))
+    } else {
+        c.path.len() > path.len()
+            && c.path.starts_with(path)
+            && matches!(&c.path[path.len()], PathSegment::Field(k) if keys.contains(k))
+    }
+}
+
+/// Whether `c`'s fetch or one that follows from it brings some of `keys` at `path`.
+fn brings_below(c: &Group, path: &[PathSegment], keys: &[String]) -> bool {
+    brings(c, path, keys) || c.children.iter().any(|g| brings_below(g, path, keys))
+}
+
+/// The latest stage among `children` of the fetches that bring some of `keys` at
+/// `path` (see [`brings`]). `None` when none does (the parent's own fetch brings it all).
+fn providers_stage(children: &[Group], path: &[PathSegment], keys: &[String]) -> Option<usize> {
     children
         .iter()
-        .filter(|c| {
-            if c.path == path {
-                selects(&c.selections, &wanted_keys)
-            } else {
-                c.path.len() > path.len()
-                    && c.path.starts_with(path)
-                    && matches!(&c.path[path.len()], PathSegment::Field(k) if wanted_keys.contains(&k.as_str()))
-            }
-        })
+        .filter(|c| brings(c, path, keys))
         .map(|c| c.stage)
         .max()
+}
+
+/// Moves each fetch that waits for its `@requires` inputs below the one sibling whose
+/// fetches bring them, when one sibling brings them all: it then waits for that
+/// sibling's fetch (and for those of its following fetches that bring inputs), not for
+/// every fetch of the stages before it. The fetch dependency graph is kept as a tree:
+/// a fetch whose inputs come from two siblings stays at its stage, after both.
+fn wait_only_for_inputs(mut level: Vec<Group>) -> Vec<Group> {
+    let mut stages: Vec<usize> = level.iter().map(|g| g.stage).filter(|s| *s > 0).collect();
+    stages.sort_unstable();
+    stages.dedup();
+    for stage in stages {
+        // Decided for the whole stage before any moves, against the fetches before it.
+        let moves: Vec<(usize, usize, usize)> = level
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.stage == stage && !x.inputs.is_empty())
+            .filter_map(|(i, x)| {
+                let mut keys = x.inputs.clone();
+                for a in &x.also {
+                    add_vars(&mut keys, &a.inputs);
+                }
+                let holders: Vec<usize> = (0..level.len())
+                    .filter(|h| level[*h].stage < stage && brings_below(&level[*h], &x.path, &keys))
+                    .collect();
+                let [h] = holders[..] else {
+                    return None;
+                };
+                let within = level[h]
+                    .children
+                    .iter()
+                    .filter(|c| brings_below(c, &x.path, &keys))
+                    .map(|c| c.stage + 1)
+                    .max()
+                    .unwrap_or(0);
+                Some((i, h, within))
+            })
+            .collect();
+        let mut taken: Vec<Option<Group>> = level.into_iter().map(Some).collect();
+        // A holder has a lower stage than the fetches moved in this round, so it is
+        // never moved itself; each fetch moves at most once.
+        for (i, h, within) in moves {
+            let Some(mut x) = taken[i].take() else {
+                continue;
+            };
+            x.stage = within;
+            for a in &mut x.also {
+                a.stage = within;
+            }
+            match taken[h].as_mut() {
+                Some(host) => host.children.push(x),
+                None => taken[i] = Some(x),
+            }
+        }
+        level = taken.into_iter().flatten().collect();
+    }
+    level
 }
 
 /// An entity fetch with nothing but its key in its representations, no context or
@@ -1217,6 +1286,7 @@ impl Planner<'_> {
             .unwrap_or_default();
         let mut stage = 0;
         let mut carried = Vec::new();
+        let mut inputs = Vec::new();
         if !requires.is_empty() {
             match field_set::simple(&requires) {
                 Some(items) if self.sg.can_provide(type_name, &items, from, self.labels) => {
@@ -1238,7 +1308,8 @@ impl Planner<'_> {
                         // have needed inputs: a chain of @requires, each a stage
                         // later), and only those: a fetch that brings none of them
                         // neither delays this one nor is fetched again for it.
-                        stage = 1 + providers_stage(children, path, &wanted).unwrap_or_else(|| {
+                        response_keys(&wanted, &mut inputs);
+                        stage = 1 + providers_stage(children, path, &inputs).unwrap_or_else(|| {
                             children
                                 .iter()
                                 .filter(|c| c.path == path)
@@ -1268,6 +1339,7 @@ impl Planner<'_> {
         let child = &mut children[idx];
         child.asked_under(&self.conditions.borrow());
         merge_required(&mut child.requires, &carried);
+        add_vars(&mut child.inputs, &inputs);
         for t in jump.interface_object_of {
             if !child.interface_object_of.contains(&t) {
                 child.interface_object_of.push(t);
@@ -1994,7 +2066,7 @@ impl Planner<'_> {
         }
         // Children run in parallel per stage; a later stage needs what earlier ones merged.
         let mut stages: Vec<(usize, Vec<PlanNode>)> = Vec::new();
-        let mut pending = share_requests(children);
+        let mut pending = wait_only_for_inputs(share_requests(children));
         pending.sort_by_key(|c| c.stage);
         for c in pending {
             let stage = c.stage;
@@ -2005,7 +2077,13 @@ impl Planner<'_> {
             }
         }
         let mut nodes = vec![own];
-        nodes.extend(stages.into_iter().map(|(_, n)| parallel(n)));
+        for (_, stage) in stages {
+            // A step that is itself a sequence is spliced in: the same order, one level.
+            match parallel(stage) {
+                PlanNode::Sequence { nodes: steps } => nodes.extend(steps),
+                step => nodes.push(step),
+            }
+        }
         PlanNode::Sequence { nodes }
     }
 }
