@@ -151,8 +151,9 @@ async fn run_case(name: &str) {
             env!("CARGO_MANIFEST_DIR")
         );
         let subgraphs = synthetic::read_dir(std::path::Path::new(&dir));
-        let urls = synthetic::start(&subgraphs).await;
-        for ((name, sdl), url) in subgraphs.into_iter().zip(urls) {
+        let urls = synthetic::start_counting(&subgraphs).await;
+        for ((name, sdl), (url, count)) in subgraphs.into_iter().zip(urls) {
+            counters.insert(name.clone(), count);
             sources.push(SubgraphSource { name, url, sdl });
         }
     }
@@ -297,6 +298,9 @@ fn every_case_file_is_listed() {
 }
 
 cases! {
+    a_fetch_under_two_variable_conditions_runs_only_when_both_hold,
+    a_fetch_asked_for_only_under_constant_conditions_is_never_sent,
+    a_field_below_a_provided_entity_rides_in_the_parent_entity_fetch,
     a_client_alias_over_fields_of_different_subgraph_types_is_kept,
     a_custom_scalar_passes_through_unchanged,
     a_cyclic_fragment_is_a_validation_error,

@@ -44,6 +44,14 @@ pub struct Condition {
     pub value: ConditionValue,
 }
 
+impl Condition {
+    /// Whether it leaves its selection out whatever the variables: `@skip(if: true)`,
+    /// `@include(if: false)`.
+    pub fn never_holds(&self) -> bool {
+        self.value == ConditionValue::Const(self.skip)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum ConditionValue {
     Const(bool),

@@ -81,6 +81,10 @@ struct Group {
     /// were asked for (fields and fragments of the fetches before it); `None` until the
     /// first jump to it is planned. Where one does not hold, no one needs the fetch.
     inherited: Option<Vec<Condition>>,
+    /// Whether one of the ways it was asked for is not left out by a constant condition
+    /// (`@skip(if: true)`, `@include(if: false)`) on the way: when none is, no one
+    /// needs the fetch.
+    live: bool,
 }
 
 impl Group {
@@ -103,13 +107,21 @@ impl Group {
             contexts: Vec::new(),
             also: Vec::new(),
             inherited: None,
+            live: false,
         }
     }
 
     /// Takes `other`'s selections, variables, inputs and following fetches into this
     /// one: the two are one fetch.
     fn absorb(&mut self, other: Group) {
-        self.asked_under(other.inherited.as_deref().unwrap_or_default());
+        match other.inherited {
+            // Its ways of being asked for become this fetch's.
+            Some(conditions) => {
+                self.keep_common(&conditions);
+                self.live |= other.live;
+            }
+            None => self.asked_under(&[]),
+        }
         merge_outs(&mut self.selections, other.selections);
         add_vars(&mut self.variables, &other.variables);
         merge_required(&mut self.requires, &other.requires);
@@ -120,6 +132,11 @@ impl Group {
     /// Notes that this fetch is also asked for under `conditions`: only the conditions
     /// common to every way it is asked for can guard it.
     fn asked_under(&mut self, conditions: &[Condition]) {
+        self.keep_common(conditions);
+        self.live |= !conditions.iter().any(Condition::never_holds);
+    }
+
+    fn keep_common(&mut self, conditions: &[Condition]) {
         self.inherited = Some(match self.inherited.take() {
             None => conditions.to_vec(),
             Some(mut before) => {
@@ -367,6 +384,24 @@ struct Planner<'a> {
     conditions: std::cell::RefCell<Vec<Condition>>,
     /// The conditions the plan node being built already sits under.
     guarded: std::cell::RefCell<Vec<(String, bool)>>,
+    /// Every field planned with an entity's selection below it.
+    hops: std::cell::RefCell<Vec<Hop>>,
+}
+
+/// A field with an entity's selection below it, planned in some fetch: its place, and
+/// enough to ask for it again in another fetch of the parent entity (see
+/// [`Planner::ride_along`]).
+#[derive(Clone, PartialEq)]
+struct Hop {
+    /// The parent object's path, and the path of the objects the field returns.
+    at: Vec<PathSegment>,
+    below: Vec<PathSegment>,
+    parent_type: String,
+    name: String,
+    key: String,
+    head: String,
+    conditions: Vec<Condition>,
+    variables: Vec<String>,
 }
 
 /// A field or inline fragment being planned, and what must be fetched through it.
@@ -864,6 +899,22 @@ impl Planner<'_> {
                 let entity = self
                     .is_entity_object(&ss.type_name)
                     .then_some(ss.type_name.as_str());
+                if entity.is_some() {
+                    let hop = Hop {
+                        at: path.to_vec(),
+                        below: child_path.clone(),
+                        parent_type: type_name.to_string(),
+                        name: f.name.clone(),
+                        key: f.response_key.clone(),
+                        head: field_head(f),
+                        conditions: f.conditions.clone(),
+                        variables: f.variables.clone(),
+                    };
+                    let mut hops = self.hops.borrow_mut();
+                    if !hops.contains(&hop) {
+                        hops.push(hop);
+                    }
+                }
                 self.enter_field(f, entity);
                 let depth = self.enter_conditions(&f.conditions);
                 let built =
@@ -2017,25 +2068,104 @@ impl Planner<'_> {
         }
     }
 
+    /// Where an entity fetch at the objects a field returns goes to a subgraph that is
+    /// also asked, at the same level, for the parent entity holding that field, and that
+    /// subgraph resolves the field too, the field rides in the parent's fetch with the
+    /// child's selections below it: one request instead of two. (The field's `@provides`
+    /// or ownership made the parent fetch reach the child objects; the other way there
+    /// is cheaper once a request to the parent is made anyway.)
+    fn ride_along(&self, children: &mut Vec<Group>) {
+        let mut i = 0;
+        while i < children.len() {
+            match self.ride_target(children, i) {
+                Some((k, hop)) => {
+                    let mut j = children.remove(i);
+                    let k = if k > i { k - 1 } else { k };
+                    let ty = self.sg.field_type_in(&hop.parent_type, &hop.name, j.graph);
+                    j.selections = vec![Out::Field {
+                        key: hop.key,
+                        head: hop.head,
+                        sub: Some(std::mem::take(&mut j.selections)),
+                        ty,
+                        conditions: hop.conditions,
+                    }];
+                    add_vars(&mut j.variables, &hop.variables);
+                    children[k].absorb(j);
+                    // The parent's fetch may now take more: look at the level again.
+                    i = 0;
+                }
+                None => i += 1,
+            }
+        }
+        for c in children.iter_mut() {
+            self.ride_along(&mut c.children);
+        }
+    }
+
+    /// The sibling of `children[i]` it can ride in (see [`Planner::ride_along`]), and
+    /// the field it rides under.
+    fn ride_target(&self, children: &[Group], i: usize) -> Option<(usize, Hop)> {
+        let j = &children[i];
+        let (entity, _) = j.entity.as_ref()?;
+        if j.stage != 0 || !foldable(j) {
+            return None;
+        }
+        let hops = self.hops.borrow();
+        let mut at_j = hops.iter().filter(|h| h.below == j.path);
+        let hop = at_j.next()?;
+        // Two fields answering at one path (fragments on different types) are not one.
+        if at_j.next().is_some() {
+            return None;
+        }
+        let resolves = self
+            .sg
+            .can_resolve(&hop.parent_type, &hop.name, j.graph, self.labels)
+            && self
+                .sg
+                .requires(&hop.parent_type, &hop.name, j.graph)
+                .is_empty()
+            && self
+                .sg
+                .field_type_in(&hop.parent_type, &hop.name, j.graph)
+                .is_some_and(|t| t.trim_matches(|c| matches!(c, '[' | ']' | '!')) == entity);
+        if !resolves {
+            return None;
+        }
+        let k = children.iter().position(|k| {
+            k.graph == j.graph
+                && k.path == hop.at
+                && k.stage == 0
+                && k.contexts.is_empty()
+                && k.interface_object_of.is_empty()
+                && k.entity
+                    .as_ref()
+                    .is_some_and(|(t, _)| *t == hop.parent_type)
+        })?;
+        Some((k, hop.clone()))
+    }
+
     fn node(&self, group: Group, counter: &mut usize) -> PlanNode {
         // A subscription's stream is opened whatever its variables say.
         let streamed = self.op.kind == OperationKind::Subscription && group.entity.is_none();
-        let fresh = guards(&group)
-            .into_iter()
-            .find(|g| !self.guarded.borrow().contains(g));
-        match fresh.filter(|_| !streamed) {
-            Some((variable, skip)) => {
-                self.guarded.borrow_mut().push((variable.clone(), skip));
-                let node = self.unguarded_node(group, counter);
-                self.guarded.borrow_mut().pop();
-                PlanNode::Condition {
-                    variable,
-                    skip,
-                    node: Box::new(node),
+        let mut fresh: Vec<(String, bool)> = Vec::new();
+        if !streamed {
+            for g in guards(&group) {
+                if !self.guarded.borrow().contains(&g) && !fresh.contains(&g) {
+                    fresh.push(g);
                 }
             }
-            None => self.unguarded_node(group, counter),
         }
+        self.guarded.borrow_mut().extend(fresh.iter().cloned());
+        let mut node = self.unguarded_node(group, counter);
+        for (variable, skip) in fresh.into_iter().rev() {
+            self.guarded.borrow_mut().pop();
+            node = PlanNode::Condition {
+                variable,
+                skip,
+                node: Box::new(node),
+            };
+        }
+        node
     }
 
     fn unguarded_node(&self, group: Group, counter: &mut usize) -> PlanNode {
@@ -2116,18 +2246,17 @@ fn guards(group: &Group) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// Whether every selection of `group`'s fetch is left out by a constant condition
-/// (`@include(if: false)`, `@skip(if: true)`): then the fetch, and all that follows
-/// from its data, is never made.
+/// Whether every way `group`'s fetch was asked for, or every selection it sends, is
+/// left out by a constant condition (`@include(if: false)`, `@skip(if: true)`): then
+/// the fetch, and all that follows from its data, is never made.
 fn never_runs(group: &Group) -> bool {
-    let never = |c: &Condition| c.value == ConditionValue::Const(c.skip);
     group.also.is_empty()
-        && (group.inherited.iter().flatten().any(never)
+        && ((group.inherited.is_some() && !group.live)
             || (!group.selections.is_empty()
                 && group
                     .selections
                     .iter()
-                    .all(|o| o.conditions().iter().any(never))))
+                    .all(|o| o.conditions().iter().any(Condition::never_holds))))
 }
 
 fn entity_fetch(group: &Group) -> Option<EntityFetch> {
@@ -2191,10 +2320,12 @@ pub fn plan_with_labels(
         requires_met: std::cell::RefCell::new(Vec::new()),
         conditions: std::cell::RefCell::new(Vec::new()),
         guarded: std::cell::RefCell::new(Vec::new()),
+        hops: std::cell::RefCell::new(Vec::new()),
     };
     let mut groups = planner.root_groups(&root)?;
     for g in &mut groups {
         fold_into_later(&mut g.children);
+        planner.ride_along(&mut g.children);
     }
     let mut counter = 0;
     let mut nodes: Vec<PlanNode> = groups

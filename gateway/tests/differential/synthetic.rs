@@ -987,6 +987,17 @@ pub fn strict_schema(sdl: &str) -> apollo_compiler::validation::Valid<apollo_com
 /// Serves the subgraphs `(name, sdl)` of one supergraph, each as a synthetic subgraph
 /// on a free port; returns their URLs in the same order.
 pub async fn start(sources: &[(String, String)]) -> Vec<String> {
+    start_counting(sources)
+        .await
+        .into_iter()
+        .map(|(url, _)| url)
+        .collect()
+}
+
+/// Like [`start`], with each subgraph's count of the requests it answered.
+pub async fn start_counting(
+    sources: &[(String, String)],
+) -> Vec<(String, Arc<std::sync::Mutex<usize>>)> {
     let parsed: Vec<Subgraph> = sources.iter().map(|(n, s)| Subgraph::parse(n, s)).collect();
     let mut world = world(&parsed);
     for (n, s) in sources {
@@ -996,7 +1007,8 @@ pub async fn start(sources: &[(String, String)]) -> Vec<String> {
     for (n, s) in sources {
         let found = finds(Subgraph::parse(n, s), world.clone());
         let schema = schema(Subgraph::parse(n, s), world.clone());
-        urls.push(serve(schema, found).await);
+        let count = Arc::new(std::sync::Mutex::new(0));
+        urls.push((serve(schema, found, count.clone()).await, count));
     }
     urls
 }
@@ -1004,6 +1016,7 @@ pub async fn start(sources: &[(String, String)]) -> Vec<String> {
 pub async fn serve(
     schema: async_graphql::dynamic::Schema,
     finds: impl Fn(&serde_json::Value) -> bool + Send + Sync + 'static,
+    count: Arc<std::sync::Mutex<usize>>,
 ) -> String {
     let finds = Arc::new(finds);
     use axum::routing::post;
@@ -1018,6 +1031,9 @@ pub async fn serve(
             let schema = schema.clone();
             let finds = finds.clone();
             let strict = strict.clone();
+            if let Ok(mut n) = count.lock() {
+                *n += 1;
+            }
             async move {
                 if let Err(e) = apollo_compiler::ExecutableDocument::parse_and_validate(
                     &strict,
