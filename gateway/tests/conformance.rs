@@ -298,6 +298,9 @@ fn every_case_file_is_listed() {
 }
 
 cases! {
+    a_field_of_another_interface_object_does_not_wait_for_the_owner,
+    a_fragment_field_of_the_interface_object_is_asked_as_the_interface_field,
+    a_field_riding_in_the_parent_entity_fetch_finds_the_key_where_it_is_asked,
     a_fetch_under_two_variable_conditions_runs_only_when_both_hold,
     a_fetch_asked_for_only_under_constant_conditions_is_never_sent,
     a_field_below_a_provided_entity_rides_in_the_parent_entity_fetch,

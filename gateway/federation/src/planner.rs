@@ -633,6 +633,43 @@ fn ensure_fields(out: &mut Vec<Out>, key: &[FieldSetItem], with_typename: bool) 
     }
 }
 
+/// Selects `key` (and `__typename`) beside every selection of `hop`'s field found at
+/// `rest` below `items` (a relative path, through fragments); whether there was one.
+fn key_beside(items: &mut Vec<Out>, rest: &[PathSegment], hop: &Hop, key: &[FieldSetItem]) -> bool {
+    let mut found = false;
+    match rest.split_first() {
+        None => {
+            if items
+                .iter()
+                .any(|o| matches!(o, Out::Field { key, head, .. } if *key == hop.key && *head == hop.head))
+            {
+                ensure_fields(items, key, true);
+                found = true;
+            }
+            for o in items.iter_mut() {
+                if let Out::Inline { sub, .. } = o {
+                    found |= key_beside(sub, rest, hop, key);
+                }
+            }
+        }
+        Some((PathSegment::List, below)) => found = key_beside(items, below, hop, key),
+        Some((PathSegment::Field(k), below)) => {
+            for o in items.iter_mut() {
+                match o {
+                    Out::Field {
+                        key: name,
+                        sub: Some(sub),
+                        ..
+                    } if name == k => found |= key_beside(sub, below, hop, key),
+                    Out::Inline { sub, .. } => found |= key_beside(sub, rest, hop, key),
+                    _ => {}
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Appends `more` to `into`, merging a field selected in both (same response key and
 /// arguments) or a fragment in both (same type condition and directives) into one with
 /// the union of their sub-selections.
@@ -1122,26 +1159,140 @@ impl Planner<'_> {
         provided: &[FieldSetItem],
     ) -> Result<Vec<Out>, PlanError> {
         let iface = set.type_name.as_str();
+        let io_targets = |f: &Field| -> Vec<usize> {
+            if f.name == "__typename" {
+                return Vec::new();
+            }
+            (0..self.sg.graphs.len())
+                .filter(|g| {
+                    *g != graph
+                        && self.sg.is_interface_object_in(iface, *g)
+                        && self.sg.can_resolve(iface, &f.name, *g, self.labels)
+                })
+                .collect()
+        };
+        // A response key naming one field (name and arguments) in every fragment here:
+        // such a field of a fragment on a concrete type can be asked for every object,
+        // as the interface's field, and the client's type condition applied to the
+        // answer; one naming two fields cannot.
+        let mut named: Vec<(&str, &str, &[String])> = Vec::new();
+        fn collect_names<'s>(
+            items: &'s [Selection],
+            named: &mut Vec<(&'s str, &'s str, &'s [String])>,
+        ) {
+            for item in items {
+                match item {
+                    Selection::Field(f) => named.push((&f.response_key, &f.name, &f.arguments)),
+                    Selection::InlineFragment(i) => collect_names(&i.selection_set.items, named),
+                }
+            }
+        }
+        collect_names(&set.items, &mut named);
+        let one_field = |f: &Field| {
+            named
+                .iter()
+                .filter(|(k, _, _)| *k == f.response_key)
+                .all(|(_, n, a)| *n == f.name && *a == f.arguments.as_slice())
+        };
         let mut local = Vec::new();
-        let mut remote = Vec::new();
+        // Fields another `@interfaceObject` of the interface resolves, each with the
+        // conditions of the fragment it came from.
+        let mut elsewhere: Vec<(Field, Vec<usize>, Vec<Condition>)> = Vec::new();
+        let mut owner_items = Vec::new();
+        let mut typed_fragments = false;
         for item in &set.items {
-            let here = match item {
-                Selection::Field(f) => {
-                    f.name != "__typename"
+            match item {
+                Selection::Field(f)
+                    if f.name != "__typename"
                         && (provided.iter().any(|p| p.name == f.name)
-                            || self.sg.can_resolve(iface, &f.name, graph, self.labels))
+                            || self.sg.can_resolve(iface, &f.name, graph, self.labels)) =>
+                {
+                    local.push(item.clone());
+                }
+                Selection::Field(f) => {
+                    let targets = io_targets(f);
+                    if targets.is_empty() {
+                        owner_items.push(item.clone());
+                    } else {
+                        elsewhere.push((f.clone(), targets, Vec::new()));
+                    }
+                }
+                Selection::InlineFragment(frag)
+                    if frag.type_condition.as_deref().is_none_or(|t| t == iface) =>
+                {
+                    local.push(item.clone());
                 }
                 Selection::InlineFragment(frag) => {
-                    frag.type_condition.as_deref().is_none_or(|t| t == iface)
+                    typed_fragments = true;
+                    let mut kept = Vec::new();
+                    for inner in &frag.selection_set.items {
+                        let Selection::Field(f) = inner else {
+                            kept.push(inner.clone());
+                            continue;
+                        };
+                        let on_iface = self
+                            .sg
+                            .types
+                            .get(iface)
+                            .is_some_and(|t| t.fields.contains_key(&f.name));
+                        if f.name == "__typename" || !on_iface || !one_field(f) {
+                            kept.push(inner.clone());
+                            continue;
+                        }
+                        let as_iface = Field {
+                            parent_type: iface.to_string(),
+                            ..f.clone()
+                        };
+                        if self.sg.can_resolve(iface, &f.name, graph, self.labels) {
+                            local.push(Selection::Field(as_iface));
+                            continue;
+                        }
+                        let targets = io_targets(f);
+                        if targets.is_empty() {
+                            kept.push(inner.clone());
+                        } else {
+                            elsewhere.push((as_iface, targets, frag.conditions.clone()));
+                        }
+                    }
+                    if !kept.is_empty() {
+                        owner_items.push(Selection::InlineFragment(InlineFragment {
+                            selection_set: SelectionSet {
+                                type_name: frag.selection_set.type_name.clone(),
+                                items: kept,
+                            },
+                            ..frag.clone()
+                        }));
+                    }
                 }
-            };
-            if here {
-                local.push(item.clone());
-            } else {
-                remote.push(item.clone());
             }
         }
         let mut out = Vec::new();
+        // Asked there straight away, by the interface's key: such a field needs no
+        // concrete type, so it does not wait for the owner's answer.
+        for (f, targets, fragment_conditions) in elsewhere {
+            // The objects here are known by the interface's name until the owner's
+            // answer (if asked for) gives their concrete type; either is sent as it.
+            let mut sent_as = self.sg.possible_types(iface);
+            sent_as.push(iface.to_string());
+            let jump = Jump {
+                type_name: iface.to_string(),
+                targets,
+                requires_of: Some(f.name.clone()),
+                interface_object_of: sent_as,
+                coordinate: format!("{iface}.{}", f.name),
+                items: vec![Selection::Field(f.clone())],
+            };
+            let depth = self.enter_conditions(&fragment_conditions);
+            self.enter_conditions(&f.conditions);
+            let attached = self.attach(graph, jump, path, &mut out, children);
+            self.conditions.borrow_mut().truncate(depth);
+            attached?;
+        }
+        let mut remote = owner_items;
+        if typed_fragments && remote.is_empty() {
+            // Only the owner knows the concrete type the client's type conditions need.
+            remote.push(typename_field(iface));
+        }
         if !remote.is_empty() {
             // The owner also answers the concrete `__typename`, which replaces the
             // interface name this subgraph returns, so type conditions apply later.
@@ -2074,31 +2225,49 @@ impl Planner<'_> {
     /// child's selections below it: one request instead of two. (The field's `@provides`
     /// or ownership made the parent fetch reach the child objects; the other way there
     /// is cheaper once a request to the parent is made anyway.)
-    fn ride_along(&self, children: &mut Vec<Group>) {
+    ///
+    /// `selections` and `path` are those of the fetch the level's fetches follow from:
+    /// the parent entity's key is selected there beside the field, so that every
+    /// object the child fetch would have found is found by the parent's fetch (the
+    /// field may be asked for under other conditions than where the key was selected).
+    fn ride_along(
+        &self,
+        selections: &mut Vec<Out>,
+        path: &[PathSegment],
+        children: &mut Vec<Group>,
+    ) {
         let mut i = 0;
         while i < children.len() {
-            match self.ride_target(children, i) {
-                Some((k, hop)) => {
-                    let mut j = children.remove(i);
-                    let k = if k > i { k - 1 } else { k };
-                    let ty = self.sg.field_type_in(&hop.parent_type, &hop.name, j.graph);
-                    j.selections = vec![Out::Field {
-                        key: hop.key,
-                        head: hop.head,
-                        sub: Some(std::mem::take(&mut j.selections)),
-                        ty,
-                        conditions: hop.conditions,
-                    }];
-                    add_vars(&mut j.variables, &hop.variables);
-                    children[k].absorb(j);
-                    // The parent's fetch may now take more: look at the level again.
-                    i = 0;
-                }
-                None => i += 1,
+            let Some((k, hop)) = self.ride_target(children, i) else {
+                i += 1;
+                continue;
+            };
+            let key = children[k].entity.as_ref().map(|(_, key)| key.clone());
+            let beside = key.is_some_and(|key| {
+                hop.at.starts_with(path)
+                    && key_beside(selections, &hop.at[path.len()..], &hop, &key)
+            });
+            if !beside {
+                i += 1;
+                continue;
             }
+            let mut j = children.remove(i);
+            let k = if k > i { k - 1 } else { k };
+            let ty = self.sg.field_type_in(&hop.parent_type, &hop.name, j.graph);
+            j.selections = vec![Out::Field {
+                key: hop.key,
+                head: hop.head,
+                sub: Some(std::mem::take(&mut j.selections)),
+                ty,
+                conditions: hop.conditions,
+            }];
+            add_vars(&mut j.variables, &hop.variables);
+            children[k].absorb(j);
+            // The parent's fetch may now take more: look at the level again.
+            i = 0;
         }
         for c in children.iter_mut() {
-            self.ride_along(&mut c.children);
+            self.ride_along(&mut c.selections, &c.path, &mut c.children);
         }
     }
 
@@ -2325,7 +2494,7 @@ pub fn plan_with_labels(
     let mut groups = planner.root_groups(&root)?;
     for g in &mut groups {
         fold_into_later(&mut g.children);
-        planner.ride_along(&mut g.children);
+        planner.ride_along(&mut g.selections, &[], &mut g.children);
     }
     let mut counter = 0;
     let mut nodes: Vec<PlanNode> = groups
