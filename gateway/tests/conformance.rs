@@ -298,6 +298,8 @@ fn every_case_file_is_listed() {
 }
 
 cases! {
+    a_context_read_from_the_fetched_entity_itself_needs_no_second_fetch,
+    a_context_argument_selected_twice_in_one_fetch_is_one_variable,
     a_field_of_another_interface_object_does_not_wait_for_the_owner,
     a_fragment_field_of_the_interface_object_is_asked_as_the_interface_field,
     a_field_riding_in_the_parent_entity_fetch_finds_the_key_where_it_is_asked,

@@ -386,6 +386,26 @@ struct Planner<'a> {
     guarded: std::cell::RefCell<Vec<(String, bool)>>,
     /// Every field planned with an entity's selection below it.
     hops: std::cell::RefCell<Vec<Hop>>,
+    /// Set while the selection of an entity fetch is about to be built (see
+    /// [`Planner::build_provided`]).
+    entity_root: std::cell::Cell<bool>,
+    /// The entity fetches whose selections are being built, innermost last.
+    entity_fetches: std::cell::RefCell<Vec<EntityFrame>>,
+    /// The variable of each `@fromContext` argument per entity fetch (see
+    /// [`Planner::with_context_arguments`]).
+    context_names: std::cell::RefCell<HashMap<String, String>>,
+}
+
+/// An entity fetch whose selection is being built.
+struct EntityFrame {
+    type_name: String,
+    graph: usize,
+    path: Vec<PathSegment>,
+    /// How many [`Frame`]s were open when it started: those after are inside it.
+    frames_at: usize,
+    /// `@fromContext` values read from its own objects (see
+    /// [`Planner::inline_context_field`]).
+    contexts: Vec<ContextValue>,
 }
 
 /// A field with an entity's selection below it, planned in some fetch: its place, and
@@ -442,6 +462,14 @@ pub(crate) fn typename_field(parent: &str) -> Selection {
         type_name: "String".into(),
         selection_set: None,
     })
+}
+
+fn add_contexts(into: &mut Vec<ContextValue>, more: Vec<ContextValue>) {
+    for c in more {
+        if !into.iter().any(|i| i.variable == c.variable) {
+            into.push(c);
+        }
+    }
 }
 
 fn add_vars(into: &mut Vec<String>, vars: &[String]) {
@@ -785,12 +813,20 @@ impl Planner<'_> {
         vars: &mut Vec<String>,
         provided: &[FieldSetItem],
     ) -> Result<Vec<Out>, PlanError> {
+        // An entity fetch's objects were made by the fetch before it, from a selection
+        // set of their type, which selected the contexts' fields already.
+        let entity_root = self.entity_root.replace(false);
         let mut out = Vec::new();
         if self.sg.is_interface_object_in(&set.type_name, graph) {
             return self.build_interface_object(graph, set, path, children, vars, provided);
         }
         let with_context;
-        let set = match self.context_selection(&set.type_name) {
+        let extra = if entity_root {
+            None
+        } else {
+            self.context_selection(&set.type_name)
+        };
+        let set = match extra {
             Some(extra) => {
                 let mut s = set.clone();
                 s.items.extend(extra.items);
@@ -811,7 +847,19 @@ impl Planner<'_> {
                             .sg
                             .can_resolve(&set.type_name, &f.name, graph, self.labels) =>
                 {
-                    self.context_field(graph, graph, &set.type_name, f, path, &mut out, children)?;
+                    match self.inline_context_field(graph, &set.type_name, f, path, children, vars)
+                    {
+                        Some(field) => out.push(field?),
+                        None => self.context_field(
+                            graph,
+                            graph,
+                            &set.type_name,
+                            f,
+                            path,
+                            &mut out,
+                            children,
+                        )?,
+                    }
                 }
                 Selection::Field(f) => {
                     if f.name == "__typename"
@@ -1566,11 +1614,26 @@ impl Planner<'_> {
         if let Some(m) = &met {
             self.requires_met.borrow_mut().push(m.clone());
         }
+        self.entity_root.set(true);
+        self.entity_fetches.borrow_mut().push(EntityFrame {
+            type_name: type_name.to_string(),
+            graph: target,
+            path: path.to_vec(),
+            frames_at: self.frames.borrow().len(),
+            contexts: Vec::new(),
+        });
         let built = self.build(target, &single, path, grand, variables);
+        let read_here = self
+            .entity_fetches
+            .borrow_mut()
+            .pop()
+            .map(|e| e.contexts)
+            .unwrap_or_default();
         if met.is_some() {
             self.requires_met.borrow_mut().pop();
         }
         merge_outs(selections, built?);
+        add_contexts(&mut children[idx].contexts, read_here);
         Ok(idx)
     }
 
@@ -1619,8 +1682,136 @@ impl Planner<'_> {
         extra
     }
 
-    /// A field with `@fromContext` arguments: always resolved through an entity fetch
-    /// (even from the same subgraph), whose variables carry the context values.
+    /// `f` with each `@fromContext` argument of `type_name.f` in `graph` passed as a
+    /// variable, and where each variable's value is read. The entity fetch of
+    /// `fetch_type` at `fetch_path` reads one value per representation for the field
+    /// however often it is selected, so it has one variable for it (two would make
+    /// the field's arguments conflict where the selections merge).
+    fn with_context_arguments(
+        &self,
+        graph: usize,
+        fetch_type: &str,
+        fetch_path: &[PathSegment],
+        type_name: &str,
+        f: &Field,
+    ) -> Result<(Field, Vec<ContextValue>), PlanError> {
+        let coordinate = format!("{type_name}.{}", f.name);
+        let mut field = f.clone();
+        let mut uses = Vec::new();
+        for arg in self.sg.context_arguments(type_name, &f.name, graph) {
+            let selection = arg.selection.clone().map_err(|reason| PlanError::Context {
+                coordinate: coordinate.clone(),
+                reason,
+            })?;
+            let mut chain = Vec::new();
+            let mut level = selection.as_slice();
+            while let [only] = level {
+                chain.push(only.name.clone());
+                level = &only.selections;
+            }
+            if !level.is_empty() || chain.is_empty() {
+                return Err(PlanError::Context {
+                    coordinate,
+                    reason: "it must select exactly one field (at each level)".into(),
+                });
+            }
+            let fetch = format!(
+                "{graph} {fetch_type} {fetch_path:?} {coordinate}({})",
+                arg.name
+            );
+            let variable = self
+                .context_names
+                .borrow_mut()
+                .entry(fetch)
+                .or_insert_with(|| {
+                    let n = self.context_vars.get();
+                    self.context_vars.set(n + 1);
+                    format!("contextualArgument_{n}")
+                })
+                .clone();
+            field.arguments.push(format!("{}: ${variable}", arg.name));
+            uses.push(ContextValue {
+                variable,
+                ty: arg.ty.clone(),
+                types: self
+                    .sg
+                    .contexts
+                    .get(&arg.context)
+                    .cloned()
+                    .unwrap_or_default(),
+                path: chain,
+            });
+        }
+        Ok((field, uses))
+    }
+
+    /// A field with `@fromContext` arguments planned in the entity fetch being built,
+    /// when that fetch's own objects are the nearest carriers of every context it
+    /// reads (no object between them and the field carries one): the values then
+    /// come with each representation, and no second fetch is needed. `None` otherwise.
+    fn inline_context_field(
+        &self,
+        graph: usize,
+        type_name: &str,
+        f: &Field,
+        path: &[PathSegment],
+        children: &mut Vec<Group>,
+        vars: &mut Vec<String>,
+    ) -> Option<Result<Out, PlanError>> {
+        let carries = |ctx: &str, ty: &str| {
+            self.sg.contexts.get(ctx).is_some_and(|types| {
+                types.iter().any(|t| {
+                    t == ty || (self.sg.is_abstract(ty) && self.sg.possible_types(ty).contains(t))
+                })
+            })
+        };
+        {
+            let fetches = self.entity_fetches.borrow();
+            let top = fetches.last()?;
+            if top.graph != graph {
+                return None;
+            }
+            let frames = self.frames.borrow();
+            let between: Vec<&str> = frames
+                .get(top.frames_at..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|fr| match &fr.selection {
+                    Selection::Field(field) => Some(field.type_name.as_str()),
+                    Selection::InlineFragment(i) => i.type_condition.as_deref(),
+                })
+                .chain((type_name != top.type_name).then_some(type_name))
+                .collect();
+            let args = self.sg.context_arguments(type_name, &f.name, graph);
+            let nearest = args.iter().all(|a| {
+                carries(&a.context, &top.type_name)
+                    && !between.iter().any(|t| carries(&a.context, t))
+            });
+            if args.is_empty() || !nearest {
+                return None;
+            }
+        }
+        Some((|| {
+            let (fetch_type, fetch_path) = {
+                let fetches = self.entity_fetches.borrow();
+                let top = fetches.last();
+                (
+                    top.map(|t| t.type_name.clone()).unwrap_or_default(),
+                    top.map(|t| t.path.clone()).unwrap_or_default(),
+                )
+            };
+            let (field, uses) =
+                self.with_context_arguments(graph, &fetch_type, &fetch_path, type_name, f)?;
+            if let Some(top) = self.entity_fetches.borrow_mut().last_mut() {
+                add_contexts(&mut top.contexts, uses);
+            }
+            self.local_field(graph, type_name, &field, path, children, vars, &[])
+        })())
+    }
+
+    /// A field with `@fromContext` arguments not planned inline (see
+    /// [`Planner::inline_context_field`]): resolved through an entity fetch of its
+    /// parent (even from the same subgraph), whose variables carry the context values.
     #[allow(clippy::too_many_arguments)]
     fn context_field(
         &self,
@@ -1642,43 +1833,9 @@ impl Planner<'_> {
             coordinate: coordinate.clone(),
         };
         let idx = self.attach(from, jump, path, out, children)?;
-        let mut field = f.clone();
-        let mut uses = Vec::new();
-        for arg in self.sg.context_arguments(type_name, &f.name, graph) {
-            let selection = arg.selection.clone().map_err(|reason| PlanError::Context {
-                coordinate: coordinate.clone(),
-                reason,
-            })?;
-            let mut chain = Vec::new();
-            let mut level = selection.as_slice();
-            while let [only] = level {
-                chain.push(only.name.clone());
-                level = &only.selections;
-            }
-            if !level.is_empty() || chain.is_empty() {
-                return Err(PlanError::Context {
-                    coordinate,
-                    reason: "it must select exactly one field (at each level)".into(),
-                });
-            }
-            let n = self.context_vars.get();
-            self.context_vars.set(n + 1);
-            let variable = format!("contextualArgument_{n}");
-            field.arguments.push(format!("{}: ${variable}", arg.name));
-            uses.push(ContextValue {
-                variable,
-                ty: arg.ty.clone(),
-                types: self
-                    .sg
-                    .contexts
-                    .get(&arg.context)
-                    .cloned()
-                    .unwrap_or_default(),
-                path: chain,
-            });
-        }
+        let (field, uses) = self.with_context_arguments(graph, type_name, path, type_name, f)?;
         let child = &mut children[idx];
-        child.contexts.extend(uses);
+        add_contexts(&mut child.contexts, uses);
         let Group {
             children: grand,
             variables,
@@ -2490,6 +2647,9 @@ pub fn plan_with_labels(
         conditions: std::cell::RefCell::new(Vec::new()),
         guarded: std::cell::RefCell::new(Vec::new()),
         hops: std::cell::RefCell::new(Vec::new()),
+        entity_root: std::cell::Cell::new(false),
+        entity_fetches: std::cell::RefCell::new(Vec::new()),
+        context_names: std::cell::RefCell::new(HashMap::new()),
     };
     let mut groups = planner.root_groups(&root)?;
     for g in &mut groups {
