@@ -298,6 +298,7 @@ fn every_case_file_is_listed() {
 }
 
 cases! {
+    two_fields_below_a_provided_entity_share_one_fetch_of_the_parent,
     a_context_read_from_the_fetched_entity_itself_needs_no_second_fetch,
     a_context_argument_selected_twice_in_one_fetch_is_one_variable,
     a_field_of_another_interface_object_does_not_wait_for_the_owner,

@@ -420,6 +420,8 @@ struct Hop {
     name: String,
     key: String,
     head: String,
+    /// The head without directives.
+    call: String,
     conditions: Vec<Condition>,
     variables: Vec<String>,
 }
@@ -481,6 +483,27 @@ fn add_vars(into: &mut Vec<String>, vars: &[String]) {
 }
 
 fn field_head(f: &Field) -> String {
+    let mut s = field_call(f);
+    for d in &f.directives {
+        s.push(' ');
+        s.push_str(d);
+    }
+    s
+}
+
+/// Whether GraphQL `text` uses the variable `name` (`$name`, not a longer name).
+fn uses_variable(text: &str, name: &str) -> bool {
+    let needle = format!("${name}");
+    text.match_indices(&needle).any(|(at, _)| {
+        !text[at + needle.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+/// A field's alias, name and arguments, without its directives.
+fn field_call(f: &Field) -> String {
     let mut s = String::new();
     if let Some(a) = &f.alias {
         s.push_str(a);
@@ -491,10 +514,6 @@ fn field_head(f: &Field) -> String {
         s.push('(');
         s.push_str(&f.arguments.join(", "));
         s.push(')');
-    }
-    for d in &f.directives {
-        s.push(' ');
-        s.push_str(d);
     }
     s
 }
@@ -992,6 +1011,7 @@ impl Planner<'_> {
                         name: f.name.clone(),
                         key: f.response_key.clone(),
                         head: field_head(f),
+                        call: field_call(f),
                         conditions: f.conditions.clone(),
                         variables: f.variables.clone(),
                     };
@@ -2389,58 +2409,171 @@ impl Planner<'_> {
     /// field may be asked for under other conditions than where the key was selected).
     fn ride_along(
         &self,
+        graph: usize,
         selections: &mut Vec<Out>,
         path: &[PathSegment],
         children: &mut Vec<Group>,
     ) {
         let mut i = 0;
         while i < children.len() {
-            let Some((k, hop)) = self.ride_target(children, i) else {
+            let Some(hops) = self.ride_hops(children, i) else {
+                i += 1;
+                continue;
+            };
+            let hop = &hops[0];
+            let host = children.iter().position(|k| {
+                k.graph == children[i].graph
+                    && k.path == hop.at
+                    && k.stage == 0
+                    && k.contexts.is_empty()
+                    && k.interface_object_of.is_empty()
+                    && k.entity
+                        .as_ref()
+                        .is_some_and(|(t, _)| *t == hop.parent_type)
+            });
+            let Some(k) = host else {
                 i += 1;
                 continue;
             };
             let key = children[k].entity.as_ref().map(|(_, key)| key.clone());
-            let beside = key.is_some_and(|key| {
-                hop.at.starts_with(path)
-                    && key_beside(selections, &hop.at[path.len()..], &hop, &key)
-            });
-            if !beside {
+            if !key.is_some_and(|key| self.key_beside_all(selections, path, &hops, &key)) {
                 i += 1;
                 continue;
             }
-            let mut j = children.remove(i);
+            let j = self.wrapped(children.remove(i), &hops);
             let k = if k > i { k - 1 } else { k };
-            let ty = self.sg.field_type_in(&hop.parent_type, &hop.name, j.graph);
-            j.selections = vec![Out::Field {
-                key: hop.key,
-                head: hop.head,
-                sub: Some(std::mem::take(&mut j.selections)),
-                ty,
-                conditions: hop.conditions,
-            }];
-            add_vars(&mut j.variables, &hop.variables);
             children[k].absorb(j);
             // The parent's fetch may now take more: look at the level again.
             i = 0;
         }
+        // Two or more such fetches below fields of one parent entity with no fetch of
+        // it to their subgraph: one fetch of the parent (by a key this fetch has)
+        // takes them all.
+        'pairs: loop {
+            let riders: Vec<(usize, Vec<Hop>)> = (0..children.len())
+                .filter_map(|i| self.ride_hops(children, i).map(|h| (i, h)))
+                .collect();
+            for (n, (a, hops_a)) in riders.iter().enumerate() {
+                let same: Vec<&(usize, Vec<Hop>)> = riders[n + 1..]
+                    .iter()
+                    .filter(|(b, hops_b)| {
+                        children[*b].graph == children[*a].graph
+                            && hops_b[0].at == hops_a[0].at
+                            && hops_b[0].parent_type == hops_a[0].parent_type
+                    })
+                    .collect();
+                if same.is_empty() {
+                    continue;
+                }
+                let parent_type = hops_a[0].parent_type.clone();
+                let target = children[*a].graph;
+                let Some(key) = self
+                    .sg
+                    .resolvable_keys(&parent_type, target)
+                    .into_iter()
+                    .find(|k| {
+                        self.sg
+                            .can_provide(&parent_type, &k.fields, graph, self.labels)
+                    })
+                    .map(|k| k.fields.clone())
+                else {
+                    continue;
+                };
+                let all_hops: Vec<Hop> = std::iter::once(hops_a)
+                    .chain(same.iter().map(|(_, h)| h))
+                    .flatten()
+                    .cloned()
+                    .collect();
+                if !self.key_beside_all(selections, path, &all_hops, &key) {
+                    continue;
+                }
+                let mut take: Vec<usize> = std::iter::once(*a)
+                    .chain(same.iter().map(|(b, _)| *b))
+                    .collect();
+                take.sort_unstable();
+                let mut host = Group::new(target, hops_a[0].at.clone(), Some((parent_type, key)));
+                for idx in take.into_iter().rev() {
+                    let hops = self.ride_hops(children, idx).unwrap_or_default();
+                    let j = self.wrapped(children.remove(idx), &hops);
+                    host.absorb(j);
+                }
+                children.push(host);
+                continue 'pairs;
+            }
+            break;
+        }
         for c in children.iter_mut() {
-            self.ride_along(&mut c.selections, &c.path, &mut c.children);
+            self.ride_along(c.graph, &mut c.selections, &c.path, &mut c.children);
         }
     }
 
-    /// The sibling of `children[i]` it can ride in (see [`Planner::ride_along`]), and
-    /// the field it rides under.
-    fn ride_target(&self, children: &[Group], i: usize) -> Option<(usize, Hop)> {
+    /// Selects `key` beside every selection of each of `hops`' fields in `selections`
+    /// (of the fetch at `path`); whether each was found.
+    fn key_beside_all(
+        &self,
+        selections: &mut Vec<Out>,
+        path: &[PathSegment],
+        hops: &[Hop],
+        key: &[FieldSetItem],
+    ) -> bool {
+        hops.iter().all(|hop| {
+            hop.at.starts_with(path) && key_beside(selections, &hop.at[path.len()..], hop, key)
+        })
+    }
+
+    /// `j`'s fetch as a selection of the parent entity: its selections below the field
+    /// of `hops`.
+    fn wrapped(&self, mut j: Group, hops: &[Hop]) -> Group {
+        let Some(hop) = hops.first() else {
+            return j;
+        };
+        // Asked with different directives, it is asked once without them: the
+        // response keeps only what the client's conditions let through.
+        let (head, conditions) = if hops.iter().all(|h| h.head == hop.head) {
+            (hop.head.clone(), hop.conditions.clone())
+        } else {
+            (hop.call.clone(), Vec::new())
+        };
+        // Only the variables the head sent uses (an unused one is invalid).
+        let used: Vec<String> = hops
+            .iter()
+            .flat_map(|h| h.variables.iter())
+            .filter(|v| uses_variable(&head, v))
+            .cloned()
+            .collect();
+        add_vars(&mut j.variables, &used);
+        let ty = self.sg.field_type_in(&hop.parent_type, &hop.name, j.graph);
+        j.selections = vec![Out::Field {
+            key: hop.key.clone(),
+            head,
+            sub: Some(std::mem::take(&mut j.selections)),
+            ty,
+            conditions,
+        }];
+        j
+    }
+
+    /// The fields `children[i]` is fetched below, when it can ride in a fetch of
+    /// their parent entity (see [`Planner::ride_along`]): one field (however many
+    /// directives it was asked with) that `children[i]`'s subgraph resolves, without
+    /// inputs, returning the fetched entity type.
+    fn ride_hops(&self, children: &[Group], i: usize) -> Option<Vec<Hop>> {
         let j = &children[i];
         let (entity, _) = j.entity.as_ref()?;
         if j.stage != 0 || !foldable(j) {
             return None;
         }
         let hops = self.hops.borrow();
-        let mut at_j = hops.iter().filter(|h| h.below == j.path);
-        let hop = at_j.next()?;
-        // Two fields answering at one path (fragments on different types) are not one.
-        if at_j.next().is_some() {
+        let at_j: Vec<Hop> = hops.iter().filter(|h| h.below == j.path).cloned().collect();
+        let hop = at_j.first()?;
+        // Two fields answering at one path (fragments on different types) are not one;
+        // one field asked with different directives is.
+        if at_j.iter().any(|h| {
+            h.at != hop.at
+                || h.parent_type != hop.parent_type
+                || h.name != hop.name
+                || h.call != hop.call
+        }) {
             return None;
         }
         let resolves = self
@@ -2453,21 +2586,9 @@ impl Planner<'_> {
             && self
                 .sg
                 .field_type_in(&hop.parent_type, &hop.name, j.graph)
-                .is_some_and(|t| t.trim_matches(|c| matches!(c, '[' | ']' | '!')) == entity);
-        if !resolves {
-            return None;
-        }
-        let k = children.iter().position(|k| {
-            k.graph == j.graph
-                && k.path == hop.at
-                && k.stage == 0
-                && k.contexts.is_empty()
-                && k.interface_object_of.is_empty()
-                && k.entity
-                    .as_ref()
-                    .is_some_and(|(t, _)| *t == hop.parent_type)
-        })?;
-        Some((k, hop.clone()))
+                .is_some_and(|t| t.trim_matches(|c| matches!(c, '[' | ']' | '!')) == entity)
+            && self.is_entity(&hop.parent_type);
+        resolves.then_some(at_j)
     }
 
     fn node(&self, group: Group, counter: &mut usize) -> PlanNode {
@@ -2654,7 +2775,7 @@ pub fn plan_with_labels(
     let mut groups = planner.root_groups(&root)?;
     for g in &mut groups {
         fold_into_later(&mut g.children);
-        planner.ride_along(&mut g.selections, &[], &mut g.children);
+        planner.ride_along(g.graph, &mut g.selections, &[], &mut g.children);
     }
     let mut counter = 0;
     let mut nodes: Vec<PlanNode> = groups

@@ -22,6 +22,8 @@ pub enum SupergraphError {
     FieldSet { coordinate: String, reason: String },
     #[error("the API schema derived from the supergraph is invalid:\n{0}")]
     ApiSchema(String),
+    #[error("the supergraph uses what this gateway cannot serve: {0}")]
+    Unsupported(String),
 }
 
 /// One subgraph.
@@ -148,6 +150,101 @@ pub struct Supergraph {
     members_in: Option<HashMap<String, BTreeSet<(usize, String)>>>,
     /// Built on first use, without override labels (see [`Supergraph::query_graph`]).
     query_graph: std::sync::OnceLock<crate::query_graph::QueryGraph>,
+}
+
+/// The join spec's directives this gateway reads (v0.2 to v0.5).
+const JOIN_DIRECTIVES: &[&str] = &[
+    "join__graph",
+    "join__type",
+    "join__field",
+    "join__implements",
+    "join__unionMember",
+    "join__enumValue",
+];
+
+/// Refuses a supergraph that relies on join directives this gateway does not read, so
+/// that nothing they say is silently dropped: a Federation 1 supergraph (join v0.1,
+/// where `@join__owner` decides which subgraph resolves a field), connectors (a
+/// `@join__directive` for `@connect`/`@source` or a `@link` to their spec: such a
+/// field is answered by a REST call), and join directives of a later spec version.
+fn refuse_unknown_join_directives(schema: &Schema) -> Result<(), SupergraphError> {
+    let mut applied: Vec<(String, &Directive)> = Vec::new();
+    for d in schema.schema_definition.directives.iter() {
+        applied.push(("the schema".into(), d));
+    }
+    for (name, ty) in &schema.types {
+        for d in ty.directives().iter() {
+            applied.push((name.to_string(), d));
+        }
+        let fields: Vec<(String, &apollo_compiler::schema::FieldDefinition)> = match ty {
+            ExtendedType::Object(o) => o
+                .fields
+                .iter()
+                .map(|(f, def)| (f.to_string(), def.as_ref()))
+                .collect(),
+            ExtendedType::Interface(i) => i
+                .fields
+                .iter()
+                .map(|(f, def)| (f.to_string(), def.as_ref()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (field, def) in fields {
+            for d in def.directives.iter() {
+                applied.push((format!("{name}.{field}"), d));
+            }
+        }
+        if let ExtendedType::Enum(e) = ty {
+            for (value, def) in &e.values {
+                for d in def.directives.iter() {
+                    applied.push((format!("{name}.{value}"), d));
+                }
+            }
+        }
+    }
+    for (at, d) in applied {
+        let name = d.name.as_str();
+        let spec = str_arg(d, "feature").or_else(|| str_arg(d, "url"));
+        let federation_1 = name == "join__owner"
+            || (matches!(name, "core" | "link")
+                && spec.as_deref().is_some_and(|u| u.contains("/join/v0.1")));
+        if federation_1 {
+            return Err(SupergraphError::Unsupported(format!(
+                "it is a Federation 1 supergraph (join v0.1, at {at}); compose it with Federation 2"
+            )));
+        }
+        if name == "join__directive" {
+            let applied_name = str_arg(d, "name").unwrap_or_default();
+            let link_url = d
+                .specified_argument_by_name("args")
+                .and_then(|a| a.as_object())
+                .and_then(|fields| fields.iter().find(|(k, _)| k.as_str() == "url"))
+                .and_then(|(_, v)| v.as_str())
+                .map(str::to_string)
+                .unwrap_or_default();
+            // Other composed directives are metadata for the subgraph's own directive
+            // (cache hints and the like): how the field is answered does not change.
+            if matches!(applied_name.as_str(), "connect" | "source")
+                || link_url.contains("/connect/")
+            {
+                return Err(SupergraphError::Unsupported(format!(
+                    "@join__directive(name: \"{applied_name}\"{}) at {at}",
+                    if link_url.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", url: \"{link_url}\"")
+                    }
+                )));
+            }
+            continue;
+        }
+        if name.starts_with("join__") && !JOIN_DIRECTIVES.contains(&name) {
+            return Err(SupergraphError::Unsupported(format!(
+                "@{name} at {at} (a join spec directive this gateway does not know)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn str_arg(d: &Directive, name: &str) -> Option<String> {
@@ -299,6 +396,7 @@ impl Supergraph {
         let schema = Schema::parse_and_validate(sdl, "supergraph.graphql")
             .map_err(|e| SupergraphError::Invalid(e.errors.to_string()))?;
 
+        refuse_unknown_join_directives(&schema)?;
         let graph_enum = schema
             .types
             .iter()
