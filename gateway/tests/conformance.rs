@@ -298,6 +298,8 @@ fn every_case_file_is_listed() {
 }
 
 cases! {
+    an_owner_fetch_for_left_out_fragments_only_is_never_sent,
+    a_fragment_moved_to_the_interface_object_still_gets_its_concrete_type,
     two_fields_below_a_provided_entity_share_one_fetch_of_the_parent,
     a_context_read_from_the_fetched_entity_itself_needs_no_second_fetch,
     a_context_argument_selected_twice_in_one_fetch_is_one_variable,

@@ -1268,6 +1268,8 @@ impl Planner<'_> {
         let mut elsewhere: Vec<(Field, Vec<usize>, Vec<Condition>)> = Vec::new();
         let mut owner_items = Vec::new();
         let mut typed_fragments = false;
+        // The conditions every fragment on a concrete type carries.
+        let mut typed_conditions: Option<Vec<Condition>> = None;
         for item in &set.items {
             match item {
                 Selection::Field(f)
@@ -1292,6 +1294,13 @@ impl Planner<'_> {
                 }
                 Selection::InlineFragment(frag) => {
                     typed_fragments = true;
+                    typed_conditions = Some(match typed_conditions.take() {
+                        None => frag.conditions.clone(),
+                        Some(mut common) => {
+                            common.retain(|c| frag.conditions.contains(c));
+                            common
+                        }
+                    });
                     let mut kept = Vec::new();
                     for inner in &frag.selection_set.items {
                         let Selection::Field(f) = inner else {
@@ -1307,10 +1316,28 @@ impl Planner<'_> {
                             kept.push(inner.clone());
                             continue;
                         }
-                        let as_iface = Field {
+                        // The fragment's @skip/@include move onto the field (unless it
+                        // has its own of the same name: one directive cannot repeat).
+                        let directive_name = |d: &String| -> String {
+                            d.split('(').next().unwrap_or_default().trim().to_string()
+                        };
+                        if frag.directives.iter().any(|d| {
+                            f.directives
+                                .iter()
+                                .any(|o| directive_name(o) == directive_name(d))
+                        }) {
+                            kept.push(inner.clone());
+                            continue;
+                        }
+                        let mut as_iface = Field {
                             parent_type: iface.to_string(),
                             ..f.clone()
                         };
+                        as_iface.directives = frag.directives.clone();
+                        as_iface.directives.extend(f.directives.iter().cloned());
+                        as_iface.conditions = frag.conditions.clone();
+                        as_iface.conditions.extend(f.conditions.iter().cloned());
+                        add_vars(&mut as_iface.variables, &frag.variables);
                         if self.sg.can_resolve(iface, &f.name, graph, self.labels) {
                             local.push(Selection::Field(as_iface));
                             continue;
@@ -1319,7 +1346,7 @@ impl Planner<'_> {
                         if targets.is_empty() {
                             kept.push(inner.clone());
                         } else {
-                            elsewhere.push((as_iface, targets, frag.conditions.clone()));
+                            elsewhere.push((as_iface, targets, Vec::new()));
                         }
                     }
                     if !kept.is_empty() {
@@ -1357,10 +1384,29 @@ impl Planner<'_> {
             attached?;
         }
         let mut remote = owner_items;
+        // The owner is asked only where something it answers is not left out: the
+        // conditions common to what it is asked for, and to every fragment on a
+        // concrete type (each needs the concrete type it answers).
+        let mut owner_conditions: Option<Vec<Condition>> = typed_conditions;
+        for item in &remote {
+            let conditions = match item {
+                Selection::Field(f) => &f.conditions,
+                Selection::InlineFragment(i) => &i.conditions,
+            };
+            owner_conditions = Some(match owner_conditions.take() {
+                None => conditions.clone(),
+                Some(mut common) => {
+                    common.retain(|c| conditions.contains(c));
+                    common
+                }
+            });
+        }
         if typed_fragments && remote.is_empty() {
-            // Only the owner knows the concrete type the client's type conditions need.
+            // Only the owner knows the concrete type the client's type conditions need,
+            // and only where one of those fragments is not left out.
             remote.push(typename_field(iface));
         }
+        let owner_conditions = owner_conditions.unwrap_or_default();
         if !remote.is_empty() {
             // The owner also answers the concrete `__typename`, which replaces the
             // interface name this subgraph returns, so type conditions apply later.
@@ -1385,7 +1431,10 @@ impl Planner<'_> {
                 interface_object_of: Vec::new(),
                 coordinate: format!("the concrete types of {iface}"),
             };
-            self.attach(graph, jump, path, &mut out, children)?;
+            let depth = self.enter_conditions(&owner_conditions);
+            let attached = self.attach(graph, jump, path, &mut out, children);
+            self.conditions.borrow_mut().truncate(depth);
+            attached?;
         }
         let mut here = SelectionSet {
             type_name: iface.to_string(),
@@ -2155,13 +2204,31 @@ impl Planner<'_> {
         Ok(out)
     }
 
-    /// Subgraphs that some root field can only be fetched from: a field several
-    /// subgraphs resolve (`@shareable`) then joins one of those fetches.
+    /// Subgraphs that some root field is best fetched from: the only one resolving it,
+    /// or the only one lacking the fewest fields of its selection. A field several
+    /// subgraphs resolve equally well (`@shareable`) then joins one of those fetches.
     fn required_root_graphs(&self, root: &str, items: &[Selection], out: &mut Vec<usize>) {
         for item in items {
             match item {
                 Selection::Field(f) if !f.name.starts_with("__") => {
-                    if let [only] = self.qg.resolving_graphs(root, &f.name)[..]
+                    let graphs = self.qg.resolving_graphs(root, &f.name);
+                    let missing: Vec<usize> = graphs
+                        .iter()
+                        .map(|g| {
+                            f.selection_set
+                                .as_ref()
+                                .map(|ss| self.missing_in(*g, ss))
+                                .unwrap_or(0)
+                        })
+                        .collect();
+                    let fewest = missing.iter().copied().min().unwrap_or(0);
+                    let best: Vec<usize> = graphs
+                        .iter()
+                        .zip(&missing)
+                        .filter(|(_, m)| **m == fewest)
+                        .map(|(g, _)| *g)
+                        .collect();
+                    if let [only] = best[..]
                         && !out.contains(&only)
                     {
                         out.push(only);
