@@ -298,6 +298,7 @@ fn every_case_file_is_listed() {
 }
 
 cases! {
+    a_request_shared_by_two_entity_types_is_guarded_by_their_common_condition,
     an_owner_fetch_for_left_out_fragments_only_is_never_sent,
     a_fragment_moved_to_the_interface_object_still_gets_its_concrete_type,
     two_fields_below_a_provided_entity_share_one_fetch_of_the_parent,

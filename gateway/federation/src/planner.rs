@@ -2737,9 +2737,14 @@ impl Planner<'_> {
 /// carries. Where one does not hold, the fetch would ask for nothing (or for what no
 /// one reads), and what follows it would find nothing to fetch for.
 fn guards(group: &Group) -> Vec<(String, bool)> {
-    if !group.also.is_empty() {
-        return Vec::new();
-    }
+    // A request shared by several entity types is needed where one of them is.
+    let own = own_guards(group);
+    own.into_iter()
+        .filter(|g| group.also.iter().all(|a| own_guards(a).contains(g)))
+        .collect()
+}
+
+fn own_guards(group: &Group) -> Vec<(String, bool)> {
     let common = group.selections.split_first().map(|(first, rest)| {
         first
             .conditions()
@@ -2762,7 +2767,9 @@ fn guards(group: &Group) -> Vec<(String, bool)> {
 
 /// Whether every way `group`'s fetch was asked for, or every selection it sends, is
 /// left out by a constant condition (`@include(if: false)`, `@skip(if: true)`): then
-/// the fetch, and all that follows from its data, is never made.
+/// the fetch, and all that follows from its data, is never made. (A field whose
+/// sub-selection alone is left out still answers whether its object is null, or how
+/// long its list is: the fetch is needed.)
 fn never_runs(group: &Group) -> bool {
     group.also.is_empty()
         && ((group.inherited.is_some() && !group.live)
