@@ -137,13 +137,7 @@ impl Group {
     }
 
     fn keep_common(&mut self, conditions: &[Condition]) {
-        self.inherited = Some(match self.inherited.take() {
-            None => conditions.to_vec(),
-            Some(mut before) => {
-                before.retain(|c| conditions.contains(c));
-                before
-            }
-        });
+        keep_common(&mut self.inherited, conditions);
     }
 
     /// Whether `other` can ride in this group's request: another entity type at the
@@ -464,6 +458,17 @@ pub(crate) fn typename_field(parent: &str) -> Selection {
         type_name: "String".into(),
         selection_set: None,
     })
+}
+
+/// Narrows `common` to the conditions also in `conditions` (`None`: none seen yet).
+fn keep_common(common: &mut Option<Vec<Condition>>, conditions: &[Condition]) {
+    *common = Some(match common.take() {
+        None => conditions.to_vec(),
+        Some(mut before) => {
+            before.retain(|c| conditions.contains(c));
+            before
+        }
+    });
 }
 
 fn add_contexts(into: &mut Vec<ContextValue>, more: Vec<ContextValue>) {
@@ -1231,13 +1236,9 @@ impl Planner<'_> {
             if f.name == "__typename" {
                 return Vec::new();
             }
-            (0..self.sg.graphs.len())
-                .filter(|g| {
-                    *g != graph
-                        && self.sg.is_interface_object_in(iface, *g)
-                        && self.sg.can_resolve(iface, &f.name, *g, self.labels)
-                })
-                .collect()
+            let mut targets = self.interface_object_graphs(iface, &f.name);
+            targets.retain(|g| *g != graph);
+            targets
         };
         // A response key naming one field (name and arguments) in every fragment here:
         // such a field of a fragment on a concrete type can be asked for every object,
@@ -1294,13 +1295,7 @@ impl Planner<'_> {
                 }
                 Selection::InlineFragment(frag) => {
                     typed_fragments = true;
-                    typed_conditions = Some(match typed_conditions.take() {
-                        None => frag.conditions.clone(),
-                        Some(mut common) => {
-                            common.retain(|c| frag.conditions.contains(c));
-                            common
-                        }
-                    });
+                    keep_common(&mut typed_conditions, &frag.conditions);
                     let mut kept = Vec::new();
                     for inner in &frag.selection_set.items {
                         let Selection::Field(f) = inner else {
@@ -1393,13 +1388,7 @@ impl Planner<'_> {
                 Selection::Field(f) => &f.conditions,
                 Selection::InlineFragment(i) => &i.conditions,
             };
-            owner_conditions = Some(match owner_conditions.take() {
-                None => conditions.clone(),
-                Some(mut common) => {
-                    common.retain(|c| conditions.contains(c));
-                    common
-                }
-            });
+            keep_common(&mut owner_conditions, conditions);
         }
         if typed_fragments && remote.is_empty() {
             // Only the owner knows the concrete type the client's type conditions need,
@@ -1455,17 +1444,20 @@ impl Planner<'_> {
         Ok(out)
     }
 
+    /// The subgraphs where `iface` is an `@interfaceObject` resolving `field`.
+    fn interface_object_graphs(&self, iface: &str, field: &str) -> Vec<usize> {
+        (0..self.sg.graphs.len())
+            .filter(|g| {
+                self.sg.is_interface_object_in(iface, *g)
+                    && self.sg.can_resolve(iface, field, *g, self.labels)
+            })
+            .collect()
+    }
+
     /// A field no subgraph resolves on `type_name` itself but an `@interfaceObject` of
     /// the interface (or of an interface the type implements) does.
     fn interface_object_jump(&self, type_name: &str, f: &Field) -> Option<Jump> {
-        let io_graphs = |iface: &str| -> Vec<usize> {
-            (0..self.sg.graphs.len())
-                .filter(|g| {
-                    self.sg.is_interface_object_in(iface, *g)
-                        && self.sg.can_resolve(iface, &f.name, *g, self.labels)
-                })
-                .collect()
-        };
+        let io_graphs = |iface: &str| self.interface_object_graphs(iface, &f.name);
         let (iface, runtime) = if self.sg.is_abstract(type_name) {
             (type_name.to_string(), self.sg.possible_types(type_name))
         } else {
