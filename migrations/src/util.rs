@@ -54,6 +54,35 @@ pub fn timestamp(name: &str) -> ColumnDef {
         .to_owned()
 }
 
+/// A boolean, false by default.
+pub fn flag(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .boolean()
+        .not_null()
+        .default(false)
+        .to_owned()
+}
+
+/// A counter, 0 by default.
+pub fn count(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .big_integer()
+        .not_null()
+        .default(0)
+        .to_owned()
+}
+
+pub fn timestamp_null(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .timestamp_with_time_zone()
+        .null()
+        .to_owned()
+}
+
+pub fn text_null(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name)).text().null().to_owned()
+}
+
 pub fn auto_id(name: &str) -> ColumnDef {
     ColumnDef::new(Alias::new(name))
         .big_integer()

@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_catalog_tables;
+mod m20261204_000002_catalog_imports;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_catalog_tables::Migration),
             Box::new(crate::util::EventTables("catalog")),
             Box::new(crate::util::OutboxDelivery("catalog")),
+            Box::new(m20261204_000002_catalog_imports::Migration),
         ]
     }
 

@@ -5,21 +5,6 @@ use crate::util::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-fn flag(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .boolean()
-        .not_null()
-        .default(false)
-        .to_owned()
-}
-
-fn timestamp_null(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -12,7 +12,7 @@ use sea_orm::DatabaseConnection;
 use shop_kit::auth::Verifier;
 use shop_kit::db::ByIdLoader;
 use shop_kit::events::EventBus;
-use shop_kit::server::{database_ready, subgraph_router};
+use shop_kit::server::{database_ready, subgraph_router_with_uploads};
 
 pub use service::CatalogCtx;
 
@@ -63,5 +63,6 @@ pub async fn start(
 /// The HTTP router: `/graphql`, `/health`, `/ready`.
 pub fn router(ctx: CatalogCtx, verifier: Verifier) -> axum::Router {
     let ready = database_ready(ctx.db.clone());
-    subgraph_router(schema(ctx), verifier, ready)
+    let max_upload = ctx.max_upload_bytes;
+    subgraph_router_with_uploads(schema(ctx), verifier, ready, max_upload)
 }

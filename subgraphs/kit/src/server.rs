@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_graphql::Executor;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Request, StatusCode, header};
@@ -28,7 +28,14 @@ pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
 struct SubgraphState<E> {
     executor: E,
     verifier: Verifier,
+    /// The largest file a multipart request may carry; 0 refuses files.
+    max_upload_bytes: u64,
 }
+
+/// The largest request body that is not a multipart upload.
+pub const MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+/// Files one multipart request may carry.
+pub const MAX_UPLOAD_FILES: usize = 4;
 
 /// Ready while `db` answers a trivial query.
 pub fn database_ready(db: sea_orm::DatabaseConnection) -> ReadyCheck {
@@ -45,7 +52,23 @@ pub fn subgraph_router<E: Executor + Clone>(
     verifier: Verifier,
     ready: ReadyCheck,
 ) -> Router {
-    let state = SubgraphState { executor, verifier };
+    subgraph_router_with_uploads(executor, verifier, ready, 0)
+}
+
+/// [`subgraph_router`] for a subgraph with `Upload` arguments: multipart requests
+/// (the GraphQL multipart request specification) carry files of up to
+/// `max_upload_bytes` each, spooled to temporary files, never held in memory.
+pub fn subgraph_router_with_uploads<E: Executor + Clone>(
+    executor: E,
+    verifier: Verifier,
+    ready: ReadyCheck,
+    max_upload_bytes: u64,
+) -> Router {
+    let state = SubgraphState {
+        executor,
+        verifier,
+        max_upload_bytes,
+    };
     Router::new()
         .route(
             "/graphql",
@@ -78,15 +101,94 @@ async fn graphql_handler<E: Executor>(
     State(state): State<SubgraphState<E>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    req: GraphQLRequest,
+    body: axum::body::Body,
 ) -> Response {
     let caller = match caller_from_headers(&state.verifier, &headers).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
+    let req = match read_request(&headers, body, state.max_upload_bytes).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
     let addr = client_addr(&headers, peer.map(|Extension(ConnectInfo(a))| a));
-    let req = req.into_inner().data(caller).data(addr);
+    let req = req.data(caller).data(addr);
     GraphQLResponse::from(state.executor.execute(req).await).into_response()
+}
+
+/// Reads a POST body: JSON up to [`MAX_BODY_BYTES`], or a multipart upload whose files
+/// go to temporary files, each up to `max_upload_bytes`.
+async fn read_request(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    max_upload_bytes: u64,
+) -> Result<async_graphql::Request, Response> {
+    use async_graphql::ParseRequestError;
+    use async_graphql::http::MultipartOptions;
+    use futures::TryStreamExt;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let multipart = content_type
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/"));
+    let limit = if multipart {
+        max_upload_bytes
+            .saturating_mul(MAX_UPLOAD_FILES as u64)
+            .saturating_add(MAX_BODY_BYTES)
+    } else {
+        MAX_BODY_BYTES
+    };
+    let mut seen = 0u64;
+    let stream = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .and_then(move |chunk| {
+            seen += chunk.len() as u64;
+            let over = seen > limit;
+            async move {
+                if over {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::FileTooLarge,
+                        "body too large",
+                    ))
+                } else {
+                    Ok(chunk)
+                }
+            }
+        });
+    let options = MultipartOptions::default()
+        .max_file_size(max_upload_bytes.min(usize::MAX as u64) as usize)
+        .max_num_files(MAX_UPLOAD_FILES);
+    let too_large = || {
+        coded_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            &if multipart {
+                format!("a file is larger than the limit of {max_upload_bytes} bytes")
+            } else {
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes")
+            },
+        )
+    };
+    match async_graphql::http::receive_body(content_type, stream.into_async_read(), options).await {
+        Ok(req) => Ok(req),
+        Err(ParseRequestError::PayloadTooLarge) => Err(too_large()),
+        Err(ParseRequestError::Io(e)) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+            Err(too_large())
+        }
+        Err(ParseRequestError::InvalidMultipart(e))
+            if format!("{e:?}").contains("body too large") =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(coded_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!("the request could not be read: {e}"),
+        )),
+    }
 }
 
 /// Subscriptions over WebSocket (`graphql-transport-ws`, and the older `graphql-ws`):

@@ -8,6 +8,9 @@ pub struct Model {
     pub supplier_id: String,
     pub name: String,
     pub description: String,
+    /// Bumped by every product write in the catalog; an import reviewed at one revision
+    /// refuses to apply at another.
+    pub revision: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

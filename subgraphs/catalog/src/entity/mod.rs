@@ -2,6 +2,10 @@
 
 pub mod catalog;
 pub mod category;
+pub mod import;
+pub mod import_change;
+pub mod import_error;
 pub mod product;
 pub mod product_attribute;
 pub mod search_term;
+pub mod upload;

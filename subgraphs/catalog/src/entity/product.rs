@@ -20,6 +20,9 @@ pub struct Model {
     pub in_stock: bool,
     /// The inventory version `in_stock` reflects; older events are ignored.
     pub stock_version: i64,
+    /// `active` (sold), `draft` (not yet shown) or `archived` (withdrawn; kept for orders
+    /// and rollback). See `service::products::Status`.
+    pub status: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -52,6 +52,9 @@ pub struct ProductFilter {
     pub attributes: Option<Vec<AttributeFilter>>,
     /// Only products with (true) or without (false) available stock.
     pub in_stock: Option<bool>,
+    /// Statuses to list; ACTIVE by default. Others only for the catalog's supplier or an
+    /// admin, with `catalogId`.
+    pub status: Option<Vec<crate::service::products::Status>>,
 }
 
 impl ProductFilter {
@@ -74,6 +77,7 @@ impl ProductFilter {
                 })
                 .collect(),
             in_stock: self.in_stock,
+            statuses: self.status.unwrap_or_default(),
             sort: sort.map(Into::into),
         }
     }

@@ -1,13 +1,14 @@
 use async_graphql::{Context, ID, Object, Result};
 use shop_kit::auth::caller;
 
+use super::imports::{CatalogImport, CatalogImportOptions};
 use super::inputs::{
     CreateCatalogInput, CreateCategoryInput, CreateProductInput, UpdateCatalogInput,
     UpdateProductInput,
 };
 use super::types::{Catalog, Category, Product};
 use crate::service::products::{NewProduct, ProductChanges};
-use crate::service::{CatalogCtx, catalogs, categories, products};
+use crate::service::{CatalogCtx, catalogs, categories, imports, products, uploads};
 
 pub struct MutationRoot;
 
@@ -174,4 +175,93 @@ impl MutationRoot {
         )
         .await?))
     }
+
+    /// Starts importing a file into a catalog: `file` (a GraphQL multipart upload), or
+    /// `uploadId` (a staged upload, see `createUpload`). The job runs in the background;
+    /// follow it with `catalogImport(id)` or the `catalogImportProgress` subscription.
+    /// Refused with CONFLICT while another import of the catalog is queued or running.
+    #[graphql(requires_scopes = "catalog:write")]
+    async fn start_catalog_import(
+        &self,
+        ctx: &Context<'_>,
+        catalog_id: ID,
+        file: Option<async_graphql::Upload>,
+        upload_id: Option<ID>,
+        options: Option<CatalogImportOptions>,
+    ) -> Result<CatalogImport> {
+        let svc = ctx.data::<CatalogCtx>()?;
+        let who = caller(ctx);
+        imports::authorize_start(svc, &who, &catalog_id).await?;
+        let upload = match (file, upload_id) {
+            (Some(file), None) => {
+                let value = file.value(ctx).map_err(|e| {
+                    shop_kit::ApiError::bad_input(format!("file: the upload is unreadable: {e}"))
+                })?;
+                let owner = who.require()?.user_id.clone();
+                let content = tokio::fs::File::from_std(value.content);
+                uploads::store(
+                    &svc.db,
+                    &owner,
+                    &value.filename,
+                    value
+                        .content_type
+                        .as_deref()
+                        .unwrap_or("application/octet-stream"),
+                    content,
+                    svc.max_upload_bytes,
+                )
+                .await?
+            }
+            (None, Some(id)) => {
+                shop_kit::input::check_id("uploadId", &id)?;
+                uploads::get(&svc.db, &id).await?.ok_or_else(|| {
+                    shop_kit::ApiError::not_found(format!("upload {} not found", id.as_str()))
+                })?
+            }
+            _ => {
+                return Err(
+                    shop_kit::ApiError::bad_input("pass exactly one of file or uploadId").into(),
+                );
+            }
+        };
+        let options = options.unwrap_or_default().into_options();
+        let started = imports::start(svc, &who, &catalog_id, &upload, options).await;
+        if started.is_err() && upload_id_is_new(&upload) {
+            uploads::discard(&svc.db, &upload.id).await;
+        }
+        Ok(CatalogImport(started?))
+    }
+
+    /// Applies a dry run's changes, exactly those. CONFLICT if the catalog changed since
+    /// the dry run, or another import of it runs.
+    #[graphql(requires_scopes = "catalog:write")]
+    async fn apply_catalog_import(&self, ctx: &Context<'_>, id: ID) -> Result<CatalogImport> {
+        Ok(CatalogImport(
+            imports::apply(ctx.data::<CatalogCtx>()?, &caller(ctx), &id).await?,
+        ))
+    }
+
+    /// Stops an import: a queued or reviewed one at once, a running one at its next
+    /// batch (what it applied is rolled back first).
+    #[graphql(requires_scopes = "catalog:write")]
+    async fn cancel_catalog_import(&self, ctx: &Context<'_>, id: ID) -> Result<CatalogImport> {
+        Ok(CatalogImport(
+            imports::cancel(ctx.data::<CatalogCtx>()?, &caller(ctx), &id).await?,
+        ))
+    }
+
+    /// Undoes an applied import: every product it created, changed, archived or deleted
+    /// goes back to its state before, except those changed since (listed as KEPT).
+    #[graphql(requires_scopes = "catalog:write")]
+    async fn rollback_catalog_import(&self, ctx: &Context<'_>, id: ID) -> Result<CatalogImport> {
+        Ok(CatalogImport(
+            imports::rollback(ctx.data::<CatalogCtx>()?, &caller(ctx), &id).await?,
+        ))
+    }
+}
+
+/// An upload stored by this request (a multipart file), as opposed to a staged one the
+/// caller may still use.
+fn upload_id_is_new(upload: &crate::entity::upload::Model) -> bool {
+    upload.size.is_none()
 }

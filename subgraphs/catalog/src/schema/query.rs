@@ -3,6 +3,7 @@ use async_graphql::{Context, ID, Object, Result};
 use shop_kit::db::ByIdLoader;
 use shop_kit::pagination::Paged;
 
+use super::imports::{CatalogImport, catalog_import};
 use super::inputs::{ProductFilter, ProductSort, page};
 use super::types::{Catalog, Category, Product, list_products};
 use crate::entity::{catalog, category, product};
@@ -78,6 +79,32 @@ impl QueryRoot {
     ) -> Result<Paged<Product>> {
         let q = filter.unwrap_or_default().into_query(search, sort);
         list_products(ctx, q, first, after, last, before).await
+    }
+
+    /// An import job (its catalog's supplier or an admin).
+    async fn catalog_import(&self, ctx: &Context<'_>, id: ID) -> Result<CatalogImport> {
+        catalog_import(ctx, &id).await
+    }
+
+    /// A catalog's import jobs, newest first.
+    async fn catalog_imports(
+        &self,
+        ctx: &Context<'_>,
+        catalog_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Paged<CatalogImport>> {
+        let svc = ctx.data::<CatalogCtx>()?;
+        let (window, rows) = crate::service::imports::list(
+            svc,
+            &shop_kit::auth::caller(ctx),
+            &catalog_id,
+            &page(first, after, last, before),
+        )
+        .await?;
+        Ok(window.connection(rows.into_iter().map(CatalogImport).collect()))
     }
 
     #[graphql(entity)]

@@ -7,6 +7,7 @@ use shop_kit::pagination::Paged;
 
 use super::inputs::{ProductFilter, ProductSort, page};
 use crate::entity::{catalog, category, product};
+use crate::service::products::Status;
 use crate::service::{CatalogCtx, categories, search};
 
 /// A supplier's catalog of products.
@@ -186,6 +187,10 @@ impl Product {
     async fn attributes(&self) -> Json<serde_json::Value> {
         Json(self.0.attributes.clone())
     }
+    /// ACTIVE products are shown and sold; DRAFT and ARCHIVED ones are not.
+    async fn status(&self) -> Status {
+        Status::parse(&self.0.status).unwrap_or(Status::Archived)
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -217,6 +222,18 @@ pub(crate) async fn list_products(
     before: Option<String>,
 ) -> Result<Paged<Product>> {
     let svc = ctx.data::<CatalogCtx>()?;
+    if q.statuses.iter().any(|s| *s != Status::Active) {
+        // Drafts and archived products are the supplier's business only.
+        let Some(catalog_id) = &q.catalog_id else {
+            return Err(shop_kit::ApiError::bad_input(
+                "filter.status: statuses other than ACTIVE need a catalog (filter.catalogId)",
+            )
+            .into());
+        };
+        let who = shop_kit::auth::caller(ctx);
+        let p = crate::service::access::require_writer(&who)?;
+        crate::service::access::writable_catalog(&svc.db, p, catalog_id).await?;
+    }
     let (window, rows) = search::find(svc, &q, &page(first, after, last, before)).await?;
     Ok(window.connection(rows.into_iter().map(Product).collect()))
 }

@@ -37,3 +37,16 @@ pub async fn writable_catalog<C: ConnectionTrait>(
         ))
     }
 }
+
+/// Loads a catalog the caller may change, for a write that changes what its products
+/// are (their fields, or their categories' paths): bumps its revision, so an import
+/// reviewed before this write refuses to apply after it.
+pub async fn changing_catalog<C: ConnectionTrait>(
+    conn: &C,
+    p: &Principal,
+    catalog_id: &str,
+) -> ApiResult<catalog::Model> {
+    let cat = writable_catalog(conn, p, catalog_id).await?;
+    super::imports::engine::bump_revision(conn, &cat.id).await?;
+    Ok(cat)
+}

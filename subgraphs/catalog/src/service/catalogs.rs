@@ -51,6 +51,7 @@ pub async fn create(
             input.description.as_deref().unwrap_or(""),
             MAX_DESCRIPTION,
         )?),
+        revision: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
     };

@@ -12,7 +12,7 @@ use sea_orm::{
 use shop_kit::auth::Caller;
 use shop_kit::{ApiError, ApiResult, ids};
 
-use super::access::{require_writer, writable_catalog};
+use super::access::{changing_catalog, require_writer, writable_catalog};
 use super::{CatalogCtx, check_id, required_text};
 use crate::entity::{category, product};
 
@@ -74,7 +74,7 @@ pub async fn rename(
     let name = required_text("name", name, MAX_NAME)?;
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let cat = must_get(&txn, id).await?;
-    writable_catalog(&txn, p, &cat.catalog_id).await?;
+    changing_catalog(&txn, p, &cat.catalog_id).await?;
     let mut m: category::ActiveModel = cat.into();
     m.name = Set(name);
     let updated = m.update(&txn).await?;
@@ -93,7 +93,7 @@ pub async fn move_to(
     let p = require_writer(caller)?;
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let cat = must_get(&txn, id).await?;
-    writable_catalog(&txn, p, &cat.catalog_id).await?;
+    changing_catalog(&txn, p, &cat.catalog_id).await?;
     if let Some(parent_id) = new_parent {
         let parent = must_get(&txn, parent_id).await?;
         if parent.catalog_id != cat.catalog_id {
@@ -131,7 +131,7 @@ pub async fn delete(
     let p = require_writer(caller)?;
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let cat = must_get(&txn, id).await?;
-    writable_catalog(&txn, p, &cat.catalog_id).await?;
+    changing_catalog(&txn, p, &cat.catalog_id).await?;
     let children = category::Entity::find()
         .filter(category::Column::ParentId.eq(&cat.id))
         .count(&txn)

@@ -11,6 +11,11 @@ pub const PRODUCT_DELETED: &str = "catalog.product_deleted";
 /// A product's name changed (inventory names products in low-stock alerts).
 pub const PRODUCT_RENAMED: &str = "catalog.product_renamed";
 pub const CATALOG_DELETED: &str = "catalog.catalog_deleted";
+/// A batch of an import's (or its rollback's) changes: one event per batch of up to
+/// `imports::engine::BATCH` products, not one per product.
+pub const PRODUCTS_IMPORTED: &str = "catalog.products_imported";
+/// An import job finished (or is ready for review); the supplier is told.
+pub const IMPORT_FINISHED: &str = "catalog.import_finished";
 
 /// Published by inventory whenever a product's stock changes.
 pub const STOCK_CHANGED: &str = "inventory.stock_changed";
@@ -35,6 +40,48 @@ pub struct ProductRenamed {
 #[serde(rename_all = "camelCase")]
 pub struct ProductDeleted {
     pub product_id: String,
+}
+
+/// Lists of `[productId, name]` pairs and of product ids; `stock` holds
+/// `[productId, onHand]` pairs from the file's stock column.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductsImported {
+    pub import_id: String,
+    pub catalog_id: String,
+    pub supplier_id: String,
+    #[serde(default)]
+    pub created: Vec<(String, String)>,
+    #[serde(default)]
+    pub renamed: Vec<(String, String)>,
+    /// Archived: off the storefront, not sold from carts.
+    #[serde(default)]
+    pub archived: Vec<String>,
+    /// Active again (a rollback of an archive).
+    #[serde(default)]
+    pub restored: Vec<String>,
+    #[serde(default)]
+    pub deleted: Vec<String>,
+    #[serde(default)]
+    pub stock: Vec<(String, i64)>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportFinished {
+    pub import_id: String,
+    pub catalog_id: String,
+    pub supplier_id: String,
+    pub file_name: String,
+    pub status: String,
+    pub rows: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub archived: i64,
+    pub deleted: i64,
+    pub failed: i64,
+    pub failure: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -72,6 +119,7 @@ pub async fn apply_stock_changed<C: ConnectionTrait>(
 
 /// Starts the outbox relay and the consumers of the events the catalog listens to.
 pub fn start(ctx: &CatalogCtx, bus: &EventBus) {
+    super::imports::runner::spawn(ctx.clone());
     shop_kit::events::spawn_relay(ctx.db.clone(), ctx.outbox.clone(), bus.clone());
     bus.spawn_consumer(
         "catalog",

@@ -5,17 +5,25 @@ pub mod access;
 pub mod catalogs;
 pub mod categories;
 pub mod events;
+pub mod imports;
 pub mod products;
 pub mod search;
+pub mod uploads;
 
 use sea_orm::DatabaseConnection;
 use shop_kit::events::Outbox;
+
+/// The default of `SHOP_MAX_UPLOAD_BYTES`: 512 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
 
 /// What catalog services need: the database and the domain's outbox.
 #[derive(Clone)]
 pub struct CatalogCtx {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
+    pub imports: imports::runner::Imports,
+    /// The largest file an import accepts.
+    pub max_upload_bytes: u64,
 }
 
 impl CatalogCtx {
@@ -23,6 +31,8 @@ impl CatalogCtx {
         CatalogCtx {
             db,
             outbox: Outbox::new("catalog_outbox"),
+            imports: Default::default(),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
         }
     }
 }

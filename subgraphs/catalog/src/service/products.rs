@@ -10,7 +10,7 @@ use shop_kit::auth::Caller;
 use shop_kit::money::MoneyInput;
 use shop_kit::{ApiError, ApiResult, ids};
 
-use super::access::{require_writer, writable_catalog};
+use super::access::{changing_catalog, require_writer};
 use super::events::{
     PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_RENAMED, ProductCreated, ProductDeleted,
     ProductRenamed,
@@ -26,6 +26,36 @@ pub const MAX_IMAGES: usize = 20;
 pub const MAX_ATTRIBUTES: usize = 50;
 /// Attribute values longer than this are stored but not filterable.
 pub const MAX_INDEXED_VALUE: usize = 191;
+
+/// A product's lifecycle: shoppers see and buy `Active` products only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+#[graphql(name = "ProductStatus")]
+pub enum Status {
+    Active,
+    /// Being prepared; not shown to shoppers.
+    Draft,
+    /// Withdrawn: not shown or sold, kept for orders and history.
+    Archived,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Draft => "draft",
+            Status::Archived => "archived",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "active" => Some(Status::Active),
+            "draft" => Some(Status::Draft),
+            "archived" => Some(Status::Archived),
+            _ => None,
+        }
+    }
+}
 
 /// Fields of a new product, as given by the client.
 pub struct NewProduct {
@@ -262,6 +292,7 @@ pub async fn insert<C: ConnectionTrait>(
         attributes: Set(validate_attributes(input.attributes)?),
         in_stock: Set(false),
         stock_version: Set(0),
+        status: Set(Status::Active.as_str().to_string()),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -291,7 +322,7 @@ pub async fn create(
 ) -> ApiResult<product::Model> {
     let p = require_writer(caller)?;
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let cat = writable_catalog(&txn, p, &input.catalog_id).await?;
+    let cat = changing_catalog(&txn, p, &input.catalog_id).await?;
     let created = insert(ctx, &txn, &cat, input).await?;
     txn.commit().await?;
     ctx.outbox.wake();
@@ -309,7 +340,7 @@ pub async fn update(
     let existing = get(&txn, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("product {id} not found")))?;
-    writable_catalog(&txn, p, &existing.catalog_id).await?;
+    changing_catalog(&txn, p, &existing.catalog_id).await?;
     let catalog_id = existing.catalog_id.clone();
     let mut m: product::ActiveModel = existing.clone().into();
     if let Some(category_id) = changes.category_id {
@@ -366,7 +397,7 @@ pub async fn delete(ctx: &CatalogCtx, caller: &Caller, id: &str) -> ApiResult<St
     let existing = get(&txn, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("product {id} not found")))?;
-    writable_catalog(&txn, p, &existing.catalog_id).await?;
+    changing_catalog(&txn, p, &existing.catalog_id).await?;
     product::Entity::delete_by_id(existing.id.clone())
         .exec(&txn)
         .await?;

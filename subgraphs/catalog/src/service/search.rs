@@ -78,6 +78,8 @@ pub struct ProductQuery {
     pub currency: Option<String>,
     pub attributes: Vec<AttributeCondition>,
     pub in_stock: Option<bool>,
+    /// Statuses to list; none means active only (what shoppers see).
+    pub statuses: Vec<super::products::Status>,
     pub sort: Option<Sort>,
 }
 
@@ -190,7 +192,13 @@ pub async fn find(
             " GROUP BY product_id) s{i} ON s{i}.product_id = p.id"
         ));
     }
-    from.push(" WHERE 1 = 1");
+    from.push(" WHERE p.status IN ");
+    let statuses: Vec<String> = if q.statuses.is_empty() {
+        vec![super::products::Status::Active.as_str().to_string()]
+    } else {
+        q.statuses.iter().map(|s| s.as_str().to_string()).collect()
+    };
+    from.bind_list(statuses);
     if let Some(c) = &q.catalog_id {
         from.push(" AND p.catalog_id = ");
         from.bind(c.clone());

@@ -1,0 +1,1284 @@
+//! The work of an import job: validating the file into staged changes, applying them
+//! in batches, and rolling them back. Each phase can stop at any point (a crash, a lost
+//! lease, a cancel) and be started again: validation starts over (it wrote nothing to
+//! products), apply and rollback go on from the first change not yet done, each batch
+//! being one transaction that also records its progress.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::TryStreamExt;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
+};
+use serde_json::Value as Json;
+use shop_kit::{ApiError, ApiResult, ids};
+
+use super::format::{self, Format, ParsedRow, Sink};
+use super::rows::{ColumnMapping, FileError, ProductDoc, RowError, RowRules};
+use super::{JobStatus, Kind, Missing, StoredOptions};
+use crate::entity::{category, import, import_change, product};
+use crate::service::CatalogCtx;
+use crate::service::events::{PRODUCTS_IMPORTED, ProductsImported};
+use crate::service::products::{Status, attribute_pairs};
+use crate::service::search::index_terms;
+
+/// Changes staged or applied per transaction.
+pub const BATCH: usize = 500;
+/// Row errors kept per job (all are counted).
+pub const MAX_STORED_ERRORS: i64 = 100_000;
+/// How often a running job writes its progress and renews its lease.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// Bound parameters per statement, under SQLite's and MySQL's limits.
+const MAX_PARAMS: usize = 6_000;
+
+/// Why a phase stopped before its end.
+#[derive(Debug)]
+pub enum Stop {
+    /// Another process holds the job now.
+    LostLease,
+    /// Cancelled by the supplier.
+    Cancelled,
+    Failed(String),
+    Error(ApiError),
+}
+
+impl From<ApiError> for Stop {
+    fn from(e: ApiError) -> Self {
+        Stop::Error(e)
+    }
+}
+
+impl From<sea_orm::DbErr> for Stop {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Stop::Error(ApiError::from(e))
+    }
+}
+
+/// The process's hold on a job: every write of progress checks it is still ours.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    pub owner: String,
+    pub job_id: String,
+}
+
+pub const LEASE_SECONDS: i64 = 30;
+
+impl Lease {
+    /// Renews the lease and reads whether the job was cancelled.
+    pub async fn renew(&self, db: &DatabaseConnection) -> Result<bool, Stop> {
+        let until = Utc::now() + chrono::Duration::seconds(LEASE_SECONDS);
+        let res = db
+            .execute_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                "UPDATE catalog_imports SET lease_until = ? WHERE id = ? AND lease_owner = ?",
+                [
+                    Value::from(until),
+                    Value::from(self.job_id.clone()),
+                    Value::from(self.owner.clone()),
+                ],
+            ))
+            .await?;
+        if res.rows_affected() != 1 {
+            return Err(Stop::LostLease);
+        }
+        let job = import::Entity::find_by_id(self.job_id.clone())
+            .one(db)
+            .await?
+            .ok_or(Stop::LostLease)?;
+        Ok(job.cancel_requested)
+    }
+}
+
+fn stmt(backend: DbBackend, sql: impl Into<String>, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(backend, sql.into(), values)
+}
+
+/// Category paths of a catalog, both ways.
+pub struct Categories {
+    pub path_of: HashMap<String, String>,
+    pub id_of: HashMap<String, String>,
+}
+
+pub async fn categories<C: ConnectionTrait>(conn: &C, catalog_id: &str) -> ApiResult<Categories> {
+    let all = category::Entity::find()
+        .filter(category::Column::CatalogId.eq(catalog_id))
+        .all(conn)
+        .await?;
+    let by_id: HashMap<&str, &category::Model> = all.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut path_of = HashMap::new();
+    for c in &all {
+        let mut names = vec![c.name.trim().to_string()];
+        let mut cur = c.parent_id.as_deref();
+        let mut depth = 0;
+        while let Some(pid) = cur {
+            let Some(p) = by_id.get(pid) else { break };
+            names.push(p.name.trim().to_string());
+            cur = p.parent_id.as_deref();
+            depth += 1;
+            if depth > 64 {
+                break;
+            }
+        }
+        names.reverse();
+        path_of.insert(c.id.clone(), names.join(" > "));
+    }
+    let mut id_of = HashMap::new();
+    // Same path twice (two sibling categories of one name): the oldest wins.
+    let mut sorted: Vec<&category::Model> = all.iter().collect();
+    sorted.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    for c in sorted {
+        if let Some(p) = path_of.get(&c.id) {
+            id_of.entry(p.clone()).or_insert_with(|| c.id.clone());
+        }
+    }
+    Ok(Categories { path_of, id_of })
+}
+
+/// A stored product as an import compares it.
+pub fn doc_of(p: &product::Model, cats: &Categories) -> ProductDoc {
+    let images = match &p.images {
+        Json::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let attributes = match &p.attributes {
+        Json::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => Default::default(),
+    };
+    ProductDoc {
+        sku: p.sku.clone(),
+        name: p.name.clone(),
+        description: p.description.clone(),
+        price_amount: p.price_amount,
+        currency: p.price_currency.clone(),
+        category: p
+            .category_id
+            .as_ref()
+            .and_then(|c| cats.path_of.get(c))
+            .cloned()
+            .unwrap_or_default(),
+        images,
+        attributes,
+        status: p.status.clone(),
+    }
+}
+
+/// What validation knows about one SKU.
+struct Known {
+    existing: Option<Existing>,
+    /// The first row that named it, and whether that row failed.
+    seen: Option<(u64, bool)>,
+    /// The change staged for it (its sequence number), if any.
+    staged: Option<(i64, Kind)>,
+}
+
+struct Existing {
+    id: String,
+    hash: String,
+    archived: bool,
+}
+
+/// A change on its way to `catalog_import_changes`.
+struct Pending {
+    seq: i64,
+    row_no: Option<i64>,
+    sku: String,
+    kind: Kind,
+    product_id: String,
+    after: Option<(ProductDoc, Option<i64>)>,
+}
+
+struct Counts {
+    rows: i64,
+    create: i64,
+    update: i64,
+    unchanged: i64,
+    archive: i64,
+    delete: i64,
+    failed: i64,
+    errors_stored: i64,
+    bytes: i64,
+}
+
+impl Counts {
+    fn bump(&mut self, kind: Kind, by: i64) {
+        match kind {
+            Kind::Create => self.create += by,
+            Kind::Update => self.update += by,
+            Kind::Archive => self.archive += by,
+            Kind::Delete => self.delete += by,
+        }
+    }
+}
+
+/// Messages from the parsing thread.
+enum Parsed {
+    Unknown(Vec<String>),
+    Rows(Vec<ParsedRow>, u64),
+}
+
+struct ChannelSink {
+    tx: tokio::sync::mpsc::Sender<Parsed>,
+    batch: Vec<ParsedRow>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sink for ChannelSink {
+    fn header(&mut self, unknown: Vec<String>) {
+        let _ = self.tx.blocking_send(Parsed::Unknown(unknown));
+    }
+    fn row(&mut self, row: ParsedRow, bytes: u64) -> bool {
+        self.batch.push(row);
+        if self.batch.len() >= BATCH {
+            let rows = std::mem::take(&mut self.batch);
+            if self.tx.blocking_send(Parsed::Rows(rows, bytes)).is_err() {
+                return false;
+            }
+        }
+        !self.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Validates the job's file into staged changes and row errors, and counts them. Starts
+/// over when a previous attempt stopped half-way.
+pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Result<(), Stop> {
+    let db = &ctx.db;
+    let backend = db.get_database_backend();
+    for sql in [
+        "DELETE FROM catalog_import_changes WHERE import_id = ?",
+        "DELETE FROM catalog_import_errors WHERE import_id = ?",
+    ] {
+        db.execute_raw(stmt(backend, sql, vec![Value::from(job.id.clone())]))
+            .await?;
+    }
+    let started = Utc::now();
+    // The revision first: an edit after this moment makes the review stale.
+    let cat = crate::entity::catalog::Entity::find_by_id(job.catalog_id.clone())
+        .one(db)
+        .await?
+        .ok_or_else(|| Stop::Failed("the catalog was deleted".into()))?;
+    db.execute_raw(stmt(
+        backend,
+        "UPDATE catalog_imports SET status = ?, started_at = COALESCE(started_at, ?), catalog_revision = ?, updated_at = ? WHERE id = ? AND lease_owner = ?",
+        vec![
+            Value::from(JobStatus::Validating.as_str()),
+            Value::from(started),
+            Value::from(cat.revision),
+            Value::from(started),
+            Value::from(job.id.clone()),
+            Value::from(lease.owner.clone()),
+        ],
+    ))
+    .await?;
+
+    let cats = categories(db, &job.catalog_id).await?;
+    let mut known: HashMap<String, Known> = HashMap::new();
+    {
+        let mut stream = product::Entity::find()
+            .filter(product::Column::CatalogId.eq(job.catalog_id.clone()))
+            .stream(db)
+            .await?;
+        while let Some(p) = stream.try_next().await? {
+            let doc = doc_of(&p, &cats);
+            known.insert(
+                p.sku.clone(),
+                Known {
+                    existing: Some(Existing {
+                        id: p.id.clone(),
+                        hash: doc.hash(),
+                        archived: p.status == Status::Archived.as_str(),
+                    }),
+                    seen: None,
+                    staged: None,
+                },
+            );
+        }
+    }
+
+    let options: StoredOptions = serde_json::from_str(&job.options).unwrap_or_default();
+    let format = Format::parse(&job.format).unwrap_or(Format::Csv);
+    let upload_id = job
+        .upload_id
+        .clone()
+        .ok_or_else(|| Stop::Failed("the job has no file".into()))?;
+    let upload = crate::service::uploads::get(db, &upload_id)
+        .await?
+        .ok_or_else(|| Stop::Failed("the uploaded file is gone".into()))?;
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Parsed>(4);
+    let stop_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = crate::service::uploads::reader(db.clone(), upload);
+    let mapping: ColumnMapping = options.columns.clone();
+    let rules = RowRules {
+        default_currency: options.default_currency.clone(),
+    };
+    let sink_stop = stop_flag.clone();
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelSink {
+            tx,
+            batch: Vec::new(),
+            stop: sink_stop,
+        };
+        let res = format::parse(reader, format, &mapping, &rules, &mut sink);
+        let rows = std::mem::take(&mut sink.batch);
+        if !rows.is_empty() {
+            let _ = sink.tx.blocking_send(Parsed::Rows(rows, 0));
+        }
+        res
+    });
+
+    let mut counts = Counts {
+        rows: 0,
+        create: 0,
+        update: 0,
+        unchanged: 0,
+        archive: 0,
+        delete: 0,
+        failed: 0,
+        errors_stored: 0,
+        bytes: 0,
+    };
+    let mut seq: i64 = 0;
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut retract: Vec<i64> = Vec::new();
+    let mut errors: Vec<(i64, RowError)> = Vec::new();
+    let mut unknown: Vec<String> = Vec::new();
+    let mut last_progress = Instant::now();
+    let mut outcome: Result<(), Stop> = Ok(());
+
+    while let Some(msg) = rx.recv().await {
+        let (rows, bytes) = match msg {
+            Parsed::Unknown(u) => {
+                unknown = u;
+                continue;
+            }
+            Parsed::Rows(rows, bytes) => (rows, bytes),
+        };
+        if bytes > 0 {
+            counts.bytes = bytes as i64;
+        }
+        for (row_no, parsed) in rows {
+            counts.rows += 1;
+            let row = match parsed {
+                Err(errs) => {
+                    counts.failed += 1;
+                    for e in errs {
+                        errors.push((row_no as i64, e));
+                    }
+                    continue;
+                }
+                Ok(row) => row,
+            };
+            let entry = known.entry(row.doc.sku.clone()).or_insert(Known {
+                existing: None,
+                seen: None,
+                staged: None,
+            });
+            if let Some((first, first_failed)) = entry.seen {
+                counts.failed += 1;
+                errors.push((
+                    row_no as i64,
+                    RowError::new(
+                        Some(&super::rows::Column::Sku),
+                        "DUPLICATE_SKU",
+                        format!("SKU '{}' is also on row {first}", row.doc.sku),
+                        Some(&row.doc.sku),
+                    ),
+                ));
+                if !first_failed {
+                    entry.seen = Some((first, true));
+                    counts.failed += 1;
+                    errors.push((
+                        first as i64,
+                        RowError::new(
+                            Some(&super::rows::Column::Sku),
+                            "DUPLICATE_SKU",
+                            format!("SKU '{}' is also on row {row_no}", row.doc.sku),
+                            Some(&row.doc.sku),
+                        ),
+                    ));
+                    match entry.staged.take() {
+                        Some((s, kind)) => {
+                            counts.bump(kind, -1);
+                            if let Some(i) = pending.iter().position(|p| p.seq == s) {
+                                pending.remove(i);
+                            } else {
+                                retract.push(s);
+                            }
+                        }
+                        None => counts.unchanged -= 1,
+                    }
+                }
+                continue;
+            }
+            entry.seen = Some((row_no, false));
+            let hash = row.doc.hash();
+            let change = match &entry.existing {
+                None => Some((Kind::Create, ids::new_id())),
+                Some(e) if e.hash == hash => None,
+                Some(e) => Some((Kind::Update, e.id.clone())),
+            };
+            match change {
+                None => counts.unchanged += 1,
+                Some((kind, product_id)) => {
+                    seq += 1;
+                    counts.bump(kind, 1);
+                    entry.staged = Some((seq, kind));
+                    pending.push(Pending {
+                        seq,
+                        row_no: Some(row_no as i64),
+                        sku: row.doc.sku.clone(),
+                        kind,
+                        product_id,
+                        after: Some((row.doc, row.stock)),
+                    });
+                }
+            }
+        }
+        if pending.len() >= BATCH || errors.len() >= BATCH {
+            flush(
+                ctx,
+                job,
+                &cats,
+                &mut pending,
+                &mut retract,
+                &mut errors,
+                &mut counts,
+            )
+            .await?;
+        }
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            flush(
+                ctx,
+                job,
+                &cats,
+                &mut pending,
+                &mut retract,
+                &mut errors,
+                &mut counts,
+            )
+            .await?;
+            write_counts(db, job, lease, &counts, &unknown).await?;
+            if lease.renew(db).await? {
+                outcome = Err(Stop::Cancelled);
+                break;
+            }
+        }
+    }
+    if outcome.is_err() {
+        stop_flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(rx);
+        let _ = parser.await;
+        return outcome;
+    }
+    drop(rx);
+    let parsed = parser
+        .await
+        .map_err(|e| Stop::Error(ApiError::Internal(format!("the parser panicked: {e}"))))?;
+    if let Err(FileError { code, message }) = parsed {
+        return Err(Stop::Failed(format!("{code}: {message}")));
+    }
+
+    // Products of the catalog the file does not name.
+    let missing = Missing::parse(&job.missing).unwrap_or(Missing::Keep);
+    if missing != Missing::Keep {
+        let mut absent: Vec<(&String, &Existing)> = known
+            .iter()
+            .filter(|(_, k)| k.seen.is_none())
+            .filter_map(|(sku, k)| k.existing.as_ref().map(|e| (sku, e)))
+            .collect();
+        absent.sort_by(|a, b| a.0.cmp(b.0));
+        for (sku, e) in absent {
+            let kind = match missing {
+                Missing::Archive if e.archived => continue,
+                Missing::Archive => Kind::Archive,
+                _ => Kind::Delete,
+            };
+            seq += 1;
+            counts.bump(kind, 1);
+            pending.push(Pending {
+                seq,
+                row_no: None,
+                sku: sku.clone(),
+                kind,
+                product_id: e.id.clone(),
+                after: None,
+            });
+            if pending.len() >= BATCH {
+                flush(
+                    ctx,
+                    job,
+                    &cats,
+                    &mut pending,
+                    &mut retract,
+                    &mut errors,
+                    &mut counts,
+                )
+                .await?;
+            }
+        }
+    }
+    flush(
+        ctx,
+        job,
+        &cats,
+        &mut pending,
+        &mut retract,
+        &mut errors,
+        &mut counts,
+    )
+    .await?;
+    write_counts(db, job, lease, &counts, &unknown).await?;
+    Ok(())
+}
+
+async fn write_counts(
+    db: &DatabaseConnection,
+    job: &import::Model,
+    lease: &Lease,
+    c: &Counts,
+    unknown: &[String],
+) -> Result<(), Stop> {
+    let res = db
+        .execute_raw(stmt(
+            db.get_database_backend(),
+            "UPDATE catalog_imports SET rows_total = ?, to_create = ?, to_update = ?, unchanged = ?, to_archive = ?, to_delete = ?, failed = ?, bytes_read = ?, unknown_columns = ?, updated_at = ? WHERE id = ? AND lease_owner = ?",
+            vec![
+                Value::from(c.rows),
+                Value::from(c.create),
+                Value::from(c.update),
+                Value::from(c.unchanged),
+                Value::from(c.archive),
+                Value::from(c.delete),
+                Value::from(c.failed),
+                Value::from(c.bytes),
+                Value::from(serde_json::to_string(unknown).unwrap_or_else(|_| "[]".into())),
+                Value::from(Utc::now()),
+                Value::from(job.id.clone()),
+                Value::from(lease.owner.clone()),
+            ],
+        ))
+        .await?;
+    if res.rows_affected() != 1 {
+        return Err(Stop::LostLease);
+    }
+    Ok(())
+}
+
+/// Writes pending changes (with the before state of updates) and row errors.
+async fn flush(
+    ctx: &CatalogCtx,
+    job: &import::Model,
+    cats: &Categories,
+    pending: &mut Vec<Pending>,
+    retract: &mut Vec<i64>,
+    errors: &mut Vec<(i64, RowError)>,
+    counts: &mut Counts,
+) -> Result<(), Stop> {
+    let db = &ctx.db;
+    let backend = db.get_database_backend();
+    if !retract.is_empty() {
+        for chunk in retract.chunks(MAX_PARAMS / 2) {
+            let mut values = vec![Value::from(job.id.clone())];
+            values.extend(chunk.iter().map(|s| Value::from(*s)));
+            db.execute_raw(stmt(
+                backend,
+                format!(
+                    "DELETE FROM catalog_import_changes WHERE import_id = ? AND seq IN ({})",
+                    placeholders(chunk.len())
+                ),
+                values,
+            ))
+            .await?;
+        }
+        retract.clear();
+    }
+    if !pending.is_empty() {
+        // The stored state of what is updated, archived or deleted: the review shows it
+        // and a rollback restores it.
+        let ids: Vec<String> = pending
+            .iter()
+            .filter(|p| p.kind != Kind::Create)
+            .map(|p| p.product_id.clone())
+            .collect();
+        let mut before: HashMap<String, ProductDoc> = HashMap::new();
+        for chunk in ids.chunks(MAX_PARAMS) {
+            let found = product::Entity::find()
+                .filter(product::Column::Id.is_in(chunk.to_vec()))
+                .all(db)
+                .await?;
+            for p in found {
+                before.insert(p.id.clone(), doc_of(&p, cats));
+            }
+        }
+        let cols = 10;
+        for chunk in pending.chunks(MAX_PARAMS / cols) {
+            let mut values = Vec::with_capacity(chunk.len() * cols);
+            for p in chunk {
+                let before_doc = before.get(&p.product_id);
+                let changed: Vec<&str> = match (&p.after, before_doc) {
+                    (Some((after, _)), Some(b)) => after.changed_fields(b),
+                    (None, _) if p.kind == Kind::Archive => vec!["status"],
+                    _ => Vec::new(),
+                };
+                let after_json = p.after.as_ref().map(|(doc, stock)| {
+                    let mut v = serde_json::to_value(doc).unwrap_or_default();
+                    if let (Some(s), Json::Object(m)) = (stock, &mut v) {
+                        m.insert("stock".into(), Json::from(*s));
+                    }
+                    v.to_string()
+                });
+                values.push(Value::from(job.id.clone()));
+                values.push(Value::from(p.seq));
+                values.push(Value::from(p.row_no));
+                values.push(Value::from(p.sku.clone()));
+                values.push(Value::from(p.kind.as_str()));
+                values.push(Value::from(p.product_id.clone()));
+                values.push(Value::from(
+                    before_doc.map(|b| serde_json::to_string(b).unwrap_or_default()),
+                ));
+                values.push(Value::from(after_json));
+                values.push(Value::from(
+                    serde_json::to_string(&changed).unwrap_or_else(|_| "[]".into()),
+                ));
+                values.push(Value::from("staged"));
+            }
+            db.execute_raw(stmt(
+                backend,
+                format!(
+                    "INSERT INTO catalog_import_changes (import_id, seq, row_no, sku, kind, product_id, before_doc, after_doc, changed_fields, state) VALUES {}",
+                    rows_of(chunk.len(), cols)
+                ),
+                values,
+            ))
+            .await?;
+        }
+        pending.clear();
+    }
+    if !errors.is_empty() {
+        let room = (MAX_STORED_ERRORS - counts.errors_stored).max(0) as usize;
+        let keep = errors.len().min(room);
+        let cols = 7;
+        for chunk in errors[..keep].chunks(MAX_PARAMS / cols) {
+            let mut values = Vec::with_capacity(chunk.len() * cols);
+            for (row_no, e) in chunk {
+                counts.errors_stored += 1;
+                values.push(Value::from(job.id.clone()));
+                values.push(Value::from(counts.errors_stored));
+                values.push(Value::from(*row_no));
+                values.push(Value::from(e.column.clone()));
+                values.push(Value::from(e.code.clone()));
+                values.push(Value::from(e.message.clone()));
+                values.push(Value::from(e.value.clone()));
+            }
+            db.execute_raw(stmt(
+                backend,
+                format!(
+                    "INSERT INTO catalog_import_errors (import_id, seq, row_no, column_name, code, message, value) VALUES {}",
+                    rows_of(chunk.len(), cols)
+                ),
+                values,
+            ))
+            .await?;
+        }
+        errors.clear();
+    }
+    Ok(())
+}
+
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('?');
+    }
+    s
+}
+
+fn rows_of(rows: usize, cols: usize) -> String {
+    let one = format!("({})", placeholders(cols));
+    let mut s = String::with_capacity(rows * (one.len() + 2));
+    for i in 0..rows {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&one);
+    }
+    s
+}
+
+/// The path's category, created (with its missing parents) when absent.
+async fn category_for<C: ConnectionTrait>(
+    conn: &C,
+    catalog_id: &str,
+    cats: &mut Categories,
+    path: &str,
+) -> ApiResult<Option<String>> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    if let Some(id) = cats.id_of.get(path) {
+        return Ok(Some(id.clone()));
+    }
+    let parts: Vec<&str> = path.split(" > ").collect();
+    let mut parent: Option<String> = None;
+    for depth in 1..=parts.len() {
+        let prefix = parts[..depth].join(" > ");
+        if let Some(id) = cats.id_of.get(&prefix) {
+            parent = Some(id.clone());
+            continue;
+        }
+        let id = ids::new_id();
+        let position = cats.id_of.len() as i32;
+        conn.execute_raw(stmt(
+            conn.get_database_backend(),
+            "INSERT INTO catalog_categories (id, catalog_id, parent_id, name, position, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            vec![
+                Value::from(id.clone()),
+                Value::from(catalog_id.to_string()),
+                Value::from(parent.clone()),
+                Value::from(parts[depth - 1].to_string()),
+                Value::from(position),
+                Value::from(Utc::now()),
+            ],
+        ))
+        .await?;
+        cats.id_of.insert(prefix.clone(), id.clone());
+        cats.path_of.insert(id.clone(), prefix);
+        parent = Some(id);
+    }
+    Ok(parent)
+}
+
+/// Rewrites the attribute and search rows of these products from their documents.
+async fn reindex_many<C: ConnectionTrait>(
+    conn: &C,
+    docs: &[(&str, &ProductDoc)],
+    delete_first: bool,
+) -> ApiResult<()> {
+    let backend = conn.get_database_backend();
+    if delete_first && !docs.is_empty() {
+        let ids: Vec<Value> = docs
+            .iter()
+            .map(|(id, _)| Value::from(id.to_string()))
+            .collect();
+        for table in ["catalog_product_attributes", "catalog_search_terms"] {
+            for chunk in ids.chunks(MAX_PARAMS) {
+                conn.execute_raw(stmt(
+                    backend,
+                    format!(
+                        "DELETE FROM {table} WHERE product_id IN ({})",
+                        placeholders(chunk.len())
+                    ),
+                    chunk.to_vec(),
+                ))
+                .await?;
+            }
+        }
+    }
+    let mut attrs: Vec<Value> = Vec::new();
+    let mut terms: Vec<Value> = Vec::new();
+    for (id, doc) in docs {
+        let json = Json::Object(doc.attributes.clone().into_iter().collect());
+        for (name, value) in attribute_pairs(&json) {
+            attrs.push(Value::from(id.to_string()));
+            attrs.push(Value::from(name));
+            attrs.push(Value::from(value));
+        }
+        for (term, weight) in index_terms(&doc.name, &doc.sku, &doc.description) {
+            terms.push(Value::from(term));
+            terms.push(Value::from(id.to_string()));
+            terms.push(Value::from(weight));
+        }
+    }
+    for (table, cols, values) in [
+        (
+            "catalog_product_attributes (product_id, name, value)",
+            3,
+            attrs,
+        ),
+        ("catalog_search_terms (term, product_id, weight)", 3, terms),
+    ] {
+        let per = MAX_PARAMS / cols * cols;
+        for chunk in values.chunks(per) {
+            conn.execute_raw(stmt(
+                backend,
+                format!(
+                    "INSERT INTO {table} VALUES {}",
+                    rows_of(chunk.len() / cols, cols)
+                ),
+                chunk.to_vec(),
+            ))
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn after_doc(c: &import_change::Model) -> ApiResult<(ProductDoc, Option<i64>)> {
+    let text = c
+        .after_doc
+        .as_deref()
+        .ok_or_else(|| ApiError::Internal(format!("change {} has no product", c.seq)))?;
+    let mut v: Json = serde_json::from_str(text)
+        .map_err(|e| ApiError::Internal(format!("change {} is unreadable: {e}", c.seq)))?;
+    let stock = v
+        .as_object_mut()
+        .and_then(|m| m.remove("stock"))
+        .and_then(|s| s.as_i64());
+    let doc = serde_json::from_value(v)
+        .map_err(|e| ApiError::Internal(format!("change {} is unreadable: {e}", c.seq)))?;
+    Ok((doc, stock))
+}
+
+fn before_doc(c: &import_change::Model) -> ApiResult<Option<ProductDoc>> {
+    c.before_doc
+        .as_deref()
+        .map(|t| {
+            serde_json::from_str(t)
+                .map_err(|e| ApiError::Internal(format!("change {} is unreadable: {e}", c.seq)))
+        })
+        .transpose()
+}
+
+/// Writes a document over a stored product (an update, or a rollback's restore).
+async fn write_doc<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    doc: &ProductDoc,
+    category_id: Option<String>,
+) -> ApiResult<()> {
+    conn.execute_raw(stmt(
+        conn.get_database_backend(),
+        "UPDATE catalog_products SET sku = ?, name = ?, description = ?, price_amount = ?, price_currency = ?, category_id = ?, images = ?, attributes = ?, status = ?, updated_at = ? WHERE id = ?",
+        vec![
+            Value::from(doc.sku.clone()),
+            Value::from(doc.name.clone()),
+            Value::from(doc.description.clone()),
+            Value::from(doc.price_amount),
+            Value::from(doc.currency.clone()),
+            Value::from(category_id),
+            Value::from(Json::from(doc.images.clone())),
+            Value::from(Json::Object(doc.attributes.clone().into_iter().collect())),
+            Value::from(doc.status.clone()),
+            Value::from(Utc::now()),
+            Value::from(id.to_string()),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Inserts new products from their documents.
+async fn insert_docs<C: ConnectionTrait>(
+    conn: &C,
+    catalog_id: &str,
+    rows: &[(String, ProductDoc, Option<String>)],
+) -> ApiResult<()> {
+    let cols = 15;
+    let now = Utc::now();
+    for chunk in rows.chunks(MAX_PARAMS / cols) {
+        let mut values = Vec::with_capacity(chunk.len() * cols);
+        for (id, doc, category_id) in chunk {
+            values.push(Value::from(id.clone()));
+            values.push(Value::from(catalog_id.to_string()));
+            values.push(Value::from(category_id.clone()));
+            values.push(Value::from(doc.sku.clone()));
+            values.push(Value::from(doc.name.clone()));
+            values.push(Value::from(doc.description.clone()));
+            values.push(Value::from(doc.price_amount));
+            values.push(Value::from(doc.currency.clone()));
+            values.push(Value::from(Json::from(doc.images.clone())));
+            values.push(Value::from(Json::Object(
+                doc.attributes.clone().into_iter().collect(),
+            )));
+            values.push(Value::from(false));
+            values.push(Value::from(0i64));
+            values.push(Value::from(doc.status.clone()));
+            values.push(Value::from(now));
+            values.push(Value::from(now));
+        }
+        conn.execute_raw(stmt(
+            conn.get_database_backend(),
+            format!(
+                "INSERT INTO catalog_products (id, catalog_id, category_id, sku, name, description, price_amount, price_currency, images, attributes, in_stock, stock_version, status, created_at, updated_at) VALUES {}",
+                rows_of(chunk.len(), cols)
+            ),
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+async fn delete_products<C: ConnectionTrait>(conn: &C, ids: &[String]) -> ApiResult<()> {
+    for chunk in ids.chunks(MAX_PARAMS) {
+        conn.execute_raw(stmt(
+            conn.get_database_backend(),
+            format!(
+                "DELETE FROM catalog_products WHERE id IN ({})",
+                placeholders(chunk.len())
+            ),
+            chunk.iter().map(|i| Value::from(i.clone())).collect(),
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+async fn staged_batch(
+    db: &DatabaseConnection,
+    job_id: &str,
+    state: &str,
+    newest_first: bool,
+) -> ApiResult<Vec<import_change::Model>> {
+    let q = import_change::Entity::find()
+        .filter(import_change::Column::ImportId.eq(job_id))
+        .filter(import_change::Column::State.eq(state));
+    let q = if newest_first {
+        q.order_by_desc(import_change::Column::Seq)
+    } else {
+        q.order_by_asc(import_change::Column::Seq)
+    };
+    Ok(q.limit(BATCH as u64).all(db).await?)
+}
+
+/// Marks changes done and adds to one of the job's counters, checking the lease: the
+/// batch commits only while this process holds the job.
+async fn record_batch<C: ConnectionTrait>(
+    conn: &C,
+    lease: &Lease,
+    marks: &[(i64, &str, Option<String>)],
+    counter: &str,
+    by: i64,
+    also: Option<(&str, i64)>,
+) -> Result<(), Stop> {
+    let backend = conn.get_database_backend();
+    let (extra, extra_by) = match also {
+        Some((c, n)) => (format!(", {c} = {c} + ?"), Some(n)),
+        None => (String::new(), None),
+    };
+    let mut values = vec![Value::from(by)];
+    if let Some(n) = extra_by {
+        values.push(Value::from(n));
+    }
+    values.extend([
+        Value::from(Utc::now()),
+        Value::from(lease.job_id.clone()),
+        Value::from(lease.owner.clone()),
+    ]);
+    let res = conn
+        .execute_raw(stmt(
+            backend,
+            format!(
+                "UPDATE catalog_imports SET {counter} = {counter} + ?{extra}, updated_at = ? WHERE id = ? AND lease_owner = ?"
+            ),
+            values,
+        ))
+        .await?;
+    if res.rows_affected() != 1 {
+        return Err(Stop::LostLease);
+    }
+    for (seq, state, hash) in marks {
+        conn.execute_raw(stmt(
+            backend,
+            "UPDATE catalog_import_changes SET state = ?, written_hash = COALESCE(?, written_hash) WHERE import_id = ? AND seq = ?",
+            vec![
+                Value::from(state.to_string()),
+                Value::from(hash.clone()),
+                Value::from(lease.job_id.clone()),
+                Value::from(*seq),
+            ],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Applies the job's staged changes, a batch per transaction, from the first not yet
+/// applied. Stock columns and the products' lifecycle reach other domains as one
+/// `catalog.products_imported` event per batch.
+pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Result<(), Stop> {
+    let db = &ctx.db;
+    let mut cats = categories(db, &job.catalog_id).await?;
+    let mut last_progress = Instant::now();
+    loop {
+        let batch = staged_batch(db, &job.id, "staged", false).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let txn = shop_kit::db::begin_write(db).await?;
+        let mut creates: Vec<(String, ProductDoc, Option<String>)> = Vec::new();
+        let mut event = ProductsImported {
+            import_id: job.id.clone(),
+            catalog_id: job.catalog_id.clone(),
+            supplier_id: job.supplier_id.clone(),
+            ..Default::default()
+        };
+        let mut marks: Vec<(i64, &str, Option<String>)> = Vec::new();
+        let mut reindex: Vec<(String, ProductDoc)> = Vec::new();
+        let mut archive: Vec<String> = Vec::new();
+        let mut delete: Vec<String> = Vec::new();
+        for c in &batch {
+            let kind = Kind::parse(&c.kind).unwrap_or(Kind::Update);
+            match kind {
+                Kind::Create | Kind::Update => {
+                    let (doc, stock) = after_doc(c)?;
+                    let category_id =
+                        category_for(&txn, &job.catalog_id, &mut cats, &doc.category).await?;
+                    marks.push((c.seq, "applied", Some(doc.hash())));
+                    if let Some(s) = stock {
+                        event.stock.push((c.product_id.clone(), s));
+                    }
+                    if kind == Kind::Create {
+                        event.created.push((c.product_id.clone(), doc.name.clone()));
+                        creates.push((c.product_id.clone(), doc, category_id));
+                    } else {
+                        let before = before_doc(c)?;
+                        if before.as_ref().is_none_or(|b| b.name != doc.name) {
+                            event.renamed.push((c.product_id.clone(), doc.name.clone()));
+                        }
+                        if doc.status == Status::Archived.as_str()
+                            && before.as_ref().is_some_and(|b| b.status != doc.status)
+                        {
+                            event.archived.push(c.product_id.clone());
+                        }
+                        write_doc(&txn, &c.product_id, &doc, category_id).await?;
+                        reindex.push((c.product_id.clone(), doc));
+                    }
+                }
+                Kind::Archive => {
+                    let mut doc = before_doc(c)?.unwrap_or_else(|| ProductDoc {
+                        sku: c.sku.clone(),
+                        name: String::new(),
+                        description: String::new(),
+                        price_amount: 0,
+                        currency: String::new(),
+                        category: String::new(),
+                        images: Vec::new(),
+                        attributes: Default::default(),
+                        status: String::new(),
+                    });
+                    doc.status = Status::Archived.as_str().to_string();
+                    marks.push((c.seq, "applied", Some(doc.hash())));
+                    archive.push(c.product_id.clone());
+                    event.archived.push(c.product_id.clone());
+                }
+                Kind::Delete => {
+                    marks.push((c.seq, "applied", None));
+                    delete.push(c.product_id.clone());
+                    event.deleted.push(c.product_id.clone());
+                }
+            }
+        }
+        insert_docs(&txn, &job.catalog_id, &creates).await?;
+        let docs: Vec<(&str, &ProductDoc)> =
+            creates.iter().map(|(id, d, _)| (id.as_str(), d)).collect();
+        reindex_many(&txn, &docs, false).await?;
+        let docs: Vec<(&str, &ProductDoc)> =
+            reindex.iter().map(|(id, d)| (id.as_str(), d)).collect();
+        reindex_many(&txn, &docs, true).await?;
+        for chunk in archive.chunks(MAX_PARAMS) {
+            let mut values = vec![
+                Value::from(Status::Archived.as_str()),
+                Value::from(Utc::now()),
+            ];
+            values.extend(chunk.iter().map(|i| Value::from(i.clone())));
+            txn.execute_raw(stmt(
+                txn.get_database_backend(),
+                format!(
+                    "UPDATE catalog_products SET status = ?, updated_at = ? WHERE id IN ({})",
+                    placeholders(chunk.len())
+                ),
+                values,
+            ))
+            .await?;
+        }
+        delete_products(&txn, &delete).await?;
+        bump_revision(&txn, &job.catalog_id).await?;
+        ctx.outbox
+            .write(
+                &txn,
+                PRODUCTS_IMPORTED,
+                &job.catalog_id,
+                serde_json::to_value(&event).unwrap_or_default(),
+            )
+            .await?;
+        record_batch(&txn, lease, &marks, "applied", marks.len() as i64, None).await?;
+        txn.commit().await?;
+        ctx.outbox.wake();
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            if lease.renew(db).await? {
+                return Err(Stop::Cancelled);
+            }
+        }
+    }
+}
+
+/// Bumps the catalog's revision: reviews made before this write are stale.
+pub async fn bump_revision<C: ConnectionTrait>(conn: &C, catalog_id: &str) -> ApiResult<()> {
+    conn.execute_raw(stmt(
+        conn.get_database_backend(),
+        "UPDATE catalog_catalogs SET revision = revision + 1 WHERE id = ?",
+        vec![Value::from(catalog_id.to_string())],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Undoes the job's applied changes, newest first. A product changed since the import
+/// wrote it is left as it is and its change marked `kept`.
+pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Result<(), Stop> {
+    let db = &ctx.db;
+    let mut cats = categories(db, &job.catalog_id).await?;
+    let mut last_progress = Instant::now();
+    loop {
+        let batch = staged_batch(db, &job.id, "applied", true).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let txn = shop_kit::db::begin_write(db).await?;
+        let ids: Vec<String> = batch.iter().map(|c| c.product_id.clone()).collect();
+        let mut current: HashMap<String, product::Model> = HashMap::new();
+        for chunk in ids.chunks(MAX_PARAMS) {
+            for p in product::Entity::find()
+                .filter(product::Column::Id.is_in(chunk.to_vec()))
+                .all(&txn)
+                .await?
+            {
+                current.insert(p.id.clone(), p);
+            }
+        }
+        let skus_taken: HashSet<String> = {
+            let skus: Vec<String> = batch
+                .iter()
+                .filter(|c| c.kind == Kind::Delete.as_str())
+                .map(|c| c.sku.clone())
+                .collect();
+            let mut taken = HashSet::new();
+            for chunk in skus.chunks(MAX_PARAMS) {
+                for p in product::Entity::find()
+                    .filter(product::Column::CatalogId.eq(job.catalog_id.clone()))
+                    .filter(product::Column::Sku.is_in(chunk.to_vec()))
+                    .all(&txn)
+                    .await?
+                {
+                    taken.insert(p.sku);
+                }
+            }
+            taken
+        };
+        let mut event = ProductsImported {
+            import_id: job.id.clone(),
+            catalog_id: job.catalog_id.clone(),
+            supplier_id: job.supplier_id.clone(),
+            ..Default::default()
+        };
+        let mut marks: Vec<(i64, &str, Option<String>)> = Vec::new();
+        let mut undone = 0i64;
+        let mut kept = 0i64;
+        let mut delete: Vec<String> = Vec::new();
+        let mut reinsert: Vec<(String, ProductDoc, Option<String>)> = Vec::new();
+        let mut reindex: Vec<(String, ProductDoc)> = Vec::new();
+        for c in &batch {
+            let kind = Kind::parse(&c.kind).unwrap_or(Kind::Update);
+            let untouched = current
+                .get(&c.product_id)
+                .map(|p| Some(doc_of(p, &cats).hash()) == c.written_hash);
+            let ok = match kind {
+                Kind::Create => match untouched {
+                    Some(true) => {
+                        delete.push(c.product_id.clone());
+                        event.deleted.push(c.product_id.clone());
+                        true
+                    }
+                    None => true, // already gone
+                    Some(false) => false,
+                },
+                Kind::Update | Kind::Archive => match (untouched, before_doc(c)?) {
+                    (Some(true), Some(before)) => {
+                        let category_id =
+                            category_for(&txn, &job.catalog_id, &mut cats, &before.category)
+                                .await?;
+                        write_doc(&txn, &c.product_id, &before, category_id).await?;
+                        if let Some(p) = current.get(&c.product_id)
+                            && p.name != before.name
+                        {
+                            event
+                                .renamed
+                                .push((c.product_id.clone(), before.name.clone()));
+                        }
+                        if before.status != Status::Archived.as_str() {
+                            event.restored.push(c.product_id.clone());
+                        }
+                        reindex.push((c.product_id.clone(), before));
+                        true
+                    }
+                    _ => false,
+                },
+                Kind::Delete => match before_doc(c)? {
+                    Some(before) if untouched.is_none() && !skus_taken.contains(&c.sku) => {
+                        let category_id =
+                            category_for(&txn, &job.catalog_id, &mut cats, &before.category)
+                                .await?;
+                        event
+                            .created
+                            .push((c.product_id.clone(), before.name.clone()));
+                        reinsert.push((c.product_id.clone(), before, category_id));
+                        true
+                    }
+                    _ => false,
+                },
+            };
+            if ok {
+                undone += 1;
+                marks.push((c.seq, "rolled_back", None));
+            } else {
+                kept += 1;
+                marks.push((c.seq, "kept", None));
+            }
+        }
+        delete_products(&txn, &delete).await?;
+        insert_docs(&txn, &job.catalog_id, &reinsert).await?;
+        let docs: Vec<(&str, &ProductDoc)> =
+            reinsert.iter().map(|(id, d, _)| (id.as_str(), d)).collect();
+        reindex_many(&txn, &docs, false).await?;
+        let docs: Vec<(&str, &ProductDoc)> =
+            reindex.iter().map(|(id, d)| (id.as_str(), d)).collect();
+        reindex_many(&txn, &docs, true).await?;
+        bump_revision(&txn, &job.catalog_id).await?;
+        ctx.outbox
+            .write(
+                &txn,
+                PRODUCTS_IMPORTED,
+                &job.catalog_id,
+                serde_json::to_value(&event).unwrap_or_default(),
+            )
+            .await?;
+        record_batch(
+            &txn,
+            lease,
+            &marks,
+            "rolled_back",
+            undone,
+            Some(("rollback_skipped", kept)),
+        )
+        .await?;
+        txn.commit().await?;
+        ctx.outbox.wake();
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            lease.renew(db).await?;
+        }
+    }
+}
