@@ -372,6 +372,7 @@ async fn run_subgraph(
         checkout_stale: config.checkout_stale,
         // One subgraph per process here: every other is called over HTTP.
         local: Default::default(),
+        max_upload_bytes: config.limits.max_upload_bytes,
     };
     if deps.internal.is_none() {
         tracing::warn!(

@@ -17,6 +17,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_DATA_DIR",
     "SHOP_SUPERGRAPH",
     "SHOP_SUBGRAPH_TIMEOUT_MS",
+    "SHOP_MAX_UPLOAD_BYTES",
     "SHOP_PLAN_CACHE_SIZE",
     "SHOP_PLAN_CACHE_BYTES",
     "SHOP_MAX_DOCUMENT_BYTES",
@@ -323,6 +324,7 @@ impl Config {
                 max_response_bytes: vars
                     .parse("SHOP_MAX_RESPONSE_BYTES", d.limits.max_response_bytes)?,
                 max_errors: vars.parse("SHOP_MAX_ERRORS", d.limits.max_errors)?.max(1),
+                max_upload_bytes: vars.parse("SHOP_MAX_UPLOAD_BYTES", d.limits.max_upload_bytes)?,
                 ..d.limits.clone()
             },
             live: shop_gateway::live::LiveOptions {

@@ -322,6 +322,7 @@ impl Platform {
             },
             checkout_stale: opts.checkout_stale,
             local: shop_kit::internal::LocalRoutes::default(),
+            max_upload_bytes: opts.limits.max_upload_bytes,
         };
         let (stop, stop_rx) = watch::channel(false);
 

@@ -76,6 +76,8 @@ pub struct Deps {
     /// The routers of the subgraphs this process serves itself (the all-in-one
     /// binary): calls to them skip the socket. Empty in a process of one subgraph.
     pub local: shop_kit::internal::LocalRoutes,
+    /// The largest file a catalog import accepts (`SHOP_MAX_UPLOAD_BYTES`).
+    pub max_upload_bytes: u64,
 }
 
 impl Deps {
@@ -109,7 +111,7 @@ pub async fn start(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Ro
                 .await
                 .map_err(|e| e.to_string())
         }
-        shop_catalog::NAME => shop_catalog::start(db, bus, verifier)
+        shop_catalog::NAME => shop_catalog::start(db, bus, verifier, deps.max_upload_bytes)
             .await
             .map_err(|e| e.to_string()),
         shop_inventory::NAME => shop_inventory::start(db, bus, verifier)

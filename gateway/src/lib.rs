@@ -10,6 +10,7 @@
 pub mod live;
 pub mod pipeline;
 pub mod transport;
+pub mod uploads;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -407,6 +407,7 @@ async fn authenticate(
         principal,
         forwarded_for: conn.forwarded_for.clone(),
         is_get: false,
+        uploads: None,
     })
 }
 

@@ -72,18 +72,11 @@ fn respond_limited(gw: &Gateway, resp: GraphQLResponse) -> Response {
 }
 
 /// Reads a POST body as one GraphQL request, saying what is wrong in GraphQL's error
-/// shape when it is not one: too large, a batch, a multipart upload, not JSON.
-fn read_request(
-    headers: &HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<GraphQLRequest, GraphQLResponse> {
-    use axum::extract::rejection::BytesRejection;
+/// shape when it is not one: too large, a batch, not JSON.
+fn read_request(body: Result<Bytes, axum::Error>) -> Result<GraphQLRequest, GraphQLResponse> {
     let body = match body {
         Ok(b) => b,
-        Err(BytesRejection::FailedToBufferBody(e))
-            if e.body_text().contains("length limit")
-                || e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-        {
+        Err(e) if is_length_limit(&e) => {
             return Err(GraphQLResponse::request_error(
                 413,
                 format!("the request body is larger than {REQUEST_BODY_LIMIT} bytes"),
@@ -93,24 +86,11 @@ fn read_request(
         Err(e) => {
             return Err(GraphQLResponse::request_error(
                 400,
-                format!("the request body could not be read: {}", e.body_text()),
+                format!("the request body could not be read: {e}"),
                 "BAD_REQUEST",
             ));
         }
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if content_type.starts_with("multipart/") {
-        return Err(GraphQLResponse::request_error(
-            415,
-            "multipart requests (file uploads) are not accepted here yet; send the \
-             operation as JSON (Content-Type: application/json)",
-            "UNSUPPORTED_MEDIA_TYPE",
-        ));
-    }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         return Err(GraphQLResponse::request_error(
@@ -132,6 +112,18 @@ fn read_request(
             "BAD_REQUEST",
         )
     })
+}
+
+/// Whether reading a body stopped at its length limit.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.to_string().contains("length limit") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The largest request body accepted. Operation text has its own, smaller limit
@@ -337,6 +329,7 @@ async fn event_stream(
         principal,
         forwarded_for: forwarded_for(&gw, headers, peer),
         is_get,
+        uploads: None,
     };
     crate::live::sse(gw, req, meta, slot).await
 }
@@ -390,10 +383,15 @@ async fn upgrade(
 async fn post_graphql(
     State(gw): State<Arc<Gateway>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request: axum::extract::Request,
 ) -> Response {
-    let req = match read_request(&headers, body) {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    if crate::uploads::is_multipart(&headers) {
+        return post_upload(gw, peer, headers, body).await;
+    }
+    let body = axum::body::to_bytes(body, REQUEST_BODY_LIMIT).await;
+    let req = match read_request(body) {
         Ok(r) => r,
         Err(resp) => return respond(resp),
     };
@@ -412,9 +410,46 @@ async fn post_graphql(
                 principal,
                 forwarded_for: forwarded_for(&gw, &headers, peer),
                 is_get: false,
+                uploads: None,
             },
         )
         .await;
+    respond_limited(&gw, resp)
+}
+
+/// A multipart request (a file upload): the operation runs while the files stream
+/// through to the subgraph that takes them (see [`crate::uploads`]).
+async fn post_upload(
+    gw: Arc<Gateway>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    // Who is asking is settled before a byte of the files is read.
+    let (authorization, principal) = match authorize(&gw, &headers).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let (req, uploads) =
+        match crate::uploads::begin(&headers, body, gw.options.limits.max_upload_bytes).await {
+            Ok(r) => r,
+            Err(resp) => return respond(resp),
+        };
+    let resp = gw
+        .execute(
+            req,
+            &RequestMeta {
+                authorization,
+                principal,
+                forwarded_for: forwarded_for(&gw, &headers, peer),
+                is_get: false,
+                uploads: Some(uploads.clone()),
+            },
+        )
+        .await;
+    if let Some(failed) = uploads.failure_response() {
+        return respond(failed);
+    }
     respond_limited(&gw, resp)
 }
 
@@ -484,6 +519,7 @@ async fn get_graphql(
                 principal,
                 forwarded_for: forwarded_for(&gw, &headers, peer),
                 is_get: true,
+                uploads: None,
             },
         )
         .await;

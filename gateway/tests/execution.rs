@@ -379,10 +379,30 @@ async fn batches_and_multipart_bodies_are_told_what_is_supported() {
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("one operation per request"), "{message}");
 
+    // A multipart body is what a cross-site form can send: refused without a header
+    // such a form cannot set, and told how an upload is laid out when malformed.
     let form = "--x\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{}\r\n--x--\r\n";
     let (status, body) = post_body(&url, "multipart/form-data; boundary=x", form).await;
-    assert_eq!(status, 415);
-    assert_eq!(code(&body), "UNSUPPORTED_MEDIA_TYPE", "{body}");
+    assert_eq!(status, 400);
+    assert_eq!(code(&body), "CSRF_ERROR", "{body}");
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "multipart/form-data; boundary=x")
+        .header("apollo-require-preflight", "true")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(code(&body), "BAD_REQUEST", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`map`"),
+        "{body}"
+    );
 
     let (status, body) = post_body(&url, "application/json", vec![b' '; 3 * 1024 * 1024]).await;
     assert_eq!(status, 413);

@@ -31,6 +31,17 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The status and body of a response (JSON, else the text as a string).
+    pub async fn read(resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
+        }
+    }
+
     pub fn data(&self) -> &Value {
         assert!(
             self.body.get("errors").is_none(),
@@ -104,14 +115,7 @@ impl Harness {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.expect("body");
-        Reply {
-            status,
-            body: serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
-        }
+        Reply::read(req.send().await.expect("request")).await
     }
 
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {

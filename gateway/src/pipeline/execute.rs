@@ -48,7 +48,12 @@ pub struct ExecContext<'a> {
     pub variables: &'a Map<String, Value>,
     pub authorization: Option<&'a str>,
     pub forwarded_for: Option<&'a str>,
+    pub uploads: Option<&'a std::sync::Arc<crate::uploads::Uploads>>,
 }
+
+/// How long a fetch that streams a client's upload may take: as long as the client
+/// takes to send it, within reason.
+const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 impl ExecState {
     pub fn new() -> Self {
@@ -325,8 +330,30 @@ impl Gateway {
     }
 
     async fn root_fetch(&self, fetch: &FetchNode, state: &ExecState, ctx: &ExecContext<'_>) {
-        let body = serde_json::json!({ "query": fetch.operation, "variables": Self::variables_for(fetch, ctx) });
-        match self.send(&fetch.service, body, state, ctx).await {
+        let files = ctx
+            .uploads
+            .map(|u| u.files_for(&fetch.variables))
+            .unwrap_or_default();
+        let sent = match ctx.uploads {
+            Some(uploads) if !files.is_empty() => {
+                let (content_type, body) =
+                    uploads.body(&fetch.operation, Self::variables_for(fetch, ctx), files);
+                self.send_body(
+                    &fetch.service,
+                    &content_type,
+                    body,
+                    UPLOAD_TIMEOUT,
+                    state,
+                    ctx,
+                )
+                .await
+            }
+            _ => {
+                let body = serde_json::json!({ "query": fetch.operation, "variables": Self::variables_for(fetch, ctx) });
+                self.send(&fetch.service, body, state, ctx).await
+            }
+        };
+        match sent {
             Ok(resp) => {
                 if let Some(mut data) = resp.data
                     && let Ok(mut d) = state.data.lock()
@@ -523,6 +550,27 @@ impl Gateway {
         state: &ExecState,
         ctx: &ExecContext<'_>,
     ) -> Result<SubgraphResponse, Value> {
+        self.send_body(
+            service,
+            "application/json",
+            reqwest::Body::from(body.to_string()),
+            self.timeout_for(service),
+            state,
+            ctx,
+        )
+        .await
+    }
+
+    /// Posts a request body (JSON, or a multipart upload) to a subgraph.
+    async fn send_body(
+        &self,
+        service: &str,
+        content_type: &str,
+        body: reqwest::Body,
+        timeout: std::time::Duration,
+        state: &ExecState,
+        ctx: &ExecContext<'_>,
+    ) -> Result<SubgraphResponse, Value> {
         if state.too_large.load(Ordering::Relaxed) {
             return Err(too_large_error(service));
         }
@@ -535,10 +583,10 @@ impl Gateway {
             let mut req = self
                 .client
                 .post(&graph.url)
-                .timeout(self.timeout_for(service))
-                .header("content-type", "application/json")
+                .timeout(timeout)
+                .header("content-type", content_type)
                 .header("accept", "application/json")
-                .body(body.to_string());
+                .body(body);
             if let Some(auth) = ctx.authorization {
                 req = req.header("authorization", auth);
             }

@@ -37,6 +37,9 @@ pub struct OperationLimits {
     pub max_response_bytes: usize,
     /// Errors in one response; the rest are summed up in one last error. Default 100.
     pub max_errors: usize,
+    /// Bytes of one file of a multipart upload (streamed through, never held); a larger
+    /// file gets 413 `PAYLOAD_TOO_LARGE`. Default 512 MiB.
+    pub max_upload_bytes: u64,
 }
 
 impl Default for OperationLimits {
@@ -52,6 +55,7 @@ impl Default for OperationLimits {
             max_directives: 16,
             max_response_bytes: 8 * 1024 * 1024,
             max_errors: 100,
+            max_upload_bytes: 512 * 1024 * 1024,
         }
     }
 }

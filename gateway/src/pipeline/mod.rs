@@ -28,6 +28,8 @@ pub struct RequestMeta {
     pub principal: Option<shop_kit::auth::Principal>,
     /// GET requests may only run queries.
     pub is_get: bool,
+    /// The files of a multipart request, streamed to the fetches that take them.
+    pub uploads: Option<Arc<crate::uploads::Uploads>>,
 }
 
 /// What a caller must do to be allowed a removed field: sign in, or hold a scope (and
@@ -184,6 +186,7 @@ impl Gateway {
                 variables,
                 authorization: meta.authorization.as_deref(),
                 forwarded_for: meta.forwarded_for.as_deref(),
+                uploads: meta.uploads.as_ref(),
             };
             self.run(node, &state, &ctx).await;
         }

@@ -152,6 +152,7 @@ impl Gateway {
                 variables: &admitted.variables,
                 authorization: meta.authorization.as_deref(),
                 forwarded_for: meta.forwarded_for.as_deref(),
+                uploads: None,
             };
             self.run(node, &state, &ctx).await;
         }

@@ -53,9 +53,11 @@ pub async fn start(
     db: DatabaseConnection,
     bus: &EventBus,
     verifier: Verifier,
+    max_upload_bytes: u64,
 ) -> Result<axum::Router, sea_orm::DbErr> {
     shop_migrations::up(&db, NAME).await?;
-    let ctx = CatalogCtx::new(db.clone());
+    let mut ctx = CatalogCtx::new(db.clone());
+    ctx.max_upload_bytes = max_upload_bytes;
     service::events::start(&ctx, bus);
     Ok(router(ctx, verifier))
 }

@@ -1,0 +1,219 @@
+//! Catalog imports through the gateway over real HTTP: a real multipart body (the
+//! GraphQL multipart request specification) streamed through the gateway to the
+//! catalog subgraph, the job followed to its end, on SQLite and MariaDB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, Reply, each_db, supplier_id};
+use serde_json::{Value, json};
+use shop_kit::auth::Role;
+
+const START: &str = "mutation($c: ID!, $f: Upload, $o: CatalogImportOptions) { startCatalogImport(catalogId: $c, file: $f, options: $o) { id status fileName fileSize } }";
+
+const FILE: &str = "sku,name,price,currency,category,attr:color\n\
+MUG-1,Blue mug,4.50,EUR,Kitchen > Mugs,blue\n\
+MUG-2,Red mug,4.75,EUR,Kitchen > Mugs,red\n";
+
+/// A multipart body as browsers and upload clients send it: operations, map, file.
+fn multipart(
+    boundary: &str,
+    catalog: &str,
+    options: Value,
+    file_name: &str,
+    file: &[u8],
+) -> Vec<u8> {
+    let operations =
+        json!({ "query": START, "variables": { "c": catalog, "f": null, "o": options } });
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n\
+--{boundary}\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{{\"0\": [\"variables.f\"]}}\r\n\
+--{boundary}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+async fn post_multipart(
+    h: &Harness,
+    token: &str,
+    body: impl Into<reqwest::Body>,
+    preflight: bool,
+) -> Reply {
+    let mut req = h
+        .client
+        .post(&h.platform.gateway_url)
+        .header("content-type", "multipart/form-data; boundary=b0undary")
+        .header("authorization", format!("Bearer {token}"))
+        .body(body);
+    if preflight {
+        req = req.header("apollo-require-preflight", "true");
+    }
+    Reply::read(req.send().await.expect("request")).await
+}
+
+async fn catalog(h: &Harness, token: &str) -> String {
+    let r = h
+        .gql(
+            Some(token),
+            "mutation { createCatalog(input: {name: \"Kitchen\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    r.data()["createCatalog"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn settle(h: &Harness, token: &str, id: &str) -> Value {
+    for _ in 0..1500 {
+        let r = h
+            .gql(
+                Some(token),
+                "query($i: ID!) { catalogImport(id: $i) { id status failure counts { rows toCreate toUpdate unchanged failed applied } } }",
+                json!({ "i": id }),
+            )
+            .await;
+        let job = r.data()["catalogImport"].clone();
+        if !["QUEUED", "VALIDATING", "APPLYING", "ROLLING_BACK"]
+            .contains(&job["status"].as_str().unwrap())
+        {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("import {id} did not settle");
+}
+
+async fn jobs(h: &Harness, token: &str, catalog: &str) -> i64 {
+    let r = h
+        .gql(
+            Some(token),
+            "query($c: ID!) { catalogImports(catalogId: $c) { totalCount } }",
+            json!({ "c": catalog }),
+        )
+        .await;
+    r.data()["catalogImports"]["totalCount"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_supplier_uploads_a_file_through_the_gateway_and_it_becomes_products() {
+    each_db("imports_multipart", async |db| {
+        let h = Harness::start(db, false).await;
+        let token = h.token(&supplier_id(1), Role::Supplier);
+        let cat = catalog(&h, &token).await;
+
+        // Without a header a cross-site form cannot send: refused, nothing started.
+        let body = multipart("b0undary", &cat, json!({}), "kitchen.csv", FILE.as_bytes());
+        let r = post_multipart(&h, &token, body.clone(), false).await;
+        assert_eq!((r.status, r.code()), (400, "CSRF_ERROR"), "{}", r.body);
+        assert_eq!(jobs(&h, &token, &cat).await, 0);
+
+        let r = post_multipart(&h, &token, body, true).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let started = r.data()["startCatalogImport"].clone();
+        assert_eq!(started["fileName"], "kitchen.csv");
+        assert_eq!(started["fileSize"], FILE.len());
+        let job = settle(&h, &token, started["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "DONE", "{job}");
+        assert_eq!(job["counts"]["applied"], 2);
+        let r = h
+            .gql(
+                None,
+                "query($c: ID!) { catalog(id: $c) { products(sort: NAME_ASC) { edges { node { sku name price { amount currency } category { path { name } } } } } } }",
+                json!({ "c": cat }),
+            )
+            .await;
+        assert_eq!(
+            r.data()["catalog"]["products"]["edges"],
+            json!([
+                { "node": { "sku": "MUG-1", "name": "Blue mug", "price": { "amount": 450, "currency": "EUR" }, "category": { "path": [{ "name": "Kitchen" }, { "name": "Mugs" }] } } },
+                { "node": { "sku": "MUG-2", "name": "Red mug", "price": { "amount": 475, "currency": "EUR" }, "category": { "path": [{ "name": "Kitchen" }, { "name": "Mugs" }] } } }
+            ])
+        );
+
+        // Another supplier cannot import into this catalog, even with a valid upload.
+        let rival = h.token(&supplier_id(2), Role::Supplier);
+        let body = multipart("b0undary", &cat, json!({}), "kitchen.csv", FILE.as_bytes());
+        let r = post_multipart(&h, &rival, body, true).await;
+        assert_eq!(r.code(), "FORBIDDEN", "{}", r.body);
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn files_over_the_limit_and_cut_off_uploads_are_refused_and_start_nothing() {
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    let h = Harness::start_with(dir, None, false, |o| o.limits.max_upload_bytes = 256 * 1024).await;
+    let token = h.token(&supplier_id(1), Role::Supplier);
+    let cat = catalog(&h, &token).await;
+
+    // Over the limit, streamed without a length: refused when the limit is passed.
+    let mut big = String::from("sku,name,price,currency\n");
+    let mut i = 0;
+    while big.len() < 300 * 1024 {
+        big.push_str(&format!("SKU-{i},Item {i},1.00,EUR\n"));
+        i += 1;
+    }
+    let body = multipart("b0undary", &cat, json!({}), "big.csv", big.as_bytes());
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let r = post_multipart(
+        &h,
+        &token,
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks)),
+        true,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (413, "PAYLOAD_TOO_LARGE"),
+        "{}",
+        r.body
+    );
+
+    // Declared too large up front: refused before reading.
+    let huge = vec![b'x'; 2 * 1024 * 1024];
+    let body = multipart("b0undary", &cat, json!({}), "huge.csv", &huge);
+    let r = post_multipart(&h, &token, body, true).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (413, "PAYLOAD_TOO_LARGE"),
+        "{}",
+        r.body
+    );
+
+    // Cut off in the middle of the file: the subgraph never gets a whole file.
+    let body = multipart("b0undary", &cat, json!({}), "cut.csv", FILE.as_bytes());
+    let cut = body[..body.len() - 40].to_vec();
+    let r = post_multipart(&h, &token, cut, true).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.code(), "BAD_REQUEST", "{}", r.body);
+
+    assert_eq!(jobs(&h, &token, &cat).await, 0);
+    // A good file still goes through afterwards.
+    let body = multipart(
+        "b0undary",
+        &cat,
+        json!({ "dryRun": true }),
+        "ok.csv",
+        FILE.as_bytes(),
+    );
+    let r = post_multipart(&h, &token, body, true).await;
+    let job = settle(
+        &h,
+        &token,
+        r.data()["startCatalogImport"]["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(job["status"], "READY", "{job}");
+    assert_eq!(job["counts"]["toCreate"], 2);
+    h.stop().await;
+}
