@@ -217,3 +217,109 @@ async fn files_over_the_limit_and_cut_off_uploads_are_refused_and_start_nothing(
     assert_eq!(job["counts"]["toCreate"], 2);
     h.stop().await;
 }
+
+/// The demo shop's first supplier imports into their demo catalog.
+async fn import_into_demo(h: &Harness, file: &str, options: Value) -> Value {
+    let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+    let cat = common::store::demo_catalog(h).await;
+    let body = multipart("b0undary", &cat, options, "demo.csv", file.as_bytes());
+    let r = post_multipart(h, &supplier, body, true).await;
+    let id = r.data()["startCatalogImport"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    settle(h, &supplier, &id).await
+}
+
+async fn product_by_sku(h: &Harness, sku: &str) -> String {
+    let cat = common::store::demo_catalog(h).await;
+    let r = h
+        .gql(
+            None,
+            "query($c: ID, $s: String!) { product(sku: $s, catalogId: $c) { id } }",
+            json!({ "c": cat, "s": sku }),
+        )
+        .await;
+    r.data()["product"]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn stock_columns_reach_the_ledger_and_an_archived_product_is_not_sold_from_a_cart() {
+    each_db("imports_effects", async |db| {
+        let h = common::store::start(db).await;
+        let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+        let file = "sku,name,price,currency,stock\nIMP-1,Imported lamp,12.00,EUR,7\nIMP-2,Imported vase,30.00,EUR,2\n";
+        let job = import_into_demo(&h, file, json!({})).await;
+        assert_eq!(job["status"], "DONE", "{job}");
+        let lamp = product_by_sku(&h, "IMP-1").await;
+        let vase = product_by_sku(&h, "IMP-2").await;
+        // Inventory learns the units from the import's event, with the import named.
+        common::eventually("the imported stock", || async {
+            (common::stock_of(&h, &lamp).await == 7).then_some(())
+        })
+        .await;
+        let r = h
+            .gql(
+                Some(&supplier),
+                "query($p: ID!) { stockLedger(productId: $p) { edges { node { kind delta reason } } } }",
+                json!({ "p": lamp }),
+            )
+            .await;
+        let entries = r.data()["stockLedger"]["edges"].clone();
+        assert_eq!(entries.as_array().unwrap().len(), 1, "{entries}");
+        assert_eq!(entries[0]["node"]["delta"], 7);
+        let reason = entries[0]["node"]["reason"].as_str().unwrap();
+        assert_eq!(reason, format!("catalog import {}", job["id"].as_str().unwrap()));
+        // The in-stock filter sees them at once.
+        let r = h
+            .gql(None, "{ products(search: \"imported\", filter: {inStock: true}) { totalCount } }", json!({}))
+            .await;
+        assert_eq!(r.data()["products"]["totalCount"], 2);
+
+        // A shopper holds the vase; then a re-import archives it (and sets the lamp's
+        // stock to 9: one more ledger entry, nothing for unchanged rows).
+        let (buyer, cart) = common::store::cart_of(&h, "00000000-0000-7000-8000-0000000000c1", &[(&vase, 1)]).await;
+        let file = "sku,name,price,currency,stock,status\nIMP-1,Imported lamp,12.00,EUR,9,active\nIMP-2,Imported vase,30.00,EUR,2,archived\n";
+        let job = import_into_demo(&h, file, json!({})).await;
+        assert_eq!(job["status"], "DONE", "{job}");
+        assert_eq!(job["counts"]["toUpdate"], 2, "{job}");
+        let r = h
+            .gql(
+                Some(&supplier),
+                "query($i: ID!) { catalogImport(id: $i) { changes { edges { node { sku fields { field before after } } } } } }",
+                json!({ "i": job["id"] }),
+            )
+            .await;
+        assert_eq!(
+            r.data()["catalogImport"]["changes"]["edges"],
+            json!([
+                { "node": { "sku": "IMP-1", "fields": [{ "field": "stock", "before": 7, "after": 9 }] } },
+                { "node": { "sku": "IMP-2", "fields": [{ "field": "status", "before": "active", "after": "archived" }] } }
+            ])
+        );
+        common::eventually("the new count", || async {
+            (common::stock_of(&h, &lamp).await == 9).then_some(())
+        })
+        .await;
+        let r = common::store::checkout(&h, &buyer, &cart, "4242424242424242", "imp-1").await;
+        assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+        let message = r.body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("Imported vase") && message.contains("no longer sold"), "{message}");
+        // Nor can it be added again.
+        let r = h
+            .gql(
+                Some(&buyer),
+                "mutation($c: ID!, $p: ID!) { addToCart(cartId: $c, productId: $p, quantity: 1) { id } }",
+                json!({ "c": cart, "p": vase }),
+            )
+            .await;
+        assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+        // Shoppers no longer find it.
+        let r = h
+            .gql(None, "{ products(search: \"imported\") { edges { node { sku } } } }", json!({}))
+            .await;
+        assert_eq!(r.data()["products"]["edges"], json!([{ "node": { "sku": "IMP-1" } }]));
+        h.stop().await;
+    })
+    .await;
+}

@@ -22,6 +22,12 @@ impl MigrationTrait for Migration {
                     .not_null()
                     .default("active")
                     .to_owned(),
+                // Units on hand as inventory last told (or an import set): an import's
+                // stock column equal to it is no change.
+                ColumnDef::new(Alias::new("stock_on_hand"))
+                    .big_integer()
+                    .null()
+                    .to_owned(),
             ],
         )
         .await?;
@@ -252,6 +258,6 @@ impl MigrationTrait for Migration {
             "idx_catalog_products_catalog_status",
         )
         .await?;
-        drop_columns(manager, "catalog_products", &["status"]).await
+        drop_columns(manager, "catalog_products", &["stock_on_hand", "status"]).await
     }
 }

@@ -219,6 +219,7 @@ async fn in_stock_filter_follows_inventory_events_and_ignores_stale_ones() {
             &StockChanged {
                 product_id: p1.clone(),
                 available: 5,
+                quantity: Some(5),
                 version: 2,
             },
         )
@@ -230,6 +231,7 @@ async fn in_stock_filter_follows_inventory_events_and_ignores_stale_ones() {
             &StockChanged {
                 product_id: p1.clone(),
                 available: 0,
+                quantity: Some(0),
                 version: 1,
             },
         )

@@ -556,3 +556,22 @@ async fn only_the_catalogs_supplier_imports_and_sees_its_jobs_and_one_runs_at_a_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_file_of_many_chunks_is_read_whole() {
+    for_each_db("import_chunks", async |env| {
+        let cat = env.catalog().await;
+        let mut file = String::from("sku,name,price,currency,description\n");
+        let rows = 60_000;
+        for i in 0..rows {
+            file.push_str(&format!("S-{i},Item {i},1.00,EUR,{}\n", "d".repeat(60)));
+        }
+        assert!(file.len() > 5 * uploads::CHUNK_BYTES);
+        let job = env
+            .import(&cat, "big.csv", &file, json!({ "dryRun": true }))
+            .await;
+        assert_eq!(job["status"], "READY", "[{}] {job}", env.label);
+        assert_eq!(counts(&job), [rows, rows, 0, 0, 0, 0, 0]);
+    })
+    .await;
+}

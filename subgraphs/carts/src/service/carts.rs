@@ -200,6 +200,12 @@ pub async fn add(
     shop_kit::input::check_id("productId", product_id)?;
     check_quantity(quantity, 1)?;
     let product = ctx.products.one(product_id).await?;
+    if !product.active {
+        return Err(ApiError::bad_input(format!(
+            "{} is not for sale (a draft or archived product)",
+            product.name
+        )));
+    }
     if let Some(cur) = &c.currency
         && *cur != product.currency
         && !lines_of(&ctx.db, &c.id).await?.is_empty()
@@ -539,7 +545,9 @@ pub async fn for_checkout(ctx: &CartsCtx, cart_id: &str, user_id: &str) -> ApiRe
         return Err(ApiError::bad_input("the cart is empty"));
     }
     let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
-    let current = ctx.products.for_checkout(&ids).await?;
+    let mut current = ctx.products.for_checkout(&ids).await?;
+    // Archived (say by a catalog import) or back to draft while it sat in the cart.
+    current.retain(|_, p| p.active);
     if let Some(gone) = lines.iter().find(|l| !current.contains_key(&l.product_id)) {
         return Err(ApiError::bad_input(format!(
             "{} is no longer sold; remove it from the cart",

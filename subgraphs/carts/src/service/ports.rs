@@ -108,6 +108,8 @@ pub struct ProductInfo {
     /// ([`Products::for_checkout`]).
     pub supplier_id: Option<String>,
     pub image: Option<String>,
+    /// Sold now: the catalog lists it as ACTIVE (not a draft, not archived).
+    pub active: bool,
 }
 
 /// The catalog, for names and prices.
@@ -129,6 +131,7 @@ struct Entity {
     #[serde(default)]
     images: Vec<String>,
     catalog: Option<CatalogRef>,
+    status: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -137,9 +140,9 @@ struct CatalogRef {
     supplier_id: Option<String>,
 }
 
-const PRODUCTS: &str = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name sku price { amount currency } } } }";
+const PRODUCTS: &str = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name sku status price { amount currency } } } }";
 /// Also who sells each product and its images, which an order keeps.
-const PRODUCTS_FOR_CHECKOUT: &str = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name sku price { amount currency } images catalog { supplierId } } } }";
+const PRODUCTS_FOR_CHECKOUT: &str = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name sku status price { amount currency } images catalog { supplierId } } } }";
 
 impl Products {
     /// The products that exist among `ids`, by id.
@@ -179,6 +182,7 @@ impl Products {
                     currency: price.currency,
                     supplier_id: e.catalog.and_then(|c| c.supplier_id),
                     image: e.images.into_iter().next(),
+                    active: e.status.as_deref().is_none_or(|s| s == "ACTIVE"),
                 })
             })
             .map(|p| (p.id.clone(), p))

@@ -23,6 +23,9 @@ pub struct Model {
     /// `active` (sold), `draft` (not yet shown) or `archived` (withdrawn; kept for orders
     /// and rollback). See `service::products::Status`.
     pub status: String,
+    /// Units on hand as inventory last told (`inventory.stock_changed`) or an import
+    /// set; `None` until either happened.
+    pub stock_on_hand: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -95,6 +95,9 @@ pub struct CatalogDeleted {
 pub struct StockChanged {
     pub product_id: String,
     pub available: i64,
+    /// Units on hand.
+    #[serde(default)]
+    pub quantity: Option<i64>,
     pub version: i64,
 }
 
@@ -106,9 +109,10 @@ pub async fn apply_stock_changed<C: ConnectionTrait>(
 ) -> Result<(), sea_orm::DbErr> {
     let stmt = Statement::from_sql_and_values(
         conn.get_database_backend(),
-        "UPDATE catalog_products SET in_stock = ?, stock_version = ? WHERE id = ? AND stock_version < ?",
+        "UPDATE catalog_products SET in_stock = ?, stock_on_hand = COALESCE(?, stock_on_hand), stock_version = ? WHERE id = ? AND stock_version < ?",
         [
             Value::from(ev.available > 0),
+            Value::from(ev.quantity),
             Value::from(ev.version),
             Value::from(ev.product_id.clone()),
             Value::from(ev.version),

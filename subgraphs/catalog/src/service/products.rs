@@ -293,6 +293,7 @@ pub async fn insert<C: ConnectionTrait>(
         in_stock: Set(false),
         stock_version: Set(0),
         status: Set(Status::Active.as_str().to_string()),
+        stock_on_hand: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };

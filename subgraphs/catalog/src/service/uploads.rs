@@ -177,7 +177,7 @@ pub async fn discard(db: &sea_orm::DatabaseConnection, upload_id: &str) {
 /// A blocking reader of an upload's bytes, fed by a task that reads chunks in order:
 /// the parsers are synchronous and run on a blocking thread.
 pub fn reader(db: sea_orm::DatabaseConnection, upload: upload::Model) -> ChunkReader {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     tokio::spawn(async move {
         let backend = db.get_database_backend();
         let mut offset = 0i64;
@@ -192,7 +192,7 @@ pub fn reader(db: sea_orm::DatabaseConnection, upload: upload::Model) -> ChunkRe
             let rows = match rows {
                 Ok(r) => r,
                 Err(e) => {
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string())));
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
             };
@@ -200,10 +200,12 @@ pub fn reader(db: sea_orm::DatabaseConnection, upload: upload::Model) -> ChunkRe
                 if offset < upload.size.unwrap_or(upload.received).max(upload.received)
                     || !upload.complete
                 {
-                    let _ = tx.send(Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the upload is incomplete",
-                    )));
+                    let _ = tx
+                        .send(Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the upload is incomplete",
+                        )))
+                        .await;
                 }
                 return;
             }
@@ -211,14 +213,16 @@ pub fn reader(db: sea_orm::DatabaseConnection, upload: upload::Model) -> ChunkRe
                 let at: i64 = row.try_get("", "o").unwrap_or(-1);
                 let data: Vec<u8> = row.try_get("", "data").unwrap_or_default();
                 if at != offset {
-                    let _ = tx.send(Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the upload has a gap",
-                    )));
+                    let _ = tx
+                        .send(Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the upload has a gap",
+                        )))
+                        .await;
                     return;
                 }
                 offset += data.len() as i64;
-                if tx.send(Ok(data)).is_err() {
+                if tx.send(Ok(data)).await.is_err() {
                     return; // the parser stopped
                 }
             }
@@ -232,7 +236,7 @@ pub fn reader(db: sea_orm::DatabaseConnection, upload: upload::Model) -> ChunkRe
 }
 
 pub struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
     current: Vec<u8>,
     pos: usize,
 }
@@ -240,13 +244,14 @@ pub struct ChunkReader {
 impl std::io::Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.current.len() {
-            match self.rx.recv() {
-                Ok(Ok(next)) => {
+            // Called on a blocking thread (the parser's), never on the runtime.
+            match self.rx.blocking_recv() {
+                Some(Ok(next)) => {
                     self.current = next;
                     self.pos = 0;
                 }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len() - self.pos);

@@ -14,6 +14,8 @@ pub const PRODUCT_CREATED: &str = "catalog.product_created";
 pub const PRODUCT_RENAMED: &str = "catalog.product_renamed";
 pub const PRODUCT_DELETED: &str = "catalog.product_deleted";
 pub const CATALOG_DELETED: &str = "catalog.catalog_deleted";
+/// A batch of a catalog import's changes (or of its rollback).
+pub const PRODUCTS_IMPORTED: &str = "catalog.products_imported";
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +59,23 @@ struct ProductRenamed {
 #[serde(rename_all = "camelCase")]
 struct ProductDeleted {
     product_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProductsImported {
+    import_id: String,
+    catalog_id: String,
+    supplier_id: String,
+    #[serde(default)]
+    created: Vec<(String, String)>,
+    #[serde(default)]
+    renamed: Vec<(String, String)>,
+    #[serde(default)]
+    deleted: Vec<String>,
+    /// On-hand counts from the file's stock column.
+    #[serde(default)]
+    stock: Vec<(String, i64)>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +124,33 @@ pub async fn apply(ctx: &InventoryCtx, event: Event) -> Result<(), String> {
                 .await
                 .map_err(err)
         }
+        PRODUCTS_IMPORTED => {
+            let Ok(ev) = serde_json::from_value::<ProductsImported>(event.payload) else {
+                tracing::error!(id = %event.id, "malformed products_imported event dropped");
+                return Ok(());
+            };
+            let txn = shop_kit::db::begin_write(&ctx.db)
+                .await
+                .map_err(|e| e.to_string())?;
+            stock::remove_items(&txn, ev.deleted.clone())
+                .await
+                .map_err(err)?;
+            stock::apply_import(
+                ctx,
+                &txn,
+                &ev.import_id,
+                &ev.catalog_id,
+                &ev.supplier_id,
+                &ev.created,
+                &ev.renamed,
+                &ev.stock,
+            )
+            .await
+            .map_err(err)?;
+            txn.commit().await.map_err(|e| e.to_string())?;
+            ctx.outbox.wake();
+            Ok(())
+        }
         CATALOG_DELETED => {
             let Ok(ev) = serde_json::from_value::<CatalogDeleted>(event.payload) else {
                 tracing::error!(id = %event.id, "malformed catalog_deleted event dropped");
@@ -133,6 +179,7 @@ pub fn start(ctx: &InventoryCtx, bus: &EventBus) {
             PRODUCT_RENAMED,
             PRODUCT_DELETED,
             CATALOG_DELETED,
+            PRODUCTS_IMPORTED,
         ],
         handler(ctx.clone(), |ctx: InventoryCtx, event: Event| async move {
             apply(&ctx, event).await

@@ -517,6 +517,165 @@ pub async fn receive_initial(
     Ok(after)
 }
 
+/// A batch of a catalog import, in bulk: stock records for the products it created
+/// (with their first units on hand and a ledger entry each, in a few statements
+/// whatever the batch's size), names for those it renamed, and on-hand counts set for
+/// products that had a record already. New records publish no `stock_changed`: the
+/// catalog set their in-stock flag from the same file.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_import<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    import_id: &str,
+    catalog_id: &str,
+    supplier_id: &str,
+    created: &[(String, String)],
+    renamed: &[(String, String)],
+    stock: &[(String, i64)],
+) -> ApiResult<()> {
+    use sea_orm::{Statement, Value};
+    let backend = conn.get_database_backend();
+    let counts: std::collections::HashMap<&str, i64> =
+        stock.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+    let mut ids: Vec<String> = created.iter().map(|(id, _)| id.clone()).collect();
+    ids.extend(stock.iter().map(|(id, _)| id.clone()));
+    ids.sort();
+    ids.dedup();
+    let mut existing: std::collections::HashMap<String, item::Model> = Default::default();
+    for chunk in ids.chunks(1000) {
+        for it in item::Entity::find()
+            .filter(item::Column::ProductId.is_in(chunk.to_vec()))
+            .all(conn)
+            .await?
+        {
+            existing.insert(it.product_id.clone(), it);
+        }
+    }
+    let names: std::collections::HashMap<&str, &str> = created
+        .iter()
+        .map(|(id, n)| (id.as_str(), n.as_str()))
+        .collect();
+    let now = Utc::now();
+    let reason = format!("catalog import {import_id}");
+    let new: Vec<&String> = ids
+        .iter()
+        .filter(|id| !existing.contains_key(*id))
+        .collect();
+    for chunk in new.chunks(400) {
+        let mut values = Vec::with_capacity(chunk.len() * 12);
+        for id in chunk {
+            let q = counts.get(id.as_str()).copied().unwrap_or(0);
+            values.extend([
+                Value::from((*id).clone()),
+                Value::from(catalog_id.to_string()),
+                Value::from(supplier_id.to_string()),
+                Value::from(names.get(id.as_str()).map(|n| n.to_string())),
+                Value::from(q),
+                Value::from(0i64),
+                Value::from(0i64),
+                // As `ensure_item`: a new record is not an alert.
+                Value::from(true),
+                Value::from(5i32),
+                Value::from(i64::from(q > 0)),
+                Value::from(now),
+            ]);
+        }
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO inventory_items (product_id, catalog_id, supplier_id, name, quantity, reserved, committed, low_stock, low_stock_threshold, version, updated_at) VALUES {rows}"
+            ),
+            values,
+        ))
+        .await?;
+        let received: Vec<(&String, i64)> = chunk
+            .iter()
+            .map(|id| (*id, counts.get(id.as_str()).copied().unwrap_or(0)))
+            .filter(|(_, q)| *q > 0)
+            .collect();
+        if !received.is_empty() {
+            let mut values = Vec::with_capacity(received.len() * 9);
+            for (id, q) in &received {
+                values.extend([
+                    Value::from((*id).clone()),
+                    Value::from(Kind::Receive.as_str()),
+                    Value::from(*q),
+                    Value::from(*q),
+                    Value::from(0i64),
+                    Value::from(0i64),
+                    Value::from(reason.clone()),
+                    Value::from(supplier_id.to_string()),
+                    Value::from(now),
+                ]);
+            }
+            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; received.len()].join(", ");
+            conn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "INSERT INTO inventory_ledger (product_id, kind, delta, quantity_after, held_after, committed_after, reason, actor_id, created_at) VALUES {rows}"
+                ),
+                values,
+            ))
+            .await?;
+        }
+    }
+    for (id, name) in created.iter().chain(renamed) {
+        if existing
+            .get(id)
+            .is_some_and(|it| it.name.as_deref() != Some(name.as_str()))
+        {
+            rename(conn, id, name).await?;
+        }
+    }
+    for (id, q) in stock {
+        if let Some(it) = existing.get(id)
+            && it.quantity != *q
+        {
+            set_on_hand(ctx, conn, id, *q, &reason, supplier_id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets the units on hand as an import's stock column says, with a ledger entry naming
+/// the import; nothing when they are already that. A count below what orders have
+/// committed is left as it is (logged): the file cannot unsell units.
+pub async fn set_on_hand<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    product_id: &str,
+    quantity: i64,
+    reason: &str,
+    actor: &str,
+) -> ApiResult<()> {
+    let current = item::Entity::find_by_id(product_id.to_string())
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .ok_or_else(|| ApiError::Internal("stock record vanished".into()))?;
+    if current.quantity == quantity {
+        return Ok(());
+    }
+    match change_on_hand(
+        ctx,
+        conn,
+        product_id,
+        quantity - current.quantity,
+        reason.to_string(),
+        actor,
+    )
+    .await
+    {
+        Ok(_) => Ok(()),
+        Err(ApiError::Conflict(why)) => {
+            tracing::warn!(product = product_id, %why, "an imported stock count was not applied");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Drops the stock records (and their ledgers) of the given products.
 pub async fn remove_items<C: ConnectionTrait>(conn: &C, product_ids: Vec<String>) -> ApiResult<()> {
     if product_ids.is_empty() {

@@ -182,6 +182,7 @@ struct Existing {
     id: String,
     hash: String,
     archived: bool,
+    on_hand: Option<i64>,
 }
 
 /// A change on its way to `catalog_import_changes`.
@@ -293,6 +294,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                         id: p.id.clone(),
                         hash: doc.hash(),
                         archived: p.status == Status::Archived.as_str(),
+                        on_hand: p.stock_on_hand,
                     }),
                     seen: None,
                     staged: None,
@@ -421,7 +423,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
             let hash = row.doc.hash();
             let change = match &entry.existing {
                 None => Some((Kind::Create, ids::new_id())),
-                Some(e) if e.hash == hash => None,
+                Some(e) if e.hash == hash && row.stock.is_none_or(|s| Some(s) == e.on_hand) => None,
                 Some(e) => Some((Kind::Update, e.id.clone())),
             };
             match change {
@@ -608,23 +610,30 @@ async fn flush(
             .filter(|p| p.kind != Kind::Create)
             .map(|p| p.product_id.clone())
             .collect();
-        let mut before: HashMap<String, ProductDoc> = HashMap::new();
+        let mut before: HashMap<String, (ProductDoc, Option<i64>)> = HashMap::new();
         for chunk in ids.chunks(MAX_PARAMS) {
             let found = product::Entity::find()
                 .filter(product::Column::Id.is_in(chunk.to_vec()))
                 .all(db)
                 .await?;
             for p in found {
-                before.insert(p.id.clone(), doc_of(&p, cats));
+                before.insert(p.id.clone(), (doc_of(&p, cats), p.stock_on_hand));
             }
         }
-        let cols = 10;
+        let cols = 11;
         for chunk in pending.chunks(MAX_PARAMS / cols) {
             let mut values = Vec::with_capacity(chunk.len() * cols);
             for p in chunk {
-                let before_doc = before.get(&p.product_id);
-                let changed: Vec<&str> = match (&p.after, before_doc) {
-                    (Some((after, _)), Some(b)) => after.changed_fields(b),
+                let before_state = before.get(&p.product_id);
+                let before_doc = before_state.map(|(d, _)| d);
+                let changed: Vec<&str> = match (&p.after, before_state) {
+                    (Some((after, stock)), Some((b, on_hand))) => {
+                        let mut fields = after.changed_fields(b);
+                        if stock.is_some() && stock != on_hand {
+                            fields.push("stock");
+                        }
+                        fields
+                    }
                     (None, _) if p.kind == Kind::Archive => vec!["status"],
                     _ => Vec::new(),
                 };
@@ -641,19 +650,35 @@ async fn flush(
                 values.push(Value::from(p.sku.clone()));
                 values.push(Value::from(p.kind.as_str()));
                 values.push(Value::from(p.product_id.clone()));
-                values.push(Value::from(
-                    before_doc.map(|b| serde_json::to_string(b).unwrap_or_default()),
-                ));
+                values.push(Value::from(before_state.map(|(b, on_hand)| {
+                    let mut v = serde_json::to_value(b).unwrap_or_default();
+                    if let (Some(s), Json::Object(m)) = (on_hand, &mut v) {
+                        m.insert("stock".into(), Json::from(*s));
+                    }
+                    v.to_string()
+                })));
                 values.push(Value::from(after_json));
                 values.push(Value::from(
                     serde_json::to_string(&changed).unwrap_or_else(|_| "[]".into()),
                 ));
+                // What the product will hash to once this change is applied: a rollback
+                // undoes the change only while the product still hashes so.
+                let written = match (&p.after, p.kind) {
+                    (Some((after, _)), _) => Some(after.hash()),
+                    (None, Kind::Archive) => before_doc.map(|b| {
+                        let mut archived = b.clone();
+                        archived.status = Status::Archived.as_str().to_string();
+                        archived.hash()
+                    }),
+                    _ => None,
+                };
+                values.push(Value::from(written));
                 values.push(Value::from("staged"));
             }
             db.execute_raw(stmt(
                 backend,
                 format!(
-                    "INSERT INTO catalog_import_changes (import_id, seq, row_no, sku, kind, product_id, before_doc, after_doc, changed_fields, state) VALUES {}",
+                    "INSERT INTO catalog_import_changes (import_id, seq, row_no, sku, kind, product_id, before_doc, after_doc, changed_fields, written_hash, state) VALUES {}",
                     rows_of(chunk.len(), cols)
                 ),
                 values,
@@ -844,7 +869,12 @@ fn before_doc(c: &import_change::Model) -> ApiResult<Option<ProductDoc>> {
     c.before_doc
         .as_deref()
         .map(|t| {
-            serde_json::from_str(t)
+            let mut v: Json = serde_json::from_str(t)
+                .map_err(|e| ApiError::Internal(format!("change {} is unreadable: {e}", c.seq)))?;
+            if let Json::Object(m) = &mut v {
+                m.remove("stock");
+            }
+            serde_json::from_value(v)
                 .map_err(|e| ApiError::Internal(format!("change {} is unreadable: {e}", c.seq)))
         })
         .transpose()
@@ -878,17 +908,19 @@ async fn write_doc<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Inserts new products from their documents.
+/// Inserts new products from their documents, with the file's stock column as their
+/// units on hand and in-stock flag (inventory publishes no change for the records it
+/// creates from the same column).
 async fn insert_docs<C: ConnectionTrait>(
     conn: &C,
     catalog_id: &str,
-    rows: &[(String, ProductDoc, Option<String>)],
+    rows: &[(String, ProductDoc, Option<String>, Option<i64>)],
 ) -> ApiResult<()> {
-    let cols = 15;
+    let cols = 16;
     let now = Utc::now();
     for chunk in rows.chunks(MAX_PARAMS / cols) {
         let mut values = Vec::with_capacity(chunk.len() * cols);
-        for (id, doc, category_id) in chunk {
+        for (id, doc, category_id, stock) in chunk {
             values.push(Value::from(id.clone()));
             values.push(Value::from(catalog_id.to_string()));
             values.push(Value::from(category_id.clone()));
@@ -901,16 +933,17 @@ async fn insert_docs<C: ConnectionTrait>(
             values.push(Value::from(Json::Object(
                 doc.attributes.clone().into_iter().collect(),
             )));
-            values.push(Value::from(false));
+            values.push(Value::from(stock.unwrap_or(0) > 0));
             values.push(Value::from(0i64));
             values.push(Value::from(doc.status.clone()));
+            values.push(Value::from(*stock));
             values.push(Value::from(now));
             values.push(Value::from(now));
         }
         conn.execute_raw(stmt(
             conn.get_database_backend(),
             format!(
-                "INSERT INTO catalog_products (id, catalog_id, category_id, sku, name, description, price_amount, price_currency, images, attributes, in_stock, stock_version, status, created_at, updated_at) VALUES {}",
+                "INSERT INTO catalog_products (id, catalog_id, category_id, sku, name, description, price_amount, price_currency, images, attributes, in_stock, stock_version, status, stock_on_hand, created_at, updated_at) VALUES {}",
                 rows_of(chunk.len(), cols)
             ),
             values,
@@ -957,7 +990,7 @@ async fn staged_batch(
 async fn record_batch<C: ConnectionTrait>(
     conn: &C,
     lease: &Lease,
-    marks: &[(i64, &str, Option<String>)],
+    marks: &[(i64, &'static str)],
     counter: &str,
     by: i64,
     also: Option<(&str, i64)>,
@@ -988,18 +1021,29 @@ async fn record_batch<C: ConnectionTrait>(
     if res.rows_affected() != 1 {
         return Err(Stop::LostLease);
     }
-    for (seq, state, hash) in marks {
-        conn.execute_raw(stmt(
-            backend,
-            "UPDATE catalog_import_changes SET state = ?, written_hash = COALESCE(?, written_hash) WHERE import_id = ? AND seq = ?",
-            vec![
-                Value::from(state.to_string()),
-                Value::from(hash.clone()),
-                Value::from(lease.job_id.clone()),
-                Value::from(*seq),
-            ],
-        ))
-        .await?;
+    // One statement per state, not per change: a batch is hundreds of changes.
+    let mut states: Vec<&str> = marks.iter().map(|(_, s)| *s).collect();
+    states.sort_unstable();
+    states.dedup();
+    for state in states {
+        let seqs: Vec<i64> = marks
+            .iter()
+            .filter(|(_, s)| *s == state)
+            .map(|(q, _)| *q)
+            .collect();
+        for chunk in seqs.chunks(MAX_PARAMS) {
+            let mut values = vec![Value::from(state), Value::from(lease.job_id.clone())];
+            values.extend(chunk.iter().map(|q| Value::from(*q)));
+            conn.execute_raw(stmt(
+                backend,
+                format!(
+                    "UPDATE catalog_import_changes SET state = ? WHERE import_id = ? AND seq IN ({})",
+                    placeholders(chunk.len())
+                ),
+                values,
+            ))
+            .await?;
+        }
     }
     Ok(())
 }
@@ -1017,14 +1061,14 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
             return Ok(());
         }
         let txn = shop_kit::db::begin_write(db).await?;
-        let mut creates: Vec<(String, ProductDoc, Option<String>)> = Vec::new();
+        let mut creates: Vec<(String, ProductDoc, Option<String>, Option<i64>)> = Vec::new();
         let mut event = ProductsImported {
             import_id: job.id.clone(),
             catalog_id: job.catalog_id.clone(),
             supplier_id: job.supplier_id.clone(),
             ..Default::default()
         };
-        let mut marks: Vec<(i64, &str, Option<String>)> = Vec::new();
+        let mut marks: Vec<(i64, &'static str)> = Vec::new();
         let mut reindex: Vec<(String, ProductDoc)> = Vec::new();
         let mut archive: Vec<String> = Vec::new();
         let mut delete: Vec<String> = Vec::new();
@@ -1035,13 +1079,13 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
                     let (doc, stock) = after_doc(c)?;
                     let category_id =
                         category_for(&txn, &job.catalog_id, &mut cats, &doc.category).await?;
-                    marks.push((c.seq, "applied", Some(doc.hash())));
+                    marks.push((c.seq, "applied"));
                     if let Some(s) = stock {
                         event.stock.push((c.product_id.clone(), s));
                     }
                     if kind == Kind::Create {
                         event.created.push((c.product_id.clone(), doc.name.clone()));
-                        creates.push((c.product_id.clone(), doc, category_id));
+                        creates.push((c.product_id.clone(), doc, category_id, stock));
                     } else {
                         let before = before_doc(c)?;
                         if before.as_ref().is_none_or(|b| b.name != doc.name) {
@@ -1057,32 +1101,22 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
                     }
                 }
                 Kind::Archive => {
-                    let mut doc = before_doc(c)?.unwrap_or_else(|| ProductDoc {
-                        sku: c.sku.clone(),
-                        name: String::new(),
-                        description: String::new(),
-                        price_amount: 0,
-                        currency: String::new(),
-                        category: String::new(),
-                        images: Vec::new(),
-                        attributes: Default::default(),
-                        status: String::new(),
-                    });
-                    doc.status = Status::Archived.as_str().to_string();
-                    marks.push((c.seq, "applied", Some(doc.hash())));
+                    marks.push((c.seq, "applied"));
                     archive.push(c.product_id.clone());
                     event.archived.push(c.product_id.clone());
                 }
                 Kind::Delete => {
-                    marks.push((c.seq, "applied", None));
+                    marks.push((c.seq, "applied"));
                     delete.push(c.product_id.clone());
                     event.deleted.push(c.product_id.clone());
                 }
             }
         }
         insert_docs(&txn, &job.catalog_id, &creates).await?;
-        let docs: Vec<(&str, &ProductDoc)> =
-            creates.iter().map(|(id, d, _)| (id.as_str(), d)).collect();
+        let docs: Vec<(&str, &ProductDoc)> = creates
+            .iter()
+            .map(|(id, d, _, _)| (id.as_str(), d))
+            .collect();
         reindex_many(&txn, &docs, false).await?;
         let docs: Vec<(&str, &ProductDoc)> =
             reindex.iter().map(|(id, d)| (id.as_str(), d)).collect();
@@ -1184,11 +1218,11 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
             supplier_id: job.supplier_id.clone(),
             ..Default::default()
         };
-        let mut marks: Vec<(i64, &str, Option<String>)> = Vec::new();
+        let mut marks: Vec<(i64, &'static str)> = Vec::new();
         let mut undone = 0i64;
         let mut kept = 0i64;
         let mut delete: Vec<String> = Vec::new();
-        let mut reinsert: Vec<(String, ProductDoc, Option<String>)> = Vec::new();
+        let mut reinsert: Vec<(String, ProductDoc, Option<String>, Option<i64>)> = Vec::new();
         let mut reindex: Vec<(String, ProductDoc)> = Vec::new();
         for c in &batch {
             let kind = Kind::parse(&c.kind).unwrap_or(Kind::Update);
@@ -1234,7 +1268,7 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                         event
                             .created
                             .push((c.product_id.clone(), before.name.clone()));
-                        reinsert.push((c.product_id.clone(), before, category_id));
+                        reinsert.push((c.product_id.clone(), before, category_id, None));
                         true
                     }
                     _ => false,
@@ -1242,16 +1276,18 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
             };
             if ok {
                 undone += 1;
-                marks.push((c.seq, "rolled_back", None));
+                marks.push((c.seq, "rolled_back"));
             } else {
                 kept += 1;
-                marks.push((c.seq, "kept", None));
+                marks.push((c.seq, "kept"));
             }
         }
         delete_products(&txn, &delete).await?;
         insert_docs(&txn, &job.catalog_id, &reinsert).await?;
-        let docs: Vec<(&str, &ProductDoc)> =
-            reinsert.iter().map(|(id, d, _)| (id.as_str(), d)).collect();
+        let docs: Vec<(&str, &ProductDoc)> = reinsert
+            .iter()
+            .map(|(id, d, _, _)| (id.as_str(), d))
+            .collect();
         reindex_many(&txn, &docs, false).await?;
         let docs: Vec<(&str, &ProductDoc)> =
             reindex.iter().map(|(id, d)| (id.as_str(), d)).collect();
