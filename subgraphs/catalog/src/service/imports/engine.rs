@@ -968,15 +968,25 @@ async fn delete_products<C: ConnectionTrait>(conn: &C, ids: &[String]) -> ApiRes
     Ok(())
 }
 
+/// The next batch of changes in `state`, past `after` (a sequence number) in the
+/// direction asked: a range of the primary key, not a scan over the changes done.
 async fn staged_batch(
     db: &DatabaseConnection,
     job_id: &str,
     state: &str,
     newest_first: bool,
+    after: Option<i64>,
 ) -> ApiResult<Vec<import_change::Model>> {
-    let q = import_change::Entity::find()
+    let mut q = import_change::Entity::find()
         .filter(import_change::Column::ImportId.eq(job_id))
         .filter(import_change::Column::State.eq(state));
+    if let Some(after) = after {
+        q = if newest_first {
+            q.filter(import_change::Column::Seq.lt(after))
+        } else {
+            q.filter(import_change::Column::Seq.gt(after))
+        };
+    }
     let q = if newest_first {
         q.order_by_desc(import_change::Column::Seq)
     } else {
@@ -1055,11 +1065,13 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
     let db = &ctx.db;
     let mut cats = categories(db, &job.catalog_id).await?;
     let mut last_progress = Instant::now();
+    let mut cursor: Option<i64> = None;
     loop {
-        let batch = staged_batch(db, &job.id, "staged", false).await?;
-        if batch.is_empty() {
+        let batch = staged_batch(db, &job.id, "staged", false, cursor).await?;
+        let Some(last) = batch.last() else {
             return Ok(());
-        }
+        };
+        cursor = Some(last.seq);
         let txn = shop_kit::db::begin_write(db).await?;
         let mut creates: Vec<(String, ProductDoc, Option<String>, Option<i64>)> = Vec::new();
         let mut event = ProductsImported {
@@ -1176,11 +1188,13 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
     let db = &ctx.db;
     let mut cats = categories(db, &job.catalog_id).await?;
     let mut last_progress = Instant::now();
+    let mut cursor: Option<i64> = None;
     loop {
-        let batch = staged_batch(db, &job.id, "applied", true).await?;
-        if batch.is_empty() {
+        let batch = staged_batch(db, &job.id, "applied", true, cursor).await?;
+        let Some(last) = batch.last() else {
             return Ok(());
-        }
+        };
+        cursor = Some(last.seq);
         let txn = shop_kit::db::begin_write(db).await?;
         let ids: Vec<String> = batch.iter().map(|c| c.product_id.clone()).collect();
         let mut current: HashMap<String, product::Model> = HashMap::new();
