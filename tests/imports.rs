@@ -323,3 +323,66 @@ async fn stock_columns_reach_the_ledger_and_an_archived_product_is_not_sold_from
     })
     .await;
 }
+
+#[tokio::test]
+async fn progress_comes_live_over_a_websocket_at_least_every_second_and_ends_with_the_counts() {
+    each_db("imports_progress", async |db| {
+        let h = Harness::start(db, false).await;
+        let token = h.token(&supplier_id(1), Role::Supplier);
+        let cat = catalog(&h, &token).await;
+        let rows = 40_000;
+        let mut file = String::from("sku,name,price,currency,description,attr:color\n");
+        for i in 0..rows {
+            file.push_str(&format!("P-{i},Item {i},{}.99,EUR,A fine item number {i},red\n", i % 90));
+        }
+        let body = multipart("b0undary", &cat, json!({ "dryRun": true }), "many.csv", file.as_bytes());
+        let r = post_multipart(&h, &token, body, true).await;
+        let id = r.data()["startCatalogImport"]["id"].as_str().unwrap().to_string();
+
+        let mut ws = common::live::WsClient::connect(&h.platform.gateway_url, Some(&token)).await;
+        ws.subscribe(
+            "p",
+            "subscription($i: ID!) { catalogImportProgress(id: $i) { status counts { rows toCreate } progress { percent } } }",
+            json!({ "i": id }),
+        )
+        .await;
+        let mut events: Vec<(std::time::Instant, Value)> = Vec::new();
+        loop {
+            let msg = ws.recv().await.message();
+            if msg["type"] == "complete" {
+                break;
+            }
+            assert_eq!(msg["type"], "next", "{msg}");
+            events.push((std::time::Instant::now(), msg["payload"]["data"]["catalogImportProgress"].clone()));
+        }
+        let last = &events.last().unwrap().1;
+        // A dry run of this size takes a few seconds here: several events, not one.
+        assert!(events.len() >= 2, "{events:?}");
+        assert_eq!(last["status"], "READY", "{last}");
+        assert_eq!(last["counts"]["toCreate"], rows);
+        assert_eq!(last["progress"]["percent"], 100);
+        // While it ran: never a silent second (with some slack for a busy machine), and
+        // the rows read never go back.
+        for pair in events.windows(2) {
+            let gap = pair[1].0 - pair[0].0;
+            assert!(gap < Duration::from_millis(1600), "{gap:?} between {} and {}", pair[0].1, pair[1].1);
+            assert!(pair[1].1["counts"]["rows"].as_i64() >= pair[0].1["counts"]["rows"].as_i64());
+        }
+        // Someone else's job is not theirs to watch.
+        let rival = h.token(&supplier_id(2), Role::Supplier);
+        let mut ws2 = common::live::WsClient::connect(&h.platform.gateway_url, Some(&rival)).await;
+        ws2.subscribe(
+            "q",
+            "subscription($i: ID!) { catalogImportProgress(id: $i) { status } }",
+            json!({ "i": id }),
+        )
+        .await;
+        let msg = ws2.recv().await.message();
+        let text = msg.to_string();
+        assert!(text.contains("NOT_FOUND"), "{text}");
+        ws.close().await;
+        ws2.close().await;
+        h.stop().await;
+    })
+    .await;
+}

@@ -7,7 +7,7 @@ pub mod entity;
 pub mod schema;
 pub mod service;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 use sea_orm::DatabaseConnection;
 use shop_kit::auth::Verifier;
 use shop_kit::db::ByIdLoader;
@@ -18,27 +18,33 @@ pub use service::CatalogCtx;
 
 pub const NAME: &str = "catalog";
 
-pub type CatalogSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
+pub type CatalogSchema =
+    Schema<schema::QueryRoot, schema::MutationRoot, schema::ImportSubscription>;
 
 /// The executable schema, with its data loaders.
 pub fn schema(ctx: CatalogCtx) -> CatalogSchema {
     let db = ctx.db.clone();
-    Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
-        .enable_federation()
-        .extension(shop_kit::error::ErrorCodes)
-        .data(ctx)
-        .data(shop_kit::db::loader(
-            ByIdLoader::<entity::catalog::Entity>::new(db.clone()),
-        ))
-        .data(shop_kit::db::loader(
-            ByIdLoader::<entity::category::Entity>::new(db.clone()),
-        ))
-        .data(shop_kit::db::loader(
-            ByIdLoader::<entity::product::Entity>::new(db),
-        ))
-        .limit_depth(32)
-        .limit_complexity(20_000)
-        .finish()
+    Schema::build(
+        schema::QueryRoot,
+        schema::MutationRoot,
+        schema::ImportSubscription,
+    )
+    .enable_federation()
+    .enable_subscription_in_federation()
+    .extension(shop_kit::error::ErrorCodes)
+    .data(ctx)
+    .data(shop_kit::db::loader(
+        ByIdLoader::<entity::catalog::Entity>::new(db.clone()),
+    ))
+    .data(shop_kit::db::loader(
+        ByIdLoader::<entity::category::Entity>::new(db.clone()),
+    ))
+    .data(shop_kit::db::loader(
+        ByIdLoader::<entity::product::Entity>::new(db),
+    ))
+    .limit_depth(32)
+    .limit_complexity(20_000)
+    .finish()
 }
 
 /// The SDL this subgraph contributes to the supergraph.

@@ -6,6 +6,8 @@ use shop_kit::auth::caller;
 use shop_kit::pagination::Paged;
 
 use super::inputs::page;
+use sea_orm::EntityTrait;
+
 use crate::entity::{import, import_change, import_error};
 use crate::service::CatalogCtx;
 use crate::service::imports::{self, Format, ImportOptions, JobStatus, Kind, Missing, OnError};
@@ -313,6 +315,75 @@ impl CatalogImport {
         let (window, rows) =
             imports::changes(svc, &self.0, kinds, &page(first, after, last, before)).await?;
         Ok(window.connection(rows.into_iter().map(ImportChange).collect()))
+    }
+}
+
+/// How often a progress stream looks at its job, and the longest it stays silent while
+/// the job runs.
+const PROGRESS_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+const PROGRESS_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub struct ImportSubscription;
+
+#[async_graphql::Subscription(name = "Subscription")]
+impl ImportSubscription {
+    /// An import job as it goes: its state now, then whenever it moves and at least
+    /// once a second while it runs; the last event is the one in which it has finished
+    /// (or is READY for review), after which the stream ends. The job is read from the
+    /// database, so the stream follows it whichever replica runs it.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn catalog_import_progress(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<futures::stream::BoxStream<'static, CatalogImport>> {
+        use futures::StreamExt;
+        let svc = ctx.data::<CatalogCtx>()?.clone();
+        let who = caller(ctx);
+        let first = imports::visible(&svc.db, &who, &id).await?;
+        struct State {
+            svc: CatalogCtx,
+            last: Option<import::Model>,
+            sent_at: std::time::Instant,
+            next: Option<import::Model>,
+            done: bool,
+        }
+        let state = State {
+            svc,
+            last: None,
+            sent_at: std::time::Instant::now(),
+            next: Some(first),
+            done: false,
+        };
+        let stream = futures::stream::unfold(state, |mut st| async move {
+            if st.done {
+                return None;
+            }
+            loop {
+                if let Some(job) = st.next.take() {
+                    let ended = JobStatus::parse(&job.status)
+                        .is_none_or(|s| s.is_finished() || s == JobStatus::Ready);
+                    let moved = st.last.as_ref() != Some(&job);
+                    if moved || ended || st.sent_at.elapsed() >= PROGRESS_HEARTBEAT {
+                        st.done = ended;
+                        st.sent_at = std::time::Instant::now();
+                        st.last = Some(job.clone());
+                        return Some((CatalogImport(job), st));
+                    }
+                }
+                tokio::time::sleep(PROGRESS_POLL).await;
+                let id = st.last.as_ref().map(|j| j.id.clone()).unwrap_or_default();
+                match import::Entity::find_by_id(id).one(&st.svc.db).await {
+                    Ok(Some(job)) => st.next = Some(job),
+                    // Deleted with its catalog: nothing more to report.
+                    Ok(None) => return None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading an import's progress failed");
+                    }
+                }
+            }
+        });
+        Ok(stream.boxed())
     }
 }
 
