@@ -253,6 +253,35 @@ async fn stock_columns_reach_the_ledger_and_an_archived_product_is_not_sold_from
         assert_eq!(job["status"], "DONE", "{job}");
         let lamp = product_by_sku(&h, "IMP-1").await;
         let vase = product_by_sku(&h, "IMP-2").await;
+        // The supplier is told, in the app and by mail, with the summary.
+        let note = common::eventually("the import's notification", || async {
+            let r = h
+                .gql(Some(&supplier), "{ notifications(first: 20) { edges { node { kind title body } } } }", json!({}))
+                .await;
+            r.data()["notifications"]["edges"]
+                .as_array()?
+                .iter()
+                .map(|e| e["node"].clone())
+                .find(|n| n["kind"] == "CATALOG_IMPORT")
+        })
+        .await;
+        assert_eq!(note["title"], "Import finished: demo.csv", "{note}");
+        assert_eq!(
+            note["body"],
+            "2 created, 0 updated, 0 unchanged, 0 archived, 0 deleted; 0 rows of 2 failed.",
+            "{note}"
+        );
+        if db.is_none() {
+            let dir = h.dir().join("mail");
+            let mail = common::eventually("the import's mail", || async {
+                std::fs::read_dir(&dir).ok()?.flatten().find_map(|e| {
+                    let text = common::smtp::decoded(&std::fs::read_to_string(e.path()).ok()?);
+                    text.contains("Import finished: demo.csv").then_some(text)
+                })
+            })
+            .await;
+            assert!(mail.contains("2 created, 0 updated"), "{mail}");
+        }
         // Inventory learns the units from the import's event, with the import named.
         common::eventually("the imported stock", || async {
             (common::stock_of(&h, &lamp).await == 7).then_some(())

@@ -15,6 +15,7 @@ pub enum NotificationKind {
     OrderPlaced,
     OrderStatus,
     StockLow,
+    CatalogImport,
     Account,
 }
 
@@ -24,6 +25,7 @@ impl From<Kind> for NotificationKind {
             Kind::OrderPlaced => NotificationKind::OrderPlaced,
             Kind::OrderStatus => NotificationKind::OrderStatus,
             Kind::StockLow => NotificationKind::StockLow,
+            Kind::CatalogImport => NotificationKind::CatalogImport,
             Kind::Account => NotificationKind::Account,
         }
     }

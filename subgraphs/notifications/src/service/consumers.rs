@@ -22,6 +22,7 @@ pub const TOPICS: &[&str] = &[
     "orders.order_placed",
     "orders.order_status_changed",
     "inventory.stock_low",
+    "catalog.import_finished",
 ];
 
 pub fn start(ctx: &NotificationsCtx, bus: &EventBus) {
@@ -243,6 +244,30 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
                 let url = format!("{public}/supplier/products/{product}");
                 let mail = templates::stock_low(&r.name, named, available, threshold, &url);
                 queue_mail(&txn, Some(supplier), Kind::StockLow, &r.email, mail).await?;
+                mailed = true;
+            }
+        }
+        "catalog.import_finished" => {
+            let supplier = text(p, "supplierId");
+            let (title, body) = templates::import_summary(p);
+            notify(
+                ctx,
+                &txn,
+                NewNotification {
+                    user_id: supplier,
+                    kind: Kind::CatalogImport,
+                    title: title.clone(),
+                    body: body.clone(),
+                    order_id: None,
+                    product_id: None,
+                },
+            )
+            .await?;
+            // Operational mail for the one who asked for the job: always sent.
+            if let Some(r) = super::recipient_of(&txn, supplier).await? {
+                let url = format!("{public}/supplier/imports/{}", text(p, "importId"));
+                let mail = templates::import_finished(&r.name, &title, &body, &url);
+                queue_mail(&txn, Some(supplier), Kind::CatalogImport, &r.email, mail).await?;
                 mailed = true;
             }
         }

@@ -83,6 +83,8 @@ pub enum Kind {
     OrderPlaced,
     OrderStatus,
     StockLow,
+    /// A catalog import finished (or is ready for review).
+    CatalogImport,
     Account,
 }
 
@@ -92,15 +94,21 @@ impl Kind {
             Kind::OrderPlaced => "ORDER_PLACED",
             Kind::OrderStatus => "ORDER_STATUS",
             Kind::StockLow => "STOCK_LOW",
+            Kind::CatalogImport => "CATALOG_IMPORT",
             Kind::Account => "ACCOUNT",
         }
     }
 
     pub fn parse(s: &str) -> Kind {
-        [Kind::OrderPlaced, Kind::OrderStatus, Kind::StockLow]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .unwrap_or(Kind::Account)
+        [
+            Kind::OrderPlaced,
+            Kind::OrderStatus,
+            Kind::StockLow,
+            Kind::CatalogImport,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .unwrap_or(Kind::Account)
     }
 }
 

@@ -292,6 +292,59 @@ pub fn stock_low(name: &str, product: &str, available: i64, threshold: i64, url:
     }
 }
 
+/// What a catalog import came to, in one line (also the in-app notification's body).
+pub fn import_summary(p: &serde_json::Value) -> (String, String) {
+    let n = |k: &str| p[k].as_i64().unwrap_or(0);
+    let file = p["fileName"].as_str().unwrap_or("your file");
+    let status = p["status"].as_str().unwrap_or_default();
+    let changes = format!(
+        "{} created, {} updated, {} unchanged, {} archived, {} deleted; {} of {} failed",
+        n("created"),
+        n("updated"),
+        n("unchanged"),
+        n("archived"),
+        n("deleted"),
+        count(n("failed"), "row", "rows"),
+        n("rows")
+    );
+    let why = p["failure"].as_str().unwrap_or("see the import's errors");
+    match status {
+        "done" => (format!("Import finished: {file}"), format!("{changes}.")),
+        "ready" => (
+            format!("Import ready for review: {file}"),
+            format!("To apply: {changes}. Review and apply it, or cancel it."),
+        ),
+        "failed" => (
+            format!("Import failed: {file}"),
+            format!("Nothing was applied: {why}."),
+        ),
+        "cancelled" => (
+            format!("Import cancelled: {file}"),
+            "Nothing of it remains applied.".to_string(),
+        ),
+        "rolled_back" => (
+            format!("Import rolled back: {file}"),
+            "Its changes were undone, except products edited since.".to_string(),
+        ),
+        other => (format!("Import {other}: {file}"), changes),
+    }
+}
+
+pub fn import_finished(name: &str, subject: &str, summary: &str, url: &str) -> Mail {
+    Mail {
+        text: format!("Hello {name},\n\n{summary}\n\nSee the import: {url}\n"),
+        html: page(
+            subject,
+            &[
+                p(&format!("Hello {name},")),
+                p(summary),
+                link(url, "See the import"),
+            ],
+        ),
+        subject: subject.to_string(),
+    }
+}
+
 /// `count` with the noun in singular or plural: "1 unit", "3 units".
 pub fn count(n: i64, one: &str, many: &str) -> String {
     if n == 1 || n == -1 {
