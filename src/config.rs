@@ -58,6 +58,8 @@ pub const KNOWN: &[&str] = &[
     "SHOP_DB_MAX_CONNECTIONS",
     "SHOP_CHECKOUT_STALE_SECONDS",
     "SHOP_CRASH_AT",
+    // Read by the catalog's import worker (see `imports::engine::lease_seconds`).
+    "SHOP_IMPORT_LEASE_SECONDS",
     "SHOP_TRUSTED_PROXIES",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",

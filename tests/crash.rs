@@ -47,6 +47,8 @@ async fn start(dir: &std::path::Path, database: Option<&str>, crash_at: Option<&
     cmd.env("SHOP_CHECKOUT_STALE_SECONDS", "1")
         .env("SHOP_TAX_RATES", "DE=19")
         .env("SHOP_CRASH_AT", crash_at.unwrap_or(""))
+        // An import's worker that died is replaced two seconds after its last renewal.
+        .env("SHOP_IMPORT_LEASE_SECONDS", "2")
         .stderr(match std::env::var("SHOP_DRILL_LOG") {
             Ok(path) => Stdio::from(
                 std::fs::OpenOptions::new()
@@ -329,6 +331,126 @@ async fn a_checkout_aborted_at_any_step_ends_after_a_restart() {
     let dbs = shop_kit::testing::databases("crash_drill").await;
     if let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") {
         drill("mysql", Some(&mysql.url())).await;
+    }
+    shop_kit::testing::cleanup(&dbs).await;
+}
+
+/// A catalog import aborted while it validated, then while it applied (after its first
+/// batch committed): after a restart it is taken up again and ends DONE with every row
+/// in, once.
+async fn import_drill(label: &str, database: Option<&str>) {
+    let dir = std::env::temp_dir().join(format!(
+        "shop-crash-import-{label}-{}",
+        shop_kit::ids::new_id()
+    ));
+    let supplier = dev_token(&dir, shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+    let rows = 2_000;
+    let mut file = String::from("sku,name,price,currency,stock\n");
+    for i in 0..rows {
+        file.push_str(&format!(
+            "C-{i},Crash item {i},{}.50,EUR,{}\n",
+            1 + i % 40,
+            i % 7
+        ));
+    }
+    for point in ["imports.mid_validation", "imports.after_apply_batch"] {
+        let s = start(&dir, database, Some(point)).await;
+        let r = s
+            .gql(
+                &supplier,
+                "mutation($n: String!) { createCatalog(input: {name: $n}) { id } }",
+                json!({ "n": point }),
+            )
+            .await
+            .unwrap();
+        let catalog = r["data"]["createCatalog"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let operations = json!({
+            "query": "mutation($c: ID!, $f: Upload) { startCatalogImport(catalogId: $c, file: $f) { id } }",
+            "variables": { "c": catalog, "f": null }
+        });
+        let body = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n--b\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{{\"0\": [\"variables.f\"]}}\r\n--b\r\nContent-Disposition: form-data; name=\"0\"; filename=\"crash.csv\"\r\n\r\n{file}\r\n--b--\r\n"
+        );
+        // The worker may die before or after the answer leaves: either is fine.
+        let answer = s
+            .client
+            .post(&s.url)
+            .bearer_auth(&supplier)
+            .header("content-type", "multipart/form-data; boundary=b")
+            .header("apollo-require-preflight", "true")
+            .body(body)
+            .send()
+            .await;
+        if let Ok(resp) = answer {
+            let text = resp.text().await.unwrap_or_default();
+            assert!(!text.contains("errors"), "{point}: {text}");
+        }
+        s.aborted().await;
+
+        let s = start(&dir, database, None).await;
+        let db = database_of(&dir, database, "catalog").await;
+        let started = Instant::now();
+        let done = format!(
+            "SELECT COUNT(*) FROM catalog_imports WHERE catalog_id = '{catalog}' AND status = 'done'"
+        );
+        while count(&db, &done).await == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{point}: the import did not end within 60 s of the restart"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(
+            count(
+                &db,
+                &format!("SELECT COUNT(*) FROM catalog_imports WHERE catalog_id = '{catalog}'")
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count(
+                &db,
+                &format!("SELECT applied FROM catalog_imports WHERE catalog_id = '{catalog}'")
+            )
+            .await,
+            rows,
+            "{point}: every change applied once"
+        );
+        assert_eq!(
+            count(
+                &db,
+                &format!("SELECT COUNT(*) FROM catalog_products WHERE catalog_id = '{catalog}'")
+            )
+            .await,
+            rows,
+            "{point}"
+        );
+        // Every product's stock record came with the import's events.
+        let inventory = database_of(&dir, database, "inventory").await;
+        let items = format!("SELECT COUNT(*) FROM inventory_items WHERE catalog_id = '{catalog}'");
+        let started = Instant::now();
+        while count(&inventory, &items).await != rows {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{point}: stock records missing"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        drop(s);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_aborted_while_validating_or_applying_ends_after_a_restart() {
+    import_drill("sqlite", None).await;
+    let dbs = shop_kit::testing::databases("crash_import").await;
+    if let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") {
+        import_drill("mysql", Some(&mysql.url())).await;
     }
     shop_kit::testing::cleanup(&dbs).await;
 }

@@ -575,3 +575,29 @@ async fn a_file_of_many_chunks_is_read_whole() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn with_two_workers_on_one_database_each_job_runs_once() {
+    for_each_db("import_two_workers", async |env| {
+        // A second replica's worker: its own lease owner, the same database.
+        let other = imports::runner::spawn(CatalogCtx::new(env.ctx.db.clone()));
+        let cat = env.catalog().await;
+        let mut file = String::from("sku,name,price,currency\n");
+        let rows = 3_000;
+        for i in 0..rows {
+            file.push_str(&format!("W-{i},Item {i},1.00,EUR\n"));
+        }
+        let job = env.import(&cat, "both.csv", &file, json!({})).await;
+        assert_eq!(job["status"], "DONE", "[{}] {job}", env.label);
+        assert_eq!(job["counts"]["applied"], rows);
+        let d = env
+            .ok(
+                "query($c: ID!) { catalog(id: $c) { products { totalCount } } }",
+                json!({ "c": cat }),
+            )
+            .await;
+        assert_eq!(d["catalog"]["products"]["totalCount"], rows);
+        other.abort();
+    })
+    .await;
+}

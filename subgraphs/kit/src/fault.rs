@@ -8,7 +8,8 @@
 //! `checkout.after_charge`, `checkout.after_capture` (a resumed authorization),
 //! `checkout.after_create_order`, `checkout.after_cart_emptied`,
 //! `payments.after_provider_charge`, `payments.after_provider_authorize`,
-//! `payments.after_provider_capture`.
+//! `payments.after_provider_capture`, `imports.mid_validation` (after staged changes
+//! were written), `imports.after_apply_batch` (after a batch of changes committed).
 
 use std::sync::OnceLock;
 

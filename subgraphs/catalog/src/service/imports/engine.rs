@@ -65,12 +65,24 @@ pub struct Lease {
     pub job_id: String,
 }
 
-pub const LEASE_SECONDS: i64 = 30;
+/// How long a worker's claim on a job lasts without renewal (it renews twice a second
+/// while it works): after a crash, the job is taken up again this long after its last
+/// renewal. `SHOP_IMPORT_LEASE_SECONDS` changes it (crash drills shorten it).
+pub fn lease_seconds() -> i64 {
+    static LEASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *LEASE.get_or_init(|| {
+        std::env::var("SHOP_IMPORT_LEASE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|s| *s >= 2)
+            .unwrap_or(30)
+    })
+}
 
 impl Lease {
     /// Renews the lease and reads whether the job was cancelled.
     pub async fn renew(&self, db: &DatabaseConnection) -> Result<bool, Stop> {
-        let until = Utc::now() + chrono::Duration::seconds(LEASE_SECONDS);
+        let until = Utc::now() + chrono::Duration::seconds(lease_seconds());
         let res = db
             .execute_raw(Statement::from_sql_and_values(
                 db.get_database_backend(),
@@ -454,6 +466,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                 &mut counts,
             )
             .await?;
+            shop_kit::fault::point("imports.mid_validation");
         }
         if last_progress.elapsed() >= PROGRESS_EVERY {
             last_progress = Instant::now();
@@ -1162,6 +1175,7 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
         record_batch(&txn, lease, &marks, "applied", marks.len() as i64, None).await?;
         txn.commit().await?;
         ctx.outbox.wake();
+        shop_kit::fault::point("imports.after_apply_batch");
         if last_progress.elapsed() >= PROGRESS_EVERY {
             last_progress = Instant::now();
             if lease.renew(db).await? {

@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use tokio::sync::Notify;
 
-use super::engine::{self, LEASE_SECONDS, Lease, Stop};
+use super::engine::{self, Lease, Stop, lease_seconds};
 use super::{JobStatus, OnError, finish_time, set_status};
 use crate::entity::import;
 use crate::service::CatalogCtx;
@@ -88,7 +88,7 @@ pub async fn claim(
                 "UPDATE catalog_imports SET lease_owner = ?, lease_until = ? WHERE id = ? AND status = ? AND (lease_until IS NULL OR lease_until < ?)",
                 [
                     Value::from(owner.to_string()),
-                    Value::from(now + chrono::Duration::seconds(LEASE_SECONDS)),
+                    Value::from(now + chrono::Duration::seconds(lease_seconds())),
                     Value::from(job.id.clone()),
                     Value::from(job.status.clone()),
                     Value::from(now),
