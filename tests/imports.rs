@@ -415,3 +415,168 @@ async fn progress_comes_live_over_a_websocket_at_least_every_second_and_ends_wit
     })
     .await;
 }
+
+async fn gateway_files_url(h: &Harness, path: &str) -> String {
+    format!(
+        "{}{path}",
+        h.platform.gateway_url.trim_end_matches("/graphql")
+    )
+}
+
+#[tokio::test]
+async fn a_staged_upload_cut_off_halfway_resumes_from_where_it_stopped() {
+    each_db("imports_staged", async |db| {
+        let h = Harness::start(db, false).await;
+        let token = h.token(&supplier_id(1), Role::Supplier);
+        let cat = catalog(&h, &token).await;
+        // Few rows, long descriptions: megabytes of file without a long import.
+        let mut file = String::from("sku,name,price,currency,description\n");
+        let mut i = 0;
+        while file.len() < 3 * 1024 * 1024 {
+            file.push_str(&format!("S-{i},Staged item {i},2.00,EUR,{}\n", "long text ".repeat(400)));
+            i += 1;
+        }
+        let rows = i;
+        let size = file.len();
+        let r = h
+            .gql(
+                Some(&token),
+                "mutation($n: String!, $s: Int!) { createCatalogUpload(fileName: $n, size: $s) { id url size received complete } }",
+                json!({ "n": "staged.csv", "s": size }),
+            )
+            .await;
+        let slot = r.data()["createCatalogUpload"].clone();
+        assert_eq!(slot["received"], 0);
+        let url = gateway_files_url(&h, slot["url"].as_str().unwrap()).await;
+
+        // The link breaks 1.5 MiB into the file.
+        let sent = 1536 * 1024;
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+            Ok(file.as_bytes()[..sent].to_vec()),
+            Err(std::io::Error::other("link lost")),
+        ];
+        let cut = h
+            .client
+            .put(&url)
+            .bearer_auth(&token)
+            .header("content-range", format!("bytes 0-{}/{size}", size - 1))
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+            .send()
+            .await;
+        assert!(cut.is_err() || !cut.unwrap().status().is_success());
+
+        // Where to go on from: what arrived, once the server has stored it all.
+        let offset_now = || async {
+            let resp = h.client.head(&url).bearer_auth(&token).send().await.ok()?;
+            resp.headers().get("upload-offset")?.to_str().ok()?.parse::<usize>().ok()
+        };
+        let offset = common::eventually("the upload's offset to settle", || async {
+            let first = offset_now().await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            (first > 0 && offset_now().await? == first).then_some(first)
+        })
+        .await;
+        assert!(offset <= sent, "{offset} > {sent}");
+        // Another supplier cannot see or write it; a wrong offset is refused.
+        let rival = h.token(&supplier_id(2), Role::Supplier);
+        let resp = h.client.head(&url).bearer_auth(&rival).send().await.unwrap();
+        assert_eq!(resp.status(), 404);
+        let resp = h
+            .client
+            .put(&url)
+            .bearer_auth(&token)
+            .header("content-range", format!("bytes 0-{}/{size}", size - 1))
+            .body(file.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 409);
+        assert_eq!(resp.headers()["upload-offset"].to_str().unwrap(), offset.to_string());
+        // An import cannot start from a half file.
+        let start = "mutation($c: ID!, $u: ID) { startCatalogImport(catalogId: $c, uploadId: $u) { id } }";
+        let r = h.gql(Some(&token), start, json!({ "c": cat, "u": slot["id"] })).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+
+        let resp = h
+            .client
+            .put(&url)
+            .bearer_auth(&token)
+            .header("content-range", format!("bytes {offset}-{}/{size}", size - 1))
+            .body(file.as_bytes()[offset..].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let r = h.gql(Some(&token), start, json!({ "c": cat, "u": slot["id"] })).await;
+        let job = settle(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "DONE", "{job}");
+        assert_eq!(job["counts"]["applied"], rows);
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_export_imports_back_with_no_changes_and_its_formulas_are_defused() {
+    each_db("imports_export", async |db| {
+        let h = Harness::start(db, false).await;
+        let token = h.token(&supplier_id(1), Role::Supplier);
+        let cat = catalog(&h, &token).await;
+        let file = "sku,name,description,price,currency,category,images,attr:color,attr:sizes,status\n\
+MUG-1,Blue mug,\"Holds tea, coffee\",4.50,EUR,Kitchen > Mugs,https://img.example/a.png|/b.png,blue,,active\n\
+F-1,=1+2,-5 off today,0.99,EUR,,,,,draft\n\
+Y-1,Teapot,@home,1999,JPY,Kitchen,,,,active\n";
+        let body = multipart("b0undary", &cat, json!({}), "first.csv", file.as_bytes());
+        let r = post_multipart(&h, &token, body, true).await;
+        let job = settle(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "DONE", "{job}");
+
+        for (format, name) in [("CSV", "back.csv"), ("JSON_LINES", "back.jsonl")] {
+            let r = h
+                .gql(
+                    Some(&token),
+                    "mutation($c: ID!, $f: ImportFormat!) { exportCatalog(catalogId: $c, format: $f) { url fileName expiresAt } }",
+                    json!({ "c": cat, "f": format }),
+                )
+                .await;
+            let link = r.data()["exportCatalog"].clone();
+            let resp = h
+                .client
+                .get(gateway_files_url(&h, link["url"].as_str().unwrap()).await)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            assert!(
+                resp.headers()["content-disposition"].to_str().unwrap().contains(link["fileName"].as_str().unwrap())
+            );
+            let exported = resp.text().await.unwrap();
+            if format == "CSV" {
+                assert!(exported.contains("'=1+2"), "{exported}");
+                assert!(exported.contains("'-5 off today"), "{exported}");
+                assert!(exported.contains("'@home"), "{exported}");
+                assert!(exported.starts_with("sku,name,description,price"), "{exported}");
+            }
+            let body = multipart("b0undary", &cat, json!({ "dryRun": true }), name, exported.as_bytes());
+            let r = post_multipart(&h, &token, body, true).await;
+            let job = settle(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
+            assert_eq!(job["status"], "READY", "{format}: {job}");
+            assert_eq!(job["counts"]["unchanged"], 3, "{format}: {job}\n{exported}");
+            assert_eq!(job["counts"]["rows"], 3, "{format}: {job}");
+            let r = h
+                .gql(Some(&token), "mutation($i: ID!) { cancelCatalogImport(id: $i) { status } }", json!({ "i": job["id"] }))
+                .await;
+            assert_eq!(r.data()["cancelCatalogImport"]["status"], "CANCELLED");
+        }
+        // The link is the credential: a made-up one finds nothing.
+        let resp = h
+            .client
+            .get(gateway_files_url(&h, "/files/catalog/exports/not-a-real-token").await)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404);
+        h.stop().await;
+    })
+    .await;
+}

@@ -21,6 +21,7 @@ use crate::pipeline::request::{GraphQLRequest, GraphQLResponse};
 pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
+        .route("/files/{subgraph}/{*path}", axum::routing::any(files))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/console/console.js", get(console_script))
@@ -281,6 +282,77 @@ async fn well_known(State(gw): State<Arc<Gateway>>, uri: axum::http::Uri) -> Res
         }
         _ => (StatusCode::BAD_GATEWAY, "identity service unavailable").into_response(),
     }
+}
+
+/// `/files/{subgraph}/…`: a subgraph's file routes (staged uploads, exports) at the
+/// gateway's origin, streamed both ways: the request body (a `PUT` of a large file)
+/// and the answer (an export) pass through without being held. Only subgraphs of the
+/// supergraph are reachable, and only their `/files/` routes; the subgraph checks the
+/// `Authorization` header (forwarded as it came) or the signed link itself.
+async fn files(
+    State(gw): State<Arc<Gateway>>,
+    axum::extract::Path((subgraph, path)): axum::extract::Path<(String, String)>,
+    request: axum::extract::Request,
+) -> Response {
+    let Some(graph) = gw
+        .supergraph
+        .graphs
+        .iter()
+        .find(|g| g.name.eq_ignore_ascii_case(&subgraph))
+    else {
+        return (StatusCode::NOT_FOUND, "no such service").into_response();
+    };
+    if path.split('/').any(|seg| seg == ".." || seg.is_empty()) {
+        return (StatusCode::BAD_REQUEST, "bad path").into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let mut url = format!("{}/files/{path}", shop_kit::server::base_url(&graph.url));
+    if let Some(q) = parts.uri.query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    let mut req = gw
+        .client
+        .request(parts.method.clone(), &url)
+        // As long as a large file takes to pass.
+        .timeout(std::time::Duration::from_secs(60 * 60))
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    for name in [
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_RANGE,
+        header::RANGE,
+    ] {
+        if let Some(v) = parts.headers.get(&name) {
+            req = req.header(name, v);
+        }
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(subgraph, error = %e, "a file request failed");
+            return (StatusCode::BAD_GATEWAY, "the service is unavailable").into_response();
+        }
+    };
+    let mut out = Response::builder().status(resp.status().as_u16());
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_DISPOSITION,
+        header::CONTENT_RANGE,
+        header::RANGE,
+        header::CACHE_CONTROL,
+    ] {
+        if let Some(v) = resp.headers().get(name.as_str()) {
+            out = out.header(name.as_str(), v.as_bytes());
+        }
+    }
+    if let Some(v) = resp.headers().get("upload-offset") {
+        out = out.header("upload-offset", v.as_bytes());
+    }
+    out.body(axum::body::Body::from_stream(resp.bytes_stream()))
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
 }
 
 /// Whether the client asked for Server-Sent Events.

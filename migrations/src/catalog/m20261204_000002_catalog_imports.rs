@@ -204,6 +204,32 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // A link to an export: the token's hash, what it exports, until when.
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("catalog_exports"))
+                    .col(
+                        ColumnDef::new(Alias::new("token_hash"))
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(string("catalog_id", 36))
+                    .col(string("format", 16))
+                    .col(string("file_name", 255))
+                    .col(string("created_by", 64))
+                    .col(timestamp("created_at"))
+                    .col(timestamp("expires_at"))
+                    .foreign_key(&mut fk(
+                        "fk_exports_catalog",
+                        ("catalog_exports", "catalog_id"),
+                        ("catalog_catalogs", "id"),
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .to_owned(),
+            )
+            .await?;
         // Chunks of at most 1 MiB: MEDIUMBLOB (16 MiB) on MySQL, whose BLOB stops at 64 KiB.
         let data = match manager.get_database_backend() {
             DatabaseBackend::MySql => ColumnDef::new(Alias::new("data"))
@@ -243,6 +269,7 @@ impl MigrationTrait for Migration {
         drop(
             manager,
             &[
+                "catalog_exports",
                 "catalog_upload_chunks",
                 "catalog_uploads",
                 "catalog_import_errors",

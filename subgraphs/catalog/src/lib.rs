@@ -4,6 +4,7 @@
 //! the tests mount.
 
 pub mod entity;
+pub mod files;
 pub mod schema;
 pub mod service;
 
@@ -68,9 +69,10 @@ pub async fn start(
     Ok(router(ctx, verifier))
 }
 
-/// The HTTP router: `/graphql`, `/health`, `/ready`.
+/// The HTTP router: `/graphql`, `/health`, `/ready`, and the file routes (`/files/…`).
 pub fn router(ctx: CatalogCtx, verifier: Verifier) -> axum::Router {
     let ready = database_ready(ctx.db.clone());
     let max_upload = ctx.max_upload_bytes;
-    subgraph_router_with_uploads(schema(ctx), verifier, ready, max_upload)
+    let files = files::router(ctx.clone(), verifier.clone());
+    subgraph_router_with_uploads(schema(ctx), verifier, ready, max_upload).merge(files)
 }

@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod category;
+pub mod export;
 pub mod import;
 pub mod import_change;
 pub mod import_error;

@@ -58,6 +58,45 @@ impl CatalogImportOptions {
     }
 }
 
+/// A link to download an export.
+#[derive(SimpleObject)]
+pub struct CatalogExport {
+    /// At the gateway's origin (`/files/catalog/exports/…`); the link itself is the
+    /// credential, so treat it as a secret. It works for an hour.
+    pub url: String,
+    pub file_name: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A staged upload: `PUT` the file to `url` (with your `Authorization` header), in one
+/// request or in pieces with `Content-Range: bytes START-END/SIZE`; `HEAD` on `url`
+/// answers how far it got (`Upload-Offset`), for resuming after a cut. Then start the
+/// import with `uploadId`.
+#[derive(SimpleObject)]
+pub struct CatalogUpload {
+    pub id: ID,
+    pub url: String,
+    pub file_name: String,
+    pub size: i64,
+    pub received: i64,
+    pub complete: bool,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<crate::entity::upload::Model> for CatalogUpload {
+    fn from(u: crate::entity::upload::Model) -> Self {
+        CatalogUpload {
+            url: format!("/files/catalog/uploads/{}", u.id),
+            id: ID(u.id),
+            file_name: u.file_name,
+            size: u.size.unwrap_or(u.received),
+            received: u.received,
+            complete: u.complete,
+            expires_at: u.expires_at,
+        }
+    }
+}
+
 /// The counts of an import: rows read and what they come to.
 #[derive(SimpleObject)]
 pub struct CatalogImportCounts {

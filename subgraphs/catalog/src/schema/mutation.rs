@@ -1,14 +1,14 @@
 use async_graphql::{Context, ID, Object, Result};
 use shop_kit::auth::caller;
 
-use super::imports::{CatalogImport, CatalogImportOptions};
+use super::imports::{CatalogExport, CatalogImport, CatalogImportOptions, CatalogUpload};
 use super::inputs::{
     CreateCatalogInput, CreateCategoryInput, CreateProductInput, UpdateCatalogInput,
     UpdateProductInput,
 };
 use super::types::{Catalog, Category, Product};
 use crate::service::products::{NewProduct, ProductChanges};
-use crate::service::{CatalogCtx, catalogs, categories, imports, products, uploads};
+use crate::service::{CatalogCtx, catalogs, categories, exports, imports, products, uploads};
 
 pub struct MutationRoot;
 
@@ -230,6 +230,64 @@ impl MutationRoot {
             uploads::discard(&svc.db, &upload.id).await;
         }
         Ok(CatalogImport(started?))
+    }
+
+    /// Reserves a staged upload of `size` bytes (for files too big for one request, or
+    /// a flaky link): see `CatalogUpload`. Kept 24 hours.
+    #[graphql(requires_scopes = "catalog:write")]
+    async fn create_catalog_upload(
+        &self,
+        ctx: &Context<'_>,
+        file_name: String,
+        size: i64,
+        content_type: Option<String>,
+    ) -> Result<CatalogUpload> {
+        let svc = ctx.data::<CatalogCtx>()?;
+        let who = caller(ctx);
+        let p = crate::service::access::require_writer(&who)?;
+        let file_name = shop_kit::input::required_text("fileName", &file_name, 255)?;
+        if size <= 0 {
+            return Err(shop_kit::ApiError::bad_input(
+                "size: the file's size in bytes, more than 0",
+            )
+            .into());
+        }
+        if size as u64 > svc.max_upload_bytes {
+            return Err(shop_kit::ApiError::bad_input(format!(
+                "size: files are at most {} bytes",
+                svc.max_upload_bytes
+            ))
+            .into());
+        }
+        let up = uploads::create(
+            &svc.db,
+            &p.user_id,
+            &file_name,
+            content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream"),
+            Some(size),
+        )
+        .await?;
+        Ok(up.into())
+    }
+
+    /// A download of the catalog's products in the import's own columns: importing it
+    /// back changes nothing. The link works for an hour.
+    #[graphql(requires_scopes = "catalog:write")]
+    async fn export_catalog(
+        &self,
+        ctx: &Context<'_>,
+        catalog_id: ID,
+        #[graphql(default_with = "imports::Format::Csv")] format: imports::Format,
+    ) -> Result<CatalogExport> {
+        let link =
+            exports::create(ctx.data::<CatalogCtx>()?, &caller(ctx), &catalog_id, format).await?;
+        Ok(CatalogExport {
+            url: link.url,
+            file_name: link.file_name,
+            expires_at: link.expires_at,
+        })
     }
 
     /// Applies a dry run's changes, exactly those. CONFLICT if the catalog changed since

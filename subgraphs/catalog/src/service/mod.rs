@@ -5,6 +5,7 @@ pub mod access;
 pub mod catalogs;
 pub mod categories;
 pub mod events;
+pub mod exports;
 pub mod imports;
 pub mod products;
 pub mod search;

@@ -316,10 +316,16 @@ pub enum Cell<'a> {
 }
 
 impl Cell<'_> {
-    /// The cell as text; JSON strings unquoted, other JSON as written.
+    /// The cell as text; JSON strings unquoted, other JSON as written. A text cell
+    /// that an export defused (`'=…`, `'+…`, `'-…`, `'@…`) gets its own value back.
     fn text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Cell::Text(t) => std::borrow::Cow::Borrowed(t),
+            Cell::Text(t) => match t.strip_prefix('\'') {
+                Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => {
+                    std::borrow::Cow::Borrowed(rest)
+                }
+                _ => std::borrow::Cow::Borrowed(t),
+            },
             Cell::Json(Json::String(s)) => std::borrow::Cow::Borrowed(s.as_str()),
             Cell::Json(Json::Null) => std::borrow::Cow::Borrowed(""),
             Cell::Json(other) => std::borrow::Cow::Owned(other.to_string()),
