@@ -601,3 +601,70 @@ async fn with_two_workers_on_one_database_each_job_runs_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_example_files_in_the_readme_import_cleanly() {
+    for_each_db("import_examples", async |env| {
+        let cat = env.catalog().await;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        for (name, rows) in [("catalog.csv", 4), ("catalog.jsonl", 2)] {
+            let file = std::fs::read_to_string(dir.join(name)).unwrap();
+            let job = env.import(&cat, name, &file, json!({ "dryRun": true })).await;
+            assert_eq!(job["status"], "READY", "[{}] {name}: {job}", env.label);
+            assert_eq!(job["counts"]["rows"], rows, "{name}");
+            assert_eq!(job["counts"]["failed"], 0, "{name}");
+            let id = job["id"].as_str().unwrap();
+            env.ok("mutation($i: ID!) { cancelCatalogImport(id: $i) { id } }", json!({ "i": id }))
+                .await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cancelling_while_applying_undoes_what_was_applied() {
+    for_each_db("import_cancel", async |env| {
+        let cat = env.catalog().await;
+        let mut file = String::from("sku,name,price,currency\n");
+        let rows = 20_000;
+        for i in 0..rows {
+            file.push_str(&format!("X-{i},Item {i},1.00,EUR\n"));
+        }
+        let upload = env.upload("many.csv", file.as_bytes()).await;
+        let d = env
+            .ok(
+                "mutation($c: ID!, $u: ID) { startCatalogImport(catalogId: $c, uploadId: $u) { id } }",
+                json!({ "c": cat, "u": upload }),
+            )
+            .await;
+        let id = d["startCatalogImport"]["id"].as_str().unwrap().to_string();
+        // Cancel once some batches are in.
+        let mut cancelled = false;
+        for _ in 0..3000 {
+            let job = env.job(&id).await;
+            let applied = job["counts"]["applied"].as_i64().unwrap();
+            if job["status"] == "APPLYING" && applied > 0 {
+                env.ok("mutation($i: ID!) { cancelCatalogImport(id: $i) { id } }", json!({ "i": id }))
+                    .await;
+                cancelled = true;
+                break;
+            }
+            assert_ne!(job["status"], "DONE", "[{}] finished before it could be cancelled", env.label);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(cancelled);
+        let job = env.settle(&id).await;
+        assert_eq!(job["status"], "CANCELLED", "[{}] {job}", env.label);
+        assert_eq!(job["counts"]["rolledBack"], job["counts"]["applied"], "{job}");
+        let d = env
+            .ok("query($c: ID!) { catalog(id: $c) { products(filter: {status: [ACTIVE, DRAFT, ARCHIVED]}) { totalCount } } }", json!({ "c": cat }))
+            .await;
+        assert_eq!(d["catalog"]["products"]["totalCount"], 0, "[{}] nothing remains", env.label);
+        // A cancelled job cannot be cancelled or applied again.
+        let resp = env
+            .gql(SUPPLIER_A, "mutation($i: ID!) { cancelCatalogImport(id: $i) { id } }", json!({ "i": id }))
+            .await;
+        assert_eq!(error_code_of(&resp, env.label), "CONFLICT");
+    })
+    .await;
+}
