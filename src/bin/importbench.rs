@@ -61,10 +61,19 @@ fn generate(path: &std::path::Path, rows: usize) -> anyhow::Result<u64> {
 }
 
 fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// Resident memory now, for where in a run the peak builds up.
+fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
@@ -199,6 +208,10 @@ async fn run(
         .to_string();
     let rss_before = peak_rss_mb();
     println!(
+        "before the import: rss {:.0} MB, peak {rss_before:.0} MB",
+        rss_mb()
+    );
+    println!(
         "\n== {label}: {rows} rows ({:.0} MB)",
         std::fs::metadata(file)?.len() as f64 / 1e6
     );
@@ -212,11 +225,13 @@ async fn run(
     let job = wait(&shop, &token, &id, "READY").await?;
     let dry = t.elapsed();
     println!(
-        "dry run   {:>7.1} s  (upload {:.1} s)  {:>8.0} rows/s   {}",
+        "dry run   {:>7.1} s  (upload {:.1} s)  {:>8.0} rows/s   {}   rss {:.0} MB, peak {:.0} MB",
         dry.as_secs_f64(),
         uploaded.as_secs_f64(),
         rows as f64 / dry.as_secs_f64(),
-        job["counts"]
+        job["counts"],
+        rss_mb(),
+        peak_rss_mb()
     );
     let t = Instant::now();
     shop.ok(
@@ -228,10 +243,12 @@ async fn run(
     let job = wait(&shop, &token, &id, "DONE").await?;
     let apply = t.elapsed();
     println!(
-        "apply     {:>7.1} s  {:>8.0} rows/s   {}",
+        "apply     {:>7.1} s  {:>8.0} rows/s   {}   rss {:.0} MB, peak {:.0} MB",
         apply.as_secs_f64(),
         rows as f64 / apply.as_secs_f64(),
-        job["counts"]
+        job["counts"],
+        rss_mb(),
+        peak_rss_mb()
     );
     println!("dry run + apply {:.1} s", (dry + apply).as_secs_f64());
     stop.store(true, Ordering::Relaxed);
@@ -248,10 +265,12 @@ async fn run(
     let job = wait(&shop, &token, &id, "DONE").await?;
     let again = t.elapsed();
     println!(
-        "re-import {:>7.1} s  {:>8.0} rows/s   {}",
+        "re-import {:>7.1} s  {:>8.0} rows/s   {}   rss {:.0} MB, peak {:.0} MB",
         again.as_secs_f64(),
         rows as f64 / again.as_secs_f64(),
-        job["counts"]
+        job["counts"],
+        rss_mb(),
+        peak_rss_mb()
     );
     println!(
         "peak RSS {:.0} MB, {:+.0} MB over the start of the import",

@@ -609,13 +609,18 @@ async fn the_example_files_in_the_readme_import_cleanly() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
         for (name, rows) in [("catalog.csv", 4), ("catalog.jsonl", 2)] {
             let file = std::fs::read_to_string(dir.join(name)).unwrap();
-            let job = env.import(&cat, name, &file, json!({ "dryRun": true })).await;
+            let job = env
+                .import(&cat, name, &file, json!({ "dryRun": true }))
+                .await;
             assert_eq!(job["status"], "READY", "[{}] {name}: {job}", env.label);
             assert_eq!(job["counts"]["rows"], rows, "{name}");
             assert_eq!(job["counts"]["failed"], 0, "{name}");
             let id = job["id"].as_str().unwrap();
-            env.ok("mutation($i: ID!) { cancelCatalogImport(id: $i) { id } }", json!({ "i": id }))
-                .await;
+            env.ok(
+                "mutation($i: ID!) { cancelCatalogImport(id: $i) { id } }",
+                json!({ "i": id }),
+            )
+            .await;
         }
     })
     .await;

@@ -60,7 +60,9 @@ pub struct InProcessBus {
 #[derive(Default)]
 struct Groups {
     subscribers: Vec<(Vec<String>, GroupSender)>,
-    history: std::collections::VecDeque<Event>,
+    /// Recent events with their approximate size in bytes.
+    history: std::collections::VecDeque<(Event, usize)>,
+    history_bytes: usize,
 }
 
 /// Feeds one consumer group: each event with its acknowledgement when it came from an
@@ -132,10 +134,19 @@ impl InProcessBus {
                 !tx.is_closed()
             }
         });
-        if groups.history.len() == IN_PROCESS_HISTORY {
-            groups.history.pop_front();
+        // Bounded by count and by bytes: a catalog import's events carry hundreds of
+        // products each, and twenty thousand of them held a quarter of a gigabyte.
+        let size = approx_size(&event.payload) + event.topic.len() + 64;
+        while !groups.history.is_empty()
+            && (groups.history.len() >= IN_PROCESS_HISTORY
+                || groups.history_bytes + size > IN_PROCESS_HISTORY_BYTES)
+        {
+            if let Some((_, dropped)) = groups.history.pop_front() {
+                groups.history_bytes -= dropped;
+            }
         }
-        groups.history.push_back(event.clone());
+        groups.history.push_back((event.clone(), size));
+        groups.history_bytes += size;
         drop(groups);
         self.fanout.send(event);
         Ok(delivered)
@@ -253,8 +264,26 @@ end
 return out
 ";
 
-/// How many recent events the in-process bus keeps for consumers that start late.
+/// How many recent events the in-process bus keeps for consumers that start late, and
+/// how many bytes of them at most.
 const IN_PROCESS_HISTORY: usize = 20_000;
+const IN_PROCESS_HISTORY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Roughly what a JSON value takes in memory, without serializing it.
+fn approx_size(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 16,
+        Value::String(s) => 32 + s.len(),
+        Value::Array(items) => 32 + items.iter().map(approx_size).sum::<usize>(),
+        Value::Object(m) => {
+            32 + m
+                .iter()
+                .map(|(k, v)| 48 + k.len() + approx_size(v))
+                .sum::<usize>()
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct RedisBus {
@@ -672,7 +701,11 @@ impl EventBus {
             EventBus::InProcess(bus) => {
                 let (tx, mut rx) = mpsc::unbounded_channel();
                 if let Ok(mut groups) = bus.groups.lock() {
-                    for past in groups.history.iter().filter(|e| topics.contains(&e.topic)) {
+                    for (past, _) in groups
+                        .history
+                        .iter()
+                        .filter(|(e, _)| topics.contains(&e.topic))
+                    {
                         let _ = tx.send((past.clone(), None));
                     }
                     groups.subscribers.push((topics, tx));

@@ -181,18 +181,19 @@ pub fn doc_of(p: &product::Model, cats: &Categories) -> ProductDoc {
     }
 }
 
-/// What validation knows about one SKU.
+/// What validation knows about one SKU; a million of these are held at once, so they
+/// are kept small (about 60 bytes, plus the SKU).
 struct Known {
     existing: Option<Existing>,
     /// The first row that named it, and whether that row failed.
-    seen: Option<(u64, bool)>,
+    seen: Option<(u32, bool)>,
     /// The change staged for it (its sequence number), if any.
     staged: Option<(i64, Kind)>,
 }
 
 struct Existing {
-    id: String,
-    hash: String,
+    id: Box<str>,
+    hash: u64,
     archived: bool,
     on_hand: Option<i64>,
 }
@@ -291,7 +292,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
     .await?;
 
     let cats = categories(db, &job.catalog_id).await?;
-    let mut known: HashMap<String, Known> = HashMap::new();
+    let mut known: HashMap<Box<str>, Known> = HashMap::new();
     {
         let mut stream = product::Entity::find()
             .filter(product::Column::CatalogId.eq(job.catalog_id.clone()))
@@ -300,11 +301,11 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
         while let Some(p) = stream.try_next().await? {
             let doc = doc_of(&p, &cats);
             known.insert(
-                p.sku.clone(),
+                p.sku.as_str().into(),
                 Known {
                     existing: Some(Existing {
-                        id: p.id.clone(),
-                        hash: doc.hash(),
+                        id: p.id.as_str().into(),
+                        hash: doc.hash64(),
                         archived: p.status == Status::Archived.as_str(),
                         on_hand: p.stock_on_hand,
                     }),
@@ -389,7 +390,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                 }
                 Ok(row) => row,
             };
-            let entry = known.entry(row.doc.sku.clone()).or_insert(Known {
+            let entry = known.entry(row.doc.sku.as_str().into()).or_insert(Known {
                 existing: None,
                 seen: None,
                 staged: None,
@@ -431,12 +432,12 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                 }
                 continue;
             }
-            entry.seen = Some((row_no, false));
-            let hash = row.doc.hash();
+            entry.seen = Some((u32::try_from(row_no).unwrap_or(u32::MAX), false));
+            let hash = row.doc.hash64();
             let change = match &entry.existing {
                 None => Some((Kind::Create, ids::new_id())),
                 Some(e) if e.hash == hash && row.stock.is_none_or(|s| Some(s) == e.on_hand) => None,
-                Some(e) => Some((Kind::Update, e.id.clone())),
+                Some(e) => Some((Kind::Update, e.id.to_string())),
             };
             match change {
                 None => counts.unchanged += 1,
@@ -504,7 +505,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
     // Products of the catalog the file does not name.
     let missing = Missing::parse(&job.missing).unwrap_or(Missing::Keep);
     if missing != Missing::Keep {
-        let mut absent: Vec<(&String, &Existing)> = known
+        let mut absent: Vec<(&Box<str>, &Existing)> = known
             .iter()
             .filter(|(_, k)| k.seen.is_none())
             .filter_map(|(sku, k)| k.existing.as_ref().map(|e| (sku, e)))
@@ -521,9 +522,9 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
             pending.push(Pending {
                 seq,
                 row_no: None,
-                sku: sku.clone(),
+                sku: sku.to_string(),
                 kind,
-                product_id: e.id.clone(),
+                product_id: e.id.to_string(),
                 after: None,
             });
             if pending.len() >= BATCH {

@@ -212,9 +212,16 @@ impl ProductDoc {
     /// changes an import wrote, so a rollback can tell whether anything touched a product
     /// since.
     pub fn hash(&self) -> String {
+        format!("{:016x}", self.hash64())
+    }
+
+    /// [`ProductDoc::hash`] as a number, to keep a million of them compactly.
+    pub fn hash64(&self) -> u64 {
         let bytes = serde_json::to_vec(self).unwrap_or_default();
         let digest = Sha256::digest(&bytes);
-        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
     }
 
     /// The fields that differ from `other`, by our column names.
