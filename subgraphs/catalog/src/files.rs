@@ -114,6 +114,21 @@ fn content_range(headers: &HeaderMap) -> Option<Result<(i64, i64, i64), ()>> {
     Some(parsed.ok_or(()))
 }
 
+/// Reads and drops up to 16 MiB of a refused request's body before answering, so the
+/// answer reaches the client (and the gateway in between) instead of a connection
+/// closed under a body still being sent. A larger body is cut off.
+async fn drained(body: Body, resp: Response) -> Response {
+    let mut stream = body.into_data_stream();
+    let mut read = 0usize;
+    while let Some(Ok(piece)) = stream.next().await {
+        read += piece.len();
+        if read > 16 * 1024 * 1024 {
+            break;
+        }
+    }
+    resp
+}
+
 /// Appends the body to a staged upload at the byte where it stopped. Without
 /// `Content-Range` the body is the whole file from its start.
 async fn put_upload(
@@ -124,29 +139,30 @@ async fn put_upload(
 ) -> Response {
     let up = match owned_upload(&files, &headers, &id).await {
         Ok(up) => up,
-        Err(resp) => return resp,
+        Err(resp) => return drained(body, resp).await,
     };
     let size = up.size.unwrap_or(0);
     let start = match content_range(&headers) {
         None => 0,
         Some(Ok((start, end, total))) if total == size && start <= end && end < size => start,
         Some(_) => {
-            return answer(
+            let resp = answer(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "BAD_REQUEST",
                 &format!("Content-Range must be bytes START-END/{size}, within the announced size"),
             );
+            return drained(body, resp).await;
         }
     };
     if up.complete {
-        return progress_headers(&up, StatusCode::OK);
+        return drained(body, progress_headers(&up, StatusCode::OK)).await;
     }
     if start != up.received {
         let mut resp = progress_headers(&up, StatusCode::CONFLICT);
         *resp.body_mut() = Body::from(
             serde_json::json!({ "errors": [{ "message": format!("the upload continues at byte {}", up.received), "extensions": { "code": "CONFLICT", "offset": up.received } }] }).to_string(),
         );
-        return resp;
+        return drained(body, resp).await;
     }
     let mut offset = up.received;
     let mut buf: Vec<u8> = Vec::with_capacity(uploads::CHUNK_BYTES);
