@@ -673,3 +673,40 @@ async fn cancelling_while_applying_undoes_what_was_applied() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn expired_uploads_are_deleted_with_their_chunks() {
+    for_each_db("import_purge", async |env| {
+        use sea_orm::{ConnectionTrait, Statement};
+        let old = env.upload("old.csv", FIRST.as_bytes()).await;
+        let fresh = env.upload("fresh.csv", FIRST.as_bytes()).await;
+        let db = &env.ctx.db;
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "UPDATE catalog_uploads SET expires_at = ? WHERE id = ?",
+            [
+                chrono::Utc::now()
+                    .checked_sub_signed(chrono::Duration::hours(1))
+                    .unwrap()
+                    .into(),
+                old.clone().into(),
+            ],
+        ))
+        .await
+        .unwrap();
+        assert_eq!(uploads::purge_expired(db).await.ok(), Some(1));
+        assert!(uploads::get(db, &old).await.ok().flatten().is_none());
+        assert!(uploads::get(db, &fresh).await.ok().flatten().is_some());
+        let row = db
+            .query_one_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM catalog_upload_chunks WHERE upload_id = ?",
+                [old.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0);
+    })
+    .await;
+}

@@ -44,9 +44,22 @@ impl Imports {
 /// How often an idle worker looks for jobs (others' starts, expired leases).
 const POLL: Duration = Duration::from_secs(2);
 
+/// How often a worker deletes uploads past their expiry (staged ones never imported,
+/// files of jobs that never started).
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
 pub fn spawn(ctx: CatalogCtx) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut last_purge: Option<std::time::Instant> = None;
         loop {
+            if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+                last_purge = Some(std::time::Instant::now());
+                match crate::service::uploads::purge_expired(&ctx.db).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(uploads = n, "expired uploads deleted"),
+                    Err(e) => tracing::warn!(error = ?e, "deleting expired uploads failed"),
+                }
+            }
             match claim(&ctx.db, &ctx.imports.owner).await {
                 Ok(Some(job)) => {
                     let lease = Lease {
