@@ -120,6 +120,13 @@ fn validate_sku(sku: &str) -> ApiResult<String> {
     Ok(sku)
 }
 
+/// An image reference we store: an http(s) URL or an absolute path, without spaces.
+pub fn is_image_url(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
+        && url.len() <= 2000
+        && !url.chars().any(char::is_whitespace)
+}
+
 fn validate_images(images: Vec<String>) -> ApiResult<Json> {
     if images.len() > MAX_IMAGES {
         return Err(ApiError::bad_input(format!(
@@ -127,11 +134,7 @@ fn validate_images(images: Vec<String>) -> ApiResult<Json> {
         )));
     }
     for (i, url) in images.iter().enumerate() {
-        let ok =
-            (url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
-                && url.len() <= 2000
-                && !url.chars().any(char::is_whitespace);
-        if !ok {
+        if !is_image_url(url) {
             return Err(ApiError::bad_input(format!(
                 "images[{i}]: expected an http(s) URL or an absolute path"
             )));

@@ -1088,12 +1088,7 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
         cursor = Some(last.seq);
         let txn = shop_kit::db::begin_write(db).await?;
         let mut creates: Vec<(String, ProductDoc, Option<String>, Option<i64>)> = Vec::new();
-        let mut event = ProductsImported {
-            import_id: job.id.clone(),
-            catalog_id: job.catalog_id.clone(),
-            supplier_id: job.supplier_id.clone(),
-            ..Default::default()
-        };
+        let mut event = batch_event(job);
         let mut marks: Vec<(i64, &'static str)> = Vec::new();
         let mut reindex: Vec<(String, ProductDoc)> = Vec::new();
         let mut archive: Vec<String> = Vec::new();
@@ -1186,6 +1181,16 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
     }
 }
 
+/// The (empty) event of one batch of a job's changes.
+fn batch_event(job: &import::Model) -> ProductsImported {
+    ProductsImported {
+        import_id: job.id.clone(),
+        catalog_id: job.catalog_id.clone(),
+        supplier_id: job.supplier_id.clone(),
+        ..Default::default()
+    }
+}
+
 /// Bumps the catalog's revision: reviews made before this write are stale.
 pub async fn bump_revision<C: ConnectionTrait>(conn: &C, catalog_id: &str) -> ApiResult<()> {
     conn.execute_raw(stmt(
@@ -1241,12 +1246,7 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
             }
             taken
         };
-        let mut event = ProductsImported {
-            import_id: job.id.clone(),
-            catalog_id: job.catalog_id.clone(),
-            supplier_id: job.supplier_id.clone(),
-            ..Default::default()
-        };
+        let mut event = batch_event(job);
         let mut marks: Vec<(i64, &'static str)> = Vec::new();
         let mut undone = 0i64;
         let mut kept = 0i64;

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::service::products::{
-    MAX_ATTRIBUTES, MAX_DESCRIPTION, MAX_IMAGES, MAX_NAME, MAX_SKU, Status,
+    MAX_ATTRIBUTES, MAX_DESCRIPTION, MAX_IMAGES, MAX_NAME, MAX_SKU, Status, is_image_url,
 };
 
 /// Longest category path accepted (`A > B > C`), and deepest.
@@ -662,11 +662,7 @@ fn parse_images(cell: Cell<'_>) -> Result<Vec<String>, String> {
         return Err(format!("at most {MAX_IMAGES} images"));
     }
     for url in &list {
-        let ok =
-            (url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
-                && url.len() <= 2000
-                && !url.chars().any(char::is_whitespace);
-        if !ok {
+        if !is_image_url(url) {
             return Err(format!("'{url}' is not an http(s) URL or an absolute path"));
         }
     }
