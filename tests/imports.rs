@@ -531,7 +531,7 @@ Y-1,Teapot,@home,1999,JPY,Kitchen,,,,active\n";
         let job = settle(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
         assert_eq!(job["status"], "DONE", "{job}");
 
-        for (format, name) in [("CSV", "back.csv"), ("JSON_LINES", "back.jsonl")] {
+        for (format, name) in [("CSV", "back.csv"), ("JSON_LINES", "back.jsonl"), ("XLSX", "back.xlsx")] {
             let r = h
                 .gql(
                     Some(&token),
@@ -550,18 +550,34 @@ Y-1,Teapot,@home,1999,JPY,Kitchen,,,,active\n";
             assert!(
                 resp.headers()["content-disposition"].to_str().unwrap().contains(link["fileName"].as_str().unwrap())
             );
-            let exported = resp.text().await.unwrap();
+            let exported = resp.bytes().await.unwrap().to_vec();
+            if format == "XLSX" {
+                // Text that looks like a formula is a text cell marked with Excel's quote
+                // prefix; nothing in the sheet is a formula.
+                let mut book = zip::ZipArchive::new(std::io::Cursor::new(exported.clone())).unwrap();
+                let part = |book: &mut zip::ZipArchive<_>, name: &str| {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut book.by_name(name).unwrap(), &mut text).unwrap();
+                    text
+                };
+                let sheet = part(&mut book, "xl/worksheets/sheet1.xml");
+                assert!(sheet.contains(">=1+2<") && sheet.contains(">@home<"), "{sheet}");
+                assert!(!sheet.contains("<f>"), "{sheet}");
+                assert!(part(&mut book, "xl/styles.xml").contains("quotePrefix=\"1\""));
+            }
+            let exported_text = String::from_utf8_lossy(&exported).to_string();
             if format == "CSV" {
+                let exported = &exported_text;
                 assert!(exported.contains("'=1+2"), "{exported}");
                 assert!(exported.contains("'-5 off today"), "{exported}");
                 assert!(exported.contains("'@home"), "{exported}");
                 assert!(exported.starts_with("sku,name,description,price"), "{exported}");
             }
-            let body = multipart("b0undary", &cat, json!({ "dryRun": true }), name, exported.as_bytes());
+            let body = multipart("b0undary", &cat, json!({ "dryRun": true }), name, &exported);
             let r = post_multipart(&h, &token, body, true).await;
             let job = settle(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
             assert_eq!(job["status"], "READY", "{format}: {job}");
-            assert_eq!(job["counts"]["unchanged"], 3, "{format}: {job}\n{exported}");
+            assert_eq!(job["counts"]["unchanged"], 3, "{format}: {job}\n{exported_text}");
             assert_eq!(job["counts"]["rows"], 3, "{format}: {job}");
             let r = h
                 .gql(Some(&token), "mutation($i: ID!) { cancelCatalogImport(id: $i) { status } }", json!({ "i": job["id"] }))

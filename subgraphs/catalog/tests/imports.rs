@@ -71,8 +71,14 @@ impl Env {
     }
 
     /// Starts an import and waits until it stops moving; the job as JSON.
-    async fn import(&self, catalog: &str, name: &str, file: &str, options: Value) -> Value {
-        let upload = self.upload(name, file.as_bytes()).await;
+    async fn import(
+        &self,
+        catalog: &str,
+        name: &str,
+        file: impl AsRef<[u8]>,
+        options: Value,
+    ) -> Value {
+        let upload = self.upload(name, file.as_ref()).await;
         let d = self
             .ok(
                 &format!("mutation($c: ID!, $u: ID, $o: CatalogImportOptions) {{ startCatalogImport(catalogId: $c, uploadId: $u, options: $o) {{ {JOB} }} }}"),
@@ -707,6 +713,119 @@ async fn expired_uploads_are_deleted_with_their_chunks() {
             .unwrap()
             .unwrap();
         assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0);
+    })
+    .await;
+}
+
+/// A workbook as a spreadsheet saves it (shared strings, prices and stock typed as
+/// numbers), `rows` products long.
+fn workbook(rows: u32) -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in [
+        "SKU",
+        "Name",
+        "Description",
+        "Price",
+        "Currency",
+        "Category",
+        "Stock",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    for i in 1..=rows {
+        sheet.write_string(i, 0, format!("WB-{i:05}")).unwrap();
+        sheet.write_string(i, 1, format!("Bowl {i}")).unwrap();
+        // Text that does not compress away, so the file spans many stored chunks.
+        let noise: String = (0..24)
+            .map(|k| {
+                format!(
+                    "{:08x}",
+                    (u64::from(i) * 2_654_435_761 + k * 40_503) % 4_294_967_291
+                )
+            })
+            .collect();
+        sheet.write_string(i, 2, noise).unwrap();
+        sheet.write_number(i, 3, f64::from(i % 50) + 0.25).unwrap();
+        sheet.write_string(i, 4, "EUR").unwrap();
+        sheet.write_string(i, 5, "Kitchen > Bowls").unwrap();
+        sheet.write_number(i, 6, f64::from(i % 7)).unwrap();
+    }
+    book.save_to_buffer().unwrap()
+}
+
+#[tokio::test]
+async fn a_workbook_imports_like_a_csv_file_and_a_zip_bomb_changes_nothing() {
+    for_each_db("import_xlsx", async |env| {
+        let cat = env.catalog().await;
+        let file = workbook(3000);
+        assert!(file.len() > 200_000, "{}", file.len());
+        // Stored as a staged upload arrives: in uneven pieces, so reading the zip seeks
+        // across many chunks.
+        let up = uploads::create(&env.ctx.db, SUPPLIER_A, "bowls.xlsx", "application/octet-stream", Some(file.len() as i64))
+            .await
+            .unwrap();
+        let mut offset = 0i64;
+        for piece in file.chunks(7_001) {
+            offset = uploads::append(&env.ctx.db, &up.id, offset, piece).await.unwrap();
+        }
+        uploads::mark_complete(&env.ctx.db, &up.id).await.unwrap();
+        let d = env
+            .ok(
+                &format!("mutation($c: ID!, $u: ID) {{ startCatalogImport(catalogId: $c, uploadId: $u) {{ {JOB} }} }}"),
+                json!({ "c": cat, "u": up.id }),
+            )
+            .await;
+        let job = env.settle(d["startCatalogImport"]["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "DONE", "[{}] {job}", env.label);
+        assert_eq!(counts(&job), [3000, 3000, 0, 0, 0, 0, 0], "[{}] {job}", env.label);
+        let d = env
+            .ok(
+                "query($c: ID!) { products(filter: {catalogId: $c}, search: \"WB-02999\") { edges { node { sku name price { amount currency } category { name } } } } }",
+                json!({ "c": cat }),
+            )
+            .await;
+        assert_eq!(
+            d["products"]["edges"][0]["node"],
+            json!({ "sku": "WB-02999", "name": "Bowl 2999", "price": { "amount": 4925, "currency": "EUR" }, "category": { "name": "Bowls" } }),
+            "[{}]",
+            env.label
+        );
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let stored = shop_catalog::entity::product::Entity::find()
+            .filter(shop_catalog::entity::product::Column::Sku.eq("WB-02999"))
+            .one(&env.ctx.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.stock_on_hand, Some(2999 % 7), "[{}]", env.label);
+
+        // The same workbook again: nothing to do.
+        let job = env.import(&cat, "bowls.xlsx", &file, json!({})).await;
+        assert_eq!(counts(&job), [3000, 0, 0, 3000, 0, 0, 0], "[{}] {job}", env.label);
+
+        // A zip bomb (a sheet that inflates a thousandfold) fails whole, under any
+        // options, and the catalog stays as it was.
+        let mut bomb = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        bomb.start_file(
+            "xl/worksheets/sheet1.xml",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut bomb, &vec![b'0'; 48 * 1024 * 1024]).unwrap();
+        let bomb = bomb.finish().unwrap().into_inner();
+        let job = env
+            .import(&cat, "catalog.xlsx", &bomb, json!({ "missing": "DELETE", "onError": "SKIP_ROWS" }))
+            .await;
+        assert_eq!(job["status"], "FAILED", "[{}] {job}", env.label);
+        assert!(job["failure"].as_str().unwrap().starts_with("ZIP_BOMB"), "[{}] {job}", env.label);
+        let d = env
+            .ok("query($c: ID!) { products(filter: {catalogId: $c}) { totalCount } }", json!({ "c": cat }))
+            .await;
+        assert_eq!(d["products"]["totalCount"], 3000, "[{}]", env.label);
     })
     .await;
 }

@@ -22,8 +22,8 @@ pub struct CatalogImportOptions {
     pub on_error: Option<OnError>,
     /// What happens to products of the catalog the file does not list. Default KEEP.
     pub missing: Option<Missing>,
-    /// The file's format; by default from its name (`.csv`, `.tsv`, `.jsonl`), else
-    /// from its content.
+    /// The file's format; by default from its name (`.csv`, `.tsv`, `.jsonl`, `.xlsx`),
+    /// else from its first bytes.
     pub format: Option<Format>,
     /// The file's header names mapped onto ours.
     pub columns: Option<Vec<ColumnMappingInput>>,

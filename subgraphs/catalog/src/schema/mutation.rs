@@ -273,7 +273,8 @@ impl MutationRoot {
     }
 
     /// A download of the catalog's products in the import's own columns: importing it
-    /// back changes nothing. The link works for an hour.
+    /// back changes nothing. The link works for an hour. A workbook (XLSX) holds at most
+    /// 1,048,575 products; larger catalogs export as CSV or JSON Lines.
     #[graphql(requires_scopes = "catalog:write")]
     async fn export_catalog(
         &self,

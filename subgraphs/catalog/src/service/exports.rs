@@ -1,14 +1,16 @@
 //! Catalog exports: a catalog's products as a file that imports back with no changes
-//! (CSV or JSON Lines, the import's own columns), streamed page by page from the
-//! database. The download link is the credential: random, stored hashed, valid for an
-//! hour. Spreadsheet cells that would run as formulas (`=`, `+`, `-`, `@`, tab or
-//! carriage return first) get a leading `'`; the importer takes it off again.
+//! (CSV, JSON Lines or Excel `.xlsx`, the import's own columns), streamed page by page
+//! from the database. The download link is the credential: random, stored hashed, valid
+//! for an hour. In CSV, cells that a spreadsheet would run as formulas (`=`, `+`, `-`,
+//! `@`, tab or carriage return first) get a leading `'`, which the importer takes off
+//! again; a workbook stores them as text cells marked as such (Excel's quote prefix),
+//! which no spreadsheet runs.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::stream::{BoxStream, StreamExt};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Value as Json, json};
 use shop_kit::ApiResult;
 use shop_kit::auth::Caller;
@@ -23,6 +25,8 @@ use crate::entity::{export, product};
 pub const LINK_MINUTES: i64 = 60;
 /// Products read per page of the stream.
 const PAGE: u64 = 1000;
+/// A worksheet's rows, less the header.
+pub const MAX_XLSX_PRODUCTS: u64 = 1_048_575;
 
 /// What `exportCatalog` answers.
 pub struct ExportLink {
@@ -71,10 +75,18 @@ pub async fn create(
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join("-");
-    let ext = match format {
-        Format::Csv => "csv",
-        Format::JsonLines => "jsonl",
-    };
+    if format == Format::Xlsx {
+        let n = product::Entity::find()
+            .filter(product::Column::CatalogId.eq(cat.id.clone()))
+            .count(&ctx.db)
+            .await?;
+        if n > MAX_XLSX_PRODUCTS {
+            return Err(shop_kit::ApiError::bad_input(format!(
+                "the catalog has {n} products; a workbook holds at most {MAX_XLSX_PRODUCTS}: export it as CSV or JSON Lines"
+            )));
+        }
+    }
+    let ext = format.as_str();
     let file_name = format!(
         "{}-{}.{ext}",
         if slug.is_empty() { "catalog" } else { &slug },
@@ -129,7 +141,17 @@ pub async fn open(
     let content_type = match format {
         Format::Csv => "text/csv; charset=utf-8",
         Format::JsonLines => "application/x-ndjson",
+        Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     };
+    if format == Format::Xlsx {
+        return Ok(Some((
+            Grant {
+                file_name: grant.file_name,
+                content_type: content_type.to_string(),
+            },
+            xlsx_stream(ctx.db.clone(), grant.catalog_id, cats),
+        )));
+    }
     struct Page {
         db: sea_orm::DatabaseConnection,
         catalog_id: String,
@@ -156,14 +178,7 @@ pub async fn open(
             st.header = false;
             return Some((Ok(csv_line(COLUMNS.iter().map(|c| c.to_string()))), st));
         }
-        let mut q = product::Entity::find()
-            .filter(product::Column::CatalogId.eq(st.catalog_id.clone()))
-            .order_by_asc(product::Column::Sku)
-            .limit(PAGE);
-        if let Some(after) = &st.after {
-            q = q.filter(product::Column::Sku.gt(after.clone()));
-        }
-        let rows = match q.all(&st.db).await {
+        let rows = match page(&st.db, &st.catalog_id, st.after.as_deref()).await {
             Ok(rows) => rows,
             Err(e) => {
                 st.done = true;
@@ -178,7 +193,7 @@ pub async fn open(
         for p in &rows {
             match st.format {
                 Format::Csv => out.extend(csv_line(csv_cells(p, &st.cats))),
-                Format::JsonLines => {
+                Format::JsonLines | Format::Xlsx => {
                     out.extend(json_line(p, &st.cats).to_string().into_bytes());
                     out.push(b'\n');
                 }
@@ -193,6 +208,149 @@ pub async fn open(
         },
         stream.boxed(),
     )))
+}
+
+/// The products of a catalog after SKU `after`, in SKU order.
+async fn page(
+    db: &sea_orm::DatabaseConnection,
+    catalog_id: &str,
+    after: Option<&str>,
+) -> Result<Vec<product::Model>, sea_orm::DbErr> {
+    let mut q = product::Entity::find()
+        .filter(product::Column::CatalogId.eq(catalog_id.to_string()))
+        .order_by_asc(product::Column::Sku)
+        .limit(PAGE);
+    if let Some(after) = after {
+        q = q.filter(product::Column::Sku.gt(after.to_string()));
+    }
+    q.all(db).await
+}
+
+/// A workbook's bytes as they are written. The sheet is built on a blocking thread with
+/// rust_xlsxwriter's constant-memory mode (rows go to a temporary file as they are
+/// written), then zipped straight into the response.
+fn xlsx_stream(
+    db: sea_orm::DatabaseConnection,
+    catalog_id: String,
+    cats: Categories,
+) -> BoxStream<'static, Result<Vec<u8>, std::io::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(8);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(WRITE_CHUNK),
+        };
+        let res = write_xlsx(&db, &runtime, &catalog_id, &cats, &mut out)
+            .and_then(|()| std::io::Write::flush(&mut out).map_err(|e| e.to_string()));
+        if let Err(e) = res {
+            tracing::warn!(catalog = %catalog_id, error = %e, "an xlsx export failed");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }).boxed()
+}
+
+const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Hands what is written to the response in chunks; fails once the client is gone.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(WRITE_CHUNK));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "download closed"))
+    }
+}
+
+fn write_xlsx(
+    db: &sea_orm::DatabaseConnection,
+    runtime: &tokio::runtime::Handle,
+    catalog_id: &str,
+    cats: &Categories,
+    out: &mut ChannelWriter,
+) -> Result<(), String> {
+    use rust_xlsxwriter::{Format as Style, Workbook};
+    let err = |e: rust_xlsxwriter::XlsxError| e.to_string();
+    let mut book = Workbook::new();
+    let text = Style::new().set_quote_prefix();
+    let bold = Style::new().set_bold();
+    let prices = [
+        Style::new().set_num_format("0"),
+        Style::new().set_num_format("0.0"),
+        Style::new().set_num_format("0.00"),
+        Style::new().set_num_format("0.000"),
+        Style::new().set_num_format("0.0000"),
+    ];
+    let sheet = book.add_worksheet_with_constant_memory().map_err(err)?;
+    sheet.set_name("Products").map_err(err)?;
+    for (c, name) in COLUMNS.iter().enumerate() {
+        sheet
+            .write_string_with_format(0, c as u16, *name, &bold)
+            .map_err(err)?;
+    }
+    let mut row: u32 = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let rows = runtime
+            .block_on(page(db, catalog_id, after.as_deref()))
+            .map_err(|e| e.to_string())?;
+        for p in &rows {
+            row += 1;
+            for (c, cell) in cells(p, cats).into_iter().enumerate() {
+                let col = c as u16;
+                if cell.is_empty() {
+                    continue;
+                }
+                match COLUMNS[c] {
+                    // Numbers, so a spreadsheet can sum and sort them; they read back
+                    // as the same decimal.
+                    "price" => {
+                        let exponent = shop_kit::money::currency_exponent(&p.price_currency)
+                            .unwrap_or(2)
+                            .min(4);
+                        let value = p.price_amount as f64 / 10f64.powi(i32::from(exponent));
+                        sheet
+                            .write_number_with_format(row, col, value, &prices[exponent as usize])
+                            .map_err(err)?;
+                    }
+                    "stock" => {
+                        let value = p.stock_on_hand.unwrap_or_default() as f64;
+                        sheet.write_number(row, col, value).map_err(err)?;
+                    }
+                    _ if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) => {
+                        sheet
+                            .write_string_with_format(row, col, &cell, &text)
+                            .map_err(err)?;
+                    }
+                    _ => {
+                        sheet.write_string(row, col, &cell).map_err(err)?;
+                    }
+                }
+            }
+        }
+        if rows.len() < PAGE as usize {
+            break;
+        }
+        after = rows.last().map(|p| p.sku.clone());
+    }
+    book.save_to_writer(out).map_err(err)
 }
 
 /// A price in major units, as the importer reads it (`12.50`).
@@ -219,6 +377,11 @@ pub fn defuse(cell: String) -> String {
 }
 
 fn csv_cells(p: &product::Model, cats: &Categories) -> Vec<String> {
+    cells(p, cats).into_iter().map(defuse).collect()
+}
+
+/// A product's cells in `COLUMNS` order, as text.
+fn cells(p: &product::Model, cats: &Categories) -> Vec<String> {
     let doc = doc_of(p, cats);
     let attributes: BTreeMap<String, Json> = doc.attributes;
     vec![
@@ -237,9 +400,6 @@ fn csv_cells(p: &product::Model, cats: &Categories) -> Vec<String> {
         doc.status,
         p.stock_on_hand.map(|s| s.to_string()).unwrap_or_default(),
     ]
-    .into_iter()
-    .map(defuse)
-    .collect()
 }
 
 fn csv_line(cells: impl IntoIterator<Item = String>) -> Vec<u8> {

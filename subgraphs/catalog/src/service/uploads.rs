@@ -261,6 +261,114 @@ impl std::io::Read for ChunkReader {
     }
 }
 
+/// A blocking reader of a complete upload that can seek, for formats read out of order
+/// (an `.xlsx` is a zip: its directory is at the end). It holds one chunk at a time and
+/// fetches the chunk covering the position it is asked for; call it on a blocking
+/// thread, never on the runtime.
+pub fn seekable(
+    db: sea_orm::DatabaseConnection,
+    upload: &upload::Model,
+    runtime: tokio::runtime::Handle,
+) -> SeekableUpload {
+    SeekableUpload {
+        db,
+        runtime,
+        upload_id: upload.id.clone(),
+        len: upload.received.max(0) as u64,
+        complete: upload.complete,
+        pos: 0,
+        chunk_at: 0,
+        chunk: Vec::new(),
+    }
+}
+
+pub struct SeekableUpload {
+    db: sea_orm::DatabaseConnection,
+    runtime: tokio::runtime::Handle,
+    upload_id: String,
+    len: u64,
+    complete: bool,
+    pos: u64,
+    chunk_at: u64,
+    chunk: Vec<u8>,
+}
+
+impl SeekableUpload {
+    fn load(&mut self) -> std::io::Result<()> {
+        if !self.complete {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the upload is incomplete",
+            ));
+        }
+        let db = self.db.clone();
+        let sql = Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT byte_offset AS o, data FROM catalog_upload_chunks WHERE upload_id = ? AND byte_offset <= ? ORDER BY byte_offset DESC LIMIT 1",
+            [
+                Value::from(self.upload_id.clone()),
+                Value::from(self.pos as i64),
+            ],
+        );
+        let row = self
+            .runtime
+            .block_on(async move { db.query_one_raw(sql).await })
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let (at, data) = match row {
+            Some(r) => (
+                r.try_get::<i64>("", "o").unwrap_or(-1),
+                r.try_get::<Vec<u8>>("", "data").unwrap_or_default(),
+            ),
+            None => (-1, Vec::new()),
+        };
+        let at = u64::try_from(at).unwrap_or(u64::MAX);
+        if at > self.pos || at + data.len() as u64 <= self.pos {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the upload has a gap",
+            ));
+        }
+        self.chunk_at = at;
+        self.chunk = data;
+        Ok(())
+    }
+}
+
+impl std::io::Read for SeekableUpload {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        let end = self.chunk_at + self.chunk.len() as u64;
+        if self.pos < self.chunk_at || self.pos >= end {
+            self.load()?;
+        }
+        let from = (self.pos - self.chunk_at) as usize;
+        let n = buf.len().min(self.chunk.len() - from);
+        buf[..n].copy_from_slice(&self.chunk[from..from + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for SeekableUpload {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        let target = target.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start of the upload",
+            )
+        })?;
+        self.pos = target;
+        Ok(target)
+    }
+}
+
 /// Deletes uploads past their expiry.
 pub async fn purge_expired(db: &sea_orm::DatabaseConnection) -> ApiResult<u64> {
     let now = Utc::now();

@@ -328,7 +328,21 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Parsed>(4);
     let stop_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = crate::service::uploads::reader(db.clone(), upload);
+    // Streamed formats read the chunks in order, ahead of the parser; a workbook seeks.
+    enum Input {
+        Stream(crate::service::uploads::ChunkReader),
+        Seekable(crate::service::uploads::SeekableUpload),
+    }
+    let input = match format {
+        Format::Xlsx => Input::Seekable(crate::service::uploads::seekable(
+            db.clone(),
+            &upload,
+            tokio::runtime::Handle::current(),
+        )),
+        Format::Csv | Format::JsonLines => {
+            Input::Stream(crate::service::uploads::reader(db.clone(), upload))
+        }
+    };
     let mapping: ColumnMapping = options.columns.clone();
     let rules = RowRules {
         default_currency: options.default_currency.clone(),
@@ -340,7 +354,10 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
             batch: Vec::new(),
             stop: sink_stop,
         };
-        let res = format::parse(reader, format, &mapping, &rules, &mut sink);
+        let res = match input {
+            Input::Stream(r) => format::parse(r, format, &mapping, &rules, &mut sink),
+            Input::Seekable(r) => format::parse_seekable(r, format, &mapping, &rules, &mut sink),
+        };
         let rows = std::mem::take(&mut sink.batch);
         if !rows.is_empty() {
             let _ = sink.tx.blocking_send(Parsed::Rows(rows, 0));

@@ -1,8 +1,9 @@
 //! Reading an import file, row by row, without holding it in memory: CSV (RFC 4180; a
 //! header row; UTF-8 with or without a byte order mark; `,` `;` or tab, detected from
-//! the header) and JSON Lines (one object per line, keys as column names).
+//! the header), JSON Lines (one object per line, keys as column names) and Excel
+//! `.xlsx` (the first worksheet read like a CSV file; see `xlsx`).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 
 use serde_json::Value as Json;
 
@@ -14,8 +15,12 @@ use super::rows::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
 #[graphql(name = "ImportFormat")]
 pub enum Format {
+    /// RFC 4180 with a header row; `,` `;` or tab.
     Csv,
+    /// One JSON object per line.
     JsonLines,
+    /// An Excel workbook: its first worksheet, the first row the header.
+    Xlsx,
 }
 
 impl Format {
@@ -23,6 +28,7 @@ impl Format {
         match self {
             Format::Csv => "csv",
             Format::JsonLines => "jsonl",
+            Format::Xlsx => "xlsx",
         }
     }
 
@@ -30,17 +36,19 @@ impl Format {
         match s {
             "csv" => Some(Format::Csv),
             "jsonl" => Some(Format::JsonLines),
+            "xlsx" => Some(Format::Xlsx),
             _ => None,
         }
     }
 
-    /// The format a file name says (`.csv`, `.tsv`, `.txt`, `.jsonl`, `.ndjson`).
+    /// The format a file name says (`.csv`, `.tsv`, `.txt`, `.jsonl`, `.ndjson`, `.xlsx`).
     pub fn from_file_name(name: &str) -> Option<Format> {
         let lower = name.to_ascii_lowercase();
         let ext = lower.rsplit_once('.').map(|(_, e)| e)?;
         match ext {
             "csv" | "tsv" | "txt" => Some(Format::Csv),
             "jsonl" | "ndjson" => Some(Format::JsonLines),
+            "xlsx" => Some(Format::Xlsx),
             _ => None,
         }
     }
@@ -57,7 +65,8 @@ pub trait Sink {
     fn row(&mut self, row: ParsedRow, bytes_read: u64) -> bool;
 }
 
-/// Counts the bytes the parser has consumed, for progress.
+/// Counts the bytes the parser has consumed, for progress; when the reader seeks, the
+/// count is the position.
 struct Counted<R> {
     inner: R,
     count: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -69,6 +78,14 @@ impl<R: Read> Read for Counted<R> {
         self.count
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Counted<R> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let at = self.inner.seek(to)?;
+        self.count.store(at, std::sync::atomic::Ordering::Relaxed);
+        Ok(at)
     }
 }
 
@@ -93,7 +110,33 @@ pub fn parse(
     match format {
         Format::Csv => parse_csv(reader, mapping, rules, sink, &count),
         Format::JsonLines => parse_jsonl(reader, mapping, rules, sink, &count),
+        // A workbook needs to seek: callers use `parse_seekable` for it.
+        Format::Xlsx => Err(FileError::new(
+            "INVALID_XLSX",
+            "a workbook cannot be read as a stream",
+        )),
     }
+}
+
+/// Parses `input` in `format`; formats that need to seek (`.xlsx`) can be read too.
+pub fn parse_seekable(
+    input: impl Read + Seek,
+    format: Format,
+    mapping: &ColumnMapping,
+    rules: &RowRules,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
+    if format != Format::Xlsx {
+        return parse(input, format, mapping, rules, sink);
+    }
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Counted {
+        inner: input,
+        count: count.clone(),
+    };
+    super::xlsx::parse(counted, mapping, rules, sink, &|| {
+        count.load(std::sync::atomic::Ordering::Relaxed)
+    })
 }
 
 fn io_error(e: std::io::Error) -> FileError {
@@ -316,13 +359,14 @@ fn parse_jsonl(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A sink that keeps what it is told.
     #[derive(Default, Debug)]
-    struct Collect {
-        unknown: Vec<String>,
-        rows: Vec<ParsedRow>,
+    pub(crate) struct Collect {
+        pub unknown: Vec<String>,
+        pub rows: Vec<ParsedRow>,
     }
 
     impl Sink for Collect {

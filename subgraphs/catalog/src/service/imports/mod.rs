@@ -14,6 +14,7 @@ pub mod engine;
 pub mod format;
 pub mod rows;
 pub mod runner;
+pub mod xlsx;
 
 use chrono::Utc;
 use sea_orm::{
@@ -255,17 +256,29 @@ fn check_options(o: &ImportOptions) -> ApiResult<StoredOptions> {
     })
 }
 
-/// The file's format: as given, else by its name, else by its first byte.
-fn format_of(given: Option<Format>, file_name: &str, first_byte: Option<u8>) -> Format {
+/// The file's format: as given, else by its name, else by how it starts.
+fn format_of(given: Option<Format>, file_name: &str, head: &[u8]) -> Format {
     given
         .or_else(|| Format::from_file_name(file_name))
-        .unwrap_or(match first_byte {
-            Some(b'{') => Format::JsonLines,
-            _ => Format::Csv,
+        .unwrap_or_else(|| {
+            // A zip's local file header: a workbook.
+            if head.starts_with(b"PK\x03\x04") {
+                return Format::Xlsx;
+            }
+            let first = head
+                .iter()
+                .copied()
+                .find(|b| !(b.is_ascii_whitespace() || *b == 0xEF || *b == 0xBB || *b == 0xBF));
+            if first == Some(b'{') {
+                Format::JsonLines
+            } else {
+                Format::Csv
+            }
         })
 }
 
-async fn first_byte(db: &sea_orm::DatabaseConnection, upload_id: &str) -> ApiResult<Option<u8>> {
+/// The first bytes of an upload.
+async fn file_head(db: &sea_orm::DatabaseConnection, upload_id: &str) -> ApiResult<Vec<u8>> {
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             db.get_database_backend(),
@@ -273,12 +286,11 @@ async fn first_byte(db: &sea_orm::DatabaseConnection, upload_id: &str) -> ApiRes
             [Value::from(upload_id.to_string())],
         ))
         .await?;
-    let data: Option<Vec<u8>> = row.and_then(|r| r.try_get("", "data").ok());
-    Ok(data.and_then(|d| {
-        d.iter()
-            .copied()
-            .find(|b| !(b.is_ascii_whitespace() || *b == 0xEF || *b == 0xBB || *b == 0xBF))
-    }))
+    let mut data: Vec<u8> = row
+        .and_then(|r| r.try_get("", "data").ok())
+        .unwrap_or_default();
+    data.truncate(64);
+    Ok(data)
 }
 
 /// Refuses when another job of the catalog is queued or running.
@@ -352,7 +364,7 @@ pub async fn start(
     let format = format_of(
         options.format,
         &upload.file_name,
-        first_byte(&ctx.db, &upload.id).await?,
+        &file_head(&ctx.db, &upload.id).await?,
     );
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let cat = writable_catalog(&txn, p, catalog_id).await?;
