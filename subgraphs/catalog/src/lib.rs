@@ -24,7 +24,7 @@ pub type CatalogSchema =
 
 /// The executable schema, with its data loaders.
 pub fn schema(ctx: CatalogCtx) -> CatalogSchema {
-    let db = ctx.db.clone();
+    let db = ctx.reads.clone();
     Schema::build(
         schema::QueryRoot,
         schema::MutationRoot,

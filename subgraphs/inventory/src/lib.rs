@@ -18,7 +18,9 @@ pub const NAME: &str = "inventory";
 pub type InventorySchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
 
 pub fn schema(ctx: InventoryCtx) -> InventorySchema {
-    let db = ctx.db.clone();
+    // Stock on product pages is read on connections that never wait behind a write
+    // (a large import's stock batches, say).
+    let db = shop_kit::db::read_pool(&ctx.db);
     Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .enable_federation()
         .extension(shop_kit::error::ErrorCodes)

@@ -44,6 +44,9 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseCon
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
+                // A statement in a transaction keeps a journal to undo itself; in a
+                // file, that is a write and a read per page a bulk insert touches.
+                .pragma("temp_store", "memory")
         });
     } else {
         // A ping before every use (the pool's default) is one more round trip per
@@ -54,6 +57,42 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseCon
             .test_before_acquire_if_idle_for(Duration::from_secs(30));
     }
     Database::connect(opts).await
+}
+
+/// Read-only connections to a SQLite file that a writer holds.
+pub const SQLITE_READERS: u32 = 4;
+
+/// A pool for reads that need not see a transaction in progress: what a storefront
+/// page asks for. On a SQLite file, a few read-only connections of their own: in WAL
+/// mode a reader never waits for the writer, while the one writing connection (see
+/// [`connect_with`]) holds a long batch, such as a catalog import's. Anything else (a
+/// MySQL pool, in-memory SQLite, no database at all) gets `db` back: there reads never
+/// queued behind writes, or no other connection can see the data.
+pub fn read_pool(db: &DatabaseConnection) -> DatabaseConnection {
+    use sea_orm::DatabaseConnectionType;
+    let DatabaseConnectionType::SqlxSqlitePoolConnection(_) = &db.inner else {
+        return db.clone();
+    };
+    let writer = db.get_sqlite_connection_pool();
+    let options = (*writer.connect_options()).clone();
+    // sqlx keeps whether a database is in memory to itself but for its Debug output.
+    let name = options.get_filename().to_string_lossy();
+    if name.contains(":memory:")
+        || name.starts_with("file:sqlx-in-memory")
+        || format!("{options:?}").contains("in_memory: true")
+    {
+        return db.clone();
+    }
+    // Read-only connections cannot create the file or change its journal mode; WAL is
+    // a property of the file, set by the writer.
+    let options = options.create_if_missing(false).read_only(true);
+    let pool = sea_orm::sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(SQLITE_READERS)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .connect_lazy_with(options);
+    sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
 }
 
 /// Whether the database answers; used by `/ready`.

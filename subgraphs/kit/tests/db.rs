@@ -226,3 +226,50 @@ async fn the_bundled_sqlite_is_built_with_our_flags() {
         );
     }
 }
+
+/// On a SQLite file, reads on the read pool go on while the one writing connection is
+/// inside a transaction (they see the last commit, not the transaction's rows), and
+/// cannot write. On the writing pool the same read waits for the transaction.
+#[tokio::test]
+async fn sqlite_readers_do_not_wait_for_a_write_in_progress() {
+    let dbs = databases("kit_read_pool").await;
+    for db in &dbs {
+        let TestDb::Sqlite { .. } = db else { continue };
+        let writer = db.connect().await;
+        table(&writer).await;
+        let reads = shop_kit::db::read_pool(&writer);
+        assert_eq!(total(&reads).await, 0);
+
+        let txn = shop_kit::db::begin_write(&writer).await.unwrap();
+        bump(&txn, 1).await.unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(5), total(&reads))
+            .await
+            .expect("a reader waited for the writer");
+        assert_eq!(seen, 0, "a reader saw an uncommitted write");
+        // The writing pool has one connection, held by the transaction.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), total(&writer))
+                .await
+                .is_err()
+        );
+        txn.commit().await.unwrap();
+        assert_eq!(total(&reads).await, 1);
+
+        let write = reads.execute_unprepared("UPDATE kit_retry SET n = 5").await;
+        assert!(write.is_err(), "the read pool wrote");
+        assert_eq!(total(&writer).await, 1);
+    }
+    cleanup(&dbs).await;
+}
+
+/// Where no second connection could see the data (in-memory SQLite) or reads never
+/// queue behind writes (MySQL), the read pool is the pool itself.
+#[tokio::test]
+async fn the_read_pool_of_an_in_memory_database_is_the_database_itself() {
+    let db = shop_kit::db::connect_with("sqlite::memory:", 1)
+        .await
+        .unwrap();
+    table(&db).await;
+    let reads = shop_kit::db::read_pool(&db);
+    assert_eq!(total(&reads).await, 0);
+}

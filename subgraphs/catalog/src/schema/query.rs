@@ -34,13 +34,13 @@ impl QueryRoot {
     }
 
     async fn catalog(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Catalog>> {
-        Ok(catalogs::get(&ctx.data::<CatalogCtx>()?.db, &id)
+        Ok(catalogs::get(&ctx.data::<CatalogCtx>()?.reads, &id)
             .await?
             .map(Catalog))
     }
 
     async fn category(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Category>> {
-        Ok(categories::get(&ctx.data::<CatalogCtx>()?.db, &id)
+        Ok(categories::get(&ctx.data::<CatalogCtx>()?.reads, &id)
             .await?
             .map(Category))
     }
@@ -53,7 +53,7 @@ impl QueryRoot {
         sku: Option<String>,
         catalog_id: Option<ID>,
     ) -> Result<Option<Product>> {
-        let db = &ctx.data::<CatalogCtx>()?.db;
+        let db = &ctx.data::<CatalogCtx>()?.reads;
         let found = match (id, sku) {
             (Some(id), None) => products::get(db, &id).await?,
             (None, Some(sku)) => {
@@ -132,7 +132,7 @@ impl QueryRoot {
         catalog_id: ID,
         sku: String,
     ) -> Result<Option<Product>> {
-        let db = &ctx.data::<CatalogCtx>()?.db;
+        let db = &ctx.data::<CatalogCtx>()?.reads;
         Ok(products::get_by_sku(db, Some(&catalog_id), &sku)
             .await?
             .map(Product))

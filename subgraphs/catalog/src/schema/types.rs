@@ -49,7 +49,7 @@ impl Catalog {
     }
     /// Top-level categories; walk `children` for the rest of the tree.
     async fn categories(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
-        let db = &ctx.data::<CatalogCtx>()?.db;
+        let db = &ctx.data::<CatalogCtx>()?.reads;
         Ok(categories::children(db, &self.0.id, None)
             .await?
             .into_iter()
@@ -108,7 +108,7 @@ impl Category {
         Ok(loader.load_one(parent.clone()).await?.map(Category))
     }
     async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
-        let db = &ctx.data::<CatalogCtx>()?.db;
+        let db = &ctx.data::<CatalogCtx>()?.reads;
         Ok(
             categories::children(db, &self.0.catalog_id, Some(&self.0.id))
                 .await?
@@ -119,7 +119,7 @@ impl Category {
     }
     /// From the top-level category down to this one.
     async fn path(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
-        let db = &ctx.data::<CatalogCtx>()?.db;
+        let db = &ctx.data::<CatalogCtx>()?.reads;
         Ok(categories::path(db, &self.0)
             .await?
             .into_iter()

@@ -21,6 +21,9 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
 #[derive(Clone)]
 pub struct CatalogCtx {
     pub db: DatabaseConnection,
+    /// For storefront reads (products, search, categories): on SQLite, connections
+    /// that never wait behind a write (see `shop_kit::db::read_pool`).
+    pub reads: DatabaseConnection,
     pub outbox: Outbox,
     pub imports: imports::runner::Imports,
     /// The largest file an import accepts.
@@ -30,6 +33,7 @@ pub struct CatalogCtx {
 impl CatalogCtx {
     pub fn new(db: DatabaseConnection) -> Self {
         CatalogCtx {
+            reads: shop_kit::db::read_pool(&db),
             db,
             outbox: Outbox::new("catalog_outbox"),
             imports: Default::default(),

@@ -204,11 +204,11 @@ pub async fn find(
         from.bind(c.clone());
     }
     if let Some(cat_id) = &q.category_id {
-        let cat = categories::get(&ctx.db, cat_id)
+        let cat = categories::get(&ctx.reads, cat_id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("category {cat_id} not found")))?;
         let ids: Vec<String> = if q.include_subcategories {
-            let all = categories::of_catalog(&ctx.db, &cat.catalog_id).await?;
+            let all = categories::of_catalog(&ctx.reads, &cat.catalog_id).await?;
             let mut ids: Vec<String> = categories::descendants(&all, &cat.id).into_iter().collect();
             ids.sort();
             ids
@@ -242,14 +242,14 @@ pub async fn find(
         from.bind(in_stock);
     }
 
-    let backend = ctx.db.get_database_backend();
+    let backend = ctx.reads.get_database_backend();
     let count_sql = format!("SELECT COUNT(*) AS n{}", from.text);
     let total = Count::find_by_statement(Statement::from_sql_and_values(
         backend,
         count_sql,
         from.values.clone(),
     ))
-    .one(&ctx.db)
+    .one(&ctx.reads)
     .await?
     .map(|c| c.n.max(0) as u64)
     .unwrap_or(0);
@@ -287,7 +287,7 @@ pub async fn find(
             rows_sql.text,
             rows_sql.values,
         ))
-        .all(&ctx.db)
+        .all(&ctx.reads)
         .await?;
     Ok((window, rows))
 }
