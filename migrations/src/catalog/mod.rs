@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_catalog_tables;
 mod m20261204_000002_catalog_imports;
+mod m20261205_000003_large_documents;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::util::EventTables("catalog")),
             Box::new(crate::util::OutboxDelivery("catalog")),
             Box::new(m20261204_000002_catalog_imports::Migration),
+            Box::new(m20261205_000003_large_documents::Migration),
         ]
     }
 

@@ -19,9 +19,10 @@ pub const MAX_CATEGORY_NAME: usize = 200;
 pub const MAX_STOCK: i64 = 1_000_000_000;
 /// Columns a file may have.
 pub const MAX_COLUMNS: usize = 200;
-/// A cell longer than this fails its row whatever its column (the description's limit
-/// is the largest of ours).
-pub const MAX_CELL_BYTES: usize = 64 * 1024;
+/// A cell longer than this fails its row whatever its column: room for the largest of
+/// our fields, a description of `MAX_DESCRIPTION` characters of four bytes each (so
+/// every product the API accepts exports and imports back).
+pub const MAX_CELL_BYTES: usize = crate::service::products::MAX_DESCRIPTION * 4 + 1024;
 /// How much of an offending value a row error keeps.
 const MAX_ERROR_VALUE: usize = 200;
 
