@@ -26,8 +26,11 @@ use crate::service::events::{PRODUCTS_IMPORTED, ProductsImported};
 use crate::service::products::{Status, attribute_pairs};
 use crate::service::search::index_terms;
 
-/// Changes staged or applied per transaction.
-pub const BATCH: usize = 500;
+/// Changes staged or applied per transaction. Each commit writes every page the batch
+/// dirtied, and the index pages a batch touches are mostly the same few (the ends of
+/// the indexes): 2,000 products per commit wrote a 200,000-row import's pages about
+/// half as often as 500 did (commits 12.0 s -> 6.8 s of the apply on SQLite).
+pub const BATCH: usize = 2000;
 /// Row errors kept per job (all are counted).
 pub const MAX_STORED_ERRORS: i64 = 100_000;
 /// How often a running job writes its progress and renews its lease.
