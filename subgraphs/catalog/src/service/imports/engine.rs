@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::TryStreamExt;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 use serde_json::Value as Json;
 use shop_kit::{ApiError, ApiResult, ids};
@@ -295,7 +295,14 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
     .await?;
 
     let cats = categories(db, &job.catalog_id).await?;
-    let mut known: HashMap<Box<str>, Known> = HashMap::new();
+    // Sized for the catalog up front: a map that grows by doubling holds its old and
+    // its new table at once, which at a million products is the import's peak memory.
+    let stored = product::Entity::find()
+        .filter(product::Column::CatalogId.eq(job.catalog_id.clone()))
+        .count(db)
+        .await?;
+    let mut known: HashMap<Box<str>, Known> =
+        HashMap::with_capacity(usize::try_from(stored).unwrap_or(0));
     {
         let mut stream = product::Entity::find()
             .filter(product::Column::CatalogId.eq(job.catalog_id.clone()))
