@@ -174,6 +174,11 @@ pub async fn discard(db: &sea_orm::DatabaseConnection, upload_id: &str) {
     }
 }
 
+/// A read that ran out of stored bytes: the parsers report it as a truncated file.
+fn missing_bytes(why: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, why.to_string())
+}
+
 /// A blocking reader of an upload's bytes, fed by a task that reads chunks in order:
 /// the parsers are synchronous and run on a blocking thread.
 pub fn reader(db: sea_orm::DatabaseConnection, upload: upload::Model) -> ChunkReader {
@@ -201,10 +206,7 @@ pub fn reader(db: sea_orm::DatabaseConnection, upload: upload::Model) -> ChunkRe
                     || !upload.complete
                 {
                     let _ = tx
-                        .send(Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "the upload is incomplete",
-                        )))
+                        .send(Err(missing_bytes("the upload is incomplete")))
                         .await;
                 }
                 return;
@@ -213,12 +215,7 @@ pub fn reader(db: sea_orm::DatabaseConnection, upload: upload::Model) -> ChunkRe
                 let at: i64 = row.try_get("", "o").unwrap_or(-1);
                 let data: Vec<u8> = row.try_get("", "data").unwrap_or_default();
                 if at != offset {
-                    let _ = tx
-                        .send(Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "the upload has a gap",
-                        )))
-                        .await;
+                    let _ = tx.send(Err(missing_bytes("the upload has a gap"))).await;
                     return;
                 }
                 offset += data.len() as i64;
@@ -296,10 +293,7 @@ pub struct SeekableUpload {
 impl SeekableUpload {
     fn load(&mut self) -> std::io::Result<()> {
         if !self.complete {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the upload is incomplete",
-            ));
+            return Err(missing_bytes("the upload is incomplete"));
         }
         let db = self.db.clone();
         let sql = Statement::from_sql_and_values(
@@ -323,10 +317,7 @@ impl SeekableUpload {
         };
         let at = u64::try_from(at).unwrap_or(u64::MAX);
         if at > self.pos || at + data.len() as u64 <= self.pos {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the upload has a gap",
-            ));
+            return Err(missing_bytes("the upload has a gap"));
         }
         self.chunk_at = at;
         self.chunk = data;

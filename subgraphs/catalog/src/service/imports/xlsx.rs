@@ -44,10 +44,13 @@ fn bomb(detail: impl std::fmt::Display) -> FileError {
 
 /// Checks the zip container before anything is inflated for real.
 pub fn check_container<R: Read + Seek>(input: &mut R) -> Result<(), FileError> {
-    let mut magic = [0u8; 4];
+    let mut magic = Vec::with_capacity(4);
     input.seek(SeekFrom::Start(0)).map_err(invalid)?;
-    let n = read_up_to(input, &mut magic).map_err(invalid)?;
-    if n == 4 && magic == [0xD0, 0xCF, 0x11, 0xE0] {
+    (&mut *input)
+        .take(4)
+        .read_to_end(&mut magic)
+        .map_err(invalid)?;
+    if magic == [0xD0, 0xCF, 0x11, 0xE0] {
         return Err(FileError::new(
             "UNSUPPORTED_WORKBOOK",
             "the file is a password-protected workbook or an old .xls; save it as .xlsx without a password",
@@ -95,9 +98,12 @@ pub fn check_container<R: Read + Seek>(input: &mut R) -> Result<(), FileError> {
     // calamine reserves room for the count the part declares before reading a string.
     if let Some((name, size)) = shared_strings {
         let mut part = zip.by_name(&name).map_err(invalid)?;
-        let mut head = vec![0u8; 4096];
-        let n = read_up_to(&mut part, &mut head).map_err(|e| inflate_error(e, &name))?;
-        if let Some(count) = declared_count(&head[..n])
+        let mut head = Vec::with_capacity(4096);
+        (&mut part)
+            .take(4096)
+            .read_to_end(&mut head)
+            .map_err(|e| inflate_error(e, &name))?;
+        if let Some(count) = declared_count(&head)
             && count > size / 5 + 1
         {
             return Err(bomb(format!(
@@ -106,17 +112,6 @@ pub fn check_container<R: Read + Seek>(input: &mut R) -> Result<(), FileError> {
         }
     }
     Ok(())
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 fn inflate_error(e: std::io::Error, part: &str) -> FileError {
