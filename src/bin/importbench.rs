@@ -178,6 +178,29 @@ fn percentile(lat: &mut [Duration], p: f64) -> f64 {
     lat[i].as_secs_f64() * 1000.0
 }
 
+/// Storefront searches over the imported catalog: a word in every product, a prefix of
+/// several words, two words, a rare word; the median of five of each.
+async fn searches(shop: &Shop, catalog: &str) -> anyhow::Result<()> {
+    const SEARCH: &str = "query($c: ID!, $s: String!) { products(search: $s, first: 20, filter: {catalogId: $c}) { totalCount edges { node { sku } } } }";
+    for text in ["sturdy", "re", "red cotton", "model 4242"] {
+        let mut lat = Vec::new();
+        let mut total = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let d = shop
+                .ok(None, SEARCH, json!({ "c": catalog, "s": text }))
+                .await?;
+            lat.push(t.elapsed());
+            total = d["products"]["totalCount"].as_i64().unwrap_or(0);
+        }
+        println!(
+            "search {text:?}: {total} products, p50 {:.0} ms",
+            percentile(&mut lat, 0.5)
+        );
+    }
+    Ok(())
+}
+
 async fn run(
     label: &str,
     database_url: Option<String>,
@@ -259,6 +282,8 @@ async fn run(
         percentile(&mut lat, 0.50),
         percentile(&mut lat, 0.99)
     );
+
+    searches(&shop, &catalog).await?;
 
     let t = Instant::now();
     let id = upload(&shop, &token, &catalog, file, json!({})).await?;

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_catalog_tables;
 mod m20261204_000002_catalog_imports;
 mod m20261205_000003_large_documents;
+mod m20261205_000004_search_index;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::util::OutboxDelivery("catalog")),
             Box::new(m20261204_000002_catalog_imports::Migration),
             Box::new(m20261205_000003_large_documents::Migration),
+            Box::new(m20261205_000004_search_index::Migration),
         ]
     }
 

@@ -63,6 +63,12 @@ pub async fn start(
     max_upload_bytes: u64,
 ) -> Result<axum::Router, sea_orm::DbErr> {
     shop_migrations::up(&db, NAME).await?;
+    let indexed = service::search::catch_up(&db)
+        .await
+        .map_err(|e| sea_orm::DbErr::Custom(format!("indexing stored products: {e:?}")))?;
+    if indexed > 0 {
+        tracing::info!(products = indexed, "indexed stored products for search");
+    }
     let mut ctx = CatalogCtx::new(db.clone());
     ctx.max_upload_bytes = max_upload_bytes;
     service::events::start(&ctx, bus);

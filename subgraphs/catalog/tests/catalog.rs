@@ -113,6 +113,34 @@ impl Env {
             .expect("row");
         row.try_get::<i64>("", "n").expect("n")
     }
+
+    /// Products with search entries. On SQLite every key must have its FTS entry and
+    /// no entry may outlive its key.
+    async fn indexed_products(&self) -> i64 {
+        if self.ctx.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            let keys = self.count("catalog_search_docs").await;
+            assert_eq!(
+                self.count("catalog_search").await,
+                keys,
+                "FTS entries vs keys"
+            );
+            keys
+        } else {
+            self.count("(SELECT DISTINCT product_id FROM catalog_search_terms) t")
+                .await
+        }
+    }
+
+    async fn search(&self, text: &str) -> Vec<String> {
+        let d = self
+            .ok(
+                None,
+                "query($s: String!) { products(search: $s, first: 100) { edges { node { sku } } } }",
+                json!({ "s": text }),
+            )
+            .await;
+        skus(&d, "/products/edges")
+    }
 }
 
 async fn for_each_db(test: &str, body: impl AsyncFn(&Env)) {
@@ -277,8 +305,8 @@ async fn bad_input_is_refused_with_codes_and_nothing_is_written() {
         assert_eq!(env.code(supplier_a(), create, with("categoryId", json!("not-an-id"))).await, "BAD_USER_INPUT");
         assert_eq!(env.code(supplier_a(), create, with("images", json!(["javascript:alert(1)"]))).await, "BAD_USER_INPUT");
         assert_eq!(env.count("catalog_products").await, 1);
-        // Only the first product's index rows: its SKU word and its name word.
-        assert_eq!(env.count("catalog_search_terms").await, 2);
+        // Only the first product is in the search index.
+        assert_eq!(env.indexed_products().await, 1);
         // Renaming to a taken SKU is a conflict too, and leaves the product as it was.
         let other = env.product(&cat, None, "OTHER", "Other", "", 100, json!({})).await;
         assert_eq!(
@@ -367,6 +395,8 @@ async fn deleting_a_catalog_removes_everything_in_one_transaction_and_announces_
         assert_eq!(env.count("catalog_products").await, 1);
         assert_eq!(env.count("catalog_categories").await, 0);
         assert_eq!(env.count("catalog_product_attributes").await, 0);
+        assert_eq!(env.indexed_products().await, 1);
+        assert_eq!(env.search("gone").await, Vec::<String>::new());
         let d = env.ok(None, "{ catalogs { totalCount } }", json!({})).await;
         assert_eq!(d["catalogs"]["totalCount"], 1);
         use sea_orm::{ConnectionTrait, Statement};
@@ -418,6 +448,146 @@ async fn entity_representations_resolve_in_one_batch() {
             )
             .await;
         assert_eq!(d["_entities"], json!([{ "name": "Beta" }, { "name": "Alpha" }, { "name": "Alpha" }, { "name": "Shop" }, null]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn search_follows_edits_and_deletions_and_reads_any_script() {
+    for_each_db("search_edits", async |env| {
+        let cat = env.catalog(supplier_a(), "Pantry").await;
+        let id = env.product(&cat, None, "MÜS-1", "Müsli Bar", "ÄPFEL und Nüsse, 日本茶", 300, json!({})).await;
+        env.product(&cat, None, "OAT-2", "Oat Bar", "plain", 200, json!({})).await;
+        assert_eq!(env.search("müsli").await, vec!["MÜS-1"]);
+        assert_eq!(env.search("MÜS").await, vec!["MÜS-1"]);
+        // Upper case outside ASCII folds the same way on both sides.
+        assert_eq!(env.search("äpfel").await, vec!["MÜS-1"]);
+        assert_eq!(env.search("日本").await, vec!["MÜS-1"]);
+        assert_eq!(env.search("bar").await, vec!["MÜS-1", "OAT-2"]);
+        assert_eq!(env.search("apfel").await, Vec::<String>::new());
+
+        env.ok(
+            supplier_a(),
+            "mutation($id: ID!) { updateProduct(id: $id, input: {name: \"Granola\", description: \"crunchy\"}) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+        assert_eq!(env.search("müsli").await, Vec::<String>::new());
+        assert_eq!(env.search("äpfel").await, Vec::<String>::new());
+        assert_eq!(env.search("granola crunch").await, vec!["MÜS-1"]);
+        assert_eq!(env.search("bar").await, vec!["OAT-2"]);
+        assert_eq!(env.indexed_products().await, 2);
+
+        env.ok(supplier_a(), "mutation($id: ID!) { deleteProduct(id: $id) }", json!({ "id": id }))
+            .await;
+        assert_eq!(env.search("granola").await, Vec::<String>::new());
+        assert_eq!(env.indexed_products().await, 1);
+
+        if env.ctx.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            // A database from before the FTS table: products without a key are indexed
+            // when the catalog starts.
+            use sea_orm::ConnectionTrait;
+            env.ctx
+                .db
+                .execute_unprepared("DELETE FROM catalog_search_docs")
+                .await
+                .expect("drop keys");
+            assert_eq!(env.indexed_products().await, 0);
+            assert_eq!(env.search("oat").await, Vec::<String>::new());
+            let n = shop_catalog::service::search::catch_up(&env.ctx.db).await.expect("catch up");
+            assert_eq!(n, 1);
+            assert_eq!(env.search("oat").await, vec!["OAT-2"]);
+            assert_eq!(shop_catalog::service::search::catch_up(&env.ctx.db).await.expect("again"), 0);
+        }
+    })
+    .await;
+}
+
+/// The ranking rule, written plainly: every query word must prefix a word of the
+/// product; its score is the best (column weight, doubled when exact) over those words,
+/// summed over the query; ties go by name, then id (creation order here).
+fn expected_search(products: &[(String, String, String)], query: &[&str]) -> Vec<String> {
+    let words = |t: &str| -> Vec<String> {
+        t.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let mut hits: Vec<(i32, &str, usize)> = Vec::new();
+    for (i, (sku, name, description)) in products.iter().enumerate() {
+        let columns = [(words(sku), 8), (words(name), 4), (words(description), 1)];
+        let mut total = 0;
+        let mut all = true;
+        for q in query {
+            let best = columns
+                .iter()
+                .flat_map(|(ws, weight)| {
+                    ws.iter()
+                        .filter(|w| w.starts_with(q))
+                        .map(move |w| if w == q { weight * 2 } else { *weight })
+                })
+                .max();
+            match best {
+                Some(b) => total += b,
+                None => all = false,
+            }
+        }
+        if all {
+            hits.push((total, name, i));
+        }
+    }
+    hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)).then(a.2.cmp(&b.2)));
+    hits.iter()
+        .take(100)
+        .map(|(_, _, i)| products[*i].0.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn search_ranks_as_the_rule_says_on_every_database() {
+    for_each_db("search_rule", async |env| {
+        let cat = env.catalog(supplier_a(), "Random").await;
+        // Words sharing prefixes, so prefix and exact matches compete across columns.
+        let vocab = [
+            "red", "redwood", "re", "blue", "blues", "bl", "oak", "oaken", "mug", "mugs", "cup",
+            "x", "xl", "1", "12", "120",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut products = Vec::new();
+        for i in 0..120 {
+            let mut text = |count: usize| -> String {
+                (0..count)
+                    .map(|_| vocab[next(vocab.len())])
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let sku = format!("{}-{i}", text(1).to_uppercase());
+            let name = text(1 + i % 3);
+            let description = text(i % 5);
+            products.push((sku, name, description));
+        }
+        for (sku, name, description) in &products {
+            env.product(&cat, None, sku, name, description, 100, json!({}))
+                .await;
+        }
+        let mut queries: Vec<Vec<&str>> = vocab.iter().map(|w| vec![*w]).collect();
+        for _ in 0..20 {
+            queries.push(vec![vocab[next(vocab.len())], vocab[next(vocab.len())]]);
+        }
+        for q in &queries {
+            assert_eq!(
+                env.search(&q.join(" ")).await,
+                expected_search(&products, q),
+                "query {q:?} on {}",
+                env.label
+            );
+        }
     })
     .await;
 }

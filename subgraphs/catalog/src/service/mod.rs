@@ -9,6 +9,7 @@ pub mod exports;
 pub mod imports;
 pub mod products;
 pub mod search;
+pub mod sql;
 pub mod uploads;
 
 use sea_orm::DatabaseConnection;

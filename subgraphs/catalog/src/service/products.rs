@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, Value,
+};
 use serde_json::Value as Json;
 use shop_kit::auth::Caller;
 use shop_kit::money::MoneyInput;
@@ -15,9 +17,10 @@ use super::events::{
     PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_RENAMED, ProductCreated, ProductDeleted,
     ProductRenamed,
 };
-use super::search::index_terms;
+use super::search::{self, Searchable};
+use super::sql::{delete_in, insert_rows};
 use super::{CatalogCtx, check_id, optional_text, required_text};
-use crate::entity::{catalog, category, product, product_attribute, search_term};
+use crate::entity::{catalog, category, product};
 
 pub const MAX_SKU: usize = 64;
 pub const MAX_NAME: usize = 300;
@@ -229,41 +232,63 @@ async fn check_sku_free<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Rewrites a product's attribute and search index rows.
-pub async fn reindex<C: ConnectionTrait>(conn: &C, p: &product::Model) -> ApiResult<()> {
-    product_attribute::Entity::delete_many()
-        .filter(product_attribute::Column::ProductId.eq(&p.id))
-        .exec(conn)
-        .await?;
-    search_term::Entity::delete_many()
-        .filter(search_term::Column::ProductId.eq(&p.id))
-        .exec(conn)
-        .await?;
-    let attrs: Vec<product_attribute::ActiveModel> = attribute_pairs(&p.attributes)
-        .into_iter()
-        .map(|(name, value)| product_attribute::ActiveModel {
-            product_id: Set(p.id.clone()),
-            name: Set(name),
-            value: Set(value),
+/// A product as attribute filters and search see it.
+pub struct Indexed<'a> {
+    pub id: &'a str,
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub attributes: &'a Json,
+}
+
+impl<'a> Indexed<'a> {
+    pub fn of(p: &'a product::Model) -> Self {
+        Indexed {
+            id: &p.id,
+            sku: &p.sku,
+            name: &p.name,
+            description: &p.description,
+            attributes: &p.attributes,
+        }
+    }
+}
+
+/// Writes the attribute rows and search entries of these products, first removing what
+/// they had when `replace` (an edit; new products have nothing to remove).
+pub async fn reindex<C: ConnectionTrait>(
+    conn: &C,
+    products: &[Indexed<'_>],
+    replace: bool,
+) -> ApiResult<()> {
+    if replace {
+        let ids: Vec<&str> = products.iter().map(|p| p.id).collect();
+        delete_in(conn, "catalog_product_attributes", "product_id", &ids).await?;
+    }
+    let mut attrs: Vec<Value> = Vec::new();
+    for p in products {
+        for (name, value) in attribute_pairs(p.attributes) {
+            attrs.push(Value::from(p.id.to_string()));
+            attrs.push(Value::from(name));
+            attrs.push(Value::from(value));
+        }
+    }
+    insert_rows(
+        conn,
+        "catalog_product_attributes (product_id, name, value)",
+        3,
+        attrs,
+    )
+    .await?;
+    let searchable: Vec<Searchable> = products
+        .iter()
+        .map(|p| Searchable {
+            product_id: p.id,
+            sku: p.sku,
+            name: p.name,
+            description: p.description,
         })
         .collect();
-    if !attrs.is_empty() {
-        product_attribute::Entity::insert_many(attrs)
-            .exec(conn)
-            .await?;
-    }
-    let terms: Vec<search_term::ActiveModel> = index_terms(&p.name, &p.sku, &p.description)
-        .into_iter()
-        .map(|(term, weight)| search_term::ActiveModel {
-            term: Set(term),
-            product_id: Set(p.id.clone()),
-            weight: Set(weight),
-        })
-        .collect();
-    if !terms.is_empty() {
-        search_term::Entity::insert_many(terms).exec(conn).await?;
-    }
-    Ok(())
+    search::index(conn, &searchable, replace).await
 }
 
 /// Inserts a validated product in an open transaction, with its index rows and event.
@@ -301,7 +326,7 @@ pub async fn insert<C: ConnectionTrait>(
         updated_at: Set(now),
     };
     let created = model.insert(conn).await?;
-    reindex(conn, &created).await?;
+    reindex(conn, &[Indexed::of(&created)], false).await?;
     let event = ProductCreated {
         product_id: created.id.clone(),
         catalog_id: cat.id.clone(),
@@ -375,7 +400,7 @@ pub async fn update(
     }
     m.updated_at = Set(Utc::now());
     let updated = m.update(&txn).await?;
-    reindex(&txn, &updated).await?;
+    reindex(&txn, &[Indexed::of(&updated)], true).await?;
     if updated.name != existing.name {
         let event = ProductRenamed {
             product_id: updated.id.clone(),

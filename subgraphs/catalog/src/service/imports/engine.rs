@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::TryStreamExt;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
 };
 use serde_json::Value as Json;
 use shop_kit::{ApiError, ApiResult, ids};
@@ -23,8 +23,8 @@ use super::{JobStatus, Kind, Missing, StoredOptions};
 use crate::entity::{category, import, import_change, product};
 use crate::service::CatalogCtx;
 use crate::service::events::{PRODUCTS_IMPORTED, ProductsImported};
-use crate::service::products::{Status, attribute_pairs};
-use crate::service::search::index_terms;
+use crate::service::products::{self, Indexed, Status};
+use crate::service::sql::{MAX_PARAMS, delete_in, placeholders, rows_of, stmt};
 
 /// Changes staged or applied per transaction. Each commit writes every page the batch
 /// dirtied, and the index pages a batch touches are mostly the same few (the ends of
@@ -35,8 +35,6 @@ pub const BATCH: usize = 2000;
 pub const MAX_STORED_ERRORS: i64 = 100_000;
 /// How often a running job writes its progress and renews its lease.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-/// Bound parameters per statement, under SQLite's and MySQL's limits.
-const MAX_PARAMS: usize = 6_000;
 
 /// Why a phase stopped before its end.
 #[derive(Debug)]
@@ -106,10 +104,6 @@ impl Lease {
             .ok_or(Stop::LostLease)?;
         Ok(job.cancel_requested)
     }
-}
-
-fn stmt(backend: DbBackend, sql: impl Into<String>, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(backend, sql.into(), values)
 }
 
 /// Category paths of a catalog, both ways.
@@ -759,29 +753,6 @@ async fn flush(
     Ok(())
 }
 
-fn placeholders(n: usize) -> String {
-    let mut s = String::with_capacity(n * 3);
-    for i in 0..n {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push('?');
-    }
-    s
-}
-
-fn rows_of(rows: usize, cols: usize) -> String {
-    let one = format!("({})", placeholders(cols));
-    let mut s = String::with_capacity(rows * (one.len() + 2));
-    for i in 0..rows {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push_str(&one);
-    }
-    s
-}
-
 /// The path's category, created (with its missing parents) when absent.
 async fn category_for<C: ConnectionTrait>(
     conn: &C,
@@ -829,65 +800,24 @@ async fn category_for<C: ConnectionTrait>(
 async fn reindex_many<C: ConnectionTrait>(
     conn: &C,
     docs: &[(&str, &ProductDoc)],
-    delete_first: bool,
+    replace: bool,
 ) -> ApiResult<()> {
-    let backend = conn.get_database_backend();
-    if delete_first && !docs.is_empty() {
-        let ids: Vec<Value> = docs
-            .iter()
-            .map(|(id, _)| Value::from(id.to_string()))
-            .collect();
-        for table in ["catalog_product_attributes", "catalog_search_terms"] {
-            for chunk in ids.chunks(MAX_PARAMS) {
-                conn.execute_raw(stmt(
-                    backend,
-                    format!(
-                        "DELETE FROM {table} WHERE product_id IN ({})",
-                        placeholders(chunk.len())
-                    ),
-                    chunk.to_vec(),
-                ))
-                .await?;
-            }
-        }
-    }
-    let mut attrs: Vec<Value> = Vec::new();
-    let mut terms: Vec<Value> = Vec::new();
-    for (id, doc) in docs {
-        let json = Json::Object(doc.attributes.clone().into_iter().collect());
-        for (name, value) in attribute_pairs(&json) {
-            attrs.push(Value::from(id.to_string()));
-            attrs.push(Value::from(name));
-            attrs.push(Value::from(value));
-        }
-        for (term, weight) in index_terms(&doc.name, &doc.sku, &doc.description) {
-            terms.push(Value::from(term));
-            terms.push(Value::from(id.to_string()));
-            terms.push(Value::from(weight));
-        }
-    }
-    for (table, cols, values) in [
-        (
-            "catalog_product_attributes (product_id, name, value)",
-            3,
-            attrs,
-        ),
-        ("catalog_search_terms (term, product_id, weight)", 3, terms),
-    ] {
-        let per = MAX_PARAMS / cols * cols;
-        for chunk in values.chunks(per) {
-            conn.execute_raw(stmt(
-                backend,
-                format!(
-                    "INSERT INTO {table} VALUES {}",
-                    rows_of(chunk.len() / cols, cols)
-                ),
-                chunk.to_vec(),
-            ))
-            .await?;
-        }
-    }
-    Ok(())
+    let attributes: Vec<Json> = docs
+        .iter()
+        .map(|(_, d)| Json::Object(d.attributes.clone().into_iter().collect()))
+        .collect();
+    let indexed: Vec<Indexed> = docs
+        .iter()
+        .zip(&attributes)
+        .map(|((id, d), attributes)| Indexed {
+            id,
+            sku: &d.sku,
+            name: &d.name,
+            description: &d.description,
+            attributes,
+        })
+        .collect();
+    products::reindex(conn, &indexed, replace).await
 }
 
 fn after_doc(c: &import_change::Model) -> ApiResult<(ProductDoc, Option<i64>)> {
@@ -995,18 +925,8 @@ async fn insert_docs<C: ConnectionTrait>(
 }
 
 async fn delete_products<C: ConnectionTrait>(conn: &C, ids: &[String]) -> ApiResult<()> {
-    for chunk in ids.chunks(MAX_PARAMS) {
-        conn.execute_raw(stmt(
-            conn.get_database_backend(),
-            format!(
-                "DELETE FROM catalog_products WHERE id IN ({})",
-                placeholders(chunk.len())
-            ),
-            chunk.iter().map(|i| Value::from(i.clone())).collect(),
-        ))
-        .await?;
-    }
-    Ok(())
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    delete_in(conn, "catalog_products", "id", &ids).await
 }
 
 /// The next batch of changes in `state`, past `after` (a sequence number) in the
