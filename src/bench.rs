@@ -446,3 +446,39 @@ impl BenchShop {
         Ok((token, cart))
     }
 }
+
+/// A GraphQL multipart request with one file (mapped to `variables.f`), ready to send:
+/// the file's chunks are streamed between the parts before it and the closing
+/// boundary, as a client uploads, never whole in memory.
+pub fn upload_request<S>(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    operations: &Value,
+    file_name: &str,
+    file: S,
+) -> reqwest::RequestBuilder
+where
+    S: futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    let boundary = "shop-upload-b0undary";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n\
+--{boundary}\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{{\"0\": [\"variables.f\"]}}\r\n\
+--{boundary}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n"
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let body = futures::stream::iter([Ok(head.into_bytes())])
+        .chain(file)
+        .chain(futures::stream::iter([Ok(tail.into_bytes())]));
+    client
+        .post(url)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header("apollo-require-preflight", "true")
+        .header("authorization", format!("Bearer {token}"))
+        .body(reqwest::Body::wrap_stream(body))
+}

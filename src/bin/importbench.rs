@@ -6,8 +6,10 @@
 //! times, rows/s, the process's peak RSS growth (gateway and subgraphs run in this one
 //! process) and the product page's p50/p99 during the import.
 //!
-//! `cargo run --release --bin importbench -- [ROWS]` (default 1,000,000) runs it on
-//! SQLite; with `SHOP_MYSQL_TEST_URL` set it runs again on a fresh MariaDB database.
+//! `cargo run --release --bin importbench -- [ROWS] [sqlite|mysql]` (default 1,000,000
+//! rows) runs it on SQLite; with `SHOP_MYSQL_TEST_URL` set it runs again on a fresh
+//! MariaDB database. Naming one database runs only that one, so the peak RSS printed
+//! is that run's alone.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -15,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use futures::StreamExt;
 use serde_json::{Value, json};
 use shop::bench::{BenchShop as Shop, PRODUCT_PAGE};
 use shop_kit::auth::Role;
@@ -87,13 +88,8 @@ async fn upload(
     path: &std::path::Path,
     options: Value,
 ) -> anyhow::Result<String> {
-    let boundary = "importbench-boundary";
     let operations =
         json!({ "query": START, "variables": { "c": catalog, "f": null, "o": options } });
-    let head = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{{\"0\": [\"variables.f\"]}}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"catalog.csv\"\r\nContent-Type: text/csv\r\n\r\n"
-    );
-    let tail = format!("\r\n--{boundary}--\r\n");
     let file = tokio::fs::File::open(path).await?;
     let chunks = futures::stream::unfold(file, |mut f| async move {
         use tokio::io::AsyncReadExt;
@@ -107,21 +103,16 @@ async fn upload(
             Err(e) => Some((Err(e), f)),
         }
     });
-    let body = futures::stream::iter([Ok(head.into_bytes())])
-        .chain(chunks)
-        .chain(futures::stream::iter([Ok(tail.into_bytes())]));
-    let resp = shop
-        .client
-        .post(&shop.platform.gateway_url)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .header("apollo-require-preflight", "true")
-        .header("authorization", format!("Bearer {token}"))
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await?;
+    let resp = shop::bench::upload_request(
+        &shop.client,
+        &shop.platform.gateway_url,
+        token,
+        &operations,
+        "catalog.csv",
+        chunks,
+    )
+    .send()
+    .await?;
     let v: Value = serde_json::from_slice(&resp.bytes().await?)?;
     v["data"]["startCatalogImport"]["id"]
         .as_str()
@@ -184,19 +175,28 @@ async fn searches(shop: &Shop, catalog: &str) -> anyhow::Result<()> {
     const SEARCH: &str = "query($c: ID!, $s: String!) { products(search: $s, first: 20, filter: {catalogId: $c}) { totalCount edges { node { sku } } } }";
     for text in ["sturdy", "re", "red cotton", "model 4242"] {
         let mut lat = Vec::new();
-        let mut total = 0;
+        let mut total = Ok(0);
         for _ in 0..5 {
             let t = Instant::now();
-            let d = shop
+            total = shop
                 .ok(None, SEARCH, json!({ "c": catalog, "s": text }))
-                .await?;
+                .await
+                .map(|d| d["products"]["totalCount"].as_i64().unwrap_or(0));
             lat.push(t.elapsed());
-            total = d["products"]["totalCount"].as_i64().unwrap_or(0);
+            if total.is_err() {
+                break;
+            }
         }
-        println!(
-            "search {text:?}: {total} products, p50 {:.0} ms",
-            percentile(&mut lat, 0.5)
-        );
+        match total {
+            Ok(n) => println!(
+                "search {text:?}: {n} products, p50 {:.0} ms",
+                percentile(&mut lat, 0.5)
+            ),
+            Err(e) => println!(
+                "search {text:?}: failed after {:.0} ms: {e}",
+                percentile(&mut lat, 1.0)
+            ),
+        }
     }
     Ok(())
 }
@@ -284,6 +284,13 @@ async fn run(
     );
 
     searches(&shop, &catalog).await?;
+    println!(
+        "after the searches: rss {:.0} MB (anonymous {:.0}, files {:.0}), peak {:.0} MB",
+        rss_mb(),
+        status_mb("RssAnon:"),
+        status_mb("RssFile:"),
+        peak_rss_mb()
+    );
 
     let t = Instant::now();
     let id = upload(&shop, &token, &catalog, file, json!({})).await?;
@@ -325,8 +332,15 @@ async fn main() -> anyhow::Result<()> {
         size as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
+    // One database per process gives each its own peak RSS.
+    let only = std::env::args().nth(2);
     let result = async {
-        run("SQLite", None, &file, rows).await?;
+        if only.as_deref() != Some("mysql") {
+            run("SQLite", None, &file, rows).await?;
+        }
+        if only.as_deref() == Some("sqlite") {
+            return anyhow::Ok(());
+        }
         let dbs = shop_kit::testing::databases("importbench").await;
         if let Some(mysql) = dbs.iter().find(|d| d.label() == "mysql") {
             run("MariaDB", Some(mysql.url()), &file, rows).await?;

@@ -195,46 +195,42 @@ const COLUMN_WEIGHTS: [(&str, i32, i32); 3] = [
     ("description", WEIGHT_DESCRIPTION * 2, WEIGHT_DESCRIPTION),
 ];
 
-/// Joins the products matching query word `w` (as `s{i}`, with its score `s{i}.w`).
-/// On SQLite, `all` is the FTS5 query matching every word: each of a word's lookups is
-/// intersected with it, so a rare word keeps a common one from scoring every product
-/// that has it (`model 4242`: 354 -> 57 ms over 200,000 products).
-fn join_word(from: &mut Sql, backend: DbBackend, i: usize, w: &str, all: Option<&str>) {
+/// The products matching query word `w`, each with its score: a subquery of
+/// `(product_id, w)`. On SQLite, `all` is the FTS5 query matching every word: each of
+/// a word's lookups is intersected with it, so a rare word keeps a common one from
+/// scoring every product that has it (`model 4242`: 354 -> 57 ms over 200,000 products).
+fn word_scores(sql: &mut Sql, backend: DbBackend, w: &str, all: Option<&str>) {
     if backend != DbBackend::Sqlite {
-        from.push(" JOIN (SELECT product_id, MAX(CASE WHEN term = ");
-        from.bind(w.to_string());
-        from.push(
+        sql.push("(SELECT product_id, MAX(CASE WHEN term = ");
+        sql.bind(w.to_string());
+        sql.push(
             " THEN weight * 2 ELSE weight END) AS w FROM catalog_search_terms WHERE term LIKE ",
         );
-        from.bind(format!("{w}%"));
-        from.push(&format!(
-            " GROUP BY product_id) s{i} ON s{i}.product_id = p.id"
-        ));
+        sql.bind(format!("{w}%"));
+        sql.push(" GROUP BY product_id)");
         return;
     }
     // A word's best match: its exact and prefix matches in each column, each a lookup
     // of FTS5's lists. Words hold no quote, so quoting them is all the escaping needed.
-    from.push(" JOIN (SELECT d.product_id, m.w FROM (SELECT doc, MAX(w) AS w FROM (");
+    sql.push("(SELECT d.product_id, m.w FROM (SELECT doc, MAX(w) AS w FROM (");
     for (j, (column, exact, prefix)) in COLUMN_WEIGHTS.iter().enumerate() {
         if j > 0 {
-            from.push(" UNION ALL ");
+            sql.push(" UNION ALL ");
         }
-        from.push(&format!(
+        sql.push(&format!(
             "SELECT rowid AS doc, {exact} AS w FROM catalog_search WHERE catalog_search MATCH "
         ));
         let within = |q: String| match all {
             Some(all) => format!("({all}) AND ({q})"),
             None => q,
         };
-        from.bind(within(format!("{column} : \"{w}\"")));
-        from.push(&format!(
+        sql.bind(within(format!("{column} : \"{w}\"")));
+        sql.push(&format!(
             " UNION ALL SELECT rowid AS doc, {prefix} AS w FROM catalog_search WHERE catalog_search MATCH "
         ));
-        from.bind(within(format!("{column} : \"{w}\" *")));
+        sql.bind(within(format!("{column} : \"{w}\" *")));
     }
-    from.push(&format!(
-        ") GROUP BY doc) m JOIN catalog_search_docs d ON d.doc_id = m.doc) s{i} ON s{i}.product_id = p.id"
-    ));
+    sql.push(") GROUP BY doc) m JOIN catalog_search_docs d ON d.doc_id = m.doc)");
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -383,30 +379,46 @@ pub async fn find(
     // The products matching every word, with each word's score as `s{i}.w`. Only the
     // relevance order reads scores: on SQLite, counting and the other orders take the
     // matches from one FTS5 query, which intersects the words' lists itself.
+    let all: Vec<String> = words.iter().map(|w| format!("\"{w}\" *")).collect();
+    let all = all.join(" AND ");
     let mut joins = Sql {
-        text: String::from(" FROM catalog_products p"),
+        text: String::new(),
         values: Vec::new(),
     };
     let mut matches = Sql {
-        text: joins.text.clone(),
+        text: String::new(),
         values: Vec::new(),
     };
-    let all: Vec<String> = words.iter().map(|w| format!("\"{w}\" *")).collect();
-    let all = all.join(" AND ");
-    for (i, w) in words.iter().enumerate() {
-        join_word(&mut joins, backend, i, w, (words.len() > 1).then_some(&all));
-    }
-    if backend == DbBackend::Sqlite && !words.is_empty() {
-        matches.push(" WHERE p.id IN (SELECT d.product_id FROM catalog_search_docs d WHERE d.doc_id IN (SELECT rowid FROM catalog_search WHERE catalog_search MATCH ");
-        matches.bind(all);
-        matches.push(")) AND");
+    let within = (words.len() > 1).then_some(all.as_str());
+    if backend != DbBackend::Sqlite || words.is_empty() {
+        joins.push(" FROM catalog_products p");
+        for (i, w) in words.iter().enumerate() {
+            joins.push(" JOIN ");
+            word_scores(&mut joins, backend, w, within);
+            joins.push(&format!(" s{i} ON s{i}.product_id = p.id"));
+        }
+        joins.push(" WHERE");
+        matches = joins.then(&matches);
     } else {
-        matches = Sql {
-            text: format!("{} WHERE", joins.text),
-            values: joins.values.clone(),
-        };
+        // SQLite has no statistics to tell it that the matches are fewer than, say, a
+        // catalog's products, and would walk the catalog probing them: CROSS JOIN makes
+        // it start from the matches.
+        joins.push(" FROM ");
+        for (i, w) in words.iter().enumerate() {
+            if i > 0 {
+                joins.push(" JOIN ");
+            }
+            word_scores(&mut joins, backend, w, within);
+            joins.push(&format!(" s{i}"));
+            if i > 0 {
+                joins.push(&format!(" ON s{i}.product_id = s0.product_id"));
+            }
+        }
+        joins.push(" CROSS JOIN catalog_products p WHERE p.id = s0.product_id AND");
+        matches.push(" FROM (SELECT d.product_id FROM catalog_search_docs d WHERE d.doc_id IN (SELECT rowid FROM catalog_search WHERE catalog_search MATCH ");
+        matches.bind(all.clone());
+        matches.push(")) m CROSS JOIN catalog_products p WHERE p.id = m.product_id AND");
     }
-    joins.push(" WHERE");
     let mut from = Sql {
         text: String::new(),
         values: Vec::new(),
