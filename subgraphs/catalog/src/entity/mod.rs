@@ -8,5 +8,4 @@ pub mod import_change;
 pub mod import_error;
 pub mod product;
 pub mod product_attribute;
-pub mod search_term;
 pub mod upload;

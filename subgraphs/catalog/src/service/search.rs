@@ -6,15 +6,17 @@
 //! most, then name, then description. Words are what [`words`] makes of a text, on
 //! both sides.
 //!
-//! Where the words are kept differs. MySQL has a row per (word, product) in
-//! `catalog_search_terms`, holding the word's highest weight. SQLite has an FTS5 table,
-//! `catalog_search`, with the product's words in three columns: a million products are
-//! twenty-odd million term rows, most of an import's writes, which FTS5 writes as
-//! compressed lists instead. Its `ascii` tokenizer splits the space-joined words we
+//! Both databases keep the words in a full-text index, since a row per (word,
+//! product) made a million products twenty-odd million rows, most of an import's
+//! writes, and a search for a common word a scan of a million of them. SQLite has an
+//! FTS5 table, `catalog_search`, with the product's words in three columns, keyed
+//! through `catalog_search_docs`; its `ascii` tokenizer splits the space-joined words we
 //! give it back into exactly those words (ours hold no ASCII punctuation, and it keeps
-//! every other character), so both find the same products with the same scores.
-
-use std::collections::HashMap;
+//! every other character). MySQL has a FULLTEXT index on `catalog_search_docs.words`,
+//! where each word carries its column as a two-letter tag (`ksmug`, `knblue`): the tag
+//! keeps every token at or over InnoDB's three-character minimum and off its stopword
+//! list, and lets one index answer per-column queries. Full-text relevance is not used
+//! on either: each lookup only says whether a product matches, and the scores are ours.
 
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Statement, Value};
 use shop_kit::pagination::{PageArgs, Window};
@@ -40,24 +42,6 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The index rows of a product: each distinct word with its highest weight.
-pub fn index_terms(name: &str, sku: &str, description: &str) -> Vec<(String, i32)> {
-    let mut terms: HashMap<String, i32> = HashMap::new();
-    for (text, weight) in [
-        (sku, WEIGHT_SKU),
-        (name, WEIGHT_NAME),
-        (description, WEIGHT_DESCRIPTION),
-    ] {
-        for w in words(text) {
-            let e = terms.entry(w).or_insert(weight);
-            *e = (*e).max(weight);
-        }
-    }
-    let mut out: Vec<(String, i32)> = terms.into_iter().collect();
-    out.sort();
-    out
-}
-
 /// The text of a product that search reads.
 pub struct Searchable<'a> {
     pub product_id: &'a str,
@@ -73,36 +57,40 @@ pub async fn index<C: ConnectionTrait>(
     products: &[Searchable<'_>],
     replace: bool,
 ) -> ApiResult<()> {
-    let backend = conn.get_database_backend();
-    let table = match backend {
-        DbBackend::Sqlite => "catalog_search_docs",
-        _ => "catalog_search_terms",
-    };
     if replace {
         let ids: Vec<&str> = products.iter().map(|p| p.product_id).collect();
-        delete_in(conn, table, "product_id", &ids).await?;
+        delete_in(conn, "catalog_search_docs", "product_id", &ids).await?;
     }
     if products.is_empty() {
         return Ok(());
     }
-    if backend == DbBackend::Sqlite {
+    if conn.get_database_backend() == DbBackend::Sqlite {
         return index_full_text(conn, products).await;
     }
-    let mut terms: Vec<Value> = Vec::new();
+    let mut docs = Vec::with_capacity(products.len() * 2);
     for p in products {
-        for (term, weight) in index_terms(p.name, p.sku, p.description) {
-            terms.push(Value::from(term));
-            terms.push(Value::from(p.product_id.to_string()));
-            terms.push(Value::from(weight));
+        docs.push(Value::from(p.product_id.to_string()));
+        docs.push(Value::from(tagged_words(p)));
+    }
+    insert_rows(conn, "catalog_search_docs (product_id, words)", 2, docs).await
+}
+
+/// The column tags of MySQL's index, in `COLUMN_WEIGHTS`' order.
+const TAGS: [&str; 3] = ["ks", "kn", "kd"];
+
+/// MySQL: the product's words, each tagged with its column.
+fn tagged_words(p: &Searchable<'_>) -> String {
+    let mut out = String::new();
+    for (tag, text) in TAGS.iter().zip([p.sku, p.name, p.description]) {
+        for w in words(text) {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(tag);
+            out.push_str(&w);
         }
     }
-    insert_rows(
-        conn,
-        "catalog_search_terms (term, product_id, weight)",
-        3,
-        terms,
-    )
-    .await
+    out
 }
 
 #[derive(FromQueryResult)]
@@ -147,8 +135,8 @@ async fn index_full_text<C: ConnectionTrait>(
     .await
 }
 
-/// SQLite: products left out of the search index (stored before it existed), indexed
-/// a batch at a time. Nothing to do on MySQL, whose index came with the products.
+/// Products left out of the search index (stored before it existed), indexed a batch
+/// at a time.
 pub async fn catch_up<C: ConnectionTrait>(conn: &C) -> ApiResult<u64> {
     #[derive(FromQueryResult)]
     struct Missing {
@@ -158,9 +146,6 @@ pub async fn catch_up<C: ConnectionTrait>(conn: &C) -> ApiResult<u64> {
         description: String,
     }
     let backend = conn.get_database_backend();
-    if backend != DbBackend::Sqlite {
-        return Ok(0);
-    }
     let mut done = 0u64;
     loop {
         let batch = Missing::find_by_statement(Statement::from_string(
@@ -195,42 +180,96 @@ const COLUMN_WEIGHTS: [(&str, i32, i32); 3] = [
     ("description", WEIGHT_DESCRIPTION * 2, WEIGHT_DESCRIPTION),
 ];
 
-/// The products matching query word `w`, each with its score: a subquery of
-/// `(product_id, w)`. On SQLite, `all` is the FTS5 query matching every word: each of
-/// a word's lookups is intersected with it, so a rare word keeps a common one from
-/// scoring every product that has it (`model 4242`: 354 -> 57 ms over 200,000 products).
-fn word_scores(sql: &mut Sql, backend: DbBackend, w: &str, all: Option<&str>) {
-    if backend != DbBackend::Sqlite {
-        sql.push("(SELECT product_id, MAX(CASE WHEN term = ");
-        sql.bind(w.to_string());
-        sql.push(
-            " THEN weight * 2 ELSE weight END) AS w FROM catalog_search_terms WHERE term LIKE ",
-        );
-        sql.bind(format!("{w}%"));
-        sql.push(" GROUP BY product_id)");
-        return;
-    }
-    // A word's best match: its exact and prefix matches in each column, each a lookup
-    // of FTS5's lists. Words hold no quote, so quoting them is all the escaping needed.
-    sql.push("(SELECT d.product_id, m.w FROM (SELECT doc, MAX(w) AS w FROM (");
-    for (j, (column, exact, prefix)) in COLUMN_WEIGHTS.iter().enumerate() {
-        if j > 0 {
-            sql.push(" UNION ALL ");
+/// The full-text query for products having a word that starts with `w` in any search
+/// column. Words hold no quote or operator, so quoting is all the escaping they need.
+fn prefix_query(backend: DbBackend, w: &str) -> String {
+    match backend {
+        DbBackend::Sqlite => format!("\"{w}\" *"),
+        _ => {
+            let any: Vec<String> = TAGS.iter().map(|t| format!("{t}{w}*")).collect();
+            format!("+({})", any.join(" "))
         }
-        sql.push(&format!(
-            "SELECT rowid AS doc, {exact} AS w FROM catalog_search WHERE catalog_search MATCH "
-        ));
-        let within = |q: String| match all {
-            Some(all) => format!("({all}) AND ({q})"),
-            None => q,
-        };
-        sql.bind(within(format!("{column} : \"{w}\"")));
-        sql.push(&format!(
-            " UNION ALL SELECT rowid AS doc, {prefix} AS w FROM catalog_search WHERE catalog_search MATCH "
-        ));
-        sql.bind(within(format!("{column} : \"{w}\" *")));
     }
-    sql.push(") GROUP BY doc) m JOIN catalog_search_docs d ON d.doc_id = m.doc)");
+}
+
+/// The documents a full-text query matches, as a column `doc`: FTS5's rowids on SQLite,
+/// product ids on MySQL.
+fn full_text(sql: &mut Sql, backend: DbBackend, weight: Option<i32>, query: String) {
+    let w = weight.map(|w| format!(", {w} AS w")).unwrap_or_default();
+    match backend {
+        DbBackend::Sqlite => sql.push(&format!(
+            "SELECT rowid AS doc{w} FROM catalog_search WHERE catalog_search MATCH "
+        )),
+        _ => sql.push(&format!(
+            "SELECT product_id AS doc{w} FROM catalog_search_docs WHERE MATCH (words) AGAINST ("
+        )),
+    }
+    sql.bind(query);
+    if backend != DbBackend::Sqlite {
+        sql.push(" IN BOOLEAN MODE)");
+    }
+}
+
+/// The products matching every word, a subquery of `(product_id)`.
+fn all_matches(sql: &mut Sql, backend: DbBackend, all: &str) {
+    match backend {
+        DbBackend::Sqlite => {
+            sql.push("(SELECT d.product_id FROM catalog_search_docs d WHERE d.doc_id IN (");
+            full_text(sql, backend, None, all.to_string());
+            sql.push("))");
+        }
+        _ => {
+            sql.push("(SELECT doc AS product_id FROM (");
+            full_text(sql, backend, None, all.to_string());
+            sql.push(") m)");
+        }
+    }
+}
+
+/// SQLite: the products matching query word `w`, each with its score, as a subquery of
+/// `(product_id, w)`: the best of the word's exact and prefix lookups in each column.
+/// With several words, `all` (the query matching every word) narrows each lookup, so a
+/// rare word keeps a common one from scoring every product that has it (`model 4242`:
+/// 354 -> 57 ms over 200,000 products).
+fn word_scores(sql: &mut Sql, w: &str, all: Option<&str>) {
+    sql.push("(SELECT d.product_id, m.w FROM (SELECT doc, MAX(w) AS w FROM (");
+    for (c, (column, exact, prefix)) in COLUMN_WEIGHTS.iter().enumerate() {
+        for (weight, star) in [(*exact, ""), (*prefix, "*")] {
+            if c > 0 || !star.is_empty() {
+                sql.push(" UNION ALL ");
+            }
+            let q = format!("{column} : \"{w}\" {star}");
+            let q = match all {
+                Some(all) => format!("({all}) AND ({q})"),
+                None => q,
+            };
+            full_text(sql, DbBackend::Sqlite, Some(weight), q);
+        }
+    }
+    sql.push(") u GROUP BY doc) m JOIN catalog_search_docs d ON d.doc_id = m.doc)");
+}
+
+/// MySQL: the score of query word `w` for a matching product, read from its tagged
+/// words. InnoDB's full-text lookups of a word most products have take seconds each
+/// (a word in a million products: 4.4 s), so MySQL runs one, for all the words, and
+/// scores what it finds from the text.
+fn tagged_score(sql: &mut Sql, w: &str) {
+    sql.push("CASE");
+    for (c, (_, exact, prefix)) in COLUMN_WEIGHTS.iter().enumerate() {
+        let tag = TAGS[c];
+        sql.push(" WHEN CONCAT(' ', words, ' ') LIKE ");
+        sql.bind(format!("% {tag}{w} %"));
+        sql.push(&format!(" THEN {exact}"));
+        if c + 1 < COLUMN_WEIGHTS.len() {
+            sql.push(" WHEN CONCAT(' ', words) LIKE ");
+            sql.bind(format!("% {tag}{w}%"));
+            sql.push(&format!(" THEN {prefix}"));
+        } else {
+            // The product matched the word somewhere, and nowhere better.
+            sql.push(&format!(" ELSE {prefix}"));
+        }
+    }
+    sql.push(" END");
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,8 +418,11 @@ pub async fn find(
     // The products matching every word, with each word's score as `s{i}.w`. Only the
     // relevance order reads scores: on SQLite, counting and the other orders take the
     // matches from one FTS5 query, which intersects the words' lists itself.
-    let all: Vec<String> = words.iter().map(|w| format!("\"{w}\" *")).collect();
-    let all = all.join(" AND ");
+    let all: Vec<String> = words.iter().map(|w| prefix_query(backend, w)).collect();
+    let all = match backend {
+        DbBackend::Sqlite => all.join(" AND "),
+        _ => all.join(" "),
+    };
     let mut joins = Sql {
         text: String::new(),
         values: Vec::new(),
@@ -389,35 +431,45 @@ pub async fn find(
         text: String::new(),
         values: Vec::new(),
     };
-    let within = (words.len() > 1).then_some(all.as_str());
-    if backend != DbBackend::Sqlite || words.is_empty() {
-        joins.push(" FROM catalog_products p");
-        for (i, w) in words.iter().enumerate() {
-            joins.push(" JOIN ");
-            word_scores(&mut joins, backend, w, within);
-            joins.push(&format!(" s{i} ON s{i}.product_id = p.id"));
-        }
-        joins.push(" WHERE");
+    // The relevance order's sum of the words' scores.
+    let mut score: Vec<String> = Vec::new();
+    if words.is_empty() {
+        joins.push(" FROM catalog_products p WHERE");
         matches = joins.then(&matches);
     } else {
         // SQLite has no statistics to tell it that the matches are fewer than, say, a
         // catalog's products, and would walk the catalog probing them: CROSS JOIN makes
         // it start from the matches.
         joins.push(" FROM ");
-        for (i, w) in words.iter().enumerate() {
-            if i > 0 {
-                joins.push(" JOIN ");
+        if backend == DbBackend::Sqlite {
+            let within = (words.len() > 1).then_some(all.as_str());
+            for (i, w) in words.iter().enumerate() {
+                if i > 0 {
+                    joins.push(" JOIN ");
+                }
+                word_scores(&mut joins, w, within);
+                joins.push(&format!(" s{i}"));
+                if i > 0 {
+                    joins.push(&format!(" ON s{i}.product_id = s0.product_id"));
+                }
+                score.push(format!("s{i}.w"));
             }
-            word_scores(&mut joins, backend, w, within);
-            joins.push(&format!(" s{i}"));
-            if i > 0 {
-                joins.push(&format!(" ON s{i}.product_id = s0.product_id"));
+        } else {
+            joins.push("(SELECT product_id");
+            for (i, w) in words.iter().enumerate() {
+                joins.push(", ");
+                tagged_score(&mut joins, w);
+                joins.push(&format!(" AS w{i}"));
+                score.push(format!("s0.w{i}"));
             }
+            joins.push(" FROM catalog_search_docs WHERE MATCH (words) AGAINST (");
+            joins.bind(all.clone());
+            joins.push(" IN BOOLEAN MODE)) s0");
         }
         joins.push(" CROSS JOIN catalog_products p WHERE p.id = s0.product_id AND");
-        matches.push(" FROM (SELECT d.product_id FROM catalog_search_docs d WHERE d.doc_id IN (SELECT rowid FROM catalog_search WHERE catalog_search MATCH ");
-        matches.bind(all.clone());
-        matches.push(")) m CROSS JOIN catalog_products p WHERE p.id = m.product_id AND");
+        matches.push(" FROM ");
+        all_matches(&mut matches, backend, &all);
+        matches.push(" m CROSS JOIN catalog_products p WHERE p.id = m.product_id AND");
     }
     let mut from = Sql {
         text: String::new(),
@@ -490,7 +542,6 @@ pub async fn find(
 
     let order = match sort {
         Sort::Relevance => {
-            let score: Vec<String> = (0..words.len()).map(|i| format!("s{i}.w")).collect();
             format!("({}) DESC, p.name ASC, p.id ASC", score.join(" + "))
         }
         Sort::PriceAsc => "p.price_amount ASC, p.id ASC".into(),
@@ -532,14 +583,5 @@ mod tests {
             words("Red-Shirt, XL (cotton)"),
             vec!["red", "shirt", "xl", "cotton"]
         );
-    }
-
-    #[test]
-    fn a_word_keeps_its_highest_weight() {
-        let terms = index_terms("Blue Mug", "MUG-1", "a blue ceramic mug");
-        let get = |t: &str| terms.iter().find(|(w, _)| w == t).map(|(_, w)| *w);
-        assert_eq!(get("mug"), Some(WEIGHT_SKU));
-        assert_eq!(get("blue"), Some(WEIGHT_NAME));
-        assert_eq!(get("ceramic"), Some(WEIGHT_DESCRIPTION));
     }
 }
