@@ -234,20 +234,19 @@ async fn check_sku_free<C: ConnectionTrait>(
 
 /// A product as attribute filters and search see it.
 pub struct Indexed<'a> {
-    pub id: &'a str,
-    pub sku: &'a str,
-    pub name: &'a str,
-    pub description: &'a str,
+    pub text: Searchable<'a>,
     pub attributes: &'a Json,
 }
 
 impl<'a> Indexed<'a> {
     pub fn of(p: &'a product::Model) -> Self {
         Indexed {
-            id: &p.id,
-            sku: &p.sku,
-            name: &p.name,
-            description: &p.description,
+            text: Searchable {
+                product_id: &p.id,
+                sku: &p.sku,
+                name: &p.name,
+                description: &p.description,
+            },
             attributes: &p.attributes,
         }
     }
@@ -261,13 +260,13 @@ pub async fn reindex<C: ConnectionTrait>(
     replace: bool,
 ) -> ApiResult<()> {
     if replace {
-        let ids: Vec<&str> = products.iter().map(|p| p.id).collect();
+        let ids: Vec<&str> = products.iter().map(|p| p.text.product_id).collect();
         delete_in(conn, "catalog_product_attributes", "product_id", &ids).await?;
     }
     let mut attrs: Vec<Value> = Vec::new();
     for p in products {
         for (name, value) in attribute_pairs(p.attributes) {
-            attrs.push(Value::from(p.id.to_string()));
+            attrs.push(Value::from(p.text.product_id.to_string()));
             attrs.push(Value::from(name));
             attrs.push(Value::from(value));
         }
@@ -279,15 +278,7 @@ pub async fn reindex<C: ConnectionTrait>(
         attrs,
     )
     .await?;
-    let searchable: Vec<Searchable> = products
-        .iter()
-        .map(|p| Searchable {
-            product_id: p.id,
-            sku: p.sku,
-            name: p.name,
-            description: p.description,
-        })
-        .collect();
+    let searchable: Vec<Searchable> = products.iter().map(|p| p.text).collect();
     search::index(conn, &searchable, replace).await
 }
 

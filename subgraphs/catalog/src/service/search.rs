@@ -43,6 +43,7 @@ pub fn words(text: &str) -> Vec<String> {
 }
 
 /// The text of a product that search reads.
+#[derive(Clone, Copy)]
 pub struct Searchable<'a> {
     pub product_id: &'a str,
     pub sku: &'a str,
@@ -306,6 +307,7 @@ pub struct ProductQuery {
     pub sort: Option<Sort>,
 }
 
+#[derive(Clone)]
 struct Sql {
     text: String,
     values: Vec<Value>,
@@ -415,9 +417,9 @@ pub async fn find(
         Some(Sort::Relevance) | None => Sort::Newest,
         Some(s) => s,
     };
-    // The products matching every word, with each word's score as `s{i}.w`. Only the
-    // relevance order reads scores: on SQLite, counting and the other orders take the
-    // matches from one FTS5 query, which intersects the words' lists itself.
+    // `joins`: the products matching every word, with each word's score (summed in
+    // `score`). `matches`: the same products without scores, from one full-text query
+    // for all the words, which is what counting and the other orders need.
     let all: Vec<String> = words.iter().map(|w| prefix_query(backend, w)).collect();
     let all = match backend {
         DbBackend::Sqlite => all.join(" AND "),
@@ -435,7 +437,7 @@ pub async fn find(
     let mut score: Vec<String> = Vec::new();
     if words.is_empty() {
         joins.push(" FROM catalog_products p WHERE");
-        matches = joins.then(&matches);
+        matches = joins.clone();
     } else {
         // SQLite has no statistics to tell it that the matches are fewer than, say, a
         // catalog's products, and would walk the catalog probing them: CROSS JOIN makes

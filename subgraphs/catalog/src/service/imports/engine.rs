@@ -24,7 +24,8 @@ use crate::entity::{category, import, import_change, product};
 use crate::service::CatalogCtx;
 use crate::service::events::{PRODUCTS_IMPORTED, ProductsImported};
 use crate::service::products::{self, Indexed, Status};
-use crate::service::sql::{MAX_PARAMS, delete_in, placeholders, rows_of, stmt};
+use crate::service::search::Searchable;
+use crate::service::sql::{MAX_PARAMS, delete_in, insert_rows, placeholders, stmt};
 
 /// Changes staged or applied per transaction. Each commit writes every page the batch
 /// dirtied, and the index pages a batch touches are mostly the same few (the ends of
@@ -702,99 +703,89 @@ async fn flush(
                 before.insert(p.id.clone(), (doc_of(&p, cats), p.stock_on_hand));
             }
         }
-        let cols = 11;
-        for chunk in pending.chunks(MAX_PARAMS / cols) {
-            let mut values = Vec::with_capacity(chunk.len() * cols);
-            for p in chunk {
-                let before_state = before.get(&p.product_id);
-                let before_doc = before_state.map(|(d, _)| d);
-                let changed: Vec<&str> = match (&p.after, before_state) {
-                    (Some((after, stock)), Some((b, on_hand))) => {
-                        let mut fields = after.changed_fields(b);
-                        if stock.is_some() && stock != on_hand {
-                            fields.push("stock");
-                        }
-                        fields
+        let mut values = Vec::with_capacity(pending.len() * 11);
+        for p in pending.iter() {
+            let before_state = before.get(&p.product_id);
+            let before_doc = before_state.map(|(d, _)| d);
+            let changed: Vec<&str> = match (&p.after, before_state) {
+                (Some((after, stock)), Some((b, on_hand))) => {
+                    let mut fields = after.changed_fields(b);
+                    if stock.is_some() && stock != on_hand {
+                        fields.push("stock");
                     }
-                    (None, _) if p.kind == Kind::Archive => vec!["status"],
-                    _ => Vec::new(),
-                };
-                let after_json = p.after.as_ref().map(|(doc, stock)| {
-                    let mut v = serde_json::to_value(doc).unwrap_or_default();
-                    if let (Some(s), Json::Object(m)) = (stock, &mut v) {
-                        m.insert("stock".into(), Json::from(*s));
-                    }
-                    v.to_string()
-                });
-                values.push(Value::from(job.id.clone()));
-                values.push(Value::from(p.seq));
-                values.push(Value::from(p.row_no));
-                values.push(Value::from(p.sku.clone()));
-                values.push(Value::from(p.kind.as_str()));
-                values.push(Value::from(p.product_id.clone()));
-                values.push(Value::from(before_state.map(|(b, on_hand)| {
-                    let mut v = serde_json::to_value(b).unwrap_or_default();
-                    if let (Some(s), Json::Object(m)) = (on_hand, &mut v) {
-                        m.insert("stock".into(), Json::from(*s));
-                    }
-                    v.to_string()
-                })));
-                values.push(Value::from(after_json));
-                values.push(Value::from(
-                    serde_json::to_string(&changed).unwrap_or_else(|_| "[]".into()),
-                ));
-                // What the product will hash to once this change is applied: a rollback
-                // undoes the change only while the product still hashes so.
-                let written = match (&p.after, p.kind) {
-                    (Some((after, _)), _) => Some(after.hash()),
-                    (None, Kind::Archive) => before_doc.map(|b| {
-                        let mut archived = b.clone();
-                        archived.status = Status::Archived.as_str().to_string();
-                        archived.hash()
-                    }),
-                    _ => None,
-                };
-                values.push(Value::from(written));
-                values.push(Value::from("staged"));
-            }
-            db.execute_raw(stmt(
-                backend,
-                format!(
-                    "INSERT INTO catalog_import_changes (import_id, seq, row_no, sku, kind, product_id, before_doc, after_doc, changed_fields, written_hash, state) VALUES {}",
-                    rows_of(chunk.len(), cols)
-                ),
-                values,
-            ))
-            .await?;
+                    fields
+                }
+                (None, _) if p.kind == Kind::Archive => vec!["status"],
+                _ => Vec::new(),
+            };
+            let after_json = p.after.as_ref().map(|(doc, stock)| {
+                let mut v = serde_json::to_value(doc).unwrap_or_default();
+                if let (Some(s), Json::Object(m)) = (stock, &mut v) {
+                    m.insert("stock".into(), Json::from(*s));
+                }
+                v.to_string()
+            });
+            values.push(Value::from(job.id.clone()));
+            values.push(Value::from(p.seq));
+            values.push(Value::from(p.row_no));
+            values.push(Value::from(p.sku.clone()));
+            values.push(Value::from(p.kind.as_str()));
+            values.push(Value::from(p.product_id.clone()));
+            values.push(Value::from(before_state.map(|(b, on_hand)| {
+                let mut v = serde_json::to_value(b).unwrap_or_default();
+                if let (Some(s), Json::Object(m)) = (on_hand, &mut v) {
+                    m.insert("stock".into(), Json::from(*s));
+                }
+                v.to_string()
+            })));
+            values.push(Value::from(after_json));
+            values.push(Value::from(
+                serde_json::to_string(&changed).unwrap_or_else(|_| "[]".into()),
+            ));
+            // What the product will hash to once this change is applied: a rollback
+            // undoes the change only while the product still hashes so.
+            let written = match (&p.after, p.kind) {
+                (Some((after, _)), _) => Some(after.hash()),
+                (None, Kind::Archive) => before_doc.map(|b| {
+                    let mut archived = b.clone();
+                    archived.status = Status::Archived.as_str().to_string();
+                    archived.hash()
+                }),
+                _ => None,
+            };
+            values.push(Value::from(written));
+            values.push(Value::from("staged"));
         }
+        insert_rows(
+            db,
+            "catalog_import_changes (import_id, seq, row_no, sku, kind, product_id, before_doc, after_doc, changed_fields, written_hash, state)",
+            11,
+            values,
+        )
+        .await?;
         pending.clear();
     }
     if !errors.is_empty() {
         let room = (MAX_STORED_ERRORS - counts.errors_stored).max(0) as usize;
         let keep = errors.len().min(room);
-        let cols = 7;
-        for chunk in errors[..keep].chunks(MAX_PARAMS / cols) {
-            let mut values = Vec::with_capacity(chunk.len() * cols);
-            for (row_no, e) in chunk {
-                counts.errors_stored += 1;
-                values.push(Value::from(job.id.clone()));
-                values.push(Value::from(counts.errors_stored));
-                values.push(Value::from(*row_no));
-                values.push(Value::from(e.column.clone()));
-                values.push(Value::from(e.code.clone()));
-                values.push(Value::from(e.message.clone()));
-                values.push(Value::from(e.value.clone()));
-            }
-            db.execute_raw(stmt(
-                backend,
-                format!(
-                    "INSERT INTO catalog_import_errors (import_id, seq, row_no, column_name, code, message, value) VALUES {}",
-                    rows_of(chunk.len(), cols)
-                ),
-                values,
-            ))
-            .await?;
+        let mut values = Vec::with_capacity(keep * 7);
+        for (row_no, e) in &errors[..keep] {
+            counts.errors_stored += 1;
+            values.push(Value::from(job.id.clone()));
+            values.push(Value::from(counts.errors_stored));
+            values.push(Value::from(*row_no));
+            values.push(Value::from(e.column.clone()));
+            values.push(Value::from(e.code.clone()));
+            values.push(Value::from(e.message.clone()));
+            values.push(Value::from(e.value.clone()));
         }
+        insert_rows(
+            db,
+            "catalog_import_errors (import_id, seq, row_no, column_name, code, message, value)",
+            7,
+            values,
+        )
+        .await?;
         errors.clear();
     }
     Ok(())
@@ -857,10 +848,12 @@ async fn reindex_many<C: ConnectionTrait>(
         .iter()
         .zip(&attributes)
         .map(|((id, d), attributes)| Indexed {
-            id,
-            sku: &d.sku,
-            name: &d.name,
-            description: &d.description,
+            text: Searchable {
+                product_id: id,
+                sku: &d.sku,
+                name: &d.name,
+                description: &d.description,
+            },
             attributes,
         })
         .collect();
@@ -934,41 +927,35 @@ async fn insert_docs<C: ConnectionTrait>(
     catalog_id: &str,
     rows: &[(String, ProductDoc, Option<String>, Option<i64>)],
 ) -> ApiResult<()> {
-    let cols = 16;
     let now = Utc::now();
-    for chunk in rows.chunks(MAX_PARAMS / cols) {
-        let mut values = Vec::with_capacity(chunk.len() * cols);
-        for (id, doc, category_id, stock) in chunk {
-            values.push(Value::from(id.clone()));
-            values.push(Value::from(catalog_id.to_string()));
-            values.push(Value::from(category_id.clone()));
-            values.push(Value::from(doc.sku.clone()));
-            values.push(Value::from(doc.name.clone()));
-            values.push(Value::from(doc.description.clone()));
-            values.push(Value::from(doc.price_amount));
-            values.push(Value::from(doc.currency.clone()));
-            values.push(Value::from(Json::from(doc.images.clone())));
-            values.push(Value::from(Json::Object(
-                doc.attributes.clone().into_iter().collect(),
-            )));
-            values.push(Value::from(stock.unwrap_or(0) > 0));
-            values.push(Value::from(0i64));
-            values.push(Value::from(doc.status.clone()));
-            values.push(Value::from(*stock));
-            values.push(Value::from(now));
-            values.push(Value::from(now));
-        }
-        conn.execute_raw(stmt(
-            conn.get_database_backend(),
-            format!(
-                "INSERT INTO catalog_products (id, catalog_id, category_id, sku, name, description, price_amount, price_currency, images, attributes, in_stock, stock_version, status, stock_on_hand, created_at, updated_at) VALUES {}",
-                rows_of(chunk.len(), cols)
-            ),
-            values,
-        ))
-        .await?;
+    let mut values = Vec::with_capacity(rows.len() * 16);
+    for (id, doc, category_id, stock) in rows {
+        values.push(Value::from(id.clone()));
+        values.push(Value::from(catalog_id.to_string()));
+        values.push(Value::from(category_id.clone()));
+        values.push(Value::from(doc.sku.clone()));
+        values.push(Value::from(doc.name.clone()));
+        values.push(Value::from(doc.description.clone()));
+        values.push(Value::from(doc.price_amount));
+        values.push(Value::from(doc.currency.clone()));
+        values.push(Value::from(Json::from(doc.images.clone())));
+        values.push(Value::from(Json::Object(
+            doc.attributes.clone().into_iter().collect(),
+        )));
+        values.push(Value::from(stock.unwrap_or(0) > 0));
+        values.push(Value::from(0i64));
+        values.push(Value::from(doc.status.clone()));
+        values.push(Value::from(*stock));
+        values.push(Value::from(now));
+        values.push(Value::from(now));
     }
-    Ok(())
+    insert_rows(
+        conn,
+        "catalog_products (id, catalog_id, category_id, sku, name, description, price_amount, price_currency, images, attributes, in_stock, stock_version, status, stock_on_hand, created_at, updated_at)",
+        16,
+        values,
+    )
+    .await
 }
 
 async fn delete_products<C: ConnectionTrait>(conn: &C, ids: &[String]) -> ApiResult<()> {
