@@ -344,9 +344,10 @@ async fn import_drill(label: &str, database: Option<&str>) {
         shop_kit::ids::new_id()
     ));
     let supplier = dev_token(&dir, shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
-    // Several batches (shop_catalog's imports::engine::BATCH), so the abort after the
-    // first one leaves the apply half done.
-    let rows = 2 * shop_catalog::service::imports::engine::BATCH as i64 + 500;
+    // Several batches (shop_catalog's imports::engine::APPLY_BATCH, which validation
+    // also writes its staged changes by), so the abort after the first one leaves the
+    // apply half done.
+    let rows = 2 * shop_catalog::service::imports::engine::APPLY_BATCH as i64 + 500;
     let mut file = String::from("sku,name,price,currency,stock\n");
     for i in 0..rows {
         file.push_str(&format!(

@@ -830,14 +830,14 @@ async fn a_workbook_imports_like_a_csv_file_and_a_zip_bomb_changes_nothing() {
     .await;
 }
 
-/// What one value holds beyond MySQL's TEXT (64 KiB): a batch's event listing two
+/// What one value holds beyond MySQL's TEXT (64 KiB): a batch's event listing five
 /// thousand products with 300-character names, a product whose description is 20,000
 /// four-byte characters (its staged document too). Both databases take them whole.
 #[tokio::test]
 async fn long_names_and_descriptions_import_whole_on_every_database() {
     for_each_db("import_large_values", async |env| {
         let cat = env.catalog().await;
-        let rows = imports::engine::BATCH;
+        let rows = imports::engine::APPLY_BATCH;
         let mut file = String::from("sku,name,description,price,currency\n");
         let long_name = "n".repeat(290);
         for i in 0..rows {

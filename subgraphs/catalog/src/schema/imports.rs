@@ -412,7 +412,7 @@ impl ImportSubscription {
                 }
                 tokio::time::sleep(PROGRESS_POLL).await;
                 let id = st.last.as_ref().map(|j| j.id.clone()).unwrap_or_default();
-                match import::Entity::find_by_id(id).one(&st.svc.db).await {
+                match import::Entity::find_by_id(id).one(&st.svc.reads).await {
                     Ok(Some(job)) => st.next = Some(job),
                     // Deleted with its catalog: nothing more to report.
                     Ok(None) => return None,
