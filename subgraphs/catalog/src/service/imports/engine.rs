@@ -19,6 +19,7 @@ use shop_kit::{ApiError, ApiResult, ids};
 
 use super::format::{self, Format, ParsedRow, Sink};
 use super::rows::{ColumnMapping, FileError, ProductDoc, RowError, RowRules};
+use super::skus::SkuTable;
 use super::{JobStatus, Kind, Missing, StoredOptions};
 use crate::entity::{category, import, import_change, product};
 use crate::service::CatalogCtx;
@@ -184,11 +185,9 @@ pub fn doc_of(p: &product::Model, cats: &Categories) -> ProductDoc {
     }
 }
 
-/// What validation knows about one SKU. A million of these are held at once in a table
-/// of two million slots: at 40 bytes a slot with the SKU's pointer, that is 86 MB, where
-/// the first layout (the stored product inline, 88 bytes a slot, its id on the heap)
-/// took 187 MB and 48 MB more of ids. Measured at a million new rows, the dry run's
-/// peak went from 437 to 300 MB.
+/// What validation knows about one SKU, in a [`SkuTable`]. A million of these are held
+/// at once: the first layout (the stored product inline, 88 bytes a slot of a
+/// `HashMap`, its id on the heap) took 187 MB and 48 MB more of ids.
 struct Known {
     /// The stored product with this SKU: its index in `existing`, or `NOT_STORED`.
     existing: u32,
@@ -336,8 +335,8 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
         .filter(product::Column::CatalogId.eq(job.catalog_id.clone()))
         .count(db)
         .await?;
-    let mut known: HashMap<Box<str>, Known> =
-        HashMap::with_capacity(usize::try_from(stored).unwrap_or(0));
+    let mut known: SkuTable<Known> =
+        SkuTable::with_capacity(usize::try_from(stored).unwrap_or(0), 16);
     let mut existing: Vec<Existing> = Vec::with_capacity(usize::try_from(stored).unwrap_or(0));
     {
         let mut stream = product::Entity::find()
@@ -354,15 +353,15 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                 archived: p.status == Status::Archived.as_str(),
                 on_hand: p.stock_on_hand,
             });
-            known.insert(
-                p.sku.as_str().into(),
-                Known {
+            // SKUs are unique in a catalog: each stored one is new to the table.
+            known
+                .get_or_insert_with(&p.sku, || Known {
                     existing: index,
                     seen: NOT_SEEN,
                     seen_failed: false,
                     staged: None,
-                },
-            );
+                })
+                .ok_or_else(|| Stop::Failed("the catalog has too many products".into()))?;
         }
     }
 
@@ -457,12 +456,14 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                 }
                 Ok(row) => row,
             };
-            let entry = known.entry(row.doc.sku.as_str().into()).or_insert(Known {
-                existing: NOT_STORED,
-                seen: NOT_SEEN,
-                seen_failed: false,
-                staged: None,
-            });
+            let entry = known
+                .get_or_insert_with(&row.doc.sku, || Known {
+                    existing: NOT_STORED,
+                    seen: NOT_SEEN,
+                    seen_failed: false,
+                    staged: None,
+                })
+                .ok_or_else(|| Stop::Failed("the file has too many rows".into()))?;
             if entry.seen != NOT_SEEN {
                 let first = entry.seen;
                 counts.failed += 1;
@@ -579,7 +580,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
     // Products of the catalog the file does not name.
     let missing = Missing::parse(&job.missing).unwrap_or(Missing::Keep);
     if missing != Missing::Keep {
-        let mut absent: Vec<(&Box<str>, &Existing)> = known
+        let mut absent: Vec<(&str, &Existing)> = known
             .iter()
             .filter(|(_, k)| k.seen == NOT_SEEN)
             .filter_map(|(sku, k)| existing.get(k.existing as usize).map(|e| (sku, e)))

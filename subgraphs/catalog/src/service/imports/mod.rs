@@ -14,6 +14,7 @@ pub mod engine;
 pub mod format;
 pub mod rows;
 pub mod runner;
+mod skus;
 pub mod xlsx;
 
 use chrono::Utc;
