@@ -202,35 +202,50 @@ struct Known {
 const NOT_STORED: u32 = u32::MAX;
 const NOT_SEEN: u32 = u32::MAX;
 
-/// A stored product as validation compares it.
+/// A stored product as validation compares it: 40 bytes, a million at once.
 struct Existing {
     id: StoredId,
     hash: u64,
+    /// Units on hand, or `NO_STOCK` (none recorded).
+    on_hand: i64,
     archived: bool,
-    on_hand: Option<i64>,
 }
 
-/// A product id held without a heap allocation when it is a UUID in its usual text,
-/// as every id the platform makes is.
-enum StoredId {
-    Uuid(uuid::Uuid),
-    Text(Box<str>),
-}
+/// No units on hand recorded; stock is never negative, let alone this.
+const NO_STOCK: i64 = i64::MIN;
 
-impl StoredId {
-    fn new(id: &str) -> Self {
-        match uuid::Uuid::parse_str(id) {
-            Ok(u) if u.hyphenated().to_string() == id => StoredId::Uuid(u),
-            _ => StoredId::Text(id.into()),
-        }
+impl Existing {
+    fn on_hand(&self) -> Option<i64> {
+        (self.on_hand != NO_STOCK).then_some(self.on_hand)
     }
 }
 
-impl std::fmt::Display for StoredId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// A product id held in 20 bytes: a UUID in its usual text (as every id the platform
+/// makes is) as its 16 bytes, any other id as its place in a list kept beside.
+enum StoredId {
+    Uuid(uuid::Uuid),
+    Other(u32),
+}
+
+impl StoredId {
+    fn new(id: &str, others: &mut Vec<Box<str>>) -> Option<Self> {
+        match uuid::Uuid::parse_str(id) {
+            Ok(u) if u.hyphenated().to_string() == id => Some(StoredId::Uuid(u)),
+            _ => {
+                let at = u32::try_from(others.len()).ok()?;
+                others.push(id.into());
+                Some(StoredId::Other(at))
+            }
+        }
+    }
+
+    fn text(&self, others: &[Box<str>]) -> String {
         match self {
-            StoredId::Uuid(u) => u.hyphenated().fmt(f),
-            StoredId::Text(t) => f.write_str(t),
+            StoredId::Uuid(u) => u.hyphenated().to_string(),
+            StoredId::Other(at) => others
+                .get(*at as usize)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
         }
     }
 }
@@ -338,6 +353,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
     let mut known: SkuTable<Known> =
         SkuTable::with_capacity(usize::try_from(stored).unwrap_or(0), 16);
     let mut existing: Vec<Existing> = Vec::with_capacity(usize::try_from(stored).unwrap_or(0));
+    let mut other_ids: Vec<Box<str>> = Vec::new();
     {
         let mut stream = product::Entity::find()
             .filter(product::Column::CatalogId.eq(job.catalog_id.clone()))
@@ -348,10 +364,11 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
             let index = u32::try_from(existing.len())
                 .map_err(|_| Stop::Failed("the catalog has too many products".into()))?;
             existing.push(Existing {
-                id: StoredId::new(&p.id),
+                id: StoredId::new(&p.id, &mut other_ids)
+                    .ok_or_else(|| Stop::Failed("the catalog has too many products".into()))?,
                 hash: doc.hash64(),
                 archived: p.status == Status::Archived.as_str(),
-                on_hand: p.stock_on_hand,
+                on_hand: p.stock_on_hand.unwrap_or(NO_STOCK),
             });
             // SKUs are unique in a catalog: each stored one is new to the table.
             known
@@ -507,8 +524,10 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
             let hash = row.doc.hash64();
             let change = match existing.get(entry.existing as usize) {
                 None => Some((Kind::Create, ids::new_id())),
-                Some(e) if e.hash == hash && row.stock.is_none_or(|s| Some(s) == e.on_hand) => None,
-                Some(e) => Some((Kind::Update, e.id.to_string())),
+                Some(e) if e.hash == hash && row.stock.is_none_or(|s| Some(s) == e.on_hand()) => {
+                    None
+                }
+                Some(e) => Some((Kind::Update, e.id.text(&other_ids))),
             };
             match change {
                 None => counts.unchanged += 1,
@@ -599,7 +618,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                 row_no: None,
                 sku: sku.to_string(),
                 kind,
-                product_id: e.id.to_string(),
+                product_id: e.id.text(&other_ids),
                 after: None,
             });
             if pending.len() >= APPLY_BATCH {
@@ -1455,21 +1474,25 @@ mod tests {
 
     #[test]
     fn stored_ids_come_back_exactly_as_they_were_written() {
-        for id in [
+        let mut others = Vec::new();
+        let ids = [
             "0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b",
             "0193A2B4-5C6D-7E8F-9A0B-1C2D3E4F5A6B",
             "0193a2b45c6d7e8f9a0b1c2d3e4f5a6b",
             "demo-product-1",
             "",
-        ] {
-            assert_eq!(StoredId::new(id).to_string(), id);
+        ];
+        let stored: Vec<StoredId> = ids
+            .iter()
+            .map(|id| StoredId::new(id, &mut others).unwrap())
+            .collect();
+        for (id, s) in ids.iter().zip(&stored) {
+            assert_eq!(s.text(&others), *id);
         }
-        assert!(matches!(
-            StoredId::new("0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"),
-            StoredId::Uuid(_)
-        ));
+        assert!(matches!(stored[0], StoredId::Uuid(_)));
+        assert_eq!(others.len(), 4);
         // Small enough that a million stay well under the import's memory budget.
         assert!(std::mem::size_of::<Known>() <= 20);
-        assert!(std::mem::size_of::<Existing>() <= 56);
+        assert!(std::mem::size_of::<Existing>() <= 40);
     }
 }
