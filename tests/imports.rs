@@ -8,6 +8,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::store::settle_import;
 use common::{Harness, Reply, each_db, supplier_id};
 use serde_json::{Value, json};
 use shop_kit::auth::Role;
@@ -71,26 +72,6 @@ async fn catalog(h: &Harness, token: &str) -> String {
         .to_string()
 }
 
-async fn settle(h: &Harness, token: &str, id: &str) -> Value {
-    for _ in 0..1500 {
-        let r = h
-            .gql(
-                Some(token),
-                "query($i: ID!) { catalogImport(id: $i) { id status failure counts { rows toCreate toUpdate unchanged failed applied } } }",
-                json!({ "i": id }),
-            )
-            .await;
-        let job = r.data()["catalogImport"].clone();
-        if !["QUEUED", "VALIDATING", "APPLYING", "ROLLING_BACK"]
-            .contains(&job["status"].as_str().unwrap())
-        {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("import {id} did not settle");
-}
-
 async fn jobs(h: &Harness, token: &str, catalog: &str) -> i64 {
     let r = h
         .gql(
@@ -120,7 +101,7 @@ async fn a_supplier_uploads_a_file_through_the_gateway_and_it_becomes_products()
         let started = r.data()["startCatalogImport"].clone();
         assert_eq!(started["fileName"], "kitchen.csv");
         assert_eq!(started["fileSize"], FILE.len());
-        let job = settle(&h, &token, started["id"].as_str().unwrap()).await;
+        let job = settle_import(&h, &token, started["id"].as_str().unwrap()).await;
         assert_eq!(job["status"], "DONE", "{job}");
         assert_eq!(job["counts"]["applied"], 2);
         let r = h
@@ -207,7 +188,7 @@ async fn files_over_the_limit_and_cut_off_uploads_are_refused_and_start_nothing(
         FILE.as_bytes(),
     );
     let r = post_multipart(&h, &token, body, true).await;
-    let job = settle(
+    let job = settle_import(
         &h,
         &token,
         r.data()["startCatalogImport"]["id"].as_str().unwrap(),
@@ -228,7 +209,7 @@ async fn import_into_demo(h: &Harness, file: &str, options: Value) -> Value {
         .as_str()
         .unwrap()
         .to_string();
-    settle(h, &supplier, &id).await
+    settle_import(h, &supplier, &id).await
 }
 
 async fn product_by_sku(h: &Harness, sku: &str) -> String {
@@ -508,7 +489,7 @@ async fn a_staged_upload_cut_off_halfway_resumes_from_where_it_stopped() {
             .unwrap();
         assert_eq!(resp.status(), 201);
         let r = h.gql(Some(&token), start, json!({ "c": cat, "u": slot["id"] })).await;
-        let job = settle(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
+        let job = settle_import(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
         assert_eq!(job["status"], "DONE", "{job}");
         assert_eq!(job["counts"]["applied"], rows);
         h.stop().await;
@@ -528,7 +509,7 @@ F-1,=1+2,-5 off today,0.99,EUR,,,,,draft\n\
 Y-1,Teapot,@home,1999,JPY,Kitchen,,,,active\n";
         let body = multipart("b0undary", &cat, json!({}), "first.csv", file.as_bytes());
         let r = post_multipart(&h, &token, body, true).await;
-        let job = settle(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
+        let job = settle_import(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
         assert_eq!(job["status"], "DONE", "{job}");
 
         for (format, name) in [("CSV", "back.csv"), ("JSON_LINES", "back.jsonl"), ("XLSX", "back.xlsx")] {
@@ -575,7 +556,7 @@ Y-1,Teapot,@home,1999,JPY,Kitchen,,,,active\n";
             }
             let body = multipart("b0undary", &cat, json!({ "dryRun": true }), name, &exported);
             let r = post_multipart(&h, &token, body, true).await;
-            let job = settle(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
+            let job = settle_import(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
             assert_eq!(job["status"], "READY", "{format}: {job}");
             assert_eq!(job["counts"]["unchanged"], 3, "{format}: {job}\n{exported_text}");
             assert_eq!(job["counts"]["rows"], 3, "{format}: {job}");

@@ -129,3 +129,25 @@ pub async fn checkout(
     )
     .await
 }
+
+/// An import job once it has stopped running (done, ready for review, failed,
+/// cancelled or rolled back); panics after 1,500 looks 20 ms apart.
+pub async fn settle_import(h: &Harness, token: &str, id: &str) -> Value {
+    for _ in 0..1500 {
+        let r = h
+            .gql(
+                Some(token),
+                "query($i: ID!) { catalogImport(id: $i) { id status failure counts { rows toCreate toUpdate unchanged failed applied } } }",
+                json!({ "i": id }),
+            )
+            .await;
+        let job = r.data()["catalogImport"].clone();
+        if !["QUEUED", "VALIDATING", "APPLYING", "ROLLING_BACK"]
+            .contains(&job["status"].as_str().unwrap())
+        {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("import {id} did not settle");
+}
