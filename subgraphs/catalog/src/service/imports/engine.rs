@@ -1089,30 +1089,37 @@ async fn record_batch<C: ConnectionTrait>(
 /// A staged change read and decoded ahead of the transaction that applies it.
 struct Decoded {
     seq: i64,
-    kind: Kind,
     product_id: String,
-    /// The product as the change leaves it, with the file's stock column.
-    after: Option<(ProductDoc, Option<i64>)>,
-    /// The product as it was, for an update.
-    before: Option<ProductDoc>,
+    action: Action,
+}
+
+/// What applying a change does, with the documents it needs.
+enum Action {
+    /// A new product, with the file's stock column.
+    Create(ProductDoc, Option<i64>),
+    /// The product as the change leaves it (with the file's stock column), and as it was.
+    Update(ProductDoc, Option<i64>, Option<ProductDoc>),
+    Archive,
+    Delete,
 }
 
 fn decode(c: import_change::Model) -> ApiResult<Decoded> {
-    let kind = Kind::parse(&c.kind).unwrap_or(Kind::Update);
-    let after = match kind {
-        Kind::Create | Kind::Update => Some(after_doc(&c)?),
-        Kind::Archive | Kind::Delete => None,
-    };
-    let before = match kind {
-        Kind::Update => before_doc(&c)?,
-        _ => None,
+    let action = match Kind::parse(&c.kind).unwrap_or(Kind::Update) {
+        Kind::Create => {
+            let (doc, stock) = after_doc(&c)?;
+            Action::Create(doc, stock)
+        }
+        Kind::Update => {
+            let (doc, stock) = after_doc(&c)?;
+            Action::Update(doc, stock, before_doc(&c)?)
+        }
+        Kind::Archive => Action::Archive,
+        Kind::Delete => Action::Delete,
     };
     Ok(Decoded {
         seq: c.seq,
-        kind,
         product_id: c.product_id,
-        after,
-        before,
+        action,
     })
 }
 
@@ -1152,25 +1159,22 @@ fn read_ahead(
             // blocking thread: the writer frees these documents, and memory a thread
             // frees for another that then sits idle stayed resident (+70 MB at 200,000
             // rows).
-            let mut decoded = Ok(Vec::with_capacity(batch.len()));
-            let mut batch = batch.into_iter();
-            while let Ok(out) = &mut decoded {
-                let before = out.len();
-                for c in batch.by_ref().take(250) {
-                    match decode(c) {
-                        Ok(d) => out.push(d),
-                        Err(e) => {
-                            decoded = Err(e);
-                            break;
-                        }
+            let mut decoded = Vec::with_capacity(batch.len());
+            let mut failure = None;
+            for (i, c) in batch.into_iter().enumerate() {
+                if i > 0 && i % 250 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                match decode(c) {
+                    Ok(d) => decoded.push(d),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
                     }
                 }
-                if decoded.as_ref().is_ok_and(|out| out.len() == before) {
-                    break;
-                }
-                tokio::task::yield_now().await;
             }
-            let failed = decoded.is_err();
+            let failed = failure.is_some();
+            let decoded = failure.map_or(Ok(decoded), Err);
             slot.send(decoded);
             if end || failed {
                 return;
@@ -1214,40 +1218,38 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
         let mut delete: Vec<String> = Vec::new();
         for c in batch {
             marks.push((c.seq, "applied"));
-            match (c.kind, c.after) {
-                (Kind::Create | Kind::Update, Some((doc, stock))) => {
+            match c.action {
+                Action::Create(doc, stock) => {
                     let category_id =
                         category_for(&txn, &job.catalog_id, &mut cats, &doc.category).await?;
                     if let Some(s) = stock {
                         event.stock.push((c.product_id.clone(), s));
                     }
-                    if c.kind == Kind::Create {
-                        event.created.push((c.product_id.clone(), doc.name.clone()));
-                        creates.push((c.product_id, doc, category_id, stock));
-                    } else {
-                        let before = c.before;
-                        if before.as_ref().is_none_or(|b| b.name != doc.name) {
-                            event.renamed.push((c.product_id.clone(), doc.name.clone()));
-                        }
-                        if doc.status == Status::Archived.as_str()
-                            && before.as_ref().is_some_and(|b| b.status != doc.status)
-                        {
-                            event.archived.push(c.product_id.clone());
-                        }
-                        write_doc(&txn, &c.product_id, &doc, category_id).await?;
-                        reindex.push((c.product_id, doc));
+                    event.created.push((c.product_id.clone(), doc.name.clone()));
+                    creates.push((c.product_id, doc, category_id, stock));
+                }
+                Action::Update(doc, stock, before) => {
+                    let category_id =
+                        category_for(&txn, &job.catalog_id, &mut cats, &doc.category).await?;
+                    if let Some(s) = stock {
+                        event.stock.push((c.product_id.clone(), s));
                     }
+                    if before.as_ref().is_none_or(|b| b.name != doc.name) {
+                        event.renamed.push((c.product_id.clone(), doc.name.clone()));
+                    }
+                    if doc.status == Status::Archived.as_str()
+                        && before.as_ref().is_some_and(|b| b.status != doc.status)
+                    {
+                        event.archived.push(c.product_id.clone());
+                    }
+                    write_doc(&txn, &c.product_id, &doc, category_id).await?;
+                    reindex.push((c.product_id, doc));
                 }
-                (Kind::Create | Kind::Update, None) => {
-                    return Err(
-                        ApiError::Internal(format!("change {} has no product", c.seq)).into(),
-                    );
-                }
-                (Kind::Archive, _) => {
+                Action::Archive => {
                     archive.push(c.product_id.clone());
                     event.archived.push(c.product_id);
                 }
-                (Kind::Delete, _) => {
+                Action::Delete => {
                     delete.push(c.product_id.clone());
                     event.deleted.push(c.product_id);
                 }
