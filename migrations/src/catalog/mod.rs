@@ -6,6 +6,7 @@ mod m20261122_000001_create_catalog_tables;
 mod m20261204_000002_catalog_imports;
 mod m20261205_000003_large_documents;
 mod m20261205_000004_search_index;
+mod m20261206_000005_attribute_filters_in_search;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000002_catalog_imports::Migration),
             Box::new(m20261205_000003_large_documents::Migration),
             Box::new(m20261205_000004_search_index::Migration),
+            Box::new(m20261206_000005_attribute_filters_in_search::Migration),
         ]
     }
 

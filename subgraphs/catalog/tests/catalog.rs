@@ -388,8 +388,18 @@ async fn deleting_a_catalog_removes_everything_in_one_transaction_and_announces_
         .await;
         assert_eq!(env.count("catalog_products").await, 1);
         assert_eq!(env.count("catalog_categories").await, 0);
-        assert_eq!(env.count("catalog_product_attributes").await, 0);
+        if env.ctx.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+            assert_eq!(env.count("catalog_product_attributes").await, 0);
+        }
         assert_eq!(env.indexed_products().await, 1);
+        let d = env
+            .ok(
+                None,
+                "{ products(filter: {attributes: [{name: \"color\", values: [\"red\"]}]}) { totalCount } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(d["products"]["totalCount"], 0);
         assert_eq!(env.search("gone").await, Vec::<String>::new());
         let d = env.ok(None, "{ catalogs { totalCount } }", json!({})).await;
         assert_eq!(d["catalogs"]["totalCount"], 1);
@@ -492,6 +502,87 @@ async fn search_follows_edits_and_deletions_and_reads_any_script() {
             assert_eq!(n, 1);
             assert_eq!(env.search("oat").await, vec!["OAT-2"]);
             assert_eq!(shop_catalog::service::search::catch_up(&env.ctx.db).await.expect("again"), 0);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn attribute_filters_follow_edits_deletions_and_a_rebuilt_index() {
+    for_each_db("attribute_filters", async |env| {
+        let cat = env.catalog(supplier_a(), "Wardrobe").await;
+        let p1 = env
+            .product(&cat, None, "P1", "One", "", 100, json!({"color": "red", "size": ["S", "M"], "weight": 5, "organic": true}))
+            .await;
+        env.product(&cat, None, "P2", "Two", "", 100, json!({"color": "green", "size": "M"}))
+            .await;
+        let p3 = env
+            .product(&cat, None, "P3", "Three", "", 100, json!({"color": "blue", "colour": "red"}))
+            .await;
+        let filtered = async |conditions: Value| -> Vec<String> {
+            let d = env
+                .ok(
+                    None,
+                    "query($a: [AttributeFilter!]!) { products(filter: {attributes: $a}, sort: NAME_ASC) { edges { node { sku } } } }",
+                    json!({ "a": conditions }),
+                )
+                .await;
+            let mut skus: Vec<String> = d["products"]["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| e["node"]["sku"].as_str().expect("sku").to_string())
+                .collect();
+            skus.sort();
+            skus
+        };
+        let one = |name: &str, values: &[&str]| json!([{ "name": name, "values": values }]);
+        assert_eq!(filtered(one("color", &["red"])).await, ["P1"]);
+        // A value under another name is not a match.
+        assert_eq!(filtered(one("colour", &["red"])).await, ["P3"]);
+        assert_eq!(filtered(one("size", &["M"])).await, ["P1", "P2"]);
+        assert_eq!(filtered(one("size", &["S"])).await, ["P1"]);
+        assert_eq!(filtered(one("weight", &["5"])).await, ["P1"]);
+        assert_eq!(filtered(one("organic", &["true"])).await, ["P1"]);
+        assert_eq!(filtered(one("color", &["red", "blue"])).await, ["P1", "P3"]);
+        assert_eq!(
+            filtered(json!([{ "name": "color", "values": ["red", "green"] }, { "name": "size", "values": ["M"] }])).await,
+            ["P1", "P2"]
+        );
+        assert_eq!(
+            filtered(json!([{ "name": "color", "values": ["red", "blue"] }, { "name": "size", "values": ["M"] }])).await,
+            ["P1"]
+        );
+        assert_eq!(filtered(one("color", &["purple"])).await, Vec::<String>::new());
+
+        env.ok(
+            supplier_a(),
+            "mutation($id: ID!) { updateProduct(id: $id, input: {attributes: {color: \"blue\"}}) { id } }",
+            json!({ "id": p1 }),
+        )
+        .await;
+        assert_eq!(filtered(one("color", &["red"])).await, Vec::<String>::new());
+        assert_eq!(filtered(one("size", &["M"])).await, ["P2"]);
+        assert_eq!(filtered(one("color", &["blue"])).await, ["P1", "P3"]);
+
+        env.ok(supplier_a(), "mutation($id: ID!) { deleteProduct(id: $id) }", json!({ "id": p3 }))
+            .await;
+        assert_eq!(filtered(one("color", &["blue"])).await, ["P1"]);
+        assert_eq!(filtered(one("colour", &["red"])).await, Vec::<String>::new());
+
+        if env.ctx.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            // SQLite keeps the filters in the search index, which the catalog rebuilds
+            // from the products when it finds them missing (after an upgrade).
+            use sea_orm::ConnectionTrait;
+            env.ctx
+                .db
+                .execute_unprepared("DELETE FROM catalog_search_docs")
+                .await
+                .expect("drop keys");
+            assert_eq!(filtered(one("color", &["blue"])).await, Vec::<String>::new());
+            shop_catalog::service::search::catch_up(&env.ctx.db).await.expect("catch up");
+            assert_eq!(filtered(one("color", &["blue"])).await, ["P1"]);
+            assert_eq!(filtered(one("size", &["M"])).await, ["P2"]);
         }
     })
     .await;

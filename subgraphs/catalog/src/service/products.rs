@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set, Value,
 };
 use serde_json::Value as Json;
 use shop_kit::auth::Caller;
@@ -232,54 +232,37 @@ async fn check_sku_free<C: ConnectionTrait>(
     Ok(())
 }
 
-/// A product as attribute filters and search see it.
-pub struct Indexed<'a> {
-    pub text: Searchable<'a>,
-    pub attributes: &'a Json,
-}
-
-impl<'a> Indexed<'a> {
-    pub fn of(p: &'a product::Model) -> Self {
-        Indexed {
-            text: Searchable {
-                product_id: &p.id,
-                sku: &p.sku,
-                name: &p.name,
-                description: &p.description,
-            },
-            attributes: &p.attributes,
-        }
-    }
-}
-
-/// Writes the attribute rows and search entries of these products, first removing what
-/// they had when `replace` (an edit; new products have nothing to remove).
+/// Writes the attribute filters and search entries of these products, first removing
+/// what they had when `replace` (an edit; new products have nothing to remove). SQLite
+/// keeps attribute filters in the search index (see [`search::index`]); MySQL keeps a
+/// row per (product, name, value).
 pub async fn reindex<C: ConnectionTrait>(
     conn: &C,
-    products: &[Indexed<'_>],
+    products: &[Searchable<'_>],
     replace: bool,
 ) -> ApiResult<()> {
-    if replace {
-        let ids: Vec<&str> = products.iter().map(|p| p.text.product_id).collect();
-        delete_in(conn, "catalog_product_attributes", "product_id", &ids).await?;
-    }
-    let mut attrs: Vec<Value> = Vec::new();
-    for p in products {
-        for (name, value) in attribute_pairs(p.attributes) {
-            attrs.push(Value::from(p.text.product_id.to_string()));
-            attrs.push(Value::from(name));
-            attrs.push(Value::from(value));
+    if conn.get_database_backend() != DbBackend::Sqlite {
+        if replace {
+            let ids: Vec<&str> = products.iter().map(|p| p.product_id).collect();
+            delete_in(conn, "catalog_product_attributes", "product_id", &ids).await?;
         }
+        let mut attrs: Vec<Value> = Vec::new();
+        for p in products {
+            for (name, value) in attribute_pairs(p.attributes) {
+                attrs.push(Value::from(p.product_id.to_string()));
+                attrs.push(Value::from(name));
+                attrs.push(Value::from(value));
+            }
+        }
+        insert_rows(
+            conn,
+            "catalog_product_attributes (product_id, name, value)",
+            3,
+            attrs,
+        )
+        .await?;
     }
-    insert_rows(
-        conn,
-        "catalog_product_attributes (product_id, name, value)",
-        3,
-        attrs,
-    )
-    .await?;
-    let searchable: Vec<Searchable> = products.iter().map(|p| p.text).collect();
-    search::index(conn, &searchable, replace).await
+    search::index(conn, products, replace).await
 }
 
 /// Inserts a validated product in an open transaction, with its index rows and event.
@@ -317,7 +300,7 @@ pub async fn insert<C: ConnectionTrait>(
         updated_at: Set(now),
     };
     let created = model.insert(conn).await?;
-    reindex(conn, &[Indexed::of(&created)], false).await?;
+    reindex(conn, &[Searchable::of(&created)], false).await?;
     let event = ProductCreated {
         product_id: created.id.clone(),
         catalog_id: cat.id.clone(),
@@ -391,7 +374,7 @@ pub async fn update(
     }
     m.updated_at = Set(Utc::now());
     let updated = m.update(&txn).await?;
-    reindex(&txn, &[Indexed::of(&updated)], true).await?;
+    reindex(&txn, &[Searchable::of(&updated)], true).await?;
     if updated.name != existing.name {
         let event = ProductRenamed {
             product_id: updated.id.clone(),

@@ -24,7 +24,7 @@ use super::{JobStatus, Kind, Missing, StoredOptions};
 use crate::entity::{category, import, import_change, product};
 use crate::service::CatalogCtx;
 use crate::service::events::{PRODUCTS_IMPORTED, ProductsImported};
-use crate::service::products::{self, Indexed, Status};
+use crate::service::products::{self, Status};
 use crate::service::search::Searchable;
 use crate::service::sql::{MAX_PARAMS, delete_in, insert_rows, placeholders, stmt};
 
@@ -876,16 +876,14 @@ async fn reindex_many<C: ConnectionTrait>(
         .iter()
         .map(|(_, d)| Json::Object(d.attributes.clone().into_iter().collect()))
         .collect();
-    let indexed: Vec<Indexed> = docs
+    let indexed: Vec<Searchable> = docs
         .iter()
         .zip(&attributes)
-        .map(|((id, d), attributes)| Indexed {
-            text: Searchable {
-                product_id: id,
-                sku: &d.sku,
-                name: &d.name,
-                description: &d.description,
-            },
+        .map(|((id, d), attributes)| Searchable {
+            product_id: id,
+            sku: &d.sku,
+            name: &d.name,
+            description: &d.description,
             attributes,
         })
         .collect();
