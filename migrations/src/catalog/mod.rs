@@ -7,6 +7,7 @@ mod m20261204_000002_catalog_imports;
 mod m20261205_000003_large_documents;
 mod m20261205_000004_search_index;
 mod m20261206_000005_attribute_filters_in_search;
+mod m20261206_000006_import_applied_through;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000003_large_documents::Migration),
             Box::new(m20261205_000004_search_index::Migration),
             Box::new(m20261206_000005_attribute_filters_in_search::Migration),
+            Box::new(m20261206_000006_import_applied_through::Migration),
         ]
     }
 

@@ -222,10 +222,26 @@ async fn a_dry_run_is_reviewed_then_applied_and_a_second_run_of_the_same_file_ch
         assert_eq!(changes["edges"][1]["node"]["sku"], "MUG-2");
         assert_eq!(changes["edges"][1]["node"]["after"]["priceAmount"], 475);
         assert_eq!(changes["edges"][1]["node"]["after"]["stock"], 3);
+        let states = async || -> Vec<String> {
+            let d = env
+                .ok(
+                    "query($i: ID!) { catalogImport(id: $i) { changes { edges { node { state } } } } }",
+                    json!({ "i": id }),
+                )
+                .await;
+            d["catalogImport"]["changes"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["state"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(states().await, ["STAGED", "STAGED", "STAGED"]);
 
         let done = env.apply(id).await;
         assert_eq!(done["status"], "DONE", "[{}] {done}", env.label);
         assert_eq!(done["counts"]["applied"], 3);
+        assert_eq!(states().await, ["APPLIED", "APPLIED", "APPLIED"]);
         assert_eq!(
             env.products(&cat, "ACTIVE").await,
             vec![
@@ -452,6 +468,11 @@ async fn a_rollback_restores_what_the_import_did_except_what_was_edited_since() 
             .collect();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0]["node"]["sku"], "MUG-2");
+        let edges = d["catalogImport"]["changes"]["edges"].as_array().unwrap();
+        assert!(edges.len() > 1);
+        for e in edges.iter().filter(|e| e["node"]["sku"] != "MUG-2") {
+            assert_eq!(e["node"]["state"], "ROLLED_BACK", "[{}] {e}", env.label);
+        }
         // A rolled back import cannot be rolled back twice.
         let resp = env
             .gql(SUPPLIER_A, "mutation($i: ID!) { rollbackCatalogImport(id: $i) { id } }", json!({ "i": id }))

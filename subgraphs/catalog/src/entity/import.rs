@@ -30,6 +30,9 @@ pub struct Model {
     pub failed: i64,
     pub bytes_read: i64,
     pub applied: i64,
+    /// The last change applied (changes apply in order); none before the first batch.
+    /// Changes up to it stay `staged` in their rows: see [`Self::change_state`].
+    pub applied_seq: Option<i64>,
     pub rolled_back: i64,
     pub rollback_skipped: i64,
     /// A JSON list of the file's columns we did not know.
@@ -50,3 +53,15 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// What became of one of this job's changes: its stored state, except that a
+    /// `staged` change the job has applied past is `applied`.
+    pub fn change_state<'a>(&self, change: &'a super::import_change::Model) -> &'a str {
+        if change.state == "staged" && self.applied_seq.is_some_and(|a| change.seq <= a) {
+            "applied"
+        } else {
+            &change.state
+        }
+    }
+}

@@ -166,7 +166,11 @@ pub struct ImportFieldChange {
 }
 
 /// A change an import stages (and, once applied, made).
-pub struct ImportChange(pub import_change::Model);
+pub struct ImportChange {
+    pub change: import_change::Model,
+    /// What became of it, from the change and its job.
+    pub state: String,
+}
 
 fn doc(text: Option<&str>) -> Option<serde_json::Value> {
     text.and_then(|t| serde_json::from_str(t).ok())
@@ -176,27 +180,28 @@ fn doc(text: Option<&str>) -> Option<serde_json::Value> {
 impl ImportChange {
     /// The file's row; null for products absent from the file.
     async fn row(&self) -> Option<i64> {
-        self.0.row_no
+        self.change.row_no
     }
     async fn sku(&self) -> &str {
-        &self.0.sku
+        &self.change.sku
     }
     async fn kind(&self) -> Option<Kind> {
-        Kind::parse(&self.0.kind)
+        Kind::parse(&self.change.kind)
     }
     /// The product's id (for a create, the id it gets).
     async fn product_id(&self) -> ID {
-        ID(self.0.product_id.clone())
+        ID(self.change.product_id.clone())
     }
     /// STAGED, APPLIED, ROLLED_BACK, or KEPT (a rollback left a later edit alone).
     async fn state(&self) -> String {
-        self.0.state.to_ascii_uppercase()
+        self.state.to_ascii_uppercase()
     }
     /// The fields an update changes, each with its value before and after.
     async fn fields(&self) -> Vec<ImportFieldChange> {
-        let names: Vec<String> = serde_json::from_str(&self.0.changed_fields).unwrap_or_default();
-        let before = doc(self.0.before_doc.as_deref());
-        let after = doc(self.0.after_doc.as_deref());
+        let names: Vec<String> =
+            serde_json::from_str(&self.change.changed_fields).unwrap_or_default();
+        let before = doc(self.change.before_doc.as_deref());
+        let after = doc(self.change.after_doc.as_deref());
         let value = |d: &Option<serde_json::Value>, f: &str| -> serde_json::Value {
             let Some(d) = d else {
                 return serde_json::Value::Null;
@@ -211,7 +216,7 @@ impl ImportChange {
         names
             .into_iter()
             .map(|f| {
-                let after_value = if self.0.kind == Kind::Archive.as_str() && f == "status" {
+                let after_value = if self.change.kind == Kind::Archive.as_str() && f == "status" {
                     serde_json::Value::from("archived")
                 } else {
                     value(&after, &f)
@@ -226,11 +231,11 @@ impl ImportChange {
     }
     /// The product as the file has it (creates and updates).
     async fn after(&self) -> Option<Json<serde_json::Value>> {
-        doc(self.0.after_doc.as_deref()).map(Json)
+        doc(self.change.after_doc.as_deref()).map(Json)
     }
     /// The product as it was stored (updates, archives, deletes).
     async fn before(&self) -> Option<Json<serde_json::Value>> {
-        doc(self.0.before_doc.as_deref()).map(Json)
+        doc(self.change.before_doc.as_deref()).map(Json)
     }
 }
 
@@ -353,7 +358,15 @@ impl CatalogImport {
         let svc = ctx.data::<CatalogCtx>()?;
         let (window, rows) =
             imports::changes(svc, &self.0, kinds, &page(first, after, last, before)).await?;
-        Ok(window.connection(rows.into_iter().map(ImportChange).collect()))
+        let job = &self.0;
+        Ok(window.connection(
+            rows.into_iter()
+                .map(|change| ImportChange {
+                    state: job.change_state(&change).to_string(),
+                    change,
+                })
+                .collect(),
+        ))
     }
 }
 

@@ -993,32 +993,64 @@ async fn delete_products<C: ConnectionTrait>(conn: &C, ids: &[String]) -> ApiRes
     delete_in(conn, "catalog_products", "id", &ids).await
 }
 
-/// The next batch of changes in `state`, past `after` (a sequence number) in the
-/// direction asked: a range of the primary key, not a scan over the changes done.
+/// Which of a job's changes a batch reads.
+#[derive(Clone, Copy)]
+enum Staged {
+    /// Not applied yet, oldest first.
+    ToApply,
+    /// Applied and not yet undone, newest first: those up to the job's `applied_seq`
+    /// still `staged` in their rows, and those of jobs applied before `applied_seq`
+    /// existed, marked `applied`.
+    ToUndo { applied_seq: Option<i64> },
+}
+
+/// The next batch of the job's changes past `after` (a sequence number) in the
+/// direction `which` reads: a range of the primary key, not a scan over the changes
+/// done.
 async fn staged_batch(
     db: &DatabaseConnection,
     job_id: &str,
-    state: &str,
-    newest_first: bool,
+    which: Staged,
     after: Option<i64>,
     limit: usize,
 ) -> ApiResult<Vec<import_change::Model>> {
-    let mut q = import_change::Entity::find()
-        .filter(import_change::Column::ImportId.eq(job_id))
-        .filter(import_change::Column::State.eq(state));
-    if let Some(after) = after {
-        q = if newest_first {
-            q.filter(import_change::Column::Seq.lt(after))
-        } else {
-            q.filter(import_change::Column::Seq.gt(after))
-        };
-    }
-    let q = if newest_first {
-        q.order_by_desc(import_change::Column::Seq)
-    } else {
-        q.order_by_asc(import_change::Column::Seq)
+    use sea_orm::Condition;
+    let mut q = import_change::Entity::find().filter(import_change::Column::ImportId.eq(job_id));
+    q = match which {
+        Staged::ToApply => {
+            let q = q.filter(import_change::Column::State.eq("staged"));
+            match after {
+                Some(after) => q.filter(import_change::Column::Seq.gt(after)),
+                None => q,
+            }
+            .order_by_asc(import_change::Column::Seq)
+        }
+        Staged::ToUndo { applied_seq } => {
+            let mut undo = Condition::any().add(import_change::Column::State.eq("applied"));
+            if let Some(through) = applied_seq {
+                undo = undo.add(
+                    Condition::all()
+                        .add(import_change::Column::State.eq("staged"))
+                        .add(import_change::Column::Seq.lte(through)),
+                );
+            }
+            let q = q.filter(undo);
+            match after {
+                Some(after) => q.filter(import_change::Column::Seq.lt(after)),
+                None => q,
+            }
+            .order_by_desc(import_change::Column::Seq)
+        }
     };
     Ok(q.limit(limit as u64).all(db).await?)
+}
+
+/// What a batch adds to its job, besides its counter.
+enum Also {
+    /// Adds to a second counter.
+    Count(&'static str, i64),
+    /// Sets `applied_seq`: an apply marks no change, it moves past them.
+    AppliedThrough(i64),
 }
 
 /// Marks changes done and adds to one of the job's counters, checking the lease: the
@@ -1029,22 +1061,20 @@ async fn record_batch<C: ConnectionTrait>(
     marks: &[(i64, &'static str)],
     counter: &str,
     by: i64,
-    also: Option<(&str, i64)>,
+    also: Also,
 ) -> Result<(), Stop> {
     let backend = conn.get_database_backend();
-    let (extra, extra_by) = match also {
-        Some((c, n)) => (format!(", {c} = {c} + ?"), Some(n)),
-        None => (String::new(), None),
+    let (extra, extra_value) = match also {
+        Also::Count(c, n) => (format!(", {c} = {c} + ?"), n),
+        Also::AppliedThrough(seq) => (", applied_seq = ?".to_string(), seq),
     };
-    let mut values = vec![Value::from(by)];
-    if let Some(n) = extra_by {
-        values.push(Value::from(n));
-    }
-    values.extend([
+    let values = vec![
+        Value::from(by),
+        Value::from(extra_value),
         Value::from(Utc::now()),
         Value::from(lease.job_id.clone()),
         Value::from(lease.owner.clone()),
-    ]);
+    ];
     let res = conn
         .execute_raw(stmt(
             backend,
@@ -1128,6 +1158,7 @@ fn decode(c: import_change::Model) -> ApiResult<Decoded> {
 fn read_ahead(
     ctx: &CatalogCtx,
     job_id: &str,
+    applied_seq: Option<i64>,
 ) -> (
     tokio::sync::mpsc::Receiver<ApiResult<Vec<Decoded>>>,
     AbortOnDrop,
@@ -1136,7 +1167,7 @@ fn read_ahead(
     let reads = ctx.reads.clone();
     let job_id = job_id.to_string();
     let task = tokio::spawn(async move {
-        let mut cursor = None;
+        let mut cursor = applied_seq;
         loop {
             // A slot first, then the read: one batch waits decoded while the writer
             // applies another, never more (ten thousand documents are tens of MB).
@@ -1144,7 +1175,7 @@ fn read_ahead(
                 return;
             };
             let batch =
-                match staged_batch(&reads, &job_id, "staged", false, cursor, APPLY_BATCH).await {
+                match staged_batch(&reads, &job_id, Staged::ToApply, cursor, APPLY_BATCH).await {
                     Ok(b) => b,
                     Err(e) => {
                         slot.send(Err(e));
@@ -1198,7 +1229,13 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
     let db = &ctx.db;
     let mut cats = categories(db, &job.catalog_id).await?;
     let mut last_progress = Instant::now();
-    let (mut batches, _reader) = read_ahead(ctx, &job.id);
+    // Where the job stands now, not when it was picked up: after a restart, this
+    // process may have applied part of it before.
+    let applied_seq = import::Entity::find_by_id(job.id.clone())
+        .one(db)
+        .await?
+        .and_then(|j| j.applied_seq);
+    let (mut batches, _reader) = read_ahead(ctx, &job.id, applied_seq);
     loop {
         let batch = match batches.recv().await {
             Some(b) => b?,
@@ -1210,12 +1247,12 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
         let txn = shop_kit::db::begin_write(db).await?;
         let mut creates: Vec<(String, ProductDoc, Option<String>, Option<i64>)> = Vec::new();
         let mut event = batch_event(job);
-        let mut marks: Vec<(i64, &'static str)> = Vec::new();
+        let applied = batch.len() as i64;
+        let last_seq = batch.last().map(|c| c.seq);
         let mut reindex: Vec<(String, ProductDoc)> = Vec::new();
         let mut archive: Vec<String> = Vec::new();
         let mut delete: Vec<String> = Vec::new();
         for c in batch {
-            marks.push((c.seq, "applied"));
             match c.action {
                 Action::Create(doc, stock) => {
                     let category_id =
@@ -1288,7 +1325,15 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
                 serde_json::to_value(&event).unwrap_or_default(),
             )
             .await?;
-        record_batch(&txn, lease, &marks, "applied", marks.len() as i64, None).await?;
+        record_batch(
+            &txn,
+            lease,
+            &[],
+            "applied",
+            applied,
+            Also::AppliedThrough(last_seq.unwrap_or_default()),
+        )
+        .await?;
         txn.commit().await?;
         ctx.outbox.wake();
         shop_kit::fault::point("imports.after_apply_batch");
@@ -1326,11 +1371,17 @@ pub async fn bump_revision<C: ConnectionTrait>(conn: &C, catalog_id: &str) -> Ap
 /// wrote it is left as it is and its change marked `kept`.
 pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Result<(), Stop> {
     let db = &ctx.db;
+    let undo = Staged::ToUndo {
+        applied_seq: import::Entity::find_by_id(job.id.clone())
+            .one(db)
+            .await?
+            .and_then(|j| j.applied_seq),
+    };
     let mut cats = categories(db, &job.catalog_id).await?;
     let mut last_progress = Instant::now();
     let mut cursor: Option<i64> = None;
     loop {
-        let batch = staged_batch(db, &job.id, "applied", true, cursor, BATCH).await?;
+        let batch = staged_batch(db, &job.id, undo, cursor, BATCH).await?;
         let Some(last) = batch.last() else {
             return Ok(());
         };
@@ -1456,7 +1507,7 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
             &marks,
             "rolled_back",
             undone,
-            Some(("rollback_skipped", kept)),
+            Also::Count("rollback_skipped", kept),
         )
         .await?;
         txn.commit().await?;

@@ -406,6 +406,7 @@ pub async fn start(
         failed: 0,
         bytes_read: 0,
         applied: 0,
+        applied_seq: None,
         rolled_back: 0,
         rollback_skipped: 0,
         unknown_columns: "[]".into(),
