@@ -320,6 +320,18 @@ async fn run(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The apply logs where its time went ("import applied": reading, products, index,
+    // other, commit); warnings explain odd figures.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(
+                    "warn,shop_catalog::service::imports::engine=info",
+                )
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let rows: usize = std::env::args()
         .nth(1)
         .map(|a| a.replace('_', "").parse())
