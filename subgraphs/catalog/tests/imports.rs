@@ -803,12 +803,25 @@ async fn a_workbook_imports_like_a_csv_file_and_a_zip_bomb_changes_nothing() {
         let job = env.settle(d["startCatalogImport"]["id"].as_str().unwrap()).await;
         assert_eq!(job["status"], "DONE", "[{}] {job}", env.label);
         assert_eq!(counts(&job), [3000, 3000, 0, 0, 0, 0, 0], "[{}] {job}", env.label);
-        let d = env
-            .ok(
+        // MariaDB's full-text index has, rarely and only with other tests loading the
+        // server, answered a search right after the import's last commit without the
+        // new product (once in 20 parallel runs of the import tests; the cause is not
+        // pinned down). The product must be found within a few seconds.
+        let search = async || {
+            env.ok(
                 "query($c: ID!) { products(filter: {catalogId: $c}, search: \"WB-02999\") { edges { node { sku name price { amount currency } category { name } } } } }",
                 json!({ "c": cat }),
             )
-            .await;
+            .await
+        };
+        let mut d = search().await;
+        for _ in 0..50 {
+            if !d["products"]["edges"][0]["node"].is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            d = search().await;
+        }
         assert_eq!(
             d["products"]["edges"][0]["node"],
             json!({ "sku": "WB-02999", "name": "Bowl 2999", "price": { "amount": 4925, "currency": "EUR" }, "category": { "name": "Bowls" } }),
