@@ -580,7 +580,11 @@ async fn attribute_filters_follow_edits_deletions_and_a_rebuilt_index() {
                 .await
                 .expect("drop keys");
             assert_eq!(filtered(one("color", &["blue"])).await, Vec::<String>::new());
-            shop_catalog::service::search::catch_up(&env.ctx.db).await.expect("catch up");
+            // A product per batch: each batch must start where the last one stopped.
+            let n = shop_catalog::service::search::catch_up_in_batches(&env.ctx.db, 1)
+                .await
+                .expect("catch up");
+            assert_eq!(n, 2);
             assert_eq!(filtered(one("color", &["blue"])).await, ["P1"]);
             assert_eq!(filtered(one("size", &["M"])).await, ["P2"]);
         }

@@ -181,6 +181,11 @@ async fn index_full_text<C: ConnectionTrait>(
 /// Products left out of the search index (stored before it existed), indexed a batch
 /// at a time.
 pub async fn catch_up<C: ConnectionTrait>(conn: &C) -> ApiResult<u64> {
+    catch_up_in_batches(conn, 2000).await
+}
+
+/// [`catch_up`], `per_batch` products at a time.
+pub async fn catch_up_in_batches<C: ConnectionTrait>(conn: &C, per_batch: u64) -> ApiResult<u64> {
     #[derive(FromQueryResult)]
     struct Missing {
         id: String,
@@ -191,18 +196,26 @@ pub async fn catch_up<C: ConnectionTrait>(conn: &C) -> ApiResult<u64> {
     }
     let backend = conn.get_database_backend();
     let mut done = 0u64;
+    // Each batch starts past the last one's products, in id order: a batch that began
+    // from the first product again would pass over every product indexed before it,
+    // work quadratic in the products at the first start after an upgrade that rebuilds
+    // the index.
+    let mut after = String::new();
     loop {
-        let batch = Missing::find_by_statement(Statement::from_string(
+        let batch = Missing::find_by_statement(Statement::from_sql_and_values(
             backend,
             "SELECT p.id, p.sku, p.name, p.description, p.attributes FROM catalog_products p \
-             WHERE NOT EXISTS (SELECT 1 FROM catalog_search_docs d WHERE d.product_id = p.id) \
-             LIMIT 2000",
+             WHERE p.id > ? \
+             AND NOT EXISTS (SELECT 1 FROM catalog_search_docs d WHERE d.product_id = p.id) \
+             ORDER BY p.id LIMIT ?",
+            [Value::from(after.clone()), Value::from(per_batch as i64)],
         ))
         .all(conn)
         .await?;
-        if batch.is_empty() {
+        let Some(last) = batch.last() else {
             return Ok(done);
-        }
+        };
+        after = last.id.clone();
         let docs: Vec<Searchable> = batch
             .iter()
             .map(|m| Searchable {
