@@ -527,14 +527,9 @@ async fn attribute_filters_follow_edits_deletions_and_a_rebuilt_index() {
                     json!({ "a": conditions }),
                 )
                 .await;
-            let mut skus: Vec<String> = d["products"]["edges"]
-                .as_array()
-                .expect("edges")
-                .iter()
-                .map(|e| e["node"]["sku"].as_str().expect("sku").to_string())
-                .collect();
-            skus.sort();
-            skus
+            let mut found = skus(&d, "/products/edges");
+            found.sort();
+            found
         };
         let one = |name: &str, values: &[&str]| json!([{ "name": name, "values": values }]);
         assert_eq!(filtered(one("color", &["red"])).await, ["P1"]);

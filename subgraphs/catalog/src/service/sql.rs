@@ -46,28 +46,20 @@ pub async fn insert_rows<C: ConnectionTrait>(
     let per = MAX_PARAMS / cols * cols;
     // Each statement takes its values by move, not a copy of every bound string.
     let mut values = values.into_iter();
-    let mut full: Option<String> = None;
     loop {
         let chunk: Vec<Value> = values.by_ref().take(per).collect();
         if chunk.is_empty() {
             return Ok(());
         }
-        let sql = if chunk.len() == per {
-            full.get_or_insert_with(|| {
-                format!(
-                    "INSERT INTO {table_and_columns} VALUES {}",
-                    rows_of(per / cols, cols)
-                )
-            })
-            .clone()
-        } else {
+        conn.execute_raw(stmt(
+            conn.get_database_backend(),
             format!(
                 "INSERT INTO {table_and_columns} VALUES {}",
                 rows_of(chunk.len() / cols, cols)
-            )
-        };
-        conn.execute_raw(stmt(conn.get_database_backend(), sql, chunk))
-            .await?;
+            ),
+            chunk,
+        ))
+        .await?;
     }
 }
 

@@ -1045,6 +1045,15 @@ async fn staged_batch(
     Ok(q.limit(limit as u64).all(db).await?)
 }
 
+/// How far the job has applied its changes, as stored now rather than when the job was
+/// picked up: after a restart, this process may have applied part of it before.
+async fn applied_seq(db: &DatabaseConnection, job_id: &str) -> ApiResult<Option<i64>> {
+    Ok(import::Entity::find_by_id(job_id.to_string())
+        .one(db)
+        .await?
+        .and_then(|j| j.applied_seq))
+}
+
 /// What a batch adds to its job, besides its counter.
 enum Also {
     /// Adds to a second counter.
@@ -1269,13 +1278,7 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
     let mut profile = ApplyProfile::default();
     let mut cats = categories(db, &job.catalog_id).await?;
     let mut last_progress = Instant::now();
-    // Where the job stands now, not when it was picked up: after a restart, this
-    // process may have applied part of it before.
-    let applied_seq = import::Entity::find_by_id(job.id.clone())
-        .one(db)
-        .await?
-        .and_then(|j| j.applied_seq);
-    let (mut batches, _reader) = read_ahead(ctx, &job.id, applied_seq);
+    let (mut batches, _reader) = read_ahead(ctx, &job.id, applied_seq(db, &job.id).await?);
     loop {
         let mut clock = Instant::now();
         let batch = match batches.recv().await {
@@ -1420,10 +1423,7 @@ pub async fn bump_revision<C: ConnectionTrait>(conn: &C, catalog_id: &str) -> Ap
 pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Result<(), Stop> {
     let db = &ctx.db;
     let undo = Staged::ToUndo {
-        applied_seq: import::Entity::find_by_id(job.id.clone())
-            .one(db)
-            .await?
-            .and_then(|j| j.applied_seq),
+        applied_seq: applied_seq(db, &job.id).await?,
     };
     let mut cats = categories(db, &job.catalog_id).await?;
     let mut last_progress = Instant::now();
