@@ -484,3 +484,163 @@ async fn live_connections_past_the_process_cap_are_refused_with_503() {
     assert!(text.contains("\"name\":\"A\""), "{text}");
     assert_eq!(gw.open_connections(), 0, "every slot freed");
 }
+
+// Entity fetches of one subgraph at one level of the plan go out as one request (the
+// `batch` pass): one aliased `_entities` field per fetch, answers and errors back at
+// the client's positions.
+
+/// Two products, each related to the other; `p1` is listed twice.
+fn related_products() -> Script {
+    Arc::new(|_| {
+        json!({ "data": { "topProducts": [
+            { "__typename": "Product", "upc": "p1", "name": "Lamp", "related": { "__typename": "Product", "upc": "p2", "name": "Rug" } },
+            { "__typename": "Product", "upc": "p2", "name": "Rug", "related": { "__typename": "Product", "upc": "p1", "name": "Lamp" } },
+            { "__typename": "Product", "upc": "p1", "name": "Lamp", "related": { "__typename": "Product", "upc": "p2", "name": "Rug" } }
+        ] } })
+    })
+}
+
+/// Answers each aliased `_entities` field of the request from its own variable:
+/// `inStock` for `p1` only, `count` as the upc's digit times ten; `count` of the first
+/// representation of the `count` field fails.
+fn inventory_by_alias() -> Script {
+    Arc::new(|req| {
+        let query = req["query"].as_str().unwrap_or_default().to_string();
+        let mut data = serde_json::Map::new();
+        let mut errors = Vec::new();
+        for (alias, variable) in [("_0", "representations0"), ("_1", "representations1")] {
+            let Some(reps) = req["variables"][variable].as_array() else {
+                continue;
+            };
+            // Which fields this alias asks for: the text after `alias:` up to the next
+            // alias (the gateway writes one `_entities` field per fetch).
+            let start = query.find(&format!("{alias}: _entities")).unwrap();
+            let rest = &query[start..];
+            let end = rest.find("} _").map_or(rest.len(), |i| i + 1);
+            let fields = &rest[..end];
+            let entities: Vec<Value> = reps
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let upc = r["upc"].as_str().unwrap_or_default();
+                    let mut e = serde_json::Map::new();
+                    if fields.contains("inStock") {
+                        e.insert("inStock".into(), json!(upc == "p1"));
+                    }
+                    if fields.contains("count") {
+                        if i == 0 {
+                            e.insert("count".into(), Value::Null);
+                            errors.push(
+                                json!({ "message": "count unknown", "path": [alias, 0, "count"] }),
+                            );
+                        } else {
+                            let n: i64 = upc.trim_start_matches('p').parse().unwrap_or(0);
+                            e.insert("count".into(), json!(n * 10));
+                        }
+                    }
+                    Value::Object(e)
+                })
+                .collect();
+            data.insert(alias.into(), Value::Array(entities));
+        }
+        json!({ "data": data, "errors": errors })
+    })
+}
+
+async fn batch_gateway(
+    inventory: Script,
+) -> (
+    Arc<Gateway>,
+    shop_federation::plan::QueryPlan,
+    Arc<Mutex<Vec<Value>>>,
+) {
+    let (purl, _) = mock(related_products()).await;
+    let (iurl, ilog) = mock(inventory).await;
+    let sdl = compose(&[
+        SubgraphSource {
+            name: "products".into(),
+            url: purl,
+            sdl: format!("{LINK} type Query {{ topProducts: [Product!]! }} type Product @key(fields: \"upc\") {{ upc: String! name: String! related: Product }}"),
+        },
+        SubgraphSource {
+            name: "inventory".into(),
+            url: iurl,
+            sdl: format!("{LINK} type Product @key(fields: \"upc\") {{ upc: String! inStock: Boolean count: Int }}"),
+        },
+    ])
+    .unwrap();
+    let sg = Supergraph::parse(&sdl).unwrap();
+    let doc =
+        apollo_compiler::ExecutableDocument::parse_and_validate(&sg.api, BATCHED, "q.graphql")
+            .unwrap();
+    let op = shop_federation::normalize(&sg.api, &doc, None).unwrap();
+    let plan = shop_federation::plan(&sg, &op).unwrap();
+    (Gateway::new(sg, GatewayOptions::default()), plan, ilog)
+}
+
+const BATCHED: &str = "{ topProducts { name inStock related { name count } } }";
+
+async fn run_batched(gw: &Arc<Gateway>) -> Value {
+    let req = GraphQLRequest {
+        query: Some(BATCHED.into()),
+        ..Default::default()
+    };
+    serde_json::to_value(gw.execute(req, &Default::default()).await).unwrap()
+}
+
+#[tokio::test]
+async fn two_fetches_of_one_subgraph_at_one_level_are_one_request() {
+    let (gw, plan, ilog) = batch_gateway(inventory_by_alias()).await;
+    // The root fetch, then one request to inventory (not one per path).
+    assert_eq!(plan.fetch_count(), 2, "{plan}");
+    let body = run_batched(&gw).await;
+    assert_eq!(
+        body["data"],
+        json!({ "topProducts": [
+            { "name": "Lamp", "inStock": true, "related": { "name": "Rug", "count": null } },
+            { "name": "Rug", "inStock": false, "related": { "name": "Lamp", "count": 10 } },
+            { "name": "Lamp", "inStock": true, "related": { "name": "Rug", "count": null } }
+        ] })
+    );
+    let calls = ilog.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "one request to inventory: {calls:?}");
+    // Each fetch sends each entity once, in order of first appearance.
+    let vars = &calls[0]["variables"];
+    let reps = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["upc"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut sent = [
+        reps(&vars["representations0"]),
+        reps(&vars["representations1"]),
+    ];
+    sent.sort();
+    assert_eq!(sent, [vec!["p1", "p2"], vec!["p2", "p1"]]);
+    // The error of the first `count` representation (p2, a related product) is at the
+    // first client position that sent it, with the subgraph named.
+    assert_eq!(
+        body["errors"],
+        json!([{ "message": "count unknown", "path": ["topProducts", 0, "related", "count"], "extensions": { "service": "inventory" } }])
+    );
+}
+
+#[tokio::test]
+async fn a_failed_batch_request_nulls_its_fields_and_says_so_once() {
+    let down: Script = Arc::new(|_| json!("not a GraphQL answer"));
+    let (gw, _, ilog) = batch_gateway(down).await;
+    let body = run_batched(&gw).await;
+    assert_eq!(ilog.lock().unwrap().len(), 1);
+    assert_eq!(body["data"]["topProducts"][1]["name"], "Rug");
+    assert_eq!(body["data"]["topProducts"][1]["inStock"], Value::Null);
+    assert_eq!(
+        body["data"]["topProducts"][1]["related"]["count"],
+        Value::Null
+    );
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["extensions"]["code"], "SUBREQUEST_HTTP_ERROR");
+    assert_eq!(errors[0]["extensions"]["service"], "inventory");
+}

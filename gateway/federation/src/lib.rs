@@ -7,6 +7,7 @@
 
 pub mod api_schema;
 pub mod authz;
+pub mod batch;
 pub mod compose;
 pub mod field_set;
 pub mod operation;

@@ -35,6 +35,13 @@ pub struct FetchNode {
     /// inside each entity): fields the operation had to alias for the subgraph.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub renames: Vec<Rename>,
+    /// For an entity fetch, the parts of `operation` a batch is built from (see
+    /// [`BatchNode`]): the selection set under `_entities` (braces included) and the
+    /// variable definitions besides `$representations`.
+    #[serde(skip)]
+    pub entities_selection: String,
+    #[serde(skip)]
+    pub variable_definitions: Vec<String>,
 }
 
 impl FetchNode {
@@ -238,6 +245,32 @@ pub enum PlanNode {
         #[serde(skip_serializing_if = "Option::is_none")]
         rest: Option<Box<PlanNode>>,
     },
+    /// Entity fetches of one subgraph that run at the same time, sent as one request.
+    Batch(BatchNode),
+}
+
+/// Entity fetches of one subgraph sent as one request (made by [`crate::batch`]): each
+/// part is an `_entities` field of `operation`, aliased `_0`, `_1`, … and given its
+/// representations in its own variable, which the objects at the part's paths fill.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BatchNode {
+    pub service: String,
+    pub operation: String,
+    /// The client variables the operation uses (forwarded by name).
+    pub variables: Vec<String>,
+    pub parts: Vec<BatchPart>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BatchPart {
+    /// The part's `_entities` field's alias in the operation.
+    pub alias: String,
+    /// The variable (without `$`) holding the part's representations.
+    pub variable: String,
+    /// Where its objects are; the same entity at several paths is sent once.
+    pub paths: Vec<Vec<PathSegment>>,
+    /// The entity fetch this part stands for (its `operation` is not sent).
+    pub fetch: FetchNode,
 }
 
 /// Whether a [`PlanNode::Condition`]'s node runs with these variables: `$variable`
@@ -273,6 +306,7 @@ impl QueryPlan {
                 }
                 PlanNode::Subscription { rest, .. } => 1 + rest.as_deref().map(count).unwrap_or(0),
                 PlanNode::Condition { node, .. } => count(node),
+                PlanNode::Batch(_) => 1,
             }
         }
         self.node.as_ref().map(count).unwrap_or(0)
@@ -301,6 +335,7 @@ impl QueryPlan {
                     return resolve(node, vars);
                 }
                 PlanNode::Fetch(f) => PlanNode::Fetch(f.clone()),
+                PlanNode::Batch(b) => PlanNode::Batch(b.clone()),
                 PlanNode::Flatten { path, node } => PlanNode::Flatten {
                     path: path.clone(),
                     node: Box::new(resolve(node, vars)?),
@@ -333,6 +368,7 @@ impl QueryPlan {
                 PlanNode::Parallel { nodes } => nodes.iter().map(depth).max().unwrap_or(0),
                 PlanNode::Subscription { rest, .. } => 1 + rest.as_deref().map(depth).unwrap_or(0),
                 PlanNode::Condition { node, .. } => depth(node),
+                PlanNode::Batch(_) => 1,
             }
         }
         self.node.as_ref().map(depth).unwrap_or(0)
@@ -357,6 +393,37 @@ fn indent(out: &mut String, level: usize) {
 
 fn write_fetch(out: &mut String, f: &FetchNode, level: usize) {
     let _ = writeln!(out, "Fetch(service: \"{}\") {{", f.service);
+    write_entities(out, f, level);
+    indent(out, level + 1);
+    out.push_str(&f.operation);
+    out.push('\n');
+    indent(out, level);
+    out.push_str("},\n");
+}
+
+fn write_batch(out: &mut String, b: &BatchNode, level: usize) {
+    let _ = writeln!(out, "Batch(service: \"{}\") {{", b.service);
+    for part in &b.parts {
+        indent(out, level + 1);
+        let paths: Vec<String> = part
+            .paths
+            .iter()
+            .map(|p| format!("\"{}\"", path_text(p)))
+            .collect();
+        let _ = writeln!(out, "{} at {} {{", part.alias, paths.join(", "));
+        write_entities(out, &part.fetch, level + 1);
+        indent(out, level + 1);
+        out.push_str("},\n");
+    }
+    indent(out, level + 1);
+    out.push_str(&b.operation);
+    out.push('\n');
+    indent(out, level);
+    out.push_str("},\n");
+}
+
+/// An entity fetch's representations, contexts and renames, one line each.
+fn write_entities(out: &mut String, f: &FetchNode, level: usize) {
     if let Some(e) = &f.entity {
         indent(out, level + 1);
         let shapes: Vec<String> = std::iter::once(e)
@@ -400,11 +467,6 @@ fn write_fetch(out: &mut String, f: &FetchNode, level: usize) {
             r.to
         );
     }
-    indent(out, level + 1);
-    out.push_str(&f.operation);
-    out.push('\n');
-    indent(out, level);
-    out.push_str("},\n");
 }
 
 fn write_node(out: &mut String, node: &PlanNode, level: usize) {
@@ -426,6 +488,7 @@ fn write_node(out: &mut String, node: &PlanNode, level: usize) {
             out.push_str("},\n");
         }
         PlanNode::Fetch(f) => write_fetch(out, f, level),
+        PlanNode::Batch(b) => write_batch(out, b, level),
         PlanNode::Condition {
             variable,
             skip,

@@ -750,7 +750,7 @@ fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
                     (None, sub) => into.push(Out::Field {
                         key,
                         head,
-                        sub,
+                        sub: sub.map(merged),
                         ty,
                         conditions,
                     }),
@@ -771,13 +771,21 @@ fn merge_outs(into: &mut Vec<Out>, more: Vec<Out>) {
                     Some(existing) => merge_outs(existing, sub),
                     None => into.push(Out::Inline {
                         head,
-                        sub,
+                        sub: merged(sub),
                         conditions,
                     }),
                 }
             }
         }
     }
+}
+
+/// `items` with each field and fragment selected twice at one level merged into one,
+/// at every depth.
+fn merged(items: Vec<Out>) -> Vec<Out> {
+    let mut out = Vec::with_capacity(items.len());
+    merge_outs(&mut out, items);
+    out
 }
 
 impl Out {
@@ -2322,12 +2330,15 @@ impl Planner<'_> {
         ))
     }
 
+    /// The operation sent for `group`; for an entity fetch also the selection set under
+    /// `_entities` and the variable definitions besides `$representations` (what a
+    /// batch is built from).
     fn operation_text(
         &self,
         group: &Group,
         counter: &mut usize,
         renames: &mut Vec<Rename>,
-    ) -> String {
+    ) -> (String, String, Vec<String>) {
         let service = &self.sg.graphs[group.graph].name;
         let mut defs: Vec<String> = Vec::new();
         if group.entity.is_some() {
@@ -2371,30 +2382,31 @@ impl Planner<'_> {
                     .chain(&group.also)
                     .filter_map(|g| {
                         let (type_name, _) = g.entity.as_ref()?;
+                        // A field asked twice (by the client and as a key, say) is
+                        // sent once.
                         Some(Out::Inline {
                             head: format!("... on {type_name}"),
-                            sub: g.selections.clone(),
+                            sub: merged(g.selections.clone()),
                             conditions: Vec::new(),
                         })
                     })
                     .collect();
                 self.alias_conflicts(&mut inline, &[], renames);
-                let entities = vec![Out::Field {
-                    key: "_entities".into(),
-                    head: "_entities(representations: $representations)".into(),
-                    sub: Some(inline),
-                    ty: None,
-                    conditions: Vec::new(),
-                }];
-                print_out(&entities, &mut text);
+                let mut selection = String::new();
+                print_out(&inline, &mut selection);
+                text.push_str("{ _entities(representations: $representations) ");
+                text.push_str(&selection);
+                text.push_str(" }");
+                let defs = defs.into_iter().skip(1).collect();
+                (text, selection, defs)
             }
             None => {
-                let mut items = group.selections.clone();
+                let mut items = merged(group.selections.clone());
                 self.alias_conflicts(&mut items, &[], renames);
                 print_out(&items, &mut text);
+                (text, String::new(), Vec::new())
             }
         }
-        text
     }
 
     /// Aliases fields that share a response name but not a type within one selection
@@ -2676,13 +2688,17 @@ impl Planner<'_> {
 
     fn unguarded_node(&self, group: Group, counter: &mut usize) -> PlanNode {
         let mut renames = Vec::new();
+        let (operation, entities_selection, variable_definitions) =
+            self.operation_text(&group, counter, &mut renames);
         let fetch = FetchNode {
             service: self.sg.graphs[group.graph].name.clone(),
-            operation: self.operation_text(&group, counter, &mut renames),
+            operation,
             variables: group.variables.clone(),
             entity: entity_fetch(&group),
             more_entities: group.also.iter().filter_map(entity_fetch).collect(),
             renames,
+            entities_selection,
+            variable_definitions,
         };
         let own = if group.entity.is_some() {
             PlanNode::Flatten {
@@ -2857,6 +2873,13 @@ pub fn plan_with_labels(
         (_, 1) => nodes.pop(),
         (OperationKind::Mutation, _) => Some(PlanNode::Sequence { nodes }),
         _ => Some(PlanNode::Parallel { nodes }),
+    };
+    // A mutation's root fields run one after another; only a query's fetches may move.
+    let node = match op.kind {
+        OperationKind::Query => {
+            node.map(|n| crate::batch::batch(n, op.name.as_deref(), &mut counter))
+        }
+        _ => node,
     };
     Ok(QueryPlan { node })
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures::future::{BoxFuture, join_all};
 use serde_json::{Map, Value};
 use shop_federation::field_set::FieldSetItem;
-use shop_federation::plan::{FetchNode, PathSegment, PlanNode, Required};
+use shop_federation::plan::{BatchNode, FetchNode, PathSegment, PlanNode, Required};
 use tracing::Instrument;
 
 use crate::Gateway;
@@ -249,6 +249,151 @@ fn extract_key(obj: &Value, key: &[FieldSetItem]) -> Option<Map<String, Value>> 
     Some(out)
 }
 
+/// The representations for `fetch` of the objects at `paths` (de-duplicated), and where
+/// each came from: one batch per distinct set of `@fromContext` values (one batch
+/// without contexts).
+fn collect_representations(
+    data: &Value,
+    paths: &[&[PathSegment]],
+    fetch: &FetchNode,
+) -> Vec<Batch> {
+    let Some(entity) = &fetch.entity else {
+        return Vec::new();
+    };
+    let mut batches: Vec<Batch> = Vec::new();
+    for pos in paths.iter().flat_map(|path| positions(data, path)) {
+        let Some(obj) = at(data, &pos) else { continue };
+        let typename = obj
+            .get("__typename")
+            .and_then(Value::as_str)
+            .unwrap_or(&entity.type_name);
+        // The type's own entity fetch when the request carries several.
+        let Some(entity) = fetch.entity_for(typename) else {
+            continue;
+        };
+        // An @interfaceObject subgraph knows the interface, not the concrete type.
+        let typename = if entity.interface_object_of.is_empty() {
+            typename
+        } else {
+            &entity.type_name
+        };
+        let Some(mut rep) = extract_key(obj, &entity.key) else {
+            continue;
+        };
+        if let Some(fields) = obj.as_object() {
+            pick_into(fields, &entity.requires, &mut rep);
+        }
+        rep.insert("__typename".into(), Value::String(typename.to_string()));
+        let context: Map<String, Value> = entity
+            .contexts
+            .iter()
+            .map(|c| (c.variable.clone(), context_value(data, &pos, c)))
+            .collect();
+        let batch = match batches.iter().position(|b| b.context == context) {
+            Some(i) => &mut batches[i],
+            None => {
+                batches.push(Batch {
+                    context,
+                    ..Batch::default()
+                });
+                let last = batches.len() - 1;
+                &mut batches[last]
+            }
+        };
+        let rep = Value::Object(rep);
+        let fingerprint = rep.to_string();
+        let i = match batch.index.get(&fingerprint) {
+            Some(i) => *i,
+            None => {
+                batch.reps.push(rep);
+                batch.index.insert(fingerprint, batch.reps.len() - 1);
+                batch.reps.len() - 1
+            }
+        };
+        batch.slots.push((pos, i));
+    }
+    batches
+}
+
+/// The list answered under `key` (an `_entities` field or its alias), taken out of
+/// the answer's data; empty when it is missing or not a list.
+fn take_list(data: &mut Option<Value>, key: &str) -> Vec<Value> {
+    match data.as_mut().and_then(|d| d.get_mut(key)).map(Value::take) {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    }
+}
+
+/// Merges the entities a fetch answered into the positions their representations came
+/// from (`slots`: position, representation index).
+fn merge_entities(
+    fetch: &FetchNode,
+    mut entities: Vec<Value>,
+    slots: &[(Vec<Step>, usize)],
+    state: &ExecState,
+) {
+    let interface_object = fetch
+        .entity
+        .as_ref()
+        .is_some_and(|e| !e.interface_object_of.is_empty());
+    for entity in entities.iter_mut() {
+        fetch.apply_renames(entity);
+    }
+    // Most representations serve one position: the last (usually only) one takes the
+    // entity, earlier ones copy it.
+    let mut last_use = vec![usize::MAX; entities.len()];
+    for (i, (_, rep)) in slots.iter().enumerate() {
+        if let Some(last) = last_use.get_mut(*rep) {
+            *last = i;
+        }
+    }
+    if let Ok(mut data) = state.data.lock() {
+        for (i, (pos, rep)) in slots.iter().enumerate() {
+            let found = match entities.get_mut(*rep) {
+                Some(e) if last_use[*rep] == i => Some(e.take()),
+                Some(e) => Some(e.clone()),
+                None => None,
+            };
+            if let (Some(mut found), Some(target)) = (found, at_mut(&mut data, pos)) {
+                if interface_object && let Some(obj) = found.as_object_mut() {
+                    obj.remove("__typename");
+                }
+                merge(target, found);
+            }
+        }
+    }
+}
+
+/// The client-facing path of an entity fetch's error: `<field>.<n>.rest`, where
+/// `field` is `_entities` or its alias in a batch, becomes the position of
+/// representation n followed by the rest. `None` when it cannot be mapped.
+fn entity_error_path(e: &Value, field: &str, slots: &[(Vec<Step>, usize)]) -> Option<Vec<Step>> {
+    let p = e.get("path").and_then(Value::as_array)?;
+    if p.first().and_then(Value::as_str) != Some(field) {
+        return None;
+    }
+    let n = p.get(1)?.as_u64()? as usize;
+    let mut full = slots
+        .iter()
+        .find(|(_, r)| *r == n)
+        .map(|(p, _)| p.clone())?;
+    for seg in &p[2..] {
+        full.push(match seg {
+            Value::Number(i) => Step::Index(i.as_u64().unwrap_or(0) as usize),
+            other => Step::Key(other.as_str().unwrap_or_default().to_string()),
+        });
+    }
+    Some(full)
+}
+
+/// A failed entity request's error, placed at the first position it was for.
+fn at_first_slot(mut e: Value, slots: &[(Vec<Step>, usize)]) -> Value {
+    if let Some((p, _)) = slots.iter().find(|(_, r)| *r == 0) {
+        e["path"] = path_json(p);
+    }
+    e
+}
+
 impl Gateway {
     pub fn run<'a>(
         &'a self,
@@ -293,6 +438,7 @@ impl Gateway {
                     futures::future::join(entity_calls, rest).await;
                 }
                 PlanNode::Fetch(fetch) => self.root_fetch(fetch, state, ctx).await,
+                PlanNode::Batch(batch) => self.batch_fetch(batch, state, ctx).await,
                 PlanNode::Condition {
                     variable,
                     skip,
@@ -376,64 +522,9 @@ impl Gateway {
         state: &ExecState,
         ctx: &ExecContext<'_>,
     ) {
-        let Some(entity) = &fetch.entity else { return };
-        // Collect representations (de-duplicated) and where each came from, in one batch
-        // per distinct set of @fromContext values (one batch without contexts).
         let batches = {
             let Ok(data) = state.data.lock() else { return };
-            let mut batches: Vec<Batch> = Vec::new();
-            for pos in paths.iter().flat_map(|path| positions(&data, path)) {
-                let Some(obj) = at(&data, &pos) else { continue };
-                let typename = obj
-                    .get("__typename")
-                    .and_then(Value::as_str)
-                    .unwrap_or(&entity.type_name);
-                // The type's own entity fetch when the request carries several.
-                let Some(entity) = fetch.entity_for(typename) else {
-                    continue;
-                };
-                // An @interfaceObject subgraph knows the interface, not the concrete type.
-                let typename = if entity.interface_object_of.is_empty() {
-                    typename
-                } else {
-                    &entity.type_name
-                };
-                let Some(mut rep) = extract_key(obj, &entity.key) else {
-                    continue;
-                };
-                if let Some(fields) = obj.as_object() {
-                    pick_into(fields, &entity.requires, &mut rep);
-                }
-                rep.insert("__typename".into(), Value::String(typename.to_string()));
-                let context: Map<String, Value> = entity
-                    .contexts
-                    .iter()
-                    .map(|c| (c.variable.clone(), context_value(&data, &pos, c)))
-                    .collect();
-                let batch = match batches.iter().position(|b| b.context == context) {
-                    Some(i) => &mut batches[i],
-                    None => {
-                        batches.push(Batch {
-                            context,
-                            ..Batch::default()
-                        });
-                        let last = batches.len() - 1;
-                        &mut batches[last]
-                    }
-                };
-                let rep = Value::Object(rep);
-                let fingerprint = rep.to_string();
-                let i = match batch.index.get(&fingerprint) {
-                    Some(i) => *i,
-                    None => {
-                        batch.reps.push(rep);
-                        batch.index.insert(fingerprint, batch.reps.len() - 1);
-                        batch.reps.len() - 1
-                    }
-                };
-                batch.slots.push((pos, i));
-            }
-            batches
+            collect_representations(&data, paths, fetch)
         };
         join_all(
             batches
@@ -451,7 +542,6 @@ impl Gateway {
         state: &ExecState,
         ctx: &ExecContext<'_>,
     ) {
-        let Some(entity) = &fetch.entity else { return };
         let Batch {
             context,
             reps,
@@ -465,79 +555,73 @@ impl Gateway {
         variables.extend(context);
         variables.insert("representations".into(), Value::Array(reps));
         let body = serde_json::json!({ "query": fetch.operation, "variables": variables });
-        let first_slot = |rep: usize| {
-            slots
-                .iter()
-                .find(|(_, r)| *r == rep)
-                .map(|(p, _)| p.clone())
-        };
         match self.send(&fetch.service, body, state, ctx).await {
             Ok(resp) => {
-                let mut entities = resp
-                    .data
-                    .and_then(|mut d| d.get_mut("_entities").map(Value::take))
-                    .and_then(|e| match e {
-                        Value::Array(items) => Some(items),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                for entity in entities.iter_mut() {
-                    fetch.apply_renames(entity);
-                }
-                // Most representations serve one position: the last (usually only) one
-                // takes the entity, earlier ones copy it.
-                let mut last_use = vec![usize::MAX; entities.len()];
-                for (i, (_, rep)) in slots.iter().enumerate() {
-                    if let Some(last) = last_use.get_mut(*rep) {
-                        *last = i;
-                    }
-                }
-                if let Ok(mut data) = state.data.lock() {
-                    for (i, (pos, rep)) in slots.iter().enumerate() {
-                        let found = match entities.get_mut(*rep) {
-                            Some(e) if last_use[*rep] == i => Some(e.take()),
-                            Some(e) => Some(e.clone()),
-                            None => None,
-                        };
-                        if let (Some(mut found), Some(target)) = (found, at_mut(&mut data, pos)) {
-                            if !entity.interface_object_of.is_empty()
-                                && let Some(obj) = found.as_object_mut()
-                            {
-                                obj.remove("__typename");
-                            }
-                            merge(target, found);
-                        }
-                    }
-                }
+                let mut data = resp.data;
+                merge_entities(fetch, take_list(&mut data, "_entities"), &slots, state);
                 for e in resp.errors {
-                    // `_entities.<n>.rest` becomes the position of representation n.
-                    let rewritten = e
-                        .get("path")
-                        .and_then(Value::as_array)
-                        .filter(|p| p.first().and_then(Value::as_str) == Some("_entities"))
-                        .and_then(|p| {
-                            let n = p.get(1)?.as_u64()? as usize;
-                            let mut full = first_slot(n)?;
-                            for seg in &p[2..] {
-                                full.push(match seg {
-                                    Value::Number(i) => {
-                                        Step::Index(i.as_u64().unwrap_or(0) as usize)
-                                    }
-                                    other => {
-                                        Step::Key(other.as_str().unwrap_or_default().to_string())
-                                    }
-                                });
-                            }
-                            Some(full)
-                        });
-                    state.push_error(with_service(e, &fetch.service, Some(rewritten)));
+                    let path = entity_error_path(&e, "_entities", &slots);
+                    state.push_error(with_service(e, &fetch.service, Some(path)));
                 }
             }
-            Err(mut e) => {
-                if let Some(p) = first_slot(0) {
-                    e["path"] = path_json(&p);
+            Err(e) => state.push_error(at_first_slot(e, &slots)),
+        }
+    }
+
+    /// Sends the parts of a batch (entity fetches of one subgraph) as one request and
+    /// merges each part's entities back at its own positions.
+    async fn batch_fetch(&self, batch: &BatchNode, state: &ExecState, ctx: &ExecContext<'_>) {
+        let collected: Vec<Batch> = {
+            let Ok(data) = state.data.lock() else { return };
+            batch
+                .parts
+                .iter()
+                .map(|part| {
+                    let paths: Vec<&[PathSegment]> = part.paths.iter().map(Vec::as_slice).collect();
+                    // Parts never carry contexts, so there is at most one batch each.
+                    collect_representations(&data, &paths, &part.fetch)
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        if collected.iter().all(|c| c.reps.is_empty()) {
+            return;
+        }
+        let mut variables: Map<String, Value> = batch
+            .variables
+            .iter()
+            .filter_map(|v| ctx.variables.get(v).map(|val| (v.clone(), val.clone())))
+            .collect();
+        let mut slots = Vec::with_capacity(collected.len());
+        for (part, c) in batch.parts.iter().zip(collected) {
+            variables.insert(part.variable.clone(), Value::Array(c.reps));
+            slots.push(c.slots);
+        }
+        let body = serde_json::json!({ "query": batch.operation, "variables": variables });
+        match self.send(&batch.service, body, state, ctx).await {
+            Ok(resp) => {
+                let mut data = resp.data;
+                for (part, slots) in batch.parts.iter().zip(&slots) {
+                    merge_entities(&part.fetch, take_list(&mut data, &part.alias), slots, state);
                 }
-                state.push_error(e);
+                for e in resp.errors {
+                    let alias = e.get("path").and_then(|p| p.get(0)).and_then(Value::as_str);
+                    let path = match batch
+                        .parts
+                        .iter()
+                        .position(|p| Some(p.alias.as_str()) == alias)
+                    {
+                        Some(i) => entity_error_path(&e, &batch.parts[i].alias, &slots[i]),
+                        None => None,
+                    };
+                    state.push_error(with_service(e, &batch.service, Some(path)));
+                }
+            }
+            Err(e) => {
+                let first = slots.iter().find(|s| !s.is_empty()).map(Vec::as_slice);
+                state.push_error(at_first_slot(e, first.unwrap_or_default()));
             }
         }
     }
