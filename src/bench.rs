@@ -94,11 +94,32 @@ pub async fn measure(
     load(name, requests, concurrency, one).await
 }
 
+/// How long a load runs: a number of requests, or a time.
+#[derive(Clone, Copy, Debug)]
+pub enum Until {
+    Requests(usize),
+    Elapsed(Duration),
+}
+
 /// Runs `one` (a request that reports success) `requests` times with `concurrency` in
 /// flight and reports throughput and latency percentiles.
 pub async fn load<F, Fut>(
     name: &str,
     requests: usize,
+    concurrency: usize,
+    one: F,
+) -> anyhow::Result<Figures>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    load_until(name, Until::Requests(requests), concurrency, one).await
+}
+
+/// As [`load`], for a number of requests or for a time.
+pub async fn load_until<F, Fut>(
+    name: &str,
+    until: Until,
     concurrency: usize,
     one: F,
 ) -> anyhow::Result<Figures>
@@ -116,7 +137,16 @@ where
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0usize;
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
+            loop {
+                let more = match until {
+                    Until::Requests(n) => {
+                        next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n
+                    }
+                    Until::Elapsed(d) => started.elapsed() < d,
+                };
+                if !more {
+                    break;
+                }
                 let t = Instant::now();
                 if !one().await {
                     errors += 1;
@@ -126,7 +156,7 @@ where
             (latencies, errors)
         }));
     }
-    let mut all = Vec::with_capacity(requests);
+    let mut all = Vec::new();
     let mut errors = 0;
     for w in workers {
         let (l, e) = w.await?;
@@ -137,7 +167,7 @@ where
     let cpu_per_request = cpu_before
         .zip(cpu_used())
         .map(|((own0, srv0), (own1, srv1))| {
-            let n = requests.max(1) as f64;
+            let n = all.len().max(1) as f64;
             ((own1 - own0) / n, (srv1 - srv0) / n)
         });
     all.sort();
@@ -157,21 +187,22 @@ where
     })
 }
 
+/// Kernel ticks of user plus system time in a `/proc/<pid>/stat` text: fields 14 and
+/// 15, counted after the command name, which may hold spaces and ends at the last ')'.
+fn proc_ticks(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
 /// CPU time used so far, in ms, by this process and by the database and Redis servers
 /// running on this machine (found by name in `/proc`); `None` off Linux.
 fn cpu_used() -> Option<(f64, f64)> {
-    // Kernel ticks of user plus system time: fields 14 and 15 of `stat`, counted after
-    // the command name, which may hold spaces and ends at the last ')'.
-    fn ticks(stat: &str) -> Option<f64> {
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
-        let user: f64 = fields.get(11)?.parse().ok()?;
-        let system: f64 = fields.get(12)?.parse().ok()?;
-        Some(user + system)
-    }
     // USER_HZ, which Linux fixes at 100 on the platforms we run on.
     const MS_PER_TICK: f64 = 10.0;
-    let own = ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    let own = proc_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
     let mut servers = 0.0;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let path = entry.path();
@@ -179,7 +210,7 @@ fn cpu_used() -> Option<(f64, f64)> {
         if matches!(comm.trim(), "mariadbd" | "mysqld" | "redis-server") {
             servers += std::fs::read_to_string(path.join("stat"))
                 .ok()
-                .and_then(|s| ticks(&s))
+                .and_then(|s| proc_ticks(&s))
                 .unwrap_or(0.0);
         }
     }
@@ -481,4 +512,126 @@ where
         .header("apollo-require-preflight", "true")
         .header("authorization", format!("Bearer {token}"))
         .body(reqwest::Body::wrap_stream(body))
+}
+
+/// A benchmark's child process role: serves `routers` on consecutive loopback ports
+/// from `base`, prints `ready` once all listen, and runs until stopped.
+pub async fn serve_routers(
+    base: u16,
+    routers: impl IntoIterator<Item = axum::Router>,
+) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    for (i, router) in routers.into_iter().enumerate() {
+        let port = base + u16::try_from(i)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        tasks.push(tokio::spawn(
+            async move { axum::serve(listener, router).await },
+        ));
+    }
+    println!("ready");
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// A block of `n` consecutive free loopback ports, probed by binding them; good enough
+/// for a benchmark on a quiet machine.
+pub fn free_port_block(n: u16) -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if first > u16::MAX - n {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok()) {
+            return Ok(first);
+        }
+    }
+    anyhow::bail!("no block of {n} free ports")
+}
+
+/// A process a benchmark started, stopped (by its PID) when dropped.
+pub struct ChildProc(pub std::process::Child);
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl ChildProc {
+    /// Starts this binary again with `args` (a role of the benchmark) and waits for it
+    /// to print `ready` on its first line.
+    pub fn start(args: &[&str]) -> anyhow::Result<ChildProc> {
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command.args(args);
+        Self::start_ready(command)
+    }
+
+    /// Starts `command` and waits for `ready` on its first line of output.
+    pub fn start_ready(mut command: std::process::Command) -> anyhow::Result<ChildProc> {
+        use std::io::BufRead;
+        let mut child = command.stdout(std::process::Stdio::piped()).spawn()?;
+        let out = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("{command:?} did not start");
+        }
+        Ok(ChildProc(child))
+    }
+
+    /// Starts `command` and waits until `url` answers a GET with success (for programs
+    /// that do not say when they are ready), at most `wait`.
+    pub async fn start_serving(
+        mut command: std::process::Command,
+        url: &str,
+        wait: Duration,
+    ) -> anyhow::Result<ChildProc> {
+        let child = ChildProc(
+            command
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {command:?}"))?,
+        );
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if client
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(child);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("{command:?} did not answer at {url} within {wait:?}")
+    }
+
+    /// Peak resident memory in MiB (VmHWM).
+    pub fn peak_mib(&self) -> f64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+
+    /// CPU time (user + system) used so far, in ms.
+    pub fn cpu_ms(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).unwrap_or_default();
+        proc_ticks(&stat).map_or(f64::NAN, |t| t * 10.0)
+    }
 }

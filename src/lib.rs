@@ -13,6 +13,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod bench;
+pub mod benchgraph;
 pub mod cli;
 pub mod config;
 pub mod pages;

@@ -8,14 +8,13 @@
 //! The subgraphs and the gateway run as two child processes of this binary, so each
 //! one's peak memory (VmHWM) is its own; the load generator is this process.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use async_graphql::{EmptyMutation, EmptySubscription, ID, Object, Schema, SimpleObject};
+use async_graphql::{ID, Object, SimpleObject};
 use serde_json::{Value, json};
-use shop::bench::load;
+use shop::bench::{ChildProc, free_port_block, load, serve_routers};
+use shop::benchgraph::{federated, federated_sdl as sdl, serve_gateway, serve_schema};
 
 const PRODUCTS: usize = 20;
 const REVIEWS_PER_PRODUCT: usize = 3;
@@ -167,29 +166,6 @@ mod stock {
     }
 }
 
-fn federated<Q: async_graphql::ObjectType + 'static>(
-    q: Q,
-) -> Schema<Q, EmptyMutation, EmptySubscription> {
-    Schema::build(q, EmptyMutation, EmptySubscription)
-        .enable_federation()
-        .finish()
-}
-
-fn sdl<Q: async_graphql::ObjectType + 'static>(
-    s: &Schema<Q, EmptyMutation, EmptySubscription>,
-) -> String {
-    s.sdl_with_options(async_graphql::SDLExportOptions::new().federation())
-}
-
-fn serve_schema<Q: async_graphql::ObjectType + 'static>(
-    schema: Schema<Q, EmptyMutation, EmptySubscription>,
-) -> axum::Router {
-    axum::Router::new().route(
-        "/graphql",
-        axum::routing::post_service(async_graphql_axum::GraphQL::new(schema)),
-    )
-}
-
 const NAMES: [&str; 4] = ["users", "products", "reviews", "stock"];
 
 /// Child role: the four subgraphs on consecutive ports from `base`.
@@ -200,84 +176,7 @@ async fn run_subgraphs(base: u16) -> anyhow::Result<()> {
         serve_schema(federated(reviews::Query)),
         serve_schema(federated(stock::Query)),
     ];
-    let mut tasks = Vec::new();
-    for (i, router) in routers.into_iter().enumerate() {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", base + i as u16)).await?;
-        tasks.push(tokio::spawn(
-            async move { axum::serve(listener, router).await },
-        ));
-    }
-    println!("ready");
-    for t in tasks {
-        t.await??;
-    }
-    Ok(())
-}
-
-/// Child role: the gateway serving `supergraph` on `port`.
-async fn run_gateway(supergraph: &str, port: u16) -> anyhow::Result<()> {
-    let sdl = std::fs::read_to_string(supergraph)?;
-    let sg = shop_federation::Supergraph::parse(&sdl)?;
-    let gateway = shop_gateway::Gateway::new(sg, shop_gateway::GatewayOptions::default());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("ready");
-    axum::serve(listener, shop_gateway::router(gateway)).await?;
-    Ok(())
-}
-
-fn free_port_block(n: u16) -> anyhow::Result<u16> {
-    // Probe for `n` consecutive free ports; good enough on a quiet machine.
-    for _ in 0..50 {
-        let first = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        if first > u16::MAX - n {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok()) {
-            return Ok(first);
-        }
-    }
-    bail!("no block of {n} free ports")
-}
-
-/// A child process of this binary, stopped when dropped.
-struct ChildProc(Child);
-
-impl Drop for ChildProc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl ChildProc {
-    fn start(args: &[&str]) -> anyhow::Result<ChildProc> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let out = child.stdout.take().context("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(out).read_line(&mut line)?;
-        if line.trim() != "ready" {
-            let _ = child.kill();
-            bail!("child {args:?} did not start");
-        }
-        Ok(ChildProc(child))
-    }
-
-    /// Peak resident memory in MiB (VmHWM).
-    fn peak_mib(&self) -> f64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(f64::NAN)
-    }
+    serve_routers(base, routers).await
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {
@@ -486,7 +385,7 @@ fn main() -> anyhow::Result<()> {
         Some("gateway") => {
             let file = args.get(1).context("supergraph file")?;
             let port: u16 = args.get(2).context("port")?.parse()?;
-            rt.block_on(run_gateway(file, port))
+            rt.block_on(serve_gateway(file, port))
         }
         _ => {
             let requests: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5000);

@@ -1,0 +1,460 @@
+//! The gateway benchmark: our gateway side by side with Hive Router (the fastest
+//! open-source Rust federation gateway we compare against) on the same four subgraphs
+//! (`shop::benchgraph`: accounts, products, inventory, reviews) and the same query,
+//! whose answer is about 85 KB.
+//!
+//! `cargo run --release --bin gwbench -- [seconds] [connections]` (default 20 s, 50)
+//!
+//! Each gateway runs alone, pinned to core 0; the subgraphs and this load generator are
+//! pinned to core 1. For each setting (de-duplication off in both, then each gateway's
+//! default with de-duplication on) the gateways take turns A B A B, each turn a short
+//! warm-up then `seconds` at `connections`; then one connection for the latency floor.
+//! Printed: requests/s (mean of the two turns), p50/p99, CPU per request of the gateway
+//! process, its peak RSS, the subgraph requests one query makes, and our ratio.
+//!
+//! Hive Router is found as `hive-router` on `PATH` or at `$HIVE_ROUTER`; without it the
+//! benchmark measures our gateway alone and says so. Install it outside the repository
+//! (`cargo install hive-router --version 0.2.19 --locked`).
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use shop::bench::{ChildProc, Figures, Until, free_port_block, load_until, serve_routers};
+use shop::benchgraph;
+
+/// Subgraph requests served, per subgraph (the `subgraphs` role counts them and
+/// answers the counts at `GET /requests`).
+static SERVED: [AtomicUsize; 4] = [
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+];
+
+/// Child role: the four subgraphs on consecutive ports from `base`.
+async fn run_subgraphs(base: u16) -> anyhow::Result<()> {
+    let routers = benchgraph::routers()
+        .into_iter()
+        .enumerate()
+        .map(|(i, router)| {
+            router
+                .route(
+                    "/requests",
+                    axum::routing::get(|| async {
+                        let counts: Vec<usize> =
+                            SERVED.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+                        axum::Json(counts)
+                    }),
+                )
+                .layer(axum::middleware::from_fn(
+                    move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                        if req.method() == axum::http::Method::POST {
+                            SERVED[i].fetch_add(1, Ordering::Relaxed);
+                        }
+                        next.run(req).await
+                    },
+                ))
+        });
+    serve_routers(base, routers).await
+}
+
+/// `taskset -c <cpus>` before `program`, when the machine has the cores and the tool.
+fn pinned(cpus: &str, program: &std::path::Path) -> Command {
+    if pinning() {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpus).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Whether processes are pinned: decided once, before this process pinned itself to
+/// core 1 (after which it sees one core), and passed on to itself in the environment.
+fn pinning() -> bool {
+    if let Some(v) = std::env::var_os("GWBENCH_PINNED") {
+        return v == "1";
+    }
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+        && Command::new("taskset")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+fn hive_router() -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::env::var("HIVE_ROUTER") {
+        return Some(p.into());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("hive-router"))
+            .find(|p| p.is_file())
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Which {
+    Ours,
+    Hive,
+}
+
+impl Which {
+    fn label(self) -> &'static str {
+        match self {
+            Which::Ours => "ours",
+            Which::Hive => "hive-router",
+        }
+    }
+}
+
+struct Setup {
+    supergraph: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    hive: Option<std::path::PathBuf>,
+}
+
+/// Starts one gateway on `port`, pinned to core 0.
+async fn start_gateway(
+    which: Which,
+    setup: &Setup,
+    port: u16,
+    dedup: bool,
+) -> anyhow::Result<ChildProc> {
+    match which {
+        Which::Ours => {
+            // Ours has no de-duplication yet; `dedup` changes nothing for it.
+            let mut c = pinned("0", &std::env::current_exe()?);
+            c.args([
+                "gateway",
+                &setup.supergraph.to_string_lossy(),
+                &port.to_string(),
+            ]);
+            ChildProc::start_ready(c)
+        }
+        Which::Hive => {
+            let bin = setup.hive.as_ref().context("no hive-router")?;
+            let config = setup.dir.join(format!(
+                "router-{}.yaml",
+                if dedup { "dedup" } else { "plain" }
+            ));
+            let yaml = if dedup {
+                // Its default: identical in-flight subgraph requests share one answer.
+                "supergraph:\n  source: file\n".to_string()
+            } else {
+                "supergraph:\n  source: file\ntraffic_shaping:\n  all:\n    dedupe_enabled: false\n"
+                    .to_string()
+            };
+            std::fs::write(&config, yaml)?;
+            let mut c = pinned("0", bin);
+            c.env("ROUTER_CONFIG_FILE_PATH", &config)
+                .env("SUPERGRAPH_FILE_PATH", &setup.supergraph)
+                .env("HOST", "127.0.0.1")
+                .env("PORT", port.to_string())
+                .env("LOG_LEVEL", "error");
+            ChildProc::start_serving(
+                c,
+                &format!("http://127.0.0.1:{port}/readiness"),
+                Duration::from_secs(30),
+            )
+            .await
+        }
+    }
+}
+
+/// One turn's figures for one gateway.
+struct Turn {
+    figures: Figures,
+    cpu_ms_per_request: f64,
+}
+
+async fn turn(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Arc<String>,
+    gateway: &ChildProc,
+    seconds: f64,
+    connections: usize,
+) -> anyhow::Result<Turn> {
+    let one = request_fn(client, url, body);
+    load_until(
+        "warm-up",
+        Until::Elapsed(Duration::from_secs(2)),
+        connections,
+        one.clone(),
+    )
+    .await?;
+    let cpu0 = gateway.cpu_ms();
+    let figures = load_until(
+        "run",
+        Until::Elapsed(Duration::from_secs_f64(seconds)),
+        connections,
+        one,
+    )
+    .await?;
+    let cpu = gateway.cpu_ms() - cpu0;
+    Ok(Turn {
+        cpu_ms_per_request: cpu / figures.requests.max(1) as f64,
+        figures,
+    })
+}
+
+/// A request that succeeds when the answer is a large body without errors.
+fn request_fn(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Arc<String>,
+) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> + Clone + Send + Sync + 'static
+{
+    let (client, url, body) = (client.clone(), url.to_string(), body.clone());
+    move || {
+        let (c, u, b) = (client.clone(), url.clone(), body.clone());
+        Box::pin(async move {
+            match c
+                .post(&u)
+                .header("content-type", "application/json")
+                .body(b.as_str().to_owned())
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => r
+                    .bytes()
+                    .await
+                    .map(|b| b.len() > 10_000 && !b.windows(9).any(|w| w == b"\"errors\":"))
+                    .unwrap_or(false),
+                _ => false,
+            }
+        })
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<Vec<u8>> {
+    Ok(client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await?
+        .bytes()
+        .await?
+        .to_vec())
+}
+
+async fn served(client: &reqwest::Client, base: u16) -> anyhow::Result<Vec<usize>> {
+    let bytes = client
+        .get(format!("http://127.0.0.1:{base}/requests"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn orchestrate(seconds: f64, connections: usize) -> anyhow::Result<()> {
+    let base = free_port_block(6)?;
+    let urls: [String; 4] =
+        std::array::from_fn(|i| format!("http://127.0.0.1:{}/graphql", base + i as u16));
+    let dir = std::env::temp_dir().join(format!("gwbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let supergraph = dir.join("supergraph.graphql");
+    std::fs::write(&supergraph, benchgraph::supergraph(&urls)?)?;
+    let setup = Setup {
+        supergraph,
+        dir: dir.clone(),
+        hive: hive_router(),
+    };
+    let result = compare(&setup, base, seconds, connections).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> anyhow::Result<()> {
+    let mut subgraphs_cmd = pinned("1", &std::env::current_exe()?);
+    subgraphs_cmd.args(["subgraphs", &base.to_string()]);
+    let _subgraphs = ChildProc::start_ready(subgraphs_cmd)?;
+
+    let gateways: Vec<Which> = match &setup.hive {
+        Some(_) => vec![Which::Ours, Which::Hive],
+        None => {
+            println!("hive-router not found (PATH or $HIVE_ROUTER): measuring ours alone");
+            vec![Which::Ours]
+        }
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections * 2)
+        .tcp_nodelay(true)
+        .build()?;
+    let body = Arc::new(serde_json::json!({ "query": benchgraph::QUERY }).to_string());
+    let expected = benchgraph::expected_answer();
+    let port = base + 4;
+    let url = format!("http://127.0.0.1:{port}/graphql");
+
+    println!(
+        "gateways pinned to core 0{}; subgraphs and load generator on core 1",
+        if pinning() {
+            ""
+        } else {
+            " (not pinned: no taskset or one core)"
+        }
+    );
+    println!(
+        "answer: {} bytes; {seconds} s per turn at {connections} connections, turns A B A B\n",
+        expected.to_string().len()
+    );
+
+    // Each gateway must give the expected answer; count the subgraph requests it makes.
+    let mut requests_per_query = Vec::new();
+    for &which in &gateways {
+        let gw = start_gateway(which, setup, port, false).await?;
+        let answer: Value = serde_json::from_slice(&post(&client, &url, &body).await?)?;
+        if answer != expected {
+            bail!(
+                "{} answered differently from the expected answer:\n{}",
+                which.label(),
+                serde_json::to_string(&answer).unwrap_or_default()
+            );
+        }
+        let before = served(&client, base).await?;
+        for _ in 0..10 {
+            post(&client, &url, &body).await?;
+        }
+        let after = served(&client, base).await?;
+        let per: Vec<f64> = after
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| (a - b) as f64 / 10.0)
+            .collect();
+        requests_per_query.push((which, per));
+        drop(gw);
+    }
+    println!(
+        "subgraph requests per query ({}):",
+        benchgraph::NAMES.join(", ")
+    );
+    for (which, per) in &requests_per_query {
+        println!(
+            "  {:<12} {:>4} in all ({})",
+            which.label(),
+            per.iter().sum::<f64>(),
+            per.iter()
+                .map(|p| format!("{p}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    println!();
+
+    for dedup in [false, true] {
+        println!(
+            "{}",
+            if dedup {
+                "de-duplication: each gateway's default (hive-router: on; ours: none yet)"
+            } else {
+                "de-duplication off in both"
+            }
+        );
+        let mut rows: Vec<(Which, Vec<Turn>, f64)> = Vec::new();
+        for round in 0..2 {
+            for &which in &gateways {
+                let gw = start_gateway(which, setup, port, dedup).await?;
+                let t = turn(&client, &url, &body, &gw, seconds, connections).await?;
+                let peak = gw.peak_mib();
+                drop(gw);
+                match rows.iter_mut().find(|(w, _, _)| *w == which) {
+                    Some((_, turns, p)) => {
+                        turns.push(t);
+                        *p = p.max(peak);
+                    }
+                    None => rows.push((which, vec![t], peak)),
+                }
+                let _ = round;
+            }
+        }
+        for (which, turns, peak) in &rows {
+            let n = turns.len() as f64;
+            let rps = turns.iter().map(|t| t.figures.rps()).sum::<f64>() / n;
+            let p50 = turns.iter().map(|t| ms(t.figures.p50)).sum::<f64>() / n;
+            let p99 = turns.iter().map(|t| ms(t.figures.p99)).sum::<f64>() / n;
+            let cpu = turns.iter().map(|t| t.cpu_ms_per_request).sum::<f64>() / n;
+            let errors: usize = turns.iter().map(|t| t.figures.errors).sum();
+            println!(
+                "  {:<12} {:>8.1} req/s ({})   p50 {:>7.1} ms   p99 {:>7.1} ms   cpu/req {:>5.2} ms   peak RSS {:>6.1} MiB   errors {errors}",
+                which.label(),
+                rps,
+                turns
+                    .iter()
+                    .map(|t| format!("{:.0}", t.figures.rps()))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                p50,
+                p99,
+                cpu,
+                peak
+            );
+        }
+        if rows.len() == 2 {
+            let rps = |i: usize| {
+                rows[i].1.iter().map(|t| t.figures.rps()).sum::<f64>() / rows[i].1.len() as f64
+            };
+            println!("  ratio ours / hive-router: {:.2}", rps(0) / rps(1));
+        }
+        println!();
+    }
+
+    println!("one connection ({seconds} s each, de-duplication off)");
+    for &which in &gateways {
+        let gw = start_gateway(which, setup, port, false).await?;
+        let t = turn(&client, &url, &body, &gw, seconds, 1).await?;
+        println!(
+            "  {:<12} p50 {:>6.2} ms   p99 {:>6.2} ms   {:>7.1} req/s",
+            which.label(),
+            ms(t.figures.p50),
+            ms(t.figures.p99),
+            t.figures.rps()
+        );
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; ignore flags.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    match args.first().map(String::as_str) {
+        Some("subgraphs") => {
+            let base: u16 = args.get(1).context("base port")?.parse()?;
+            tokio::runtime::Runtime::new()?.block_on(run_subgraphs(base))
+        }
+        Some("gateway") => {
+            let file = args.get(1).context("supergraph file")?;
+            let port: u16 = args.get(2).context("port")?.parse()?;
+            tokio::runtime::Runtime::new()?.block_on(benchgraph::serve_gateway(file, port))
+        }
+        _ => {
+            // The load generator shares core 1 with the subgraphs.
+            if std::env::var_os("GWBENCH_PINNED").is_none() && pinning() {
+                let status = Command::new("taskset")
+                    .arg("-c")
+                    .arg("1")
+                    .arg(std::env::current_exe()?)
+                    .args(&args)
+                    .env("GWBENCH_PINNED", "1")
+                    .status()?;
+                std::process::exit(status.code().unwrap_or(1));
+            }
+            let seconds: f64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(20.0);
+            let connections: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(50);
+            tokio::runtime::Runtime::new()?.block_on(orchestrate(seconds, connections))
+        }
+    }
+}
