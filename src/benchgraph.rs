@@ -12,7 +12,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, ID, Object, Schema, Simple
 
 pub const USERS: usize = 5;
 pub const PRODUCTS: usize = 10;
-pub const REVIEWS: usize = 25;
+pub const REVIEWS: usize = 24;
 
 /// The benchmark's query.
 pub const QUERY: &str = r#"query Bench {

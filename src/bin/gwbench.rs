@@ -12,7 +12,7 @@
 //! Printed: requests/s (mean of the two turns), p50/p99, CPU per request of the gateway
 //! process, its peak RSS, the subgraph requests one query makes, and our ratio.
 //!
-//! Hive Router is found as `hive-router` on `PATH` or at `$HIVE_ROUTER`; without it the
+//! Hive Router is found as `hive-router` or `hive_router` on `PATH`, or at `$HIVE_ROUTER`; without it the
 //! benchmark measures our gateway alone and says so. Install it outside the repository
 //! (`cargo install hive-router --version 0.2.19 --locked`).
 
@@ -90,9 +90,10 @@ fn hive_router() -> Option<std::path::PathBuf> {
     if let Ok(p) = std::env::var("HIVE_ROUTER") {
         return Some(p.into());
     }
+    // `cargo install hive-router` names the binary `hive_router`.
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|d| d.join("hive-router"))
+            .flat_map(|d| [d.join("hive-router"), d.join("hive_router")])
             .find(|p| p.is_file())
     })
 }
