@@ -379,11 +379,17 @@ pub fn supergraph(urls: &[String; 4]) -> anyhow::Result<String> {
 }
 
 /// A benchmark's child process role: our gateway serving the supergraph in the file
-/// `supergraph` on `port`; prints `ready` once it listens.
-pub async fn serve_gateway(supergraph: &str, port: u16) -> anyhow::Result<()> {
+/// `supergraph` on `port`, sharing identical work in flight when `dedupe`; prints
+/// `ready` once it listens.
+pub async fn serve_gateway(supergraph: &str, port: u16, dedupe: bool) -> anyhow::Result<()> {
     let sdl = std::fs::read_to_string(supergraph)?;
     let sg = shop_federation::Supergraph::parse(&sdl)?;
-    let gateway = shop_gateway::Gateway::new(sg, shop_gateway::GatewayOptions::default());
+    let options = shop_gateway::GatewayOptions {
+        dedupe_requests: dedupe,
+        dedupe_subgraph_requests: dedupe,
+        ..Default::default()
+    };
+    let gateway = shop_gateway::Gateway::new(sg, options);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("ready");
     axum::serve(listener, shop_gateway::router(gateway)).await?;

@@ -291,6 +291,8 @@ async fn run_gateway(
             trusted_proxies: config.trusted_proxies.clone(),
             identity_url: users_base,
             live: config.live.clone(),
+            dedupe_requests: config.dedupe,
+            dedupe_subgraph_requests: config.dedupe,
         },
     );
     let addr = listen

@@ -35,6 +35,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_LIVE_KEEPALIVE_SECONDS",
     "SHOP_OVERRIDE_LABELS",
     "SHOP_SEED",
+    "SHOP_DEDUPE",
     "SHOP_DEV_AUTH",
     "SHOP_SUBGRAPH_BASE_PORT",
     "SHOP_BUS_PREFIX",
@@ -112,6 +113,9 @@ pub struct Config {
     pub override_labels: Vec<String>,
     /// `SHOP_PLAN_CACHE_SIZE`: prepared operations kept by the gateway. Default 1024.
     pub plan_cache_size: usize,
+    /// `SHOP_DEDUPE`: identical queries arriving together share one execution, and
+    /// identical subgraph reads in flight one request (never mutations). Default true.
+    pub dedupe: bool,
     /// `SHOP_PLAN_CACHE_BYTES`: the memory (estimated) they may take. Default 64 MiB.
     pub plan_cache_bytes: usize,
     /// Operation limits, checked before planning: `SHOP_MAX_DOCUMENT_BYTES` (default
@@ -202,6 +206,7 @@ impl Default for Config {
             subgraph_timeouts: HashMap::new(),
             override_labels: Vec::new(),
             plan_cache_size: 1024,
+            dedupe: true,
             plan_cache_bytes: 64 * 1024 * 1024,
             limits: Default::default(),
             live: shop_gateway::live::LiveOptions::default(),
@@ -313,6 +318,7 @@ impl Config {
                 vars.parse("SHOP_SUBGRAPH_TIMEOUT_MS", 30_000u64)?,
             ),
             plan_cache_size: vars.parse("SHOP_PLAN_CACHE_SIZE", d.plan_cache_size)?,
+            dedupe: vars.parse("SHOP_DEDUPE", d.dedupe)?,
             plan_cache_bytes: vars.parse("SHOP_PLAN_CACHE_BYTES", d.plan_cache_bytes)?,
             limits: shop_gateway::pipeline::limits::OperationLimits {
                 max_document_bytes: vars

@@ -43,6 +43,8 @@ pub struct PlatformOptions {
     pub override_labels: Vec<String>,
     pub plan_cache_size: usize,
     pub plan_cache_bytes: usize,
+    /// Shared execution of identical queries and subgraph reads (see `SHOP_DEDUPE`).
+    pub dedupe: bool,
     pub limits: shop_gateway::pipeline::limits::OperationLimits,
     pub live: shop_gateway::live::LiveOptions,
     /// The public origin (token issuer, e-mail links); `None`: the gateway's address.
@@ -91,6 +93,7 @@ impl PlatformOptions {
             subgraph_timeouts: c.subgraph_timeouts.clone(),
             override_labels: c.override_labels.clone(),
             plan_cache_size: c.plan_cache_size,
+            dedupe: c.dedupe,
             plan_cache_bytes: c.plan_cache_bytes,
             limits: c.limits.clone(),
             live: c.live.clone(),
@@ -131,6 +134,7 @@ impl PlatformOptions {
             subgraph_timeouts: HashMap::new(),
             override_labels: Vec::new(),
             plan_cache_size: 256,
+            dedupe: true,
             plan_cache_bytes: 64 * 1024 * 1024,
             limits: Default::default(),
             live: shop_gateway::live::LiveOptions::default(),
@@ -380,6 +384,8 @@ impl Platform {
                 trusted_proxies: opts.trusted_proxies.clone(),
                 identity_url: Some(users_base),
                 live: opts.live.clone(),
+                dedupe_requests: opts.dedupe,
+                dedupe_subgraph_requests: opts.dedupe,
             },
         );
         let gateway_url = format!("{gateway_origin}/graphql");

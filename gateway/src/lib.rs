@@ -7,6 +7,7 @@
 //! cached) → `variables` (coercion) → `execute` (fetches) → `response` (shaping, null
 //! bubbling, errors).
 
+pub mod dedup;
 pub mod live;
 pub mod pipeline;
 pub mod transport;
@@ -52,6 +53,13 @@ pub struct GatewayOptions {
     /// Proxies whose `X-Forwarded-For` is believed when working out a client's address
     /// (per-address limits here and in the subgraphs). Default none: the peer's address.
     pub trusted_proxies: transport::TrustedProxies,
+    /// Identical queries arriving together (the same operation, variables,
+    /// `Authorization` and client address) share one execution and its serialized
+    /// answer. Mutations and uploads never do. Default on.
+    pub dedupe_requests: bool,
+    /// Identical subgraph reads in flight (the same subgraph, request body and
+    /// forwarded headers; never a mutation's fetch) share one request. Default on.
+    pub dedupe_subgraph_requests: bool,
 }
 
 impl Default for GatewayOptions {
@@ -67,6 +75,8 @@ impl Default for GatewayOptions {
             identity_url: None,
             live: live::LiveOptions::default(),
             trusted_proxies: Default::default(),
+            dedupe_requests: true,
+            dedupe_subgraph_requests: true,
         }
     }
 }
@@ -129,6 +139,11 @@ pub struct Gateway {
     /// Set while the process is still loading what it serves (the demo shop): `/ready`
     /// says not ready until it is done.
     starting: std::sync::atomic::AtomicBool,
+    /// Client queries in flight, shared by identical ones (see `dedupe_requests`).
+    requests_in_flight: dedup::SingleFlight<pipeline::InboundKey, pipeline::Serialized>,
+    /// Subgraph reads in flight (see `dedupe_subgraph_requests`).
+    fetches_in_flight:
+        dedup::SingleFlight<pipeline::execute::FetchKey, pipeline::execute::RawAnswer>,
     pub options: GatewayOptions,
 }
 
@@ -153,6 +168,8 @@ impl Gateway {
             client,
             connections: Mutex::new(HashMap::new()),
             starting: std::sync::atomic::AtomicBool::new(false),
+            requests_in_flight: Default::default(),
+            fetches_in_flight: Default::default(),
             options,
         })
     }

@@ -43,33 +43,14 @@ pub(crate) fn respond(resp: GraphQLResponse) -> Response {
         .into_response()
 }
 
-/// Serializes an executed operation's response, refusing it when it is larger than
-/// the response limit (an entity placed at many positions can outgrow what the
-/// subgraphs sent).
+/// Serializes an executed operation's response (see [`Gateway::serialize`]).
 fn respond_limited(gw: &Gateway, resp: GraphQLResponse) -> Response {
-    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
-    let max = gw.options.limits.max_response_bytes;
-    match serde_json::to_vec(&resp) {
-        Ok(body) if body.len() <= max => {
-            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-        }
-        Ok(_) => {
-            let e = crate::pipeline::limits::LimitExceeded::ResponseBytes { max };
-            respond(GraphQLResponse {
-                errors: vec![e.to_error()],
-                data: None,
-                status: 200,
-            })
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "serializing a response failed");
-            respond(GraphQLResponse::request_error(
-                500,
-                "internal error",
-                "INTERNAL_SERVER_ERROR",
-            ))
-        }
-    }
+    respond_serialized(gw.serialize(resp))
+}
+
+fn respond_serialized(s: crate::pipeline::Serialized) -> Response {
+    let status = StatusCode::from_u16(s.status).unwrap_or(StatusCode::OK);
+    (status, [(header::CONTENT_TYPE, "application/json")], s.body).into_response()
 }
 
 /// Reads a POST body as one GraphQL request, saying what is wrong in GraphQL's error
@@ -474,8 +455,8 @@ async fn post_graphql(
         Ok(a) => a,
         Err(resp) => return resp,
     };
-    let resp = gw
-        .execute(
+    let answer = gw
+        .execute_serialized(
             req,
             &RequestMeta {
                 authorization,
@@ -486,7 +467,7 @@ async fn post_graphql(
             },
         )
         .await;
-    respond_limited(&gw, resp)
+    respond_serialized(answer)
 }
 
 /// A multipart request (a file upload): the operation runs while the files stream
@@ -583,8 +564,8 @@ async fn get_graphql(
         Ok(a) => a,
         Err(resp) => return resp,
     };
-    let resp = gw
-        .execute(
+    let answer = gw
+        .execute_serialized(
             req,
             &RequestMeta {
                 authorization,
@@ -595,7 +576,7 @@ async fn get_graphql(
             },
         )
         .await;
-    respond_limited(&gw, resp)
+    respond_serialized(answer)
 }
 
 /// Ready when the process has loaded what it serves and every subgraph answers its

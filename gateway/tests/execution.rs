@@ -16,6 +16,11 @@ type Script = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
 
 /// A subgraph that answers with `script(request)` and records every request.
 async fn mock(script: Script) -> (String, Arc<Mutex<Vec<Value>>>) {
+    mock_slow(script, std::time::Duration::ZERO).await
+}
+
+/// As [`mock`], answering each request after `delay` (recorded on arrival).
+async fn mock_slow(script: Script, delay: std::time::Duration) -> (String, Arc<Mutex<Vec<Value>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let app = Router::new().route(
@@ -25,6 +30,7 @@ async fn mock(script: Script) -> (String, Arc<Mutex<Vec<Value>>>) {
             async move {
                 let reply = script(&body);
                 log.lock().unwrap().push(body);
+                tokio::time::sleep(delay).await;
                 Json(reply)
             }
         }),
@@ -643,4 +649,164 @@ async fn a_failed_batch_request_nulls_its_fields_and_says_so_once() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0]["extensions"]["code"], "SUBREQUEST_HTTP_ERROR");
     assert_eq!(errors[0]["extensions"]["service"], "inventory");
+}
+
+// Identical work in flight is done once: client queries (the same operation,
+// variables and caller) and subgraph reads (the same body and headers). Mutations are
+// never shared. The subgraphs answer slowly, so the requests overlap.
+
+const SLOW: std::time::Duration = std::time::Duration::from_millis(300);
+
+async fn dedupe_gateway(
+    options: GatewayOptions,
+) -> (String, Arc<Mutex<Vec<Value>>>, Arc<Mutex<Vec<Value>>>) {
+    let products: Script = Arc::new(|req| {
+        if req["query"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("mutation")
+        {
+            return json!({ "data": { "restock": 1 } });
+        }
+        json!({ "data": { "topProducts": [
+            { "__typename": "Product", "upc": "1", "name": "Lamp" },
+            { "__typename": "Product", "upc": "2", "name": "Rug" }
+        ] } })
+    });
+    let inventory: Script = Arc::new(|req| {
+        let n = req["variables"]["representations"]
+            .as_array()
+            .map_or(0, Vec::len);
+        let entities: Vec<Value> = (0..n)
+            .map(|i| json!({ "inStock": i == 0, "count": i }))
+            .collect();
+        json!({ "data": { "_entities": entities } })
+    });
+    let (purl, plog) = mock_slow(products, SLOW).await;
+    let (iurl, ilog) = mock_slow(inventory, SLOW).await;
+    let sdl = compose(&[
+        SubgraphSource {
+            name: "products".into(),
+            url: purl,
+            sdl: format!("{LINK} type Query {{ topProducts: [Product!]! }} type Mutation {{ restock: Int }} type Product @key(fields: \"upc\") {{ upc: String! name: String! }}"),
+        },
+        SubgraphSource {
+            name: "inventory".into(),
+            url: iurl,
+            sdl: format!("{LINK} type Product @key(fields: \"upc\") {{ upc: String! inStock: Boolean count: Int! }}"),
+        },
+    ])
+    .unwrap();
+    let gw = Gateway::new(Supergraph::parse(&sdl).unwrap(), options);
+    (serve(gw).await, plog, ilog)
+}
+
+/// Posts `queries` all at once, each with its `Authorization` header if any; the
+/// answers in order.
+async fn post_together(url: &str, queries: &[(&str, Option<&str>)]) -> Vec<Value> {
+    let client = reqwest::Client::new();
+    futures::future::join_all(
+        queries.iter().map(|(query, auth)| {
+            let mut req = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(json!({ "query": query }).to_string());
+            if let Some(a) = auth {
+                req = req.header("authorization", *a);
+            }
+            async move {
+                serde_json::from_slice(&req.send().await.unwrap().bytes().await.unwrap()).unwrap()
+            }
+        }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn identical_queries_arriving_together_share_one_execution() {
+    let (url, plog, ilog) = dedupe_gateway(GatewayOptions::default()).await;
+    let query = "{ topProducts { name inStock } }";
+    let answers = post_together(&url, &[(query, None); 8]).await;
+    let expected = json!({ "data": { "topProducts": [
+        { "name": "Lamp", "inStock": true }, { "name": "Rug", "inStock": false }
+    ] } });
+    assert!(answers.iter().all(|a| *a == expected), "{answers:?}");
+    assert_eq!(
+        plog.lock().unwrap().len(),
+        1,
+        "one products request for eight clients"
+    );
+    assert_eq!(
+        ilog.lock().unwrap().len(),
+        1,
+        "one inventory request for eight clients"
+    );
+    // Nothing is kept once answered: the same query later runs again.
+    post_together(&url, &[(query, None)]).await;
+    assert_eq!(plog.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn queries_of_different_callers_or_with_dedupe_off_run_each() {
+    let (url, plog, _) = dedupe_gateway(GatewayOptions::default()).await;
+    let query = "{ topProducts { name } }";
+    post_together(
+        &url,
+        &[(query, Some("Bearer a")), (query, Some("Bearer b"))],
+    )
+    .await;
+    let seen = plog.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one request per caller");
+
+    let off = GatewayOptions {
+        dedupe_requests: false,
+        dedupe_subgraph_requests: false,
+        ..Default::default()
+    };
+    let (url, plog, _) = dedupe_gateway(off).await;
+    post_together(&url, &[(query, None); 4]).await;
+    assert_eq!(plog.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn mutations_arriving_together_each_run() {
+    let (url, plog, _) = dedupe_gateway(GatewayOptions::default()).await;
+    let answers = post_together(&url, &[("mutation { restock }", None); 3]).await;
+    assert!(
+        answers.iter().all(|a| a["data"]["restock"] == 1),
+        "{answers:?}"
+    );
+    assert_eq!(
+        plog.lock().unwrap().len(),
+        3,
+        "every mutation reaches the subgraph"
+    );
+}
+
+#[tokio::test]
+async fn different_queries_share_a_subgraph_read_they_have_in_common() {
+    let (url, plog, ilog) = dedupe_gateway(GatewayOptions::default()).await;
+    // Different operations (so not shared as a whole) whose products fetch is the same.
+    let answers = post_together(
+        &url,
+        &[
+            ("{ topProducts { name inStock } }", None),
+            ("{ topProducts { name count } }", None),
+        ],
+    )
+    .await;
+    assert_eq!(
+        answers[0]["data"]["topProducts"][1],
+        json!({ "name": "Rug", "inStock": false })
+    );
+    assert_eq!(
+        answers[1]["data"]["topProducts"][1],
+        json!({ "name": "Rug", "count": 1 })
+    );
+    assert_eq!(
+        plog.lock().unwrap().len(),
+        1,
+        "the common products read is made once"
+    );
+    assert_eq!(ilog.lock().unwrap().len(), 2, "the inventory reads differ");
 }

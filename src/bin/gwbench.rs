@@ -1,20 +1,22 @@
 //! The gateway benchmark: our gateway side by side with Hive Router (the fastest
 //! open-source Rust federation gateway we compare against) on the same four subgraphs
 //! (`shop::benchgraph`: accounts, products, inventory, reviews) and the same query,
-//! whose answer is about 85 KB.
+//! whose answer is 87 KB.
 //!
 //! `cargo run --release --bin gwbench -- [seconds] [connections]` (default 20 s, 50)
 //!
 //! Each gateway runs alone, pinned to core 0; the subgraphs and this load generator are
-//! pinned to core 1. For each setting (de-duplication off in both, then each gateway's
-//! default with de-duplication on) the gateways take turns A B A B, each turn a short
-//! warm-up then `seconds` at `connections`; then one connection for the latency floor.
+//! pinned to core 1. For each setting (de-duplication off in both; each gateway's
+//! default; everything each can share, i.e. Hive Router with its client-query sharing
+//! switched on) the gateways take turns A B A B, each turn a short warm-up then
+//! `seconds` at `connections`; then one connection for the latency floor.
 //! Printed: requests/s (mean of the two turns), p50/p99, CPU per request of the gateway
 //! process, its peak RSS, the subgraph requests one query makes, and our ratio.
 //!
-//! Hive Router is found as `hive-router` or `hive_router` on `PATH`, or at `$HIVE_ROUTER`; without it the
-//! benchmark measures our gateway alone and says so. Install it outside the repository
-//! (`cargo install hive-router --version 0.2.19 --locked`).
+//! Hive Router is found as `hive-router` or `hive_router` on `PATH`, or at
+//! `$HIVE_ROUTER`; without it the benchmark measures our gateway alone and says so.
+//! Install it outside the repository (`cargo install hive-router --version 0.2.19
+//! --locked --features graphiql`; see the README).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -119,37 +121,69 @@ struct Setup {
     hive: Option<std::path::PathBuf>,
 }
 
+/// How much identical work in flight a gateway shares.
+#[derive(Clone, Copy, PartialEq)]
+enum Dedup {
+    /// None.
+    Off,
+    /// The gateway's default (Hive Router: subgraph requests; ours: client queries
+    /// and subgraph requests).
+    Default,
+    /// Everything it can (Hive Router with its client-query sharing switched on too).
+    All,
+}
+
+impl Dedup {
+    fn title(self) -> &'static str {
+        match self {
+            Dedup::Off => "de-duplication off in both",
+            Dedup::Default => {
+                "de-duplication at each gateway's default (hive-router: subgraph requests; ours: client queries and subgraph requests)"
+            }
+            Dedup::All => {
+                "de-duplication of client queries and subgraph requests in both (hive-router's client-query sharing switched on)"
+            }
+        }
+    }
+}
+
 /// Starts one gateway on `port`, pinned to core 0.
 async fn start_gateway(
     which: Which,
     setup: &Setup,
     port: u16,
-    dedup: bool,
+    dedup: Dedup,
 ) -> anyhow::Result<ChildProc> {
     match which {
         Which::Ours => {
-            // Ours has no de-duplication yet; `dedup` changes nothing for it.
             let mut c = pinned("0", &std::env::current_exe()?);
             c.args([
                 "gateway",
                 &setup.supergraph.to_string_lossy(),
                 &port.to_string(),
+                if dedup == Dedup::Off {
+                    "plain"
+                } else {
+                    "dedupe"
+                },
             ]);
             ChildProc::start_ready(c)
         }
         Which::Hive => {
             let bin = setup.hive.as_ref().context("no hive-router")?;
-            let config = setup.dir.join(format!(
-                "router-{}.yaml",
-                if dedup { "dedup" } else { "plain" }
-            ));
-            let yaml = if dedup {
+            let (name, yaml) = match dedup {
+                Dedup::Off => (
+                    "plain",
+                    "supergraph:\n  source: file\ntraffic_shaping:\n  all:\n    dedupe_enabled: false\n",
+                ),
                 // Its default: identical in-flight subgraph requests share one answer.
-                "supergraph:\n  source: file\n".to_string()
-            } else {
-                "supergraph:\n  source: file\ntraffic_shaping:\n  all:\n    dedupe_enabled: false\n"
-                    .to_string()
+                Dedup::Default => ("default", "supergraph:\n  source: file\n"),
+                Dedup::All => (
+                    "all",
+                    "supergraph:\n  source: file\ntraffic_shaping:\n  router:\n    dedupe:\n      enabled: true\n",
+                ),
             };
+            let config = setup.dir.join(format!("router-{name}.yaml"));
             std::fs::write(&config, yaml)?;
             let mut c = pinned("0", bin);
             c.env("ROUTER_CONFIG_FILE_PATH", &config)
@@ -314,7 +348,7 @@ async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> 
     // Each gateway must give the expected answer; count the subgraph requests it makes.
     let mut requests_per_query = Vec::new();
     for &which in &gateways {
-        let gw = start_gateway(which, setup, port, false).await?;
+        let gw = start_gateway(which, setup, port, Dedup::Off).await?;
         let answer: Value = serde_json::from_slice(&post(&client, &url, &body).await?)?;
         if answer != expected {
             bail!(
@@ -353,15 +387,8 @@ async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> 
     }
     println!();
 
-    for dedup in [false, true] {
-        println!(
-            "{}",
-            if dedup {
-                "de-duplication: each gateway's default (hive-router: on; ours: none yet)"
-            } else {
-                "de-duplication off in both"
-            }
-        );
+    for dedup in [Dedup::Off, Dedup::Default, Dedup::All] {
+        println!("{}", dedup.title());
         let mut rows: Vec<(Which, Vec<Turn>, f64)> = Vec::new();
         for round in 0..2 {
             for &which in &gateways {
@@ -412,7 +439,7 @@ async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> 
 
     println!("one connection ({seconds} s each, de-duplication off)");
     for &which in &gateways {
-        let gw = start_gateway(which, setup, port, false).await?;
+        let gw = start_gateway(which, setup, port, Dedup::Off).await?;
         let t = turn(&client, &url, &body, &gw, seconds, 1).await?;
         println!(
             "  {:<12} p50 {:>6.2} ms   p99 {:>6.2} ms   {:>7.1} req/s",
@@ -439,7 +466,8 @@ fn main() -> anyhow::Result<()> {
         Some("gateway") => {
             let file = args.get(1).context("supergraph file")?;
             let port: u16 = args.get(2).context("port")?.parse()?;
-            tokio::runtime::Runtime::new()?.block_on(benchgraph::serve_gateway(file, port))
+            let dedupe = args.get(3).is_some_and(|a| a == "dedupe");
+            tokio::runtime::Runtime::new()?.block_on(benchgraph::serve_gateway(file, port, dedupe))
         }
         _ => {
             // The load generator shares core 1 with the subgraphs.

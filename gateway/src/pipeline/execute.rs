@@ -49,7 +49,22 @@ pub struct ExecContext<'a> {
     pub authorization: Option<&'a str>,
     pub forwarded_for: Option<&'a str>,
     pub uploads: Option<&'a std::sync::Arc<crate::uploads::Uploads>>,
+    /// Whether identical subgraph requests in flight may share one answer (reads only).
+    pub dedupe: bool,
 }
+
+/// What makes two subgraph requests the same: the subgraph, the body, and the headers
+/// forwarded with it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct FetchKey {
+    service: String,
+    body: String,
+    authorization: Option<String>,
+    forwarded_for: Option<String>,
+}
+
+/// A subgraph's answer as read: HTTP status and body, or the error that stood for it.
+pub type RawAnswer = Result<(u16, axum::body::Bytes), Value>;
 
 /// How long a fetch that streams a client's upload may take: as long as the client
 /// takes to send it, within reason.
@@ -627,6 +642,7 @@ impl Gateway {
     }
 
     /// Posts one operation to a subgraph. Transport failures come back as a ready error.
+    /// With `ctx.dedupe`, an identical request already in flight answers this one too.
     async fn send(
         &self,
         service: &str,
@@ -634,15 +650,54 @@ impl Gateway {
         state: &ExecState,
         ctx: &ExecContext<'_>,
     ) -> Result<SubgraphResponse, Value> {
-        self.send_body(
-            service,
-            "application/json",
-            reqwest::Body::from(body.to_string()),
-            self.timeout_for(service),
-            state,
-            ctx,
-        )
-        .await
+        let body = body.to_string();
+        if !ctx.dedupe {
+            return self
+                .send_body(
+                    service,
+                    "application/json",
+                    reqwest::Body::from(body),
+                    self.timeout_for(service),
+                    state,
+                    ctx,
+                )
+                .await;
+        }
+        if state.too_large.load(Ordering::Relaxed) {
+            return Err(too_large_error(service));
+        }
+        let key = FetchKey {
+            service: service.to_string(),
+            body: body.clone(),
+            authorization: ctx.authorization.map(str::to_string),
+            forwarded_for: ctx.forwarded_for.map(str::to_string),
+        };
+        let (answer, _) = self
+            .fetches_in_flight
+            .run(key, || {
+                self.read_answer(
+                    service,
+                    "application/json",
+                    reqwest::Body::from(body),
+                    self.timeout_for(service),
+                    ctx,
+                    None,
+                )
+            })
+            .await;
+        let (status, bytes) = answer.inspect_err(|e| {
+            // Past the limit alone is past this request's too: refused as a whole.
+            if e.pointer("/extensions/code").and_then(Value::as_str) == Some("RESPONSE_TOO_LARGE") {
+                state.too_large.store(true, Ordering::Relaxed);
+            }
+        })?;
+        // Each request counts what it was answered against its own limit.
+        let total = state.received.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
+        if total > self.options.limits.max_response_bytes {
+            state.too_large.store(true, Ordering::Relaxed);
+            return Err(too_large_error(service));
+        }
+        parse_answer(service, status, &bytes)
     }
 
     /// Posts a request body (JSON, or a multipart upload) to a subgraph.
@@ -658,6 +713,23 @@ impl Gateway {
         if state.too_large.load(Ordering::Relaxed) {
             return Err(too_large_error(service));
         }
+        let (status, bytes) = self
+            .read_answer(service, content_type, body, timeout, ctx, Some(state))
+            .await?;
+        parse_answer(service, status, &bytes)
+    }
+
+    /// Posts `body` to a subgraph and reads its answer, stopping at the response limit:
+    /// the request's running total (`state`) or, for a shared request, the limit alone.
+    async fn read_answer(
+        &self,
+        service: &str,
+        content_type: &str,
+        body: reqwest::Body,
+        timeout: std::time::Duration,
+        ctx: &ExecContext<'_>,
+        state: Option<&ExecState>,
+    ) -> RawAnswer {
         let Some(graph) = self.supergraph.graphs.iter().find(|g| g.name == service) else {
             return Err(transport_error(service, "unknown subgraph"));
         };
@@ -694,9 +766,16 @@ impl Gateway {
                     transport_error(service, &format!("reading the response failed: {e}"))
                 })?;
                 let Some(chunk) = chunk else { break };
-                let total = state.received.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len();
+                let total = match state {
+                    Some(state) => {
+                        state.received.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len()
+                    }
+                    None => bytes.len() + chunk.len(),
+                };
                 if total > max {
-                    state.too_large.store(true, Ordering::Relaxed);
+                    if let Some(state) = state {
+                        state.too_large.store(true, Ordering::Relaxed);
+                    }
                     return Err(too_large_error(service));
                 }
                 bytes.extend_from_slice(&chunk);
@@ -706,14 +785,24 @@ impl Gateway {
                 status = status.as_u16(),
                 "subgraph answered"
             );
-            let parsed: Result<SubgraphResponse, _> = serde_json::from_slice(&bytes);
-            match parsed {
-                Ok(r) if status.is_success() || r.data.is_some() || !r.errors.is_empty() => Ok(r),
-                _ => Err(transport_error(service, &format!("HTTP {status}"))),
-            }
+            Ok((status.as_u16(), bytes.into()))
         }
         .instrument(span)
         .await
+    }
+}
+
+/// A subgraph's answer read as GraphQL: taken when it parses and is a success, or
+/// carries data or errors whatever its status; a transport error otherwise.
+fn parse_answer(service: &str, status: u16, bytes: &[u8]) -> Result<SubgraphResponse, Value> {
+    let parsed: Result<SubgraphResponse, _> = serde_json::from_slice(bytes);
+    match parsed {
+        Ok(r) if (200..300).contains(&status) || r.data.is_some() || !r.errors.is_empty() => Ok(r),
+        _ => {
+            let status = reqwest::StatusCode::from_u16(status)
+                .map_or_else(|_| status.to_string(), |s| s.to_string());
+            Err(transport_error(service, &format!("HTTP {status}")))
+        }
     }
 }
 

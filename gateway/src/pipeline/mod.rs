@@ -74,6 +74,36 @@ pub fn refusal_message(removal: &shop_federation::authz::Removal, authenticated:
     format!("`{field}` needs {}", alternatives.join(", or "))
 }
 
+/// What makes two client queries the same work: the same prepared operation (one
+/// query text and operation name, planned for the same labels and authorization), the
+/// same coerced variables, and the same caller as the subgraphs would see it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct InboundKey {
+    /// The address of the shared `Prepared`: the one the cache handed both requests
+    /// (each holds it while in flight, so it cannot be another operation's).
+    prepared: usize,
+    variables: String,
+    authorization: Option<String>,
+    forwarded_for: Option<String>,
+    is_get: bool,
+}
+
+/// A response ready to send: its HTTP status and JSON body.
+#[derive(Clone, Debug)]
+pub struct Serialized {
+    pub status: u16,
+    pub body: axum::body::Bytes,
+}
+
+fn subscription_over_plain_http() -> GraphQLResponse {
+    GraphQLResponse::request_error(
+        400,
+        "subscriptions are served over WebSocket (graphql-transport-ws) or \
+         Server-Sent Events (Accept: text/event-stream)",
+        "OPERATION_NOT_SUPPORTED",
+    )
+}
+
 /// An operation checked, authorized and with its variables coerced, ready to run.
 pub struct Admitted {
     pub prepared: Arc<prepare::Prepared>,
@@ -94,14 +124,81 @@ impl Gateway {
             Err(resp) => return resp,
         };
         if admitted.prepared.kind() == OperationKind::Subscription {
-            return GraphQLResponse::request_error(
-                400,
-                "subscriptions are served over WebSocket (graphql-transport-ws) or \
-                 Server-Sent Events (Accept: text/event-stream)",
-                "OPERATION_NOT_SUPPORTED",
-            );
+            return subscription_over_plain_http();
         }
         self.run_admitted(&admitted, meta).await
+    }
+
+    /// Runs one GraphQL request end to end and serializes its response. A query
+    /// identical to one already running (see [`InboundKey`]) waits for that one's
+    /// answer instead of running again, when `dedupe_requests` is on.
+    pub async fn execute_serialized(
+        self: &Arc<Self>,
+        req: GraphQLRequest,
+        meta: &RequestMeta,
+    ) -> Serialized {
+        let admitted = match self.admit(req, meta).await {
+            Ok(a) => a,
+            Err(resp) => return self.serialize(resp),
+        };
+        let shareable = self.options.dedupe_requests
+            && admitted.prepared.kind() == OperationKind::Query
+            && meta.uploads.is_none();
+        if !shareable {
+            let resp = if admitted.prepared.kind() == OperationKind::Subscription {
+                subscription_over_plain_http()
+            } else {
+                self.run_admitted(&admitted, meta).await
+            };
+            return self.serialize(resp);
+        }
+        let key = InboundKey {
+            prepared: Arc::as_ptr(&admitted.prepared) as usize,
+            variables: Value::Object(admitted.variables.clone()).to_string(),
+            authorization: meta.authorization.clone(),
+            forwarded_for: meta.forwarded_for.clone(),
+            is_get: meta.is_get,
+        };
+        let (answer, _) = self
+            .requests_in_flight
+            .run(key, || async {
+                self.serialize(self.run_admitted(&admitted, meta).await)
+            })
+            .await;
+        answer
+    }
+
+    /// The response as JSON, refused as a whole when it is larger than the response
+    /// limit (an entity placed at many positions can outgrow what the subgraphs sent).
+    pub fn serialize(&self, resp: GraphQLResponse) -> Serialized {
+        let max = self.options.limits.max_response_bytes;
+        match serde_json::to_vec(&resp) {
+            Ok(body) if body.len() <= max => Serialized {
+                status: resp.status,
+                body: body.into(),
+            },
+            Ok(_) => {
+                let e = limits::LimitExceeded::ResponseBytes { max };
+                let refused = GraphQLResponse {
+                    errors: vec![e.to_error()],
+                    data: None,
+                    status: 200,
+                };
+                Serialized {
+                    status: 200,
+                    body: serde_json::to_vec(&refused).unwrap_or_default().into(),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "serializing a response failed");
+                let failed =
+                    GraphQLResponse::request_error(500, "internal error", "INTERNAL_SERVER_ERROR");
+                Serialized {
+                    status: 500,
+                    body: serde_json::to_vec(&failed).unwrap_or_default().into(),
+                }
+            }
+        }
     }
 
     /// Parses, validates, plans (cached), authorizes and coerces variables.
@@ -187,6 +284,9 @@ impl Gateway {
                 authorization: meta.authorization.as_deref(),
                 forwarded_for: meta.forwarded_for.as_deref(),
                 uploads: meta.uploads.as_ref(),
+                // A mutation's fetches change things: each is made.
+                dedupe: self.options.dedupe_subgraph_requests
+                    && prepared.kind() != OperationKind::Mutation,
             };
             self.run(node, &state, &ctx).await;
         }

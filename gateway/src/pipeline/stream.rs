@@ -153,6 +153,8 @@ impl Gateway {
                 authorization: meta.authorization.as_deref(),
                 forwarded_for: meta.forwarded_for.as_deref(),
                 uploads: None,
+                // Events of one subscription often need the same entities at once.
+                dedupe: self.options.dedupe_subgraph_requests,
             };
             self.run(node, &state, &ctx).await;
         }
