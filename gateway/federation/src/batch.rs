@@ -280,6 +280,7 @@ fn batch_node(
             }),
         }
     }
+    fold_same_places(&mut parts);
     if let [part] = &parts[..]
         && part.paths.len() == 1
         && let Some(part) = parts.pop()
@@ -334,4 +335,63 @@ fn batch_node(
         variables,
         parts,
     })
+}
+
+/// Two fetches of one entity type at exactly the same places, of which at most one
+/// needs `@requires` inputs (or both the same): one `_entities` field can ask for both,
+/// its representations carrying those inputs (fetched for every one of these objects
+/// before this level). Each object is then sent, and merged back, once.
+fn foldable(a: &BatchPart, b: &BatchPart) -> bool {
+    let (Some(ea), Some(eb)) = (&a.fetch.entity, &b.fetch.entity) else {
+        return false;
+    };
+    a.paths == b.paths
+        && a.fetch.more_entities.is_empty()
+        && b.fetch.more_entities.is_empty()
+        && a.fetch.renames.is_empty()
+        && b.fetch.renames.is_empty()
+        && ea.type_name == eb.type_name
+        && ea.key == eb.key
+        && ea.interface_object_of == eb.interface_object_of
+        && (ea.requires.is_empty() || eb.requires.is_empty() || ea.requires == eb.requires)
+}
+
+/// Folds each part into an earlier one it is [`foldable`] with: their selections side
+/// by side (two fragments on the type), the representations of the one with inputs.
+fn fold_same_places(parts: &mut Vec<BatchPart>) {
+    let inner = |selection: &str| -> String {
+        selection
+            .trim()
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .trim()
+            .to_string()
+    };
+    let mut i = 0;
+    while i < parts.len() {
+        let mut j = i + 1;
+        while j < parts.len() {
+            if !foldable(&parts[i], &parts[j]) {
+                j += 1;
+                continue;
+            }
+            let other = parts.remove(j).fetch;
+            let into = &mut parts[i].fetch;
+            into.entities_selection = format!(
+                "{{ {} {} }}",
+                inner(&into.entities_selection),
+                inner(&other.entities_selection)
+            );
+            if into.entity.as_ref().is_some_and(|e| e.requires.is_empty()) {
+                into.entity = other.entity;
+            }
+            for (v, def) in other.variables.into_iter().zip(other.variable_definitions) {
+                if !into.variables.contains(&v) {
+                    into.variables.push(v);
+                    into.variable_definitions.push(def);
+                }
+            }
+        }
+        i += 1;
+    }
 }

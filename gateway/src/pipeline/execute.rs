@@ -119,19 +119,29 @@ pub fn merge(target: &mut Value, source: Value) {
     }
 }
 
-/// Every concrete position (and the object there) matching a merge path.
-fn positions(data: &Value, path: &[PathSegment]) -> Vec<Vec<Step>> {
-    fn walk(v: &Value, path: &[PathSegment], cur: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+/// Every concrete position matching a merge path, with the object there, in order
+/// (depth first): one walk from the root for all of them.
+fn each_position<'v>(
+    data: &'v Value,
+    path: &[PathSegment],
+    f: &mut impl FnMut(&[Step], &'v Value),
+) {
+    fn walk<'v>(
+        v: &'v Value,
+        path: &[PathSegment],
+        cur: &mut Vec<Step>,
+        f: &mut impl FnMut(&[Step], &'v Value),
+    ) {
         match path.split_first() {
             None => {
                 if v.is_object() {
-                    out.push(cur.clone());
+                    f(cur, v);
                 }
             }
             Some((PathSegment::Field(k), rest)) => {
                 if let Some(child) = v.get(k) {
                     cur.push(Step::Key(k.clone()));
-                    walk(child, rest, cur, out);
+                    walk(child, rest, cur, f);
                     cur.pop();
                 }
             }
@@ -139,15 +149,60 @@ fn positions(data: &Value, path: &[PathSegment]) -> Vec<Vec<Step>> {
                 if let Value::Array(items) = v {
                     for (i, item) in items.iter().enumerate() {
                         cur.push(Step::Index(i));
-                        walk(item, rest, cur, out);
+                        walk(item, rest, cur, f);
                         cur.pop();
                     }
                 }
             }
         }
     }
+    walk(data, path, &mut Vec::new(), f);
+}
+
+/// As [`each_position`], with each object to change.
+fn each_position_mut(
+    data: &mut Value,
+    path: &[PathSegment],
+    f: &mut impl FnMut(&[Step], &mut Value),
+) {
+    fn walk(
+        v: &mut Value,
+        path: &[PathSegment],
+        cur: &mut Vec<Step>,
+        f: &mut impl FnMut(&[Step], &mut Value),
+    ) {
+        match path.split_first() {
+            None => {
+                if v.is_object() {
+                    f(cur, v);
+                }
+            }
+            Some((PathSegment::Field(k), rest)) => {
+                if let Some(child) = v.get_mut(k) {
+                    cur.push(Step::Key(k.clone()));
+                    walk(child, rest, cur, f);
+                    cur.pop();
+                }
+            }
+            Some((PathSegment::List, rest)) => {
+                if let Value::Array(items) = v {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        cur.push(Step::Index(i));
+                        walk(item, rest, cur, f);
+                        cur.pop();
+                    }
+                }
+            }
+        }
+    }
+    walk(data, path, &mut Vec::new(), f);
+}
+
+/// Every concrete position matching a merge path.
+#[cfg(test)]
+fn positions(data: &Value, path: &[PathSegment]) -> Vec<Vec<Step>> {
     let mut out = Vec::new();
-    walk(data, path, &mut Vec::new(), &mut out);
+    each_position(data, path, &mut |pos, _| out.push(pos.to_vec()));
     out
 }
 
@@ -276,56 +331,57 @@ fn collect_representations(
         return Vec::new();
     };
     let mut batches: Vec<Batch> = Vec::new();
-    for pos in paths.iter().flat_map(|path| positions(data, path)) {
-        let Some(obj) = at(data, &pos) else { continue };
-        let typename = obj
-            .get("__typename")
-            .and_then(Value::as_str)
-            .unwrap_or(&entity.type_name);
-        // The type's own entity fetch when the request carries several.
-        let Some(entity) = fetch.entity_for(typename) else {
-            continue;
-        };
-        // An @interfaceObject subgraph knows the interface, not the concrete type.
-        let typename = if entity.interface_object_of.is_empty() {
-            typename
-        } else {
-            &entity.type_name
-        };
-        let Some(mut rep) = extract_key(obj, &entity.key) else {
-            continue;
-        };
-        if let Some(fields) = obj.as_object() {
-            pick_into(fields, &entity.requires, &mut rep);
-        }
-        rep.insert("__typename".into(), Value::String(typename.to_string()));
-        let context: Map<String, Value> = entity
-            .contexts
-            .iter()
-            .map(|c| (c.variable.clone(), context_value(data, &pos, c)))
-            .collect();
-        let batch = match batches.iter().position(|b| b.context == context) {
-            Some(i) => &mut batches[i],
-            None => {
-                batches.push(Batch {
-                    context,
-                    ..Batch::default()
-                });
-                let last = batches.len() - 1;
-                &mut batches[last]
+    for path in paths {
+        each_position(data, path, &mut |pos, obj| {
+            let typename = obj
+                .get("__typename")
+                .and_then(Value::as_str)
+                .unwrap_or(&entity.type_name);
+            // The type's own entity fetch when the request carries several.
+            let Some(entity) = fetch.entity_for(typename) else {
+                return;
+            };
+            // An @interfaceObject subgraph knows the interface, not the concrete type.
+            let typename = if entity.interface_object_of.is_empty() {
+                typename
+            } else {
+                &entity.type_name
+            };
+            let Some(mut rep) = extract_key(obj, &entity.key) else {
+                return;
+            };
+            if let Some(fields) = obj.as_object() {
+                pick_into(fields, &entity.requires, &mut rep);
             }
-        };
-        let rep = Value::Object(rep);
-        let fingerprint = rep.to_string();
-        let i = match batch.index.get(&fingerprint) {
-            Some(i) => *i,
-            None => {
-                batch.reps.push(rep);
-                batch.index.insert(fingerprint, batch.reps.len() - 1);
-                batch.reps.len() - 1
-            }
-        };
-        batch.slots.push((pos, i));
+            rep.insert("__typename".into(), Value::String(typename.to_string()));
+            let context: Map<String, Value> = entity
+                .contexts
+                .iter()
+                .map(|c| (c.variable.clone(), context_value(data, pos, c)))
+                .collect();
+            let batch = match batches.iter().position(|b| b.context == context) {
+                Some(i) => &mut batches[i],
+                None => {
+                    batches.push(Batch {
+                        context,
+                        ..Batch::default()
+                    });
+                    let last = batches.len() - 1;
+                    &mut batches[last]
+                }
+            };
+            let rep = Value::Object(rep);
+            let fingerprint = rep.to_string();
+            let i = match batch.index.get(&fingerprint) {
+                Some(i) => *i,
+                None => {
+                    batch.reps.push(rep);
+                    batch.index.insert(fingerprint, batch.reps.len() - 1);
+                    batch.reps.len() - 1
+                }
+            };
+            batch.slots.push((pos.to_vec(), i));
+        });
     }
     batches
 }
@@ -340,9 +396,10 @@ fn take_list(data: &mut Option<Value>, key: &str) -> Vec<Value> {
 }
 
 /// Merges the entities a fetch answered into the positions their representations came
-/// from (`slots`: position, representation index).
+/// from (`slots`: position, representation index, found at `paths` in this order).
 fn merge_entities(
     fetch: &FetchNode,
+    paths: &[&[PathSegment]],
     mut entities: Vec<Value>,
     slots: &[(Vec<Step>, usize)],
     state: &ExecState,
@@ -362,19 +419,41 @@ fn merge_entities(
             *last = i;
         }
     }
-    if let Ok(mut data) = state.data.lock() {
-        for (i, (pos, rep)) in slots.iter().enumerate() {
-            let found = match entities.get_mut(*rep) {
-                Some(e) if last_use[*rep] == i => Some(e.take()),
-                Some(e) => Some(e.clone()),
-                None => None,
-            };
-            if let (Some(mut found), Some(target)) = (found, at_mut(&mut data, pos)) {
-                if interface_object && let Some(obj) = found.as_object_mut() {
-                    obj.remove("__typename");
+    let mut take = |i: usize, rep: usize| -> Option<Value> {
+        let mut found = match entities.get_mut(rep) {
+            Some(e) if last_use[rep] == i => e.take(),
+            Some(e) => e.clone(),
+            None => return None,
+        };
+        if interface_object && let Some(obj) = found.as_object_mut() {
+            obj.remove("__typename");
+        }
+        Some(found)
+    };
+    let Ok(mut data) = state.data.lock() else {
+        return;
+    };
+    // The slots were found walking the same paths in the same order: one more walk
+    // meets them again without going down from the root for each. An object that is
+    // not the next slot's was left out (no key, another type) and is passed by.
+    let mut next = 0;
+    for path in paths {
+        each_position_mut(&mut data, path, &mut |pos, target| {
+            if let Some((slot, rep)) = slots.get(next)
+                && slot.as_slice() == pos
+            {
+                if let Some(found) = take(next, *rep) {
+                    merge(target, found);
                 }
-                merge(target, found);
+                next += 1;
             }
+        });
+    }
+    // Only if the data moved under the slots since they were found (never in a plan
+    // whose fetches at one level fill different places): each remaining one by path.
+    for (i, (pos, rep)) in slots.iter().enumerate().skip(next) {
+        if let (Some(found), Some(target)) = (take(i, *rep), at_mut(&mut data, pos)) {
+            merge(target, found);
         }
     }
 }
@@ -544,7 +623,7 @@ impl Gateway {
         join_all(
             batches
                 .into_iter()
-                .map(|b| self.entity_batch(fetch, b, state, ctx)),
+                .map(|b| self.entity_batch(fetch, paths, b, state, ctx)),
         )
         .await;
     }
@@ -553,6 +632,7 @@ impl Gateway {
     async fn entity_batch(
         &self,
         fetch: &FetchNode,
+        paths: &[&[PathSegment]],
         batch: Batch,
         state: &ExecState,
         ctx: &ExecContext<'_>,
@@ -573,7 +653,13 @@ impl Gateway {
         match self.send(&fetch.service, body, state, ctx).await {
             Ok(resp) => {
                 let mut data = resp.data;
-                merge_entities(fetch, take_list(&mut data, "_entities"), &slots, state);
+                merge_entities(
+                    fetch,
+                    paths,
+                    take_list(&mut data, "_entities"),
+                    &slots,
+                    state,
+                );
                 for e in resp.errors {
                     let path = entity_error_path(&e, "_entities", &slots);
                     state.push_error(with_service(e, &fetch.service, Some(path)));
@@ -619,7 +705,9 @@ impl Gateway {
             Ok(resp) => {
                 let mut data = resp.data;
                 for (part, slots) in batch.parts.iter().zip(&slots) {
-                    merge_entities(&part.fetch, take_list(&mut data, &part.alias), slots, state);
+                    let paths: Vec<&[PathSegment]> = part.paths.iter().map(Vec::as_slice).collect();
+                    let entities = take_list(&mut data, &part.alias);
+                    merge_entities(&part.fetch, &paths, entities, slots, state);
                 }
                 for e in resp.errors {
                     let alias = e.get("path").and_then(|p| p.get(0)).and_then(Value::as_str);
@@ -880,6 +968,59 @@ mod tests {
         assert_eq!(
             a,
             serde_json::json!({"p": [{"id": 1, "name": "a", "stock": 3}, {"id": 2, "stock": 0}]})
+        );
+    }
+
+    #[test]
+    fn entities_merge_at_their_slots_in_walk_order_or_by_path_when_out_of_order() {
+        let path = [PathSegment::Field("a".into()), PathSegment::List];
+        let fetch = FetchNode {
+            service: "s".into(),
+            operation: String::new(),
+            variables: Vec::new(),
+            entity: None,
+            more_entities: Vec::new(),
+            renames: Vec::new(),
+            entities_selection: String::new(),
+            variable_definitions: Vec::new(),
+        };
+        let at = |i: usize| vec![Step::Key("a".into()), Step::Index(i)];
+        let data = serde_json::json!({"a": [{"id": 0}, {"id": 1}, {"id": 2}]});
+        // In walk order, the middle object left out (no slot): merged in one walk.
+        let state = ExecState::new();
+        *state.data.lock().unwrap() = data.clone();
+        let entities = vec![
+            serde_json::json!({"x": "zero"}),
+            serde_json::json!({"x": "two"}),
+        ];
+        merge_entities(
+            &fetch,
+            &[&path],
+            entities,
+            &[(at(0), 0), (at(2), 1)],
+            &state,
+        );
+        assert_eq!(
+            *state.data.lock().unwrap(),
+            serde_json::json!({"a": [{"id": 0, "x": "zero"}, {"id": 1}, {"id": 2, "x": "two"}]})
+        );
+        // Out of walk order (as if the data had moved): the rest are found by path.
+        let state = ExecState::new();
+        *state.data.lock().unwrap() = data;
+        let entities = vec![
+            serde_json::json!({"x": "two"}),
+            serde_json::json!({"x": "zero"}),
+        ];
+        merge_entities(
+            &fetch,
+            &[&path],
+            entities,
+            &[(at(2), 0), (at(0), 1)],
+            &state,
+        );
+        assert_eq!(
+            *state.data.lock().unwrap(),
+            serde_json::json!({"a": [{"id": 0, "x": "zero"}, {"id": 1}, {"id": 2, "x": "two"}]})
         );
     }
 
