@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::plan::{BatchNode, BatchPart, FetchNode, PathSegment, PlanNode, QueryPlan};
+use crate::plan::{BatchNode, BatchPart, FetchNode, PathSegment, PlanNode};
 
 /// A step of the plan: an entity fetch that may merge, or a part kept as it is.
 enum Step {
@@ -124,10 +124,8 @@ fn same_fetch(a: &FetchNode, b: &FetchNode) -> bool {
 /// Batches `node`'s entity fetches (see the module's comment). `name` is the client's
 /// operation name; `counter` numbers the operations as the planner does.
 pub fn batch(node: PlanNode, name: Option<&str>, counter: &mut usize) -> PlanNode {
+    let (depth, fetch_count) = (node.depth(), node.fetch_count());
     let original = node.clone();
-    let before = QueryPlan {
-        node: Some(node.clone()),
-    };
     let mut steps = Steps {
         steps: Vec::new(),
         deps: Vec::new(),
@@ -235,13 +233,10 @@ pub fn batch(node: PlanNode, name: Option<&str>, counter: &mut usize) -> PlanNod
     };
     // Levels wait for the slowest step of the level before; where that makes the
     // longest chain of requests longer than the planner's, the plan is kept.
-    let after = QueryPlan {
-        node: Some(batched),
-    };
-    if after.depth() > before.depth() || after.fetch_count() >= before.fetch_count() {
+    if batched.depth() > depth || batched.fetch_count() >= fetch_count {
         return original;
     }
-    after.node.unwrap_or(original)
+    batched
 }
 
 /// `node` under the conditions `guards` (outermost first).
@@ -296,12 +291,7 @@ fn batch_node(
     let mut variables: Vec<String> = Vec::new();
     let mut definitions: Vec<String> = Vec::new();
     for p in &parts {
-        for (v, def) in p.fetch.variables.iter().zip(&p.fetch.variable_definitions) {
-            if !variables.contains(v) {
-                variables.push(v.clone());
-                definitions.push(def.clone());
-            }
-        }
+        add_variables(&mut variables, &mut definitions, &p.fetch);
     }
     let mut fields = Vec::new();
     let mut representation_defs = Vec::new();
@@ -359,12 +349,12 @@ fn foldable(a: &BatchPart, b: &BatchPart) -> bool {
 /// Folds each part into an earlier one it is [`foldable`] with: their selections side
 /// by side (two fragments on the type), the representations of the one with inputs.
 fn fold_same_places(parts: &mut Vec<BatchPart>) {
+    // The planner prints a selection set as `{ items }`.
     let inner = |selection: &str| -> String {
         selection
-            .trim()
-            .trim_start_matches('{')
-            .trim_end_matches('}')
-            .trim()
+            .strip_prefix("{ ")
+            .and_then(|s| s.strip_suffix(" }"))
+            .unwrap_or(selection)
             .to_string()
     };
     let mut i = 0;
@@ -382,16 +372,22 @@ fn fold_same_places(parts: &mut Vec<BatchPart>) {
                 inner(&into.entities_selection),
                 inner(&other.entities_selection)
             );
+            add_variables(&mut into.variables, &mut into.variable_definitions, &other);
             if into.entity.as_ref().is_some_and(|e| e.requires.is_empty()) {
                 into.entity = other.entity;
             }
-            for (v, def) in other.variables.into_iter().zip(other.variable_definitions) {
-                if !into.variables.contains(&v) {
-                    into.variables.push(v);
-                    into.variable_definitions.push(def);
-                }
-            }
         }
         i += 1;
+    }
+}
+
+/// Adds the client variables `fetch` forwards, and their definitions, to those of a
+/// request, each once.
+fn add_variables(variables: &mut Vec<String>, definitions: &mut Vec<String>, fetch: &FetchNode) {
+    for (v, def) in fetch.variables.iter().zip(&fetch.variable_definitions) {
+        if !variables.contains(v) {
+            variables.push(v.clone());
+            definitions.push(def.clone());
+        }
     }
 }

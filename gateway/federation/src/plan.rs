@@ -297,19 +297,7 @@ pub struct QueryPlan {
 impl QueryPlan {
     /// How many subgraph requests the plan makes (at most; empty entity fetches are skipped).
     pub fn fetch_count(&self) -> usize {
-        fn count(n: &PlanNode) -> usize {
-            match n {
-                PlanNode::Fetch(_) => 1,
-                PlanNode::Flatten { node, .. } => count(node),
-                PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
-                    nodes.iter().map(count).sum()
-                }
-                PlanNode::Subscription { rest, .. } => 1 + rest.as_deref().map(count).unwrap_or(0),
-                PlanNode::Condition { node, .. } => count(node),
-                PlanNode::Batch(_) => 1,
-            }
-        }
-        self.node.as_ref().map(count).unwrap_or(0)
+        self.node.as_ref().map_or(0, PlanNode::fetch_count)
     }
 
     /// The plan as it runs with these variables: each condition resolved, its node kept
@@ -360,18 +348,34 @@ impl QueryPlan {
     /// How many subgraph requests run one after another on the plan's longest chain
     /// (each waiting for the one before): the latency a plan costs in round trips.
     pub fn depth(&self) -> usize {
-        fn depth(n: &PlanNode) -> usize {
-            match n {
-                PlanNode::Fetch(_) => 1,
-                PlanNode::Flatten { node, .. } => depth(node),
-                PlanNode::Sequence { nodes } => nodes.iter().map(depth).sum(),
-                PlanNode::Parallel { nodes } => nodes.iter().map(depth).max().unwrap_or(0),
-                PlanNode::Subscription { rest, .. } => 1 + rest.as_deref().map(depth).unwrap_or(0),
-                PlanNode::Condition { node, .. } => depth(node),
-                PlanNode::Batch(_) => 1,
+        self.node.as_ref().map_or(0, PlanNode::depth)
+    }
+}
+
+impl PlanNode {
+    /// See [`QueryPlan::fetch_count`].
+    pub fn fetch_count(&self) -> usize {
+        match self {
+            PlanNode::Fetch(_) | PlanNode::Batch(_) => 1,
+            PlanNode::Flatten { node, .. } | PlanNode::Condition { node, .. } => node.fetch_count(),
+            PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
+                nodes.iter().map(PlanNode::fetch_count).sum()
+            }
+            PlanNode::Subscription { rest, .. } => {
+                1 + rest.as_deref().map_or(0, PlanNode::fetch_count)
             }
         }
-        self.node.as_ref().map(depth).unwrap_or(0)
+    }
+
+    /// See [`QueryPlan::depth`].
+    pub fn depth(&self) -> usize {
+        match self {
+            PlanNode::Fetch(_) | PlanNode::Batch(_) => 1,
+            PlanNode::Flatten { node, .. } | PlanNode::Condition { node, .. } => node.depth(),
+            PlanNode::Sequence { nodes } => nodes.iter().map(PlanNode::depth).sum(),
+            PlanNode::Parallel { nodes } => nodes.iter().map(PlanNode::depth).max().unwrap_or(0),
+            PlanNode::Subscription { rest, .. } => 1 + rest.as_deref().map_or(0, PlanNode::depth),
+        }
     }
 }
 

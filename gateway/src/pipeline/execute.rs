@@ -63,8 +63,17 @@ pub struct FetchKey {
     forwarded_for: Option<String>,
 }
 
-/// A subgraph's answer as read: HTTP status and body, or the error that stood for it.
-pub type RawAnswer = Result<(u16, axum::body::Bytes), Value>;
+/// A subgraph's answer as read: HTTP status and body, or why there is none.
+pub type RawAnswer = Result<(u16, axum::body::Bytes), Unanswered>;
+
+/// Why a subgraph request left no answer to read.
+#[derive(Clone, Debug)]
+pub enum Unanswered {
+    /// The answer would pass the response limit.
+    TooLarge,
+    /// The error that stands for the answer (unreachable, timed out, cut off).
+    Failed(Value),
+}
 
 /// How long a fetch that streams a client's upload may take: as long as the client
 /// takes to send it, within reason.
@@ -77,6 +86,18 @@ impl ExecState {
             errors: Mutex::new(Vec::new()),
             received: AtomicUsize::new(0),
             too_large: AtomicBool::new(false),
+        }
+    }
+
+    /// The error for `service`'s unanswered request; past the response limit, the
+    /// whole response is refused.
+    fn unanswered(&self, service: &str, why: Unanswered) -> Value {
+        match why {
+            Unanswered::TooLarge => {
+                self.too_large.store(true, Ordering::Relaxed);
+                too_large_error(service)
+            }
+            Unanswered::Failed(e) => e,
         }
     }
 
@@ -672,15 +693,20 @@ impl Gateway {
     /// Sends the parts of a batch (entity fetches of one subgraph) as one request and
     /// merges each part's entities back at its own positions.
     async fn batch_fetch(&self, batch: &BatchNode, state: &ExecState, ctx: &ExecContext<'_>) {
+        let paths: Vec<Vec<&[PathSegment]>> = batch
+            .parts
+            .iter()
+            .map(|part| part.paths.iter().map(Vec::as_slice).collect())
+            .collect();
         let collected: Vec<Batch> = {
             let Ok(data) = state.data.lock() else { return };
             batch
                 .parts
                 .iter()
-                .map(|part| {
-                    let paths: Vec<&[PathSegment]> = part.paths.iter().map(Vec::as_slice).collect();
+                .zip(&paths)
+                .map(|(part, paths)| {
                     // Parts never carry contexts, so there is at most one batch each.
-                    collect_representations(&data, &paths, &part.fetch)
+                    collect_representations(&data, paths, &part.fetch)
                         .into_iter()
                         .next()
                         .unwrap_or_default()
@@ -704,10 +730,9 @@ impl Gateway {
         match self.send(&batch.service, body, state, ctx).await {
             Ok(resp) => {
                 let mut data = resp.data;
-                for (part, slots) in batch.parts.iter().zip(&slots) {
-                    let paths: Vec<&[PathSegment]> = part.paths.iter().map(Vec::as_slice).collect();
+                for ((part, paths), slots) in batch.parts.iter().zip(&paths).zip(&slots) {
                     let entities = take_list(&mut data, &part.alias);
-                    merge_entities(&part.fetch, &paths, entities, slots, state);
+                    merge_entities(&part.fetch, paths, entities, slots, state);
                 }
                 for e in resp.errors {
                     let alias = e.get("path").and_then(|p| p.get(0)).and_then(Value::as_str);
@@ -773,17 +798,11 @@ impl Gateway {
                 )
             })
             .await;
-        let (status, bytes) = answer.inspect_err(|e| {
-            // Past the limit alone is past this request's too: refused as a whole.
-            if e.pointer("/extensions/code").and_then(Value::as_str) == Some("RESPONSE_TOO_LARGE") {
-                state.too_large.store(true, Ordering::Relaxed);
-            }
-        })?;
+        let (status, bytes) = answer.map_err(|why| state.unanswered(service, why))?;
         // Each request counts what it was answered against its own limit.
         let total = state.received.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
         if total > self.options.limits.max_response_bytes {
-            state.too_large.store(true, Ordering::Relaxed);
-            return Err(too_large_error(service));
+            return Err(state.unanswered(service, Unanswered::TooLarge));
         }
         parse_answer(service, status, &bytes)
     }
@@ -803,7 +822,8 @@ impl Gateway {
         }
         let (status, bytes) = self
             .read_answer(service, content_type, body, timeout, ctx, Some(state))
-            .await?;
+            .await
+            .map_err(|why| state.unanswered(service, why))?;
         parse_answer(service, status, &bytes)
     }
 
@@ -819,7 +839,10 @@ impl Gateway {
         state: Option<&ExecState>,
     ) -> RawAnswer {
         let Some(graph) = self.supergraph.graphs.iter().find(|g| g.name == service) else {
-            return Err(transport_error(service, "unknown subgraph"));
+            return Err(Unanswered::Failed(transport_error(
+                service,
+                "unknown subgraph",
+            )));
         };
         let span = tracing::debug_span!("fetch", service, url = %graph.url);
         async {
@@ -843,7 +866,7 @@ impl Gateway {
                 } else {
                     format!("request failed: {}", root_cause(&e))
                 };
-                transport_error(service, &reason)
+                Unanswered::Failed(transport_error(service, &reason))
             })?;
             let status = resp.status();
             let max = self.options.limits.max_response_bytes;
@@ -851,7 +874,8 @@ impl Gateway {
             let mut bytes = Vec::new();
             loop {
                 let chunk = resp.chunk().await.map_err(|e| {
-                    transport_error(service, &format!("reading the response failed: {e}"))
+                    let reason = format!("reading the response failed: {e}");
+                    Unanswered::Failed(transport_error(service, &reason))
                 })?;
                 let Some(chunk) = chunk else { break };
                 let total = match state {
@@ -861,10 +885,7 @@ impl Gateway {
                     None => bytes.len() + chunk.len(),
                 };
                 if total > max {
-                    if let Some(state) = state {
-                        state.too_large.store(true, Ordering::Relaxed);
-                    }
-                    return Err(too_large_error(service));
+                    return Err(Unanswered::TooLarge);
                 }
                 bytes.extend_from_slice(&chunk);
             }

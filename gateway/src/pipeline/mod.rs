@@ -119,14 +119,23 @@ impl Gateway {
         req: GraphQLRequest,
         meta: &RequestMeta,
     ) -> GraphQLResponse {
-        let admitted = match self.admit(req, meta).await {
-            Ok(a) => a,
-            Err(resp) => return resp,
-        };
+        match self.admit(req, meta).await {
+            Ok(admitted) => self.run_query_or_mutation(&admitted, meta).await,
+            Err(resp) => resp,
+        }
+    }
+
+    /// Runs an admitted query or mutation; a subscription is refused (plain HTTP
+    /// cannot carry its events).
+    async fn run_query_or_mutation(
+        &self,
+        admitted: &Admitted,
+        meta: &RequestMeta,
+    ) -> GraphQLResponse {
         if admitted.prepared.kind() == OperationKind::Subscription {
             return subscription_over_plain_http();
         }
-        self.run_admitted(&admitted, meta).await
+        self.run_admitted(admitted, meta).await
     }
 
     /// Runs one GraphQL request end to end and serializes its response. A query
@@ -145,12 +154,7 @@ impl Gateway {
             && admitted.prepared.kind() == OperationKind::Query
             && meta.uploads.is_none();
         if !shareable {
-            let resp = if admitted.prepared.kind() == OperationKind::Subscription {
-                subscription_over_plain_http()
-            } else {
-                self.run_admitted(&admitted, meta).await
-            };
-            return self.serialize(resp);
+            return self.serialize(self.run_query_or_mutation(&admitted, meta).await);
         }
         let key = InboundKey {
             prepared: Arc::as_ptr(&admitted.prepared) as usize,
@@ -172,32 +176,26 @@ impl Gateway {
     /// limit (an entity placed at many positions can outgrow what the subgraphs sent).
     pub fn serialize(&self, resp: GraphQLResponse) -> Serialized {
         let max = self.options.limits.max_response_bytes;
-        match serde_json::to_vec(&resp) {
-            Ok(body) if body.len() <= max => Serialized {
-                status: resp.status,
-                body: body.into(),
-            },
-            Ok(_) => {
-                let e = limits::LimitExceeded::ResponseBytes { max };
-                let refused = GraphQLResponse {
-                    errors: vec![e.to_error()],
-                    data: None,
-                    status: 200,
+        let instead = match serde_json::to_vec(&resp) {
+            Ok(body) if body.len() <= max => {
+                return Serialized {
+                    status: resp.status,
+                    body: body.into(),
                 };
-                Serialized {
-                    status: 200,
-                    body: serde_json::to_vec(&refused).unwrap_or_default().into(),
-                }
             }
+            Ok(_) => GraphQLResponse {
+                errors: vec![limits::LimitExceeded::ResponseBytes { max }.to_error()],
+                data: None,
+                status: 200,
+            },
             Err(e) => {
                 tracing::error!(error = %e, "serializing a response failed");
-                let failed =
-                    GraphQLResponse::request_error(500, "internal error", "INTERNAL_SERVER_ERROR");
-                Serialized {
-                    status: 500,
-                    body: serde_json::to_vec(&failed).unwrap_or_default().into(),
-                }
+                GraphQLResponse::request_error(500, "internal error", "INTERNAL_SERVER_ERROR")
             }
+        };
+        Serialized {
+            status: instead.status,
+            body: serde_json::to_vec(&instead).unwrap_or_default().into(),
         }
     }
 
