@@ -514,6 +514,14 @@ where
         .body(reqwest::Body::wrap_stream(body))
 }
 
+/// A benchmark binary's arguments, flags left out (`cargo bench` passes `--bench`).
+pub fn bench_args() -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect()
+}
+
 /// A benchmark's child process role: serves `routers` on consecutive loopback ports
 /// from `base`, prints `ready` once all listen, and runs until stopped.
 pub async fn serve_routers(

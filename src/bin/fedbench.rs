@@ -371,11 +371,7 @@ async fn orchestrate(requests: usize, concurrencies: &[usize]) -> anyhow::Result
 }
 
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; ignore flags.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = shop::bench::bench_args();
     let rt = tokio::runtime::Runtime::new()?;
     match args.first().map(String::as_str) {
         Some("subgraphs") => {

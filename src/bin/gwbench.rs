@@ -453,11 +453,7 @@ async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> 
 }
 
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; ignore flags.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = shop::bench::bench_args();
     match args.first().map(String::as_str) {
         Some("subgraphs") => {
             let base: u16 = args.get(1).context("base port")?.parse()?;
