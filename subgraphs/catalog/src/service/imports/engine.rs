@@ -872,10 +872,7 @@ async fn reindex_many<C: ConnectionTrait>(
     docs: &[(&str, &ProductDoc)],
     replace: bool,
 ) -> ApiResult<()> {
-    let attributes: Vec<Json> = docs
-        .iter()
-        .map(|(_, d)| Json::Object(d.attributes.clone().into_iter().collect()))
-        .collect();
+    let attributes: Vec<Json> = docs.iter().map(|(_, d)| d.attributes_json()).collect();
     let indexed: Vec<Searchable> = docs
         .iter()
         .zip(&attributes)
@@ -939,7 +936,7 @@ async fn write_doc<C: ConnectionTrait>(
             Value::from(doc.currency.clone()),
             Value::from(category_id),
             Value::from(Json::from(doc.images.clone())),
-            Value::from(Json::Object(doc.attributes.clone().into_iter().collect())),
+            Value::from(doc.attributes_json()),
             Value::from(doc.status.clone()),
             Value::from(Utc::now()),
             Value::from(id.to_string()),
@@ -969,9 +966,7 @@ async fn insert_docs<C: ConnectionTrait>(
         values.push(Value::from(doc.price_amount));
         values.push(Value::from(doc.currency.clone()));
         values.push(Value::from(Json::from(doc.images.clone())));
-        values.push(Value::from(Json::Object(
-            doc.attributes.clone().into_iter().collect(),
-        )));
+        values.push(Value::from(doc.attributes_json()));
         values.push(Value::from(stock.unwrap_or(0) > 0));
         values.push(Value::from(0i64));
         values.push(Value::from(doc.status.clone()));

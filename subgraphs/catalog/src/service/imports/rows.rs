@@ -255,6 +255,11 @@ impl ProductDoc {
         out
     }
 
+    /// The attributes as the JSON object stored in the product's column.
+    pub fn attributes_json(&self) -> Json {
+        Json::Object(self.attributes.clone().into_iter().collect())
+    }
+
     /// The value of one field, as the diff shows it.
     pub fn field(&self, name: &str) -> Json {
         match name {
@@ -266,7 +271,7 @@ impl ProductDoc {
             }
             "category" => Json::from(self.category.clone()),
             "images" => Json::from(self.images.clone()),
-            "attributes" => Json::Object(self.attributes.clone().into_iter().collect()),
+            "attributes" => self.attributes_json(),
             "status" => Json::from(self.status.clone()),
             _ => Json::Null,
         }
