@@ -44,16 +44,6 @@ pub struct FetchNode {
     pub variable_definitions: Vec<String>,
 }
 
-impl FetchNode {
-    /// Gives the fields this fetch aliased their names back, in its answer's `data` (or
-    /// in one entity of it), before the answer is merged.
-    pub fn apply_renames(&self, value: &mut serde_json::Value) {
-        for r in &self.renames {
-            apply_rename(value, &r.path, r);
-        }
-    }
-}
-
 /// A field the subgraph operation selects under `from` (one response name cannot have
 /// two types in one selection set) and the client knows as `to`. `from` is unique to
 /// that field and type, so every object holding it is renamed, whatever its type.
@@ -64,31 +54,6 @@ pub struct Rename {
     pub path: Vec<String>,
     pub from: String,
     pub to: String,
-}
-
-/// Renames `rename.from` to `rename.to` in `value` wherever `path` leads.
-pub fn apply_rename(value: &mut serde_json::Value, path: &[String], rename: &Rename) {
-    use serde_json::Value;
-    match value {
-        Value::Array(items) => {
-            for item in items {
-                apply_rename(item, path, rename);
-            }
-        }
-        Value::Object(obj) => match path.split_first() {
-            None => {
-                if let Some(v) = obj.remove(&rename.from) {
-                    obj.insert(rename.to.clone(), v);
-                }
-            }
-            Some((key, rest)) => {
-                if let Some(child) = obj.get_mut(key) {
-                    apply_rename(child, rest, rename);
-                }
-            }
-        },
-        _ => {}
-    }
 }
 
 impl FetchNode {

@@ -1,18 +1,24 @@
 //! Runs a query plan: fetch nodes go to subgraphs over HTTP, `Parallel` children run
 //! concurrently, `Flatten` sends every object found at its path as one de-duplicated
 //! `_entities` call and merges the results back in place.
+//!
+//! The data gathered is a [`Node`] tree; representations are written straight into the
+//! request body as JSON text (which is also what de-duplicates them), and positions are
+//! kept as the list indices along a plan path, so nothing is cloned per position.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use axum::body::Bytes;
 use futures::future::{BoxFuture, join_all};
 use serde_json::{Map, Value};
 use shop_federation::field_set::FieldSetItem;
 use shop_federation::plan::{BatchNode, FetchNode, PathSegment, PlanNode, Required};
 use tracing::Instrument;
 
+use super::data::{Node, Object};
 use crate::Gateway;
 
 /// A step of a concrete position in the response data.
@@ -35,7 +41,7 @@ pub fn path_json(path: &[Step]) -> Value {
 
 /// What one request's execution accumulates.
 pub struct ExecState {
-    pub data: Mutex<Value>,
+    pub data: Mutex<Node>,
     pub errors: Mutex<Vec<Value>>,
     /// Bytes of subgraph answers read so far; past the response limit no more are read
     /// or asked for, and the response becomes `RESPONSE_TOO_LARGE`.
@@ -58,13 +64,13 @@ pub struct ExecContext<'a> {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct FetchKey {
     service: String,
-    body: String,
+    body: Bytes,
     authorization: Option<String>,
     forwarded_for: Option<String>,
 }
 
 /// A subgraph's answer as read: HTTP status and body, or why there is none.
-pub type RawAnswer = Result<(u16, axum::body::Bytes), Unanswered>;
+pub type RawAnswer = Result<(u16, Bytes), Unanswered>;
 
 /// Why a subgraph request left no answer to read.
 #[derive(Clone, Debug)]
@@ -82,10 +88,17 @@ const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 
 impl ExecState {
     pub fn new() -> Self {
         ExecState {
-            data: Mutex::new(Value::Object(Map::new())),
+            data: Mutex::new(Node::Object(Object::new())),
             errors: Mutex::new(Vec::new()),
             received: AtomicUsize::new(0),
             too_large: AtomicBool::new(false),
+        }
+    }
+
+    /// Merges a root fetch's (or an event's) data into what was gathered.
+    pub fn merge_data(&self, data: Node) {
+        if let Ok(mut d) = self.data.lock() {
+            d.merge(data);
         }
     }
 
@@ -114,67 +127,35 @@ impl Default for ExecState {
     }
 }
 
-/// Deep-merges `source` into `target`: objects key by key, lists element by element.
-pub fn merge(target: &mut Value, source: Value) {
-    match (target, source) {
-        (Value::Object(t), Value::Object(s)) => {
-            for (k, v) in s {
-                match t.get_mut(&k) {
-                    Some(existing) => merge(existing, v),
-                    None => {
-                        t.insert(k, v);
-                    }
-                }
-            }
-        }
-        (Value::Array(t), Value::Array(s)) if t.len() == s.len() => {
-            for (a, b) in t.iter_mut().zip(s) {
-                merge(a, b);
-            }
-        }
-        (t, s) => {
-            if !s.is_null() || t.is_null() {
-                *t = s;
-            }
-        }
-    }
-}
-
-/// Every concrete position matching a merge path, with the object there, in order
-/// (depth first): one walk from the root for all of them.
+/// Every object at a merge path, in order (depth first), with the list indices that
+/// lead to it: one walk from the root for all of them.
 fn each_position<'v>(
-    data: &'v Value,
+    data: &'v Node,
     path: &[PathSegment],
-    f: &mut impl FnMut(&[Step], &'v Value),
+    f: &mut impl FnMut(&[usize], &'v Object),
 ) {
     fn walk<'v>(
-        v: &'v Value,
+        v: &'v Node,
         path: &[PathSegment],
-        cur: &mut Vec<Step>,
-        f: &mut impl FnMut(&[Step], &'v Value),
+        cur: &mut Vec<usize>,
+        f: &mut impl FnMut(&[usize], &'v Object),
     ) {
-        match path.split_first() {
-            None => {
-                if v.is_object() {
-                    f(cur, v);
+        match (path.split_first(), v) {
+            (None, Node::Object(obj)) => f(cur, obj),
+            (None, _) => {}
+            (Some((PathSegment::Field(k), rest)), _) => {
+                if let Some(child) = v.get(k) {
+                    walk(child, rest, cur, f);
                 }
             }
-            Some((PathSegment::Field(k), rest)) => {
-                if let Some(child) = v.get(k) {
-                    cur.push(Step::Key(k.clone()));
-                    walk(child, rest, cur, f);
+            (Some((PathSegment::List, rest)), Node::List(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    cur.push(i);
+                    walk(item, rest, cur, f);
                     cur.pop();
                 }
             }
-            Some((PathSegment::List, rest)) => {
-                if let Value::Array(items) = v {
-                    for (i, item) in items.iter().enumerate() {
-                        cur.push(Step::Index(i));
-                        walk(item, rest, cur, f);
-                        cur.pop();
-                    }
-                }
-            }
+            (Some((PathSegment::List, _)), _) => {}
         }
     }
     walk(data, path, &mut Vec::new(), f);
@@ -182,33 +163,31 @@ fn each_position<'v>(
 
 /// As [`each_position`], with each object to change.
 fn each_position_mut(
-    data: &mut Value,
+    data: &mut Node,
     path: &[PathSegment],
-    f: &mut impl FnMut(&[Step], &mut Value),
+    f: &mut impl FnMut(&[usize], &mut Object),
 ) {
     fn walk(
-        v: &mut Value,
+        v: &mut Node,
         path: &[PathSegment],
-        cur: &mut Vec<Step>,
-        f: &mut impl FnMut(&[Step], &mut Value),
+        cur: &mut Vec<usize>,
+        f: &mut impl FnMut(&[usize], &mut Object),
     ) {
         match path.split_first() {
             None => {
-                if v.is_object() {
-                    f(cur, v);
+                if let Node::Object(obj) = v {
+                    f(cur, obj);
                 }
             }
             Some((PathSegment::Field(k), rest)) => {
                 if let Some(child) = v.get_mut(k) {
-                    cur.push(Step::Key(k.clone()));
                     walk(child, rest, cur, f);
-                    cur.pop();
                 }
             }
             Some((PathSegment::List, rest)) => {
-                if let Value::Array(items) = v {
+                if let Node::List(items) = v {
                     for (i, item) in items.iter_mut().enumerate() {
-                        cur.push(Step::Index(i));
+                        cur.push(i);
                         walk(item, rest, cur, f);
                         cur.pop();
                     }
@@ -219,41 +198,46 @@ fn each_position_mut(
     walk(data, path, &mut Vec::new(), f);
 }
 
-/// Every concrete position matching a merge path.
-#[cfg(test)]
-fn positions(data: &Value, path: &[PathSegment]) -> Vec<Vec<Step>> {
-    let mut out = Vec::new();
-    each_position(data, path, &mut |pos, _| out.push(pos.to_vec()));
-    out
+/// The concrete position a plan path and the list indices along it name.
+fn steps(path: &[PathSegment], indices: &[usize]) -> Vec<Step> {
+    let mut indices = indices.iter();
+    path.iter()
+        .map(|s| match s {
+            PathSegment::Field(k) => Step::Key(k.clone()),
+            PathSegment::List => Step::Index(indices.next().copied().unwrap_or(0)),
+        })
+        .collect()
 }
 
-fn at<'v>(data: &'v Value, pos: &[Step]) -> Option<&'v Value> {
-    pos.iter().try_fold(data, |v, s| match s {
-        Step::Key(k) => v.get(k),
-        Step::Index(i) => v.get(*i),
+fn at<'v>(data: &'v Node, pos: &[Step]) -> Option<&'v Node> {
+    pos.iter().try_fold(data, |v, s| match (s, v) {
+        (Step::Key(k), _) => v.get(k),
+        (Step::Index(i), Node::List(items)) => items.get(*i),
+        _ => None,
     })
 }
 
-fn at_mut<'v>(data: &'v mut Value, pos: &[Step]) -> Option<&'v mut Value> {
-    pos.iter().try_fold(data, |v, s| match s {
-        Step::Key(k) => v.get_mut(k),
-        Step::Index(i) => v.get_mut(*i),
+fn at_mut<'v>(data: &'v mut Node, pos: &[Step]) -> Option<&'v mut Node> {
+    pos.iter().try_fold(data, |v, s| match (s, v) {
+        (Step::Key(k), v) => v.get_mut(k),
+        (Step::Index(i), Node::List(items)) => items.get_mut(*i),
+        _ => None,
     })
 }
 
 /// A `@requires` input: the value as the subgraph selected it (null when absent),
 /// narrowed to the required sub-fields.
-fn pick(value: Option<&Value>, selections: &[Required]) -> Value {
+fn pick(value: Option<&Node>, selections: &[Required]) -> Node {
     match value {
-        None => Value::Null,
+        None => Node::Null,
         Some(v) if selections.is_empty() => v.clone(),
-        Some(Value::Array(items)) => {
-            Value::Array(items.iter().map(|i| pick(Some(i), selections)).collect())
+        Some(Node::List(items)) => {
+            Node::List(items.iter().map(|i| pick(Some(i), selections)).collect())
         }
-        Some(Value::Object(obj)) => {
-            let mut out = Map::new();
+        Some(Node::Object(obj)) => {
+            let mut out = Object::new();
             pick_into(obj, selections, &mut out);
-            Value::Object(out)
+            Node::Object(out)
         }
         Some(other) => other.clone(),
     }
@@ -261,7 +245,7 @@ fn pick(value: Option<&Value>, selections: &[Required]) -> Value {
 
 /// Copies the required inputs of one object into `out`, each under its field name;
 /// a fragment's only when the object's runtime type is one it applies to.
-fn pick_into(obj: &Map<String, Value>, items: &[Required], out: &mut Map<String, Value>) {
+fn pick_into(obj: &Object, items: &[Required], out: &mut Object) {
     for item in items {
         match item {
             Required::Field {
@@ -271,12 +255,12 @@ fn pick_into(obj: &Map<String, Value>, items: &[Required], out: &mut Map<String,
                 ..
             } => {
                 let value = obj.get(alias.as_deref().unwrap_or(name));
-                out.insert(name.clone(), pick(value, selections));
+                out.insert(name, pick(value, selections));
             }
             Required::Fragment {
                 types, selections, ..
             } => {
-                let typename = obj.get("__typename").and_then(Value::as_str);
+                let typename = obj.get("__typename").and_then(Node::as_str);
                 if typename.is_some_and(|t| types.iter().any(|x| x == t)) {
                     pick_into(obj, selections, out);
                 }
@@ -285,35 +269,98 @@ fn pick_into(obj: &Map<String, Value>, items: &[Required], out: &mut Map<String,
     }
 }
 
+/// Where the representations of a batch came from, in walk order: for each, which of
+/// the fetch's paths, the list indices along it, and which representation it sent.
+#[derive(Default)]
+struct Slots {
+    list: Vec<Slot>,
+    /// Every slot's list indices, one after another.
+    indices: Vec<usize>,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    path: usize,
+    rep: usize,
+    start: usize,
+    len: usize,
+}
+
+impl Slots {
+    fn push(&mut self, path: usize, indices: &[usize], rep: usize) {
+        self.list.push(Slot {
+            path,
+            rep,
+            start: self.indices.len(),
+            len: indices.len(),
+        });
+        self.indices.extend_from_slice(indices);
+    }
+
+    fn indices(&self, slot: &Slot) -> &[usize] {
+        &self.indices[slot.start..slot.start + slot.len]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The client-facing position of the first place representation `rep` came from.
+    fn position_of(&self, rep: usize, paths: &[&[PathSegment]]) -> Option<Vec<Step>> {
+        let slot = self.list.iter().find(|s| s.rep == rep)?;
+        Some(steps(paths.get(slot.path)?, self.indices(slot)))
+    }
+}
+
 /// Representations that go out in one `_entities` request.
 #[derive(Default)]
 struct Batch {
     /// The `@fromContext` variables shared by these representations.
     context: Map<String, Value>,
-    reps: Vec<Value>,
-    /// Fingerprint of a representation → its index in `reps`.
-    index: HashMap<String, usize>,
-    /// Each data position and the representation it sent.
-    slots: Vec<(Vec<Step>, usize)>,
+    /// The distinct representations as JSON text, comma-separated: the body's list.
+    reps: Vec<u8>,
+    count: usize,
+    /// A representation's text → its index.
+    index: HashMap<Box<[u8]>, usize>,
+    slots: Slots,
+}
+
+impl Batch {
+    /// Adds the representation written in `text` (unless already there) for a place.
+    fn add(&mut self, text: &[u8], path: usize, indices: &[usize]) {
+        let rep = match self.index.get(text) {
+            Some(&i) => i,
+            None => {
+                if self.count > 0 {
+                    self.reps.push(b',');
+                }
+                self.reps.extend_from_slice(text);
+                self.index.insert(text.into(), self.count);
+                self.count += 1;
+                self.count - 1
+            }
+        };
+        self.slots.push(path, indices, rep);
+    }
 }
 
 /// The value of a `@fromContext` argument for the object at `pos`: read from the
 /// nearest object on the way up (the object itself first) whose type carries the context.
-fn context_value(data: &Value, pos: &[Step], c: &shop_federation::plan::ContextValue) -> Value {
+fn context_value(data: &Node, pos: &[Step], c: &shop_federation::plan::ContextValue) -> Value {
     for depth in (0..=pos.len()).rev() {
         let Some(obj) = at(data, &pos[..depth]) else {
             continue;
         };
         let carries = obj
             .get("__typename")
-            .and_then(Value::as_str)
+            .and_then(Node::as_str)
             .is_some_and(|t| c.types.iter().any(|ct| ct == t));
         if carries {
             return c
                 .path
                 .iter()
                 .try_fold(obj, |v, k| v.get(k))
-                .cloned()
+                .map(Node::to_value)
                 .unwrap_or(Value::Null);
         }
     }
@@ -321,42 +368,37 @@ fn context_value(data: &Value, pos: &[Step], c: &shop_federation::plan::ContextV
 }
 
 /// Copies the key fields out of an object; `None` when any is missing or null.
-fn extract_key(obj: &Value, key: &[FieldSetItem]) -> Option<Map<String, Value>> {
-    let mut out = Map::new();
+fn extract_key(obj: &Object, key: &[FieldSetItem], out: &mut Object) -> Option<()> {
     for item in key {
         let v = obj.get(&item.name)?;
         if v.is_null() {
             return None;
         }
         if item.selections.is_empty() {
-            out.insert(item.name.clone(), v.clone());
+            out.insert(&item.name, v.clone());
         } else {
-            out.insert(
-                item.name.clone(),
-                Value::Object(extract_key(v, &item.selections)?),
-            );
+            let mut inner = Object::new();
+            extract_key(v.as_object()?, &item.selections, &mut inner)?;
+            out.insert(&item.name, Node::Object(inner));
         }
     }
-    Some(out)
+    Some(())
 }
 
 /// The representations for `fetch` of the objects at `paths` (de-duplicated), and where
 /// each came from: one batch per distinct set of `@fromContext` values (one batch
 /// without contexts).
-fn collect_representations(
-    data: &Value,
-    paths: &[&[PathSegment]],
-    fetch: &FetchNode,
-) -> Vec<Batch> {
+fn collect_representations(data: &Node, paths: &[&[PathSegment]], fetch: &FetchNode) -> Vec<Batch> {
     let Some(entity) = &fetch.entity else {
         return Vec::new();
     };
     let mut batches: Vec<Batch> = Vec::new();
-    for path in paths {
-        each_position(data, path, &mut |pos, obj| {
+    let mut text = Vec::new();
+    for (p, path) in paths.iter().enumerate() {
+        each_position(data, path, &mut |indices, obj| {
             let typename = obj
                 .get("__typename")
-                .and_then(Value::as_str)
+                .and_then(Node::as_str)
                 .unwrap_or(&entity.type_name);
             // The type's own entity fetch when the request carries several.
             let Some(entity) = fetch.entity_for(typename) else {
@@ -368,18 +410,22 @@ fn collect_representations(
             } else {
                 &entity.type_name
             };
-            let Some(mut rep) = extract_key(obj, &entity.key) else {
+            let mut rep = Object::with_capacity(entity.key.len() + entity.requires.len() + 1);
+            if extract_key(obj, &entity.key, &mut rep).is_none() {
                 return;
-            };
-            if let Some(fields) = obj.as_object() {
-                pick_into(fields, &entity.requires, &mut rep);
             }
-            rep.insert("__typename".into(), Value::String(typename.to_string()));
-            let context: Map<String, Value> = entity
-                .contexts
-                .iter()
-                .map(|c| (c.variable.clone(), context_value(data, pos, c)))
-                .collect();
+            pick_into(obj, &entity.requires, &mut rep);
+            rep.insert("__typename", Node::Str(typename.into()));
+            let context: Map<String, Value> = if entity.contexts.is_empty() {
+                Map::new()
+            } else {
+                let pos = steps(path, indices);
+                entity
+                    .contexts
+                    .iter()
+                    .map(|c| (c.variable.clone(), context_value(data, &pos, c)))
+                    .collect()
+            };
             let batch = match batches.iter().position(|b| b.context == context) {
                 Some(i) => &mut batches[i],
                 None => {
@@ -391,17 +437,9 @@ fn collect_representations(
                     &mut batches[last]
                 }
             };
-            let rep = Value::Object(rep);
-            let fingerprint = rep.to_string();
-            let i = match batch.index.get(&fingerprint) {
-                Some(i) => *i,
-                None => {
-                    batch.reps.push(rep);
-                    batch.index.insert(fingerprint, batch.reps.len() - 1);
-                    batch.reps.len() - 1
-                }
-            };
-            batch.slots.push((pos.to_vec(), i));
+            text.clear();
+            Node::Object(rep).write_json(&mut text);
+            batch.add(&text, p, indices);
         });
     }
     batches
@@ -409,20 +447,20 @@ fn collect_representations(
 
 /// The list answered under `key` (an `_entities` field or its alias), taken out of
 /// the answer's data; empty when it is missing or not a list.
-fn take_list(data: &mut Option<Value>, key: &str) -> Vec<Value> {
-    match data.as_mut().and_then(|d| d.get_mut(key)).map(Value::take) {
-        Some(Value::Array(items)) => items,
+fn take_list(data: &mut Option<Node>, key: &str) -> Vec<Node> {
+    match data.as_mut().and_then(|d| d.get_mut(key)).map(Node::take) {
+        Some(Node::List(items)) => items,
         _ => Vec::new(),
     }
 }
 
 /// Merges the entities a fetch answered into the positions their representations came
-/// from (`slots`: position, representation index, found at `paths` in this order).
+/// from (`slots`, found at `paths` in this order).
 fn merge_entities(
     fetch: &FetchNode,
     paths: &[&[PathSegment]],
-    mut entities: Vec<Value>,
-    slots: &[(Vec<Step>, usize)],
+    mut entities: Vec<Node>,
+    slots: &Slots,
     state: &ExecState,
 ) {
     let interface_object = fetch
@@ -430,24 +468,29 @@ fn merge_entities(
         .as_ref()
         .is_some_and(|e| !e.interface_object_of.is_empty());
     for entity in entities.iter_mut() {
-        fetch.apply_renames(entity);
+        for r in &fetch.renames {
+            entity.rename(&r.path, &r.from, &r.to);
+        }
     }
     // Most representations serve one position: the last (usually only) one takes the
     // entity, earlier ones copy it.
     let mut last_use = vec![usize::MAX; entities.len()];
-    for (i, (_, rep)) in slots.iter().enumerate() {
-        if let Some(last) = last_use.get_mut(*rep) {
+    for (i, slot) in slots.list.iter().enumerate() {
+        if let Some(last) = last_use.get_mut(slot.rep) {
             *last = i;
         }
     }
-    let mut take = |i: usize, rep: usize| -> Option<Value> {
-        let mut found = match entities.get_mut(rep) {
+    let mut take = |i: usize, rep: usize| -> Option<Object> {
+        let found = match entities.get_mut(rep) {
             Some(e) if last_use[rep] == i => e.take(),
             Some(e) => e.clone(),
             None => return None,
         };
-        if interface_object && let Some(obj) = found.as_object_mut() {
-            obj.remove("__typename");
+        let Node::Object(mut found) = found else {
+            return None;
+        };
+        if interface_object {
+            found.remove("__typename");
         }
         Some(found)
     };
@@ -458,13 +501,14 @@ fn merge_entities(
     // meets them again without going down from the root for each. An object that is
     // not the next slot's was left out (no key, another type) and is passed by.
     let mut next = 0;
-    for path in paths {
-        each_position_mut(&mut data, path, &mut |pos, target| {
-            if let Some((slot, rep)) = slots.get(next)
-                && slot.as_slice() == pos
+    for (p, path) in paths.iter().enumerate() {
+        each_position_mut(&mut data, path, &mut |indices, target| {
+            if let Some(slot) = slots.list.get(next)
+                && slot.path == p
+                && slots.indices(slot) == indices
             {
-                if let Some(found) = take(next, *rep) {
-                    merge(target, found);
+                if let Some(found) = take(next, slot.rep) {
+                    target.merge(found);
                 }
                 next += 1;
             }
@@ -472,9 +516,13 @@ fn merge_entities(
     }
     // Only if the data moved under the slots since they were found (never in a plan
     // whose fetches at one level fill different places): each remaining one by path.
-    for (i, (pos, rep)) in slots.iter().enumerate().skip(next) {
-        if let (Some(found), Some(target)) = (take(i, *rep), at_mut(&mut data, pos)) {
-            merge(target, found);
+    for (i, slot) in slots.list.iter().enumerate().skip(next) {
+        let Some(path) = paths.get(slot.path) else {
+            continue;
+        };
+        let pos = steps(path, slots.indices(slot));
+        if let (Some(found), Some(target)) = (take(i, slot.rep), at_mut(&mut data, &pos)) {
+            target.merge(Node::Object(found));
         }
     }
 }
@@ -482,19 +530,25 @@ fn merge_entities(
 /// The client-facing path of an entity fetch's error: `<field>.<n>.rest`, where
 /// `field` is `_entities` or its alias in a batch, becomes the position of
 /// representation n followed by the rest. `None` when it cannot be mapped.
-fn entity_error_path(e: &Value, field: &str, slots: &[(Vec<Step>, usize)]) -> Option<Vec<Step>> {
+fn entity_error_path(
+    e: &Value,
+    field: &str,
+    slots: &Slots,
+    paths: &[&[PathSegment]],
+) -> Option<Vec<Step>> {
     let p = e.get("path").and_then(Value::as_array)?;
     if p.first().and_then(Value::as_str) != Some(field) {
         return None;
     }
-    let n = p.get(1)?.as_u64()? as usize;
-    let mut full = slots
-        .iter()
-        .find(|(_, r)| *r == n)
-        .map(|(p, _)| p.clone())?;
+    let n = usize::try_from(p.get(1)?.as_u64()?).ok()?;
+    let mut full = slots.position_of(n, paths)?;
     for seg in &p[2..] {
         full.push(match seg {
-            Value::Number(i) => Step::Index(i.as_u64().unwrap_or(0) as usize),
+            Value::Number(i) => Step::Index(
+                i.as_u64()
+                    .and_then(|i| usize::try_from(i).ok())
+                    .unwrap_or(0),
+            ),
             other => Step::Key(other.as_str().unwrap_or_default().to_string()),
         });
     }
@@ -502,11 +556,47 @@ fn entity_error_path(e: &Value, field: &str, slots: &[(Vec<Step>, usize)]) -> Op
 }
 
 /// A failed entity request's error, placed at the first position it was for.
-fn at_first_slot(mut e: Value, slots: &[(Vec<Step>, usize)]) -> Value {
-    if let Some((p, _)) = slots.iter().find(|(_, r)| *r == 0) {
-        e["path"] = path_json(p);
+fn at_first_slot(mut e: Value, slots: &Slots, paths: &[&[PathSegment]]) -> Value {
+    if let Some(p) = slots.position_of(0, paths) {
+        e["path"] = path_json(&p);
     }
     e
+}
+
+/// Writes a subgraph request body, `{"query": ..., "variables": {...}}`, with the
+/// operation's own variables, then `lists` (a variable name and its JSON list items).
+fn request_body(
+    operation: &str,
+    variables: &Map<String, Value>,
+    lists: &[(&str, &[u8])],
+) -> Vec<u8> {
+    let size: usize = lists.iter().map(|(_, items)| items.len() + 32).sum();
+    let mut out = Vec::with_capacity(operation.len() + size + 64);
+    out.extend_from_slice(b"{\"query\":");
+    let _ = serde_json::to_writer(&mut out, operation);
+    out.extend_from_slice(b",\"variables\":{");
+    let mut first = true;
+    for (name, value) in variables {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let _ = serde_json::to_writer(&mut out, name);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, value);
+    }
+    for (name, items) in lists {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let _ = serde_json::to_writer(&mut out, name);
+        out.extend_from_slice(b":[");
+        out.extend_from_slice(items);
+        out.push(b']');
+    }
+    out.extend_from_slice(b"}}");
+    out
 }
 
 impl Gateway {
@@ -610,17 +700,17 @@ impl Gateway {
                 .await
             }
             _ => {
-                let body = serde_json::json!({ "query": fetch.operation, "variables": Self::variables_for(fetch, ctx) });
+                let body = request_body(&fetch.operation, &Self::variables_for(fetch, ctx), &[]);
                 self.send(&fetch.service, body, state, ctx).await
             }
         };
         match sent {
             Ok(resp) => {
-                if let Some(mut data) = resp.data
-                    && let Ok(mut d) = state.data.lock()
-                {
-                    fetch.apply_renames(&mut data);
-                    merge(&mut d, data);
+                if let Some(mut data) = resp.data {
+                    for r in &fetch.renames {
+                        data.rename(&r.path, &r.from, &r.to);
+                    }
+                    state.merge_data(data);
                 }
                 for e in resp.errors {
                     state.push_error(with_service(e, &fetch.service, None));
@@ -664,13 +754,12 @@ impl Gateway {
             slots,
             ..
         } = batch;
-        if reps.is_empty() {
+        if slots.is_empty() {
             return;
         }
         let mut variables = Self::variables_for(fetch, ctx);
         variables.extend(context);
-        variables.insert("representations".into(), Value::Array(reps));
-        let body = serde_json::json!({ "query": fetch.operation, "variables": variables });
+        let body = request_body(&fetch.operation, &variables, &[("representations", &reps)]);
         match self.send(&fetch.service, body, state, ctx).await {
             Ok(resp) => {
                 let mut data = resp.data;
@@ -682,11 +771,11 @@ impl Gateway {
                     state,
                 );
                 for e in resp.errors {
-                    let path = entity_error_path(&e, "_entities", &slots);
+                    let path = entity_error_path(&e, "_entities", &slots, paths);
                     state.push_error(with_service(e, &fetch.service, Some(path)));
                 }
             }
-            Err(e) => state.push_error(at_first_slot(e, &slots)),
+            Err(e) => state.push_error(at_first_slot(e, &slots, paths)),
         }
     }
 
@@ -713,20 +802,22 @@ impl Gateway {
                 })
                 .collect()
         };
-        if collected.iter().all(|c| c.reps.is_empty()) {
+        if collected.iter().all(|c| c.slots.is_empty()) {
             return;
         }
-        let mut variables: Map<String, Value> = batch
+        let variables: Map<String, Value> = batch
             .variables
             .iter()
             .filter_map(|v| ctx.variables.get(v).map(|val| (v.clone(), val.clone())))
             .collect();
-        let mut slots = Vec::with_capacity(collected.len());
-        for (part, c) in batch.parts.iter().zip(collected) {
-            variables.insert(part.variable.clone(), Value::Array(c.reps));
-            slots.push(c.slots);
-        }
-        let body = serde_json::json!({ "query": batch.operation, "variables": variables });
+        let lists: Vec<(&str, &[u8])> = batch
+            .parts
+            .iter()
+            .zip(&collected)
+            .map(|(part, c)| (part.variable.as_str(), c.reps.as_slice()))
+            .collect();
+        let body = request_body(&batch.operation, &variables, &lists);
+        let slots: Vec<Slots> = collected.into_iter().map(|c| c.slots).collect();
         match self.send(&batch.service, body, state, ctx).await {
             Ok(resp) => {
                 let mut data = resp.data;
@@ -741,15 +832,20 @@ impl Gateway {
                         .iter()
                         .position(|p| Some(p.alias.as_str()) == alias)
                     {
-                        Some(i) => entity_error_path(&e, &batch.parts[i].alias, &slots[i]),
+                        Some(i) => {
+                            entity_error_path(&e, &batch.parts[i].alias, &slots[i], &paths[i])
+                        }
                         None => None,
                     };
                     state.push_error(with_service(e, &batch.service, Some(path)));
                 }
             }
             Err(e) => {
-                let first = slots.iter().find(|s| !s.is_empty()).map(Vec::as_slice);
-                state.push_error(at_first_slot(e, first.unwrap_or_default()));
+                if let Some(i) = slots.iter().position(|s| !s.is_empty()) {
+                    state.push_error(at_first_slot(e, &slots[i], &paths[i]));
+                } else {
+                    state.push_error(e);
+                }
             }
         }
     }
@@ -759,11 +855,11 @@ impl Gateway {
     async fn send(
         &self,
         service: &str,
-        body: Value,
+        body: Vec<u8>,
         state: &ExecState,
         ctx: &ExecContext<'_>,
     ) -> Result<SubgraphResponse, Value> {
-        let body = body.to_string();
+        let body = Bytes::from(body);
         if !ctx.dedupe {
             return self
                 .send_body(
@@ -926,7 +1022,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 #[derive(serde::Deserialize)]
 struct SubgraphResponse {
     #[serde(default)]
-    data: Option<Value>,
+    data: Option<Node>,
     #[serde(default)]
     errors: Vec<Value>,
 }
@@ -979,23 +1075,12 @@ pub(crate) fn with_service(mut e: Value, service: &str, path: Option<Option<Vec<
 mod tests {
     use super::*;
 
-    #[test]
-    fn merge_is_deep_for_objects_and_lists() {
-        let mut a = serde_json::json!({"p": [{"id": 1, "name": "a"}, {"id": 2}]});
-        merge(
-            &mut a,
-            serde_json::json!({"p": [{"stock": 3}, {"stock": 0}]}),
-        );
-        assert_eq!(
-            a,
-            serde_json::json!({"p": [{"id": 1, "name": "a", "stock": 3}, {"id": 2, "stock": 0}]})
-        );
+    fn node(v: Value) -> Node {
+        Node::from_value(v)
     }
 
-    #[test]
-    fn entities_merge_at_their_slots_in_walk_order_or_by_path_when_out_of_order() {
-        let path = [PathSegment::Field("a".into()), PathSegment::List];
-        let fetch = FetchNode {
+    fn fetch() -> FetchNode {
+        FetchNode {
             service: "s".into(),
             operation: String::new(),
             variables: Vec::new(),
@@ -1004,62 +1089,88 @@ mod tests {
             renames: Vec::new(),
             entities_selection: String::new(),
             variable_definitions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn entities_merge_at_their_slots_in_walk_order_or_by_path_when_out_of_order() {
+        let path = [PathSegment::Field("a".into()), PathSegment::List];
+        let paths: [&[PathSegment]; 1] = [&path];
+        let fetch = fetch();
+        let slots = |order: &[(usize, usize)]| {
+            let mut s = Slots::default();
+            for (index, rep) in order {
+                s.push(0, &[*index], *rep);
+            }
+            s
         };
-        let at = |i: usize| vec![Step::Key("a".into()), Step::Index(i)];
-        let data = serde_json::json!({"a": [{"id": 0}, {"id": 1}, {"id": 2}]});
+        let data = node(serde_json::json!({"a": [{"id": 0}, {"id": 1}, {"id": 2}]}));
         // In walk order, the middle object left out (no slot): merged in one walk.
         let state = ExecState::new();
         *state.data.lock().unwrap() = data.clone();
         let entities = vec![
-            serde_json::json!({"x": "zero"}),
-            serde_json::json!({"x": "two"}),
+            node(serde_json::json!({"x": "zero"})),
+            node(serde_json::json!({"x": "two"})),
         ];
-        merge_entities(
-            &fetch,
-            &[&path],
-            entities,
-            &[(at(0), 0), (at(2), 1)],
-            &state,
-        );
+        merge_entities(&fetch, &paths, entities, &slots(&[(0, 0), (2, 1)]), &state);
         assert_eq!(
-            *state.data.lock().unwrap(),
+            state.data.lock().unwrap().to_value(),
             serde_json::json!({"a": [{"id": 0, "x": "zero"}, {"id": 1}, {"id": 2, "x": "two"}]})
         );
         // Out of walk order (as if the data had moved): the rest are found by path.
         let state = ExecState::new();
         *state.data.lock().unwrap() = data;
         let entities = vec![
-            serde_json::json!({"x": "two"}),
-            serde_json::json!({"x": "zero"}),
+            node(serde_json::json!({"x": "two"})),
+            node(serde_json::json!({"x": "zero"})),
         ];
-        merge_entities(
-            &fetch,
-            &[&path],
-            entities,
-            &[(at(2), 0), (at(0), 1)],
-            &state,
-        );
+        merge_entities(&fetch, &paths, entities, &slots(&[(2, 0), (0, 1)]), &state);
         assert_eq!(
-            *state.data.lock().unwrap(),
+            state.data.lock().unwrap().to_value(),
             serde_json::json!({"a": [{"id": 0, "x": "zero"}, {"id": 1}, {"id": 2, "x": "two"}]})
         );
     }
 
     #[test]
-    fn positions_walk_lists() {
-        let d = serde_json::json!({"a": {"b": [{"x": 1}, null, {"x": 2}]}});
-        let p = positions(
-            &d,
-            &[
-                PathSegment::Field("a".into()),
-                PathSegment::Field("b".into()),
-                PathSegment::List,
-            ],
-        );
-        assert_eq!(p.len(), 2);
+    fn positions_walk_lists_and_name_their_indices() {
+        let d = node(serde_json::json!({"a": {"b": [{"x": 1}, null, {"x": 2}]}}));
+        let path = [
+            PathSegment::Field("a".into()),
+            PathSegment::Field("b".into()),
+            PathSegment::List,
+        ];
+        let mut found = Vec::new();
+        each_position(&d, &path, &mut |indices, _| {
+            found.push(steps(&path, indices))
+        });
+        assert_eq!(found.len(), 2);
         assert_eq!(
-            p[1],
+            found[1],
             vec![Step::Key("a".into()), Step::Key("b".into()), Step::Index(2)]
+        );
+    }
+
+    #[test]
+    fn representations_are_deduplicated_by_their_text_and_written_into_the_body() {
+        let mut batch = Batch::default();
+        batch.add(br#"{"id":"1","__typename":"P"}"#, 0, &[0]);
+        batch.add(br#"{"id":"2","__typename":"P"}"#, 0, &[1]);
+        batch.add(br#"{"id":"1","__typename":"P"}"#, 0, &[2]);
+        assert_eq!(batch.count, 2);
+        assert_eq!(
+            batch.slots.list.iter().map(|s| s.rep).collect::<Vec<_>>(),
+            [0, 1, 0]
+        );
+        let mut vars = Map::new();
+        vars.insert("first".into(), Value::from(3));
+        let body = request_body("query($r:[_Any!]!){x}", &vars, &[("r", &batch.reps)]);
+        let parsed: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({
+                "query": "query($r:[_Any!]!){x}",
+                "variables": {"first": 3, "r": [{"id": "1", "__typename": "P"}, {"id": "2", "__typename": "P"}]}
+            })
         );
     }
 }

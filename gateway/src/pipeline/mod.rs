@@ -1,5 +1,6 @@
 //! The request pipeline, one stage per module.
 
+pub mod data;
 pub mod execute;
 pub mod limits;
 pub mod prepare;
@@ -176,7 +177,7 @@ impl Gateway {
     /// limit (an entity placed at many positions can outgrow what the subgraphs sent).
     pub fn serialize(&self, resp: GraphQLResponse) -> Serialized {
         let max = self.options.limits.max_response_bytes;
-        let instead = match serde_json::to_vec(&resp) {
+        let instead = match resp.to_json() {
             Ok(body) if body.len() <= max => {
                 return Serialized {
                     status: resp.status,
@@ -262,9 +263,9 @@ impl Gateway {
             ) {
                 Ok(resp) => {
                     if let Some(data) = resp.data
-                        && let (Ok(v), Ok(mut d)) = (serde_json::to_value(data), state.data.lock())
+                        && let Ok(v) = serde_json::to_value(data)
                     {
-                        execute::merge(&mut d, v);
+                        state.merge_data(data::Node::from_value(v));
                     }
                 }
                 Err(e) => {
@@ -300,7 +301,7 @@ impl Gateway {
         state: ExecState,
         meta: &RequestMeta,
     ) -> GraphQLResponse {
-        let data = state.data.into_inner().unwrap_or(Value::Null);
+        let data = state.data.into_inner().unwrap_or_default();
         // Our codes say what the caller can do about it: sign in, or not at all. The
         // code Apollo Router uses for the same removal travels as `reason`.
         let refused = if meta.principal.is_some() {
@@ -340,16 +341,17 @@ impl Gateway {
         }
         .map(|n| n.to_string())
         .unwrap_or_else(|| "Query".into());
-        let shaped = response::Shaper {
-            schema: &self.supergraph.api,
-            variables,
-            errors: &mut errors,
-        }
-        .root(&prepared.operation.selection_set, &data, &root_type);
+        let shaped = response::Shaper::new(&self.supergraph.api, variables, &mut errors).root(
+            &prepared.operation.selection_set,
+            &data,
+            &root_type,
+        );
+        // The gathered data is no longer needed: free it before the response is sent.
+        drop(data);
         limits::cap_errors(&mut errors, self.options.limits.max_errors);
         GraphQLResponse {
             errors,
-            data: Some(shaped.unwrap_or(Value::Null)),
+            data: Some(shaped.map_or_else(request::Data::null, request::Data)),
             status: 200,
         }
     }

@@ -2,21 +2,62 @@
 //! order under their aliases, `@skip`/`@include` applied, helper fields the planner
 //! added dropped, `__typename` filled in, and nulls in non-null positions bubbled to
 //! the nearest nullable parent with an error (GraphQL spec, "Handling Field Errors").
+//!
+//! The response is written as JSON text while the data is walked, with no second tree:
+//! where a null bubbles, what was written for the position it reaches is cut off and
+//! `null` written instead.
+
+use std::collections::HashMap;
 
 use apollo_compiler::Schema;
 use apollo_compiler::ast::Type;
 use serde_json::{Map, Value};
-use shop_federation::operation::{Condition, ConditionValue, Selection, SelectionSet};
+use shop_federation::operation::{Condition, ConditionValue, Field, Selection, SelectionSet};
 
+use super::data::{Node, Object};
 use super::execute::{Step, path_json};
 
 /// A null reached a non-null position; the parent must become null.
 struct Bubble;
 
-pub struct Shaper<'a> {
+/// What was written for one position.
+enum Written {
+    Value,
+    /// `null`, where the data had none (the caller decides whether that is an error).
+    Null,
+    /// Not usable: an error explaining it was recorded, and the position must be null.
+    Bubbled,
+}
+
+/// A step of the path to the position being written (response keys borrowed from
+/// the operation).
+#[derive(Clone, Copy)]
+enum At<'s> {
+    Key(&'s str),
+    Index(usize),
+}
+
+/// The fields selected on one object, grouped by response key (the spec's
+/// CollectFields): `next[i]` links a field to the next one with its key.
+#[derive(Default)]
+struct Collected<'s> {
+    fields: Vec<&'s Field>,
+    /// Whether field i is the first with its key.
+    first: Vec<bool>,
+    next: Vec<usize>,
+}
+
+/// Above this many fields, keys are matched with a hash map rather than by scanning.
+const SCAN_LIMIT: usize = 16;
+
+pub struct Shaper<'a, 's> {
     pub schema: &'a Schema,
     pub variables: &'a Map<String, Value>,
     pub errors: &'a mut Vec<Value>,
+    out: Vec<u8>,
+    path: Vec<At<'s>>,
+    /// Spare field lists, so shaping an object does not allocate one.
+    pool: Vec<Collected<'s>>,
 }
 
 pub fn included(conditions: &[Condition], variables: &Map<String, Value>) -> bool {
@@ -32,15 +73,31 @@ pub fn included(conditions: &[Condition], variables: &Map<String, Value>) -> boo
     })
 }
 
-impl Shaper<'_> {
-    /// Shapes the root; `None` when a null bubbled all the way up.
-    pub fn root(&mut self, set: &SelectionSet, data: &Value, root_type: &str) -> Option<Value> {
-        let empty = Map::new();
+impl<'a, 's> Shaper<'a, 's> {
+    pub fn new(
+        schema: &'a Schema,
+        variables: &'a Map<String, Value>,
+        errors: &'a mut Vec<Value>,
+    ) -> Self {
+        Shaper {
+            schema,
+            variables,
+            errors,
+            out: Vec::new(),
+            path: Vec::new(),
+            pool: Vec::new(),
+        }
+    }
+
+    /// Shapes the root into JSON text; `None` when a null bubbled all the way up.
+    pub fn root(mut self, set: &'s SelectionSet, data: &Node, root_type: &str) -> Option<Vec<u8>> {
+        let empty = Object::new();
         let source = data.as_object().unwrap_or(&empty);
-        let mut path = Vec::new();
-        self.object(set, source, root_type, &mut path, true)
-            .ok()
-            .map(Value::Object)
+        self.out.reserve(4096);
+        match self.object(std::slice::from_ref(&set), source, root_type, true) {
+            Ok(()) => Some(self.out),
+            Err(Bubble) => None,
+        }
     }
 
     fn applies(&self, condition: Option<&str>, runtime: &str) -> bool {
@@ -50,198 +107,247 @@ impl Shaper<'_> {
         }
     }
 
-    fn object(
-        &mut self,
-        set: &SelectionSet,
-        source: &Map<String, Value>,
-        runtime: &str,
-        path: &mut Vec<Step>,
-        root: bool,
-    ) -> Result<Map<String, Value>, Bubble> {
-        let mut out = Map::new();
-        self.fill(set, source, runtime, path, root, &mut out)?;
-        Ok(out)
-    }
-
-    fn fill(
-        &mut self,
-        set: &SelectionSet,
-        source: &Map<String, Value>,
-        runtime: &str,
-        path: &mut Vec<Step>,
-        root: bool,
-        out: &mut Map<String, Value>,
-    ) -> Result<(), Bubble> {
+    /// Adds the fields `set` selects on an object of type `runtime` (fragments that
+    /// apply included, `@skip`/`@include` applied).
+    fn collect(&self, set: &'s SelectionSet, runtime: &str, into: &mut Vec<&'s Field>) {
         for item in &set.items {
             match item {
                 Selection::Field(f) => {
-                    if !included(&f.conditions, self.variables) {
-                        continue;
-                    }
-                    if f.name == "__typename" {
-                        let name = source
-                            .get("__typename")
-                            .cloned()
-                            .unwrap_or_else(|| Value::String(runtime.to_string()));
-                        out.insert(f.response_key.clone(), name);
-                        continue;
-                    }
-                    if root && (f.name == "__schema" || f.name == "__type") {
-                        out.insert(
-                            f.response_key.clone(),
-                            source.get(&f.response_key).cloned().unwrap_or(Value::Null),
-                        );
-                        continue;
-                    }
-                    let Ok(def) = self.schema.type_field(runtime, &f.name) else {
-                        out.insert(f.response_key.clone(), Value::Null);
-                        continue;
-                    };
-                    let ty = def.ty.clone();
-                    path.push(Step::Key(f.response_key.clone()));
-                    let shaped = self.value(
-                        source.get(&f.response_key),
-                        &ty,
-                        f.selection_set.as_ref(),
-                        (runtime, &f.name),
-                        path,
-                    );
-                    path.pop();
-                    match shaped {
-                        Ok(v) => match out.get_mut(&f.response_key) {
-                            // The same response key selected twice (e.g. through fragments).
-                            Some(existing) => super::execute::merge(existing, v),
-                            None => {
-                                out.insert(f.response_key.clone(), v);
-                            }
-                        },
-                        Err(Bubble) => {
-                            if ty.is_non_null() {
-                                return Err(Bubble);
-                            }
-                            out.insert(f.response_key.clone(), Value::Null);
-                        }
+                    if included(&f.conditions, self.variables) {
+                        into.push(f);
                     }
                 }
                 Selection::InlineFragment(frag) => {
-                    if !included(&frag.conditions, self.variables)
-                        || !self.applies(frag.type_condition.as_deref(), runtime)
+                    if included(&frag.conditions, self.variables)
+                        && self.applies(frag.type_condition.as_deref(), runtime)
                     {
-                        continue;
+                        self.collect(&frag.selection_set, runtime, into);
                     }
-                    self.fill(&frag.selection_set, source, runtime, path, root, out)?;
                 }
             }
         }
+    }
+
+    fn object(
+        &mut self,
+        sets: &[&'s SelectionSet],
+        source: &Object,
+        runtime: &str,
+        root: bool,
+    ) -> Result<(), Bubble> {
+        let mut c = self.pool.pop().unwrap_or_default();
+        c.fields.clear();
+        for set in sets {
+            self.collect(set, runtime, &mut c.fields);
+        }
+        group(&mut c);
+        let result = self.fields(&c, source, runtime, root);
+        self.pool.push(c);
+        result
+    }
+
+    fn fields(
+        &mut self,
+        c: &Collected<'s>,
+        source: &Object,
+        runtime: &str,
+        root: bool,
+    ) -> Result<(), Bubble> {
+        let schema = self.schema;
+        self.out.push(b'{');
+        let mut comma = false;
+        let mut merged: Vec<&'s SelectionSet> = Vec::new();
+        for (i, &f) in c.fields.iter().enumerate() {
+            if !c.first[i] {
+                continue;
+            }
+            if comma {
+                self.out.push(b',');
+            }
+            comma = true;
+            // Response keys are GraphQL names: nothing in them needs escaping.
+            self.out.push(b'"');
+            self.out.extend_from_slice(f.response_key.as_bytes());
+            self.out.extend_from_slice(b"\":");
+            if f.name == "__typename" {
+                match source.get("__typename") {
+                    Some(name) => name.write_json(&mut self.out),
+                    None => write_str(&mut self.out, runtime),
+                }
+                continue;
+            }
+            if root && (f.name == "__schema" || f.name == "__type") {
+                match source.get(&f.response_key) {
+                    Some(v) => v.write_json(&mut self.out),
+                    None => self.out.extend_from_slice(b"null"),
+                }
+                continue;
+            }
+            let Ok(def) = schema.type_field(runtime, &f.name) else {
+                self.out.extend_from_slice(b"null");
+                continue;
+            };
+            // The selections of every field with this key apply to its value.
+            let own: Option<&'s SelectionSet> = f.selection_set.as_ref();
+            let sets: &[&'s SelectionSet] = if c.next[i] == usize::MAX {
+                own.as_slice()
+            } else {
+                merged.clear();
+                let mut j = i;
+                while j != usize::MAX {
+                    merged.extend(c.fields[j].selection_set.as_ref());
+                    j = c.next[j];
+                }
+                &merged
+            };
+            self.path.push(At::Key(&f.response_key));
+            let shaped = self.value(
+                source.get(&f.response_key),
+                &def.ty,
+                sets,
+                (runtime, &f.name),
+            );
+            self.path.pop();
+            shaped?;
+        }
+        self.out.push(b'}');
         Ok(())
     }
 
+    /// Writes the value of a position of type `ty`; a null there that the type does not
+    /// allow is passed to the parent.
     fn value(
         &mut self,
-        value: Option<&Value>,
+        value: Option<&Node>,
         ty: &Type,
-        set: Option<&SelectionSet>,
+        sets: &[&'s SelectionSet],
         field: (&str, &str),
-        path: &mut Vec<Step>,
-    ) -> Result<Value, Bubble> {
-        let shaped = match ty {
+    ) -> Result<(), Bubble> {
+        let mark = self.out.len();
+        match self.write_value(value, ty, sets, field) {
+            Written::Value => Ok(()),
+            Written::Null if ty.is_non_null() => {
+                self.null_error(field, ty);
+                Err(Bubble)
+            }
+            Written::Null => Ok(()),
+            // The error was recorded where the null appeared; a nullable position
+            // absorbs the bubble, a non-null one passes it on.
+            Written::Bubbled if ty.is_non_null() => Err(Bubble),
+            Written::Bubbled => {
+                self.out.truncate(mark);
+                self.out.extend_from_slice(b"null");
+                Ok(())
+            }
+        }
+    }
+
+    fn write_value(
+        &mut self,
+        value: Option<&Node>,
+        ty: &Type,
+        sets: &[&'s SelectionSet],
+        field: (&str, &str),
+    ) -> Written {
+        match ty {
             Type::NonNullNamed(n) | Type::Named(n) => match value {
-                None | Some(Value::Null) => Value::Null,
-                Some(Value::Object(obj)) if set.is_some() => {
+                None | Some(Node::Null) => {
+                    self.out.extend_from_slice(b"null");
+                    Written::Null
+                }
+                Some(Node::Object(obj)) if !sets.is_empty() => {
                     let runtime = obj
                         .get("__typename")
-                        .and_then(Value::as_str)
-                        .unwrap_or(n.as_str())
-                        .to_string();
-                    if !self.schema.types.contains_key(runtime.as_str()) {
+                        .and_then(Node::as_str)
+                        .unwrap_or(n.as_str());
+                    if !self.schema.types.contains_key(runtime) {
                         // A type the API schema hides (`@inaccessible`): the object must
                         // not reach the client, nor its type's name.
-                        self.invalid_value(path);
-                        return Self::null_at(ty);
+                        self.invalid_value();
+                        return Written::Bubbled;
                     }
-                    let shaped = match set {
-                        Some(set) => self.object(set, obj, &runtime, path, false),
-                        None => Ok(Map::new()),
-                    };
-                    match shaped {
-                        Ok(m) => Value::Object(m),
-                        // The error was recorded where the null appeared; a nullable
-                        // position absorbs the bubble, a non-null one passes it on.
-                        Err(Bubble) if ty.is_non_null() => return Err(Bubble),
-                        Err(Bubble) => Value::Null,
+                    match self.object(sets, obj, runtime, false) {
+                        Ok(()) => Written::Value,
+                        Err(Bubble) => Written::Bubbled,
                     }
                 }
-                Some(v) if set.is_none() => {
+                Some(v) if sets.is_empty() => {
                     if let Some(apollo_compiler::schema::ExtendedType::Enum(e)) =
                         self.schema.types.get(n.as_str())
                         && !v.as_str().is_some_and(|name| e.values.contains_key(name))
                     {
                         // A value the API schema does not have (`@inaccessible`, or one
                         // the subgraph made up).
-                        self.invalid_value(path);
-                        return Self::null_at(ty);
+                        self.invalid_value();
+                        return Written::Bubbled;
                     }
-                    v.clone()
+                    v.write_json(&mut self.out);
+                    Written::Value
                 }
-                Some(_) => Value::Null,
+                Some(_) => {
+                    self.out.extend_from_slice(b"null");
+                    Written::Null
+                }
             },
             Type::NonNullList(inner) | Type::List(inner) => match value {
-                Some(Value::Array(items)) => {
-                    let mut out = Vec::with_capacity(items.len());
+                Some(Node::List(items)) => {
+                    self.out.push(b'[');
                     let mut bubbled = false;
                     for (i, item) in items.iter().enumerate() {
-                        path.push(Step::Index(i));
-                        // Only a non-null item type passes a bubble to the list.
-                        let r = self.value(Some(item), inner, set, field, path);
-                        path.pop();
-                        match r {
-                            Ok(v) => out.push(v),
-                            // The list is null, but every item is still completed, so
-                            // each null item gets its error (as graphql-js reports them).
-                            Err(Bubble) => bubbled = true,
+                        if i > 0 {
+                            self.out.push(b',');
                         }
+                        self.path.push(At::Index(i));
+                        // Only a non-null item type passes a bubble to the list. The
+                        // list is then null, but every item is still completed, so each
+                        // null item gets its error (as graphql-js reports them).
+                        if self.value(Some(item), inner, sets, field).is_err() {
+                            bubbled = true;
+                        }
+                        self.path.pop();
                     }
-                    match (bubbled, ty.is_non_null()) {
-                        (false, _) => Value::Array(out),
-                        (true, true) => return Err(Bubble),
-                        (true, false) => Value::Null,
+                    self.out.push(b']');
+                    if bubbled {
+                        Written::Bubbled
+                    } else {
+                        Written::Value
                     }
                 }
-                _ => Value::Null,
+                _ => {
+                    self.out.extend_from_slice(b"null");
+                    Written::Null
+                }
             },
-        };
-        if shaped.is_null() && ty.is_non_null() {
-            self.null_error(path, field, ty);
-            return Err(Bubble);
         }
-        Ok(shaped)
     }
 
-    /// Records that the value at `path` is not one of its type in the API schema.
-    fn invalid_value(&mut self, path: &[Step]) {
+    fn here(&self) -> Vec<Step> {
+        self.path
+            .iter()
+            .map(|s| match s {
+                At::Key(k) => Step::Key((*k).to_string()),
+                At::Index(i) => Step::Index(*i),
+            })
+            .collect()
+    }
+
+    /// Records that the value here is not one of its type in the API schema.
+    fn invalid_value(&mut self) {
+        let path = self.here();
         self.errors.push(serde_json::json!({
             "message": "Invalid value found for this field",
-            "path": path_json(path),
+            "path": path_json(&path),
             "extensions": { "code": "INVALID_GRAPHQL" }
         }));
-    }
-
-    /// A null where a value was, passed on when the position is non-null (the error
-    /// that explains it was recorded).
-    fn null_at(ty: &Type) -> Result<Value, Bubble> {
-        if ty.is_non_null() {
-            Err(Bubble)
-        } else {
-            Ok(Value::Null)
-        }
     }
 
     /// Records a non-null violation unless an error already explains this position.
     /// `field` is the (object type, field name) whose value this is, `ty` the position's
     /// type; the message names the field (`Type.field`) or the list item, as graphql-js
     /// does.
-    fn null_error(&mut self, path: &[Step], field: (&str, &str), ty: &Type) {
-        let here = path_json(path);
+    fn null_error(&mut self, field: (&str, &str), ty: &Type) {
+        let path = self.here();
+        let here = path_json(&path);
         let here = here.as_array().cloned().unwrap_or_default();
         // Authorization errors name fields by their path in the operation, without
         // list indices; they explain every item's null.
@@ -278,4 +384,37 @@ impl Shaper<'_> {
             }));
         }
     }
+}
+
+/// Groups `c.fields` by response key: marks the first of each key and links each to
+/// the next with the same key.
+fn group(c: &mut Collected<'_>) {
+    let n = c.fields.len();
+    c.first.clear();
+    c.first.resize(n, true);
+    c.next.clear();
+    c.next.resize(n, usize::MAX);
+    if n <= SCAN_LIMIT {
+        for i in 1..n {
+            let key = &c.fields[i].response_key;
+            // The last earlier field with this key, if any, links to this one.
+            if let Some(prev) = (0..i).rev().find(|&j| c.fields[j].response_key == *key) {
+                c.first[i] = false;
+                c.next[prev] = i;
+            }
+        }
+        return;
+    }
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(n);
+    for i in 0..n {
+        if let Some(prev) = last.insert(&c.fields[i].response_key, i) {
+            c.first[i] = false;
+            c.next[prev] = i;
+        }
+    }
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a vector cannot fail.
+    let _ = serde_json::to_writer(out, s);
 }

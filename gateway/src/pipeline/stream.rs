@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::execute::{ExecContext, ExecState, merge, transport_error, with_service};
+use super::data::Node;
+use super::execute::{ExecContext, ExecState, transport_error, with_service};
 use super::request::{GraphQLRequest, GraphQLResponse};
 use super::{Admitted, RequestMeta};
 use crate::Gateway;
@@ -127,15 +128,16 @@ impl Gateway {
         payload: Value,
     ) -> GraphQLResponse {
         let state = ExecState::new();
-        if let Some(mut data) = payload.get("data").cloned().filter(|d| !d.is_null())
-            && let Ok(mut d) = state.data.lock()
-        {
+        if let Some(data) = payload.get("data").cloned().filter(|d| !d.is_null()) {
+            let mut data = Node::from_value(data);
             // Fields the subscription's fetch aliased (one response name, two types in
             // the subgraph) get their names back, as a query's root fetch does.
             if let Some(PlanNode::Subscription { primary, .. }) = &admitted.prepared.plan.node {
-                primary.apply_renames(&mut data);
+                for r in &primary.renames {
+                    data.rename(&r.path, &r.from, &r.to);
+                }
             }
-            merge(&mut d, data);
+            state.merge_data(data);
         }
         if let (Some(errors), Ok(mut out)) = (
             payload.get("errors").and_then(Value::as_array),

@@ -1,0 +1,434 @@
+//! The response data as execution holds it while subgraph answers arrive and merge.
+//!
+//! `serde_json::Value` keeps objects in hash maps whose keys are heap strings: every
+//! object a subgraph sends costs a table, a hash per field and an allocation per key,
+//! and the profile of the gateway benchmark spent most of its time there. Objects here
+//! are short vectors searched in order (a selection rarely has more than a dozen
+//! fields), and keys and strings up to 24 bytes live inline, so most of an answer parses
+//! without allocating beyond one vector per object and list.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use compact_str::CompactString;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Number, Value};
+
+/// A key or string value: inline up to 24 bytes.
+pub type Str = CompactString;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Node {
+    #[default]
+    Null,
+    Bool(bool),
+    Number(Number),
+    Str(Str),
+    List(Vec<Node>),
+    Object(Object),
+}
+
+/// An object's fields in the order they arrived; one entry per key.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Object(Vec<(Str, Node)>);
+
+/// Above this many fields a parsed object's keys are checked for repeats with a hash
+/// set rather than by scanning (a hostile subgraph could send thousands).
+const SCAN_LIMIT: usize = 16;
+
+impl Object {
+    pub fn new() -> Self {
+        Object(Vec::new())
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Object(Vec::with_capacity(n))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
+        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Sets `key`, in place when it is already there.
+    pub fn insert(&mut self, key: &str, value: Node) {
+        match self.get_mut(key) {
+            Some(v) => *v = value,
+            None => self.0.push((Str::new(key), value)),
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Node> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(i).1)
+    }
+
+    /// Gives the field `from` the key `to` (dropping any field already called `to`).
+    pub fn rename(&mut self, from: &str, to: &str) {
+        if let Some(v) = self.remove(from) {
+            self.insert(to, v);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Deep-merges `source` into this object: objects key by key, lists element by
+    /// element, anything else replaced unless the newcomer is null.
+    pub fn merge(&mut self, source: Object) {
+        for (k, v) in source.0 {
+            match self.get_mut(&k) {
+                Some(existing) => existing.merge(v),
+                None => self.0.push((k, v)),
+            }
+        }
+    }
+
+    /// Keeps the last value of every repeated key at its first key's place, as JSON
+    /// parsers that keep order do.
+    fn dedupe_keys(&mut self) {
+        let mut first: HashMap<Str, usize> = HashMap::with_capacity(self.0.len());
+        let mut out: Vec<(Str, Node)> = Vec::with_capacity(self.0.len());
+        for (k, v) in std::mem::take(&mut self.0) {
+            match first.get(&k) {
+                Some(&i) => out[i].1 = v,
+                None => {
+                    first.insert(k.clone(), out.len());
+                    out.push((k, v));
+                }
+            }
+        }
+        self.0 = out;
+    }
+}
+
+impl Node {
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Object(o) => o.get(key),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
+        match self {
+            Node::Object(o) => o.get_mut(key),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<&Object> {
+        match self {
+            Node::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Node::Null)
+    }
+
+    pub fn take(&mut self) -> Node {
+        std::mem::take(self)
+    }
+
+    /// Deep-merges `source` into this value (see [`Object::merge`]).
+    pub fn merge(&mut self, source: Node) {
+        match (self, source) {
+            (Node::Object(t), Node::Object(s)) => t.merge(s),
+            (Node::List(t), Node::List(s)) if t.len() == s.len() => {
+                for (a, b) in t.iter_mut().zip(s) {
+                    a.merge(b);
+                }
+            }
+            (t, s) => {
+                if !s.is_null() || t.is_null() {
+                    *t = s;
+                }
+            }
+        }
+    }
+
+    pub fn from_value(v: Value) -> Node {
+        match v {
+            Value::Null => Node::Null,
+            Value::Bool(b) => Node::Bool(b),
+            Value::Number(n) => Node::Number(n),
+            Value::String(s) => Node::Str(Str::from(s)),
+            Value::Array(items) => Node::List(items.into_iter().map(Node::from_value).collect()),
+            Value::Object(map) => Node::Object(Object(
+                map.into_iter()
+                    .map(|(k, v)| (Str::from(k), Node::from_value(v)))
+                    .collect(),
+            )),
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Number(n) => Value::Number(n.clone()),
+            Node::Str(s) => Value::String(s.to_string()),
+            Node::List(items) => Value::Array(items.iter().map(Node::to_value).collect()),
+            Node::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Appends this value as JSON.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Writing into a vector cannot fail, and every value here is valid JSON.
+        let _ = serde_json::to_writer(out, self);
+    }
+
+    /// Renames the field `from` to `to` in every object `path` leads to (through lists).
+    pub fn rename(&mut self, path: &[String], from: &str, to: &str) {
+        match self {
+            Node::List(items) => {
+                for item in items {
+                    item.rename(path, from, to);
+                }
+            }
+            Node::Object(obj) => match path.split_first() {
+                None => obj.rename(from, to),
+                Some((key, rest)) => {
+                    if let Some(child) = obj.get_mut(key) {
+                        child.rename(rest, from, to);
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+}
+
+impl Serialize for Node {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Null => s.serialize_unit(),
+            Node::Bool(b) => s.serialize_bool(*b),
+            Node::Number(n) => n.serialize(s),
+            Node::Str(v) => s.serialize_str(v),
+            Node::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Node::Object(o) => o.serialize(s),
+        }
+    }
+}
+
+impl Serialize for Object {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k.as_str(), v)?;
+        }
+        map.end()
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Node, E> {
+        Ok(Node::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Node, E> {
+        Ok(Node::Number(n.into()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Node, E> {
+        Ok(Node::Number(n.into()))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Node, E> {
+        // JSON has no NaN or infinity; a parser never hands one over.
+        Ok(Number::from_f64(n).map_or(Node::Null, Node::Number))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Node, E> {
+        Ok(Node::Str(Str::new(s)))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Node, E> {
+        Ok(Node::Str(Str::from(s)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Node::List(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut fields: Vec<(Str, Node)> = Vec::new();
+        let mut repeats = false;
+        while let Some(key) = map.next_key::<Key>()? {
+            let value: Node = map.next_value()?;
+            if fields.len() < SCAN_LIMIT {
+                if let Some(slot) = fields.iter_mut().find(|(k, _)| *k == key.0) {
+                    slot.1 = value;
+                    continue;
+                }
+            } else {
+                repeats = true;
+            }
+            fields.push((key.0, value));
+        }
+        let mut obj = Object(fields);
+        if repeats {
+            obj.dedupe_keys();
+        }
+        Ok(Node::Object(obj))
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+/// An object key, read without going through `String`.
+struct Key(Str);
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key, E> {
+                Ok(Key(Str::new(s)))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Key, E> {
+                Ok(Key(Str::from(s)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Node {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn round_trips_through_json_text_like_serde_json() {
+        let text = r#"{"a":[1,-2,3.5,1e300,"x\"y\u00e9",true,null,{}],"b":{"c":"a long string of more than twenty-four bytes"},"d":18446744073709551615}"#;
+        let mut ours = Vec::new();
+        parse(text).write_json(&mut ours);
+        let theirs = serde_json::to_vec(&serde_json::from_str::<Value>(text).unwrap()).unwrap();
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(theirs).unwrap()
+        );
+        assert_eq!(
+            parse(text).to_value(),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
+        assert_eq!(
+            Node::from_value(serde_json::from_str(text).unwrap()),
+            parse(text)
+        );
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value_at_the_first_place() {
+        let few = parse(r#"{"a":1,"b":2,"a":3}"#);
+        assert_eq!(few.to_value().to_string(), r#"{"a":3,"b":2}"#);
+        // Past the scanning limit the same rule holds.
+        let mut text = String::from("{");
+        for i in 0..40 {
+            text.push_str(&format!("\"k{i}\":{i},"));
+        }
+        text.push_str("\"k3\":\"last\",\"k39\":\"end\"}");
+        let many = parse(&text);
+        let obj = many.as_object().unwrap();
+        assert_eq!(obj.len(), 40);
+        assert_eq!(obj.get("k3"), Some(&Node::Str("last".into())));
+        assert_eq!(obj.iter().nth(3).map(|(k, _)| k), Some("k3"));
+        assert_eq!(obj.get("k39"), Some(&Node::Str("end".into())));
+    }
+
+    #[test]
+    fn merge_is_deep_and_null_does_not_erase() {
+        let mut a = parse(r#"{"p":[{"id":1,"name":"a"},{"id":2}],"q":"kept"}"#);
+        a.merge(parse(r#"{"p":[{"stock":3},{"stock":0}],"q":null}"#));
+        assert_eq!(
+            a.to_value(),
+            serde_json::json!({"p": [{"id": 1, "name": "a", "stock": 3}, {"id": 2, "stock": 0}], "q": "kept"})
+        );
+    }
+
+    #[test]
+    fn rename_follows_the_path_through_lists() {
+        let mut a = parse(r#"{"xs":[{"_a0":1},{"_a0":2,"b":0}]}"#);
+        a.rename(&["xs".to_string()], "_a0", "b");
+        assert_eq!(
+            a.to_value(),
+            serde_json::json!({"xs": [{"b": 1}, {"b": 2}]})
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded_by_the_parser() {
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        assert!(serde_json::from_str::<Node>(&deep).is_err());
+    }
+}
