@@ -74,7 +74,19 @@ pub struct Field {
     pub parent_type: String,
     /// The innermost named output type.
     pub type_name: String,
+    /// The output type as declared on `parent_type`, when known: the response shaper
+    /// uses it instead of looking the field up for every object it writes.
+    #[serde(skip)]
+    pub output: Option<FieldOutput>,
     pub selection_set: Option<SelectionSet>,
+}
+
+/// A field's output type on its parent type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldOutput {
+    pub ty: apollo_compiler::ast::Type,
+    /// Whether the named type is an enum (whose values the response checks).
+    pub is_enum: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -293,6 +305,13 @@ impl Normalizer<'_> {
             variables,
             parent_type: parent.to_string(),
             type_name: f.definition.ty.inner_named_type().to_string(),
+            output: Some(FieldOutput {
+                ty: f.definition.ty.clone(),
+                is_enum: matches!(
+                    self.schema.types.get(f.definition.ty.inner_named_type()),
+                    Some(apollo_compiler::schema::ExtendedType::Enum(_))
+                ),
+            }),
             selection_set,
         })
     }

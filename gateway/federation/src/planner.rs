@@ -456,6 +456,7 @@ pub(crate) fn typename_field(parent: &str) -> Selection {
         variables: Vec::new(),
         parent_type: parent.to_string(),
         type_name: "String".into(),
+        output: None,
         selection_set: None,
     })
 }
@@ -932,6 +933,7 @@ impl Planner<'_> {
                                         // from there.
                                         items: vec![Selection::Field(Field {
                                             parent_type: t.clone(),
+                                            output: None,
                                             ..f.clone()
                                         })],
                                         type_name: t,
@@ -1096,6 +1098,7 @@ impl Planner<'_> {
             variables: f.variables.clone(),
             parent_type: f.parent_type.clone(),
             type_name: f.type_name.clone(),
+            output: None,
             selection_set: None,
         };
         self.push_frame(Selection::Field(head), entity);
@@ -1334,6 +1337,7 @@ impl Planner<'_> {
                         }
                         let mut as_iface = Field {
                             parent_type: iface.to_string(),
+                            output: None,
                             ..f.clone()
                         };
                         as_iface.directives = frag.directives.clone();
@@ -1939,6 +1943,7 @@ impl Planner<'_> {
                         variables: Vec::new(),
                         parent_type: type_name.to_string(),
                         type_name: inner.clone(),
+                        output: None,
                         selection_set: (!selections.is_empty())
                             .then(|| self.required_selection(&inner, selections)),
                     })

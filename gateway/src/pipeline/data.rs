@@ -34,7 +34,7 @@ pub enum Node {
 pub struct Object(Vec<(Str, Node)>);
 
 /// Above this many fields a parsed object's keys are checked for repeats with a hash
-/// set rather than by scanning (a hostile subgraph could send thousands).
+/// map rather than by scanning (a hostile subgraph could send thousands).
 const SCAN_LIMIT: usize = 16;
 
 impl Object {
@@ -97,8 +97,19 @@ impl Object {
         }
     }
 
-    /// Keeps the last value of every repeated key at its first key's place, as JSON
-    /// parsers that keep order do.
+    /// An object of these fields as parsed: of a repeated key, the last value is kept at
+    /// the first key's place, as JSON parsers that keep order do.
+    pub fn from_fields(fields: Vec<(Str, Node)>) -> Object {
+        let mut obj = Object(fields);
+        let n = obj.0.len();
+        let repeats =
+            n > SCAN_LIMIT || (1..n).any(|i| obj.0[..i].iter().any(|(k, _)| *k == obj.0[i].0));
+        if repeats {
+            obj.dedupe_keys();
+        }
+        obj
+    }
+
     fn dedupe_keys(&mut self) {
         let mut first: HashMap<Str, usize> = HashMap::with_capacity(self.0.len());
         let mut out: Vec<(Str, Node)> = Vec::with_capacity(self.0.len());
@@ -201,8 +212,16 @@ impl Node {
 
     /// Appends this value as JSON.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Writing into a vector cannot fail, and every value here is valid JSON.
-        let _ = serde_json::to_writer(out, self);
+        match self {
+            Node::Str(s) => write_str(out, s),
+            Node::Null => out.extend_from_slice(b"null"),
+            Node::Bool(true) => out.extend_from_slice(b"true"),
+            Node::Bool(false) => out.extend_from_slice(b"false"),
+            // Writing into a vector cannot fail, and every value here is valid JSON.
+            _ => {
+                let _ = serde_json::to_writer(out, self);
+            }
+        }
     }
 
     /// Renames the field `from` to `to` in every object `path` leads to (through lists).
@@ -252,6 +271,23 @@ impl Serialize for Object {
             map.serialize_entry(k.as_str(), v)?;
         }
         map.end()
+    }
+}
+
+/// Appends `s` as a JSON string. Most strings need no escaping: checking that with a
+/// loop the compiler vectorizes and copying them is cheaper than escaping byte by byte.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    let needs_escape = s.bytes().fold(false, |acc, b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if needs_escape {
+        // Writing into a vector cannot fail.
+        let _ = serde_json::to_writer(out, s);
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
     }
 }
 
@@ -311,24 +347,11 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut fields: Vec<(Str, Node)> = Vec::new();
-        let mut repeats = false;
         while let Some(key) = map.next_key::<Key>()? {
             let value: Node = map.next_value()?;
-            if fields.len() < SCAN_LIMIT {
-                if let Some(slot) = fields.iter_mut().find(|(k, _)| *k == key.0) {
-                    slot.1 = value;
-                    continue;
-                }
-            } else {
-                repeats = true;
-            }
             fields.push((key.0, value));
         }
-        let mut obj = Object(fields);
-        if repeats {
-            obj.dedupe_keys();
-        }
-        Ok(Node::Object(obj))
+        Ok(Node::Object(Object::from_fields(fields)))
     }
 }
 
@@ -370,7 +393,7 @@ mod tests {
 
     #[test]
     fn round_trips_through_json_text_like_serde_json() {
-        let text = r#"{"a":[1,-2,3.5,1e300,"x\"y\u00e9",true,null,{}],"b":{"c":"a long string of more than twenty-four bytes"},"d":18446744073709551615}"#;
+        let text = r#"{"a":[1,-2,3.5,1e300,"x\"y\u00e9","tab\there","back\\slash","\u0001",false,true,null,{}],"b":{"c":"a long string of more than twenty-four bytes"},"d":18446744073709551615}"#;
         let mut ours = Vec::new();
         parse(text).write_json(&mut ours);
         let theirs = serde_json::to_vec(&serde_json::from_str::<Value>(text).unwrap()).unwrap();

@@ -1000,9 +1000,10 @@ impl Gateway {
 /// A subgraph's answer read as GraphQL: taken when it parses and is a success, or
 /// carries data or errors whatever its status; a transport error otherwise.
 fn parse_answer(service: &str, status: u16, bytes: &[u8]) -> Result<SubgraphResponse, Value> {
-    let parsed: Result<SubgraphResponse, _> = serde_json::from_slice(bytes);
-    match parsed {
-        Ok(r) if (200..300).contains(&status) || r.data.is_some() || !r.errors.is_empty() => Ok(r),
+    match SubgraphResponse::read(bytes) {
+        Some(r) if (200..300).contains(&status) || r.data.is_some() || !r.errors.is_empty() => {
+            Ok(r)
+        }
         _ => {
             let status = reqwest::StatusCode::from_u16(status)
                 .map_or_else(|_| status.to_string(), |s| s.to_string());
@@ -1019,12 +1020,26 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-#[derive(serde::Deserialize)]
+/// A subgraph's GraphQL response: `data` (absent or null: `None`) and `errors`.
 struct SubgraphResponse {
-    #[serde(default)]
     data: Option<Node>,
-    #[serde(default)]
     errors: Vec<Value>,
+}
+
+impl SubgraphResponse {
+    /// `None` when the body is not JSON, not an object, or its `errors` not a list.
+    fn read(bytes: &[u8]) -> Option<SubgraphResponse> {
+        let Node::Object(mut body) = super::parse::parse(bytes).ok()? else {
+            return None;
+        };
+        let data = body.remove("data").filter(|d| !d.is_null());
+        let errors = match body.remove("errors") {
+            None | Some(Node::Null) => Vec::new(),
+            Some(Node::List(items)) => items.iter().map(Node::to_value).collect(),
+            Some(_) => return None,
+        };
+        Some(SubgraphResponse { data, errors })
+    }
 }
 
 /// A subgraph answer not read because the response had grown past its limit.

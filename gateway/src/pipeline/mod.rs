@@ -3,6 +3,7 @@
 pub mod data;
 pub mod execute;
 pub mod limits;
+pub mod parse;
 pub mod prepare;
 pub mod request;
 pub mod response;

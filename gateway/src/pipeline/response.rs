@@ -14,7 +14,7 @@ use apollo_compiler::ast::Type;
 use serde_json::{Map, Value};
 use shop_federation::operation::{Condition, ConditionValue, Field, Selection, SelectionSet};
 
-use super::data::{Node, Object};
+use super::data::{Node, Object, write_str};
 use super::execute::{Step, path_json};
 
 /// A null reached a non-null position; the parent must become null.
@@ -183,9 +183,17 @@ impl<'a, 's> Shaper<'a, 's> {
                 }
                 continue;
             }
-            let Ok(def) = schema.type_field(runtime, &f.name) else {
-                self.out.extend_from_slice(b"null");
-                continue;
+            // Known from the operation when the object is of the selection's own type
+            // (always, below an object type); looked up otherwise.
+            let (ty, check_enum): (&Type, bool) = match &f.output {
+                Some(out) if f.parent_type == runtime => (&out.ty, out.is_enum),
+                _ => match schema.type_field(runtime, &f.name) {
+                    Ok(def) => (&def.ty, true),
+                    Err(_) => {
+                        self.out.extend_from_slice(b"null");
+                        continue;
+                    }
+                },
             };
             // The selections of every field with this key apply to its value.
             let own: Option<&'s SelectionSet> = f.selection_set.as_ref();
@@ -203,8 +211,9 @@ impl<'a, 's> Shaper<'a, 's> {
             self.path.push(At::Key(&f.response_key));
             let shaped = self.value(
                 source.get(&f.response_key),
-                &def.ty,
+                ty,
                 sets,
+                check_enum,
                 (runtime, &f.name),
             );
             self.path.pop();
@@ -221,10 +230,11 @@ impl<'a, 's> Shaper<'a, 's> {
         value: Option<&Node>,
         ty: &Type,
         sets: &[&'s SelectionSet],
+        check_enum: bool,
         field: (&str, &str),
     ) -> Result<(), Bubble> {
         let mark = self.out.len();
-        match self.write_value(value, ty, sets, field) {
+        match self.write_value(value, ty, sets, check_enum, field) {
             Written::Value => Ok(()),
             Written::Null if ty.is_non_null() => {
                 self.null_error(field, ty);
@@ -247,6 +257,7 @@ impl<'a, 's> Shaper<'a, 's> {
         value: Option<&Node>,
         ty: &Type,
         sets: &[&'s SelectionSet],
+        check_enum: bool,
         field: (&str, &str),
     ) -> Written {
         match ty {
@@ -260,7 +271,9 @@ impl<'a, 's> Shaper<'a, 's> {
                         .get("__typename")
                         .and_then(Node::as_str)
                         .unwrap_or(n.as_str());
-                    if !self.schema.types.contains_key(runtime) {
+                    // The field's own type is in the API schema (the operation was
+                    // validated against it); another one may be hidden.
+                    if runtime != n.as_str() && !self.schema.types.contains_key(runtime) {
                         // A type the API schema hides (`@inaccessible`): the object must
                         // not reach the client, nor its type's name.
                         self.invalid_value();
@@ -272,8 +285,9 @@ impl<'a, 's> Shaper<'a, 's> {
                     }
                 }
                 Some(v) if sets.is_empty() => {
-                    if let Some(apollo_compiler::schema::ExtendedType::Enum(e)) =
-                        self.schema.types.get(n.as_str())
+                    if check_enum
+                        && let Some(apollo_compiler::schema::ExtendedType::Enum(e)) =
+                            self.schema.types.get(n.as_str())
                         && !v.as_str().is_some_and(|name| e.values.contains_key(name))
                     {
                         // A value the API schema does not have (`@inaccessible`, or one
@@ -301,7 +315,10 @@ impl<'a, 's> Shaper<'a, 's> {
                         // Only a non-null item type passes a bubble to the list. The
                         // list is then null, but every item is still completed, so each
                         // null item gets its error (as graphql-js reports them).
-                        if self.value(Some(item), inner, sets, field).is_err() {
+                        if self
+                            .value(Some(item), inner, sets, check_enum, field)
+                            .is_err()
+                        {
                             bubbled = true;
                         }
                         self.path.pop();
@@ -412,9 +429,4 @@ fn group(c: &mut Collected<'_>) {
             c.next[prev] = i;
         }
     }
-}
-
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Writing into a vector cannot fail.
-    let _ = serde_json::to_writer(out, s);
 }
