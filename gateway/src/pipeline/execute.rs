@@ -967,7 +967,15 @@ impl Gateway {
             let status = resp.status();
             let max = self.options.limits.max_response_bytes;
             let mut resp = resp;
-            let mut bytes = Vec::new();
+            // Sized once when the subgraph says how much is coming (within reason: the
+            // header is the subgraph's word, the limit still applies as bytes arrive).
+            let announced = resp.content_length().unwrap_or(0);
+            let mut bytes = Vec::with_capacity(
+                usize::try_from(announced)
+                    .unwrap_or(max)
+                    .min(max)
+                    .min(16 << 20),
+            );
             loop {
                 let chunk = resp.chunk().await.map_err(|e| {
                     let reason = format!("reading the response failed: {e}");

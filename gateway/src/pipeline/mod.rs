@@ -178,10 +178,11 @@ impl Gateway {
     /// limit (an entity placed at many positions can outgrow what the subgraphs sent).
     pub fn serialize(&self, resp: GraphQLResponse) -> Serialized {
         let max = self.options.limits.max_response_bytes;
-        let instead = match resp.to_json() {
+        let status = resp.status;
+        let instead = match resp.into_json() {
             Ok(body) if body.len() <= max => {
                 return Serialized {
-                    status: resp.status,
+                    status,
                     body: body.into(),
                 };
             }
@@ -352,7 +353,7 @@ impl Gateway {
         limits::cap_errors(&mut errors, self.options.limits.max_errors);
         GraphQLResponse {
             errors,
-            data: Some(shaped.map_or_else(request::Data::null, request::Data)),
+            data: Some(shaped.map_or_else(request::Data::null, request::Data::after_prefix)),
             status: 200,
         }
     }

@@ -16,6 +16,7 @@ use shop_federation::operation::{Condition, ConditionValue, Field, Selection, Se
 
 use super::data::{Node, Object, write_str};
 use super::execute::{Step, path_json};
+use super::request::DATA_PREFIX;
 
 /// A null reached a non-null position; the parent must become null.
 struct Bubble;
@@ -89,11 +90,13 @@ impl<'a, 's> Shaper<'a, 's> {
         }
     }
 
-    /// Shapes the root into JSON text; `None` when a null bubbled all the way up.
+    /// Shapes the root into JSON text after [`DATA_PREFIX`]; `None` when a null
+    /// bubbled all the way up.
     pub fn root(mut self, set: &'s SelectionSet, data: &Node, root_type: &str) -> Option<Vec<u8>> {
         let empty = Object::new();
         let source = data.as_object().unwrap_or(&empty);
         self.out.reserve(4096);
+        self.out.extend_from_slice(DATA_PREFIX);
         match self.object(std::slice::from_ref(&set), source, root_type, true) {
             Ok(()) => Some(self.out),
             Err(Bubble) => None,
