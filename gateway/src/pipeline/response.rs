@@ -8,6 +8,7 @@
 //! `null` written instead.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use apollo_compiler::Schema;
 use apollo_compiler::ast::Type;
@@ -59,7 +60,14 @@ pub struct Shaper<'a, 's> {
     path: Vec<At<'s>>,
     /// Spare field lists, so shaping an object does not allocate one.
     pool: Vec<Collected<'s>>,
+    /// The fields of a selection set on a runtime type, collected once per request: a
+    /// list of a thousand products does not collect its selection a thousand times.
+    seen: Vec<(&'s SelectionSet, String, Rc<Collected<'s>>)>,
 }
+
+/// How many (selection set, type) pairs a request keeps collected; past it, objects
+/// collect their fields each time (a search here stays short).
+const SEEN_LIMIT: usize = 64;
 
 pub fn included(conditions: &[Condition], variables: &Map<String, Value>) -> bool {
     conditions.iter().all(|c| {
@@ -87,6 +95,7 @@ impl<'a, 's> Shaper<'a, 's> {
             out: Vec::new(),
             path: Vec::new(),
             pool: Vec::new(),
+            seen: Vec::new(),
         }
     }
 
@@ -138,6 +147,28 @@ impl<'a, 's> Shaper<'a, 's> {
         runtime: &str,
         root: bool,
     ) -> Result<(), Bubble> {
+        if let [set] = sets {
+            let found = self
+                .seen
+                .iter()
+                .find(|(s, t, _)| std::ptr::eq(*s, *set) && t == runtime)
+                .map(|(_, _, c)| Rc::clone(c));
+            let c = match found {
+                Some(c) => c,
+                None => {
+                    let mut c = Collected::default();
+                    self.collect(set, runtime, &mut c.fields);
+                    group(&mut c);
+                    let c = Rc::new(c);
+                    if self.seen.len() < SEEN_LIMIT {
+                        self.seen.push((set, runtime.to_string(), Rc::clone(&c)));
+                    }
+                    c
+                }
+            };
+            return self.fields(&c, source, runtime, root);
+        }
+        // Fields of one key selected in several places: their selections merged.
         let mut c = self.pool.pop().unwrap_or_default();
         c.fields.clear();
         for set in sets {
