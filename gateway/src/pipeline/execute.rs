@@ -319,8 +319,7 @@ struct Batch {
     context: Map<String, Value>,
     /// The distinct representations as JSON text, comma-separated: the body's list.
     reps: Vec<u8>,
-    count: usize,
-    /// A representation's text → its index.
+    /// A representation's text → its index (so its length is how many `reps` holds).
     index: HashMap<Box<[u8]>, usize>,
     slots: Slots,
 }
@@ -331,13 +330,13 @@ impl Batch {
         let rep = match self.index.get(text) {
             Some(&i) => i,
             None => {
-                if self.count > 0 {
+                let i = self.index.len();
+                if i > 0 {
                     self.reps.push(b',');
                 }
                 self.reps.extend_from_slice(text);
-                self.index.insert(text.into(), self.count);
-                self.count += 1;
-                self.count - 1
+                self.index.insert(text.into(), i);
+                i
             }
         };
         self.slots.push(path, indices, rep);
@@ -468,9 +467,7 @@ fn merge_entities(
         .as_ref()
         .is_some_and(|e| !e.interface_object_of.is_empty());
     for entity in entities.iter_mut() {
-        for r in &fetch.renames {
-            entity.rename(&r.path, &r.from, &r.to);
-        }
+        entity.apply_renames(&fetch.renames);
     }
     // Most representations serve one position: the last (usually only) one takes the
     // entity, earlier ones copy it.
@@ -672,9 +669,9 @@ impl Gateway {
         })
     }
 
-    fn variables_for(fetch: &FetchNode, ctx: &ExecContext<'_>) -> Map<String, Value> {
-        fetch
-            .variables
+    /// The client's values of the operation variables `names` (those it gave).
+    fn variables_named(names: &[String], ctx: &ExecContext<'_>) -> Map<String, Value> {
+        names
             .iter()
             .filter_map(|v| ctx.variables.get(v).map(|val| (v.clone(), val.clone())))
             .collect()
@@ -687,8 +684,11 @@ impl Gateway {
             .unwrap_or_default();
         let sent = match ctx.uploads {
             Some(uploads) if !files.is_empty() => {
-                let (content_type, body) =
-                    uploads.body(&fetch.operation, Self::variables_for(fetch, ctx), files);
+                let (content_type, body) = uploads.body(
+                    &fetch.operation,
+                    Self::variables_named(&fetch.variables, ctx),
+                    files,
+                );
                 self.send_body(
                     &fetch.service,
                     &content_type,
@@ -700,16 +700,18 @@ impl Gateway {
                 .await
             }
             _ => {
-                let body = request_body(&fetch.operation, &Self::variables_for(fetch, ctx), &[]);
+                let body = request_body(
+                    &fetch.operation,
+                    &Self::variables_named(&fetch.variables, ctx),
+                    &[],
+                );
                 self.send(&fetch.service, body, state, ctx).await
             }
         };
         match sent {
             Ok(resp) => {
                 if let Some(mut data) = resp.data {
-                    for r in &fetch.renames {
-                        data.rename(&r.path, &r.from, &r.to);
-                    }
+                    data.apply_renames(&fetch.renames);
                     state.merge_data(data);
                 }
                 for e in resp.errors {
@@ -757,7 +759,7 @@ impl Gateway {
         if slots.is_empty() {
             return;
         }
-        let mut variables = Self::variables_for(fetch, ctx);
+        let mut variables = Self::variables_named(&fetch.variables, ctx);
         variables.extend(context);
         let body = request_body(&fetch.operation, &variables, &[("representations", &reps)]);
         match self.send(&fetch.service, body, state, ctx).await {
@@ -805,11 +807,7 @@ impl Gateway {
         if collected.iter().all(|c| c.slots.is_empty()) {
             return;
         }
-        let variables: Map<String, Value> = batch
-            .variables
-            .iter()
-            .filter_map(|v| ctx.variables.get(v).map(|val| (v.clone(), val.clone())))
-            .collect();
+        let variables = Self::variables_named(&batch.variables, ctx);
         let lists: Vec<(&str, &[u8])> = batch
             .parts
             .iter()
@@ -1179,7 +1177,7 @@ mod tests {
         batch.add(br#"{"id":"1","__typename":"P"}"#, 0, &[0]);
         batch.add(br#"{"id":"2","__typename":"P"}"#, 0, &[1]);
         batch.add(br#"{"id":"1","__typename":"P"}"#, 0, &[2]);
-        assert_eq!(batch.count, 2);
+        assert_eq!(batch.index.len(), 2);
         assert_eq!(
             batch.slots.list.iter().map(|s| s.rep).collect::<Vec<_>>(),
             [0, 1, 0]

@@ -96,81 +96,77 @@ impl Parser<'_> {
         }
     }
 
-    fn enter(&mut self) -> Result<(), ParseError> {
+    /// Opens a list or object at its bracket; `false` when it closes at once.
+    fn open(&mut self, close: u8) -> Result<bool, ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("nested too deeply"));
         }
         self.i += 1;
         self.skip_ws();
-        Ok(())
+        if self.peek() == Some(close) {
+            self.i += 1;
+            self.depth -= 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// After an item: `true` when a comma says another follows, `false` at `close`.
+    fn more(&mut self, close: u8, what: &'static str) -> Result<bool, ParseError> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                self.skip_ws();
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            _ => Err(self.error(what)),
+        }
     }
 
     fn object(&mut self) -> Result<Node, ParseError> {
-        self.enter()?;
         let start = self.fields.len();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            self.depth -= 1;
-            return Ok(Node::Object(Object::new()));
-        }
-        loop {
-            if self.peek() != Some(b'"') {
-                return Err(self.error("expected a key"));
-            }
-            let key = self.string()?;
-            self.skip_ws();
-            if self.peek() != Some(b':') {
-                return Err(self.error("expected ':'"));
-            }
-            self.i += 1;
-            self.skip_ws();
-            let value = self.value()?;
-            self.fields.push((key, value));
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.skip_ws();
+        if self.open(b'}')? {
+            loop {
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("expected a key"));
                 }
-                Some(b'}') => {
-                    self.i += 1;
+                let key = self.string()?;
+                self.skip_ws();
+                if self.peek() != Some(b':') {
+                    return Err(self.error("expected ':'"));
+                }
+                self.i += 1;
+                self.skip_ws();
+                let value = self.value()?;
+                self.fields.push((key, value));
+                if !self.more(b'}', "expected ',' or '}'")? {
                     break;
                 }
-                _ => return Err(self.error("expected ',' or '}'")),
             }
         }
-        self.depth -= 1;
         Ok(Node::Object(Object::from_fields(
             self.fields.split_off(start),
         )))
     }
 
     fn list(&mut self) -> Result<Node, ParseError> {
-        self.enter()?;
         let start = self.items.len();
-        if self.peek() == Some(b']') {
-            self.i += 1;
-            self.depth -= 1;
-            return Ok(Node::List(Vec::new()));
-        }
-        loop {
-            let item = self.value()?;
-            self.items.push(item);
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.skip_ws();
-                }
-                Some(b']') => {
-                    self.i += 1;
+        if self.open(b']')? {
+            loop {
+                let item = self.value()?;
+                self.items.push(item);
+                if !self.more(b']', "expected ',' or ']'")? {
                     break;
                 }
-                _ => return Err(self.error("expected ',' or ']'")),
             }
         }
-        self.depth -= 1;
         Ok(Node::List(self.items.split_off(start)))
     }
 

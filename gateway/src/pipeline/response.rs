@@ -58,8 +58,6 @@ pub struct Shaper<'a, 's> {
     pub errors: &'a mut Vec<Value>,
     out: Vec<u8>,
     path: Vec<At<'s>>,
-    /// Spare field lists, so shaping an object does not allocate one.
-    pool: Vec<Collected<'s>>,
     /// The fields of a selection set on a runtime type, collected once per request: a
     /// list of a thousand products does not collect its selection a thousand times.
     seen: Vec<(&'s SelectionSet, String, Rc<Collected<'s>>)>,
@@ -94,7 +92,6 @@ impl<'a, 's> Shaper<'a, 's> {
             errors,
             out: Vec::new(),
             path: Vec::new(),
-            pool: Vec::new(),
             seen: Vec::new(),
         }
     }
@@ -140,6 +137,16 @@ impl<'a, 's> Shaper<'a, 's> {
         }
     }
 
+    /// The fields `sets` select on an object of type `runtime`, grouped by key.
+    fn collected(&self, sets: &[&'s SelectionSet], runtime: &str) -> Collected<'s> {
+        let mut c = Collected::default();
+        for set in sets {
+            self.collect(set, runtime, &mut c.fields);
+        }
+        group(&mut c);
+        c
+    }
+
     fn object(
         &mut self,
         sets: &[&'s SelectionSet],
@@ -147,37 +154,28 @@ impl<'a, 's> Shaper<'a, 's> {
         runtime: &str,
         root: bool,
     ) -> Result<(), Bubble> {
-        if let [set] = sets {
-            let found = self
-                .seen
-                .iter()
-                .find(|(s, t, _)| std::ptr::eq(*s, *set) && t == runtime)
-                .map(|(_, _, c)| Rc::clone(c));
-            let c = match found {
-                Some(c) => c,
-                None => {
-                    let mut c = Collected::default();
-                    self.collect(set, runtime, &mut c.fields);
-                    group(&mut c);
-                    let c = Rc::new(c);
-                    if self.seen.len() < SEEN_LIMIT {
-                        self.seen.push((set, runtime.to_string(), Rc::clone(&c)));
-                    }
-                    c
-                }
-            };
+        // Several sets only where one key is selected in several places (their
+        // selections merged): rare enough to collect each time.
+        let [set] = sets else {
+            let c = self.collected(sets, runtime);
             return self.fields(&c, source, runtime, root);
-        }
-        // Fields of one key selected in several places: their selections merged.
-        let mut c = self.pool.pop().unwrap_or_default();
-        c.fields.clear();
-        for set in sets {
-            self.collect(set, runtime, &mut c.fields);
-        }
-        group(&mut c);
-        let result = self.fields(&c, source, runtime, root);
-        self.pool.push(c);
-        result
+        };
+        let found = self
+            .seen
+            .iter()
+            .find(|(s, t, _)| std::ptr::eq(*s, *set) && t == runtime)
+            .map(|(_, _, c)| Rc::clone(c));
+        let c = match found {
+            Some(c) => c,
+            None => {
+                let c = Rc::new(self.collected(sets, runtime));
+                if self.seen.len() < SEEN_LIMIT {
+                    self.seen.push((set, runtime.to_string(), Rc::clone(&c)));
+                }
+                c
+            }
+        };
+        self.fields(&c, source, runtime, root)
     }
 
     fn fields(

@@ -133,9 +133,7 @@ impl Gateway {
             // Fields the subscription's fetch aliased (one response name, two types in
             // the subgraph) get their names back, as a query's root fetch does.
             if let Some(PlanNode::Subscription { primary, .. }) = &admitted.prepared.plan.node {
-                for r in &primary.renames {
-                    data.rename(&r.path, &r.from, &r.to);
-                }
+                data.apply_renames(&primary.renames);
             }
             state.merge_data(data);
         }
