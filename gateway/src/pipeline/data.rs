@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 
 use compact_str::CompactString;
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Number, Value};
 use shop_federation::plan::Rename;
 
@@ -53,6 +52,28 @@ impl Object {
         self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// Where `key` is, searching from `from` round to it: readers that take the fields
+    /// of many alike objects in one order find each at the first place they look
+    /// (what they touch of an object is then one entry, not every entry before it).
+    pub fn position_from(&self, key: &str, from: usize) -> Option<usize> {
+        let from = from.min(self.0.len());
+        let (before, after) = self.0.split_at(from);
+        after
+            .iter()
+            .position(|(k, _)| k == key)
+            .map(|i| from + i)
+            .or_else(|| before.iter().position(|(k, _)| k == key))
+    }
+
+    /// The value of the field at `i` (as found by [`Object::position_from`]).
+    pub fn value_at(&self, i: usize) -> Option<&Node> {
+        self.0.get(i).map(|(_, v)| v)
+    }
+
+    pub fn value_at_mut(&mut self, i: usize) -> Option<&mut Node> {
+        self.0.get_mut(i).map(|(_, v)| v)
+    }
+
     /// Sets `key`, in place when it is already there.
     pub fn insert(&mut self, key: &str, value: Node) {
         match self.get_mut(key) {
@@ -88,10 +109,23 @@ impl Object {
     /// Deep-merges `source` into this object: objects key by key, lists element by
     /// element, anything else replaced unless the newcomer is null.
     pub fn merge(&mut self, source: Object) {
+        self.0.reserve(source.0.len());
         for (k, v) in source.0 {
             match self.get_mut(&k) {
                 Some(existing) => existing.merge(v),
                 None => self.0.push((k, v)),
+            }
+        }
+    }
+
+    /// As [`Object::merge`], copying from `source` only what this object lacks (for an
+    /// entity that serves several positions).
+    pub fn merge_from(&mut self, source: &Object) {
+        self.0.reserve(source.0.len());
+        for (k, v) in &source.0 {
+            match self.get_mut(k) {
+                Some(existing) => existing.merge_from(v),
+                None => self.0.push((k.clone(), v.clone())),
             }
         }
     }
@@ -101,8 +135,9 @@ impl Object {
     pub fn from_fields(fields: Vec<(Str, Node)>) -> Object {
         let mut obj = Object(fields);
         let n = obj.0.len();
-        let repeats =
-            n > SCAN_LIMIT || (1..n).any(|i| obj.0[..i].iter().any(|(k, _)| *k == obj.0[i].0));
+        let repeats = n > SCAN_LIMIT
+            || (may_repeat(&obj.0)
+                && (1..n).any(|i| obj.0[..i].iter().any(|(k, _)| *k == obj.0[i].0)));
         if repeats {
             obj.dedupe_keys();
         }
@@ -123,6 +158,25 @@ impl Object {
         }
         self.0 = out;
     }
+}
+
+/// Whether two of these keys could be the same: `false` when each falls in a different
+/// one of 128 bins by its length and end bytes, which keys of a selection almost always
+/// do, so the comparison of every pair is skipped.
+fn may_repeat(fields: &[(Str, Node)]) -> bool {
+    let mut seen = 0u128;
+    for (k, _) in fields {
+        let b = k.as_bytes();
+        let first = b.first().copied().unwrap_or(0);
+        let last = b.last().copied().unwrap_or(0);
+        let bin = (b.len() * 7 + usize::from(first) * 3 + usize::from(last) * 5) % 128;
+        let bit = 1u128 << bin;
+        if seen & bit != 0 {
+            return true;
+        }
+        seen |= bit;
+    }
+    false
 }
 
 impl Node {
@@ -179,6 +233,23 @@ impl Node {
         }
     }
 
+    /// Deep-merges a copy of `source` into this value (see [`Object::merge_from`]).
+    pub fn merge_from(&mut self, source: &Node) {
+        match (self, source) {
+            (Node::Object(t), Node::Object(s)) => t.merge_from(s),
+            (Node::List(t), Node::List(s)) if t.len() == s.len() => {
+                for (a, b) in t.iter_mut().zip(s) {
+                    a.merge_from(b);
+                }
+            }
+            (t, s) => {
+                if !s.is_null() || t.is_null() {
+                    *t = s.clone();
+                }
+            }
+        }
+    }
+
     pub fn from_value(v: Value) -> Node {
         match v {
             Value::Null => Node::Null,
@@ -216,9 +287,31 @@ impl Node {
             Node::Null => out.extend_from_slice(b"null"),
             Node::Bool(true) => out.extend_from_slice(b"true"),
             Node::Bool(false) => out.extend_from_slice(b"false"),
-            // Writing into a vector cannot fail, and every value here is valid JSON.
-            _ => {
-                let _ = serde_json::to_writer(out, self);
+            // Writing into a vector cannot fail, and a parsed number is finite.
+            Node::Number(n) => {
+                let _ = serde_json::to_writer(out, n);
+            }
+            Node::List(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write_json(out);
+                }
+                out.push(b']');
+            }
+            Node::Object(obj) => {
+                out.push(b'{');
+                for (i, (k, v)) in obj.0.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_str(out, k);
+                    out.push(b':');
+                    v.write_json(out);
+                }
+                out.push(b'}');
             }
         }
     }
@@ -249,35 +342,6 @@ impl Node {
             },
             _ => {}
         }
-    }
-}
-
-impl Serialize for Node {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Node::Null => s.serialize_unit(),
-            Node::Bool(b) => s.serialize_bool(*b),
-            Node::Number(n) => n.serialize(s),
-            Node::Str(v) => s.serialize_str(v),
-            Node::List(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            Node::Object(o) => o.serialize(s),
-        }
-    }
-}
-
-impl Serialize for Object {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k.as_str(), v)?;
-        }
-        map.end()
     }
 }
 
@@ -342,6 +406,18 @@ mod tests {
         assert_eq!(obj.get("k3"), Some(&Node::Str("last".into())));
         assert_eq!(obj.iter().nth(3).map(|(k, _)| k), Some("k3"));
         assert_eq!(obj.get("k39"), Some(&Node::Str("end".into())));
+    }
+
+    #[test]
+    fn a_search_from_a_hint_goes_round_the_whole_object() {
+        let obj = parse(r#"{"a":1,"b":2,"c":3}"#);
+        let obj = obj.as_object().unwrap();
+        for from in 0..5 {
+            assert_eq!(obj.position_from("a", from), Some(0));
+            assert_eq!(obj.position_from("c", from), Some(2));
+            assert_eq!(obj.position_from("d", from), None);
+        }
+        assert_eq!(obj.value_at(1), Some(&Node::Number(2.into())));
     }
 
     #[test]

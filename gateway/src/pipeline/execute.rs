@@ -6,19 +6,20 @@
 //! request body as JSON text (which is also what de-duplicates them), and positions are
 //! kept as the list indices along a plan path, so nothing is cloned per position.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::body::Bytes;
 use futures::future::{BoxFuture, join_all};
+use hashbrown::HashTable;
 use serde_json::{Map, Value};
 use shop_federation::field_set::FieldSetItem;
-use shop_federation::plan::{BatchNode, FetchNode, PathSegment, PlanNode, Required};
+use shop_federation::plan::{BatchNode, EntityFetch, FetchNode, PathSegment, PlanNode, Required};
 use tracing::Instrument;
 
-use super::data::{Node, Object};
+use super::data::{Node, Object, write_str};
 use crate::Gateway;
 
 /// A step of a concrete position in the response data.
@@ -128,7 +129,9 @@ impl Default for ExecState {
 }
 
 /// Every object at a merge path, in order (depth first), with the list indices that
-/// lead to it: one walk from the root for all of them.
+/// lead to it: one walk from the root for all of them. The objects at one depth are
+/// alike (items of lists of one selection), so each depth remembers where it found
+/// its field and looks there first in the next object.
 fn each_position<'v>(
     data: &'v Node,
     path: &[PathSegment],
@@ -137,28 +140,35 @@ fn each_position<'v>(
     fn walk<'v>(
         v: &'v Node,
         path: &[PathSegment],
+        depth: usize,
         cur: &mut Vec<usize>,
+        hints: &mut [usize],
         f: &mut impl FnMut(&[usize], &'v Object),
     ) {
         match (path.split_first(), v) {
             (None, Node::Object(obj)) => f(cur, obj),
             (None, _) => {}
-            (Some((PathSegment::Field(k), rest)), _) => {
-                if let Some(child) = v.get(k) {
-                    walk(child, rest, cur, f);
+            (Some((PathSegment::Field(k), rest)), Node::Object(obj)) => {
+                if let Some(i) = obj.position_from(k, hints[depth]) {
+                    hints[depth] = i;
+                    if let Some(child) = obj.value_at(i) {
+                        walk(child, rest, depth + 1, cur, hints, f);
+                    }
                 }
             }
+            (Some((PathSegment::Field(_), _)), _) => {}
             (Some((PathSegment::List, rest)), Node::List(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     cur.push(i);
-                    walk(item, rest, cur, f);
+                    walk(item, rest, depth + 1, cur, hints, f);
                     cur.pop();
                 }
             }
             (Some((PathSegment::List, _)), _) => {}
         }
     }
-    walk(data, path, &mut Vec::new(), f);
+    let mut hints = vec![0; path.len()];
+    walk(data, path, 0, &mut Vec::new(), &mut hints, f);
 }
 
 /// As [`each_position`], with each object to change.
@@ -170,32 +180,35 @@ fn each_position_mut(
     fn walk(
         v: &mut Node,
         path: &[PathSegment],
+        depth: usize,
         cur: &mut Vec<usize>,
+        hints: &mut [usize],
         f: &mut impl FnMut(&[usize], &mut Object),
     ) {
-        match path.split_first() {
-            None => {
-                if let Node::Object(obj) = v {
-                    f(cur, obj);
-                }
-            }
-            Some((PathSegment::Field(k), rest)) => {
-                if let Some(child) = v.get_mut(k) {
-                    walk(child, rest, cur, f);
-                }
-            }
-            Some((PathSegment::List, rest)) => {
-                if let Node::List(items) = v {
-                    for (i, item) in items.iter_mut().enumerate() {
-                        cur.push(i);
-                        walk(item, rest, cur, f);
-                        cur.pop();
+        match (path.split_first(), v) {
+            (None, Node::Object(obj)) => f(cur, obj),
+            (None, _) => {}
+            (Some((PathSegment::Field(k), rest)), Node::Object(obj)) => {
+                if let Some(i) = obj.position_from(k, hints[depth]) {
+                    hints[depth] = i;
+                    if let Some(child) = obj.value_at_mut(i) {
+                        walk(child, rest, depth + 1, cur, hints, f);
                     }
                 }
             }
+            (Some((PathSegment::Field(_), _)), _) => {}
+            (Some((PathSegment::List, rest)), Node::List(items)) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    cur.push(i);
+                    walk(item, rest, depth + 1, cur, hints, f);
+                    cur.pop();
+                }
+            }
+            (Some((PathSegment::List, _)), _) => {}
         }
     }
-    walk(data, path, &mut Vec::new(), f);
+    let mut hints = vec![0; path.len()];
+    walk(data, path, 0, &mut Vec::new(), &mut hints, f);
 }
 
 /// The concrete position a plan path and the list indices along it name.
@@ -318,24 +331,53 @@ struct Batch {
     /// The `@fromContext` variables shared by these representations.
     context: Map<String, Value>,
     /// The distinct representations as JSON text, comma-separated: the body's list.
+    /// Each is written here straight from the data and cut off again when it repeats
+    /// one already held, so a repeat costs neither an allocation nor a copy.
     reps: Vec<u8>,
-    /// A representation's text → its index (so its length is how many `reps` holds).
-    index: HashMap<Box<[u8]>, usize>,
+    /// Where each distinct representation lies in `reps`.
+    spans: Vec<(usize, usize)>,
+    /// Representation numbers by the hash of their text.
+    index: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
     slots: Slots,
 }
 
 impl Batch {
-    /// Adds the representation written in `text` (unless already there) for a place.
-    fn add(&mut self, text: &[u8], path: usize, indices: &[usize]) {
-        let rep = match self.index.get(text) {
-            Some(&i) => i,
+    /// Starts a representation at the end of `reps`; returns where its text starts.
+    fn open(&mut self) -> usize {
+        if !self.spans.is_empty() {
+            self.reps.push(b',');
+        }
+        self.reps.len()
+    }
+
+    /// Drops what was written since `open` returned `start`.
+    fn abandon(&mut self, start: usize) {
+        let separator = usize::from(!self.spans.is_empty());
+        self.reps.truncate(start - separator);
+    }
+
+    /// Keeps the representation written since `open` returned `start`, unless the
+    /// batch holds the same text already, and records the place it serves.
+    fn close(&mut self, start: usize, path: usize, indices: &[usize]) {
+        let text = &self.reps[start..];
+        let hash = self.hasher.hash_one(text);
+        let (reps, spans) = (&self.reps, &self.spans);
+        let held = self
+            .index
+            .find(hash, |&i| &reps[spans[i].0..spans[i].1] == text)
+            .copied();
+        let rep = match held {
+            Some(i) => {
+                self.abandon(start);
+                i
+            }
             None => {
-                let i = self.index.len();
-                if i > 0 {
-                    self.reps.push(b',');
-                }
-                self.reps.extend_from_slice(text);
-                self.index.insert(text.into(), i);
+                let i = self.spans.len();
+                self.spans.push((start, self.reps.len()));
+                let (reps, spans, hasher) = (&self.reps, &self.spans, &self.hasher);
+                self.index
+                    .insert_unique(hash, i, |&j| hasher.hash_one(&reps[spans[j].0..spans[j].1]));
                 i
             }
         };
@@ -384,6 +426,145 @@ fn extract_key(obj: &Object, key: &[FieldSetItem], out: &mut Object) -> Option<(
     Some(())
 }
 
+/// Whether `entity`'s key and `@requires` inputs name distinct fields, without type
+/// conditions: then a representation can be written field by field as the data is read,
+/// with nothing of one input to overwrite another's.
+fn writes_plainly(entity: &EntityFetch) -> bool {
+    fn distinct_key(items: &[FieldSetItem]) -> bool {
+        items.iter().enumerate().all(|(i, item)| {
+            !items[..i].iter().any(|o| o.name == item.name) && distinct_key(&item.selections)
+        })
+    }
+    fn field_name(r: &Required) -> Option<&str> {
+        match r {
+            Required::Field { name, .. } => Some(name),
+            Required::Fragment { .. } => None,
+        }
+    }
+    fn plain_required(items: &[Required]) -> bool {
+        items.iter().enumerate().all(|(i, item)| match item {
+            Required::Field {
+                name, selections, ..
+            } => {
+                !items[..i].iter().any(|o| field_name(o) == Some(name))
+                    && plain_required(selections)
+            }
+            Required::Fragment { .. } => false,
+        })
+    }
+    let top_level_apart = entity.requires.iter().all(|r| {
+        field_name(r).is_some_and(|n| n != "__typename" && !entity.key.iter().any(|k| k.name == n))
+    });
+    distinct_key(&entity.key)
+        && !entity.key.iter().any(|k| k.name == "__typename")
+        && plain_required(&entity.requires)
+        && top_level_apart
+}
+
+/// Starts a member of the JSON object being written in `out`.
+fn write_member(out: &mut Vec<u8>, name: &str) {
+    if out.last() != Some(&b'{') {
+        out.push(b',');
+    }
+    write_str(out, name);
+    out.push(b':');
+}
+
+/// Writes the key fields of `obj` as members; `false` when one is missing or null.
+fn write_key(obj: &Object, key: &[FieldSetItem], out: &mut Vec<u8>) -> bool {
+    for item in key {
+        let Some(v) = obj.get(&item.name) else {
+            return false;
+        };
+        write_member(out, &item.name);
+        if item.selections.is_empty() {
+            if v.is_null() {
+                return false;
+            }
+            v.write_json(out);
+        } else {
+            let Some(inner) = v.as_object() else {
+                return false;
+            };
+            out.push(b'{');
+            if !write_key(inner, &item.selections, out) {
+                return false;
+            }
+            out.push(b'}');
+        }
+    }
+    true
+}
+
+/// Writes the `@requires` inputs of `obj` as members (see [`pick`]).
+fn write_required(obj: &Object, items: &[Required], out: &mut Vec<u8>) {
+    for item in items {
+        if let Required::Field {
+            name,
+            alias,
+            selections,
+            ..
+        } = item
+        {
+            write_member(out, name);
+            write_picked(obj.get(alias.as_deref().unwrap_or(name)), selections, out);
+        }
+    }
+}
+
+fn write_picked(value: Option<&Node>, selections: &[Required], out: &mut Vec<u8>) {
+    match value {
+        None => out.extend_from_slice(b"null"),
+        Some(v) if selections.is_empty() => v.write_json(out),
+        Some(Node::List(items)) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_picked(Some(item), selections, out);
+            }
+            out.push(b']');
+        }
+        Some(Node::Object(obj)) => {
+            out.push(b'{');
+            write_required(obj, selections, out);
+            out.push(b'}');
+        }
+        Some(other) => other.write_json(out),
+    }
+}
+
+/// Writes the representation of `obj` for `entity`: key fields, `@requires` inputs,
+/// then `__typename`. `false` when a key field is missing or null.
+fn write_representation(
+    obj: &Object,
+    entity: &EntityFetch,
+    plainly: bool,
+    typename: &str,
+    out: &mut Vec<u8>,
+) -> bool {
+    if plainly {
+        out.push(b'{');
+        if !write_key(obj, &entity.key, out) {
+            return false;
+        }
+        write_required(obj, &entity.requires, out);
+        write_member(out, "__typename");
+        write_str(out, typename);
+        out.push(b'}');
+        return true;
+    }
+    let mut rep = Object::with_capacity(entity.key.len() + entity.requires.len() + 1);
+    if extract_key(obj, &entity.key, &mut rep).is_none() {
+        return false;
+    }
+    pick_into(obj, &entity.requires, &mut rep);
+    rep.insert("__typename", Node::Str(typename.into()));
+    Node::Object(rep).write_json(out);
+    true
+}
+
 /// The representations for `fetch` of the objects at `paths` (de-duplicated), and where
 /// each came from: one batch per distinct set of `@fromContext` values (one batch
 /// without contexts).
@@ -392,7 +573,8 @@ fn collect_representations(data: &Node, paths: &[&[PathSegment]], fetch: &FetchN
         return Vec::new();
     };
     let mut batches: Vec<Batch> = Vec::new();
-    let mut text = Vec::new();
+    // Whether each of the fetch's entity types writes plainly, worked out once.
+    let mut plain: Vec<(*const EntityFetch, bool)> = Vec::new();
     for (p, path) in paths.iter().enumerate() {
         each_position(data, path, &mut |indices, obj| {
             let typename = obj
@@ -403,18 +585,20 @@ fn collect_representations(data: &Node, paths: &[&[PathSegment]], fetch: &FetchN
             let Some(entity) = fetch.entity_for(typename) else {
                 return;
             };
+            let plainly = match plain.iter().find(|(e, _)| std::ptr::eq(*e, entity)) {
+                Some(&(_, b)) => b,
+                None => {
+                    let b = writes_plainly(entity);
+                    plain.push((entity, b));
+                    b
+                }
+            };
             // An @interfaceObject subgraph knows the interface, not the concrete type.
             let typename = if entity.interface_object_of.is_empty() {
                 typename
             } else {
                 &entity.type_name
             };
-            let mut rep = Object::with_capacity(entity.key.len() + entity.requires.len() + 1);
-            if extract_key(obj, &entity.key, &mut rep).is_none() {
-                return;
-            }
-            pick_into(obj, &entity.requires, &mut rep);
-            rep.insert("__typename", Node::Str(typename.into()));
             let context: Map<String, Value> = if entity.contexts.is_empty() {
                 Map::new()
             } else {
@@ -436,9 +620,12 @@ fn collect_representations(data: &Node, paths: &[&[PathSegment]], fetch: &FetchN
                     &mut batches[last]
                 }
             };
-            text.clear();
-            Node::Object(rep).write_json(&mut text);
-            batch.add(&text, p, indices);
+            let start = batch.open();
+            if write_representation(obj, entity, plainly, typename, &mut batch.reps) {
+                batch.close(start, p, indices);
+            } else {
+                batch.abandon(start);
+            }
         });
     }
     batches
@@ -468,28 +655,23 @@ fn merge_entities(
         .is_some_and(|e| !e.interface_object_of.is_empty());
     for entity in entities.iter_mut() {
         entity.apply_renames(&fetch.renames);
+        // The interface's name is not merged over the concrete type's.
+        if interface_object && let Node::Object(obj) = entity {
+            obj.remove("__typename");
+        }
     }
     // Most representations serve one position: the last (usually only) one takes the
-    // entity, earlier ones copy it.
+    // entity, earlier ones copy from it what their objects lack.
     let mut last_use = vec![usize::MAX; entities.len()];
     for (i, slot) in slots.list.iter().enumerate() {
         if let Some(last) = last_use.get_mut(slot.rep) {
             *last = i;
         }
     }
-    let mut take = |i: usize, rep: usize| -> Option<Object> {
-        let found = match entities.get_mut(rep) {
-            Some(e) if last_use[rep] == i => e.take(),
-            Some(e) => e.clone(),
-            None => return None,
-        };
-        let Node::Object(mut found) = found else {
-            return None;
-        };
-        if interface_object {
-            found.remove("__typename");
-        }
-        Some(found)
+    let mut merge_into = |target: &mut Object, i: usize, rep: usize| match entities.get_mut(rep) {
+        Some(Node::Object(found)) if last_use[rep] == i => target.merge(std::mem::take(found)),
+        Some(Node::Object(found)) => target.merge_from(found),
+        _ => {}
     };
     let Ok(mut data) = state.data.lock() else {
         return;
@@ -504,9 +686,7 @@ fn merge_entities(
                 && slot.path == p
                 && slots.indices(slot) == indices
             {
-                if let Some(found) = take(next, slot.rep) {
-                    target.merge(found);
-                }
+                merge_into(target, next, slot.rep);
                 next += 1;
             }
         });
@@ -518,8 +698,8 @@ fn merge_entities(
             continue;
         };
         let pos = steps(path, slots.indices(slot));
-        if let (Some(found), Some(target)) = (take(i, slot.rep), at_mut(&mut data, &pos)) {
-            target.merge(Node::Object(found));
+        if let Some(Node::Object(target)) = at_mut(&mut data, &pos) {
+            merge_into(target, i, slot.rep);
         }
     }
 }
@@ -1172,12 +1352,102 @@ mod tests {
     }
 
     #[test]
+    fn representations_written_field_by_field_match_the_general_writer() {
+        let key = |text: &str| shop_federation::field_set::parse(text).unwrap();
+        let field = |name: &str, alias: Option<&str>, selections: Vec<Required>| Required::Field {
+            name: name.into(),
+            alias: alias.map(Into::into),
+            arguments: Vec::new(),
+            selections,
+        };
+        let entity = |key_text: &str, requires: Vec<Required>| EntityFetch {
+            type_name: "P".into(),
+            key: key(key_text),
+            requires,
+            interface_object_of: Vec::new(),
+            contexts: Vec::new(),
+        };
+        let cases = [
+            entity(
+                "upc",
+                vec![field("price", None, vec![]), field("weight", None, vec![])],
+            ),
+            entity(
+                "id owner { id org { name } }",
+                vec![field(
+                    "dims",
+                    Some("_r0"),
+                    vec![field("w", None, vec![]), field("h", None, vec![])],
+                )],
+            ),
+            entity(
+                "sku",
+                vec![field("parts", None, vec![field("n", None, vec![])])],
+            ),
+        ];
+        let objects = [
+            serde_json::json!({"__typename": "P", "upc": "u1", "price": 3, "weight": null, "x": 1}),
+            serde_json::json!({"upc": "u\"q", "price": 1.5}),
+            serde_json::json!({"upc": null, "price": 1}),
+            serde_json::json!({"id": 7, "owner": {"id": "o", "org": {"name": "n", "k": 1}}, "_r0": {"h": 2, "w": 1, "d": 9}}),
+            serde_json::json!({"id": 7, "owner": {"id": "o", "org": null}, "_r0": null}),
+            serde_json::json!({"id": 7, "owner": {"id": "o"}, "dims": {"w": 1}}),
+            serde_json::json!({"sku": "s", "parts": [{"n": 1, "m": 2}, null, {"m": 3}]}),
+            serde_json::json!({"sku": ["a", "b"], "parts": "none"}),
+        ];
+        let mut written = 0;
+        for e in &cases {
+            assert!(writes_plainly(e));
+            for o in &objects {
+                let Node::Object(obj) = node(o.clone()) else {
+                    unreachable!()
+                };
+                let (mut plain, mut general) = (b"[".to_vec(), b"[".to_vec());
+                let a = write_representation(&obj, e, true, "P", &mut plain);
+                let b = write_representation(&obj, e, false, "P", &mut general);
+                assert_eq!(a, b, "{o} for {:?}", e.key);
+                if a {
+                    written += 1;
+                    assert_eq!(String::from_utf8(plain), String::from_utf8(general));
+                }
+            }
+        }
+        assert_eq!(written, 5);
+        // Inputs that overlap, or depend on the runtime type, take the general path.
+        assert!(!writes_plainly(&entity(
+            "upc",
+            vec![field("upc", None, vec![])]
+        )));
+        assert!(!writes_plainly(&entity(
+            "upc",
+            vec![field("a", None, vec![]), field("a", Some("_r1"), vec![])]
+        )));
+        assert!(!writes_plainly(&entity(
+            "upc",
+            vec![Required::Fragment {
+                on: "P".into(),
+                types: vec!["P".into()],
+                selections: vec![field("a", None, vec![])],
+            }]
+        )));
+    }
+
+    #[test]
     fn representations_are_deduplicated_by_their_text_and_written_into_the_body() {
         let mut batch = Batch::default();
-        batch.add(br#"{"id":"1","__typename":"P"}"#, 0, &[0]);
-        batch.add(br#"{"id":"2","__typename":"P"}"#, 0, &[1]);
-        batch.add(br#"{"id":"1","__typename":"P"}"#, 0, &[2]);
-        assert_eq!(batch.index.len(), 2);
+        let mut add = |text: &[u8], index: usize| {
+            let start = batch.open();
+            batch.reps.extend_from_slice(text);
+            batch.close(start, 0, &[index]);
+        };
+        add(br#"{"id":"1","__typename":"P"}"#, 0);
+        add(br#"{"id":"2","__typename":"P"}"#, 1);
+        add(br#"{"id":"1","__typename":"P"}"#, 2);
+        // An object without a usable key leaves nothing behind.
+        let start = batch.open();
+        batch.reps.extend_from_slice(br#"{"id":"#);
+        batch.abandon(start);
+        assert_eq!(batch.spans.len(), 2);
         assert_eq!(
             batch.slots.list.iter().map(|s| s.rep).collect::<Vec<_>>(),
             [0, 1, 0]

@@ -174,18 +174,16 @@ impl Parser<'_> {
     fn string(&mut self) -> Result<Str, ParseError> {
         self.i += 1;
         let start = self.i;
-        loop {
-            match self.peek() {
-                Some(b'"') => {
-                    let s = Str::new(&self.text[start..self.i]);
-                    self.i += 1;
-                    return Ok(s);
-                }
-                Some(b'\\') => break,
-                Some(0..0x20) => return Err(self.error("control character in a string")),
-                Some(_) => self.i += 1,
-                None => return Err(self.error("unterminated string")),
+        self.i = plain_run(self.bytes, self.i);
+        match self.peek() {
+            Some(b'"') => {
+                let s = Str::new(&self.text[start..self.i]);
+                self.i += 1;
+                return Ok(s);
             }
+            Some(b'\\') => {}
+            Some(_) => return Err(self.error("control character in a string")),
+            None => return Err(self.error("unterminated string")),
         }
         // Escapes: decode into the scratch string from here on.
         let mut out = std::mem::take(&mut self.scratch);
@@ -201,13 +199,11 @@ impl Parser<'_> {
     fn escaped(&mut self, out: &mut String) -> Result<(), ParseError> {
         loop {
             let run = self.i;
-            loop {
-                match self.peek() {
-                    Some(b'"' | b'\\') => break,
-                    Some(0..0x20) => return Err(self.error("control character in a string")),
-                    Some(_) => self.i += 1,
-                    None => return Err(self.error("unterminated string")),
-                }
+            self.i = plain_run(self.bytes, self.i);
+            match self.peek() {
+                Some(b'"' | b'\\') => {}
+                Some(_) => return Err(self.error("control character in a string")),
+                None => return Err(self.error("unterminated string")),
             }
             out.push_str(&self.text[run..self.i]);
             if self.peek() == Some(b'"') {
@@ -338,6 +334,36 @@ impl Parser<'_> {
     }
 }
 
+/// Where the run of string bytes from `i` that need no attention ends: the index of
+/// the first quote, backslash or control character (or the end). Eight bytes are
+/// checked at a time; each test below leaves the high bit set in a byte that matches,
+/// and a borrow can only set it in bytes after a true match, so the lowest one is exact.
+fn plain_run(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        let quote = zero_in(w ^ (ONES * u64::from(b'"')));
+        let backslash = zero_in(w ^ (ONES * u64::from(b'\\')));
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let found = quote | backslash | control;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 fn float(f: f64) -> Node {
     serde_json::Number::from_f64(f).map_or(Node::Null, Node::Number)
 }
@@ -345,6 +371,38 @@ fn float(f: f64) -> Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_byte_that_needs_attention() {
+        let naive = |bytes: &[u8], from: usize| {
+            (from..bytes.len())
+                .find(|&i| matches!(bytes[i], b'"' | b'\\' | 0..0x20))
+                .unwrap_or(bytes.len())
+        };
+        // Every placement of each byte, special or not, in runs of up to 19 bytes and
+        // with a second special byte after it (a borrow must not move the answer).
+        let probes = [b'"', b'\\', 0x00, 0x1f, 0x20, b'!', 0x7f, 0x80, 0xa2, 0xff];
+        for len in 0..20 {
+            for at in 0..len {
+                for &b in &probes {
+                    for &after in &[b'a', 0x00, b'"'] {
+                        let mut bytes = vec![b'a'; len];
+                        bytes[at] = b;
+                        if at + 1 < len {
+                            bytes[at + 1] = after;
+                        }
+                        for from in 0..=at {
+                            assert_eq!(
+                                plain_run(&bytes, from),
+                                naive(&bytes, from),
+                                "{bytes:?} from {from}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// What serde_json makes of `text`: the value, or that it refused it.
     fn reference(text: &str) -> Option<serde_json::Value> {

@@ -189,6 +189,9 @@ impl<'a, 's> Shaper<'a, 's> {
         self.out.push(b'{');
         let mut comma = false;
         let mut merged: Vec<&'s SelectionSet> = Vec::new();
+        // The data's fields are mostly in the selection's order: each search starts
+        // after the field found last.
+        let mut at = 0;
         for (i, &f) in c.fields.iter().enumerate() {
             if !c.first[i] {
                 continue;
@@ -241,8 +244,12 @@ impl<'a, 's> Shaper<'a, 's> {
                 &merged
             };
             self.path.push(At::Key(&f.response_key));
+            let found = source.position_from(&f.response_key, at);
+            if let Some(p) = found {
+                at = p + 1;
+            }
             let shaped = self.value(
-                source.get(&f.response_key),
+                found.and_then(|p| source.value_at(p)),
                 ty,
                 sets,
                 check_enum,
