@@ -3,7 +3,8 @@
 //! (`shop::benchgraph`: accounts, products, inventory, reviews) and the same query,
 //! whose answer is 87 KB.
 //!
-//! `cargo run --release --bin gwbench -- [seconds] [connections]` (default 20 s, 50)
+//! `cargo run --release --bin gwbench -- [seconds] [connections] [live]` (default 20 s,
+//! 50)
 //!
 //! Each gateway runs alone, pinned to core 0; the subgraphs and this load generator are
 //! pinned to core 1. For each setting (de-duplication off in both; each gateway's
@@ -11,19 +12,31 @@
 //! switched on) the gateways take turns A B A B, each turn a short warm-up then
 //! `seconds` at `connections`; then one connection for the latency floor.
 //! Printed: requests/s (mean of the two turns), p50/p99, CPU per request of the gateway
-//! process, its peak RSS, the subgraph requests one query makes, and our ratio.
+//! process, its peak RSS, how busy each core was, the subgraph requests one query
+//! makes, and our ratio.
+//!
+//! The subgraphs remember the answer to each distinct request body and give it again
+//! when the same body comes back: resolving the benchmark's deep answer with
+//! async-graphql costs the shared core more than a gateway spends on a whole request,
+//! and without this that core, not the gateway, set the pace (it ran at 95% while the
+//! gateway's was at 73%). How many answers came from memory is printed per gateway;
+//! `live` turns this off.
 //!
 //! Hive Router is found as `hive-router` or `hive_router` on `PATH`, or at
 //! `$HIVE_ROUTER`; without it the benchmark measures our gateway alone and says so.
+//! With `$GWBENCH_BASELINE` set to another build of this binary, that build's gateway
+//! takes Hive Router's place (how a change to ours compares, side by side).
 //! Install it outside the repository (`cargo install hive-router --version 0.2.19
 //! --locked --features graphiql`; see the README).
 
+use std::collections::HashMap;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::body::Bytes;
 use serde_json::Value;
 use shop::bench::{ChildProc, Figures, Until, free_port_block, load_until, serve_routers};
 use shop::benchgraph;
@@ -37,8 +50,37 @@ static SERVED: [AtomicUsize; 4] = [
     AtomicUsize::new(0),
 ];
 
-/// Child role: the four subgraphs on consecutive ports from `base`.
-async fn run_subgraphs(base: u16) -> anyhow::Result<()> {
+/// Answers each subgraph has given, by request body (the `subgraphs` role with `memo`).
+static MEMO: [std::sync::LazyLock<Mutex<HashMap<Bytes, Memo>>>; 4] = [
+    std::sync::LazyLock::new(Default::default),
+    std::sync::LazyLock::new(Default::default),
+    std::sync::LazyLock::new(Default::default),
+    std::sync::LazyLock::new(Default::default),
+];
+
+/// Requests answered from [`MEMO`], per subgraph.
+static REPEATS: [AtomicUsize; 4] = [
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+];
+
+/// A subgraph's answer as first given: headers and body.
+#[derive(Clone)]
+struct Memo {
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+}
+
+/// Bodies a subgraph remembers answers for; the benchmark's gateways send a handful.
+const MEMO_LIMIT: usize = 1_000;
+
+/// Child role: the four subgraphs on consecutive ports from `base`. With `memo`, a
+/// request whose body was answered before gets that answer again, so that the core the
+/// subgraphs share is not what limits the gateways (async-graphql resolving the reviews
+/// subgraph's deep answer costs more than a gateway's whole request).
+async fn run_subgraphs(base: u16, memo: bool) -> anyhow::Result<()> {
     let routers = benchgraph::routers()
         .into_iter()
         .enumerate()
@@ -47,21 +89,66 @@ async fn run_subgraphs(base: u16) -> anyhow::Result<()> {
                 .route(
                     "/requests",
                     axum::routing::get(|| async {
-                        let counts: Vec<usize> =
-                            SERVED.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+                        let counts: Vec<[usize; 2]> = SERVED
+                            .iter()
+                            .zip(&REPEATS)
+                            .map(|(c, r)| [c.load(Ordering::Relaxed), r.load(Ordering::Relaxed)])
+                            .collect();
                         axum::Json(counts)
                     }),
                 )
                 .layer(axum::middleware::from_fn(
                     move |req: axum::extract::Request, next: axum::middleware::Next| async move {
-                        if req.method() == axum::http::Method::POST {
-                            SERVED[i].fetch_add(1, Ordering::Relaxed);
+                        if req.method() != axum::http::Method::POST {
+                            return next.run(req).await;
                         }
-                        next.run(req).await
+                        SERVED[i].fetch_add(1, Ordering::Relaxed);
+                        if !memo {
+                            return next.run(req).await;
+                        }
+                        remembered(i, req, next).await
                     },
                 ))
         });
     serve_routers(base, routers).await
+}
+
+/// Subgraph `i`'s answer to `req`: remembered, or worked out and remembered.
+async fn remembered(
+    i: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 16 << 20).await else {
+        return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let held = MEMO[i].lock().ok().and_then(|m| m.get(&body).cloned());
+    if let Some(m) = held {
+        REPEATS[i].fetch_add(1, Ordering::Relaxed);
+        let mut resp = axum::response::Response::new(axum::body::Body::from(m.body));
+        *resp.headers_mut() = m.headers;
+        return resp;
+    }
+    let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(body.clone()));
+    let (parts, answer) = next.run(req).await.into_parts();
+    let Ok(answer) = axum::body::to_bytes(answer, 64 << 20).await else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if parts.status == axum::http::StatusCode::OK
+        && let Ok(mut m) = MEMO[i].lock()
+        && m.len() < MEMO_LIMIT
+    {
+        m.insert(
+            body,
+            Memo {
+                headers: parts.headers.clone(),
+                body: answer.clone(),
+            },
+        );
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(answer))
 }
 
 /// `taskset -c <cpus>` before `program`, when the machine has the cores and the tool.
@@ -104,6 +191,9 @@ fn hive_router() -> Option<std::path::PathBuf> {
 enum Which {
     Ours,
     Hive,
+    /// Another build of this benchmark's gateway (`$GWBENCH_BASELINE`), in Hive
+    /// Router's place: to see what a change to our gateway did, side by side.
+    Baseline,
 }
 
 impl Which {
@@ -111,6 +201,7 @@ impl Which {
         match self {
             Which::Ours => "ours",
             Which::Hive => "hive-router",
+            Which::Baseline => "baseline",
         }
     }
 }
@@ -155,8 +246,14 @@ async fn start_gateway(
     dedup: Dedup,
 ) -> anyhow::Result<ChildProc> {
     match which {
-        Which::Ours => {
-            let mut c = pinned("0", &std::env::current_exe()?);
+        Which::Ours | Which::Baseline => {
+            let program = match which {
+                Which::Baseline => std::path::PathBuf::from(
+                    std::env::var_os("GWBENCH_BASELINE").context("no baseline")?,
+                ),
+                _ => std::env::current_exe()?,
+            };
+            let mut c = pinned("0", &program);
             c.args([
                 "gateway",
                 &setup.supergraph.to_string_lossy(),
@@ -205,6 +302,8 @@ async fn start_gateway(
 struct Turn {
     figures: Figures,
     cpu_ms_per_request: f64,
+    /// How busy cores 0 (the gateway) and 1 (subgraphs, load generator) were.
+    busy: [f64; 2],
 }
 
 async fn turn(
@@ -224,6 +323,7 @@ async fn turn(
     )
     .await?;
     let cpu0 = gateway.cpu_ms();
+    let cores0 = core_jiffies();
     let figures = load_until(
         "run",
         Until::Elapsed(Duration::from_secs_f64(seconds)),
@@ -232,9 +332,11 @@ async fn turn(
     )
     .await?;
     let cpu = gateway.cpu_ms() - cpu0;
+    let busy = busy_between(cores0, core_jiffies());
     Ok(Turn {
         cpu_ms_per_request: cpu / figures.requests.max(1) as f64,
         figures,
+        busy,
     })
 }
 
@@ -279,7 +381,8 @@ async fn post(client: &reqwest::Client, url: &str, body: &str) -> anyhow::Result
         .to_vec())
 }
 
-async fn served(client: &reqwest::Client, base: u16) -> anyhow::Result<Vec<usize>> {
+/// Per subgraph: requests served, and how many of them were answered from memory.
+async fn served(client: &reqwest::Client, base: u16) -> anyhow::Result<Vec<[usize; 2]>> {
     let bytes = client
         .get(format!("http://127.0.0.1:{base}/requests"))
         .send()
@@ -289,11 +392,40 @@ async fn served(client: &reqwest::Client, base: u16) -> anyhow::Result<Vec<usize
     Ok(serde_json::from_slice(&bytes)?)
 }
 
+/// Busy and total jiffies of cores 0 and 1 so far (from `/proc/stat`).
+fn core_jiffies() -> [(u64, u64); 2] {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let mut out = [(0, 0); 2];
+    for (core, slot) in out.iter_mut().enumerate() {
+        let prefix = format!("cpu{core} ");
+        if let Some(line) = stat.lines().find(|l| l.starts_with(&prefix)) {
+            let v: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal ...
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            let total: u64 = v.iter().take(8).sum();
+            *slot = (total - idle, total);
+        }
+    }
+    out
+}
+
+/// Percent busy of each core between two readings.
+fn busy_between(a: [(u64, u64); 2], b: [(u64, u64); 2]) -> [f64; 2] {
+    std::array::from_fn(|i| {
+        let (busy, total) = (b[i].0 - a[i].0, b[i].1 - a[i].1);
+        100.0 * busy as f64 / total.max(1) as f64
+    })
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn orchestrate(seconds: f64, connections: usize) -> anyhow::Result<()> {
+async fn orchestrate(seconds: f64, connections: usize, memo: bool) -> anyhow::Result<()> {
     let base = free_port_block(6)?;
     let urls: [String; 4] =
         std::array::from_fn(|i| format!("http://127.0.0.1:{}/graphql", base + i as u16));
@@ -306,17 +438,31 @@ async fn orchestrate(seconds: f64, connections: usize) -> anyhow::Result<()> {
         dir: dir.clone(),
         hive: hive_router(),
     };
-    let result = compare(&setup, base, seconds, connections).await;
+    let result = compare(&setup, base, seconds, connections, memo).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> anyhow::Result<()> {
+async fn compare(
+    setup: &Setup,
+    base: u16,
+    seconds: f64,
+    connections: usize,
+    memo: bool,
+) -> anyhow::Result<()> {
     let mut subgraphs_cmd = pinned("1", &std::env::current_exe()?);
-    subgraphs_cmd.args(["subgraphs", &base.to_string()]);
+    subgraphs_cmd.args([
+        "subgraphs",
+        &base.to_string(),
+        if memo { "memo" } else { "live" },
+    ]);
     let _subgraphs = ChildProc::start_ready(subgraphs_cmd)?;
 
     let gateways: Vec<Which> = match &setup.hive {
+        _ if std::env::var_os("GWBENCH_BASELINE").is_some() => {
+            println!("the other gateway is the baseline build at $GWBENCH_BASELINE");
+            vec![Which::Ours, Which::Baseline]
+        }
         Some(_) => vec![Which::Ours, Which::Hive],
         None => {
             println!("hive-router not found (PATH or $HIVE_ROUTER): measuring ours alone");
@@ -347,6 +493,7 @@ async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> 
 
     // Each gateway must give the expected answer; count the subgraph requests it makes.
     let mut requests_per_query = Vec::new();
+    let mut remembered = Vec::new();
     for &which in &gateways {
         let gw = start_gateway(which, setup, port, Dedup::Off).await?;
         let answer: Value = serde_json::from_slice(&post(&client, &url, &body).await?)?;
@@ -365,8 +512,11 @@ async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> 
         let per: Vec<f64> = after
             .iter()
             .zip(&before)
-            .map(|(a, b)| (a - b) as f64 / 10.0)
+            .map(|(a, b)| (a[0] - b[0]) as f64 / 10.0)
             .collect();
+        let repeats: usize = after.iter().zip(&before).map(|(a, b)| a[1] - b[1]).sum();
+        let sent: usize = after.iter().zip(&before).map(|(a, b)| a[0] - b[0]).sum();
+        remembered.push((which, repeats, sent));
         requests_per_query.push((which, per));
         drop(gw);
     }
@@ -384,6 +534,16 @@ async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> 
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    if memo {
+        println!(
+            "subgraph answers repeated from memory over those ten queries (the subgraphs remember each distinct body's answer):"
+        );
+        for (which, repeats, sent) in &remembered {
+            println!("  {:<12} {repeats} of {sent}", which.label());
+        }
+    } else {
+        println!("subgraphs resolve every request (live)");
     }
     println!();
 
@@ -413,8 +573,9 @@ async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> 
             let p99 = turns.iter().map(|t| ms(t.figures.p99)).sum::<f64>() / n;
             let cpu = turns.iter().map(|t| t.cpu_ms_per_request).sum::<f64>() / n;
             let errors: usize = turns.iter().map(|t| t.figures.errors).sum();
+            let busy = |core: usize| turns.iter().map(|t| t.busy[core]).sum::<f64>() / n;
             println!(
-                "  {:<12} {:>8.1} req/s ({})   p50 {:>7.1} ms   p99 {:>7.1} ms   cpu/req {:>5.2} ms   peak RSS {:>6.1} MiB   errors {errors}",
+                "  {:<12} {:>8.1} req/s ({})   p50 {:>7.1} ms   p99 {:>7.1} ms   cpu/req {:>5.2} ms   peak RSS {:>6.1} MiB   cores busy {:>3.0}% / {:>3.0}%   errors {errors}",
                 which.label(),
                 rps,
                 turns
@@ -425,14 +586,20 @@ async fn compare(setup: &Setup, base: u16, seconds: f64, connections: usize) -> 
                 p50,
                 p99,
                 cpu,
-                peak
+                peak,
+                busy(0),
+                busy(1)
             );
         }
         if rows.len() == 2 {
             let rps = |i: usize| {
                 rows[i].1.iter().map(|t| t.figures.rps()).sum::<f64>() / rows[i].1.len() as f64
             };
-            println!("  ratio ours / hive-router: {:.2}", rps(0) / rps(1));
+            println!(
+                "  ratio ours / {}: {:.2}",
+                rows[1].0.label(),
+                rps(0) / rps(1)
+            );
         }
         println!();
     }
@@ -457,7 +624,8 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("subgraphs") => {
             let base: u16 = args.get(1).context("base port")?.parse()?;
-            tokio::runtime::Runtime::new()?.block_on(run_subgraphs(base))
+            let memo = args.get(2).is_some_and(|a| a == "memo");
+            tokio::runtime::Runtime::new()?.block_on(run_subgraphs(base, memo))
         }
         Some("gateway") => {
             let file = args.get(1).context("supergraph file")?;
@@ -479,7 +647,8 @@ fn main() -> anyhow::Result<()> {
             }
             let seconds: f64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(20.0);
             let connections: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(50);
-            tokio::runtime::Runtime::new()?.block_on(orchestrate(seconds, connections))
+            let memo = args.get(2).is_none_or(|a| a != "live");
+            tokio::runtime::Runtime::new()?.block_on(orchestrate(seconds, connections, memo))
         }
     }
 }
