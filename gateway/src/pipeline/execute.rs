@@ -140,7 +140,6 @@ fn each_position<'v>(
     fn walk<'v>(
         v: &'v Node,
         path: &[PathSegment],
-        depth: usize,
         cur: &mut Vec<usize>,
         hints: &mut [usize],
         f: &mut impl FnMut(&[usize], &'v Object),
@@ -149,10 +148,14 @@ fn each_position<'v>(
             (None, Node::Object(obj)) => f(cur, obj),
             (None, _) => {}
             (Some((PathSegment::Field(k), rest)), Node::Object(obj)) => {
-                if let Some(i) = obj.position_from(k, hints[depth]) {
-                    hints[depth] = i;
+                // One hint per step of the path, taken in step with it.
+                let Some((hint, rest_hints)) = hints.split_first_mut() else {
+                    return;
+                };
+                if let Some(i) = obj.position_from(k, *hint) {
+                    *hint = i;
                     if let Some(child) = obj.value_at(i) {
-                        walk(child, rest, depth + 1, cur, hints, f);
+                        walk(child, rest, cur, rest_hints, f);
                     }
                 }
             }
@@ -160,7 +163,7 @@ fn each_position<'v>(
             (Some((PathSegment::List, rest)), Node::List(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     cur.push(i);
-                    walk(item, rest, depth + 1, cur, hints, f);
+                    walk(item, rest, cur, hints.get_mut(1..).unwrap_or_default(), f);
                     cur.pop();
                 }
             }
@@ -168,7 +171,7 @@ fn each_position<'v>(
         }
     }
     let mut hints = vec![0; path.len()];
-    walk(data, path, 0, &mut Vec::new(), &mut hints, f);
+    walk(data, path, &mut Vec::new(), &mut hints, f);
 }
 
 /// As [`each_position`], with each object to change.
@@ -180,7 +183,6 @@ fn each_position_mut(
     fn walk(
         v: &mut Node,
         path: &[PathSegment],
-        depth: usize,
         cur: &mut Vec<usize>,
         hints: &mut [usize],
         f: &mut impl FnMut(&[usize], &mut Object),
@@ -189,10 +191,14 @@ fn each_position_mut(
             (None, Node::Object(obj)) => f(cur, obj),
             (None, _) => {}
             (Some((PathSegment::Field(k), rest)), Node::Object(obj)) => {
-                if let Some(i) = obj.position_from(k, hints[depth]) {
-                    hints[depth] = i;
+                // One hint per step of the path, taken in step with it.
+                let Some((hint, rest_hints)) = hints.split_first_mut() else {
+                    return;
+                };
+                if let Some(i) = obj.position_from(k, *hint) {
+                    *hint = i;
                     if let Some(child) = obj.value_at_mut(i) {
-                        walk(child, rest, depth + 1, cur, hints, f);
+                        walk(child, rest, cur, rest_hints, f);
                     }
                 }
             }
@@ -200,7 +206,7 @@ fn each_position_mut(
             (Some((PathSegment::List, rest)), Node::List(items)) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     cur.push(i);
-                    walk(item, rest, depth + 1, cur, hints, f);
+                    walk(item, rest, cur, hints.get_mut(1..).unwrap_or_default(), f);
                     cur.pop();
                 }
             }
@@ -208,7 +214,7 @@ fn each_position_mut(
         }
     }
     let mut hints = vec![0; path.len()];
-    walk(data, path, 0, &mut Vec::new(), &mut hints, f);
+    walk(data, path, &mut Vec::new(), &mut hints, f);
 }
 
 /// The concrete position a plan path and the list indices along it name.
