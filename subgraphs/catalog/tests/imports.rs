@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use shop_catalog::service::{imports, uploads};
 use shop_catalog::{CatalogCtx, CatalogSchema, schema};
@@ -697,6 +698,105 @@ async fn cancelling_while_applying_undoes_what_was_applied() {
             .gql(SUPPLIER_A, "mutation($i: ID!) { cancelCatalogImport(id: $i) { id } }", json!({ "i": id }))
             .await;
         assert_eq!(error_code_of(&resp, env.label), "CONFLICT");
+    })
+    .await;
+}
+
+/// Starts an import with no worker running and claims it as another replica's worker
+/// would, just before it reads the file.
+async fn claimed_by_another_worker(
+    env: &Env,
+) -> (
+    String,
+    String,
+    shop_catalog::entity::import::Model,
+    imports::engine::Lease,
+) {
+    env.worker.abort();
+    let cat = env.catalog().await;
+    let upload = env.upload("first.csv", FIRST.as_bytes()).await;
+    let d = env
+        .ok(
+            "mutation($c: ID!, $u: ID) { startCatalogImport(catalogId: $c, uploadId: $u) { id status } }",
+            json!({ "c": cat, "u": upload }),
+        )
+        .await;
+    let id = d["startCatalogImport"]["id"].as_str().unwrap().to_string();
+    assert_eq!(d["startCatalogImport"]["status"], "QUEUED");
+    let job = imports::runner::claim(&env.ctx.db, "replica-b")
+        .await
+        .unwrap()
+        .expect("the queued job is claimed");
+    assert_eq!(job.id, id);
+    let lease = imports::engine::Lease {
+        owner: "replica-b".into(),
+        job_id: id.clone(),
+    };
+    (id, upload, job, lease)
+}
+
+/// Cancels, then lets the worker go on with the job as it claimed it.
+async fn cancel_and_run(
+    env: &Env,
+    claimed: shop_catalog::entity::import::Model,
+    lease: &imports::engine::Lease,
+) -> Value {
+    let id = claimed.id.clone();
+    let d = env
+        .ok(
+            "mutation($i: ID!) { cancelCatalogImport(id: $i) { status cancelRequested } }",
+            json!({ "i": id }),
+        )
+        .await;
+    imports::runner::run(&env.ctx, claimed, lease).await;
+    d["cancelCatalogImport"].clone()
+}
+
+#[tokio::test]
+async fn a_cancel_that_meets_a_claimed_queued_job_ends_it_cancelled_not_failed() {
+    for_each_db("import_cancel_claimed", async |env| {
+        let (id, upload, claimed, lease) = claimed_by_another_worker(env).await;
+        let answer = cancel_and_run(env, claimed, &lease).await;
+        // The claiming worker still owns the job, so the cancel is a request it honours.
+        assert_eq!(answer["status"], "QUEUED", "[{}] {answer}", env.label);
+        assert_eq!(answer["cancelRequested"], true, "[{}] {answer}", env.label);
+        let job = env.job(&id).await;
+        assert_eq!(job["status"], "CANCELLED", "[{}] {job}", env.label);
+        assert_eq!(job["failure"], Value::Null, "[{}] {job}", env.label);
+        assert_eq!(
+            counts(&job)[1],
+            0,
+            "[{}] nothing was validated: {job}",
+            env.label
+        );
+        assert!(
+            uploads::get(&env.ctx.db, &upload).await.unwrap().is_none(),
+            "[{}] the file goes with the job",
+            env.label
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_worker_stalled_past_its_lease_cannot_overwrite_a_cancel() {
+    for_each_db("import_cancel_stalled", async |env| {
+        let (id, upload, claimed, lease) = claimed_by_another_worker(env).await;
+        // The worker stalls (a long pause, a partition) until its lease runs out.
+        env.ctx
+            .db
+            .execute_unprepared(&format!(
+                "UPDATE catalog_imports SET lease_until = '2000-01-01 00:00:00' WHERE id = '{id}'"
+            ))
+            .await
+            .unwrap();
+        let answer = cancel_and_run(env, claimed, &lease).await;
+        assert_eq!(answer["status"], "CANCELLED", "[{}] {answer}", env.label);
+        assert!(uploads::get(&env.ctx.db, &upload).await.unwrap().is_none());
+        // When the worker wakes, the file is gone: it must not call the job failed.
+        let job = env.job(&id).await;
+        assert_eq!(job["status"], "CANCELLED", "[{}] {job}", env.label);
+        assert_eq!(job["failure"], Value::Null, "[{}] {job}", env.label);
     })
     .await;
 }

@@ -370,10 +370,11 @@ impl CatalogImport {
     }
 }
 
-/// How often a progress stream looks at its job, and the longest it stays silent while
-/// the job runs.
+/// How often a progress stream looks at its job, and how long it stays silent at most
+/// while the job runs: a quarter second under the second a client is promised, so that
+/// one slow read or a busy machine does not break the promise.
 const PROGRESS_POLL: std::time::Duration = std::time::Duration::from_millis(250);
-const PROGRESS_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+const PROGRESS_HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(750);
 
 pub struct ImportSubscription;
 

@@ -323,6 +323,11 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
         db.execute_raw(stmt(backend, sql, vec![Value::from(job.id.clone())]))
             .await?;
     }
+    // A cancel that came while the job waited in the queue after this worker claimed
+    // it is honoured here, before the file is read; a lease lost since is noticed too.
+    if lease.renew(db).await? {
+        return Err(Stop::Cancelled);
+    }
     let started = Utc::now();
     // The revision first: an edit after this moment makes the review stale.
     let cat = crate::entity::catalog::Entity::find_by_id(job.catalog_id.clone())

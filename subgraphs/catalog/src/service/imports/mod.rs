@@ -506,18 +506,33 @@ pub async fn apply(ctx: &CatalogCtx, caller: &Caller, id: &str) -> ApiResult<imp
 pub async fn cancel(ctx: &CatalogCtx, caller: &Caller, id: &str) -> ApiResult<import::Model> {
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let job = visible(&txn, caller, id).await?;
+    let mut cancelled_now = false;
     match JobStatus::parse(&job.status) {
         Some(JobStatus::Queued | JobStatus::Ready) => {
-            set_status(&txn, &job.id, JobStatus::Cancelled, None).await?;
-            finish_time(&txn, &job.id).await?;
+            // A queued job a worker has claimed is running in all but its status: it
+            // is stopped like a running one, at the worker's next check, so that the
+            // worker does not find its file gone and call the job failed.
+            let res = txn
+                .execute_raw(Statement::from_sql_and_values(
+                    txn.get_database_backend(),
+                    "UPDATE catalog_imports SET status = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = ? AND (lease_until IS NULL OR lease_until < ?)",
+                    [
+                        Value::from(JobStatus::Cancelled.as_str()),
+                        Value::from(Utc::now()),
+                        Value::from(Utc::now()),
+                        Value::from(job.id.clone()),
+                        Value::from(job.status.clone()),
+                        Value::from(Utc::now()),
+                    ],
+                ))
+                .await?;
+            cancelled_now = res.rows_affected() == 1;
+            if !cancelled_now {
+                request_cancel(&txn, &job.id).await?;
+            }
         }
         Some(JobStatus::Validating | JobStatus::Applying | JobStatus::RollingBack) => {
-            txn.execute_raw(Statement::from_sql_and_values(
-                txn.get_database_backend(),
-                "UPDATE catalog_imports SET cancel_requested = ? WHERE id = ?",
-                [Value::from(true), Value::from(job.id.clone())],
-            ))
-            .await?;
+            request_cancel(&txn, &job.id).await?;
         }
         _ => {
             return Err(ApiError::conflict(format!(
@@ -528,11 +543,22 @@ pub async fn cancel(ctx: &CatalogCtx, caller: &Caller, id: &str) -> ApiResult<im
     }
     txn.commit().await?;
     if let Some(upload) = &job.upload_id
+        && cancelled_now
         && JobStatus::parse(&job.status) == Some(JobStatus::Queued)
     {
         super::uploads::discard(&ctx.db, upload).await;
     }
     reload(ctx, id).await
+}
+
+async fn request_cancel<C: ConnectionTrait>(conn: &C, id: &str) -> ApiResult<()> {
+    conn.execute_raw(Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        "UPDATE catalog_imports SET cancel_requested = ? WHERE id = ?",
+        [Value::from(true), Value::from(id.to_string())],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Undoes an applied import (see [`engine::rollback`]).
@@ -575,16 +601,6 @@ pub(crate) async fn set_status<C: ConnectionTrait>(
             Value::from(Utc::now()),
             Value::from(id.to_string()),
         ],
-    ))
-    .await?;
-    Ok(())
-}
-
-pub(crate) async fn finish_time<C: ConnectionTrait>(conn: &C, id: &str) -> ApiResult<()> {
-    conn.execute_raw(Statement::from_sql_and_values(
-        conn.get_database_backend(),
-        "UPDATE catalog_imports SET finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
-        [Value::from(Utc::now()), Value::from(id.to_string())],
     ))
     .await?;
     Ok(())

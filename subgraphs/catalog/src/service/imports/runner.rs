@@ -14,7 +14,7 @@ use sea_orm::{
 use tokio::sync::Notify;
 
 use super::engine::{self, Lease, Stop, lease_seconds};
-use super::{JobStatus, OnError, finish_time, set_status};
+use super::{JobStatus, OnError};
 use crate::entity::import;
 use crate::service::CatalogCtx;
 use crate::service::events::{IMPORT_FINISHED, ImportFinished};
@@ -123,14 +123,13 @@ pub async fn run(ctx: &CatalogCtx, mut job: import::Model, lease: &Lease) {
             JobStatus::Queued | JobStatus::Validating => after_validation(ctx, &job, lease).await,
             JobStatus::Applying => match engine::apply(ctx, &job, lease).await {
                 Ok(()) => end(ctx, &job, lease, JobStatus::Done, None).await,
-                Err(Stop::Cancelled) => to_rollback(ctx, &job, lease, None).await,
+                Err(Stop::Cancelled) => to_rollback(ctx, lease, None).await,
                 Err(Stop::LostLease) => Err(Stop::LostLease),
-                Err(Stop::Failed(m)) => to_rollback(ctx, &job, lease, Some(m)).await,
+                Err(Stop::Failed(m)) => to_rollback(ctx, lease, Some(m)).await,
                 Err(Stop::Error(e)) => {
                     tracing::error!(job = %job.id, error = ?e, "applying an import failed");
                     to_rollback(
                         ctx,
-                        &job,
                         lease,
                         Some(
                             "applying failed on our side; the applied part is being undone".into(),
@@ -216,7 +215,7 @@ async fn after_validation(
         return end(ctx, &job, lease, JobStatus::Failed, Some(m)).await;
     }
     if job.dry_run {
-        set_status(db, &job.id, JobStatus::Ready, None).await?;
+        move_to(db, lease, JobStatus::Ready, None).await?;
         release(db, lease).await?;
         notify_finished(ctx, &job, JobStatus::Ready).await;
         return Ok(false);
@@ -236,7 +235,7 @@ async fn after_validation(
         )
         .await;
     }
-    set_status(&txn, &job.id, JobStatus::Applying, None).await?;
+    move_to(&txn, lease, JobStatus::Applying, None).await?;
     txn.execute_raw(Statement::from_sql_and_values(
         txn.get_database_backend(),
         "UPDATE catalog_imports SET apply_started_at = ? WHERE id = ?",
@@ -249,12 +248,37 @@ async fn after_validation(
 
 async fn to_rollback(
     ctx: &CatalogCtx,
-    job: &import::Model,
-    _lease: &Lease,
+    lease: &Lease,
     failure: Option<String>,
 ) -> Result<bool, Stop> {
-    set_status(&ctx.db, &job.id, JobStatus::RollingBack, failure.as_deref()).await?;
+    move_to(&ctx.db, lease, JobStatus::RollingBack, failure).await?;
     Ok(true)
+}
+
+/// Moves a job on while it is still this worker's (see [`end`]).
+async fn move_to<C: ConnectionTrait>(
+    conn: &C,
+    lease: &Lease,
+    status: JobStatus,
+    failure: Option<String>,
+) -> Result<(), Stop> {
+    let res = conn
+        .execute_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "UPDATE catalog_imports SET status = ?, failure = COALESCE(?, failure), updated_at = ? WHERE id = ? AND lease_owner = ?",
+            [
+                Value::from(status.as_str()),
+                Value::from(failure),
+                Value::from(Utc::now()),
+                Value::from(lease.job_id.clone()),
+                Value::from(lease.owner.clone()),
+            ],
+        ))
+        .await?;
+    if res.rows_affected() != 1 {
+        return Err(Stop::LostLease);
+    }
+    Ok(())
 }
 
 async fn release(db: &DatabaseConnection, lease: &Lease) -> Result<(), Stop> {
@@ -275,9 +299,27 @@ async fn end(
     status: JobStatus,
     failure: Option<String>,
 ) -> Result<bool, Stop> {
-    set_status(&ctx.db, &job.id, status, failure.as_deref()).await?;
-    finish_time(&ctx.db, &job.id).await?;
-    let _ = lease;
+    // Only while the job is still this worker's: a cancel that ended a job whose
+    // worker had stalled past its lease stands, and is announced once.
+    let now = Utc::now();
+    let res = ctx
+        .db
+        .execute_raw(Statement::from_sql_and_values(
+            ctx.db.get_database_backend(),
+            "UPDATE catalog_imports SET status = ?, failure = COALESCE(?, failure), updated_at = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
+            [
+                Value::from(status.as_str()),
+                Value::from(failure),
+                Value::from(now),
+                Value::from(now),
+                Value::from(lease.job_id.clone()),
+                Value::from(lease.owner.clone()),
+            ],
+        ))
+        .await?;
+    if res.rows_affected() != 1 {
+        return Err(Stop::LostLease);
+    }
     if let Some(upload) = &job.upload_id {
         crate::service::uploads::discard(&ctx.db, upload).await;
     }
