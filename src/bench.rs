@@ -84,7 +84,7 @@ pub async fn measure(
                     r.status().is_success()
                         && r.bytes()
                             .await
-                            .map(|b| !b.windows(9).any(|w| w == b"\"errors\":"))
+                            .map(|b| memchr::memmem::find(&b, b"\"errors\":").is_none())
                             .unwrap_or(false)
                 }
                 Err(_) => false,

@@ -323,7 +323,9 @@ async fn orchestrate(requests: usize, concurrencies: &[usize]) -> anyhow::Result
                     Ok(r) => r
                         .bytes()
                         .await
-                        .map(|b| b.len() > 1000 && !b.windows(9).any(|w| w == b"\"errors\":"))
+                        .map(|b| {
+                            b.len() > 1000 && memchr::memmem::find(&b, b"\"errors\":").is_none()
+                        })
                         .unwrap_or(false),
                     Err(_) => false,
                 }
