@@ -293,6 +293,7 @@ async fn run_gateway(
             live: config.live.clone(),
             dedupe_requests: config.dedupe,
             dedupe_subgraph_requests: config.dedupe,
+            protections: config.protections.clone(),
         },
     );
     let addr = listen

@@ -62,6 +62,9 @@ pub const KNOWN: &[&str] = &[
     // Read by the catalog's import worker (see `imports::engine::lease_seconds`).
     "SHOP_IMPORT_LEASE_SECONDS",
     "SHOP_TRUSTED_PROXIES",
+    "SHOP_CSRF_HEADERS",
+    "SHOP_INTROSPECTION",
+    "SHOP_CONSOLE",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
@@ -190,6 +193,13 @@ pub struct Config {
     /// from the nearest address in `X-Forwarded-For` that is not one, for per-address
     /// limits (logins, live connections). Default none: the connection's peer address.
     pub trusted_proxies: shop_gateway::transport::TrustedProxies,
+    /// `SHOP_CSRF_HEADERS`: an operation whose request a browser could have sent from
+    /// another site without a CORS preflight (no `Content-Type`, or a form's) runs only
+    /// with one of these headers. Comma-separated; empty switches the check off.
+    /// Default `x-apollo-operation-name,apollo-require-preflight`.
+    /// `SHOP_INTROSPECTION` (default `true`): `__schema` and `__type` are answered.
+    /// `SHOP_CONSOLE` (default `true`): browsers get the GraphQL console at `/graphql`.
+    pub protections: shop_gateway::Protections,
 }
 
 impl Default for Config {
@@ -229,6 +239,7 @@ impl Default for Config {
             db_max_connections: shop_kit::db::DEFAULT_MYSQL_CONNECTIONS,
             checkout_stale: Duration::from_secs(60),
             trusted_proxies: Default::default(),
+            protections: Default::default(),
         }
     }
 }
@@ -386,6 +397,26 @@ impl Config {
             checkout_stale: Duration::from_secs(
                 vars.parse("SHOP_CHECKOUT_STALE_SECONDS", 60u64)?.max(1),
             ),
+            protections: shop_gateway::Protections {
+                csrf_required_headers: match var("SHOP_CSRF_HEADERS") {
+                    None => d.protections.csrf_required_headers.clone(),
+                    Some(text) => text
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|h| !h.is_empty())
+                        .map(|h| {
+                            axum::http::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                                ConfigError::Invalid {
+                                    name: "SHOP_CSRF_HEADERS".into(),
+                                    reason: format!("{h:?} is not a header name"),
+                                }
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                },
+                introspection: vars.parse("SHOP_INTROSPECTION", d.protections.introspection)?,
+                console: vars.parse("SHOP_CONSOLE", d.protections.console)?,
+            },
             trusted_proxies: shop_gateway::transport::TrustedProxies::parse(
                 &var("SHOP_TRUSTED_PROXIES").unwrap_or_default(),
             )

@@ -73,6 +73,8 @@ pub struct PlatformOptions {
     pub checkout_stale: Duration,
     /// Proxies whose `X-Forwarded-For` the gateway believes.
     pub trusted_proxies: shop_gateway::transport::TrustedProxies,
+    /// What the gateway refuses or hides from clients (CSRF, introspection, console).
+    pub protections: shop_gateway::Protections,
 }
 
 impl PlatformOptions {
@@ -115,6 +117,7 @@ impl PlatformOptions {
             db_max_connections: c.db_max_connections,
             checkout_stale: c.checkout_stale,
             trusted_proxies: c.trusted_proxies.clone(),
+            protections: c.protections.clone(),
         }
     }
 
@@ -155,6 +158,7 @@ impl PlatformOptions {
             db_max_connections: 28,
             checkout_stale: shop_orders::service::checkout::STALE,
             trusted_proxies: Default::default(),
+            protections: Default::default(),
         }
     }
 }
@@ -386,6 +390,7 @@ impl Platform {
                 live: opts.live.clone(),
                 dedupe_requests: opts.dedupe,
                 dedupe_subgraph_requests: opts.dedupe,
+                protections: opts.protections.clone(),
             },
         );
         let gateway_url = format!("{gateway_origin}/graphql");

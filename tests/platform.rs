@@ -282,15 +282,29 @@ async fn bad_requests_get_clear_errors_and_statuses() {
         .await;
     assert_eq!((r.status, r.code()), (400, "GRAPHQL_VALIDATION_FAILED"));
 
-    // GET: queries run, mutations are refused, browsers get the console.
+    // GET: queries run (with the header CSRF prevention asks of a GET), mutations are
+    // refused, browsers get the console.
     let url = &h.platform.gateway_url;
     let get = |q: &str| {
         h.client
             .get(reqwest::Url::parse_with_params(url, &[("query", q)]).unwrap())
+            .header("apollo-require-preflight", "true")
             .send()
     };
     let r = get("{ catalogs { totalCount } }").await.unwrap();
     assert_eq!(r.status(), 200);
+    let r = h
+        .client
+        .get(
+            reqwest::Url::parse_with_params(url, &[("query", "{ catalogs { totalCount } }")])
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a plain link cannot run an operation");
+    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "CSRF_ERROR");
     let r = get("mutation { deleteCatalog(id: \"x\") }").await.unwrap();
     assert_eq!(r.status(), 405);
     // Heads larger than the gateway reads get coded errors, not hyper's empty answers.

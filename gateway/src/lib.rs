@@ -7,6 +7,7 @@
 //! cached) → `variables` (coercion) → `execute` (fetches) → `response` (shaping, null
 //! bubbling, errors).
 
+pub mod csrf;
 pub mod dedup;
 pub mod live;
 pub mod pipeline;
@@ -60,6 +61,32 @@ pub struct GatewayOptions {
     /// Identical subgraph reads in flight (the same subgraph, request body and
     /// forwarded headers; never a mutation's fetch) share one request. Default on.
     pub dedupe_subgraph_requests: bool,
+    /// What the gateway refuses or hides from clients, for running it in the open.
+    pub protections: Protections,
+}
+
+/// Protections towards clients (each on by default where that is safe).
+#[derive(Clone, Debug)]
+pub struct Protections {
+    /// An operation whose request a browser could have sent cross-site without a CORS
+    /// preflight runs only when it carries one of these headers (see [`csrf`]). Empty:
+    /// no check. Default `x-apollo-operation-name`, `apollo-require-preflight`.
+    pub csrf_required_headers: Vec<axum::http::HeaderName>,
+    /// `__schema` and `__type` are answered. Default on; switch off in production so
+    /// that the schema is not handed to whoever asks (`__typename` is always answered).
+    pub introspection: bool,
+    /// The GraphQL console is served to browsers at `GET /graphql`. Default on.
+    pub console: bool,
+}
+
+impl Default for Protections {
+    fn default() -> Self {
+        Protections {
+            csrf_required_headers: csrf::default_required_headers(),
+            introspection: true,
+            console: true,
+        }
+    }
 }
 
 impl Default for GatewayOptions {
@@ -77,6 +104,7 @@ impl Default for GatewayOptions {
             trusted_proxies: Default::default(),
             dedupe_requests: true,
             dedupe_subgraph_requests: true,
+            protections: Protections::default(),
         }
     }
 }

@@ -19,13 +19,17 @@ use crate::pipeline::request::{GraphQLRequest, GraphQLResponse};
 
 /// The gateway's router.
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/files/{subgraph}/{*path}", axum::routing::any(files))
         .route("/health", get(|| async { "ok" }))
-        .route("/ready", get(ready))
-        .route("/console/console.js", get(console_script))
-        .route("/console/console.css", get(console_style))
+        .route("/ready", get(ready));
+    if gateway.options.protections.console {
+        router = router
+            .route("/console/console.js", get(console_script))
+            .route("/console/console.css", get(console_style));
+    }
+    router
         .route("/.well-known/openid-configuration", get(well_known))
         .route("/.well-known/jwks.json", get(well_known))
         .with_state(gateway)
@@ -440,6 +444,11 @@ async fn post_graphql(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
+    if let Err(refused) =
+        crate::csrf::check(&headers, &gw.options.protections.csrf_required_headers)
+    {
+        return respond(refused);
+    }
     if crate::uploads::is_multipart(&headers) {
         return post_upload(gw, peer, headers, body).await;
     }
@@ -535,8 +544,13 @@ async fn get_graphql(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
-    if wants_html && !params.contains_key("query") {
+    if wants_html && !params.contains_key("query") && gw.options.protections.console {
         return console_page();
+    }
+    if let Err(refused) =
+        crate::csrf::check(&headers, &gw.options.protections.csrf_required_headers)
+    {
+        return respond(refused);
     }
     let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
     let variables = match text("variables").map(|v| serde_json::from_str::<Map<String, Value>>(&v))

@@ -9,7 +9,8 @@
 //! refused with `UPLOAD_OUT_OF_ORDER`. Multipart is a content type a browser form can
 //! send from any site, so these requests must carry a header no form can set
 //! (`Apollo-Require-Preflight` or `X-Apollo-Operation-Name`, as Apollo's clients and
-//! router use); without one they are refused with `CSRF_ERROR`.
+//! router use); without one [`crate::csrf`] refuses them, as any other request a form
+//! could send, before this module reads a byte.
 
 use std::sync::Arc;
 
@@ -70,18 +71,6 @@ pub fn is_multipart(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Whether the request carries a header a cross-site form cannot send.
-pub fn has_preflight_header(headers: &HeaderMap) -> bool {
-    ["apollo-require-preflight", "x-apollo-operation-name"]
-        .iter()
-        .any(|h| {
-            headers
-                .get(*h)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| !v.trim().is_empty())
-        })
-}
-
 fn bad(message: impl Into<String>) -> GraphQLResponse {
     GraphQLResponse::request_error(400, message, "BAD_REQUEST")
 }
@@ -100,15 +89,6 @@ pub async fn begin(
     body: axum::body::Body,
     max_file_bytes: u64,
 ) -> Result<(GraphQLRequest, Arc<Uploads>), GraphQLResponse> {
-    if !has_preflight_header(headers) {
-        return Err(GraphQLResponse::request_error(
-            400,
-            "this multipart request was refused as a possible cross-site request forgery: \
-             send an `Apollo-Require-Preflight: true` (or `X-Apollo-Operation-Name`) header \
-             with uploads",
-            "CSRF_ERROR",
-        ));
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -810,3 +810,158 @@ async fn different_queries_share_a_subgraph_read_they_have_in_common() {
     );
     assert_eq!(ilog.lock().unwrap().len(), 2, "the inventory reads differ");
 }
+
+/// Sends `req` and reads the status and, when it is JSON, the answer.
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn requests_a_cross_site_form_or_link_could_send_are_refused_before_any_subgraph_call() {
+    let (gw, plog, _) = gateway(three_products(), three_products()).await;
+    let url = serve(gw).await;
+    let client = reqwest::Client::new();
+    let body = json!({ "query": "{ topProducts { name } }" }).to_string();
+    let get_url =
+        reqwest::Url::parse_with_params(&url, &[("query", "{ topProducts { name } }")]).unwrap();
+    let simple = [
+        client
+            .post(&url)
+            .header("content-type", "text/plain")
+            .body(body.clone()),
+        client
+            .post(&url)
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(body.clone()),
+        client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone()),
+        client
+            .post(&url)
+            .header("content-type", "multipart/form-data; boundary=x")
+            .body("--x--\r\n"),
+        client.post(&url).body(body.clone()),
+        client.get(get_url.clone()),
+        client
+            .get(get_url.clone())
+            .header("accept", "text/event-stream"),
+    ];
+    for req in simple {
+        let (status, answer) = send(req).await;
+        assert_eq!((status, code(&answer)), (400, "CSRF_ERROR"), "{answer}");
+    }
+    assert!(
+        plog.lock().unwrap().is_empty(),
+        "nothing reached a subgraph"
+    );
+
+    // A content type no form can send, or a header only a preflighted request carries.
+    let sent_on_purpose = [
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone()),
+        client
+            .post(&url)
+            .header("content-type", "text/plain")
+            .header("apollo-require-preflight", "true")
+            .body(body.clone()),
+        client
+            .get(get_url.clone())
+            .header("x-apollo-operation-name", "Top"),
+        client
+            .get(get_url.clone())
+            .header("content-type", "application/json"),
+    ];
+    for req in sent_on_purpose {
+        let (status, answer) = send(req).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["data"]["topProducts"][1]["name"], "B", "{answer}");
+    }
+
+    // An operator who fronts the gateway with a check of their own can switch it off.
+    let off = GatewayOptions {
+        protections: shop_gateway::Protections {
+            csrf_required_headers: Vec::new(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (gw, _, _) = gateway_with(three_products(), three_products(), off).await;
+    let url = serve(gw).await;
+    let (status, answer) = send(
+        client
+            .post(&url)
+            .header("content-type", "text/plain")
+            .body(body),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["topProducts"][0]["name"], "A", "{answer}");
+}
+
+#[tokio::test]
+async fn introspection_and_the_console_can_be_switched_off() {
+    let client = reqwest::Client::new();
+    let page = |url: &str| {
+        client
+            .get(url)
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+    };
+    // On by default.
+    let (gw, _, _) = gateway(three_products(), three_products()).await;
+    let url = serve(gw.clone()).await;
+    let resp = page(&url).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("<html"), "the console");
+    let body = run(&gw, "{ __schema { queryType { name } } }").await;
+    assert_eq!(
+        body["data"]["__schema"]["queryType"]["name"], "Query",
+        "{body}"
+    );
+
+    let closed = GatewayOptions {
+        protections: shop_gateway::Protections {
+            introspection: false,
+            console: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (gw, plog, _) = gateway_with(three_products(), three_products(), closed).await;
+    let url = serve(gw.clone()).await;
+    for query in [
+        "{ __schema { queryType { name } } }",
+        "{ __type(name: \"Product\") { fields { name } } }",
+        "{ topProducts { name } ... on Query { __schema { types { name } } } }",
+    ] {
+        let body = run(&gw, query).await;
+        assert_eq!(code(&body), "INTROSPECTION_DISABLED", "{query}: {body}");
+        assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+    }
+    assert!(
+        plog.lock().unwrap().is_empty(),
+        "nothing reached a subgraph"
+    );
+    // `__typename` is not introspection of the schema.
+    let body = run(&gw, "{ __typename topProducts { name } }").await;
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+    assert_eq!(body["data"]["topProducts"][2]["name"], "A again", "{body}");
+
+    let resp = page(&url).await.unwrap();
+    let status = resp.status().as_u16();
+    assert!(
+        !resp.text().await.unwrap().contains("<html"),
+        "no console ({status})"
+    );
+    let asset = url.replace("/graphql", "/console/console.js");
+    assert_eq!(client.get(&asset).send().await.unwrap().status(), 404);
+}

@@ -216,6 +216,13 @@ impl Gateway {
             ));
         };
         let prepared = self.prepare(query, req.operation_name.as_deref()).await?;
+        if prepared.introspection && !self.options.protections.introspection {
+            return Err(GraphQLResponse::request_error(
+                400,
+                "introspection is switched off on this gateway (`__schema` and `__type`)",
+                "INTROSPECTION_DISABLED",
+            ));
+        }
         let viewer = shop_federation::authz::Viewer {
             authenticated: meta.principal.is_some(),
             scopes: meta
