@@ -46,7 +46,7 @@ pub struct ExecState {
     pub errors: Mutex<Vec<Value>>,
     /// Bytes of subgraph answers read so far; past the response limit no more are read
     /// or asked for, and the response becomes `RESPONSE_TOO_LARGE`.
-    received: AtomicUsize,
+    pub(crate) received: AtomicUsize,
     /// Set once the limit was passed.
     pub too_large: AtomicBool,
 }

@@ -350,10 +350,17 @@ impl Gateway {
         }
         .map(|n| n.to_string())
         .unwrap_or_else(|| "Query".into());
+        // Room for the closing brace too, so that finishing the body does not copy it.
+        let expected = state
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .min(self.options.limits.max_response_bytes)
+            + 64;
         let shaped = response::Shaper::new(&self.supergraph.api, variables, &mut errors).root(
             &prepared.operation.selection_set,
             &data,
             &root_type,
+            expected,
         );
         // The gathered data is no longer needed: free it before the response is sent.
         drop(data);
