@@ -965,3 +965,39 @@ async fn introspection_and_the_console_can_be_switched_off() {
     let asset = url.replace("/graphql", "/console/console.js");
     assert_eq!(client.get(&asset).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn variables_too_deep_or_too_many_are_refused_with_the_limit_named_before_any_subgraph_call()
+{
+    let (gw, plog, _) = gateway(three_products(), three_products()).await;
+    let url = serve(gw).await;
+    // Variables the operation does not declare count too: they are read all the same.
+    let query = "{ topProducts { name } }";
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+    let body = json!({ "query": query, "variables": { "x": deep } });
+    let (status, answer) = post_body(&url, "application/json", body.to_string()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(code(&answer), "MAX_VARIABLES_DEPTH_EXCEEDED", "{answer}");
+    assert_eq!(
+        answer["errors"][0]["extensions"]["limit"],
+        "max_variables_depth"
+    );
+
+    let many = json!({ "query": query, "variables": { "x": [vec![7; 30_000]] } });
+    let (status, answer) = post_body(&url, "application/json", many.to_string()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(code(&answer), "MAX_VARIABLE_VALUES_EXCEEDED", "{answer}");
+    assert!(
+        plog.lock().unwrap().is_empty(),
+        "nothing reached a subgraph"
+    );
+
+    // Within the bounds, the query runs.
+    let fine = json!({ "query": query, "variables": { "x": [[1, 2], [3]] } });
+    let (status, answer) = post_body(&url, "application/json", fine.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["topProducts"][0]["name"], "A", "{answer}");
+}

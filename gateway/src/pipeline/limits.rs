@@ -40,6 +40,12 @@ pub struct OperationLimits {
     /// Bytes of one file of a multipart upload (streamed through, never held); a larger
     /// file gets 413 `PAYLOAD_TOO_LARGE`. Default 512 MiB.
     pub max_upload_bytes: u64,
+    /// Lists and objects nested in one another in a request's variables. Default 32
+    /// (no input type of the API nests deeper than a few levels).
+    pub max_variables_depth: usize,
+    /// Values (scalars, lists, objects, each counted) in all of a request's variables:
+    /// coercing them against their types costs time per value. Default 20,000.
+    pub max_variable_values: usize,
 }
 
 impl Default for OperationLimits {
@@ -56,6 +62,8 @@ impl Default for OperationLimits {
             max_response_bytes: 8 * 1024 * 1024,
             max_errors: 100,
             max_upload_bytes: 512 * 1024 * 1024,
+            max_variables_depth: 32,
+            max_variable_values: 20_000,
         }
     }
 }
@@ -81,6 +89,10 @@ pub enum LimitExceeded {
     Directives { actual: usize, max: usize },
     #[error("the response would exceed {max} bytes; ask for fewer items or fields")]
     ResponseBytes { max: usize },
+    #[error("the variables nest lists and objects more than {max} deep")]
+    VariablesDepth { max: usize },
+    #[error("the variables hold more than {max} values; send fewer items per request")]
+    VariableValues { max: usize },
 }
 
 impl LimitExceeded {
@@ -94,6 +106,8 @@ impl LimitExceeded {
             LimitExceeded::RootFields { .. } => "MAX_ROOT_FIELDS_EXCEEDED",
             LimitExceeded::Directives { .. } => "MAX_DIRECTIVES_EXCEEDED",
             LimitExceeded::ResponseBytes { .. } => "RESPONSE_TOO_LARGE",
+            LimitExceeded::VariablesDepth { .. } => "MAX_VARIABLES_DEPTH_EXCEEDED",
+            LimitExceeded::VariableValues { .. } => "MAX_VARIABLE_VALUES_EXCEEDED",
         }
     }
 
@@ -107,6 +121,8 @@ impl LimitExceeded {
             LimitExceeded::RootFields { .. } => "max_root_fields",
             LimitExceeded::Directives { .. } => "max_directives",
             LimitExceeded::ResponseBytes { .. } => "max_response_bytes",
+            LimitExceeded::VariablesDepth { .. } => "max_variables_depth",
+            LimitExceeded::VariableValues { .. } => "max_variable_values",
         }
     }
 
@@ -325,6 +341,48 @@ fn root_keys<'d>(
     }
 }
 
+/// Checks a request's variables against their bounds before anything coerces them.
+/// The walk stops at the first bound passed, so a hostile request costs at most the
+/// bound's worth of steps (its nesting is bounded by the JSON reader already).
+pub fn check_variables(
+    variables: &serde_json::Map<String, serde_json::Value>,
+    limits: &OperationLimits,
+) -> Result<(), LimitExceeded> {
+    use serde_json::Value;
+    let too_many = LimitExceeded::VariableValues {
+        max: limits.max_variable_values,
+    };
+    // Values are counted as they are found, before they are walked: a list of a
+    // million numbers is refused on its length, not after a million steps.
+    let mut values = variables.len();
+    if values > limits.max_variable_values {
+        return Err(too_many);
+    }
+    let mut stack: Vec<(&Value, usize)> = variables.values().map(|v| (v, 1)).collect();
+    while let Some((v, depth)) = stack.pop() {
+        let found = match v {
+            Value::Array(items) => items.len(),
+            Value::Object(fields) => fields.len(),
+            _ => continue,
+        };
+        if depth > limits.max_variables_depth {
+            return Err(LimitExceeded::VariablesDepth {
+                max: limits.max_variables_depth,
+            });
+        }
+        values = values.saturating_add(found);
+        if values > limits.max_variable_values {
+            return Err(too_many);
+        }
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth + 1))),
+            Value::Object(fields) => stack.extend(fields.values().map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Keeps at most `max` errors; the rest are counted in one last error.
 pub fn cap_errors(errors: &mut Vec<serde_json::Value>, max: usize) {
     if errors.len() <= max {
@@ -360,6 +418,46 @@ mod tests {
         let (d, _) = doc(SCHEMA, query);
         let op = d.operations.get(None).unwrap();
         check(&d, op, &OperationLimits::default())
+    }
+
+    fn vars(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn variables_are_bounded_in_depth_and_in_values() {
+        let limits = OperationLimits {
+            max_variables_depth: 3,
+            max_variable_values: 10,
+            ..Default::default()
+        };
+        let ok = vars(serde_json::json!({ "a": [[1, 2]], "b": { "c": { "d": 1 } } }));
+        assert_eq!(check_variables(&ok, &limits), Ok(()));
+        let deep = vars(serde_json::json!({ "a": [[[[1]]]] }));
+        assert_eq!(
+            check_variables(&deep, &limits),
+            Err(LimitExceeded::VariablesDepth { max: 3 })
+        );
+        let deep = vars(serde_json::json!({ "a": { "b": { "c": { "d": {} } } } }));
+        assert_eq!(
+            check_variables(&deep, &limits).unwrap_err().code(),
+            "MAX_VARIABLES_DEPTH_EXCEEDED"
+        );
+        // Ten values pass (the list counts as one, its items as nine); eleven do not.
+        let ten = vars(serde_json::json!({ "a": [1, 2, 3, 4, 5, 6, 7, 8, 9] }));
+        assert_eq!(check_variables(&ten, &limits), Ok(()));
+        let eleven = vars(serde_json::json!({ "a": [1, 2, 3, 4, 5, 6, 7, 8, 9], "b": null }));
+        assert_eq!(
+            check_variables(&eleven, &limits),
+            Err(LimitExceeded::VariableValues { max: 10 })
+        );
+        let wide = vars(serde_json::json!({ "a": vec![0; 1_000_000] }));
+        assert_eq!(
+            check_variables(&wide, &OperationLimits::default())
+                .unwrap_err()
+                .limit(),
+            "max_variable_values"
+        );
     }
 
     #[test]

@@ -26,7 +26,15 @@ impl Gateway {
                     "GRAPHQL_VALIDATION_FAILED",
                 )
             })?;
-        let raw = Value::Object(raw.unwrap_or_default());
+        let raw = raw.unwrap_or_default();
+        super::limits::check_variables(&raw, &self.options.limits).map_err(|e| {
+            GraphQLResponse {
+                errors: vec![e.to_error()],
+                data: None,
+                status: 400,
+            }
+        })?;
+        let raw = Value::Object(raw);
         let as_apollo: JsonMap = serde_json::from_value(raw).map_err(|e| {
             GraphQLResponse::request_error(400, format!("variables: {e}"), "BAD_USER_INPUT")
         })?;
