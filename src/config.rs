@@ -76,6 +76,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_REQUIRE_REFERENCE",
     "SHOP_DIFF_OPS",
     "SHOP_DIFF_SEED",
+    "SHOP_FUZZ_SEED",
     "SHOP_DIFF_ONLY",
     "SHOP_DIFF_QUERY",
     "SHOP_DIFF_VARIABLES",
