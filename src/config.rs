@@ -30,6 +30,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_MAX_RESPONSE_BYTES",
     "SHOP_MAX_ERRORS",
     "SHOP_MAX_VARIABLES_DEPTH",
+    "SHOP_MAX_REQUEST_BYTES",
     "SHOP_MAX_VARIABLE_VALUES",
     "SHOP_LIVE_MAX_CONNECTIONS",
     "SHOP_LIVE_MAX_TOTAL_CONNECTIONS",
@@ -128,7 +129,8 @@ pub struct Config {
     /// 65536), `SHOP_MAX_TOKENS` (15000), `SHOP_MAX_DEPTH` (20), `SHOP_MAX_FIELDS` (4000,
     /// fragments inlined), `SHOP_MAX_ALIASES` (256), `SHOP_MAX_ROOT_FIELDS` (32),
     /// `SHOP_MAX_DIRECTIVES` (16 per location), `SHOP_MAX_RESPONSE_BYTES` (8 MiB),
-    /// `SHOP_MAX_ERRORS` (100 per response), `SHOP_MAX_VARIABLES_DEPTH` (32),
+    /// `SHOP_MAX_ERRORS` (100 per response), `SHOP_MAX_REQUEST_BYTES` (2 MiB of body or
+    /// WebSocket message), `SHOP_MAX_VARIABLES_DEPTH` (32),
     /// `SHOP_MAX_VARIABLE_VALUES` (20000).
     pub limits: shop_gateway::pipeline::limits::OperationLimits,
     /// Streaming connections (WebSocket, SSE): `SHOP_LIVE_MAX_CONNECTIONS` per client
@@ -348,6 +350,9 @@ impl Config {
                     .parse("SHOP_MAX_RESPONSE_BYTES", d.limits.max_response_bytes)?,
                 max_errors: vars.parse("SHOP_MAX_ERRORS", d.limits.max_errors)?.max(1),
                 max_upload_bytes: vars.parse("SHOP_MAX_UPLOAD_BYTES", d.limits.max_upload_bytes)?,
+                max_request_bytes: vars
+                    .parse("SHOP_MAX_REQUEST_BYTES", d.limits.max_request_bytes)?
+                    .max(1024),
                 max_variables_depth: vars
                     .parse("SHOP_MAX_VARIABLES_DEPTH", d.limits.max_variables_depth)?,
                 max_variable_values: vars

@@ -288,7 +288,7 @@ pub async fn serve_socket(gw: Arc<Gateway>, socket: WebSocket, conn: Connection)
                     Some(Err(e)) if too_big(&e) => {
                         break Some((
                             close::MESSAGE_TOO_BIG,
-                            format!("messages are limited to {} bytes", crate::transport::REQUEST_BODY_LIMIT),
+                            format!("messages are limited to {} bytes", gw.options.limits.max_request_bytes),
                         ));
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,

@@ -19,6 +19,7 @@ use crate::pipeline::request::{GraphQLRequest, GraphQLResponse};
 
 /// The gateway's router.
 pub fn router(gateway: Arc<Gateway>) -> Router {
+    let max_request = gateway.options.limits.max_request_bytes;
     let mut router = Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/files/{subgraph}/{*path}", axum::routing::any(files))
@@ -33,7 +34,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/.well-known/openid-configuration", get(well_known))
         .route("/.well-known/jwks.json", get(well_known))
         .with_state(gateway)
-        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LIMIT))
+        .layer(axum::extract::DefaultBodyLimit::max(max_request))
         .layer(tower_http::cors::CorsLayer::permissive())
 }
 
@@ -59,13 +60,16 @@ fn respond_serialized(s: crate::pipeline::Serialized) -> Response {
 
 /// Reads a POST body as one GraphQL request, saying what is wrong in GraphQL's error
 /// shape when it is not one: too large, a batch, not JSON.
-fn read_request(body: Result<Bytes, axum::Error>) -> Result<GraphQLRequest, GraphQLResponse> {
+fn read_request(
+    body: Result<Bytes, axum::Error>,
+    max: usize,
+) -> Result<GraphQLRequest, GraphQLResponse> {
     let body = match body {
         Ok(b) => b,
         Err(e) if is_length_limit(&e) => {
             return Err(GraphQLResponse::request_error(
                 413,
-                format!("the request body is larger than {REQUEST_BODY_LIMIT} bytes"),
+                format!("the request body is larger than {max} bytes"),
                 "PAYLOAD_TOO_LARGE",
             ));
         }
@@ -112,9 +116,8 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
-/// The largest request body accepted. Operation text has its own, smaller limit
-/// ([`crate::pipeline::limits::OperationLimits::max_document_bytes`]); this leaves room
-/// for variables.
+/// The largest request body accepted by default (see
+/// [`crate::pipeline::limits::OperationLimits::max_request_bytes`]).
 pub const REQUEST_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// The verified `Authorization` header (forwarded to subgraphs) and its principal.
@@ -432,8 +435,8 @@ async fn upgrade(
     };
     // A message may be as large as a POST body, no larger (the default would take 64 MiB).
     ws.protocols([crate::pipeline::stream::PROTOCOL])
-        .max_message_size(REQUEST_BODY_LIMIT)
-        .max_frame_size(REQUEST_BODY_LIMIT)
+        .max_message_size(gw.options.limits.max_request_bytes)
+        .max_frame_size(gw.options.limits.max_request_bytes)
         .on_upgrade(move |socket| crate::live::serve_socket(gw, socket, conn))
 }
 
@@ -452,8 +455,9 @@ async fn post_graphql(
     if crate::uploads::is_multipart(&headers) {
         return post_upload(gw, peer, headers, body).await;
     }
-    let body = axum::body::to_bytes(body, REQUEST_BODY_LIMIT).await;
-    let req = match read_request(body) {
+    let max = gw.options.limits.max_request_bytes;
+    let body = axum::body::to_bytes(body, max).await;
+    let req = match read_request(body, max) {
         Ok(r) => r,
         Err(resp) => return respond(resp),
     };

@@ -1001,3 +1001,34 @@ async fn variables_too_deep_or_too_many_are_refused_with_the_limit_named_before_
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["data"]["topProducts"][0]["name"], "A", "{answer}");
 }
+
+#[tokio::test]
+async fn a_body_over_the_configured_request_limit_gets_413_before_it_is_read_whole() {
+    let options = GatewayOptions {
+        limits: shop_gateway::pipeline::limits::OperationLimits {
+            max_request_bytes: 4096,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (gw, plog, _) = gateway_with(three_products(), three_products(), options).await;
+    let url = serve(gw).await;
+    let padding = "x".repeat(5000);
+    let body = json!({ "query": "{ topProducts { name } }", "variables": { "pad": padding } });
+    let (status, answer) = post_body(&url, "application/json", body.to_string()).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(code(&answer), "PAYLOAD_TOO_LARGE", "{answer}");
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4096")
+    );
+    assert!(
+        plog.lock().unwrap().is_empty(),
+        "nothing reached a subgraph"
+    );
+    let body = json!({ "query": "{ topProducts { name } }", "variables": { "pad": "x" } });
+    let (status, answer) = post_body(&url, "application/json", body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+}

@@ -40,6 +40,10 @@ pub struct OperationLimits {
     /// Bytes of one file of a multipart upload (streamed through, never held); a larger
     /// file gets 413 `PAYLOAD_TOO_LARGE`. Default 512 MiB.
     pub max_upload_bytes: u64,
+    /// Bytes of a request body (JSON), and of one WebSocket message; larger gets 413
+    /// `PAYLOAD_TOO_LARGE` (a message: close code 1009) before it is read whole.
+    /// Default 2 MiB: room for variables beside the document's own limit.
+    pub max_request_bytes: usize,
     /// Lists and objects nested in one another in a request's variables. Default 32
     /// (no input type of the API nests deeper than a few levels).
     pub max_variables_depth: usize,
@@ -62,6 +66,7 @@ impl Default for OperationLimits {
             max_response_bytes: 8 * 1024 * 1024,
             max_errors: 100,
             max_upload_bytes: 512 * 1024 * 1024,
+            max_request_bytes: crate::transport::REQUEST_BODY_LIMIT,
             max_variables_depth: 32,
             max_variable_values: 20_000,
         }
