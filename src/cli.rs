@@ -294,6 +294,7 @@ async fn run_gateway(
             dedupe_requests: config.dedupe,
             dedupe_subgraph_requests: config.dedupe,
             protections: config.protections.clone(),
+            persisted_queries: config.persisted_queries.clone(),
         },
     );
     let addr = listen

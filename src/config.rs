@@ -68,6 +68,8 @@ pub const KNOWN: &[&str] = &[
     "SHOP_CSRF_HEADERS",
     "SHOP_INTROSPECTION",
     "SHOP_CONSOLE",
+    "SHOP_APQ",
+    "SHOP_APQ_CACHE_BYTES",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
@@ -206,6 +208,9 @@ pub struct Config {
     /// `SHOP_INTROSPECTION` (default `true`): `__schema` and `__type` are answered.
     /// `SHOP_CONSOLE` (default `true`): browsers get the GraphQL console at `/graphql`.
     pub protections: shop_gateway::Protections,
+    /// `SHOP_APQ` (default `true`): automatic persisted queries (the `persistedQuery`
+    /// extension); `SHOP_APQ_CACHE_BYTES` (16 MiB): operation text kept for them.
+    pub persisted_queries: shop_gateway::persisted::PersistedOptions,
 }
 
 impl Default for Config {
@@ -246,6 +251,7 @@ impl Default for Config {
             checkout_stale: Duration::from_secs(60),
             trusted_proxies: Default::default(),
             protections: Default::default(),
+            persisted_queries: Default::default(),
         }
     }
 }
@@ -429,6 +435,10 @@ impl Config {
                 },
                 introspection: vars.parse("SHOP_INTROSPECTION", d.protections.introspection)?,
                 console: vars.parse("SHOP_CONSOLE", d.protections.console)?,
+            },
+            persisted_queries: shop_gateway::persisted::PersistedOptions {
+                enabled: vars.parse("SHOP_APQ", d.persisted_queries.enabled)?,
+                cache_bytes: vars.parse("SHOP_APQ_CACHE_BYTES", d.persisted_queries.cache_bytes)?,
             },
             trusted_proxies: shop_gateway::transport::TrustedProxies::parse(
                 &var("SHOP_TRUSTED_PROXIES").unwrap_or_default(),

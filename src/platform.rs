@@ -75,6 +75,8 @@ pub struct PlatformOptions {
     pub trusted_proxies: shop_gateway::transport::TrustedProxies,
     /// What the gateway refuses or hides from clients (CSRF, introspection, console).
     pub protections: shop_gateway::Protections,
+    /// Automatic persisted queries.
+    pub persisted_queries: shop_gateway::persisted::PersistedOptions,
 }
 
 impl PlatformOptions {
@@ -118,6 +120,7 @@ impl PlatformOptions {
             checkout_stale: c.checkout_stale,
             trusted_proxies: c.trusted_proxies.clone(),
             protections: c.protections.clone(),
+            persisted_queries: c.persisted_queries.clone(),
         }
     }
 
@@ -159,6 +162,7 @@ impl PlatformOptions {
             checkout_stale: shop_orders::service::checkout::STALE,
             trusted_proxies: Default::default(),
             protections: Default::default(),
+            persisted_queries: Default::default(),
         }
     }
 }
@@ -391,6 +395,7 @@ impl Platform {
                 dedupe_requests: opts.dedupe,
                 dedupe_subgraph_requests: opts.dedupe,
                 protections: opts.protections.clone(),
+                persisted_queries: opts.persisted_queries.clone(),
             },
         );
         let gateway_url = format!("{gateway_origin}/graphql");

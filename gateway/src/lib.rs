@@ -10,6 +10,7 @@
 pub mod csrf;
 pub mod dedup;
 pub mod live;
+pub mod persisted;
 pub mod pipeline;
 pub mod transport;
 pub mod uploads;
@@ -63,6 +64,8 @@ pub struct GatewayOptions {
     pub dedupe_subgraph_requests: bool,
     /// What the gateway refuses or hides from clients, for running it in the open.
     pub protections: Protections,
+    /// Automatic persisted queries (the `persistedQuery` extension).
+    pub persisted_queries: persisted::PersistedOptions,
 }
 
 /// Protections towards clients (each on by default where that is safe).
@@ -105,6 +108,7 @@ impl Default for GatewayOptions {
             dedupe_requests: true,
             dedupe_subgraph_requests: true,
             protections: Protections::default(),
+            persisted_queries: Default::default(),
         }
     }
 }
@@ -172,6 +176,8 @@ pub struct Gateway {
     /// Subgraph reads in flight (see `dedupe_subgraph_requests`).
     fetches_in_flight:
         dedup::SingleFlight<pipeline::execute::FetchKey, pipeline::execute::RawAnswer>,
+    /// Operation texts sent once with their hash (see [`persisted`]).
+    pub persisted: persisted::PersistedQueries,
     pub options: GatewayOptions,
 }
 
@@ -198,6 +204,7 @@ impl Gateway {
             starting: std::sync::atomic::AtomicBool::new(false),
             requests_in_flight: Default::default(),
             fetches_in_flight: Default::default(),
+            persisted: persisted::PersistedQueries::new(options.persisted_queries.clone()),
             options,
         })
     }

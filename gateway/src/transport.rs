@@ -569,11 +569,23 @@ async fn get_graphql(
             ));
         }
     };
+    let extensions =
+        match text("extensions").map(|v| serde_json::from_str::<Map<String, Value>>(&v)) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(e)) => {
+                return respond(GraphQLResponse::request_error(
+                    400,
+                    format!("extensions is not a JSON object: {e}"),
+                    "BAD_REQUEST",
+                ));
+            }
+        };
     let req = GraphQLRequest {
         query: text("query"),
         operation_name: text("operationName"),
         variables,
-        extensions: None,
+        extensions,
     };
     if wants_event_stream(&headers) {
         return event_stream(gw, peer, &headers, req, true).await;

@@ -1032,3 +1032,114 @@ async fn a_body_over_the_configured_request_limit_gets_413_before_it_is_read_who
     let (status, answer) = post_body(&url, "application/json", body.to_string()).await;
     assert_eq!(status, 200, "{answer}");
 }
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_persisted_query_is_sent_once_with_its_text_then_by_its_hash_alone() {
+    let options = GatewayOptions {
+        persisted_queries: shop_gateway::persisted::PersistedOptions {
+            enabled: true,
+            // Room for two of the texts below, not three.
+            cache_bytes: 2 * (64 + 40),
+        },
+        ..Default::default()
+    };
+    let (gw, plog, _) = gateway_with(three_products(), three_products(), options).await;
+    let url = serve(gw).await;
+    let query = "{ topProducts { name } }";
+    let hash = sha256_hex(query);
+    let ext = |h: &str| json!({ "persistedQuery": { "version": 1, "sha256Hash": h } });
+
+    // Unknown hash: the standard answer that makes a client send the text.
+    let body = json!({ "extensions": ext(&hash) });
+    let (status, answer) = post_body(&url, "application/json", body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(code(&answer), "PERSISTED_QUERY_NOT_FOUND", "{answer}");
+    assert_eq!(answer["errors"][0]["message"], "PersistedQueryNotFound");
+    assert!(
+        plog.lock().unwrap().is_empty(),
+        "nothing reached a subgraph"
+    );
+
+    // A text whose hash is not the one given is refused and not kept.
+    let body = json!({ "query": "{ topProducts { upc } }", "extensions": ext(&hash) });
+    let (status, answer) = post_body(&url, "application/json", body.to_string()).await;
+    assert_eq!(
+        (status, code(&answer)),
+        (400, "PERSISTED_QUERY_HASH_MISMATCH"),
+        "{answer}"
+    );
+
+    // The text with its hash runs and is kept; then the hash alone runs it, by POST
+    // and by GET (hash in the query string, as a CDN would cache it).
+    let body = json!({ "query": query, "extensions": ext(&hash) });
+    let (status, answer) = post_body(&url, "application/json", body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["topProducts"][0]["name"], "A", "{answer}");
+    let body = json!({ "extensions": ext(&hash.to_uppercase()) });
+    let (status, answer) = post_body(&url, "application/json", body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["topProducts"][1]["name"], "B", "{answer}");
+    let get =
+        reqwest::Url::parse_with_params(&url, &[("extensions", ext(&hash).to_string())]).unwrap();
+    let (status, answer) = send(
+        reqwest::Client::new()
+            .get(get)
+            .header("apollo-require-preflight", "true"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["data"]["topProducts"][2]["name"], "A again",
+        "{answer}"
+    );
+
+    // Kept text is bounded: two newer texts push the first out.
+    for other in ["{ topProducts { upc } }", "{ topProducts { name upc } }"] {
+        let body = json!({ "query": other, "extensions": ext(&sha256_hex(other)) });
+        let (status, answer) = post_body(&url, "application/json", body.to_string()).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let body = json!({ "extensions": ext(&hash) });
+    let (_, answer) = post_body(&url, "application/json", body.to_string()).await;
+    assert_eq!(code(&answer), "PERSISTED_QUERY_NOT_FOUND", "{answer}");
+
+    // Malformed extensions are plain request errors.
+    for bad in [
+        json!({ "persistedQuery": { "version": 2, "sha256Hash": hash } }),
+        json!({ "persistedQuery": { "version": 1, "sha256Hash": "abc" } }),
+    ] {
+        let body = json!({ "extensions": bad });
+        let (status, answer) = post_body(&url, "application/json", body.to_string()).await;
+        assert_eq!((status, code(&answer)), (400, "BAD_REQUEST"), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn persisted_queries_switched_off_say_so() {
+    let options = GatewayOptions {
+        persisted_queries: shop_gateway::persisted::PersistedOptions {
+            enabled: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (gw, _, _) = gateway_with(three_products(), three_products(), options).await;
+    let query = "{ topProducts { name } }";
+    let req = GraphQLRequest {
+        query: Some(query.into()),
+        extensions: json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256_hex(query) } })
+            .as_object()
+            .cloned(),
+        ..Default::default()
+    };
+    let body = serde_json::to_value(gw.execute(req, &Default::default()).await).unwrap();
+    assert_eq!(code(&body), "PERSISTED_QUERY_NOT_SUPPORTED", "{body}");
+}

@@ -205,9 +205,10 @@ impl Gateway {
     /// Parses, validates, plans (cached), authorizes and coerces variables.
     pub async fn admit(
         self: &Arc<Self>,
-        req: GraphQLRequest,
+        mut req: GraphQLRequest,
         meta: &RequestMeta,
     ) -> Result<Admitted, GraphQLResponse> {
+        self.persisted.resolve(&mut req)?;
         let Some(query) = req.query.as_deref().filter(|q| !q.trim().is_empty()) else {
             return Err(GraphQLResponse::request_error(
                 400,

@@ -1,0 +1,172 @@
+//! Automatic persisted queries: Apollo's `persistedQuery` request extension. A client
+//! sends only the SHA-256 of its operation; the first time the gateway answers
+//! `PERSISTED_QUERY_NOT_FOUND` and the client sends the text with the hash, which the
+//! gateway checks and keeps. Later requests are a hash and variables: small enough
+//! for a GET a CDN can cache.
+//!
+//! What is kept is bounded by bytes (least recently used out first), so a client
+//! registering endless distinct texts only pushes older ones out.
+
+use std::sync::Mutex;
+
+use lru::LruCache;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::pipeline::request::{GraphQLRequest, GraphQLResponse};
+
+/// Settings of automatic persisted queries.
+#[derive(Clone, Debug)]
+pub struct PersistedOptions {
+    /// Whether the extension is honoured. Default on.
+    pub enabled: bool,
+    /// Bytes of operation text kept. Default 16 MiB.
+    pub cache_bytes: usize,
+}
+
+impl Default for PersistedOptions {
+    fn default() -> Self {
+        PersistedOptions {
+            enabled: true,
+            cache_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Operation texts by the hex SHA-256 of their text.
+pub struct PersistedQueries {
+    options: PersistedOptions,
+    kept: Mutex<Kept>,
+}
+
+struct Kept {
+    texts: LruCache<String, String>,
+    bytes: usize,
+}
+
+impl PersistedQueries {
+    pub fn new(options: PersistedOptions) -> Self {
+        PersistedQueries {
+            options,
+            kept: Mutex::new(Kept {
+                texts: LruCache::unbounded(),
+                bytes: 0,
+            }),
+        }
+    }
+
+    /// Fills in the request's text from its `persistedQuery` extension, or keeps the
+    /// text it came with under its hash. A request without the extension is left as
+    /// it is.
+    pub fn resolve(&self, req: &mut GraphQLRequest) -> Result<(), GraphQLResponse> {
+        let Some(ext) = req
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("persistedQuery"))
+        else {
+            return Ok(());
+        };
+        if !self.options.enabled {
+            return Err(GraphQLResponse {
+                errors: vec![crate::pipeline::request::error(
+                    "PersistedQueryNotSupported",
+                    "PERSISTED_QUERY_NOT_SUPPORTED",
+                )],
+                data: None,
+                status: 200,
+            });
+        }
+        if ext.get("version").and_then(Value::as_u64) != Some(1) {
+            return Err(GraphQLResponse::request_error(
+                400,
+                "persistedQuery: only version 1 is supported",
+                "BAD_REQUEST",
+            ));
+        }
+        let hash = match ext.get("sha256Hash").and_then(Value::as_str) {
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                h.to_ascii_lowercase()
+            }
+            _ => {
+                return Err(GraphQLResponse::request_error(
+                    400,
+                    "persistedQuery: sha256Hash must be 64 hexadecimal digits",
+                    "BAD_REQUEST",
+                ));
+            }
+        };
+        match req.query.as_deref().filter(|q| !q.is_empty()) {
+            Some(text) => {
+                let actual = hex(&Sha256::digest(text.as_bytes()));
+                if actual != hash {
+                    return Err(GraphQLResponse::request_error(
+                        400,
+                        "persistedQuery: the sha256Hash does not match the query",
+                        "PERSISTED_QUERY_HASH_MISMATCH",
+                    ));
+                }
+                self.keep(hash, text);
+                Ok(())
+            }
+            None => match self
+                .kept
+                .lock()
+                .ok()
+                .and_then(|mut k| k.texts.get(&hash).cloned())
+            {
+                Some(text) => {
+                    req.query = Some(text);
+                    Ok(())
+                }
+                // The message is what Apollo's clients look for to send the text.
+                None => Err(GraphQLResponse {
+                    errors: vec![crate::pipeline::request::error(
+                        "PersistedQueryNotFound",
+                        "PERSISTED_QUERY_NOT_FOUND",
+                    )],
+                    data: None,
+                    status: 200,
+                }),
+            },
+        }
+    }
+
+    fn keep(&self, hash: String, text: &str) {
+        let weight = hash.len() + text.len();
+        if weight > self.options.cache_bytes {
+            return;
+        }
+        let Ok(mut kept) = self.kept.lock() else {
+            return;
+        };
+        if kept.texts.contains(&hash) {
+            kept.texts.promote(&hash);
+            return;
+        }
+        kept.texts.put(hash, text.to_string());
+        kept.bytes += weight;
+        while kept.bytes > self.options.cache_bytes {
+            match kept.texts.pop_lru() {
+                Some((h, t)) => kept.bytes -= h.len() + t.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Texts kept now.
+    pub fn len(&self) -> usize {
+        self.kept.lock().map(|k| k.texts.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
