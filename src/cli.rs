@@ -297,6 +297,12 @@ async fn run_gateway(
             persisted_queries: config.persisted_queries.clone(),
         },
     );
+    crate::platform::share_persisted_queries(
+        &gateway,
+        config.redis_url.as_deref(),
+        &config.bus_prefix,
+    )
+    .await?;
     let addr = listen
         .or(config.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000)));

@@ -226,6 +226,22 @@ pub async fn rate_limiter(redis_url: Option<&str>, prefix: &str) -> anyhow::Resu
     }
 }
 
+/// Persisted-query texts shared with the other gateways through Redis, when configured.
+pub async fn share_persisted_queries(
+    gateway: &shop_gateway::Gateway,
+    redis_url: Option<&str>,
+    prefix: &str,
+) -> anyhow::Result<()> {
+    if let Some(url) = redis_url {
+        gateway
+            .persisted
+            .share_through_redis(url, prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("redis persisted queries: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Makes sure the configured admin exists (`SHOP_ADMIN_EMAIL`, `shop admin create`).
 pub async fn ensure_admin(
     users: &UsersCtx,
@@ -398,6 +414,7 @@ impl Platform {
                 persisted_queries: opts.persisted_queries.clone(),
             },
         );
+        share_persisted_queries(&gateway, opts.redis_url.as_deref(), &opts.bus_prefix).await?;
         let gateway_url = format!("{gateway_origin}/graphql");
         // Served from now on, ready once the admin and the demo shop are in.
         gateway.set_starting(true);

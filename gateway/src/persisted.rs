@@ -5,7 +5,9 @@
 //! for a GET a CDN can cache.
 //!
 //! What is kept is bounded by bytes (least recently used out first), so a client
-//! registering endless distinct texts only pushes older ones out.
+//! registering endless distinct texts only pushes older ones out. With Redis
+//! configured, texts are also kept there for a day, so that a text sent to one replica
+//! is found by the others; Redis being away only costs the sharing.
 
 use std::sync::Mutex;
 
@@ -37,7 +39,12 @@ impl Default for PersistedOptions {
 pub struct PersistedQueries {
     options: PersistedOptions,
     kept: Mutex<Kept>,
+    /// Redis and the key prefix, when texts are shared between replicas.
+    shared: std::sync::OnceLock<(redis::aio::ConnectionManager, String)>,
 }
+
+/// How long a text shared through Redis is kept there after it was last sent.
+const SHARED_SECONDS: u64 = 24 * 60 * 60;
 
 struct Kept {
     texts: LruCache<String, String>,
@@ -52,13 +59,56 @@ impl PersistedQueries {
                 texts: LruCache::unbounded(),
                 bytes: 0,
             }),
+            shared: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Shares texts with the other replicas through Redis at `url`, under
+    /// `<prefix>:apq:<hash>`.
+    pub async fn share_through_redis(&self, url: &str, prefix: &str) -> Result<(), String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let conn = redis::aio::ConnectionManager::new(client)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = self.shared.set((conn, format!("{prefix}:apq:")));
+        Ok(())
+    }
+
+    async fn shared_get(&self, hash: &str) -> Option<String> {
+        let (conn, prefix) = self.shared.get()?;
+        let mut conn = conn.clone();
+        redis::cmd("GET")
+            .arg(format!("{prefix}{hash}"))
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "reading a persisted query from Redis failed"),
+            )
+            .ok()
+            .flatten()
+    }
+
+    async fn shared_put(&self, hash: &str, text: &str) {
+        let Some((conn, prefix)) = self.shared.get() else {
+            return;
+        };
+        let mut conn = conn.clone();
+        let res = redis::cmd("SET")
+            .arg(format!("{prefix}{hash}"))
+            .arg(text)
+            .arg("EX")
+            .arg(SHARED_SECONDS)
+            .query_async::<()>(&mut conn)
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "keeping a persisted query in Redis failed");
         }
     }
 
     /// Fills in the request's text from its `persistedQuery` extension, or keeps the
     /// text it came with under its hash. A request without the extension is left as
     /// it is.
-    pub fn resolve(&self, req: &mut GraphQLRequest) -> Result<(), GraphQLResponse> {
+    pub async fn resolve(&self, req: &mut GraphQLRequest) -> Result<(), GraphQLResponse> {
         let Some(ext) = req
             .extensions
             .as_ref()
@@ -105,29 +155,52 @@ impl PersistedQueries {
                         "PERSISTED_QUERY_HASH_MISMATCH",
                     ));
                 }
-                self.keep(hash, text);
+                let known = self
+                    .kept
+                    .lock()
+                    .is_ok_and(|mut k| k.texts.get(&hash).is_some());
+                if !known {
+                    self.shared_put(&hash, text).await;
+                    self.keep(hash, text);
+                }
                 Ok(())
             }
-            None => match self
-                .kept
-                .lock()
-                .ok()
-                .and_then(|mut k| k.texts.get(&hash).cloned())
-            {
-                Some(text) => {
-                    req.query = Some(text);
-                    Ok(())
+            None => {
+                let local = self
+                    .kept
+                    .lock()
+                    .ok()
+                    .and_then(|mut k| k.texts.get(&hash).cloned());
+                let found = match local {
+                    Some(text) => Some(text),
+                    None => {
+                        // Checked again: what Redis holds is only as good as who wrote it.
+                        let shared = self
+                            .shared_get(&hash)
+                            .await
+                            .filter(|t| hex(&Sha256::digest(t.as_bytes())) == hash);
+                        if let Some(t) = &shared {
+                            self.keep(hash.clone(), t);
+                        }
+                        shared
+                    }
+                };
+                match found {
+                    Some(text) => {
+                        req.query = Some(text);
+                        Ok(())
+                    }
+                    // The message is what Apollo's clients look for to send the text.
+                    None => Err(GraphQLResponse {
+                        errors: vec![crate::pipeline::request::error(
+                            "PersistedQueryNotFound",
+                            "PERSISTED_QUERY_NOT_FOUND",
+                        )],
+                        data: None,
+                        status: 200,
+                    }),
                 }
-                // The message is what Apollo's clients look for to send the text.
-                None => Err(GraphQLResponse {
-                    errors: vec![crate::pipeline::request::error(
-                        "PersistedQueryNotFound",
-                        "PERSISTED_QUERY_NOT_FOUND",
-                    )],
-                    data: None,
-                    status: 200,
-                }),
-            },
+            }
         }
     }
 

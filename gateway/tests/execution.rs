@@ -1143,3 +1143,51 @@ async fn persisted_queries_switched_off_say_so() {
     let body = serde_json::to_value(gw.execute(req, &Default::default()).await).unwrap();
     assert_eq!(code(&body), "PERSISTED_QUERY_NOT_SUPPORTED", "{body}");
 }
+
+#[tokio::test]
+async fn a_persisted_query_sent_to_one_gateway_is_found_by_another_through_redis() {
+    let Some(redis) = shop_kit::testing::redis_url("apq_shared") else {
+        return;
+    };
+    let prefix = format!("apq-test-{}", shop_kit::ids::new_id());
+    let (a, _, _) = gateway(three_products(), three_products()).await;
+    let (b, blog, _) = gateway(three_products(), three_products()).await;
+    for gw in [&a, &b] {
+        gw.persisted
+            .share_through_redis(&redis, &prefix)
+            .await
+            .unwrap();
+    }
+    let (a_url, b_url) = (serve(a).await, serve(b).await);
+    let query = "{ topProducts { name } }";
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256_hex(query) } });
+
+    let hash_only = json!({ "extensions": ext }).to_string();
+    let (_, answer) = post_body(&b_url, "application/json", hash_only.clone()).await;
+    assert_eq!(code(&answer), "PERSISTED_QUERY_NOT_FOUND", "{answer}");
+    assert!(blog.lock().unwrap().is_empty());
+
+    let with_text = json!({ "query": query, "extensions": ext }).to_string();
+    let (status, _) = post_body(&a_url, "application/json", with_text).await;
+    assert_eq!(status, 200);
+    let (status, answer) = post_body(&b_url, "application/json", hash_only).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["topProducts"][0]["name"], "A", "{answer}");
+
+    // A text planted in Redis under a hash it does not have is not believed.
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let other = "{ topProducts { upc } }";
+    let lie = sha256_hex("{ topProducts { name upc } }");
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}:apq:{lie}"))
+        .arg(other)
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let body = json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": lie } } });
+    let (_, answer) = post_body(&b_url, "application/json", body.to_string()).await;
+    assert_eq!(code(&answer), "PERSISTED_QUERY_NOT_FOUND", "{answer}");
+}

@@ -208,7 +208,7 @@ impl Gateway {
         mut req: GraphQLRequest,
         meta: &RequestMeta,
     ) -> Result<Admitted, GraphQLResponse> {
-        self.persisted.resolve(&mut req)?;
+        self.persisted.resolve(&mut req).await?;
         let Some(query) = req.query.as_deref().filter(|q| !q.trim().is_empty()) else {
             return Err(GraphQLResponse::request_error(
                 400,
