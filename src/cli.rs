@@ -295,6 +295,7 @@ async fn run_gateway(
             dedupe_subgraph_requests: config.dedupe,
             protections: config.protections.clone(),
             persisted_queries: config.persisted_queries.clone(),
+            trusted_documents: config.trusted_documents.clone(),
         },
     );
     crate::platform::share_persisted_queries(

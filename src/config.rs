@@ -70,6 +70,8 @@ pub const KNOWN: &[&str] = &[
     "SHOP_CONSOLE",
     "SHOP_APQ",
     "SHOP_APQ_CACHE_BYTES",
+    "SHOP_TRUSTED_DOCUMENTS",
+    "SHOP_TRUSTED_DOCUMENTS_ONLY",
     "SHOP_MYSQL_TEST_URL",
     "SHOP_REQUIRE_MYSQL",
     "SHOP_REQUIRE_REDIS",
@@ -211,6 +213,12 @@ pub struct Config {
     /// `SHOP_APQ` (default `true`): automatic persisted queries (the `persistedQuery`
     /// extension); `SHOP_APQ_CACHE_BYTES` (16 MiB): operation text kept for them.
     pub persisted_queries: shop_gateway::persisted::PersistedOptions,
+    /// `SHOP_TRUSTED_DOCUMENTS`: a manifest of listed operations (Apollo's persisted
+    /// query manifest or Relay's id-to-text JSON), sent by id (`documentId`, `doc_id`
+    /// or the `persistedQuery` hash). `SHOP_TRUSTED_DOCUMENTS_ONLY`: the client names
+    /// (comma-separated, `*` for every caller) for whom only listed operations run.
+    /// Default none.
+    pub trusted_documents: Option<std::sync::Arc<shop_gateway::trusted::TrustedDocuments>>,
 }
 
 impl Default for Config {
@@ -252,6 +260,7 @@ impl Default for Config {
             trusted_proxies: Default::default(),
             protections: Default::default(),
             persisted_queries: Default::default(),
+            trusted_documents: None,
         }
     }
 }
@@ -439,6 +448,24 @@ impl Config {
             persisted_queries: shop_gateway::persisted::PersistedOptions {
                 enabled: vars.parse("SHOP_APQ", d.persisted_queries.enabled)?,
                 cache_bytes: vars.parse("SHOP_APQ_CACHE_BYTES", d.persisted_queries.cache_bytes)?,
+            },
+            trusted_documents: match var("SHOP_TRUSTED_DOCUMENTS") {
+                None => None,
+                Some(path) => {
+                    let invalid = |reason: String| ConfigError::Invalid {
+                        name: "SHOP_TRUSTED_DOCUMENTS".into(),
+                        reason,
+                    };
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| invalid(format!("reading {path}: {e}")))?;
+                    let only = shop_gateway::trusted::OnlyListed::parse(
+                        &var("SHOP_TRUSTED_DOCUMENTS_ONLY").unwrap_or_default(),
+                    );
+                    Some(std::sync::Arc::new(
+                        shop_gateway::trusted::TrustedDocuments::from_manifest(&text, only)
+                            .map_err(|e| invalid(format!("{path}: {e}")))?,
+                    ))
+                }
             },
             trusted_proxies: shop_gateway::transport::TrustedProxies::parse(
                 &var("SHOP_TRUSTED_PROXIES").unwrap_or_default(),

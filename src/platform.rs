@@ -77,6 +77,8 @@ pub struct PlatformOptions {
     pub protections: shop_gateway::Protections,
     /// Automatic persisted queries.
     pub persisted_queries: shop_gateway::persisted::PersistedOptions,
+    /// Listed operations (`SHOP_TRUSTED_DOCUMENTS`).
+    pub trusted_documents: Option<std::sync::Arc<shop_gateway::trusted::TrustedDocuments>>,
 }
 
 impl PlatformOptions {
@@ -121,6 +123,7 @@ impl PlatformOptions {
             trusted_proxies: c.trusted_proxies.clone(),
             protections: c.protections.clone(),
             persisted_queries: c.persisted_queries.clone(),
+            trusted_documents: c.trusted_documents.clone(),
         }
     }
 
@@ -163,6 +166,7 @@ impl PlatformOptions {
             trusted_proxies: Default::default(),
             protections: Default::default(),
             persisted_queries: Default::default(),
+            trusted_documents: None,
         }
     }
 }
@@ -412,6 +416,7 @@ impl Platform {
                 dedupe_subgraph_requests: opts.dedupe,
                 protections: opts.protections.clone(),
                 persisted_queries: opts.persisted_queries.clone(),
+                trusted_documents: opts.trusted_documents.clone(),
             },
         );
         share_persisted_queries(&gateway, opts.redis_url.as_deref(), &opts.bus_prefix).await?;

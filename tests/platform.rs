@@ -599,6 +599,21 @@ async fn a_filter_with_seventy_thousand_values_is_refused_with_the_limit() {
             json!({ "v": values }),
         )
         .await;
+    // The gateway's bound on variables refuses it before it is coerced or sent on.
+    assert_eq!(r.code(), "MAX_VARIABLE_VALUES_EXCEEDED", "{}", r.body);
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["limit"],
+        "max_variable_values"
+    );
+    // Within that bound, the catalog's own limit on a filter's values answers.
+    let values: Vec<String> = (0..5_000).map(|i| format!("v{i}")).collect();
+    let r = h
+        .gql(
+            None,
+            "query($v: [String!]!) { products(filter: { attributes: [{ name: \"color\", values: $v }] }) { totalCount } }",
+            json!({ "v": values }),
+        )
+        .await;
     assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
     let message = r.body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("at most 100"), "{message}");

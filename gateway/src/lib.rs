@@ -13,6 +13,7 @@ pub mod live;
 pub mod persisted;
 pub mod pipeline;
 pub mod transport;
+pub mod trusted;
 pub mod uploads;
 
 use std::collections::HashMap;
@@ -66,6 +67,8 @@ pub struct GatewayOptions {
     pub protections: Protections,
     /// Automatic persisted queries (the `persistedQuery` extension).
     pub persisted_queries: persisted::PersistedOptions,
+    /// Listed operations, and the clients only they may run for. Default none.
+    pub trusted_documents: Option<Arc<trusted::TrustedDocuments>>,
 }
 
 /// Protections towards clients (each on by default where that is safe).
@@ -109,6 +112,7 @@ impl Default for GatewayOptions {
             dedupe_subgraph_requests: true,
             protections: Protections::default(),
             persisted_queries: Default::default(),
+            trusted_documents: None,
         }
     }
 }

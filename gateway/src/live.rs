@@ -215,6 +215,8 @@ pub struct Connection {
     /// takes precedence).
     pub authorization: Option<String>,
     pub forwarded_for: Option<String>,
+    /// The client's name from the upgrade request (see [`RequestMeta::client_name`]).
+    pub client_name: Option<String>,
     pub slot: ConnectionSlot,
 }
 
@@ -408,6 +410,7 @@ async fn authenticate(
         forwarded_for: conn.forwarded_for.clone(),
         is_get: false,
         uploads: None,
+        client_name: conn.client_name.clone(),
     })
 }
 

@@ -368,6 +368,15 @@ fn client_key(
         .unwrap_or_else(|| "local".into())
 }
 
+/// The name a client gives itself, as Apollo's (`apollographql-client-name`) and Hive's
+/// (`graphql-client-name`) clients send it.
+pub(crate) fn client_name(headers: &HeaderMap) -> Option<String> {
+    ["apollographql-client-name", "graphql-client-name"]
+        .iter()
+        .find_map(|h| headers.get(*h)?.to_str().ok())
+        .map(str::to_string)
+}
+
 /// Runs a request as an event stream (SSE), counting it as a streaming connection.
 async fn event_stream(
     gw: Arc<Gateway>,
@@ -390,6 +399,7 @@ async fn event_stream(
         forwarded_for: forwarded_for(&gw, headers, peer),
         is_get,
         uploads: None,
+        client_name: client_name(headers),
     };
     crate::live::sse(gw, req, meta, slot).await
 }
@@ -431,6 +441,7 @@ async fn upgrade(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         forwarded_for: forwarded_for(&gw, &parts.headers, peer),
+        client_name: client_name(&parts.headers),
         slot,
     };
     // A message may be as large as a POST body, no larger (the default would take 64 MiB).
@@ -477,6 +488,7 @@ async fn post_graphql(
                 forwarded_for: forwarded_for(&gw, &headers, peer),
                 is_get: false,
                 uploads: None,
+                client_name: client_name(&headers),
             },
         )
         .await;
@@ -510,6 +522,7 @@ async fn post_upload(
                 forwarded_for: forwarded_for(&gw, &headers, peer),
                 is_get: false,
                 uploads: Some(uploads.clone()),
+                client_name: client_name(&headers),
             },
         )
         .await;
@@ -586,6 +599,7 @@ async fn get_graphql(
         operation_name: text("operationName"),
         variables,
         extensions,
+        document_id: text("documentId").or_else(|| text("doc_id")),
     };
     if wants_event_stream(&headers) {
         return event_stream(gw, peer, &headers, req, true).await;
@@ -603,6 +617,7 @@ async fn get_graphql(
                 forwarded_for: forwarded_for(&gw, &headers, peer),
                 is_get: true,
                 uploads: None,
+                client_name: client_name(&headers),
             },
         )
         .await;

@@ -1191,3 +1191,92 @@ async fn a_persisted_query_sent_to_one_gateway_is_found_by_another_through_redis
     let (_, answer) = post_body(&b_url, "application/json", body.to_string()).await;
     assert_eq!(code(&answer), "PERSISTED_QUERY_NOT_FOUND", "{answer}");
 }
+
+#[tokio::test]
+async fn listed_operations_run_by_id_and_named_clients_may_run_nothing_else() {
+    let listed = "query Top { topProducts { name } }";
+    let manifest = json!({
+        "format": "apollo-persisted-query-manifest",
+        "version": 1,
+        "operations": [
+            { "id": sha256_hex(listed), "name": "Top", "type": "query", "body": listed },
+            { "id": "upcs", "name": "Upcs", "type": "query", "body": "{ topProducts { upc } }" }
+        ]
+    });
+    let trusted = shop_gateway::trusted::TrustedDocuments::from_manifest(
+        &manifest.to_string(),
+        shop_gateway::trusted::OnlyListed::parse("storefront"),
+    )
+    .unwrap();
+    let options = GatewayOptions {
+        trusted_documents: Some(Arc::new(trusted)),
+        ..Default::default()
+    };
+    let (gw, plog, _) = gateway_with(three_products(), three_products(), options).await;
+    let url = serve(gw).await;
+    let client = reqwest::Client::new();
+    let post = |body: Value, name: Option<&str>| {
+        let mut req = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(n) = name {
+            req = req.header("apollographql-client-name", n);
+        }
+        send(req)
+    };
+
+    // By id: documentId, Relay's doc_id, Apollo's hash; and over GET.
+    let (status, answer) = post(json!({ "documentId": "upcs" }), Some("storefront")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["topProducts"][1]["upc"], "2", "{answer}");
+    let (_, answer) = post(json!({ "doc_id": "upcs" }), None).await;
+    assert_eq!(answer["data"]["topProducts"][0]["upc"], "1", "{answer}");
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256_hex(listed) } });
+    let (_, answer) = post(json!({ "extensions": ext }), Some("storefront")).await;
+    assert_eq!(answer["data"]["topProducts"][0]["name"], "A", "{answer}");
+    let get = reqwest::Url::parse_with_params(&url, &[("documentId", "upcs")]).unwrap();
+    let (status, answer) = send(
+        client
+            .get(get)
+            .header("apollo-require-preflight", "true")
+            .header("graphql-client-name", "storefront"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["topProducts"][2]["upc"], "1", "{answer}");
+    let (status, answer) = post(json!({ "documentId": "nope" }), None).await;
+    assert_eq!(
+        (status, code(&answer)),
+        (400, "PERSISTED_DOCUMENT_NOT_FOUND"),
+        "{answer}"
+    );
+
+    // The storefront may send a listed text as it is, but nothing else, not even by
+    // registering it as a persisted query; other clients may.
+    let (status, _) = post(json!({ "query": listed }), Some("storefront")).await;
+    assert_eq!(status, 200);
+    let before = plog.lock().unwrap().len();
+    let other = "{ topProducts { name upc } }";
+    let other_ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256_hex(other) } });
+    for body in [
+        json!({ "query": other }),
+        json!({ "query": other, "extensions": other_ext }),
+        json!({ "extensions": other_ext }),
+    ] {
+        let (status, answer) = post(body, Some("storefront")).await;
+        assert_eq!(
+            (status, code(&answer)),
+            (400, "PERSISTED_QUERY_NOT_IN_LIST"),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        plog.lock().unwrap().len(),
+        before,
+        "nothing unlisted reached a subgraph"
+    );
+    let (status, answer) = post(json!({ "query": other }), Some("partner-app")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["topProducts"][1]["upc"], "2", "{answer}");
+}

@@ -105,6 +105,7 @@ async fn a_subscription_field_aliased_for_its_subgraph_arrives_under_its_own_nam
                 operation_name: None,
                 variables: None,
                 extensions: None,
+                document_id: None,
             },
             RequestMeta::default(),
         )

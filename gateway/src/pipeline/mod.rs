@@ -32,6 +32,9 @@ pub struct RequestMeta {
     pub is_get: bool,
     /// The files of a multipart request, streamed to the fetches that take them.
     pub uploads: Option<Arc<crate::uploads::Uploads>>,
+    /// The client's name as it gives it (`apollographql-client-name` or
+    /// `graphql-client-name`), for the clients only listed operations may run for.
+    pub client_name: Option<String>,
 }
 
 /// What a caller must do to be allowed a removed field: sign in, or hold a scope (and
@@ -208,7 +211,17 @@ impl Gateway {
         mut req: GraphQLRequest,
         meta: &RequestMeta,
     ) -> Result<Admitted, GraphQLResponse> {
-        self.persisted.resolve(&mut req).await?;
+        let listed = match &self.options.trusted_documents {
+            Some(trusted) => trusted.resolve(&mut req)?,
+            None => false,
+        };
+        if !listed {
+            if let Some(trusted) = &self.options.trusted_documents {
+                // Checked before a text is kept for persisted queries, too.
+                trusted.admit(req.query.as_deref(), meta.client_name.as_deref())?;
+            }
+            self.persisted.resolve(&mut req).await?;
+        }
         let Some(query) = req.query.as_deref().filter(|q| !q.trim().is_empty()) else {
             return Err(GraphQLResponse::request_error(
                 400,

@@ -11,6 +11,9 @@ pub struct GraphQLRequest {
     pub variables: Option<Map<String, Value>>,
     #[serde(default)]
     pub extensions: Option<Map<String, Value>>,
+    /// A listed operation's id (see [`crate::trusted`]); Relay sends it as `doc_id`.
+    #[serde(default, alias = "doc_id")]
+    pub document_id: Option<String>,
 }
 
 /// A response body plus the HTTP status it should go out with.
