@@ -343,7 +343,7 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     let cat = gql("mutation { createCatalog(input: {name: \"Scaled\"}) { id } }".into()).await;
     let cat = cat["data"]["createCatalog"]["id"]
         .as_str()
-        .unwrap()
+        .unwrap_or_else(|| panic!("createCatalog: {cat}"))
         .to_string();
     let p = gql(format!(
         "mutation {{ createProduct(input: {{catalogId: \"{cat}\", sku: \"S-1\", name: \"Scaled Lamp\", price: {{amount: 500, currency: \"EUR\"}}}}) {{ id }} }}"
