@@ -12,17 +12,22 @@ mod generate;
 #[path = "fuzz/mod.rs"]
 mod cases;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn damaged_and_hostile_operations_get_coded_errors_and_never_a_panic() {
-    let seed = std::env::var("SHOP_FUZZ_SEED")
+/// `SHOP_FUZZ_SEED`, or a new one each run (printed with any failure).
+fn seed() -> u64 {
+    std::env::var("SHOP_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
+                .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
                 .unwrap_or(1)
-        });
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_and_hostile_operations_get_coded_errors_and_never_a_panic() {
+    let seed = seed();
     let gw = cases::gateway();
     let report = cases::run(&gw, seed, 3_000).await;
     assert!(
@@ -62,15 +67,7 @@ async fn damaged_and_hostile_operations_get_coded_errors_and_never_a_panic() {
 /// or a dropped connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_request_bodies_over_http_get_coded_answers() {
-    let seed = std::env::var("SHOP_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let seed = seed();
     let gw = cases::gateway();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());
