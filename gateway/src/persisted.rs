@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use lru::LruCache;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use shop_kit::secrets::hash_token as sha256_hex;
 
 use crate::pipeline::request::{GraphQLRequest, GraphQLResponse};
 
@@ -147,8 +147,7 @@ impl PersistedQueries {
         };
         match req.query.as_deref().filter(|q| !q.is_empty()) {
             Some(text) => {
-                let actual = hex(&Sha256::digest(text.as_bytes()));
-                if actual != hash {
+                if sha256_hex(text) != hash {
                     return Err(GraphQLResponse::request_error(
                         400,
                         "persistedQuery: the sha256Hash does not match the query",
@@ -178,7 +177,7 @@ impl PersistedQueries {
                         let shared = self
                             .shared_get(&hash)
                             .await
-                            .filter(|t| hex(&Sha256::digest(t.as_bytes())) == hash);
+                            .filter(|t| sha256_hex(t) == hash);
                         if let Some(t) = &shared {
                             self.keep(hash.clone(), t);
                         }
@@ -234,12 +233,4 @@ impl PersistedQueries {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

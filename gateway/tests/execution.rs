@@ -1033,13 +1033,7 @@ async fn a_body_over_the_configured_request_limit_gets_413_before_it_is_read_who
     assert_eq!(status, 200, "{answer}");
 }
 
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use shop_kit::secrets::hash_token as sha256_hex;
 
 #[tokio::test]
 async fn a_persisted_query_is_sent_once_with_its_text_then_by_its_hash_alone() {
