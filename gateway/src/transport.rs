@@ -570,30 +570,20 @@ async fn get_graphql(
         return respond(refused);
     }
     let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
-    let variables = match text("variables").map(|v| serde_json::from_str::<Map<String, Value>>(&v))
-    {
-        None => None,
-        Some(Ok(v)) => Some(v),
-        Some(Err(e)) => {
-            return respond(GraphQLResponse::request_error(
-                400,
-                format!("variables is not a JSON object: {e}"),
-                "BAD_REQUEST",
-            ));
-        }
+    // Objects travel in the query string as JSON text.
+    let object = |k: &str| match text(k).map(|v| serde_json::from_str::<Map<String, Value>>(&v)) {
+        None => Ok(None),
+        Some(Ok(v)) => Ok(Some(v)),
+        Some(Err(e)) => Err(GraphQLResponse::request_error(
+            400,
+            format!("{k} is not a JSON object: {e}"),
+            "BAD_REQUEST",
+        )),
     };
-    let extensions =
-        match text("extensions").map(|v| serde_json::from_str::<Map<String, Value>>(&v)) {
-            None => None,
-            Some(Ok(v)) => Some(v),
-            Some(Err(e)) => {
-                return respond(GraphQLResponse::request_error(
-                    400,
-                    format!("extensions is not a JSON object: {e}"),
-                    "BAD_REQUEST",
-                ));
-            }
-        };
+    let (variables, extensions) = match (object("variables"), object("extensions")) {
+        (Ok(v), Ok(e)) => (v, e),
+        (Err(refused), _) | (_, Err(refused)) => return respond(refused),
+    };
     let req = GraphQLRequest {
         query: text("query"),
         operation_name: text("operationName"),
