@@ -296,14 +296,12 @@ async fn run_gateway(
             protections: config.protections.clone(),
             persisted_queries: config.persisted_queries.clone(),
             trusted_documents: config.trusted_documents.clone(),
+            resilience: config.resilience.clone(),
+            rate_limits: config.rate_limits.clone(),
         },
     );
-    crate::platform::share_persisted_queries(
-        &gateway,
-        config.redis_url.as_deref(),
-        &config.bus_prefix,
-    )
-    .await?;
+    crate::platform::share_through_redis(&gateway, config.redis_url.as_deref(), &config.bus_prefix)
+        .await?;
     let addr = listen
         .or(config.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000)));

@@ -69,6 +69,15 @@ pub const KNOWN: &[&str] = &[
     "SHOP_INTROSPECTION",
     "SHOP_CONSOLE",
     "SHOP_APQ",
+    "SHOP_BREAKER_FAILURES",
+    "SHOP_BREAKER_COOL_DOWN_MS",
+    "SHOP_SUBGRAPH_RETRIES",
+    "SHOP_RETRY_MIN_PER_SECOND",
+    "SHOP_RETRY_PERCENT",
+    "SHOP_SUBGRAPH_MAX_IN_FLIGHT",
+    "SHOP_RATE_LIMIT_ADDRESS",
+    "SHOP_RATE_LIMIT_USER",
+    "SHOP_RATE_LIMIT_CLIENTS",
     "SHOP_APQ_CACHE_BYTES",
     "SHOP_TRUSTED_DOCUMENTS",
     "SHOP_TRUSTED_DOCUMENTS_ONLY",
@@ -219,6 +228,17 @@ pub struct Config {
     /// (comma-separated, `*` for every caller) for whom only listed operations run.
     /// Default none.
     pub trusted_documents: Option<std::sync::Arc<shop_gateway::trusted::TrustedDocuments>>,
+    /// Towards subgraphs: `SHOP_BREAKER_FAILURES` (default 5; 0 switches breakers
+    /// off) failed requests in a row open a subgraph's breaker for
+    /// `SHOP_BREAKER_COOL_DOWN_MS` (5000); `SHOP_SUBGRAPH_RETRIES` (1) extra attempts
+    /// of a read that failed without an answer, within `SHOP_RETRY_MIN_PER_SECOND`
+    /// (10) plus `SHOP_RETRY_PERCENT` (20) of requests; `SHOP_SUBGRAPH_MAX_IN_FLIGHT`
+    /// (0: no bound) requests at once per subgraph.
+    pub resilience: shop_gateway::resilience::ResilienceOptions,
+    /// `SHOP_RATE_LIMIT_ADDRESS`, `SHOP_RATE_LIMIT_USER`: a rate like `100/1s` per
+    /// client address and per signed-in user; `SHOP_RATE_LIMIT_CLIENTS`:
+    /// `storefront=1000/1s,*=50/1s` per client name. Default none.
+    pub rate_limits: shop_gateway::ratelimit::RateLimits,
 }
 
 impl Default for Config {
@@ -261,6 +281,8 @@ impl Default for Config {
             protections: Default::default(),
             persisted_queries: Default::default(),
             trusted_documents: None,
+            resilience: Default::default(),
+            rate_limits: Default::default(),
         }
     }
 }
@@ -465,6 +487,50 @@ impl Config {
                         shop_gateway::trusted::TrustedDocuments::from_manifest(&text, only)
                             .map_err(|e| invalid(format!("{path}: {e}")))?,
                     ))
+                }
+            },
+            resilience: shop_gateway::resilience::ResilienceOptions {
+                breaker_failures: vars
+                    .parse("SHOP_BREAKER_FAILURES", d.resilience.breaker_failures)?,
+                breaker_cool_down: Duration::from_millis(
+                    vars.parse(
+                        "SHOP_BREAKER_COOL_DOWN_MS",
+                        d.resilience.breaker_cool_down.as_millis() as u64,
+                    )?
+                    .max(1),
+                ),
+                retries: vars.parse("SHOP_SUBGRAPH_RETRIES", d.resilience.retries)?,
+                retry_min_per_second: vars.parse(
+                    "SHOP_RETRY_MIN_PER_SECOND",
+                    d.resilience.retry_min_per_second,
+                )?,
+                retry_percent: vars.parse("SHOP_RETRY_PERCENT", d.resilience.retry_percent)?,
+                max_in_flight: vars
+                    .parse("SHOP_SUBGRAPH_MAX_IN_FLIGHT", d.resilience.max_in_flight)?,
+            },
+            rate_limits: {
+                let rate = |name: &str| -> Result<_, ConfigError> {
+                    var(name)
+                        .map(|text| {
+                            shop_gateway::ratelimit::Rate::parse(&text).map_err(|reason| {
+                                ConfigError::Invalid {
+                                    name: name.into(),
+                                    reason,
+                                }
+                            })
+                        })
+                        .transpose()
+                };
+                shop_gateway::ratelimit::RateLimits {
+                    per_address: rate("SHOP_RATE_LIMIT_ADDRESS")?,
+                    per_user: rate("SHOP_RATE_LIMIT_USER")?,
+                    per_client: shop_gateway::ratelimit::RateLimits::parse_clients(
+                        &var("SHOP_RATE_LIMIT_CLIENTS").unwrap_or_default(),
+                    )
+                    .map_err(|reason| ConfigError::Invalid {
+                        name: "SHOP_RATE_LIMIT_CLIENTS".into(),
+                        reason,
+                    })?,
                 }
             },
             trusted_proxies: shop_gateway::transport::TrustedProxies::parse(

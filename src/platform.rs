@@ -79,6 +79,10 @@ pub struct PlatformOptions {
     pub persisted_queries: shop_gateway::persisted::PersistedOptions,
     /// Listed operations (`SHOP_TRUSTED_DOCUMENTS`).
     pub trusted_documents: Option<std::sync::Arc<shop_gateway::trusted::TrustedDocuments>>,
+    /// Breakers, retries and request slots towards subgraphs.
+    pub resilience: shop_gateway::resilience::ResilienceOptions,
+    /// Request rate limits.
+    pub rate_limits: shop_gateway::ratelimit::RateLimits,
 }
 
 impl PlatformOptions {
@@ -124,6 +128,8 @@ impl PlatformOptions {
             protections: c.protections.clone(),
             persisted_queries: c.persisted_queries.clone(),
             trusted_documents: c.trusted_documents.clone(),
+            resilience: c.resilience.clone(),
+            rate_limits: c.rate_limits.clone(),
         }
     }
 
@@ -167,6 +173,8 @@ impl PlatformOptions {
             protections: Default::default(),
             persisted_queries: Default::default(),
             trusted_documents: None,
+            resilience: Default::default(),
+            rate_limits: Default::default(),
         }
     }
 }
@@ -231,17 +239,16 @@ pub async fn rate_limiter(redis_url: Option<&str>, prefix: &str) -> anyhow::Resu
 }
 
 /// Persisted-query texts shared with the other gateways through Redis, when configured.
-pub async fn share_persisted_queries(
+pub async fn share_through_redis(
     gateway: &shop_gateway::Gateway,
     redis_url: Option<&str>,
     prefix: &str,
 ) -> anyhow::Result<()> {
     if let Some(url) = redis_url {
         gateway
-            .persisted
             .share_through_redis(url, prefix)
             .await
-            .map_err(|e| anyhow::anyhow!("redis persisted queries: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("redis for persisted queries and rate limits: {e}"))?;
     }
     Ok(())
 }
@@ -417,9 +424,11 @@ impl Platform {
                 protections: opts.protections.clone(),
                 persisted_queries: opts.persisted_queries.clone(),
                 trusted_documents: opts.trusted_documents.clone(),
+                resilience: opts.resilience.clone(),
+                rate_limits: opts.rate_limits.clone(),
             },
         );
-        share_persisted_queries(&gateway, opts.redis_url.as_deref(), &opts.bus_prefix).await?;
+        share_through_redis(&gateway, opts.redis_url.as_deref(), &opts.bus_prefix).await?;
         let gateway_url = format!("{gateway_origin}/graphql");
         // Served from now on, ready once the admin and the demo shop are in.
         gateway.set_starting(true);

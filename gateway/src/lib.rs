@@ -12,6 +12,8 @@ pub mod dedup;
 pub mod live;
 pub mod persisted;
 pub mod pipeline;
+pub mod ratelimit;
+pub mod resilience;
 pub mod transport;
 pub mod trusted;
 pub mod uploads;
@@ -69,6 +71,10 @@ pub struct GatewayOptions {
     pub persisted_queries: persisted::PersistedOptions,
     /// Listed operations, and the clients only they may run for. Default none.
     pub trusted_documents: Option<Arc<trusted::TrustedDocuments>>,
+    /// Circuit breakers, retries of reads and request slots per subgraph.
+    pub resilience: resilience::ResilienceOptions,
+    /// Request rates per client address, user and client name. Default none.
+    pub rate_limits: ratelimit::RateLimits,
 }
 
 /// Protections towards clients (each on by default where that is safe).
@@ -113,6 +119,8 @@ impl Default for GatewayOptions {
             protections: Protections::default(),
             persisted_queries: Default::default(),
             trusted_documents: None,
+            resilience: Default::default(),
+            rate_limits: Default::default(),
         }
     }
 }
@@ -182,6 +190,10 @@ pub struct Gateway {
         dedup::SingleFlight<pipeline::execute::FetchKey, pipeline::execute::RawAnswer>,
     /// Operation texts sent once with their hash (see [`persisted`]).
     pub persisted: persisted::PersistedQueries,
+    /// Each subgraph's breaker, retry budget and request slots, by subgraph name.
+    pub guards: HashMap<String, Arc<resilience::SubgraphGuard>>,
+    /// Request rate limits (see [`ratelimit`]).
+    pub rate_limiter: ratelimit::RateLimiter,
     pub options: GatewayOptions,
 }
 
@@ -195,7 +207,16 @@ impl Gateway {
             .build()
             .unwrap_or_default();
         let requirements = shop_federation::authz::Requirements::from_schema(&supergraph.schema);
+        let guards = supergraph
+            .graphs
+            .iter()
+            .map(|g| {
+                let guard = resilience::SubgraphGuard::new(options.resilience.clone());
+                (g.name.to_string(), guard)
+            })
+            .collect();
         Arc::new(Gateway {
+            guards,
             requirements,
             supergraph,
             implementers,
@@ -209,6 +230,10 @@ impl Gateway {
             requests_in_flight: Default::default(),
             fetches_in_flight: Default::default(),
             persisted: persisted::PersistedQueries::new(options.persisted_queries.clone()),
+            rate_limiter: ratelimit::RateLimiter::new(
+                options.rate_limits.clone(),
+                ratelimit::Store::in_memory(),
+            ),
             options,
         })
     }
@@ -241,6 +266,18 @@ impl Gateway {
             }
         }
         labels
+    }
+
+    /// Shares what replicas must agree on through Redis at `url` (keys under
+    /// `prefix`): persisted query texts and rate-limit buckets.
+    pub async fn share_through_redis(&self, url: &str, prefix: &str) -> Result<(), String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let conn = redis::aio::ConnectionManager::new(client)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.persisted.share_through_redis(conn.clone(), prefix);
+        self.rate_limiter.share_through_redis(conn, prefix);
+        Ok(())
     }
 
     /// Marks the process as still starting (`/ready` answers 503) or started.

@@ -63,15 +63,10 @@ impl PersistedQueries {
         }
     }
 
-    /// Shares texts with the other replicas through Redis at `url`, under
+    /// Shares texts with the other replicas through Redis, under
     /// `<prefix>:apq:<hash>`.
-    pub async fn share_through_redis(&self, url: &str, prefix: &str) -> Result<(), String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let conn = redis::aio::ConnectionManager::new(client)
-            .await
-            .map_err(|e| e.to_string())?;
+    pub fn share_through_redis(&self, conn: redis::aio::ConnectionManager, prefix: &str) {
         let _ = self.shared.set((conn, format!("{prefix}:apq:")));
-        Ok(())
     }
 
     async fn shared_get(&self, hash: &str) -> Option<String> {

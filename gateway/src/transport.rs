@@ -368,6 +368,81 @@ fn client_key(
         .unwrap_or_else(|| "local".into())
 }
 
+/// The client's address as limits count it (see [`TrustedProxies::client`]); `None`
+/// for an in-memory router without a peer.
+fn client_address(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    peer: &Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Option<std::net::IpAddr> {
+    let claimed = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    peer.as_ref()
+        .map(|Extension(ConnectInfo(a))| gw.options.trusted_proxies.client(a.ip(), claimed))
+}
+
+/// 429 `TOO_MANY_REQUESTS` with `Retry-After`, naming the limit.
+fn too_many(limited: crate::ratelimit::Limited) -> Response {
+    let secs = limited.retry_after_secs();
+    let who = match limited.limit {
+        "user" => "this account",
+        "client" => "this client application",
+        _ => "this address",
+    };
+    let body = serde_json::json!({ "errors": [{
+        "message": format!("too many requests from {who}; try again in {secs} s"),
+        "extensions": {
+            "code": "TOO_MANY_REQUESTS",
+            "limit": limited.limit,
+            "retryAfter": secs,
+        }
+    }]});
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::RETRY_AFTER, secs.to_string()),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Counts a request against its address's and client name's rates, before anything
+/// else is read; refused over either.
+async fn limit_caller(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    peer: &Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Result<(), Response> {
+    if gw.rate_limiter.limits.is_empty() {
+        return Ok(());
+    }
+    let name = client_name(headers);
+    let caller = crate::ratelimit::Caller {
+        address: client_address(gw, headers, peer),
+        client_name: name.as_deref(),
+    };
+    gw.rate_limiter
+        .check_caller(&caller)
+        .await
+        .map_err(too_many)
+}
+
+/// Counts a request against its signed-in user's rate.
+async fn limit_user(
+    gw: &Gateway,
+    principal: &Option<shop_kit::auth::Principal>,
+) -> Result<(), Response> {
+    match principal {
+        Some(p) if gw.rate_limiter.limits.per_user.is_some() => gw
+            .rate_limiter
+            .check_user(&p.user_id)
+            .await
+            .map_err(too_many),
+        _ => Ok(()),
+    }
+}
+
 /// The name a client gives itself, as Apollo's (`apollographql-client-name`) and Hive's
 /// (`graphql-client-name`) clients send it.
 pub(crate) fn client_name(headers: &HeaderMap) -> Option<String> {
@@ -393,6 +468,9 @@ async fn event_stream(
         Ok(a) => a,
         Err(resp) => return resp,
     };
+    if let Err(refused) = limit_user(&gw, &principal).await {
+        return refused;
+    }
     let meta = RequestMeta {
         authorization,
         principal,
@@ -425,6 +503,9 @@ async fn upgrade(
             "the WebSocket subprotocol must be graphql-transport-ws",
         )
             .into_response();
+    }
+    if let Err(refused) = limit_caller(&gw, &parts.headers, &peer).await {
+        return refused;
     }
     let ws = match axum::extract::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(ws) => ws,
@@ -463,6 +544,9 @@ async fn post_graphql(
     {
         return respond(refused);
     }
+    if let Err(refused) = limit_caller(&gw, &headers, &peer).await {
+        return refused;
+    }
     if crate::uploads::is_multipart(&headers) {
         return post_upload(gw, peer, headers, body).await;
     }
@@ -479,6 +563,9 @@ async fn post_graphql(
         Ok(a) => a,
         Err(resp) => return resp,
     };
+    if let Err(refused) = limit_user(&gw, &principal).await {
+        return refused;
+    }
     let answer = gw
         .execute_serialized(
             req,
@@ -508,6 +595,9 @@ async fn post_upload(
         Ok(a) => a,
         Err(resp) => return resp,
     };
+    if let Err(refused) = limit_user(&gw, &principal).await {
+        return refused;
+    }
     let (req, uploads) =
         match crate::uploads::begin(&headers, body, gw.options.limits.max_upload_bytes).await {
             Ok(r) => r,
@@ -569,6 +659,9 @@ async fn get_graphql(
     {
         return respond(refused);
     }
+    if let Err(refused) = limit_caller(&gw, &headers, &peer).await {
+        return refused;
+    }
     let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
     // Objects travel in the query string as JSON text.
     let object = |k: &str| match text(k).map(|v| serde_json::from_str::<Map<String, Value>>(&v)) {
@@ -598,6 +691,9 @@ async fn get_graphql(
         Ok(a) => a,
         Err(resp) => return resp,
     };
+    if let Err(refused) = limit_user(&gw, &principal).await {
+        return refused;
+    }
     let answer = gw
         .execute_serialized(
             req,

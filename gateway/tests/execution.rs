@@ -1147,10 +1147,7 @@ async fn a_persisted_query_sent_to_one_gateway_is_found_by_another_through_redis
     let (a, _, _) = gateway(three_products(), three_products()).await;
     let (b, blog, _) = gateway(three_products(), three_products()).await;
     for gw in [&a, &b] {
-        gw.persisted
-            .share_through_redis(&redis, &prefix)
-            .await
-            .unwrap();
+        gw.share_through_redis(&redis, &prefix).await.unwrap();
     }
     let (a_url, b_url) = (serve(a).await, serve(b).await);
     let query = "{ topProducts { name } }";

@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use super::data::{Node, Object, write_str};
 use crate::Gateway;
+use crate::resilience::{Outcome, Refusal};
 
 /// A step of a concrete position in the response data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +59,8 @@ pub struct ExecContext<'a> {
     pub uploads: Option<&'a std::sync::Arc<crate::uploads::Uploads>>,
     /// Whether identical subgraph requests in flight may share one answer (reads only).
     pub dedupe: bool,
+    /// The operation only reads: a fetch that failed without an answer may be retried.
+    pub read_only: bool,
 }
 
 /// What makes two subgraph requests the same: the subgraph, the body, and the headers
@@ -878,7 +881,7 @@ impl Gateway {
                 self.send_body(
                     &fetch.service,
                     &content_type,
-                    body,
+                    FetchBody::Stream(body),
                     UPLOAD_TIMEOUT,
                     state,
                     ctx,
@@ -1049,7 +1052,7 @@ impl Gateway {
                 .send_body(
                     service,
                     "application/json",
-                    reqwest::Body::from(body),
+                    FetchBody::Bytes(body),
                     self.timeout_for(service),
                     state,
                     ctx,
@@ -1071,7 +1074,7 @@ impl Gateway {
                 self.read_answer(
                     service,
                     "application/json",
-                    reqwest::Body::from(body),
+                    FetchBody::Bytes(body),
                     self.timeout_for(service),
                     ctx,
                     None,
@@ -1092,7 +1095,7 @@ impl Gateway {
         &self,
         service: &str,
         content_type: &str,
-        body: reqwest::Body,
+        body: FetchBody,
         timeout: std::time::Duration,
         state: &ExecState,
         ctx: &ExecContext<'_>,
@@ -1107,86 +1110,212 @@ impl Gateway {
         parse_answer(service, status, &bytes)
     }
 
-    /// Posts `body` to a subgraph and reads its answer, stopping at the response limit:
-    /// the request's running total (`state`) or, for a shared request, the limit alone.
+    /// Posts `body` to a subgraph through its guard (breaker, slots, retries: see
+    /// [`crate::resilience`]) and reads its answer, stopping at the response limit: the
+    /// request's running total (`state`) or, for a shared request, the limit alone.
+    /// A JSON body of a read is sent again when the attempt failed without an answer
+    /// and the retry budget allows; a streamed upload is sent once.
     async fn read_answer(
         &self,
         service: &str,
         content_type: &str,
-        body: reqwest::Body,
+        body: FetchBody,
         timeout: std::time::Duration,
         ctx: &ExecContext<'_>,
         state: Option<&ExecState>,
     ) -> RawAnswer {
-        let Some(graph) = self.supergraph.graphs.iter().find(|g| g.name == service) else {
+        let (Some(graph), Some(guard)) = (
+            self.supergraph.graphs.iter().find(|g| g.name == service),
+            self.guards.get(service),
+        ) else {
             return Err(Unanswered::Failed(transport_error(
                 service,
                 "unknown subgraph",
             )));
         };
         let span = tracing::debug_span!("fetch", service, url = %graph.url);
+        let deadline = Instant::now() + timeout;
+        let (again, mut body) = match body {
+            FetchBody::Bytes(bytes) => (Some(bytes), None),
+            FetchBody::Stream(stream) => (None, Some(stream)),
+        };
+        let mut retries = 0;
+        guard.deposit();
         async {
-            let started = Instant::now();
-            let mut req = self
-                .client
-                .post(&graph.url)
-                .timeout(timeout)
-                .header("content-type", content_type)
-                .header("accept", "application/json")
-                .body(body);
-            if let Some(auth) = ctx.authorization {
-                req = req.header("authorization", auth);
-            }
-            if let Some(ff) = ctx.forwarded_for {
-                req = req.header("x-forwarded-for", ff);
-            }
-            let resp = req.send().await.map_err(|e| {
-                let reason = if e.is_timeout() {
-                    "timed out".to_string()
-                } else {
-                    format!("request failed: {}", root_cause(&e))
-                };
-                Unanswered::Failed(transport_error(service, &reason))
-            })?;
-            let status = resp.status();
-            let max = self.options.limits.max_response_bytes;
-            let mut resp = resp;
-            // Sized once when the subgraph says how much is coming (within reason: the
-            // header is the subgraph's word, the limit still applies as bytes arrive).
-            let announced = resp.content_length().unwrap_or(0);
-            let mut bytes = Vec::with_capacity(
-                usize::try_from(announced)
-                    .unwrap_or(max)
-                    .min(max)
-                    .min(16 << 20),
-            );
             loop {
-                let chunk = resp.chunk().await.map_err(|e| {
-                    let reason = format!("reading the response failed: {e}");
-                    Unanswered::Failed(transport_error(service, &reason))
+                let left = deadline.saturating_duration_since(Instant::now());
+                let pass = guard.enter(left).await.map_err(|refusal| {
+                    Unanswered::Failed(match refusal {
+                        Refusal::Open(_) => unavailable_error(service),
+                        Refusal::NoSlot => transport_error(
+                            service,
+                            "timed out waiting for a free request slot (max in flight)",
+                        ),
+                    })
                 })?;
-                let Some(chunk) = chunk else { break };
-                let total = match state {
-                    Some(state) => {
-                        state.received.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len()
-                    }
-                    None => bytes.len() + chunk.len(),
+                let this_body = match body.take() {
+                    Some(b) => b,
+                    None => match &again {
+                        Some(bytes) => reqwest::Body::from(bytes.clone()),
+                        None => {
+                            return Err(Unanswered::Failed(transport_error(service, "no body")));
+                        }
+                    },
                 };
-                if total > max {
-                    return Err(Unanswered::TooLarge);
+                let left = deadline.saturating_duration_since(Instant::now());
+                let (answer, outcome, read) = self
+                    .attempt(
+                        service,
+                        &graph.url,
+                        content_type,
+                        this_body,
+                        left,
+                        ctx,
+                        state,
+                    )
+                    .await;
+                guard.record(pass, outcome);
+                let may_retry = outcome == Outcome::Retryable
+                    && ctx.read_only
+                    && again.is_some()
+                    && retries < guard.max_retries()
+                    && deadline.saturating_duration_since(Instant::now()) > RETRY_MIN_TIME
+                    && guard.withdraw();
+                if !may_retry {
+                    return answer;
                 }
-                bytes.extend_from_slice(&chunk);
+                retries += 1;
+                if let Some(state) = state {
+                    // What the failed attempt read does not count against the limit.
+                    state.received.fetch_sub(read, Ordering::Relaxed);
+                }
+                tracing::debug!(
+                    retries,
+                    "retrying a subgraph read that failed without an answer"
+                );
+                // A short, jittered pause: a subgraph restarting or a load balancer
+                // moving traffic needs a moment, and retries should not arrive together.
+                let jitter = getrandom::u64().unwrap_or(0) % 40;
+                tokio::time::sleep(std::time::Duration::from_millis(10 + jitter)).await;
             }
-            tracing::debug!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                status = status.as_u16(),
-                "subgraph answered"
-            );
-            Ok((status.as_u16(), bytes.into()))
         }
         .instrument(span)
         .await
     }
+
+    /// One attempt of a subgraph request: the answer, how it ended for the breaker,
+    /// and how many bytes it added to `state`'s running total.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        service: &str,
+        url: &str,
+        content_type: &str,
+        body: reqwest::Body,
+        timeout: std::time::Duration,
+        ctx: &ExecContext<'_>,
+        state: Option<&ExecState>,
+    ) -> (RawAnswer, Outcome, usize) {
+        let started = Instant::now();
+        let mut req = self
+            .client
+            .post(url)
+            .timeout(timeout)
+            .header("content-type", content_type)
+            .header("accept", "application/json")
+            .body(body);
+        if let Some(auth) = ctx.authorization {
+            req = req.header("authorization", auth);
+        }
+        if let Some(ff) = ctx.forwarded_for {
+            req = req.header("x-forwarded-for", ff);
+        }
+        let mut resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let (reason, outcome) = if e.is_timeout() {
+                    ("timed out".to_string(), Outcome::Failed)
+                } else {
+                    (
+                        format!("request failed: {}", root_cause(&e)),
+                        Outcome::Retryable,
+                    )
+                };
+                let error = Unanswered::Failed(transport_error(service, &reason));
+                return (Err(error), outcome, 0);
+            }
+        };
+        let status = resp.status().as_u16();
+        let max = self.options.limits.max_response_bytes;
+        // Sized once when the subgraph says how much is coming (within reason: the
+        // header is the subgraph's word, the limit still applies as bytes arrive).
+        let announced = resp.content_length().unwrap_or(0);
+        let mut bytes = Vec::with_capacity(
+            usize::try_from(announced)
+                .unwrap_or(max)
+                .min(max)
+                .min(16 << 20),
+        );
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    let outcome = if e.is_timeout() {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Retryable
+                    };
+                    let reason = format!("reading the response failed: {e}");
+                    let error = Unanswered::Failed(transport_error(service, &reason));
+                    return (Err(error), outcome, bytes.len());
+                }
+            };
+            let total = match state {
+                Some(state) => {
+                    state.received.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len()
+                }
+                None => bytes.len() + chunk.len(),
+            };
+            if total > max {
+                // The subgraph answered; the answer is too large for this request.
+                return (Err(Unanswered::TooLarge), Outcome::Answered, 0);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            status,
+            "subgraph answered"
+        );
+        let outcome = match status {
+            502..=504 => Outcome::Retryable,
+            500.. => Outcome::Failed,
+            _ => Outcome::Answered,
+        };
+        let read = bytes.len();
+        (Ok((status, bytes.into())), outcome, read)
+    }
+}
+
+/// What a fetch sends: JSON text, which can be sent again, or a client's upload
+/// streaming through, which cannot.
+pub(crate) enum FetchBody {
+    Bytes(Bytes),
+    Stream(reqwest::Body),
+}
+
+/// Below this much time left, a failed read is not tried again.
+const RETRY_MIN_TIME: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The error for a request not sent because the subgraph's breaker is open.
+fn unavailable_error(service: &str) -> Value {
+    serde_json::json!({
+        "message": format!(
+            "subgraph '{service}' is failing; requests to it are paused for a few seconds"
+        ),
+        "extensions": { "code": "SUBGRAPH_UNAVAILABLE", "service": service }
+    })
 }
 
 /// A subgraph's answer read as GraphQL: taken when it parses and is a success, or

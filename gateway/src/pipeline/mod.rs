@@ -309,6 +309,7 @@ impl Gateway {
                 // A mutation's fetches change things: each is made.
                 dedupe: self.options.dedupe_subgraph_requests
                     && prepared.kind() != OperationKind::Mutation,
+                read_only: prepared.kind() != OperationKind::Mutation,
             };
             self.run(node, &state, &ctx).await;
         }

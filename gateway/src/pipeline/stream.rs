@@ -155,6 +155,7 @@ impl Gateway {
                 uploads: None,
                 // Events of one subscription often need the same entities at once.
                 dedupe: self.options.dedupe_subgraph_requests,
+                read_only: true,
             };
             self.run(node, &state, &ctx).await;
         }
