@@ -69,6 +69,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_INTROSPECTION",
     "SHOP_CONSOLE",
     "SHOP_APQ",
+    "SHOP_METRICS",
     "SHOP_BREAKER_FAILURES",
     "SHOP_BREAKER_COOL_DOWN_MS",
     "SHOP_SUBGRAPH_RETRIES",
@@ -218,6 +219,8 @@ pub struct Config {
     /// Default `x-apollo-operation-name,apollo-require-preflight`.
     /// `SHOP_INTROSPECTION` (default `true`): `__schema` and `__type` are answered.
     /// `SHOP_CONSOLE` (default `true`): browsers get the GraphQL console at `/graphql`.
+    /// `SHOP_METRICS` (default `true`): the gateway serves Prometheus metrics at
+    /// `/metrics`.
     pub protections: shop_gateway::Protections,
     /// `SHOP_APQ` (default `true`): automatic persisted queries (the `persistedQuery`
     /// extension); `SHOP_APQ_CACHE_BYTES` (16 MiB): operation text kept for them.
@@ -466,6 +469,7 @@ impl Config {
                 },
                 introspection: vars.parse("SHOP_INTROSPECTION", d.protections.introspection)?,
                 console: vars.parse("SHOP_CONSOLE", d.protections.console)?,
+                metrics: vars.parse("SHOP_METRICS", d.protections.metrics)?,
             },
             persisted_queries: shop_gateway::persisted::PersistedOptions {
                 enabled: vars.parse("SHOP_APQ", d.persisted_queries.enabled)?,

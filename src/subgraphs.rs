@@ -102,8 +102,15 @@ impl Deps {
     }
 }
 
-/// Migrates, starts the subgraph's event handling and returns its router.
+/// Migrates, starts the subgraph's event handling and returns its router, which times
+/// its requests and has its database pool read for `/metrics` while it lives.
 pub async fn start(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Router, String> {
+    let pool = shop_kit::metrics::watch_pool(name, &db);
+    let router = start_subgraph(name, db, deps).await?;
+    Ok(shop_kit::metrics::instrument(router, name, pool))
+}
+
+async fn start_subgraph(name: &str, db: DatabaseConnection, deps: &Deps) -> Result<Router, String> {
     let (bus, verifier) = (&deps.bus, deps.verifier.clone());
     match name {
         shop_users::NAME => {

@@ -794,3 +794,80 @@ async fn the_console_is_served_whole_by_the_gateway_and_its_examples_work() {
     .await;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn every_process_serves_metrics_that_promtool_accepts() {
+    let h = Harness::start(None, false).await;
+    let tok = h.token(&supplier_id(1), role("SUPPLIER"));
+    let cat = create_catalog(&h, &tok, "Metered").await;
+    product(&h, &tok, &cat, None, "M-1", "Meter", 100).await;
+    let scrape = |url: String| async move {
+        let resp = reqwest::get(url).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    };
+    let base = h
+        .platform
+        .gateway_url
+        .trim_end_matches("/graphql")
+        .to_string();
+    let gateway = scrape(format!("{base}/metrics")).await;
+    let catalog_base = h
+        .platform
+        .subgraph_url("catalog")
+        .unwrap()
+        .trim_end_matches("/graphql");
+    let catalog = scrape(format!("{catalog_base}/metrics")).await;
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    // The gateway asked the catalog; the catalog counted being asked.
+    let asked = "shop_gateway_subgraph_request_duration_seconds_count{outcome=\"answered\",subgraph=\"catalog\"}";
+    assert!(value(&gateway, asked) >= 1.0);
+    let served =
+        "shop_subgraph_request_duration_seconds_count{outcome=\"ok\",subgraph=\"catalog\"}";
+    assert!(value(&catalog, served) >= 1.0);
+    assert!(
+        value(&gateway, served) >= 1.0,
+        "one process: the gateway shows it too"
+    );
+    // SQLite pools: this platform's, read at scrape.
+    assert!(
+        value(
+            &catalog,
+            "shop_db_pool_max_connections{subgraph=\"catalog\"}"
+        ) >= 1.0
+    );
+    let open = value(
+        &catalog,
+        "shop_db_pool_connections{state=\"idle\",subgraph=\"catalog\"}",
+    ) + value(
+        &catalog,
+        "shop_db_pool_connections{state=\"in_use\",subgraph=\"catalog\"}",
+    );
+    assert!(open >= 1.0, "the catalog's pool has a connection open");
+    // The bus: events published and handled (once the relay and a consumer have had
+    // the product's event), outboxes and consumer groups read.
+    let families = [
+        "shop_events_published_total{topic=\"",
+        "shop_events_handled_total{group=\"",
+        "shop_events_outbox_backlog{outbox=\"",
+        "shop_events_consumer_lag{group=\"",
+    ];
+    let gateway = eventually("event metrics", || {
+        let url = format!("{base}/metrics");
+        async move {
+            let text = scrape(url).await;
+            let all = families
+                .iter()
+                .all(|f| text.lines().any(|l| l.starts_with(f)));
+            all.then_some(text)
+        }
+    })
+    .await;
+    shop_kit::testing::promtool_check(&gateway);
+    shop_kit::testing::promtool_check(&catalog);
+    h.stop().await;
+}

@@ -10,6 +10,7 @@
 pub mod csrf;
 pub mod dedup;
 pub mod live;
+pub mod metrics;
 pub mod persisted;
 pub mod pipeline;
 pub mod ratelimit;
@@ -89,6 +90,9 @@ pub struct Protections {
     pub introspection: bool,
     /// The GraphQL console is served to browsers at `GET /graphql`. Default on.
     pub console: bool,
+    /// Prometheus metrics are served at `/metrics`. Default on; switch off where the
+    /// gateway's port is public and nothing in front keeps `/metrics` to itself.
+    pub metrics: bool,
 }
 
 impl Default for Protections {
@@ -97,6 +101,7 @@ impl Default for Protections {
             csrf_required_headers: csrf::default_required_headers(),
             introspection: true,
             console: true,
+            metrics: true,
         }
     }
 }
@@ -184,7 +189,8 @@ pub struct Gateway {
     /// says not ready until it is done.
     starting: std::sync::atomic::AtomicBool,
     /// Client queries in flight, shared by identical ones (see `dedupe_requests`).
-    requests_in_flight: dedup::SingleFlight<pipeline::InboundKey, pipeline::Serialized>,
+    requests_in_flight:
+        dedup::SingleFlight<pipeline::InboundKey, (pipeline::Serialized, metrics::RequestOutcome)>,
     /// Subgraph reads in flight (see `dedupe_subgraph_requests`).
     fetches_in_flight:
         dedup::SingleFlight<pipeline::execute::FetchKey, pipeline::execute::RawAnswer>,
@@ -194,6 +200,8 @@ pub struct Gateway {
     pub guards: HashMap<String, Arc<resilience::SubgraphGuard>>,
     /// Request rate limits (see [`ratelimit`]).
     pub rate_limiter: ratelimit::RateLimiter,
+    /// What `/metrics` shows (see [`metrics`]).
+    pub metrics: metrics::GatewayMetrics,
     pub options: GatewayOptions,
 }
 
@@ -215,7 +223,10 @@ impl Gateway {
                 (g.name.to_string(), guard)
             })
             .collect();
+        let names: Vec<&str> = supergraph.graphs.iter().map(|g| g.name.as_str()).collect();
+        let metrics = metrics::GatewayMetrics::new(&names);
         Arc::new(Gateway {
+            metrics,
             guards,
             requirements,
             supergraph,

@@ -25,6 +25,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/files/{subgraph}/{*path}", axum::routing::any(files))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready));
+    if gateway.options.protections.metrics {
+        router = router.route("/metrics", get(metrics));
+    }
     if gateway.options.protections.console {
         router = router
             .route("/console/console.js", get(console_script))
@@ -381,7 +384,8 @@ fn client_address(
 }
 
 /// 429 `TOO_MANY_REQUESTS` with `Retry-After`, naming the limit.
-fn too_many(limited: crate::ratelimit::Limited) -> Response {
+fn too_many(gw: &Gateway, limited: crate::ratelimit::Limited) -> Response {
+    gw.metrics.rate_limited(limited.limit);
     let secs = limited.retry_after_secs();
     let who = match limited.limit {
         "user" => "this account",
@@ -425,7 +429,7 @@ async fn limit_caller(
     gw.rate_limiter
         .check_caller(&caller)
         .await
-        .map_err(too_many)
+        .map_err(|l| too_many(gw, l))
 }
 
 /// Counts a request against its signed-in user's rate.
@@ -438,7 +442,7 @@ async fn limit_user(
             .rate_limiter
             .check_user(&p.user_id)
             .await
-            .map_err(too_many),
+            .map_err(|l| too_many(gw, l)),
         _ => Ok(()),
     }
 }
@@ -708,6 +712,11 @@ async fn get_graphql(
         )
         .await;
     respond_serialized(answer)
+}
+
+/// `/metrics` in the Prometheus text format (see [`crate::metrics`]).
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    shop_kit::metrics::response(gw.render_metrics().await)
 }
 
 /// Ready when the process has loaded what it serves and every subgraph answers its

@@ -1068,7 +1068,7 @@ impl Gateway {
             authorization: ctx.authorization.map(str::to_string),
             forwarded_for: ctx.forwarded_for.map(str::to_string),
         };
-        let (answer, _) = self
+        let (answer, shared) = self
             .fetches_in_flight
             .run(key, || {
                 self.read_answer(
@@ -1081,6 +1081,9 @@ impl Gateway {
                 )
             })
             .await;
+        if shared {
+            self.metrics.shared(true);
+        }
         let (status, bytes) = answer.map_err(|why| state.unanswered(service, why))?;
         // Each request counts what it was answered against its own limit.
         let total = state.received.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
@@ -1163,6 +1166,7 @@ impl Gateway {
                     },
                 };
                 let left = deadline.saturating_duration_since(Instant::now());
+                let started = Instant::now();
                 let (answer, outcome, read) = self
                     .attempt(
                         service,
@@ -1174,6 +1178,8 @@ impl Gateway {
                         state,
                     )
                     .await;
+                self.metrics
+                    .fetch(service, outcome, started.elapsed().as_secs_f64());
                 guard.record(pass, outcome);
                 let may_retry = outcome == Outcome::Retryable
                     && ctx.read_only

@@ -11,11 +11,12 @@ pub mod stream;
 pub mod variables;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 use shop_federation::operation::OperationKind;
 
-use crate::Gateway;
+use crate::{Gateway, metrics};
 use execute::{ExecContext, ExecState};
 use request::{GraphQLRequest, GraphQLResponse};
 
@@ -124,10 +125,36 @@ impl Gateway {
         req: GraphQLRequest,
         meta: &RequestMeta,
     ) -> GraphQLResponse {
+        let started = Instant::now();
         match self.admit(req, meta).await {
-            Ok(admitted) => self.run_query_or_mutation(&admitted, meta).await,
-            Err(resp) => resp,
+            Ok(admitted) => {
+                let resp = self.run_query_or_mutation(&admitted, meta).await;
+                self.metrics.errors(&resp.errors);
+                let outcome = metrics::RequestOutcome::of(&resp.errors);
+                self.record(&admitted.prepared, outcome, started);
+                resp
+            }
+            Err(resp) => {
+                self.metrics
+                    .refused(&resp.errors, started.elapsed().as_secs_f64());
+                resp
+            }
         }
+    }
+
+    /// Records a request that ran under its operation's series.
+    fn record(
+        &self,
+        prepared: &prepare::Prepared,
+        outcome: metrics::RequestOutcome,
+        started: Instant,
+    ) {
+        let series = prepared.series.get_or_init(|| {
+            self.metrics
+                .operation_series(prepared.name(), prepared.kind())
+        });
+        self.metrics
+            .request(series, outcome, started.elapsed().as_secs_f64());
     }
 
     /// Runs an admitted query or mutation; a subscription is refused (plain HTTP
@@ -151,15 +178,24 @@ impl Gateway {
         req: GraphQLRequest,
         meta: &RequestMeta,
     ) -> Serialized {
+        let started = Instant::now();
         let admitted = match self.admit(req, meta).await {
             Ok(a) => a,
-            Err(resp) => return self.serialize(resp),
+            Err(resp) => {
+                self.metrics
+                    .refused(&resp.errors, started.elapsed().as_secs_f64());
+                return self.serialize(resp);
+            }
         };
         let shareable = self.options.dedupe_requests
             && admitted.prepared.kind() == OperationKind::Query
             && meta.uploads.is_none();
         if !shareable {
-            return self.serialize(self.run_query_or_mutation(&admitted, meta).await);
+            let resp = self.run_query_or_mutation(&admitted, meta).await;
+            self.metrics.errors(&resp.errors);
+            let outcome = metrics::RequestOutcome::of(&resp.errors);
+            self.record(&admitted.prepared, outcome, started);
+            return self.serialize(resp);
         }
         let key = InboundKey {
             prepared: Arc::as_ptr(&admitted.prepared) as usize,
@@ -168,12 +204,21 @@ impl Gateway {
             forwarded_for: meta.forwarded_for.clone(),
             is_get: meta.is_get,
         };
-        let (answer, _) = self
+        let ((answer, outcome), shared) = self
             .requests_in_flight
             .run(key, || async {
-                self.serialize(self.run_admitted(&admitted, meta).await)
+                let resp = self.run_admitted(&admitted, meta).await;
+                // Counted once, by the request that ran; those sharing it count as
+                // requests with its outcome.
+                self.metrics.errors(&resp.errors);
+                let outcome = metrics::RequestOutcome::of(&resp.errors);
+                (self.serialize(resp), outcome)
             })
             .await;
+        if shared {
+            self.metrics.shared(false);
+        }
+        self.record(&admitted.prepared, outcome, started);
         answer
     }
 

@@ -29,11 +29,23 @@ pub struct Prepared {
     pub unauthorized: Vec<shop_federation::authz::Removal>,
     /// Length of the operation text, for the cache's memory estimate.
     pub text_bytes: usize,
+    /// Its request histograms, found once (see [`crate::metrics`]).
+    pub(crate) series: std::sync::OnceLock<crate::metrics::OperationSeries>,
 }
 
 impl Prepared {
     pub fn kind(&self) -> OperationKind {
         self.operation.kind
+    }
+
+    /// The name the operation was given in its document, if any.
+    pub fn name(&self) -> Option<&str> {
+        let op = self
+            .document
+            .operations
+            .get(self.operation_name.as_deref())
+            .ok()?;
+        op.name.as_ref().map(|n| n.as_str())
     }
 
     /// What this operation holds in memory, estimated from its text: the syntax tree,
@@ -101,7 +113,9 @@ impl Gateway {
             labels.iter().cloned().collect(),
             String::new(),
         );
-        if let Some(hit) = self.cache_get(&key) {
+        let hit = self.cache_get(&key);
+        self.metrics.plan_cache(hit.is_some());
+        if let Some(hit) = hit {
             return Ok(hit);
         }
         let gw = self.clone();
@@ -173,6 +187,7 @@ impl Gateway {
             guarded,
             unauthorized: Vec::new(),
             text_bytes: query.len(),
+            series: Default::default(),
         })
     }
 
@@ -260,6 +275,7 @@ impl Gateway {
             guarded: true,
             unauthorized: removed,
             text_bytes: prepared.text_bytes,
+            series: Default::default(),
         });
         self.cache_put(key, copy.clone());
         Ok(copy)

@@ -75,13 +75,15 @@ impl Gateway {
         let gw = self.clone();
         let admitted = Arc::new(admitted);
         let service = primary.service.clone();
-        let events = stream::unfold(Some(upstream), move |rx| {
+        // Counted as open until the stream ends or is dropped.
+        let open = crate::metrics::Open::new(&self.metrics.subscriptions);
+        let events = stream::unfold(Some((upstream, open)), move |state| {
             let gw = gw.clone();
             let admitted = admitted.clone();
             let meta = meta.clone();
             let service = service.clone();
             async move {
-                let mut rx = rx?;
+                let (mut rx, open) = state?;
                 let resp = match rx.recv().await {
                     Some(Upstream::Next(payload)) => {
                         gw.event_response(&admitted, &meta, &service, payload).await
@@ -112,7 +114,7 @@ impl Gateway {
                         return Some((resp, None));
                     }
                 };
-                Some((resp, Some(rx)))
+                Some((resp, Some((rx, open))))
             }
         });
         Ok(events.boxed())

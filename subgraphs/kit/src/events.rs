@@ -485,6 +485,10 @@ impl EventBus {
     }
 
     pub async fn publish(&self, event: &Event) -> Result<(), String> {
+        crate::metrics::process()
+            .events_published
+            .with_label_values(&[&event.topic])
+            .inc();
         match self {
             EventBus::InProcess(bus) => bus.deliver(event, None).map(|_| ()),
             EventBus::Redis(bus) => {
@@ -548,6 +552,7 @@ impl EventBus {
                     }
                     placed.push((StreamPos::of_counter(delivery), delivery));
                 }
+                count_published(events);
                 Ok(Placed::At(placed))
             }
             EventBus::Redis(bus) => {
@@ -591,6 +596,7 @@ impl EventBus {
                         events.len()
                     ));
                 }
+                count_published(events);
                 Ok(Placed::At(placed))
             }
         }
@@ -710,30 +716,85 @@ impl EventBus {
                     }
                     groups.subscribers.push((topics, tx));
                 }
+                let group = group.to_string();
                 tokio::spawn(async move {
+                    // Events waiting for this consumer: read by `/metrics`.
+                    let waiting = Arc::new(std::sync::atomic::AtomicI64::new(0));
+                    let _lag = lag_sampler(&group, {
+                        let waiting = waiting.clone();
+                        move || {
+                            let n = waiting.load(std::sync::atomic::Ordering::Relaxed);
+                            Box::pin(async move { n })
+                        }
+                    });
                     while let Some((event, ack)) = rx.recv().await {
-                        handle_with_retry(&handler, event).await;
+                        let queued = i64::try_from(rx.len()).unwrap_or(i64::MAX);
+                        waiting.store(queued + 1, std::sync::atomic::Ordering::Relaxed);
+                        handle_with_retry(&group, &handler, event).await;
                         if let Some(ack) = ack {
                             ack.done();
                         }
+                        let queued = i64::try_from(rx.len()).unwrap_or(i64::MAX);
+                        waiting.store(queued, std::sync::atomic::Ordering::Relaxed);
                     }
                 })
             }
             EventBus::Redis(bus) => {
                 let bus = bus.clone();
                 let group = group.to_string();
-                tokio::spawn(async move { bus.consume(group, topics, handler).await })
+                tokio::spawn(async move {
+                    let _lag = lag_sampler(&group, {
+                        let (bus, group) = (bus.clone(), group.clone());
+                        let keys: Vec<String> = topics.iter().map(|t| bus.stream_key(t)).collect();
+                        move || {
+                            let (bus, group, keys) = (bus.clone(), group.clone(), keys.clone());
+                            Box::pin(async move { bus.group_lag(&group, &keys).await })
+                        }
+                    });
+                    bus.consume(group, topics, handler).await
+                })
             }
         }
     }
 }
 
-async fn handle_with_retry(handler: &Handler, event: Event) {
+/// Reads a consumer group's lag for `/metrics` while the returned guard lives.
+fn lag_sampler(
+    group: &str,
+    read: impl Fn() -> futures::future::BoxFuture<'static, i64> + Send + Sync + 'static,
+) -> crate::metrics::SamplerGuard {
+    let group = group.to_string();
+    crate::metrics::add_sampler(Arc::new(move || {
+        let (lag, group) = (read(), group.clone());
+        Box::pin(async move {
+            vec![crate::metrics::Reading {
+                name: "shop_events_consumer_lag",
+                help: "Events a consumer group has not handled yet",
+                labels: vec![("group", group)],
+                value: lag.await,
+            }]
+        })
+    }))
+}
+
+fn count_published(events: &[Event]) {
+    let published = &crate::metrics::process().events_published;
+    for event in events {
+        published.with_label_values(&[&event.topic]).inc();
+    }
+}
+
+async fn handle_with_retry(group: &str, handler: &Handler, event: Event) {
     let mut delay = Duration::from_millis(50);
+    let handled = &crate::metrics::process().events_handled;
     for attempt in 1.. {
         match handler(event.clone()).await {
-            Ok(()) => return,
+            Ok(()) => {
+                handled.with_label_values(&[group, "ok"]).inc();
+                return;
+            }
             Err(e) => {
+                handled.with_label_values(&[group, "failed"]).inc();
                 tracing::warn!(topic = %event.topic, id = %event.id, attempt, error = %e, "event handler failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
@@ -818,6 +879,36 @@ impl RedisBus {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+
+    /// Entries of `keys` that `group` has not acknowledged: read but unacknowledged
+    /// (pending) plus not yet read (Redis's `lag`, which it may not know after a trim:
+    /// then only pending counts).
+    async fn group_lag(&self, group: &str, keys: &[String]) -> i64 {
+        let mut conn = self.conn.clone();
+        let mut total = 0;
+        for key in keys {
+            let groups: redis::RedisResult<Vec<std::collections::HashMap<String, redis::Value>>> =
+                redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await;
+            let Ok(groups) = groups else { continue };
+            let number = |v: Option<&redis::Value>| -> i64 {
+                v.and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok())
+                    .unwrap_or(0)
+            };
+            for g in groups {
+                let name = g
+                    .get("name")
+                    .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
+                if name.as_deref() == Some(group) {
+                    total += number(g.get("pending")) + number(g.get("lag"));
+                }
+            }
+        }
+        total
     }
 
     async fn consume(self, group: String, topics: Vec<String>, handler: Handler) {
@@ -973,7 +1064,7 @@ async fn handle_entry(
 ) -> Result<(), String> {
     let body: Option<String> = entry.get("event");
     if let Some(event) = body.and_then(|b| serde_json::from_str::<Event>(&b).ok()) {
-        handle_with_retry(handler, event).await;
+        handle_with_retry(group, handler, event).await;
     }
     redis::cmd("XACK")
         .arg(key)
@@ -1461,6 +1552,7 @@ impl Inbox {
 /// for acknowledgements. Once an hour it prunes the domain's inbox.
 pub fn spawn_relay(db: DatabaseConnection, outbox: Outbox, bus: EventBus) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let _backlog = backlog_sampler(&db, outbox.table);
         let mut next_inbox_prune = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_inbox_prune {
@@ -1486,6 +1578,35 @@ pub fn spawn_relay(db: DatabaseConnection, outbox: Outbox, bus: EventBus) -> Joi
             }
         }
     })
+}
+
+/// Reads how many events an outbox holds for `/metrics` while the guard lives: those
+/// not yet published and those some consumer group has not acknowledged.
+fn backlog_sampler(db: &DatabaseConnection, table: &'static str) -> crate::metrics::SamplerGuard {
+    let db = db.clone();
+    crate::metrics::add_sampler(Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move {
+            let count = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    format!("SELECT COUNT(*) AS n FROM {table}"),
+                ))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|row| row.try_get::<i64>("", "n").ok());
+            count
+                .map(|n| crate::metrics::Reading {
+                    name: "shop_events_outbox_backlog",
+                    help: "Events in an outbox that some consumer group has not handled yet",
+                    labels: vec![("outbox", table.to_string())],
+                    value: n,
+                })
+                .into_iter()
+                .collect()
+        })
+    }))
 }
 
 /// Outbox rows the bus does not have, given its counter: never published, or published

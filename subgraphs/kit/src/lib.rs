@@ -14,6 +14,7 @@ pub mod ids;
 pub mod input;
 pub mod internal;
 pub mod limits;
+pub mod metrics;
 pub mod money;
 pub mod pagination;
 pub mod secrets;

@@ -78,9 +78,10 @@ pub fn subgraph_router_with_uploads<E: Executor + Clone>(
         .merge(health_router(ready))
 }
 
-/// `/health` (the process is alive) and `/ready` (it can serve).
+/// `/health` (the process is alive), `/ready` (it can serve) and `/metrics` (see
+/// [`crate::metrics`]).
 pub fn health_router(ready: ReadyCheck) -> Router {
-    Router::new()
+    crate::metrics::router()
         .route("/health", get(|| async { "ok" }))
         .route(
             "/ready",

@@ -223,6 +223,46 @@ impl Drop for RedisServer {
 }
 
 /// Runs `f` once per test database (SQLite, and MySQL when configured), then drops them.
+/// Fails unless `promtool check metrics` accepts `text`. Skipped without promtool
+/// (`SHOP_PROMTOOL`, else `promtool` on the path), except under
+/// `SHOP_REQUIRE_PROMTOOL=1` (set by CI), where a missing promtool fails.
+#[allow(clippy::expect_used)]
+pub fn promtool_check(text: &str) {
+    use std::io::Write;
+    let tool = std::env::var("SHOP_PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let child = std::process::Command::new(&tool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            let required = std::env::var("SHOP_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "SHOP_REQUIRE_PROMTOOL is set but {tool} cannot run: {e}"
+            );
+            eprintln!("promtool not found (set SHOP_PROMTOOL); its check is skipped");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("writing to promtool");
+    let out = child.wait_with_output().expect("promtool's answer");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub async fn each_db(test: &str, f: impl AsyncFn(&TestDb)) {
     let dbs = databases(test).await;
     for db in &dbs {

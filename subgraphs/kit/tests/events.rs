@@ -590,3 +590,55 @@ async fn the_inbox_forgets_events_after_its_retention() {
     }
     cleanup(&dbs).await;
 }
+
+/// `shop_events_consumer_lag{group}` as `/metrics` shows it now.
+async fn lag_of(group: &str) -> Option<i64> {
+    let text = shop_kit::metrics::render(&[]).await;
+    let series = format!("shop_events_consumer_lag{{group=\"{group}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str())?.parse().ok())
+}
+
+/// A consumer stuck on its first event shows the events it has not handled as lag,
+/// and none once it catches up: in process and on Redis.
+#[tokio::test]
+async fn a_consumer_groups_lag_is_read_at_scrape_on_both_buses() {
+    let mut buses = vec![EventBus::in_process()];
+    if let Some(url) = redis_url("consumer_lag") {
+        let prefix = format!("shop-test-{}", shop_kit::ids::new_id());
+        buses.push(EventBus::redis(&url, &prefix).await.expect("redis"));
+    }
+    for bus in buses {
+        let group = format!("lagging-{}", shop_kit::ids::new_id());
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let done = Arc::new(Mutex::new(0));
+        bus.ensure_group("t.lag", &group).await.expect("group");
+        bus.spawn_consumer(
+            &group,
+            &["t.lag"],
+            handler(
+                (gate.clone(), done.clone()),
+                |(gate, done): (Arc<tokio::sync::Semaphore>, Arc<Mutex<i32>>), _e: Event| async move {
+                    gate.acquire().await.expect("gate").forget();
+                    *done.lock().expect("lock") += 1;
+                    Ok(())
+                },
+            ),
+        );
+        for n in 1..=3 {
+            bus.publish(&ev("t.lag", n)).await.expect("publish");
+        }
+        let lag = eventually(Duration::from_secs(10), || async {
+            lag_of(&group).await.filter(|l| *l == 3)
+        })
+        .await;
+        assert_eq!(lag, Some(3), "three events waiting for a stuck consumer");
+        gate.add_permits(3);
+        let caught_up = eventually(Duration::from_secs(10), || async {
+            let handled = *done.lock().expect("lock") == 3;
+            lag_of(&group).await.filter(|l| handled && *l == 0)
+        })
+        .await;
+        assert_eq!(caught_up, Some(0), "no lag once all are handled");
+    }
+}
