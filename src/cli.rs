@@ -312,7 +312,13 @@ async fn run_gateway(
         "gateway listening on http://{}/graphql",
         listener.local_addr()?
     );
-    let router = shop_gateway::router(gateway).merge(crate::pages::router());
+    let handle =
+        shop_gateway::reload::GatewayHandle::with_overrides(gateway, config.subgraph_urls.clone());
+    // Replaced in place when the file changes; the watcher ends with the server.
+    if !config.supergraph_poll.is_zero() {
+        let _watcher = handle.watch_file(path.clone(), config.supergraph_poll);
+    }
+    let router = shop_gateway::router_for(handle).merge(crate::pages::router());
     shop_kit::server::serve(listener, router, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -69,6 +69,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_INTROSPECTION",
     "SHOP_CONSOLE",
     "SHOP_APQ",
+    "SHOP_SUPERGRAPH_POLL_MS",
     "SHOP_METRICS",
     "SHOP_BREAKER_FAILURES",
     "SHOP_BREAKER_COOL_DOWN_MS",
@@ -123,6 +124,10 @@ pub struct Config {
     pub bus_prefix: String,
     /// `SHOP_SUPERGRAPH`: the supergraph the gateway serves. Default `schema/supergraph.graphql`.
     pub supergraph: PathBuf,
+    /// `SHOP_SUPERGRAPH_POLL_MS`: how often the gateway looks at its supergraph file and
+    /// serves a changed one (checked first; a bad one is refused and logged). 0: never.
+    /// Default 1000.
+    pub supergraph_poll: Duration,
     /// `SHOP_SUBGRAPH_URL_<NAME>`: override a subgraph's URL from the supergraph.
     pub subgraph_urls: HashMap<String, String>,
     /// `SHOP_SUBGRAPH_TIMEOUT_MS`: per subgraph request. Default 30000.
@@ -253,6 +258,7 @@ impl Default for Config {
             redis_url: None,
             bus_prefix: "shop".into(),
             supergraph: PathBuf::from("schema/supergraph.graphql"),
+            supergraph_poll: Duration::from_secs(1),
             subgraph_urls: HashMap::new(),
             subgraph_timeout: Duration::from_secs(30),
             subgraph_timeouts: HashMap::new(),
@@ -371,6 +377,10 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or(d.supergraph),
             subgraph_urls,
+            supergraph_poll: Duration::from_millis(vars.parse(
+                "SHOP_SUPERGRAPH_POLL_MS",
+                d.supergraph_poll.as_millis() as u64,
+            )?),
             subgraph_timeout: Duration::from_millis(
                 vars.parse("SHOP_SUBGRAPH_TIMEOUT_MS", 30_000u64)?,
             ),

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod persisted;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod reload;
 pub mod resilience;
 pub mod transport;
 pub mod trusted;
@@ -30,7 +31,7 @@ use shop_federation::Supergraph;
 use shop_kit::auth::Verifier;
 
 pub use pipeline::request::{GraphQLRequest, GraphQLResponse};
-pub use transport::router;
+pub use transport::{router, router_for};
 
 /// Gateway settings.
 #[derive(Clone)]
@@ -183,11 +184,14 @@ pub struct Gateway {
     implementers: apollo_compiler::collections::HashMap<Name, Implementers>,
     cache: Mutex<PreparedCache>,
     client: reqwest::Client,
-    /// Open streaming connections per client address.
-    connections: Mutex<HashMap<String, usize>>,
+    /// Open streaming connections per client address (shared by every generation).
+    connections: Arc<Mutex<HashMap<String, usize>>>,
     /// Set while the process is still loading what it serves (the demo shop): `/ready`
     /// says not ready until it is done.
-    starting: std::sync::atomic::AtomicBool,
+    starting: Arc<std::sync::atomic::AtomicBool>,
+    /// The gateway that took over from this one when the supergraph was replaced (see
+    /// [`reload`]): open subscriptions watch it.
+    successor: tokio::sync::watch::Sender<Option<Arc<Gateway>>>,
     /// Client queries in flight, shared by identical ones (see `dedupe_requests`).
     requests_in_flight:
         dedup::SingleFlight<pipeline::InboundKey, (pipeline::Serialized, metrics::RequestOutcome)>,
@@ -195,36 +199,73 @@ pub struct Gateway {
     fetches_in_flight:
         dedup::SingleFlight<pipeline::execute::FetchKey, pipeline::execute::RawAnswer>,
     /// Operation texts sent once with their hash (see [`persisted`]).
-    pub persisted: persisted::PersistedQueries,
+    pub persisted: Arc<persisted::PersistedQueries>,
     /// Each subgraph's breaker, retry budget and request slots, by subgraph name.
     pub guards: HashMap<String, Arc<resilience::SubgraphGuard>>,
     /// Request rate limits (see [`ratelimit`]).
-    pub rate_limiter: ratelimit::RateLimiter,
+    pub rate_limiter: Arc<ratelimit::RateLimiter>,
     /// What `/metrics` shows (see [`metrics`]).
-    pub metrics: metrics::GatewayMetrics,
+    pub metrics: Arc<metrics::GatewayMetrics>,
     pub options: GatewayOptions,
 }
 
 impl Gateway {
     pub fn new(supergraph: Supergraph, options: GatewayOptions) -> Arc<Gateway> {
+        Gateway::build(supergraph, options, None)
+    }
+
+    /// A gateway serving `supergraph` that takes over from this one: it shares what
+    /// outlives a schema (rate-limit buckets, persisted queries, metrics, live
+    /// connection counts, the HTTP client, and the breaker of each subgraph it keeps),
+    /// and plans afresh. See [`reload`].
+    pub fn successor_for(&self, supergraph: Supergraph) -> Arc<Gateway> {
+        Gateway::build(supergraph, self.options.clone(), Some(self))
+    }
+
+    fn build(
+        supergraph: Supergraph,
+        options: GatewayOptions,
+        previous: Option<&Gateway>,
+    ) -> Arc<Gateway> {
         let implementers = supergraph.api.implementers_map();
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .pool_idle_timeout(shop_kit::server::CLIENT_POOL_IDLE)
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
+        let client = match previous {
+            Some(p) => p.client.clone(),
+            None => reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .pool_idle_timeout(shop_kit::server::CLIENT_POOL_IDLE)
+                .tcp_nodelay(true)
+                .build()
+                .unwrap_or_default(),
+        };
         let requirements = shop_federation::authz::Requirements::from_schema(&supergraph.schema);
         let guards = supergraph
             .graphs
             .iter()
             .map(|g| {
-                let guard = resilience::SubgraphGuard::new(options.resilience.clone());
+                let kept = previous.and_then(|p| p.guards.get(&g.name)).cloned();
+                let guard = kept
+                    .unwrap_or_else(|| resilience::SubgraphGuard::new(options.resilience.clone()));
                 (g.name.to_string(), guard)
             })
             .collect();
         let names: Vec<&str> = supergraph.graphs.iter().map(|g| g.name.as_str()).collect();
-        let metrics = metrics::GatewayMetrics::new(&names);
+        let metrics = match previous {
+            Some(p) => p.metrics.clone(),
+            None => Arc::new(metrics::GatewayMetrics::new(&names)),
+        };
+        let persisted = match previous {
+            Some(p) => p.persisted.clone(),
+            None => Arc::new(persisted::PersistedQueries::new(
+                options.persisted_queries.clone(),
+            )),
+        };
+        let rate_limiter = match previous {
+            Some(p) => p.rate_limiter.clone(),
+            None => Arc::new(ratelimit::RateLimiter::new(
+                options.rate_limits.clone(),
+                ratelimit::Store::in_memory(),
+            )),
+        };
         Arc::new(Gateway {
             metrics,
             guards,
@@ -236,17 +277,30 @@ impl Gateway {
                 options.plan_cache_bytes,
             )),
             client,
-            connections: Mutex::new(HashMap::new()),
-            starting: std::sync::atomic::AtomicBool::new(false),
+            connections: previous.map(|p| p.connections.clone()).unwrap_or_default(),
+            starting: previous.map(|p| p.starting.clone()).unwrap_or_default(),
+            successor: tokio::sync::watch::Sender::new(None),
             requests_in_flight: Default::default(),
             fetches_in_flight: Default::default(),
-            persisted: persisted::PersistedQueries::new(options.persisted_queries.clone()),
-            rate_limiter: ratelimit::RateLimiter::new(
-                options.rate_limits.clone(),
-                ratelimit::Store::in_memory(),
-            ),
+            persisted,
+            rate_limiter,
             options,
         })
+    }
+
+    /// Hands over to `next`: subscriptions still open here check whether they fit its
+    /// schema, and the prepared operations kept here are let go (whatever still runs
+    /// here holds what it needs).
+    pub fn retire(&self, next: Arc<Gateway>) {
+        self.successor.send_replace(Some(next));
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = PreparedCache::new(1, 0);
+        }
+    }
+
+    /// What [`Gateway::retire`] handed over to, as it happens.
+    pub fn successor(&self) -> tokio::sync::watch::Receiver<Option<Arc<Gateway>>> {
+        self.successor.subscribe()
     }
 
     /// The timeout for requests to `service`.

@@ -226,7 +226,14 @@ enum Out {
 }
 
 /// Serves one WebSocket connection until either side ends it.
-pub async fn serve_socket(gw: Arc<Gateway>, socket: WebSocket, conn: Connection) {
+/// Each `subscribe` runs on the generation serving when it arrives (see
+/// [`crate::reload`]).
+pub async fn serve_socket(
+    handle: Arc<crate::reload::GatewayHandle>,
+    socket: WebSocket,
+    conn: Connection,
+) {
+    let gw = handle.current();
     let (mut sink, mut incoming) = socket.split();
     let (out, mut out_rx) = mpsc::channel::<Out>(256);
     let writer = tokio::spawn(async move {
@@ -341,7 +348,7 @@ pub async fn serve_socket(gw: Arc<Gateway>, socket: WebSocket, conn: Connection)
                             continue;
                         }
                         let task = tokio::spawn(run_operation(
-                            gw.clone(), id.clone(), req, meta.clone(), out.clone(), done_tx.clone(),
+                            handle.current(), id.clone(), req, meta.clone(), out.clone(), done_tx.clone(),
                         ));
                         running.insert(id, task.abort_handle());
                     }

@@ -66,8 +66,10 @@ pub struct GatewayMetrics {
     registry: Registry,
     requests: HistogramVec,
     errors: IntCounterVec,
-    /// Per subgraph, a histogram per fetch outcome (answered, failed, unreachable).
+    /// Per subgraph, a histogram per fetch outcome (answered, failed, unreachable):
+    /// found without building labels for the subgraphs known at start.
     fetches: HashMap<String, [Histogram; 3]>,
+    fetch_family: HistogramVec,
     plan_cache: [IntCounter; 2],
     shared: [IntCounter; 2],
     rate_limited: IntCounterVec,
@@ -136,6 +138,7 @@ impl GatewayMetrics {
             requests,
             errors,
             fetches,
+            fetch_family,
             plan_cache,
             shared,
             rate_limited,
@@ -201,13 +204,18 @@ impl GatewayMetrics {
 
     /// Records one subgraph request.
     pub fn fetch(&self, subgraph: &str, outcome: Outcome, seconds: f64) {
-        if let Some(series) = self.fetches.get(subgraph) {
-            let i = match outcome {
-                Outcome::Answered => 0,
-                Outcome::Failed => 1,
-                Outcome::Retryable => 2,
-            };
-            series[i].observe(seconds);
+        let i = match outcome {
+            Outcome::Answered => 0,
+            Outcome::Failed => 1,
+            Outcome::Retryable => 2,
+        };
+        match self.fetches.get(subgraph) {
+            Some(series) => series[i].observe(seconds),
+            // A subgraph a reloaded supergraph added.
+            None => self
+                .fetch_family
+                .with_label_values(&[subgraph, ["answered", "failed", "unreachable"][i]])
+                .observe(seconds),
         }
     }
 

@@ -16,9 +16,17 @@ use serde_json::{Map, Value};
 use crate::Gateway;
 use crate::pipeline::RequestMeta;
 use crate::pipeline::request::{GraphQLRequest, GraphQLResponse};
+use crate::reload::GatewayHandle;
 
-/// The gateway's router.
+/// The gateway's router, serving `gateway` for good.
 pub fn router(gateway: Arc<Gateway>) -> Router {
+    router_for(GatewayHandle::new(gateway))
+}
+
+/// The gateway's router, serving whichever generation `handle` holds (see
+/// [`crate::reload`]); `POST /admin/supergraph` replaces it.
+pub fn router_for(handle: Arc<GatewayHandle>) -> Router {
+    let gateway = handle.current();
     let max_request = gateway.options.limits.max_request_bytes;
     let mut router = Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
@@ -36,7 +44,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     router
         .route("/.well-known/openid-configuration", get(well_known))
         .route("/.well-known/jwks.json", get(well_known))
-        .with_state(gateway)
+        .route("/admin/supergraph", axum::routing::post(replace_supergraph))
+        .with_state(handle)
         .layer(axum::extract::DefaultBodyLimit::max(max_request))
         .layer(tower_http::cors::CorsLayer::permissive())
 }
@@ -240,7 +249,8 @@ fn forwarded_for(
 
 /// Serves the identity service's discovery document and JWKS at the gateway's origin,
 /// so token issuer and API share one public URL.
-async fn well_known(State(gw): State<Arc<Gateway>>, uri: axum::http::Uri) -> Response {
+async fn well_known(State(handle): State<Arc<GatewayHandle>>, uri: axum::http::Uri) -> Response {
+    let gw = handle.current();
     let Some(base) = gw.options.identity_url.as_deref() else {
         return (StatusCode::NOT_FOUND, "no identity service configured").into_response();
     };
@@ -281,10 +291,11 @@ async fn well_known(State(gw): State<Arc<Gateway>>, uri: axum::http::Uri) -> Res
 /// supergraph are reachable, and only their `/files/` routes; the subgraph checks the
 /// `Authorization` header (forwarded as it came) or the signed link itself.
 async fn files(
-    State(gw): State<Arc<Gateway>>,
+    State(handle): State<Arc<GatewayHandle>>,
     axum::extract::Path((subgraph, path)): axum::extract::Path<(String, String)>,
     request: axum::extract::Request,
 ) -> Response {
+    let gw = handle.current();
     let Some(graph) = gw
         .supergraph
         .graphs
@@ -488,11 +499,12 @@ async fn event_stream(
 
 /// Upgrades to a WebSocket speaking `graphql-transport-ws`.
 async fn upgrade(
-    gw: Arc<Gateway>,
+    handle: Arc<GatewayHandle>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     mut parts: axum::http::request::Parts,
 ) -> Response {
     use axum::extract::FromRequestParts;
+    let gw = handle.current();
     let offered = parts
         .headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
@@ -533,14 +545,15 @@ async fn upgrade(
     ws.protocols([crate::pipeline::stream::PROTOCOL])
         .max_message_size(gw.options.limits.max_request_bytes)
         .max_frame_size(gw.options.limits.max_request_bytes)
-        .on_upgrade(move |socket| crate::live::serve_socket(gw, socket, conn))
+        .on_upgrade(move |socket| crate::live::serve_socket(handle, socket, conn))
 }
 
 async fn post_graphql(
-    State(gw): State<Arc<Gateway>>,
+    State(handle): State<Arc<GatewayHandle>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     request: axum::extract::Request,
 ) -> Response {
+    let gw = handle.current();
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     if let Err(refused) =
@@ -627,10 +640,11 @@ async fn post_upload(
 }
 
 async fn get_graphql(
-    State(gw): State<Arc<Gateway>>,
+    State(handle): State<Arc<GatewayHandle>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     request: axum::extract::Request,
 ) -> Response {
+    let gw = handle.current();
     let (parts, _) = request.into_parts();
     let is_upgrade = parts
         .headers
@@ -638,7 +652,7 @@ async fn get_graphql(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if is_upgrade {
-        return upgrade(gw, peer, parts).await;
+        return upgrade(handle, peer, parts).await;
     }
     let headers = parts.headers.clone();
     let Query(params) = match Query::<Map<String, Value>>::try_from_uri(&parts.uri) {
@@ -714,14 +728,75 @@ async fn get_graphql(
     respond_serialized(answer)
 }
 
+/// `POST /admin/supergraph`: an admin (a token with the admin role) hands the gateway
+/// a new supergraph (the body, as SDL). 200 with the subgraphs it serves; 400 with the
+/// reason when it does not pass (the current one keeps serving).
+async fn replace_supergraph(
+    State(handle): State<Arc<GatewayHandle>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let gw = handle.current();
+    let refuse = |status: StatusCode, message: &str, code: &str| {
+        let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+        (status, Json(body)).into_response()
+    };
+    let principal = match authorize(&gw, &headers).await {
+        Ok((_, principal)) => principal,
+        Err(resp) => return resp,
+    };
+    match principal {
+        None => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "replacing the supergraph needs an admin's token",
+                "UNAUTHENTICATED",
+            );
+        }
+        Some(p) if !p.is_admin() => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "only an admin may replace the supergraph",
+                "FORBIDDEN",
+            );
+        }
+        Some(_) => {}
+    }
+    let Ok(sdl) = std::str::from_utf8(&body) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the supergraph is not UTF-8 text",
+            "BAD_USER_INPUT",
+        );
+    };
+    match handle.replace(sdl).await {
+        Ok(crate::reload::Replaced::Now(subgraphs)) => {
+            Json(serde_json::json!({ "replaced": true, "subgraphs": subgraphs })).into_response()
+        }
+        Ok(crate::reload::Replaced::Unchanged) => {
+            Json(serde_json::json!({ "replaced": false })).into_response()
+        }
+        Err(reason) => {
+            tracing::error!(%reason, "a supergraph sent to /admin/supergraph was refused");
+            refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("the supergraph was refused; the current one keeps serving: {reason}"),
+                "INVALID_SUPERGRAPH",
+            )
+        }
+    }
+}
+
 /// `/metrics` in the Prometheus text format (see [`crate::metrics`]).
-async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+async fn metrics(State(handle): State<Arc<GatewayHandle>>) -> Response {
+    let gw = handle.current();
     shop_kit::metrics::response(gw.render_metrics().await)
 }
 
 /// Ready when the process has loaded what it serves and every subgraph answers its
 /// `/health`.
-async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+async fn ready(State(handle): State<Arc<GatewayHandle>>) -> Response {
+    let gw = handle.current();
     if gw.is_starting() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -24,6 +24,36 @@ use crate::Gateway;
 /// The subprotocol both legs speak.
 pub const PROTOCOL: &str = "graphql-transport-ws";
 
+/// The generation that took over, once one does; never, for `None` (nobody can take
+/// over any more).
+async fn replaced(
+    retired: &mut Option<tokio::sync::watch::Receiver<Option<Arc<Gateway>>>>,
+) -> Option<Arc<Gateway>> {
+    let Some(rx) = retired else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let Some(next) = rx.borrow_and_update().clone() {
+            return Some(next);
+        }
+        if rx.changed().await.is_err() {
+            return None;
+        }
+    }
+}
+
+/// The last message of a subscription the new schema does not serve as it was.
+fn schema_changed(reason: &str) -> GraphQLResponse {
+    GraphQLResponse {
+        errors: vec![serde_json::json!({
+            "message": format!("the API changed under this subscription ({reason}); subscribe again"),
+            "extensions": { "code": "SCHEMA_CHANGED" }
+        })],
+        data: None,
+        status: 200,
+    }
+}
+
 /// What the upstream leg reports.
 enum Upstream {
     Next(Value),
@@ -77,14 +107,32 @@ impl Gateway {
         let service = primary.service.clone();
         // Counted as open until the stream ends or is dropped.
         let open = crate::metrics::Open::new(&self.metrics.subscriptions);
-        let events = stream::unfold(Some((upstream, open)), move |state| {
+        let retired = Some(self.successor());
+        let events = stream::unfold(Some((upstream, open, retired)), move |state| {
             let gw = gw.clone();
             let admitted = admitted.clone();
             let meta = meta.clone();
             let service = service.clone();
             async move {
-                let (mut rx, open) = state?;
-                let resp = match rx.recv().await {
+                let (mut rx, open, mut retired) = state?;
+                let received = loop {
+                    tokio::select! {
+                        received = rx.recv() => break received,
+                        next = replaced(&mut retired) => {
+                            match next {
+                                Some(next) => {
+                                    if let Some(reason) = gw.changed_under(&admitted, &next).await {
+                                        return Some((schema_changed(&reason), None));
+                                    }
+                                    // Still fits: keep running, and watch the newer one.
+                                    retired = Some(next.successor());
+                                }
+                                None => retired = None,
+                            }
+                        }
+                    }
+                };
+                let resp = match received {
                     Some(Upstream::Next(payload)) => {
                         gw.event_response(&admitted, &meta, &service, payload).await
                     }
@@ -114,10 +162,43 @@ impl Gateway {
                         return Some((resp, None));
                     }
                 };
-                Some((resp, Some((rx, open))))
+                Some((resp, Some((rx, open, retired))))
             }
         });
         Ok(events.boxed())
+    }
+
+    /// Why a subscription running here no longer fits `next`'s schema: its operation
+    /// does not validate there, or its events would come from another subgraph.
+    async fn changed_under(&self, admitted: &Admitted, next: &Arc<Gateway>) -> Option<String> {
+        let text = admitted.prepared.document.to_string();
+        let name = admitted.prepared.operation_name.as_deref();
+        let now = match next.prepare(&text, name).await {
+            Ok(p) => p,
+            Err(resp) => {
+                let why = resp
+                    .errors
+                    .first()
+                    .and_then(|e| e["message"].as_str())
+                    .unwrap_or("it no longer validates");
+                return Some(why.to_string());
+            }
+        };
+        let service = |node: &Option<PlanNode>| match node {
+            Some(PlanNode::Subscription { primary, .. }) => Some(primary.service.clone()),
+            _ => None,
+        };
+        let (before, after) = (
+            service(&admitted.prepared.plan.node),
+            service(&now.plan.node),
+        );
+        (before != after).then(|| {
+            format!(
+                "its events now come from {} instead of {}",
+                after.as_deref().unwrap_or("no subgraph"),
+                before.as_deref().unwrap_or("no subgraph")
+            )
+        })
     }
 
     /// One event: its data plus whatever the rest of the plan fetches, shaped. A failing
