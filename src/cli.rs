@@ -298,6 +298,7 @@ async fn run_gateway(
             trusted_documents: config.trusted_documents.clone(),
             resilience: config.resilience.clone(),
             rate_limits: config.rate_limits.clone(),
+            cost: config.cost.clone(),
         },
     );
     crate::platform::share_through_redis(&gateway, config.redis_url.as_deref(), &config.bus_prefix)

@@ -69,6 +69,10 @@ pub const KNOWN: &[&str] = &[
     "SHOP_INTROSPECTION",
     "SHOP_CONSOLE",
     "SHOP_APQ",
+    "SHOP_MAX_COST",
+    "SHOP_CLIENT_MAX_COST",
+    "SHOP_DEFAULT_LIST_SIZE",
+    "SHOP_COST_REPORT",
     "SHOP_SUPERGRAPH_POLL_MS",
     "SHOP_METRICS",
     "SHOP_BREAKER_FAILURES",
@@ -247,6 +251,12 @@ pub struct Config {
     /// client address and per signed-in user; `SHOP_RATE_LIMIT_CLIENTS`:
     /// `storefront=1000/1s,*=50/1s` per client name. Default none.
     pub rate_limits: shop_gateway::ratelimit::RateLimits,
+    /// Demand control: `SHOP_MAX_COST` (default 10000; 0 estimates without refusing)
+    /// is the most an operation's estimated cost may be; `SHOP_CLIENT_MAX_COST`
+    /// (`partner=500,storefront=20000`) budgets per client name; `SHOP_DEFAULT_LIST_SIZE`
+    /// (10) the size of a list whose field has no `@listSize`; `SHOP_COST_REPORT`
+    /// (false) puts `extensions.cost` on every response, not only those that ask.
+    pub cost: shop_gateway::cost::CostOptions,
 }
 
 impl Default for Config {
@@ -292,6 +302,7 @@ impl Default for Config {
             trusted_documents: None,
             resilience: Default::default(),
             rate_limits: Default::default(),
+            cost: Default::default(),
         }
     }
 }
@@ -521,6 +532,34 @@ impl Config {
                 retry_percent: vars.parse("SHOP_RETRY_PERCENT", d.resilience.retry_percent)?,
                 max_in_flight: vars
                     .parse("SHOP_SUBGRAPH_MAX_IN_FLIGHT", d.resilience.max_in_flight)?,
+            },
+            cost: shop_gateway::cost::CostOptions {
+                max_cost: match vars.parse("SHOP_MAX_COST", d.cost.max_cost.unwrap_or(0))? {
+                    0 => None,
+                    n => Some(n),
+                },
+                client_max_cost: {
+                    let mut out = HashMap::new();
+                    for entry in var("SHOP_CLIENT_MAX_COST")
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|e| !e.is_empty())
+                    {
+                        let parsed = entry.split_once('=').and_then(|(n, v)| {
+                            Some((n.trim().to_string(), v.trim().parse().ok()?))
+                        });
+                        let (name, max) = parsed.ok_or_else(|| ConfigError::Invalid {
+                            name: "SHOP_CLIENT_MAX_COST".into(),
+                            reason: format!("{entry:?} is not client=cost"),
+                        })?;
+                        out.insert(name, max);
+                    }
+                    out
+                },
+                default_list_size: vars
+                    .parse("SHOP_DEFAULT_LIST_SIZE", d.cost.default_list_size)?,
+                always_report: vars.parse("SHOP_COST_REPORT", d.cost.always_report)?,
             },
             rate_limits: {
                 let rate = |name: &str| -> Result<_, ConfigError> {

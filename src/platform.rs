@@ -83,6 +83,8 @@ pub struct PlatformOptions {
     pub resilience: shop_gateway::resilience::ResilienceOptions,
     /// Request rate limits.
     pub rate_limits: shop_gateway::ratelimit::RateLimits,
+    /// Operation cost budgets.
+    pub cost: shop_gateway::cost::CostOptions,
 }
 
 impl PlatformOptions {
@@ -130,6 +132,7 @@ impl PlatformOptions {
             trusted_documents: c.trusted_documents.clone(),
             resilience: c.resilience.clone(),
             rate_limits: c.rate_limits.clone(),
+            cost: c.cost.clone(),
         }
     }
 
@@ -175,6 +178,7 @@ impl PlatformOptions {
             trusted_documents: None,
             resilience: Default::default(),
             rate_limits: Default::default(),
+            cost: Default::default(),
         }
     }
 }
@@ -426,6 +430,7 @@ impl Platform {
                 trusted_documents: opts.trusted_documents.clone(),
                 resilience: opts.resilience.clone(),
                 rate_limits: opts.rate_limits.clone(),
+                cost: opts.cost.clone(),
             },
         );
         share_through_redis(&gateway, opts.redis_url.as_deref(), &opts.bus_prefix).await?;

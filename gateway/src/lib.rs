@@ -7,6 +7,7 @@
 //! cached) → `variables` (coercion) → `execute` (fetches) → `response` (shaping, null
 //! bubbling, errors).
 
+pub mod cost;
 pub mod csrf;
 pub mod dedup;
 pub mod live;
@@ -77,6 +78,8 @@ pub struct GatewayOptions {
     pub resilience: resilience::ResilienceOptions,
     /// Request rates per client address, user and client name. Default none.
     pub rate_limits: ratelimit::RateLimits,
+    /// Operation cost budgets (see [`cost`]).
+    pub cost: cost::CostOptions,
 }
 
 /// Protections towards clients (each on by default where that is safe).
@@ -127,6 +130,7 @@ impl Default for GatewayOptions {
             trusted_documents: None,
             resilience: Default::default(),
             rate_limits: Default::default(),
+            cost: Default::default(),
         }
     }
 }
@@ -206,6 +210,8 @@ pub struct Gateway {
     pub rate_limiter: Arc<ratelimit::RateLimiter>,
     /// What `/metrics` shows (see [`metrics`]).
     pub metrics: Arc<metrics::GatewayMetrics>,
+    /// The supergraph's `@cost` and `@listSize` weights (see [`cost`]).
+    cost_model: cost::CostModel,
     pub options: GatewayOptions,
 }
 
@@ -266,7 +272,9 @@ impl Gateway {
                 ratelimit::Store::in_memory(),
             )),
         };
+        let cost_model = cost::CostModel::new(&supergraph, options.cost.default_list_size);
         Arc::new(Gateway {
+            cost_model,
             metrics,
             guards,
             requirements,

@@ -92,6 +92,142 @@ struct MField {
     inaccessible: bool,
     tags: Vec<String>,
     auth: Auth,
+    cost: Cost,
+}
+
+/// `@cost` and `@listSize` of a field (or `@cost` of a type), merged across subgraphs:
+/// the highest weight, the largest assumed size, every slicing argument and sized
+/// field any subgraph names (the estimate errs high, never low).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Cost {
+    weight: Option<i32>,
+    list_size: Option<ListSize>,
+    /// `@cost` of the field's arguments, by argument name.
+    arguments: BTreeMap<String, i32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ListSize {
+    assumed_size: Option<i32>,
+    slicing_arguments: Vec<String>,
+    sized_fields: Vec<String>,
+    require_one_slicing_argument: bool,
+}
+
+impl Cost {
+    fn read(names: &FedNames, directives: &DirectiveList) -> Cost {
+        let weight = names
+            .all(directives, "cost")
+            .filter_map(|d| int_arg(d, "weight"))
+            .max();
+        let list_size = names
+            .all(directives, "listSize")
+            .fold(None, |acc: Option<ListSize>, d| {
+                let this = ListSize {
+                    assumed_size: int_arg(d, "assumedSize"),
+                    slicing_arguments: strings_arg(d, "slicingArguments"),
+                    sized_fields: strings_arg(d, "sizedFields"),
+                    require_one_slicing_argument: d
+                        .specified_argument_by_name("requireOneSlicingArgument")
+                        .and_then(|v| v.to_bool())
+                        .unwrap_or(true),
+                };
+                Some(match acc {
+                    None => this,
+                    Some(prev) => prev.merged(this),
+                })
+            });
+        Cost {
+            weight,
+            list_size,
+            arguments: BTreeMap::new(),
+        }
+    }
+
+    fn merge(&mut self, other: Cost) {
+        self.weight = self.weight.max(other.weight);
+        self.list_size = match (self.list_size.take(), other.list_size) {
+            (Some(a), Some(b)) => Some(a.merged(b)),
+            (a, b) => a.or(b),
+        };
+        for (arg, w) in other.arguments {
+            let e = self.arguments.entry(arg).or_insert(w);
+            *e = (*e).max(w);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Cost::default()
+    }
+
+    /// `@cost` and `@listSize` as supergraph directives.
+    fn marks(&self, directives: &mut DirectiveList) {
+        if let Some(w) = self.weight {
+            directives.push(directive(
+                "cost",
+                vec![(name("weight"), Node::new(Value::Int(w.into())))],
+            ));
+        }
+        if let Some(l) = &self.list_size {
+            let strings = |v: &[String]| {
+                Node::new(Value::List(
+                    v.iter()
+                        .map(|s| Node::new(Value::String(s.clone())))
+                        .collect(),
+                ))
+            };
+            let mut args = Vec::new();
+            if let Some(n) = l.assumed_size {
+                args.push((name("assumedSize"), Node::new(Value::Int(n.into()))));
+            }
+            if !l.slicing_arguments.is_empty() {
+                args.push((name("slicingArguments"), strings(&l.slicing_arguments)));
+            }
+            if !l.sized_fields.is_empty() {
+                args.push((name("sizedFields"), strings(&l.sized_fields)));
+            }
+            if !l.require_one_slicing_argument {
+                args.push((
+                    name("requireOneSlicingArgument"),
+                    Node::new(Value::Boolean(false)),
+                ));
+            }
+            directives.push(directive("listSize", args));
+        }
+    }
+}
+
+impl ListSize {
+    fn merged(mut self, other: ListSize) -> ListSize {
+        self.assumed_size = self.assumed_size.max(other.assumed_size);
+        for a in other.slicing_arguments {
+            if !self.slicing_arguments.contains(&a) {
+                self.slicing_arguments.push(a);
+            }
+        }
+        for f in other.sized_fields {
+            if !self.sized_fields.contains(&f) {
+                self.sized_fields.push(f);
+            }
+        }
+        self.require_one_slicing_argument &= other.require_one_slicing_argument;
+        self
+    }
+}
+
+fn int_arg(d: &Directive, name: &str) -> Option<i32> {
+    d.specified_argument_by_name(name)?.to_i32()
+}
+
+fn strings_arg(d: &Directive, name: &str) -> Vec<String> {
+    match d.specified_argument_by_name(name).map(|v| v.as_ref()) {
+        Some(Value::List(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(s)) => vec![s.to_string()],
+        _ => Vec::new(),
+    }
 }
 
 impl MField {
@@ -120,6 +256,8 @@ struct MType {
     auth: Auth,
     /// `@context` names, qualified by subgraph (`subgraph__name`) as in the supergraph.
     contexts: Vec<String>,
+    /// `@cost` of the type (objects, scalars, enums).
+    cost: Option<i32>,
 }
 
 impl MType {
@@ -138,6 +276,7 @@ impl MType {
             tags: Vec::new(),
             auth: Auth::default(),
             contexts: Vec::new(),
+            cost: None,
         }
     }
 }
@@ -611,6 +750,7 @@ impl<'a> Composer<'a> {
                         inaccessible: false,
                         tags: Vec::new(),
                         auth: Auth::default(),
+                        cost: Cost::default(),
                     },
                 ));
             }
@@ -628,6 +768,7 @@ impl<'a> Composer<'a> {
         if names.has(directives, "inaccessible") {
             t.inaccessible = true;
         }
+        t.cost = t.cost.max(Cost::read(names, directives).weight);
         t.auth.merge(&Auth::read(names, directives));
         for d in names.all(directives, "tag") {
             if let Some(tag) = str_arg(d, "name")
@@ -740,6 +881,12 @@ impl<'a> Composer<'a> {
             };
             let inaccessible = names.has(&f.directives, "inaccessible");
             let auth = Auth::read(names, &f.directives);
+            let mut cost = Cost::read(names, &f.directives);
+            for a in &f.arguments {
+                if let Some(w) = Cost::read(names, &a.directives).weight {
+                    cost.arguments.insert(a.name.to_string(), w);
+                }
+            }
             let tags: Vec<String> = names
                 .all(&f.directives, "tag")
                 .filter_map(|d| str_arg(d, "name"))
@@ -749,6 +896,7 @@ impl<'a> Composer<'a> {
                     mf.graphs.push(gf);
                     mf.inaccessible |= inaccessible;
                     mf.auth.merge(&auth);
+                    mf.cost.merge(cost);
                     for tag in tags {
                         if !mf.tags.contains(&tag) {
                             mf.tags.push(tag);
@@ -767,6 +915,7 @@ impl<'a> Composer<'a> {
                         inaccessible,
                         tags,
                         auth,
+                        cost,
                     },
                 )),
             }
@@ -1040,6 +1189,13 @@ impl<'a> Composer<'a> {
                 ));
             }
         }
+        let uses_cost = self
+            .types
+            .values()
+            .any(|t| t.cost.is_some() || t.fields.iter().any(|(_, f)| !f.cost.is_empty()));
+        if uses_cost {
+            out.push_str("  @link(url: \"https://specs.apollo.dev/cost/v0.1\", import: [\"@cost\", \"@listSize\"])\n");
+        }
         out.push_str("{\n");
         for (root, op) in [
             ("Query", "query"),
@@ -1072,6 +1228,10 @@ impl<'a> Composer<'a> {
             out.push_str(&format!(
                 "directive @policy(policies: [[policy__Policy!]!]!) on {AUTH_ON}\n\nscalar policy__Policy\n\n"
             ));
+        }
+        if uses_cost {
+            out.push_str("directive @cost(weight: Int!) on ARGUMENT_DEFINITION | ENUM | FIELD_DEFINITION | INPUT_FIELD_DEFINITION | OBJECT | SCALAR\n\n");
+            out.push_str("directive @listSize(assumedSize: Int, slicingArguments: [String!], sizedFields: [String!], requireOneSlicingArgument: Boolean = true) on FIELD_DEFINITION\n\n");
         }
         out.push_str(JOIN_HEADER);
         if uses_tag {
@@ -1203,6 +1363,12 @@ impl<'a> Composer<'a> {
                     }
                 }
                 self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);
+                if let Some(w) = t.cost {
+                    directives.push(directive(
+                        "cost",
+                        vec![(name("weight"), Node::new(Value::Int(w.into())))],
+                    ));
+                }
                 Self::context_marks(&mut directives, t);
                 let fields = t
                     .fields
@@ -1240,6 +1406,12 @@ impl<'a> Composer<'a> {
                     }
                 }
                 self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);
+                if let Some(w) = t.cost {
+                    directives.push(directive(
+                        "cost",
+                        vec![(name("weight"), Node::new(Value::Int(w.into())))],
+                    ));
+                }
                 Definition::UnionTypeDefinition(Node::new(UnionTypeDefinition {
                     description: t.description.clone(),
                     name: name(tname),
@@ -1249,6 +1421,12 @@ impl<'a> Composer<'a> {
             }
             Kind::Enum => {
                 self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);
+                if let Some(w) = t.cost {
+                    directives.push(directive(
+                        "cost",
+                        vec![(name("weight"), Node::new(Value::Int(w.into())))],
+                    ));
+                }
                 let values = t
                     .values
                     .iter()
@@ -1275,6 +1453,12 @@ impl<'a> Composer<'a> {
             }
             Kind::Input => {
                 self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);
+                if let Some(w) = t.cost {
+                    directives.push(directive(
+                        "cost",
+                        vec![(name("weight"), Node::new(Value::Int(w.into())))],
+                    ));
+                }
                 let all = t.graphs.len();
                 let fields = t
                     .inputs
@@ -1295,6 +1479,12 @@ impl<'a> Composer<'a> {
             }
             Kind::Scalar => {
                 self.security_marks(&mut directives, t.inaccessible, &t.tags, &t.auth);
+                if let Some(w) = t.cost {
+                    directives.push(directive(
+                        "cost",
+                        vec![(name("weight"), Node::new(Value::Int(w.into())))],
+                    ));
+                }
                 Definition::ScalarTypeDefinition(Node::new(ScalarTypeDefinition {
                     description: t.description.clone(),
                     name: name(tname),
@@ -1313,7 +1503,14 @@ impl<'a> Composer<'a> {
         for a in def.arguments.iter_mut() {
             let a = a.make_mut();
             a.directives = keep_deprecated(&a.directives);
+            if let Some(w) = mf.cost.arguments.get(a.name.as_str()) {
+                a.directives.push(directive(
+                    "cost",
+                    vec![(name("weight"), Node::new(Value::Int((*w).into())))],
+                ));
+            }
         }
+        mf.cost.marks(&mut def.directives);
         if mf.graphs.is_empty() {
             def.directives.push(directive("join__field", Vec::new()));
             return Node::new(def);

@@ -115,6 +115,10 @@ pub struct Admitted {
     pub prepared: Arc<prepare::Prepared>,
     pub variables: Map<String, Value>,
     coerced: apollo_compiler::validation::Valid<apollo_compiler::response::JsonMap>,
+    /// The estimated cost (see [`crate::cost`]), and the budget it was held to.
+    pub cost: (u64, Option<u64>),
+    /// The response should say what the operation cost.
+    pub report_cost: bool,
 }
 
 impl Gateway {
@@ -195,7 +199,7 @@ impl Gateway {
             self.metrics.errors(&resp.errors);
             let outcome = metrics::RequestOutcome::of(&resp.errors);
             self.record(&admitted.prepared, outcome, started);
-            return self.serialize(resp);
+            return self.with_cost(&admitted, self.serialize(resp));
         }
         let key = InboundKey {
             prepared: Arc::as_ptr(&admitted.prepared) as usize,
@@ -219,6 +223,31 @@ impl Gateway {
             self.metrics.shared(false);
         }
         self.record(&admitted.prepared, outcome, started);
+        self.with_cost(&admitted, answer)
+    }
+
+    /// Adds `extensions.cost` (estimated, actual, max) to a response when asked; the
+    /// actual cost is counted in the answer as sent.
+    fn with_cost(&self, admitted: &Admitted, mut answer: Serialized) -> Serialized {
+        if !admitted.report_cost || answer.body.last() != Some(&b'}') {
+            return answer;
+        }
+        let data = serde_json::from_slice::<Value>(&answer.body)
+            .ok()
+            .and_then(|mut v| v.get_mut("data").map(Value::take))
+            .unwrap_or(Value::Null);
+        let actual = self
+            .cost_model
+            .actual(&admitted.prepared.operation, &data::Node::from_value(data));
+        let (estimated, max) = admitted.cost;
+        let cost =
+            serde_json::json!({ "cost": { "estimated": estimated, "actual": actual, "max": max } });
+        let mut body = answer.body.to_vec();
+        body.pop();
+        body.extend_from_slice(b",\"extensions\":");
+        body.extend_from_slice(cost.to_string().as_bytes());
+        body.push(b'}');
+        answer.body = body.into();
         answer
     }
 
@@ -301,10 +330,29 @@ impl Gateway {
             ));
         }
         let (variables, coerced) = self.coerce_variables(&prepared, req.variables)?;
+        let estimated = self.cost_model.estimate(&prepared.operation, &variables);
+        let budget = self.options.cost.budget_for(meta.client_name.as_deref());
+        if let Some(max) = budget
+            && estimated > max
+        {
+            return Err(GraphQLResponse {
+                errors: vec![crate::cost::too_expensive(estimated, max)],
+                data: None,
+                status: 400,
+            });
+        }
+        let report_cost = self.options.cost.always_report
+            || req
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get("cost"))
+                .is_some_and(|v| v.as_bool() == Some(true) || v.is_object());
         Ok(Admitted {
             prepared,
             variables,
             coerced,
+            cost: (estimated, budget),
+            report_cost,
         })
     }
 
@@ -314,6 +362,7 @@ impl Gateway {
             prepared,
             variables,
             coerced,
+            ..
         } = admitted;
         let state = ExecState::new();
         if prepared.introspection
