@@ -113,20 +113,11 @@ enum AdminCmd {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        // Colour codes only for a terminal; files and log collectors get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("configuration error: {e}");
-            return ExitCode::from(2);
-        }
+    let role = cli.role.unwrap_or(RoleCmd::Run { listen: None });
+    let service = match &role {
+        RoleCmd::Gateway { .. } => "shop-gateway".to_string(),
+        RoleCmd::Subgraph { name, .. } => format!("shop-{name}"),
+        _ => "shop".to_string(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -138,16 +129,37 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(
-        cli.role.unwrap_or(RoleCmd::Run { listen: None }),
-        config,
-    )) {
+    // Inside the runtime: the gRPC exporter needs it.
+    let telemetry = runtime.block_on(async {
+        shop_kit::telemetry::init(
+            &shop_kit::telemetry::TelemetryOptions::from_env(&service),
+            "info,sqlx=warn,sea_orm=warn",
+        )
+    });
+    let telemetry = match telemetry {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("configuration error: logging and tracing: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = match runtime.block_on(dispatch(role, config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The spans still buffered go out before the runtime does.
+    runtime.block_on(async move { drop(telemetry) });
+    code
 }
 
 async fn dispatch(role: RoleCmd, mut config: Config) -> anyhow::Result<ExitCode> {

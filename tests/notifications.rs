@@ -523,6 +523,7 @@ async fn events_outlive_a_killed_platform_and_take_effect_once() {
         occurred_at: chrono::Utc::now().to_rfc3339(),
         aggregate: "order-r2".into(),
         sequence: 1,
+        traceparent: None,
     };
     bus.publish(&event).await.unwrap();
     bus.publish(&event).await.unwrap();

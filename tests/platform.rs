@@ -797,7 +797,24 @@ async fn the_console_is_served_whole_by_the_gateway_and_its_examples_work() {
 
 #[tokio::test]
 async fn every_process_serves_metrics_that_promtool_accepts() {
-    let h = Harness::start(None, false).await;
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    let h = Harness::start_with(dir, None, false, |o| {
+        o.rate_limits.per_client =
+            shop_gateway::ratelimit::RateLimits::parse_clients("greedy=1/1m").unwrap();
+    })
+    .await;
+    // A refused query and a rate-limited one, so that their series exist too.
+    h.gql(None, "{ nope }", json!({})).await;
+    for _ in 0..2 {
+        h.client
+            .post(&h.platform.gateway_url)
+            .header("content-type", "application/json")
+            .header("graphql-client-name", "greedy")
+            .body(json!({ "query": "{ __typename }" }).to_string())
+            .send()
+            .await
+            .unwrap();
+    }
     let tok = h.token(&supplier_id(1), role("SUPPLIER"));
     let cat = create_catalog(&h, &tok, "Metered").await;
     product(&h, &tok, &cat, None, "M-1", "Meter", 100).await;
@@ -869,5 +886,40 @@ async fn every_process_serves_metrics_that_promtool_accepts() {
     .await;
     shop_kit::testing::promtool_check(&gateway);
     shop_kit::testing::promtool_check(&catalog);
+    // The Grafana dashboard charts only series the processes export.
+    let families: Vec<&str> = gateway
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/grafana-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 10);
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let names = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("shop_"));
+            for name in names {
+                let family = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .filter(|base| families.contains(base))
+                    .unwrap_or(name);
+                assert!(
+                    families.contains(&family),
+                    "the dashboard's {:?} charts {name}, which no process exports",
+                    panel["title"]
+                );
+            }
+        }
+    }
     h.stop().await;
 }

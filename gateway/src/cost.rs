@@ -271,9 +271,7 @@ impl CostModel {
         let is_list = f.output.as_ref().is_some_and(|o| o.ty.is_list());
         let size = if is_list {
             handed
-                .or(list_size
-                    .filter(|l| l.sized_fields.is_empty())
-                    .and(slicing))
+                .or(list_size.filter(|l| l.sized_fields.is_empty()).and(slicing))
                 .or(list_size.and_then(|l| l.assumed_size))
                 .unwrap_or(self.default_list_size)
         } else {

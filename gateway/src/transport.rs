@@ -12,6 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use crate::Gateway;
 use crate::pipeline::RequestMeta;
@@ -63,6 +64,18 @@ pub(crate) fn respond(resp: GraphQLResponse) -> Response {
 /// Serializes an executed operation's response (see [`Gateway::serialize`]).
 fn respond_limited(gw: &Gateway, resp: GraphQLResponse) -> Response {
     respond_serialized(gw.serialize(resp))
+}
+
+/// The span of one client request, continuing the caller's trace if it sent one.
+fn request_span(headers: &HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!(
+        "graphql.request",
+        otel.kind = "server",
+        graphql.operation.name = tracing::field::Empty,
+        graphql.operation.type = tracing::field::Empty,
+    );
+    shop_kit::telemetry::extract(&span, headers);
+    span
 }
 
 fn respond_serialized(s: crate::pipeline::Serialized) -> Response {
@@ -583,6 +596,7 @@ async fn post_graphql(
     if let Err(refused) = limit_user(&gw, &principal).await {
         return refused;
     }
+    let span = request_span(&headers);
     let answer = gw
         .execute_serialized(
             req,
@@ -595,6 +609,7 @@ async fn post_graphql(
                 client_name: client_name(&headers),
             },
         )
+        .instrument(span)
         .await;
     respond_serialized(answer)
 }
@@ -712,6 +727,7 @@ async fn get_graphql(
     if let Err(refused) = limit_user(&gw, &principal).await {
         return refused;
     }
+    let span = request_span(&headers);
     let answer = gw
         .execute_serialized(
             req,
@@ -724,6 +740,7 @@ async fn get_graphql(
                 client_name: client_name(&headers),
             },
         )
+        .instrument(span)
         .await;
     respond_serialized(answer)
 }

@@ -308,3 +308,35 @@ impl MigrationTrait for OutboxDelivery {
         .await
     }
 }
+
+/// Outbox rows keep the `traceparent` of the request that wrote them, so that the
+/// trace continues in every consumer that handles the event (see
+/// `shop_kit::telemetry`).
+pub struct OutboxTrace(pub &'static str);
+
+impl MigrationName for OutboxTrace {
+    fn name(&self) -> &str {
+        "m20261206_000001_outbox_trace"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for OutboxTrace {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        add_columns(
+            manager,
+            &format!("{}_outbox", self.0),
+            vec![
+                ColumnDef::new(Alias::new("traceparent"))
+                    .string_len(64)
+                    .null()
+                    .to_owned(),
+            ],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        drop_columns(manager, &format!("{}_outbox", self.0), &["traceparent"]).await
+    }
+}

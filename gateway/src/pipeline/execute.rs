@@ -820,16 +820,23 @@ impl Gateway {
                             others.push(n);
                         }
                     }
-                    let entity_calls = join_all(
-                        merged
-                            .iter()
-                            .map(|(f, paths)| self.entity_fetch(paths, f, state, ctx)),
-                    );
+                    let entity_calls = join_all(merged.iter().map(|(f, paths)| {
+                        self.entity_fetch(paths, f, state, ctx)
+                            .instrument(node_span("plan.flatten", &f.service))
+                    }));
                     let rest = join_all(others.into_iter().map(|n| self.run(n, state, ctx)));
                     futures::future::join(entity_calls, rest).await;
                 }
-                PlanNode::Fetch(fetch) => self.root_fetch(fetch, state, ctx).await,
-                PlanNode::Batch(batch) => self.batch_fetch(batch, state, ctx).await,
+                PlanNode::Fetch(fetch) => {
+                    self.root_fetch(fetch, state, ctx)
+                        .instrument(node_span("plan.fetch", &fetch.service))
+                        .await
+                }
+                PlanNode::Batch(batch) => {
+                    self.batch_fetch(batch, state, ctx)
+                        .instrument(tracing::info_span!("plan.batch"))
+                        .await
+                }
                 PlanNode::Condition {
                     variable,
                     skip,
@@ -850,6 +857,7 @@ impl Gateway {
                 PlanNode::Flatten { path, node } => match node.as_ref() {
                     PlanNode::Fetch(fetch) => {
                         self.entity_fetch(&[path.as_slice()], fetch, state, ctx)
+                            .instrument(node_span("plan.flatten", &fetch.service))
                             .await
                     }
                     other => self.run(other, state, ctx).await,
@@ -1136,7 +1144,12 @@ impl Gateway {
                 "unknown subgraph",
             )));
         };
-        let span = tracing::debug_span!("fetch", service, url = %graph.url);
+        let span = tracing::info_span!(
+            "subgraph.fetch",
+            otel.kind = "client",
+            subgraph = service,
+            url.full = %graph.url
+        );
         let deadline = Instant::now() + timeout;
         let (again, mut body) = match body {
             FetchBody::Bytes(bytes) => (Some(bytes), None),
@@ -1236,6 +1249,12 @@ impl Gateway {
         if let Some(ff) = ctx.forwarded_for {
             req = req.header("x-forwarded-for", ff);
         }
+        // The subgraph continues this fetch's trace.
+        let mut trace = axum::http::HeaderMap::new();
+        shop_kit::telemetry::inject(&mut trace);
+        if !trace.is_empty() {
+            req = req.headers(trace);
+        }
         let mut resp = match req.send().await {
             Ok(resp) => resp,
             Err(e) => {
@@ -1301,6 +1320,14 @@ impl Gateway {
         };
         let read = bytes.len();
         (Ok((status, bytes.into())), outcome, read)
+    }
+}
+
+/// The span of one plan node that fetches from `service`.
+fn node_span(name: &'static str, service: &str) -> tracing::Span {
+    match name {
+        "plan.flatten" => tracing::info_span!("plan.flatten", subgraph = service),
+        _ => tracing::info_span!("plan.fetch", subgraph = service),
     }
 }
 

@@ -320,6 +320,11 @@ impl Gateway {
                 .unwrap_or_default(),
         };
         let prepared = self.authorize_prepared(query, prepared, viewer)?;
+        let span = tracing::Span::current();
+        if let Some(name) = prepared.name() {
+            span.record("graphql.operation.name", name);
+        }
+        span.record("graphql.operation.type", prepared.kind().keyword());
         // GET must not change anything (caches, prefetchers, links); a subscription
         // over GET is fine (EventSource only does GET) and plain HTTP refuses it later.
         if meta.is_get && prepared.kind() == OperationKind::Mutation {

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::util::OutboxDelivery("carts")),
             Box::new(m20261201_000003_price_changes_and_promo_notes::Migration),
             Box::new(m20261202_000004_promo_disable::Migration),
+            Box::new(crate::util::OutboxTrace("carts")),
         ]
     }
 

@@ -23,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000004_search_index::Migration),
             Box::new(m20261206_000005_attribute_filters_in_search::Migration),
             Box::new(m20261206_000006_import_applied_through::Migration),
+            Box::new(crate::util::OutboxTrace("catalog")),
         ]
     }
 

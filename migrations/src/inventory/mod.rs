@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::util::EventTables("inventory")),
             Box::new(crate::util::OutboxDelivery("inventory")),
             Box::new(m20261202_000003_item_names::Migration),
+            Box::new(crate::util::OutboxTrace("inventory")),
         ]
     }
 

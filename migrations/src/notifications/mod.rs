@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_notifications_tables::Migration),
             Box::new(crate::util::EventTables("notifications")),
             Box::new(crate::util::OutboxDelivery("notifications")),
+            Box::new(crate::util::OutboxTrace("notifications")),
         ]
     }
 

@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_line_images::Migration),
             Box::new(m20261202_000004_buyer_contact::Migration),
             Box::new(m20261202_000005_order_numbers::Migration),
+            Box::new(crate::util::OutboxTrace("orders")),
         ]
     }
 

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::util::EventTables("payments")),
             Box::new(crate::util::OutboxDelivery("payments")),
             Box::new(m20261201_000002_test_provider_state::Migration),
+            Box::new(crate::util::OutboxTrace("payments")),
         ]
     }
 

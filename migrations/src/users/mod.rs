@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::util::EventTables("users")),
             Box::new(m20261123_000003_mail_moves_to_notifications::Migration),
             Box::new(crate::util::OutboxDelivery("users")),
+            Box::new(crate::util::OutboxTrace("users")),
         ]
     }
 

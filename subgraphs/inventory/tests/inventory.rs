@@ -33,6 +33,7 @@ fn event(topic: &str, payload: Value) -> Event {
         occurred_at: String::new(),
         aggregate: String::new(),
         sequence: 0,
+        traceparent: None,
     }
 }
 

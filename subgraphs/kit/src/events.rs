@@ -18,6 +18,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Value};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// One domain event as it travels on the bus.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -33,6 +34,10 @@ pub struct Event {
     /// that has seen a higher one knows this one is stale.
     #[serde(default)]
     pub sequence: i64,
+    /// The W3C `traceparent` of the request that wrote the event: its consumers'
+    /// spans continue that trace (see [`crate::telemetry`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -785,6 +790,19 @@ fn count_published(events: &[Event]) {
 }
 
 async fn handle_with_retry(group: &str, handler: &Handler, event: Event) {
+    let span = tracing::info_span!(
+        "event.handle",
+        otel.kind = "consumer",
+        messaging.destination.name = %event.topic,
+        messaging.consumer.group.name = %group,
+    );
+    if let Some(parent) = &event.traceparent {
+        crate::telemetry::continue_from(&span, parent);
+    }
+    handle_traced(group, handler, event).instrument(span).await
+}
+
+async fn handle_traced(group: &str, handler: &Handler, event: Event) {
     let mut delay = Duration::from_millis(50);
     let handled = &crate::metrics::process().events_handled;
     for attempt in 1.. {
@@ -1139,14 +1157,15 @@ impl Outbox {
         }
         let count = events.len() as i64;
         let first = self.take_sequence(conn, aggregate, count).await? - count + 1;
-        let rows = vec!["(?, ?, ?, ?, ?, ?)"; events.len()].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; events.len()].join(", ");
         let sql = format!(
-            "INSERT INTO {} (event_id, topic, payload, created_at, aggregate, sequence) \
-             VALUES {rows}",
+            "INSERT INTO {} (event_id, topic, payload, created_at, aggregate, sequence, \
+             traceparent) VALUES {rows}",
             self.table
         );
         let now = chrono::Utc::now().to_rfc3339();
-        let mut values: Vec<Value> = Vec::with_capacity(events.len() * 6);
+        let traceparent = crate::telemetry::current_traceparent();
+        let mut values: Vec<Value> = Vec::with_capacity(events.len() * 7);
         for (i, (topic, payload)) in events.into_iter().enumerate() {
             values.extend([
                 crate::ids::new_id().into(),
@@ -1155,6 +1174,7 @@ impl Outbox {
                 now.clone().into(),
                 aggregate.to_string().into(),
                 (first + i as i64).into(),
+                traceparent.clone().into(),
             ]);
         }
         conn.execute_raw(Statement::from_sql_and_values(
@@ -1323,7 +1343,8 @@ impl Outbox {
     ) -> Result<(usize, i64), String> {
         let backend = txn.get_database_backend();
         let select = format!(
-            "SELECT id, event_id, topic, payload, created_at, aggregate, sequence, delivery \
+            "SELECT id, event_id, topic, payload, created_at, aggregate, sequence, delivery, \
+             traceparent \
              FROM {} WHERE {NOT_ON_BUS} ORDER BY id LIMIT {RELAY_BATCH}",
             self.table
         );
@@ -1355,6 +1376,7 @@ impl Outbox {
                 occurred_at: row.try_get("", "created_at").map_err(|e| e.to_string())?,
                 aggregate: row.try_get("", "aggregate").map_err(|e| e.to_string())?,
                 sequence: row.try_get("", "sequence").map_err(|e| e.to_string())?,
+                traceparent: row.try_get("", "traceparent").ok().flatten(),
             });
         }
         if events.is_empty() {

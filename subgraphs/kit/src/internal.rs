@@ -196,11 +196,14 @@ impl SubgraphClient {
                 .await
                 .map_err(unavailable)?,
             None => {
+                let mut trace = axum::http::HeaderMap::new();
+                crate::telemetry::inject(&mut trace);
                 let resp = self
                     .http
                     .post(&self.url)
                     .header("content-type", "application/json")
                     .header("authorization", format!("Bearer {token}"))
+                    .headers(trace)
                     .body(body)
                     .send()
                     .await
@@ -234,6 +237,7 @@ async fn call_local(
         .header("authorization", format!("Bearer {token}"))
         .body(axum::body::Body::from(body))
         .map_err(|e| e.to_string())?;
+    crate::telemetry::inject(req.headers_mut());
     req.extensions_mut()
         .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
             [127, 0, 0, 1],

@@ -19,6 +19,7 @@ pub mod money;
 pub mod pagination;
 pub mod secrets;
 pub mod server;
+pub mod telemetry;
 pub mod testing;
 
 pub use error::{ApiError, ApiResult, ErrorCode, PriceChange, StockShortfall};

@@ -207,10 +207,12 @@ pub fn router() -> Router {
     )
 }
 
-/// Times the requests `router` serves at `/graphql`, labelled with `subgraph`; `keep`
+/// Times and traces the requests `router` serves at `/graphql`, labelled with
+/// `subgraph` (each continues its caller's trace, see [`crate::telemetry`]); `keep`
 /// lives as long as the router (a sampler guard, say).
 pub fn instrument<K: Send + Sync + 'static>(router: Router, subgraph: &str, keep: K) -> Router {
     let keep = Arc::new(keep);
+    let name: Arc<str> = Arc::from(subgraph);
     let series = Arc::new(["ok", "client_error", "server_error"].map(|outcome| {
         METRICS
             .subgraph_requests
@@ -218,11 +220,22 @@ pub fn instrument<K: Send + Sync + 'static>(router: Router, subgraph: &str, keep
     }));
     router.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let (series, _keep) = (series.clone(), keep.clone());
+            let (series, _keep, name) = (series.clone(), keep.clone(), name.clone());
             async move {
+                use tracing::Instrument;
                 let timed = req.uri().path() == "/graphql";
                 let started = Instant::now();
-                let resp = next.run(req).await;
+                let resp = if timed {
+                    let span = tracing::info_span!(
+                        "subgraph.request",
+                        otel.kind = "server",
+                        subgraph = %name,
+                    );
+                    crate::telemetry::extract(&span, req.headers());
+                    next.run(req).instrument(span).await
+                } else {
+                    next.run(req).await
+                };
                 if timed {
                     let i = match resp.status().as_u16() {
                         500.. => 2,

@@ -18,6 +18,7 @@ fn ev(topic: &str, n: i64) -> Event {
         occurred_at: String::new(),
         aggregate: "a".into(),
         sequence: n,
+        traceparent: None,
     }
 }
 

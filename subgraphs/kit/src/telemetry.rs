@@ -1,0 +1,404 @@
+//! Logs and traces of a process: `tracing` spans and events, written as text or JSON
+//! lines (`SHOP_LOG_FORMAT=json`, with the trace and span ids of the event), and
+//! exported as OpenTelemetry traces over OTLP when an endpoint is configured
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT`, gRPC or HTTP by `OTEL_EXPORTER_OTLP_PROTOCOL`).
+//!
+//! Traces cross processes in the W3C `traceparent` header: the gateway injects it into
+//! each subgraph request ([`inject`]), subgraphs continue it ([`extract`]), and events
+//! carry it from the request that wrote them to every consumer that handles them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// How a process logs and traces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TelemetryOptions {
+    /// `service.name` of its spans (`OTEL_SERVICE_NAME` overrides it).
+    pub service: String,
+    /// JSON lines instead of text (`SHOP_LOG_FORMAT=json`).
+    pub json_logs: bool,
+    /// Where spans go: an OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`); `None` exports nothing (trace ids still
+    /// appear in the logs and still travel to subgraphs).
+    pub otlp_endpoint: Option<String>,
+    /// `grpc` (default, port 4317) or `http/protobuf` (port 4318).
+    pub otlp_protocol: String,
+    /// Share of new traces recorded (`SHOP_TRACE_SAMPLE_RATIO`, default 0.01); a trace
+    /// begun elsewhere follows its caller's decision.
+    pub sample_ratio: f64,
+}
+
+impl TelemetryOptions {
+    /// From the environment, for a process serving as `service`.
+    pub fn from_env(service: &str) -> TelemetryOptions {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        TelemetryOptions {
+            service: var("OTEL_SERVICE_NAME").unwrap_or_else(|| service.to_string()),
+            json_logs: var("SHOP_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+            otlp_endpoint: var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT")),
+            otlp_protocol: var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+                .unwrap_or_else(|| "grpc".into()),
+            sample_ratio: var("SHOP_TRACE_SAMPLE_RATIO")
+                .and_then(|r| r.parse::<f64>().ok())
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(0.01),
+        }
+    }
+}
+
+/// Keeps the tracer provider of the process; dropping it sends what is buffered.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+impl Telemetry {
+    /// Sends the spans buffered so far (tests, and before exit).
+    pub fn flush(&self) {
+        if let Err(e) = self.provider.force_flush() {
+            eprintln!("flushing traces failed: {e}");
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}
+
+/// Builds the tracer provider: sampled parent-based, exporting over OTLP when an
+/// endpoint is set. Needs a Tokio runtime for gRPC.
+pub fn provider(options: &TelemetryOptions) -> Result<SdkTracerProvider, String> {
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(options.sample_ratio)));
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(options.service.clone())
+        .build();
+    let mut builder = SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_resource(resource);
+    if let Some(endpoint) = &options.otlp_endpoint {
+        use opentelemetry_otlp::WithExportConfig;
+        let exporter = if options.otlp_protocol.starts_with("http") {
+            // The HTTP exporter wants the full path; a bare endpoint means the
+            // standard one.
+            let url = if endpoint.ends_with("/v1/traces") {
+                endpoint.clone()
+            } else {
+                format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+            };
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(url)
+                .build()
+        } else {
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+        }
+        .map_err(|e| format!("the OTLP exporter for {endpoint}: {e}"))?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
+}
+
+/// Installs logging and tracing for the whole process: the filter from `RUST_LOG`
+/// (default `default_filter`), text or JSON logs to stdout, and spans to the tracer.
+pub fn init(options: &TelemetryOptions, default_filter: &str) -> Result<Telemetry, String> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let provider = provider(options)?;
+    let tracer = provider.tracer("shop");
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let installed = if options.json_logs {
+        let format = JsonLines::default();
+        let dispatch = format.dispatch.clone();
+        let installed = registry
+            .with(tracing_subscriber::fmt::layer().event_format(format))
+            .try_init();
+        tracing::dispatcher::get_default(|d| dispatch.set(d.downgrade()).ok());
+        installed
+    } else {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    // Colour codes only for a terminal; collectors get plain text.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+            )
+            .try_init()
+    };
+    installed.map_err(|e| e.to_string())?;
+    Ok(Telemetry { provider })
+}
+
+/// One JSON object per line: `timestamp`, `level`, `target`, `message`, the event's
+/// fields, the names of the spans it happened in, and `trace_id`/`span_id` when it
+/// happened inside a traced span — what Loki, Elasticsearch or OpenSearch index.
+#[derive(Default)]
+struct JsonLines {
+    /// The dispatcher the formatter runs in: inside an event's callback `tracing`
+    /// hides the current dispatcher (against recursion), and the trace ids are read
+    /// through it.
+    dispatch: Arc<OnceLock<tracing::dispatcher::WeakDispatch>>,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut fields = JsonFields(serde_json::Map::new());
+        event.record(&mut fields);
+        let mut line = serde_json::Map::new();
+        line.insert(
+            "timestamp".into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .into(),
+        );
+        let meta = event.metadata();
+        line.insert("level".into(), meta.level().as_str().into());
+        line.insert("target".into(), meta.target().into());
+        if let Some(message) = fields.0.remove("message") {
+            line.insert("message".into(), message);
+        }
+        if let Some(scope) = ctx.event_scope() {
+            let spans: Vec<serde_json::Value> = scope
+                .from_root()
+                .map(|s| serde_json::Value::from(s.name()))
+                .collect();
+            line.insert("spans".into(), spans.into());
+        }
+        let otel = ctx.lookup_current().and_then(|span| {
+            let dispatch = self.dispatch.get()?.upgrade()?;
+            tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)
+        });
+        if let Some(otel) = otel {
+            let span = otel.span();
+            let sc = span.span_context();
+            if sc.is_valid() {
+                line.insert("trace_id".into(), sc.trace_id().to_string().into());
+                line.insert("span_id".into(), sc.span_id().to_string().into());
+            }
+        }
+        if !fields.0.is_empty() {
+            line.insert("fields".into(), serde_json::Value::Object(fields.0));
+        }
+        writeln!(writer, "{}", serde_json::Value::Object(line))
+    }
+}
+
+struct JsonFields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for JsonFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut axum::http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::header::HeaderName::from_bytes(key.as_bytes()),
+            axum::http::header::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Adds the current span's `traceparent` (and `tracestate`) to outgoing `headers`;
+/// nothing outside a traced span.
+pub fn inject(headers: &mut axum::http::HeaderMap) {
+    let cx = tracing::Span::current().context();
+    if !cx.span().span_context().is_valid() {
+        return;
+    }
+    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+}
+
+/// Makes `span` continue the trace an incoming request's `traceparent` names.
+pub fn extract(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    if headers.get("traceparent").is_none() {
+        return;
+    }
+    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let _ = span.set_parent(cx);
+}
+
+/// The current span's `traceparent`, for a message that leaves the request (an
+/// event); `None` outside a traced span.
+pub fn current_traceparent() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` continue the trace `traceparent` names (an event's).
+pub fn continue_from(span: &tracing::Span, traceparent: &str) {
+    let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    let _ = span.set_parent(cx);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A writer the formatter writes lines into.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_the_event_its_fields_and_its_trace() {
+        let provider = provider(&TelemetryOptions {
+            service: "test".into(),
+            json_logs: true,
+            otlp_endpoint: None,
+            otlp_protocol: "grpc".into(),
+            sample_ratio: 1.0,
+        })
+        .expect("a provider");
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let format = JsonLines::default();
+        let dispatch = format.dispatch.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(format)
+                    .with_writer(move || writer.clone()),
+            );
+        let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+            tracing::dispatcher::get_default(|d| dispatch.set(d.downgrade()).ok());
+            tracing::info!(count = 3, "outside any span");
+            let span = tracing::info_span!("work");
+            let _entered = span.enter();
+            tracing::warn!(order = "o-1", "inside a span");
+            let cx = span.context();
+            let sc = cx.span().span_context().clone();
+            (sc.trace_id().to_string(), sc.span_id().to_string())
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .unwrap_or_default();
+        let parsed: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(parsed.len(), 2, "{text}");
+        assert_eq!(parsed[0]["level"], "INFO");
+        assert_eq!(parsed[0]["message"], "outside any span");
+        assert_eq!(parsed[0]["fields"]["count"], 3);
+        assert!(parsed[0].get("trace_id").is_none());
+        assert_eq!(parsed[1]["level"], "WARN");
+        assert_eq!(parsed[1]["fields"]["order"], "o-1");
+        assert_eq!(parsed[1]["spans"], serde_json::json!(["work"]));
+        assert_eq!(parsed[1]["trace_id"], trace_id.as_str());
+        assert_eq!(parsed[1]["span_id"], span_id.as_str());
+        assert_eq!(trace_id.len(), 32);
+        assert!(
+            parsed[1]["timestamp"]
+                .as_str()
+                .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok())
+        );
+    }
+
+    #[test]
+    fn a_traceparent_written_into_an_event_is_continued_by_its_consumer() {
+        let provider = provider(&TelemetryOptions {
+            service: "test".into(),
+            json_logs: false,
+            otlp_endpoint: None,
+            otlp_protocol: "grpc".into(),
+            sample_ratio: 1.0,
+        })
+        .expect("a provider");
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            assert_eq!(current_traceparent(), None, "outside a span there is none");
+            let writer = tracing::info_span!("write");
+            let parent = writer.in_scope(current_traceparent).expect("a traceparent");
+            let writer_trace = writer.context().span().span_context().trace_id();
+            assert!(parent.starts_with("00-"), "{parent}");
+            assert!(parent.contains(&writer_trace.to_string()));
+            let consumer = tracing::info_span!("handle");
+            continue_from(&consumer, &parent);
+            assert_eq!(
+                consumer.context().span().span_context().trace_id(),
+                writer_trace
+            );
+        });
+    }
+}
