@@ -381,18 +381,123 @@ pub fn supergraph(urls: &[String; 4]) -> anyhow::Result<String> {
 /// A benchmark's child process role: our gateway serving the supergraph in the file
 /// `supergraph` on `port`, sharing identical work in flight when `dedupe`; prints
 /// `ready` once it listens.
-pub async fn serve_gateway(supergraph: &str, port: u16, dedupe: bool) -> anyhow::Result<()> {
+/// How much of the gateway's protection a benchmark gateway runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protection {
+    /// As shipped: operation limits and metrics on, no cost budget, no rate limits,
+    /// no tracing subscriber.
+    Defaults,
+    /// Everything off: limits at their largest, no metrics recorded, no cost
+    /// estimate, no rate limits, no tracing.
+    Bare,
+    /// Everything on: limits, metrics, a cost budget (estimated for every request),
+    /// a per-address rate limit (counted, never reached), and OpenTelemetry tracing at
+    /// 1% sampling exported over OTLP to a sink in this process.
+    Full,
+}
+
+impl Protection {
+    pub fn parse(arg: Option<&str>) -> Protection {
+        match arg {
+            Some("bare") => Protection::Bare,
+            Some("full") => Protection::Full,
+            _ => Protection::Defaults,
+        }
+    }
+
+    pub fn arg(self) -> &'static str {
+        match self {
+            Protection::Defaults => "defaults",
+            Protection::Bare => "bare",
+            Protection::Full => "full",
+        }
+    }
+}
+
+pub async fn serve_gateway(
+    supergraph: &str,
+    port: u16,
+    dedupe: bool,
+    protection: Protection,
+) -> anyhow::Result<()> {
     let sdl = std::fs::read_to_string(supergraph)?;
     let sg = shop_federation::Supergraph::parse(&sdl)?;
-    let options = shop_gateway::GatewayOptions {
+    let mut options = shop_gateway::GatewayOptions {
         dedupe_requests: dedupe,
         dedupe_subgraph_requests: dedupe,
         ..Default::default()
     };
+    let mut _telemetry = None;
+    match protection {
+        Protection::Defaults => {}
+        Protection::Bare => {
+            let l = &mut options.limits;
+            l.max_document_bytes = usize::MAX;
+            l.max_tokens = usize::MAX;
+            l.max_depth = usize::MAX;
+            l.max_fields = u64::MAX;
+            l.max_aliases = u64::MAX;
+            l.max_root_fields = u64::MAX;
+            l.max_directives = usize::MAX;
+            l.max_variables_depth = usize::MAX;
+            l.max_variable_values = usize::MAX;
+            options.protections.metrics = false;
+            options.protections.csrf_required_headers = Vec::new();
+        }
+        Protection::Full => {
+            // `GWBENCH_SKIP=tracing,rate,cost,metrics` leaves parts out, to see which costs.
+            let skip = std::env::var("GWBENCH_SKIP").unwrap_or_default();
+            let skips = |part: &str| skip.split(',').any(|s| s.trim() == part);
+            if !skips("cost") {
+                options.cost.max_cost = Some(1_000_000);
+            }
+            if skips("metrics") {
+                options.protections.metrics = false;
+            }
+            if !skips("rate") {
+                options.rate_limits.per_address = Some(
+                    shop_gateway::ratelimit::Rate::parse("1000000/1s")
+                        .map_err(anyhow::Error::msg)?,
+                );
+            }
+            if skips("tracing") {
+                let gateway = shop_gateway::Gateway::new(sg, options);
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+                println!("ready");
+                let app = shop_gateway::router(gateway)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>();
+                axum::serve(listener, app).await?;
+                return Ok(());
+            }
+            let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let endpoint = format!("http://{}", sink.local_addr()?);
+            let app = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(|| async { axum::http::StatusCode::OK }),
+            );
+            tokio::spawn(async move { axum::serve(sink, app).await });
+            _telemetry = Some(
+                shop_kit::telemetry::init(
+                    &shop_kit::telemetry::TelemetryOptions {
+                        service: "gwbench".into(),
+                        json_logs: false,
+                        otlp_endpoint: Some(endpoint),
+                        otlp_protocol: "http/protobuf".into(),
+                        sample_ratio: 0.01,
+                    },
+                    // As a deployment runs: info spans and logs.
+                    "info,sqlx=warn,sea_orm=warn",
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
+        }
+    }
     let gateway = shop_gateway::Gateway::new(sg, options);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("ready");
-    axum::serve(listener, shop_gateway::router(gateway)).await?;
+    let app =
+        shop_gateway::router(gateway).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).await?;
     Ok(())
 }
 

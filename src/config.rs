@@ -255,7 +255,7 @@ pub struct Config {
     /// client address and per signed-in user; `SHOP_RATE_LIMIT_CLIENTS`:
     /// `storefront=1000/1s,*=50/1s` per client name. Default none.
     pub rate_limits: shop_gateway::ratelimit::RateLimits,
-    /// Demand control: `SHOP_MAX_COST` (default 10000; 0 estimates without refusing)
+    /// Demand control: `SHOP_MAX_COST` (default 0: no budget)
     /// is the most an operation's estimated cost may be; `SHOP_CLIENT_MAX_COST`
     /// (`partner=500,storefront=20000`) budgets per client name; `SHOP_DEFAULT_LIST_SIZE`
     /// (10) the size of a list whose field has no `@listSize`; `SHOP_COST_REPORT`

@@ -92,3 +92,21 @@ async fn the_benchmark_answer_is_the_worked_out_one_with_the_planned_requests() 
         assert_eq!(made, plan.fetch_count(), "round {round}: subgraph requests");
     }
 }
+
+/// The README's figure for why demand control has no default budget: with lists of
+/// the default assumed size, the benchmark's query estimates at 24,420.
+#[test]
+fn the_benchmark_query_estimate_with_default_list_sizes() {
+    let urls = benchgraph::NAMES.map(|n| format!("http://{n}.invalid/graphql"));
+    let sdl = benchgraph::supergraph(&urls).expect("the benchmark subgraphs compose");
+    let sg = shop_federation::Supergraph::parse(&sdl).expect("the supergraph parses");
+    let doc = apollo_compiler::ExecutableDocument::parse_and_validate(
+        &sg.api,
+        benchgraph::QUERY,
+        "bench.graphql",
+    )
+    .expect("the benchmark query is valid");
+    let op = shop_federation::normalize(&sg.api, &doc, None).expect("normalizes");
+    let model = shop_gateway::cost::CostModel::new(&sg, 10);
+    assert_eq!(model.estimate(&op, &Default::default()), 24_420);
+}

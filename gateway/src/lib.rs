@@ -257,7 +257,10 @@ impl Gateway {
         let names: Vec<&str> = supergraph.graphs.iter().map(|g| g.name.as_str()).collect();
         let metrics = match previous {
             Some(p) => p.metrics.clone(),
-            None => Arc::new(metrics::GatewayMetrics::new(&names)),
+            None => Arc::new(metrics::GatewayMetrics::new(
+                &names,
+                options.protections.metrics,
+            )),
         };
         let persisted = match previous {
             Some(p) => p.persisted.clone(),

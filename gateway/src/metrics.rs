@@ -63,6 +63,8 @@ const OUTCOMES: [&str; 3] = ["ok", "errors", "refused"];
 pub type OperationSeries = [Histogram; 3];
 
 pub struct GatewayMetrics {
+    /// Off (`SHOP_METRICS=false`): nothing is recorded, nothing served.
+    enabled: bool,
     registry: Registry,
     requests: HistogramVec,
     errors: IntCounterVec,
@@ -81,7 +83,7 @@ pub struct GatewayMetrics {
 }
 
 impl GatewayMetrics {
-    pub fn new(subgraphs: &[&str]) -> GatewayMetrics {
+    pub fn new(subgraphs: &[&str], enabled: bool) -> GatewayMetrics {
         let registry = Registry::new();
         let requests = histograms(
             "shop_gateway_request_duration_seconds",
@@ -134,6 +136,7 @@ impl GatewayMetrics {
         let subscriptions = gauge("shop_gateway_subscriptions", "Subscriptions open now");
         register(&registry, &subscriptions);
         GatewayMetrics {
+            enabled,
             registry,
             requests,
             errors,
@@ -174,11 +177,17 @@ impl GatewayMetrics {
 
     /// Records a request that ran.
     pub fn request(&self, series: &OperationSeries, outcome: RequestOutcome, seconds: f64) {
+        if !self.enabled {
+            return;
+        }
         series[outcome.index()].observe(seconds);
     }
 
     /// Records a request refused before it ran, and its errors' codes.
     pub fn refused(&self, errors: &[Value], seconds: f64) {
+        if !self.enabled {
+            return;
+        }
         let series = self.refused.get_or_init(|| {
             OUTCOMES.map(|outcome| self.requests.with_label_values(&["", "", outcome]))
         });
@@ -188,6 +197,9 @@ impl GatewayMetrics {
 
     /// Counts errors by their `extensions.code` (`none` without one).
     pub fn errors(&self, errors: &[Value]) {
+        if !self.enabled {
+            return;
+        }
         for e in errors {
             let code = e
                 .pointer("/extensions/code")
@@ -204,6 +216,9 @@ impl GatewayMetrics {
 
     /// Records one subgraph request.
     pub fn fetch(&self, subgraph: &str, outcome: Outcome, seconds: f64) {
+        if !self.enabled {
+            return;
+        }
         let i = match outcome {
             Outcome::Answered => 0,
             Outcome::Failed => 1,
@@ -220,15 +235,24 @@ impl GatewayMetrics {
     }
 
     pub fn plan_cache(&self, hit: bool) {
+        if !self.enabled {
+            return;
+        }
         self.plan_cache[usize::from(!hit)].inc();
     }
 
     /// Counts work shared with an identical one in flight.
     pub fn shared(&self, subgraph_level: bool) {
+        if !self.enabled {
+            return;
+        }
         self.shared[usize::from(subgraph_level)].inc();
     }
 
     pub fn rate_limited(&self, limit: &'static str) {
+        if !self.enabled {
+            return;
+        }
         self.rate_limited.with_label_values(&[limit]).inc();
     }
 }

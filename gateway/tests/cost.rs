@@ -281,7 +281,11 @@ async fn operations_over_the_budget_are_refused_before_any_subgraph_call() {
 
 #[tokio::test]
 async fn the_actual_cost_counts_the_lists_as_they_came() {
-    let (url, _) = serve(CostOptions::default()).await;
+    let (url, _) = serve(CostOptions {
+        max_cost: Some(10_000),
+        ..Default::default()
+    })
+    .await;
     let body = json!({
         "query": "{ books(first: 20) { title author { name } } }",
         "extensions": { "cost": true }
@@ -302,4 +306,16 @@ async fn the_actual_cost_counts_the_lists_as_they_came() {
     // Not asked, not told.
     let (_, answer) = ask(&url, json!({ "query": "{ book(id: 1) { title } }" }), None).await;
     assert!(answer.get("extensions").is_none(), "{answer}");
+}
+
+#[tokio::test]
+async fn without_a_budget_nothing_is_refused_and_estimates_come_when_asked() {
+    let (url, calls) = serve(CostOptions::default()).await;
+    let body =
+        json!({ "query": "{ shelves { books { title } } }", "extensions": { "cost": true } });
+    let (status, answer) = ask(&url, body, None).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["extensions"]["cost"]["estimated"], 110);
+    assert_eq!(answer["extensions"]["cost"]["max"], Value::Null);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

@@ -384,7 +384,12 @@ fn main() -> anyhow::Result<()> {
             let file = args.get(1).context("supergraph file")?;
             let port: u16 = args.get(2).context("port")?.parse()?;
             // Without sharing identical work: the gateway's own cost per request is measured.
-            rt.block_on(serve_gateway(file, port, false))
+            rt.block_on(serve_gateway(
+                file,
+                port,
+                false,
+                shop::benchgraph::Protection::Defaults,
+            ))
         }
         _ => {
             let requests: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5000);

@@ -245,6 +245,17 @@ async fn start_gateway(
     port: u16,
     dedup: Dedup,
 ) -> anyhow::Result<ChildProc> {
+    start_protected(which, setup, port, dedup, benchgraph::Protection::Defaults).await
+}
+
+/// [`start_gateway`], ours with `protection`.
+async fn start_protected(
+    which: Which,
+    setup: &Setup,
+    port: u16,
+    dedup: Dedup,
+    protection: benchgraph::Protection,
+) -> anyhow::Result<ChildProc> {
     match which {
         Which::Ours | Which::Baseline => {
             let program = match which {
@@ -263,6 +274,7 @@ async fn start_gateway(
                 } else {
                     "dedupe"
                 },
+                protection.arg(),
             ]);
             ChildProc::start_ready(c)
         }
@@ -498,6 +510,20 @@ async fn compare(
         expected.to_string().len()
     );
 
+    if std::env::var_os("GWBENCH_PROTECTIONS").is_some() {
+        return protections(
+            setup,
+            port,
+            &client,
+            &url,
+            &body,
+            &expected,
+            seconds,
+            connections,
+        )
+        .await;
+    }
+
     // Each gateway must give the expected answer; count the subgraph requests it makes.
     let mut requests_per_query = Vec::new();
     let mut remembered = Vec::new();
@@ -626,6 +652,71 @@ async fn compare(
     Ok(())
 }
 
+/// `GWBENCH_PROTECTIONS=1`: what everything that protects and observes the gateway
+/// costs. Ours with all of it off (bare) against all of it on (full), de-duplication
+/// off, rounds of turns A B.
+#[allow(clippy::too_many_arguments)]
+async fn protections(
+    setup: &Setup,
+    port: u16,
+    client: &reqwest::Client,
+    url: &str,
+    body: &Arc<String>,
+    expected: &Value,
+    seconds: f64,
+    connections: usize,
+) -> anyhow::Result<()> {
+    use benchgraph::Protection;
+    println!(
+        "protections: bare (limits at their largest, no metrics, no cost estimate, no rate \
+         limit, no tracing) against full (limits, metrics, cost budget, a per-address rate \
+         limit, OpenTelemetry tracing at 1% sampling exported over OTLP), de-duplication off"
+    );
+    let modes = [Protection::Bare, Protection::Full];
+    let mut turns: [Vec<Turn>; 2] = Default::default();
+    // This machine's speed drifts from minute to minute: more rounds, A and B
+    // alternating, average it out (`GWBENCH_ROUNDS`, default 3).
+    let rounds: usize = std::env::var("GWBENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    for _ in 0..rounds {
+        for (i, mode) in modes.into_iter().enumerate() {
+            let gw = start_protected(Which::Ours, setup, port, Dedup::Off, mode).await?;
+            let answer: Value = serde_json::from_slice(&post(client, url, body).await?)?;
+            if &answer != expected {
+                bail!(
+                    "{} answered differently from the expected answer",
+                    mode.arg()
+                );
+            }
+            turns[i].push(turn(client, url, body, &gw, seconds, connections).await?);
+        }
+    }
+    let rps = |t: &[Turn]| t.iter().map(|t| t.figures.rps()).sum::<f64>() / t.len() as f64;
+    for (i, mode) in modes.into_iter().enumerate() {
+        let t = &turns[i];
+        let cpu = t.iter().map(|t| t.cpu_ms_per_request).sum::<f64>() / t.len() as f64;
+        let errors: usize = t.iter().map(|t| t.figures.errors).sum();
+        println!(
+            "  {:<8} {:>8.1} req/s ({})   cpu/req {:>5.3} ms   errors {errors}",
+            mode.arg(),
+            rps(t),
+            t.iter()
+                .map(|t| format!("{:.0}", t.figures.rps()))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            cpu
+        );
+    }
+    let cost = 1.0 - rps(&turns[1]) / rps(&turns[0]);
+    println!(
+        "  throughput given up to all protections: {:.1}%",
+        cost * 100.0
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = shop::bench::bench_args();
     match args.first().map(String::as_str) {
@@ -638,7 +729,9 @@ fn main() -> anyhow::Result<()> {
             let file = args.get(1).context("supergraph file")?;
             let port: u16 = args.get(2).context("port")?.parse()?;
             let dedupe = args.get(3).is_some_and(|a| a == "dedupe");
-            tokio::runtime::Runtime::new()?.block_on(benchgraph::serve_gateway(file, port, dedupe))
+            let protection = benchgraph::Protection::parse(args.get(4).map(String::as_str));
+            tokio::runtime::Runtime::new()?
+                .block_on(benchgraph::serve_gateway(file, port, dedupe, protection))
         }
         _ => {
             // The load generator shares core 1 with the subgraphs.

@@ -61,6 +61,8 @@ pub struct ExecContext<'a> {
     pub dedupe: bool,
     /// The operation only reads: a fetch that failed without an answer may be retried.
     pub read_only: bool,
+    /// The request's trace is recorded: plan nodes and fetches get spans of their own.
+    pub traced: bool,
 }
 
 /// What makes two subgraph requests the same: the subgraph, the body, and the headers
@@ -822,19 +824,19 @@ impl Gateway {
                     }
                     let entity_calls = join_all(merged.iter().map(|(f, paths)| {
                         self.entity_fetch(paths, f, state, ctx)
-                            .instrument(node_span("plan.flatten", &f.service))
+                            .instrument(node_span(ctx, "plan.flatten", &f.service))
                     }));
                     let rest = join_all(others.into_iter().map(|n| self.run(n, state, ctx)));
                     futures::future::join(entity_calls, rest).await;
                 }
                 PlanNode::Fetch(fetch) => {
                     self.root_fetch(fetch, state, ctx)
-                        .instrument(node_span("plan.fetch", &fetch.service))
+                        .instrument(node_span(ctx, "plan.fetch", &fetch.service))
                         .await
                 }
                 PlanNode::Batch(batch) => {
                     self.batch_fetch(batch, state, ctx)
-                        .instrument(tracing::info_span!("plan.batch"))
+                        .instrument(node_span(ctx, "plan.batch", ""))
                         .await
                 }
                 PlanNode::Condition {
@@ -857,7 +859,7 @@ impl Gateway {
                 PlanNode::Flatten { path, node } => match node.as_ref() {
                     PlanNode::Fetch(fetch) => {
                         self.entity_fetch(&[path.as_slice()], fetch, state, ctx)
-                            .instrument(node_span("plan.flatten", &fetch.service))
+                            .instrument(node_span(ctx, "plan.flatten", &fetch.service))
                             .await
                     }
                     other => self.run(other, state, ctx).await,
@@ -1144,12 +1146,11 @@ impl Gateway {
                 "unknown subgraph",
             )));
         };
-        let span = tracing::info_span!(
-            "subgraph.fetch",
-            otel.kind = "client",
-            subgraph = service,
-            url.full = %graph.url
-        );
+        let span = if ctx.traced {
+            tracing::info_span!("subgraph.fetch", otel.kind = "client", subgraph = service)
+        } else {
+            tracing::Span::none()
+        };
         let deadline = Instant::now() + timeout;
         let (again, mut body) = match body {
             FetchBody::Bytes(bytes) => (Some(bytes), None),
@@ -1323,10 +1324,15 @@ impl Gateway {
     }
 }
 
-/// The span of one plan node that fetches from `service`.
-fn node_span(name: &'static str, service: &str) -> tracing::Span {
+/// The span of one plan node that fetches from `service`; none when the request's
+/// trace is not recorded (see `shop_kit::telemetry::sampled`).
+fn node_span(ctx: &ExecContext<'_>, name: &'static str, service: &str) -> tracing::Span {
+    if !ctx.traced {
+        return tracing::Span::none();
+    }
     match name {
         "plan.flatten" => tracing::info_span!("plan.flatten", subgraph = service),
+        "plan.batch" => tracing::info_span!("plan.batch"),
         _ => tracing::info_span!("plan.fetch", subgraph = service),
     }
 }

@@ -335,8 +335,19 @@ impl Gateway {
             ));
         }
         let (variables, coerced) = self.coerce_variables(&prepared, req.variables)?;
-        let estimated = self.cost_model.estimate(&prepared.operation, &variables);
         let budget = self.options.cost.budget_for(meta.client_name.as_deref());
+        let report_cost = self.options.cost.always_report
+            || req
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get("cost"))
+                .is_some_and(|v| v.as_bool() == Some(true) || v.is_object());
+        // Nothing to refuse and nobody asking: no estimate.
+        let estimated = if budget.is_some() || report_cost {
+            self.cost_model.estimate(&prepared.operation, &variables)
+        } else {
+            0
+        };
         if let Some(max) = budget
             && estimated > max
         {
@@ -346,12 +357,6 @@ impl Gateway {
                 status: 400,
             });
         }
-        let report_cost = self.options.cost.always_report
-            || req
-                .extensions
-                .as_ref()
-                .and_then(|e| e.get("cost"))
-                .is_some_and(|v| v.as_bool() == Some(true) || v.is_object());
         Ok(Admitted {
             prepared,
             variables,
@@ -409,6 +414,7 @@ impl Gateway {
                 dedupe: self.options.dedupe_subgraph_requests
                     && prepared.kind() != OperationKind::Mutation,
                 read_only: prepared.kind() != OperationKind::Mutation,
+                traced: shop_kit::telemetry::sampled(),
             };
             self.run(node, &state, &ctx).await;
         }

@@ -239,6 +239,7 @@ impl Gateway {
                 // Events of one subscription often need the same entities at once.
                 dedupe: self.options.dedupe_subgraph_requests,
                 read_only: true,
+                traced: shop_kit::telemetry::sampled(),
             };
             self.run(node, &state, &ctx).await;
         }
