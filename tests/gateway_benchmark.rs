@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shop::benchgraph;
 
-fn plan_for(urls: &[String; 4]) -> shop_federation::plan::QueryPlan {
+/// The benchmark's supergraph and its query, normalized.
+fn bench_operation(
+    urls: &[String; 4],
+) -> (shop_federation::Supergraph, shop_federation::Operation) {
     let sdl = benchgraph::supergraph(urls).expect("the benchmark subgraphs compose");
     let sg = shop_federation::Supergraph::parse(&sdl).expect("the supergraph parses");
     let doc = apollo_compiler::ExecutableDocument::parse_and_validate(
@@ -21,6 +24,11 @@ fn plan_for(urls: &[String; 4]) -> shop_federation::plan::QueryPlan {
     )
     .expect("the benchmark query is valid");
     let op = shop_federation::normalize(&sg.api, &doc, None).expect("normalizes");
+    (sg, op)
+}
+
+fn plan_for(urls: &[String; 4]) -> shop_federation::plan::QueryPlan {
+    let (sg, op) = bench_operation(urls);
     shop_federation::plan(&sg, &op).expect("plans")
 }
 
@@ -98,15 +106,7 @@ async fn the_benchmark_answer_is_the_worked_out_one_with_the_planned_requests() 
 #[test]
 fn the_benchmark_query_estimate_with_default_list_sizes() {
     let urls = benchgraph::NAMES.map(|n| format!("http://{n}.invalid/graphql"));
-    let sdl = benchgraph::supergraph(&urls).expect("the benchmark subgraphs compose");
-    let sg = shop_federation::Supergraph::parse(&sdl).expect("the supergraph parses");
-    let doc = apollo_compiler::ExecutableDocument::parse_and_validate(
-        &sg.api,
-        benchgraph::QUERY,
-        "bench.graphql",
-    )
-    .expect("the benchmark query is valid");
-    let op = shop_federation::normalize(&sg.api, &doc, None).expect("normalizes");
+    let (sg, op) = bench_operation(&urls);
     let model = shop_gateway::cost::CostModel::new(&sg, 10);
     assert_eq!(model.estimate(&op, &Default::default()), 24_420);
 }
