@@ -311,6 +311,7 @@ async fn run_gateway(
             resilience: config.resilience.clone(),
             rate_limits: config.rate_limits.clone(),
             cost: config.cost.clone(),
+            h2c_subgraphs: config.h2c_subgraphs.clone(),
         },
     );
     crate::platform::share_through_redis(&gateway, config.redis_url.as_deref(), &config.bus_prefix)

@@ -69,6 +69,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_INTROSPECTION",
     "SHOP_CONSOLE",
     "SHOP_APQ",
+    "SHOP_SUBGRAPH_H2C",
     "SHOP_LOG_FORMAT",
     "SHOP_TRACE_SAMPLE_RATIO",
     "SHOP_MAX_COST",
@@ -261,6 +262,9 @@ pub struct Config {
     /// (10) the size of a list whose field has no `@listSize`; `SHOP_COST_REPORT`
     /// (false) puts `extensions.cost` on every response, not only those that ask.
     pub cost: shop_gateway::cost::CostOptions,
+    /// `SHOP_SUBGRAPH_H2C`: subgraphs the gateway speaks HTTP/2 to without TLS
+    /// (comma-separated names, `*` for all). Default none (HTTP/1.1 keep-alive).
+    pub h2c_subgraphs: Vec<String>,
 }
 
 impl Default for Config {
@@ -307,6 +311,7 @@ impl Default for Config {
             resilience: Default::default(),
             rate_limits: Default::default(),
             cost: Default::default(),
+            h2c_subgraphs: Vec::new(),
         }
     }
 }
@@ -537,6 +542,14 @@ impl Config {
                 max_in_flight: vars
                     .parse("SHOP_SUBGRAPH_MAX_IN_FLIGHT", d.resilience.max_in_flight)?,
             },
+            h2c_subgraphs: var("SHOP_SUBGRAPH_H2C")
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             cost: shop_gateway::cost::CostOptions {
                 max_cost: match vars.parse("SHOP_MAX_COST", d.cost.max_cost.unwrap_or(0))? {
                     0 => None,

@@ -85,6 +85,8 @@ pub struct PlatformOptions {
     pub rate_limits: shop_gateway::ratelimit::RateLimits,
     /// Operation cost budgets.
     pub cost: shop_gateway::cost::CostOptions,
+    /// Subgraphs spoken to over h2c.
+    pub h2c_subgraphs: Vec<String>,
 }
 
 impl PlatformOptions {
@@ -133,6 +135,7 @@ impl PlatformOptions {
             resilience: c.resilience.clone(),
             rate_limits: c.rate_limits.clone(),
             cost: c.cost.clone(),
+            h2c_subgraphs: c.h2c_subgraphs.clone(),
         }
     }
 
@@ -179,6 +182,7 @@ impl PlatformOptions {
             resilience: Default::default(),
             rate_limits: Default::default(),
             cost: Default::default(),
+            h2c_subgraphs: Vec::new(),
         }
     }
 }
@@ -431,6 +435,7 @@ impl Platform {
                 resilience: opts.resilience.clone(),
                 rate_limits: opts.rate_limits.clone(),
                 cost: opts.cost.clone(),
+                h2c_subgraphs: opts.h2c_subgraphs.clone(),
             },
         );
         share_through_redis(&gateway, opts.redis_url.as_deref(), &opts.bus_prefix).await?;

@@ -80,6 +80,10 @@ pub struct GatewayOptions {
     pub rate_limits: ratelimit::RateLimits,
     /// Operation cost budgets (see [`cost`]).
     pub cost: cost::CostOptions,
+    /// Subgraphs (by name; `*` for all) spoken to in HTTP/2 without TLS (h2c, prior
+    /// knowledge): one connection carries every request at once. Default none:
+    /// HTTP/1.1 with keep-alive, which every subgraph server speaks.
+    pub h2c_subgraphs: Vec<String>,
 }
 
 /// Protections towards clients (each on by default where that is safe).
@@ -131,6 +135,7 @@ impl Default for GatewayOptions {
             resilience: Default::default(),
             rate_limits: Default::default(),
             cost: Default::default(),
+            h2c_subgraphs: Vec::new(),
         }
     }
 }
@@ -188,6 +193,8 @@ pub struct Gateway {
     implementers: apollo_compiler::collections::HashMap<Name, Implementers>,
     cache: Mutex<PreparedCache>,
     client: reqwest::Client,
+    /// The client for subgraphs spoken to over h2c (see `h2c_subgraphs`).
+    h2c_client: reqwest::Client,
     /// Open streaming connections per client address (shared by every generation).
     connections: Arc<Mutex<HashMap<String, usize>>>,
     /// Set while the process is still loading what it serves (the demo shop): `/ready`
@@ -243,6 +250,15 @@ impl Gateway {
                 .build()
                 .unwrap_or_default(),
         };
+        let h2c_client = match previous {
+            Some(p) => p.h2c_client.clone(),
+            None => reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .pool_idle_timeout(shop_kit::server::CLIENT_POOL_IDLE)
+                .tcp_nodelay(true)
+                .build()
+                .unwrap_or_default(),
+        };
         let requirements = shop_federation::authz::Requirements::from_schema(&supergraph.schema);
         let guards = supergraph
             .graphs
@@ -288,6 +304,7 @@ impl Gateway {
                 options.plan_cache_bytes,
             )),
             client,
+            h2c_client,
             connections: previous.map(|p| p.connections.clone()).unwrap_or_default(),
             starting: previous.map(|p| p.starting.clone()).unwrap_or_default(),
             successor: tokio::sync::watch::Sender::new(None),
@@ -312,6 +329,16 @@ impl Gateway {
     /// What [`Gateway::retire`] handed over to, as it happens.
     pub fn successor(&self) -> tokio::sync::watch::Receiver<Option<Arc<Gateway>>> {
         self.successor.subscribe()
+    }
+
+    /// The HTTP client for requests to `service`: h2c or HTTP/1.1.
+    pub(crate) fn client_for(&self, service: &str) -> &reqwest::Client {
+        let h2c = &self.options.h2c_subgraphs;
+        if h2c.iter().any(|s| s == "*" || s == service) {
+            &self.h2c_client
+        } else {
+            &self.client
+        }
     }
 
     /// The timeout for requests to `service`.

@@ -253,3 +253,69 @@ async fn requests_in_flight_to_a_subgraph_stay_within_its_slots_and_all_finish()
     assert_eq!(sub.most_in_flight.load(Ordering::SeqCst), 2);
     assert_eq!(gw.guards["hello"].counts.queued.load(Ordering::SeqCst), 4);
 }
+
+/// A subgraph served as ours are (`shop_kit::server::serve`), recording the HTTP
+/// version of each request.
+async fn versioned() -> (String, Arc<std::sync::Mutex<Vec<axum::http::Version>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = Router::new().route(
+        "/graphql",
+        post(move |req: axum::extract::Request| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(req.version());
+                axum::Json(json!({ "data": { "hello": "world" } }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    tokio::spawn(shop_kit::server::serve(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    (url, seen)
+}
+
+#[tokio::test]
+async fn subgraphs_listed_for_h2c_are_spoken_to_over_http2_and_others_over_http1() {
+    for (listed, expected) in [
+        (vec!["hello".to_string()], axum::http::Version::HTTP_2),
+        (vec!["*".to_string()], axum::http::Version::HTTP_2),
+        (vec!["other".to_string()], axum::http::Version::HTTP_11),
+        (Vec::new(), axum::http::Version::HTTP_11),
+    ] {
+        let (url, seen) = versioned().await;
+        let sdl = compose(&[SubgraphSource {
+            name: "hello".into(),
+            url,
+            sdl: format!("{LINK} type Query {{ hello(n: Int): String }}"),
+        }])
+        .unwrap();
+        let gw = Gateway::new(
+            Supergraph::parse(&sdl).unwrap(),
+            GatewayOptions {
+                h2c_subgraphs: listed.clone(),
+                dedupe_requests: false,
+                dedupe_subgraph_requests: false,
+                ..Default::default()
+            },
+        );
+        let answers = futures::future::join_all((0..4).map(|n| {
+            let gw = gw.clone();
+            async move { run(&gw, &format!("{{ hello(n: {n}) }}")).await }
+        }))
+        .await;
+        for answer in answers {
+            assert_eq!(
+                answer,
+                json!({ "data": { "hello": "world" } }),
+                "{listed:?}"
+            );
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, vec![expected; 4], "{listed:?}");
+    }
+}

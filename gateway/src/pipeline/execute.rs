@@ -1238,7 +1238,7 @@ impl Gateway {
     ) -> (RawAnswer, Outcome, usize) {
         let started = Instant::now();
         let mut req = self
-            .client
+            .client_for(service)
             .post(url)
             .timeout(timeout)
             .header("content-type", content_type)
