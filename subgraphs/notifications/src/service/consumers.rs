@@ -263,13 +263,20 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
                 },
             )
             .await?;
-            // Operational mail for the one who asked for the job: always sent.
-            if let Some(r) = super::recipient_of(&txn, supplier).await? {
-                let url = format!("{public}/supplier/imports/{}", text(p, "importId"));
-                let mail = templates::import_finished(&r.name, &title, &body, &url);
-                queue_mail(&txn, Some(supplier), Kind::CatalogImport, &r.email, mail).await?;
-                mailed = true;
-            }
+            // Operational mail for the one who asked for the job: always sent. Without
+            // the supplier's contact yet (the users' events come in no set order with
+            // the catalog's), it waits queued without an address until that arrives.
+            let recipient = super::recipient_of(&txn, supplier).await?;
+            let (name, email) = recipient.map(|r| (r.name, r.email)).unwrap_or_default();
+            let url = format!("{public}/supplier/imports/{}", text(p, "importId"));
+            let greeting = if name.is_empty() {
+                "there"
+            } else {
+                name.as_str()
+            };
+            let mail = templates::import_finished(greeting, &title, &body, &url);
+            queue_mail(&txn, Some(supplier), Kind::CatalogImport, &email, mail).await?;
+            mailed = true;
         }
         _ => {}
     }

@@ -173,6 +173,8 @@ pub fn spawn_sender(ctx: NotificationsCtx) -> tokio::task::JoinHandle<()> {
 pub async fn send_due(ctx: &NotificationsCtx) -> Result<usize, String> {
     let due = delivery::Entity::find()
         .filter(delivery::Column::Status.eq("QUEUED"))
+        // Waiting for its recipient's address (see `remember_recipient`).
+        .filter(delivery::Column::ToAddress.ne(""))
         .filter(delivery::Column::NextAttemptAt.lte(Utc::now()))
         .order_by_asc(delivery::Column::NextAttemptAt)
         .limit(50)

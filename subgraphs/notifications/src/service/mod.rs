@@ -214,6 +214,15 @@ pub async fn remember_recipient<C: ConnectionTrait>(
     )
     .exec(conn)
     .await?;
+    // Mail queued before this user's contact was known here (events of different
+    // domains arrive in no set order) goes out now.
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::ToAddress, Expr::value(email))
+        .filter(delivery::Column::UserId.eq(user_id))
+        .filter(delivery::Column::ToAddress.eq(""))
+        .filter(delivery::Column::Status.eq("QUEUED"))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 
