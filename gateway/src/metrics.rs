@@ -195,6 +195,12 @@ impl GatewayMetrics {
         self.errors(errors);
     }
 
+    /// Counts a response's errors by code, and says how its request ended.
+    pub fn outcome(&self, errors: &[Value]) -> RequestOutcome {
+        self.errors(errors);
+        RequestOutcome::of(errors)
+    }
+
     /// Counts errors by their `extensions.code` (`none` without one).
     pub fn errors(&self, errors: &[Value]) {
         if !self.enabled {

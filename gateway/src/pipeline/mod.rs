@@ -133,8 +133,7 @@ impl Gateway {
         match self.admit(req, meta).await {
             Ok(admitted) => {
                 let resp = self.run_query_or_mutation(&admitted, meta).await;
-                self.metrics.errors(&resp.errors);
-                let outcome = metrics::RequestOutcome::of(&resp.errors);
+                let outcome = self.metrics.outcome(&resp.errors);
                 self.record(&admitted.prepared, outcome, started);
                 resp
             }
@@ -196,8 +195,7 @@ impl Gateway {
             && meta.uploads.is_none();
         if !shareable {
             let resp = self.run_query_or_mutation(&admitted, meta).await;
-            self.metrics.errors(&resp.errors);
-            let outcome = metrics::RequestOutcome::of(&resp.errors);
+            let outcome = self.metrics.outcome(&resp.errors);
             self.record(&admitted.prepared, outcome, started);
             return self.with_cost(&admitted, self.serialize(resp));
         }
@@ -214,8 +212,7 @@ impl Gateway {
                 let resp = self.run_admitted(&admitted, meta).await;
                 // Counted once, by the request that ran; those sharing it count as
                 // requests with its outcome.
-                self.metrics.errors(&resp.errors);
-                let outcome = metrics::RequestOutcome::of(&resp.errors);
+                let outcome = self.metrics.outcome(&resp.errors);
                 (self.serialize(resp), outcome)
             })
             .await;
