@@ -191,20 +191,62 @@ async fn one_request_is_one_trace_across_gateway_subgraphs_and_an_event_consumer
         );
         assert_eq!(node.parent_span_id, request.span_id);
     }
-    // The consumer continues the span that wrote the event: inventory's request.
-    let writer = by_id(&consumer.parent_span_id).expect("the consumer's parent span");
-    let mut ancestor = Some(writer);
-    let mut under_inventory = false;
-    while let Some(span) = ancestor {
-        if span.span_id == inventory.span_id {
-            under_inventory = true;
-            break;
+    let descends = |span: &Span, from: &Span| {
+        let mut ancestor = by_id(&span.parent_span_id);
+        while let Some(s) = ancestor {
+            if s.span_id == from.span_id {
+                return true;
+            }
+            ancestor = by_id(&s.parent_span_id);
         }
-        ancestor = by_id(&span.parent_span_id);
-    }
+        false
+    };
+    // The consumer continues the span that wrote the event: inventory's request.
     assert!(
-        under_inventory,
+        descends(&consumer, &inventory),
         "the event handling descends from inventory's request"
+    );
+    // Inside inventory: the mutation's resolver, and under it the statements it ran,
+    // as client spans with the SQL text (placeholders, not values).
+    let resolver = named("graphql.resolve", "graphql.field.name", "setStock");
+    assert_eq!(resolver.parent_span_id, inventory.span_id);
+    assert_eq!(
+        attribute(&resolver, "graphql.field.path").as_deref(),
+        Some("setStock")
+    );
+    let statements: Vec<&Span> = spans
+        .iter()
+        .filter(|s| attribute(s, "db.system.name").is_some() && descends(s, &resolver))
+        .collect();
+    assert!(
+        statements.iter().any(|s| {
+            let text = attribute(s, "db.query.text").unwrap_or_default();
+            ["UPDATE", "INSERT"].contains(&s.name.as_str())
+                && text.contains('?')
+                && !text.contains("'count'")
+        }),
+        "a write with placeholders as a statement span under setStock: {:?}",
+        statements
+            .iter()
+            .map(|s| (&s.name, attribute(s, "db.query.text")))
+            .collect::<Vec<_>>()
+    );
+    for s in &statements {
+        assert_eq!(s.kind, 3, "a statement is a client span");
+        assert!(s.end_time_unix_nano >= s.start_time_unix_nano);
+    }
+    // The catalog's reading of the product's name in its resolver is a statement too.
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "SELECT" && descends(s, &catalog)),
+        "the catalog's read of the product under its request"
+    );
+    // Leaves (scalars, enums) get no span of their own.
+    assert!(
+        !spans.iter().any(|s| s.name == "graphql.resolve"
+            && attribute(s, "graphql.field.name").as_deref() == Some("quantity")),
+        "no span for a leaf"
     );
     h.stop().await;
 }

@@ -33,6 +33,7 @@ pub fn schema(ctx: CatalogCtx) -> CatalogSchema {
     .enable_federation()
     .enable_subscription_in_federation()
     .extension(shop_kit::error::ErrorCodes)
+    .extension(shop_kit::telemetry::ResolverSpans)
     .data(ctx)
     .data(shop_kit::db::loader(
         ByIdLoader::<entity::catalog::Entity>::new(db.clone()),

@@ -24,6 +24,7 @@ pub fn schema(ctx: InventoryCtx) -> InventorySchema {
     Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .enable_federation()
         .extension(shop_kit::error::ErrorCodes)
+        .extension(shop_kit::telemetry::ResolverSpans)
         .data(ctx)
         .data(shop_kit::db::loader(schema::StockLoader::new(db)))
         .limit_depth(32)

@@ -60,7 +60,9 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseCon
             .min_connections(1)
             .test_before_acquire_if_idle_for(Duration::from_secs(30));
     }
-    Database::connect(opts).await
+    let mut db = Database::connect(opts).await?;
+    db.set_metric_callback(crate::telemetry::record_query);
+    Ok(db)
 }
 
 /// Read-only connections to a SQLite file that a writer holds.
@@ -96,7 +98,9 @@ pub fn read_pool(db: &DatabaseConnection) -> DatabaseConnection {
         .acquire_timeout(Duration::from_secs(10))
         .test_before_acquire(false)
         .connect_lazy_with(options);
-    sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+    let mut readers = sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+    readers.set_metric_callback(crate::telemetry::record_query);
+    readers
 }
 
 /// Whether the database answers; used by `/ready`.
@@ -216,12 +220,17 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
 /// fetch the extra wait cost more than the query itself.
 pub const LOADER_WINDOW: std::time::Duration = std::time::Duration::from_micros(200);
 
-/// A DataLoader with our batching window (see [`LOADER_WINDOW`]).
+/// A DataLoader with our batching window (see [`LOADER_WINDOW`]). Its batch runs in
+/// a task of its own, in the span of the resolver that asked first, so a traced
+/// request's queries stay in its trace.
 pub fn loader<T>(inner: T) -> async_graphql::dataloader::DataLoader<T>
 where
     T: async_graphql::dataloader::Loader<String>,
 {
-    async_graphql::dataloader::DataLoader::new(inner, tokio::spawn).delay(LOADER_WINDOW)
+    async_graphql::dataloader::DataLoader::new(inner, |batch| {
+        tokio::spawn(tracing::Instrument::in_current_span(batch))
+    })
+    .delay(LOADER_WINDOW)
 }
 
 /// Whether the database refused `e`'s statement only because of other transactions:

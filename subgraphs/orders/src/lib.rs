@@ -26,6 +26,7 @@ pub fn schema(ctx: OrdersCtx) -> OrdersSchema {
     )
     .enable_federation()
     .extension(shop_kit::error::ErrorCodes)
+    .extension(shop_kit::telemetry::ResolverSpans)
     .enable_subscription_in_federation()
     .data(ctx)
     .limit_depth(32)

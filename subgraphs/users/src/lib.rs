@@ -30,6 +30,7 @@ pub fn schema(ctx: UsersCtx) -> UsersSchema {
     Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .enable_federation()
         .extension(shop_kit::error::ErrorCodes)
+        .extension(shop_kit::telemetry::ResolverSpans)
         .data(ctx)
         .limit_depth(32)
         .limit_complexity(20_000)
