@@ -45,6 +45,10 @@ pub fn parse(bytes: &[u8]) -> Result<Node, ParseError> {
     Ok(node)
 }
 
+/// Fields an entity's object has room for beyond those it arrived with: growing them
+/// one merge at a time took 6.5% of the gateway benchmark's CPU in reallocation.
+const ENTITY_ROOM: usize = 6;
+
 struct Parser<'t> {
     text: &'t str,
     bytes: &'t [u8],
@@ -151,9 +155,16 @@ impl Parser<'_> {
                 }
             }
         }
-        Ok(Node::Object(Object::from_fields(
-            self.fields.split_off(start),
-        )))
+        // An object with `__typename` is an entity that later fetches usually add
+        // fields to: room for them now saves a reallocation and copy per merge.
+        let room = if self.fields[start..].iter().any(|(k, _)| k == "__typename") {
+            ENTITY_ROOM
+        } else {
+            0
+        };
+        let mut fields = Vec::with_capacity(self.fields.len() - start + room);
+        fields.extend(self.fields.drain(start..));
+        Ok(Node::Object(Object::from_fields(fields)))
     }
 
     fn list(&mut self) -> Result<Node, ParseError> {
