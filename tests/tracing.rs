@@ -248,5 +248,41 @@ async fn one_request_is_one_trace_across_gateway_subgraphs_and_an_event_consumer
             && attribute(s, "graphql.field.name").as_deref() == Some("quantity")),
         "no span for a leaf"
     );
+
+    // A caller that decided not to record its trace: the gateway passes the decision
+    // on with every fetch, so the subgraphs, which record every new trace here, record
+    // nothing of this request either.
+    telemetry.flush();
+    let from_requests = |spans: &[(String, Span)]| {
+        spans
+            .iter()
+            .filter(|(_, s)| {
+                s.name.starts_with("graphql.")
+                    || s.name.starts_with("subgraph.")
+                    || s.name.starts_with("plan.")
+            })
+            .count()
+    };
+    let before = from_requests(&got.lock().unwrap());
+    let auth = format!("Bearer {tok}");
+    let r = h
+        .post_raw(
+            &json!({ "query": RESTOCK, "variables": { "p": product, "q": 6 } }).to_string(),
+            &[
+                ("authorization", auth.as_str()),
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.data()["setStock"]["product"]["name"], "Traced lamp");
+    telemetry.flush();
+    assert_eq!(
+        from_requests(&got.lock().unwrap()),
+        before,
+        "an unrecorded request leaves no spans, in the gateway or the subgraphs"
+    );
     h.stop().await;
 }

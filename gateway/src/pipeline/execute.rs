@@ -63,6 +63,22 @@ pub struct ExecContext<'a> {
     pub read_only: bool,
     /// The request's trace is recorded: plan nodes and fetches get spans of their own.
     pub traced: bool,
+    /// What every fetch of an unrecorded request sends to carry its trace on: the
+    /// request span's headers, worked out once (such a fetch has no span of its own).
+    /// A recorded request's fetches each send their own span's.
+    pub trace_headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
+}
+
+/// Whether the current request's trace is recorded, and if not, the trace headers
+/// its fetches send (see [`ExecContext::trace_headers`]).
+pub fn request_trace() -> (bool, Vec<(axum::http::HeaderName, axum::http::HeaderValue)>) {
+    let traced = shop_kit::telemetry::sampled();
+    let headers = if traced {
+        Vec::new()
+    } else {
+        shop_kit::telemetry::trace_headers()
+    };
+    (traced, headers)
 }
 
 /// What makes two subgraph requests the same: the subgraph, the body, and the headers
@@ -1251,10 +1267,14 @@ impl Gateway {
             req = req.header("x-forwarded-for", ff);
         }
         // The subgraph continues this fetch's trace.
-        let mut trace = axum::http::HeaderMap::new();
-        shop_kit::telemetry::inject(&mut trace);
-        if !trace.is_empty() {
+        if ctx.traced {
+            let mut trace = axum::http::HeaderMap::new();
+            shop_kit::telemetry::inject(&mut trace);
             req = req.headers(trace);
+        } else {
+            for (name, value) in &ctx.trace_headers {
+                req = req.header(name.clone(), value.clone());
+            }
         }
         let mut resp = match req.send().await {
             Ok(resp) => resp,

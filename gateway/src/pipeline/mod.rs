@@ -402,6 +402,7 @@ impl Gateway {
             }
         }
         if let Some(node) = &prepared.plan.node {
+            let (traced, trace_headers) = execute::request_trace();
             let ctx = ExecContext {
                 variables,
                 authorization: meta.authorization.as_deref(),
@@ -411,7 +412,8 @@ impl Gateway {
                 dedupe: self.options.dedupe_subgraph_requests
                     && prepared.kind() != OperationKind::Mutation,
                 read_only: prepared.kind() != OperationKind::Mutation,
-                traced: shop_kit::telemetry::sampled(),
+                traced,
+                trace_headers,
             };
             self.run(node, &state, &ctx).await;
         }

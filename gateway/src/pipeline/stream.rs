@@ -231,6 +231,7 @@ impl Gateway {
             );
         }
         if let Some(node) = &admitted.prepared.plan.node {
+            let (traced, trace_headers) = super::execute::request_trace();
             let ctx = ExecContext {
                 variables: &admitted.variables,
                 authorization: meta.authorization.as_deref(),
@@ -239,7 +240,8 @@ impl Gateway {
                 // Events of one subscription often need the same entities at once.
                 dedupe: self.options.dedupe_subgraph_requests,
                 read_only: true,
-                traced: shop_kit::telemetry::sampled(),
+                traced,
+                trace_headers,
             };
             self.run(node, &state, &ctx).await;
         }
