@@ -26,6 +26,19 @@ pub fn optional_text(field: &str, value: &str, max: usize) -> ApiResult<String> 
     Ok(value.trim().to_string())
 }
 
+/// `s` cut to at most `max` bytes at a character boundary, with `…` added when cut:
+/// for text kept to be shown (an error's value, a traced statement).
+pub fn shortened(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// `BAD_USER_INPUT` unless `id` is one of our ids.
 pub fn check_id(field: &str, id: &str) -> ApiResult<()> {
     if crate::ids::is_valid_id(id) {

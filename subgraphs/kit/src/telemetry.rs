@@ -421,7 +421,10 @@ pub fn record_query(info: &sea_orm::metric::Info<'_>) {
         .with_attributes([
             opentelemetry::KeyValue::new("db.system.name", system),
             opentelemetry::KeyValue::new("db.operation.name", operation),
-            opentelemetry::KeyValue::new("db.query.text", bounded(sql, MAX_QUERY_TEXT)),
+            opentelemetry::KeyValue::new(
+                "db.query.text",
+                crate::input::shortened(sql, MAX_QUERY_TEXT),
+            ),
         ])
         .start_with_context(tracer, &cx);
     if info.failed {
@@ -432,17 +435,6 @@ pub fn record_query(info: &sea_orm::metric::Info<'_>) {
 
 /// Longest statement text a span keeps: a bulk insert's runs to megabytes.
 const MAX_QUERY_TEXT: usize = 2048;
-
-fn bounded(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
 
 #[cfg(test)]
 mod tests {
@@ -470,11 +462,14 @@ mod tests {
     #[test]
     fn a_long_statement_is_cut_at_a_character_boundary() {
         let sql = format!("INSERT INTO t VALUES {}", "(?, 'é'),".repeat(400));
-        let kept = bounded(&sql, MAX_QUERY_TEXT);
+        let kept = crate::input::shortened(&sql, MAX_QUERY_TEXT);
         assert!(kept.len() <= MAX_QUERY_TEXT + '…'.len_utf8());
         assert!(kept.ends_with('…'));
         assert!(sql.starts_with(kept.trim_end_matches('…')));
-        assert_eq!(bounded("SELECT 1", MAX_QUERY_TEXT), "SELECT 1");
+        assert_eq!(
+            crate::input::shortened("SELECT 1", MAX_QUERY_TEXT),
+            "SELECT 1"
+        );
     }
 
     #[test]

@@ -305,18 +305,7 @@ impl RowError {
             column: column.map(Column::label),
             code: code.to_string(),
             message: message.into(),
-            value: value.map(|v| {
-                let mut v = v.to_string();
-                if v.len() > MAX_ERROR_VALUE {
-                    let mut end = MAX_ERROR_VALUE;
-                    while !v.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    v.truncate(end);
-                    v.push('…');
-                }
-                v
-            }),
+            value: value.map(|v| shop_kit::input::shortened(v, MAX_ERROR_VALUE)),
         }
     }
 }
