@@ -66,19 +66,7 @@ pub struct ExecContext<'a> {
     /// What every fetch of an unrecorded request sends to carry its trace on: the
     /// request span's headers, worked out once (such a fetch has no span of its own).
     /// A recorded request's fetches each send their own span's.
-    pub trace_headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
-}
-
-/// Whether the current request's trace is recorded, and if not, the trace headers
-/// its fetches send (see [`ExecContext::trace_headers`]).
-pub fn request_trace() -> (bool, Vec<(axum::http::HeaderName, axum::http::HeaderValue)>) {
-    let traced = shop_kit::telemetry::sampled();
-    let headers = if traced {
-        Vec::new()
-    } else {
-        shop_kit::telemetry::trace_headers()
-    };
-    (traced, headers)
+    pub trace_headers: shop_kit::telemetry::TraceHeaders,
 }
 
 /// What makes two subgraph requests the same: the subgraph, the body, and the headers
@@ -1267,14 +1255,15 @@ impl Gateway {
             req = req.header("x-forwarded-for", ff);
         }
         // The subgraph continues this fetch's trace.
-        if ctx.traced {
-            let mut trace = axum::http::HeaderMap::new();
-            shop_kit::telemetry::inject(&mut trace);
-            req = req.headers(trace);
+        let own_span;
+        let trace = if ctx.traced {
+            own_span = shop_kit::telemetry::trace_headers();
+            &own_span
         } else {
-            for (name, value) in &ctx.trace_headers {
-                req = req.header(name.clone(), value.clone());
-            }
+            &ctx.trace_headers
+        };
+        for (name, value) in trace {
+            req = req.header(name.clone(), value.clone());
         }
         let mut resp = match req.send().await {
             Ok(resp) => resp,

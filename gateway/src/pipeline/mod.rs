@@ -402,7 +402,7 @@ impl Gateway {
             }
         }
         if let Some(node) = &prepared.plan.node {
-            let (traced, trace_headers) = execute::request_trace();
+            let (traced, trace_headers) = shop_kit::telemetry::recorded_or_headers();
             let ctx = ExecContext {
                 variables,
                 authorization: meta.authorization.as_deref(),

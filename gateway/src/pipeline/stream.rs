@@ -231,7 +231,7 @@ impl Gateway {
             );
         }
         if let Some(node) = &admitted.prepared.plan.node {
-            let (traced, trace_headers) = super::execute::request_trace();
+            let (traced, trace_headers) = shop_kit::telemetry::recorded_or_headers();
             let ctx = ExecContext {
                 variables: &admitted.variables,
                 authorization: meta.authorization.as_deref(),

@@ -126,7 +126,7 @@ pub fn init(options: &TelemetryOptions, default_filter: &str) -> Result<Telemetr
     // entry (nothing here reads it; propagation goes through the `tracing` span). The
     // protections benchmark (`GWBENCH_PROTECTIONS=1 gwbench`) measured the difference.
     let otel = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
+        .with_tracer(tracer.clone())
         .with_tracked_inactivity(false)
         .with_location(false)
         .with_threads(false)
@@ -151,7 +151,7 @@ pub fn init(options: &TelemetryOptions, default_filter: &str) -> Result<Telemetr
             .try_init()
     };
     installed.map_err(|e| e.to_string())?;
-    let _ = TRACER.set(provider.tracer("shop"));
+    let _ = TRACER.set(tracer);
     Ok(Telemetry { provider })
 }
 
@@ -283,18 +283,40 @@ pub fn sampled() -> bool {
 /// Adds the current span's `traceparent` (and `tracestate`) to outgoing `headers`;
 /// nothing outside a traced span.
 pub fn inject(headers: &mut axum::http::HeaderMap) {
-    let cx = tracing::Span::current().context();
+    inject_context(&tracing::Span::current().context(), headers);
+}
+
+fn inject_context(cx: &opentelemetry::Context, headers: &mut axum::http::HeaderMap) {
     if !cx.span().span_context().is_valid() {
         return;
     }
-    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+    TraceContextPropagator::new().inject_context(cx, &mut HeaderInjector(headers));
 }
 
-/// The current span's trace headers ([`inject`]'s), to send with many requests: worked
-/// out once, not formatted again for each. Empty outside a trace.
-pub fn trace_headers() -> Vec<(axum::http::HeaderName, axum::http::HeaderValue)> {
+/// Trace headers as a list of name and value, to send with requests.
+pub type TraceHeaders = Vec<(axum::http::HeaderName, axum::http::HeaderValue)>;
+
+/// The current span's trace headers ([`inject`]'s). Empty outside a trace.
+pub fn trace_headers() -> TraceHeaders {
+    headers_of(&tracing::Span::current().context())
+}
+
+/// For work that sends many requests: whether the current span's trace is recorded
+/// ([`sampled`]) and, when it is not, the trace headers every request sends, worked
+/// out once rather than formatted again for each (a recorded trace's requests each
+/// send their own span's).
+pub fn recorded_or_headers() -> (bool, TraceHeaders) {
+    let cx = tracing::Span::current().context();
+    if cx.span().span_context().is_sampled() {
+        (true, Vec::new())
+    } else {
+        (false, headers_of(&cx))
+    }
+}
+
+fn headers_of(cx: &opentelemetry::Context) -> TraceHeaders {
     let mut headers = axum::http::HeaderMap::new();
-    inject(&mut headers);
+    inject_context(cx, &mut headers);
     headers
         .into_iter()
         .filter_map(|(name, value)| Some((name?, value)))
