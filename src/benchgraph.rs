@@ -378,9 +378,6 @@ pub fn supergraph(urls: &[String; 4]) -> anyhow::Result<String> {
     Ok(shop_federation::compose(&sources)?)
 }
 
-/// A benchmark's child process role: our gateway serving the supergraph in the file
-/// `supergraph` on `port`, sharing identical work in flight when `dedupe`; prints
-/// `ready` once it listens.
 /// How much of the gateway's protection a benchmark gateway runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protection {
@@ -414,6 +411,9 @@ impl Protection {
     }
 }
 
+/// A benchmark's child process role: our gateway serving the supergraph in the file
+/// `supergraph` on `port`, sharing identical work in flight when `dedupe`, with
+/// `protection`; prints `ready` once it listens.
 pub async fn serve_gateway(
     supergraph: &str,
     port: u16,
@@ -460,36 +460,9 @@ pub async fn serve_gateway(
                         .map_err(anyhow::Error::msg)?,
                 );
             }
-            if skips("tracing") {
-                let gateway = shop_gateway::Gateway::new(sg, options);
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-                println!("ready");
-                let app = shop_gateway::router(gateway)
-                    .into_make_service_with_connect_info::<std::net::SocketAddr>();
-                axum::serve(listener, app).await?;
-                return Ok(());
+            if !skips("tracing") {
+                _telemetry = Some(traced_to_a_sink().await?);
             }
-            let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let endpoint = format!("http://{}", sink.local_addr()?);
-            let app = axum::Router::new().route(
-                "/v1/traces",
-                axum::routing::post(|| async { axum::http::StatusCode::OK }),
-            );
-            tokio::spawn(async move { axum::serve(sink, app).await });
-            _telemetry = Some(
-                shop_kit::telemetry::init(
-                    &shop_kit::telemetry::TelemetryOptions {
-                        service: "gwbench".into(),
-                        json_logs: false,
-                        otlp_endpoint: Some(endpoint),
-                        otlp_protocol: "http/protobuf".into(),
-                        sample_ratio: 0.01,
-                    },
-                    // As a deployment runs: info spans and logs.
-                    "info,sqlx=warn,sea_orm=warn",
-                )
-                .map_err(anyhow::Error::msg)?,
-            );
         }
     }
     let gateway = shop_gateway::Gateway::new(sg, options);
@@ -499,6 +472,30 @@ pub async fn serve_gateway(
         shop_gateway::router(gateway).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// OpenTelemetry tracing at 1% sampling, as a deployment runs it, exported over OTLP to
+/// a sink in this process that accepts and drops every export.
+async fn traced_to_a_sink() -> anyhow::Result<shop_kit::telemetry::Telemetry> {
+    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", sink.local_addr()?);
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(|| async { axum::http::StatusCode::OK }),
+    );
+    tokio::spawn(async move { axum::serve(sink, app).await });
+    shop_kit::telemetry::init(
+        &shop_kit::telemetry::TelemetryOptions {
+            service: "gwbench".into(),
+            json_logs: false,
+            otlp_endpoint: Some(endpoint),
+            otlp_protocol: "http/protobuf".into(),
+            sample_ratio: 0.01,
+        },
+        // As a deployment runs: info spans and logs.
+        "info,sqlx=warn,sea_orm=warn",
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 /// The answer to [`QUERY`], worked out from the data directly (not through any
