@@ -490,11 +490,14 @@ async fn seed(config: &Config) -> anyhow::Result<ExitCode> {
     let users = users_ctx(config).await?;
     let catalog_db = connect_for(config, shop_catalog::NAME).await?;
     let inventory_db = connect_for(config, shop_inventory::NAME).await?;
+    let shipping_db = connect_for(config, shop_shipping::NAME).await?;
     shop_migrations::up(&catalog_db, shop_catalog::NAME).await?;
     shop_migrations::up(&inventory_db, shop_inventory::NAME).await?;
+    shop_migrations::up(&shipping_db, shop_shipping::NAME).await?;
     let catalog = shop_catalog::CatalogCtx::new(catalog_db);
     let inventory = shop_inventory::InventoryCtx::new(inventory_db);
-    let report = crate::seed::seed(&users, &catalog, &inventory).await?;
+    let shipping = shop_shipping::ShippingCtx::new(shipping_db, shop_shipping::Services::default());
+    let report = crate::seed::seed(&users, &catalog, &inventory, &shipping).await?;
     // Publish what seeding wrote to the outboxes when a shared bus is configured.
     if let Some(url) = &config.redis_url {
         let bus = crate::platform::event_bus(Some(url), &config.bus_prefix).await?;

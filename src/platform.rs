@@ -405,6 +405,10 @@ impl Platform {
         let users = UsersCtx::new(db_of(shop_users::NAME), users_settings, limiter);
         let catalog = CatalogCtx::new(db_of(shop_catalog::NAME));
         let inventory = InventoryCtx::new(db_of(shop_inventory::NAME));
+        let shipping = shop_shipping::ShippingCtx::new(
+            db_of(shop_shipping::NAME),
+            shop_shipping::Services::default(),
+        );
 
         let sdl = crate::subgraphs::compose(|name| {
             subgraph_urls
@@ -452,7 +456,7 @@ impl Platform {
             ensure_admin(&users, email, opts.admin_password.as_deref()).await?;
         }
         if opts.seed {
-            let report = crate::seed::seed(&users, &catalog, &inventory).await?;
+            let report = crate::seed::seed(&users, &catalog, &inventory, &shipping).await?;
             tracing::info!(?report, "demo data");
         }
         gateway.set_starting(false);

@@ -1,5 +1,6 @@
 //! The demo shop: three suppliers with a catalog each, a two-level category tree per
-//! catalog, 110 products per catalog with varied attributes, prices and stock.
+//! catalog, 110 products per catalog with varied attributes, prices, weights and stock,
+//! and the platform's shipping zones, methods and rates.
 //! Deterministic, and idempotent: a seeded database is left as it is.
 
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
@@ -10,6 +11,8 @@ use shop_inventory::InventoryCtx;
 use shop_inventory::entity::ledger;
 use shop_kit::auth::{Caller, Principal, Role};
 use shop_kit::money::MoneyInput;
+use shop_shipping::ShippingCtx;
+use shop_shipping::service::zones::{self, Kind, NewMethod, NewZone, RateRow};
 use shop_users::UsersCtx;
 
 /// The demo admin's user id (for `shop token --role ADMIN`).
@@ -276,6 +279,7 @@ pub struct SeedReport {
     pub categories: usize,
     pub products: usize,
     pub stocked: usize,
+    pub shipping_methods: usize,
     pub already_seeded: bool,
 }
 
@@ -297,6 +301,7 @@ pub async fn seed(
     users: &UsersCtx,
     catalog: &CatalogCtx,
     inventory: &InventoryCtx,
+    shipping: &ShippingCtx,
 ) -> anyhow::Result<SeedReport> {
     let mut report = SeedReport::default();
     for (id, email, name, role) in DEMO_ACCOUNTS {
@@ -317,7 +322,98 @@ pub async fn seed(
     if ledger::Entity::find().count(&inventory.db).await? == 0 {
         report.stocked = seed_stock(catalog, inventory).await?;
     }
+    if zones::zones(shipping, None).await.map_err(fail)?.is_empty() {
+        report.shipping_methods = seed_shipping(shipping).await?;
+    }
     Ok(report)
+}
+
+/// The platform's zones: Germany, the rest of the EU, the United States. Each ships
+/// standard and express in euros and dollars (the demo catalogs sell in both), by
+/// weight bands up to 31.5 kg, standard free from 50.00.
+async fn seed_shipping(ctx: &ShippingCtx) -> anyhow::Result<usize> {
+    let caller = admin();
+    let zones_to_make: [(&str, &[&str], i32, i64); 3] = [
+        ("Germany", &["DE"], 1, 0),
+        (
+            "European Union",
+            &[
+                "AT", "BE", "BG", "CY", "CZ", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
+                "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+            ],
+            3,
+            500,
+        ),
+        ("United States", &["US"], 5, 1_000),
+    ];
+    let mut made = 0;
+    for (name, countries, days, surcharge) in zones_to_make {
+        let zone = zones::create_zone(
+            ctx,
+            &caller,
+            NewZone {
+                name: name.into(),
+                countries: countries.iter().map(|c| c.to_string()).collect(),
+                supplier_id: None,
+            },
+        )
+        .await
+        .map_err(fail)?;
+        for currency in ["EUR", "USD"] {
+            for (kind, label, min_days, max_days, free_over, prices) in [
+                (
+                    Kind::Standard,
+                    "Standard",
+                    days,
+                    days + 2,
+                    Some(5_000),
+                    [490, 690, 1_290],
+                ),
+                (
+                    Kind::Express,
+                    "Express",
+                    1,
+                    days,
+                    None,
+                    [1_490, 1_790, 2_490],
+                ),
+            ] {
+                let m = zones::create_method(
+                    ctx,
+                    &caller,
+                    NewMethod {
+                        zone_id: zone.zone.id.clone(),
+                        kind,
+                        name: format!("{label} ({currency})"),
+                        carrier: "simulated".into(),
+                        min_days,
+                        max_days,
+                        currency: currency.into(),
+                        free_over,
+                        supplier_id: None,
+                    },
+                )
+                .await
+                .map_err(fail)?;
+                let bands = [(0, 1_000), (1_000, 5_000), (5_000, 31_500)];
+                let rows = bands
+                    .iter()
+                    .zip(prices)
+                    .map(|(&(min_weight, max_weight), price)| RateRow {
+                        min_weight,
+                        max_weight,
+                        min_order: 0,
+                        price: price + surcharge,
+                    })
+                    .collect();
+                zones::set_rates(ctx, &caller, &m.id, rows)
+                    .await
+                    .map_err(fail)?;
+                made += 1;
+            }
+        }
+    }
+    Ok(made)
 }
 
 async fn seed_catalogs(ctx: &CatalogCtx, report: &mut SeedReport) -> anyhow::Result<()> {
@@ -386,6 +482,13 @@ async fn seed_catalogs(ctx: &CatalogCtx, report: &mut SeedReport) -> anyhow::Res
                     i + 1
                 )],
                 attributes: Some(attributes),
+                // Parcels of 150 g to 3 kg, so the demo's rate bands all come up.
+                weight_grams: Some(150 + ((i as i32 * 373 + n as i32 * 211) % 2850)),
+                dimensions: Some(products::Dimensions(
+                    200 + (i as i32 % 5) * 50,
+                    150,
+                    40 + (i as i32 % 3) * 30,
+                )),
             };
             products::insert(ctx, &txn, &cat, input)
                 .await

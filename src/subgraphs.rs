@@ -42,6 +42,10 @@ pub const SUBGRAPHS: &[SubgraphSpec] = &[
         name: shop_notifications::NAME,
         sdl: shop_notifications::sdl,
     },
+    SubgraphSpec {
+        name: shop_shipping::NAME,
+        sdl: shop_shipping::sdl,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static SubgraphSpec> {
@@ -158,6 +162,14 @@ async fn start_subgraph(name: &str, db: DatabaseConnection, deps: &Deps) -> Resu
         }
         shop_notifications::NAME => {
             shop_notifications::start(db, bus, verifier, deps.notifications.clone()).await
+        }
+        shop_shipping::NAME => {
+            let services = shop_shipping::Services {
+                catalog: deps.client(shop_catalog::NAME, shop_shipping::NAME, &[]),
+            };
+            shop_shipping::start(db, bus, verifier, services)
+                .await
+                .map_err(|e| e.to_string())
         }
         other => Err(format!("unknown subgraph '{other}'")),
     }

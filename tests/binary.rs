@@ -196,6 +196,7 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
 
     let (uport, cport, iport, gport) = (free_port(), free_port(), free_port(), free_port());
     let (kport, pport, oport, nport) = (free_port(), free_port(), free_port(), free_port());
+    let sport = free_port();
     let urls = vec![
         (
             "SHOP_SUBGRAPH_URL_USERS".to_string(),
@@ -224,6 +225,10 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
         (
             "SHOP_SUBGRAPH_URL_NOTIFICATIONS".to_string(),
             format!("http://127.0.0.1:{nport}/graphql"),
+        ),
+        (
+            "SHOP_SUBGRAPH_URL_SHIPPING".to_string(),
+            format!("http://127.0.0.1:{sport}/graphql"),
         ),
     ];
     let spawn = |args: Vec<String>, extra: Vec<(String, String)>| {
@@ -297,6 +302,15 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
             "notifications".into(),
             "--listen".into(),
             format!("127.0.0.1:{nport}"),
+        ],
+        urls.clone(),
+    );
+    let _shipping = spawn(
+        vec![
+            "subgraph".into(),
+            "shipping".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{sport}"),
         ],
         urls.clone(),
     );
@@ -400,6 +414,36 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     );
     let r = gql("{ products(first: 1) { edges { node { stock } } } }".into()).await;
     assert_eq!(r["data"]["products"]["edges"][0]["node"]["stock"], 1);
+
+    // Shipping in its own process: the cart's lines reach it through the gateway
+    // (`@requires`), the product's supplier from the catalog process over HTTP.
+    let zone = gql("mutation { createShippingZone(input: { name: \"Nordics\", countries: [\"NO\", \"SE\"] }) { id } }".into()).await;
+    let zone = zone["data"]["createShippingZone"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("createShippingZone: {zone}"))
+        .to_string();
+    let method = gql(format!(
+        "mutation {{ createShippingMethod(input: {{ zoneId: \"{zone}\", kind: STANDARD, name: \"Fjord post\", minDays: 2, maxDays: 5, currency: \"EUR\" }}) {{ id }} }}"
+    ))
+    .await;
+    let method = method["data"]["createShippingMethod"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("createShippingMethod: {method}"))
+        .to_string();
+    let rates = gql(format!(
+        "mutation {{ setShippingRates(methodId: \"{method}\", rates: [{{ minWeightGrams: 0, maxWeightGrams: 10000, price: 650 }}]) {{ id }} }}"
+    ))
+    .await;
+    assert!(rates.get("errors").is_none(), "{rates}");
+    let options = gql(format!(
+        "{{ cart(id: \"{cart}\") {{ shippingOptions(address: {{ country: \"NO\" }}) {{ supplierId options {{ name price {{ amount currency }} }} }} }} }}"
+    ))
+    .await;
+    assert_eq!(
+        options["data"]["cart"]["shippingOptions"],
+        serde_json::json!([{ "supplierId": "supplier-1", "options": [{ "name": "Fjord post", "price": { "amount": 650, "currency": "EUR" } }] }]),
+        "{options}"
+    );
 
     // Checkout: orders drives carts, inventory and payments, each its own process.
     let order = gql(format!(

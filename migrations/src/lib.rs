@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod shipping;
 pub mod users;
 mod util;
 
@@ -30,6 +31,7 @@ pub async fn up(
         "orders" => orders::Migrator::up(db, None).await,
         "users" => users::Migrator::up(db, None).await,
         "notifications" => notifications::Migrator::up(db, None).await,
+        "shipping" => shipping::Migrator::up(db, None).await,
         _ => Ok(()),
     }
 }
@@ -47,6 +49,7 @@ pub async fn down(
         "orders" => orders::Migrator::down(db, None).await,
         "users" => users::Migrator::down(db, None).await,
         "notifications" => notifications::Migrator::down(db, None).await,
+        "shipping" => shipping::Migrator::down(db, None).await,
         _ => Ok(()),
     }
 }
@@ -59,5 +62,6 @@ pub const DOMAINS: &[&str] = &[
     "carts",
     "payments",
     "orders",
+    "shipping",
     "notifications",
 ];

@@ -8,6 +8,7 @@ mod m20261205_000003_large_documents;
 mod m20261205_000004_search_index;
 mod m20261206_000005_attribute_filters_in_search;
 mod m20261206_000006_import_applied_through;
+mod m20261207_000007_product_weight_and_size;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000005_attribute_filters_in_search::Migration),
             Box::new(m20261206_000006_import_applied_through::Migration),
             Box::new(crate::util::OutboxTrace("catalog")),
+            Box::new(m20261207_000007_product_weight_and_size::Migration),
         ]
     }
 

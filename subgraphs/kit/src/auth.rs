@@ -117,7 +117,8 @@ pub fn caller(ctx: &async_graphql::Context<'_>) -> Caller {
 pub fn authenticated() {}
 
 /// The scopes our tokens grant for a set of roles. Everyone signed in may read and edit
-/// their profile and shop; suppliers change catalogs and stock; admins also manage users.
+/// their profile and shop; suppliers change catalogs, stock and shipping; admins also
+/// manage users.
 pub fn scopes_for(roles: &[Role]) -> Vec<String> {
     let mut out = vec!["profile".to_string(), "shop".to_string()];
     let mut add = |s: &str| {
@@ -131,10 +132,12 @@ pub fn scopes_for(roles: &[Role]) -> Vec<String> {
             Role::Supplier => {
                 add("catalog:write");
                 add("inventory:write");
+                add("shipping:write");
             }
             Role::Admin => {
                 add("catalog:write");
                 add("inventory:write");
+                add("shipping:write");
                 add("users:admin");
             }
         }

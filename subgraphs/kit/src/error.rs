@@ -25,6 +25,8 @@ pub enum ErrorCode {
     PaymentDeclined,
     PriceChanged,
     CartExpired,
+    /// Nothing ships these goods to that address (see [`Unshippable`]).
+    NotShippable,
     /// The request is not GraphQL (async-graphql's parser refused it).
     ParseFailed,
     /// The operation does not fit the schema.
@@ -46,6 +48,7 @@ impl ErrorCode {
             ErrorCode::PaymentDeclined => "PAYMENT_DECLINED",
             ErrorCode::PriceChanged => "PRICE_CHANGED",
             ErrorCode::CartExpired => "CART_EXPIRED",
+            ErrorCode::NotShippable => "NOT_SHIPPABLE",
             ErrorCode::ParseFailed => "GRAPHQL_PARSE_FAILED",
             ErrorCode::ValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             ErrorCode::Internal => "INTERNAL_SERVER_ERROR",
@@ -85,6 +88,9 @@ pub enum ApiError {
     PriceChanged(Vec<PriceChange>),
     /// The cart is gone or already checked out.
     CartExpired(String),
+    /// No shipping method takes these goods to that country; `extensions` name the
+    /// country and, where known, the supplier and the parcel's weight.
+    NotShippable(Unshippable),
     /// A database failure; logged, never shown.
     Database(DbErr),
     /// Any other internal failure; logged, never shown.
@@ -100,6 +106,17 @@ pub struct PriceChange {
     pub product_id: String,
     pub was: i64,
     pub now: i64,
+}
+
+/// Why a supplier's part of an order cannot be shipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unshippable {
+    pub message: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub supplier_id: Option<String>,
+    /// Set when the parcel is heavier than any rate band.
+    pub weight_grams: Option<i64>,
 }
 
 /// One line that cannot be had: how many were asked for and how many are available.
@@ -141,6 +158,7 @@ impl ApiError {
             ApiError::PaymentDeclined { .. } => ErrorCode::PaymentDeclined,
             ApiError::PriceChanged(_) => ErrorCode::PriceChanged,
             ApiError::CartExpired(_) => ErrorCode::CartExpired,
+            ApiError::NotShippable(_) => ErrorCode::NotShippable,
             // Lost to other transactions even after retries: nothing was written, and
             // the same request a moment later will most likely pass.
             ApiError::Database(e) if crate::db::is_transient(e) => ErrorCode::Unavailable,
@@ -159,6 +177,7 @@ impl ApiError {
             | ApiError::TooManyRequests(m)
             | ApiError::Unavailable(m)
             | ApiError::CartExpired(m) => m,
+            ApiError::NotShippable(u) => &u.message,
             ApiError::OutOfStock(_) => "not enough stock for some lines",
             ApiError::PaymentDeclined { reason, .. } => reason,
             ApiError::PriceChanged(_) => {
@@ -220,8 +239,21 @@ impl ErrorExtensions for ApiError {
             } => Some((decline_code.clone(), reason.clone())),
             _ => None,
         };
+        let unshippable = match self {
+            ApiError::NotShippable(u) => Some(u.clone()),
+            _ => None,
+        };
         async_graphql::Error::new(self.public_message()).extend_with(|_, ext| {
             ext.set("code", code);
+            if let Some(u) = unshippable {
+                ext.set("country", u.country);
+                if let Some(s) = u.supplier_id {
+                    ext.set("supplierId", s);
+                }
+                if let Some(w) = u.weight_grams {
+                    ext.set("weightGrams", w);
+                }
+            }
             if let Some(lines) = lines {
                 ext.set("lines", lines);
             }

@@ -22,4 +22,4 @@ pub mod server;
 pub mod telemetry;
 pub mod testing;
 
-pub use error::{ApiError, ApiResult, ErrorCode, PriceChange, StockShortfall};
+pub use error::{ApiError, ApiResult, ErrorCode, PriceChange, StockShortfall, Unshippable};

@@ -96,7 +96,7 @@ pub fn discovery_document(settings: &UsersSettings) -> serde_json::Value {
         "id_token_signing_alg_values_supported": ["EdDSA"],
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "roles", "scope"],
-        "scopes_supported": ["profile", "shop", "catalog:write", "inventory:write", "users:admin"],
+        "scopes_supported": ["profile", "shop", "catalog:write", "inventory:write", "shipping:write", "users:admin"],
     })
 }
 

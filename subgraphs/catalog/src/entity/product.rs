@@ -26,6 +26,12 @@ pub struct Model {
     /// Units on hand as inventory last told (`inventory.stock_changed`) or an import
     /// set; `None` until either happened.
     pub stock_on_hand: Option<i64>,
+    /// Shipping weight in grams; `None` until the supplier gives it.
+    pub weight_grams: Option<i64>,
+    /// Outer dimensions in millimetres, each `None` until given.
+    pub length_mm: Option<i64>,
+    pub width_mm: Option<i64>,
+    pub height_mm: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

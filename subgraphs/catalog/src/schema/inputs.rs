@@ -132,6 +132,24 @@ pub struct CreateProductInput {
     pub images: Vec<String>,
     /// Free-form attributes: a JSON object, e.g. {"color": "red", "sizes": ["S", "M"]}.
     pub attributes: Option<Json<serde_json::Value>>,
+    /// Shipping weight in grams (0 to 1,000,000); rated as weightless until given.
+    pub weight_grams: Option<i32>,
+    /// Outer size of the packed product.
+    pub dimensions: Option<DimensionsInput>,
+}
+
+/// A packed product's outer size in millimetres, each 1 to 10,000.
+#[derive(InputObject, Clone, Copy)]
+pub struct DimensionsInput {
+    pub length_mm: i32,
+    pub width_mm: i32,
+    pub height_mm: i32,
+}
+
+impl DimensionsInput {
+    pub fn sides(self) -> crate::service::products::Dimensions {
+        crate::service::products::Dimensions(self.length_mm, self.width_mm, self.height_mm)
+    }
 }
 
 #[derive(InputObject)]
@@ -145,4 +163,8 @@ pub struct UpdateProductInput {
     pub images: Option<Vec<String>>,
     /// Replaces the whole attribute document.
     pub attributes: Option<Json<serde_json::Value>>,
+    /// Grams; `null` makes the weight unknown again.
+    pub weight_grams: async_graphql::MaybeUndefined<i32>,
+    /// `null` makes the size unknown again.
+    pub dimensions: async_graphql::MaybeUndefined<DimensionsInput>,
 }

@@ -3,8 +3,8 @@ use shop_kit::auth::caller;
 
 use super::imports::{CatalogExport, CatalogImport, CatalogImportOptions, CatalogUpload};
 use super::inputs::{
-    CreateCatalogInput, CreateCategoryInput, CreateProductInput, UpdateCatalogInput,
-    UpdateProductInput,
+    CreateCatalogInput, CreateCategoryInput, CreateProductInput, DimensionsInput,
+    UpdateCatalogInput, UpdateProductInput,
 };
 use super::types::{Catalog, Category, Product};
 use crate::service::products::{NewProduct, ProductChanges};
@@ -135,6 +135,8 @@ impl MutationRoot {
             price: input.price,
             images: input.images,
             attributes: input.attributes.map(|a| a.0),
+            weight_grams: input.weight_grams,
+            dimensions: input.dimensions.map(DimensionsInput::sides),
         };
         Ok(Product(
             products::create(ctx.data::<CatalogCtx>()?, &caller(ctx), new).await?,
@@ -149,17 +151,15 @@ impl MutationRoot {
         input: UpdateProductInput,
     ) -> Result<Product> {
         let changes = ProductChanges {
-            category_id: match input.category_id {
-                async_graphql::MaybeUndefined::Undefined => None,
-                async_graphql::MaybeUndefined::Null => Some(None),
-                async_graphql::MaybeUndefined::Value(v) => Some(Some(v.0)),
-            },
+            category_id: maybe(input.category_id).map(|c| c.map(|id| id.0)),
             sku: input.sku,
             name: input.name,
             description: input.description,
             price: input.price,
             images: input.images,
             attributes: input.attributes.map(|a| a.0),
+            weight_grams: maybe(input.weight_grams),
+            dimensions: maybe(input.dimensions).map(|d| d.map(DimensionsInput::sides)),
         };
         Ok(Product(
             products::update(ctx.data::<CatalogCtx>()?, &caller(ctx), &id, changes).await?,
@@ -323,4 +323,13 @@ impl MutationRoot {
 /// caller may still use.
 fn upload_id_is_new(upload: &crate::entity::upload::Model) -> bool {
     upload.size.is_none()
+}
+
+/// An optional, nullable input as a change: absent leaves the field, `null` clears it.
+fn maybe<T>(v: async_graphql::MaybeUndefined<T>) -> Option<Option<T>> {
+    match v {
+        async_graphql::MaybeUndefined::Undefined => None,
+        async_graphql::MaybeUndefined::Null => Some(None),
+        async_graphql::MaybeUndefined::Value(v) => Some(Some(v)),
+    }
 }

@@ -1,5 +1,5 @@
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, ID, Json, Object, Result};
+use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use shop_kit::db::ByIdLoader;
 use shop_kit::money::Money;
@@ -187,6 +187,20 @@ impl Product {
     async fn attributes(&self) -> Json<serde_json::Value> {
         Json(self.0.attributes.clone())
     }
+    /// Shipping weight in grams; null until the supplier gives it (shipping then rates
+    /// the product as weightless).
+    async fn weight_grams(&self) -> Option<i32> {
+        self.0.weight_grams.and_then(|g| i32::try_from(g).ok())
+    }
+    /// Outer size of the packed product; null until given.
+    async fn dimensions(&self) -> Option<Dimensions> {
+        let side = |v: Option<i64>| v.and_then(|v| i32::try_from(v).ok());
+        Some(Dimensions {
+            length_mm: side(self.0.length_mm)?,
+            width_mm: side(self.0.width_mm)?,
+            height_mm: side(self.0.height_mm)?,
+        })
+    }
     /// ACTIVE products are shown and sold; DRAFT and ARCHIVED ones are not.
     async fn status(&self) -> Status {
         Status::parse(&self.0.status).unwrap_or(Status::Archived)
@@ -236,4 +250,12 @@ pub(crate) async fn list_products(
     }
     let (window, rows) = search::find(svc, &q, &page(first, after, last, before)).await?;
     Ok(window.connection(rows.into_iter().map(Product).collect()))
+}
+
+/// A packed product's outer size in millimetres.
+#[derive(SimpleObject)]
+pub struct Dimensions {
+    pub length_mm: i32,
+    pub width_mm: i32,
+    pub height_mm: i32,
 }

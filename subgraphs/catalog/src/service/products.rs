@@ -70,6 +70,42 @@ pub struct NewProduct {
     pub price: MoneyInput,
     pub images: Vec<String>,
     pub attributes: Option<Json>,
+    pub weight_grams: Option<i32>,
+    pub dimensions: Option<Dimensions>,
+}
+
+/// Outer size in millimetres: length, width, height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dimensions(pub i32, pub i32, pub i32);
+
+/// The heaviest product weight accepted, in grams (one tonne).
+pub const MAX_WEIGHT_GRAMS: i32 = 1_000_000;
+/// The longest side accepted, in millimetres (ten metres).
+pub const MAX_SIDE_MM: i32 = 10_000;
+
+fn validate_weight(w: Option<i32>) -> ApiResult<Option<i64>> {
+    match w {
+        Some(g) if !(0..=MAX_WEIGHT_GRAMS).contains(&g) => Err(ApiError::bad_input(format!(
+            "weightGrams must be 0 to {MAX_WEIGHT_GRAMS}"
+        ))),
+        w => Ok(w.map(i64::from)),
+    }
+}
+
+type Sides = (Option<i64>, Option<i64>, Option<i64>);
+
+fn validate_dimensions(d: Option<Dimensions>) -> ApiResult<Sides> {
+    let Some(Dimensions(l, w, h)) = d else {
+        return Ok((None, None, None));
+    };
+    for (name, v) in [("lengthMm", l), ("widthMm", w), ("heightMm", h)] {
+        if !(1..=MAX_SIDE_MM).contains(&v) {
+            return Err(ApiError::bad_input(format!(
+                "dimensions.{name} must be 1 to {MAX_SIDE_MM}"
+            )));
+        }
+    }
+    Ok((Some(l.into()), Some(w.into()), Some(h.into())))
 }
 
 /// Changes to a product; `None` leaves a field as it is. `category_id: Some(None)`
@@ -83,6 +119,10 @@ pub struct ProductChanges {
     pub price: Option<MoneyInput>,
     pub images: Option<Vec<String>>,
     pub attributes: Option<Json>,
+    /// `Some(None)` forgets the weight.
+    pub weight_grams: Option<Option<i32>>,
+    /// `Some(None)` forgets the size.
+    pub dimensions: Option<Option<Dimensions>>,
 }
 
 pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> ApiResult<Option<product::Model>> {
@@ -276,6 +316,8 @@ pub async fn insert<C: ConnectionTrait>(
     let price = input.price.validate("price")?;
     check_category(conn, &cat.id, input.category_id.as_deref()).await?;
     check_sku_free(conn, &cat.id, &sku, None).await?;
+    let weight = validate_weight(input.weight_grams)?;
+    let (length, width, height) = validate_dimensions(input.dimensions)?;
     let now = Utc::now();
     let model = product::ActiveModel {
         id: Set(ids::new_id()),
@@ -296,6 +338,10 @@ pub async fn insert<C: ConnectionTrait>(
         stock_version: Set(0),
         status: Set(Status::Active.as_str().to_string()),
         stock_on_hand: Set(None),
+        weight_grams: Set(weight),
+        length_mm: Set(length),
+        width_mm: Set(width),
+        height_mm: Set(height),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -371,6 +417,15 @@ pub async fn update(
     }
     if let Some(attrs) = changes.attributes {
         m.attributes = Set(validate_attributes(Some(attrs))?);
+    }
+    if let Some(w) = changes.weight_grams {
+        m.weight_grams = Set(validate_weight(w)?);
+    }
+    if let Some(d) = changes.dimensions {
+        let (l, w, h) = validate_dimensions(d)?;
+        m.length_mm = Set(l);
+        m.width_mm = Set(w);
+        m.height_mm = Set(h);
     }
     m.updated_at = Set(Utc::now());
     let updated = m.update(&txn).await?;

@@ -1,0 +1,24 @@
+//! Shipping domain: zones, methods and their rate tables; shipments, parcels, labels
+//! and carrier tracking.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261207_000001_create_shipping_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261207_000001_create_shipping_tables::Migration),
+            Box::new(crate::util::EventTables("shipping")),
+            Box::new(crate::util::OutboxDelivery("shipping")),
+            Box::new(crate::util::OutboxTrace("shipping")),
+        ]
+    }
+
+    fn migration_table_name() -> DynIden {
+        Alias::new("shipping_migrations").into_iden()
+    }
+}

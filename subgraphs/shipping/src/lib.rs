@@ -1,0 +1,52 @@
+//! The shipping subgraph: zones, methods and rate tables managed by admins and
+//! suppliers, and `Cart.shippingOptions` pricing each supplier's part of a cart.
+
+pub mod entity;
+pub mod schema;
+pub mod service;
+
+use async_graphql::{EmptySubscription, Schema};
+use sea_orm::DatabaseConnection;
+use shop_kit::auth::Verifier;
+use shop_kit::events::EventBus;
+use shop_kit::server::{database_ready, subgraph_router};
+
+pub use service::{Services, ShippingCtx};
+
+pub const NAME: &str = "shipping";
+
+pub type ShippingSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
+
+pub fn schema(ctx: ShippingCtx) -> ShippingSchema {
+    Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
+        .enable_federation()
+        .extension(shop_kit::error::ErrorCodes)
+        .extension(shop_kit::telemetry::ResolverSpans)
+        .data(ctx)
+        .limit_depth(32)
+        .limit_complexity(20_000)
+        .finish()
+}
+
+pub fn sdl() -> String {
+    let ctx = ShippingCtx::new(DatabaseConnection::default(), Services::default());
+    schema(ctx).sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}
+
+/// Migrates, starts the event relay, and returns the router.
+pub async fn start(
+    db: DatabaseConnection,
+    bus: &EventBus,
+    verifier: Verifier,
+    services: Services,
+) -> Result<axum::Router, sea_orm::DbErr> {
+    shop_migrations::up(&db, NAME).await?;
+    let ctx = ShippingCtx::new(db.clone(), services);
+    shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
+    Ok(router(ctx, verifier))
+}
+
+pub fn router(ctx: ShippingCtx, verifier: Verifier) -> axum::Router {
+    let ready = database_ready(ctx.db.clone());
+    subgraph_router(schema(ctx), verifier, ready)
+}

@@ -1,0 +1,50 @@
+//! Shipping: where each supplier ships and at what price (`zones`), what a cart's parts
+//! cost to send (`quote`), and what the catalog tells about products (`ports`).
+
+pub mod ports;
+pub mod quote;
+pub mod zones;
+
+use sea_orm::DatabaseConnection;
+use shop_kit::auth::{Caller, Principal, Role};
+use shop_kit::events::{Inbox, Outbox};
+use shop_kit::{ApiError, ApiResult};
+
+pub use ports::Services;
+
+#[derive(Clone)]
+pub struct ShippingCtx {
+    pub db: DatabaseConnection,
+    pub outbox: Outbox,
+    pub inbox: Inbox,
+    pub services: Services,
+}
+
+impl ShippingCtx {
+    pub fn new(db: DatabaseConnection, services: Services) -> Self {
+        ShippingCtx {
+            db,
+            outbox: Outbox::new("shipping_outbox"),
+            inbox: Inbox::new("shipping"),
+            services,
+        }
+    }
+}
+
+/// Suppliers manage their own zones, methods and rates; admins the platform's and
+/// anyone's.
+pub fn require_manager(caller: &Caller) -> ApiResult<&Principal> {
+    let p = caller.require()?;
+    if p.has_role(Role::Supplier) || p.is_admin() {
+        Ok(p)
+    } else {
+        Err(ApiError::forbidden(
+            "only suppliers and admins manage shipping",
+        ))
+    }
+}
+
+/// Whether `p` may change what `owner` (a supplier id, `None` for the platform) owns.
+pub fn may_manage(p: &Principal, owner: Option<&str>) -> bool {
+    p.is_admin() || owner == Some(p.user_id.as_str())
+}

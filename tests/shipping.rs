@@ -1,0 +1,308 @@
+//! Shipping through the gateway: zones, methods and rate tables as admins and
+//! suppliers manage them, products' weights, and `Cart.shippingOptions` pricing each
+//! supplier's part of a mixed cart to different zones, on SQLite and MariaDB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::store::{cart_of, set_stock, start};
+use common::{Harness, each_db};
+use serde_json::{Value, json};
+use shop::seed::{DEMO_ADMIN, DEMO_SUPPLIERS};
+use shop_kit::auth::Role;
+
+const OPTIONS: &str = "query($c: ID!, $a: ShippingDestinationInput!) { cart(id: $c) { id shippingOptions(address: $a) { supplierId weightGrams value { amount currency } productIds options { methodId name kind carrier price { amount currency } minDays maxDays } } } }";
+
+fn supplier(n: usize) -> &'static str {
+    DEMO_SUPPLIERS[n].0
+}
+
+/// A product of demo supplier `n` (in its catalog's currency, EUR for 0 and 2) weighing
+/// `grams` (unknown when `None`), with stock.
+async fn product(h: &Harness, n: usize, price: i64, grams: Option<i64>) -> String {
+    let token = h.token(supplier(n), Role::Supplier);
+    let r = h
+        .gql(
+            Some(&token),
+            "query($s: ID) { catalogs(supplierId: $s, first: 1) { edges { node { id } } } }",
+            json!({ "s": supplier(n) }),
+        )
+        .await;
+    let catalog = r.data()["catalogs"]["edges"][0]["node"]["id"].clone();
+    let sku = format!("S-{}", &shop_kit::ids::new_id()[24..]);
+    let r = h
+        .gql(
+            Some(&token),
+            "mutation($c: ID!, $s: String!, $p: Int!, $w: Int) { createProduct(input: { catalogId: $c, sku: $s, name: \"Parcel test\", price: { amount: $p, currency: \"EUR\" }, weightGrams: $w, dimensions: { lengthMm: 300, widthMm: 200, heightMm: 100 } }) { id weightGrams dimensions { lengthMm widthMm heightMm } } }",
+            json!({ "c": catalog, "s": sku, "p": price, "w": grams }),
+        )
+        .await;
+    let p = r.data()["createProduct"].clone();
+    assert_eq!(p["weightGrams"], json!(grams));
+    assert_eq!(
+        p["dimensions"],
+        json!({ "lengthMm": 300, "widthMm": 200, "heightMm": 100 })
+    );
+    let id = p["id"].as_str().unwrap().to_string();
+    set_stock_of(h, n, &id).await;
+    id
+}
+
+async fn set_stock_of(h: &Harness, n: usize, product: &str) {
+    if n == 0 {
+        set_stock(h, product, 50).await;
+        return;
+    }
+    let token = h.token(supplier(n), Role::Supplier);
+    common::eventually("stock set", || async {
+        let r = h
+            .gql(
+                Some(&token),
+                "mutation($p: ID!) { setStock(productId: $p, quantity: 50, reason: \"count\") { quantity } }",
+                json!({ "p": product }),
+            )
+            .await;
+        r.body.get("errors").is_none().then_some(())
+    })
+    .await;
+}
+
+async fn gql_ok(h: &Harness, token: &str, query: &str, vars: Value) -> Value {
+    h.gql(Some(token), query, vars).await.data().clone()
+}
+
+/// A zone of the caller's (a supplier) or of the platform (an admin): its id.
+async fn zone(h: &Harness, token: &str, name: &str, countries: &[&str]) -> String {
+    let d = gql_ok(
+        h,
+        token,
+        "mutation($n: String!, $c: [String!]!) { createShippingZone(input: { name: $n, countries: $c }) { id countries supplierId } }",
+        json!({ "n": name, "c": countries }),
+    )
+    .await;
+    d["createShippingZone"]["id"].as_str().unwrap().to_string()
+}
+
+/// A method in `zone` with `rates` as (min g, max g, min order, price): its id.
+async fn method(
+    h: &Harness,
+    token: &str,
+    zone: &str,
+    name: &str,
+    free_over: Option<i64>,
+    rates: &[(i64, i64, i64, i64)],
+) -> String {
+    let free = free_over.map(|a| json!({ "amount": a, "currency": "EUR" }));
+    let d = gql_ok(
+        h,
+        token,
+        "mutation($z: ID!, $n: String!, $f: MoneyInput) { createShippingMethod(input: { zoneId: $z, kind: STANDARD, name: $n, minDays: 2, maxDays: 4, currency: \"EUR\", freeOver: $f }) { id } }",
+        json!({ "z": zone, "n": name, "f": free }),
+    )
+    .await;
+    let id = d["createShippingMethod"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rows: Vec<Value> = rates
+        .iter()
+        .map(|(a, b, o, p)| json!({ "minWeightGrams": a, "maxWeightGrams": b, "minOrder": o, "price": p }))
+        .collect();
+    let d = gql_ok(
+        h,
+        token,
+        "mutation($m: ID!, $r: [ShippingRateInput!]!) { setShippingRates(methodId: $m, rates: $r) { id rates { minWeightGrams maxWeightGrams minOrder { amount } price { amount currency } } } }",
+        json!({ "m": id, "r": rows }),
+    )
+    .await;
+    assert_eq!(
+        d["setShippingRates"]["rates"].as_array().unwrap().len(),
+        rates.len()
+    );
+    id
+}
+
+fn part<'a>(options: &'a Value, supplier_id: &str) -> &'a Value {
+    options
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["supplierId"] == supplier_id)
+        .unwrap_or_else(|| panic!("no part for {supplier_id} in {options}"))
+}
+
+fn prices(part: &Value) -> Vec<(String, i64)> {
+    part["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap().to_string(),
+                o["price"]["amount"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_mixed_cart_is_priced_per_supplier_and_zone() {
+    each_db("e2e_shipping_rates", async |db| {
+        let h = start(db).await;
+        let admin = h.token(DEMO_ADMIN, Role::Admin);
+        // The demo's platform zones are there; a second zone with Germany in it is not.
+        let d = gql_ok(&h, &admin, "{ shippingZones { name countries methods { name currency rates { price { amount } } } } }", json!({})).await;
+        let names: Vec<&str> = d["shippingZones"].as_array().unwrap().iter().map(|z| z["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["European Union", "Germany", "United States"]);
+        let r = h
+            .gql(Some(&admin), "mutation { createShippingZone(input: { name: \"Again\", countries: [\"fr\", \"DE\"] }) { id } }", json!({}))
+            .await;
+        assert_eq!(r.code(), "CONFLICT", "{}", r.body);
+        assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("DE"));
+
+        // Supplier 1 ships Germany itself, by weight and order value; supplier 3 keeps
+        // the platform's rates.
+        let lumen = h.token(supplier(1), Role::Supplier);
+        let own = zone(&h, &lumen, "Home", &["de"]).await;
+        method(&h, &lumen, &own, "Own courier", Some(20_000), &[(0, 2_000, 0, 300), (0, 2_000, 10_000, 150), (2_000, 10_000, 0, 800)]).await;
+
+        let jacket = product(&h, 0, 2_000, Some(400)).await; // supplier 0
+        let manual = product(&h, 0, 500, None).await; // supplier 0, weight unknown
+        let lamp = product(&h, 1, 6_000, Some(1_500)).await; // supplier 1
+        let (token, cart) = cart_of(&h, "ship-buyer", &[(&jacket, 2), (&manual, 1), (&lamp, 2)]).await;
+
+        // To Germany: supplier 0 on the platform's methods (800 g, worth 45.00, under
+        // the 50.00 threshold), supplier 1 on its own (3 kg, 120.00).
+        let d = gql_ok(&h, &token, OPTIONS, json!({ "c": cart, "a": { "country": "DE" } })).await;
+        let options = &d["cart"]["shippingOptions"];
+        assert_eq!(options.as_array().unwrap().len(), 2, "{options}");
+        let p0 = part(options, supplier(0));
+        assert_eq!(p0["weightGrams"], 800);
+        assert_eq!(p0["value"], json!({ "amount": 4_500, "currency": "EUR" }));
+        let mut ids: Vec<&str> = p0["productIds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        ids.sort();
+        let mut want = vec![jacket.as_str(), manual.as_str()];
+        want.sort();
+        assert_eq!(ids, want);
+        assert_eq!(prices(p0), [("Standard (EUR)".to_string(), 490), ("Express (EUR)".to_string(), 1_490)]);
+        assert_eq!(p0["options"][0]["kind"], "STANDARD");
+        assert_eq!(p0["options"][0]["carrier"], "simulated");
+        assert_eq!((p0["options"][0]["minDays"].as_i64(), p0["options"][0]["maxDays"].as_i64()), (Some(1), Some(3)));
+        let p1 = part(options, supplier(1));
+        assert_eq!(p1["weightGrams"], 3_000);
+        assert_eq!(prices(p1), [("Own courier".to_string(), 800)], "the supplier's own methods replace the platform's");
+
+        // To France: supplier 1 has no zone there, so the platform's EU rates apply.
+        let d = gql_ok(&h, &token, OPTIONS, json!({ "c": cart, "a": { "country": "fr" } })).await;
+        let options = &d["cart"]["shippingOptions"];
+        assert_eq!(prices(part(options, supplier(0))), [("Standard (EUR)".to_string(), 990), ("Express (EUR)".to_string(), 1_990)]);
+        assert_eq!(prices(part(options, supplier(1))), [("Standard (EUR)".to_string(), 0), ("Express (EUR)".to_string(), 2_290)], "120.00 ships free by standard");
+
+        // Fewer lamps: under 2 kg and over 100.00 the cheaper value row applies; a
+        // change to the rates shows at once.
+        gql_ok(&h, &token, "mutation($c: ID!, $p: ID!) { setCartLineQuantity(cartId: $c, productId: $p, quantity: 1) { id } }", json!({ "c": cart, "p": lamp })).await;
+        let d = gql_ok(&h, &token, OPTIONS, json!({ "c": cart, "a": { "country": "DE" } })).await;
+        assert_eq!(prices(part(&d["cart"]["shippingOptions"], supplier(1))), [("Own courier".to_string(), 300)], "60.00 is under the 100.00 row");
+
+        // Nowhere to ship: a coded error naming the country.
+        let r = h.gql(Some(&token), OPTIONS, json!({ "c": cart, "a": { "country": "JP" } })).await;
+        assert_eq!(r.code(), "NOT_SHIPPABLE", "{}", r.body);
+        assert_eq!(r.body["errors"][0]["extensions"]["country"], "JP");
+        assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("JP"));
+        let r = h.gql(Some(&token), OPTIONS, json!({ "c": cart, "a": { "country": "Atlantis" } })).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+
+        // Heavier than any band: refused with the weight.
+        let anvil = product(&h, 0, 9_000, Some(40_000)).await;
+        let (heavy_token, heavy_cart) = cart_of(&h, "anvil-buyer", &[(&anvil, 1)]).await;
+        let r = h.gql(Some(&heavy_token), OPTIONS, json!({ "c": heavy_cart, "a": { "country": "DE" } })).await;
+        assert_eq!(r.code(), "NOT_SHIPPABLE", "{}", r.body);
+        assert_eq!(r.body["errors"][0]["extensions"]["weightGrams"], 40_000);
+        assert_eq!(r.body["errors"][0]["extensions"]["supplierId"], supplier(0));
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn suppliers_manage_only_their_own_shipping_and_bad_tables_are_refused() {
+    each_db("e2e_shipping_manage", async |db| {
+        let h = start(db).await;
+        let northwind = h.token(supplier(0), Role::Supplier);
+        let lumen = h.token(supplier(1), Role::Supplier);
+        let shopper = h.token("shopper", Role::Customer);
+
+        let z = zone(&h, &northwind, "Alps", &["AT", "CH"]).await;
+        let m = method(&h, &northwind, &z, "Mountain post", None, &[(0, 5_000, 0, 700)]).await;
+        let d = gql_ok(&h, &northwind, "query($s: ID) { shippingZones(supplierId: $s) { id name supplierId countries methods { id name rates { price { amount } } } } }", json!({ "s": supplier(0) })).await;
+        assert_eq!(
+            d["shippingZones"],
+            json!([{ "id": z, "name": "Alps", "supplierId": supplier(0), "countries": ["AT", "CH"], "methods": [{ "id": m, "name": "Mountain post", "rates": [{ "price": { "amount": 700 } }] }] }])
+        );
+
+        // Another supplier can neither see it as theirs nor change it.
+        for (q, v) in [
+            ("mutation($i: ID!) { updateShippingZone(id: $i, input: { name: \"Mine\" }) { id } }", json!({ "i": z })),
+            ("mutation($i: ID!) { deleteShippingZone(id: $i) }", json!({ "i": z })),
+            ("mutation($i: ID!) { setShippingRates(methodId: $i, rates: []) { id } }", json!({ "i": m })),
+            ("mutation($i: ID!) { updateShippingMethod(id: $i, input: { active: false }) { id } }", json!({ "i": m })),
+        ] {
+            let r = h.gql(Some(&lumen), q, v).await;
+            assert_eq!(r.code(), "NOT_FOUND", "{q}: {}", r.body);
+        }
+        let r = h
+            .gql(Some(&lumen), "mutation($z: ID!) { createShippingMethod(input: { zoneId: $z, kind: EXPRESS, name: \"x\", minDays: 1, maxDays: 1, currency: \"EUR\" }) { id } }", json!({ "z": z }))
+            .await;
+        assert_eq!(r.code(), "BAD_USER_INPUT", "another supplier's zone: {}", r.body);
+        let r = h
+            .gql(Some(&lumen), "mutation($s: ID) { createShippingZone(input: { name: \"x\", countries: [\"IT\"], supplierId: $s }) { id } }", json!({ "s": supplier(0) }))
+            .await;
+        assert_eq!(r.code(), "FORBIDDEN");
+        // Shoppers and anonymous callers manage nothing.
+        let r = h.gql(Some(&shopper), "mutation { createShippingZone(input: { name: \"x\", countries: [\"IT\"] }) { id } }", json!({})).await;
+        assert_eq!(r.code(), "FORBIDDEN", "{}", r.body);
+        let r = h.gql(None, "mutation { createShippingZone(input: { name: \"x\", countries: [\"IT\"] }) { id } }", json!({})).await;
+        assert_eq!(r.code(), "UNAUTHENTICATED", "{}", r.body);
+
+        // Bad tables and bad input change nothing.
+        for rows in [
+            json!([{ "minWeightGrams": 0, "maxWeightGrams": 1000, "price": 100 }, { "minWeightGrams": 500, "maxWeightGrams": 2000, "price": 200 }]),
+            json!([{ "minWeightGrams": 1000, "maxWeightGrams": 1000, "price": 100 }]),
+            json!([{ "minWeightGrams": 0, "maxWeightGrams": 1000, "price": -1 }]),
+            json!([{ "minWeightGrams": -5, "maxWeightGrams": 1000, "price": 1 }]),
+        ] {
+            let r = h
+                .gql(Some(&northwind), "mutation($m: ID!, $r: [ShippingRateInput!]!) { setShippingRates(methodId: $m, rates: $r) { id } }", json!({ "m": m, "r": rows }))
+                .await;
+            assert_eq!(r.code(), "BAD_USER_INPUT", "{rows}: {}", r.body);
+        }
+        let r = h
+            .gql(Some(&northwind), "mutation($z: ID!) { createShippingMethod(input: { zoneId: $z, kind: EXPRESS, name: \"x\", minDays: 5, maxDays: 2, currency: \"EUR\" }) { id } }", json!({ "z": z }))
+            .await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+        let r = h.gql(Some(&northwind), "mutation { createShippingZone(input: { name: \"x\", countries: [\"XX\"] }) { id } }", json!({})).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+        let d = gql_ok(&h, &northwind, "query($s: ID) { shippingZones(supplierId: $s) { methods { rates { price { amount } } } } }", json!({ "s": supplier(0) })).await;
+        assert_eq!(d["shippingZones"][0]["methods"][0]["rates"], json!([{ "price": { "amount": 700 } }]));
+
+        // A zone in use cannot go; once its method is gone it can.
+        let r = h.gql(Some(&northwind), "mutation($i: ID!) { deleteShippingZone(id: $i) }", json!({ "i": z })).await;
+        assert_eq!(r.code(), "CONFLICT");
+        gql_ok(&h, &northwind, "mutation($i: ID!) { deleteShippingMethod(id: $i) }", json!({ "i": m })).await;
+        gql_ok(&h, &northwind, "mutation($i: ID!) { deleteShippingZone(id: $i) }", json!({ "i": z })).await;
+        let d = gql_ok(&h, &northwind, "query($s: ID) { shippingZones(supplierId: $s) { id } }", json!({ "s": supplier(0) })).await;
+        assert_eq!(d["shippingZones"], json!([]));
+
+        // Weights are edited and cleared like any product field.
+        let p = product(&h, 0, 1_000, Some(250)).await;
+        let d = gql_ok(&h, &northwind, "mutation($p: ID!) { updateProduct(id: $p, input: { weightGrams: 1250 }) { weightGrams dimensions { lengthMm } } }", json!({ "p": p })).await;
+        assert_eq!(d["updateProduct"], json!({ "weightGrams": 1250, "dimensions": { "lengthMm": 300 } }));
+        let d = gql_ok(&h, &northwind, "mutation($p: ID!) { updateProduct(id: $p, input: { weightGrams: null, dimensions: null }) { weightGrams dimensions { lengthMm } } }", json!({ "p": p })).await;
+        assert_eq!(d["updateProduct"], json!({ "weightGrams": null, "dimensions": null }));
+        let r = h.gql(Some(&northwind), "mutation($p: ID!) { updateProduct(id: $p, input: { weightGrams: -1 }) { id } }", json!({ "p": p })).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+        h.stop().await;
+    })
+    .await;
+}
