@@ -147,7 +147,7 @@ async fn start_subgraph(name: &str, db: DatabaseConnection, deps: &Deps) -> Resu
             .map_err(|e| e.to_string()),
         shop_orders::NAME => {
             use shop_orders::service::ports::{
-                CHARGE_SCOPE, CHECKOUT_SCOPE, CONTACT_SCOPE, HOLD_SCOPE,
+                CHARGE_SCOPE, CHECKOUT_SCOPE, CONTACT_SCOPE, HOLD_SCOPE, QUOTE_SCOPE,
             };
             let services = shop_orders::Services {
                 catalog: deps.client(shop_catalog::NAME, shop_orders::NAME, &[]),
@@ -155,6 +155,7 @@ async fn start_subgraph(name: &str, db: DatabaseConnection, deps: &Deps) -> Resu
                 inventory: deps.client(shop_inventory::NAME, shop_orders::NAME, &[HOLD_SCOPE]),
                 payments: deps.client(shop_payments::NAME, shop_orders::NAME, &[CHARGE_SCOPE]),
                 users: deps.client(shop_users::NAME, shop_orders::NAME, &[CONTACT_SCOPE]),
+                shipping: deps.client(shop_shipping::NAME, shop_orders::NAME, &[QUOTE_SCOPE]),
             };
             shop_orders::start(db, bus, verifier, services, deps.checkout_stale)
                 .await

@@ -447,12 +447,12 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
 
     // Checkout: orders drives carts, inventory and payments, each its own process.
     let order = gql(format!(
-        "mutation {{ checkout(cartId: \"{cart}\", shippingAddress: {{ name: \"Ann\", line1: \"Main 1\", city: \"Oslo\", postalCode: \"0150\", country: \"NO\" }}, payment: {{ number: \"4242424242424242\", expMonth: 12, expYear: 2031, cvc: \"123\", holder: \"Ann\" }}, idempotencyKey: \"scaled-1\") {{ status total {{ amount }} payment {{ status }} }} }}"
+        "mutation {{ checkout(cartId: \"{cart}\", shippingAddress: {{ name: \"Ann\", line1: \"Main 1\", city: \"Oslo\", postalCode: \"0150\", country: \"NO\" }}, payment: {{ number: \"4242424242424242\", expMonth: 12, expYear: 2031, cvc: \"123\", holder: \"Ann\" }}, idempotencyKey: \"scaled-1\") {{ status total {{ amount }} shipping {{ amount }} shippingMethods {{ name }} payment {{ status }} }} }}"
     ))
     .await;
     assert_eq!(
         order["data"]["checkout"],
-        serde_json::json!({ "status": "PAID", "total": { "amount": 1500 }, "payment": { "status": "CAPTURED" } }),
+        serde_json::json!({ "status": "PAID", "total": { "amount": 1500 + 650 }, "shipping": { "amount": 650 }, "shippingMethods": [{ "name": "Fjord post" }], "payment": { "status": "CAPTURED" } }),
         "{order}"
     );
 

@@ -306,3 +306,194 @@ async fn suppliers_manage_only_their_own_shipping_and_bad_tables_are_refused() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn checkout_charges_the_chosen_shipping_and_the_order_keeps_its_price() {
+    each_db("e2e_shipping_checkout", async |db| {
+        let h = start(db).await;
+        let admin = h.token(DEMO_ADMIN, Role::Admin);
+        let coat = product(&h, 0, 3_000, Some(2_500)).await; // supplier 0
+        let spice = product(&h, 2, 800, Some(200)).await; // supplier 2
+        let (token, cart) = cart_of(&h, "ship-checkout", &[(&coat, 1), (&spice, 2)]).await;
+        let d = gql_ok(&h, &token, OPTIONS, json!({ "c": cart, "a": { "country": "DE" } })).await;
+        let options = d["cart"]["shippingOptions"].clone();
+        let express = part(&options, supplier(0))["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "EXPRESS")
+            .unwrap()
+            .clone();
+        assert_eq!(express["price"]["amount"], 1_790, "2.5 kg express in Germany");
+        assert_eq!(prices(part(&options, supplier(2)))[0], ("Standard (EUR)".to_string(), 490));
+
+        const CHECKOUT: &str = "mutation($c: ID!, $a: ShippingAddressInput!, $s: [ShippingChoiceInput!], $p: PaymentCardInput!, $k: String!) { checkout(cartId: $c, shippingAddress: $a, shipping: $s, payment: $p, idempotencyKey: $k) { id subtotal { amount } shipping { amount } tax { amount } total { amount } payment { amount { amount } } shippingMethods { supplierId methodId name kind carrier price { amount currency } minDays maxDays weightGrams } } }";
+        let address = common::store::address();
+        let card = common::store::card("4242424242424242");
+
+        // A method that does not take that part (there) is refused, and nothing is taken.
+        let d = gql_ok(&h, &admin, "{ shippingZones { name methods { id currency } } }", json!({})).await;
+        let us_method = d["shippingZones"].as_array().unwrap().iter().find(|z| z["name"] == "United States").unwrap()["methods"][0]["id"].clone();
+        let wrong = json!([{ "supplierId": supplier(2), "methodId": us_method }]);
+        let r = h.gql(Some(&token), CHECKOUT, json!({ "c": cart, "a": address, "s": wrong, "p": card, "k": "wrong" })).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+        assert_eq!(common::stock_of(&h, &coat).await, 49, "the cart's hold, nothing sold");
+        // An address nothing ships to: refused with the country, also when asked again.
+        let mut japan = address.clone();
+        japan["country"] = json!("JP");
+        for _ in 0..2 {
+            let r = h.gql(Some(&token), CHECKOUT, json!({ "c": cart, "a": japan, "p": card, "k": "japan" })).await;
+            assert_eq!(r.code(), "NOT_SHIPPABLE", "{}", r.body);
+            assert_eq!(r.body["errors"][0]["extensions"]["country"], "JP");
+        }
+
+        // Express for supplier 0 as chosen, the cheapest for supplier 2.
+        let chosen = json!([{ "supplierId": supplier(0), "methodId": express["methodId"] }]);
+        let r = h.gql(Some(&token), CHECKOUT, json!({ "c": cart, "a": address, "s": chosen, "p": card, "k": "ok" })).await;
+        let order = r.data()["checkout"].clone();
+        let subtotal = 3_000 + 2 * 800;
+        let shipping = 1_790 + 490;
+        let tax = (subtotal * 1_900 + 5_000) / 10_000 + (shipping * 1_900 + 5_000) / 10_000;
+        assert_eq!(order["subtotal"]["amount"], subtotal);
+        assert_eq!(order["shipping"]["amount"], shipping);
+        assert_eq!(order["tax"]["amount"], tax, "goods and shipping taxed at 19 %");
+        assert_eq!(order["total"]["amount"], subtotal + shipping + tax);
+        assert_eq!(order["payment"]["amount"]["amount"], subtotal + shipping + tax, "what was charged");
+        let methods = order["shippingMethods"].as_array().unwrap();
+        assert_eq!(methods.len(), 2);
+        let m0 = methods.iter().find(|m| m["supplierId"] == supplier(0)).unwrap();
+        assert_eq!(m0["methodId"], express["methodId"]);
+        assert_eq!(m0["kind"], "EXPRESS");
+        assert_eq!(m0["price"], json!({ "amount": 1_790, "currency": "EUR" }));
+        assert_eq!(m0["weightGrams"], 2_500);
+        let m2 = methods.iter().find(|m| m["supplierId"] == supplier(2)).unwrap();
+        assert_eq!((m2["name"].as_str(), m2["weightGrams"].as_i64()), (Some("Standard (EUR)"), Some(400)));
+
+        // Rates change later; the order keeps what was paid.
+        gql_ok(&h, &admin, "mutation($m: ID!) { setShippingRates(methodId: $m, rates: [{ minWeightGrams: 0, maxWeightGrams: 31500, price: 9999 }]) { id } }", json!({ "m": express["methodId"] })).await;
+        let id = order["id"].clone();
+        let d = gql_ok(&h, &token, "query($o: ID!) { order(id: $o) { shipping { amount } total { amount } shippingMethods { price { amount } } } }", json!({ "o": id })).await;
+        assert_eq!(d["order"]["shipping"]["amount"], shipping);
+        assert_eq!(d["order"]["total"]["amount"], subtotal + shipping + tax);
+        // The same key answers the same order, charged once.
+        let r = h.gql(Some(&token), CHECKOUT, json!({ "c": cart, "a": address, "s": chosen, "p": card, "k": "ok" })).await;
+        assert_eq!(r.data()["checkout"]["id"], id);
+        assert_eq!(r.data()["checkout"]["total"]["amount"], subtotal + shipping + tax);
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_order_from_three_suppliers_becomes_three_shipments_packed_in_parcels() {
+    each_db("e2e_shipping_shipments", async |db| {
+        let h = start(db).await;
+        let admin = h.token(DEMO_ADMIN, Role::Admin);
+        let boots = product(&h, 0, 4_000, Some(1_200)).await;
+        let socks = product(&h, 0, 500, Some(50)).await;
+        let lamp = product(&h, 1, 2_500, Some(900)).await;
+        let tea = product(&h, 2, 700, Some(100)).await;
+        let (token, cart) = cart_of(&h, "three-sellers", &[(&boots, 1), (&socks, 3), (&lamp, 1), (&tea, 2)]).await;
+        let r = common::store::checkout(&h, &token, &cart, "4242424242424242", "three").await;
+        let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
+
+        const SHIPMENTS: &str = "query($o: ID!) { order(id: $o) { id shipments { id supplierId orderNumber status methodName carrier price { amount } address lines { productId quantity packed weightGrams } parcels { id } } } }";
+        let shipments = common::eventually("three shipments", || async {
+            let r = h.gql(Some(&token), SHIPMENTS, json!({ "o": order })).await;
+            let list = r.data()["order"]["shipments"].as_array().cloned().unwrap_or_default();
+            (list.len() == 3).then_some(list)
+        })
+        .await;
+        let mut suppliers: Vec<&str> = shipments.iter().map(|s| s["supplierId"].as_str().unwrap()).collect();
+        suppliers.sort();
+        assert_eq!(suppliers, [supplier(0), supplier(1), supplier(2)]);
+        let of = |n: usize| shipments.iter().find(|s| s["supplierId"] == supplier(n)).unwrap().clone();
+        let northwind = of(0);
+        assert_eq!(northwind["status"], "PENDING");
+        assert_eq!(northwind["methodName"], "Standard (EUR)");
+        assert_eq!(northwind["carrier"], "simulated");
+        assert_eq!(northwind["address"]["city"], "Berlin");
+        let mut lines: Vec<(String, i64, i64)> = northwind["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["productId"].as_str().unwrap().to_string(), l["quantity"].as_i64().unwrap(), l["weightGrams"].as_i64().unwrap()))
+            .collect();
+        lines.sort();
+        let mut want = vec![(boots.clone(), 1, 1_200), (socks.clone(), 3, 50)];
+        want.sort();
+        assert_eq!(lines, want);
+
+        // Each supplier sees its own shipment only; shoppers see none of the list.
+        let nw = h.token(supplier(0), Role::Supplier);
+        let lumen = h.token(supplier(1), Role::Supplier);
+        let d = gql_ok(&h, &nw, "{ shipments(status: [PENDING, PARTIALLY_PACKED]) { id supplierId orderId } }", json!({})).await;
+        let list = d["shipments"].as_array().unwrap();
+        assert!(list.iter().all(|s| s["supplierId"] == supplier(0)), "{list:?}");
+        let of_order: Vec<&Value> = list.iter().filter(|s| s["orderId"] == order.as_str()).collect();
+        assert_eq!(of_order.len(), 1);
+        assert_eq!(of_order[0]["id"], northwind["id"]);
+        let r = h.gql(Some(&lumen), "query($i: ID!) { shipment(id: $i) { id } }", json!({ "i": northwind["id"] })).await;
+        assert_eq!(r.code(), "NOT_FOUND");
+        let r = h.gql(Some(&lumen), "query($s: ID) { shipments(supplierId: $s) { id } }", json!({ "s": supplier(0) })).await;
+        assert_eq!(r.code(), "FORBIDDEN");
+        let r = h.gql(Some(&token), "{ shipments { id } }", json!({})).await;
+        assert_eq!(r.code(), "FORBIDDEN");
+        let d = gql_ok(&h, &admin, "query($s: ID) { shipments(supplierId: $s) { id } }", json!({ "s": supplier(1) })).await;
+        assert_eq!(d["shipments"].as_array().unwrap().len(), 1);
+
+        // Packed in two parcels: the boots and one pair of socks first, the rest later.
+        const PACK: &str = "mutation($s: ID!, $i: [ParcelItemInput!]!, $w: Int) { packShipment(shipmentId: $s, items: $i, weightGrams: $w) { shipment { status lines { productId packed } } parcel { id status weightGrams items { productId quantity } } } }";
+        let d = gql_ok(&h, &nw, PACK, json!({ "s": northwind["id"], "i": [{ "productId": boots, "quantity": 1 }, { "productId": socks, "quantity": 1 }] })).await;
+        let first = &d["packShipment"];
+        assert_eq!(first["shipment"]["status"], "PARTIALLY_PACKED");
+        assert_eq!(first["parcel"]["weightGrams"], 1_250, "the units' weights");
+        assert_eq!(first["parcel"]["status"], "PACKED");
+        // Another supplier cannot pack it; more socks than are left is refused.
+        let r = h.gql(Some(&lumen), PACK, json!({ "s": northwind["id"], "i": [{ "productId": socks, "quantity": 1 }] })).await;
+        assert_eq!(r.code(), "NOT_FOUND");
+        let r = h.gql(Some(&nw), PACK, json!({ "s": northwind["id"], "i": [{ "productId": socks, "quantity": 3 }] })).await;
+        assert_eq!(r.code(), "CONFLICT", "{}", r.body);
+        let r = h.gql(Some(&nw), PACK, json!({ "s": northwind["id"], "i": [{ "productId": tea, "quantity": 1 }] })).await;
+        assert_eq!(r.code(), "BAD_USER_INPUT", "not in this shipment");
+        let d = gql_ok(&h, &nw, PACK, json!({ "s": northwind["id"], "i": [{ "productId": socks, "quantity": 2 }], "w": 180 })).await;
+        assert_eq!(d["packShipment"]["shipment"]["status"], "PACKED");
+        assert_eq!(d["packShipment"]["parcel"]["weightGrams"], 180, "as weighed");
+        let d = gql_ok(&h, &token, SHIPMENTS, json!({ "o": order })).await;
+        let mine = d["order"]["shipments"].as_array().unwrap().iter().find(|s| s["supplierId"] == supplier(0)).unwrap().clone();
+        assert_eq!(mine["parcels"].as_array().unwrap().len(), 2);
+        assert!(mine["lines"].as_array().unwrap().iter().all(|l| l["packed"] == l["quantity"]));
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_packers_of_the_last_units_cannot_both_pack_them() {
+    each_db("e2e_shipping_pack_race", async |db| {
+        let h = start(db).await;
+        let mug = product(&h, 0, 1_000, Some(300)).await;
+        let (token, cart) = cart_of(&h, "race-buyer", &[(&mug, 4)]).await;
+        let r = common::store::checkout(&h, &token, &cart, "4242424242424242", "race").await;
+        let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
+        let shipment = common::eventually("the shipment", || async {
+            let r = h.gql(Some(&token), "query($o: ID!) { order(id: $o) { shipments { id } } }", json!({ "o": order })).await;
+            r.data()["order"]["shipments"][0]["id"].as_str().map(str::to_string)
+        })
+        .await;
+        let nw = h.token(supplier(0), Role::Supplier);
+        let pack = "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 3 }]) { parcel { id } } }";
+        let answers = futures::future::join_all((0..6).map(|_| h.gql(Some(&nw), pack, json!({ "s": shipment, "p": mug })))).await;
+        let packed = answers.iter().filter(|r| r.body.get("errors").is_none()).count();
+        assert_eq!(packed, 1, "3 of 4 units fit once: {:?}", answers.iter().map(|r| &r.body).collect::<Vec<_>>());
+        for r in answers.iter().filter(|r| r.body.get("errors").is_some()) {
+            assert_eq!(r.code(), "CONFLICT", "{}", r.body);
+        }
+        let d = gql_ok(&h, &nw, "query($s: ID!) { shipment(id: $s) { status lines { packed } parcels { id } } }", json!({ "s": shipment })).await;
+        assert_eq!(d["shipment"]["status"], "PARTIALLY_PACKED");
+        assert_eq!(d["shipment"]["lines"][0]["packed"], 3);
+        assert_eq!(d["shipment"]["parcels"].as_array().unwrap().len(), 1);
+        h.stop().await;
+    })
+    .await;
+}

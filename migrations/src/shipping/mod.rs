@@ -4,6 +4,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261207_000001_create_shipping_tables;
+mod m20261207_000002_shipments;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::util::EventTables("shipping")),
             Box::new(crate::util::OutboxDelivery("shipping")),
             Box::new(crate::util::OutboxTrace("shipping")),
+            Box::new(m20261207_000002_shipments::Migration),
         ]
     }
 

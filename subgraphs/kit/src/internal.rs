@@ -283,6 +283,21 @@ fn remote_error(e: &Value) -> ApiError {
             reason: message,
         },
         "CART_EXPIRED" => ApiError::CartExpired(message),
+        "NOT_SHIPPABLE" => {
+            let text = |k: &str| {
+                ext.and_then(|x| x.get(k))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            ApiError::NotShippable(crate::Unshippable {
+                country: text("country").unwrap_or_default(),
+                supplier_id: text("supplierId"),
+                weight_grams: ext
+                    .and_then(|x| x.get("weightGrams"))
+                    .and_then(Value::as_i64),
+                message,
+            })
+        }
         "PRICE_CHANGED" => ApiError::PriceChanged(
             ext.and_then(|x| x.get("lines"))
                 .and_then(|l| serde_json::from_value(l.clone()).ok())

@@ -182,6 +182,14 @@ pub fn parse_currency(code: &str) -> ApiResult<String> {
     }
 }
 
+/// `amount × bp / 10 000` (a rate in basis points: 1900 = 19 %), rounded half away
+/// from zero, without floats.
+pub fn apply_rate(amount: i64, bp: u32) -> i64 {
+    let scaled = i128::from(amount) * i128::from(bp);
+    let half = 5_000i128 * scaled.signum();
+    i64::try_from((scaled + half) / 10_000).unwrap_or(i64::MAX)
+}
+
 /// An amount of money: integer minor units (cents for EUR) and an ISO 4217 currency.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 #[graphql(shareable)]

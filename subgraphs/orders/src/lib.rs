@@ -43,6 +43,7 @@ pub fn sdl() -> String {
             inventory: None,
             payments: None,
             users: None,
+            shipping: None,
         },
     );
     schema(ctx).sdl_with_options(async_graphql::SDLExportOptions::new().federation())

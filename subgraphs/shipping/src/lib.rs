@@ -18,14 +18,18 @@ pub const NAME: &str = "shipping";
 pub type ShippingSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
 
 pub fn schema(ctx: ShippingCtx) -> ShippingSchema {
-    Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
-        .enable_federation()
-        .extension(shop_kit::error::ErrorCodes)
-        .extension(shop_kit::telemetry::ResolverSpans)
-        .data(ctx)
-        .limit_depth(32)
-        .limit_complexity(20_000)
-        .finish()
+    Schema::build(
+        schema::QueryRoot::default(),
+        schema::MutationRoot::default(),
+        EmptySubscription,
+    )
+    .enable_federation()
+    .extension(shop_kit::error::ErrorCodes)
+    .extension(shop_kit::telemetry::ResolverSpans)
+    .data(ctx)
+    .limit_depth(32)
+    .limit_complexity(20_000)
+    .finish()
 }
 
 pub fn sdl() -> String {
@@ -43,6 +47,7 @@ pub async fn start(
     shop_migrations::up(&db, NAME).await?;
     let ctx = ShippingCtx::new(db.clone(), services);
     shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
+    service::shipments::start_consumer(&ctx, bus);
     Ok(router(ctx, verifier))
 }
 

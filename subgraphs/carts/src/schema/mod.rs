@@ -452,6 +452,9 @@ pub struct CheckoutCart {
     pub shipping: i64,
     pub tax: i64,
     pub total: i64,
+    /// The tax rate `tax` applies, in basis points (1900 = 19 %), for what else the
+    /// order adds (shipping).
+    pub tax_rate: i64,
     /// Lines whose price changed since they were added (now updated in the cart).
     pub price_changes: Vec<CheckoutPriceChange>,
 }
@@ -528,6 +531,7 @@ impl QueryRoot {
             shipping: t.shipping,
             tax: t.tax,
             total: t.total,
+            tax_rate: i64::from(t.tax_rate),
             lines: lines
                 .into_iter()
                 .map(|l| {

@@ -13,12 +13,7 @@ pub struct Totals {
     pub tax_rate: u32,
 }
 
-/// `amount × bp / 10 000`, rounded half away from zero, without floats.
-pub fn apply_rate(amount: i64, bp: u32) -> i64 {
-    let scaled = i128::from(amount) * i128::from(bp);
-    let half = 5_000i128 * scaled.signum();
-    i64::try_from((scaled + half) / 10_000).unwrap_or(i64::MAX)
-}
+pub use shop_kit::money::apply_rate;
 
 /// Units times unit price over all lines.
 pub fn subtotal(lines: &[line::Model]) -> i64 {

@@ -25,6 +25,9 @@ pub struct Model {
     /// Bumped when the recovery takes the checkout over; steps are recorded only under
     /// the attempt that ran them.
     pub attempt: i32,
+    /// The quoted shipping per supplier as JSON (see `service::checkout::Shipping`);
+    /// `None` until quoted (or for orders from before).
+    pub shipping_choices: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -32,6 +32,9 @@ pub struct Model {
     /// What people call the order (see [`crate::service::order_number`]); `None` for
     /// orders placed before numbers existed.
     pub number: Option<String>,
+    /// The quoted shipping per supplier as JSON (see `service::checkout::Shipping`);
+    /// `None` until quoted (or for orders from before).
+    pub shipping_choices: Option<String>,
 }
 
 impl Model {

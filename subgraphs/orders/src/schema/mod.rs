@@ -196,8 +196,27 @@ impl Order {
     async fn discount(&self) -> Money {
         self.money(self.0.discount)
     }
+    /// Shipping over all of the order's parts, tax excluded (its tax is in `tax`).
     async fn shipping(&self) -> Money {
         self.money(self.0.shipping)
+    }
+    /// How each supplier's part ships and what it cost, as chosen at checkout.
+    async fn shipping_methods(&self) -> Vec<OrderShippingMethod> {
+        checkout::Shipping::stored(self.0.shipping_choices.as_deref())
+            .choices
+            .into_iter()
+            .map(|c| OrderShippingMethod {
+                supplier_id: ID(c.supplier_id),
+                method_id: ID(c.method_id),
+                name: c.name,
+                kind: c.kind,
+                carrier: c.carrier,
+                price: self.money(c.price),
+                min_days: c.min_days,
+                max_days: c.max_days,
+                weight_grams: c.weight_grams,
+            })
+            .collect()
     }
     async fn tax(&self) -> Money {
         self.money(self.0.tax)
@@ -235,6 +254,31 @@ impl Order {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+}
+
+/// How one supplier's part of the cart should be sent: a `methodId` from
+/// `Cart.shippingOptions`.
+#[derive(InputObject)]
+pub struct ShippingChoiceInput {
+    pub supplier_id: ID,
+    pub method_id: ID,
+}
+
+/// How a supplier's part of the order ships, priced at checkout (kept if rates change).
+#[derive(SimpleObject)]
+pub struct OrderShippingMethod {
+    pub supplier_id: ID,
+    pub method_id: ID,
+    pub name: String,
+    /// STANDARD, EXPRESS or PICKUP.
+    pub kind: String,
+    pub carrier: String,
+    /// Tax excluded.
+    pub price: Money,
+    /// Working days from dispatch, at the earliest and the latest.
+    pub min_days: i32,
+    pub max_days: i32,
+    pub weight_grams: i64,
 }
 
 /// Where the order goes.
@@ -450,14 +494,19 @@ impl MutationRoot {
     /// (OUT_OF_STOCK), takes the stock, charges the card (PAYMENT_DECLINED), empties the
     /// cart. Anything that fails is undone. Send the same `idempotencyKey` when retrying:
     /// it answers the same order and never charges twice. Ship to `shippingAddress`, or
-    /// to one of your saved addresses by `shippingAddressId`.
+    /// to one of your saved addresses by `shippingAddressId`. `shipping` chooses how
+    /// each supplier's part is sent (see `Cart.shippingOptions`); parts without a choice
+    /// go the cheapest way. Their price and its tax are in the order's totals;
+    /// NOT_SHIPPABLE when some part cannot be sent to the address.
     #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    #[allow(clippy::too_many_arguments)]
     async fn checkout(
         &self,
         ctx: &Context<'_>,
         cart_id: ID,
         shipping_address: Option<ShippingAddressInput>,
         shipping_address_id: Option<ID>,
+        shipping: Option<Vec<ShippingChoiceInput>>,
         payment: PaymentCardInput,
         idempotency_key: String,
     ) -> Result<Order> {
@@ -493,6 +542,11 @@ impl MutationRoot {
                 cvc: payment.cvc,
                 holder: payment.holder,
             },
+            shipping: shipping
+                .into_iter()
+                .flatten()
+                .map(|c| (c.supplier_id.0, c.method_id.0))
+                .collect(),
             idempotency_key,
         };
         Ok(Order(checkout::checkout(svc, p, req).await?))

@@ -31,7 +31,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use shop_kit::auth::Principal;
 use shop_kit::{ApiError, ApiResult};
 
-use super::ports::{CardFields, Cart};
+use super::ports::{CardFields, Cart, ShippingChoice};
 use super::{ORDER_PLACED, OrdersCtx, Status, find};
 use crate::entity::{checkout, history, line, order};
 
@@ -136,6 +136,16 @@ fn stored_error(code: &str, message: &str) -> ApiError {
         "PRICE_CHANGED" => {
             ApiError::PriceChanged(serde_json::from_str(message).unwrap_or_default())
         }
+        "NOT_SHIPPABLE" => {
+            let v: serde_json::Value = serde_json::from_str(message).unwrap_or_default();
+            let text = |k: &str| v[k].as_str().map(str::to_string);
+            ApiError::NotShippable(shop_kit::Unshippable {
+                message: text("message").unwrap_or_default(),
+                country: text("country").unwrap_or_default(),
+                supplier_id: text("supplierId"),
+                weight_grams: v["weightGrams"].as_i64(),
+            })
+        }
         "BAD_USER_INPUT" => ApiError::BadUserInput(message.to_string()),
         "CART_EXPIRED" => ApiError::CartExpired(message.to_string()),
         "FORBIDDEN" => ApiError::Forbidden(message.to_string()),
@@ -154,6 +164,11 @@ fn error_to_store(e: &ApiError) -> (String, String) {
         } => format!("{decline_code}|{reason}"),
         ApiError::OutOfStock(lines) => serde_json::to_string(lines).unwrap_or_default(),
         ApiError::PriceChanged(lines) => serde_json::to_string(lines).unwrap_or_default(),
+        ApiError::NotShippable(u) => serde_json::json!({
+            "message": u.message, "country": u.country, "supplierId": u.supplier_id,
+            "weightGrams": u.weight_grams,
+        })
+        .to_string(),
         other => other.public_message().to_string(),
     };
     (e.code().as_str().to_string(), message)
@@ -164,8 +179,51 @@ pub struct Request {
     pub cart_id: String,
     pub address: Address,
     pub card: CardFields,
+    /// `(supplier id, method id)`: how the buyer wants each supplier's part sent;
+    /// parts without a choice go the cheapest way.
+    pub shipping: Vec<(String, String)>,
     pub idempotency_key: String,
 }
+
+/// What only the shopper's own request brings (a resumed checkout has neither).
+#[derive(Clone, Copy)]
+struct Live<'a> {
+    card: &'a CardFields,
+    shipping: &'a [(String, String)],
+}
+
+/// The shipping a checkout quoted, kept with it and then with its order.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Shipping {
+    pub choices: Vec<ShippingChoice>,
+    /// Over all choices, minor units, tax excluded.
+    pub price: i64,
+    /// The tax on `price`, at the cart's rate.
+    pub tax: i64,
+}
+
+impl Shipping {
+    fn of(choices: Vec<ShippingChoice>, tax_rate: i64) -> Shipping {
+        let price = choices
+            .iter()
+            .map(|c| c.price)
+            .fold(0i64, i64::saturating_add);
+        let bp = u32::try_from(tax_rate.clamp(0, 100_000)).unwrap_or(0);
+        Shipping {
+            tax: shop_kit::money::apply_rate(price, bp),
+            price,
+            choices,
+        }
+    }
+
+    /// As stored on a checkout or order; `None` (nothing quoted) reads as no shipping.
+    pub fn stored(json: Option<&str>) -> Shipping {
+        json.and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default()
+    }
+}
+
 
 /// Places an order from the user's cart. The same key answers the same order (or the
 /// same refusal) and never charges twice.
@@ -197,6 +255,7 @@ pub async fn checkout(ctx: &OrdersCtx, p: &Principal, req: Request) -> ApiResult
             updated_at: Set(now),
             active_cart_id: Set(Some(req.cart_id.clone())),
             attempt: Set(0),
+            shipping_choices: Set(None),
         },
     )
     .await;
@@ -239,7 +298,14 @@ pub async fn checkout(ctx: &OrdersCtx, p: &Principal, req: Request) -> ApiResult
         }
         Err(e) => return Err(e.into()),
     };
-    run(ctx, state, &address, Some(&req.card)).await
+    if req.shipping.len() > 500 {
+        return Err(ApiError::bad_input("shipping: at most 500 choices"));
+    }
+    let live = Live {
+        card: &req.card,
+        shipping: &req.shipping,
+    };
+    run(ctx, state, &address, Some(live)).await
 }
 
 /// Records `step` (and the payment, when given) for the attempt that holds `c`.
@@ -297,6 +363,31 @@ async fn advance_with(
     Ok(next)
 }
 
+/// Keeps the quoted shipping with the checkout (only by the attempt that holds it).
+async fn record_shipping(
+    ctx: &OrdersCtx,
+    c: &checkout::Model,
+    shipping: &Shipping,
+) -> ApiResult<checkout::Model> {
+    let json = serde_json::to_string(shipping)
+        .map_err(|e| ApiError::Internal(format!("shipping quote: {e}")))?;
+    let now = Utc::now();
+    let done = checkout::Entity::update_many()
+        .col_expr(checkout::Column::ShippingChoices, Expr::value(json.clone()))
+        .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
+        .filter(checkout::Column::Id.eq(c.id.as_str()))
+        .filter(checkout::Column::Attempt.eq(c.attempt))
+        .exec(&ctx.db)
+        .await?;
+    if done.rows_affected != 1 {
+        return Err(taken_over());
+    }
+    let mut next = c.clone();
+    next.shipping_choices = Some(json);
+    next.updated_at = now;
+    Ok(next)
+}
+
 fn taken_over() -> ApiError {
     ApiError::conflict(
         "this checkout was taken over by the recovery; ask again with the same key in a moment",
@@ -309,9 +400,9 @@ async fn run(
     ctx: &OrdersCtx,
     c: checkout::Model,
     address: &Address,
-    card: Option<&CardFields>,
+    live: Option<Live<'_>>,
 ) -> ApiResult<order::Model> {
-    match steps(ctx, c.clone(), address, card).await {
+    match steps(ctx, c.clone(), address, live).await {
         Ok(o) => Ok(o),
         Err(e) => {
             let now = checkout::Entity::find_by_id(c.id.clone())
@@ -366,8 +457,9 @@ async fn steps(
     ctx: &OrdersCtx,
     mut c: checkout::Model,
     address: &Address,
-    card: Option<&CardFields>,
+    live: Option<Live<'_>>,
 ) -> ApiResult<order::Model> {
+    let card = live.map(|l| l.card);
     let mut step = Step::parse(&c.step);
     let order_id = c.id.clone();
     if card.is_none() && step < Step::PaymentAuthorized {
@@ -419,9 +511,20 @@ async fn steps(
         let cart = cart
             .as_ref()
             .ok_or_else(|| ApiError::Internal("no cart".into()))?;
-        let card = card.ok_or_else(|| {
+        let live = live.ok_or_else(|| {
             ApiError::CartExpired("the checkout was interrupted before payment; start again".into())
         })?;
+        if step == Step::Started && c.shipping_choices.is_none() {
+            // Quoted once and kept before anything is charged: a resumed checkout
+            // charges and records the same, whatever the rates are by then.
+            let choices = ctx
+                .services
+                .quote_shipping(cart, &address.country, live.shipping)
+                .await?;
+            let quoted = Shipping::of(choices, cart.tax_rate);
+            c = record_shipping(ctx, &c, &quoted).await?;
+        }
+        let shipping = Shipping::stored(c.shipping_choices.as_deref());
         if step == Step::Started {
             if let Some(code) = &cart.promo_code {
                 ctx.services
@@ -439,9 +542,11 @@ async fn steps(
             .charge(
                 &order_id,
                 &c.user_id,
-                cart.total,
+                cart.total
+                    .saturating_add(shipping.price)
+                    .saturating_add(shipping.tax),
                 &cart.currency,
-                card,
+                live.card,
                 &payment_key(&c),
             )
             .await?;
@@ -527,6 +632,14 @@ async fn create_order(
             (None, None)
         }
     };
+    // Quoted before the charge (none for a checkout from before shipping was priced,
+    // which was charged without it).
+    let shipping = Shipping::stored(c.shipping_choices.as_deref());
+    let tax = cart.tax.saturating_add(shipping.tax);
+    let total = cart
+        .total
+        .saturating_add(shipping.price)
+        .saturating_add(shipping.tax);
     // Answered as written (no read back), so as the database will keep it.
     let now = shop_kit::db::now_as_stored(&ctx.db);
     shop_kit::db::retrying("create order", || async {
@@ -545,9 +658,10 @@ async fn create_order(
                 currency: Set(cart.currency.clone()),
                 subtotal: Set(cart.subtotal),
                 discount: Set(cart.discount),
-                shipping: Set(cart.shipping),
-                tax: Set(cart.tax),
-                total: Set(cart.total),
+                shipping: Set(shipping.price),
+                tax: Set(tax),
+                total: Set(total),
+                shipping_choices: Set(c.shipping_choices.clone()),
                 shipping_address: Set(serde_json::to_string(address).unwrap_or_default()),
                 payment_id: Set(c.payment_id.clone()),
                 created_at: Set(now),
@@ -617,9 +731,11 @@ async fn create_order(
             .lines
             .iter()
             .map(|l| {
+                let supplier = suppliers.get(&l.product_id).map(|s| s.0.as_str()).unwrap_or_default();
                 serde_json::json!({
                     "productId": l.product_id, "name": l.name, "sku": l.sku, "quantity": l.quantity,
                     "unitPrice": l.unit_price, "lineTotal": l.unit_price.saturating_mul(l.quantity),
+                    "supplierId": supplier,
                 })
             })
             .collect();
@@ -633,8 +749,9 @@ async fn create_order(
                         serde_json::json!({
                             "orderId": c.id, "number": number, "userId": c.user_id, "cartId": c.cart_id,
                             "currency": cart.currency, "lines": lines,
-                            "subtotal": cart.subtotal, "discount": cart.discount, "shipping": cart.shipping,
-                            "tax": cart.tax, "total": cart.total,
+                            "subtotal": cart.subtotal, "discount": cart.discount, "shipping": shipping.price,
+                            "tax": tax, "total": total, "shippingChoices": shipping.choices,
+                            "shippingAddress": address,
                         }),
                     ),
                     (

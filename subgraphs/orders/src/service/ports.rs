@@ -11,6 +11,7 @@ pub const CHECKOUT_SCOPE: &str = "carts:checkout";
 pub const HOLD_SCOPE: &str = "inventory:hold";
 pub const CHARGE_SCOPE: &str = "payments:charge";
 pub const CONTACT_SCOPE: &str = "users:contact";
+pub const QUOTE_SCOPE: &str = "shipping:quote";
 
 /// Clients of the subgraphs checkout drives; `None` where this process cannot call.
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct Services {
     pub payments: Option<SubgraphClient>,
     /// Users, for the buyer's name and e-mail kept with an order.
     pub users: Option<SubgraphClient>,
+    /// Shipping, for the price of sending each supplier's part.
+    pub shipping: Option<SubgraphClient>,
 }
 
 fn need<'a>(c: &'a Option<SubgraphClient>, what: &str) -> ApiResult<&'a SubgraphClient> {
@@ -69,7 +72,26 @@ pub struct Cart {
     pub shipping: i64,
     pub tax: i64,
     pub total: i64,
+    /// Basis points; absent from a carts service older than this field.
+    #[serde(default)]
+    pub tax_rate: i64,
     pub price_changes: Vec<PriceChange>,
+}
+
+/// How one supplier's part ships and what it costs (minor units, tax excluded), as
+/// shipping quoted it and the order keeps it.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShippingChoice {
+    pub supplier_id: String,
+    pub method_id: String,
+    pub name: String,
+    pub kind: String,
+    pub carrier: String,
+    pub price: i64,
+    pub min_days: i32,
+    pub max_days: i32,
+    pub weight_grams: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -161,11 +183,37 @@ impl Services {
     pub async fn cart(&self, cart_id: &str, user_id: &str, ship_to: &str) -> ApiResult<Cart> {
         let data = need(&self.carts, "carts")?
             .call(
-                "query($c: ID!, $u: String!, $s: String) { checkoutCart(id: $c, userId: $u, shipTo: $s) { id currency promoCode subtotal discount shipping tax total lines { productId name sku quantity unitPrice supplierId image } priceChanges { productId was now } } }",
+                "query($c: ID!, $u: String!, $s: String) { checkoutCart(id: $c, userId: $u, shipTo: $s) { id currency promoCode subtotal discount shipping tax total taxRate lines { productId name sku quantity unitPrice supplierId image } priceChanges { productId was now } } }",
                 json!({ "c": cart_id, "u": user_id, "s": ship_to }),
             )
             .await?;
         parse(data["checkoutCart"].clone(), "carts")
+    }
+
+    /// Each supplier's part of `cart` sent to `country`, with the method the buyer
+    /// chose for it (`(supplier, method)`) or the cheapest.
+    pub async fn quote_shipping(
+        &self,
+        cart: &Cart,
+        country: &str,
+        choices: &[(String, String)],
+    ) -> ApiResult<Vec<ShippingChoice>> {
+        let lines: Vec<Value> = cart
+            .lines
+            .iter()
+            .map(|l| json!({ "productId": l.product_id, "quantity": l.quantity, "lineTotal": l.unit_price.saturating_mul(l.quantity) }))
+            .collect();
+        let choices: Vec<Value> = choices
+            .iter()
+            .map(|(s, m)| json!({ "supplierId": s, "methodId": m }))
+            .collect();
+        let data = need(&self.shipping, "shipping")?
+            .call(
+                "query($c: String!, $k: String!, $l: [QuoteLineInput!]!, $h: [QuoteChoiceInput!]!) { shippingQuote(currency: $c, country: $k, lines: $l, choices: $h) { supplierId methodId name kind carrier price minDays maxDays weightGrams } }",
+                json!({ "c": cart.currency, "k": country, "l": lines, "h": choices }),
+            )
+            .await?;
+        parse(data["shippingQuote"].clone(), "shipping")
     }
 
     pub async fn redeem_promo(&self, code: &str, user_id: &str, order_id: &str) -> ApiResult<()> {

@@ -2,16 +2,55 @@
 //! `Cart.shippingOptions` for shoppers.
 
 mod cart;
+pub mod shipments;
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use shop_kit::auth::caller;
 use shop_kit::money::{Money, MoneyInput};
 
 use crate::entity::{method, rate, zone};
 use crate::service::ShippingCtx;
+use crate::service::quote::{self, Choice, Item};
 use crate::service::zones::{self, Kind, MethodChanges, NewMethod, NewZone, RateRow};
 
 pub use cart::Cart;
+
+/// The scope checkout's quote calls carry.
+pub const QUOTE_SCOPE: &str = "shipping:quote";
+
+/// A line to quote (internal).
+#[derive(InputObject)]
+#[graphql(inaccessible)]
+pub struct QuoteLineInput {
+    pub product_id: ID,
+    pub quantity: i64,
+    /// Minor units.
+    pub line_total: i64,
+}
+
+/// A buyer's choice for one supplier's part (internal).
+#[derive(InputObject)]
+#[graphql(inaccessible)]
+pub struct QuoteChoiceInput {
+    pub supplier_id: ID,
+    pub method_id: ID,
+}
+
+/// How one supplier's part goes and what it costs (internal).
+#[derive(SimpleObject)]
+#[graphql(inaccessible)]
+pub struct QuotedShipping {
+    pub supplier_id: ID,
+    pub method_id: ID,
+    pub name: String,
+    pub kind: ShippingMethodKind,
+    pub carrier: String,
+    /// Minor units of the quote's currency, tax excluded.
+    pub price: i64,
+    pub min_days: i32,
+    pub max_days: i32,
+    pub weight_grams: i64,
+}
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ShippingMethodKind {
@@ -173,10 +212,16 @@ impl ShippingRate {
     }
 }
 
-pub struct QueryRoot;
+/// The shipping subgraph's queries: zones and rates here, shipments in [`shipments`].
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(ZoneQuery, shipments::ShipmentQuery);
 
-#[Object(name = "Query")]
-impl QueryRoot {
+#[derive(Default)]
+pub struct ZoneQuery;
+
+#[Object]
+impl ZoneQuery {
     /// The platform's shipping zones with their methods and rates, or one supplier's
     /// (`supplierId`). Shipping prices are public, as a shop's delivery page is.
     async fn shipping_zones(
@@ -190,6 +235,59 @@ impl QueryRoot {
             .into_iter()
             .map(|z| ShippingZone::new(z, None))
             .collect())
+    }
+
+    /// Internal (checkout): each supplier's part of `lines` sent to `country` with the
+    /// method chosen for it, or the cheapest; priced now, to be kept with the order.
+    #[graphql(inaccessible)]
+    async fn shipping_quote(
+        &self,
+        ctx: &Context<'_>,
+        currency: String,
+        country: String,
+        lines: Vec<QuoteLineInput>,
+        #[graphql(default)] choices: Vec<QuoteChoiceInput>,
+    ) -> Result<Vec<QuotedShipping>> {
+        shop_kit::internal::require_service(&caller(ctx), QUOTE_SCOPE)?;
+        let svc = ctx.data::<ShippingCtx>()?;
+        let items: Vec<Item> = lines
+            .into_iter()
+            .map(|l| Item {
+                product_id: l.product_id.0,
+                quantity: l.quantity,
+                line_total: l.line_total,
+            })
+            .collect();
+        if choices.len() > quote::MAX_ITEMS {
+            return Err(shop_kit::ApiError::bad_input("shipping: too many choices").into());
+        }
+        let choices: Vec<Choice> = choices
+            .into_iter()
+            .map(|c| Choice {
+                supplier_id: c.supplier_id.0,
+                method_id: c.method_id.0,
+            })
+            .collect();
+        let parts = quote::quote(svc, &items, &currency, &country).await?;
+        Ok(quote::choose(parts, &choices)?
+            .into_iter()
+            .map(|(part, o)| QuotedShipping {
+                supplier_id: ID(part.supplier_id),
+                method_id: ID(o.method.id),
+                name: o.method.name,
+                kind: Kind::parse(&o.method.kind).into(),
+                carrier: o.method.carrier,
+                price: o.price,
+                min_days: o.method.min_days,
+                max_days: o.method.max_days,
+                weight_grams: part.weight_grams,
+            })
+            .collect())
+    }
+
+    #[graphql(entity)]
+    async fn find_order_by_id(&self, id: ID) -> shipments::Order {
+        shipments::Order { id }
     }
 
     #[graphql(entity)]
@@ -272,10 +370,15 @@ fn free_over(v: &MoneyInput, currency: &str) -> Result<i64> {
     Ok(m.amount)
 }
 
-pub struct MutationRoot;
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(ZoneMutation, shipments::ShipmentMutation);
 
-#[Object(name = "Mutation")]
-impl MutationRoot {
+#[derive(Default)]
+pub struct ZoneMutation;
+
+#[Object]
+impl ZoneMutation {
     #[graphql(requires_scopes = "shipping:write")]
     async fn create_shipping_zone(
         &self,

@@ -3,6 +3,7 @@
 
 pub mod ports;
 pub mod quote;
+pub mod shipments;
 pub mod zones;
 
 use sea_orm::DatabaseConnection;

@@ -227,6 +227,61 @@ pub async fn quote(
     Ok(out)
 }
 
+/// A buyer's choice of method for one supplier's part.
+#[derive(Clone, Debug)]
+pub struct Choice {
+    pub supplier_id: String,
+    pub method_id: String,
+}
+
+/// The option each part goes with: the one chosen for its supplier, else the cheapest.
+/// A choice for a supplier with no part in the quote, a second choice for one supplier,
+/// or a method that does not take that part there, is refused (BAD_USER_INPUT, naming
+/// the choice).
+pub fn choose(parts: Vec<Part>, choices: &[Choice]) -> ApiResult<Vec<(Part, Priced)>> {
+    for (i, c) in choices.iter().enumerate() {
+        if !parts.iter().any(|p| p.supplier_id == c.supplier_id) {
+            return Err(ApiError::bad_input(format!(
+                "shipping[{i}].supplierId: nothing in the cart comes from supplier {}",
+                c.supplier_id
+            )));
+        }
+        if choices[..i].iter().any(|o| o.supplier_id == c.supplier_id) {
+            return Err(ApiError::bad_input(format!(
+                "shipping[{i}]: supplier {} is chosen for twice",
+                c.supplier_id
+            )));
+        }
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        let chosen = match choices
+            .iter()
+            .position(|c| c.supplier_id == part.supplier_id)
+        {
+            Some(i) => {
+                let want = &choices[i].method_id;
+                part.options
+                    .iter()
+                    .find(|o| &o.method.id == want)
+                    .cloned()
+                    .ok_or_else(|| {
+                        ApiError::bad_input(format!(
+                            "shipping[{i}].methodId: method {want} does not take this supplier's part to that address; see Cart.shippingOptions"
+                        ))
+                    })?
+            }
+            None => part
+                .options
+                .first()
+                .cloned()
+                .ok_or_else(|| ApiError::Internal("a quoted part without options".into()))?,
+        };
+        out.push((part, chosen));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +347,53 @@ mod tests {
             price(&m, &table, "EUR", 2000, 9_000),
             Err(Refusal::TooHeavy)
         );
+    }
+
+    fn part(supplier: &str, methods: &[(&str, i64)]) -> Part {
+        Part {
+            supplier_id: supplier.into(),
+            weight_grams: 0,
+            value: 0,
+            product_ids: Vec::new(),
+            options: methods
+                .iter()
+                .map(|(id, price)| Priced {
+                    method: method::Model {
+                        id: id.to_string(),
+                        ..method("EUR", None)
+                    },
+                    price: *price,
+                })
+                .collect(),
+        }
+    }
+
+    fn choice(supplier: &str, method: &str) -> Choice {
+        Choice {
+            supplier_id: supplier.into(),
+            method_id: method.into(),
+        }
+    }
+
+    #[test]
+    fn each_part_goes_as_chosen_or_else_cheapest() {
+        let parts = vec![
+            part("s1", &[("a", 100), ("b", 300)]),
+            part("s2", &[("c", 50), ("d", 90)]),
+        ];
+        let chosen = choose(parts.clone(), &[choice("s1", "b")]).expect("valid");
+        let ids: Vec<&str> = chosen.iter().map(|(_, o)| o.method.id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
+        for bad in [
+            vec![choice("s3", "a")],
+            vec![choice("s1", "c")],
+            vec![choice("s1", "a"), choice("s1", "b")],
+        ] {
+            assert!(matches!(
+                choose(parts.clone(), &bad),
+                Err(ApiError::BadUserInput(_))
+            ));
+        }
     }
 
     #[test]

@@ -1,0 +1,279 @@
+//! Shipments as suppliers work on them and buyers follow them (`Order.shipments`).
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use shop_kit::auth::caller;
+use shop_kit::money::Money;
+
+use crate::entity::{parcel, parcel_item, shipment};
+use crate::service::ShippingCtx;
+use crate::service::shipments::{self, Status};
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ShipmentStatus {
+    Pending,
+    PartiallyPacked,
+    Packed,
+    Shipped,
+    Delivered,
+}
+
+impl From<Status> for ShipmentStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Pending => ShipmentStatus::Pending,
+            Status::PartiallyPacked => ShipmentStatus::PartiallyPacked,
+            Status::Packed => ShipmentStatus::Packed,
+            Status::Shipped => ShipmentStatus::Shipped,
+            Status::Delivered => ShipmentStatus::Delivered,
+        }
+    }
+}
+
+impl From<ShipmentStatus> for Status {
+    fn from(s: ShipmentStatus) -> Self {
+        match s {
+            ShipmentStatus::Pending => Status::Pending,
+            ShipmentStatus::PartiallyPacked => Status::PartiallyPacked,
+            ShipmentStatus::Packed => Status::Packed,
+            ShipmentStatus::Shipped => Status::Shipped,
+            ShipmentStatus::Delivered => Status::Delivered,
+        }
+    }
+}
+
+/// What one supplier sends for one order.
+pub struct Shipment(pub shipment::Model);
+
+#[derive(SimpleObject)]
+pub struct ShipmentLine {
+    pub product_id: ID,
+    pub name: String,
+    pub sku: String,
+    /// Units ordered.
+    pub quantity: i64,
+    /// Units in parcels so far.
+    pub packed: i64,
+    /// One unit's weight when ordered.
+    pub weight_grams: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct ParcelItem {
+    pub product_id: ID,
+    pub quantity: i64,
+}
+
+pub struct Parcel(parcel::Model, Vec<parcel_item::Model>);
+
+#[Object]
+impl Parcel {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// PACKED until its label is bought, then as the carrier reports it.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    async fn weight_grams(&self) -> i64 {
+        self.0.weight_grams
+    }
+    /// Set once a label is bought.
+    async fn tracking_number(&self) -> Option<&str> {
+        self.0.tracking_number.as_deref()
+    }
+    async fn items(&self) -> Vec<ParcelItem> {
+        self.1
+            .iter()
+            .map(|i| ParcelItem {
+                product_id: ID(i.product_id.clone()),
+                quantity: i.quantity,
+            })
+            .collect()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[Object]
+impl Shipment {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn order_id(&self) -> ID {
+        ID(self.0.order_id.clone())
+    }
+    async fn order_number(&self) -> &str {
+        &self.0.order_number
+    }
+    async fn supplier_id(&self) -> ID {
+        ID(self.0.supplier_id.clone())
+    }
+    async fn status(&self) -> ShipmentStatus {
+        Status::parse(&self.0.status).into()
+    }
+    /// The shipping method the buyer chose (and paid for).
+    async fn method_name(&self) -> &str {
+        &self.0.method_name
+    }
+    async fn carrier(&self) -> &str {
+        &self.0.carrier
+    }
+    /// What the buyer paid for it, tax excluded.
+    async fn price(&self) -> Money {
+        Money {
+            amount: self.0.price,
+            currency: self.0.currency.clone(),
+        }
+    }
+    /// Where it goes: the order's address as JSON fields (`name`, `line1`, `city`, ...).
+    async fn address(&self) -> async_graphql::Json<serde_json::Value> {
+        async_graphql::Json(serde_json::from_str(&self.0.address).unwrap_or_default())
+    }
+    async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<ShipmentLine>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        let (lines, parcels) = tokio::try_join!(
+            shipments::lines(&svc.db, &self.0.id),
+            shipments::parcels(&svc.db, &self.0.id)
+        )?;
+        let packed = shipments::packed(&parcels);
+        Ok(lines
+            .into_iter()
+            .map(|l| ShipmentLine {
+                packed: packed.get(&l.product_id).copied().unwrap_or(0),
+                product_id: ID(l.product_id),
+                name: l.name,
+                sku: l.sku,
+                quantity: l.quantity,
+                weight_grams: l.weight_grams,
+            })
+            .collect())
+    }
+    async fn parcels(&self, ctx: &Context<'_>) -> Result<Vec<Parcel>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        Ok(shipments::parcels(&svc.db, &self.0.id)
+            .await?
+            .into_iter()
+            .map(|(p, items)| Parcel(p, items))
+            .collect())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// An order, as shipping adds to it.
+pub struct Order {
+    pub id: ID,
+}
+
+#[Object]
+impl Order {
+    async fn id(&self) -> &ID {
+        &self.id
+    }
+    /// One per supplier of the order, made once it is paid: all of them for its buyer
+    /// and admins, a supplier's own for a supplier.
+    async fn shipments(&self, ctx: &Context<'_>) -> Result<Vec<Shipment>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        Ok(shipments::of_order(svc, &caller(ctx), &self.id)
+            .await?
+            .into_iter()
+            .map(Shipment)
+            .collect())
+    }
+}
+
+/// Units of one product to put into a parcel.
+#[derive(InputObject)]
+pub struct ParcelItemInput {
+    pub product_id: ID,
+    pub quantity: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct PackShipmentPayload {
+    pub shipment: Shipment,
+    pub parcel: Parcel,
+}
+
+#[derive(Default)]
+pub struct ShipmentQuery;
+
+#[Object]
+impl ShipmentQuery {
+    /// Suppliers: their shipments (admins: anyone's, or `supplierId`'s), oldest first;
+    /// `status` keeps those in these states (e.g. `[PENDING, PARTIALLY_PACKED]` for the
+    /// packing list).
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn shipments(
+        &self,
+        ctx: &Context<'_>,
+        supplier_id: Option<ID>,
+        #[graphql(default)] status: Vec<ShipmentStatus>,
+        #[graphql(default = 50)] first: i32,
+    ) -> Result<Vec<Shipment>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        let statuses: Vec<Status> = status.into_iter().map(Status::from).collect();
+        let limit = u64::try_from(first.clamp(1, 200)).unwrap_or(50);
+        Ok(shipments::of_supplier(
+            svc,
+            &caller(ctx),
+            supplier_id.as_ref().map(|s| s.as_str()),
+            &statuses,
+            limit,
+        )
+        .await?
+        .into_iter()
+        .map(Shipment)
+        .collect())
+    }
+
+    /// A shipment its supplier, its buyer or an admin may see.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn shipment(&self, ctx: &Context<'_>, id: ID) -> Result<Shipment> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        Ok(Shipment(
+            shipments::get_visible(svc, &caller(ctx), &id).await?,
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct ShipmentMutation;
+
+#[Object]
+impl ShipmentMutation {
+    /// Suppliers: packs units of a shipment into a new parcel (all that is left, or
+    /// part of it: the rest goes in later parcels). `weightGrams` overrides the sum of
+    /// the units' weights. CONFLICT when more is packed than is left.
+    #[graphql(requires_scopes = "shipping:write")]
+    async fn pack_shipment(
+        &self,
+        ctx: &Context<'_>,
+        shipment_id: ID,
+        items: Vec<ParcelItemInput>,
+        weight_grams: Option<i64>,
+    ) -> Result<PackShipmentPayload> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        let items = items
+            .into_iter()
+            .map(|i| (i.product_id.0, i.quantity))
+            .collect();
+        let (s, p) = shipments::pack(svc, &caller(ctx), &shipment_id, items, weight_grams).await?;
+        let items = shipments::parcels(&svc.db, &s.id)
+            .await?
+            .into_iter()
+            .find(|(q, _)| q.id == p.id)
+            .map(|(_, items)| items)
+            .unwrap_or_default();
+        Ok(PackShipmentPayload {
+            shipment: Shipment(s),
+            parcel: Parcel(p, items),
+        })
+    }
+}
