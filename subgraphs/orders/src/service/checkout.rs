@@ -224,7 +224,6 @@ impl Shipping {
     }
 }
 
-
 /// Places an order from the user's cart. The same key answers the same order (or the
 /// same refusal) and never charges twice.
 pub async fn checkout(ctx: &OrdersCtx, p: &Principal, req: Request) -> ApiResult<order::Model> {
