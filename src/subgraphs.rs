@@ -168,7 +168,11 @@ async fn start_subgraph(name: &str, db: DatabaseConnection, deps: &Deps) -> Resu
             let services = shop_shipping::Services {
                 catalog: deps.client(shop_catalog::NAME, shop_shipping::NAME, &[]),
             };
-            shop_shipping::start(db, bus, verifier, services)
+            let secret = deps
+                .internal
+                .as_ref()
+                .map(|a| a.derive_secret("shipping label links"));
+            shop_shipping::start(db, bus, verifier, services, secret)
                 .await
                 .map_err(|e| e.to_string())
         }

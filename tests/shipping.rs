@@ -497,3 +497,183 @@ async fn two_packers_of_the_last_units_cannot_both_pack_them() {
     })
     .await;
 }
+
+/// The bars of a PDF page's barcode as modules (1 dark, 0 light), read back from the
+/// filled rectangles of its content stream.
+fn barcode_modules(doc: &lopdf::Document) -> Vec<u8> {
+    let page = *doc.get_pages().values().next().expect("a page");
+    let content =
+        lopdf::content::Content::decode(&doc.get_page_content(page)).expect("content decodes");
+    let num = |o: &lopdf::Object| o.as_float().expect("a number");
+    let bars: Vec<(f32, f32)> = content
+        .operations
+        .iter()
+        .filter(|op| op.operator == "re")
+        .map(|op| (num(&op.operands[0]), num(&op.operands[2])))
+        .collect();
+    let module = bars.iter().map(|b| b.1).fold(f32::MAX, f32::min);
+    let start = bars[0].0;
+    let mut modules = Vec::new();
+    for (x, w) in bars {
+        let at = ((x - start) / module).round() as usize;
+        modules.resize(at, 0);
+        modules.extend(std::iter::repeat_n(1, (w / module).round() as usize));
+    }
+    modules
+}
+
+#[tokio::test]
+async fn labels_are_bought_once_and_their_pdf_carries_the_address_and_barcode() {
+    let h = start(None).await;
+    let nw = h.token(supplier(0), Role::Supplier);
+    let lumen = h.token(supplier(1), Role::Supplier);
+    let kettle = product(&h, 0, 3_500, Some(1_100)).await;
+    let (token, cart) = cart_of(&h, "label-buyer", &[(&kettle, 2)]).await;
+    let r = common::store::checkout(&h, &token, &cart, "4242424242424242", "label").await;
+    let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
+    let shipment = common::eventually("the shipment", || async {
+        let r = h
+            .gql(
+                Some(&token),
+                "query($o: ID!) { order(id: $o) { shipments { id } } }",
+                json!({ "o": order }),
+            )
+            .await;
+        r.data()["order"]["shipments"][0]["id"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await;
+    let d = gql_ok(&h, &nw, "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 1 }]) { parcel { id } } }", json!({ "s": shipment, "p": kettle })).await;
+    let parcel = d["packShipment"]["parcel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    const BUY: &str = "mutation($p: ID!) { buyShippingLabel(parcelId: $p) { trackingNumber labelUrl parcel { id status trackingNumber } } }";
+    let r = h.gql(Some(&nw), BUY, json!({ "p": parcel })).await;
+    assert_eq!(
+        r.code(),
+        "BAD_USER_INPUT",
+        "no ship-from address yet: {}",
+        r.body
+    );
+    gql_ok(&h, &nw, "mutation { setShipFromAddress(input: { name: \"Northwind Outfitters\", line1: \"Lagerweg 5\", postalCode: \"20095\", city: \"Hamburg\", country: \"de\" }) { country } }", json!({})).await;
+    let r = h.gql(Some(&lumen), BUY, json!({ "p": parcel })).await;
+    assert_eq!(r.code(), "NOT_FOUND", "another supplier's parcel");
+    // Bought four times at once: one label.
+    let answers =
+        futures::future::join_all((0..4).map(|_| h.gql(Some(&nw), BUY, json!({ "p": parcel }))))
+            .await;
+    let numbers: Vec<&Value> = answers
+        .iter()
+        .map(|r| &r.data()["buyShippingLabel"]["trackingNumber"])
+        .collect();
+    assert!(numbers.iter().all(|n| *n == numbers[0]), "{numbers:?}");
+    let bought = answers[0].data()["buyShippingLabel"].clone();
+    let tracking = bought["trackingNumber"].as_str().unwrap().to_string();
+    assert!(
+        tracking.starts_with("SIM") && tracking.len() == 15,
+        "{tracking}"
+    );
+    assert_eq!(bought["parcel"]["status"], "LABELLED");
+    let again = gql_ok(&h, &nw, BUY, json!({ "p": parcel })).await["buyShippingLabel"].clone();
+    assert_eq!(again["trackingNumber"], tracking.as_str(), "bought once");
+
+    // The buyer sees the tracking number, not the label.
+    let d = gql_ok(
+        &h,
+        &token,
+        "query($o: ID!) { order(id: $o) { shipments { parcels { trackingNumber labelUrl } } } }",
+        json!({ "o": order }),
+    )
+    .await;
+    assert_eq!(
+        d["order"]["shipments"][0]["parcels"],
+        json!([{ "trackingNumber": tracking, "labelUrl": null }])
+    );
+
+    // The PDF, through the gateway's origin.
+    let origin = h
+        .platform
+        .gateway_url
+        .trim_end_matches("/graphql")
+        .to_string();
+    let url = format!("{origin}{}", bought["labelUrl"].as_str().unwrap());
+    let resp = h.client.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/pdf");
+    let bytes = resp.bytes().await.unwrap();
+    let doc = lopdf::Document::load_mem(&bytes).expect("the label parses as PDF");
+    let text = doc.extract_text(&[1]).expect("text");
+    for needle in [
+        "SHIP TO",
+        "Ann Lee",
+        "Hauptstr. 1",
+        "10115 Berlin",
+        "DE",
+        "Northwind Outfitters",
+        "20095 Hamburg",
+        "SIMULATED",
+        "Standard (EUR)",
+        "1.10 kg",
+        tracking.as_str(),
+    ] {
+        assert!(text.contains(needle), "{needle:?} on the label: {text}");
+    }
+    let modules = barcode_modules(&doc);
+    let expected = barcoders::sym::code128::Code128::new(format!("\u{0181}{tracking}"))
+        .unwrap()
+        .encode();
+    assert_eq!(
+        modules, expected,
+        "the bars are the tracking number in Code 128"
+    );
+    assert!(
+        modules.starts_with(&[1, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0]),
+        "start B"
+    );
+    assert!(
+        modules.ends_with(&[1, 1, 0, 0, 0, 1, 1, 1, 0, 1, 0, 1, 1]),
+        "stop"
+    );
+    assert_eq!(
+        modules.len(),
+        11 * (tracking.len() + 2) + 13,
+        "start, data, check, stop"
+    );
+
+    // A forged or expired link gets nothing.
+    let forged = url.replace("signature=", "signature=00");
+    assert_eq!(h.client.get(&forged).send().await.unwrap().status(), 403);
+    let secret = h.platform.internal.derive_secret("shipping label links");
+    let expired = shop_shipping::service::labels::link_until(
+        &secret,
+        &parcel,
+        chrono::Utc::now().timestamp() - 1,
+    );
+    assert_eq!(
+        h.client
+            .get(format!("{origin}{expired}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        410
+    );
+    let other = shop_shipping::service::labels::link_until(
+        &secret,
+        &shop_kit::ids::new_id(),
+        chrono::Utc::now().timestamp() + 60,
+    );
+    assert_eq!(
+        h.client
+            .get(format!("{origin}{other}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    h.stop().await;
+}

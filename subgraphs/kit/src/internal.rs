@@ -69,6 +69,17 @@ impl InternalAuth {
         )
     }
 
+    /// A secret for `purpose` that every process holding the service key derives alike
+    /// (for links one process signs and another checks).
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(purpose.as_bytes());
+        h.update([0u8]);
+        h.update(self.key.to_secret_string().as_bytes());
+        h.finalize().into()
+    }
+
     /// A token for `service` with `scopes`.
     pub fn token(&self, service: &str, scopes: &[&str]) -> ApiResult<String> {
         let cache_key = format!("{service} {}", scopes.join(" "));

@@ -2,6 +2,7 @@
 //! suppliers, and `Cart.shippingOptions` pricing each supplier's part of a cart.
 
 pub mod entity;
+pub mod files;
 pub mod schema;
 pub mod service;
 
@@ -43,9 +44,13 @@ pub async fn start(
     bus: &EventBus,
     verifier: Verifier,
     services: Services,
+    label_secret: Option<[u8; 32]>,
 ) -> Result<axum::Router, sea_orm::DbErr> {
     shop_migrations::up(&db, NAME).await?;
-    let ctx = ShippingCtx::new(db.clone(), services);
+    let mut ctx = ShippingCtx::new(db.clone(), services);
+    if let Some(secret) = label_secret {
+        ctx = ctx.with_label_secret(secret);
+    }
     shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
     service::shipments::start_consumer(&ctx, bus);
     Ok(router(ctx, verifier))
@@ -53,5 +58,6 @@ pub async fn start(
 
 pub fn router(ctx: ShippingCtx, verifier: Verifier) -> axum::Router {
     let ready = database_ready(ctx.db.clone());
-    subgraph_router(schema(ctx), verifier, ready)
+    let files = files::router(ctx.clone());
+    subgraph_router(schema(ctx), verifier, ready).merge(files)
 }

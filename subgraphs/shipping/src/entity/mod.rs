@@ -2,6 +2,7 @@ pub mod method;
 pub mod parcel;
 pub mod parcel_item;
 pub mod rate;
+pub mod sender;
 pub mod shipment;
 pub mod shipment_line;
 pub mod zone;

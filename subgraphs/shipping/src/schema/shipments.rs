@@ -5,8 +5,10 @@ use chrono::{DateTime, Utc};
 use shop_kit::auth::caller;
 use shop_kit::money::Money;
 
+use crate::entity::sender;
 use crate::entity::{parcel, parcel_item, shipment};
 use crate::service::ShippingCtx;
+use crate::service::labels::{self, ShipFrom};
 use crate::service::shipments::{self, Status};
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -64,7 +66,8 @@ pub struct ParcelItem {
     pub quantity: i64,
 }
 
-pub struct Parcel(parcel::Model, Vec<parcel_item::Model>);
+/// A parcel, with the supplier of its shipment (who may fetch its label).
+pub struct Parcel(parcel::Model, Vec<parcel_item::Model>, String);
 
 #[Object]
 impl Parcel {
@@ -93,6 +96,18 @@ impl Parcel {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+    /// A link to the label PDF, valid for 15 minutes (ask again for a fresh one): for
+    /// the shipment's supplier and admins, once the label is bought.
+    async fn label_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        let who = caller(ctx);
+        let allowed = who
+            .0
+            .as_ref()
+            .is_some_and(|p| p.is_admin() || p.user_id == self.2);
+        Ok((allowed && self.0.tracking_number.is_some())
+            .then(|| labels::link(svc.label_secret.as_slice(), &self.0.id)))
     }
 }
 
@@ -155,7 +170,7 @@ impl Shipment {
         Ok(shipments::parcels(&svc.db, &self.0.id)
             .await?
             .into_iter()
-            .map(|(p, items)| Parcel(p, items))
+            .map(|(p, items)| Parcel(p, items, self.0.supplier_id.clone()))
             .collect())
     }
     async fn created_at(&self) -> DateTime<Utc> {
@@ -233,6 +248,21 @@ impl ShipmentQuery {
         .collect())
     }
 
+    /// Suppliers: where their parcels leave from (admins: `supplierId`'s); null until set.
+    #[graphql(directive = shop_kit::auth::authenticated::apply())]
+    async fn ship_from_address(
+        &self,
+        ctx: &Context<'_>,
+        supplier_id: Option<ID>,
+    ) -> Result<Option<ShipFromAddress>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        Ok(
+            labels::ship_from(svc, &caller(ctx), supplier_id.as_ref().map(|s| s.as_str()))
+                .await?
+                .map(ShipFromAddress::from),
+        )
+    }
+
     /// A shipment its supplier, its buyer or an admin may see.
     #[graphql(directive = shop_kit::auth::authenticated::apply())]
     async fn shipment(&self, ctx: &Context<'_>, id: ID) -> Result<Shipment> {
@@ -246,8 +276,98 @@ impl ShipmentQuery {
 #[derive(Default)]
 pub struct ShipmentMutation;
 
+/// Where a supplier's parcels leave from: the sender block of its labels.
+#[derive(SimpleObject)]
+pub struct ShipFromAddress {
+    pub supplier_id: ID,
+    pub name: String,
+    pub line1: String,
+    pub line2: String,
+    pub postal_code: String,
+    pub city: String,
+    pub country: String,
+}
+
+impl From<sender::Model> for ShipFromAddress {
+    fn from(m: sender::Model) -> Self {
+        ShipFromAddress {
+            supplier_id: ID(m.supplier_id),
+            name: m.name,
+            line1: m.line1,
+            line2: m.line2,
+            postal_code: m.postal_code,
+            city: m.city,
+            country: m.country,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct ShipFromAddressInput {
+    pub name: String,
+    pub line1: String,
+    #[graphql(default)]
+    pub line2: String,
+    pub postal_code: String,
+    pub city: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    /// Admins only: whose address it is (default: the caller's).
+    pub supplier_id: Option<ID>,
+}
+
+/// A bought label.
+#[derive(SimpleObject)]
+pub struct ShippingLabel {
+    pub parcel: Parcel,
+    pub tracking_number: String,
+    /// The label PDF, valid for 15 minutes (`Parcel.labelUrl` gives a fresh one).
+    pub label_url: String,
+}
+
 #[Object]
 impl ShipmentMutation {
+    /// Suppliers: sets where their parcels leave from (shown on labels).
+    #[graphql(requires_scopes = "shipping:write")]
+    async fn set_ship_from_address(
+        &self,
+        ctx: &Context<'_>,
+        input: ShipFromAddressInput,
+    ) -> Result<ShipFromAddress> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        let supplier = input.supplier_id.map(|s| s.0);
+        let saved = labels::set_ship_from(
+            svc,
+            &caller(ctx),
+            supplier.as_deref(),
+            ShipFrom {
+                name: input.name,
+                line1: input.line1,
+                line2: input.line2,
+                postal_code: input.postal_code,
+                city: input.city,
+                country: input.country,
+            },
+        )
+        .await?;
+        Ok(saved.into())
+    }
+
+    /// Suppliers: buys the parcel's label from the shipment's carrier: its tracking
+    /// number and the label PDF. Buying again answers the same label (never a second
+    /// one). Needs the ship-from address.
+    #[graphql(requires_scopes = "shipping:write")]
+    async fn buy_shipping_label(&self, ctx: &Context<'_>, parcel_id: ID) -> Result<ShippingLabel> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        let (p, s) = labels::buy(svc, &caller(ctx), &parcel_id).await?;
+        let items = shipments::items_of(&svc.db, &p.id).await?;
+        Ok(ShippingLabel {
+            tracking_number: p.tracking_number.clone().unwrap_or_default(),
+            label_url: labels::link(svc.label_secret.as_slice(), &p.id),
+            parcel: Parcel(p, items, s.supplier_id),
+        })
+    }
+
     /// Suppliers: packs units of a shipment into a new parcel (all that is left, or
     /// part of it: the rest goes in later parcels). `weightGrams` overrides the sum of
     /// the units' weights. CONFLICT when more is packed than is left.
@@ -265,15 +385,11 @@ impl ShipmentMutation {
             .map(|i| (i.product_id.0, i.quantity))
             .collect();
         let (s, p) = shipments::pack(svc, &caller(ctx), &shipment_id, items, weight_grams).await?;
-        let items = shipments::parcels(&svc.db, &s.id)
-            .await?
-            .into_iter()
-            .find(|(q, _)| q.id == p.id)
-            .map(|(_, items)| items)
-            .unwrap_or_default();
+        let items = shipments::items_of(&svc.db, &p.id).await?;
+        let supplier = s.supplier_id.clone();
         Ok(PackShipmentPayload {
             shipment: Shipment(s),
-            parcel: Parcel(p, items),
+            parcel: Parcel(p, items, supplier),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Shipping: where each supplier ships and at what price (`zones`), what a cart's parts
 //! cost to send (`quote`), and what the catalog tells about products (`ports`).
 
+pub mod labels;
 pub mod ports;
 pub mod quote;
 pub mod shipments;
@@ -19,6 +20,9 @@ pub struct ShippingCtx {
     pub outbox: Outbox,
     pub inbox: Inbox,
     pub services: Services,
+    /// Signs label links (the same in every process of a deployment: derived from the
+    /// service key).
+    pub label_secret: std::sync::Arc<[u8; 32]>,
 }
 
 impl ShippingCtx {
@@ -28,7 +32,14 @@ impl ShippingCtx {
             outbox: Outbox::new("shipping_outbox"),
             inbox: Inbox::new("shipping"),
             services,
+            label_secret: std::sync::Arc::new(rand_secret()),
         }
+    }
+
+    /// Signs label links with `secret` (see [`shop_kit::internal::InternalAuth::derive_secret`]).
+    pub fn with_label_secret(mut self, secret: [u8; 32]) -> Self {
+        self.label_secret = std::sync::Arc::new(secret);
+        self
     }
 }
 
@@ -48,4 +59,11 @@ pub fn require_manager(caller: &Caller) -> ApiResult<&Principal> {
 /// Whether `p` may change what `owner` (a supplier id, `None` for the platform) owns.
 pub fn may_manage(p: &Principal, owner: Option<&str>) -> bool {
     p.is_admin() || owner == Some(p.user_id.as_str())
+}
+
+/// A secret for this process alone (links it signs work only here).
+fn rand_secret() -> [u8; 32] {
+    use sha2::Digest;
+    let seed = format!("{}{}", shop_kit::ids::new_id(), shop_kit::ids::new_id());
+    sha2::Sha256::digest(seed.as_bytes()).into()
 }

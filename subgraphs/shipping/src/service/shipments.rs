@@ -182,7 +182,7 @@ fn may_see(p: &Principal, s: &shipment::Model) -> bool {
     p.is_admin() || p.user_id == s.supplier_id || p.user_id == s.buyer_id
 }
 
-fn may_pack(p: &Principal, s: &shipment::Model) -> bool {
+pub fn may_pack(p: &Principal, s: &shipment::Model) -> bool {
     p.is_admin() || p.user_id == s.supplier_id
 }
 
@@ -298,6 +298,18 @@ pub async fn parcels<C: ConnectionTrait>(
             (p, its)
         })
         .collect())
+}
+
+/// What one parcel holds.
+pub async fn items_of<C: ConnectionTrait>(
+    conn: &C,
+    parcel_id: &str,
+) -> ApiResult<Vec<parcel_item::Model>> {
+    Ok(parcel_item::Entity::find()
+        .filter(parcel_item::Column::ParcelId.eq(parcel_id))
+        .order_by_asc(parcel_item::Column::ProductId)
+        .all(conn)
+        .await?)
 }
 
 /// Units of each product already in parcels.
