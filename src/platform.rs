@@ -71,6 +71,8 @@ pub struct PlatformOptions {
     pub db_max_connections: u32,
     /// How long a checkout may go without a step before the recovery ends it.
     pub checkout_stale: Duration,
+    /// The simulated carrier's time between scans; `None` stops it.
+    pub carrier_step: Option<Duration>,
     /// Proxies whose `X-Forwarded-For` the gateway believes.
     pub trusted_proxies: shop_gateway::transport::TrustedProxies,
     /// What the gateway refuses or hides from clients (CSRF, introspection, console).
@@ -128,6 +130,7 @@ impl PlatformOptions {
             mail_retry: shop_notifications::RetryPolicy::default(),
             db_max_connections: c.db_max_connections,
             checkout_stale: c.checkout_stale,
+            carrier_step: c.carrier_step,
             trusted_proxies: c.trusted_proxies.clone(),
             protections: c.protections.clone(),
             persisted_queries: c.persisted_queries.clone(),
@@ -175,6 +178,8 @@ impl PlatformOptions {
             // connections by default); each needs few.
             db_max_connections: 28,
             checkout_stale: shop_orders::service::checkout::STALE,
+            // Tests move parcels themselves, or ask for a fast carrier.
+            carrier_step: None,
             trusted_proxies: Default::default(),
             protections: Default::default(),
             persisted_queries: Default::default(),
@@ -368,6 +373,7 @@ impl Platform {
                 retry: opts.mail_retry.clone(),
             },
             checkout_stale: opts.checkout_stale,
+            carrier_step: opts.carrier_step,
             local: shop_kit::internal::LocalRoutes::default(),
             max_upload_bytes: opts.limits.max_upload_bytes,
         };

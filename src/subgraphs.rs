@@ -77,6 +77,8 @@ pub struct Deps {
     pub notifications: shop_notifications::NotificationsSettings,
     /// How long a checkout may go without a step before the recovery ends it.
     pub checkout_stale: std::time::Duration,
+    /// The simulated carrier's time between scans; `None`: it does not run here.
+    pub carrier_step: Option<std::time::Duration>,
     /// The routers of the subgraphs this process serves itself (the all-in-one
     /// binary): calls to them skip the socket. Empty in a process of one subgraph.
     pub local: shop_kit::internal::LocalRoutes,
@@ -172,7 +174,7 @@ async fn start_subgraph(name: &str, db: DatabaseConnection, deps: &Deps) -> Resu
                 .internal
                 .as_ref()
                 .map(|a| a.derive_secret("shipping label links"));
-            shop_shipping::start(db, bus, verifier, services, secret)
+            shop_shipping::start(db, bus, verifier, services, secret, deps.carrier_step)
                 .await
                 .map_err(|e| e.to_string())
         }

@@ -146,6 +146,37 @@ fn prices(part: &Value) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// A paid order of `lines` by `buyer` shipped to Berlin, and its first shipment once
+/// shipping made it: the buyer's token, the order id, the shipment id.
+async fn paid_shipment(
+    h: &Harness,
+    buyer: &str,
+    lines: &[(&str, i64)],
+) -> (String, String, String) {
+    let (token, cart) = cart_of(h, buyer, lines).await;
+    let r = common::store::checkout(h, &token, &cart, "4242424242424242", buyer).await;
+    let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
+    let shipment = common::eventually("the shipment", || async {
+        let r = h
+            .gql(
+                Some(&token),
+                "query($o: ID!) { order(id: $o) { shipments { id } } }",
+                json!({ "o": order }),
+            )
+            .await;
+        r.data()["order"]["shipments"][0]["id"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await;
+    (token, order, shipment)
+}
+
+/// Gives the supplier behind `token` a ship-from address (labels need one).
+async fn ship_from_hamburg(h: &Harness, token: &str) {
+    gql_ok(h, token, "mutation { setShipFromAddress(input: { name: \"Northwind Outfitters\", line1: \"Lagerweg 5\", postalCode: \"20095\", city: \"Hamburg\", country: \"de\" }) { country } }", json!({})).await;
+}
+
 #[tokio::test]
 async fn a_mixed_cart_is_priced_per_supplier_and_zone() {
     each_db("e2e_shipping_rates", async |db| {
@@ -473,14 +504,7 @@ async fn two_packers_of_the_last_units_cannot_both_pack_them() {
     each_db("e2e_shipping_pack_race", async |db| {
         let h = start(db).await;
         let mug = product(&h, 0, 1_000, Some(300)).await;
-        let (token, cart) = cart_of(&h, "race-buyer", &[(&mug, 4)]).await;
-        let r = common::store::checkout(&h, &token, &cart, "4242424242424242", "race").await;
-        let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
-        let shipment = common::eventually("the shipment", || async {
-            let r = h.gql(Some(&token), "query($o: ID!) { order(id: $o) { shipments { id } } }", json!({ "o": order })).await;
-            r.data()["order"]["shipments"][0]["id"].as_str().map(str::to_string)
-        })
-        .await;
+        let (_token, _order, shipment) = paid_shipment(&h, "race-buyer", &[(&mug, 4)]).await;
         let nw = h.token(supplier(0), Role::Supplier);
         let pack = "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 3 }]) { parcel { id } } }";
         let answers = futures::future::join_all((0..6).map(|_| h.gql(Some(&nw), pack, json!({ "s": shipment, "p": mug })))).await;
@@ -528,22 +552,7 @@ async fn labels_are_bought_once_and_their_pdf_carries_the_address_and_barcode() 
     let nw = h.token(supplier(0), Role::Supplier);
     let lumen = h.token(supplier(1), Role::Supplier);
     let kettle = product(&h, 0, 3_500, Some(1_100)).await;
-    let (token, cart) = cart_of(&h, "label-buyer", &[(&kettle, 2)]).await;
-    let r = common::store::checkout(&h, &token, &cart, "4242424242424242", "label").await;
-    let order = r.data()["checkout"]["id"].as_str().unwrap().to_string();
-    let shipment = common::eventually("the shipment", || async {
-        let r = h
-            .gql(
-                Some(&token),
-                "query($o: ID!) { order(id: $o) { shipments { id } } }",
-                json!({ "o": order }),
-            )
-            .await;
-        r.data()["order"]["shipments"][0]["id"]
-            .as_str()
-            .map(str::to_string)
-    })
-    .await;
+    let (token, order, shipment) = paid_shipment(&h, "label-buyer", &[(&kettle, 2)]).await;
     let d = gql_ok(&h, &nw, "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 1 }]) { parcel { id } } }", json!({ "s": shipment, "p": kettle })).await;
     let parcel = d["packShipment"]["parcel"]["id"]
         .as_str()
@@ -558,7 +567,7 @@ async fn labels_are_bought_once_and_their_pdf_carries_the_address_and_barcode() 
         "no ship-from address yet: {}",
         r.body
     );
-    gql_ok(&h, &nw, "mutation { setShipFromAddress(input: { name: \"Northwind Outfitters\", line1: \"Lagerweg 5\", postalCode: \"20095\", city: \"Hamburg\", country: \"de\" }) { country } }", json!({})).await;
+    ship_from_hamburg(&h, &nw).await;
     let r = h.gql(Some(&lumen), BUY, json!({ "p": parcel })).await;
     assert_eq!(r.code(), "NOT_FOUND", "another supplier's parcel");
     // Bought four times at once: one label.
@@ -675,5 +684,188 @@ async fn labels_are_bought_once_and_their_pdf_carries_the_address_and_barcode() 
             .status(),
         404
     );
+    h.stop().await;
+}
+
+/// The platform with the demo shop and a simulated carrier that scans every 150 ms.
+async fn start_with_fast_carrier() -> Harness {
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    Harness::start_with(dir, None, true, |o| {
+        o.tax_rates = [("DE".to_string(), 1900)].into_iter().collect();
+        o.carrier_step = Some(std::time::Duration::from_millis(150));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_simulated_carrier_moves_parcels_to_delivery_and_the_shipment_follows() {
+    use futures::StreamExt;
+    use shop_shipping::service::tracking::{ParcelStatus, simulated_route};
+    let h = start_with_fast_carrier().await;
+    let mut updates = h.platform.bus.subscribe(&["shipping.shipment_updated"]);
+    let nw = h.token(supplier(0), Role::Supplier);
+    ship_from_hamburg(&h, &nw).await;
+    let tent = product(&h, 0, 9_000, Some(4_000)).await;
+    let (token, order, shipment) = paid_shipment(&h, "tracked-buyer", &[(&tent, 2)]).await;
+    const PACK: &str = "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 1 }]) { parcel { id } } }";
+    const BUY: &str = "mutation($p: ID!) { buyShippingLabel(parcelId: $p) { trackingNumber } }";
+    const STATUS: &str = "query($s: ID!) { shipment(id: $s) { status parcels { trackingNumber status events { status location at } } } }";
+
+    // One tent leaves first: the shipment is partly shipped while the other waits.
+    let first =
+        gql_ok(&h, &nw, PACK, json!({ "s": shipment, "p": tent })).await["packShipment"]["parcel"]
+            ["id"]
+            .clone();
+    let first_tracking =
+        gql_ok(&h, &nw, BUY, json!({ "p": first })).await["buyShippingLabel"]["trackingNumber"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    common::eventually("partly shipped", || async {
+        let d = gql_ok(&h, &nw, STATUS, json!({ "s": shipment })).await;
+        (d["shipment"]["status"] == "PARTIALLY_SHIPPED").then_some(())
+    })
+    .await;
+    let second =
+        gql_ok(&h, &nw, PACK, json!({ "s": shipment, "p": tent })).await["packShipment"]["parcel"]
+            ["id"]
+            .clone();
+    let second_tracking =
+        gql_ok(&h, &nw, BUY, json!({ "p": second })).await["buyShippingLabel"]["trackingNumber"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+    // Each parcel goes its whole route; the shipment ends delivered unless one went back.
+    let routes = [
+        simulated_route(&first_tracking),
+        simulated_route(&second_tracking),
+    ];
+    let returned = routes
+        .iter()
+        .any(|r| r.last() == Some(&ParcelStatus::Returned));
+    let expected_final = if returned { "SHIPPED" } else { "DELIVERED" };
+    let d = common::eventually("every parcel at the end of its route", || async {
+        let d = gql_ok(&h, &token, STATUS, json!({ "s": shipment })).await;
+        let done = d["shipment"]["parcels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| {
+                let route = simulated_route(p["trackingNumber"].as_str().unwrap());
+                p["status"] == route.last().unwrap().as_str()
+            });
+        (done && d["shipment"]["status"] == expected_final).then_some(d)
+    })
+    .await;
+    for p in d["shipment"]["parcels"].as_array().unwrap() {
+        let route = simulated_route(p["trackingNumber"].as_str().unwrap());
+        let seen: Vec<&str> = p["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["status"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = route.iter().map(|s| s.as_str()).collect();
+        assert_eq!(seen, want, "each step once, in order");
+        assert!(
+            p["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["location"].as_str().unwrap().contains("Berlin"))
+        );
+    }
+    // Every step was announced, the last with the order's tally.
+    let mut last = Value::Null;
+    let steps: usize = routes.iter().map(|r| r.len()).sum();
+    for _ in 0..steps {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(10), updates.next())
+            .await
+            .expect("an update")
+            .expect("open");
+        assert_eq!(e.payload["orderId"], order.as_str());
+        last = e.payload;
+    }
+    assert_eq!(last["status"], expected_final);
+    assert_eq!(last["order"]["shipments"], 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn scans_are_recorded_once_in_order_and_only_for_our_parcels() {
+    use shop_shipping::service::tracking::{ParcelStatus, Recorded, Scan, record};
+    let h = start(None).await;
+    let nw = h.token(supplier(0), Role::Supplier);
+    ship_from_hamburg(&h, &nw).await;
+    let lamp = product(&h, 0, 2_000, Some(500)).await;
+    let (_token, _order, shipment) = paid_shipment(&h, "scan-buyer", &[(&lamp, 1)]).await;
+    let parcel = gql_ok(&h, &nw, "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 1 }]) { parcel { id } } }", json!({ "s": shipment, "p": lamp })).await["packShipment"]["parcel"]["id"].clone();
+    let tracking = gql_ok(
+        &h,
+        &nw,
+        "mutation($p: ID!) { buyShippingLabel(parcelId: $p) { trackingNumber } }",
+        json!({ "p": parcel }),
+    )
+    .await["buyShippingLabel"]["trackingNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let ctx = shop_shipping::ShippingCtx::new(h.platform.db("shipping"), Default::default());
+    let now = chrono::Utc::now();
+    let scan = |id: &str, status: ParcelStatus, minutes: i64| Scan {
+        carrier: "acme".into(),
+        event_id: id.into(),
+        tracking_number: tracking.clone(),
+        status,
+        location: "Hub".into(),
+        occurred_at: now + chrono::Duration::minutes(minutes),
+    };
+    assert_eq!(
+        record(&ctx, &scan("e1", ParcelStatus::OutForDelivery, 10))
+            .await
+            .unwrap(),
+        Recorded::Applied
+    );
+    assert_eq!(
+        record(&ctx, &scan("e1", ParcelStatus::OutForDelivery, 10))
+            .await
+            .unwrap(),
+        Recorded::Duplicate
+    );
+    // An older scan arriving late is kept but does not move the parcel back.
+    assert_eq!(
+        record(&ctx, &scan("e0", ParcelStatus::InTransit, 5))
+            .await
+            .unwrap(),
+        Recorded::Applied
+    );
+    const STATUS: &str =
+        "query($s: ID!) { shipment(id: $s) { status parcels { status events { status } } } }";
+    let d = gql_ok(&h, &nw, STATUS, json!({ "s": shipment })).await;
+    assert_eq!(d["shipment"]["status"], "SHIPPED");
+    assert_eq!(d["shipment"]["parcels"][0]["status"], "OUT_FOR_DELIVERY");
+    assert_eq!(
+        d["shipment"]["parcels"][0]["events"],
+        json!([{ "status": "IN_TRANSIT" }, { "status": "OUT_FOR_DELIVERY" }])
+    );
+    record(&ctx, &scan("e2", ParcelStatus::Delivered, 20))
+        .await
+        .unwrap();
+    // Nothing moves a delivered parcel.
+    record(&ctx, &scan("e3", ParcelStatus::FailedAttempt, 30))
+        .await
+        .unwrap();
+    let d = gql_ok(&h, &nw, STATUS, json!({ "s": shipment })).await;
+    assert_eq!(d["shipment"]["status"], "DELIVERED");
+    assert_eq!(d["shipment"]["parcels"][0]["status"], "DELIVERED");
+    // A number we never gave.
+    let mut unknown = scan("e4", ParcelStatus::Delivered, 40);
+    unknown.tracking_number = "SIM999999999999".into();
+    assert!(matches!(
+        record(&ctx, &unknown).await,
+        Err(shop_kit::ApiError::NotFound(_))
+    ));
     h.stop().await;
 }

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m20261207_000001_create_shipping_tables;
 mod m20261207_000002_shipments;
 mod m20261207_000003_senders;
+mod m20261207_000004_tracking;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::util::OutboxTrace("shipping")),
             Box::new(m20261207_000002_shipments::Migration),
             Box::new(m20261207_000003_senders::Migration),
+            Box::new(m20261207_000004_tracking::Migration),
         ]
     }
 

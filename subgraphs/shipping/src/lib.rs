@@ -45,6 +45,7 @@ pub async fn start(
     verifier: Verifier,
     services: Services,
     label_secret: Option<[u8; 32]>,
+    carrier_step: Option<std::time::Duration>,
 ) -> Result<axum::Router, sea_orm::DbErr> {
     shop_migrations::up(&db, NAME).await?;
     let mut ctx = ShippingCtx::new(db.clone(), services);
@@ -53,6 +54,9 @@ pub async fn start(
     }
     shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
     service::shipments::start_consumer(&ctx, bus);
+    if let Some(step) = carrier_step {
+        service::tracking::spawn_simulated_carrier(ctx.clone(), step);
+    }
     Ok(router(ctx, verifier))
 }
 

@@ -5,5 +5,6 @@ pub mod rate;
 pub mod sender;
 pub mod shipment;
 pub mod shipment_line;
+pub mod tracking_event;
 pub mod zone;
 pub mod zone_country;

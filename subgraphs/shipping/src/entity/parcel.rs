@@ -12,6 +12,8 @@ pub struct Model {
     pub weight_grams: i64,
     pub tracking_number: Option<String>,
     pub label_at: Option<DateTimeUtc>,
+    /// When the carrier's latest scan happened (older scans do not move it back).
+    pub status_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -10,12 +10,14 @@ use crate::entity::{parcel, parcel_item, shipment};
 use crate::service::ShippingCtx;
 use crate::service::labels::{self, ShipFrom};
 use crate::service::shipments::{self, Status};
+use crate::service::tracking;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ShipmentStatus {
     Pending,
     PartiallyPacked,
     Packed,
+    PartiallyShipped,
     Shipped,
     Delivered,
 }
@@ -26,6 +28,7 @@ impl From<Status> for ShipmentStatus {
             Status::Pending => ShipmentStatus::Pending,
             Status::PartiallyPacked => ShipmentStatus::PartiallyPacked,
             Status::Packed => ShipmentStatus::Packed,
+            Status::PartiallyShipped => ShipmentStatus::PartiallyShipped,
             Status::Shipped => ShipmentStatus::Shipped,
             Status::Delivered => ShipmentStatus::Delivered,
         }
@@ -38,6 +41,7 @@ impl From<ShipmentStatus> for Status {
             ShipmentStatus::Pending => Status::Pending,
             ShipmentStatus::PartiallyPacked => Status::PartiallyPacked,
             ShipmentStatus::Packed => Status::Packed,
+            ShipmentStatus::PartiallyShipped => Status::PartiallyShipped,
             ShipmentStatus::Shipped => Status::Shipped,
             ShipmentStatus::Delivered => Status::Delivered,
         }
@@ -60,6 +64,14 @@ pub struct ShipmentLine {
     pub weight_grams: i64,
 }
 
+/// One scan of a parcel by its carrier.
+#[derive(SimpleObject)]
+pub struct TrackingEvent {
+    pub status: String,
+    pub location: String,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(SimpleObject)]
 pub struct ParcelItem {
     pub product_id: ID,
@@ -74,9 +86,23 @@ impl Parcel {
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
-    /// PACKED until its label is bought, then as the carrier reports it.
+    /// PACKED, LABELLED once its label is bought, then as the carrier scans it:
+    /// IN_TRANSIT, OUT_FOR_DELIVERY, FAILED_ATTEMPT, DELIVERED or RETURNED.
     async fn status(&self) -> &str {
         &self.0.status
+    }
+    /// The carrier's scans, oldest first.
+    async fn events(&self, ctx: &Context<'_>) -> Result<Vec<TrackingEvent>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        Ok(tracking::events_of(svc, &self.0.id)
+            .await?
+            .into_iter()
+            .map(|e| TrackingEvent {
+                status: e.status,
+                location: e.location,
+                at: e.occurred_at,
+            })
+            .collect())
     }
     async fn weight_grams(&self) -> i64 {
         self.0.weight_grams

@@ -276,7 +276,7 @@ pub async fn buy(
     let mut m: parcel::ActiveModel = parcel.into();
     m.tracking_number = Set(Some(simulated_tracking_number(parcel_id)));
     m.label_at = Set(Some(now));
-    m.status = Set("LABELLED".into());
+    m.status = Set(super::tracking::ParcelStatus::Labelled.as_str().into());
     m.updated_at = Set(now);
     let parcel = m.update(&txn).await?;
     txn.commit().await?;

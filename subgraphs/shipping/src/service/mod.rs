@@ -5,6 +5,7 @@ pub mod labels;
 pub mod ports;
 pub mod quote;
 pub mod shipments;
+pub mod tracking;
 pub mod zones;
 
 use sea_orm::DatabaseConnection;

@@ -16,6 +16,7 @@ use shop_kit::input::check_id;
 use shop_kit::{ApiError, ApiResult};
 
 use super::ShippingCtx;
+use super::tracking::ParcelStatus;
 use crate::entity::{parcel, parcel_item, shipment, shipment_line};
 
 /// The consumer group of this domain.
@@ -35,7 +36,11 @@ pub enum Status {
     PartiallyPacked,
     /// Every unit is in a parcel.
     Packed,
+    /// Some parcels are with the carrier, some units are not yet.
+    PartiallyShipped,
+    /// Everything is packed and with the carrier.
     Shipped,
+    /// Every parcel arrived.
     Delivered,
 }
 
@@ -45,6 +50,7 @@ impl Status {
             Status::Pending => "PENDING",
             Status::PartiallyPacked => "PARTIALLY_PACKED",
             Status::Packed => "PACKED",
+            Status::PartiallyShipped => "PARTIALLY_SHIPPED",
             Status::Shipped => "SHIPPED",
             Status::Delivered => "DELIVERED",
         }
@@ -54,6 +60,7 @@ impl Status {
         match s {
             "PARTIALLY_PACKED" => Status::PartiallyPacked,
             "PACKED" => Status::Packed,
+            "PARTIALLY_SHIPPED" => Status::PartiallyShipped,
             "SHIPPED" => Status::Shipped,
             "DELIVERED" => Status::Delivered,
             _ => Status::Pending,
@@ -300,6 +307,43 @@ pub async fn parcels<C: ConnectionTrait>(
         .collect())
 }
 
+/// A shipment's status from its parcels: packing states until something leaves, then
+/// SHIPPED once every unit is packed and every parcel has left, DELIVERED once every
+/// parcel arrived (a returned parcel keeps it SHIPPED: it did not arrive).
+pub fn status_of(all_packed: bool, parcels: &[ParcelStatus]) -> Status {
+    use ParcelStatus::Delivered;
+    if parcels.is_empty() {
+        Status::Pending
+    } else if all_packed && parcels.iter().all(|p| *p == Delivered) {
+        Status::Delivered
+    } else if all_packed && parcels.iter().all(|p| p.has_left()) {
+        Status::Shipped
+    } else if parcels.iter().any(|p| p.has_left()) {
+        Status::PartiallyShipped
+    } else if all_packed {
+        Status::Packed
+    } else {
+        Status::PartiallyPacked
+    }
+}
+
+/// The shipment's status as its lines and parcels stand.
+pub async fn derive_status<C: ConnectionTrait>(conn: &C, shipment_id: &str) -> ApiResult<Status> {
+    let (lines, parcels) = (
+        lines(conn, shipment_id).await?,
+        parcels(conn, shipment_id).await?,
+    );
+    let done = packed(&parcels);
+    let all_packed = lines
+        .iter()
+        .all(|l| done.get(&l.product_id).copied().unwrap_or(0) >= l.quantity);
+    let states: Vec<ParcelStatus> = parcels
+        .iter()
+        .map(|(p, _)| ParcelStatus::parse(&p.status).unwrap_or(ParcelStatus::Packed))
+        .collect();
+    Ok(status_of(all_packed, &states))
+}
+
 /// What one parcel holds.
 pub async fn items_of<C: ConnectionTrait>(
     conn: &C,
@@ -404,10 +448,11 @@ pub async fn pack(
     let parcel = parcel::ActiveModel {
         id: Set(shop_kit::ids::new_id()),
         shipment_id: Set(s.id.clone()),
-        status: Set("PACKED".into()),
+        status: Set(ParcelStatus::Packed.as_str().into()),
         weight_grams: Set(weight_grams.unwrap_or(weight)),
         tracking_number: Set(None),
         label_at: Set(None),
+        status_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -422,20 +467,44 @@ pub async fn pack(
     }))
     .exec(&txn)
     .await?;
-    let all_packed = lines.iter().all(|l| {
-        done.get(&l.product_id).copied().unwrap_or(0)
-            + wanted.get(&l.product_id).copied().unwrap_or(0)
-            >= l.quantity
-    });
-    let status = if all_packed {
-        Status::Packed
-    } else {
-        Status::PartiallyPacked
-    };
+    let status = derive_status(&txn, &s.id).await?;
     let mut m: shipment::ActiveModel = s.into();
     m.status = Set(status.as_str().into());
     m.updated_at = Set(now);
     let s = m.update(&txn).await?;
     txn.commit().await?;
     Ok((s, parcel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ParcelStatus::*;
+
+    #[test]
+    fn a_shipment_is_shipped_when_everything_has_left_and_delivered_when_all_arrived() {
+        assert_eq!(status_of(false, &[]), Status::Pending);
+        assert_eq!(status_of(false, &[Labelled]), Status::PartiallyPacked);
+        assert_eq!(status_of(true, &[Packed, Labelled]), Status::Packed);
+        assert_eq!(status_of(false, &[InTransit]), Status::PartiallyShipped);
+        assert_eq!(
+            status_of(true, &[InTransit, Labelled]),
+            Status::PartiallyShipped
+        );
+        assert_eq!(
+            status_of(true, &[InTransit, OutForDelivery]),
+            Status::Shipped
+        );
+        assert_eq!(
+            status_of(true, &[Delivered, OutForDelivery]),
+            Status::Shipped
+        );
+        assert_eq!(status_of(true, &[Delivered, Delivered]), Status::Delivered);
+        assert_eq!(status_of(true, &[Delivered, Returned]), Status::Shipped);
+        assert_eq!(
+            status_of(false, &[Delivered]),
+            Status::PartiallyShipped,
+            "units still to pack"
+        );
+    }
 }
