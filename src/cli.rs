@@ -400,6 +400,7 @@ async fn run_subgraph(
         notifications: config.notifications_settings(&issuer(&config)),
         checkout_stale: config.checkout_stale,
         carrier_step: config.carrier_step,
+        carrier_webhook_secret: config.carrier_webhook_secret.clone(),
         // One subgraph per process here: every other is called over HTTP.
         local: Default::default(),
         max_upload_bytes: config.limits.max_upload_bytes,

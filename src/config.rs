@@ -62,6 +62,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_DB_MAX_CONNECTIONS",
     "SHOP_CHECKOUT_STALE_SECONDS",
     "SHOP_SIMULATED_CARRIER_STEP_SECONDS",
+    "SHOP_CARRIER_WEBHOOK_SECRET",
     "SHOP_CRASH_AT",
     // Read by the catalog's import worker (see `imports::engine::lease_seconds`).
     "SHOP_IMPORT_LEASE_SECONDS",
@@ -226,6 +227,9 @@ pub struct Config {
     /// `SHOP_SIMULATED_CARRIER_STEP_SECONDS`: how long the simulated carrier takes from
     /// one scan of a parcel to the next (default 60; 0 stops it).
     pub carrier_step: Option<Duration>,
+    /// `SHOP_CARRIER_WEBHOOK_SECRET`: what carriers sign tracking webhooks with; unset,
+    /// the webhook answers 404.
+    pub carrier_webhook_secret: Option<String>,
     /// `SHOP_TRUSTED_PROXIES`: addresses or CIDR ranges of the proxies in front of the
     /// gateway (`10.0.0.0/8, 192.168.1.7`); a request from one of them is taken to come
     /// from the nearest address in `X-Forwarded-For` that is not one, for per-address
@@ -309,6 +313,7 @@ impl Default for Config {
             db_max_connections: shop_kit::db::DEFAULT_MYSQL_CONNECTIONS,
             checkout_stale: Duration::from_secs(60),
             carrier_step: Some(Duration::from_secs(60)),
+            carrier_webhook_secret: None,
             trusted_proxies: Default::default(),
             protections: Default::default(),
             persisted_queries: Default::default(),
@@ -482,6 +487,7 @@ impl Config {
             db_max_connections: vars
                 .parse("SHOP_DB_MAX_CONNECTIONS", d.db_max_connections)?
                 .max(2),
+            carrier_webhook_secret: var("SHOP_CARRIER_WEBHOOK_SECRET"),
             carrier_step: match vars.parse("SHOP_SIMULATED_CARRIER_STEP_SECONDS", 60u64)? {
                 0 => None,
                 s => Some(Duration::from_secs(s)),

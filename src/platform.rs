@@ -73,6 +73,8 @@ pub struct PlatformOptions {
     pub checkout_stale: Duration,
     /// The simulated carrier's time between scans; `None` stops it.
     pub carrier_step: Option<Duration>,
+    /// What carriers sign tracking webhooks with.
+    pub carrier_webhook_secret: Option<String>,
     /// Proxies whose `X-Forwarded-For` the gateway believes.
     pub trusted_proxies: shop_gateway::transport::TrustedProxies,
     /// What the gateway refuses or hides from clients (CSRF, introspection, console).
@@ -131,6 +133,7 @@ impl PlatformOptions {
             db_max_connections: c.db_max_connections,
             checkout_stale: c.checkout_stale,
             carrier_step: c.carrier_step,
+            carrier_webhook_secret: c.carrier_webhook_secret.clone(),
             trusted_proxies: c.trusted_proxies.clone(),
             protections: c.protections.clone(),
             persisted_queries: c.persisted_queries.clone(),
@@ -180,6 +183,7 @@ impl PlatformOptions {
             checkout_stale: shop_orders::service::checkout::STALE,
             // Tests move parcels themselves, or ask for a fast carrier.
             carrier_step: None,
+            carrier_webhook_secret: None,
             trusted_proxies: Default::default(),
             protections: Default::default(),
             persisted_queries: Default::default(),
@@ -374,6 +378,7 @@ impl Platform {
             },
             checkout_stale: opts.checkout_stale,
             carrier_step: opts.carrier_step,
+            carrier_webhook_secret: opts.carrier_webhook_secret.clone(),
             local: shop_kit::internal::LocalRoutes::default(),
             max_upload_bytes: opts.limits.max_upload_bytes,
         };

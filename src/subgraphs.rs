@@ -79,6 +79,8 @@ pub struct Deps {
     pub checkout_stale: std::time::Duration,
     /// The simulated carrier's time between scans; `None`: it does not run here.
     pub carrier_step: Option<std::time::Duration>,
+    /// What carriers sign tracking webhooks with (`SHOP_CARRIER_WEBHOOK_SECRET`).
+    pub carrier_webhook_secret: Option<String>,
     /// The routers of the subgraphs this process serves itself (the all-in-one
     /// binary): calls to them skip the socket. Empty in a process of one subgraph.
     pub local: shop_kit::internal::LocalRoutes,
@@ -174,7 +176,12 @@ async fn start_subgraph(name: &str, db: DatabaseConnection, deps: &Deps) -> Resu
                 .internal
                 .as_ref()
                 .map(|a| a.derive_secret("shipping label links"));
-            shop_shipping::start(db, bus, verifier, services, secret, deps.carrier_step)
+            let settings = shop_shipping::ShippingSettings {
+                label_secret: secret,
+                carrier_step: deps.carrier_step,
+                webhook_secret: deps.carrier_webhook_secret.clone(),
+            };
+            shop_shipping::start(db, bus, verifier, services, settings)
                 .await
                 .map_err(|e| e.to_string())
         }

@@ -177,6 +177,29 @@ async fn ship_from_hamburg(h: &Harness, token: &str) {
     gql_ok(h, token, "mutation { setShipFromAddress(input: { name: \"Northwind Outfitters\", line1: \"Lagerweg 5\", postalCode: \"20095\", city: \"Hamburg\", country: \"de\" }) { country } }", json!({})).await;
 }
 
+/// A buyer's paid order of one 500 g product of supplier 0, packed in one parcel whose
+/// label is bought: the buyer's token, the shipment id, the tracking number.
+async fn labelled_parcel(h: &Harness, buyer: &str) -> (String, String, String) {
+    let nw = h.token(supplier(0), Role::Supplier);
+    ship_from_hamburg(h, &nw).await;
+    let lamp = product(h, 0, 2_000, Some(500)).await;
+    let (token, _order, shipment) = paid_shipment(h, buyer, &[(&lamp, 1)]).await;
+    let d = gql_ok(h, &nw, "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 1 }]) { parcel { id } } }", json!({ "s": shipment, "p": lamp })).await;
+    let parcel = d["packShipment"]["parcel"]["id"].clone();
+    let d = gql_ok(
+        h,
+        &nw,
+        "mutation($p: ID!) { buyShippingLabel(parcelId: $p) { trackingNumber } }",
+        json!({ "p": parcel }),
+    )
+    .await;
+    let tracking = d["buyShippingLabel"]["trackingNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (token, shipment, tracking)
+}
+
 #[tokio::test]
 async fn a_mixed_cart_is_priced_per_supplier_and_zone() {
     each_db("e2e_shipping_rates", async |db| {
@@ -796,21 +819,8 @@ async fn the_simulated_carrier_moves_parcels_to_delivery_and_the_shipment_follow
 async fn scans_are_recorded_once_in_order_and_only_for_our_parcels() {
     use shop_shipping::service::tracking::{ParcelStatus, Recorded, Scan, record};
     let h = start(None).await;
+    let (_token, shipment, tracking) = labelled_parcel(&h, "scan-buyer").await;
     let nw = h.token(supplier(0), Role::Supplier);
-    ship_from_hamburg(&h, &nw).await;
-    let lamp = product(&h, 0, 2_000, Some(500)).await;
-    let (_token, _order, shipment) = paid_shipment(&h, "scan-buyer", &[(&lamp, 1)]).await;
-    let parcel = gql_ok(&h, &nw, "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 1 }]) { parcel { id } } }", json!({ "s": shipment, "p": lamp })).await["packShipment"]["parcel"]["id"].clone();
-    let tracking = gql_ok(
-        &h,
-        &nw,
-        "mutation($p: ID!) { buyShippingLabel(parcelId: $p) { trackingNumber } }",
-        json!({ "p": parcel }),
-    )
-    .await["buyShippingLabel"]["trackingNumber"]
-        .as_str()
-        .unwrap()
-        .to_string();
 
     let ctx = shop_shipping::ShippingCtx::new(h.platform.db("shipping"), Default::default());
     let now = chrono::Utc::now();
@@ -867,5 +877,129 @@ async fn scans_are_recorded_once_in_order_and_only_for_our_parcels() {
         record(&ctx, &unknown).await,
         Err(shop_kit::ApiError::NotFound(_))
     ));
+    h.stop().await;
+}
+
+/// `Shop-Signature` for `body` signed at `t` with `secret`.
+fn carrier_signature(secret: &str, t: i64, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={t},v1={hex}")
+}
+
+#[tokio::test]
+async fn carrier_webhooks_are_signed_fresh_and_applied_once() {
+    const SECRET: &str = "whsec-test-secret";
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    let h = Harness::start_with(dir, None, true, |o| {
+        o.carrier_webhook_secret = Some(SECRET.into());
+    })
+    .await;
+    let (token, shipment, tracking) = labelled_parcel(&h, "hook-buyer").await;
+
+    let base = h
+        .platform
+        .subgraph_url("shipping")
+        .unwrap()
+        .trim_end_matches("/graphql")
+        .to_string();
+    let url = format!("{base}/webhooks/carriers/acme");
+    let post = |body: String, signature: Option<String>| {
+        let (client, url) = (h.client.clone(), url.clone());
+        async move {
+            let mut req = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(s) = signature {
+                req = req.header("shop-signature", s);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let bytes = resp.bytes().await.unwrap();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let event = |id: &str, number: &str, status: &str| {
+        json!({ "eventId": id, "trackingNumber": number, "status": status, "location": "Hub Kassel", "occurredAt": chrono::Utc::now().to_rfc3339() }).to_string()
+    };
+    let now = chrono::Utc::now().timestamp();
+    const STATUS: &str = "query($s: ID!) { shipment(id: $s) { status parcels { status events { status location } } } }";
+    let unchanged = || async {
+        let d = gql_ok(&h, &token, STATUS, json!({ "s": shipment })).await;
+        assert_eq!(
+            d["shipment"]["parcels"][0]["status"], "LABELLED",
+            "nothing changed: {d}"
+        );
+        assert_eq!(d["shipment"]["parcels"][0]["events"], json!([]));
+    };
+
+    // Forged, unsigned, signed with another secret, stale, or from the future: 401.
+    let body = event("evt-1", &tracking, "IN_TRANSIT");
+    let forged = carrier_signature(SECRET, now, &body.replace("IN_TRANSIT", "DELIVERED"));
+    for signature in [
+        None,
+        Some("t=1,v1=zz".to_string()),
+        Some(forged),
+        Some(carrier_signature("another-secret", now, &body)),
+        Some(carrier_signature(SECRET, now - 301, &body)),
+        Some(carrier_signature(SECRET, now + 301, &body)),
+    ] {
+        let (status, answer) = post(body.clone(), signature).await;
+        assert_eq!(status, 401, "{answer}");
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    }
+    unchanged().await;
+
+    // Signed and fresh: applied once; the same event again changes nothing.
+    let (status, answer) = post(body.clone(), Some(carrier_signature(SECRET, now, &body))).await;
+    assert_eq!((status, answer), (200, json!({ "duplicate": false })));
+    let (status, answer) = post(body.clone(), Some(carrier_signature(SECRET, now, &body))).await;
+    assert_eq!((status, answer), (200, json!({ "duplicate": true })));
+    let d = gql_ok(&h, &token, STATUS, json!({ "s": shipment })).await;
+    assert_eq!(d["shipment"]["status"], "SHIPPED");
+    assert_eq!(
+        d["shipment"]["parcels"][0]["events"],
+        json!([{ "status": "IN_TRANSIT", "location": "Hub Kassel" }])
+    );
+
+    // A number we never gave, and bodies that are not events.
+    let unknown = event("evt-2", "ACME000000", "DELIVERED");
+    let (status, answer) = post(
+        unknown.clone(),
+        Some(carrier_signature(SECRET, now, &unknown)),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    for bad in [
+        "{",
+        &event("evt-3", &tracking, "TELEPORTED"),
+        &event("evt-4", &tracking, "LABELLED"),
+    ] {
+        let (status, answer) =
+            post(bad.to_string(), Some(carrier_signature(SECRET, now, bad))).await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    }
+    let delivered = event("evt-5", &tracking, "DELIVERED");
+    let (status, _) = post(
+        delivered.clone(),
+        Some(carrier_signature(SECRET, now, &delivered)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let d = gql_ok(&h, &token, STATUS, json!({ "s": shipment })).await;
+    assert_eq!(d["shipment"]["status"], "DELIVERED");
     h.stop().await;
 }

@@ -1,6 +1,8 @@
 //! Shipping's file routes, served at the gateway's origin under `/files/shipping/`:
 //! label PDFs (`GET /files/labels/{parcel}?expires=…&signature=…`). The signed link is
 //! the credential, so a label can be opened in a browser tab or sent to a printer.
+//! Also carriers' tracking webhooks (`POST /webhooks/carriers/{carrier}`), on the
+//! shipping service's own address.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -10,10 +12,15 @@ use axum::routing::get;
 
 use crate::service::ShippingCtx;
 use crate::service::labels::{self, LinkError};
+use crate::service::tracking;
 
 pub fn router(ctx: ShippingCtx) -> Router {
     Router::new()
         .route("/files/labels/{parcel}", get(label))
+        .route(
+            "/webhooks/carriers/{carrier}",
+            axum::routing::post(carrier_webhook),
+        )
         .with_state(ctx)
 }
 
@@ -81,6 +88,79 @@ async fn label(
         Err(e) => refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL_SERVER_ERROR",
+            e.public_message(),
+        ),
+    }
+}
+
+/// `POST /webhooks/carriers/{carrier}`: a carrier's tracking event, HMAC-signed
+/// (`Shop-Signature`), refused (401) when forged or replayed outside five minutes;
+/// the same event id twice changes nothing (200, `duplicate`). 404 for a tracking
+/// number we never gave, 400 for a body that is not an event.
+async fn carrier_webhook(
+    State(ctx): State<ShippingCtx>,
+    Path(carrier): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(secret) = ctx.webhook_secret.clone() else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "carrier webhooks are not configured (SHOP_CARRIER_WEBHOOK_SECRET)",
+        );
+    };
+    if body.len() > tracking::WEBHOOK_MAX_BYTES {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BAD_USER_INPUT",
+            "body too large",
+        );
+    }
+    let signature = headers.get("shop-signature").and_then(|v| v.to_str().ok());
+    match tracking::check_webhook(&secret, signature, &body, chrono::Utc::now().timestamp()) {
+        Ok(()) => {}
+        Err(tracking::WebhookRefusal::BadSignature) => {
+            return refuse(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "bad signature");
+        }
+        Err(tracking::WebhookRefusal::Stale) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "the signature's timestamp is too old or in the future",
+            );
+        }
+    }
+    let carrier = shop_kit::input::shortened(&carrier, 32);
+    let event: tracking::WebhookEvent = match serde_json::from_slice(&body) {
+        Ok(e) => e,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                &format!("not a tracking event: {e}"),
+            );
+        }
+    };
+    let scan = match event.scan(&carrier) {
+        Ok(s) => s,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                e.public_message(),
+            );
+        }
+    };
+    match tracking::record(&ctx, &scan).await {
+        Ok(recorded) => axum::Json(serde_json::json!({
+            "duplicate": recorded == tracking::Recorded::Duplicate
+        }))
+        .into_response(),
+        Err(shop_kit::ApiError::NotFound(m)) => refuse(StatusCode::NOT_FOUND, "NOT_FOUND", &m),
+        Err(e) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.code().as_str(),
             e.public_message(),
         ),
     }

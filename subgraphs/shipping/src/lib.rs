@@ -12,7 +12,7 @@ use shop_kit::auth::Verifier;
 use shop_kit::events::EventBus;
 use shop_kit::server::{database_ready, subgraph_router};
 
-pub use service::{Services, ShippingCtx};
+pub use service::{Services, ShippingCtx, ShippingSettings};
 
 pub const NAME: &str = "shipping";
 
@@ -44,14 +44,18 @@ pub async fn start(
     bus: &EventBus,
     verifier: Verifier,
     services: Services,
-    label_secret: Option<[u8; 32]>,
-    carrier_step: Option<std::time::Duration>,
+    settings: ShippingSettings,
 ) -> Result<axum::Router, sea_orm::DbErr> {
     shop_migrations::up(&db, NAME).await?;
     let mut ctx = ShippingCtx::new(db.clone(), services);
-    if let Some(secret) = label_secret {
+    if let Some(secret) = settings.label_secret {
         ctx = ctx.with_label_secret(secret);
     }
+    ctx.webhook_secret = settings
+        .webhook_secret
+        .filter(|s| !s.is_empty())
+        .map(|s| std::sync::Arc::new(s.into_bytes()));
+    let carrier_step = settings.carrier_step;
     shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
     service::shipments::start_consumer(&ctx, bus);
     if let Some(step) = carrier_step {

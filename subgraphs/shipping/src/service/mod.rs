@@ -24,6 +24,19 @@ pub struct ShippingCtx {
     /// Signs label links (the same in every process of a deployment: derived from the
     /// service key).
     pub label_secret: std::sync::Arc<[u8; 32]>,
+    /// What carriers sign their webhooks with; `None`: webhooks are off.
+    pub webhook_secret: Option<std::sync::Arc<Vec<u8>>>,
+}
+
+/// How a shipping service runs besides its database and neighbours.
+#[derive(Clone, Debug, Default)]
+pub struct ShippingSettings {
+    /// Signs label links; derive it from the service key so every replica agrees.
+    pub label_secret: Option<[u8; 32]>,
+    /// The simulated carrier's time between scans; `None`: it does not run.
+    pub carrier_step: Option<std::time::Duration>,
+    /// `SHOP_CARRIER_WEBHOOK_SECRET`.
+    pub webhook_secret: Option<String>,
 }
 
 impl ShippingCtx {
@@ -34,6 +47,7 @@ impl ShippingCtx {
             inbox: Inbox::new("shipping"),
             services,
             label_secret: std::sync::Arc::new(rand_secret()),
+            webhook_secret: None,
         }
     }
 

@@ -174,6 +174,104 @@ pub async fn record(ctx: &ShippingCtx, scan: &Scan) -> ApiResult<Recorded> {
     Ok(Recorded::Applied)
 }
 
+/// How far a webhook's timestamp may be from our clock (replays older than this are
+/// refused even with a valid signature).
+pub const WEBHOOK_TOLERANCE_SECONDS: i64 = 300;
+/// The largest webhook body read.
+pub const WEBHOOK_MAX_BYTES: usize = 64 * 1024;
+
+/// Why a carrier's webhook is refused before anything is read from it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WebhookRefusal {
+    /// No or a malformed `Shop-Signature` header, or a signature that does not match.
+    BadSignature,
+    /// Signed too long ago (or in the future): a replay.
+    Stale,
+}
+
+/// Checks `Shop-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+pub fn check_webhook(
+    secret: &[u8],
+    header: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<(), WebhookRefusal> {
+    use hmac::{Hmac, Mac};
+    let header = header.ok_or(WebhookRefusal::BadSignature)?;
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => v1 = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return Err(WebhookRefusal::BadSignature);
+    };
+    let given = (0..v1.len())
+        .step_by(2)
+        .map(|i| {
+            v1.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or(WebhookRefusal::BadSignature)?;
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret).map_err(|_| WebhookRefusal::BadSignature)?;
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&given)
+        .map_err(|_| WebhookRefusal::BadSignature)?;
+    if (now - t).abs() > WEBHOOK_TOLERANCE_SECONDS {
+        return Err(WebhookRefusal::Stale);
+    }
+    Ok(())
+}
+
+/// A carrier's tracking event as its webhook posts it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEvent {
+    pub event_id: String,
+    pub tracking_number: String,
+    pub status: String,
+    #[serde(default)]
+    pub location: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl WebhookEvent {
+    /// The scan it reports, checked.
+    pub fn scan(self, carrier: &str) -> ApiResult<Scan> {
+        if self.event_id.trim().is_empty() || self.event_id.len() > 160 {
+            return Err(ApiError::bad_input("eventId must be 1 to 160 characters"));
+        }
+        if self.tracking_number.is_empty() || self.tracking_number.len() > 64 {
+            return Err(ApiError::bad_input(
+                "trackingNumber must be 1 to 64 characters",
+            ));
+        }
+        let status = ParcelStatus::parse(&self.status)
+            .filter(|s| s.has_left())
+            .ok_or_else(|| {
+                ApiError::bad_input(
+                    "status must be IN_TRANSIT, OUT_FOR_DELIVERY, FAILED_ATTEMPT, DELIVERED or RETURNED",
+                )
+            })?;
+        Ok(Scan {
+            carrier: carrier.to_string(),
+            event_id: self.event_id,
+            tracking_number: self.tracking_number,
+            status,
+            location: self.location,
+            occurred_at: self.occurred_at,
+        })
+    }
+}
+
 /// A parcel's scans, oldest first.
 pub async fn events_of(
     ctx: &ShippingCtx,
