@@ -301,6 +301,16 @@ async fn stop_signal(mut rx: watch::Receiver<bool>) {
 
 impl Platform {
     pub async fn start(opts: PlatformOptions) -> anyhow::Result<Platform> {
+        // Each subgraph's pool gets at least two connections: a smaller total would be
+        // exceeded without a word (and the server's limit with it).
+        let least = 2 * SUBGRAPHS.len() as u32;
+        if opts.database_url.is_some() && opts.db_max_connections < least {
+            anyhow::bail!(
+                "SHOP_DB_MAX_CONNECTIONS is {}, but the {} subgraphs of this process need at least {least} (two each)",
+                opts.db_max_connections,
+                SUBGRAPHS.len()
+            );
+        }
         std::fs::create_dir_all(&opts.data_dir)
             .with_context(|| format!("creating {}", opts.data_dir.display()))?;
         // Listeners first: the token issuer is the gateway's origin, and every verifier

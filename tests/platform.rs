@@ -923,3 +923,25 @@ async fn every_process_serves_metrics_that_promtool_accepts() {
     }
     h.stop().await;
 }
+
+/// Eight subgraphs, two connections each at the least: a smaller total for the
+/// all-in-one process on a shared server is refused before anything connects.
+#[tokio::test]
+async fn a_connection_total_below_two_per_subgraph_is_refused() {
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    let mut opts = shop::platform::PlatformOptions::for_tests(&dir);
+    // Never reached: the check comes first.
+    opts.database_url = Some("mysql://nobody@127.0.0.1:1/none".into());
+    let least = 2 * shop::subgraphs::SUBGRAPHS.len() as u32;
+    opts.db_max_connections = least - 1;
+    let err = shop::platform::Platform::start(opts)
+        .await
+        .err()
+        .expect("refused");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("SHOP_DB_MAX_CONNECTIONS") && message.contains(&least.to_string()),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
