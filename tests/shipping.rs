@@ -811,6 +811,29 @@ async fn the_simulated_carrier_moves_parcels_to_delivery_and_the_shipment_follow
         last = e.payload;
     }
     assert_eq!(last["status"], expected_final);
+    // The buyer follows the shipment as a whole: its first number, every scan in time.
+    let d = gql_ok(&h, &token, "query($o: ID!) { order(id: $o) { shipments { carrier trackingNumber events { trackingNumber status at } } } }", json!({ "o": order })).await;
+    let s = &d["order"]["shipments"][0];
+    assert_eq!(s["carrier"], "simulated");
+    assert_eq!(s["trackingNumber"], first_tracking.as_str());
+    let events = s["events"].as_array().unwrap();
+    assert_eq!(events.len(), steps);
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = events
+        .iter()
+        .map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "oldest first");
+    for number in [&first_tracking, &second_tracking] {
+        let mine: Vec<&str> = events
+            .iter()
+            .filter(|e| e["trackingNumber"] == number.as_str())
+            .map(|e| e["status"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = simulated_route(number).iter().map(|s| s.as_str()).collect();
+        assert_eq!(mine, want);
+    }
     assert_eq!(last["order"]["shipments"], 1);
     h.stop().await;
 }

@@ -67,6 +67,8 @@ pub struct ShipmentLine {
 /// One scan of a parcel by its carrier.
 #[derive(SimpleObject)]
 pub struct TrackingEvent {
+    /// The parcel scanned.
+    pub tracking_number: String,
     pub status: String,
     pub location: String,
     pub at: DateTime<Utc>,
@@ -98,6 +100,7 @@ impl Parcel {
             .await?
             .into_iter()
             .map(|e| TrackingEvent {
+                tracking_number: self.0.tracking_number.clone().unwrap_or_default(),
                 status: e.status,
                 location: e.location,
                 at: e.occurred_at,
@@ -190,6 +193,33 @@ impl Shipment {
                 weight_grams: l.weight_grams,
             })
             .collect())
+    }
+    /// The first parcel's tracking number once its label is bought (every parcel's is
+    /// in `parcels`).
+    async fn tracking_number(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        Ok(shipments::parcels(&svc.db, &self.0.id)
+            .await?
+            .into_iter()
+            .find_map(|(p, _)| p.tracking_number))
+    }
+    /// Every parcel's scans, oldest first.
+    async fn events(&self, ctx: &Context<'_>) -> Result<Vec<TrackingEvent>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        let mut out = Vec::new();
+        for (p, _) in shipments::parcels(&svc.db, &self.0.id).await? {
+            let number = p.tracking_number.clone().unwrap_or_default();
+            for e in tracking::events_of(svc, &p.id).await? {
+                out.push(TrackingEvent {
+                    tracking_number: number.clone(),
+                    status: e.status,
+                    location: e.location,
+                    at: e.occurred_at,
+                });
+            }
+        }
+        out.sort_by_key(|e| e.at);
+        Ok(out)
     }
     async fn parcels(&self, ctx: &Context<'_>) -> Result<Vec<Parcel>> {
         let svc = ctx.data::<ShippingCtx>()?;
