@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 use shop_kit::auth::Verifier;
+use shop_kit::server::coded_error;
 
 use crate::service::{CatalogCtx, exports, uploads};
 
@@ -29,12 +30,6 @@ pub fn router(ctx: CatalogCtx, verifier: Verifier) -> Router {
         .with_state(Files { ctx, verifier })
 }
 
-fn answer(status: StatusCode, code: &str, message: &str) -> Response {
-    let body =
-        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, axum::Json(body)).into_response()
-}
-
 /// The upload, if it is the caller's.
 async fn owned_upload(
     files: &Files,
@@ -43,19 +38,27 @@ async fn owned_upload(
 ) -> Result<crate::entity::upload::Model, Response> {
     let caller = shop_kit::server::caller_from_headers(&files.verifier, headers).await?;
     let Some(p) = caller.0 else {
-        return Err(answer(
+        return Err(coded_error(
             StatusCode::UNAUTHORIZED,
             "UNAUTHENTICATED",
             "sign in to upload",
         ));
     };
     if !shop_kit::ids::is_valid_id(id) {
-        return Err(answer(StatusCode::NOT_FOUND, "NOT_FOUND", "no such upload"));
+        return Err(coded_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no such upload",
+        ));
     }
     match uploads::get(&files.ctx.db, id).await {
         Ok(Some(up)) if up.owner_id == p.user_id || p.is_admin() => Ok(up),
-        Ok(_) => Err(answer(StatusCode::NOT_FOUND, "NOT_FOUND", "no such upload")),
-        Err(_) => Err(answer(
+        Ok(_) => Err(coded_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no such upload",
+        )),
+        Err(_) => Err(coded_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "SERVICE_UNAVAILABLE",
             "try again later",
@@ -146,7 +149,7 @@ async fn put_upload(
         None => 0,
         Some(Ok((start, end, total))) if total == size && start <= end && end < size => start,
         Some(_) => {
-            let resp = answer(
+            let resp = coded_error(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "BAD_REQUEST",
                 &format!("Content-Range must be bytes START-END/{size}, within the announced size"),
@@ -180,7 +183,7 @@ async fn put_upload(
         let flush_now = buf.len() >= uploads::CHUNK_BYTES || done || failed.is_some();
         if flush_now && !buf.is_empty() {
             if offset + buf.len() as i64 > size {
-                return answer(
+                return coded_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "PAYLOAD_TOO_LARGE",
                     &format!("the file is larger than the {size} bytes announced"),
@@ -189,7 +192,7 @@ async fn put_upload(
             match uploads::append(&files.ctx.db, &up.id, offset, &buf).await {
                 Ok(end) => offset = end,
                 Err(_) => {
-                    return answer(
+                    return coded_error(
                         StatusCode::CONFLICT,
                         "CONFLICT",
                         "another request is writing this upload",
@@ -216,7 +219,7 @@ async fn put_upload(
             };
             progress_headers(&now, status)
         }
-        _ => answer(
+        _ => coded_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "SERVICE_UNAVAILABLE",
             "try again later",
@@ -242,12 +245,12 @@ async fn download_export(State(files): State<Files>, Path(token): Path<String>) 
             }
             resp
         }
-        Ok(None) => answer(
+        Ok(None) => coded_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             "this export link is unknown or expired; ask for a new one",
         ),
-        Err(_) => answer(
+        Err(_) => coded_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "SERVICE_UNAVAILABLE",
             "try again later",

@@ -313,7 +313,7 @@ fn coded_unauthenticated(message: &str, code: &str) -> Response {
 }
 
 /// A request refused before GraphQL ran: one error with its code, in GraphQL's shape.
-fn coded_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub fn coded_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": code } }]
     });

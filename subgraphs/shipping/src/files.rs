@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use shop_kit::server::coded_error;
 
 use crate::service::ShippingCtx;
 use crate::service::labels::{self, LinkError};
@@ -30,19 +31,13 @@ struct Signed {
     signature: Option<String>,
 }
 
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    let body =
-        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, axum::Json(body)).into_response()
-}
-
 async fn label(
     State(ctx): State<ShippingCtx>,
     Path(parcel): Path<String>,
     Query(q): Query<Signed>,
 ) -> Response {
     let (Some(expires), Some(signature)) = (q.expires, q.signature) else {
-        return refuse(
+        return coded_error(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
             "this link is not signed",
@@ -51,10 +46,10 @@ async fn label(
     match labels::check_link(ctx.label_secret.as_slice(), &parcel, expires, &signature) {
         Ok(()) => {}
         Err(LinkError::Forged) => {
-            return refuse(StatusCode::FORBIDDEN, "FORBIDDEN", "this link is not valid");
+            return coded_error(StatusCode::FORBIDDEN, "FORBIDDEN", "this link is not valid");
         }
         Err(LinkError::Expired) => {
-            return refuse(
+            return coded_error(
                 StatusCode::GONE,
                 "FORBIDDEN",
                 "this link has expired; ask for the label again",
@@ -63,9 +58,9 @@ async fn label(
     }
     let label = match labels::label_of(&ctx, &parcel).await {
         Ok(Some(l)) => l,
-        Ok(None) => return refuse(StatusCode::NOT_FOUND, "NOT_FOUND", "no such label"),
+        Ok(None) => return coded_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such label"),
         Err(e) => {
-            return refuse(
+            return coded_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
                 e.public_message(),
@@ -85,7 +80,7 @@ async fn label(
             bytes,
         )
             .into_response(),
-        Err(e) => refuse(
+        Err(e) => coded_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL_SERVER_ERROR",
             e.public_message(),
@@ -104,14 +99,14 @@ async fn carrier_webhook(
     body: axum::body::Bytes,
 ) -> Response {
     let Some(secret) = ctx.webhook_secret.clone() else {
-        return refuse(
+        return coded_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             "carrier webhooks are not configured (SHOP_CARRIER_WEBHOOK_SECRET)",
         );
     };
     if body.len() > tracking::WEBHOOK_MAX_BYTES {
-        return refuse(
+        return coded_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "BAD_USER_INPUT",
             "body too large",
@@ -121,10 +116,10 @@ async fn carrier_webhook(
     match tracking::check_webhook(&secret, signature, &body, chrono::Utc::now().timestamp()) {
         Ok(()) => {}
         Err(tracking::WebhookRefusal::BadSignature) => {
-            return refuse(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "bad signature");
+            return coded_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "bad signature");
         }
         Err(tracking::WebhookRefusal::Stale) => {
-            return refuse(
+            return coded_error(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHENTICATED",
                 "the signature's timestamp is too old or in the future",
@@ -135,7 +130,7 @@ async fn carrier_webhook(
     let event: tracking::WebhookEvent = match serde_json::from_slice(&body) {
         Ok(e) => e,
         Err(e) => {
-            return refuse(
+            return coded_error(
                 StatusCode::BAD_REQUEST,
                 "BAD_USER_INPUT",
                 &format!("not a tracking event: {e}"),
@@ -145,7 +140,7 @@ async fn carrier_webhook(
     let scan = match event.scan(&carrier) {
         Ok(s) => s,
         Err(e) => {
-            return refuse(
+            return coded_error(
                 StatusCode::BAD_REQUEST,
                 "BAD_USER_INPUT",
                 e.public_message(),
@@ -157,8 +152,8 @@ async fn carrier_webhook(
             "duplicate": recorded == tracking::Recorded::Duplicate
         }))
         .into_response(),
-        Err(shop_kit::ApiError::NotFound(m)) => refuse(StatusCode::NOT_FOUND, "NOT_FOUND", &m),
-        Err(e) => refuse(
+        Err(shop_kit::ApiError::NotFound(m)) => coded_error(StatusCode::NOT_FOUND, "NOT_FOUND", &m),
+        Err(e) => coded_error(
             StatusCode::SERVICE_UNAVAILABLE,
             e.code().as_str(),
             e.public_message(),

@@ -46,7 +46,9 @@ impl ShippingCtx {
             outbox: Outbox::new("shipping_outbox"),
             inbox: Inbox::new("shipping"),
             services,
-            label_secret: std::sync::Arc::new(rand_secret()),
+            // A key for this process alone until a shared one is given
+            // ([`ShippingCtx::with_label_secret`]).
+            label_secret: std::sync::Arc::new(process_key()),
             webhook_secret: None,
         }
     }
@@ -76,9 +78,12 @@ pub fn may_manage(p: &Principal, owner: Option<&str>) -> bool {
     p.is_admin() || owner == Some(p.user_id.as_str())
 }
 
-/// A secret for this process alone (links it signs work only here).
-fn rand_secret() -> [u8; 32] {
-    use sha2::Digest;
-    let seed = format!("{}{}", shop_kit::ids::new_id(), shop_kit::ids::new_id());
-    sha2::Sha256::digest(seed.as_bytes()).into()
+/// A random key for this process; should the system give no randomness, one made from
+/// two fresh ids (never a fixed key anyone could sign with).
+fn process_key() -> [u8; 32] {
+    shop_kit::secrets::random_key().unwrap_or_else(|_| {
+        use sha2::Digest;
+        let seed = format!("{}{}", shop_kit::ids::new_id(), shop_kit::ids::new_id());
+        sha2::Sha256::digest(seed.as_bytes()).into()
+    })
 }

@@ -196,7 +196,6 @@ pub fn check_webhook(
     body: &[u8],
     now: i64,
 ) -> Result<(), WebhookRefusal> {
-    use hmac::{Hmac, Mac};
     let header = header.ok_or(WebhookRefusal::BadSignature)?;
     let mut t = None;
     let mut v1 = None;
@@ -210,21 +209,10 @@ pub fn check_webhook(
     let (Some(t), Some(v1)) = (t, v1) else {
         return Err(WebhookRefusal::BadSignature);
     };
-    let given = (0..v1.len())
-        .step_by(2)
-        .map(|i| {
-            v1.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or(WebhookRefusal::BadSignature)?;
-    let mut mac =
-        Hmac::<sha2::Sha256>::new_from_slice(secret).map_err(|_| WebhookRefusal::BadSignature)?;
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&given)
-        .map_err(|_| WebhookRefusal::BadSignature)?;
+    let signed = t.to_string();
+    if !shop_kit::secrets::hmac_matches(secret, &[signed.as_bytes(), b".", body], &v1) {
+        return Err(WebhookRefusal::BadSignature);
+    }
     if (now - t).abs() > WEBHOOK_TOLERANCE_SECONDS {
         return Err(WebhookRefusal::Stale);
     }
