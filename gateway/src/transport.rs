@@ -32,6 +32,10 @@ pub fn router_for(handle: Arc<GatewayHandle>) -> Router {
     let mut router = Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/files/{subgraph}/{*path}", axum::routing::any(files))
+        .route(
+            "/webhooks/{subgraph}/{*path}",
+            axum::routing::post(webhooks),
+        )
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready));
     if gateway.options.protections.metrics {
@@ -308,12 +312,58 @@ async fn files(
     axum::extract::Path((subgraph, path)): axum::extract::Path<(String, String)>,
     request: axum::extract::Request,
 ) -> Response {
+    pass_through(&handle, Routes::Files, &subgraph, &path, request).await
+}
+
+/// `POST /webhooks/{subgraph}/…`: what other systems post to a subgraph (carriers'
+/// tracking events to shipping), passed through with the body as it came and the
+/// sender's headers, since the subgraph checks a signature over both.
+async fn webhooks(
+    State(handle): State<Arc<GatewayHandle>>,
+    axum::extract::Path((subgraph, path)): axum::extract::Path<(String, String)>,
+    request: axum::extract::Request,
+) -> Response {
+    pass_through(&handle, Routes::Webhooks, &subgraph, &path, request).await
+}
+
+/// Which of a subgraph's plain HTTP routes a request goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Routes {
+    Files,
+    Webhooks,
+}
+
+/// Headers never passed to a subgraph: this hop's own, and the browser's cookies.
+fn hop_header(name: &header::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "expect"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "cookie"
+    )
+}
+
+async fn pass_through(
+    handle: &GatewayHandle,
+    routes: Routes,
+    subgraph: &str,
+    path: &str,
+    request: axum::extract::Request,
+) -> Response {
     let gw = handle.current();
     let Some(graph) = gw
         .supergraph
         .graphs
         .iter()
-        .find(|g| g.name.eq_ignore_ascii_case(&subgraph))
+        .find(|g| g.name.eq_ignore_ascii_case(subgraph))
     else {
         return (StatusCode::NOT_FOUND, "no such service").into_response();
     };
@@ -321,7 +371,11 @@ async fn files(
         return (StatusCode::BAD_REQUEST, "bad path").into_response();
     }
     let (parts, body) = request.into_parts();
-    let mut url = format!("{}/files/{path}", shop_kit::server::base_url(&graph.url));
+    let prefix = match routes {
+        Routes::Files => "files",
+        Routes::Webhooks => "webhooks",
+    };
+    let mut url = format!("{}/{prefix}/{path}", shop_kit::server::base_url(&graph.url));
     if let Some(q) = parts.uri.query() {
         url.push('?');
         url.push_str(q);
@@ -329,18 +383,32 @@ async fn files(
     let mut req = gw
         .client
         .request(parts.method.clone(), &url)
-        // As long as a large file takes to pass.
-        .timeout(std::time::Duration::from_secs(60 * 60))
+        // As long as a large file takes to pass; a webhook's sender waits briefly.
+        .timeout(std::time::Duration::from_secs(match routes {
+            Routes::Files => 60 * 60,
+            Routes::Webhooks => 30,
+        }))
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    for name in [
-        header::AUTHORIZATION,
-        header::CONTENT_TYPE,
-        header::CONTENT_LENGTH,
-        header::CONTENT_RANGE,
-        header::RANGE,
-    ] {
-        if let Some(v) = parts.headers.get(&name) {
-            req = req.header(name, v);
+    match routes {
+        Routes::Files => {
+            for name in [
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+                header::CONTENT_RANGE,
+                header::RANGE,
+            ] {
+                if let Some(v) = parts.headers.get(&name) {
+                    req = req.header(name, v);
+                }
+            }
+        }
+        Routes::Webhooks => {
+            for (name, v) in &parts.headers {
+                if !hop_header(name) {
+                    req = req.header(name, v);
+                }
+            }
         }
     }
     let resp = match req.send().await {
