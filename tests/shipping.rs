@@ -571,7 +571,8 @@ fn barcode_modules(doc: &lopdf::Document) -> Vec<u8> {
 
 #[tokio::test]
 async fn labels_are_bought_once_and_their_pdf_carries_the_address_and_barcode() {
-    let h = start(None).await;
+    each_db("e2e_shipping_labels", async |db| {
+    let h = start(db).await;
     let nw = h.token(supplier(0), Role::Supplier);
     let lumen = h.token(supplier(1), Role::Supplier);
     let kettle = product(&h, 0, 3_500, Some(1_100)).await;
@@ -708,30 +709,63 @@ async fn labels_are_bought_once_and_their_pdf_carries_the_address_and_barcode() 
         404
     );
     h.stop().await;
+    })
+    .await;
 }
 
 /// The platform with the demo shop and a simulated carrier that scans every 150 ms.
-async fn start_with_fast_carrier() -> Harness {
+async fn start_with_fast_carrier(db: Option<&shop_kit::testing::TestDb>) -> Harness {
     let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
-    Harness::start_with(dir, None, true, |o| {
+    Harness::start_with(dir, db, true, |o| {
         o.tax_rates = [("DE".to_string(), 1900)].into_iter().collect();
         o.carrier_step = Some(std::time::Duration::from_millis(150));
     })
     .await
 }
 
+/// The simulated carrier's route for a tracking number.
+fn route(number: &str) -> &'static [shop_shipping::service::tracking::ParcelStatus] {
+    use shop_shipping::service::carriers::{Carrier, Simulated};
+    let sim = Simulated {
+        public_url: String::new(),
+    };
+    sim.simulated_route(number).unwrap()
+}
+
+const FOLLOW: &str = "subscription($o: ID!) { orderStatusChanged(orderId: $o) { previousStatus status note tracking { shipmentId carrier trackingNumber trackingUrl status location shipmentStatus } order { id status } } }";
+
 #[tokio::test]
-async fn the_simulated_carrier_moves_parcels_to_delivery_and_the_shipment_follows() {
+async fn the_simulated_carrier_delivers_and_the_order_its_buyer_and_the_mails_follow() {
+    each_db("e2e_shipping_carrier", async |db| {
     use futures::StreamExt;
-    use shop_shipping::service::tracking::{ParcelStatus, simulated_route};
-    let h = start_with_fast_carrier().await;
+    use shop::seed::DEMO_CUSTOMER;
+    use shop_shipping::service::tracking::ParcelStatus;
+    let h = start_with_fast_carrier(db).await;
     let mut updates = h.platform.bus.subscribe(&["shipping.shipment_updated"]);
     let nw = h.token(supplier(0), Role::Supplier);
     ship_from_hamburg(&h, &nw).await;
     let tent = product(&h, 0, 9_000, Some(4_000)).await;
-    let (token, order, shipment) = paid_shipment(&h, "tracked-buyer", &[(&tent, 2)]).await;
+    let (token, order, shipment) = paid_shipment(&h, DEMO_CUSTOMER, &[(&tent, 2)]).await;
+    let number = gql_ok(
+        &h,
+        &token,
+        "query($o: ID!) { order(id: $o) { number } }",
+        json!({ "o": order }),
+    )
+    .await["order"]["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The buyer follows the order through the gateway over a WebSocket.
+    let mut ws = common::live::WsClient::connect(&h.platform.gateway_url, Some(&token)).await;
+    ws.subscribe("order", FOLLOW, json!({ "o": order })).await;
+    let first = ws.next_for("order").await;
+    assert_eq!(
+        first["data"]["orderStatusChanged"]["status"], "PAID",
+        "{first}"
+    );
     const PACK: &str = "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 1 }]) { parcel { id } } }";
-    const BUY: &str = "mutation($p: ID!) { buyShippingLabel(parcelId: $p) { trackingNumber } }";
+    const BUY: &str = "mutation($p: ID!) { buyShippingLabel(parcelId: $p) { trackingNumber parcel { trackingUrl } } }";
     const STATUS: &str = "query($s: ID!) { shipment(id: $s) { status parcels { trackingNumber status events { status location at } } } }";
 
     // One tent leaves first: the shipment is partly shipped while the other waits.
@@ -739,16 +773,46 @@ async fn the_simulated_carrier_moves_parcels_to_delivery_and_the_shipment_follow
         gql_ok(&h, &nw, PACK, json!({ "s": shipment, "p": tent })).await["packShipment"]["parcel"]
             ["id"]
             .clone();
-    let first_tracking =
-        gql_ok(&h, &nw, BUY, json!({ "p": first })).await["buyShippingLabel"]["trackingNumber"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    let bought = gql_ok(&h, &nw, BUY, json!({ "p": first })).await;
+    let first_tracking = bought["buyShippingLabel"]["trackingNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tracking_url = bought["buyShippingLabel"]["parcel"]["trackingUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        tracking_url.ends_with(&format!("/files/shipping/tracking/{first_tracking}")),
+        "{tracking_url}"
+    );
     common::eventually("partly shipped", || async {
         let d = gql_ok(&h, &nw, STATUS, json!({ "s": shipment })).await;
         (d["shipment"]["status"] == "PARTIALLY_SHIPPED").then_some(())
     })
     .await;
+    // The order follows; the buyer can no longer cancel it.
+    let d = common::eventually("the order partly shipped", || async {
+        let d = gql_ok(
+            &h,
+            &token,
+            "query($o: ID!) { order(id: $o) { status canCancel } }",
+            json!({ "o": order }),
+        )
+        .await;
+        (d["order"]["status"] != "PAID").then_some(d)
+    })
+    .await;
+    assert_eq!(d["order"]["status"], "PARTIALLY_SHIPPED");
+    assert_eq!(d["order"]["canCancel"], false);
+    let r = h
+        .gql(
+            Some(&token),
+            "mutation($o: ID!) { cancelOrder(id: $o) { status } }",
+            json!({ "o": order }),
+        )
+        .await;
+    assert_eq!(r.code(), "CONFLICT", "{}", r.body);
     let second =
         gql_ok(&h, &nw, PACK, json!({ "s": shipment, "p": tent })).await["packShipment"]["parcel"]
             ["id"]
@@ -760,10 +824,7 @@ async fn the_simulated_carrier_moves_parcels_to_delivery_and_the_shipment_follow
             .to_string();
 
     // Each parcel goes its whole route; the shipment ends delivered unless one went back.
-    let routes = [
-        simulated_route(&first_tracking),
-        simulated_route(&second_tracking),
-    ];
+    let routes = [route(&first_tracking), route(&second_tracking)];
     let returned = routes
         .iter()
         .any(|r| r.last() == Some(&ParcelStatus::Returned));
@@ -775,21 +836,26 @@ async fn the_simulated_carrier_moves_parcels_to_delivery_and_the_shipment_follow
             .unwrap()
             .iter()
             .all(|p| {
-                let route = simulated_route(p["trackingNumber"].as_str().unwrap());
-                p["status"] == route.last().unwrap().as_str()
+                p["status"]
+                    == route(p["trackingNumber"].as_str().unwrap())
+                        .last()
+                        .unwrap()
+                        .as_str()
             });
         (done && d["shipment"]["status"] == expected_final).then_some(d)
     })
     .await;
     for p in d["shipment"]["parcels"].as_array().unwrap() {
-        let route = simulated_route(p["trackingNumber"].as_str().unwrap());
         let seen: Vec<&str> = p["events"]
             .as_array()
             .unwrap()
             .iter()
             .map(|e| e["status"].as_str().unwrap())
             .collect();
-        let want: Vec<&str> = route.iter().map(|s| s.as_str()).collect();
+        let want: Vec<&str> = route(p["trackingNumber"].as_str().unwrap())
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
         assert_eq!(seen, want, "each step once, in order");
         assert!(
             p["events"]
@@ -811,11 +877,63 @@ async fn the_simulated_carrier_moves_parcels_to_delivery_and_the_shipment_follow
         last = e.payload;
     }
     assert_eq!(last["status"], expected_final);
+    assert_eq!(last["order"]["shipments"], 1);
+
+    // The live subscription saw every scan and each of the order's moves, in order.
+    let mut scans: Vec<(String, String)> = Vec::new();
+    let mut moves: Vec<String> = Vec::new();
+    while scans.len() < steps || moves.last().map(String::as_str) != Some(expected_final) {
+        let m = ws.next_for("order").await;
+        let u = &m["data"]["orderStatusChanged"];
+        assert!(m.get("errors").is_none(), "{m}");
+        if u["tracking"].is_null() {
+            assert_eq!(
+                u["previousStatus"],
+                moves.last().map_or("PAID", String::as_str)
+            );
+            moves.push(u["status"].as_str().unwrap().to_string());
+        } else {
+            let t = &u["tracking"];
+            assert_eq!(t["shipmentId"], shipment.as_str());
+            assert_eq!(t["carrier"], "simulated");
+            assert!(
+                t["trackingUrl"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(t["trackingNumber"].as_str().unwrap())
+            );
+            assert_eq!(u["status"], u["order"]["status"]);
+            scans.push((
+                t["trackingNumber"].as_str().unwrap().to_string(),
+                t["status"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let mut want_moves = vec!["PARTIALLY_SHIPPED", "SHIPPED"];
+    if !returned {
+        want_moves.push("DELIVERED");
+    }
+    assert_eq!(moves, want_moves);
+    for number in [&first_tracking, &second_tracking] {
+        let mine: Vec<&str> = scans
+            .iter()
+            .filter(|(n, _)| n == number)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        let want: Vec<&str> = route(number).iter().map(|s| s.as_str()).collect();
+        assert_eq!(mine, want, "every scan of {number} reached the buyer");
+    }
+    ws.close().await;
+
     // The buyer follows the shipment as a whole: its first number, every scan in time.
-    let d = gql_ok(&h, &token, "query($o: ID!) { order(id: $o) { shipments { carrier trackingNumber events { trackingNumber status at } } } }", json!({ "o": order })).await;
+    let d = gql_ok(&h, &token, "query($o: ID!) { order(id: $o) { status canCancel shipments { carrier carrierName trackingNumber trackingUrl events { trackingNumber status at } } } }", json!({ "o": order })).await;
+    assert_eq!(d["order"]["status"], expected_final);
+    assert_eq!(d["order"]["canCancel"], false);
     let s = &d["order"]["shipments"][0];
     assert_eq!(s["carrier"], "simulated");
+    assert_eq!(s["carrierName"], "Simulated Parcel Service");
     assert_eq!(s["trackingNumber"], first_tracking.as_str());
+    assert_eq!(s["trackingUrl"], tracking_url.as_str());
     let events = s["events"].as_array().unwrap();
     assert_eq!(events.len(), steps);
     let times: Vec<chrono::DateTime<chrono::FixedOffset>> = events
@@ -825,82 +943,145 @@ async fn the_simulated_carrier_moves_parcels_to_delivery_and_the_shipment_follow
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted, "oldest first");
-    for number in [&first_tracking, &second_tracking] {
-        let mine: Vec<&str> = events
+
+    // The buyer was mailed once when the shipment left and once at delivery, each with
+    // the tracking link; the order's own moves sent no second mail.
+    const MAILS: &str = "{ myMailDeliveries(first: 50) { edges { node { subject textBody } } } }";
+    let want_mails = if returned { 1 } else { 2 };
+    let mails = common::eventually("the shipment mails", || async {
+        let d = gql_ok(&h, &token, MAILS, json!({})).await;
+        let mails: Vec<(String, String)> = d["myMailDeliveries"]["edges"]
+            .as_array()
+            .unwrap()
             .iter()
-            .filter(|e| e["trackingNumber"] == number.as_str())
-            .map(|e| e["status"].as_str().unwrap())
+            .map(|e| {
+                (
+                    e["node"]["subject"].as_str().unwrap().to_string(),
+                    e["node"]["textBody"].as_str().unwrap().to_string(),
+                )
+            })
+            .filter(|(subject, _)| subject.contains("shipped") || subject.contains("delivered"))
             .collect();
-        let want: Vec<&str> = simulated_route(number).iter().map(|s| s.as_str()).collect();
-        assert_eq!(mine, want);
+        (mails.len() >= want_mails).then_some(mails)
+    })
+    .await;
+    let shipped: Vec<_> = mails
+        .iter()
+        .filter(|(s, _)| *s == format!("Your order {number} has shipped"))
+        .collect();
+    assert_eq!(shipped.len(), 1, "{mails:?}");
+    assert!(shipped[0].1.contains(&tracking_url), "{}", shipped[0].1);
+    assert!(shipped[0].1.contains("Simulated Parcel Service"));
+    if !returned {
+        let delivered: Vec<_> = mails
+            .iter()
+            .filter(|(s, _)| *s == format!("Your order {number} was delivered"))
+            .collect();
+        assert_eq!(delivered.len(), 1, "{mails:?}");
     }
-    assert_eq!(last["order"]["shipments"], 1);
+    assert_eq!(mails.len(), want_mails, "no mail twice: {mails:?}");
+
+    // The carrier's public page shows the scans, not the recipient.
+    let page = h.client.get(&tracking_url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&first_tracking));
+    assert!(
+        html.contains("sorting centre") || html.contains("Sorting centre"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Hauptstr") && !html.contains("Ann Lee"),
+        "{html}"
+    );
+    let missing = h
+        .client
+        .get(format!(
+            "{}/files/shipping/tracking/SIM000000000000",
+            h.platform.gateway_url.trim_end_matches("/graphql")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
     h.stop().await;
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn scans_are_recorded_once_in_order_and_only_for_our_parcels() {
-    use shop_shipping::service::tracking::{ParcelStatus, Recorded, Scan, record};
-    let h = start(None).await;
-    let (_token, shipment, tracking) = labelled_parcel(&h, "scan-buyer").await;
-    let nw = h.token(supplier(0), Role::Supplier);
+    each_db("e2e_shipping_scans", async |db| {
+        use shop_shipping::service::tracking::{ParcelStatus, Recorded, Scan, record};
+        let h = start(db).await;
+        let (_token, shipment, tracking) = labelled_parcel(&h, "scan-buyer").await;
+        let nw = h.token(supplier(0), Role::Supplier);
 
-    let ctx = shop_shipping::ShippingCtx::new(h.platform.db("shipping"), Default::default());
-    let now = chrono::Utc::now();
-    let scan = |id: &str, status: ParcelStatus, minutes: i64| Scan {
-        carrier: "acme".into(),
-        event_id: id.into(),
-        tracking_number: tracking.clone(),
-        status,
-        location: "Hub".into(),
-        occurred_at: now + chrono::Duration::minutes(minutes),
-    };
-    assert_eq!(
-        record(&ctx, &scan("e1", ParcelStatus::OutForDelivery, 10))
+        let ctx = shop_shipping::ShippingCtx::new(h.platform.db("shipping"), Default::default());
+        let now = chrono::Utc::now();
+        let scan = |id: &str, status: ParcelStatus, minutes: i64| Scan {
+            carrier: "simulated".into(),
+            event_id: id.into(),
+            tracking_number: tracking.clone(),
+            status,
+            location: "Hub".into(),
+            occurred_at: now + chrono::Duration::minutes(minutes),
+        };
+        assert_eq!(
+            record(&ctx, &scan("e1", ParcelStatus::OutForDelivery, 10))
+                .await
+                .unwrap(),
+            Recorded::Applied
+        );
+        assert_eq!(
+            record(&ctx, &scan("e1", ParcelStatus::OutForDelivery, 10))
+                .await
+                .unwrap(),
+            Recorded::Duplicate
+        );
+        // An older scan arriving late is kept but does not move the parcel back.
+        assert_eq!(
+            record(&ctx, &scan("e0", ParcelStatus::InTransit, 5))
+                .await
+                .unwrap(),
+            Recorded::Applied
+        );
+        const STATUS: &str =
+            "query($s: ID!) { shipment(id: $s) { status parcels { status events { status } } } }";
+        let d = gql_ok(&h, &nw, STATUS, json!({ "s": shipment })).await;
+        assert_eq!(d["shipment"]["status"], "SHIPPED");
+        assert_eq!(d["shipment"]["parcels"][0]["status"], "OUT_FOR_DELIVERY");
+        assert_eq!(
+            d["shipment"]["parcels"][0]["events"],
+            json!([{ "status": "IN_TRANSIT" }, { "status": "OUT_FOR_DELIVERY" }])
+        );
+        record(&ctx, &scan("e2", ParcelStatus::Delivered, 20))
             .await
-            .unwrap(),
-        Recorded::Applied
-    );
-    assert_eq!(
-        record(&ctx, &scan("e1", ParcelStatus::OutForDelivery, 10))
+            .unwrap();
+        // Nothing moves a delivered parcel.
+        record(&ctx, &scan("e3", ParcelStatus::FailedAttempt, 30))
             .await
-            .unwrap(),
-        Recorded::Duplicate
-    );
-    // An older scan arriving late is kept but does not move the parcel back.
-    assert_eq!(
-        record(&ctx, &scan("e0", ParcelStatus::InTransit, 5))
-            .await
-            .unwrap(),
-        Recorded::Applied
-    );
-    const STATUS: &str =
-        "query($s: ID!) { shipment(id: $s) { status parcels { status events { status } } } }";
-    let d = gql_ok(&h, &nw, STATUS, json!({ "s": shipment })).await;
-    assert_eq!(d["shipment"]["status"], "SHIPPED");
-    assert_eq!(d["shipment"]["parcels"][0]["status"], "OUT_FOR_DELIVERY");
-    assert_eq!(
-        d["shipment"]["parcels"][0]["events"],
-        json!([{ "status": "IN_TRANSIT" }, { "status": "OUT_FOR_DELIVERY" }])
-    );
-    record(&ctx, &scan("e2", ParcelStatus::Delivered, 20))
-        .await
-        .unwrap();
-    // Nothing moves a delivered parcel.
-    record(&ctx, &scan("e3", ParcelStatus::FailedAttempt, 30))
-        .await
-        .unwrap();
-    let d = gql_ok(&h, &nw, STATUS, json!({ "s": shipment })).await;
-    assert_eq!(d["shipment"]["status"], "DELIVERED");
-    assert_eq!(d["shipment"]["parcels"][0]["status"], "DELIVERED");
-    // A number we never gave.
-    let mut unknown = scan("e4", ParcelStatus::Delivered, 40);
-    unknown.tracking_number = "SIM999999999999".into();
-    assert!(matches!(
-        record(&ctx, &unknown).await,
-        Err(shop_kit::ApiError::NotFound(_))
-    ));
-    h.stop().await;
+            .unwrap();
+        let d = gql_ok(&h, &nw, STATUS, json!({ "s": shipment })).await;
+        assert_eq!(d["shipment"]["status"], "DELIVERED");
+        assert_eq!(d["shipment"]["parcels"][0]["status"], "DELIVERED");
+        // A number we never gave.
+        let mut unknown = scan("e4", ParcelStatus::Delivered, 40);
+        unknown.tracking_number = "SIM999999999999".into();
+        assert!(matches!(
+            record(&ctx, &unknown).await,
+            Err(shop_kit::ApiError::NotFound(_))
+        ));
+        // Our number, reported by a carrier that does not carry it.
+        let mut other = scan("e5", ParcelStatus::Returned, 50);
+        other.carrier = "acme".into();
+        assert!(matches!(
+            record(&ctx, &other).await,
+            Err(shop_kit::ApiError::NotFound(_))
+        ));
+        h.stop().await;
+    })
+    .await;
 }
 
 /// `Shop-Signature` for `body` signed at `t` with `secret`.
@@ -919,21 +1100,22 @@ fn carrier_signature(secret: &str, t: i64, body: &str) -> String {
 
 #[tokio::test]
 async fn carrier_webhooks_are_signed_fresh_and_applied_once() {
+    each_db("e2e_shipping_webhooks", async |db| {
     const SECRET: &str = "whsec-test-secret";
     let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
-    let h = Harness::start_with(dir, None, true, |o| {
+    let h = Harness::start_with(dir, db, true, |o| {
         o.carrier_webhook_secret = Some(SECRET.into());
     })
     .await;
     let (token, shipment, tracking) = labelled_parcel(&h, "hook-buyer").await;
 
-    let base = h
+    // Carriers post to the gateway's origin, which passes body and headers through.
+    let origin = h
         .platform
-        .subgraph_url("shipping")
-        .unwrap()
+        .gateway_url
         .trim_end_matches("/graphql")
         .to_string();
-    let url = format!("{base}/webhooks/carriers/acme");
+    let url = format!("{origin}/webhooks/shipping/carriers/simulated");
     let post = |body: String, signature: Option<String>| {
         let (client, url) = (h.client.clone(), url.clone());
         async move {
@@ -1024,5 +1206,111 @@ async fn carrier_webhooks_are_signed_fresh_and_applied_once() {
     assert_eq!(status, 200);
     let d = gql_ok(&h, &token, STATUS, json!({ "s": shipment })).await;
     assert_eq!(d["shipment"]["status"], "DELIVERED");
+    // The order follows the webhook's news too.
+    common::eventually("the order delivered", || async {
+        let d = gql_ok(
+            &h,
+            &token,
+            "query($s: ID!) { shipment(id: $s) { orderId } }",
+            json!({ "s": shipment }),
+        )
+        .await;
+        let o = gql_ok(
+            &h,
+            &token,
+            "query($o: ID!) { order(id: $o) { status } }",
+            json!({ "o": d["shipment"]["orderId"] }),
+        )
+        .await;
+        (o["order"]["status"] == "DELIVERED").then_some(())
+    })
+    .await;
+
+    // A carrier we do not ship with, signed or not: 404, nothing recorded.
+    let late = event("evt-6", &tracking, "RETURNED");
+    let (status, answer) = post_to(
+        &h,
+        &format!("{origin}/webhooks/shipping/carriers/acme"),
+        late.clone(),
+        carrier_signature(SECRET, now, &late),
+    )
+    .await;
+    assert_eq!(status, 404, "{answer}");
+    let d = gql_ok(&h, &token, STATUS, json!({ "s": shipment })).await;
+    assert_eq!(d["shipment"]["parcels"][0]["status"], "DELIVERED");
     h.stop().await;
+    })
+    .await;
+}
+
+/// Posts a signed webhook body to `url`: the status and the JSON answer.
+async fn post_to(h: &Harness, url: &str, body: String, signature: String) -> (u16, Value) {
+    let resp = h
+        .client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("shop-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_cancelled_order_stops_its_shipments_that_have_not_left() {
+    each_db("e2e_shipping_cancel", async |db| {
+        let h = start(db).await;
+        let nw = h.token(supplier(0), Role::Supplier);
+        ship_from_hamburg(&h, &nw).await;
+        let lamp = product(&h, 0, 2_000, Some(500)).await;
+        let (token, order, shipment) = paid_shipment(&h, "cancel-buyer", &[(&lamp, 2)]).await;
+        // One unit packed and labelled, then the buyer changes their mind.
+        let d = gql_ok(&h, &nw, "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 1 }]) { parcel { id } } }", json!({ "s": shipment, "p": lamp })).await;
+        let parcel = d["packShipment"]["parcel"]["id"].clone();
+        gql_ok(&h, &nw, "mutation($p: ID!) { buyShippingLabel(parcelId: $p) { trackingNumber } }", json!({ "p": parcel })).await;
+        let d = gql_ok(
+            &h,
+            &token,
+            "mutation($o: ID!) { cancelOrder(id: $o) { status } }",
+            json!({ "o": order }),
+        )
+        .await;
+        assert_eq!(d["cancelOrder"]["status"], "CANCELLED");
+        common::eventually("the shipment cancelled", || async {
+            let d = gql_ok(&h, &nw, "query($s: ID!) { shipment(id: $s) { status } }", json!({ "s": shipment })).await;
+            (d["shipment"]["status"] == "CANCELLED").then_some(())
+        })
+        .await;
+        // Nothing more is packed or labelled for it.
+        let r = h
+            .gql(
+                Some(&nw),
+                "mutation($s: ID!, $p: ID!) { packShipment(shipmentId: $s, items: [{ productId: $p, quantity: 1 }]) { parcel { id } } }",
+                json!({ "s": shipment, "p": lamp }),
+            )
+            .await;
+        assert_eq!(r.code(), "CONFLICT", "{}", r.body);
+        let d = gql_ok(
+            &h,
+            &nw,
+            "query { shipments(status: [CANCELLED]) { id } }",
+            json!({}),
+        )
+        .await;
+        assert!(
+            d["shipments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["id"] == shipment.as_str())
+        );
+        h.stop().await;
+    })
+    .await;
 }

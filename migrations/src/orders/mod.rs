@@ -8,6 +8,7 @@ mod m20261201_000003_line_images;
 mod m20261202_000004_buyer_contact;
 mod m20261202_000005_order_numbers;
 mod m20261207_000006_shipping_choices;
+mod m20261207_000007_longer_statuses;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_order_numbers::Migration),
             Box::new(crate::util::OutboxTrace("orders")),
             Box::new(m20261207_000006_shipping_choices::Migration),
+            Box::new(m20261207_000007_longer_statuses::Migration),
         ]
     }
 

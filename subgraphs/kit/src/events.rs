@@ -391,12 +391,17 @@ impl Fanout {
     }
 
     fn listeners(&self) -> usize {
+        self.listening(|_| true)
+    }
+
+    /// Receivers of the ready topics `which` accepts.
+    fn listening(&self, which: impl Fn(&str) -> bool) -> usize {
         self.topics
             .lock()
             .map(|t| {
-                t.values()
-                    .filter(|(_, ready)| ready.load(Ordering::Acquire))
-                    .map(|(tx, _)| tx.receiver_count())
+                t.iter()
+                    .filter(|(topic, (_, ready))| which(topic) && ready.load(Ordering::Acquire))
+                    .map(|(_, (tx, _))| tx.receiver_count())
                     .sum()
             })
             .unwrap_or(0)
@@ -487,6 +492,15 @@ impl EventBus {
             EventBus::InProcess(bus) => bus.fanout.listeners(),
             EventBus::Redis(bus) => bus.fanout.listeners(),
         }
+    }
+
+    /// Live listeners of `topic` in this process.
+    pub fn listeners_on(&self, topic: &str) -> usize {
+        let fanout = match self {
+            EventBus::InProcess(bus) => &bus.fanout,
+            EventBus::Redis(bus) => &bus.fanout,
+        };
+        fanout.listening(|t| t == topic)
     }
 
     pub async fn publish(&self, event: &Event) -> Result<(), String> {

@@ -63,6 +63,7 @@ pub async fn start(
         .with_checkout_stale(checkout_stale);
     shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
     service::checkout::spawn_recovery(ctx.clone());
+    service::shipments::start_consumer(&ctx, bus);
     Ok(router(ctx, verifier))
 }
 

@@ -1,7 +1,8 @@
 //! Shipping's file routes, served at the gateway's origin under `/files/shipping/`:
 //! label PDFs (`GET /files/labels/{parcel}?expires=…&signature=…`). The signed link is
 //! the credential, so a label can be opened in a browser tab or sent to a printer.
-//! Also carriers' tracking webhooks (`POST /webhooks/carriers/{carrier}`), on the
+//! The simulated carrier's public tracking page (`GET /files/tracking/{number}`: the
+//! scans, never the address). Also carriers' tracking webhooks (`POST /webhooks/carriers/{carrier}`), on the
 //! shipping service's own address.
 
 use axum::Router;
@@ -18,6 +19,7 @@ use crate::service::tracking;
 pub fn router(ctx: ShippingCtx) -> Router {
     Router::new()
         .route("/files/labels/{parcel}", get(label))
+        .route("/files/tracking/{number}", get(tracking_page))
         .route(
             "/webhooks/carriers/{carrier}",
             axum::routing::post(carrier_webhook),
@@ -88,6 +90,65 @@ async fn label(
     }
 }
 
+/// A parcel's scans as an HTML page, for whoever has its tracking number (as a
+/// carrier's public page is): status, place and time, nothing about the recipient.
+async fn tracking_page(State(ctx): State<ShippingCtx>, Path(number): Path<String>) -> Response {
+    use shop_kit::input::escape_html as esc;
+    let found = match tracking::by_number(&ctx, &number).await {
+        Ok(f) => f,
+        Err(e) => {
+            return coded_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code().as_str(),
+                e.public_message(),
+            );
+        }
+    };
+    let Some((parcel, carrier, events)) = found else {
+        return coded_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no parcel has this tracking number",
+        );
+    };
+    let name = ctx
+        .carriers
+        .get(&carrier)
+        .map_or(carrier.as_str(), |c| c.name());
+    let mut rows = String::new();
+    for e in events.iter().rev() {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.occurred_at.format("%Y-%m-%d %H:%M UTC").to_string()),
+            esc(&e.status.replace('_', " ").to_lowercase()),
+            esc(&e.location)
+        ));
+    }
+    if rows.is_empty() {
+        rows.push_str("<tr><td colspan=\"3\">The carrier has not scanned it yet.</td></tr>");
+    }
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>Parcel {number}</title></head><body>\
+         <h1>Parcel {number}</h1><p>{name}: <strong data-status=\"{status}\">{label}</strong></p>\
+         <table><thead><tr><th>When</th><th>What</th><th>Where</th></tr></thead>\
+         <tbody>{rows}</tbody></table></body></html>",
+        number = esc(parcel.tracking_number.as_deref().unwrap_or_default()),
+        name = esc(name),
+        status = esc(&parcel.status),
+        label = esc(&parcel.status.replace('_', " ").to_lowercase()),
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
 /// `POST /webhooks/carriers/{carrier}`: a carrier's tracking event, HMAC-signed
 /// (`Shop-Signature`), refused (401) when forged or replayed outside five minutes;
 /// the same event id twice changes nothing (200, `duplicate`). 404 for a tracking
@@ -126,7 +187,16 @@ async fn carrier_webhook(
             );
         }
     }
-    let carrier = shop_kit::input::shortened(&carrier, 32);
+    if ctx.carriers.get(&carrier).is_none() {
+        return coded_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!(
+                "unknown carrier {:?}",
+                shop_kit::input::shortened(&carrier, 32)
+            ),
+        );
+    }
     let event: tracking::WebhookEvent = match serde_json::from_slice(&body) {
         Ok(e) => e,
         Err(e) => {

@@ -55,6 +55,9 @@ pub async fn start(
         .webhook_secret
         .filter(|s| !s.is_empty())
         .map(|s| std::sync::Arc::new(s.into_bytes()));
+    if let Some(url) = &settings.public_url {
+        ctx.carriers = service::carriers::Carriers::new(url);
+    }
     let carrier_step = settings.carrier_step;
     shop_kit::events::spawn_relay(db, ctx.outbox.clone(), bus.clone());
     service::shipments::start_consumer(&ctx, bus);

@@ -21,6 +21,7 @@ pub const TOPICS: &[&str] = &[
     "users.profile_changed",
     "orders.order_placed",
     "orders.order_status_changed",
+    "shipping.shipment_updated",
     "inventory.stock_low",
     "catalog.import_finished",
 ];
@@ -39,7 +40,6 @@ fn text<'a>(payload: &'a Value, key: &str) -> &'a str {
     payload[key].as_str().unwrap_or_default()
 }
 
-/// Applies one event; `Ok` also when it was applied before.
 /// The order's number from an event; older events carry none, and then the first
 /// block of the id stands in.
 fn order_number(p: &serde_json::Value) -> String {
@@ -60,11 +60,45 @@ fn acts_on(e: &Event) -> bool {
     let p = &e.payload;
     match e.topic.as_str() {
         "users.user_registered" | "users.profile_changed" => !text(p, "email").is_empty(),
-        "orders.order_status_changed" => templates::tells_buyer(text(p, "to")),
+        // Shipping's own moves of an order are told per shipment, with tracking.
+        "orders.order_status_changed" => {
+            templates::tells_buyer(text(p, "to")) && text(p, "by") != "shipping"
+        }
+        "shipping.shipment_updated" => {
+            templates::shipment_news(text(p, "from"), text(p, "status"), text(p, "parcelStatus"))
+                .is_some()
+        }
         topic => TOPICS.contains(&topic),
     }
 }
 
+/// An in-app notification of news about an order; `subject` as its mail says it
+/// ("Your order … has shipped"), shortened for the bell ("Order … has shipped").
+async fn order_news(
+    ctx: &NotificationsCtx,
+    txn: &sea_orm::DatabaseTransaction,
+    user: &str,
+    order: &str,
+    subject: &str,
+    body: &str,
+) -> shop_kit::ApiResult<()> {
+    notify(
+        ctx,
+        txn,
+        NewNotification {
+            user_id: user,
+            kind: Kind::OrderStatus,
+            title: subject.replacen("Your order", "Order", 1),
+            body: body.to_string(),
+            order_id: Some(order.to_string()),
+            product_id: None,
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Applies one event; `Ok` also when it was applied before.
 pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()> {
     if !acts_on(e) {
         return Ok(());
@@ -190,19 +224,7 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
             let number = order_number(p);
             let url = format!("{public}/orders/{order}");
             if let Some(mail) = templates::order_status("", &number, to, text(p, "note"), &url) {
-                notify(
-                    ctx,
-                    &txn,
-                    NewNotification {
-                        user_id: user,
-                        kind: Kind::OrderStatus,
-                        title: mail.subject.replacen("Your order", "Order", 1),
-                        body: text(p, "note").to_string(),
-                        order_id: Some(order.to_string()),
-                        product_id: None,
-                    },
-                )
-                .await?;
+                order_news(ctx, &txn, user, order, &mail.subject, text(p, "note")).await?;
                 if let Some(r) = super::recipient_of(&txn, user).await?
                     && preferences_of(&txn, user).await?.email_orders
                     && let Some(mail) =
@@ -211,6 +233,42 @@ pub async fn handle(ctx: &NotificationsCtx, e: &Event) -> shop_kit::ApiResult<()
                     queue_mail(&txn, Some(user), Kind::OrderStatus, &r.email, mail).await?;
                     mailed = true;
                 }
+            }
+        }
+        "shipping.shipment_updated" => {
+            let Some(news) = templates::shipment_news(
+                text(p, "from"),
+                text(p, "status"),
+                text(p, "parcelStatus"),
+            ) else {
+                return Ok(());
+            };
+            let order = text(p, "orderId");
+            let number = match text(p, "orderNumber") {
+                "" => order_number(p),
+                n => n.to_string(),
+            };
+            let carrier = match text(p, "carrierName") {
+                "" => text(p, "carrier"),
+                n => n,
+            };
+            let tracking = templates::Tracking {
+                carrier,
+                method: text(p, "methodName"),
+                number: text(p, "trackingNumber"),
+                url: text(p, "trackingUrl"),
+            };
+            let (title, body) = templates::shipment_words(news, &number, &tracking);
+            order_news(ctx, &txn, user, order, &title, &body).await?;
+            // A missed delivery is told in the app only: the carrier leaves a card.
+            if news != templates::ShipmentNews::MissedDelivery
+                && let Some(r) = super::recipient_of(&txn, user).await?
+                && preferences_of(&txn, user).await?.email_orders
+            {
+                let url = format!("{public}/orders/{order}");
+                let mail = templates::shipment_mail(&r.name, &number, news, &tracking, &url);
+                queue_mail(&txn, Some(user), Kind::OrderStatus, &r.email, mail).await?;
+                mailed = true;
             }
         }
         "inventory.stock_low" => {

@@ -11,20 +11,7 @@ pub struct Mail {
     pub html: String,
 }
 
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use shop_kit::input::escape_html as escape;
 
 /// Minor units as a decimal amount with the currency code (`1234 EUR` → `12.34 EUR`).
 pub fn money(amount: i64, currency: &str) -> String {
@@ -267,6 +254,94 @@ pub fn order_status(name: &str, number: &str, status: &str, note: &str, url: &st
         subject,
         text,
     })
+}
+
+/// What a shipment's update means to its buyer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShipmentNews {
+    /// Its first parcel left.
+    Shipped,
+    /// Every parcel arrived.
+    Delivered,
+    /// The carrier could not deliver; it tries again.
+    MissedDelivery,
+}
+
+/// The news in a `shipping.shipment_updated` going from shipment status `from` to
+/// `to` through a parcel scan `parcel`; `None` for scans that tell nothing new
+/// (in transit, out for delivery, a second parcel leaving).
+pub fn shipment_news(from: &str, to: &str, parcel: &str) -> Option<ShipmentNews> {
+    let before_leaving = matches!(from, "PENDING" | "PARTIALLY_PACKED" | "PACKED");
+    if to == "DELIVERED" && from != "DELIVERED" {
+        Some(ShipmentNews::Delivered)
+    } else if before_leaving && matches!(to, "PARTIALLY_SHIPPED" | "SHIPPED") {
+        Some(ShipmentNews::Shipped)
+    } else if parcel == "FAILED_ATTEMPT" {
+        Some(ShipmentNews::MissedDelivery)
+    } else {
+        None
+    }
+}
+
+/// The parcel a shipment mail is about.
+pub struct Tracking<'a> {
+    pub carrier: &'a str,
+    pub method: &'a str,
+    pub number: &'a str,
+    /// The carrier's page; empty when it has none.
+    pub url: &'a str,
+}
+
+/// A shipment's news as (subject, line); the order number names it.
+pub fn shipment_words(news: ShipmentNews, number: &str, t: &Tracking) -> (String, String) {
+    match news {
+        ShipmentNews::Shipped => (
+            format!("Your order {number} has shipped"),
+            format!(
+                "a parcel of your order {number} is on its way with {} ({}), tracking number {}.",
+                t.carrier, t.method, t.number
+            ),
+        ),
+        ShipmentNews::Delivered => (
+            format!("Your order {number} was delivered"),
+            format!(
+                "{} delivered your parcel of order {number} (tracking number {}).",
+                t.carrier, t.number
+            ),
+        ),
+        ShipmentNews::MissedDelivery => (
+            format!("We missed you: order {number}"),
+            format!(
+                "{} could not deliver your parcel of order {number} (tracking number {}) and will try again.",
+                t.carrier, t.number
+            ),
+        ),
+    }
+}
+
+/// The mail for a shipment's news, with the tracking link and the order's page.
+pub fn shipment_mail(
+    name: &str,
+    number: &str,
+    news: ShipmentNews,
+    t: &Tracking,
+    order_url: &str,
+) -> Mail {
+    let (subject, line) = shipment_words(news, number, t);
+    let greeting = format!("Hello {name},");
+    let mut text = format!("{greeting}\n\n{line}\n");
+    let mut parts = vec![p(&greeting), p(&line)];
+    if !t.url.is_empty() {
+        text.push_str(&format!("\nTrack your parcel: {}\n", t.url));
+        parts.push(link(t.url, "Track your parcel"));
+    }
+    text.push_str(&format!("\nYour order: {order_url}\n"));
+    parts.push(link(order_url, "See your order"));
+    Mail {
+        html: page(&subject, &parts),
+        subject,
+        text,
+    }
 }
 
 /// A supplier's product ran low; `product` is its name (or its id when the name is not

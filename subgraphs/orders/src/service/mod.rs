@@ -3,6 +3,7 @@
 
 pub mod checkout;
 pub mod ports;
+pub mod shipments;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -12,7 +13,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use shop_kit::auth::Principal;
-use shop_kit::events::{EventBus, Outbox};
+use shop_kit::events::{EventBus, Inbox, Outbox};
 use shop_kit::pagination::{PageArgs, Window};
 use shop_kit::{ApiError, ApiResult};
 
@@ -26,6 +27,7 @@ pub const ORDER_STATUS_CHANGED: &str = "orders.order_status_changed";
 pub struct OrdersCtx {
     pub db: DatabaseConnection,
     pub outbox: Outbox,
+    pub inbox: Inbox,
     pub services: Services,
     /// Where live subscriptions hear order events.
     pub bus: EventBus,
@@ -41,6 +43,7 @@ impl OrdersCtx {
         OrdersCtx {
             db,
             outbox: Outbox::new("orders_outbox"),
+            inbox: Inbox::new("orders"),
             services,
             bus: EventBus::in_process(),
             live_reads: Default::default(),
@@ -124,6 +127,7 @@ pub enum Status {
     Pending,
     Paid,
     Fulfilled,
+    PartiallyShipped,
     Shipped,
     Delivered,
     Cancelled,
@@ -131,10 +135,11 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Pending,
         Status::Paid,
         Status::Fulfilled,
+        Status::PartiallyShipped,
         Status::Shipped,
         Status::Delivered,
         Status::Cancelled,
@@ -146,6 +151,7 @@ impl Status {
             Status::Pending => "PENDING",
             Status::Paid => "PAID",
             Status::Fulfilled => "FULFILLED",
+            Status::PartiallyShipped => "PARTIALLY_SHIPPED",
             Status::Shipped => "SHIPPED",
             Status::Delivered => "DELIVERED",
             Status::Cancelled => "CANCELLED",
@@ -160,15 +166,34 @@ impl Status {
             .unwrap_or(Status::Pending)
     }
 
-    /// The statuses an order may move to from this one.
+    /// The statuses a person may move an order to from this one (an admin's
+    /// [`set_status`], a buyer's [`cancel`]). Shipments move orders by their own rule
+    /// ([`shipments::on_shipment_updated`]). A (partly) shipped order becomes CANCELLED
+    /// only through a cancellation accepted before its parcels left (see [`cancel`];
+    /// [`set_status`] never cancels).
     pub fn next(self) -> &'static [Status] {
+        use Status::*;
         match self {
-            Status::Pending => &[Status::Paid, Status::Cancelled],
-            Status::Paid => &[Status::Fulfilled, Status::Cancelled, Status::Refunded],
-            Status::Fulfilled => &[Status::Shipped, Status::Cancelled, Status::Refunded],
-            Status::Shipped => &[Status::Delivered, Status::Refunded],
-            Status::Delivered => &[Status::Refunded],
-            Status::Cancelled | Status::Refunded => &[],
+            Pending => &[Paid, Cancelled],
+            Paid => &[Fulfilled, Cancelled, Refunded],
+            Fulfilled => &[PartiallyShipped, Shipped, Cancelled, Refunded],
+            PartiallyShipped => &[Shipped, Cancelled, Refunded],
+            Shipped => &[Delivered, Cancelled, Refunded],
+            Delivered => &[Refunded],
+            Cancelled | Refunded => &[],
+        }
+    }
+
+    /// How far along the way to the buyer: shipments only ever move an order forward.
+    pub fn progress(self) -> u8 {
+        match self {
+            Status::Pending => 0,
+            Status::Paid => 1,
+            Status::Fulfilled => 2,
+            Status::PartiallyShipped => 3,
+            Status::Shipped => 4,
+            Status::Delivered => 5,
+            Status::Cancelled | Status::Refunded => u8::MAX,
         }
     }
 
@@ -196,6 +221,20 @@ pub async fn change_status<C: ConnectionTrait>(
             to.as_str()
         )));
     }
+    apply_status(ctx, conn, o, to, actor, note).await
+}
+
+/// [`change_status`] without the check of who may move it where: for callers with a
+/// rule of their own (shipments only move orders forward).
+pub async fn apply_status<C: ConnectionTrait>(
+    ctx: &OrdersCtx,
+    conn: &C,
+    o: order::Model,
+    to: Status,
+    actor: &str,
+    note: &str,
+) -> ApiResult<order::Model> {
+    let from = Status::parse(&o.status);
     // Conditional on the status read, so two concurrent changes cannot both apply.
     let res = order::Entity::update_many()
         .col_expr(
@@ -221,7 +260,7 @@ pub async fn change_status<C: ConnectionTrait>(
             &o.id,
             serde_json::json!({
                 "orderId": o.id, "number": o.number(), "userId": o.user_id,
-                "from": from.as_str(), "to": to.as_str(), "note": note,
+                "from": from.as_str(), "to": to.as_str(), "note": note, "by": actor,
             }),
         )
         .await?;
@@ -362,11 +401,30 @@ pub async fn cancel(
         }
     }
     ctx.services.restock(&o.id, "order cancelled").await?;
-    let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let o = change_status(ctx, &txn, o, Status::Cancelled, &p.user_id, note).await?;
-    txn.commit().await?;
-    ctx.outbox.wake();
-    Ok(o)
+    // The order may have moved on since it was read (its first parcel left, an admin
+    // marked it): the money and stock are back already, so the cancellation stands
+    // (shipping stops what has not left) and is applied to the order as it is now.
+    let mut o = o;
+    let mut attempts = 0;
+    loop {
+        let txn = shop_kit::db::begin_write(&ctx.db).await?;
+        match change_status(ctx, &txn, o.clone(), Status::Cancelled, &p.user_id, note).await {
+            Ok(done) => {
+                txn.commit().await?;
+                ctx.outbox.wake();
+                return Ok(done);
+            }
+            Err(ApiError::Conflict(_)) if attempts < 3 => {
+                drop(txn);
+                attempts += 1;
+                o = find(&ctx.db, &o.id).await?;
+                if Status::parse(&o.status) == Status::Cancelled {
+                    return Ok(o);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 pub fn require_admin(p: &Principal) -> ApiResult<()> {

@@ -20,6 +20,8 @@ pub enum ShipmentStatus {
     PartiallyShipped,
     Shipped,
     Delivered,
+    /// Its order was cancelled or refunded before anything left.
+    Cancelled,
 }
 
 impl From<Status> for ShipmentStatus {
@@ -31,6 +33,7 @@ impl From<Status> for ShipmentStatus {
             Status::PartiallyShipped => ShipmentStatus::PartiallyShipped,
             Status::Shipped => ShipmentStatus::Shipped,
             Status::Delivered => ShipmentStatus::Delivered,
+            Status::Cancelled => ShipmentStatus::Cancelled,
         }
     }
 }
@@ -44,6 +47,7 @@ impl From<ShipmentStatus> for Status {
             ShipmentStatus::PartiallyShipped => Status::PartiallyShipped,
             ShipmentStatus::Shipped => Status::Shipped,
             ShipmentStatus::Delivered => Status::Delivered,
+            ShipmentStatus::Cancelled => Status::Cancelled,
         }
     }
 }
@@ -80,27 +84,49 @@ pub struct ParcelItem {
     pub quantity: i64,
 }
 
-/// A parcel, with the supplier of its shipment (who may fetch its label).
-pub struct Parcel(parcel::Model, Vec<parcel_item::Model>, String);
+/// A parcel, with what it holds and the supplier (who may fetch its label) and
+/// carrier of its shipment.
+pub struct Parcel {
+    row: parcel::Model,
+    items: Vec<parcel_item::Model>,
+    supplier_id: String,
+    carrier: String,
+}
+
+impl Parcel {
+    fn of(row: parcel::Model, items: Vec<parcel_item::Model>, s: &shipment::Model) -> Self {
+        Parcel {
+            row,
+            items,
+            supplier_id: s.supplier_id.clone(),
+            carrier: s.carrier.clone(),
+        }
+    }
+}
+
+/// The carrier's public page for a tracking number.
+fn tracking_url(svc: &ShippingCtx, carrier: &str, number: Option<&str>) -> Option<String> {
+    Some(svc.carriers.get(carrier)?.tracking_url(number?))
+}
 
 #[Object]
 impl Parcel {
     async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.row.id.clone())
     }
     /// PACKED, LABELLED once its label is bought, then as the carrier scans it:
     /// IN_TRANSIT, OUT_FOR_DELIVERY, FAILED_ATTEMPT, DELIVERED or RETURNED.
     async fn status(&self) -> &str {
-        &self.0.status
+        &self.row.status
     }
     /// The carrier's scans, oldest first.
     async fn events(&self, ctx: &Context<'_>) -> Result<Vec<TrackingEvent>> {
         let svc = ctx.data::<ShippingCtx>()?;
-        Ok(tracking::events_of(svc, &self.0.id)
+        Ok(tracking::events_of(svc, &self.row.id)
             .await?
             .into_iter()
             .map(|e| TrackingEvent {
-                tracking_number: self.0.tracking_number.clone().unwrap_or_default(),
+                tracking_number: self.row.tracking_number.clone().unwrap_or_default(),
                 status: e.status,
                 location: e.location,
                 at: e.occurred_at,
@@ -108,14 +134,23 @@ impl Parcel {
             .collect())
     }
     async fn weight_grams(&self) -> i64 {
-        self.0.weight_grams
+        self.row.weight_grams
     }
     /// Set once a label is bought.
     async fn tracking_number(&self) -> Option<&str> {
-        self.0.tracking_number.as_deref()
+        self.row.tracking_number.as_deref()
+    }
+    /// The carrier's page following this parcel, once it has a tracking number.
+    async fn tracking_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        Ok(tracking_url(
+            svc,
+            &self.carrier,
+            self.row.tracking_number.as_deref(),
+        ))
     }
     async fn items(&self) -> Vec<ParcelItem> {
-        self.1
+        self.items
             .iter()
             .map(|i| ParcelItem {
                 product_id: ID(i.product_id.clone()),
@@ -124,7 +159,7 @@ impl Parcel {
             .collect()
     }
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.row.created_at
     }
     /// A link to the label PDF, valid for 15 minutes (ask again for a fresh one): for
     /// the shipment's supplier and admins, once the label is bought.
@@ -134,9 +169,9 @@ impl Parcel {
         let allowed = who
             .0
             .as_ref()
-            .is_some_and(|p| p.is_admin() || p.user_id == self.2);
-        Ok((allowed && self.0.tracking_number.is_some())
-            .then(|| labels::link(svc.label_secret.as_slice(), &self.0.id)))
+            .is_some_and(|p| p.is_admin() || p.user_id == self.supplier_id);
+        Ok((allowed && self.row.tracking_number.is_some())
+            .then(|| labels::link(svc.label_secret.as_slice(), &self.row.id)))
     }
 }
 
@@ -161,8 +196,17 @@ impl Shipment {
     async fn method_name(&self) -> &str {
         &self.0.method_name
     }
+    /// The carrier's code (`simulated`, ...).
     async fn carrier(&self) -> &str {
         &self.0.carrier
+    }
+    /// The carrier's name as shoppers know it.
+    async fn carrier_name(&self, ctx: &Context<'_>) -> Result<String> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        Ok(svc
+            .carriers
+            .get(&self.0.carrier)
+            .map_or_else(|| self.0.carrier.clone(), |c| c.name().to_string()))
     }
     /// What the buyer paid for it, tax excluded.
     async fn price(&self) -> Money {
@@ -203,6 +247,15 @@ impl Shipment {
             .into_iter()
             .find_map(|(p, _)| p.tracking_number))
     }
+    /// The carrier's page following the first parcel (every parcel's is in `parcels`).
+    async fn tracking_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let svc = ctx.data::<ShippingCtx>()?;
+        let first = shipments::parcels(&svc.db, &self.0.id)
+            .await?
+            .into_iter()
+            .find_map(|(p, _)| p.tracking_number);
+        Ok(tracking_url(svc, &self.0.carrier, first.as_deref()))
+    }
     /// Every parcel's scans, oldest first.
     async fn events(&self, ctx: &Context<'_>) -> Result<Vec<TrackingEvent>> {
         let svc = ctx.data::<ShippingCtx>()?;
@@ -226,7 +279,7 @@ impl Shipment {
         Ok(shipments::parcels(&svc.db, &self.0.id)
             .await?
             .into_iter()
-            .map(|(p, items)| Parcel(p, items, self.0.supplier_id.clone()))
+            .map(|(p, items)| Parcel::of(p, items, &self.0))
             .collect())
     }
     async fn created_at(&self) -> DateTime<Utc> {
@@ -420,7 +473,7 @@ impl ShipmentMutation {
         Ok(ShippingLabel {
             tracking_number: p.tracking_number.clone().unwrap_or_default(),
             label_url: labels::link(svc.label_secret.as_slice(), &p.id),
-            parcel: Parcel(p, items, s.supplier_id),
+            parcel: Parcel::of(p, items, &s),
         })
     }
 
@@ -442,10 +495,9 @@ impl ShipmentMutation {
             .collect();
         let (s, p) = shipments::pack(svc, &caller(ctx), &shipment_id, items, weight_grams).await?;
         let items = shipments::items_of(&svc.db, &p.id).await?;
-        let supplier = s.supplier_id.clone();
         Ok(PackShipmentPayload {
+            parcel: Parcel::of(p, items, &s),
             shipment: Shipment(s),
-            parcel: Parcel(p, items, supplier),
         })
     }
 }

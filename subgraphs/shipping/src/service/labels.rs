@@ -7,7 +7,6 @@ use chrono::Utc;
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
-use sha2::Sha256;
 use shop_kit::auth::Caller;
 use shop_kit::input::check_id;
 use shop_kit::{ApiError, ApiResult};
@@ -196,18 +195,6 @@ pub fn check_link(
     Ok(())
 }
 
-/// The tracking number the simulated carrier gives a parcel: `SIM` and twelve digits
-/// derived from the parcel's id, so buying again (or twice at once) gives the same.
-pub fn simulated_tracking_number(parcel_id: &str) -> String {
-    use sha2::Digest;
-    let digest = Sha256::digest(parcel_id.as_bytes());
-    let mut n = 0u64;
-    for b in &digest[..8] {
-        n = (n << 8) | u64::from(*b);
-    }
-    format!("SIM{:012}", n % 1_000_000_000_000)
-}
-
 /// Buys the parcel's label (once: a bought label is answered as it is) and returns the
 /// parcel with its tracking number. The supplier's ship-from address must be set.
 pub async fn buy(
@@ -239,6 +226,7 @@ pub async fn buy(
         txn.commit().await?;
         return Ok((parcel, s));
     }
+    shipments::not_cancelled(&s)?;
     if sender::Entity::find_by_id(s.supplier_id.clone())
         .one(&txn)
         .await?
@@ -248,8 +236,24 @@ pub async fn buy(
             "set the ship-from address first (setShipFromAddress): the label shows it",
         ));
     }
+    let country = serde_json::from_str::<serde_json::Value>(&s.address)
+        .ok()
+        .and_then(|a| a["country"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    // The carrier is asked inside the transaction, with the parcel's row held: a second
+    // buyer waits and then finds the number, and the carrier sees one request per
+    // parcel (the parcel id is its idempotency key should we crash before commit).
+    let tracking = ctx
+        .carriers
+        .stored(&s.carrier)?
+        .buy_label(&super::carriers::LabelRequest {
+            parcel_id: parcel.id.clone(),
+            weight_grams: parcel.weight_grams,
+            country,
+        })
+        .await?;
     let mut m: parcel::ActiveModel = parcel.into();
-    m.tracking_number = Set(Some(simulated_tracking_number(parcel_id)));
+    m.tracking_number = Set(Some(tracking));
     m.label_at = Set(Some(now));
     m.status = Set(super::tracking::ParcelStatus::Labelled.as_str().into());
     m.updated_at = Set(now);

@@ -1,6 +1,7 @@
 //! Shipping: where each supplier ships and at what price (`zones`), what a cart's parts
 //! cost to send (`quote`), and what the catalog tells about products (`ports`).
 
+pub mod carriers;
 pub mod labels;
 pub mod ports;
 pub mod quote;
@@ -26,6 +27,7 @@ pub struct ShippingCtx {
     pub label_secret: std::sync::Arc<[u8; 32]>,
     /// What carriers sign their webhooks with; `None`: webhooks are off.
     pub webhook_secret: Option<std::sync::Arc<Vec<u8>>>,
+    pub carriers: carriers::Carriers,
 }
 
 /// How a shipping service runs besides its database and neighbours.
@@ -37,6 +39,8 @@ pub struct ShippingSettings {
     pub carrier_step: Option<std::time::Duration>,
     /// `SHOP_CARRIER_WEBHOOK_SECRET`.
     pub webhook_secret: Option<String>,
+    /// The shop's public origin (`SHOP_PUBLIC_URL`): tracking links start with it.
+    pub public_url: Option<String>,
 }
 
 impl ShippingCtx {
@@ -50,6 +54,7 @@ impl ShippingCtx {
             // ([`ShippingCtx::with_label_secret`]).
             label_secret: std::sync::Arc::new(process_key()),
             webhook_secret: None,
+            carriers: carriers::Carriers::default(),
         }
     }
 

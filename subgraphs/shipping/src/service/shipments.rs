@@ -22,6 +22,7 @@ use crate::entity::{parcel, parcel_item, shipment, shipment_line};
 /// The consumer group of this domain.
 pub const CONSUMER: &str = "shipping";
 pub const ORDER_PLACED: &str = "orders.order_placed";
+pub const ORDER_STATUS_CHANGED: &str = "orders.order_status_changed";
 /// Announces a shipment's new status (orders and notifications follow it).
 pub const SHIPMENT_UPDATED: &str = "shipping.shipment_updated";
 
@@ -42,6 +43,8 @@ pub enum Status {
     Shipped,
     /// Every parcel arrived.
     Delivered,
+    /// The order was cancelled or refunded before anything left.
+    Cancelled,
 }
 
 impl Status {
@@ -53,6 +56,7 @@ impl Status {
             Status::PartiallyShipped => "PARTIALLY_SHIPPED",
             Status::Shipped => "SHIPPED",
             Status::Delivered => "DELIVERED",
+            Status::Cancelled => "CANCELLED",
         }
     }
 
@@ -63,19 +67,40 @@ impl Status {
             "PARTIALLY_SHIPPED" => Status::PartiallyShipped,
             "SHIPPED" => Status::Shipped,
             "DELIVERED" => Status::Delivered,
+            "CANCELLED" => Status::Cancelled,
             _ => Status::Pending,
         }
     }
+
+    /// Nothing has left yet: the shipment can still be stopped.
+    pub fn stoppable(self) -> bool {
+        matches!(
+            self,
+            Status::Pending | Status::PartiallyPacked | Status::Packed
+        )
+    }
+}
+
+/// Refuses work on a shipment whose order was cancelled.
+pub fn not_cancelled(s: &shipment::Model) -> ApiResult<()> {
+    if Status::parse(&s.status) == Status::Cancelled {
+        return Err(ApiError::conflict(format!(
+            "order {} was cancelled: its shipment is not sent",
+            s.order_number
+        )));
+    }
+    Ok(())
 }
 
 /// Follows the events shipping acts on.
 pub fn start_consumer(ctx: &ShippingCtx, bus: &shop_kit::events::EventBus) {
     bus.spawn_consumer(
         CONSUMER,
-        &[ORDER_PLACED],
+        &[ORDER_PLACED, ORDER_STATUS_CHANGED],
         shop_kit::events::handler(ctx.clone(), |ctx: ShippingCtx, e: Event| async move {
             match e.topic.as_str() {
                 ORDER_PLACED => on_order_placed(&ctx, &e).await,
+                ORDER_STATUS_CHANGED => on_order_closed(&ctx, &e).await,
                 _ => Ok(()),
             }
             .map_err(|err| format!("{err:?}"))
@@ -179,6 +204,59 @@ pub async fn on_order_placed(ctx: &ShippingCtx, e: &Event) -> ApiResult<()> {
         shipment_line::Entity::insert_many(merged.into_values())
             .exec(&txn)
             .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// How long a cancellation waits for its order's shipments to be made (the two
+/// events travel on different streams); after that it was an order from before
+/// shipping existed.
+const CANCEL_WAITS_FOR_SHIPMENTS: chrono::Duration = chrono::Duration::hours(1);
+
+/// Stops the shipments of a cancelled or refunded order that have not left (packed
+/// parcels stay as they are, unsent; the simulated carrier ignores them). Shipments
+/// already on their way are left to the carrier.
+pub async fn on_order_closed(ctx: &ShippingCtx, e: &Event) -> ApiResult<()> {
+    let p = &e.payload;
+    let to = p["to"].as_str().unwrap_or_default();
+    if !matches!(to, "CANCELLED" | "REFUNDED") {
+        return Ok(());
+    }
+    let order_id = p["orderId"].as_str().unwrap_or_default();
+    // An order cancelled before it was paid never had shipments.
+    if order_id.is_empty() || p["from"].as_str() == Some("PENDING") {
+        return Ok(());
+    }
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    let all = shipment::Entity::find()
+        .filter(shipment::Column::OrderId.eq(order_id))
+        .order_by_asc(shipment::Column::Id)
+        .lock_exclusive()
+        .all(&txn)
+        .await?;
+    if all.is_empty() {
+        let age = chrono::DateTime::parse_from_rfc3339(&e.occurred_at)
+            .map(|t| Utc::now() - t.with_timezone(&Utc))
+            .unwrap_or_default();
+        if age < CANCEL_WAITS_FOR_SHIPMENTS {
+            // Retried with back-off by the bus until the placed event has been applied.
+            return Err(ApiError::Unavailable(format!(
+                "order {order_id} closed before its shipments were made; waiting for them"
+            )));
+        }
+    }
+    if !ctx.inbox.claim(&txn, CONSUMER, e).await? {
+        return Ok(());
+    }
+    let now = Utc::now();
+    for s in all {
+        if Status::parse(&s.status).stoppable() {
+            let mut m: shipment::ActiveModel = s.into();
+            m.status = Set(Status::Cancelled.as_str().into());
+            m.updated_at = Set(now);
+            m.update(&txn).await?;
+        }
     }
     txn.commit().await?;
     Ok(())
@@ -420,6 +498,7 @@ pub async fn pack(
             )));
         }
     };
+    not_cancelled(&s)?;
     let lines = lines(&txn, &s.id).await?;
     let existing = parcels(&txn, &s.id).await?;
     if existing.len() >= MAX_PARCELS {

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use shop_kit::{ApiError, ApiResult};
 
 use super::ShippingCtx;
@@ -89,16 +91,40 @@ pub enum Recorded {
 /// delivered or returned parcel stays so.
 pub async fn record(ctx: &ShippingCtx, scan: &Scan) -> ApiResult<Recorded> {
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
-    let Some(p) = parcel::Entity::find()
+    let unknown = || {
+        ApiError::not_found(format!(
+            "no {} parcel has tracking number {}",
+            shop_kit::input::shortened(&scan.carrier, 32),
+            shop_kit::input::shortened(&scan.tracking_number, 64)
+        ))
+    };
+    let p = parcel::Entity::find()
         .filter(parcel::Column::TrackingNumber.eq(scan.tracking_number.as_str()))
         .one(&txn)
         .await?
-    else {
-        return Err(ApiError::not_found(format!(
-            "no parcel has tracking number {}",
-            shop_kit::input::shortened(&scan.tracking_number, 64)
-        )));
-    };
+        .ok_or_else(unknown)?;
+    let s = shipment::Entity::find_by_id(p.shipment_id.clone())
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::Internal("a parcel without its shipment".into()))?;
+    // A carrier reports its own parcels only.
+    if s.carrier != scan.carrier {
+        return Err(unknown());
+    }
+    // Every shipment of the order is locked (in id order) before any is read for the
+    // tally: two shipments moving at once must not each count the other as it was,
+    // or the order would never hear that all have shipped.
+    let siblings = shipment::Entity::find()
+        .filter(shipment::Column::OrderId.eq(s.order_id.as_str()))
+        .order_by_asc(shipment::Column::Id)
+        .lock_exclusive()
+        .all(&txn)
+        .await?;
+    let s = siblings
+        .iter()
+        .find(|x| x.id == s.id)
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("a shipment vanished".into()))?;
     let key = format!(
         "{}:{}",
         shop_kit::input::shortened(&scan.carrier, 32),
@@ -121,33 +147,42 @@ pub async fn record(ctx: &ShippingCtx, scan: &Scan) -> ApiResult<Recorded> {
         Err(e) if shop_kit::db::is_unique_violation(&e) => return Ok(Recorded::Duplicate),
         Err(e) => return Err(e.into()),
     }
-    let current = ParcelStatus::parse(&p.status).unwrap_or(ParcelStatus::Packed);
-    let newer = p.status_at.is_none_or(|at| scan.occurred_at >= at);
-    let s = shipment::Entity::find_by_id(p.shipment_id.clone())
+    // The parcel as of now: its row may have moved since the unlocked read above.
+    let p = parcel::Entity::find_by_id(p.id.clone())
         .one(&txn)
         .await?
-        .ok_or_else(|| ApiError::Internal("a parcel without its shipment".into()))?;
+        .ok_or_else(unknown)?;
+    let current = ParcelStatus::parse(&p.status).unwrap_or(ParcelStatus::Packed);
+    let newer = p.status_at.is_none_or(|at| scan.occurred_at >= at);
     if newer && !current.is_final() {
         let mut m: parcel::ActiveModel = p.clone().into();
         m.status = Set(scan.status.as_str().into());
         m.status_at = Set(Some(scan.occurred_at));
         m.updated_at = Set(now);
         m.update(&txn).await?;
-        let next = shipments::derive_status(&txn, &s.id).await?;
+        let from = Status::parse(&s.status);
+        // A cancelled shipment stays so (its order was cancelled while this parcel
+        // was already out); the scan is kept in its history.
+        let to = if from == Status::Cancelled {
+            from
+        } else {
+            shipments::derive_status(&txn, &s.id).await?
+        };
         let mut sm: shipment::ActiveModel = s.clone().into();
-        sm.status = Set(next.as_str().into());
+        sm.status = Set(to.as_str().into());
         sm.updated_at = Set(now);
         let s = sm.update(&txn).await?;
-        let siblings = shipment::Entity::find()
-            .filter(shipment::Column::OrderId.eq(s.order_id.as_str()))
-            .all(&txn)
-            .await?;
-        let count = |f: &dyn Fn(Status) -> bool| {
-            siblings
-                .iter()
-                .filter(|x| f(Status::parse(&x.status)))
-                .count()
+        let status_now = |x: &shipment::Model| {
+            if x.id == s.id {
+                to
+            } else {
+                Status::parse(&x.status)
+            }
         };
+        let count =
+            |f: &dyn Fn(Status) -> bool| siblings.iter().filter(|x| f(status_now(x))).count();
+        let carrier = ctx.carriers.get(&s.carrier);
+        let tracking_url = carrier.map(|c| c.tracking_url(&scan.tracking_number));
         ctx.outbox
             .write(
                 &txn,
@@ -155,12 +190,16 @@ pub async fn record(ctx: &ShippingCtx, scan: &Scan) -> ApiResult<Recorded> {
                 &s.order_id,
                 serde_json::json!({
                     "shipmentId": s.id, "orderId": s.order_id, "orderNumber": s.order_number,
-                    "supplierId": s.supplier_id, "userId": s.buyer_id, "status": s.status,
+                    "supplierId": s.supplier_id, "userId": s.buyer_id,
+                    "from": from.as_str(), "status": s.status,
                     "parcelId": p.id, "trackingNumber": scan.tracking_number,
+                    "trackingUrl": tracking_url,
                     "parcelStatus": scan.status.as_str(), "location": scan.location,
                     "at": scan.occurred_at.to_rfc3339(), "carrier": s.carrier,
+                    "carrierName": carrier.map(|c| c.name()),
+                    "methodName": s.method_name,
                     "order": {
-                        "shipments": siblings.len(),
+                        "shipments": siblings.iter().filter(|x| status_now(x) != Status::Cancelled).count(),
                         "shipped": count(&|x| matches!(x, Status::Shipped | Status::Delivered)),
                         "partlyShipped": count(&|x| x == Status::PartiallyShipped),
                         "delivered": count(&|x| x == Status::Delivered),
@@ -260,6 +299,32 @@ impl WebhookEvent {
     }
 }
 
+/// The parcel with a tracking number (too long a number is none), its carrier and
+/// its scans, oldest first.
+pub async fn by_number(
+    ctx: &ShippingCtx,
+    number: &str,
+) -> ApiResult<Option<(parcel::Model, String, Vec<tracking_event::Model>)>> {
+    if number.is_empty() || number.len() > 64 {
+        return Ok(None);
+    }
+    let Some(p) = parcel::Entity::find()
+        .filter(parcel::Column::TrackingNumber.eq(number))
+        .one(&ctx.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(s) = shipment::Entity::find_by_id(p.shipment_id.clone())
+        .one(&ctx.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let events = events_of(ctx, &p.id).await?;
+    Ok(Some((p, s.carrier, events)))
+}
+
 /// A parcel's scans, oldest first.
 pub async fn events_of(
     ctx: &ShippingCtx,
@@ -271,23 +336,6 @@ pub async fn events_of(
         .order_by_asc(tracking_event::Column::CreatedAt)
         .all(&ctx.db)
         .await?)
-}
-
-/// The simulated carrier's route for a parcel: most are delivered; numbers ending in
-/// 9 are delivered at the second attempt, numbers ending in 0 go back to the sender.
-pub fn simulated_route(tracking_number: &str) -> &'static [ParcelStatus] {
-    use ParcelStatus::*;
-    match tracking_number.chars().last() {
-        Some('9') => &[
-            InTransit,
-            OutForDelivery,
-            FailedAttempt,
-            OutForDelivery,
-            Delivered,
-        ],
-        Some('0') => &[InTransit, OutForDelivery, FailedAttempt, Returned],
-        _ => &[InTransit, OutForDelivery, Delivered],
-    }
 }
 
 /// Moves every labelled parcel of the simulated carrier one step along its route when
@@ -320,11 +368,17 @@ pub async fn simulate_once(ctx: &ShippingCtx, step: Duration) -> ApiResult<usize
         else {
             continue;
         };
-        if s.carrier != "simulated" {
+        if Status::parse(&s.status) == Status::Cancelled {
             continue;
         }
+        let Some(route) = ctx
+            .carriers
+            .get(&s.carrier)
+            .and_then(|c| c.simulated_route(&tracking))
+        else {
+            continue;
+        };
         let done = events_of(ctx, &p.id).await?.len();
-        let route = simulated_route(&tracking);
         let Some(next) = route.get(done).copied() else {
             continue;
         };
@@ -336,7 +390,7 @@ pub async fn simulate_once(ctx: &ShippingCtx, step: Duration) -> ApiResult<usize
             _ => format!("Delivery depot {city}"),
         };
         let scan = Scan {
-            carrier: "simulated".into(),
+            carrier: s.carrier.clone(),
             event_id: format!("{}:{done}", p.id),
             tracking_number: tracking,
             status: next,
@@ -366,18 +420,4 @@ pub fn spawn_simulated_carrier(ctx: ShippingCtx, step: Duration) {
             }
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ParcelStatus::*;
-
-    #[test]
-    fn routes_end_delivered_or_returned() {
-        assert_eq!(simulated_route("SIM000000000001").last(), Some(&Delivered));
-        assert_eq!(simulated_route("SIM000000000009").last(), Some(&Delivered));
-        assert!(simulated_route("SIM000000000009").contains(&FailedAttempt));
-        assert_eq!(simulated_route("SIM000000000010").last(), Some(&Returned));
-    }
 }

@@ -47,9 +47,6 @@ impl Kind {
     }
 }
 
-/// The carriers parcels can go with.
-pub const CARRIERS: &[&str] = &["simulated"];
-
 /// Rows of `owner` (a supplier id; `None`: the platform) by their `supplier_id` column.
 fn owned_by(column: impl ColumnTrait, owner: Option<&str>) -> sea_orm::sea_query::SimpleExpr {
     match owner {
@@ -306,18 +303,6 @@ fn check_amount(field: &str, v: i64) -> ApiResult<i64> {
     Ok(v)
 }
 
-fn check_carrier(c: &str) -> ApiResult<String> {
-    let c = c.trim().to_ascii_lowercase();
-    if CARRIERS.contains(&c.as_str()) {
-        Ok(c)
-    } else {
-        Err(ApiError::bad_input(format!(
-            "carrier: unknown carrier {c:?}; known: {}",
-            CARRIERS.join(", ")
-        )))
-    }
-}
-
 pub async fn create_method(
     ctx: &ShippingCtx,
     caller: &Caller,
@@ -332,7 +317,7 @@ pub async fn create_method(
         .free_over
         .map(|f| check_amount("freeOver", f))
         .transpose()?;
-    let carrier = check_carrier(&input.carrier)?;
+    let carrier = ctx.carriers.check(&input.carrier)?;
     check_id("zoneId", &input.zone_id)?;
     let txn = shop_kit::db::begin_write(&ctx.db).await?;
     let z = zone::Entity::find_by_id(input.zone_id.clone())
