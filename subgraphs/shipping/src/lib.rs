@@ -27,6 +27,12 @@ pub fn schema(ctx: ShippingCtx) -> ShippingSchema {
     .enable_federation()
     .extension(shop_kit::error::ErrorCodes)
     .extension(shop_kit::telemetry::ResolverSpans)
+    .data(shop_kit::db::loader(schema::loaders::ParcelsLoader(
+        ctx.db.clone(),
+    )))
+    .data(shop_kit::db::loader(schema::loaders::EventsLoader(
+        ctx.db.clone(),
+    )))
     .data(ctx)
     .limit_depth(32)
     .limit_complexity(20_000)

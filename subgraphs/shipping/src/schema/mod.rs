@@ -2,6 +2,7 @@
 //! `Cart.shippingOptions` for shoppers.
 
 mod cart;
+pub mod loaders;
 pub mod shipments;
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};

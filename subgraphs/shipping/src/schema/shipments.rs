@@ -5,12 +5,12 @@ use chrono::{DateTime, Utc};
 use shop_kit::auth::caller;
 use shop_kit::money::Money;
 
+use super::loaders;
 use crate::entity::sender;
 use crate::entity::{parcel, parcel_item, shipment};
 use crate::service::ShippingCtx;
 use crate::service::labels::{self, ShipFrom};
 use crate::service::shipments::{self, Status};
-use crate::service::tracking;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ShipmentStatus {
@@ -121,8 +121,7 @@ impl Parcel {
     }
     /// The carrier's scans, oldest first.
     async fn events(&self, ctx: &Context<'_>) -> Result<Vec<TrackingEvent>> {
-        let svc = ctx.data::<ShippingCtx>()?;
-        Ok(tracking::events_of(svc, &self.row.id)
+        Ok(loaders::events_of(ctx, &self.row.id)
             .await?
             .into_iter()
             .map(|e| TrackingEvent {
@@ -222,8 +221,8 @@ impl Shipment {
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<ShipmentLine>> {
         let svc = ctx.data::<ShippingCtx>()?;
         let (lines, parcels) = tokio::try_join!(
-            shipments::lines(&svc.db, &self.0.id),
-            shipments::parcels(&svc.db, &self.0.id)
+            async { Ok(shipments::lines(&svc.db, &self.0.id).await?) },
+            loaders::parcels_of(ctx, &self.0.id)
         )?;
         let packed = shipments::packed(&parcels);
         Ok(lines
@@ -241,8 +240,7 @@ impl Shipment {
     /// The first parcel's tracking number once its label is bought (every parcel's is
     /// in `parcels`).
     async fn tracking_number(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        let svc = ctx.data::<ShippingCtx>()?;
-        Ok(shipments::parcels(&svc.db, &self.0.id)
+        Ok(loaders::parcels_of(ctx, &self.0.id)
             .await?
             .into_iter()
             .find_map(|(p, _)| p.tracking_number))
@@ -250,7 +248,7 @@ impl Shipment {
     /// The carrier's page following the first parcel (every parcel's is in `parcels`).
     async fn tracking_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let svc = ctx.data::<ShippingCtx>()?;
-        let first = shipments::parcels(&svc.db, &self.0.id)
+        let first = loaders::parcels_of(ctx, &self.0.id)
             .await?
             .into_iter()
             .find_map(|(p, _)| p.tracking_number);
@@ -258,11 +256,14 @@ impl Shipment {
     }
     /// Every parcel's scans, oldest first.
     async fn events(&self, ctx: &Context<'_>) -> Result<Vec<TrackingEvent>> {
-        let svc = ctx.data::<ShippingCtx>()?;
+        let parcels = loaders::parcels_of(ctx, &self.0.id).await?;
+        let mut scans =
+            loaders::events_of_all(ctx, parcels.iter().map(|(p, _)| p.id.clone()).collect())
+                .await?;
         let mut out = Vec::new();
-        for (p, _) in shipments::parcels(&svc.db, &self.0.id).await? {
+        for (p, _) in parcels {
             let number = p.tracking_number.clone().unwrap_or_default();
-            for e in tracking::events_of(svc, &p.id).await? {
+            for e in scans.remove(&p.id).unwrap_or_default() {
                 out.push(TrackingEvent {
                     tracking_number: number.clone(),
                     status: e.status,
@@ -275,8 +276,7 @@ impl Shipment {
         Ok(out)
     }
     async fn parcels(&self, ctx: &Context<'_>) -> Result<Vec<Parcel>> {
-        let svc = ctx.data::<ShippingCtx>()?;
-        Ok(shipments::parcels(&svc.db, &self.0.id)
+        Ok(loaders::parcels_of(ctx, &self.0.id)
             .await?
             .into_iter()
             .map(|(p, items)| Parcel::of(p, items, &self.0))
