@@ -312,7 +312,16 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
             "--listen".into(),
             format!("127.0.0.1:{sport}"),
         ],
-        urls.clone(),
+        {
+            let mut extra = urls.clone();
+            extra.push((
+                "SHOP_CARRIER_WEBHOOK_SECRET".into(),
+                "scaled-webhook-secret".into(),
+            ));
+            // Scans come from the webhook alone here.
+            extra.push(("SHOP_SIMULATED_CARRIER_STEP_SECONDS".into(), "0".into()));
+            extra
+        },
     );
     let _gateway = spawn(
         vec![
@@ -447,13 +456,81 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
 
     // Checkout: orders drives carts, inventory and payments, each its own process.
     let order = gql(format!(
-        "mutation {{ checkout(cartId: \"{cart}\", shippingAddress: {{ name: \"Ann\", line1: \"Main 1\", city: \"Oslo\", postalCode: \"0150\", country: \"NO\" }}, payment: {{ number: \"4242424242424242\", expMonth: 12, expYear: 2031, cvc: \"123\", holder: \"Ann\" }}, idempotencyKey: \"scaled-1\") {{ status total {{ amount }} shipping {{ amount }} shippingMethods {{ name }} payment {{ status }} }} }}"
+        "mutation {{ checkout(cartId: \"{cart}\", shippingAddress: {{ name: \"Ann\", line1: \"Main 1\", city: \"Oslo\", postalCode: \"0150\", country: \"NO\" }}, payment: {{ number: \"4242424242424242\", expMonth: 12, expYear: 2031, cvc: \"123\", holder: \"Ann\" }}, idempotencyKey: \"scaled-1\") {{ id status total {{ amount }} shipping {{ amount }} shippingMethods {{ name }} payment {{ status }} }} }}"
     ))
     .await;
+    let order_id = order["data"]["checkout"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{order}"))
+        .to_string();
+    let mut placed = order["data"]["checkout"].clone();
+    placed.as_object_mut().unwrap().remove("id");
     assert_eq!(
-        order["data"]["checkout"],
+        placed,
         serde_json::json!({ "status": "PAID", "total": { "amount": 1500 + 650 }, "shipping": { "amount": 650 }, "shippingMethods": [{ "name": "Fjord post" }], "payment": { "status": "CAPTURED" } }),
         "{order}"
+    );
+
+    // The shipping process makes the shipment from the orders process's event (Redis),
+    // a carrier's signed webhook reaches it through the gateway, and the orders
+    // process follows the shipment to DELIVERED (Redis again).
+    let shipment = shop_kit::testing::eventually(Duration::from_secs(15), || async {
+        let r = gql(format!(
+            "{{ order(id: \"{order_id}\") {{ shipments {{ id }} }} }}"
+        ))
+        .await;
+        r["data"]["order"]["shipments"][0]["id"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await
+    .expect("the shipment reached the shipping process through Redis");
+    let r = gql("mutation { setShipFromAddress(input: { name: \"Scaled\", line1: \"Kai 1\", postalCode: \"5003\", city: \"Bergen\", country: \"NO\" }) { country } }".into()).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let r = gql(format!("mutation {{ packShipment(shipmentId: \"{shipment}\", items: [{{ productId: \"{p}\", quantity: 3 }}], weightGrams: 900) {{ parcel {{ id }} }} }}")).await;
+    let parcel = r["data"]["packShipment"]["parcel"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    let r = gql(format!(
+        "mutation {{ buyShippingLabel(parcelId: \"{parcel}\") {{ trackingNumber }} }}"
+    ))
+    .await;
+    let tracking = r["data"]["buyShippingLabel"]["trackingNumber"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    for (n, status) in ["IN_TRANSIT", "DELIVERED"].into_iter().enumerate() {
+        let body = serde_json::json!({ "eventId": format!("scaled-{n}"), "trackingNumber": tracking, "status": status, "location": "Bergen", "occurredAt": chrono::Utc::now().to_rfc3339() }).to_string();
+        let t = chrono::Utc::now().timestamp();
+        let resp = client
+            .post(format!("{gateway}/webhooks/shipping/carriers/simulated"))
+            .header("content-type", "application/json")
+            .header(
+                "shop-signature",
+                format!(
+                    "t={t},v1={}",
+                    shop_kit::secrets::hmac_hex(
+                        b"scaled-webhook-secret",
+                        &[t.to_string().as_bytes(), b".", body.as_bytes()]
+                    )
+                ),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{status}");
+    }
+    let delivered = shop_kit::testing::eventually(Duration::from_secs(15), || async {
+        let r = gql(format!("{{ order(id: \"{order_id}\") {{ status shipments {{ status trackingNumber events {{ status }} }} }} }}")).await;
+        (r["data"]["order"]["status"] == "DELIVERED").then_some(r)
+    })
+    .await
+    .expect("the orders process followed the shipment through Redis");
+    assert_eq!(
+        delivered["data"]["order"]["shipments"],
+        serde_json::json!([{ "status": "DELIVERED", "trackingNumber": tracking, "events": [{ "status": "IN_TRANSIT" }, { "status": "DELIVERED" }] }])
     );
 
     // Our own tokens across processes: the users process signs, the gateway and the
