@@ -199,6 +199,18 @@ async fn files_over_the_limit_and_cut_off_uploads_are_refused_and_start_nothing(
     h.stop().await;
 }
 
+/// Each product change an import made, with its fields before and after.
+async fn changes_of(h: &Harness, token: &str, job: &Value) -> Value {
+    let r = h
+        .gql(
+            Some(token),
+            "query($i: ID!) { catalogImport(id: $i) { changes { edges { node { sku fields { field before after } } } } } }",
+            json!({ "i": job["id"] }),
+        )
+        .await;
+    r.data()["catalogImport"]["changes"]["edges"].clone()
+}
+
 /// The demo shop's first supplier imports into their demo catalog.
 async fn import_into_demo(h: &Harness, file: &str, options: Value) -> Value {
     let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
@@ -293,15 +305,8 @@ async fn stock_columns_reach_the_ledger_and_an_archived_product_is_not_sold_from
         let job = import_into_demo(&h, file, json!({})).await;
         assert_eq!(job["status"], "DONE", "{job}");
         assert_eq!(job["counts"]["toUpdate"], 2, "{job}");
-        let r = h
-            .gql(
-                Some(&supplier),
-                "query($i: ID!) { catalogImport(id: $i) { changes { edges { node { sku fields { field before after } } } } } }",
-                json!({ "i": job["id"] }),
-            )
-            .await;
         assert_eq!(
-            r.data()["catalogImport"]["changes"]["edges"],
+            changes_of(&h, &supplier, &job).await,
             json!([
                 { "node": { "sku": "IMP-1", "fields": [{ "field": "stock", "before": 7, "after": 9 }] } },
                 { "node": { "sku": "IMP-2", "fields": [{ "field": "status", "before": "active", "after": "archived" }] } }
@@ -503,10 +508,10 @@ async fn an_export_imports_back_with_no_changes_and_its_formulas_are_defused() {
         let h = Harness::start(db, false).await;
         let token = h.token(&supplier_id(1), Role::Supplier);
         let cat = catalog(&h, &token).await;
-        let file = "sku,name,description,price,currency,category,images,attr:color,attr:sizes,status\n\
-MUG-1,Blue mug,\"Holds tea, coffee\",4.50,EUR,Kitchen > Mugs,https://img.example/a.png|/b.png,blue,,active\n\
-F-1,=1+2,-5 off today,0.99,EUR,,,,,draft\n\
-Y-1,Teapot,@home,1999,JPY,Kitchen,,,,active\n";
+        let file = "sku,name,description,price,currency,category,images,attr:color,attr:sizes,status,weight_grams,length_mm,width_mm,height_mm\n\
+MUG-1,Blue mug,\"Holds tea, coffee\",4.50,EUR,Kitchen > Mugs,https://img.example/a.png|/b.png,blue,,active,350,120,90,100\n\
+F-1,=1+2,-5 off today,0.99,EUR,,,,,draft,0,,,\n\
+Y-1,Teapot,@home,1999,JPY,Kitchen,,,,active,,,,\n";
         let body = multipart("b0undary", &cat, json!({}), "first.csv", file.as_bytes());
         let r = post_multipart(&h, &token, body, true).await;
         let job = settle_import(&h, &token, r.data()["startCatalogImport"]["id"].as_str().unwrap()).await;
@@ -553,6 +558,7 @@ Y-1,Teapot,@home,1999,JPY,Kitchen,,,,active\n";
                 assert!(exported.contains("'-5 off today"), "{exported}");
                 assert!(exported.contains("'@home"), "{exported}");
                 assert!(exported.starts_with("sku,name,description,price"), "{exported}");
+                assert!(exported.contains(",350,120,90,100\r\n"), "{exported}");
             }
             let body = multipart("b0undary", &cat, json!({ "dryRun": true }), name, &exported);
             let r = post_multipart(&h, &token, body, true).await;
@@ -573,6 +579,97 @@ Y-1,Teapot,@home,1999,JPY,Kitchen,,,,active\n";
             .await
             .unwrap();
         assert_eq!(resp.status(), 404);
+        h.stop().await;
+    })
+    .await;
+}
+
+const PHYSICAL: &str = "query($c: ID, $s: String!) { product(sku: $s, catalogId: $c) { price { amount } weightGrams dimensions { lengthMm widthMm heightMm } } }";
+
+async fn import_file(h: &Harness, token: &str, cat: &str, file: &str, options: Value) -> Value {
+    let body = multipart("b0undary", cat, options, "physical.csv", file.as_bytes());
+    let r = post_multipart(h, token, body, true).await;
+    settle_import(
+        h,
+        token,
+        r.data()["startCatalogImport"]["id"].as_str().unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn weights_and_sizes_import_and_stay_when_a_file_leaves_them_out() {
+    each_db("imports_physical", async |db| {
+        let h = Harness::start(db, false).await;
+        let token = h.token(&supplier_id(1), Role::Supplier);
+        let cat = catalog(&h, &token).await;
+        let physical = |sku: &'static str| {
+            let (h, cat) = (&h, cat.clone());
+            async move { h.gql(None, PHYSICAL, json!({ "c": cat, "s": sku })).await.data()["product"].clone() }
+        };
+        let job = import_file(&h, &token, &cat, "sku,name,price,currency,weight_grams,length_mm,width_mm,height_mm\n\
+W-1,Kettle,30.00,EUR,1100,220,160,240\n\
+W-2,Spoon,2.00,EUR,40,,,\n", json!({})).await;
+        assert_eq!(job["status"], "DONE", "{job}");
+        assert_eq!(
+            physical("W-1").await,
+            json!({ "price": { "amount": 3000 }, "weightGrams": 1100, "dimensions": { "lengthMm": 220, "widthMm": 160, "heightMm": 240 } })
+        );
+        assert_eq!(physical("W-2").await["weightGrams"], 40);
+        assert_eq!(physical("W-2").await["dimensions"], Value::Null);
+
+        // A price list without those columns leaves weights and sizes as they are.
+        let job = import_file(&h, &token, &cat, "sku,name,price,currency\nW-1,Kettle,32.00,EUR\nW-2,Spoon,2.00,EUR\n", json!({})).await;
+        assert_eq!((job["counts"]["toUpdate"].clone(), job["counts"]["unchanged"].clone()), (json!(1), json!(1)), "{job}");
+        assert_eq!(
+            physical("W-1").await,
+            json!({ "price": { "amount": 3200 }, "weightGrams": 1100, "dimensions": { "lengthMm": 220, "widthMm": 160, "heightMm": 240 } })
+        );
+
+        // A blank cell clears; the review shows each change; a rollback puts them back.
+        let job = import_file(&h, &token, &cat, "sku,name,price,currency,weight_grams\nW-1,Kettle,32.00,EUR,\nW-2,Spoon,2.00,EUR,45\n", json!({})).await;
+        assert_eq!(job["status"], "DONE", "{job}");
+        assert_eq!(
+            changes_of(&h, &token, &job).await,
+            json!([
+                { "node": { "sku": "W-1", "fields": [{ "field": "weightGrams", "before": 1100, "after": null }] } },
+                { "node": { "sku": "W-2", "fields": [{ "field": "weightGrams", "before": 40, "after": 45 }] } }
+            ])
+        );
+        assert_eq!(physical("W-1").await["weightGrams"], Value::Null);
+        assert_eq!(physical("W-1").await["dimensions"]["lengthMm"], 220, "sizes untouched");
+        assert_eq!(physical("W-2").await["weightGrams"], 45);
+        let r = h
+            .gql(Some(&token), "mutation($i: ID!) { rollbackCatalogImport(id: $i) { status } }", json!({ "i": job["id"] }))
+            .await;
+        r.data();
+        let back = settle_import(&h, &token, job["id"].as_str().unwrap()).await;
+        assert_eq!(back["status"], "ROLLED_BACK", "{back}");
+        assert_eq!(physical("W-1").await["weightGrams"], 1100);
+        assert_eq!(physical("W-2").await["weightGrams"], 40);
+        assert_eq!(physical("W-1").await["dimensions"]["heightMm"], 240);
+
+        // Bad numbers and half a size fail their rows with coded errors.
+        let job = import_file(&h, &token, &cat, "sku,name,price,currency,weight_grams,length_mm,width_mm,height_mm\n\
+B-1,Bad,1.00,EUR,-5,,,\n\
+B-2,Half,1.00,EUR,10,100,,\n\
+B-3,Huge,1.00,EUR,10,100,100,20000\n", json!({ "dryRun": true })).await;
+        assert_eq!(job["counts"]["failed"], 3, "{job}");
+        let r = h
+            .gql(
+                Some(&token),
+                "query($i: ID!) { catalogImport(id: $i) { errors { edges { node { row column code } } } } }",
+                json!({ "i": job["id"] }),
+            )
+            .await;
+        assert_eq!(
+            r.data()["catalogImport"]["errors"]["edges"],
+            json!([
+                { "node": { "row": 2, "column": "weight_grams", "code": "INVALID_WEIGHT" } },
+                { "node": { "row": 3, "column": "length_mm", "code": "INVALID_DIMENSIONS" } },
+                { "node": { "row": 4, "column": "height_mm", "code": "INVALID_DIMENSIONS" } }
+            ])
+        );
         h.stop().await;
     })
     .await;

@@ -144,7 +144,8 @@ impl ImportRowError {
     }
     /// Stable: REQUIRED, TOO_LONG, INVALID_PRICE, UNKNOWN_CURRENCY, INVALID_SKU,
     /// DUPLICATE_SKU, INVALID_CATEGORY, INVALID_IMAGES, INVALID_ATTRIBUTES,
-    /// INVALID_STOCK, INVALID_STATUS, TOO_MANY_COLUMNS, INVALID_JSON.
+    /// INVALID_STOCK, INVALID_STATUS, INVALID_WEIGHT, INVALID_DIMENSIONS, TOO_MANY_COLUMNS,
+    /// INVALID_JSON.
     async fn code(&self) -> &str {
         &self.0.code
     }
@@ -157,12 +158,17 @@ impl ImportRowError {
     }
 }
 
-/// One changed field of an update: before and after.
+/// One changed field of an update: before and after; null where the field has no
+/// value (a weight cleared by a blank cell, a size never given).
 #[derive(SimpleObject)]
 pub struct ImportFieldChange {
     pub field: String,
-    pub before: Json<serde_json::Value>,
-    pub after: Json<serde_json::Value>,
+    pub before: Option<Json<serde_json::Value>>,
+    pub after: Option<Json<serde_json::Value>>,
+}
+
+fn present(v: serde_json::Value) -> Option<Json<serde_json::Value>> {
+    (!v.is_null()).then_some(Json(v))
 }
 
 /// A change an import stages (and, once applied, made).
@@ -222,8 +228,8 @@ impl ImportChange {
                     value(&after, &f)
                 };
                 ImportFieldChange {
-                    before: Json(value(&before, &f)),
-                    after: Json(after_value),
+                    before: present(value(&before, &f)),
+                    after: present(after_value),
                     field: f,
                 }
             })

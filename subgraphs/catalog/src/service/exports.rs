@@ -36,7 +36,7 @@ pub struct ExportLink {
 }
 
 /// The columns of an export, in order; the importer reads them all.
-pub const COLUMNS: [&str; 10] = [
+pub const COLUMNS: [&str; 14] = [
     "sku",
     "name",
     "description",
@@ -47,6 +47,10 @@ pub const COLUMNS: [&str; 10] = [
     "attributes",
     "status",
     "stock",
+    "weight_grams",
+    "length_mm",
+    "width_mm",
+    "height_mm",
 ];
 
 pub async fn create(
@@ -330,8 +334,8 @@ fn write_xlsx(
                             .write_number_with_format(row, col, value, &prices[exponent as usize])
                             .map_err(err)?;
                     }
-                    "stock" => {
-                        let value = p.stock_on_hand.unwrap_or_default() as f64;
+                    "stock" | "weight_grams" | "length_mm" | "width_mm" | "height_mm" => {
+                        let value = cell.parse::<i64>().unwrap_or_default() as f64;
                         sheet.write_number(row, col, value).map_err(err)?;
                     }
                     _ if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) => {
@@ -398,8 +402,16 @@ fn cells(p: &product::Model, cats: &Categories) -> Vec<String> {
             Json::Object(attributes.into_iter().collect()).to_string()
         },
         doc.status,
-        p.stock_on_hand.map(|s| s.to_string()).unwrap_or_default(),
+        number(p.stock_on_hand),
+        number(p.weight_grams),
+        number(p.length_mm),
+        number(p.width_mm),
+        number(p.height_mm),
     ]
+}
+
+fn number(n: Option<i64>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_default()
 }
 
 fn csv_line(cells: impl IntoIterator<Item = String>) -> Vec<u8> {
@@ -426,8 +438,18 @@ fn json_line(p: &product::Model, cats: &Categories) -> Json {
         "attributes": Json::Object(doc.attributes.into_iter().collect()),
         "status": doc.status,
     });
-    if let (Some(s), Json::Object(m)) = (p.stock_on_hand, &mut v) {
-        m.insert("stock".into(), Json::from(s));
+    if let Json::Object(m) = &mut v {
+        for (key, value) in [
+            ("stock", p.stock_on_hand),
+            ("weight_grams", p.weight_grams),
+            ("length_mm", p.length_mm),
+            ("width_mm", p.width_mm),
+            ("height_mm", p.height_mm),
+        ] {
+            if let Some(n) = value {
+                m.insert(key.into(), Json::from(n));
+            }
+        }
     }
     v
 }

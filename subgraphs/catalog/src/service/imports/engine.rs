@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 use shop_kit::{ApiError, ApiResult, ids};
 
 use super::format::{self, Format, ParsedRow, Sink};
-use super::rows::{ColumnMapping, FileError, ProductDoc, RowError, RowRules};
+use super::rows::{ColumnMapping, FileError, Physical, ProductDoc, RowError, RowRules};
 use super::skus::SkuTable;
 use super::{JobStatus, Kind, Missing, StoredOptions};
 use crate::entity::{category, import, import_change, product};
@@ -206,17 +206,64 @@ const NOT_SEEN: u32 = u32::MAX;
 struct Existing {
     id: StoredId,
     hash: u64,
-    /// Units on hand, or `NO_STOCK` (none recorded).
-    on_hand: i64,
-    archived: bool,
+    /// Units on hand, or `NO_STOCK` (none recorded); `TOO_MUCH_STOCK` for a count
+    /// beyond what a file may give, which no row matches.
+    on_hand: i32,
+    facts: Facts,
 }
 
 /// No units on hand recorded; stock is never negative, let alone this.
-const NO_STOCK: i64 = i64::MIN;
+const NO_STOCK: i32 = i32::MIN;
+/// More units than an import accepts (`MAX_STOCK`), as the API may have set.
+const TOO_MUCH_STOCK: i32 = i32::MAX;
 
 impl Existing {
     fn on_hand(&self) -> Option<i64> {
-        (self.on_hand != NO_STOCK).then_some(self.on_hand)
+        (self.on_hand != NO_STOCK).then_some(i64::from(self.on_hand))
+    }
+}
+
+/// A product's weight and sides as stored.
+fn physical_of(p: &product::Model) -> Physical {
+    Physical::stored(p.weight_grams, [p.length_mm, p.width_mm, p.height_mm])
+}
+
+/// A stored product's weight, sides and archived flag in one word, since a million
+/// [`Existing`] are held at once: bits 0-19 the weight in grams plus one (0: none),
+/// 20-61 the three sides at 14 bits each (0: none; a side is at least 1 mm), bit 62
+/// whether it is archived. Weights and sides fit: at most 1,000,000 g and 10,000 mm.
+#[derive(Clone, Copy)]
+struct Facts(u64);
+
+impl Facts {
+    const WEIGHT: u64 = (1 << 20) - 1;
+    const SIDE: u64 = (1 << 14) - 1;
+    const ARCHIVED: u64 = 1 << 62;
+
+    fn new(physical: &Physical, archived: bool) -> Facts {
+        let weight = physical
+            .weight_grams
+            .flatten()
+            .map_or(0, |w| (w.clamp(0, Self::WEIGHT as i64 - 1) as u64) + 1);
+        let sides = physical.dimensions.flatten().map_or(0, |[l, w, h]| {
+            let side = |v: i64| v.clamp(1, Self::SIDE as i64) as u64;
+            side(l) << 28 | side(w) << 14 | side(h)
+        });
+        Facts(weight | sides << 20 | if archived { Self::ARCHIVED } else { 0 })
+    }
+
+    fn archived(self) -> bool {
+        self.0 & Self::ARCHIVED != 0
+    }
+
+    fn physical(self) -> Physical {
+        let weight = self.0 & Self::WEIGHT;
+        let sides = (self.0 >> 20) & ((1 << 42) - 1);
+        let side = |shift: u32| ((sides >> shift) & Self::SIDE) as i64;
+        Physical {
+            weight_grams: Some((weight != 0).then(|| weight as i64 - 1)),
+            dimensions: Some((sides != 0).then(|| [side(28), side(14), side(0)])),
+        }
     }
 }
 
@@ -257,7 +304,7 @@ struct Pending {
     sku: String,
     kind: Kind,
     product_id: String,
-    after: Option<(ProductDoc, Option<i64>)>,
+    after: Option<(ProductDoc, Option<i64>, Physical)>,
 }
 
 struct Counts {
@@ -372,8 +419,10 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                 id: StoredId::new(&p.id, &mut other_ids)
                     .ok_or_else(|| Stop::Failed("the catalog has too many products".into()))?,
                 hash: doc.hash64(),
-                archived: p.status == Status::Archived.as_str(),
-                on_hand: p.stock_on_hand.unwrap_or(NO_STOCK),
+                on_hand: p
+                    .stock_on_hand
+                    .map_or(NO_STOCK, |n| i32::try_from(n).unwrap_or(TOO_MUCH_STOCK)),
+                facts: Facts::new(&physical_of(&p), p.status == Status::Archived.as_str()),
             });
             // SKUs are unique in a catalog: each stored one is new to the table.
             known
@@ -529,7 +578,11 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
             let hash = row.doc.hash64();
             let change = match existing.get(entry.existing as usize) {
                 None => Some((Kind::Create, ids::new_id())),
-                Some(e) if e.hash == hash && row.stock.is_none_or(|s| Some(s) == e.on_hand()) => {
+                Some(e)
+                    if e.hash == hash
+                        && row.stock.is_none_or(|s| Some(s) == e.on_hand())
+                        && row.physical.matches(&e.facts.physical()) =>
+                {
                     None
                 }
                 Some(e) => Some((Kind::Update, e.id.text(&other_ids))),
@@ -550,7 +603,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                         sku: row.doc.sku.clone(),
                         kind,
                         product_id,
-                        after: Some((row.doc, row.stock)),
+                        after: Some((row.doc, row.stock, row.physical)),
                     });
                 }
             }
@@ -612,7 +665,7 @@ pub async fn validate(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
         absent.sort_by(|a, b| a.0.cmp(b.0));
         for (sku, e) in absent {
             let kind = match missing {
-                Missing::Archive if e.archived => continue,
+                Missing::Archive if e.facts.archived() => continue,
                 Missing::Archive => Kind::Archive,
                 _ => Kind::Delete,
             };
@@ -710,14 +763,17 @@ async fn flush(
         .filter(|p| p.kind != Kind::Create)
         .map(|p| p.product_id.clone())
         .collect();
-    let mut before: HashMap<String, (ProductDoc, Option<i64>)> = HashMap::new();
+    let mut before: HashMap<String, (ProductDoc, Option<i64>, Physical)> = HashMap::new();
     for chunk in ids.chunks(MAX_PARAMS) {
         let found = product::Entity::find()
             .filter(product::Column::Id.is_in(chunk.to_vec()))
             .all(db)
             .await?;
         for p in found {
-            before.insert(p.id.clone(), (doc_of(&p, cats), p.stock_on_hand));
+            before.insert(
+                p.id.clone(),
+                (doc_of(&p, cats), p.stock_on_hand, physical_of(&p)),
+            );
         }
     }
     // One commit for the whole flush, not one per statement.
@@ -742,22 +798,26 @@ async fn flush(
         let mut values = Vec::with_capacity(pending.len() * 11);
         for p in pending.iter() {
             let before_state = before.get(&p.product_id);
-            let before_doc = before_state.map(|(d, _)| d);
+            let before_doc = before_state.map(|(d, _, _)| d);
             let changed: Vec<&str> = match (&p.after, before_state) {
-                (Some((after, stock)), Some((b, on_hand))) => {
+                (Some((after, stock, physical)), Some((b, on_hand, stored))) => {
                     let mut fields = after.changed_fields(b);
                     if stock.is_some() && stock != on_hand {
                         fields.push("stock");
                     }
+                    fields.extend(physical.changed(stored));
                     fields
                 }
                 (None, _) if p.kind == Kind::Archive => vec!["status"],
                 _ => Vec::new(),
             };
-            let after_json = p.after.as_ref().map(|(doc, stock)| {
+            let after_json = p.after.as_ref().map(|(doc, stock, physical)| {
                 let mut v = serde_json::to_value(doc).unwrap_or_default();
-                if let (Some(s), Json::Object(m)) = (stock, &mut v) {
-                    m.insert("stock".into(), Json::from(*s));
+                if let Json::Object(m) = &mut v {
+                    if let Some(s) = stock {
+                        m.insert("stock".into(), Json::from(*s));
+                    }
+                    physical.write_into(m);
                 }
                 v.to_string()
             });
@@ -767,10 +827,13 @@ async fn flush(
             values.push(Value::from(p.sku.clone()));
             values.push(Value::from(p.kind.as_str()));
             values.push(Value::from(p.product_id.clone()));
-            values.push(Value::from(before_state.map(|(b, on_hand)| {
+            values.push(Value::from(before_state.map(|(b, on_hand, stored)| {
                 let mut v = serde_json::to_value(b).unwrap_or_default();
-                if let (Some(s), Json::Object(m)) = (on_hand, &mut v) {
-                    m.insert("stock".into(), Json::from(*s));
+                if let Json::Object(m) = &mut v {
+                    if let Some(s) = on_hand {
+                        m.insert("stock".into(), Json::from(*s));
+                    }
+                    stored.write_into(m);
                 }
                 v.to_string()
             })));
@@ -781,7 +844,7 @@ async fn flush(
             // What the product will hash to once this change is applied: a rollback
             // undoes the change only while the product still hashes so.
             let written = match (&p.after, p.kind) {
-                (Some((after, _)), _) => Some(after.hash()),
+                (Some((after, _, _)), _) => Some(after.hash()),
                 (None, Kind::Archive) => before_doc.map(|b| {
                     let mut archived = b.clone();
                     archived.status = Status::Archived.as_str().to_string();
@@ -892,35 +955,79 @@ async fn reindex_many<C: ConnectionTrait>(
     products::reindex(conn, &indexed, replace).await
 }
 
-fn after_doc(c: &import_change::Model) -> ApiResult<(ProductDoc, Option<i64>)> {
+fn after_doc(c: &import_change::Model) -> ApiResult<(ProductDoc, Option<i64>, Physical)> {
     let text = c
         .after_doc
         .as_deref()
         .ok_or_else(|| ApiError::Internal(format!("change {} has no product", c.seq)))?;
     let mut v: Json = serde_json::from_str(text)
         .map_err(|e| ApiError::Internal(format!("change {} is unreadable: {e}", c.seq)))?;
-    let stock = v
-        .as_object_mut()
-        .and_then(|m| m.remove("stock"))
-        .and_then(|s| s.as_i64());
+    let (stock, physical) = match v.as_object_mut() {
+        Some(m) => (
+            m.remove("stock").and_then(|s| s.as_i64()),
+            Physical::take_from(m),
+        ),
+        None => (None, Physical::default()),
+    };
     let doc = serde_json::from_value(v)
         .map_err(|e| ApiError::Internal(format!("change {} is unreadable: {e}", c.seq)))?;
-    Ok((doc, stock))
+    Ok((doc, stock, physical))
 }
 
-fn before_doc(c: &import_change::Model) -> ApiResult<Option<ProductDoc>> {
+/// The product as a change found it, with its weight and size then (empty for
+/// changes staged before imports knew them).
+fn before_doc(c: &import_change::Model) -> ApiResult<Option<(ProductDoc, Physical)>> {
     c.before_doc
         .as_deref()
         .map(|t| {
             let mut v: Json = serde_json::from_str(t)
                 .map_err(|e| ApiError::Internal(format!("change {} is unreadable: {e}", c.seq)))?;
-            if let Json::Object(m) = &mut v {
-                m.remove("stock");
-            }
-            serde_json::from_value(v)
-                .map_err(|e| ApiError::Internal(format!("change {} is unreadable: {e}", c.seq)))
+            let physical = match &mut v {
+                Json::Object(m) => {
+                    m.remove("stock");
+                    Physical::take_from(m)
+                }
+                _ => Physical::default(),
+            };
+            let doc = serde_json::from_value(v)
+                .map_err(|e| ApiError::Internal(format!("change {} is unreadable: {e}", c.seq)))?;
+            Ok((doc, physical))
         })
         .transpose()
+}
+
+/// Writes the given parts of `physical` over a stored product.
+async fn write_physical<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    physical: &Physical,
+) -> ApiResult<()> {
+    let mut sets = Vec::new();
+    let mut values = Vec::new();
+    if let Some(w) = physical.weight_grams {
+        sets.push("weight_grams = ?");
+        values.push(Value::from(w));
+    }
+    if let Some(d) = physical.dimensions {
+        sets.push("length_mm = ?, width_mm = ?, height_mm = ?");
+        for i in 0..3 {
+            values.push(Value::from(d.map(|sides| sides[i])));
+        }
+    }
+    if sets.is_empty() {
+        return Ok(());
+    }
+    values.push(Value::from(id.to_string()));
+    conn.execute_raw(stmt(
+        conn.get_database_backend(),
+        format!(
+            "UPDATE catalog_products SET {} WHERE id = ?",
+            sets.join(", ")
+        ),
+        values,
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Writes a document over a stored product (an update, or a rollback's restore).
@@ -957,11 +1064,11 @@ async fn write_doc<C: ConnectionTrait>(
 async fn insert_docs<C: ConnectionTrait>(
     conn: &C,
     catalog_id: &str,
-    rows: &[(String, ProductDoc, Option<String>, Option<i64>)],
+    rows: &[NewProduct],
 ) -> ApiResult<()> {
     let now = Utc::now();
-    let mut values = Vec::with_capacity(rows.len() * 16);
-    for (id, doc, category_id, stock) in rows {
+    let mut values = Vec::with_capacity(rows.len() * 20);
+    for (id, doc, category_id, stock, physical) in rows {
         values.push(Value::from(id.clone()));
         values.push(Value::from(catalog_id.to_string()));
         values.push(Value::from(category_id.clone()));
@@ -976,17 +1083,26 @@ async fn insert_docs<C: ConnectionTrait>(
         values.push(Value::from(0i64));
         values.push(Value::from(doc.status.clone()));
         values.push(Value::from(*stock));
+        values.push(Value::from(physical.weight_grams.flatten()));
+        let sides = physical.dimensions.flatten();
+        for i in 0..3 {
+            values.push(Value::from(sides.map(|d| d[i])));
+        }
         values.push(Value::from(now));
         values.push(Value::from(now));
     }
     insert_rows(
         conn,
-        "catalog_products (id, catalog_id, category_id, sku, name, description, price_amount, price_currency, images, attributes, in_stock, stock_version, status, stock_on_hand, created_at, updated_at)",
-        16,
+        "catalog_products (id, catalog_id, category_id, sku, name, description, price_amount, price_currency, images, attributes, in_stock, stock_version, status, stock_on_hand, weight_grams, length_mm, width_mm, height_mm, created_at, updated_at)",
+        20,
         values,
     )
     .await
 }
+
+/// A product an import inserts: id, document, category, units on hand, weight and
+/// size.
+type NewProduct = (String, ProductDoc, Option<String>, Option<i64>, Physical);
 
 async fn delete_products<C: ConnectionTrait>(conn: &C, ids: &[String]) -> ApiResult<()> {
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -1132,10 +1248,11 @@ struct Decoded {
 
 /// What applying a change does, with the documents it needs.
 enum Action {
-    /// A new product, with the file's stock column.
-    Create(ProductDoc, Option<i64>),
-    /// The product as the change leaves it (with the file's stock column), and as it was.
-    Update(ProductDoc, Option<i64>, Option<ProductDoc>),
+    /// A new product, with the file's stock, weight and size columns.
+    Create(ProductDoc, Option<i64>, Physical),
+    /// The product as the change leaves it (with the file's stock, weight and size
+    /// columns), and as it was.
+    Update(ProductDoc, Option<i64>, Physical, Option<ProductDoc>),
     Archive,
     Delete,
 }
@@ -1143,12 +1260,12 @@ enum Action {
 fn decode(c: import_change::Model) -> ApiResult<Decoded> {
     let action = match Kind::parse(&c.kind).unwrap_or(Kind::Update) {
         Kind::Create => {
-            let (doc, stock) = after_doc(&c)?;
-            Action::Create(doc, stock)
+            let (doc, stock, physical) = after_doc(&c)?;
+            Action::Create(doc, stock, physical)
         }
         Kind::Update => {
-            let (doc, stock) = after_doc(&c)?;
-            Action::Update(doc, stock, before_doc(&c)?)
+            let (doc, stock, physical) = after_doc(&c)?;
+            Action::Update(doc, stock, physical, before_doc(&c)?.map(|(b, _)| b))
         }
         Kind::Archive => Action::Archive,
         Kind::Delete => Action::Delete,
@@ -1291,7 +1408,7 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
             return Ok(());
         }
         let txn = shop_kit::db::begin_write(db).await?;
-        let mut creates: Vec<(String, ProductDoc, Option<String>, Option<i64>)> = Vec::new();
+        let mut creates: Vec<NewProduct> = Vec::new();
         let mut event = batch_event(job);
         let applied = batch.len() as i64;
         let last_seq = batch.last().map(|c| c.seq);
@@ -1300,16 +1417,16 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
         let mut delete: Vec<String> = Vec::new();
         for c in batch {
             match c.action {
-                Action::Create(doc, stock) => {
+                Action::Create(doc, stock, physical) => {
                     let category_id =
                         category_for(&txn, &job.catalog_id, &mut cats, &doc.category).await?;
                     if let Some(s) = stock {
                         event.stock.push((c.product_id.clone(), s));
                     }
                     event.created.push((c.product_id.clone(), doc.name.clone()));
-                    creates.push((c.product_id, doc, category_id, stock));
+                    creates.push((c.product_id, doc, category_id, stock, physical));
                 }
-                Action::Update(doc, stock, before) => {
+                Action::Update(doc, stock, physical, before) => {
                     let category_id =
                         category_for(&txn, &job.catalog_id, &mut cats, &doc.category).await?;
                     if let Some(s) = stock {
@@ -1324,6 +1441,7 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
                         event.archived.push(c.product_id.clone());
                     }
                     write_doc(&txn, &c.product_id, &doc, category_id).await?;
+                    write_physical(&txn, &c.product_id, &physical).await?;
                     reindex.push((c.product_id, doc));
                 }
                 Action::Archive => {
@@ -1341,7 +1459,7 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
         ApplyProfile::lap(&mut profile.products, &mut clock);
         let docs: Vec<(&str, &ProductDoc)> = creates
             .iter()
-            .map(|(id, d, _, _)| (id.as_str(), d))
+            .map(|(id, d, _, _, _)| (id.as_str(), d))
             .collect();
         reindex_many(&txn, &docs, false).await?;
         let docs: Vec<(&str, &ProductDoc)> =
@@ -1470,7 +1588,7 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
         let mut undone = 0i64;
         let mut kept = 0i64;
         let mut delete: Vec<String> = Vec::new();
-        let mut reinsert: Vec<(String, ProductDoc, Option<String>, Option<i64>)> = Vec::new();
+        let mut reinsert: Vec<NewProduct> = Vec::new();
         let mut reindex: Vec<(String, ProductDoc)> = Vec::new();
         for c in &batch {
             let kind = Kind::parse(&c.kind).unwrap_or(Kind::Update);
@@ -1488,11 +1606,20 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                     Some(false) => false,
                 },
                 Kind::Update | Kind::Archive => match (untouched, before_doc(c)?) {
-                    (Some(true), Some(before)) => {
+                    (Some(true), Some((before, stored))) => {
                         let category_id =
                             category_for(&txn, &job.catalog_id, &mut cats, &before.category)
                                 .await?;
                         write_doc(&txn, &c.product_id, &before, category_id).await?;
+                        // Back what the change wrote of weight and size, no more.
+                        if kind == Kind::Update {
+                            let (_, _, touched) = after_doc(c)?;
+                            let restore = Physical {
+                                weight_grams: touched.weight_grams.and(stored.weight_grams),
+                                dimensions: touched.dimensions.and(stored.dimensions),
+                            };
+                            write_physical(&txn, &c.product_id, &restore).await?;
+                        }
                         if let Some(p) = current.get(&c.product_id)
                             && p.name != before.name
                         {
@@ -1509,14 +1636,16 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                     _ => false,
                 },
                 Kind::Delete => match before_doc(c)? {
-                    Some(before) if untouched.is_none() && !skus_taken.contains(&c.sku) => {
+                    Some((before, stored))
+                        if untouched.is_none() && !skus_taken.contains(&c.sku) =>
+                    {
                         let category_id =
                             category_for(&txn, &job.catalog_id, &mut cats, &before.category)
                                 .await?;
                         event
                             .created
                             .push((c.product_id.clone(), before.name.clone()));
-                        reinsert.push((c.product_id.clone(), before, category_id, None));
+                        reinsert.push((c.product_id.clone(), before, category_id, None, stored));
                         true
                     }
                     _ => false,
@@ -1534,7 +1663,7 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
         insert_docs(&txn, &job.catalog_id, &reinsert).await?;
         let docs: Vec<(&str, &ProductDoc)> = reinsert
             .iter()
-            .map(|(id, d, _, _)| (id.as_str(), d))
+            .map(|(id, d, _, _, _)| (id.as_str(), d))
             .collect();
         reindex_many(&txn, &docs, false).await?;
         let docs: Vec<(&str, &ProductDoc)> =
@@ -1593,5 +1722,23 @@ mod tests {
         // Small enough that a million stay well under the import's memory budget.
         assert!(std::mem::size_of::<Known>() <= 20);
         assert!(std::mem::size_of::<Existing>() <= 40);
+    }
+
+    #[test]
+    fn a_stored_weight_size_and_archived_flag_survive_packing() {
+        for (weight, sides, archived) in [
+            (None, None, false),
+            (Some(0), None, true),
+            (Some(1_000_000), Some([10_000, 1, 9_999]), false),
+            (None, Some([220, 160, 240]), true),
+        ] {
+            let stored = Physical {
+                weight_grams: Some(weight),
+                dimensions: Some(sides),
+            };
+            let facts = Facts::new(&stored, archived);
+            assert_eq!(facts.physical(), stored);
+            assert_eq!(facts.archived(), archived);
+        }
     }
 }

@@ -8,7 +8,8 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::service::products::{
-    MAX_ATTRIBUTES, MAX_DESCRIPTION, MAX_IMAGES, MAX_NAME, MAX_SKU, Status, is_image_url,
+    MAX_ATTRIBUTES, MAX_DESCRIPTION, MAX_IMAGES, MAX_NAME, MAX_SIDE_MM, MAX_SKU, MAX_WEIGHT_GRAMS,
+    Status, is_image_url,
 };
 
 /// Longest category path accepted (`A > B > C`), and deepest.
@@ -42,6 +43,12 @@ pub enum Column {
     Attr(String),
     Stock,
     Status,
+    /// Shipping weight in grams.
+    WeightGrams,
+    /// Outer dimensions in millimetres: length, width, height (all three or none).
+    LengthMm,
+    WidthMm,
+    HeightMm,
     /// A column we do not know: reported once, its cells ignored.
     Unknown(String),
 }
@@ -69,6 +76,10 @@ impl Column {
             "attributes" => Column::Attributes,
             "stock" => Column::Stock,
             "status" => Column::Status,
+            "weight_grams" | "weightgrams" => Column::WeightGrams,
+            "length_mm" | "lengthmm" => Column::LengthMm,
+            "width_mm" | "widthmm" => Column::WidthMm,
+            "height_mm" | "heightmm" => Column::HeightMm,
             _ => Column::Unknown(trimmed.to_string()),
         }
     }
@@ -86,6 +97,10 @@ impl Column {
             Column::Attr(a) => format!("attr:{a}"),
             Column::Stock => "stock".into(),
             Column::Status => "status".into(),
+            Column::WeightGrams => "weight_grams".into(),
+            Column::LengthMm => "length_mm".into(),
+            Column::WidthMm => "width_mm".into(),
+            Column::HeightMm => "height_mm".into(),
             Column::Unknown(u) => u.clone(),
         }
     }
@@ -278,11 +293,94 @@ impl ProductDoc {
     }
 }
 
-/// A validated row: the product and, when the file has a stock column, its on-hand count.
+/// A validated row: the product and, when the file has a stock column, its on-hand
+/// count; its weight and size where the file has those columns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidRow {
     pub doc: ProductDoc,
     pub stock: Option<i64>,
+    pub physical: Physical,
+}
+
+/// A product's weight and outer size as an import sees them. Like stock, they are not
+/// part of [`ProductDoc`]: a file without these columns leaves the stored values as
+/// they are (a supplier sending prices does not erase the weights shipping prices by).
+/// `None`: not given; `Some(None)`: a blank cell, which clears the value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Physical {
+    pub weight_grams: Option<Option<i64>>,
+    /// Length, width, height.
+    pub dimensions: Option<Option<[i64; 3]>>,
+}
+
+impl Physical {
+    /// A stored product's values (both given).
+    pub fn stored(weight: Option<i64>, sides: [Option<i64>; 3]) -> Physical {
+        let dimensions = match sides {
+            [Some(l), Some(w), Some(h)] => Some([l, w, h]),
+            _ => None,
+        };
+        Physical {
+            weight_grams: Some(weight),
+            dimensions: Some(dimensions),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.weight_grams.is_none() && self.dimensions.is_none()
+    }
+
+    /// The given parts that differ from `stored`, by the names changes show.
+    pub fn changed(&self, stored: &Physical) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.weight_grams.is_some() && self.weight_grams != stored.weight_grams {
+            out.push("weightGrams");
+        }
+        if self.dimensions.is_some() && self.dimensions != stored.dimensions {
+            out.push("dimensions");
+        }
+        out
+    }
+
+    /// Whether every given part equals `stored`.
+    pub fn matches(&self, stored: &Physical) -> bool {
+        self.changed(stored).is_empty()
+    }
+
+    /// The given parts as keys of a change's document (`weightGrams`, `dimensions`).
+    pub fn write_into(&self, doc: &mut serde_json::Map<String, Json>) {
+        if let Some(w) = self.weight_grams {
+            doc.insert("weightGrams".into(), w.map_or(Json::Null, Json::from));
+        }
+        if let Some(d) = self.dimensions {
+            doc.insert(
+                "dimensions".into(),
+                d.map_or(
+                    Json::Null,
+                    |[l, w, h]| serde_json::json!({ "lengthMm": l, "widthMm": w, "heightMm": h }),
+                ),
+            );
+        }
+    }
+
+    /// The parts [`Physical::write_into`] wrote, taken out of `doc`.
+    pub fn take_from(doc: &mut serde_json::Map<String, Json>) -> Physical {
+        let weight_grams = doc.remove("weightGrams").map(|w| w.as_i64());
+        let dimensions = doc.remove("dimensions").map(|d| {
+            match (
+                d["lengthMm"].as_i64(),
+                d["widthMm"].as_i64(),
+                d["heightMm"].as_i64(),
+            ) {
+                (Some(l), Some(w), Some(h)) => Some([l, w, h]),
+                _ => None,
+            }
+        });
+        Physical {
+            weight_grams,
+            dimensions,
+        }
+    }
 }
 
 /// Why one cell (or the whole row) is refused.
@@ -358,6 +456,8 @@ pub fn validate<'a>(
     let mut attributes: BTreeMap<String, Json> = BTreeMap::new();
     let mut stock = None;
     let mut status = Status::Active.as_str().to_string();
+    let mut weight_grams = None;
+    let mut sides: [Option<Option<i64>>; 3] = [None; 3];
 
     for (col, cell) in cells {
         let text = cell.text();
@@ -479,6 +579,28 @@ pub fn validate<'a>(
                     }
                 }
             }
+            Column::WeightGrams => match measure(value, 0, MAX_WEIGHT_GRAMS) {
+                Ok(w) => weight_grams = Some(w),
+                Err(msg) => {
+                    errors.push(RowError::new(Some(col), "INVALID_WEIGHT", msg, Some(value)))
+                }
+            },
+            Column::LengthMm | Column::WidthMm | Column::HeightMm => {
+                let i = match col {
+                    Column::LengthMm => 0,
+                    Column::WidthMm => 1,
+                    _ => 2,
+                };
+                match measure(value, 1, MAX_SIDE_MM) {
+                    Ok(v) => sides[i] = Some(v),
+                    Err(msg) => errors.push(RowError::new(
+                        Some(col),
+                        "INVALID_DIMENSIONS",
+                        msg,
+                        Some(value),
+                    )),
+                }
+            }
             Column::Status => {
                 if !value.is_empty() {
                     match Status::parse(value) {
@@ -511,6 +633,22 @@ pub fn validate<'a>(
             None,
         ));
     }
+    let dimensions = match sides {
+        [None, None, None] => None,
+        [Some(None), Some(None), Some(None)] => Some(None),
+        [Some(Some(l)), Some(Some(w)), Some(Some(h))] => Some(Some([l, w, h])),
+        _ => {
+            if !errors.iter().any(|e| e.code == "INVALID_DIMENSIONS") {
+                errors.push(RowError::new(
+                    Some(&Column::LengthMm),
+                    "INVALID_DIMENSIONS",
+                    "give length_mm, width_mm and height_mm together, or leave all three blank",
+                    None,
+                ));
+            }
+            None
+        }
+    };
     if attributes.len() > MAX_ATTRIBUTES {
         errors.push(RowError::new(
             None,
@@ -572,7 +710,22 @@ pub fn validate<'a>(
             status,
         },
         stock,
+        physical: Physical {
+            weight_grams,
+            dimensions,
+        },
     })
+}
+
+/// A weight or a side: blank clears it; else a whole number from `min` to `max`.
+fn measure(value: &str, min: i32, max: i32) -> Result<Option<i64>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.parse::<i64>() {
+        Ok(n) if (i64::from(min)..=i64::from(max)).contains(&n) => Ok(Some(n)),
+        _ => Err(format!("a whole number from {min} to {max}")),
+    }
 }
 
 fn too_long(col: &Column, max: usize, value: &str) -> RowError {
