@@ -25,15 +25,12 @@ pub type CatalogSchema =
 /// The executable schema, with its data loaders.
 pub fn schema(ctx: CatalogCtx) -> CatalogSchema {
     let db = ctx.reads.clone();
-    Schema::build(
+    shop_kit::server::subgraph_schema(
         schema::QueryRoot,
         schema::MutationRoot,
         schema::ImportSubscription,
     )
-    .enable_federation()
     .enable_subscription_in_federation()
-    .extension(shop_kit::error::ErrorCodes)
-    .extension(shop_kit::telemetry::ResolverSpans)
     .data(ctx)
     .data(shop_kit::db::loader(
         ByIdLoader::<entity::catalog::Entity>::new(db.clone()),
@@ -44,8 +41,6 @@ pub fn schema(ctx: CatalogCtx) -> CatalogSchema {
     .data(shop_kit::db::loader(
         ByIdLoader::<entity::product::Entity>::new(db),
     ))
-    .limit_depth(32)
-    .limit_complexity(20_000)
     .finish()
 }
 

@@ -21,14 +21,9 @@ pub fn schema(ctx: InventoryCtx) -> InventorySchema {
     // Stock on product pages is read on connections that never wait behind a write
     // (a large import's stock batches, say).
     let db = shop_kit::db::read_pool(&ctx.db);
-    Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
-        .enable_federation()
-        .extension(shop_kit::error::ErrorCodes)
-        .extension(shop_kit::telemetry::ResolverSpans)
+    shop_kit::server::subgraph_schema(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .data(ctx)
         .data(shop_kit::db::loader(schema::StockLoader::new(db)))
-        .limit_depth(32)
-        .limit_complexity(20_000)
         .finish()
 }
 

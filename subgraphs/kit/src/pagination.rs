@@ -66,6 +66,16 @@ fn page_size(v: Option<i32>, name: &str) -> ApiResult<Option<u64>> {
 }
 
 impl PageArgs {
+    /// Forward paging only (`first`, `after`), as most lists offer it.
+    pub fn forward(first: Option<i32>, after: Option<String>) -> Self {
+        PageArgs {
+            first,
+            after,
+            last: None,
+            before: None,
+        }
+    }
+
     /// Validates the arguments (before any query runs).
     pub fn validate(&self) -> ApiResult<()> {
         self.parts().map(|_| ())

@@ -21,6 +21,27 @@ use tokio::net::TcpListener;
 
 use crate::auth::{Caller, Verifier};
 
+/// A subgraph's schema builder with what every subgraph has: federation, coded
+/// errors, a span per resolver, and bounds on depth and complexity (the gateway checks
+/// its own limits first; these guard a subgraph called directly).
+pub fn subgraph_schema<Q, M, S>(
+    query: Q,
+    mutation: M,
+    subscription: S,
+) -> async_graphql::SchemaBuilder<Q, M, S>
+where
+    Q: async_graphql::ObjectType + 'static,
+    M: async_graphql::ObjectType + 'static,
+    S: async_graphql::SubscriptionType + 'static,
+{
+    async_graphql::Schema::build(query, mutation, subscription)
+        .enable_federation()
+        .extension(crate::error::ErrorCodes)
+        .extension(crate::telemetry::ResolverSpans)
+        .limit_depth(32)
+        .limit_complexity(20_000)
+}
+
 /// Answers whether a process can serve: its database and required services reachable.
 pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
 

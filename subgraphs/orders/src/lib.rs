@@ -19,18 +19,13 @@ pub type OrdersSchema =
     Schema<schema::QueryRoot, schema::MutationRoot, schema::live::SubscriptionRoot>;
 
 pub fn schema(ctx: OrdersCtx) -> OrdersSchema {
-    Schema::build(
+    shop_kit::server::subgraph_schema(
         schema::QueryRoot,
         schema::MutationRoot,
         schema::live::SubscriptionRoot,
     )
-    .enable_federation()
-    .extension(shop_kit::error::ErrorCodes)
-    .extension(shop_kit::telemetry::ResolverSpans)
     .enable_subscription_in_federation()
     .data(ctx)
-    .limit_depth(32)
-    .limit_complexity(20_000)
     .finish()
 }
 

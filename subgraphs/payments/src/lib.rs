@@ -21,13 +21,8 @@ pub const NAME: &str = "payments";
 pub type PaymentsSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
 
 pub fn schema(ctx: PaymentsCtx) -> PaymentsSchema {
-    Schema::build(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
-        .enable_federation()
-        .extension(shop_kit::error::ErrorCodes)
-        .extension(shop_kit::telemetry::ResolverSpans)
+    shop_kit::server::subgraph_schema(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .data(ctx)
-        .limit_depth(32)
-        .limit_complexity(20_000)
         .finish()
 }
 

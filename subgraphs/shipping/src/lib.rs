@@ -19,14 +19,11 @@ pub const NAME: &str = "shipping";
 pub type ShippingSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
 
 pub fn schema(ctx: ShippingCtx) -> ShippingSchema {
-    Schema::build(
+    shop_kit::server::subgraph_schema(
         schema::QueryRoot::default(),
         schema::MutationRoot::default(),
         EmptySubscription,
     )
-    .enable_federation()
-    .extension(shop_kit::error::ErrorCodes)
-    .extension(shop_kit::telemetry::ResolverSpans)
     .data(shop_kit::db::loader(schema::loaders::ParcelsLoader(
         ctx.db.clone(),
     )))
@@ -34,8 +31,6 @@ pub fn schema(ctx: ShippingCtx) -> ShippingSchema {
         ctx.db.clone(),
     )))
     .data(ctx)
-    .limit_depth(32)
-    .limit_complexity(20_000)
     .finish()
 }
 

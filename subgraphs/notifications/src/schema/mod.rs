@@ -158,15 +158,6 @@ impl From<preference::Model> for NotificationPreferences {
     }
 }
 
-fn page(first: Option<i32>, after: Option<String>) -> PageArgs {
-    PageArgs {
-        first,
-        after,
-        last: None,
-        before: None,
-    }
-}
-
 async fn notifications_of(
     ctx: &Context<'_>,
     user_id: &str,
@@ -175,7 +166,8 @@ async fn notifications_of(
     after: Option<String>,
 ) -> Result<Paged<Notification>> {
     let svc = ctx.data::<NotificationsCtx>()?;
-    let (window, rows) = service::of_user(svc, user_id, unread_only, &page(first, after)).await?;
+    let (window, rows) =
+        service::of_user(svc, user_id, unread_only, &PageArgs::forward(first, after)).await?;
     Ok(window.connection(rows.into_iter().map(Notification).collect()))
 }
 
@@ -257,8 +249,14 @@ impl QueryRoot {
     ) -> Result<Paged<MailDelivery>> {
         let svc = ctx.data::<NotificationsCtx>()?;
         let user = caller(ctx).require()?.user_id.clone();
-        let (window, rows) =
-            service::deliveries(svc, Some(&user), None, None, &page(first, after)).await?;
+        let (window, rows) = service::deliveries(
+            svc,
+            Some(&user),
+            None,
+            None,
+            &PageArgs::forward(first, after),
+        )
+        .await?;
         Ok(window.connection(rows.into_iter().map(MailDelivery).collect()))
     }
 
@@ -283,7 +281,7 @@ impl QueryRoot {
             None,
             status.map(MailDeliveryStatus::as_str),
             to.as_deref(),
-            &page(first, after),
+            &PageArgs::forward(first, after),
         )
         .await?;
         Ok(window.connection(rows.into_iter().map(MailDelivery).collect()))
