@@ -46,6 +46,10 @@ pub const SUBGRAPHS: &[SubgraphSpec] = &[
         name: shop_shipping::NAME,
         sdl: shop_shipping::sdl,
     },
+    SubgraphSpec {
+        name: shop_reviews::NAME,
+        sdl: shop_reviews::sdl,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static SubgraphSpec> {
@@ -187,6 +191,9 @@ async fn start_subgraph(name: &str, db: DatabaseConnection, deps: &Deps) -> Resu
                 .await
                 .map_err(|e| e.to_string())
         }
+        shop_reviews::NAME => shop_reviews::start(db, bus, verifier)
+            .await
+            .map_err(|e| e.to_string()),
         other => Err(format!("unknown subgraph '{other}'")),
     }
 }

@@ -196,7 +196,7 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
 
     let (uport, cport, iport, gport) = (free_port(), free_port(), free_port(), free_port());
     let (kport, pport, oport, nport) = (free_port(), free_port(), free_port(), free_port());
-    let sport = free_port();
+    let (sport, rport) = (free_port(), free_port());
     let urls = vec![
         (
             "SHOP_SUBGRAPH_URL_USERS".to_string(),
@@ -229,6 +229,10 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
         (
             "SHOP_SUBGRAPH_URL_SHIPPING".to_string(),
             format!("http://127.0.0.1:{sport}/graphql"),
+        ),
+        (
+            "SHOP_SUBGRAPH_URL_REVIEWS".to_string(),
+            format!("http://127.0.0.1:{rport}/graphql"),
         ),
     ];
     let spawn = |args: Vec<String>, extra: Vec<(String, String)>| {
@@ -322,6 +326,15 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
             extra.push(("SHOP_SIMULATED_CARRIER_STEP_SECONDS".into(), "0".into()));
             extra
         },
+    );
+    let _reviews = spawn(
+        vec![
+            "subgraph".into(),
+            "reviews".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{rport}"),
+        ],
+        urls.clone(),
     );
     let _gateway = spawn(
         vec![
@@ -531,6 +544,25 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
     assert_eq!(
         delivered["data"]["order"]["shipments"],
         serde_json::json!([{ "status": "DELIVERED", "trackingNumber": tracking, "events": [{ "status": "IN_TRANSIT" }, { "status": "DELIVERED" }] }])
+    );
+    // The reviews process heard of the purchase and the delivery over Redis.
+    let reviewed = shop_kit::testing::eventually(Duration::from_secs(15), || async {
+        let r = gql(format!("mutation {{ createReview(input: {{ productId: \"{p}\", rating: 5, body: \"Bright\" }}) {{ rating }} }}")).await;
+        (r["data"]["createReview"]["rating"] == 5).then_some(())
+    })
+    .await;
+    assert!(
+        reviewed.is_some(),
+        "the delivery never reached the reviews process"
+    );
+    let r = gql(format!(
+        "{{ product(id: \"{p}\") {{ name rating {{ count average }} }} }}"
+    ))
+    .await;
+    assert_eq!(
+        r["data"]["product"],
+        serde_json::json!({ "name": "Scaled Lamp", "rating": { "count": 1, "average": 5.0 } }),
+        "{r}"
     );
 
     // Our own tokens across processes: the users process signs, the gateway and the

@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod reviews;
 pub mod shipping;
 pub mod users;
 mod util;
@@ -32,6 +33,7 @@ pub async fn up(
         "users" => users::Migrator::up(db, None).await,
         "notifications" => notifications::Migrator::up(db, None).await,
         "shipping" => shipping::Migrator::up(db, None).await,
+        "reviews" => reviews::Migrator::up(db, None).await,
         _ => Ok(()),
     }
 }
@@ -50,6 +52,7 @@ pub async fn down(
         "users" => users::Migrator::down(db, None).await,
         "notifications" => notifications::Migrator::down(db, None).await,
         "shipping" => shipping::Migrator::down(db, None).await,
+        "reviews" => reviews::Migrator::down(db, None).await,
         _ => Ok(()),
     }
 }
@@ -63,5 +66,6 @@ pub const DOMAINS: &[&str] = &[
     "payments",
     "orders",
     "shipping",
+    "reviews",
     "notifications",
 ];

@@ -9,6 +9,7 @@ mod m20261205_000004_search_index;
 mod m20261206_000005_attribute_filters_in_search;
 mod m20261206_000006_import_applied_through;
 mod m20261207_000007_product_weight_and_size;
+mod m20261207_000008_product_ratings;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000006_import_applied_through::Migration),
             Box::new(crate::util::OutboxTrace("catalog")),
             Box::new(m20261207_000007_product_weight_and_size::Migration),
+            Box::new(m20261207_000008_product_ratings::Migration),
         ]
     }
 

@@ -32,6 +32,11 @@ pub struct Model {
     pub length_mm: Option<i64>,
     pub width_mm: Option<i64>,
     pub height_mm: Option<i64>,
+    /// Reviews and their mean in hundredths of a star, as `reviews.rating_changed`
+    /// last told; `rating_sequence` is that event's number (older ones are ignored).
+    pub rating_count: i64,
+    pub rating_hundredths: i64,
+    pub rating_sequence: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

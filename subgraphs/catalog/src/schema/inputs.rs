@@ -15,6 +15,8 @@ pub enum ProductSort {
     NameDesc,
     /// Most recently added first (the default without `search`).
     Newest,
+    /// Best rated first (more reviews first among equal averages; unrated last).
+    RatingDesc,
 }
 
 impl From<ProductSort> for Sort {
@@ -26,6 +28,7 @@ impl From<ProductSort> for Sort {
             ProductSort::NameAsc => Sort::NameAsc,
             ProductSort::NameDesc => Sort::NameDesc,
             ProductSort::Newest => Sort::Newest,
+            ProductSort::RatingDesc => Sort::RatingDesc,
         }
     }
 }
@@ -52,6 +55,8 @@ pub struct ProductFilter {
     pub attributes: Option<Vec<AttributeFilter>>,
     /// Only products with (true) or without (false) available stock.
     pub in_stock: Option<bool>,
+    /// Only products whose reviews average at least this many stars (1 to 5).
+    pub min_rating: Option<i32>,
     /// Statuses to list; ACTIVE by default. Others only for the catalog's supplier or an
     /// admin, with `catalogId`.
     pub status: Option<Vec<crate::service::products::Status>>,
@@ -77,6 +82,7 @@ impl ProductFilter {
                 })
                 .collect(),
             in_stock: self.in_stock,
+            min_rating: self.min_rating,
             statuses: self.status.unwrap_or_default(),
             sort: sort.map(Into::into),
         }

@@ -19,6 +19,8 @@ pub const IMPORT_FINISHED: &str = "catalog.import_finished";
 
 /// Published by inventory whenever a product's stock changes.
 pub const STOCK_CHANGED: &str = "inventory.stock_changed";
+/// Published by reviews whenever a product's stars change.
+pub const RATING_CHANGED: &str = "reviews.rating_changed";
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -121,14 +123,58 @@ pub async fn apply_stock_changed<C: ConnectionTrait>(
     conn.execute_raw(stmt).await.map(|_| ())
 }
 
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct RatingChanged {
+    pub product_id: String,
+    pub count: i64,
+    pub average_hundredths: i64,
+}
+
+/// Keeps a product's rating (for sorting and filtering) as reviews last announced it;
+/// `sequence` is the event's number among the product's rating events, so a late or
+/// repeated event changes nothing.
+pub async fn apply_rating_changed<C: ConnectionTrait>(
+    conn: &C,
+    ev: &RatingChanged,
+    sequence: i64,
+) -> Result<(), sea_orm::DbErr> {
+    let stmt = Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        "UPDATE catalog_products SET rating_count = ?, rating_hundredths = ?, rating_sequence = ? WHERE id = ? AND rating_sequence < ?",
+        [
+            Value::from(ev.count.max(0)),
+            Value::from(ev.average_hundredths.clamp(0, 500)),
+            Value::from(sequence),
+            Value::from(ev.product_id.clone()),
+            Value::from(sequence),
+        ],
+    );
+    conn.execute_raw(stmt).await.map(|_| ())
+}
+
 /// Starts the outbox relay and the consumers of the events the catalog listens to.
 pub fn start(ctx: &CatalogCtx, bus: &EventBus) {
     super::imports::runner::spawn(ctx.clone());
     shop_kit::events::spawn_relay(ctx.db.clone(), ctx.outbox.clone(), bus.clone());
     bus.spawn_consumer(
         "catalog",
-        &[STOCK_CHANGED],
+        &[STOCK_CHANGED, RATING_CHANGED],
         handler(ctx.clone(), |ctx: CatalogCtx, event: Event| async move {
+            if event.topic == RATING_CHANGED {
+                let ev: RatingChanged = match serde_json::from_value(event.payload) {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        tracing::error!(id = %event.id, error = %e, "malformed rating event dropped");
+                        return Ok(());
+                    }
+                };
+                // Events from before sequences were numbered still count, once.
+                let sequence = event.sequence.max(1);
+                return apply_rating_changed(&ctx.db, &ev, sequence)
+                    .await
+                    .map_err(|e| e.to_string());
+            }
             let ev: StockChanged = match serde_json::from_value(event.payload) {
                 Ok(ev) => ev,
                 Err(e) => {

@@ -342,6 +342,9 @@ pub async fn insert<C: ConnectionTrait>(
         length_mm: Set(length),
         width_mm: Set(width),
         height_mm: Set(height),
+        rating_count: Set(0),
+        rating_hundredths: Set(0),
+        rating_sequence: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
     };

@@ -338,6 +338,8 @@ pub enum Sort {
     NameAsc,
     NameDesc,
     Newest,
+    /// Best rated first (more reviews first among equals).
+    RatingDesc,
 }
 
 /// One attribute condition: the product has attribute `name` with one of `values`.
@@ -359,6 +361,8 @@ pub struct ProductQuery {
     pub currency: Option<String>,
     pub attributes: Vec<AttributeCondition>,
     pub in_stock: Option<bool>,
+    /// Only products rated at least this many stars (1 to 5) on average.
+    pub min_rating: Option<i32>,
     /// Statuses to list; none means active only (what shoppers see).
     pub statuses: Vec<super::products::Status>,
     pub sort: Option<Sort>,
@@ -417,6 +421,9 @@ fn validate(q: &ProductQuery) -> ApiResult<()> {
     }
     if q.attributes.len() > 20 {
         return Err(ApiError::bad_input("attributes: at most 20 conditions"));
+    }
+    if q.min_rating.is_some_and(|r| !(1..=5).contains(&r)) {
+        return Err(ApiError::bad_input("minRating must be 1 to 5 stars"));
     }
     for a in &q.attributes {
         if a.values.is_empty() {
@@ -603,6 +610,10 @@ pub async fn find(
         from.push(" AND p.in_stock = ");
         from.bind(in_stock);
     }
+    if let Some(stars) = q.min_rating {
+        from.push(" AND p.rating_count > 0 AND p.rating_hundredths >= ");
+        from.bind(i64::from(stars) * 100);
+    }
 
     let counted = matches.then(&from);
     let total = Count::find_by_statement(Statement::from_sql_and_values(
@@ -628,6 +639,9 @@ pub async fn find(
         Sort::NameAsc => "p.name ASC, p.id ASC".into(),
         Sort::NameDesc => "p.name DESC, p.id DESC".into(),
         Sort::Newest => "p.created_at DESC, p.id DESC".into(),
+        Sort::RatingDesc => {
+            "p.rating_hundredths DESC, p.rating_count DESC, p.created_at DESC, p.id DESC".into()
+        }
     };
     let listed = if sort == Sort::Relevance {
         joins.then(&from)
