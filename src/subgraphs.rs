@@ -50,6 +50,10 @@ pub const SUBGRAPHS: &[SubgraphSpec] = &[
         name: shop_reviews::NAME,
         sdl: shop_reviews::sdl,
     },
+    SubgraphSpec {
+        name: shop_recommendations::NAME,
+        sdl: shop_recommendations::sdl,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static SubgraphSpec> {
@@ -192,6 +196,9 @@ async fn start_subgraph(name: &str, db: DatabaseConnection, deps: &Deps) -> Resu
                 .map_err(|e| e.to_string())
         }
         shop_reviews::NAME => shop_reviews::start(db, bus, verifier)
+            .await
+            .map_err(|e| e.to_string()),
+        shop_recommendations::NAME => shop_recommendations::start(db, bus, verifier)
             .await
             .map_err(|e| e.to_string()),
         other => Err(format!("unknown subgraph '{other}'")),

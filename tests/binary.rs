@@ -196,7 +196,7 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
 
     let (uport, cport, iport, gport) = (free_port(), free_port(), free_port(), free_port());
     let (kport, pport, oport, nport) = (free_port(), free_port(), free_port(), free_port());
-    let (sport, rport) = (free_port(), free_port());
+    let (sport, rport, mport) = (free_port(), free_port(), free_port());
     let urls = vec![
         (
             "SHOP_SUBGRAPH_URL_USERS".to_string(),
@@ -233,6 +233,10 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
         (
             "SHOP_SUBGRAPH_URL_REVIEWS".to_string(),
             format!("http://127.0.0.1:{rport}/graphql"),
+        ),
+        (
+            "SHOP_SUBGRAPH_URL_RECOMMENDATIONS".to_string(),
+            format!("http://127.0.0.1:{mport}/graphql"),
         ),
     ];
     let spawn = |args: Vec<String>, extra: Vec<(String, String)>| {
@@ -333,6 +337,15 @@ async fn scaled_out_one_role_per_process_on_mysql_with_events_over_redis() {
             "reviews".into(),
             "--listen".into(),
             format!("127.0.0.1:{rport}"),
+        ],
+        urls.clone(),
+    );
+    let _recommendations = spawn(
+        vec![
+            "subgraph".into(),
+            "recommendations".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{mport}"),
         ],
         urls.clone(),
     );

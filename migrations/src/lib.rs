@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod recommendations;
 pub mod reviews;
 pub mod shipping;
 pub mod users;
@@ -34,6 +35,7 @@ pub async fn up(
         "notifications" => notifications::Migrator::up(db, None).await,
         "shipping" => shipping::Migrator::up(db, None).await,
         "reviews" => reviews::Migrator::up(db, None).await,
+        "recommendations" => recommendations::Migrator::up(db, None).await,
         _ => Ok(()),
     }
 }
@@ -53,6 +55,7 @@ pub async fn down(
         "notifications" => notifications::Migrator::down(db, None).await,
         "shipping" => shipping::Migrator::down(db, None).await,
         "reviews" => reviews::Migrator::down(db, None).await,
+        "recommendations" => recommendations::Migrator::down(db, None).await,
         _ => Ok(()),
     }
 }
@@ -67,5 +70,6 @@ pub const DOMAINS: &[&str] = &[
     "orders",
     "shipping",
     "reviews",
+    "recommendations",
     "notifications",
 ];

@@ -1,0 +1,295 @@
+//! Recommendations learned incrementally from events, served from their tables:
+//! each paid order adds to its products' counts and recent sales and to every pair
+//! of them (`learn`); `also_bought` ranks a product's partners by cosine similarity
+//! (pairs over the geometric mean of both products' orders, so best-sellers that are
+//! in every basket do not drown everything); `trending` ranks recent sales.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde_json::Value;
+use shop_kit::events::{Event, EventBus, Inbox, handler};
+use shop_kit::{ApiError, ApiResult};
+
+use crate::entity::{pair, product};
+
+pub const CONSUMER: &str = "recommendations";
+pub const ORDER_PLACED: &str = "orders.order_placed";
+pub const STOCK_CHANGED: &str = "inventory.stock_changed";
+pub const PRODUCT_DELETED: &str = "catalog.product_deleted";
+pub const PRODUCTS_IMPORTED: &str = "catalog.products_imported";
+
+/// An order's products beyond this many are counted, but not paired (pairs grow with
+/// the square of an order's size; baskets that large tell little about taste).
+pub const MAX_PAIRED: usize = 30;
+/// Partners considered per product before ranking.
+const CANDIDATES: u64 = 200;
+/// Recent sales halve every week.
+pub const TREND_HALF_LIFE_DAYS: f64 = 7.0;
+/// Most recommendations one answer holds.
+pub const MAX_FIRST: i32 = 50;
+
+#[derive(Clone)]
+pub struct RecsCtx {
+    pub db: DatabaseConnection,
+    pub inbox: Inbox,
+}
+
+impl RecsCtx {
+    pub fn new(db: DatabaseConnection) -> Self {
+        RecsCtx {
+            db,
+            inbox: Inbox::new("recs"),
+        }
+    }
+}
+
+/// What an order at `at` adds to its products' `trend`: 2^(days since 2026-01-01 /
+/// half-life). Exact to compare for twenty years (2^1023 is f64's limit; a week's
+/// half-life reaches it after about 7,000 days).
+pub fn trend_weight(at: DateTime<Utc>) -> f64 {
+    let epoch = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(at);
+    let days = (at - epoch).num_seconds() as f64 / 86_400.0;
+    (days / TREND_HALF_LIFE_DAYS).exp2()
+}
+
+pub fn start_consumer(ctx: &RecsCtx, bus: &EventBus) {
+    bus.spawn_consumer(
+        CONSUMER,
+        &[
+            ORDER_PLACED,
+            STOCK_CHANGED,
+            PRODUCT_DELETED,
+            PRODUCTS_IMPORTED,
+        ],
+        handler(ctx.clone(), |ctx: RecsCtx, e: Event| async move {
+            learn(&ctx, &e).await.map_err(|err| format!("{err:?}"))
+        }),
+    );
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
+}
+
+/// A product row as first seen (counts zero, sellable).
+fn fresh(id: &str, now: DateTime<Utc>) -> product::ActiveModel {
+    product::ActiveModel {
+        product_id: Set(id.to_string()),
+        orders: Set(0),
+        trend: Set(0.0),
+        trend_at: Set(now),
+        in_stock: Set(true),
+        withdrawn: Set(false),
+        stock_version: Set(0),
+    }
+}
+
+/// Makes sure rows exist for `ids` (nothing changes for those that do).
+async fn ensure<C: ConnectionTrait>(conn: &C, ids: &[String], now: DateTime<Utc>) -> ApiResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    product::Entity::insert_many(ids.iter().map(|id| fresh(id, now)))
+        .on_conflict_do_nothing()
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Applies one event, once.
+pub async fn learn(ctx: &RecsCtx, e: &Event) -> ApiResult<()> {
+    let p = &e.payload;
+    let now = Utc::now();
+    let txn = shop_kit::db::begin_write(&ctx.db).await?;
+    if !ctx.inbox.claim(&txn, CONSUMER, e).await? {
+        return Ok(());
+    }
+    match e.topic.as_str() {
+        ORDER_PLACED => {
+            let ids: Vec<String> = p["lines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| text(l, "productId").to_string())
+                .filter(|id| !id.is_empty() && id.len() <= 64)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            ensure(&txn, &ids, now).await?;
+            if !ids.is_empty() {
+                product::Entity::update_many()
+                    .col_expr(
+                        product::Column::Orders,
+                        Expr::col(product::Column::Orders).add(1),
+                    )
+                    .col_expr(
+                        product::Column::Trend,
+                        Expr::col(product::Column::Trend).add(trend_weight(now)),
+                    )
+                    .col_expr(product::Column::TrendAt, Expr::value(now))
+                    .filter(product::Column::ProductId.is_in(ids.iter().cloned()))
+                    .exec(&txn)
+                    .await?;
+            }
+            let paired = &ids[..ids.len().min(MAX_PAIRED)];
+            let mut rows = Vec::new();
+            for a in paired {
+                for b in paired {
+                    if a != b {
+                        rows.push(pair::ActiveModel {
+                            product_id: Set(a.clone()),
+                            other_id: Set(b.clone()),
+                            orders: Set(1),
+                        });
+                    }
+                }
+            }
+            for chunk in rows.chunks(500) {
+                pair::Entity::insert_many(chunk.to_vec())
+                    .on_conflict(
+                        OnConflict::columns([pair::Column::ProductId, pair::Column::OtherId])
+                            .value(pair::Column::Orders, Expr::col(pair::Column::Orders).add(1))
+                            .to_owned(),
+                    )
+                    .exec(&txn)
+                    .await?;
+            }
+        }
+        STOCK_CHANGED => {
+            let id = text(p, "productId").to_string();
+            let version = p["version"].as_i64().unwrap_or(0);
+            ensure(&txn, std::slice::from_ref(&id), now).await?;
+            product::Entity::update_many()
+                .col_expr(
+                    product::Column::InStock,
+                    Expr::value(p["available"].as_i64().unwrap_or(0) > 0),
+                )
+                .col_expr(product::Column::StockVersion, Expr::value(version))
+                .filter(product::Column::ProductId.eq(id.as_str()))
+                .filter(product::Column::StockVersion.lt(version))
+                .exec(&txn)
+                .await?;
+        }
+        _ => {
+            let list = |k: &str| -> Vec<String> {
+                p[k].as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            };
+            let mut gone = list("archived");
+            gone.extend(list("deleted"));
+            if e.topic == PRODUCT_DELETED {
+                gone.push(text(p, "productId").to_string());
+            }
+            let back = list("restored");
+            for (ids, withdrawn) in [(gone, true), (back, false)] {
+                let ids: Vec<String> = ids.into_iter().filter(|i| !i.is_empty()).collect();
+                ensure(&txn, &ids, now).await?;
+                if !ids.is_empty() {
+                    product::Entity::update_many()
+                        .col_expr(product::Column::Withdrawn, Expr::value(withdrawn))
+                        .filter(product::Column::ProductId.is_in(ids))
+                        .exec(&txn)
+                        .await?;
+                }
+            }
+        }
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+fn check_first(first: i32) -> ApiResult<u64> {
+    if (1..=MAX_FIRST).contains(&first) {
+        Ok(first as u64)
+    } else {
+        Err(ApiError::bad_input(format!(
+            "first must be 1 to {MAX_FIRST}"
+        )))
+    }
+}
+
+/// Products bought with `id`, best first: in stock and not withdrawn, `id` itself
+/// never.
+pub async fn also_bought(ctx: &RecsCtx, id: &str, first: i32) -> ApiResult<Vec<String>> {
+    let first = check_first(first)?;
+    let partners = pair::Entity::find()
+        .filter(pair::Column::ProductId.eq(id))
+        .order_by_desc(pair::Column::Orders)
+        .order_by_asc(pair::Column::OtherId)
+        .limit(CANDIDATES)
+        .all(&ctx.db)
+        .await?;
+    if partners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<String> = partners.iter().map(|p| p.other_id.clone()).collect();
+    ids.push(id.to_string());
+    let stats: HashMap<String, product::Model> = product::Entity::find()
+        .filter(product::Column::ProductId.is_in(ids))
+        .all(&ctx.db)
+        .await?
+        .into_iter()
+        .map(|p| (p.product_id.clone(), p))
+        .collect();
+    let mine = stats.get(id).map_or(1, |p| std::cmp::max(p.orders, 1)) as f64;
+    let mut ranked: Vec<(f64, i64, String)> = partners
+        .into_iter()
+        .filter_map(|p| {
+            let other = stats.get(&p.other_id)?;
+            if !other.in_stock || other.withdrawn {
+                return None;
+            }
+            let score = p.orders as f64 / (mine * std::cmp::max(other.orders, 1) as f64).sqrt();
+            Some((score, p.orders, p.other_id))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    Ok(ranked
+        .into_iter()
+        .take(first as usize)
+        .map(|(_, _, id)| id)
+        .collect())
+}
+
+/// What sells most lately (sales halving weekly), in stock and not withdrawn.
+pub async fn trending(ctx: &RecsCtx, first: i32) -> ApiResult<Vec<String>> {
+    let first = check_first(first)?;
+    Ok(product::Entity::find()
+        .filter(product::Column::InStock.eq(true))
+        .filter(product::Column::Withdrawn.eq(false))
+        .filter(product::Column::Orders.gt(0))
+        .order_by_desc(product::Column::Trend)
+        .order_by_asc(product::Column::ProductId)
+        .limit(first)
+        .all(&ctx.db)
+        .await?
+        .into_iter()
+        .map(|p| p.product_id)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sale_weighs_half_as_much_a_week_later() {
+        let t = Utc::now();
+        let later = t + chrono::Duration::days(7);
+        let ratio = trend_weight(later) / trend_weight(t);
+        assert!((ratio - 2.0).abs() < 1e-9, "{ratio}");
+        // Two sales a week ago weigh one sale today.
+        assert!((2.0 * trend_weight(t) - trend_weight(later)).abs() / trend_weight(later) < 1e-9);
+    }
+}

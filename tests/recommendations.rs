@@ -1,0 +1,99 @@
+//! Recommendations through the gateway, on SQLite and MariaDB: "also bought" from paid
+//! orders, normalised so a best-seller in every basket does not come first, updated
+//! by each new order, without what is out of stock; trending products.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::store::{cart_of, checkout, product, set_stock, start};
+use common::{Harness, each_db};
+use serde_json::{Value, json};
+
+const ALSO: &str =
+    "query($p: ID!, $n: Int!) { product(id: $p) { alsoBought(first: $n) { id name } } }";
+
+async fn order(h: &Harness, n: usize, products: &[&str]) {
+    let lines: Vec<(&str, i64)> = products.iter().map(|p| (*p, 1)).collect();
+    let (token, cart) = cart_of(h, &format!("recs-buyer-{n}"), &lines).await;
+    let r = checkout(h, &token, &cart, "4242424242424242", &format!("recs-{n}")).await;
+    assert_eq!(r.data()["checkout"]["status"], "PAID", "{}", r.body);
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn also_bought(h: &Harness, product: &str) -> Vec<String> {
+    let d = h.gql(None, ALSO, json!({ "p": product, "n": 10 })).await;
+    ids(&d.data()["product"]["alsoBought"])
+}
+
+/// Waits until `also_bought(product)` is `want` (the orders reach recommendations as
+/// events).
+async fn settles(h: &Harness, what: &str, product: &str, want: &[&String]) {
+    let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    common::eventually(what, || async {
+        (also_bought(h, product).await == want).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn also_bought_is_normalised_incremental_and_in_stock_and_trending_ranks_recent_sales() {
+    each_db("e2e_recommendations", async |db| {
+        let h = start(db).await;
+        let mut p = Vec::new();
+        for _ in 0..6 {
+            p.push(product(&h, 1_000, 50).await);
+        }
+        let (a, b, c, x) = (&p[0], &p[1], &p[2], &p[3]);
+        // X, a best-seller, is in every basket; B goes with A twice, C once.
+        order(&h, 1, &[a, b, x]).await;
+        order(&h, 2, &[a, b, x]).await;
+        order(&h, 3, &[a, c, x]).await;
+        order(&h, 4, &[x, &p[4]]).await;
+        order(&h, 5, &[x, &p[5]]).await;
+        order(&h, 6, &[x]).await;
+        // Counted raw, X would come first (3 orders with A); relative to how often each
+        // sells, B (2 of its 2) beats X (3 of its 6): 2/sqrt(3*2) > 3/sqrt(3*6) > 1/sqrt(3).
+        settles(&h, "also bought with A", a, &[b, x, c]).await;
+        let d = h.gql(None, ALSO, json!({ "p": a, "n": 1 })).await;
+        assert_eq!(ids(&d.data()["product"]["alsoBought"]), vec![b.clone()]);
+        assert_eq!(d.data()["product"]["alsoBought"][0]["name"], "Test Lamp");
+        // Nothing bought with it yet; a product never ordered.
+        assert_eq!(also_bought(&h, &p[5]).await, vec![x.clone()]);
+        let lonely = product(&h, 1_000, 5).await;
+        assert!(also_bought(&h, &lonely).await.is_empty());
+        for n in [0, 51] {
+            let r = h.gql(None, ALSO, json!({ "p": a, "n": n })).await;
+            assert_eq!(r.code(), "BAD_USER_INPUT");
+        }
+
+        // Each new order updates the tables: two more baskets with A and C put C first.
+        order(&h, 7, &[a, c]).await;
+        order(&h, 8, &[a, c]).await;
+        settles(&h, "C overtakes B", a, &[c, b, x]).await;
+
+        // Out of stock (its three units on hand are all sold): left out until more come.
+        set_stock(&h, c, 3).await;
+        settles(&h, "C sold out", a, &[b, x]).await;
+        set_stock(&h, c, 12).await;
+        settles(&h, "C back", a, &[c, b, x]).await;
+
+        // Trending: recent sales, X first; sold-out products not shown.
+        let d = h
+            .gql(None, "{ trendingProducts(first: 3) { id } }", json!({}))
+            .await;
+        assert_eq!(
+            ids(&d.data()["trendingProducts"]),
+            vec![x.clone(), a.clone(), c.clone()]
+        );
+        h.stop().await;
+    })
+    .await;
+}
