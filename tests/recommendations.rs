@@ -93,6 +93,32 @@ async fn also_bought_is_normalised_incremental_and_in_stock_and_trending_ranks_r
             ids(&d.data()["trendingProducts"]),
             vec![x.clone(), a.clone(), c.clone()]
         );
+
+        // For a shopper: bought with what they bought, never what they own.
+        const MINE: &str = "{ recommendedProducts(first: 3) { id } }";
+        let first_buyer = h.token("recs-buyer-1", shop_kit::auth::Role::Customer);
+        let d = h.gql(Some(&first_buyer), MINE, json!({})).await;
+        let mine = ids(&d.data()["recommendedProducts"]);
+        assert_eq!(mine[0], *c, "{mine:?}");
+        assert!(!mine.iter().any(|p| p == a || p == b || p == x), "{mine:?}");
+        // Anonymous shoppers get what is trending.
+        let d = h.gql(None, MINE, json!({})).await;
+        assert_eq!(
+            ids(&d.data()["recommendedProducts"]),
+            vec![x.clone(), a.clone(), c.clone()]
+        );
+        // Views count too: someone who looked at B is shown what goes with B.
+        const VIEW: &str = "mutation($p: ID!) { recordProductView(productId: $p) }";
+        let r = h.gql(None, VIEW, json!({ "p": b })).await;
+        assert_eq!(r.code(), "UNAUTHENTICATED");
+        let viewer = h.token("recs-viewer", shop_kit::auth::Role::Customer);
+        let d = h.gql(Some(&viewer), VIEW, json!({ "p": b })).await;
+        assert_eq!(d.data()["recordProductView"], true);
+        let d = h.gql(Some(&viewer), MINE, json!({})).await;
+        assert_eq!(
+            ids(&d.data()["recommendedProducts"])[..2],
+            [a.clone(), x.clone()]
+        );
         h.stop().await;
     })
     .await;

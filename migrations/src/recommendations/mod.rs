@@ -4,6 +4,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261207_000001_create_recommendation_tables;
+mod m20261207_000002_user_signals;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261207_000001_create_recommendation_tables::Migration),
             Box::new(crate::util::EventTables("recs")),
+            Box::new(m20261207_000002_user_signals::Migration),
         ]
     }
 

@@ -5,8 +5,9 @@
 pub mod entity;
 pub mod schema;
 pub mod service;
+pub mod synthetic;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use async_graphql::{EmptySubscription, Schema};
 use sea_orm::DatabaseConnection;
 use shop_kit::auth::Verifier;
 use shop_kit::events::EventBus;
@@ -16,10 +17,10 @@ pub use service::RecsCtx;
 
 pub const NAME: &str = "recommendations";
 
-pub type RecsSchema = Schema<schema::QueryRoot, EmptyMutation, EmptySubscription>;
+pub type RecsSchema = Schema<schema::QueryRoot, schema::MutationRoot, EmptySubscription>;
 
 pub fn schema(ctx: RecsCtx) -> RecsSchema {
-    shop_kit::server::subgraph_schema(schema::QueryRoot, EmptyMutation, EmptySubscription)
+    shop_kit::server::subgraph_schema(schema::QueryRoot, schema::MutationRoot, EmptySubscription)
         .data(ctx)
         .finish()
 }

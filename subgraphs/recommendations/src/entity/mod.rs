@@ -1,2 +1,3 @@
 pub mod pair;
 pub mod product;
+pub mod user_product;

@@ -4,7 +4,7 @@
 //! (pairs over the geometric mean of both products' orders, so best-sellers that are
 //! in every basket do not drown everything); `trending` ranks recent sales.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -17,6 +17,8 @@ use shop_kit::events::{Event, EventBus, Inbox, handler};
 use shop_kit::{ApiError, ApiResult};
 
 use crate::entity::{pair, product};
+
+pub mod personal;
 
 pub const CONSUMER: &str = "recommendations";
 pub const ORDER_PLACED: &str = "orders.order_placed";
@@ -124,6 +126,7 @@ pub async fn learn(ctx: &RecsCtx, e: &Event) -> ApiResult<()> {
                 .into_iter()
                 .collect();
             ensure(&txn, &ids, now).await?;
+            personal::bought(&txn, text(p, "userId"), &ids, now).await?;
             if !ids.is_empty() {
                 product::Entity::update_many()
                     .col_expr(
@@ -209,7 +212,7 @@ pub async fn learn(ctx: &RecsCtx, e: &Event) -> ApiResult<()> {
     Ok(())
 }
 
-fn check_first(first: i32) -> ApiResult<u64> {
+pub(crate) fn check_first(first: i32) -> ApiResult<u64> {
     if (1..=MAX_FIRST).contains(&first) {
         Ok(first as u64)
     } else {
@@ -219,47 +222,79 @@ fn check_first(first: i32) -> ApiResult<u64> {
     }
 }
 
-/// Products bought with `id`, best first: in stock and not withdrawn, `id` itself
-/// never.
-pub async fn also_bought(ctx: &RecsCtx, id: &str, first: i32) -> ApiResult<Vec<String>> {
-    let first = check_first(first)?;
-    let partners = pair::Entity::find()
-        .filter(pair::Column::ProductId.eq(id))
+/// Products bought with the `seeds` (each with a weight), scored by the weighted sum
+/// of their cosine similarity to each seed, best first; sold-out, withdrawn and
+/// `exclude`d products left out. Reads each seed's `per_seed` most frequent partners.
+pub async fn scored<C: ConnectionTrait>(
+    conn: &C,
+    seeds: &[(String, f64)],
+    exclude: &HashSet<String>,
+    per_seed: u64,
+) -> ApiResult<Vec<String>> {
+    if seeds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let seed_ids: Vec<String> = seeds.iter().map(|(s, _)| s.clone()).collect();
+    // One query for all seeds: their most frequent partners, as many as `per_seed`
+    // each would give (a seed with more partners may take a quieter seed's share).
+    let partners: Vec<pair::Model> = pair::Entity::find()
+        .filter(pair::Column::ProductId.is_in(seed_ids.iter().cloned()))
         .order_by_desc(pair::Column::Orders)
+        .order_by_asc(pair::Column::ProductId)
         .order_by_asc(pair::Column::OtherId)
-        .limit(CANDIDATES)
-        .all(&ctx.db)
+        .limit(per_seed * seed_ids.len() as u64)
+        .all(conn)
         .await?;
     if partners.is_empty() {
         return Ok(Vec::new());
     }
-    let mut ids: Vec<String> = partners.iter().map(|p| p.other_id.clone()).collect();
-    ids.push(id.to_string());
-    let stats: HashMap<String, product::Model> = product::Entity::find()
-        .filter(product::Column::ProductId.is_in(ids))
-        .all(&ctx.db)
-        .await?
-        .into_iter()
-        .map(|p| (p.product_id.clone(), p))
-        .collect();
-    let mine = stats.get(id).map_or(1, |p| std::cmp::max(p.orders, 1)) as f64;
-    let mut ranked: Vec<(f64, i64, String)> = partners
-        .into_iter()
-        .filter_map(|p| {
-            let other = stats.get(&p.other_id)?;
-            if !other.in_stock || other.withdrawn {
-                return None;
-            }
-            let score = p.orders as f64 / (mine * std::cmp::max(other.orders, 1) as f64).sqrt();
-            Some((score, p.orders, p.other_id))
-        })
-        .collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-    Ok(ranked
-        .into_iter()
-        .take(first as usize)
-        .map(|(_, _, id)| id)
-        .collect())
+    let mut ids: BTreeSet<String> = partners.iter().map(|p| p.other_id.clone()).collect();
+    ids.extend(seed_ids.iter().cloned());
+    let mut stats: HashMap<String, product::Model> = HashMap::new();
+    let ids: Vec<String> = ids.into_iter().collect();
+    for chunk in ids.chunks(500) {
+        for p in product::Entity::find()
+            .filter(product::Column::ProductId.is_in(chunk.iter().cloned()))
+            .all(conn)
+            .await?
+        {
+            stats.insert(p.product_id.clone(), p);
+        }
+    }
+    let orders = |id: &str| stats.get(id).map_or(1, |p| std::cmp::max(p.orders, 1)) as f64;
+    let weight: HashMap<&str, f64> = seeds.iter().map(|(s, w)| (s.as_str(), *w)).collect();
+    let mut score: HashMap<String, (f64, i64)> = HashMap::new();
+    for p in &partners {
+        let Some(other) = stats.get(&p.other_id) else {
+            continue;
+        };
+        if !other.in_stock || other.withdrawn || exclude.contains(&p.other_id) {
+            continue;
+        }
+        let w = weight.get(p.product_id.as_str()).copied().unwrap_or(0.0);
+        let cosine = p.orders as f64 / (orders(&p.product_id) * orders(&p.other_id)).sqrt();
+        let e = score.entry(p.other_id.clone()).or_default();
+        e.0 += w * cosine;
+        e.1 += p.orders;
+    }
+    let mut ranked: Vec<(String, (f64, i64))> = score.into_iter().collect();
+    ranked.sort_by(|a, b| {
+        b.1.0
+            .total_cmp(&a.1.0)
+            .then(b.1.1.cmp(&a.1.1))
+            .then(a.0.cmp(&b.0))
+    });
+    Ok(ranked.into_iter().map(|(id, _)| id).collect())
+}
+
+/// Products bought with `id`, best first: in stock and not withdrawn, `id` itself
+/// never.
+pub async fn also_bought(ctx: &RecsCtx, id: &str, first: i32) -> ApiResult<Vec<String>> {
+    let first = check_first(first)?;
+    let exclude: HashSet<String> = [id.to_string()].into_iter().collect();
+    let mut out = scored(&ctx.db, &[(id.to_string(), 1.0)], &exclude, CANDIDATES).await?;
+    out.truncate(first as usize);
+    Ok(out)
 }
 
 /// What sells most lately (sales halving weekly), in stock and not withdrawn.
