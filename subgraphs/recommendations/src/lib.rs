@@ -3,6 +3,7 @@
 //! events and served from their tables.
 
 pub mod entity;
+pub mod evaluation;
 pub mod schema;
 pub mod service;
 pub mod synthetic;
