@@ -411,15 +411,18 @@ pub async fn derive_status<C: ConnectionTrait>(conn: &C, shipment_id: &str) -> A
         lines(conn, shipment_id).await?,
         parcels(conn, shipment_id).await?,
     );
-    let done = packed(&parcels);
-    let all_packed = lines
-        .iter()
-        .all(|l| done.get(&l.product_id).copied().unwrap_or(0) >= l.quantity);
     let states: Vec<ParcelStatus> = parcels
         .iter()
         .map(|(p, _)| ParcelStatus::parse(&p.status).unwrap_or(ParcelStatus::Packed))
         .collect();
-    Ok(status_of(all_packed, &states))
+    Ok(status_of(all_packed(&lines, &packed(&parcels)), &states))
+}
+
+/// Whether `done` (units in parcels, by product) covers every line.
+fn all_packed(lines: &[shipment_line::Model], done: &HashMap<String, i64>) -> bool {
+    lines
+        .iter()
+        .all(|l| done.get(&l.product_id).copied().unwrap_or(0) >= l.quantity)
 }
 
 /// What one parcel holds.
@@ -546,7 +549,17 @@ pub async fn pack(
     }))
     .exec(&txn)
     .await?;
-    let status = derive_status(&txn, &s.id).await?;
+    // From what this transaction read and wrote: the earlier parcels, and this one.
+    let mut done = done;
+    for (product, quantity) in &wanted {
+        *done.entry(product.clone()).or_default() += quantity;
+    }
+    let mut states: Vec<ParcelStatus> = existing
+        .iter()
+        .map(|(p, _)| ParcelStatus::parse(&p.status).unwrap_or(ParcelStatus::Packed))
+        .collect();
+    states.push(ParcelStatus::Packed);
+    let status = status_of(all_packed(&lines, &done), &states);
     let mut m: shipment::ActiveModel = s.into();
     m.status = Set(status.as_str().into());
     m.updated_at = Set(now);
