@@ -519,6 +519,13 @@ async fn seed(config: &Config) -> anyhow::Result<ExitCode> {
         {}
     }
     println!("{report:?}");
+    if config.seed_history {
+        let recs_db = connect_for(config, shop_recommendations::NAME).await?;
+        shop_migrations::up(&recs_db, shop_recommendations::NAME).await?;
+        let recs = shop_recommendations::RecsCtx::new(recs_db);
+        let orders = crate::seed::seed_history(&catalog, &recs).await?;
+        println!("purchase history for recommendations: {orders} orders");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

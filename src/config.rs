@@ -38,6 +38,7 @@ pub const KNOWN: &[&str] = &[
     "SHOP_LIVE_KEEPALIVE_SECONDS",
     "SHOP_OVERRIDE_LABELS",
     "SHOP_SEED",
+    "SHOP_SEED_HISTORY",
     "SHOP_DEDUPE",
     "SHOP_DEV_AUTH",
     "SHOP_SUBGRAPH_BASE_PORT",
@@ -170,6 +171,9 @@ pub struct Config {
     pub live: shop_gateway::live::LiveOptions,
     /// `SHOP_SEED`: seed the demo shop into empty databases (all-in-one). Default true.
     pub seed: bool,
+    /// `SHOP_SEED_HISTORY`: with the demo seed, plant a purchase history (shoppers
+    /// with tastes) that recommendations learn from. Default true.
+    pub seed_history: bool,
     /// `SHOP_DEV_AUTH`: trust tokens signed with the development key in the data
     /// directory (`shop token`). Default true for the all-in-one process, false otherwise.
     pub dev_auth: Option<bool>,
@@ -295,6 +299,7 @@ impl Default for Config {
             limits: Default::default(),
             live: shop_gateway::live::LiveOptions::default(),
             seed: true,
+            seed_history: true,
             dev_auth: None,
             subgraph_base_port: 4001,
             issuers: Vec::new(),
@@ -457,6 +462,7 @@ impl Config {
                 init_timeout: d.live.init_timeout,
             },
             seed: vars.parse("SHOP_SEED", true)?,
+            seed_history: vars.parse("SHOP_SEED_HISTORY", true)?,
             dev_auth: match var("SHOP_DEV_AUTH") {
                 Some(_) => Some(vars.parse("SHOP_DEV_AUTH", false)?),
                 None => None,

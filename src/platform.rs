@@ -35,6 +35,9 @@ pub struct PlatformOptions {
     /// First subgraph port; 0 picks free ports.
     pub subgraph_base_port: u16,
     pub seed: bool,
+    /// With `seed`: plant a purchase history for recommendations (see
+    /// `seed::seed_history`).
+    pub seed_history: bool,
     /// Trust the development signing key kept in `data_dir`.
     pub dev_auth: bool,
     pub issuers: Vec<TrustedIssuer>,
@@ -105,6 +108,7 @@ impl PlatformOptions {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000))),
             subgraph_base_port: c.subgraph_base_port,
             seed: c.seed,
+            seed_history: c.seed_history,
             dev_auth: c.dev_auth.unwrap_or(true),
             issuers: c.issuers.clone(),
             subgraph_timeout: c.subgraph_timeout,
@@ -155,6 +159,7 @@ impl PlatformOptions {
             gateway_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             subgraph_base_port: 0,
             seed: false,
+            seed_history: false,
             dev_auth: false,
             issuers: Vec::new(),
             subgraph_timeout: Duration::from_secs(10),
@@ -479,6 +484,11 @@ impl Platform {
         if opts.seed {
             let report = crate::seed::seed(&users, &catalog, &inventory, &shipping).await?;
             tracing::info!(?report, "demo data");
+            if opts.seed_history {
+                let recs = shop_recommendations::RecsCtx::new(db_of(shop_recommendations::NAME));
+                let orders = crate::seed::seed_history(&catalog, &recs).await?;
+                tracing::info!(orders, "demo purchase history for recommendations");
+            }
         }
         gateway.set_starting(false);
         Ok(Platform {

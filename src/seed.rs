@@ -532,3 +532,74 @@ async fn seed_stock(catalog: &CatalogCtx, inventory: &InventoryCtx) -> anyhow::R
     }
     Ok(stocked)
 }
+
+/// Shoppers in the demo's purchase history.
+pub const HISTORY_SHOPPERS: usize = 400;
+
+/// Plants a purchase history in recommendations' tables, so "also bought", trending
+/// and personal recommendations have something to show in the demo: shoppers each
+/// with a taste (one leaf category of the demo catalogs) who buy mostly within it,
+/// plus a dozen best-sellers everybody buys (see `shop_recommendations::synthetic`).
+/// Only recommendations learn these orders; the orders subgraph has none of them.
+/// Skipped when recommendations already learned any order. Returns the orders learned.
+pub async fn seed_history(
+    catalog: &CatalogCtx,
+    recs: &shop_recommendations::RecsCtx,
+) -> anyhow::Result<usize> {
+    use shop_recommendations::entity::product as recs_product;
+    use shop_recommendations::synthetic::{self, Assortment, Shape};
+    let learned = recs_product::Entity::find()
+        .filter(recs_product::Column::Orders.gt(0))
+        .count(&recs.db)
+        .await?;
+    if learned > 0 {
+        return Ok(0);
+    }
+    let mut supplied = Vec::new();
+    for (supplier_id, _) in DEMO_SUPPLIERS {
+        for cat in catalog_entity::Entity::find()
+            .filter(catalog_entity::Column::SupplierId.eq(supplier_id))
+            .all(&catalog.db)
+            .await?
+        {
+            supplied.extend(
+                product_entity::Entity::find()
+                    .filter(product_entity::Column::CatalogId.eq(&cat.id))
+                    .order_by_asc(product_entity::Column::Sku)
+                    .all(&catalog.db)
+                    .await?,
+            );
+        }
+    }
+    // Every 27th product sells to everybody; the rest go by leaf category.
+    let mut popular = Vec::new();
+    let mut by_category: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (i, p) in supplied.into_iter().enumerate() {
+        match (i % 27 == 0, p.category_id) {
+            (true, _) | (_, None) => popular.push(p.id),
+            (false, Some(c)) => by_category.entry(c).or_default().push(p.id),
+        }
+    }
+    let assortment = Assortment {
+        tastes: by_category.into_values().collect(),
+        popular,
+    };
+    let shape = Shape {
+        shoppers: HISTORY_SHOPPERS,
+        min_orders: 2,
+        max_orders: 6,
+        in_taste_percent: 80,
+        ..Shape::default()
+    };
+    let mut orders = 0;
+    for shopper in synthetic::history_over(shape, &assortment, 2026) {
+        for order in &shopper.orders {
+            let e = synthetic::order_event(&shopper.id, order);
+            shop_recommendations::service::learn(recs, &e)
+                .await
+                .map_err(fail)?;
+            orders += 1;
+        }
+    }
+    Ok(orders)
+}

@@ -123,3 +123,101 @@ async fn also_bought_is_normalised_incremental_and_in_stock_and_trending_ranks_r
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_cart_is_suggested_what_goes_with_it_and_counts_for_the_shoppers_recommendations() {
+    each_db("e2e_recommendations_cart", async |db| {
+        let h = start(db).await;
+        let mut p = Vec::new();
+        for _ in 0..5 {
+            p.push(product(&h, 1_000, 50).await);
+        }
+        let (a, b, c, d, e) = (&p[0], &p[1], &p[2], &p[3], &p[4]);
+        order(&h, 1, &[a, b]).await;
+        order(&h, 2, &[a, b, c]).await;
+        order(&h, 3, &[d, e]).await;
+        settles(&h, "also bought with A", a, &[b, c]).await;
+
+        // An anonymous cart: suggestions from its lines, never what is in it.
+        let r = h
+            .gql(None, "mutation { createCart { cart { id } cartToken } }", json!({}))
+            .await;
+        let cart = r.data()["createCart"]["cart"]["id"].as_str().unwrap().to_string();
+        let token = r.data()["createCart"]["cartToken"].as_str().unwrap().to_string();
+        const SUGGEST: &str = "query($c: ID!, $t: String, $n: Int!) { cart(id: $c, cartToken: $t) { suggestions(first: $n) { id name } } }";
+        let suggest = |n: i64| {
+            let (cart, token) = (cart.clone(), token.clone());
+            let h = &h;
+            async move {
+                h.gql(None, SUGGEST, json!({ "c": cart, "t": token, "n": n }))
+                    .await
+            }
+        };
+        // Empty for an empty cart.
+        assert_eq!(ids(&suggest(10).await.data()["cart"]["suggestions"]), Vec::<String>::new());
+        const ADD: &str = "mutation($c: ID!, $t: String, $p: ID!) { addToCart(cartId: $c, cartToken: $t, productId: $p, quantity: 1) { id } }";
+        for item in [a, b] {
+            h.gql(None, ADD, json!({ "c": cart, "t": token, "p": item })).await.data();
+        }
+        let s = suggest(10).await;
+        assert_eq!(ids(&s.data()["cart"]["suggestions"]), vec![c.clone()], "{}", s.body);
+        assert_eq!(s.data()["cart"]["suggestions"][0]["name"], "Test Lamp");
+        h.gql(None, ADD, json!({ "c": cart, "t": token, "p": d })).await.data();
+        let s = suggest(10).await;
+        let got = ids(&s.data()["cart"]["suggestions"]);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.contains(c) && got.contains(e), "{got:?}");
+        assert_eq!(suggest(0).await.code(), "BAD_USER_INPUT");
+        // Someone else's cart stays closed: carts refuses before any suggestion.
+        let r = h.gql(None, SUGGEST, json!({ "c": cart, "t": null, "n": 5 })).await;
+        assert!(r.body.get("errors").is_some(), "{}", r.body);
+
+        // The signed-in shopper's cart seeds their recommendations: with A and B in the
+        // cart, C (bought with both) comes first, and neither A nor B (each bought
+        // with the other) is recommended; before, trending put A and B first.
+        let me = h.token(shop::seed::DEMO_CUSTOMER, shop_kit::auth::Role::Customer);
+        const MINE: &str = "{ me { recommendedProducts(first: 3) { id } } }";
+        let before = h.gql(Some(&me), MINE, json!({})).await;
+        let before = ids(&before.data()["me"]["recommendedProducts"]);
+        assert_eq!(before[..2], [a.clone(), b.clone()], "{before:?}");
+        let mine = common::store::own_cart(&h, &me).await;
+        for item in [a, b] {
+            h.gql(Some(&me), ADD, json!({ "c": mine, "t": null, "p": item })).await.data();
+        }
+        let after = h.gql(Some(&me), MINE, json!({})).await;
+        let after = ids(&after.data()["me"]["recommendedProducts"]);
+        assert_eq!(after.first(), Some(c), "{after:?}");
+        assert!(!after.contains(a) && !after.contains(b), "{after:?}");
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_demo_seed_plants_a_history_whose_tastes_also_bought_finds() {
+    let dir = std::env::temp_dir().join(format!("shop-e2e-{}", shop_kit::ids::new_id()));
+    let h = Harness::start_with(dir, None, true, |o| o.seed_history = true).await;
+    let d = h
+        .gql(None, "{ trendingProducts(first: 10) { id } }", json!({}))
+        .await;
+    assert_eq!(ids(&d.data()["trendingProducts"]).len(), 10, "{}", d.body);
+    // For products of the demo catalogs, what was bought with them is mostly of their
+    // own leaf category: the planted tastes.
+    let d = h
+        .gql(None, "{ products(first: 30) { edges { node { id category { id } alsoBought(first: 5) { category { id } } } } } }", json!({}))
+        .await;
+    let (mut same, mut all) = (0, 0);
+    for edge in d.data()["products"]["edges"].as_array().unwrap() {
+        let n = &edge["node"];
+        for other in n["alsoBought"].as_array().unwrap() {
+            all += 1;
+            same += usize::from(other["category"]["id"] == n["category"]["id"]);
+        }
+    }
+    assert!(all >= 100, "{all} also-bought answers: {}", d.body);
+    assert!(
+        same * 10 >= all * 6,
+        "{same} of {all} in the product's own category"
+    );
+    h.stop().await;
+}

@@ -9,9 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use shop_kit::ApiResult;
-use shop_kit::events::Event;
 
 use crate::service::{self, RecsCtx, personal};
 use crate::synthetic::{self, Shape};
@@ -93,7 +91,9 @@ pub struct Report {
 
 /// Runs the evaluation on `ctx`'s (empty) tables.
 pub async fn run(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<Report> {
-    let history = synthetic::history(shape, seed);
+    let mut history = synthetic::history(shape, seed);
+    // A shopper needs an order to learn from and one to hold out.
+    history.retain(|s| s.orders.len() >= 2);
     let started = Instant::now();
     let mut learned = 0usize;
     // Every order but each shopper's last, round by round across shoppers, as a shop
@@ -104,19 +104,7 @@ pub async fn run(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<Report> {
             if round + 1 >= s.orders.len() {
                 continue;
             }
-            let lines: Vec<_> = s.orders[round]
-                .iter()
-                .map(|p| json!({ "productId": p, "quantity": 1 }))
-                .collect();
-            let e = Event {
-                id: shop_kit::ids::new_id(),
-                topic: service::ORDER_PLACED.into(),
-                payload: json!({ "orderId": shop_kit::ids::new_id(), "userId": s.id, "lines": lines }),
-                occurred_at: String::new(),
-                aggregate: String::new(),
-                sequence: 0,
-                traceparent: None,
-            };
+            let e = synthetic::order_event(&s.id, &s.orders[round]);
             service::learn(ctx, &e).await?;
             learned += 1;
         }
@@ -171,7 +159,7 @@ pub async fn run(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<Report> {
         }
         oracle.add(&guess, &held, None);
         let t = Instant::now();
-        let list = personal::recommended(ctx, &s.id, 10).await?;
+        let list = personal::recommended(ctx, &s.id, &[], 10).await?;
         mine.add(&list, &held, Some(t.elapsed()));
         let last = s.orders[s.orders.len() - 2]
             .last()

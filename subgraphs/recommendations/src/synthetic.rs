@@ -72,12 +72,39 @@ pub fn popular_product(i: usize) -> String {
     format!("00000000-0000-7000-b000-0000{i:08x}")
 }
 
-/// The shoppers and their orders. Best-sellers follow a Zipf-like law (the first
-/// sells most).
+/// What shoppers choose from: a group of products per taste, and best-sellers (the
+/// first sells most).
+#[derive(Clone, Debug)]
+pub struct Assortment {
+    pub tastes: Vec<Vec<String>>,
+    pub popular: Vec<String>,
+}
+
+impl Assortment {
+    /// Made-up product ids in the shape's numbers (for the offline evaluation).
+    pub fn planted(shape: Shape) -> Self {
+        Assortment {
+            tastes: (0..shape.tastes)
+                .map(|t| (0..shape.per_taste).map(|i| taste_product(t, i)).collect())
+                .collect(),
+            popular: (0..shape.popular).map(popular_product).collect(),
+        }
+    }
+}
+
+/// The shoppers and their orders over made-up products in the shape's numbers.
 pub fn history(shape: Shape, seed: u64) -> Vec<Shopper> {
+    history_over(shape, &Assortment::planted(shape), seed)
+}
+
+/// The shoppers and their orders over `assortment` (the shape's `tastes`, `per_taste`
+/// and `popular` are not used). Best-sellers follow a Zipf-like law.
+pub fn history_over(shape: Shape, assortment: &Assortment, seed: u64) -> Vec<Shopper> {
     let mut rng = Rng::new(seed);
     // Zipf weights 1/(k+1) for the best-sellers, as a cumulative table.
-    let weights: Vec<f64> = (0..shape.popular).map(|k| 1.0 / (k as f64 + 1.0)).collect();
+    let weights: Vec<f64> = (0..assortment.popular.len())
+        .map(|k| 1.0 / (k as f64 + 1.0))
+        .collect();
     let total: f64 = weights.iter().sum();
     let mut cumulative = Vec::with_capacity(weights.len());
     let mut acc = 0.0;
@@ -85,27 +112,33 @@ pub fn history(shape: Shape, seed: u64) -> Vec<Shopper> {
         acc += w / total;
         cumulative.push(acc);
     }
+    let tastes: Vec<&Vec<String>> = assortment.tastes.iter().filter(|t| !t.is_empty()).collect();
     let mut out = Vec::with_capacity(shape.shoppers);
     for s in 0..shape.shoppers {
-        let taste = rng.below(shape.tastes);
+        let taste = rng.below(tastes.len());
         let n = shape.min_orders + rng.below(shape.max_orders - shape.min_orders + 1);
         let mut orders = Vec::with_capacity(n);
         for _ in 0..n {
             let items = 1 + rng.below(4);
             let mut order: Vec<String> = Vec::with_capacity(items);
             for _ in 0..items {
-                let id = if rng.below(100) < shape.in_taste_percent as usize {
-                    taste_product(taste, rng.below(shape.per_taste))
-                } else {
-                    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-                    let k = cumulative.iter().position(|c| u <= *c).unwrap_or(0);
-                    popular_product(k)
+                let roll = rng.below(100) < shape.in_taste_percent as usize;
+                let id = match (tastes.get(taste), roll || assortment.popular.is_empty()) {
+                    (Some(group), true) => group[rng.below(group.len())].clone(),
+                    (_, _) if !assortment.popular.is_empty() => {
+                        let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                        let k = cumulative.iter().position(|c| u <= *c).unwrap_or(0);
+                        assortment.popular[k].clone()
+                    }
+                    _ => continue,
                 };
                 if !order.contains(&id) {
                     order.push(id);
                 }
             }
-            orders.push(order);
+            if !order.is_empty() {
+                orders.push(order);
+            }
         }
         out.push(Shopper {
             id: format!("00000000-0000-7000-c000-{s:012x}"),
@@ -114,6 +147,27 @@ pub fn history(shape: Shape, seed: u64) -> Vec<Shopper> {
         });
     }
     out
+}
+
+/// A paid order as the orders subgraph announces it, for recommendations' handler.
+pub fn order_event(user_id: &str, products: &[String]) -> shop_kit::events::Event {
+    let lines: Vec<_> = products
+        .iter()
+        .map(|p| serde_json::json!({ "productId": p, "quantity": 1 }))
+        .collect();
+    shop_kit::events::Event {
+        id: shop_kit::ids::new_id(),
+        topic: crate::service::ORDER_PLACED.into(),
+        payload: serde_json::json!({
+            "orderId": shop_kit::ids::new_id(),
+            "userId": user_id,
+            "lines": lines,
+        }),
+        occurred_at: String::new(),
+        aggregate: String::new(),
+        sequence: 0,
+        traceparent: None,
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,10 @@ use shop_kit::auth::caller;
 
 use crate::service::{self, RecsCtx, personal};
 
+mod cart;
+
+pub use cart::Cart;
+
 fn products(ids: Vec<String>) -> Vec<Product> {
     ids.into_iter().map(|id| Product { id }).collect()
 }
@@ -13,6 +17,18 @@ fn products(ids: Vec<String>) -> Vec<Product> {
 /// Recommendations' part of a user.
 pub struct User {
     pub id: String,
+    /// The products in the user's cart (the `@requires` selection).
+    pub cart: Option<cart::RequiredCart>,
+}
+
+impl User {
+    fn cart_products(&self) -> Vec<String> {
+        self.cart
+            .iter()
+            .flat_map(|c| c.lines.iter())
+            .map(|l| l.product_id.0.clone())
+            .collect()
+    }
 }
 
 #[Object]
@@ -20,8 +36,18 @@ impl User {
     async fn id(&self) -> ID {
         ID(self.id.clone())
     }
-    /// For the user (or an admin): products bought with what they bought and looked
-    /// at lately, none they own, then what is trending (1 to 50).
+    #[graphql(external)]
+    async fn cart(&self) -> Option<Cart> {
+        self.cart.as_ref().map(|c| Cart {
+            id: ID::default(),
+            lines: Some(c.lines.clone()),
+        })
+    }
+
+    /// For the user (or an admin): products bought with what is in their cart and
+    /// what they bought and looked at lately, none they own or have in the cart, then
+    /// what is trending (1 to 50).
+    #[graphql(requires = "cart { lines { productId } }")]
     async fn recommended_products(
         &self,
         ctx: &Context<'_>,
@@ -34,7 +60,9 @@ impl User {
             );
         }
         let svc = ctx.data::<RecsCtx>()?;
-        Ok(products(personal::recommended(svc, &self.id, first).await?))
+        Ok(products(
+            personal::recommended(svc, &self.id, &self.cart_products(), first).await?,
+        ))
     }
 }
 
@@ -84,8 +112,9 @@ impl QueryRoot {
             .collect())
     }
 
-    /// For you when signed in (see `User.recommendedProducts`); trending products for
-    /// anyone else.
+    /// For you when signed in, from what you bought and looked at (`me {
+    /// recommendedProducts }` counts your cart too); trending products for anyone
+    /// else.
     async fn recommended_products(
         &self,
         ctx: &Context<'_>,
@@ -94,7 +123,7 @@ impl QueryRoot {
         let svc = ctx.data::<RecsCtx>()?;
         let c = caller(ctx);
         Ok(products(match &c.0 {
-            Some(p) => personal::recommended(svc, &p.user_id, first).await?,
+            Some(p) => personal::recommended(svc, &p.user_id, &[], first).await?,
             None => service::trending(svc, first).await?,
         }))
     }
@@ -105,8 +134,21 @@ impl QueryRoot {
     }
 
     #[graphql(entity)]
-    async fn find_user_by_id(&self, id: ID) -> User {
-        User { id: id.0 }
+    async fn find_cart_by_id(
+        &self,
+        #[graphql(key)] id: ID,
+        lines: Option<Vec<cart::RequiredLine>>,
+    ) -> Cart {
+        Cart { id, lines }
+    }
+
+    #[graphql(entity)]
+    async fn find_user_by_id(
+        &self,
+        #[graphql(key)] id: ID,
+        cart: Option<cart::RequiredCart>,
+    ) -> User {
+        User { id: id.0, cart }
     }
 }
 

@@ -297,6 +297,26 @@ pub async fn also_bought(ctx: &RecsCtx, id: &str, first: i32) -> ApiResult<Vec<S
     Ok(out)
 }
 
+/// Products bought with any of `ids` (a cart's products), best first: none of `ids`,
+/// in stock and not withdrawn. The first [`MAX_PAIRED`] distinct ids count.
+pub async fn bought_with_all(ctx: &RecsCtx, ids: &[String], first: i32) -> ApiResult<Vec<String>> {
+    let first = check_first(first)?;
+    let seeds: Vec<String> = ids
+        .iter()
+        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .take(MAX_PAIRED)
+        .collect();
+    let exclude: HashSet<String> = ids.iter().cloned().collect();
+    let weighted: Vec<(String, f64)> = seeds.into_iter().map(|id| (id, 1.0)).collect();
+    let per_seed = std::cmp::max(CANDIDATES / std::cmp::max(weighted.len(), 1) as u64, first);
+    let mut out = scored(&ctx.db, &weighted, &exclude, per_seed).await?;
+    out.truncate(first as usize);
+    Ok(out)
+}
+
 /// What sells most lately (sales halving weekly), in stock and not withdrawn.
 pub async fn trending(ctx: &RecsCtx, first: i32) -> ApiResult<Vec<String>> {
     let first = check_first(first)?;

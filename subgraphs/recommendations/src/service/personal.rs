@@ -107,9 +107,15 @@ pub async fn viewed(ctx: &RecsCtx, user: &str, product: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Products for `user`, best first: bought with what they bought or looked at lately
-/// (the latest counting most), none they bought, then what is trending.
-pub async fn recommended(ctx: &RecsCtx, user: &str, first: i32) -> ApiResult<Vec<String>> {
+/// Products for `user`, best first: bought with what is in their `cart` and what they
+/// bought or looked at lately (the latest counting most), none they bought or have in
+/// the cart, then what is trending.
+pub async fn recommended(
+    ctx: &RecsCtx,
+    user: &str,
+    cart: &[String],
+    first: i32,
+) -> ApiResult<Vec<String>> {
     let first = check_first(first)? as usize;
     let signals = user_product::Entity::find()
         .filter(user_product::Column::UserId.eq(user))
@@ -118,7 +124,7 @@ pub async fn recommended(ctx: &RecsCtx, user: &str, first: i32) -> ApiResult<Vec
         .limit(SEEDS)
         .all(&ctx.db)
         .await?;
-    let owned: HashSet<String> = user_product::Entity::find()
+    let mut owned: HashSet<String> = user_product::Entity::find()
         .filter(user_product::Column::UserId.eq(user))
         .filter(user_product::Column::Bought.eq(true))
         .all(&ctx.db)
@@ -126,16 +132,24 @@ pub async fn recommended(ctx: &RecsCtx, user: &str, first: i32) -> ApiResult<Vec
         .into_iter()
         .map(|r| r.product_id)
         .collect();
-    // The latest seed weighs 1, the twentieth about a third of that.
-    let seeds: Vec<(String, f64)> = signals
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let recency = 1.0 / (1.0 + i as f64 / 10.0);
-            let kind = if s.bought { 1.0 } else { VIEW_WEIGHT };
-            (s.product_id, kind * recency)
-        })
+    // What is in the cart weighs as the latest purchase does; past that, the latest
+    // seed weighs 1, the twentieth about a third of that.
+    let in_cart: Vec<String> = cart
+        .iter()
+        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .take(super::MAX_PAIRED)
+        .cloned()
         .collect();
+    let mut seeds: Vec<(String, f64)> = in_cart.iter().map(|id| (id.clone(), 1.0)).collect();
+    let signals = signals
+        .into_iter()
+        .filter(|s| !in_cart.contains(&s.product_id));
+    seeds.extend(signals.enumerate().map(|(i, s)| {
+        let recency = 1.0 / (1.0 + i as f64 / 10.0);
+        let kind = if s.bought { 1.0 } else { VIEW_WEIGHT };
+        (s.product_id, kind * recency)
+    }));
+    owned.extend(in_cart);
     let mut out = scored(&ctx.db, &seeds, &owned, PER_SEED).await?;
     out.truncate(first);
     if out.len() < first {
