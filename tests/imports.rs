@@ -674,3 +674,62 @@ B-3,Huge,1.00,EUR,10,100,100,20000\n", json!({ "dryRun": true })).await;
     })
     .await;
 }
+
+/// `Product.similar` of an imported product, as ids.
+async fn similar_of(h: &Harness, product: &str) -> Vec<String> {
+    let r = h
+        .gql(
+            None,
+            "query($p: ID!) { product(id: $p) { similar(first: 10) { id } } }",
+            json!({ "p": product }),
+        )
+        .await;
+    r.data()["product"]["similar"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn imported_products_are_described_to_recommendations_and_similar_follows_each_import() {
+    each_db("imports_similar", async |db| {
+        let h = common::store::start(db).await;
+        let head = "sku,name,price,currency,stock,category,attr:color,attr:material,status\n";
+        let file = format!(
+            "{head}SIM-1,Oak chair,100.00,EUR,5,Furniture > Chairs,red,oak,active\nSIM-2,Oak chair II,105.00,EUR,5,Furniture > Chairs,red,oak,active\nSIM-3,Blue chair,100.00,EUR,5,Furniture > Chairs,blue,oak,active\n"
+        );
+        let job = import_into_demo(&h, &file, json!({})).await;
+        assert_eq!(job["status"], "DONE", "{job}");
+        let one = product_by_sku(&h, "SIM-1").await;
+        let two = product_by_sku(&h, "SIM-2").await;
+        let three = product_by_sku(&h, "SIM-3").await;
+        common::eventually("similar after the first import", || async {
+            (similar_of(&h, &one).await == [two.clone(), three.clone()]).then_some(())
+        })
+        .await;
+        // The blue chair turns red at 4% more: closer than the 5% of SIM-2.
+        let rows = |two_status: &str| {
+            format!(
+                "{head}SIM-1,Oak chair,100.00,EUR,5,Furniture > Chairs,red,oak,active\nSIM-2,Oak chair II,105.00,EUR,5,Furniture > Chairs,red,oak,{two_status}\nSIM-3,Blue chair,104.00,EUR,5,Furniture > Chairs,red,oak,active\n"
+            )
+        };
+        let job = import_into_demo(&h, &rows("active"), json!({})).await;
+        assert_eq!(job["status"], "DONE", "{job}");
+        common::eventually("similar after the second import", || async {
+            (similar_of(&h, &one).await == [three.clone(), two.clone()]).then_some(())
+        })
+        .await;
+        // SIM-2 archived leaves every list.
+        let job = import_into_demo(&h, &rows("archived"), json!({})).await;
+        assert_eq!(job["status"], "DONE", "{job}");
+        common::eventually("similar after the third import", || async {
+            (similar_of(&h, &one).await == [three.clone()]).then_some(())
+        })
+        .await;
+        assert_eq!(similar_of(&h, &three).await, std::slice::from_ref(&one));
+        h.stop().await;
+    })
+    .await;
+}

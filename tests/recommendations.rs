@@ -221,3 +221,104 @@ async fn the_demo_seed_plants_a_history_whose_tastes_also_bought_finds() {
     );
     h.stop().await;
 }
+
+/// A product of the first demo supplier in `category` with `attributes`, 20 in stock
+/// (none when `stock` is false).
+async fn described(
+    h: &Harness,
+    category: &str,
+    price: i64,
+    attributes: Value,
+    stock: bool,
+) -> String {
+    let supplier = h.token(
+        shop::seed::DEMO_SUPPLIERS[0].0,
+        shop_kit::auth::Role::Supplier,
+    );
+    let catalog = common::store::demo_catalog(h).await;
+    let sku = format!("S-{}", &shop_kit::ids::new_id()[24..]);
+    let r = h
+        .gql(
+            Some(&supplier),
+            "mutation($c: ID!, $k: ID, $s: String!, $p: Int!, $a: JSON) { createProduct(input: { catalogId: $c, categoryId: $k, sku: $s, name: \"Chair\", price: { amount: $p, currency: \"EUR\" }, attributes: $a }) { id } }",
+            json!({ "c": catalog, "k": category, "s": sku, "p": price, "a": attributes }),
+        )
+        .await;
+    let id = r.data()["createProduct"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    set_stock(h, &id, if stock { 20 } else { 0 }).await;
+    id
+}
+
+async fn similar(h: &Harness, product: &str) -> Vec<String> {
+    let d = h
+        .gql(
+            None,
+            "query($p: ID!) { product(id: $p) { similar(first: 10) { id } } }",
+            json!({ "p": product }),
+        )
+        .await;
+    ids(&d.data()["product"]["similar"])
+}
+
+#[tokio::test]
+async fn similar_products_share_the_category_and_are_ranked_by_attributes_and_price() {
+    each_db("e2e_recommendations_similar", async |db| {
+        let h = start(db).await;
+        let supplier = h.token(shop::seed::DEMO_SUPPLIERS[0].0, shop_kit::auth::Role::Supplier);
+        let catalog = common::store::demo_catalog(&h).await;
+        let mut categories = Vec::new();
+        for name in ["Chairs", "Tables"] {
+            let r = h
+                .gql(
+                    Some(&supplier),
+                    "mutation($c: ID!, $n: String!) { createCategory(input: { catalogId: $c, name: $n }) { id } }",
+                    json!({ "c": catalog, "n": name }),
+                )
+                .await;
+            categories.push(r.data()["createCategory"]["id"].as_str().unwrap().to_string());
+        }
+        let (chairs, tables) = (&categories[0], &categories[1]);
+        let oak_red = json!({ "color": "Red", "material": "oak" });
+        let base = described(&h, chairs, 10_000, oak_red.clone(), true).await;
+        let twin = described(&h, chairs, 10_500, oak_red.clone(), true).await;
+        let cousin = described(&h, chairs, 10_000, json!({ "color": "blue", "material": "oak" }), true).await;
+        let far = described(&h, chairs, 90_000, json!({ "color": "green" }), true).await;
+        let sold_out = described(&h, chairs, 10_000, oak_red.clone(), false).await;
+        let elsewhere = described(&h, tables, 10_000, oak_red.clone(), true).await;
+        // Same traits and a 5% dearer price beat one shared trait at the same price;
+        // nothing sold out, nothing of another category.
+        common::eventually("similar chairs", || async {
+            (similar(&h, &base).await == [twin.clone(), cousin.clone(), far.clone()]).then_some(())
+        })
+        .await;
+        assert_eq!(similar(&h, &elsewhere).await, Vec::<String>::new());
+        let _ = sold_out;
+
+        // The supplier edits: the cousin becomes red at 4% more, closer than the twin;
+        // the far one moves to tables and leaves the chairs' lists.
+        const EDIT: &str = "mutation($p: ID!, $i: UpdateProductInput!) { updateProduct(id: $p, input: $i) { id } }";
+        h.gql(Some(&supplier), EDIT, json!({ "p": cousin, "i": { "price": { "amount": 10_400, "currency": "EUR" }, "attributes": oak_red } }))
+            .await
+            .data();
+        h.gql(Some(&supplier), EDIT, json!({ "p": far, "i": { "categoryId": tables } }))
+            .await
+            .data();
+        common::eventually("similar chairs after edits", || async {
+            (similar(&h, &base).await == [cousin.clone(), twin.clone()]).then_some(())
+        })
+        .await;
+        common::eventually("the far one among tables", || async {
+            (similar(&h, &elsewhere).await == [far.clone()]).then_some(())
+        })
+        .await;
+        let r = h
+            .gql(None, "query($p: ID!) { product(id: $p) { similar(first: 51) { id } } }", json!({ "p": base }))
+            .await;
+        assert_eq!(r.code(), "BAD_USER_INPUT");
+        h.stop().await;
+    })
+    .await;
+}

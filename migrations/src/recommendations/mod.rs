@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261207_000001_create_recommendation_tables;
 mod m20261207_000002_user_signals;
+mod m20261208_000003_similar_products;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_create_recommendation_tables::Migration),
             Box::new(crate::util::EventTables("recs")),
             Box::new(m20261207_000002_user_signals::Migration),
+            Box::new(m20261208_000003_similar_products::Migration),
         ]
     }
 

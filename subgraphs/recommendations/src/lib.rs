@@ -40,6 +40,7 @@ pub async fn start(
     shop_migrations::up(&db, NAME).await?;
     let ctx = RecsCtx::new(db);
     service::start_consumer(&ctx, bus);
+    service::similar::spawn_refresher(&ctx);
     Ok(router(ctx, verifier))
 }
 

@@ -11,6 +11,9 @@ pub const PRODUCT_DELETED: &str = "catalog.product_deleted";
 /// A product's name changed (inventory names products in low-stock alerts).
 pub const PRODUCT_RENAMED: &str = "catalog.product_renamed";
 pub const CATALOG_DELETED: &str = "catalog.catalog_deleted";
+/// What similarity is judged on (category, price, attribute traits, whether it is on
+/// sale): on create, and whenever one of them changes.
+pub const PRODUCT_DESCRIBED: &str = "catalog.product_described";
 /// A batch of an import's (or its rollback's) changes: one event per batch of up to
 /// `imports::engine::BATCH` products, not one per product.
 pub const PRODUCTS_IMPORTED: &str = "catalog.products_imported";
@@ -29,6 +32,66 @@ pub struct ProductCreated {
     pub catalog_id: String,
     pub supplier_id: String,
     pub name: String,
+}
+
+/// Most traits one product's description carries, and the longest one.
+pub const MAX_TRAITS: usize = 24;
+pub const MAX_TRAIT_LEN: usize = 80;
+
+/// A product as recommendations compare products ([`PRODUCT_DESCRIBED`], and in
+/// [`ProductsImported::described`]).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductFacts {
+    pub product_id: String,
+    pub category_id: Option<String>,
+    pub price_amount: i64,
+    pub currency: String,
+    /// `name=value` for each scalar attribute (each element of a list of scalars),
+    /// lower-cased, sorted, at most [`MAX_TRAITS`].
+    pub traits: Vec<String>,
+    /// Active (on sale), not draft or archived.
+    pub active: bool,
+}
+
+impl ProductFacts {
+    pub fn of(p: &crate::entity::product::Model) -> Self {
+        ProductFacts {
+            product_id: p.id.clone(),
+            category_id: p.category_id.clone(),
+            price_amount: p.price_amount,
+            currency: p.price_currency.clone(),
+            traits: traits(p.attributes.as_object().into_iter().flatten()),
+            active: p.status == super::products::Status::Active.as_str(),
+        }
+    }
+}
+
+/// The comparable part of an attribute document: `name=value` pairs of its scalars.
+pub fn traits<'a>(
+    attrs: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
+) -> Vec<String> {
+    use serde_json::Value as J;
+    let scalar = |v: &J| match v {
+        J::String(s) => Some(s.trim().to_lowercase()),
+        J::Number(n) => Some(n.to_string()),
+        J::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let mut out = std::collections::BTreeSet::new();
+    for (name, value) in attrs {
+        let values: Vec<String> = match value {
+            J::Array(items) => items.iter().filter_map(scalar).collect(),
+            v => scalar(v).into_iter().collect(),
+        };
+        for v in values {
+            let t = format!("{}={v}", name.trim().to_lowercase());
+            if t.len() <= MAX_TRAIT_LEN {
+                out.insert(t);
+            }
+        }
+    }
+    out.into_iter().take(MAX_TRAITS).collect()
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -66,6 +129,9 @@ pub struct ProductsImported {
     pub deleted: Vec<String>,
     #[serde(default)]
     pub stock: Vec<(String, i64)>,
+    /// Products created, changed or restored, as they are now.
+    #[serde(default)]
+    pub described: Vec<ProductFacts>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -187,4 +253,35 @@ pub fn start(ctx: &CatalogCtx, bus: &EventBus) {
                 .map_err(|e| e.to_string())
         }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traits_are_the_scalar_attributes_lower_cased_and_bounded() {
+        let attrs = serde_json::json!({
+            "Color": " Red ",
+            "sizes": ["S", "M", 42, {"deep": 1}],
+            "waterproof": true,
+            "dimensions": { "w": 3 },
+            "note": "x".repeat(200),
+        });
+        let got = traits(attrs.as_object().unwrap());
+        assert_eq!(
+            got,
+            [
+                "color=red",
+                "sizes=42",
+                "sizes=m",
+                "sizes=s",
+                "waterproof=true"
+            ]
+        );
+        let many: serde_json::Map<String, serde_json::Value> = (0..100)
+            .map(|i| (format!("a{i:03}"), serde_json::json!(i)))
+            .collect();
+        assert_eq!(traits(&many).len(), MAX_TRAITS);
+    }
 }

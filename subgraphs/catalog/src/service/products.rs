@@ -14,8 +14,8 @@ use shop_kit::{ApiError, ApiResult, ids};
 
 use super::access::{changing_catalog, require_writer};
 use super::events::{
-    PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_RENAMED, ProductCreated, ProductDeleted,
-    ProductRenamed,
+    PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_DESCRIBED, PRODUCT_RENAMED, ProductCreated,
+    ProductDeleted, ProductFacts, ProductRenamed,
 };
 use super::search::{self, Searchable};
 use super::sql::{delete_in, insert_rows};
@@ -364,7 +364,25 @@ pub async fn insert<C: ConnectionTrait>(
             serde_json::to_value(event).unwrap_or_default(),
         )
         .await?;
+    describe(ctx, conn, &created).await?;
     Ok(created)
+}
+
+/// Tells recommendations what the product is like now ([`PRODUCT_DESCRIBED`]).
+async fn describe<C: ConnectionTrait>(
+    ctx: &CatalogCtx,
+    conn: &C,
+    p: &product::Model,
+) -> ApiResult<()> {
+    ctx.outbox
+        .write(
+            conn,
+            PRODUCT_DESCRIBED,
+            &p.id,
+            serde_json::to_value(ProductFacts::of(p)).unwrap_or_default(),
+        )
+        .await?;
+    Ok(())
 }
 
 pub async fn create(
@@ -433,6 +451,9 @@ pub async fn update(
     m.updated_at = Set(Utc::now());
     let updated = m.update(&txn).await?;
     reindex(&txn, &[Searchable::of(&updated)], true).await?;
+    if ProductFacts::of(&updated) != ProductFacts::of(&existing) {
+        describe(ctx, &txn, &updated).await?;
+    }
     if updated.name != existing.name {
         let event = ProductRenamed {
             product_id: updated.id.clone(),

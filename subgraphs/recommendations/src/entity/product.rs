@@ -19,6 +19,18 @@ pub struct Model {
     pub withdrawn: bool,
     /// Inventory's version `in_stock` reflects; older events change nothing.
     pub stock_version: i64,
+    /// What the catalog last described (`catalog.product_described`); `None` until
+    /// it did.
+    pub category_id: Option<String>,
+    pub price_amount: Option<i64>,
+    pub currency: Option<String>,
+    /// A JSON array of `name=value` attribute traits.
+    pub traits: Option<String>,
+    /// The product's list of similar products needs rebuilding (it or a neighbour
+    /// changed); `similar_due` counts such changes, so a rebuild that raced one does
+    /// not clear the flag.
+    pub similar_stale: bool,
+    pub similar_due: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

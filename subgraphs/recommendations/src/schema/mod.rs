@@ -76,6 +76,20 @@ impl Product {
     async fn id(&self) -> ID {
         ID(self.id.clone())
     }
+    /// Products like this one (1 to 50), most alike first: the same category, with
+    /// the most attributes in common and the closest price. Only what is in stock and
+    /// on sale.
+    async fn similar(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> Result<Vec<Product>> {
+        let svc = ctx.data::<RecsCtx>()?;
+        Ok(products(
+            service::similar::similar(svc, &self.id, first).await?,
+        ))
+    }
+
     /// What shoppers who bought this also bought (1 to 50), most telling first:
     /// bought together often relative to how often each sells. Only what is in stock
     /// and on sale.

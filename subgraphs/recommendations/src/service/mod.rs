@@ -19,12 +19,14 @@ use shop_kit::{ApiError, ApiResult};
 use crate::entity::{pair, product};
 
 pub mod personal;
+pub mod similar;
 
 pub const CONSUMER: &str = "recommendations";
 pub const ORDER_PLACED: &str = "orders.order_placed";
 pub const STOCK_CHANGED: &str = "inventory.stock_changed";
 pub const PRODUCT_DELETED: &str = "catalog.product_deleted";
 pub const PRODUCTS_IMPORTED: &str = "catalog.products_imported";
+pub const PRODUCT_DESCRIBED: &str = "catalog.product_described";
 
 /// An order's products beyond this many are counted, but not paired (pairs grow with
 /// the square of an order's size; baskets that large tell little about taste).
@@ -40,6 +42,8 @@ pub const MAX_FIRST: i32 = 50;
 pub struct RecsCtx {
     pub db: DatabaseConnection,
     pub inbox: Inbox,
+    /// Wakes the task that rebuilds similar-product lists.
+    pub similar_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl RecsCtx {
@@ -47,6 +51,7 @@ impl RecsCtx {
         RecsCtx {
             db,
             inbox: Inbox::new("recs"),
+            similar_wake: Default::default(),
         }
     }
 }
@@ -70,9 +75,14 @@ pub fn start_consumer(ctx: &RecsCtx, bus: &EventBus) {
             STOCK_CHANGED,
             PRODUCT_DELETED,
             PRODUCTS_IMPORTED,
+            PRODUCT_DESCRIBED,
         ],
         handler(ctx.clone(), |ctx: RecsCtx, e: Event| async move {
-            learn(&ctx, &e).await.map_err(|err| format!("{err:?}"))
+            learn(&ctx, &e).await.map_err(|err| format!("{err:?}"))?;
+            if matches!(e.topic.as_str(), PRODUCT_DESCRIBED | PRODUCTS_IMPORTED) {
+                ctx.similar_wake.notify_one();
+            }
+            Ok(())
         }),
     );
 }
@@ -91,11 +101,21 @@ fn fresh(id: &str, now: DateTime<Utc>) -> product::ActiveModel {
         in_stock: Set(true),
         withdrawn: Set(false),
         stock_version: Set(0),
+        category_id: Set(None),
+        price_amount: Set(None),
+        currency: Set(None),
+        traits: Set(None),
+        similar_stale: Set(false),
+        similar_due: Set(0),
     }
 }
 
 /// Makes sure rows exist for `ids` (nothing changes for those that do).
-async fn ensure<C: ConnectionTrait>(conn: &C, ids: &[String], now: DateTime<Utc>) -> ApiResult<()> {
+pub(crate) async fn ensure<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -181,7 +201,18 @@ pub async fn learn(ctx: &RecsCtx, e: &Event) -> ApiResult<()> {
                 .exec(&txn)
                 .await?;
         }
+        PRODUCT_DESCRIBED => {
+            let facts: Vec<similar::Facts> = serde_json::from_value(p.clone())
+                .map(|f| vec![f])
+                .unwrap_or_default();
+            similar::describe(&txn, &facts, now).await?;
+        }
         _ => {
+            let described: Vec<similar::Facts> = p
+                .get("described")
+                .and_then(|d| serde_json::from_value(d.clone()).ok())
+                .unwrap_or_default();
+            similar::describe(&txn, &described, now).await?;
             let list = |k: &str| -> Vec<String> {
                 p[k].as_array()
                     .into_iter()

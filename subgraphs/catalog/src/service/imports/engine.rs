@@ -23,7 +23,7 @@ use super::skus::SkuTable;
 use super::{JobStatus, Kind, Missing, StoredOptions};
 use crate::entity::{category, import, import_change, product};
 use crate::service::CatalogCtx;
-use crate::service::events::{PRODUCTS_IMPORTED, ProductsImported};
+use crate::service::events::{PRODUCTS_IMPORTED, ProductFacts, ProductsImported, traits};
 use crate::service::products::{self, Status};
 use crate::service::search::Searchable;
 use crate::service::sql::{MAX_PARAMS, delete_in, insert_rows, placeholders, stmt};
@@ -1424,6 +1424,9 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
                         event.stock.push((c.product_id.clone(), s));
                     }
                     event.created.push((c.product_id.clone(), doc.name.clone()));
+                    event
+                        .described
+                        .push(facts_of(&c.product_id, &doc, category_id.clone()));
                     creates.push((c.product_id, doc, category_id, stock, physical));
                 }
                 Action::Update(doc, stock, physical, before) => {
@@ -1439,6 +1442,11 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
                         && before.as_ref().is_some_and(|b| b.status != doc.status)
                     {
                         event.archived.push(c.product_id.clone());
+                    }
+                    if before.as_ref().is_none_or(|b| !alike(b, &doc)) {
+                        event
+                            .described
+                            .push(facts_of(&c.product_id, &doc, category_id.clone()));
                     }
                     write_doc(&txn, &c.product_id, &doc, category_id).await?;
                     write_physical(&txn, &c.product_id, &physical).await?;
@@ -1513,6 +1521,28 @@ pub async fn apply(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> Resu
             }
         }
     }
+}
+
+/// A product as recommendations compare products, from its document.
+fn facts_of(id: &str, doc: &ProductDoc, category_id: Option<String>) -> ProductFacts {
+    ProductFacts {
+        product_id: id.to_string(),
+        category_id,
+        price_amount: doc.price_amount,
+        currency: doc.currency.clone(),
+        traits: traits(&doc.attributes),
+        active: doc.status == Status::Active.as_str(),
+    }
+}
+
+/// Whether two documents compare alike for recommendations (nothing in
+/// [`ProductFacts`] differs).
+fn alike(a: &ProductDoc, b: &ProductDoc) -> bool {
+    a.price_amount == b.price_amount
+        && a.currency == b.currency
+        && a.category == b.category
+        && a.attributes == b.attributes
+        && a.status == b.status
 }
 
 /// The (empty) event of one batch of a job's changes.
@@ -1610,6 +1640,9 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                         let category_id =
                             category_for(&txn, &job.catalog_id, &mut cats, &before.category)
                                 .await?;
+                        event
+                            .described
+                            .push(facts_of(&c.product_id, &before, category_id.clone()));
                         write_doc(&txn, &c.product_id, &before, category_id).await?;
                         // Back what the change wrote of weight and size, no more.
                         if kind == Kind::Update {
@@ -1645,6 +1678,9 @@ pub async fn rollback(ctx: &CatalogCtx, job: &import::Model, lease: &Lease) -> R
                         event
                             .created
                             .push((c.product_id.clone(), before.name.clone()));
+                        event
+                            .described
+                            .push(facts_of(&c.product_id, &before, category_id.clone()));
                         reinsert.push((c.product_id.clone(), before, category_id, None, stored));
                         true
                     }
