@@ -584,11 +584,9 @@ pub async fn seed_history(
         tastes: by_category.into_values().collect(),
         popular,
     };
+    // The default shape is this history's (recbench evaluates the same structure).
     let shape = Shape {
         shoppers: HISTORY_SHOPPERS,
-        min_orders: 2,
-        max_orders: 6,
-        in_taste_percent: 80,
         ..Shape::default()
     };
     let mut orders = 0;

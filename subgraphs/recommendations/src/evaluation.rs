@@ -9,6 +9,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use shop_kit::ApiResult;
 
 use crate::service::{self, RecsCtx, personal};
@@ -86,7 +88,43 @@ pub struct Report {
     pub popularity: Metric,
     pub recommended: Metric,
     pub also_bought: Metric,
+    /// `similar` of the last product of the previous order: the planted products are
+    /// described with their taste as category, a random price and two random traits.
+    pub similar: Metric,
+    /// Describing every product and building every similar list.
+    pub similar_build_time: Duration,
     pub oracle: Metric,
+}
+
+/// Describes the planted products to the subgraph (as the catalog would), then builds
+/// every similar list.
+async fn describe_all(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<()> {
+    let mut rng = synthetic::Rng::new(seed ^ 0x5EED);
+    let mut products: Vec<(String, String)> = Vec::new();
+    for t in 0..shape.tastes {
+        for i in 0..shape.per_taste {
+            products.push((synthetic::taste_product(t, i), format!("taste-{t}")));
+        }
+    }
+    for k in 0..shape.popular {
+        products.push((synthetic::popular_product(k), format!("popular-{}", k % 3)));
+    }
+    for (id, category) in products {
+        let facts = json!({
+            "productId": id,
+            "categoryId": category,
+            "priceAmount": 1_000 + rng.below(9_000) as i64,
+            "currency": "EUR",
+            "traits": [format!("color={}", rng.below(6)), format!("style={}", rng.below(4))],
+            "active": true,
+        });
+        let mut e = synthetic::order_event("", &[]);
+        e.topic = service::PRODUCT_DESCRIBED.into();
+        e.payload = facts;
+        service::learn(ctx, &e).await?;
+    }
+    while service::similar::refresh_round(ctx).await? > 0 {}
+    Ok(())
 }
 
 /// Runs the evaluation on `ctx`'s (empty) tables.
@@ -110,6 +148,9 @@ pub async fn run(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<Report> {
         }
     }
     let learn_time = started.elapsed();
+    let started = Instant::now();
+    describe_all(ctx, shape, seed).await?;
+    let similar_build_time = started.elapsed();
     let mut sold: HashMap<String, usize> = HashMap::new();
     for s in &history {
         for o in &s.orders[..s.orders.len() - 1] {
@@ -120,7 +161,8 @@ pub async fn run(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<Report> {
     }
     let mut by_sales: Vec<(String, usize)> = sold.into_iter().collect();
     by_sales.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let (mut popular, mut mine, mut also, mut oracle) = (
+    let (mut popular, mut mine, mut also, mut like, mut oracle) = (
+        Tally::default(),
         Tally::default(),
         Tally::default(),
         Tally::default(),
@@ -173,6 +215,14 @@ pub async fn run(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<Report> {
             .take(10)
             .collect();
         also.add(&with, &held, Some(t.elapsed()));
+        let t = Instant::now();
+        let alike: Vec<String> = service::similar::similar(ctx, &last, 50)
+            .await?
+            .into_iter()
+            .filter(|p| !owned.contains(p))
+            .take(10)
+            .collect();
+        like.add(&alike, &held, Some(t.elapsed()));
     }
     Ok(Report {
         learned_orders: learned,
@@ -180,6 +230,8 @@ pub async fn run(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<Report> {
         popularity: popular.metric(),
         recommended: mine.metric(),
         also_bought: also.metric(),
+        similar: like.metric(),
+        similar_build_time,
         oracle: oracle.metric(),
     })
 }

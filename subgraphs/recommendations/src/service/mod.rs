@@ -265,48 +265,48 @@ pub async fn scored<C: ConnectionTrait>(
     if seeds.is_empty() {
         return Ok(Vec::new());
     }
-    let seed_ids: Vec<String> = seeds.iter().map(|(s, _)| s.clone()).collect();
-    // One query for all seeds: their most frequent partners, as many as `per_seed`
-    // each would give (a seed with more partners may take a quieter seed's share).
-    let partners: Vec<pair::Model> = pair::Entity::find()
-        .filter(pair::Column::ProductId.is_in(seed_ids.iter().cloned()))
-        .order_by_desc(pair::Column::Orders)
-        .order_by_asc(pair::Column::ProductId)
-        .order_by_asc(pair::Column::OtherId)
-        .limit(per_seed * seed_ids.len() as u64)
-        .all(conn)
-        .await?;
-    if partners.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut ids: BTreeSet<String> = partners.iter().map(|p| p.other_id.clone()).collect();
-    ids.extend(seed_ids.iter().cloned());
-    let mut stats: HashMap<String, product::Model> = HashMap::new();
-    let ids: Vec<String> = ids.into_iter().collect();
-    for chunk in ids.chunks(500) {
-        for p in product::Entity::find()
-            .filter(product::Column::ProductId.is_in(chunk.iter().cloned()))
-            .all(conn)
-            .await?
-        {
-            stats.insert(p.product_id.clone(), p);
-        }
-    }
-    let orders = |id: &str| stats.get(id).map_or(1, |p| std::cmp::max(p.orders, 1)) as f64;
     let weight: HashMap<&str, f64> = seeds.iter().map(|(s, w)| (s.as_str(), *w)).collect();
+    // One query for all seeds: their most frequent sellable partners, as many as
+    // `per_seed` each would give (a seed with more partners may take a quieter seed's
+    // share), with both products' order counts. One round trip, as a request's time
+    // is mostly round trips.
+    let marks = vec!["?"; weight.len()].join(", ");
+    let sql = format!(
+        "SELECT p.product_id AS seed, p.other_id AS other, p.orders AS together, \
+         COALESCE(s.orders, 0) AS seed_orders, o.orders AS other_orders \
+         FROM recs_pairs p \
+         JOIN recs_products o ON o.product_id = p.other_id \
+         LEFT JOIN recs_products s ON s.product_id = p.product_id \
+         WHERE p.product_id IN ({marks}) AND o.in_stock = ? AND o.withdrawn = ? \
+         ORDER BY p.orders DESC, p.product_id, p.other_id LIMIT ?"
+    );
+    let mut values: Vec<sea_orm::Value> = weight.keys().map(|s| s.to_string().into()).collect();
+    values.push(true.into());
+    values.push(false.into());
+    values.push((per_seed * weight.len() as u64).into());
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            sql,
+            values,
+        ))
+        .await?;
     let mut score: HashMap<String, (f64, i64)> = HashMap::new();
-    for p in &partners {
-        let Some(other) = stats.get(&p.other_id) else {
-            continue;
-        };
-        if !other.in_stock || other.withdrawn || exclude.contains(&p.other_id) {
+    for row in rows {
+        let seed: String = row.try_get("", "seed")?;
+        let other: String = row.try_get("", "other")?;
+        if exclude.contains(&other) {
             continue;
         }
-        let w = weight.get(p.product_id.as_str()).copied().unwrap_or(0.0);
-        let cosine = p.orders as f64 / (orders(&p.product_id) * orders(&p.other_id)).sqrt();
-        let e = score.entry(p.other_id.clone()).or_default();
+        let together: i64 = row.try_get("", "together")?;
+        let seed_orders: i64 = row.try_get("", "seed_orders")?;
+        let other_orders: i64 = row.try_get("", "other_orders")?;
+        let w = weight.get(seed.as_str()).copied().unwrap_or(0.0);
+        let both = std::cmp::max(seed_orders, 1) as f64 * std::cmp::max(other_orders, 1) as f64;
+        let cosine = together as f64 / both.sqrt();
+        let e = score.entry(other).or_default();
         e.0 += w * cosine;
-        e.1 += p.orders;
+        e.1 += together;
     }
     let mut ranked: Vec<(String, (f64, i64))> = score.into_iter().collect();
     ranked.sort_by(|a, b| {

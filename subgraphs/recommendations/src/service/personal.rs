@@ -117,21 +117,20 @@ pub async fn recommended(
     first: i32,
 ) -> ApiResult<Vec<String>> {
     let first = check_first(first)? as usize;
-    let signals = user_product::Entity::find()
+    // All the user's rows in one round trip (views are capped, purchases are few):
+    // the latest are the seeds, the purchases are left out.
+    let mut rows: Vec<(String, bool, DateTime<Utc>)> = user_product::Entity::find()
+        .select_only()
+        .column(user_product::Column::ProductId)
+        .column(user_product::Column::Bought)
+        .column(user_product::Column::SeenAt)
         .filter(user_product::Column::UserId.eq(user))
-        .order_by_desc(user_product::Column::SeenAt)
-        .order_by_asc(user_product::Column::ProductId)
-        .limit(SEEDS)
+        .into_tuple()
         .all(&ctx.db)
         .await?;
-    let mut owned: HashSet<String> = user_product::Entity::find()
-        .filter(user_product::Column::UserId.eq(user))
-        .filter(user_product::Column::Bought.eq(true))
-        .all(&ctx.db)
-        .await?
-        .into_iter()
-        .map(|r| r.product_id)
-        .collect();
+    rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    let mut owned: HashSet<String> = rows.iter().filter(|r| r.1).map(|r| r.0.clone()).collect();
+    let signals = rows.into_iter().take(SEEDS as usize);
     // What is in the cart weighs as the latest purchase does; past that, the latest
     // seed weighs 1, the twentieth about a third of that.
     let in_cart: Vec<String> = cart
@@ -141,13 +140,11 @@ pub async fn recommended(
         .cloned()
         .collect();
     let mut seeds: Vec<(String, f64)> = in_cart.iter().map(|id| (id.clone(), 1.0)).collect();
-    let signals = signals
-        .into_iter()
-        .filter(|s| !in_cart.contains(&s.product_id));
-    seeds.extend(signals.enumerate().map(|(i, s)| {
+    let signals = signals.filter(|(id, _, _)| !in_cart.contains(id));
+    seeds.extend(signals.enumerate().map(|(i, (id, bought, _))| {
         let recency = 1.0 / (1.0 + i as f64 / 10.0);
-        let kind = if s.bought { 1.0 } else { VIEW_WEIGHT };
-        (s.product_id, kind * recency)
+        let kind = if bought { 1.0 } else { VIEW_WEIGHT };
+        (id, kind * recency)
     }));
     owned.extend(in_cart);
     let mut out = scored(&ctx.db, &seeds, &owned, PER_SEED).await?;
