@@ -222,14 +222,14 @@ async fn the_demo_seed_plants_a_history_whose_tastes_also_bought_finds() {
     h.stop().await;
 }
 
-/// A product of the first demo supplier in `category` with `attributes`, 20 in stock
-/// (none when `stock` is false).
+/// A product of the first demo supplier in `category` with `attributes` and `stock`
+/// units (no stock ever set for `None`).
 async fn described(
     h: &Harness,
     category: &str,
     price: i64,
     attributes: Value,
-    stock: bool,
+    stock: Option<i64>,
 ) -> String {
     let supplier = h.token(
         shop::seed::DEMO_SUPPLIERS[0].0,
@@ -248,7 +248,9 @@ async fn described(
         .as_str()
         .unwrap()
         .to_string();
-    set_stock(h, &id, if stock { 20 } else { 0 }).await;
+    if let Some(units) = stock {
+        set_stock(h, &id, units).await;
+    }
     id
 }
 
@@ -282,20 +284,21 @@ async fn similar_products_share_the_category_and_are_ranked_by_attributes_and_pr
         }
         let (chairs, tables) = (&categories[0], &categories[1]);
         let oak_red = json!({ "color": "Red", "material": "oak" });
-        let base = described(&h, chairs, 10_000, oak_red.clone(), true).await;
-        let twin = described(&h, chairs, 10_500, oak_red.clone(), true).await;
-        let cousin = described(&h, chairs, 10_000, json!({ "color": "blue", "material": "oak" }), true).await;
-        let far = described(&h, chairs, 90_000, json!({ "color": "green" }), true).await;
-        let sold_out = described(&h, chairs, 10_000, oak_red.clone(), false).await;
-        let elsewhere = described(&h, tables, 10_000, oak_red.clone(), true).await;
+        let base = described(&h, chairs, 10_000, oak_red.clone(), Some(20)).await;
+        let twin = described(&h, chairs, 10_500, oak_red.clone(), Some(20)).await;
+        let cousin = described(&h, chairs, 10_000, json!({ "color": "blue", "material": "oak" }), Some(20)).await;
+        let far = described(&h, chairs, 90_000, json!({ "color": "green" }), Some(20)).await;
+        let sold_out = described(&h, chairs, 10_000, oak_red.clone(), Some(0)).await;
+        let never_stocked = described(&h, chairs, 10_000, oak_red.clone(), None).await;
+        let elsewhere = described(&h, tables, 10_000, oak_red.clone(), Some(20)).await;
         // Same traits and a 5% dearer price beat one shared trait at the same price;
-        // nothing sold out, nothing of another category.
+        // nothing sold out or never stocked, nothing of another category.
         common::eventually("similar chairs", || async {
             (similar(&h, &base).await == [twin.clone(), cousin.clone(), far.clone()]).then_some(())
         })
         .await;
         assert_eq!(similar(&h, &elsewhere).await, Vec::<String>::new());
-        let _ = sold_out;
+        let _ = (sold_out, never_stocked);
 
         // The supplier edits: the cousin becomes red at 4% more, closer than the twin;
         // the far one moves to tables and leaves the chairs' lists.

@@ -111,7 +111,7 @@ async fn describe_all(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<()> {
     }
     for (id, category) in products {
         let facts = json!({
-            "productId": id,
+            "productId": &id,
             "categoryId": category,
             "priceAmount": 1_000 + rng.below(9_000) as i64,
             "currency": "EUR",
@@ -121,6 +121,11 @@ async fn describe_all(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<()> {
         let mut e = synthetic::order_event("", &[]);
         e.topic = service::PRODUCT_DESCRIBED.into();
         e.payload = facts;
+        service::learn(ctx, &e).await?;
+        // In stock, as inventory would tell.
+        let mut e = synthetic::order_event("", &[]);
+        e.topic = service::STOCK_CHANGED.into();
+        e.payload = json!({ "productId": id, "available": 100, "version": 1 });
         service::learn(ctx, &e).await?;
     }
     while service::similar::refresh_round(ctx).await? > 0 {}

@@ -213,6 +213,23 @@ pub async fn learn(ctx: &RecsCtx, e: &Event) -> ApiResult<()> {
                 .and_then(|d| serde_json::from_value(d.clone()).ok())
                 .unwrap_or_default();
             similar::describe(&txn, &described, now).await?;
+            // The file's stock column, for products inventory has not told of (it
+            // announces changes of stock it already had, not what an import creates).
+            let stocked: Vec<String> = p["stock"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|pair| pair[1].as_i64().unwrap_or(0) > 0)
+                .filter_map(|pair| pair[0].as_str().map(str::to_string))
+                .collect();
+            for chunk in stocked.chunks(500) {
+                product::Entity::update_many()
+                    .col_expr(product::Column::InStock, Expr::value(true))
+                    .filter(product::Column::ProductId.is_in(chunk.iter().cloned()))
+                    .filter(product::Column::StockVersion.eq(0))
+                    .exec(&txn)
+                    .await?;
+            }
             let list = |k: &str| -> Vec<String> {
                 p[k].as_array()
                     .into_iter()

@@ -124,7 +124,6 @@ pub async fn describe<C: ConnectionTrait>(
         return Ok(());
     }
     let ids: Vec<String> = described.iter().map(|f| f.product_id.clone()).collect();
-    ensure(conn, &ids, now).await?;
     let mut before: HashMap<String, product::Model> = HashMap::new();
     for chunk in ids.chunks(500) {
         for p in product::Entity::find()
@@ -134,6 +133,21 @@ pub async fn describe<C: ConnectionTrait>(
         {
             before.insert(p.product_id.clone(), p);
         }
+    }
+    // A product first heard of here has no stock inventory told of: it stays out of
+    // every list until its first stock event (or its import's stock column).
+    let new: Vec<String> = ids
+        .iter()
+        .filter(|id| !before.contains_key(*id))
+        .cloned()
+        .collect();
+    ensure(conn, &new, now).await?;
+    for chunk in new.chunks(500) {
+        product::Entity::update_many()
+            .col_expr(product::Column::InStock, Expr::value(false))
+            .filter(product::Column::ProductId.is_in(chunk.iter().cloned()))
+            .exec(conn)
+            .await?;
     }
     let mut stale: BTreeSet<String> = ids.iter().cloned().collect();
     for f in described {
