@@ -40,6 +40,13 @@ enum RoleCmd {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// The web app alone, getting its data from a gateway (`SHOP_WEB_GATEWAY_URL`).
+    Web {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        #[arg(long)]
+        gateway_url: Option<String>,
+    },
     /// One subgraph alone.
     Subgraph {
         name: String,
@@ -199,6 +206,10 @@ async fn dispatch(role: RoleCmd, mut config: Config) -> anyhow::Result<ExitCode>
                     password,
                 },
         } => admin_create(&config, &email, &name, password.as_deref()).await,
+        RoleCmd::Web {
+            listen,
+            gateway_url,
+        } => run_web(&config, listen, gateway_url).await,
         RoleCmd::Bench {
             requests,
             concurrency,
@@ -206,6 +217,29 @@ async fn dispatch(role: RoleCmd, mut config: Config) -> anyhow::Result<ExitCode>
             .await
             .map(|_| ExitCode::SUCCESS),
     }
+}
+
+/// `shop web`: the web app alone, a client of the gateway at `gateway_url`.
+async fn run_web(
+    config: &Config,
+    listen: Option<SocketAddr>,
+    gateway_url: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let addr = listen.unwrap_or(config.web_listen);
+    let web = shop_web::WebOptions {
+        gateway_url: gateway_url.unwrap_or_else(|| config.web_gateway_url.clone()),
+    };
+    let listener = shop_kit::server::bind(addr)
+        .await
+        .with_context(|| format!("binding the web app to {addr}"))?;
+    tracing::info!(%addr, gateway = %web.gateway_url, "web app listening");
+    shop_kit::server::serve(
+        listener,
+        shop_web::router(&web),
+        shop_kit::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_all(config: Config) -> anyhow::Result<ExitCode> {
@@ -216,6 +250,9 @@ async fn run_all(config: Config) -> anyhow::Result<ExitCode> {
         config.data_dir.display(),
         platform.gateway_url
     );
+    if let Some(url) = &platform.web_url {
+        banner.push_str(&format!("  Web shop:                {url}\n"));
+    }
     for (name, url) in &platform.subgraph_urls {
         banner.push_str(&format!("  subgraph {name:<10} {url}\n"));
     }

@@ -39,6 +39,8 @@ pub const KNOWN: &[&str] = &[
     "SHOP_OVERRIDE_LABELS",
     "SHOP_SEED",
     "SHOP_SEED_HISTORY",
+    "SHOP_WEB_LISTEN",
+    "SHOP_WEB_GATEWAY_URL",
     "SHOP_DEDUPE",
     "SHOP_DEV_AUTH",
     "SHOP_SUBGRAPH_BASE_PORT",
@@ -174,6 +176,12 @@ pub struct Config {
     /// `SHOP_SEED_HISTORY`: with the demo seed, plant a purchase history (shoppers
     /// with tastes) that recommendations learn from. Default true.
     pub seed_history: bool,
+    /// `SHOP_WEB_LISTEN`: where the web app listens (the all-in-one process and `shop
+    /// web`). Default `127.0.0.1:3000`.
+    pub web_listen: SocketAddr,
+    /// `SHOP_WEB_GATEWAY_URL`: the GraphQL endpoint `shop web` gets its data from.
+    /// Default `http://127.0.0.1:4000/graphql`; the all-in-one uses its own gateway.
+    pub web_gateway_url: String,
     /// `SHOP_DEV_AUTH`: trust tokens signed with the development key in the data
     /// directory (`shop token`). Default true for the all-in-one process, false otherwise.
     pub dev_auth: Option<bool>,
@@ -300,6 +308,8 @@ impl Default for Config {
             live: shop_gateway::live::LiveOptions::default(),
             seed: true,
             seed_history: true,
+            web_listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            web_gateway_url: "http://127.0.0.1:4000/graphql".into(),
             dev_auth: None,
             subgraph_base_port: 4001,
             issuers: Vec::new(),
@@ -463,6 +473,8 @@ impl Config {
             },
             seed: vars.parse("SHOP_SEED", true)?,
             seed_history: vars.parse("SHOP_SEED_HISTORY", true)?,
+            web_listen: vars.parse("SHOP_WEB_LISTEN", d.web_listen)?,
+            web_gateway_url: var("SHOP_WEB_GATEWAY_URL").unwrap_or(d.web_gateway_url.clone()),
             dev_auth: match var("SHOP_DEV_AUTH") {
                 Some(_) => Some(vars.parse("SHOP_DEV_AUTH", false)?),
                 None => None,

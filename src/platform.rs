@@ -32,6 +32,8 @@ pub struct PlatformOptions {
     pub redis_url: Option<String>,
     pub bus_prefix: String,
     pub gateway_addr: SocketAddr,
+    /// Where the web app listens; `None` serves none (tests that do not need it).
+    pub web_addr: Option<SocketAddr>,
     /// First subgraph port; 0 picks free ports.
     pub subgraph_base_port: u16,
     pub seed: bool,
@@ -106,6 +108,7 @@ impl PlatformOptions {
             gateway_addr: c
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000))),
+            web_addr: Some(c.web_listen),
             subgraph_base_port: c.subgraph_base_port,
             seed: c.seed,
             seed_history: c.seed_history,
@@ -157,6 +160,7 @@ impl PlatformOptions {
             redis_url: None,
             bus_prefix: "shop-test".into(),
             gateway_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            web_addr: None,
             subgraph_base_port: 0,
             seed: false,
             seed_history: false,
@@ -204,6 +208,8 @@ impl PlatformOptions {
 /// A running platform. Dropping it does not stop it: call [`Platform::shutdown`].
 pub struct Platform {
     pub gateway_url: String,
+    /// The web app's home page, when it is served.
+    pub web_url: Option<String>,
     /// `(name, url)` of each subgraph's `/graphql`.
     pub subgraph_urls: Vec<(String, String)>,
     pub gateway: Arc<Gateway>,
@@ -478,6 +484,25 @@ impl Platform {
             stop_signal(stop_rx.clone()),
         )));
 
+        let web_url = match opts.web_addr {
+            Some(addr) => {
+                let listener = shop_kit::server::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the web app to {addr}"))?;
+                let url = format!("{}/", crate::config::origin_of(listener.local_addr()?));
+                let web = shop_web::WebOptions {
+                    gateway_url: gateway_url.clone(),
+                };
+                servers.push(tokio::spawn(shop_kit::server::serve(
+                    listener,
+                    shop_web::router(&web),
+                    stop_signal(stop_rx.clone()),
+                )));
+                Some(url)
+            }
+            None => None,
+        };
+
         if let Some(email) = &opts.admin_email {
             ensure_admin(&users, email, opts.admin_password.as_deref()).await?;
         }
@@ -493,6 +518,7 @@ impl Platform {
         gateway.set_starting(false);
         Ok(Platform {
             gateway_url,
+            web_url,
             issuer,
             subgraph_urls,
             gateway,

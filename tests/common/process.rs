@@ -19,6 +19,7 @@ pub fn shop_in(dir: &std::path::Path, listen: &str) -> Command {
     c.env("SHOP_DATA_DIR", dir)
         .env("SHOP_LISTEN", listen)
         .env("SHOP_SUBGRAPH_BASE_PORT", "0")
+        .env("SHOP_WEB_LISTEN", "127.0.0.1:0")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     c
