@@ -44,7 +44,10 @@ struct Shop {
 async fn start(dir: &std::path::Path, database: Option<&str>, crash_at: Option<&str>) -> Shop {
     let port = free_port();
     let mut cmd = shop_in(dir, &format!("127.0.0.1:{port}"));
-    cmd.env("SHOP_CHECKOUT_STALE_SECONDS", "1")
+    // Short, so the recovery comes soon after a restart; not one second, which a
+    // checkout can take in a debug build while the freshly seeded platform is still
+    // busy in the background (recommendations building their similar lists).
+    cmd.env("SHOP_CHECKOUT_STALE_SECONDS", "3")
         .env("SHOP_TAX_RATES", "DE=19")
         .env("SHOP_CRASH_AT", crash_at.unwrap_or(""))
         // An import's worker that died is replaced two seconds after its last renewal.

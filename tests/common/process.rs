@@ -20,6 +20,8 @@ pub fn shop_in(dir: &std::path::Path, listen: &str) -> Command {
         .env("SHOP_LISTEN", listen)
         .env("SHOP_SUBGRAPH_BASE_PORT", "0")
         .env("SHOP_WEB_LISTEN", "127.0.0.1:0")
+        // The demo's purchase history is for people trying the shop, not for tests.
+        .env("SHOP_SEED_HISTORY", "false")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     c

@@ -29,6 +29,8 @@ const ROUND: u64 = 100;
 /// How often the background task looks for work it was not woken for (after a
 /// restart, or a change another replica learned).
 const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// How long the task waits after being woken before it rebuilds.
+const SETTLE: Duration = Duration::from_millis(300);
 /// Weights of the two parts of similarity.
 const TRAIT_WEIGHT: f64 = 0.6;
 const PRICE_WEIGHT: f64 = 0.4;
@@ -278,7 +280,14 @@ pub fn spawn_refresher(ctx: &RecsCtx) {
                     }
                 }
             }
-            let _ = tokio::time::timeout(IDLE_CHECK, wake.notified()).await;
+            if tokio::time::timeout(IDLE_CHECK, wake.notified())
+                .await
+                .is_ok()
+            {
+                // Descriptions come in bursts (a seed, an import's batches): rebuild
+                // once the burst has passed, not once per event.
+                tokio::time::sleep(SETTLE).await;
+            }
         }
     });
 }
