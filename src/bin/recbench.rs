@@ -199,12 +199,9 @@ async fn over_http(ctx: RecsCtx, shape: Shape, seed: u64) -> anyhow::Result<()> 
             }
         }
         times.sort();
-        let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-        println!(
-            "{name:<34} p50 {:.2} ms  p99 {:.2} ms",
-            at(0.5).as_secs_f64() * 1000.0,
-            at(0.99).as_secs_f64() * 1000.0
-        );
+        let ms =
+            |q: f64| evaluation::percentile(&times, q).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        println!("{name:<34} p50 {:.2} ms  p99 {:.2} ms", ms(0.5), ms(0.99));
     }
     server.abort();
     Ok(())

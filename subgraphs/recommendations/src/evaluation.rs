@@ -32,6 +32,12 @@ pub fn score(list: &[String], held: &HashSet<String>, k: usize) -> (f64, f64) {
     (hit, if ideal > 0.0 { dcg / ideal } else { 0.0 })
 }
 
+/// The `q` quantile (0 to 1) of `sorted` times; `None` when there are none.
+pub fn percentile(sorted: &[Duration], q: f64) -> Option<Duration> {
+    let i = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(i).copied()
+}
+
 /// One recommender's figures.
 #[derive(Clone, Debug, Default)]
 pub struct Metric {
@@ -63,19 +69,11 @@ impl Tally {
 
     fn metric(mut self) -> Metric {
         self.times.sort();
-        let at = |q: f64| {
-            self.times
-                .get(
-                    ((self.times.len() as f64 * q) as usize)
-                        .min(self.times.len().saturating_sub(1)),
-                )
-                .copied()
-        };
         Metric {
             hit_rate: self.hits / self.n.max(1) as f64,
             ndcg: self.ndcg / self.n.max(1) as f64,
-            p50: at(0.5),
-            p99: at(0.99),
+            p50: percentile(&self.times, 0.5),
+            p99: percentile(&self.times, 0.99),
         }
     }
 }
@@ -118,15 +116,10 @@ async fn describe_all(ctx: &RecsCtx, shape: Shape, seed: u64) -> ApiResult<()> {
             "traits": [format!("color={}", rng.below(6)), format!("style={}", rng.below(4))],
             "active": true,
         });
-        let mut e = synthetic::order_event("", &[]);
-        e.topic = service::PRODUCT_DESCRIBED.into();
-        e.payload = facts;
-        service::learn(ctx, &e).await?;
+        service::learn(ctx, &synthetic::event(service::PRODUCT_DESCRIBED, facts)).await?;
         // In stock, as inventory would tell.
-        let mut e = synthetic::order_event("", &[]);
-        e.topic = service::STOCK_CHANGED.into();
-        e.payload = json!({ "productId": id, "available": 100, "version": 1 });
-        service::learn(ctx, &e).await?;
+        let stock = json!({ "productId": id, "available": 100, "version": 1 });
+        service::learn(ctx, &synthetic::event(service::STOCK_CHANGED, stock)).await?;
     }
     while service::similar::refresh_round(ctx).await? > 0 {}
     Ok(())

@@ -152,25 +152,34 @@ pub fn history_over(shape: Shape, assortment: &Assortment, seed: u64) -> Vec<Sho
     out
 }
 
-/// A paid order as the orders subgraph announces it, for recommendations' handler.
-pub fn order_event(user_id: &str, products: &[String]) -> shop_kit::events::Event {
-    let lines: Vec<_> = products
-        .iter()
-        .map(|p| serde_json::json!({ "productId": p, "quantity": 1 }))
-        .collect();
+/// An event on `topic` as another domain would publish it, for recommendations'
+/// handler.
+pub fn event(topic: &str, payload: serde_json::Value) -> shop_kit::events::Event {
     shop_kit::events::Event {
         id: shop_kit::ids::new_id(),
-        topic: crate::service::ORDER_PLACED.into(),
-        payload: serde_json::json!({
-            "orderId": shop_kit::ids::new_id(),
-            "userId": user_id,
-            "lines": lines,
-        }),
+        topic: topic.into(),
+        payload,
         occurred_at: String::new(),
         aggregate: String::new(),
         sequence: 0,
         traceparent: None,
     }
+}
+
+/// A paid order as the orders subgraph announces it.
+pub fn order_event(user_id: &str, products: &[String]) -> shop_kit::events::Event {
+    let lines: Vec<_> = products
+        .iter()
+        .map(|p| serde_json::json!({ "productId": p, "quantity": 1 }))
+        .collect();
+    event(
+        crate::service::ORDER_PLACED,
+        serde_json::json!({
+            "orderId": shop_kit::ids::new_id(),
+            "userId": user_id,
+            "lines": lines,
+        }),
+    )
 }
 
 #[cfg(test)]

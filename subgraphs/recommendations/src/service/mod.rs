@@ -87,6 +87,11 @@ pub fn start_consumer(ctx: &RecsCtx, bus: &EventBus) {
     );
 }
 
+/// Whether an id from an event or a representation fits the tables' 64-character keys.
+pub(crate) fn usable_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64
+}
+
 fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_default()
 }
@@ -141,7 +146,7 @@ pub async fn learn(ctx: &RecsCtx, e: &Event) -> ApiResult<()> {
                 .into_iter()
                 .flatten()
                 .map(|l| text(l, "productId").to_string())
-                .filter(|id| !id.is_empty() && id.len() <= 64)
+                .filter(|id| usable_id(id))
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
@@ -351,7 +356,7 @@ pub async fn bought_with_all(ctx: &RecsCtx, ids: &[String], first: i32) -> ApiRe
     let first = check_first(first)?;
     let seeds: Vec<String> = ids
         .iter()
-        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .filter(|id| usable_id(id))
         .cloned()
         .collect::<BTreeSet<_>>()
         .into_iter()

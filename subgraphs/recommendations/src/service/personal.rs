@@ -135,7 +135,7 @@ pub async fn recommended(
     // seed weighs 1, the twentieth about a third of that.
     let in_cart: Vec<String> = cart
         .iter()
-        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .filter(|id| super::usable_id(id))
         .take(super::MAX_PAIRED)
         .cloned()
         .collect();

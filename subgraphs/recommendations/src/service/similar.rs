@@ -16,7 +16,7 @@ use sea_orm::{
 use serde::Deserialize;
 use shop_kit::ApiResult;
 
-use super::{RecsCtx, check_first, ensure};
+use super::{RecsCtx, check_first, ensure, usable_id};
 use crate::entity::{product, similar};
 
 /// Candidates read on each side of a product's price in its category.
@@ -120,7 +120,7 @@ pub async fn describe<C: ConnectionTrait>(
 ) -> ApiResult<()> {
     let described: Vec<&Facts> = described
         .iter()
-        .filter(|f| !f.product_id.is_empty() && f.product_id.len() <= 64)
+        .filter(|f| usable_id(&f.product_id))
         .collect();
     if described.is_empty() {
         return Ok(());
