@@ -675,3 +675,156 @@ async fn search_ranks_as_the_rule_says_on_every_database() {
     })
     .await;
 }
+
+/// Every facet count is what the filter lists when that value is chosen instead of
+/// the facet's own condition (its "disjunctive" count), on varied products and
+/// filters: the list is the reference, the facets are checked against it.
+#[tokio::test]
+async fn facet_counts_match_what_each_choice_would_list() {
+    for_each_db("facets", async |env| {
+        let cat = env.catalog(supplier_a(), "Wear").await;
+        let other = env.catalog(supplier_a(), "Home").await;
+        let tops = env.category(&cat, None, "Tops").await;
+        let shirts = env.category(&cat, Some(&tops), "Shirts").await;
+        let knits = env.category(&cat, Some(&tops), "Knitwear").await;
+        let shoes = env.category(&cat, None, "Shoes").await;
+        let lamps = env.category(&other, None, "Lamps").await;
+        let colors = ["red", "blue", "green"];
+        let mut ids = Vec::new();
+        for i in 0..36u32 {
+            let (catalog, category) = match i % 5 {
+                0 => (&cat, Some(shirts.as_str())),
+                1 => (&cat, Some(knits.as_str())),
+                2 => (&cat, Some(tops.as_str())),
+                3 => (&cat, Some(shoes.as_str())),
+                _ => (&other, if i % 2 == 0 { Some(lamps.as_str()) } else { None }),
+            };
+            // Single and listed values, numbers and booleans.
+            let color: Value = if i % 7 == 0 {
+                json!([colors[(i % 3) as usize], colors[((i + 1) % 3) as usize]])
+            } else {
+                json!(colors[(i % 3) as usize])
+            };
+            let size = ["S", "M", "L"][(i % 4).min(2) as usize];
+            let mut attrs = json!({ "color": color, "size": size });
+            if i % 4 == 0 {
+                attrs["watts"] = json!(40 + (i % 3) * 20);
+                attrs["organic"] = json!(i % 8 == 0);
+            }
+            let name = if i % 3 == 0 { format!("Cotton shirt {i}") } else { format!("Wool thing {i}") };
+            let price = 900 + i64::from(i) * 1700;
+            ids.push(env.product(catalog, category, &format!("F-{i}"), &name, "", price, attrs).await);
+        }
+        use shop_catalog::service::events::{StockChanged, apply_stock_changed};
+        for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 3 != 1) {
+            let event = StockChanged { product_id: id.clone(), available: 1 + i as i64, quantity: Some(1 + i as i64), version: 2 };
+            apply_stock_changed(&env.ctx.db, &event).await.expect("apply");
+        }
+
+        const FACETS: &str = "query($f: ProductFilter, $s: String) { productFacets(filter: $f, search: $s) { \
+            totalCount inStock outOfStock categories { category { id name } count } \
+            attributes { name values { value count } } \
+            priceBands { currency minPrice maxPrice from { amount } under { amount } count } } }";
+        const COUNT: &str = "query($f: ProductFilter, $s: String) { products(filter: $f, search: $s) { totalCount } }";
+        let listed = async |filter: &Value, search: &Value| -> i64 {
+            let d = env.ok(None, COUNT, json!({ "f": filter, "s": search })).await;
+            d["products"]["totalCount"].as_i64().expect("count")
+        };
+        let cases = [
+            (json!({}), json!(null)),
+            (json!({ "catalogId": cat }), json!(null)),
+            (json!({ "categoryId": tops, "attributes": [{ "name": "color", "values": ["red"] }] }), json!(null)),
+            (json!({ "minPrice": 10000, "maxPrice": 40000, "inStock": true }), json!(null)),
+            (json!({ "attributes": [{ "name": "color", "values": ["blue", "green"] }, { "name": "size", "values": ["S"] }] }), json!("shirt")),
+            (json!({ "attributes": [{ "name": "watts", "values": ["60"] }, { "name": "organic", "values": ["true"] }] }), json!(null)),
+        ];
+        let mut checked = 0;
+        for (filter, search) in &cases {
+            let d = env.ok(None, FACETS, json!({ "f": filter, "s": search })).await;
+            let f = &d["productFacets"];
+            assert_eq!(f["totalCount"].as_i64(), Some(listed(filter, search).await), "{filter}");
+
+            // Stock: the filter's inStock replaced.
+            for (field, value) in [("inStock", true), ("outOfStock", false)] {
+                let mut with = filter.clone();
+                with["inStock"] = json!(value);
+                assert_eq!(f[field].as_i64(), Some(listed(&with, search).await), "{field} of {filter}");
+                checked += 1;
+            }
+            // Categories: a category counts what choosing it would list.
+            let categories = f["categories"].as_array().expect("categories");
+            for c in categories {
+                let mut with = filter.clone();
+                with["categoryId"] = c["category"]["id"].clone();
+                assert_eq!(c["count"].as_i64(), Some(listed(&with, search).await), "{c} of {filter}");
+                checked += 1;
+            }
+            // And no category with matches is missing.
+            for c in [&tops, &shirts, &knits, &shoes, &lamps] {
+                let mut with = filter.clone();
+                with["categoryId"] = json!(c);
+                let n = listed(&with, search).await;
+                assert_eq!(n > 0, categories.iter().any(|x| x["category"]["id"] == json!(c)), "{c} of {filter}");
+            }
+            // Price bands: the band's bounds replace the filter's.
+            let mut banded = 0;
+            for b in f["priceBands"].as_array().expect("bands") {
+                let mut with = filter.clone();
+                with["minPrice"] = b["minPrice"].clone();
+                with["maxPrice"] = b["maxPrice"].clone();
+                with["currency"] = b["currency"].clone();
+                assert_eq!(b["count"].as_i64(), Some(listed(&with, search).await), "{b} of {filter}");
+                if let Some(max) = b["maxPrice"].as_i64() {
+                    assert_eq!(b["under"]["amount"].as_i64(), Some(max + 1));
+                }
+                banded += b["count"].as_i64().unwrap();
+                checked += 1;
+            }
+            let mut unpriced = filter.clone();
+            unpriced.as_object_mut().unwrap().remove("minPrice");
+            unpriced.as_object_mut().unwrap().remove("maxPrice");
+            assert_eq!(banded, listed(&unpriced, search).await, "bands cover every price of {filter}");
+            // Attribute values: the value replaces the attribute's own condition.
+            for a in f["attributes"].as_array().expect("attributes") {
+                let name = a["name"].as_str().unwrap();
+                for v in a["values"].as_array().unwrap() {
+                    let mut with = filter.clone();
+                    let mut conditions: Vec<Value> = with["attributes"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|c| c["name"] != json!(name))
+                        .collect();
+                    conditions.push(json!({ "name": name, "values": [v["value"]] }));
+                    with["attributes"] = json!(conditions);
+                    assert_eq!(v["count"].as_i64(), Some(listed(&with, search).await), "{name}={v} of {filter}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked} counts checked");
+
+        // A worked example: every product, red counted once however it is listed.
+        let d = env.ok(None, FACETS, json!({ "f": {}, "s": null })).await;
+        let f = &d["productFacets"];
+        assert_eq!(f["totalCount"], 36);
+        let color = f["attributes"].as_array().unwrap().iter().find(|a| a["name"] == "color").unwrap();
+        let red = color["values"].as_array().unwrap().iter().find(|v| v["value"] == "red").unwrap();
+        let expected_red = (0..36u32)
+            .filter(|i| i % 3 == 0 || (i % 7 == 0 && (i + 1) % 3 == 0))
+            .count();
+        assert_eq!(red["count"].as_u64(), Some(expected_red as u64));
+        let tops_count = f["categories"].as_array().unwrap().iter().find(|c| c["category"]["name"] == "Tops").unwrap();
+        assert_eq!(tops_count["count"], 3 * 36 / 5 + 1, "Tops holds its own and its two subcategories' products");
+        let first = &f["priceBands"][0];
+        assert!(first["minPrice"].is_null() && first["maxPrice"] == 2499, "{first}");
+
+        // Bad bands are refused.
+        let code = env
+            .code(None, "{ productFacets(priceBands: [500, 100]) { totalCount } }", json!({}))
+            .await;
+        assert_eq!(code, "BAD_USER_INPUT");
+    })
+    .await;
+}

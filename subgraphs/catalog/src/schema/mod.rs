@@ -1,5 +1,6 @@
 //! The catalog subgraph's GraphQL surface: thin resolvers over `crate::service`.
 
+mod facets;
 mod imports;
 mod inputs;
 mod mutation;

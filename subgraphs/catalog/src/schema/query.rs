@@ -3,6 +3,7 @@ use async_graphql::{Context, ID, Object, Result};
 use shop_kit::db::ByIdLoader;
 use shop_kit::pagination::Paged;
 
+use super::facets::{ProductFacets, product_facets};
 use super::imports::{CatalogImport, catalog_import};
 use super::inputs::{ProductFilter, ProductSort, page};
 use super::types::{Catalog, Category, Product, list_products};
@@ -79,6 +80,22 @@ impl QueryRoot {
     ) -> Result<Paged<Product>> {
         let q = filter.unwrap_or_default().into_query(search, sort);
         list_products(ctx, q, first, after, last, before).await
+    }
+
+    /// How the products that `products(filter:, search:)` lists divide by category,
+    /// attribute value, price band and stock: the counts beside a storefront's filters.
+    async fn product_facets(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ProductFilter>,
+        search: Option<String>,
+        #[graphql(
+            desc = "Price band boundaries in minor units, increasing (at most 20); by default 2500, 5000, 10000, 25000, 50000."
+        )]
+        price_bands: Option<Vec<i64>>,
+    ) -> Result<ProductFacets> {
+        let q = filter.unwrap_or_default().into_query(search, None);
+        product_facets(ctx, q, price_bands).await
     }
 
     /// An import job (its catalog's supplier or an admin).

@@ -236,8 +236,18 @@ pub(crate) async fn list_products(
     before: Option<String>,
 ) -> Result<Paged<Product>> {
     let svc = ctx.data::<CatalogCtx>()?;
+    check_statuses(ctx, svc, &q).await?;
+    let (window, rows) = search::find(svc, &q, &page(first, after, last, before)).await?;
+    Ok(window.connection(rows.into_iter().map(Product).collect()))
+}
+
+/// Drafts and archived products are the supplier's business only.
+pub(crate) async fn check_statuses(
+    ctx: &Context<'_>,
+    svc: &CatalogCtx,
+    q: &search::ProductQuery,
+) -> Result<()> {
     if q.statuses.iter().any(|s| *s != Status::Active) {
-        // Drafts and archived products are the supplier's business only.
         let Some(catalog_id) = &q.catalog_id else {
             return Err(shop_kit::ApiError::bad_input(
                 "filter.status: statuses other than ACTIVE need a catalog (filter.catalogId)",
@@ -248,8 +258,7 @@ pub(crate) async fn list_products(
         let p = crate::service::access::require_writer(&who)?;
         crate::service::access::writable_catalog(&svc.db, p, catalog_id).await?;
     }
-    let (window, rows) = search::find(svc, &q, &page(first, after, last, before)).await?;
-    Ok(window.connection(rows.into_iter().map(Product).collect()))
+    Ok(())
 }
 
 /// A packed product's outer size in millimetres.

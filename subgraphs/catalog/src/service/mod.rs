@@ -6,6 +6,7 @@ pub mod catalogs;
 pub mod categories;
 pub mod events;
 pub mod exports;
+pub mod facets;
 pub mod imports;
 pub mod products;
 pub mod search;

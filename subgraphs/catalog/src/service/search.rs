@@ -368,15 +368,24 @@ pub struct ProductQuery {
     pub sort: Option<Sort>,
 }
 
-#[derive(Clone)]
-struct Sql {
-    text: String,
-    values: Vec<Value>,
+#[derive(Clone, Default)]
+pub(super) struct Sql {
+    pub text: String,
+    pub values: Vec<Value>,
+}
+
+impl From<&str> for Sql {
+    fn from(text: &str) -> Sql {
+        Sql {
+            text: text.to_string(),
+            values: Vec::new(),
+        }
+    }
 }
 
 impl Sql {
     /// This statement's text and values followed by `rest`'s.
-    fn then(&self, rest: &Sql) -> Sql {
+    pub fn then(&self, rest: &Sql) -> Sql {
         let mut values = self.values.clone();
         values.extend(rest.values.iter().cloned());
         Sql {
@@ -384,10 +393,10 @@ impl Sql {
             values,
         }
     }
-    fn push(&mut self, s: &str) {
+    pub fn push(&mut self, s: &str) {
         self.text.push_str(s);
     }
-    fn bind(&mut self, v: impl Into<Value>) {
+    pub fn bind(&mut self, v: impl Into<Value>) {
         self.text.push('?');
         self.values.push(v.into());
     }
@@ -408,7 +417,7 @@ struct Count {
     n: i64,
 }
 
-fn validate(q: &ProductQuery) -> ApiResult<()> {
+pub(super) fn validate(q: &ProductQuery) -> ApiResult<()> {
     if let (Some(min), Some(max)) = (q.min_price, q.max_price)
         && min > max
     {
@@ -455,61 +464,59 @@ fn validate(q: &ProductQuery) -> ApiResult<()> {
 /// Values one attribute condition may list.
 pub const MAX_ATTRIBUTE_VALUES: usize = 100;
 
-/// Runs a product query and returns the page's window and rows.
-pub async fn find(
-    ctx: &CatalogCtx,
-    q: &ProductQuery,
-    page: &PageArgs,
-) -> ApiResult<(Window, Vec<product::Model>)> {
-    validate(q)?;
-    page.validate()?;
-    let currency = q
-        .currency
-        .as_deref()
-        .map(shop_kit::money::parse_currency)
-        .transpose()?;
+/// A query's words and the SQL that finds the products matching all of them.
+pub(super) struct Matching {
+    pub(super) backend: DbBackend,
+    words: Vec<String>,
+    /// The full-text query matching every word.
+    all: String,
+    /// ` FROM ... WHERE`: the matching products as `p`, without scores.
+    pub(super) matches: Sql,
+}
+
+/// `None` when the text is only punctuation: nothing can match.
+pub(super) fn matching(ctx: &CatalogCtx, q: &ProductQuery) -> Option<Matching> {
     let mut words = q.text.as_deref().map(words).unwrap_or_default();
     words.truncate(MAX_QUERY_WORDS);
     if q.text.as_deref().is_some_and(|t| !t.trim().is_empty()) && words.is_empty() {
-        // Only punctuation: nothing can match.
-        return Ok((page.window(0)?, Vec::new()));
+        return None;
     }
-
     let backend = ctx.reads.get_database_backend();
-    let sort = match q.sort {
-        Some(Sort::Relevance) | None if !words.is_empty() => Sort::Relevance,
-        Some(Sort::Relevance) | None => Sort::Newest,
-        Some(s) => s,
-    };
-    // `joins`: the products matching every word, with each word's score (summed in
-    // `score`). `matches`: the same products without scores, from one full-text query
-    // for all the words, which is what counting and the other orders need.
     let all: Vec<String> = words.iter().map(|w| prefix_query(backend, w)).collect();
     let all = match backend {
         DbBackend::Sqlite => all.join(" AND "),
         _ => all.join(" "),
     };
-    let mut joins = Sql {
-        text: String::new(),
-        values: Vec::new(),
-    };
-    let mut matches = Sql {
-        text: String::new(),
-        values: Vec::new(),
-    };
-    // The relevance order's sum of the words' scores.
-    let mut score: Vec<String> = Vec::new();
+    let mut matches = Sql::default();
     if words.is_empty() {
-        joins.push(" FROM catalog_products p WHERE");
-        matches = joins.clone();
+        matches.push(" FROM catalog_products p WHERE");
     } else {
+        matches.push(" FROM ");
+        all_matches(&mut matches, backend, &all);
+        matches.push(" m CROSS JOIN catalog_products p WHERE p.id = m.product_id AND");
+    }
+    Some(Matching {
+        backend,
+        words,
+        all,
+        matches,
+    })
+}
+
+impl Matching {
+    /// ` FROM ... WHERE`: the matching products as `p`, each word's score in the terms
+    /// of the returned sum.
+    fn scored(&self) -> (Sql, String) {
+        let backend = self.backend;
+        let mut joins = Sql::default();
+        let mut score: Vec<String> = Vec::new();
         // SQLite has no statistics to tell it that the matches are fewer than, say, a
         // catalog's products, and would walk the catalog probing them: CROSS JOIN makes
         // it start from the matches.
         joins.push(" FROM ");
         if backend == DbBackend::Sqlite {
-            let within = (words.len() > 1).then_some(all.as_str());
-            for (i, w) in words.iter().enumerate() {
+            let within = (self.words.len() > 1).then_some(self.all.as_str());
+            for (i, w) in self.words.iter().enumerate() {
                 if i > 0 {
                     joins.push(" JOIN ");
                 }
@@ -522,25 +529,65 @@ pub async fn find(
             }
         } else {
             joins.push("(SELECT product_id");
-            for (i, w) in words.iter().enumerate() {
+            for (i, w) in self.words.iter().enumerate() {
                 joins.push(", ");
                 tagged_score(&mut joins, w);
                 joins.push(&format!(" AS w{i}"));
                 score.push(format!("s0.w{i}"));
             }
             joins.push(" FROM catalog_search_docs WHERE MATCH (words) AGAINST (");
-            joins.bind(all.clone());
+            joins.bind(self.all.clone());
             joins.push(" IN BOOLEAN MODE)) s0");
         }
         joins.push(" CROSS JOIN catalog_products p WHERE p.id = s0.product_id AND");
-        matches.push(" FROM ");
-        all_matches(&mut matches, backend, &all);
-        matches.push(" m CROSS JOIN catalog_products p WHERE p.id = m.product_id AND");
+        (joins, score.join(" + "))
     }
-    let mut from = Sql {
-        text: String::new(),
-        values: Vec::new(),
+}
+
+/// The conditions a facet leaves out: its own, so that its counts say what choosing
+/// another of its values would give while every other filter still applies.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Omit<'a> {
+    pub category: bool,
+    pub price: bool,
+    pub in_stock: bool,
+    pub attribute: Option<&'a str>,
+}
+
+impl Omit<'_> {
+    pub const CATEGORY: Omit<'static> = Omit {
+        category: true,
+        price: false,
+        in_stock: false,
+        attribute: None,
     };
+    pub const PRICE: Omit<'static> = Omit {
+        category: false,
+        price: true,
+        in_stock: false,
+        attribute: None,
+    };
+    pub const IN_STOCK: Omit<'static> = Omit {
+        category: false,
+        price: false,
+        in_stock: true,
+        attribute: None,
+    };
+}
+
+/// The query's conditions on `p`, following a `WHERE`.
+pub(super) async fn conditions(
+    ctx: &CatalogCtx,
+    q: &ProductQuery,
+    backend: DbBackend,
+    omit: Omit<'_>,
+) -> ApiResult<Sql> {
+    let currency = q
+        .currency
+        .as_deref()
+        .map(shop_kit::money::parse_currency)
+        .transpose()?;
+    let mut from = Sql::default();
     from.push(" p.status IN ");
     let statuses: Vec<String> = if q.statuses.is_empty() {
         vec![super::products::Status::Active.as_str().to_string()]
@@ -552,7 +599,7 @@ pub async fn find(
         from.push(" AND p.catalog_id = ");
         from.bind(c.clone());
     }
-    if let Some(cat_id) = &q.category_id {
+    if let Some(cat_id) = q.category_id.as_ref().filter(|_| !omit.category) {
         let cat = categories::get(&ctx.reads, cat_id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("category {cat_id} not found")))?;
@@ -567,22 +614,28 @@ pub async fn find(
         from.push(" AND p.category_id IN ");
         from.bind_list(ids);
     }
-    if let Some(min) = q.min_price {
-        from.push(" AND p.price_amount >= ");
-        from.bind(min);
-    }
-    if let Some(max) = q.max_price {
-        from.push(" AND p.price_amount <= ");
-        from.bind(max);
+    if !omit.price {
+        if let Some(min) = q.min_price {
+            from.push(" AND p.price_amount >= ");
+            from.bind(min);
+        }
+        if let Some(max) = q.max_price {
+            from.push(" AND p.price_amount <= ");
+            from.bind(max);
+        }
     }
     if let Some(cur) = currency {
         from.push(" AND p.price_currency = ");
         from.bind(cur);
     }
-    if !q.attributes.is_empty() && backend == DbBackend::Sqlite {
+    let attributes: Vec<&AttributeCondition> = q
+        .attributes
+        .iter()
+        .filter(|a| omit.attribute != Some(a.name.as_str()))
+        .collect();
+    if !attributes.is_empty() && backend == DbBackend::Sqlite {
         // One full-text query for all the conditions: each is a choice of words.
-        let conditions: Vec<String> = q
-            .attributes
+        let conditions: Vec<String> = attributes
             .iter()
             .map(|a| {
                 let any: Vec<String> = a
@@ -596,7 +649,7 @@ pub async fn find(
         from.push(" AND p.id IN ");
         all_matches(&mut from, backend, &conditions.join(" AND "));
     } else {
-        for a in &q.attributes {
+        for a in attributes {
             from.push(
                 " AND p.id IN (SELECT product_id FROM catalog_product_attributes WHERE name = ",
             );
@@ -606,7 +659,7 @@ pub async fn find(
             from.push(")");
         }
     }
-    if let Some(in_stock) = q.in_stock {
+    if let Some(in_stock) = q.in_stock.filter(|_| !omit.in_stock) {
         from.push(" AND p.in_stock = ");
         from.bind(in_stock);
     }
@@ -614,9 +667,11 @@ pub async fn find(
         from.push(" AND p.rating_count > 0 AND p.rating_hundredths >= ");
         from.bind(i64::from(stars) * 100);
     }
+    Ok(from)
+}
 
-    let counted = matches.then(&from);
-    let total = Count::find_by_statement(Statement::from_sql_and_values(
+pub(super) async fn count(ctx: &CatalogCtx, backend: DbBackend, counted: Sql) -> ApiResult<u64> {
+    Ok(Count::find_by_statement(Statement::from_sql_and_values(
         backend,
         format!("SELECT COUNT(*) AS n{}", counted.text),
         counted.values,
@@ -624,29 +679,55 @@ pub async fn find(
     .one(&ctx.reads)
     .await?
     .map(|c| c.n.max(0) as u64)
-    .unwrap_or(0);
+    .unwrap_or(0))
+}
+
+/// Runs a product query and returns the page's window and rows.
+pub async fn find(
+    ctx: &CatalogCtx,
+    q: &ProductQuery,
+    page: &PageArgs,
+) -> ApiResult<(Window, Vec<product::Model>)> {
+    validate(q)?;
+    page.validate()?;
+    let Some(m) = matching(ctx, q) else {
+        return Ok((page.window(0)?, Vec::new()));
+    };
+    let backend = m.backend;
+    let sort = match q.sort {
+        Some(Sort::Relevance) | None if !m.words.is_empty() => Sort::Relevance,
+        Some(Sort::Relevance) | None => Sort::Newest,
+        Some(s) => s,
+    };
+    let from = conditions(ctx, q, backend, Omit::default()).await?;
+    let total = count(ctx, backend, m.matches.then(&from)).await?;
     let window = page.window(total)?;
     if window.limit == 0 {
         return Ok((window, Vec::new()));
     }
 
-    let order = match sort {
+    let (listed, order) = match sort {
         Sort::Relevance => {
-            format!("({}) DESC, p.name ASC, p.id ASC", score.join(" + "))
+            let (joins, score) = m.scored();
+            (
+                joins.then(&from),
+                format!("({score}) DESC, p.name ASC, p.id ASC"),
+            )
         }
-        Sort::PriceAsc => "p.price_amount ASC, p.id ASC".into(),
-        Sort::PriceDesc => "p.price_amount DESC, p.id ASC".into(),
-        Sort::NameAsc => "p.name ASC, p.id ASC".into(),
-        Sort::NameDesc => "p.name DESC, p.id DESC".into(),
-        Sort::Newest => "p.created_at DESC, p.id DESC".into(),
-        Sort::RatingDesc => {
-            "p.rating_hundredths DESC, p.rating_count DESC, p.created_at DESC, p.id DESC".into()
-        }
-    };
-    let listed = if sort == Sort::Relevance {
-        joins.then(&from)
-    } else {
-        matches.then(&from)
+        other => (
+            m.matches.then(&from),
+            match other {
+                Sort::PriceAsc => "p.price_amount ASC, p.id ASC",
+                Sort::PriceDesc => "p.price_amount DESC, p.id ASC",
+                Sort::NameAsc => "p.name ASC, p.id ASC",
+                Sort::NameDesc => "p.name DESC, p.id DESC",
+                Sort::RatingDesc => {
+                    "p.rating_hundredths DESC, p.rating_count DESC, p.created_at DESC, p.id DESC"
+                }
+                Sort::Newest | Sort::Relevance => "p.created_at DESC, p.id DESC",
+            }
+            .to_string(),
+        ),
     };
     let mut rows_sql = Sql {
         text: format!("SELECT p.*{} ORDER BY {order} LIMIT ", listed.text),
