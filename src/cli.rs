@@ -228,6 +228,15 @@ async fn run_web(
     let addr = listen.unwrap_or(config.web_listen);
     let web = shop_web::WebOptions {
         gateway_url: gateway_url.unwrap_or_else(|| config.web_gateway_url.clone()),
+        session_key: crate::platform::web_session_key(
+            config.web_session_key.as_deref(),
+            &config.data_dir,
+        )?,
+        secure_cookies: config
+            .web_public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://")),
+        public_url: config.web_public_url.clone(),
     };
     let listener = shop_kit::server::bind(addr)
         .await
@@ -434,7 +443,7 @@ async fn run_subgraph(
             tax_rates: config.tax_rates.clone(),
             anonymous_cart_days: config.anonymous_cart_days,
         },
-        notifications: config.notifications_settings(&issuer(&config)),
+        notifications: config.notifications_settings(&config.links_origin()),
         checkout_stale: config.checkout_stale,
         carrier_step: config.carrier_step,
         carrier_webhook_secret: config.carrier_webhook_secret.clone(),

@@ -41,6 +41,8 @@ pub const KNOWN: &[&str] = &[
     "SHOP_SEED_HISTORY",
     "SHOP_WEB_LISTEN",
     "SHOP_WEB_GATEWAY_URL",
+    "SHOP_WEB_PUBLIC_URL",
+    "SHOP_WEB_SESSION_KEY",
     "SHOP_DEDUPE",
     "SHOP_DEV_AUTH",
     "SHOP_SUBGRAPH_BASE_PORT",
@@ -182,6 +184,14 @@ pub struct Config {
     /// `SHOP_WEB_GATEWAY_URL`: the GraphQL endpoint `shop web` gets its data from.
     /// Default `http://127.0.0.1:4000/graphql`; the all-in-one uses its own gateway.
     pub web_gateway_url: String,
+    /// `SHOP_WEB_PUBLIC_URL`: where people reach the web app (an `https` address marks
+    /// its cookies `Secure`); e-mail links (verify, reset, orders) point there. Default:
+    /// the all-in-one's web app address, or `SHOP_PUBLIC_URL`.
+    pub web_public_url: Option<String>,
+    /// `SHOP_WEB_SESSION_KEY`: at least 32 characters that encrypt the web app's
+    /// session cookies; every replica needs the same. Default: a key kept in the data
+    /// directory (`web-session-key`), made on first start.
+    pub web_session_key: Option<String>,
     /// `SHOP_DEV_AUTH`: trust tokens signed with the development key in the data
     /// directory (`shop token`). Default true for the all-in-one process, false otherwise.
     pub dev_auth: Option<bool>,
@@ -310,6 +320,8 @@ impl Default for Config {
             seed_history: true,
             web_listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             web_gateway_url: "http://127.0.0.1:4000/graphql".into(),
+            web_public_url: None,
+            web_session_key: None,
             dev_auth: None,
             subgraph_base_port: 4001,
             issuers: Vec::new(),
@@ -475,6 +487,16 @@ impl Config {
             seed_history: vars.parse("SHOP_SEED_HISTORY", true)?,
             web_listen: vars.parse("SHOP_WEB_LISTEN", d.web_listen)?,
             web_gateway_url: var("SHOP_WEB_GATEWAY_URL").unwrap_or(d.web_gateway_url.clone()),
+            web_public_url: var("SHOP_WEB_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
+            web_session_key: match var("SHOP_WEB_SESSION_KEY") {
+                Some(k) if k.len() < 32 => {
+                    return Err(ConfigError::Invalid {
+                        name: "SHOP_WEB_SESSION_KEY".into(),
+                        reason: "must be at least 32 characters".into(),
+                    });
+                }
+                other => other,
+            },
             dev_auth: match var("SHOP_DEV_AUTH") {
                 Some(_) => Some(vars.parse("SHOP_DEV_AUTH", false)?),
                 None => None,
@@ -658,9 +680,17 @@ impl Config {
     }
 
     /// The users-subgraph settings this configuration gives, for tokens issued as `issuer`.
+    /// Where e-mail links point: the web app's public address, else the public origin.
+    pub fn links_origin(&self) -> String {
+        self.web_public_url
+            .clone()
+            .unwrap_or_else(|| self.public_origin())
+    }
+
     pub fn users_settings(&self, issuer: &str) -> shop_users::UsersSettings {
         shop_users::UsersSettings {
             oidc_providers: self.oidc_providers.clone(),
+            public_url: self.links_origin(),
             ..shop_users::UsersSettings::for_issuer(
                 issuer,
                 &self.token_audience,

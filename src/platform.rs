@@ -34,6 +34,11 @@ pub struct PlatformOptions {
     pub gateway_addr: SocketAddr,
     /// Where the web app listens; `None` serves none (tests that do not need it).
     pub web_addr: Option<SocketAddr>,
+    /// Where people reach the web app (`SHOP_WEB_PUBLIC_URL`); e-mail links point
+    /// there. `None`: the web app's own address when it is served.
+    pub web_public_url: Option<String>,
+    /// `SHOP_WEB_SESSION_KEY`; `None`: the key kept in `data_dir`.
+    pub web_session_key: Option<String>,
     /// First subgraph port; 0 picks free ports.
     pub subgraph_base_port: u16,
     pub seed: bool,
@@ -109,6 +114,8 @@ impl PlatformOptions {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000))),
             web_addr: Some(c.web_listen),
+            web_public_url: c.web_public_url.clone(),
+            web_session_key: c.web_session_key.clone(),
             subgraph_base_port: c.subgraph_base_port,
             seed: c.seed,
             seed_history: c.seed_history,
@@ -161,6 +168,8 @@ impl PlatformOptions {
             bus_prefix: "shop-test".into(),
             gateway_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             web_addr: None,
+            web_public_url: None,
+            web_session_key: None,
             subgraph_base_port: 0,
             seed: false,
             seed_history: false,
@@ -229,6 +238,29 @@ pub struct Platform {
     local: shop_kit::internal::LocalRoutes,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+/// The web app's session key: the configured one, else one kept in `dir`
+/// (`web-session-key`, made on first use), so that a restart keeps visitors signed in.
+pub fn web_session_key(configured: Option<&str>, dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(k) = configured {
+        return Ok(k.as_bytes().to_vec());
+    }
+    let path = dir.join("web-session-key");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && text.trim().len() >= 32
+    {
+        return Ok(text.trim().as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(dir)?;
+    let key = shop_web::session::random_key();
+    std::fs::write(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(key.into_bytes())
 }
 
 /// Loads the development signing key from `dir`, creating it on first use.
@@ -331,6 +363,21 @@ impl Platform {
             .with_context(|| format!("binding the gateway to {}", opts.gateway_addr))?;
         let gateway_origin = crate::config::origin_of(gateway_listener.local_addr()?);
         let issuer = opts.public_url.clone().unwrap_or(gateway_origin.clone());
+        // The web app's address is known before the subgraphs start: their e-mails link
+        // to its pages.
+        let web_listener = match opts.web_addr {
+            Some(addr) => Some(
+                shop_kit::server::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the web app to {addr}"))?,
+            ),
+            None => None,
+        };
+        let links = match (&opts.web_public_url, &web_listener) {
+            (Some(url), _) => url.clone(),
+            (None, Some(l)) => crate::config::origin_of(l.local_addr()?),
+            (None, None) => issuer.clone(),
+        };
         let mut listeners = Vec::new();
         let mut subgraph_urls = Vec::new();
         for (i, spec) in SUBGRAPHS.iter().enumerate() {
@@ -376,6 +423,7 @@ impl Platform {
         let limiter = rate_limiter(opts.redis_url.as_deref(), &opts.bus_prefix).await?;
         let users_settings = UsersSettings {
             oidc_providers: opts.oidc_providers.clone(),
+            public_url: links.clone(),
             ..UsersSettings::for_issuer(&issuer, &opts.token_audience, opts.access_token_ttl)
         };
         let deps = crate::subgraphs::Deps {
@@ -394,7 +442,7 @@ impl Platform {
                     shop_notifications::MailTransport::Files(opts.data_dir.join("mail"))
                 }),
                 mail_from: opts.mail_from.clone(),
-                public_url: issuer.clone(),
+                public_url: links.clone(),
                 retry: opts.mail_retry.clone(),
             },
             checkout_stale: opts.checkout_stale,
@@ -484,14 +532,14 @@ impl Platform {
             stop_signal(stop_rx.clone()),
         )));
 
-        let web_url = match opts.web_addr {
-            Some(addr) => {
-                let listener = shop_kit::server::bind(addr)
-                    .await
-                    .with_context(|| format!("binding the web app to {addr}"))?;
+        let web_url = match web_listener {
+            Some(listener) => {
                 let url = format!("{}/", crate::config::origin_of(listener.local_addr()?));
                 let web = shop_web::WebOptions {
                     gateway_url: gateway_url.clone(),
+                    session_key: web_session_key(opts.web_session_key.as_deref(), &opts.data_dir)?,
+                    secure_cookies: links.starts_with("https://"),
+                    public_url: opts.web_public_url.clone(),
                 };
                 servers.push(tokio::spawn(shop_kit::server::serve(
                     listener,

@@ -188,8 +188,8 @@ async fn start_subgraph(name: &str, db: DatabaseConnection, deps: &Deps) -> Resu
                 label_secret: secret,
                 carrier_step: deps.carrier_step,
                 webhook_secret: deps.carrier_webhook_secret.clone(),
-                // Mails and tracking links point at the same origin.
-                public_url: Some(deps.notifications.public_url.clone()),
+                // Tracking pages are files the gateway's origin serves.
+                public_url: Some(deps.users.issuer.clone()),
             };
             shop_shipping::start(db, bus, verifier, services, settings)
                 .await

@@ -46,13 +46,13 @@ async fn the_home_page_lists_the_catalogs_and_their_categories_escaped() {
     assert!(kind.starts_with("text/html"), "{kind}");
     for (_, shop) in shop::seed::DEMO_SUPPLIERS {
         assert!(
-            html.contains(&format!("<h2>{shop}</h2>")),
+            html.contains(&format!("\">{shop}</a></h2>")),
             "{shop} missing: {html}"
         );
     }
     // The demo's category tree: a top-level category and one of its leaves.
     assert!(
-        html.contains("Apparel") && html.contains("<li>Jackets</li>"),
+        html.contains("Apparel") && html.contains("\">Jackets</a></li>"),
         "{html}"
     );
     assert!(
@@ -82,7 +82,12 @@ async fn without_the_gateway_a_page_says_so_in_words() {
     let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway_url = format!("http://{}/graphql", dead.local_addr().unwrap());
     drop(dead);
-    let app = shop_web::router(&shop_web::WebOptions { gateway_url });
+    let app = shop_web::router(&shop_web::WebOptions {
+        gateway_url,
+        session_key: b"a test key of at least thirty-two bytes".to_vec(),
+        secure_cookies: false,
+        public_url: None,
+    });
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let (status, _, html) = page(&format!("http://{addr}/")).await;
     assert_eq!(status, 502);
@@ -92,4 +97,257 @@ async fn without_the_gateway_a_page_says_so_in_words() {
         "{html}"
     );
     server.abort();
+}
+
+async fn web_platform(ttl_secs: u64) -> (Harness, String) {
+    let dir = std::env::temp_dir().join(format!("shop-web-{}", shop_kit::ids::new_id()));
+    let h = Harness::start_with(dir, None, true, |o| {
+        o.web_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        o.access_token_ttl = std::time::Duration::from_secs(ttl_secs);
+    })
+    .await;
+    let home = h.platform.web_url.clone().expect("the web app is served");
+    (h, home)
+}
+
+/// A shopper's path through the storefront over real HTTP: browse, search, filter by
+/// a facet, open a product, add it to an anonymous cart (held, with a countdown), sign
+/// in (the cart comes along), apply a promo code, sign out. Forms without the
+/// session's CSRF token change nothing.
+#[tokio::test]
+async fn a_shopper_browses_fills_a_cart_signs_in_and_keeps_it() {
+    use common::web::{Browser, between};
+    let (h, home) = web_platform(900).await;
+    let mut b = Browser::new(&home);
+
+    let page = b.get("/").await;
+    assert_eq!(page.status, 200);
+    let catalog = between(&page.html, "href=\"/catalog/", "\"").expect("a catalog link");
+    let category = between(&page.html, "href=\"/category/", "\"").expect("a category link");
+    let page = b.get(&format!("/catalog/{catalog}")).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(!page.product_links().is_empty(), "{}", page.html);
+    let page = b.get(&format!("/category/{category}")).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("aria-label=\"Breadcrumb\""));
+
+    // Search, then narrow by an attribute value from the facets: the count beside the
+    // value is what the narrowed page lists.
+    let page = b.get("/search?q=jacket").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let all = page.product_links();
+    assert!(!all.is_empty(), "{}", page.html);
+    let value = between(&page.html, "name=\"attr\" value=\"", "\"").expect("an attribute facet");
+    let label = format!("value=\"{value}\">");
+    let after = page.html.split(&label).nth(1).expect("the facet");
+    let count: usize = between(after, "(", ")").unwrap().parse().unwrap();
+    let page = b
+        .get(&format!(
+            "/search?q=jacket&attr={}",
+            value.replace('=', "%3D").replace(' ', "+")
+        ))
+        .await;
+    let narrowed = page.product_links();
+    let shown: usize = between(
+        &page.html,
+        "id=\"results-count\" role=\"status\">",
+        " product",
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    assert_eq!(shown, count, "{}", page.html);
+    assert!(narrowed.len() <= all.len() && !narrowed.is_empty());
+    assert!(
+        page.html.contains(&format!("value=\"{value}\" checked")),
+        "the choice stays ticked"
+    );
+    let page = b.get("/search?q=zzzzqqq").await;
+    assert!(page.html.contains("Nothing matches"), "{}", page.html);
+
+    // An in-stock product.
+    let page = b.get("/search?stock=1&sort=price-asc").await;
+    let product = page.product_links()[0].clone();
+    let page = b.get(&format!("/product/{product}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("Add to cart"), "{}", page.html);
+    let name = between(&page.html, "<h1>", "</h1>").unwrap();
+    let csrf = page.csrf();
+
+    // Without the session's token nothing happens.
+    let forged = b
+        .submit(
+            "/cart/add",
+            &[("csrf", "forged"), ("product", &product), ("quantity", "1")],
+        )
+        .await;
+    assert!(forged.html.contains("form had expired"), "{}", forged.html);
+    let cart = b.get("/cart").await;
+    assert!(cart.html.contains("Your cart is empty"), "{}", cart.html);
+
+    let cart = b
+        .submit(
+            "/cart/add",
+            &[("csrf", &csrf), ("product", &product), ("quantity", "2")],
+        )
+        .await;
+    assert!(cart.html.contains(&name), "{}", cart.html);
+    assert!(cart.html.contains("Added 2 to your cart"), "{}", cart.html);
+    let countdown = between(&cart.html, "id=\"countdown\" aria-live=\"off\">", "<").unwrap();
+    let (m, s) = countdown.split_once(':').unwrap();
+    let left = m.parse::<u32>().unwrap() * 60 + s.parse::<u32>().unwrap();
+    assert!((540..=600).contains(&left), "{countdown}");
+    assert!(cart.html.contains("value=\"2\""), "{}", cart.html);
+    assert!(
+        cart.html
+            .contains("<span class=\"badge\" aria-label=\"2 items\">2</span>")
+    );
+
+    // A bad quantity is refused in words.
+    let cart = b
+        .submit(
+            "/cart/update",
+            &[("csrf", &csrf), ("product", &product), ("quantity", "-3")],
+        )
+        .await;
+    assert!(cart.html.contains("quantity from 0 to 99"), "{}", cart.html);
+
+    // Sign in: a wrong password is a sentence, then the cart comes along.
+    let page = b.get("/sign-in?next=/cart").await;
+    let csrf = page.csrf();
+    let wrong = b
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("email", "customer@demo.shop"),
+                ("password", "nope"),
+                ("next", "/cart"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    assert!(
+        wrong.html.contains("do not match an account"),
+        "{}",
+        wrong.html
+    );
+    let cart = b
+        .submit(
+            "/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("email", "customer@demo.shop"),
+                ("password", shop::seed::DEMO_PASSWORD),
+                ("next", "/cart"),
+            ],
+        )
+        .await;
+    assert!(cart.html.contains("Demo Customer"), "{}", cart.html);
+    assert!(
+        cart.html.contains(&name) && cart.html.contains("value=\"2\""),
+        "{}",
+        cart.html
+    );
+    assert!(cart.html.contains("href=\"/checkout\""), "{}", cart.html);
+    // The token of before signing in no longer works.
+    assert_ne!(cart.csrf(), csrf);
+    let stale = b
+        .submit("/cart/promo", &[("csrf", &csrf), ("code", "X")])
+        .await;
+    assert!(stale.html.contains("form had expired"));
+
+    // A promo code an admin made.
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+    h.gql(
+        Some(&admin),
+        "mutation { createPromoCode(input: { code: \"WEB10\", percentOff: 10 }) { code } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let csrf = stale.csrf();
+    let cart = b
+        .submit("/cart/promo", &[("csrf", &csrf), ("code", "nosuch")])
+        .await;
+    assert!(
+        cart.html.contains("class=\"notice error\""),
+        "{}",
+        cart.html
+    );
+    assert!(!cart.html.contains("NOT_FOUND") && !cart.html.contains("BAD_USER_INPUT"));
+    let cart = b
+        .submit("/cart/promo", &[("csrf", &csrf), ("code", "web10")])
+        .await;
+    assert!(cart.html.contains("id=\"discount\""), "{}", cart.html);
+
+    // Remove the line; sign out; the cart is the user's, not the browser's.
+    let cart = b
+        .submit(
+            "/cart/update",
+            &[("csrf", &csrf), ("product", &product), ("remove", "1")],
+        )
+        .await;
+    assert!(
+        cart.html.contains("Removed from your cart"),
+        "{}",
+        cart.html
+    );
+    let page = b.submit("/sign-out", &[("csrf", &csrf)]).await;
+    assert!(page.html.contains("You are signed out") && page.html.contains("href=\"/sign-in\""));
+    h.stop().await;
+}
+
+/// Access tokens that expire every second are exchanged without the visitor noticing,
+/// also by requests that arrive together with the same cookie (the API would end a
+/// sign-in whose refresh token is spent twice); after signing out, an old copy of the
+/// cookie is signed out too.
+#[tokio::test]
+async fn sessions_refresh_transparently_and_end_at_sign_out() {
+    use common::web::Browser;
+    let (h, home) = web_platform(1).await;
+    let mut b = Browser::new(&home);
+    let csrf = b.get("/sign-in").await.csrf();
+    let page = b
+        .submit(
+            "/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("email", "customer@demo.shop"),
+                ("password", shop::seed::DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    assert!(page.html.contains("Demo Customer"), "{}", page.html);
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        // Five requests at once with the cookie of before.
+        let cookie = b.cookie.clone();
+        let mut pages = Vec::new();
+        for _ in 0..5 {
+            let mut twin = Browser::new(&home);
+            twin.cookie = cookie.clone();
+            pages.push(tokio::spawn(async move {
+                (twin.get("/cart").await, twin.cookie)
+            }));
+        }
+        let mut last = None;
+        for p in pages {
+            let (page, cookie) = p.await.unwrap();
+            assert!(page.html.contains("Demo Customer"), "{}", page.html);
+            last = cookie;
+        }
+        b.cookie = last;
+    }
+    let before = b.cookie.clone();
+    let csrf = b.get("/").await.csrf();
+    let page = b.submit("/sign-out", &[("csrf", &csrf)]).await;
+    assert!(page.html.contains("You are signed out"));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut old = Browser::new(&home);
+    old.cookie = before;
+    let page = old.get("/").await;
+    assert!(!page.html.contains("Demo Customer"), "{}", page.html);
+    assert!(page.html.contains("session ended"), "{}", page.html);
+    h.stop().await;
 }

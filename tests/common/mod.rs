@@ -7,6 +7,7 @@ pub mod live;
 pub mod process;
 pub mod smtp;
 pub mod store;
+pub mod web;
 
 use std::time::Duration;
 

@@ -5,14 +5,21 @@
 //! JavaScript; a little hand-written script enhances the live parts.
 //!
 //! `router()` is what the all-in-one process and the `shop web` role both serve.
+//! Where a page's code lives: `pages/shop.rs` (home, catalog, category, search,
+//! product), `pages/cart.rs`, `pages/account.rs` (sign up, in and out, e-mail
+//! verification, password reset).
 
 pub mod api;
+mod format;
 mod pages;
+pub mod session;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::Key;
 
 pub use api::{Api, ApiError};
 
@@ -21,28 +28,93 @@ pub use api::{Api, ApiError};
 pub struct WebOptions {
     /// The gateway's GraphQL endpoint, e.g. `http://127.0.0.1:4000/graphql`.
     pub gateway_url: String,
+    /// Encrypts and signs the session cookie (at least 32 bytes; every replica the
+    /// same). Changing it signs everybody out.
+    pub session_key: Vec<u8>,
+    /// Mark cookies `Secure` (the app is reached over https).
+    pub secure_cookies: bool,
+    /// The app's public origin (for the OpenID Connect callback); `None`: the
+    /// request's `Host`.
+    pub public_url: Option<String>,
 }
 
 /// Shared by every handler.
-#[derive(Clone)]
 pub struct Web {
     pub(crate) api: Api,
+    pub(crate) key: Key,
+    pub(crate) secure_cookies: bool,
+    pub(crate) public_url: Option<String>,
+    pub(crate) exchanges: session::Exchanges,
 }
 
 impl Web {
     pub fn new(opts: &WebOptions) -> Self {
         Web {
             api: Api::new(&opts.gateway_url),
+            key: Key::derive_from(&session_master(&opts.session_key)),
+            secure_cookies: opts.secure_cookies,
+            public_url: opts.public_url.clone(),
+            exchanges: session::Exchanges::default(),
         }
     }
 }
 
+/// `Key::derive_from` wants at least 32 bytes: shorter keys are stretched by hashing
+/// (the configuration refuses keys under 32 bytes; this keeps tests' keys working).
+fn session_master(key: &[u8]) -> Vec<u8> {
+    if key.len() >= 32 {
+        return key.to_vec();
+    }
+    let mut out = key.to_vec();
+    out.resize(32, 0);
+    out
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState(pub Arc<Web>);
+
+impl FromRef<AppState> for Key {
+    fn from_ref(s: &AppState) -> Key {
+        s.0.key.clone()
+    }
+}
+
 pub fn router(opts: &WebOptions) -> Router {
-    let web = Arc::new(Web::new(opts));
+    let state = AppState(Arc::new(Web::new(opts)));
     Router::new()
-        .route("/", get(pages::home))
+        .route("/", get(pages::shop::home))
+        .route("/search", get(pages::shop::search))
+        .route("/catalog/{id}", get(pages::shop::catalog))
+        .route("/category/{id}", get(pages::shop::category))
+        .route("/product/{id}", get(pages::shop::product))
+        .route("/cart", get(pages::cart::show))
+        .route("/cart/add", post(pages::cart::add))
+        .route("/cart/update", post(pages::cart::update))
+        .route("/cart/promo", post(pages::cart::promo))
+        .route("/cart/rehold", post(pages::cart::rehold))
+        .route(
+            "/sign-in",
+            get(pages::account::sign_in_page).post(pages::account::sign_in),
+        )
+        .route("/sign-in/with/{provider}", get(pages::account::oidc_start))
+        .route("/sign-in/callback", get(pages::account::oidc_callback))
+        .route(
+            "/sign-up",
+            get(pages::account::sign_up_page).post(pages::account::sign_up),
+        )
+        .route("/sign-out", post(pages::account::sign_out))
+        .route("/verify-email", get(pages::account::verify_email))
+        .route(
+            "/forgot-password",
+            get(pages::account::forgot_page).post(pages::account::forgot),
+        )
+        .route(
+            "/reset-password",
+            get(pages::account::reset_page).post(pages::account::reset),
+        )
         .route("/assets/site.css", get(pages::stylesheet))
+        .route("/assets/site.js", get(pages::script))
         .route("/health", get(|| async { "ok" }))
         .fallback(pages::not_found)
-        .with_state(web)
+        .with_state(state)
 }

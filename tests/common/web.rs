@@ -1,0 +1,107 @@
+//! A browser as far as the web app's forms need one: keeps the session cookie, does not
+//! follow redirects (tests look at them), and reads what pages say.
+
+use std::time::Duration;
+
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    pub cookie: Option<String>,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub html: String,
+    pub location: Option<String>,
+}
+
+impl Page {
+    /// The CSRF token the page's forms carry.
+    pub fn csrf(&self) -> String {
+        between(&self.html, "name=\"csrf\" value=\"", "\"")
+            .unwrap_or_else(|| panic!("no form on the page: {}", self.html))
+    }
+
+    /// Every distinct `/product/{id}` link on the page, in order.
+    pub fn product_links(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for part in self.html.split("href=\"/product/").skip(1) {
+            let id: String = part.chars().take_while(|c| *c != '"').collect();
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
+    }
+}
+
+/// The text between the first `start` and the following `end`.
+pub fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    let len = text[from..].find(end)?;
+    Some(text[from..from + len].to_string())
+}
+
+impl Browser {
+    /// `base` is the web app's address, ending with `/`.
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            base: base.trim_end_matches('/').to_string(),
+            cookie: None,
+        }
+    }
+
+    async fn read(&mut self, resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        for v in resp.headers().get_all("set-cookie") {
+            let v = v.to_str().expect("cookie");
+            let pair = v.split(';').next().unwrap_or_default();
+            assert!(v.contains("HttpOnly") && v.contains("SameSite=Lax"), "{v}");
+            self.cookie = if pair.ends_with('=') {
+                None
+            } else {
+                Some(pair.to_string())
+            };
+        }
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().expect("location").to_string());
+        Page {
+            status,
+            html: resp.text().await.expect("body"),
+            location,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().await.expect("the web app answers");
+        self.read(resp).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let mut req = self.http.post(format!("{}{path}", self.base)).form(form);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().await.expect("the web app answers");
+        self.read(resp).await
+    }
+
+    /// Posts, expects a redirect, and opens where it leads.
+    pub async fn submit(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let sent = self.post(path, form).await;
+        assert_eq!(sent.status, 303, "{path}: {}", sent.html);
+        let to = sent.location.expect("a redirect");
+        self.get(&to).await
+    }
+}
