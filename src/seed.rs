@@ -476,10 +476,10 @@ async fn seed_catalogs(ctx: &CatalogCtx, report: &mut SeedReport) -> anyhow::Res
                     amount: price.max(99),
                     currency: plan.currency.into(),
                 },
+                // Drawn by the web app (`/images/demo/…`): the demo needs no image host.
                 images: vec![format!(
-                    "https://images.example.com/{}/{}.jpg",
-                    ["nw", "lm", "hk"][n],
-                    i + 1
+                    "/images/demo/{color}/{}.svg",
+                    noun.to_lowercase().replace(' ', "-")
                 )],
                 attributes: Some(attributes),
                 // Parcels of 150 g to 3 kg, so the demo's rate bands all come up.

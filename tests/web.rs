@@ -107,7 +107,16 @@ async fn web_platform(ttl_secs: u64) -> (Harness, String) {
     })
     .await;
     let home = h.platform.web_url.clone().expect("the web app is served");
-    (h, home)
+    // The demo's stock reaches the catalog as events: wait until products show as in
+    // stock before shopping.
+    let mut b = common::web::Browser::new(&home);
+    for _ in 0..150 {
+        if !b.get("/search?stock=1").await.product_links().is_empty() {
+            return (h, home);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no product came in stock");
 }
 
 /// A shopper's path through the storefront over real HTTP: browse, search, filter by
@@ -349,5 +358,177 @@ async fn sessions_refresh_transparently_and_end_at_sign_out() {
     let page = old.get("/").await;
     assert!(!page.html.contains("Demo Customer"), "{}", page.html);
     assert!(page.html.contains("session ended"), "{}", page.html);
+    h.stop().await;
+}
+
+/// Checkout in the web app: a declined card is explained and orders nothing; the same
+/// attempt sent twice is one order; the order page's event stream shows the status an
+/// admin sets, as it happens; the shopper cancels another order while allowed.
+#[tokio::test]
+async fn checkout_explains_a_declined_card_orders_once_and_follows_the_order_live() {
+    use common::web::{Browser, between};
+    let (h, home) = web_platform(900).await;
+    let mut b = Browser::new(&home);
+    let csrf = b.get("/sign-in").await.csrf();
+    b.submit(
+        "/sign-in",
+        &[
+            ("csrf", &csrf),
+            ("email", "customer@demo.shop"),
+            ("password", shop::seed::DEMO_PASSWORD),
+        ],
+    )
+    .await;
+    let add = async |b: &mut Browser| {
+        let page = b.get("/search?stock=1&sort=price-asc").await;
+        let product = page.product_links()[0].clone();
+        let csrf = b.get(&format!("/product/{product}")).await.csrf();
+        b.submit(
+            "/cart/add",
+            &[("csrf", &csrf), ("product", &product), ("quantity", "1")],
+        )
+        .await;
+    };
+    add(&mut b).await;
+    let page = b.get("/checkout").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("Place order"), "{}", page.html);
+    let csrf = page.csrf();
+    let attempt = between(&page.html, "name=\"attempt\" value=\"", "\"").unwrap();
+    let form = |card: &'static str, attempt: String, csrf: String| {
+        vec![
+            ("csrf", csrf),
+            ("attempt", attempt),
+            ("saved", String::new()),
+            ("name", "Ann Lee".to_string()),
+            ("line1", "Hauptstr. 1".to_string()),
+            ("city", "Berlin".to_string()),
+            ("postal_code", "10115".to_string()),
+            ("country", "de".to_string()),
+            ("card_holder", "Ann Lee".to_string()),
+            ("card_number", card.to_string()),
+            ("card_expiry", "12/30".to_string()),
+            ("card_cvc", "123".to_string()),
+        ]
+    };
+    let as_refs = |f: &Vec<(&'static str, String)>| -> Vec<(&'static str, String)> { f.clone() };
+    let post = async |b: &mut Browser, f: Vec<(&'static str, String)>| {
+        let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        b.post("/checkout", &pairs).await
+    };
+
+    // Declined: said in words, the typed address kept, a new attempt offered.
+    let declined = post(
+        &mut b,
+        as_refs(&form("4000 0000 0000 0002", attempt.clone(), csrf.clone())),
+    )
+    .await;
+    assert_eq!(declined.status, 422, "{}", declined.html);
+    assert!(
+        declined.html.contains("Your card was declined"),
+        "{}",
+        declined.html
+    );
+    assert!(!declined.html.contains("PAYMENT_DECLINED"));
+    assert!(declined.html.contains("value=\"Hauptstr. 1\""));
+    let retry = between(&declined.html, "name=\"attempt\" value=\"", "\"").unwrap();
+    assert_ne!(retry, attempt);
+    let orders = "{ myOrders(first: 10) { totalCount nodes { id status } } }";
+    let buyer = h.token(shop::seed::DEMO_CUSTOMER, Role::Customer);
+    assert_eq!(
+        h.gql(Some(&buyer), orders, json!({})).await.data()["myOrders"]["totalCount"],
+        0
+    );
+
+    // The good card, sent twice (a double click): one order.
+    let good = form("4242 4242 4242 4242", retry.clone(), csrf.clone());
+    let (first, second) = tokio::join!(
+        async {
+            let mut twin = Browser::new(&home);
+            twin.cookie = b.cookie.clone();
+            post(&mut twin, good.clone()).await
+        },
+        async {
+            let mut twin = Browser::new(&home);
+            twin.cookie = b.cookie.clone();
+            post(&mut twin, good.clone()).await
+        }
+    );
+    for p in [&first, &second] {
+        assert_eq!(p.status, 303, "{}", p.html);
+    }
+    let mine = h.gql(Some(&buyer), orders, json!({})).await;
+    assert_eq!(
+        mine.data()["myOrders"]["totalCount"],
+        1,
+        "one order for one attempt"
+    );
+    let order_id = mine.data()["myOrders"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let to = first.location.clone().unwrap();
+    assert!(
+        to == format!("/orders/{order_id}") || to == "/orders",
+        "{to}"
+    );
+    let page = b.get(&format!("/orders/{order_id}")).await;
+    assert!(page.html.contains("id=\"order-status\""), "{}", page.html);
+    assert!(page.html.contains("Paid"), "{}", page.html);
+
+    // Live: an admin packs it while the page's stream is open.
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+    let stream = format!("/orders/{order_id}/events");
+    let watch = b.events_until(&stream, "status", std::time::Duration::from_secs(15), |v| {
+        v["status"] == "FULFILLED"
+    });
+    let pack = async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        h.gql(
+            Some(&admin),
+            "mutation($id: ID!) { setOrderStatus(id: $id, status: FULFILLED, note: \"packed\") { status } }",
+            json!({ "id": order_id }),
+        )
+        .await
+        .data();
+    };
+    let (seen, ()) = tokio::join!(watch, pack);
+    let last = seen
+        .last()
+        .unwrap_or_else(|| panic!("no status event: {seen:?}"));
+    assert_eq!(last["status"], "FULFILLED", "{seen:?}");
+    assert_eq!(last["label"], "Packed");
+    assert_eq!(last["note"], "packed");
+    let page = b.get("/orders").await;
+    assert!(page.html.contains("Packed"), "{}", page.html);
+
+    // Another order, cancelled by the shopper.
+    add(&mut b).await;
+    let page = b.get("/checkout").await;
+    let f = form(
+        "4242424242424242",
+        between(&page.html, "name=\"attempt\" value=\"", "\"").unwrap(),
+        page.csrf(),
+    );
+    let placed = post(&mut b, f).await;
+    let to = placed.location.unwrap();
+    let page = b.get(&to).await;
+    assert!(page.html.contains("Thank you!"), "{}", page.html);
+    let page = b
+        .submit(
+            &format!("{to}/cancel"),
+            &[("csrf", &page.csrf()), ("reason", "changed my mind")],
+        )
+        .await;
+    assert!(
+        page.html.contains("Your order is cancelled"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("Cancelled") && !page.html.contains("id=\"cancel-form\""));
+    // Not somebody else's order.
+    let mut stranger = Browser::new(&home);
+    let page = stranger.get(&format!("/orders/{order_id}/events")).await;
+    assert_ne!(page.status, 200);
     h.stop().await;
 }

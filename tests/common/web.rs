@@ -105,3 +105,56 @@ impl Browser {
         self.get(&to).await
     }
 }
+
+impl Browser {
+    /// Opens an event stream page (`EventSource` style: a GET with the cookie) and
+    /// returns the `data` of `event` events as they come, until `until` holds for one
+    /// or `wait` passes.
+    pub async fn events_until(
+        &self,
+        path: &str,
+        event: &str,
+        wait: Duration,
+        until: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        use futures::StreamExt;
+        let mut req = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/event-stream");
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().await.expect("the stream opens");
+        assert_eq!(resp.status(), 200, "{path}");
+        let mut body = resp.bytes_stream();
+        let mut buffer = String::new();
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let name = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("event:"))
+                    .map(str::trim);
+                let data: String = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if name == Some(event) {
+                    let v: serde_json::Value = serde_json::from_str(&data).expect("JSON data");
+                    let done = until(&v);
+                    seen.push(v);
+                    if done {
+                        return seen;
+                    }
+                }
+            }
+            match tokio::time::timeout_at(deadline, body.next()).await {
+                Ok(Some(Ok(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return seen,
+            }
+        }
+    }
+}

@@ -38,3 +38,39 @@ if (hold) {
   };
   ["click", "keydown", "scroll"].forEach((e) => addEventListener(e, extend, { passive: true }));
 }
+
+// A form that places something (an order) is sent once: a second click waits.
+document.querySelectorAll("form[data-once]").forEach((form) => {
+  form.addEventListener("submit", (e) => {
+    if (form.dataset.sent) {
+      e.preventDefault();
+      return;
+    }
+    form.dataset.sent = "1";
+    form.querySelectorAll("button[type=submit]").forEach((b) => b.setAttribute("aria-disabled", "true"));
+  });
+});
+
+// An order's page follows its status live.
+const live = document.getElementById("order-live");
+if (live && window.EventSource) {
+  const status = document.getElementById("order-status");
+  const history = document.getElementById("history");
+  const source = new EventSource(live.dataset.events);
+  source.addEventListener("status", (e) => {
+    const u = JSON.parse(e.data);
+    status.textContent = u.label;
+    status.className = `status status-${u.status.toLowerCase()}`;
+    const item = document.createElement("li");
+    const strong = document.createElement("strong");
+    strong.textContent = u.label;
+    const time = document.createElement("time");
+    time.textContent = u.at;
+    item.append(strong, " ", time);
+    if (u.note) item.append(`: ${u.note}`);
+    history.append(item);
+    // Cancelling is offered only while the order allows it.
+    const cancel = document.getElementById("cancel-form");
+    if (cancel && !["PENDING", "PAID"].includes(u.status)) cancel.remove();
+  });
+}

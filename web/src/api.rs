@@ -22,6 +22,8 @@ pub enum ApiError {
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
+    /// For event streams: no overall timeout.
+    streams: reqwest::Client,
     url: String,
 }
 
@@ -33,6 +35,10 @@ impl Api {
         Api {
             http: reqwest::Client::builder()
                 .timeout(TIMEOUT)
+                .build()
+                .unwrap_or_default(),
+            streams: reqwest::Client::builder()
+                .connect_timeout(TIMEOUT)
                 .build()
                 .unwrap_or_default(),
             url: url.to_string(),
@@ -65,16 +71,112 @@ impl Api {
             .map_err(|e| ApiError::Unreachable(e.to_string()))?;
         let mut reply: Value =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::Unreachable(e.to_string()))?;
-        if let Some(first) = reply["errors"].as_array().and_then(|e| e.first()) {
-            return Err(ApiError::Refused {
-                code: first["extensions"]["code"]
-                    .as_str()
-                    .unwrap_or("INTERNAL_SERVER_ERROR")
-                    .to_string(),
-                message: first["message"].as_str().unwrap_or_default().to_string(),
-            });
+        if reply["errors"].as_array().is_some_and(|e| !e.is_empty()) {
+            return Err(refusal(&reply));
         }
         serde_json::from_value(reply["data"].take())
             .map_err(|e| ApiError::Unreachable(format!("unexpected answer: {e}")))
+    }
+}
+
+/// The first error of an answer, by its code.
+fn refusal(reply: &Value) -> ApiError {
+    let first = &reply["errors"][0];
+    ApiError::Refused {
+        code: first["extensions"]["code"]
+            .as_str()
+            .unwrap_or("INTERNAL_SERVER_ERROR")
+            .to_string(),
+        message: first["message"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// An open subscription: the `data` of each event the gateway streams.
+pub struct Subscription {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl Subscription {
+    /// The next event's `data`; `None` when the stream ends or breaks.
+    pub async fn next(&mut self) -> Option<Value> {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = "message";
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = if v.trim() == "complete" {
+                            "complete"
+                        } else {
+                            "next"
+                        };
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if event == "complete" {
+                    return None;
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                let mut v: Value = serde_json::from_str(&data).ok()?;
+                if v.get("errors").is_some_and(|e| !e.is_null()) {
+                    return None;
+                }
+                return Some(v["data"].take());
+            }
+            let chunk = self.body.next().await?.ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            // A stream that sends no event separator is not one we can read.
+            if self.buffer.len() > 1 << 20 {
+                return None;
+            }
+        }
+    }
+}
+
+impl Api {
+    /// Opens a subscription over server-sent events (the gateway's `text/event-stream`
+    /// answer to a POST).
+    pub async fn subscribe(
+        &self,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+    ) -> Result<Subscription, ApiError> {
+        use futures::StreamExt;
+        let body = serde_json::json!({ "query": query, "variables": variables });
+        // No overall timeout: the stream lasts as long as the page is open.
+        let mut req = self
+            .streams
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        let streaming = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !streaming {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let reply: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(refusal(&reply));
+        }
+        Ok(Subscription {
+            body: resp.bytes_stream().boxed(),
+            buffer: String::new(),
+        })
     }
 }

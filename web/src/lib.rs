@@ -6,7 +6,8 @@
 //!
 //! `router()` is what the all-in-one process and the `shop web` role both serve.
 //! Where a page's code lives: `pages/shop.rs` (home, catalog, category, search,
-//! product), `pages/cart.rs`, `pages/account.rs` (sign up, in and out, e-mail
+//! product), `pages/cart.rs`, `pages/orders.rs` (checkout, order history, live order
+//! page), `pages/account.rs` (sign up, in and out, e-mail
 //! verification, password reset).
 
 pub mod api;
@@ -93,6 +94,14 @@ pub fn router(opts: &WebOptions) -> Router {
         .route("/cart/promo", post(pages::cart::promo))
         .route("/cart/rehold", post(pages::cart::rehold))
         .route(
+            "/checkout",
+            get(pages::orders::checkout_page).post(pages::orders::checkout),
+        )
+        .route("/orders", get(pages::orders::list))
+        .route("/orders/{id}", get(pages::orders::show))
+        .route("/orders/{id}/events", get(pages::orders::events))
+        .route("/orders/{id}/cancel", post(pages::orders::cancel))
+        .route(
             "/sign-in",
             get(pages::account::sign_in_page).post(pages::account::sign_in),
         )
@@ -112,9 +121,39 @@ pub fn router(opts: &WebOptions) -> Router {
             "/reset-password",
             get(pages::account::reset_page).post(pages::account::reset),
         )
+        .route("/images/demo/{color}/{file}", get(pages::images::demo))
         .route("/assets/site.css", get(pages::stylesheet))
         .route("/assets/site.js", get(pages::script))
         .route("/health", get(|| async { "ok" }))
         .fallback(pages::not_found)
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// What browsers are told about every answer, unless a handler said otherwise: scripts,
+/// styles and forms from this origin only (no inline script, so injected markup cannot
+/// run), images from anywhere a supplier hosts them, never framed, referrers kept to
+/// this origin (reset links carry tokens).
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let h = response.headers_mut();
+    let defaults = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' https: data:; script-src 'self'; style-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    for (name, value) in defaults {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        // Pages carry the visitor's cart and name.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }

@@ -4,6 +4,8 @@
 
 pub mod account;
 pub mod cart;
+pub mod images;
+pub mod orders;
 pub mod shop;
 
 use std::sync::Arc;
@@ -24,8 +26,6 @@ use crate::{ApiError, AppState, Web};
 /// What every page's frame shows.
 pub struct Chrome {
     pub user: Option<String>,
-    pub supplier: bool,
-    pub admin: bool,
     pub csrf: String,
     pub notice: Option<Notice>,
     pub cart_count: i64,
@@ -85,8 +85,6 @@ impl Chrome {
         let user = visit.user();
         Chrome {
             user: user.map(|u| u.name.clone()),
-            supplier: user.is_some_and(|u| u.has_role("SUPPLIER")),
-            admin: user.is_some_and(|u| u.has_role("ADMIN")),
             csrf: visit.session.csrf.clone(),
             notice,
             cart_count,
