@@ -502,6 +502,52 @@ async fn checkout_explains_a_declined_card_orders_once_and_follows_the_order_liv
     let page = b.get("/orders").await;
     assert!(page.html.contains("Packed"), "{}", page.html);
 
+    // The bell: shipping it tells the buyer, live, and the count shows on every page.
+    let before: i64 = between(&page.html, "id=\"bell-count\" aria-label=\"", " unread")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bell = b.events_until(
+        "/notifications/events",
+        "notification",
+        std::time::Duration::from_secs(15),
+        |_| true,
+    );
+    let ship = async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        h.gql(
+            Some(&admin),
+            "mutation($id: ID!) { setOrderStatus(id: $id, status: SHIPPED, note: \"on its way\") { status } }",
+            json!({ "id": order_id }),
+        )
+        .await
+        .data();
+    };
+    let (rang, ()) = tokio::join!(bell, ship);
+    assert_eq!(rang.len(), 1, "no notification event");
+    assert_eq!(rang[0]["link"], format!("/orders/{order_id}"));
+    let page = b.get("/").await;
+    let after: i64 = between(&page.html, "id=\"bell-count\" aria-label=\"", " unread")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(after, before + 1, "{}", page.html);
+    let page = b.get("/notifications").await;
+    assert!(
+        page.html.contains(&format!("href=\"/orders/{order_id}\"")),
+        "{}",
+        page.html
+    );
+    let page = b
+        .submit("/notifications/read", &[("csrf", &page.csrf())])
+        .await;
+    assert!(
+        page.html
+            .contains("class=\"badge empty\" id=\"bell-count\""),
+        "{}",
+        page.html
+    );
+
     // Another order, cancelled by the shopper.
     add(&mut b).await;
     let page = b.get("/checkout").await;

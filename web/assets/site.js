@@ -74,3 +74,16 @@ if (live && window.EventSource) {
     if (cancel && !["PENDING", "PAID"].includes(u.status)) cancel.remove();
   });
 }
+
+// The bell's count follows new notifications while a page is open.
+const bell = document.getElementById("bell");
+if (bell && window.EventSource) {
+  const count = document.getElementById("bell-count");
+  const source = new EventSource(bell.dataset.events);
+  source.addEventListener("notification", () => {
+    const n = (parseInt(count.textContent, 10) || 0) + 1;
+    count.textContent = String(n);
+    count.setAttribute("aria-label", `${n} unread`);
+    count.classList.remove("empty");
+  });
+}

@@ -97,6 +97,9 @@ pub fn router(opts: &WebOptions) -> Router {
             "/checkout",
             get(pages::orders::checkout_page).post(pages::orders::checkout),
         )
+        .route("/notifications", get(pages::notifications::list))
+        .route("/notifications/read", post(pages::notifications::read_all))
+        .route("/notifications/events", get(pages::notifications::events))
         .route("/orders", get(pages::orders::list))
         .route("/orders/{id}", get(pages::orders::show))
         .route("/orders/{id}/events", get(pages::orders::events))

@@ -146,16 +146,20 @@ struct CartPage {
 /// `/cart`.
 pub async fn show(Visited { web, mut visit }: Visited) -> Response {
     let web = &*web;
-    let cart = match load(web, &visit).await {
+    let (cart, counts) = tokio::join!(load(web, &visit), super::cart_count(web, &visit));
+    let cart = match cart {
         Ok(c) => c,
         Err(e) => return failed(visit, e),
     };
     if cart.is_none() && visit.session.cart.is_some() {
         visit.session_mut().cart = None;
     }
-    let count = cart.as_ref().map_or(0, |c| c.item_count);
+    let counts = super::Counts {
+        cart: cart.as_ref().map_or(0, |c| c.item_count),
+        ..counts
+    };
     let signed_in = visit.user().is_some();
-    let chrome = Chrome::of(&mut visit, count);
+    let chrome = Chrome::of(&mut visit, counts);
     let page = render(
         StatusCode::OK,
         CartPage {

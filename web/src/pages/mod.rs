@@ -5,6 +5,7 @@
 pub mod account;
 pub mod cart;
 pub mod images;
+pub mod notifications;
 pub mod orders;
 pub mod shop;
 
@@ -29,13 +30,27 @@ pub struct Chrome {
     pub csrf: String,
     pub notice: Option<Notice>,
     pub cart_count: i64,
+    pub unread: i64,
     /// The search box's text.
     pub q: String,
 }
 
-/// The visitor's cart's item count for the frame (0 when there is none or it cannot be
-/// read: the frame never fails a page).
-pub async fn cart_count(web: &Web, visit: &Visit) -> i64 {
+/// What the frame counts: the cart's items and the unread notifications (0 when
+/// there is nothing or it cannot be read: the frame never fails a page).
+#[derive(Clone, Copy, Default)]
+pub struct Counts {
+    pub cart: i64,
+    pub unread: i64,
+}
+
+impl From<i64> for Counts {
+    /// A page that knows the cart's count itself and shows no bell count.
+    fn from(cart: i64) -> Counts {
+        Counts { cart, unread: 0 }
+    }
+}
+
+pub async fn cart_count(web: &Web, visit: &Visit) -> Counts {
     #[derive(Deserialize)]
     struct Count {
         #[serde(rename = "itemCount")]
@@ -46,8 +61,10 @@ pub async fn cart_count(web: &Web, visit: &Visit) -> i64 {
         cart: Option<Count>,
     }
     #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
     struct MeData {
         me: Option<Me>,
+        unread_notification_count: i64,
     }
     #[derive(Deserialize)]
     struct CartData {
@@ -57,37 +74,43 @@ pub async fn cart_count(web: &Web, visit: &Visit) -> i64 {
         return web
             .api
             .run::<MeData>(
-                "query CartCount { me { cart { itemCount } } }",
+                "query Frame { me { cart { itemCount } } unreadNotificationCount }",
                 json!({}),
                 visit.token(),
             )
             .await
-            .ok()
-            .and_then(|d| d.me?.cart)
-            .map_or(0, |c| c.item_count);
+            .map(|d| Counts {
+                cart: d.me.and_then(|m| m.cart).map_or(0, |c| c.item_count),
+                unread: d.unread_notification_count,
+            })
+            .unwrap_or_default();
     }
     let Some(cart) = &visit.session.cart else {
-        return 0;
+        return Counts::default();
     };
-    web.api
+    let cart = web
+        .api
         .run::<CartData>(
             "query CartCount($id: ID!, $token: String) { cart(id: $id, cartToken: $token) { itemCount } }",
             json!({ "id": cart.id, "token": cart.token }),
             None,
         )
         .await
-        .map_or(0, |d| d.cart.item_count)
+        .map_or(0, |d| d.cart.item_count);
+    Counts { cart, unread: 0 }
 }
 
 impl Chrome {
-    pub fn of(visit: &mut Visit, cart_count: i64) -> Chrome {
+    pub fn of(visit: &mut Visit, counts: impl Into<Counts>) -> Chrome {
+        let counts = counts.into();
         let notice = visit.take_notice();
         let user = visit.user();
         Chrome {
             user: user.map(|u| u.name.clone()),
             csrf: visit.session.csrf.clone(),
             notice,
-            cart_count,
+            cart_count: counts.cart,
+            unread: counts.unread,
             q: String::new(),
         }
     }
@@ -333,4 +356,37 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
             }
         }
     }
+}
+
+/// A page's event stream: each event of the gateway subscription `sub`, made into a
+/// browser event by `event`, until the subscription ends or the browser leaves (a
+/// closed page ends the subscription at once, not at its next event).
+pub fn relay(
+    mut sub: crate::api::Subscription,
+    event: impl Fn(serde_json::Value) -> axum::response::sse::Event + Send + 'static,
+) -> Response {
+    use axum::response::sse::{KeepAlive, Sse};
+    let (tx, rx) = tokio::sync::mpsc::channel::<axum::response::sse::Event>(16);
+    tokio::spawn(async move {
+        loop {
+            let data = tokio::select! {
+                _ = tx.closed() => break,
+                next = sub.next() => match next {
+                    Some(d) => d,
+                    None => break,
+                },
+            };
+            if tx.send(event(data)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|e| (Ok::<_, std::convert::Infallible>(e), rx))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

@@ -3,17 +3,15 @@
 //! relayed from the gateway's subscription with the visitor's session, so a browser's
 //! `EventSource` works), and cancelling while it is allowed.
 
-use std::convert::Infallible;
-
 use askama::Template;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::sse::Event;
+use axum::response::{Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Chrome, Connection, Posted, Visited, cart_count, failed, render};
+use super::{Chrome, Connection, Posted, Visited, cart_count, failed, relay, render};
 use crate::format::Money;
 use crate::session::{random_token, say};
 
@@ -564,7 +562,7 @@ pub async fn events(Visited { web, visit }: Visited, Path(id): Path<String>) -> 
             Some(&token),
         )
         .await;
-    let mut sub = match sub {
+    let sub = match sub {
         Ok(s) => s,
         Err(e) => {
             let status = match &e {
@@ -579,53 +577,18 @@ pub async fn events(Visited { web, visit }: Visited, Path(id): Path<String>) -> 
             return visit.finish((status, say(&e)));
         }
     };
-    let stream = async_stream(move |tx| async move {
-        // Until the page goes away (the browser closed it) or the stream ends.
-        loop {
-            let data = tokio::select! {
-                _ = tx.closed() => break,
-                next = sub.next() => match next {
-                    Some(d) => d,
-                    None => break,
-                },
-            };
-            let u = &data["orderStatusChanged"];
-            let status = u["status"].as_str().unwrap_or_default();
-            let payload = json!({
-                "status": status,
-                "label": status_label(status),
-                "note": u["note"],
-                "at": when(u["at"].as_str().unwrap_or_default()),
-            });
-            if tx
-                .send(Ok(Event::default()
-                    .event("status")
-                    .data(payload.to_string())))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
+    let relayed = relay(sub, |data| {
+        let u = &data["orderStatusChanged"];
+        let status = u["status"].as_str().unwrap_or_default();
+        let payload = json!({
+            "status": status,
+            "label": status_label(status),
+            "note": u["note"],
+            "at": when(u["at"].as_str().unwrap_or_default()),
+        });
+        Event::default().event("status").data(payload.to_string())
     });
-    visit.finish(
-        Sse::new(stream)
-            .keep_alive(KeepAlive::default())
-            .into_response(),
-    )
-}
-
-/// A stream fed by a task (ends when the task does or the client leaves).
-pub fn async_stream<F, Fut>(
-    task: F,
-) -> impl futures::Stream<Item = Result<Event, Infallible>> + Send + 'static
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(task(tx));
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+    visit.finish(relayed)
 }
 
 #[derive(Deserialize, Default)]

@@ -1,0 +1,130 @@
+//! The notifications bell: the unread count in every page's frame, kept live by
+//! `/notifications/events` (the gateway's `notifications` subscription relayed with
+//! the visitor's session), and the list at `/notifications`.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::sse::Event;
+use axum::response::{Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::orders::when;
+use super::{Chrome, Connection, NoFields, Posted, Visited, cart_count, failed, relay, render};
+use crate::session::say;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationView {
+    pub title: String,
+    pub body: String,
+    pub order_id: Option<String>,
+    pub product_id: Option<String>,
+    pub read: bool,
+    pub created_at: String,
+}
+
+impl NotificationView {
+    pub fn when(&self) -> String {
+        when(&self.created_at)
+    }
+    pub fn link(&self) -> Option<String> {
+        link(self.order_id.as_deref(), self.product_id.as_deref())
+    }
+}
+
+/// Where a notification leads: its order, else its product.
+fn link(order: Option<&str>, product: Option<&str>) -> Option<String> {
+    match (order, product) {
+        (Some(o), _) => Some(format!("/orders/{o}")),
+        (None, Some(p)) => Some(format!("/product/{p}")),
+        _ => None,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "notifications.html")]
+struct NotificationsPage {
+    chrome: Chrome,
+    items: Vec<NotificationView>,
+}
+
+/// `GET /notifications`: the newest fifty.
+pub async fn list(Visited { web, mut visit }: Visited) -> Response {
+    if visit.user().is_none() {
+        return visit.finish(Redirect::to("/sign-in?next=/notifications"));
+    }
+    #[derive(Deserialize)]
+    struct Data {
+        notifications: Connection<NotificationView>,
+    }
+    let (data, counts) = tokio::join!(
+        web.api.run::<Data>(
+            "query Notifications { notifications(first: 50) { nodes { title body orderId productId read createdAt } } }",
+            json!({}),
+            visit.token(),
+        ),
+        cart_count(&web, &visit)
+    );
+    match data {
+        Ok(d) => {
+            let chrome = Chrome::of(&mut visit, counts);
+            let page = render(
+                StatusCode::OK,
+                NotificationsPage {
+                    chrome,
+                    items: d.notifications.nodes,
+                },
+            );
+            visit.finish(page)
+        }
+        Err(e) => failed(visit, e),
+    }
+}
+
+/// `POST /notifications/read`: marks them all read.
+pub async fn read_all(Posted { web, mut visit, .. }: Posted<NoFields>) -> Response {
+    let result = web
+        .api
+        .run::<Value>(
+            "mutation ReadAll { markAllNotificationsRead }",
+            json!({}),
+            visit.token(),
+        )
+        .await;
+    match result {
+        Ok(_) => visit.notify("All notifications are marked read."),
+        Err(e) => visit.notify_error(say(&e)),
+    }
+    visit.finish(Redirect::to("/notifications"))
+}
+
+/// `GET /notifications/events`: one `notification` event (`{title, body, link}`) per
+/// new notification.
+pub async fn events(Visited { web, visit }: Visited) -> Response {
+    let Some(token) = visit.token().map(str::to_string) else {
+        return visit.finish((StatusCode::UNAUTHORIZED, "sign in first"));
+    };
+    let sub = web
+        .api
+        .subscribe(
+            "subscription Bell { notifications { title body orderId productId } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    let sub = match sub {
+        Ok(s) => s,
+        Err(e) => return visit.finish((StatusCode::BAD_GATEWAY, say(&e))),
+    };
+    let relayed = relay(sub, |data| {
+        let n = &data["notifications"];
+        let link = link(n["orderId"].as_str(), n["productId"].as_str())
+            .unwrap_or_else(|| "/notifications".into());
+        let payload = json!({ "title": n["title"], "body": n["body"], "link": link });
+        Event::default()
+            .event("notification")
+            .data(payload.to_string())
+    });
+    visit.finish(relayed)
+}
