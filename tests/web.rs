@@ -119,6 +119,18 @@ async fn web_platform(ttl_secs: u64) -> (Harness, String) {
     panic!("no product came in stock");
 }
 
+/// An admin makes a promo code of `percent` off.
+async fn promo_code(h: &Harness, code: &str, percent: i32) {
+    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+    h.gql(
+        Some(&admin),
+        "mutation($c: String!, $p: Int!) { createPromoCode(input: { code: $c, percentOff: $p }) { code } }",
+        json!({ "c": code, "p": percent }),
+    )
+    .await
+    .data();
+}
+
 /// A shopper's path through the storefront over real HTTP: browse, search, filter by
 /// a facet, open a product, add it to an anonymous cart (held, with a countdown), sign
 /// in (the cart comes along), apply a promo code, sign out. Forms without the
@@ -267,14 +279,7 @@ async fn a_shopper_browses_fills_a_cart_signs_in_and_keeps_it() {
     assert!(stale.html.contains("form had expired"));
 
     // A promo code an admin made.
-    let admin = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
-    h.gql(
-        Some(&admin),
-        "mutation { createPromoCode(input: { code: \"WEB10\", percentOff: 10 }) { code } }",
-        json!({}),
-    )
-    .await
-    .data();
+    promo_code(&h, "WEB10", 10).await;
     let csrf = stale.csrf();
     let cart = b
         .submit("/cart/promo", &[("csrf", &csrf), ("code", "nosuch")])
@@ -392,7 +397,9 @@ async fn checkout_explains_a_declined_card_orders_once_and_follows_the_order_liv
     add(&mut b).await;
     let page = b.get("/checkout").await;
     assert_eq!(page.status, 200, "{}", page.html);
-    assert!(page.html.contains("Place order"), "{}", page.html);
+    // Nothing to pay before the shipping is priced for an address.
+    assert!(!page.html.contains("Place order"), "{}", page.html);
+    assert!(page.html.contains("Continue to shipping and payment"));
     let csrf = page.csrf();
     let attempt = between(&page.html, "name=\"attempt\" value=\"", "\"").unwrap();
     let form = |card: &'static str, attempt: String, csrf: String| {
@@ -417,6 +424,19 @@ async fn checkout_explains_a_declined_card_orders_once_and_follows_the_order_liv
         b.post("/checkout", &pairs).await
     };
 
+    // Priced for the address: the button names what the order will cost.
+    let mut quoting = form("", attempt.clone(), csrf.clone());
+    quoting.push(("step", "quote".to_string()));
+    let quoted = post(&mut b, quoting).await;
+    assert_eq!(quoted.status, 200, "{}", quoted.html);
+    let total = between(&quoted.html, "id=\"grand-total\">", "<").unwrap();
+    assert!(
+        quoted.html.contains(&format!("Place order: pay {total}")),
+        "{}",
+        quoted.html
+    );
+    assert!(quoted.html.contains("id=\"shipping-cost\""));
+
     // Declined: said in words, the typed address kept, a new attempt offered.
     let declined = post(
         &mut b,
@@ -425,7 +445,9 @@ async fn checkout_explains_a_declined_card_orders_once_and_follows_the_order_liv
     .await;
     assert_eq!(declined.status, 422, "{}", declined.html);
     assert!(
-        declined.html.contains("Your card was declined"),
+        declined
+            .html
+            .contains("Your card was not accepted. The card was declined"),
         "{}",
         declined.html
     );
@@ -474,6 +496,12 @@ async fn checkout_explains_a_declined_card_orders_once_and_follows_the_order_liv
     );
     let page = b.get(&format!("/orders/{order_id}")).await;
     assert!(page.html.contains("id=\"order-status\""), "{}", page.html);
+    assert!(
+        page.html
+            .contains(&format!("<dd class=\"grand\">{total}</dd>")),
+        "the order costs what the checkout said ({total}): {}",
+        page.html
+    );
     assert!(page.html.contains("Paid"), "{}", page.html);
 
     // Live: an admin packs it while the page's stream is open.
@@ -576,5 +604,35 @@ async fn checkout_explains_a_declined_card_orders_once_and_follows_the_order_liv
     let mut stranger = Browser::new(&home);
     let page = stranger.get(&format!("/orders/{order_id}/events")).await;
     assert_ne!(page.status, 200);
+    h.stop().await;
+}
+
+/// Where the browser tests put their screenshots (named in the README).
+fn screenshot_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
+}
+
+/// The storefront end to end in Debian's chromium (tests/browser/storefront.mjs):
+/// browse, search, filter, product, cart with its countdown, sign up, the mail's
+/// verification link, sign in with the cart merged, promo code, a declined and a good
+/// card, the order page following an admin's changes live, the bell; axe-core on
+/// every page, screenshots at 375 and 1440 px.
+#[tokio::test]
+async fn the_storefront_works_in_a_real_browser() {
+    let (h, home) = web_platform(900).await;
+    promo_code(&h, "WEB10", 10).await;
+    let mail = h.dir.join("mail");
+    let shots = screenshot_dir().join("storefront");
+    common::browser::run(
+        "the_storefront_works_in_a_real_browser",
+        "storefront.mjs",
+        &[
+            &home,
+            &h.platform.gateway_url,
+            &mail.to_string_lossy(),
+            &shots.to_string_lossy(),
+        ],
+    )
+    .await;
     h.stop().await;
 }

@@ -23,7 +23,7 @@ pub struct Harness {
     pub platform: Platform,
     pub key: SigningKey,
     pub client: reqwest::Client,
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
 }
 
 pub struct Reply {

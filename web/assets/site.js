@@ -59,6 +59,9 @@ if (live && window.EventSource) {
   const source = new EventSource(live.dataset.events);
   source.addEventListener("status", (e) => {
     const u = JSON.parse(e.data);
+    // The stream starts with the order as it is: only a change is news.
+    if (u.status === live.dataset.status) return;
+    live.dataset.status = u.status;
     status.textContent = u.label;
     status.className = `status status-${u.status.toLowerCase()}`;
     const item = document.createElement("li");
@@ -87,3 +90,8 @@ if (bell && window.EventSource) {
     count.classList.remove("empty");
   });
 }
+
+// Choosing another way to ship prices the order again.
+document.querySelectorAll("input[data-requote]").forEach((radio) => {
+  radio.addEventListener("change", () => document.getElementById("quote")?.click());
+});

@@ -95,7 +95,7 @@ pub fn router(opts: &WebOptions) -> Router {
         .route("/cart/rehold", post(pages::cart::rehold))
         .route(
             "/checkout",
-            get(pages::orders::checkout_page).post(pages::orders::checkout),
+            get(pages::checkout::checkout_page).post(pages::checkout::checkout),
         )
         .route("/notifications", get(pages::notifications::list))
         .route("/notifications/read", post(pages::notifications::read_all))

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod cart;
+pub mod checkout;
 pub mod images;
 pub mod notifications;
 pub mod orders;
