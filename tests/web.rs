@@ -320,18 +320,8 @@ async fn a_shopper_browses_fills_a_cart_signs_in_and_keeps_it() {
 async fn sessions_refresh_transparently_and_end_at_sign_out() {
     use common::web::Browser;
     let (h, home) = web_platform(1).await;
-    let mut b = Browser::new(&home);
-    let csrf = b.get("/sign-in").await.csrf();
-    let page = b
-        .submit(
-            "/sign-in",
-            &[
-                ("csrf", &csrf),
-                ("email", "customer@demo.shop"),
-                ("password", shop::seed::DEMO_PASSWORD),
-            ],
-        )
-        .await;
+    let (mut b, page) =
+        Browser::signed_in(&home, "customer@demo.shop", shop::seed::DEMO_PASSWORD).await;
     assert!(page.html.contains("Demo Customer"), "{}", page.html);
     for _ in 0..2 {
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -373,17 +363,8 @@ async fn sessions_refresh_transparently_and_end_at_sign_out() {
 async fn checkout_explains_a_declined_card_orders_once_and_follows_the_order_live() {
     use common::web::{Browser, between};
     let (h, home) = web_platform(900).await;
-    let mut b = Browser::new(&home);
-    let csrf = b.get("/sign-in").await.csrf();
-    b.submit(
-        "/sign-in",
-        &[
-            ("csrf", &csrf),
-            ("email", "customer@demo.shop"),
-            ("password", shop::seed::DEMO_PASSWORD),
-        ],
-    )
-    .await;
+    let (mut b, _) =
+        Browser::signed_in(&home, "customer@demo.shop", shop::seed::DEMO_PASSWORD).await;
     let add = async |b: &mut Browser| {
         let page = b.get("/search?stock=1&sort=price-asc").await;
         let product = page.product_links()[0].clone();
@@ -634,5 +615,156 @@ async fn the_storefront_works_in_a_real_browser() {
         ],
     )
     .await;
+    h.stop().await;
+}
+
+/// The admin console: only admins get in; an admin finds an account, changes its roles
+/// (the API then has them) and disables it (it can no longer sign in), and moves an
+/// order on, which its buyer's order page then shows.
+#[tokio::test]
+async fn an_admin_manages_accounts_and_moves_orders_from_the_console() {
+    use common::web::{Browser, between};
+    let (h, home) = web_platform(900).await;
+    let sign_in = async |email: &str| {
+        let (b, page) = Browser::signed_in(&home, email, shop::seed::DEMO_PASSWORD).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        b
+    };
+    let mut shopper = sign_in("customer@demo.shop").await;
+    let page = shopper.get("/admin/users").await;
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(!page.html.contains("href=\"/admin\""));
+    let mut anonymous = Browser::new(&home);
+    let page = anonymous.get("/admin/orders").await;
+    assert_eq!(page.status, 303);
+    assert!(page.location.unwrap().starts_with("/sign-in?next="));
+
+    let mut admin = sign_in("admin@demo.shop").await;
+    let page = admin.get("/").await;
+    assert!(page.html.contains("href=\"/admin\""), "{}", page.html);
+    let page = admin.get("/admin/users?q=customer%40demo").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("1 account"), "{}", page.html);
+    let user = between(&page.html, "href=\"/admin/users/", "\"").unwrap();
+    assert_eq!(user, shop::seed::DEMO_CUSTOMER);
+    let page = admin.get("/admin/users?role=SUPPLIER").await;
+    for (_, name) in shop::seed::DEMO_SUPPLIERS {
+        assert!(page.html.contains(name), "{name}: {}", page.html);
+    }
+    assert!(!page.html.contains("Demo Customer"));
+
+    let page = admin.get(&format!("/admin/users/{user}")).await;
+    let csrf = page.csrf();
+    let page = admin
+        .submit(
+            &format!("/admin/users/{user}/roles"),
+            &[("csrf", &csrf), ("role", "CUSTOMER"), ("role", "SUPPLIER")],
+        )
+        .await;
+    assert!(page.html.contains("Roles saved"), "{}", page.html);
+    assert!(page.html.contains("Customer, Supplier"), "{}", page.html);
+    let admin_token = h.token(shop::seed::DEMO_ADMIN, Role::Admin);
+    let roles = h
+        .gql(
+            Some(&admin_token),
+            "query($id: ID!) { user(id: $id) { roles disabled } }",
+            json!({ "id": user }),
+        )
+        .await;
+    assert_eq!(
+        roles.data()["user"]["roles"],
+        json!(["CUSTOMER", "SUPPLIER"])
+    );
+    let page = admin
+        .submit(&format!("/admin/users/{user}/roles"), &[("csrf", &csrf)])
+        .await;
+    assert!(page.html.contains("at least one role"), "{}", page.html);
+
+    // An order of the customer's, moved on by the admin; the buyer sees it.
+    let buyer = h.token(shop::seed::DEMO_CUSTOMER, Role::Customer);
+    let placed = common::place_demo_order(&h, &buyer).await;
+    let page = admin.get("/admin/orders?status=PAID").await;
+    assert!(
+        page.html
+            .contains(&format!("href=\"/admin/orders/{placed}\"")),
+        "{}",
+        page.html
+    );
+    let page = admin.get(&format!("/admin/orders/{placed}")).await;
+    assert!(
+        page.html
+            .contains("Demo Customer &#60;customer@demo.shop&#62;"),
+        "{}",
+        page.html
+    );
+    let page = admin
+        .submit(
+            &format!("/admin/orders/{placed}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "status"),
+                ("status", "FULFILLED"),
+                ("note", "packed today"),
+            ],
+        )
+        .await;
+    assert!(
+        page.html.contains("The order is now packed"),
+        "{}",
+        page.html
+    );
+    let page = shopper.get(&format!("/orders/{placed}")).await;
+    assert!(
+        page.html.contains("Packed") && page.html.contains("packed today"),
+        "{}",
+        page.html
+    );
+    // A partial refund in major units.
+    let page = admin
+        .submit(
+            &format!("/admin/orders/{placed}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "refund"),
+                ("amount", "0.50"),
+                ("currency", "EUR"),
+                ("note", "a scratch"),
+            ],
+        )
+        .await;
+    assert!(page.html.contains("refund is on its way"), "{}", page.html);
+    let refunded = h
+        .gql(
+            Some(&admin_token),
+            "query($id: ID!) { order(id: $id) { payment { refundedAmount { amount } } } }",
+            json!({ "id": placed }),
+        )
+        .await;
+    assert_eq!(
+        refunded.data()["order"]["payment"]["refundedAmount"]["amount"],
+        50
+    );
+
+    // Disabled: signed out, and no sign-in.
+    let page = admin
+        .submit(
+            &format!("/admin/users/{user}/disabled"),
+            &[("csrf", &csrf), ("disabled", "1")],
+        )
+        .await;
+    assert!(page.html.contains("is disabled"), "{}", page.html);
+    let mut again = Browser::new(&home);
+    let csrf = again.get("/sign-in").await.csrf();
+    let page = again
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("email", "customer@demo.shop"),
+                ("password", shop::seed::DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422, "{}", page.html);
     h.stop().await;
 }

@@ -2,7 +2,8 @@
 // open a product, fill a cart (the hold's countdown ticking), sign up, follow the
 // verification link from the mail, sign in (the cart comes along), apply a promo code,
 // check out with a declined card and then a good one, watch the order page change when
-// an admin ships the order (from a second browser context), and see the bell ring.
+// an admin ships the order from the admin console in a second browser context, see
+// the bell ring, and watch the admin make the new shopper a supplier.
 // Every page on the way is checked with axe-core (no serious or critical violation)
 // and photographed at 375 and 1440 px.
 //
@@ -110,31 +111,6 @@ async function waitForMail(pattern) {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`no mail matching ${pattern}`);
-}
-
-/// An admin's token straight from the API (the admin console is another page's job).
-async function adminToken() {
-  const res = await fetch(gateway, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      query: "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
-      variables: { e: "admin@demo.shop", p: "shop-demo-2026" },
-    }),
-  });
-  const body = await res.json();
-  return body.data.login.accessToken;
-}
-
-async function asAdmin(token, query, variables) {
-  const res = await fetch(gateway, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await res.json();
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data;
 }
 
 let page;
@@ -257,12 +233,19 @@ try {
   const steps = await page.locator("#history li").count();
   const before = Number(await page.locator("#bell-count").textContent());
   const admin = await newPage("admin");
-  await admin.page.goto(url("/"));
-  const token = await adminToken();
-  const set = "mutation($id: ID!, $s: OrderStatus!) { setOrderStatus(id: $id, status: $s) { status } }";
-  await asAdmin(token, set, { id: orderId, s: "FULFILLED" });
+  await admin.page.goto(url("/sign-in"));
+  await admin.page.fill("#email", "admin@demo.shop");
+  await admin.page.fill("#password", "shop-demo-2026");
+  await admin.page.click("button:has-text('Sign in')");
+  await admin.page.locator("a[href='/admin']").waitFor();
+  await admin.page.goto(url(`/admin/orders/${orderId}`));
+  await visit(admin.page, "admin-order");
+  await admin.page.fill("#note-FULFILLED", "packed with care");
+  await admin.page.click("#move-fulfilled");
+  await admin.page.locator("#admin-order-status", { hasText: "Packed" }).waitFor();
   await page.locator("#order-status", { hasText: "Packed" }).waitFor({ timeout: 10000 });
-  await asAdmin(token, set, { id: orderId, s: "SHIPPED" });
+  await admin.page.click("#move-shipped");
+  await admin.page.locator("#admin-order-status", { hasText: "On its way" }).waitFor();
   await page.locator("#order-status", { hasText: "On its way" }).waitFor({ timeout: 10000 });
   await page.waitForFunction(
     (n) => Number(document.getElementById("bell-count").textContent) > n,
@@ -272,6 +255,17 @@ try {
   await page.waitForTimeout(500);
   const history = await page.locator("#history li").count();
   expect(history === steps + 2, `the history went from ${steps} to ${history} steps, not 2 more`);
+  // The admin makes the new shopper a supplier too.
+  await admin.page.goto(url("/admin/users"));
+  await admin.page.fill("#users-q", email);
+  await admin.page.press("#users-q", "Enter");
+  await admin.page.locator(`text=${email}`).waitFor();
+  await visit(admin.page, "admin-users");
+  await admin.page.click("a:has-text('Robin Shopper')");
+  await admin.page.check("input[name=role][value=SUPPLIER]");
+  await admin.page.click("button:has-text('Save roles')");
+  await admin.page.locator("#user-roles", { hasText: "Customer, Supplier" }).waitFor();
+  await visit(admin.page, "admin-user");
   await admin.context.close();
 
   // Order history and notifications.

@@ -181,3 +181,48 @@ pub async fn stock_of(h: &Harness, product: &str) -> i64 {
         .await;
     r.data()["product"]["stock"].as_i64().unwrap()
 }
+
+/// Places an order of one unit of the cheapest product in stock for the buyer whose
+/// token this is (paid with the test card, shipped to Berlin); returns its id.
+pub async fn place_demo_order(h: &Harness, buyer: &str) -> String {
+    let found = h
+        .gql(
+            None,
+            "{ products(filter: { inStock: true }, sort: PRICE_ASC, first: 1) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let product = found.data()["products"]["nodes"][0]["id"]
+        .as_str()
+        .expect("a product in stock")
+        .to_string();
+    let cart = h
+        .gql(
+            Some(buyer),
+            "mutation { createCart { cart { id } } }",
+            json!({}),
+        )
+        .await;
+    let cart = cart.data()["createCart"]["cart"]["id"]
+        .as_str()
+        .expect("a cart")
+        .to_string();
+    h.gql(
+        Some(buyer),
+        "mutation($c: ID!, $p: ID!) { addToCart(cartId: $c, productId: $p, quantity: 1) { itemCount } }",
+        json!({ "c": cart, "p": product }),
+    )
+    .await
+    .data();
+    let order = h
+        .gql(
+            Some(buyer),
+            "mutation($c: ID!, $k: String!) { checkout(cartId: $c, idempotencyKey: $k, shippingAddress: { name: \"Ann Lee\", line1: \"Hauptstr. 1\", city: \"Berlin\", postalCode: \"10115\", country: \"DE\" }, payment: { number: \"4242424242424242\", expMonth: 12, expYear: 2030, cvc: \"123\", holder: \"Ann Lee\" }) { id status } }",
+            json!({ "c": cart, "k": shop_kit::ids::new_id() }),
+        )
+        .await;
+    order.data()["checkout"]["id"]
+        .as_str()
+        .expect("an order")
+        .to_string()
+}

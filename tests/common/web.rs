@@ -158,3 +158,18 @@ impl Browser {
         }
     }
 }
+
+impl Browser {
+    /// A browser signed in through the sign-in form; the page it lands on.
+    pub async fn signed_in(base: &str, email: &str, password: &str) -> (Browser, Page) {
+        let mut b = Browser::new(base);
+        let csrf = b.get("/sign-in").await.csrf();
+        let page = b
+            .submit(
+                "/sign-in",
+                &[("csrf", &csrf), ("email", email), ("password", password)],
+            )
+            .await;
+        (b, page)
+    }
+}

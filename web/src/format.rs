@@ -10,7 +10,7 @@ pub struct Money {
 }
 
 /// Digits after the point: the codes whose minor unit is not a hundredth, else 2.
-fn exponent(currency: &str) -> u32 {
+pub fn exponent_of(currency: &str) -> u32 {
     match currency {
         "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
         | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
@@ -22,7 +22,7 @@ fn exponent(currency: &str) -> u32 {
 
 /// `€12.50`, `$3.00`, `£0.99`, `1,200 JPY`, `7.125 KWD`.
 pub fn money(amount: i64, currency: &str) -> String {
-    let exp = exponent(currency);
+    let exp = exponent_of(currency);
     let unit = 10i64.pow(exp);
     let sign = if amount < 0 { "-" } else { "" };
     let abs = amount.unsigned_abs();

@@ -7,7 +7,7 @@
 //! `router()` is what the all-in-one process and the `shop web` role both serve.
 //! Where a page's code lives: `pages/shop.rs` (home, catalog, category, search,
 //! product), `pages/cart.rs`, `pages/orders.rs` (checkout, order history, live order
-//! page), `pages/account.rs` (sign up, in and out, e-mail
+//! page), `pages/admin.rs` (accounts, every order), `pages/account.rs` (sign up, in and out, e-mail
 //! verification, password reset).
 
 pub mod api;
@@ -96,6 +96,22 @@ pub fn router(opts: &WebOptions) -> Router {
         .route(
             "/checkout",
             get(pages::checkout::checkout_page).post(pages::checkout::checkout),
+        )
+        .route(
+            "/admin",
+            get(|| async { axum::response::Redirect::to("/admin/users") }),
+        )
+        .route("/admin/users", get(pages::admin::users))
+        .route("/admin/users/{id}", get(pages::admin::user))
+        .route("/admin/users/{id}/roles", post(pages::admin::set_roles))
+        .route(
+            "/admin/users/{id}/disabled",
+            post(pages::admin::set_disabled),
+        )
+        .route("/admin/orders", get(pages::admin::orders))
+        .route(
+            "/admin/orders/{id}",
+            get(pages::admin::order).post(pages::admin::order_action),
         )
         .route("/notifications", get(pages::notifications::list))
         .route("/notifications/read", post(pages::notifications::read_all))

@@ -3,6 +3,7 @@
 //! rendering, and the pages that say something went wrong.
 
 pub mod account;
+pub mod admin;
 pub mod cart;
 pub mod checkout;
 pub mod images;
@@ -28,6 +29,7 @@ use crate::{ApiError, AppState, Web};
 /// What every page's frame shows.
 pub struct Chrome {
     pub user: Option<String>,
+    pub admin: bool,
     pub csrf: String,
     pub notice: Option<Notice>,
     pub cart_count: i64,
@@ -108,6 +110,7 @@ impl Chrome {
         let user = visit.user();
         Chrome {
             user: user.map(|u| u.name.clone()),
+            admin: user.is_some_and(|u| u.has_role("ADMIN")),
             csrf: visit.session.csrf.clone(),
             notice,
             cart_count: counts.cart,
@@ -234,6 +237,18 @@ pub struct Connection<T> {
     pub total_count: i64,
     #[serde(rename = "pageInfo")]
     pub page_info: Option<PageInfo>,
+}
+
+impl<T> Connection<T> {
+    /// The address of the next page, when there is one, made by `href` from its cursor
+    /// (percent-encoded).
+    pub fn next_page(&self, href: impl Fn(&str) -> String) -> Option<String> {
+        self.page_info
+            .as_ref()
+            .filter(|i| i.has_next_page)
+            .and_then(|i| i.end_cursor.as_deref())
+            .map(|c| href(&shop::encode(c)))
+    }
 }
 
 #[derive(Deserialize)]

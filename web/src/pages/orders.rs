@@ -191,11 +191,7 @@ pub async fn list(
     };
     let next = data
         .my_orders
-        .page_info
-        .as_ref()
-        .filter(|i| i.has_next_page)
-        .and_then(|i| i.end_cursor.clone())
-        .map(|c| format!("/orders?after={}", super::shop::encode(&c)));
+        .next_page(|after| format!("/orders?after={after}"));
     let chrome = Chrome::of(&mut visit, count);
     let page = render(
         StatusCode::OK,
