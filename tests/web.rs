@@ -768,3 +768,110 @@ async fn an_admin_manages_accounts_and_moves_orders_from_the_console() {
     assert_eq!(page.status, 422, "{}", page.html);
     h.stop().await;
 }
+
+/// The account page: details (the frame follows a new name), a saved default address
+/// that checkout then prices at once, a wrong current password refused in words, and
+/// signing out everywhere, which also ends a sign-in in another browser.
+#[tokio::test]
+async fn a_shopper_keeps_their_account_and_signs_out_everywhere() {
+    use common::web::Browser;
+    let (h, home) = web_platform(1).await;
+    let (mut b, _) =
+        Browser::signed_in(&home, "customer@demo.shop", shop::seed::DEMO_PASSWORD).await;
+    let (mut other, page) =
+        Browser::signed_in(&home, "customer@demo.shop", shop::seed::DEMO_PASSWORD).await;
+    assert!(page.html.contains("Demo Customer"));
+    let page = b.get("/account").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("customer@demo.shop"), "{}", page.html);
+    let csrf = page.csrf();
+
+    let page = b
+        .submit(
+            "/account/profile",
+            &[("csrf", &csrf), ("name", "Dana Customer"), ("phone", "")],
+        )
+        .await;
+    assert!(
+        page.html.contains("Your details are saved"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains(">Dana Customer</a>"),
+        "the frame shows the new name"
+    );
+
+    let page = b
+        .submit(
+            "/account/addresses",
+            &[
+                ("csrf", &csrf),
+                ("name", "Dana Customer"),
+                ("line1", "Rue de Rivoli 1"),
+                ("postal_code", "75001"),
+                ("city", "Paris"),
+                ("country", "fr"),
+                ("default", "1"),
+            ],
+        )
+        .await;
+    assert!(
+        page.html.contains("Rue de Rivoli 1, 75001 Paris, FR"),
+        "{}",
+        page.html
+    );
+    // Checkout prices shipping to the default address straight away.
+    let product = b
+        .get("/search?stock=1&sort=price-asc")
+        .await
+        .product_links()[0]
+        .clone();
+    let csrf2 = b.get(&format!("/product/{product}")).await.csrf();
+    b.submit(
+        "/cart/add",
+        &[("csrf", &csrf2), ("product", &product), ("quantity", "1")],
+    )
+    .await;
+    let page = b.get("/checkout").await;
+    assert!(page.html.contains("Place order: pay"), "{}", page.html);
+    assert!(page.html.contains("Rue de Rivoli 1"), "{}", page.html);
+
+    let page = b
+        .submit(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "wrong"),
+                ("new_password", "another long one"),
+            ],
+        )
+        .await;
+    assert!(
+        page.html.contains("class=\"notice error\""),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains("UNAUTHENTICATED") && !page.html.contains("BAD_USER_INPUT"));
+
+    let page = b.get("/account").await;
+    let id = common::web::between(&page.html, "name=\"id\" value=\"", "\"").unwrap();
+    let page = b
+        .submit("/account/addresses/remove", &[("csrf", &csrf), ("id", &id)])
+        .await;
+    assert!(!page.html.contains("Rue de Rivoli 1"), "{}", page.html);
+
+    let page = b
+        .submit("/account/sign-out-everywhere", &[("csrf", &csrf)])
+        .await;
+    assert!(
+        page.html.contains("signed out on every device"),
+        "{}",
+        page.html
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let page = other.get("/").await;
+    assert!(!page.html.contains("Dana Customer"), "{}", page.html);
+    assert!(page.html.contains("session ended"), "{}", page.html);
+    h.stop().await;
+}

@@ -274,6 +274,8 @@ try {
   await visit(page, "orders");
   await page.goto(url("/notifications"));
   await visit(page, "notifications");
+  await page.goto(url("/account"));
+  await visit(page, "account");
 } catch (e) {
   problems.push(`stopped: ${e.stack || e}`);
   if (page) {

@@ -131,6 +131,18 @@ pub fn router(opts: &WebOptions) -> Router {
             get(pages::account::sign_up_page).post(pages::account::sign_up),
         )
         .route("/sign-out", post(pages::account::sign_out))
+        .route("/account", get(pages::account::account))
+        .route("/account/profile", post(pages::account::save_profile))
+        .route("/account/addresses", post(pages::account::add_address))
+        .route(
+            "/account/addresses/remove",
+            post(pages::account::remove_address),
+        )
+        .route("/account/password", post(pages::account::change_password))
+        .route(
+            "/account/sign-out-everywhere",
+            post(pages::account::sign_out_everywhere),
+        )
         .route("/verify-email", get(pages::account::verify_email))
         .route(
             "/forgot-password",

@@ -1,4 +1,5 @@
-//! Accounts: sign up, e-mail verification (the link in the mail opens
+//! Accounts: the account page (details, saved addresses, password, signing out
+//! everywhere), sign up, e-mail verification (the link in the mail opens
 //! `/verify-email`), sign in with a password or an OpenID Connect provider, sign out,
 //! forgotten password (`/forgot-password`, then the mail's `/reset-password` link).
 //! Signing in moves the anonymous cart's items into the user's cart.
@@ -11,6 +12,7 @@ use axum_extra::extract::Query;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::orders::AddressView;
 use super::{Chrome, NoFields, Posted, Visited, local_path, render};
 use crate::Web;
 use crate::session::{SignedIn, TOKEN_FIELDS, TokenPair, Visit, say};
@@ -585,4 +587,214 @@ fn origin(web: &Web, headers: &axum::http::HeaderMap) -> String {
         .unwrap_or("127.0.0.1");
     let scheme = if web.secure_cookies { "https" } else { "http" };
     format!("{scheme}://{host}")
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub email_verified: bool,
+    pub has_password: bool,
+    pub active_sessions: i64,
+    pub addresses: Vec<AddressView>,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    chrome: Chrome,
+    me: Profile,
+}
+
+/// `GET /account`: profile, saved addresses, password, sign-ins.
+pub async fn account(Visited { web, mut visit }: Visited) -> Response {
+    if visit.user().is_none() {
+        return visit.finish(Redirect::to("/sign-in?next=/account"));
+    }
+    #[derive(Deserialize)]
+    struct Data {
+        me: Option<Profile>,
+    }
+    let (data, counts) = tokio::join!(
+        web.api.run::<Data>(
+            "query Account { me { name email phone emailVerified hasPassword activeSessions addresses { id name line1 line2 city postalCode region country isDefault } } }",
+            json!({}),
+            visit.token(),
+        ),
+        super::cart_count(&web, &visit)
+    );
+    let me = match data {
+        Ok(Data { me: Some(me) }) => me,
+        Ok(Data { me: None }) => return visit.finish(Redirect::to("/sign-in?next=/account")),
+        Err(e) => return super::failed(visit, e),
+    };
+    let chrome = Chrome::of(&mut visit, counts);
+    let page = render(StatusCode::OK, AccountPage { chrome, me });
+    visit.finish(page)
+}
+
+/// Runs an account mutation for the signed-in user and goes back to `/account` with
+/// `done` or the refusal in words.
+async fn account_change(
+    web: &Web,
+    mut visit: Visit,
+    query: &str,
+    vars: serde_json::Value,
+    done: &str,
+) -> Response {
+    if visit.user().is_none() {
+        return visit.finish(Redirect::to("/sign-in?next=/account"));
+    }
+    match web
+        .api
+        .run::<serde_json::Value>(query, vars, visit.token())
+        .await
+    {
+        Ok(_) => visit.notify(done),
+        Err(e) => visit.notify_error(say(&e)),
+    }
+    visit.finish(Redirect::to("/account"))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ProfileForm {
+    name: String,
+    phone: String,
+}
+
+/// `POST /account/profile`.
+pub async fn save_profile(
+    Posted {
+        web, visit, form, ..
+    }: Posted<ProfileForm>,
+) -> Response {
+    let phone = form.phone.trim();
+    let name = form.name.trim();
+    let mut visit = visit;
+    // The frame shows the name from the session: keep it in step.
+    if let Some(user) = visit.session_mut().user.as_mut()
+        && !name.is_empty()
+    {
+        user.name = name.chars().take(100).collect();
+    }
+    account_change(
+        &web,
+        visit,
+        "mutation Profile($input: ProfileInput!) { updateProfile(input: $input) { name } }",
+        json!({ "input": { "name": name, "phone": if phone.is_empty() { serde_json::Value::Null } else { json!(phone) } } }),
+        "Your details are saved.",
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct AddressForm {
+    name: String,
+    line1: String,
+    line2: String,
+    city: String,
+    postal_code: String,
+    region: String,
+    country: String,
+    /// `1`: ship here unless told otherwise.
+    default: String,
+}
+
+/// `POST /account/addresses`: a new saved address.
+pub async fn add_address(
+    Posted {
+        web, visit, form, ..
+    }: Posted<AddressForm>,
+) -> Response {
+    account_change(
+        &web,
+        visit,
+        "mutation AddAddress($input: AddressInput!) { addAddress(input: $input) { id } }",
+        json!({ "input": {
+            "kind": "SHIPPING", "name": form.name.trim(), "line1": form.line1.trim(), "line2": form.line2.trim(),
+            "city": form.city.trim(), "postalCode": form.postal_code.trim(), "region": form.region.trim(),
+            "country": form.country.trim().to_uppercase(), "isDefault": form.default == "1",
+        } }),
+        "The address is saved; checkout offers it.",
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RemoveAddressForm {
+    id: String,
+}
+
+/// `POST /account/addresses/remove`.
+pub async fn remove_address(
+    Posted {
+        web, visit, form, ..
+    }: Posted<RemoveAddressForm>,
+) -> Response {
+    account_change(
+        &web,
+        visit,
+        "mutation RemoveAddress($id: ID!) { removeAddress(id: $id) }",
+        json!({ "id": form.id }),
+        "The address is removed.",
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PasswordForm {
+    current: String,
+    new_password: String,
+}
+
+/// `POST /account/password`.
+pub async fn change_password(
+    Posted {
+        web, visit, form, ..
+    }: Posted<PasswordForm>,
+) -> Response {
+    account_change(
+        &web,
+        visit,
+        "mutation ChangePassword($current: String!, $new: String!) { changePassword(currentPassword: $current, newPassword: $new) }",
+        json!({ "current": form.current, "new": form.new_password }),
+        "Your password is changed.",
+    )
+    .await
+}
+
+/// `POST /account/sign-out-everywhere`: ends every sign-in of the account, this one
+/// too.
+pub async fn sign_out_everywhere(Posted { web, mut visit, .. }: Posted<NoFields>) -> Response {
+    if visit.user().is_none() {
+        return visit.finish(Redirect::to("/sign-in"));
+    }
+    let result = web
+        .api
+        .run::<serde_json::Value>(
+            "mutation Everywhere { logoutEverywhere }",
+            json!({}),
+            visit.token(),
+        )
+        .await;
+    match result {
+        Ok(_) => {
+            if let Some(u) = visit.user() {
+                web.exchanges.forget(&u.refresh);
+            }
+            visit.sign_out();
+            visit.notify("You are signed out on every device.");
+            visit.finish(Redirect::to("/"))
+        }
+        Err(e) => {
+            visit.notify_error(say(&e));
+            visit.finish(Redirect::to("/account"))
+        }
+    }
 }
