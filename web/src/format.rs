@@ -9,15 +9,9 @@ pub struct Money {
     pub currency: String,
 }
 
-/// Digits after the point: the codes whose minor unit is not a hundredth, else 2.
+/// Digits after the point: the API's own table (2 for a code it does not know).
 pub fn exponent_of(currency: &str) -> u32 {
-    match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        "CLF" | "UYW" => 4,
-        _ => 2,
-    }
+    shop_kit::money::currency_exponent(currency).map_or(2, u32::from)
 }
 
 /// `€12.50`, `$3.00`, `£0.99`, `1,200 JPY`, `7.125 KWD`.

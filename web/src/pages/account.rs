@@ -65,7 +65,7 @@ async fn sign_in_form(
     error: Option<String>,
 ) -> Response {
     let providers = providers(web).await;
-    let count = super::cart_count(web, &visit).await;
+    let count = super::frame_counts(web, &visit).await;
     let chrome = Chrome::of(&mut visit, count);
     let page = render(
         status,
@@ -218,7 +218,7 @@ struct SignUpPage {
 /// `GET /sign-up`.
 pub async fn sign_up_page(Visited { web, mut visit }: Visited) -> Response {
     let web = &*web;
-    let count = super::cart_count(web, &visit).await;
+    let count = super::frame_counts(web, &visit).await;
     let chrome = Chrome::of(&mut visit, count);
     let page = render(
         StatusCode::OK,
@@ -623,7 +623,7 @@ pub async fn account(Visited { web, mut visit }: Visited) -> Response {
             json!({}),
             visit.token(),
         ),
-        super::cart_count(&web, &visit)
+        super::frame_counts(&web, &visit)
     );
     let me = match data {
         Ok(Data { me: Some(me) }) => me,

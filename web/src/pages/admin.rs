@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::orders::{OrderView, status_label, when};
-use super::{Chrome, Connection, Posted, Visited, cart_count, error_page, failed, render};
+use super::{Chrome, Connection, Posted, Visited, error_page, failed, frame_counts, render};
 use crate::Web;
 use crate::session::{Visit, say};
 
@@ -68,7 +68,8 @@ impl UserRow {
     }
 }
 
-pub struct RoleChoice {
+/// A choice in a list of fixed ones (roles, statuses), ticked or not.
+pub struct Pick {
     pub code: &'static str,
     pub name: &'static str,
     pub checked: bool,
@@ -79,7 +80,7 @@ pub struct RoleChoice {
 struct UsersPage {
     chrome: Chrome,
     q: String,
-    roles: Vec<RoleChoice>,
+    roles: Vec<Pick>,
     users: Vec<UserRow>,
     total: i64,
     next: Option<String>,
@@ -114,7 +115,7 @@ pub async fn users(Visited { web, visit }: Visited, Query(p): Query<UsersParams>
             json!({ "q": if q.is_empty() { Value::Null } else { json!(q) }, "role": role, "after": p.after }),
             visit.token(),
         ),
-        cart_count(&web, &visit)
+        frame_counts(&web, &visit)
     );
     let data = match data {
         Ok(d) => d,
@@ -135,7 +136,7 @@ pub async fn users(Visited { web, visit }: Visited, Query(p): Query<UsersParams>
             q: q.to_string(),
             roles: ROLES
                 .iter()
-                .map(|(code, name)| RoleChoice {
+                .map(|(code, name)| Pick {
                     code,
                     name,
                     checked: *code == p.role,
@@ -154,7 +155,7 @@ pub async fn users(Visited { web, visit }: Visited, Query(p): Query<UsersParams>
 struct UserPage {
     chrome: Chrome,
     user: UserRow,
-    roles: Vec<RoleChoice>,
+    roles: Vec<Pick>,
     myself: bool,
 }
 
@@ -180,7 +181,7 @@ pub async fn user(Visited { web, visit }: Visited, Path(id): Path<String>) -> Re
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let (found, counts) = tokio::join!(load_user(&web, &visit, &id), cart_count(&web, &visit));
+    let (found, counts) = tokio::join!(load_user(&web, &visit, &id), frame_counts(&web, &visit));
     let user = match found {
         Ok(Some(u)) => u,
         Ok(None) => {
@@ -196,7 +197,7 @@ pub async fn user(Visited { web, visit }: Visited, Path(id): Path<String>) -> Re
     let myself = visit.user().is_some_and(|u| u.id == user.id);
     let roles = ROLES
         .iter()
-        .map(|(code, name)| RoleChoice {
+        .map(|(code, name)| Pick {
             code,
             name,
             checked: user.roles.iter().any(|r| r == code),
@@ -322,7 +323,7 @@ pub struct OrderRow {
 #[template(path = "admin_orders.html")]
 struct OrdersPage {
     chrome: Chrome,
-    statuses: Vec<RoleChoice>,
+    statuses: Vec<Pick>,
     orders: Vec<OrderRow>,
     next: Option<String>,
 }
@@ -376,7 +377,7 @@ pub async fn orders(Visited { web, visit }: Visited, Query(p): Query<OrdersParam
             json!({ "status": status, "after": p.after }),
             visit.token()
         ),
-        cart_count(&web, &visit)
+        frame_counts(&web, &visit)
     );
     let data = match data {
         Ok(d) => d,
@@ -395,7 +396,7 @@ pub async fn orders(Visited { web, visit }: Visited, Query(p): Query<OrdersParam
             chrome,
             statuses: STATUSES
                 .iter()
-                .map(|s| RoleChoice {
+                .map(|s| Pick {
                     code: s,
                     name: status_label(s),
                     checked: *s == p.status,
@@ -423,7 +424,7 @@ struct OrderPage {
     order: OrderView,
     buyer: String,
     /// The statuses the order may move on to by hand.
-    moves: Vec<RoleChoice>,
+    moves: Vec<Pick>,
     refundable: bool,
 }
 
@@ -451,7 +452,7 @@ pub async fn order(Visited { web, visit }: Visited, Path(id): Path<String>) -> R
     let q = format!("query AdminOrder($id: ID!) {{ order(id: $id) {{ {ADMIN_ORDER_FIELDS} }} }}");
     let (data, counts) = tokio::join!(
         web.api.run::<Data>(&q, json!({ "id": id }), visit.token()),
-        cart_count(&web, &visit)
+        frame_counts(&web, &visit)
     );
     let o = match data {
         Ok(d) => d.order,
@@ -459,7 +460,7 @@ pub async fn order(Visited { web, visit }: Visited, Path(id): Path<String>) -> R
     };
     let moves = next_steps(&o.order.status)
         .iter()
-        .map(|s| RoleChoice {
+        .map(|s| Pick {
             code: s,
             name: status_label(s),
             checked: false,

@@ -146,7 +146,7 @@ struct CartPage {
 /// `/cart`.
 pub async fn show(Visited { web, mut visit }: Visited) -> Response {
     let web = &*web;
-    let (cart, counts) = tokio::join!(load(web, &visit), super::cart_count(web, &visit));
+    let (cart, counts) = tokio::join!(load(web, &visit), super::frame_counts(web, &visit));
     let cart = match cart {
         Ok(c) => c,
         Err(e) => return failed(visit, e),

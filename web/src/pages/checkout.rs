@@ -156,13 +156,6 @@ struct Offer {
     max_days: i64,
 }
 
-/// `amount × bp / 10 000`, rounded half away from zero: how the API taxes shipping.
-fn apply_rate(amount: i64, bp: i64) -> i64 {
-    let scaled = i128::from(amount) * i128::from(bp);
-    let half = 5_000i128 * scaled.signum();
-    i64::try_from((scaled + half) / 10_000).unwrap_or(i64::MAX)
-}
-
 /// Prices shipping to `address` (setting the cart's tax country first, so the totals
 /// are the ones the order will have); `picked` are the ways chosen so far
 /// (`supplier:method`), the cheapest where none is.
@@ -256,7 +249,9 @@ async fn quote(
             options,
         });
     }
-    let shipping_tax = apply_rate(shipping, cart.tax_rate_basis_points);
+    // Taxed as the orders subgraph taxes it: the cart's rate, its rounding.
+    let rate = u32::try_from(cart.tax_rate_basis_points.clamp(0, 100_000)).unwrap_or(0);
+    let shipping_tax = shop_kit::money::apply_rate(shipping, rate);
     let quote = Quote {
         parts,
         shipping: Money {

@@ -53,7 +53,7 @@ impl From<i64> for Counts {
     }
 }
 
-pub async fn cart_count(web: &Web, visit: &Visit) -> Counts {
+pub async fn frame_counts(web: &Web, visit: &Visit) -> Counts {
     #[derive(Deserialize)]
     struct Count {
         #[serde(rename = "itemCount")]

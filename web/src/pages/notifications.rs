@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::orders::when;
-use super::{Chrome, Connection, NoFields, Posted, Visited, cart_count, failed, relay, render};
+use super::{Chrome, Connection, NoFields, Posted, Visited, failed, frame_counts, relay, render};
 use crate::session::say;
 
 #[derive(Deserialize)]
@@ -64,7 +64,7 @@ pub async fn list(Visited { web, mut visit }: Visited) -> Response {
             json!({}),
             visit.token(),
         ),
-        cart_count(&web, &visit)
+        frame_counts(&web, &visit)
     );
     match data {
         Ok(d) => {

@@ -11,7 +11,7 @@ use axum::response::{Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Chrome, Connection, Posted, Visited, cart_count, failed, relay, render};
+use super::{Chrome, Connection, Posted, Visited, failed, frame_counts, relay, render};
 use crate::format::Money;
 use crate::session::say;
 
@@ -183,7 +183,7 @@ pub async fn list(
     let (data, count) = tokio::join!(
         web.api
             .run::<Data>(&q, json!({ "after": p.after }), visit.token()),
-        cart_count(&web, &visit)
+        frame_counts(&web, &visit)
     );
     let data = match data {
         Ok(d) => d,
@@ -223,7 +223,7 @@ pub async fn show(Visited { web, mut visit }: Visited, Path(id): Path<String>) -
     let q = format!("query Order($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}");
     let (data, count) = tokio::join!(
         web.api.run::<Data>(&q, json!({ "id": id }), visit.token()),
-        cart_count(&web, &visit)
+        frame_counts(&web, &visit)
     );
     match data {
         Ok(d) => {

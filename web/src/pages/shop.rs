@@ -11,7 +11,7 @@ use axum_extra::extract::Query;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Chrome, Connection, Named, Visited, cart_count, failed, render};
+use super::{Chrome, Connection, Named, Visited, failed, frame_counts, render};
 use crate::format::{Money, plural};
 
 const HOME: &str = "query Home { catalogs(first: 50) { nodes { id name description supplier { name } categories { id name children { id name } } } } }";
@@ -50,7 +50,7 @@ pub async fn home(Visited { web, mut visit }: Visited) -> Response {
     let web = &*web;
     let (data, count) = tokio::join!(
         web.api.run::<HomeData>(HOME, json!({}), visit.token()),
-        cart_count(web, &visit)
+        frame_counts(web, &visit)
     );
     match data {
         Ok(d) => {
@@ -216,12 +216,12 @@ struct CategoryHead {
 struct HeadCategory {
     id: String,
     name: String,
-    catalog: Option<Named2>,
-    path: Vec<Named2>,
+    catalog: Option<IdName>,
+    path: Vec<IdName>,
 }
 
 #[derive(Deserialize)]
-struct Named2 {
+struct IdName {
     id: String,
     name: String,
 }
@@ -440,7 +440,7 @@ async fn listing(Visited { web, mut visit }: Visited, scope: Scope, p: ListParam
     let (data, head, count) = tokio::join!(
         web.api.run::<ListingData>(LISTING, vars, token.as_deref()),
         head,
-        cart_count(web, &visit)
+        frame_counts(web, &visit)
     );
     let (head, scoped) = match head {
         Ok(h) => h,
@@ -671,7 +671,7 @@ struct ProductView {
     only_left: Option<i64>,
     weight_grams: Option<i64>,
     catalog: Option<ProductCatalog>,
-    category: Option<HeadCategory2>,
+    category: Option<ProductCategory>,
     rating: Rating,
     reviews: Connection<ReviewView>,
     similar: Vec<Card>,
@@ -685,8 +685,8 @@ struct ProductCatalog {
 }
 
 #[derive(Deserialize)]
-struct HeadCategory2 {
-    path: Vec<Named2>,
+struct ProductCategory {
+    path: Vec<IdName>,
 }
 
 #[derive(Deserialize)]
@@ -759,7 +759,7 @@ pub async fn product(Visited { web, mut visit }: Visited, Path(id): Path<String>
     let (data, count) = tokio::join!(
         web.api
             .run::<ProductData>(PRODUCT, json!({ "id": id }), visit.token()),
-        cart_count(web, &visit)
+        frame_counts(web, &visit)
     );
     let p = match data {
         Ok(ProductData { product: Some(p) }) => p,

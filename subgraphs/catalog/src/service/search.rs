@@ -555,23 +555,23 @@ pub(super) struct Omit<'a> {
 }
 
 impl Omit<'_> {
+    const NOTHING: Omit<'static> = Omit {
+        category: false,
+        price: false,
+        in_stock: false,
+        attribute: None,
+    };
     pub const CATEGORY: Omit<'static> = Omit {
         category: true,
-        price: false,
-        in_stock: false,
-        attribute: None,
+        ..Omit::NOTHING
     };
     pub const PRICE: Omit<'static> = Omit {
-        category: false,
         price: true,
-        in_stock: false,
-        attribute: None,
+        ..Omit::NOTHING
     };
     pub const IN_STOCK: Omit<'static> = Omit {
-        category: false,
-        price: false,
         in_stock: true,
-        attribute: None,
+        ..Omit::NOTHING
     };
 }
 
