@@ -489,6 +489,7 @@ async fn seed_catalogs(ctx: &CatalogCtx, report: &mut SeedReport) -> anyhow::Res
                     150,
                     40 + (i as i32 % 3) * 30,
                 )),
+                status: None,
             };
             products::insert(ctx, &txn, &cat, input)
                 .await

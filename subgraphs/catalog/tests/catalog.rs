@@ -828,3 +828,69 @@ async fn facet_counts_match_what_each_choice_would_list() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_supplier_drafts_publishes_and_archives_a_product_and_shoppers_see_only_what_is_on_sale()
+{
+    for_each_db("product_status", async |env| {
+        let cat = env.catalog(supplier_a(), "Garden").await;
+        let d = env
+            .ok(
+                supplier_a(),
+                "mutation($c: ID!) { createProduct(input: {catalogId: $c, sku: \"RAKE-1\", name: \"Rake\", price: {amount: 1500, currency: \"EUR\"}, status: DRAFT}) { id status } }",
+                json!({ "c": cat }),
+            )
+            .await;
+        assert_eq!(d["createProduct"]["status"], "DRAFT", "[{}]", env.label);
+        let id = d["createProduct"]["id"].as_str().unwrap().to_string();
+        let shopper_sees = async || {
+            let d = env
+                .ok(None, "query($c: ID!) { products(filter: {catalogId: $c}) { edges { node { sku } } } }", json!({ "c": cat }))
+                .await;
+            skus(&d, "/products/edges")
+        };
+        let supplier_sees = async |status: &str| {
+            let d = env
+                .ok(
+                    supplier_a(),
+                    &format!("query($c: ID!) {{ products(filter: {{catalogId: $c, status: [{status}]}}) {{ edges {{ node {{ sku }} }} }} }}"),
+                    json!({ "c": cat }),
+                )
+                .await;
+            skus(&d, "/products/edges")
+        };
+        assert!(shopper_sees().await.is_empty(), "[{}] a draft is not for sale", env.label);
+        assert_eq!(supplier_sees("DRAFT").await, vec!["RAKE-1"]);
+
+        let set = async |status: &str| {
+            env.ok(
+                supplier_a(),
+                &format!("mutation($id: ID!) {{ updateProduct(id: $id, input: {{status: {status}}}) {{ status name }} }}"),
+                json!({ "id": id }),
+            )
+            .await
+        };
+        let d = set("ACTIVE").await;
+        assert_eq!(d["updateProduct"]["status"], "ACTIVE");
+        assert_eq!(d["updateProduct"]["name"], "Rake", "other fields stay");
+        assert_eq!(shopper_sees().await, vec!["RAKE-1"]);
+
+        set("ARCHIVED").await;
+        assert!(shopper_sees().await.is_empty(), "[{}] archived is withdrawn", env.label);
+        assert_eq!(supplier_sees("ARCHIVED").await, vec!["RAKE-1"]);
+        assert!(supplier_sees("ACTIVE").await.is_empty());
+
+        // Only the catalog's owner may withdraw it.
+        assert_eq!(
+            env.code(
+                supplier_b(),
+                "mutation($id: ID!) { updateProduct(id: $id, input: {status: ACTIVE}) { id } }",
+                json!({ "id": id }),
+            )
+            .await,
+            "FORBIDDEN"
+        );
+        assert_eq!(supplier_sees("ARCHIVED").await, vec!["RAKE-1"]);
+    })
+    .await;
+}

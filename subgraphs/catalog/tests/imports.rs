@@ -101,8 +101,19 @@ impl Env {
 
     /// Waits until the job is in a status nobody moves it out of by itself.
     async fn settle(&self, id: &str) -> Value {
+        self.settle_as(SUPPLIER_A, id).await
+    }
+
+    async fn settle_as(&self, who: &str, id: &str) -> Value {
         for _ in 0..1500 {
-            let job = self.job(id).await;
+            let d = self
+                .gql(
+                    who,
+                    &format!("query($i: ID!) {{ catalogImport(id: $i) {{ {JOB} }} }}"),
+                    json!({ "i": id }),
+                )
+                .await;
+            let job = data_of(&d, self.label)["catalogImport"].clone();
             let s = job["status"].as_str().unwrap().to_string();
             if !["QUEUED", "VALIDATING", "APPLYING", "ROLLING_BACK"].contains(&s.as_str()) {
                 return job;
@@ -996,6 +1007,72 @@ async fn long_names_and_descriptions_import_whole_on_every_database() {
             "[{}]",
             env.label
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn import_jobs_are_listed_per_catalog_per_supplier_and_for_admins_all_by_status() {
+    for_each_db("import_lists", async |env| {
+        let kitchen = env.catalog().await;
+        let garden = env.catalog().await;
+        let reviewed = env.import(&kitchen, "a.csv", FIRST, json!({ "dryRun": true })).await;
+        let applied = env.import(&garden, "b.csv", FIRST, json!({})).await;
+        assert_eq!(reviewed["status"], "READY", "[{}]", env.label);
+        assert_eq!(applied["status"], "DONE", "[{}]", env.label);
+        // Another supplier's catalog and import.
+        let d = data_of(
+            &env.gql(SUPPLIER_B, "mutation { createCatalog(input: {name: \"B\"}) { id } }", json!({})).await,
+            env.label,
+        );
+        let theirs = d["createCatalog"]["id"].as_str().unwrap().to_string();
+        let upload = uploads::store(&env.ctx.db, SUPPLIER_B, "c.csv", "text/csv", FIRST.as_bytes(), 1 << 30)
+            .await
+            .unwrap()
+            .id;
+        let d = data_of(
+            &env.gql(
+                SUPPLIER_B,
+                "mutation($c: ID!, $u: ID) { startCatalogImport(catalogId: $c, uploadId: $u, options: {dryRun: true}) { id } }",
+                json!({ "c": theirs, "u": upload }),
+            )
+            .await,
+            env.label,
+        );
+        let other = d["startCatalogImport"]["id"].as_str().unwrap().to_string();
+        env.settle_as(SUPPLIER_B, &other).await;
+
+        let list = async |who: Option<Principal>, args: &str| -> (i64, Vec<(String, String)>) {
+            let q = format!("{{ catalogImports(first: 10 {args}) {{ totalCount nodes {{ id catalog {{ name }} }} }} }}");
+            let d = data_of(&execute_as(&env.schema, who, &q, json!({})).await, env.label);
+            let nodes = d["catalogImports"]["nodes"].as_array().unwrap();
+            (
+                d["catalogImports"]["totalCount"].as_i64().unwrap(),
+                nodes
+                    .iter()
+                    .map(|n| (n["id"].as_str().unwrap().to_string(), n["catalog"]["name"].as_str().unwrap().to_string()))
+                    .collect(),
+            )
+        };
+        let id = |j: &Value| j["id"].as_str().unwrap().to_string();
+        let mine = list(supplier(SUPPLIER_A), "").await;
+        assert_eq!(mine.0, 2, "[{}] {mine:?}", env.label);
+        // Newest first.
+        assert_eq!(mine.1.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>(), vec![id(&applied), id(&reviewed)]);
+        let one = list(supplier(SUPPLIER_A), &format!("catalogId: \"{kitchen}\"")).await;
+        assert_eq!(one.1, vec![(id(&reviewed), "Kitchen".to_string())]);
+        let admin = Some(Principal::with_roles("00000000-0000-7000-8000-0000000000ad", &[Role::Admin], "test"));
+        let all = list(admin.clone(), "").await;
+        assert_eq!(all.0, 3, "[{}] {all:?}", env.label);
+        let ready = list(admin, "status: READY").await;
+        let mut ready_ids: Vec<String> = ready.1.iter().map(|(i, _)| i.clone()).collect();
+        ready_ids.sort();
+        let mut expected = vec![id(&reviewed), other.clone()];
+        expected.sort();
+        assert_eq!(ready_ids, expected);
+        // Another supplier's catalog stays closed.
+        let d = execute_as(&env.schema, supplier(SUPPLIER_A), &format!("{{ catalogImports(catalogId: \"{theirs}\") {{ totalCount }} }}"), json!({})).await;
+        assert_eq!(error_code_of(&d, env.label), "FORBIDDEN");
     })
     .await;
 }

@@ -1,8 +1,10 @@
 //! The GraphQL face of catalog imports (see `service::imports`).
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use shop_kit::auth::caller;
+use shop_kit::db::ByIdLoader;
 use shop_kit::pagination::Paged;
 
 use super::inputs::page;
@@ -255,6 +257,14 @@ impl CatalogImport {
     }
     async fn catalog_id(&self) -> ID {
         ID(self.0.catalog_id.clone())
+    }
+    /// The catalog imported into; null once it was deleted.
+    async fn catalog(&self, ctx: &Context<'_>) -> Result<Option<super::types::Catalog>> {
+        let loader = ctx.data::<DataLoader<ByIdLoader<crate::entity::catalog::Entity>>>()?;
+        Ok(loader
+            .load_one(self.0.catalog_id.clone())
+            .await?
+            .map(super::types::Catalog))
     }
     async fn status(&self) -> JobStatus {
         JobStatus::parse(&self.0.status).unwrap_or(JobStatus::Failed)

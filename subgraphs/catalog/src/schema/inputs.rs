@@ -142,6 +142,9 @@ pub struct CreateProductInput {
     pub weight_grams: Option<i32>,
     /// Outer size of the packed product.
     pub dimensions: Option<DimensionsInput>,
+    /// ACTIVE (default) puts it on sale at once; DRAFT keeps it off the storefront
+    /// until it is ready.
+    pub status: Option<crate::service::products::Status>,
 }
 
 /// A packed product's outer size in millimetres, each 1 to 10,000.
@@ -173,4 +176,7 @@ pub struct UpdateProductInput {
     pub weight_grams: async_graphql::MaybeUndefined<i32>,
     /// `null` makes the size unknown again.
     pub dimensions: async_graphql::MaybeUndefined<DimensionsInput>,
+    /// ARCHIVED withdraws the product from sale (kept for orders; carts holding it
+    /// can no longer check it out); ACTIVE puts it back on sale.
+    pub status: Option<crate::service::products::Status>,
 }

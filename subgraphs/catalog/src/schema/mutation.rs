@@ -137,6 +137,7 @@ impl MutationRoot {
             attributes: input.attributes.map(|a| a.0),
             weight_grams: input.weight_grams,
             dimensions: input.dimensions.map(DimensionsInput::sides),
+            status: input.status,
         };
         Ok(Product(
             products::create(ctx.data::<CatalogCtx>()?, &caller(ctx), new).await?,
@@ -160,6 +161,7 @@ impl MutationRoot {
             attributes: input.attributes.map(|a| a.0),
             weight_grams: maybe(input.weight_grams),
             dimensions: maybe(input.dimensions).map(|d| d.map(DimensionsInput::sides)),
+            status: input.status,
         };
         Ok(Product(
             products::update(ctx.data::<CatalogCtx>()?, &caller(ctx), &id, changes).await?,

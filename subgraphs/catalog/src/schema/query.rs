@@ -103,11 +103,15 @@ impl QueryRoot {
         catalog_import(ctx, &id).await
     }
 
-    /// A catalog's import jobs, newest first.
+    /// Import jobs, newest first: a catalog's, or (without `catalogId`) every one of
+    /// the caller's catalogs, and for an admin every import there is; `status` keeps
+    /// the jobs in that state.
+    #[allow(clippy::too_many_arguments)] // GraphQL arguments, one each.
     async fn catalog_imports(
         &self,
         ctx: &Context<'_>,
-        catalog_id: ID,
+        catalog_id: Option<ID>,
+        status: Option<crate::service::imports::JobStatus>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -117,7 +121,8 @@ impl QueryRoot {
         let (window, rows) = crate::service::imports::list(
             svc,
             &shop_kit::auth::caller(ctx),
-            &catalog_id,
+            catalog_id.as_ref().map(|c| c.as_str()),
+            status,
             &page(first, after, last, before),
         )
         .await?;

@@ -72,6 +72,8 @@ pub struct NewProduct {
     pub attributes: Option<Json>,
     pub weight_grams: Option<i32>,
     pub dimensions: Option<Dimensions>,
+    /// `None`: active.
+    pub status: Option<Status>,
 }
 
 /// Outer size in millimetres: length, width, height.
@@ -123,6 +125,7 @@ pub struct ProductChanges {
     pub weight_grams: Option<Option<i32>>,
     /// `Some(None)` forgets the size.
     pub dimensions: Option<Option<Dimensions>>,
+    pub status: Option<Status>,
 }
 
 pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> ApiResult<Option<product::Model>> {
@@ -336,7 +339,7 @@ pub async fn insert<C: ConnectionTrait>(
         attributes: Set(validate_attributes(input.attributes)?),
         in_stock: Set(false),
         stock_version: Set(0),
-        status: Set(Status::Active.as_str().to_string()),
+        status: Set(input.status.unwrap_or(Status::Active).as_str().to_string()),
         stock_on_hand: Set(None),
         weight_grams: Set(weight),
         length_mm: Set(length),
@@ -447,6 +450,9 @@ pub async fn update(
         m.length_mm = Set(l);
         m.width_mm = Set(w);
         m.height_mm = Set(h);
+    }
+    if let Some(status) = changes.status {
+        m.status = Set(status.as_str().to_string());
     }
     m.updated_at = Set(Utc::now());
     let updated = m.update(&txn).await?;

@@ -448,13 +448,30 @@ pub async fn visible<C: ConnectionTrait>(
 pub async fn list(
     ctx: &CatalogCtx,
     caller: &Caller,
-    catalog_id: &str,
+    catalog_id: Option<&str>,
+    status: Option<JobStatus>,
     page: &PageArgs,
 ) -> ApiResult<(Window, Vec<import::Model>)> {
     let p = require_writer(caller)?;
-    writable_catalog(&ctx.db, p, catalog_id).await?;
     page.validate()?;
-    let q = import::Entity::find().filter(import::Column::CatalogId.eq(catalog_id));
+    let mut q = import::Entity::find();
+    if let Some(catalog_id) = catalog_id {
+        writable_catalog(&ctx.db, p, catalog_id).await?;
+        q = q.filter(import::Column::CatalogId.eq(catalog_id));
+    } else if !p.is_admin() {
+        // A supplier has a handful of catalogs: their ids make a short IN list.
+        let own: Vec<String> = catalog::Entity::find()
+            .select_only()
+            .column(catalog::Column::Id)
+            .filter(catalog::Column::SupplierId.eq(p.user_id.as_str()))
+            .into_tuple()
+            .all(&ctx.db)
+            .await?;
+        q = q.filter(import::Column::CatalogId.is_in(own));
+    }
+    if let Some(status) = status {
+        q = q.filter(import::Column::Status.eq(status.as_str()));
+    }
     let total = q.clone().count(&ctx.db).await?;
     let window = page.window(total)?;
     let rows = q
