@@ -875,3 +875,428 @@ async fn a_shopper_keeps_their_account_and_signs_out_everywhere() {
     assert!(page.html.contains("session ended"), "{}", page.html);
     h.stop().await;
 }
+
+/// The supplier portal over real HTTP: only suppliers (and admins) get in; a supplier
+/// creates a catalog, a category and a draft product (a bad price comes back as a
+/// sentence with the form filled in), receives stock (the ledger says why), sets an
+/// alert level (the product shows as running low), publishes and archives it (the
+/// shop follows); uploads a file, reviews the dry run's changes and row errors,
+/// applies it while the progress streams, rolls it back, and exports the catalog.
+/// The admin console lists the import and the mail sent.
+#[tokio::test]
+async fn a_supplier_runs_a_catalog_from_the_portal() {
+    use common::web::{Browser, between};
+    let (h, home) = web_platform(900).await;
+    let sign_in = async |email: &str| {
+        let (b, page) = Browser::signed_in(&home, email, shop::seed::DEMO_PASSWORD).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        b
+    };
+    let mut shopper = sign_in("customer@demo.shop").await;
+    let page = shopper.get("/supplier").await;
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(!page.html.contains("href=\"/supplier\""));
+
+    let mut s = sign_in("northwind@demo.shop").await;
+    let page = s.get("/supplier").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(
+        page.html.contains("href=\"/supplier\">Sell</a>"),
+        "{}",
+        page.html
+    );
+    let csrf = page.csrf();
+    let page = s
+        .submit(
+            "/supplier/catalogs",
+            &[
+                ("csrf", &csrf),
+                ("name", "Portal <Test>"),
+                ("description", "made in a test"),
+            ],
+        )
+        .await;
+    assert!(
+        page.html
+            .contains("Catalog “Portal &#60;Test&#62;” created"),
+        "{}",
+        page.html
+    );
+    let catalog = between(&page.html, "href=\"/supplier/catalogs/", "/products/new\"").unwrap();
+    let page = s
+        .submit(
+            &format!("/supplier/catalogs/{catalog}/categories"),
+            &[
+                ("csrf", &csrf),
+                ("action", "create"),
+                ("name", "Mugs"),
+                ("parent", ""),
+            ],
+        )
+        .await;
+    assert!(page.html.contains("Category “Mugs” added"), "{}", page.html);
+    let mugs = between(&page.html, "name=\"id\" value=\"", "\"").unwrap();
+
+    // A product: a price that does not read comes back with the form as typed.
+    let path = format!("/supplier/catalogs/{catalog}/products/new");
+    let page = s.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let product_form = |price: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "Speckled mug".to_string()),
+            ("sku", "PT-MUG-1".to_string()),
+            ("price", price.to_string()),
+            ("currency", "EUR".to_string()),
+            ("category", mugs.clone()),
+            ("description", "Hand thrown.".to_string()),
+            ("images", String::new()),
+            ("attributes", "color: blue\nsizes: S, M".to_string()),
+            ("weight", "350".to_string()),
+            ("status", "DRAFT".to_string()),
+        ]
+    };
+    let as_refs = |f: &Vec<(&'static str, String)>| -> Vec<(&str, String)> { f.clone() };
+    let bad = as_refs(&product_form("4,50"));
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = s.post(&path, &bad).await;
+    assert_eq!(page.status, 400, "{}", page.html);
+    assert!(
+        page.html.contains("Please give the price like 12.50"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("value=\"PT-MUG-1\""), "{}", page.html);
+    let good = product_form("4.50");
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = s.submit(&path, &good).await;
+    assert!(
+        page.html.contains("“Speckled mug” created"),
+        "{}",
+        page.html
+    );
+    let product = between(&page.html, "action=\"/supplier/products/", "/status\"").unwrap();
+    let supplier_token = h.token(shop::seed::DEMO_SUPPLIERS[0].0, Role::Supplier);
+    let stored = h
+        .gql(
+            Some(&supplier_token),
+            "query($id: ID!) { product(id: $id) { price { amount currency } status attributes weightGrams category { name } } }",
+            json!({ "id": product }),
+        )
+        .await;
+    assert_eq!(
+        stored.data()["product"],
+        json!({ "price": { "amount": 450, "currency": "EUR" }, "status": "DRAFT",
+                "attributes": { "color": "blue", "sizes": ["S", "M"] }, "weightGrams": 350,
+                "category": { "name": "Mugs" } })
+    );
+    let mut anonymous = Browser::new(&home);
+    assert_eq!(
+        anonymous.get(&format!("/product/{product}")).await.status,
+        404
+    );
+
+    // Stock: its record appears with the product's event; then units come in.
+    let product_page = format!("/supplier/products/{product}");
+    let mut page = s.get(&product_page).await;
+    for _ in 0..100 {
+        if page.html.contains("id=\"stock-on-hand\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        page = s.get(&product_page).await;
+    }
+    assert!(
+        page.html.contains("id=\"stock-on-hand\">0<"),
+        "{}",
+        page.html
+    );
+    let stock_path = format!("/supplier/products/{product}/stock");
+    let page = s
+        .submit(
+            &stock_path,
+            &[
+                ("csrf", &csrf),
+                ("action", "adjust"),
+                ("number", "+20"),
+                ("reason", "first delivery"),
+            ],
+        )
+        .await;
+    assert!(page.html.contains("Stock changed by +20."), "{}", page.html);
+    assert!(
+        page.html.contains("id=\"stock-on-hand\">20<"),
+        "{}",
+        page.html
+    );
+    let ledger = between(&page.html, "id=\"stock-ledger\"", "</table>").unwrap();
+    assert!(
+        ledger.contains("first delivery") && ledger.contains("+20"),
+        "{ledger}"
+    );
+    assert!(!page.html.contains("id=\"low-stock-alert\""));
+    let low_count = |html: &str| -> i64 {
+        between(html, "id=\"low-count\">", "<").map_or(0, |n| n.parse().unwrap())
+    };
+    let low_before = low_count(&s.get("/supplier").await.html);
+    let page = s
+        .submit(
+            &stock_path,
+            &[("csrf", &csrf), ("action", "threshold"), ("number", "25")],
+        )
+        .await;
+    assert!(
+        page.html.contains("id=\"low-stock-alert\""),
+        "{}",
+        page.html
+    );
+    let page = s
+        .submit(
+            &stock_path,
+            &[
+                ("csrf", &csrf),
+                ("action", "adjust"),
+                ("number", "lots"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    assert!(page.html.contains("whole number"), "{}", page.html);
+    assert!(
+        page.html.contains("id=\"stock-on-hand\">20<"),
+        "{}",
+        page.html
+    );
+    let page = s.get("/supplier").await;
+    assert_eq!(low_count(&page.html), low_before + 1, "{}", page.html);
+    let page = s.get("/supplier/stock?low=1").await;
+    assert!(
+        page.html.contains("Speckled mug (PT-MUG-1)"),
+        "{}",
+        page.html
+    );
+
+    // Published, the shop sells it; archived, it is gone from the shop.
+    let status_path = format!("/supplier/products/{product}/status");
+    let page = s
+        .submit(&status_path, &[("csrf", &csrf), ("status", "ACTIVE")])
+        .await;
+    assert!(
+        page.html.contains("id=\"product-state\">On sale<"),
+        "{}",
+        page.html
+    );
+    assert_eq!(
+        anonymous.get(&format!("/product/{product}")).await.status,
+        200
+    );
+    let page = s
+        .submit(&status_path, &[("csrf", &csrf), ("status", "ARCHIVED")])
+        .await;
+    assert!(
+        page.html.contains("id=\"product-state\">Archived<"),
+        "{}",
+        page.html
+    );
+    // Archived: its page stays for past orders' links, but it is no longer sold.
+    let page = anonymous.get(&format!("/product/{product}")).await;
+    assert!(page.html.contains("No longer sold"), "{}", page.html);
+    assert!(!page.html.contains("action=\"/cart/add\""), "{}", page.html);
+    let page = s
+        .get(&format!("/supplier/catalogs/{catalog}?status=ARCHIVED"))
+        .await;
+    assert!(
+        page.html.contains("1 product") && page.html.contains("PT-MUG-1"),
+        "{}",
+        page.html
+    );
+
+    // An import: without the form's token nothing starts.
+    let file = "sku,name,price,currency,category,attr:color,stock\n\
+                PT-CUP-1,Tea cup,6.00,EUR,Mugs > Cups,white,12\n\
+                PT-CUP-2,Coffee cup,not a price,EUR,Mugs > Cups,black,3\n\
+                PT-CUP-3,Espresso cup,3.20,EUR,Mugs > Cups,red,30\n";
+    let import_path = format!("/supplier/catalogs/{catalog}/import");
+    let page = s
+        .upload(
+            &import_path,
+            &[("csrf", "forged"), ("review", "1")],
+            "cups.csv",
+            file.into(),
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    let page = s.get(&page.location.unwrap()).await;
+    assert!(page.html.contains("That form had expired"), "{}", page.html);
+    assert!(
+        !page.html.contains("id=\"catalog-imports\""),
+        "{}",
+        page.html
+    );
+
+    let page = s
+        .upload(
+            &import_path,
+            &[
+                ("csrf", &csrf),
+                ("review", "1"),
+                ("on_error", "SKIP_ROWS"),
+                ("missing", "KEEP"),
+            ],
+            "cups.csv",
+            file.into(),
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.html);
+    let job_path = page.location.unwrap();
+    let job = job_path
+        .trim_start_matches("/supplier/imports/")
+        .to_string();
+    let mut page = s.get(&job_path).await;
+    for _ in 0..100 {
+        if !page.html.contains("data-events=") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        page = s.get(&job_path).await;
+    }
+    assert!(page.html.contains("Ready for review"), "{}", page.html);
+    assert!(
+        page.html.contains("id=\"count-create\">2<"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains("id=\"count-failed\">1<"),
+        "{}",
+        page.html
+    );
+    let errors = between(&page.html, "id=\"import-errors\"", "</table>").unwrap();
+    assert!(
+        errors.contains("<td data-label=\"Row\">3</td>") && errors.contains("not a price"),
+        "{errors}"
+    );
+    let changes = between(&page.html, "id=\"import-changes\"", "</table>").unwrap();
+    assert!(
+        changes.contains("PT-CUP-1") && changes.contains("PT-CUP-3") && changes.contains("New"),
+        "{changes}"
+    );
+    // Reviewed, not applied: the catalog has no cups yet.
+    let page = s.get(&format!("/supplier/catalogs/{catalog}?q=cup")).await;
+    assert!(page.html.contains("0 products"), "{}", page.html);
+
+    // Applied, with the progress streamed until it is done.
+    let page = s
+        .post(&job_path, &[("csrf", &csrf), ("action", "apply")])
+        .await;
+    assert_eq!(page.status, 303);
+    let events = s
+        .events_until(
+            &format!("{job_path}/events"),
+            "progress",
+            std::time::Duration::from_secs(30),
+            |e| e["moving"] == false,
+        )
+        .await;
+    let last = events.last().expect("progress events");
+    assert_eq!(last["status"], "DONE", "{events:?}");
+    assert_eq!(last["label"], "Applied");
+    assert_eq!(last["percent"], 100, "{events:?}");
+    let page = s.get(&job_path).await;
+    assert!(
+        page.html.contains("id=\"rollback-import\""),
+        "{}",
+        page.html
+    );
+    let page = s.get(&format!("/supplier/catalogs/{catalog}?q=cup")).await;
+    assert!(
+        page.html.contains("2 products") && page.html.contains("Espresso cup"),
+        "{}",
+        page.html
+    );
+
+    // Exported in the import's columns, then rolled back.
+    let (status, headers, bytes) = s
+        .download(
+            &format!("/supplier/catalogs/{catalog}/export"),
+            &[("csrf", &csrf), ("format", "CSV")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let disposition = headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"") && disposition.ends_with(".csv\""),
+        "{disposition}"
+    );
+    let csv = String::from_utf8(bytes).unwrap();
+    assert!(csv.starts_with("sku,"), "{csv}");
+    for sku in ["PT-CUP-1", "PT-CUP-3", "PT-MUG-1"] {
+        assert!(csv.contains(sku), "{sku}: {csv}");
+    }
+    assert!(!csv.contains("PT-CUP-2"));
+    let page = s
+        .post(&job_path, &[("csrf", &csrf), ("action", "rollback")])
+        .await;
+    assert_eq!(page.status, 303);
+    let events = s
+        .events_until(
+            &format!("{job_path}/events"),
+            "progress",
+            std::time::Duration::from_secs(30),
+            |e| e["moving"] == false,
+        )
+        .await;
+    assert_eq!(
+        events.last().expect("events")["status"],
+        "ROLLED_BACK",
+        "{events:?}"
+    );
+    let page = s.get(&format!("/supplier/catalogs/{catalog}?q=cup")).await;
+    assert!(page.html.contains("0 products"), "{}", page.html);
+
+    // Another supplier cannot open it (nor learn that it exists).
+    let mut other = sign_in("lumen@demo.shop").await;
+    let page = other.get(&job_path).await;
+    assert_eq!(page.status, 404, "{}", page.html);
+    assert!(!page.html.contains("cups.csv"));
+
+    // The admin console: the import among all, and the mail log.
+    h.gql(
+        None,
+        "mutation { requestPasswordReset(email: \"customer@demo.shop\") }",
+        json!({}),
+    )
+    .await
+    .data();
+    let mut admin = sign_in("admin@demo.shop").await;
+    let page = admin.get("/admin/imports?status=ROLLED_BACK").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(
+        page.html
+            .contains(&format!("href=\"/supplier/imports/{job}\">cups.csv</a>")),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("Portal &#60;Test&#62;"), "{}", page.html);
+    let page = admin.get("/admin/imports?status=DONE").await;
+    assert!(!page.html.contains("cups.csv"), "{}", page.html);
+    let mut mail = admin.get("/admin/mail?to=customer%40demo.shop").await;
+    for _ in 0..50 {
+        if mail
+            .html
+            .contains("<td data-label=\"To\">customer@demo.shop</td>")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        mail = admin.get("/admin/mail?to=customer%40demo.shop").await;
+    }
+    let table = between(&mail.html, "id=\"admin-mail\"", "</table>").unwrap();
+    assert!(
+        table.contains("customer@demo.shop") && table.to_lowercase().contains("password"),
+        "{table}"
+    );
+    assert!(!table.contains("northwind@demo.shop"), "{table}");
+    assert_eq!(s.get("/admin/mail").await.status, 403);
+    h.stop().await;
+}

@@ -173,3 +173,50 @@ impl Browser {
         (b, page)
     }
 }
+
+impl Browser {
+    /// Posts a form with a file (as a browser sends `enctype="multipart/form-data"`):
+    /// `fields` in order, then the file as `file`.
+    pub async fn upload(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> Page {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name.to_string())
+            .mime_str("text/csv")
+            .expect("mime");
+        form = form.part("file", part);
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .multipart(form);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().await.expect("the web app answers");
+        self.read(resp).await
+    }
+
+    /// A download: status, headers and bytes.
+    pub async fn download(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).form(form);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().await.expect("the web app answers");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.bytes().await.expect("body").to_vec())
+    }
+}

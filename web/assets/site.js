@@ -95,3 +95,26 @@ if (bell && window.EventSource) {
 document.querySelectorAll("input[data-requote]").forEach((radio) => {
   radio.addEventListener("change", () => document.getElementById("quote")?.click());
 });
+
+// An import's page follows the job live: the bar, the counts and the state; when the
+// job stops (ready for review, applied, failed...) the page reloads to show the outcome.
+const importLive = document.getElementById("import-live");
+if (importLive && importLive.dataset.events && window.EventSource) {
+  const source = new EventSource(importLive.dataset.events);
+  const bar = document.getElementById("import-progress");
+  const percent = document.getElementById("import-percent");
+  const status = document.getElementById("import-status");
+  const counts = document.getElementById("import-counts");
+  source.addEventListener("progress", (e) => {
+    const p = JSON.parse(e.data);
+    bar.value = p.percent;
+    bar.textContent = `${p.percent}%`;
+    percent.textContent = `${p.percent}%`;
+    status.textContent = p.label;
+    counts.textContent = `${p.rows} rows read · ${p.failed} with errors · ${p.applied} changes applied`;
+    if (!p.moving && p.status !== importLive.dataset.status) {
+      source.close();
+      location.reload();
+    }
+  });
+}

@@ -69,14 +69,91 @@ impl Api {
             .bytes()
             .await
             .map_err(|e| ApiError::Unreachable(e.to_string()))?;
-        let mut reply: Value =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::Unreachable(e.to_string()))?;
-        if reply["errors"].as_array().is_some_and(|e| !e.is_empty()) {
-            return Err(refusal(&reply));
-        }
-        serde_json::from_value(reply["data"].take())
+        serde_json::from_value(data_of(&bytes)?)
             .map_err(|e| ApiError::Unreachable(format!("unexpected answer: {e}")))
     }
+}
+
+impl Api {
+    /// Runs one operation with a file (a GraphQL multipart request: the file is the
+    /// variable `file`), its bytes streamed from `body`; the answer's `data`.
+    pub async fn upload(
+        &self,
+        operations: Value,
+        body: reqwest::Body,
+        file_name: &str,
+        content_type: &str,
+        token: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let part = reqwest::multipart::Part::stream(body)
+            .file_name(file_name.to_string())
+            .mime_str(content_type)
+            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        let form = reqwest::multipart::Form::new()
+            .text("operations", operations.to_string())
+            .text("map", r#"{"0":["variables.file"]}"#)
+            .part("0", part);
+        // No overall timeout: a big file takes as long as the browser takes to send it.
+        let mut req = self
+            .streams
+            .post(&self.url)
+            // The gateway lets a multipart request through only with a header a
+            // browser would have had to ask leave for (its CSRF rule).
+            .header("apollo-require-preflight", "true")
+            .multipart(form);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let bytes = req
+            .send()
+            .await
+            .map_err(|e| ApiError::Unreachable(e.to_string()))?
+            .bytes()
+            .await
+            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        data_of(&bytes)
+    }
+
+    /// A file the gateway serves (`/files/...`, as an export's link gives it), to pass
+    /// on as it streams.
+    pub async fn download(&self, path: &str) -> Result<reqwest::Response, ApiError> {
+        // Only the gateway's own files: the link is the API's, but nothing here fetches
+        // from elsewhere on anyone's say.
+        let url = if path.starts_with('/') && !path.starts_with("//") {
+            format!("{}{path}", self.origin())
+        } else if path.starts_with(&format!("{}/", self.origin())) {
+            path.to_string()
+        } else {
+            return Err(ApiError::Unreachable(format!(
+                "not the gateway's file: {path}"
+            )));
+        };
+        self.streams
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| ApiError::Unreachable(e.to_string()))
+    }
+
+    /// `http://host:port` of the gateway's URL.
+    fn origin(&self) -> &str {
+        let after_scheme = self.url.find("://").map_or(0, |i| i + 3);
+        match self.url[after_scheme..].find('/') {
+            Some(i) => &self.url[..after_scheme + i],
+            None => &self.url,
+        }
+    }
+}
+
+/// An answer's `data`, or its first error.
+fn data_of(bytes: &[u8]) -> Result<Value, ApiError> {
+    let mut reply: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::Unreachable(e.to_string()))?;
+    if reply["errors"].as_array().is_some_and(|e| !e.is_empty()) {
+        return Err(refusal(&reply));
+    }
+    Ok(reply["data"].take())
 }
 
 /// The first error of an answer, by its code.

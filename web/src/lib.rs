@@ -7,7 +7,9 @@
 //! `router()` is what the all-in-one process and the `shop web` role both serve.
 //! Where a page's code lives: `pages/shop.rs` (home, catalog, category, search,
 //! product), `pages/cart.rs`, `pages/orders.rs` (checkout, order history, live order
-//! page), `pages/admin.rs` (accounts, every order), `pages/account.rs` (sign up, in and out, e-mail
+//! page), `pages/admin.rs` (accounts, every order, mail), `pages/supplier.rs` (catalogs,
+//! categories, products, stock), `pages/supplier_imports.rs` (imports, exports, and the
+//! admin's list of imports), `pages/account.rs` (sign up, in and out, e-mail
 //! verification, password reset).
 
 pub mod api;
@@ -112,6 +114,57 @@ pub fn router(opts: &WebOptions) -> Router {
         .route(
             "/admin/orders/{id}",
             get(pages::admin::order).post(pages::admin::order_action),
+        )
+        .route("/admin/imports", get(pages::supplier_imports::admin_list))
+        .route("/admin/mail", get(pages::admin::mail))
+        .route("/supplier", get(pages::supplier::home))
+        .route("/supplier/stock", get(pages::supplier::stock))
+        .route("/supplier/catalogs", post(pages::supplier::create_catalog))
+        .route(
+            "/supplier/catalogs/{id}",
+            get(pages::supplier::catalog).post(pages::supplier::update_catalog),
+        )
+        .route(
+            "/supplier/catalogs/{id}/categories",
+            post(pages::supplier::category_action),
+        )
+        .route(
+            "/supplier/catalogs/{id}/products/new",
+            get(pages::supplier::new_product).post(pages::supplier::create_product),
+        )
+        .route(
+            "/supplier/catalogs/{id}/import",
+            post(pages::supplier_imports::start).layer(axum::extract::DefaultBodyLimit::max(
+                pages::supplier_imports::MAX_IMPORT_BYTES + 64 * 1024,
+            )),
+        )
+        .route(
+            "/supplier/catalogs/{id}/export",
+            post(pages::supplier_imports::export),
+        )
+        .route(
+            "/supplier/products/{id}",
+            get(pages::supplier::product).post(pages::supplier::update_product),
+        )
+        .route(
+            "/supplier/products/{id}/status",
+            post(pages::supplier::set_status),
+        )
+        .route(
+            "/supplier/products/{id}/stock",
+            post(pages::supplier::stock_action),
+        )
+        .route(
+            "/supplier/products/{id}/delete",
+            post(pages::supplier::delete_product),
+        )
+        .route(
+            "/supplier/imports/{id}",
+            get(pages::supplier_imports::show).post(pages::supplier_imports::act),
+        )
+        .route(
+            "/supplier/imports/{id}/events",
+            get(pages::supplier_imports::events),
         )
         .route("/notifications", get(pages::notifications::list))
         .route("/notifications/read", post(pages::notifications::read_all))

@@ -278,6 +278,15 @@ impl Visit {
         });
     }
 
+    /// After a form: says how it went (the API's refusal in words) and goes to `to`.
+    pub fn outcome(mut self, result: Result<String, crate::ApiError>, to: &str) -> Response {
+        match result {
+            Ok(done) => self.notify(done),
+            Err(e) => self.notify_error(say(&e)),
+        }
+        self.finish(axum::response::Redirect::to(to))
+    }
+
     /// The notice to show on this page, shown once.
     pub fn take_notice(&mut self) -> Option<Notice> {
         if self.session.notice.is_some() {

@@ -861,6 +861,17 @@ async fn a_supplier_drafts_publishes_and_archives_a_product_and_shoppers_see_onl
         };
         assert!(shopper_sees().await.is_empty(), "[{}] a draft is not for sale", env.label);
         assert_eq!(supplier_sees("DRAFT").await, vec!["RAKE-1"]);
+        // Nor is it found by its id or SKU, but by its supplier.
+        let by_id = async |who: Option<Principal>| {
+            env.ok(who, "query($id: ID!) { product(id: $id) { status } }", json!({ "id": id })).await["product"].clone()
+        };
+        assert_eq!(by_id(None).await, Value::Null, "[{}]", env.label);
+        assert_eq!(by_id(supplier_b()).await, Value::Null);
+        assert_eq!(by_id(supplier_a()).await, json!({ "status": "DRAFT" }));
+        let by_sku = env
+            .ok(None, "query($c: ID!) { product(sku: \"RAKE-1\", catalogId: $c) { id } }", json!({ "c": cat }))
+            .await;
+        assert_eq!(by_sku["product"], Value::Null);
 
         let set = async |status: &str| {
             env.ok(
@@ -875,8 +886,11 @@ async fn a_supplier_drafts_publishes_and_archives_a_product_and_shoppers_see_onl
         assert_eq!(d["updateProduct"]["name"], "Rake", "other fields stay");
         assert_eq!(shopper_sees().await, vec!["RAKE-1"]);
 
+        assert_eq!(by_id(None).await, json!({ "status": "ACTIVE" }));
         set("ARCHIVED").await;
         assert!(shopper_sees().await.is_empty(), "[{}] archived is withdrawn", env.label);
+        // Still found by id: past orders link to it.
+        assert_eq!(by_id(None).await, json!({ "status": "ARCHIVED" }));
         assert_eq!(supplier_sees("ARCHIVED").await, vec!["RAKE-1"]);
         assert!(supplier_sees("ACTIVE").await.is_empty());
 

@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::orders::{OrderView, status_label, when};
-use super::{Chrome, Connection, Posted, Visited, error_page, failed, frame_counts, render};
+use super::{Chrome, Connection, Pick, Posted, Visited, error_page, failed, frame_counts, render};
 use crate::Web;
 use crate::session::{Visit, say};
 
 /// Signed in as an admin, or the page to show instead.
-fn admin_only(visit: Visit, path: &str) -> Result<Visit, Box<Response>> {
+pub fn admin_only(visit: Visit, path: &str) -> Result<Visit, Box<Response>> {
     match visit.user() {
         None => Err(Box::new(visit.finish(Redirect::to(&format!(
             "/sign-in?next={}",
@@ -66,13 +66,6 @@ impl UserRow {
     pub fn joined(&self) -> String {
         when(&self.created_at)
     }
-}
-
-/// A choice in a list of fixed ones (roles, statuses), ticked or not.
-pub struct Pick {
-    pub code: &'static str,
-    pub name: &'static str,
-    pub checked: bool,
 }
 
 #[derive(Template)]
@@ -497,25 +490,6 @@ pub struct OrderAction {
     currency: String,
 }
 
-/// Major units typed by an admin (`12.50`, `12`) → minor units, for a currency of
-/// `exponent` digits.
-fn minor_units(text: &str, exponent: u32) -> Option<i64> {
-    let text = text.trim();
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    if frac.len() > exponent as usize || whole.is_empty() {
-        return None;
-    }
-    let whole: i64 = whole.parse().ok().filter(|w: &i64| *w >= 0)?;
-    let frac: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<width$}", width = exponent as usize)
-            .parse()
-            .ok()?
-    };
-    whole.checked_mul(10i64.pow(exponent))?.checked_add(frac)
-}
-
 /// `POST /admin/orders/{id}`: moves the order on, cancels or refunds it.
 pub async fn order_action(
     Path(id): Path<String>,
@@ -551,7 +525,7 @@ pub async fn order_action(
             let amount = if form.amount.trim().is_empty() {
                 None
             } else {
-                match minor_units(&form.amount, crate::format::exponent_of(&form.currency)) {
+                match crate::format::minor_units(&form.amount, crate::format::exponent_of(&form.currency)) {
                     Some(a) if a > 0 => Some(a),
                     _ => {
                         visit.notify_error("Please give the amount to refund, like 12.50, or leave it empty to refund everything left.");
@@ -579,4 +553,115 @@ pub async fn order_action(
         Err(e) => visit.notify_error(say(&e)),
     }
     visit.finish(Redirect::to(&format!("/admin/orders/{id}")))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailRow {
+    pub to: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<String>,
+    pub created_at: String,
+}
+
+impl MailRow {
+    pub fn queued(&self) -> String {
+        when(&self.created_at)
+    }
+    pub fn sent(&self) -> String {
+        self.sent_at.as_deref().map(when).unwrap_or_default()
+    }
+    pub fn status_text(&self) -> &'static str {
+        match self.status.as_str() {
+            "QUEUED" => "Waiting",
+            "SENDING" => "Sending",
+            "SENT" => "Sent",
+            "FAILED" => "Failed",
+            _ => "Unknown",
+        }
+    }
+}
+
+const MAIL_STATUSES: [(&str, &str); 4] = [
+    ("QUEUED", "Waiting"),
+    ("SENDING", "Sending"),
+    ("SENT", "Sent"),
+    ("FAILED", "Failed"),
+];
+
+#[derive(Template)]
+#[template(path = "admin_mail.html")]
+struct MailPage {
+    chrome: Chrome,
+    to: String,
+    statuses: Vec<Pick>,
+    mails: Vec<MailRow>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct MailParams {
+    to: String,
+    status: String,
+    after: Option<String>,
+}
+
+/// `GET /admin/mail`: every mail the shop sent or tried to, by recipient and outcome.
+pub async fn mail(Visited { web, visit }: Visited, Query(p): Query<MailParams>) -> Response {
+    let mut visit = match admin_only(visit, "/admin/mail") {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data {
+        mail_deliveries: Connection<MailRow>,
+    }
+    let status = MAIL_STATUSES
+        .iter()
+        .find(|(c, _)| *c == p.status)
+        .map(|(c, _)| *c);
+    let to = p.to.trim();
+    let (data, counts) = tokio::join!(
+        web.api.run::<Data>(
+            "query AdminMail($status: MailDeliveryStatus, $to: String, $after: String) { mailDeliveries(status: $status, to: $to, first: 50, after: $after) { pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { to subject status attempts lastError sentAt createdAt } } }",
+            json!({ "status": status, "to": if to.is_empty() { Value::Null } else { json!(to) }, "after": p.after }),
+            visit.token(),
+        ),
+        frame_counts(&web, &visit)
+    );
+    let d = match data {
+        Ok(d) => d,
+        Err(e) => return failed(visit, e),
+    };
+    let next = d.mail_deliveries.next_page(|after| {
+        format!(
+            "/admin/mail?to={}&status={}&after={after}",
+            super::shop::encode(to),
+            super::shop::encode(&p.status)
+        )
+    });
+    let chrome = Chrome::of(&mut visit, counts);
+    let page = render(
+        StatusCode::OK,
+        MailPage {
+            chrome,
+            to: to.to_string(),
+            statuses: MAIL_STATUSES
+                .iter()
+                .map(|(code, name)| Pick {
+                    code,
+                    name,
+                    checked: *code == p.status,
+                })
+                .collect(),
+            mails: d.mail_deliveries.nodes,
+            next,
+        },
+    );
+    visit.finish(page)
 }

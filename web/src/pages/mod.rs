@@ -10,6 +10,8 @@ pub mod images;
 pub mod notifications;
 pub mod orders;
 pub mod shop;
+pub mod supplier;
+pub mod supplier_imports;
 
 use std::sync::Arc;
 
@@ -30,6 +32,8 @@ use crate::{ApiError, AppState, Web};
 pub struct Chrome {
     pub user: Option<String>,
     pub admin: bool,
+    /// Shows the supplier portal's link.
+    pub supplier: bool,
     pub csrf: String,
     pub notice: Option<Notice>,
     pub cart_count: i64,
@@ -111,6 +115,7 @@ impl Chrome {
         Chrome {
             user: user.map(|u| u.name.clone()),
             admin: user.is_some_and(|u| u.has_role("ADMIN")),
+            supplier: user.is_some_and(|u| u.has_role("SUPPLIER")),
             csrf: visit.session.csrf.clone(),
             notice,
             cart_count: counts.cart,
@@ -258,6 +263,19 @@ pub struct PageInfo {
     pub has_previous_page: bool,
     pub start_cursor: Option<String>,
     pub end_cursor: Option<String>,
+}
+
+/// A choice in a list of fixed ones (roles, statuses), ticked or not.
+pub struct Pick {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub checked: bool,
+}
+
+#[derive(Deserialize)]
+pub struct IdName {
+    pub id: String,
+    pub name: String,
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@ use axum_extra::extract::Query;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::IdName;
 use super::{Chrome, Connection, Named, Visited, failed, frame_counts, render};
 use crate::format::{Money, plural};
 
@@ -218,12 +219,6 @@ struct HeadCategory {
     name: String,
     catalog: Option<IdName>,
     path: Vec<IdName>,
-}
-
-#[derive(Deserialize)]
-struct IdName {
-    id: String,
-    name: String,
 }
 
 #[derive(Deserialize)]

@@ -47,6 +47,8 @@ impl QueryRoot {
     }
 
     /// A product by `id`, or by `sku` (with `catalogId` when the SKU is used in several catalogs).
+    /// Drafts only for their catalog's supplier and admins; archived products for
+    /// everyone (with their `status`), as orders still show them.
     async fn product(
         &self,
         ctx: &Context<'_>,
@@ -62,6 +64,24 @@ impl QueryRoot {
             }
             _ => return Err(shop_kit::ApiError::bad_input("pass exactly one of id or sku").into()),
         };
+        // A draft is not out yet: only those who may change its catalog see it. (An
+        // archived product stays visible: orders and links still point at it.)
+        if let Some(p) = &found
+            && p.status == crate::service::products::Status::Draft.as_str()
+        {
+            let who = shop_kit::auth::caller(ctx);
+            let allowed = match crate::service::access::require_writer(&who) {
+                Ok(principal) => {
+                    crate::service::access::writable_catalog(db, principal, &p.catalog_id)
+                        .await
+                        .is_ok()
+                }
+                Err(_) => false,
+            };
+            if !allowed {
+                return Ok(None);
+            }
+        }
         Ok(found.map(Product))
     }
 
