@@ -618,6 +618,22 @@ async fn the_storefront_works_in_a_real_browser() {
     h.stop().await;
 }
 
+/// The supplier portal in a real browser: a file of thousands of rows reviewed,
+/// applied with the progress followed live, rolled back; stock received; the admin's
+/// import jobs and mail log (see `tests/browser/supplier.mjs`).
+#[tokio::test]
+async fn the_supplier_portal_works_in_a_real_browser() {
+    let (h, home) = web_platform(900).await;
+    let shots = screenshot_dir().join("supplier");
+    common::browser::run(
+        "the_supplier_portal_works_in_a_real_browser",
+        "supplier.mjs",
+        &[&home, &shots.to_string_lossy()],
+    )
+    .await;
+    h.stop().await;
+}
+
 /// The admin console: only admins get in; an admin finds an account, changes its roles
 /// (the API then has them) and disables it (it can no longer sign in), and moves an
 /// order on, which its buyer's order page then shows.

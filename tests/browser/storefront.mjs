@@ -9,88 +9,17 @@
 //
 // Usage: node storefront.mjs <web app URL> <gateway /graphql URL> <mail dir> <screenshot dir>
 // (started by tests/web.rs, which also makes the promo code WEB10).
-import { chromium } from "playwright-core";
-import { readFileSync, readdirSync, mkdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { createRequire } from "node:module";
+import { open, expect } from "./kit.mjs";
 
 const [base, gateway, mailDir, shots] = process.argv.slice(2);
 if (!shots) {
   console.error("usage: node storefront.mjs <web URL> <gateway URL> <mail dir> <screenshot dir>");
   process.exit(2);
 }
-const require = createRequire(import.meta.url);
-const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-mkdirSync(shots, { recursive: true });
-const url = (path) => new URL(path, base).href;
+const { url, newPage, visit, finish } = await open(base, shots);
 const origin = new URL(base).origin;
-
-const browser = await chromium.launch({
-  executablePath: process.env.SHOP_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-});
-const problems = [];
-const checked = [];
-
-/// A browser context whose page reports script errors, CSP violations and failed
-/// requests; nothing leaves the web app's origin.
-async function newPage(label) {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  await context.route("**/*", (route) => {
-    const target = new URL(route.request().url());
-    if (target.origin === origin) return route.continue();
-    problems.push(`${label}: a request left the web app: ${target.href}`);
-    return route.abort("internetdisconnected");
-  });
-  const page = await context.newPage();
-  page.on("pageerror", (e) => problems.push(`${label}: script error: ${e.message}`));
-  page.on("console", (m) => {
-    // A form sent back with its errors answers 422, which the browser logs.
-    if (m.type() === "error" && !/status of 422/.test(m.text())) {
-      problems.push(`${label}: console error: ${m.text()}`);
-    }
-  });
-  return { context, page };
-}
-
-/// axe-core on the page as it is now: serious and critical violations are failures.
-async function audit(page, name) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(async () =>
-    // eslint-disable-next-line no-undef
-    axe.run(document, { resultTypes: ["violations"] }),
-  );
-  for (const v of result.violations) {
-    if (v.impact === "serious" || v.impact === "critical") {
-      const where = v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join("; ");
-      problems.push(`${name}: axe ${v.impact} ${v.id}: ${v.help} at ${where}`);
-    }
-  }
-  checked.push(name);
-}
-
-/// Audits, then photographs at both widths (the page is reloaded at 375 px, so only
-/// pages that a GET shows again are photographed narrow).
-async function visit(page, name, { narrow = true } = {}) {
-  await audit(page, name);
-  await page.screenshot({ path: join(shots, `${name}-1440.png`), fullPage: true });
-  if (narrow) {
-    await page.setViewportSize({ width: 375, height: 800 });
-    await page.reload();
-    await audit(page, `${name} (375 px)`);
-    const overflow = await page.evaluate(
-      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
-    );
-    if (overflow > 1) problems.push(`${name}: ${overflow} px wider than a 375 px screen`);
-    await page.screenshot({ path: join(shots, `${name}-375.png`), fullPage: true });
-    await page.setViewportSize({ width: 1440, height: 900 });
-    await page.reload();
-  }
-}
-
-function expect(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 /// The newest mail in the mail directory whose text matches `pattern`.
 function mailLink(pattern) {
@@ -276,18 +205,7 @@ try {
   await visit(page, "notifications");
   await page.goto(url("/account"));
   await visit(page, "account");
+  await finish(null, page);
 } catch (e) {
-  problems.push(`stopped: ${e.stack || e}`);
-  if (page) {
-    await page.screenshot({ path: join(shots, "failure.png"), fullPage: true }).catch(() => {});
-    problems.push(`the page then: ${page.url()} (see failure.png)`);
-  }
-} finally {
-  await browser.close();
-}
-
-console.log(`checked with axe: ${checked.join(", ")}`);
-if (problems.length) {
-  console.error(problems.join("\n"));
-  process.exit(1);
+  await finish(e, page);
 }

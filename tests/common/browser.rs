@@ -43,5 +43,7 @@ pub async fn run(test: &str, script: &str, args: &[&str]) -> bool {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // What the script measured and checked, for the test's log.
+    eprintln!("{test}: {}", String::from_utf8_lossy(&out.stdout).trim());
     true
 }
