@@ -100,10 +100,18 @@ async fn without_the_gateway_a_page_says_so_in_words() {
 }
 
 async fn web_platform(ttl_secs: u64) -> (Harness, String) {
+    web_platform_with(ttl_secs, |_| {}).await
+}
+
+async fn web_platform_with(
+    ttl_secs: u64,
+    edit: impl FnOnce(&mut shop::platform::PlatformOptions),
+) -> (Harness, String) {
     let dir = std::env::temp_dir().join(format!("shop-web-{}", shop_kit::ids::new_id()));
     let h = Harness::start_with(dir, None, true, |o| {
         o.web_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         o.access_token_ttl = std::time::Duration::from_secs(ttl_secs);
+        edit(o);
     })
     .await;
     let home = h.platform.web_url.clone().expect("the web app is served");
@@ -1314,5 +1322,95 @@ async fn a_supplier_runs_a_catalog_from_the_portal() {
     );
     assert!(!table.contains("northwind@demo.shop"), "{table}");
     assert_eq!(s.get("/admin/mail").await.status, 403);
+    h.stop().await;
+}
+
+/// Signing in with an OpenID Connect provider (a real one, `tests/oidc-provider`): the
+/// sign-in page offers it, the provider sends the visitor back to the web app's
+/// callback, the anonymous cart comes along, and the visitor lands where they were
+/// going. A callback this browser did not start (someone else's code and state, sent
+/// as a link) signs nobody in, and a callback works once.
+#[tokio::test]
+async fn a_shopper_signs_in_with_an_openid_provider_and_keeps_their_cart() {
+    use common::web::{Browser, between};
+    // The provider must know the web app's callback before the platform starts, so the
+    // web app's port is picked first.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        l.local_addr().expect("addr").port()
+    };
+    let callback = format!("http://127.0.0.1:{port}/sign-in/callback");
+    let Some(op) =
+        shop_kit::testing::OidcTestProvider::start_with_redirects("web_oidc", &[&callback]).await
+    else {
+        return;
+    };
+    let config: shop_users::OidcProviderConfig =
+        serde_json::from_value(op.shop_client_json("testid")).expect("provider config");
+    let (h, home) = web_platform_with(900, |o| {
+        o.web_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        o.oidc_providers = vec![config];
+    })
+    .await;
+
+    let mut b = Browser::new(&home);
+    let page = b.get("/search?stock=1").await;
+    let product = page.product_links().remove(0);
+    let page = b.get(&format!("/product/{product}")).await;
+    let name = between(&page.html, "<h1>", "</h1>").unwrap();
+    let csrf = page.csrf();
+    let cart = b
+        .submit(
+            "/cart/add",
+            &[("csrf", &csrf), ("product", &product), ("quantity", "1")],
+        )
+        .await;
+    assert!(cart.html.contains(&name), "{}", cart.html);
+
+    let page = b.get("/sign-in?next=/cart").await;
+    assert!(
+        page.html
+            .contains("href=\"/sign-in/with/testid?next=%2Fcart\""),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("Test ID"), "{}", page.html);
+    let off = b.get("/sign-in/with/testid?next=%2Fcart").await;
+    assert_eq!(off.status, 303, "{}", off.html);
+    let authorization = off.location.expect("to the provider");
+    assert!(authorization.starts_with(op.issuer()), "{authorization}");
+    let back = op.authorize(&authorization, "alice").await;
+    let query = {
+        let u = reqwest::Url::parse_with_params(
+            "http://web/sign-in/callback",
+            &[("code", &back["code"]), ("state", &back["state"])],
+        )
+        .expect("url");
+        format!("{}?{}", u.path(), u.query().unwrap_or_default())
+    };
+
+    // The same link in another browser: refused, nobody signed in there.
+    let mut stranger = Browser::new(&home);
+    stranger.get("/").await;
+    let page = stranger.get(&query).await;
+    assert_eq!(page.location.as_deref(), Some("/sign-in"), "{}", page.html);
+    let page = stranger.get("/sign-in").await;
+    assert!(page.html.contains("not started here"), "{}", page.html);
+    assert!(!page.html.contains("Alice Example"));
+
+    // In the browser that started it: signed in, at the cart, with the cart's item.
+    let page = b.get(&query).await;
+    assert_eq!(page.status, 303, "{}", page.html);
+    assert_eq!(page.location.as_deref(), Some("/cart"));
+    let cart = b.get("/cart").await;
+    assert!(cart.html.contains("Alice Example"), "{}", cart.html);
+    assert!(
+        cart.html.contains(&name),
+        "the anonymous cart came along: {}",
+        cart.html
+    );
+    // A second use of the same callback does nothing.
+    let page = b.get(&query).await;
+    assert_eq!(page.location.as_deref(), Some("/sign-in"));
     h.stop().await;
 }

@@ -47,6 +47,10 @@ pub struct Session {
     /// Where to go once an OpenID Connect provider sends the visitor back.
     #[serde(default)]
     pub after_sign_in: Option<String>,
+    /// The `state` of the provider sign-in this browser started: a callback carrying
+    /// another (a link someone else got from the provider) signs nobody in.
+    #[serde(default)]
+    pub oidc_state: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -504,6 +504,7 @@ pub async fn oidc_start(
     #[serde(rename_all = "camelCase")]
     struct Auth {
         authorization_url: String,
+        state: String,
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -513,14 +514,16 @@ pub async fn oidc_start(
     match web
         .api
         .run::<Data>(
-            "mutation StartOidc($provider: String!, $redirect: String!) { startOidcLogin(provider: $provider, redirectUri: $redirect) { authorizationUrl } }",
+            "mutation StartOidc($provider: String!, $redirect: String!) { startOidcLogin(provider: $provider, redirectUri: $redirect) { authorizationUrl state } }",
             json!({ "provider": provider, "redirect": callback }),
             None,
         )
         .await
     {
         Ok(d) => {
-            visit.session_mut().after_sign_in = Some(local_path(p.next.as_deref(), "/"));
+            let session = visit.session_mut();
+            session.after_sign_in = Some(local_path(p.next.as_deref(), "/"));
+            session.oidc_state = Some(d.start_oidc_login.state);
             visit.finish(Redirect::to(&d.start_oidc_login.authorization_url))
         }
         Err(e) => {
@@ -550,8 +553,15 @@ pub async fn oidc_callback(
         .after_sign_in
         .take()
         .unwrap_or_else(|| "/".into());
+    let started = visit.session_mut().oidc_state.take();
     if p.error.is_some() {
         visit.notify_error("Signing in with that provider was cancelled or refused.");
+        return visit.finish(Redirect::to("/sign-in"));
+    }
+    // Only the sign-in this browser started: otherwise a link with someone else's
+    // code would sign the visitor into that person's account.
+    if started.is_none_or(|s| s.is_empty() || s != p.state) {
+        visit.notify_error("That sign-in link was not started here. Please sign in again.");
         return visit.finish(Redirect::to("/sign-in"));
     }
     #[derive(Deserialize)]

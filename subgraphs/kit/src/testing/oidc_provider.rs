@@ -24,6 +24,8 @@ pub const TEST_REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 /// The running provider; stopped when dropped.
 pub struct OidcTestProvider {
     issuer: String,
+    /// The redirect URIs registered for the `shop` client.
+    redirects: Vec<String>,
     http: reqwest::Client,
     _child: Child,
 }
@@ -35,6 +37,17 @@ fn provider_dir() -> PathBuf {
 impl OidcTestProvider {
     /// Starts one, or `None` (with a note) when Node or the package is missing.
     pub async fn start(test: &str) -> Option<OidcTestProvider> {
+        Self::start_with_redirects(test, &[TEST_REDIRECT_URI]).await
+    }
+
+    /// One whose `shop` client may also send people back to `redirects` (a web app's
+    /// callback page, say), besides [`TEST_REDIRECT_URI`].
+    pub async fn start_with_redirects(test: &str, redirects: &[&str]) -> Option<OidcTestProvider> {
+        // The test redirect stays registered: the company app's client uses it too.
+        let mut redirects: Vec<String> = redirects.iter().map(|r| r.to_string()).collect();
+        if !redirects.iter().any(|r| r == TEST_REDIRECT_URI) {
+            redirects.push(TEST_REDIRECT_URI.to_string());
+        }
         let dir = provider_dir();
         let installed = dir.join("node_modules/oidc-provider/package.json").exists();
         let required = std::env::var("SHOP_REQUIRE_OIDC").is_ok_and(|v| v == "1");
@@ -53,7 +66,7 @@ impl OidcTestProvider {
             .arg("server.mjs")
             .current_dir(&dir)
             .env("PORT", "0")
-            .env("REDIRECT_URIS", TEST_REDIRECT_URI)
+            .env("REDIRECT_URIS", redirects.join(","))
             // The provider exits when its stdin closes: a crashed test leaves nothing.
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -90,6 +103,7 @@ impl OidcTestProvider {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Some(OidcTestProvider {
             issuer,
+            redirects,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -111,7 +125,7 @@ impl OidcTestProvider {
             "issuer": self.issuer,
             "client_id": "shop",
             "client_secret": "shop-test-secret",
-            "redirect_uris": [TEST_REDIRECT_URI],
+            "redirect_uris": self.redirects,
         })
     }
 
@@ -127,7 +141,11 @@ impl OidcTestProvider {
         url.query_pairs_mut().append_pair("login_hint", account);
         let mut cookies: BTreeMap<String, String> = BTreeMap::new();
         for _ in 0..10 {
-            if url.as_str().starts_with(TEST_REDIRECT_URI) {
+            if self
+                .redirects
+                .iter()
+                .any(|r| url.as_str().starts_with(r.as_str()))
+            {
                 return url.query_pairs().into_owned().collect();
             }
             let cookie = cookies
