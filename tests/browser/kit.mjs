@@ -2,7 +2,7 @@
 // it, pages that report script errors and requests leaving the app, axe-core audits,
 // and screenshots at 375 and 1440 px. `open(base, shots)` starts a session of them.
 import { chromium } from "playwright-core";
-import { readFileSync, mkdirSync } from "node:fs";
+import { readFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 
@@ -15,6 +15,8 @@ export function expect(condition, message) {
 
 export async function open(base, shots) {
   mkdirSync(shots, { recursive: true });
+  // A picture of an earlier run's failure would mislead whoever looks at this one's.
+  rmSync(join(shots, "failure.png"), { force: true });
   const origin = new URL(base).origin;
   const browser = await chromium.launch({
     executablePath: process.env.SHOP_CHROMIUM || "/usr/bin/chromium",

@@ -52,6 +52,15 @@ try {
   await page.locator(".categories a").first().click();
   await page.locator("#results-count").waitFor();
   await visit(page, "category");
+  // On a phone the filters fold away above the results, and open on a tap.
+  await page.setViewportSize({ width: 375, height: 800 });
+  await page.reload();
+  expect(!(await page.locator("#sort").isVisible()), "the filters are folded on a phone");
+  await page.click("#filter-box > summary");
+  expect(await page.locator("#sort").isVisible(), "a tap opens the filters");
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.reload();
+  expect(await page.locator("#sort").isVisible(), "the filters show beside the results");
 
   // Search, then a facet: the page narrows to the count shown beside it.
   await page.fill("#site-q", "jacket");

@@ -118,3 +118,8 @@ if (importLive && importLive.dataset.events && window.EventSource) {
     }
   });
 }
+
+// On a phone the filters fold away above the results (open without script, and on
+// wider screens, where the summary is hidden).
+const filterBox = document.getElementById("filter-box");
+if (filterBox && window.matchMedia("(max-width: 48rem)").matches) filterBox.open = false;
