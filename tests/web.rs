@@ -1093,6 +1093,17 @@ async fn a_supplier_runs_a_catalog_from_the_portal() {
     );
     let page = s.get("/supplier").await;
     assert_eq!(low_count(&page.html), low_before + 1, "{}", page.html);
+    // The alert reaches the bell, and leads to the product's stock.
+    let alert = format!("href=\"/supplier/products/{product}#stock\"");
+    let mut bell = s.get("/notifications").await;
+    for _ in 0..50 {
+        if bell.html.contains(&alert) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        bell = s.get("/notifications").await;
+    }
+    assert!(bell.html.contains(&alert), "{}", bell.html);
     let page = s.get("/supplier/stock?low=1").await;
     assert!(
         page.html.contains("Speckled mug (PT-MUG-1)"),

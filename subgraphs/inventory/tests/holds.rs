@@ -353,6 +353,30 @@ async fn stock_low_fires_once_per_crossing() {
         assert_eq!(count().await, 1, "running down across it alerts once");
         holds::set_hold(&ctx, "cart-b", PRODUCT, 10).await.unwrap();
         assert_eq!(count().await, 1, "still low: no new event");
+
+        // A new alert level puts it below at once: that is a crossing too, announced
+        // once; raising it further or lowering it below what is left is not.
+        stock::adjust(&ctx, &owner, PRODUCT, 20, "delivery")
+            .await
+            .unwrap();
+        assert!(!item_of(&ctx, PRODUCT).await.low_stock);
+        stock::set_low_stock_threshold(&ctx, &owner, PRODUCT, 30)
+            .await
+            .unwrap();
+        assert!(item_of(&ctx, PRODUCT).await.low_stock);
+        assert_eq!(count().await, 2, "the new level alerts");
+        stock::set_low_stock_threshold(&ctx, &owner, PRODUCT, 31)
+            .await
+            .unwrap();
+        assert_eq!(count().await, 2, "already low");
+        stock::set_low_stock_threshold(&ctx, &owner, PRODUCT, 0)
+            .await
+            .unwrap();
+        assert!(
+            !item_of(&ctx, PRODUCT).await.low_stock,
+            "above the new level"
+        );
+        assert_eq!(count().await, 2);
     })
     .await;
 }

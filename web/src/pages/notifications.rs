@@ -16,6 +16,7 @@ use crate::session::say;
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationView {
+    pub kind: String,
     pub title: String,
     pub body: String,
     pub order_id: Option<String>,
@@ -29,15 +30,23 @@ impl NotificationView {
         when(&self.created_at)
     }
     pub fn link(&self) -> Option<String> {
-        link(self.order_id.as_deref(), self.product_id.as_deref())
+        link(
+            &self.kind,
+            self.order_id.as_deref(),
+            self.product_id.as_deref(),
+        )
     }
 }
 
-/// Where a notification leads: its order, else its product.
-fn link(order: Option<&str>, product: Option<&str>) -> Option<String> {
-    match (order, product) {
-        (Some(o), _) => Some(format!("/orders/{o}")),
-        (None, Some(p)) => Some(format!("/product/{p}")),
+/// Where a notification leads: its order; a supplier's stock alert to the product's
+/// stock in the portal, an import's outcome to the portal's latest imports; else the
+/// product in the shop.
+fn link(kind: &str, order: Option<&str>, product: Option<&str>) -> Option<String> {
+    match (kind, order, product) {
+        (_, Some(o), _) => Some(format!("/orders/{o}")),
+        ("STOCK_LOW", None, Some(p)) => Some(format!("/supplier/products/{p}#stock")),
+        ("CATALOG_IMPORT", None, _) => Some("/supplier".into()),
+        (_, None, Some(p)) => Some(format!("/product/{p}")),
         _ => None,
     }
 }
@@ -60,7 +69,7 @@ pub async fn list(Visited { web, mut visit }: Visited) -> Response {
     }
     let (data, counts) = tokio::join!(
         web.api.run::<Data>(
-            "query Notifications { notifications(first: 50) { nodes { title body orderId productId read createdAt } } }",
+            "query Notifications { notifications(first: 50) { nodes { kind title body orderId productId read createdAt } } }",
             json!({}),
             visit.token(),
         ),
@@ -108,7 +117,7 @@ pub async fn events(Visited { web, visit }: Visited) -> Response {
     let sub = web
         .api
         .subscribe(
-            "subscription Bell { notifications { title body orderId productId } }",
+            "subscription Bell { notifications { kind title body orderId productId } }",
             json!({}),
             Some(&token),
         )
@@ -119,12 +128,42 @@ pub async fn events(Visited { web, visit }: Visited) -> Response {
     };
     let relayed = relay(sub, |data| {
         let n = &data["notifications"];
-        let link = link(n["orderId"].as_str(), n["productId"].as_str())
-            .unwrap_or_else(|| "/notifications".into());
+        let link = link(
+            n["kind"].as_str().unwrap_or_default(),
+            n["orderId"].as_str(),
+            n["productId"].as_str(),
+        )
+        .unwrap_or_else(|| "/notifications".into());
         let payload = json!({ "title": n["title"], "body": n["body"], "link": link });
         Event::default()
             .event("notification")
             .data(payload.to_string())
     });
     visit.finish(relayed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link;
+
+    #[test]
+    fn each_kind_of_notification_leads_where_its_reader_acts_on_it() {
+        assert_eq!(
+            link("ORDER_STATUS", Some("o1"), Some("p1")).as_deref(),
+            Some("/orders/o1")
+        );
+        assert_eq!(
+            link("STOCK_LOW", None, Some("p1")).as_deref(),
+            Some("/supplier/products/p1#stock")
+        );
+        assert_eq!(
+            link("CATALOG_IMPORT", None, None).as_deref(),
+            Some("/supplier")
+        );
+        assert_eq!(
+            link("ACCOUNT", None, Some("p1")).as_deref(),
+            Some("/product/p1")
+        );
+        assert_eq!(link("ACCOUNT", None, None), None);
+    }
 }

@@ -170,33 +170,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
     .exec_without_returning(conn)
     .await?;
     let available = after.available();
-    let low = available <= i64::from(after.low_stock_threshold);
-    if low != after.low_stock {
-        // Conditional, so two movements racing across the threshold emit one event.
-        let flipped = item::Entity::update_many()
-            .col_expr(item::Column::LowStock, Expr::value(low))
-            .filter(item::Column::ProductId.eq(after.product_id.as_str()))
-            .filter(item::Column::LowStock.eq(!low))
-            .exec(conn)
-            .await?;
-        if low && flipped.rows_affected == 1 {
-            let event = StockLow {
-                product_id: after.product_id.clone(),
-                name: after.name.clone(),
-                supplier_id: after.supplier_id.clone(),
-                available,
-                threshold: after.low_stock_threshold,
-            };
-            ctx.outbox
-                .write(
-                    conn,
-                    STOCK_LOW,
-                    &after.product_id,
-                    serde_json::to_value(event).unwrap_or_default(),
-                )
-                .await?;
-        }
-    }
+    flag_low_stock(ctx, conn, after).await?;
     let event = StockChanged {
         product_id: after.product_id.clone(),
         available,
@@ -317,8 +291,55 @@ pub async fn set_low_stock_threshold(
     m.low_stock_threshold = Set(threshold);
     m.updated_at = Set(Utc::now());
     let updated = m.update(&txn).await?;
+    // A new level can put what is available below it (or above) at once: the flag
+    // follows, and a product that is now low is announced as if a movement had
+    // crossed the line.
+    let announced = flag_low_stock(ctx, &txn, &updated).await?;
     txn.commit().await?;
+    if announced {
+        ctx.outbox.wake();
+    }
     Ok(updated)
+}
+
+/// Keeps the item's low-stock flag true to its numbers; when it has just turned low,
+/// writes `StockLow` (true then). The update is conditional, so two changes racing
+/// across the threshold announce it once.
+async fn flag_low_stock<C: ConnectionTrait>(
+    ctx: &InventoryCtx,
+    conn: &C,
+    after: &item::Model,
+) -> ApiResult<bool> {
+    let available = after.available();
+    let low = available <= i64::from(after.low_stock_threshold);
+    if low == after.low_stock {
+        return Ok(false);
+    }
+    let flipped = item::Entity::update_many()
+        .col_expr(item::Column::LowStock, Expr::value(low))
+        .filter(item::Column::ProductId.eq(after.product_id.as_str()))
+        .filter(item::Column::LowStock.eq(!low))
+        .exec(conn)
+        .await?;
+    if !(low && flipped.rows_affected == 1) {
+        return Ok(false);
+    }
+    let event = StockLow {
+        product_id: after.product_id.clone(),
+        name: after.name.clone(),
+        supplier_id: after.supplier_id.clone(),
+        available,
+        threshold: after.low_stock_threshold,
+    };
+    ctx.outbox
+        .write(
+            conn,
+            STOCK_LOW,
+            &after.product_id,
+            serde_json::to_value(event).unwrap_or_default(),
+        )
+        .await?;
+    Ok(true)
 }
 
 /// A product's stock record, for its owner or an admin.
