@@ -12,7 +12,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value};
-use tracing::Instrument;
 
 use crate::Gateway;
 use crate::pipeline::RequestMeta;
@@ -70,16 +69,18 @@ fn respond_limited(gw: &Gateway, resp: GraphQLResponse) -> Response {
     respond_serialized(gw.serialize(resp))
 }
 
-/// The span of one client request, continuing the caller's trace if it sent one.
-fn request_span(headers: &HeaderMap) -> tracing::Span {
-    let span = tracing::info_span!(
-        "graphql.request",
-        otel.kind = "server",
-        graphql.operation.name = tracing::field::Empty,
-        graphql.operation.type = tracing::field::Empty,
-    );
-    shop_kit::telemetry::extract(&span, headers);
-    span
+/// How one client request is traced: the span it runs in when its trace is recorded
+/// (continuing the caller's, if it sent one), none when it is not.
+fn request_trace(headers: &HeaderMap) -> shop_kit::telemetry::Decision {
+    shop_kit::telemetry::decide(headers, || {
+        tracing::info_span!(
+            "graphql.request",
+            otel.kind = "server",
+            graphql.operation.name = tracing::field::Empty,
+            graphql.operation.type = tracing::field::Empty,
+            sampling.priority = tracing::field::Empty,
+        )
+    })
 }
 
 fn respond_serialized(s: crate::pipeline::Serialized) -> Response {
@@ -664,9 +665,10 @@ async fn post_graphql(
     if let Err(refused) = limit_user(&gw, &principal).await {
         return refused;
     }
-    let span = request_span(&headers);
-    let answer = gw
-        .execute_serialized(
+    let trace = request_trace(&headers);
+    let answer = shop_kit::telemetry::serve(
+        trace,
+        gw.execute_serialized(
             req,
             &RequestMeta {
                 authorization,
@@ -676,9 +678,9 @@ async fn post_graphql(
                 uploads: None,
                 client_name: client_name(&headers),
             },
-        )
-        .instrument(span)
-        .await;
+        ),
+    )
+    .await;
     respond_serialized(answer)
 }
 
@@ -795,9 +797,10 @@ async fn get_graphql(
     if let Err(refused) = limit_user(&gw, &principal).await {
         return refused;
     }
-    let span = request_span(&headers);
-    let answer = gw
-        .execute_serialized(
+    let trace = request_trace(&headers);
+    let answer = shop_kit::telemetry::serve(
+        trace,
+        gw.execute_serialized(
             req,
             &RequestMeta {
                 authorization,
@@ -807,9 +810,9 @@ async fn get_graphql(
                 uploads: None,
                 client_name: client_name(&headers),
             },
-        )
-        .instrument(span)
-        .await;
+        ),
+    )
+    .await;
     respond_serialized(answer)
 }
 

@@ -222,17 +222,18 @@ pub fn instrument<K: Send + Sync + 'static>(router: Router, subgraph: &str, keep
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let (series, _keep, name) = (series.clone(), keep.clone(), name.clone());
             async move {
-                use tracing::Instrument;
                 let timed = req.uri().path() == "/graphql";
                 let started = Instant::now();
                 let resp = if timed {
-                    let span = tracing::info_span!(
-                        "subgraph.request",
-                        otel.kind = "server",
-                        subgraph = %name,
-                    );
-                    crate::telemetry::extract(&span, req.headers());
-                    next.run(req).instrument(span).await
+                    let trace = crate::telemetry::decide(req.headers(), || {
+                        tracing::info_span!(
+                            "subgraph.request",
+                            otel.kind = "server",
+                            subgraph = %name,
+                            sampling.priority = tracing::field::Empty,
+                        )
+                    });
+                    crate::telemetry::serve(trace, next.run(req)).await
                 } else {
                     next.run(req).await
                 };

@@ -79,7 +79,9 @@ impl Drop for Telemetry {
 /// Builds the tracer provider: sampled parent-based, exporting over OTLP when an
 /// endpoint is set. Needs a Tokio runtime for gRPC.
 pub fn provider(options: &TelemetryOptions) -> Result<SdkTracerProvider, String> {
-    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(options.sample_ratio)));
+    let sampler = EdgeSampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+        options.sample_ratio,
+    ))));
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(options.service.clone())
         .build();
@@ -152,6 +154,7 @@ pub fn init(options: &TelemetryOptions, default_filter: &str) -> Result<Telemetr
     };
     installed.map_err(|e| e.to_string())?;
     let _ = TRACER.set(tracer);
+    let _ = RATIO.set(options.sample_ratio);
     Ok(Telemetry { provider })
 }
 
@@ -210,6 +213,9 @@ where
                 line.insert("trace_id".into(), sc.trace_id().to_string().into());
                 line.insert("span_id".into(), sc.span_id().to_string().into());
             }
+        } else if let Ok(trace_id) = QUIET.try_with(|q| q.trace_id.clone()) {
+            // An unrecorded request's lines still name its trace, to find them all.
+            line.insert("trace_id".into(), trace_id.into());
         }
         if !fields.0.is_empty() {
             line.insert("fields".into(), serde_json::Value::Object(fields.0));
@@ -283,7 +289,14 @@ pub fn sampled() -> bool {
 /// Adds the current span's `traceparent` (and `tracestate`) to outgoing `headers`;
 /// nothing outside a traced span.
 pub fn inject(headers: &mut axum::http::HeaderMap) {
-    inject_context(&tracing::Span::current().context(), headers);
+    let cx = tracing::Span::current().context();
+    if !cx.span().span_context().is_valid()
+        && let Some(quiet) = quiet_headers()
+    {
+        headers.extend(quiet);
+        return;
+    }
+    inject_context(&cx, headers);
 }
 
 fn inject_context(cx: &opentelemetry::Context, headers: &mut axum::http::HeaderMap) {
@@ -298,7 +311,13 @@ pub type TraceHeaders = Vec<(axum::http::HeaderName, axum::http::HeaderValue)>;
 
 /// The current span's trace headers ([`inject`]'s). Empty outside a trace.
 pub fn trace_headers() -> TraceHeaders {
-    headers_of(&tracing::Span::current().context())
+    let cx = tracing::Span::current().context();
+    if !cx.span().span_context().is_valid()
+        && let Some(quiet) = quiet_headers()
+    {
+        return quiet;
+    }
+    headers_of(&cx)
 }
 
 /// For work that sends many requests: whether the current span's trace is recorded
@@ -306,7 +325,13 @@ pub fn trace_headers() -> TraceHeaders {
 /// out once rather than formatted again for each (a recorded trace's requests each
 /// send their own span's).
 pub fn recorded_or_headers() -> (bool, TraceHeaders) {
-    let cx = tracing::Span::current().context();
+    let current = tracing::Span::current();
+    if current.is_none()
+        && let Some(quiet) = quiet_headers()
+    {
+        return (false, quiet);
+    }
+    let cx = current.context();
     if cx.span().span_context().is_sampled() {
         (true, Vec::new())
     } else {
@@ -337,7 +362,10 @@ pub fn extract(span: &tracing::Span, headers: &axum::http::HeaderMap) {
 pub fn current_traceparent() -> Option<String> {
     let cx = tracing::Span::current().context();
     if !cx.span().span_context().is_valid() {
-        return None;
+        return quiet_headers()?
+            .into_iter()
+            .find(|(name, _)| name == "traceparent")
+            .and_then(|(_, v)| v.to_str().ok().map(str::to_string));
     }
     let mut carrier: HashMap<String, String> = HashMap::new();
     TraceContextPropagator::new().inject_context(&cx, &mut carrier);
@@ -349,6 +377,149 @@ pub fn continue_from(span: &tracing::Span, traceparent: &str) {
     let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
     let cx = TraceContextPropagator::new().extract(&carrier);
     let _ = span.set_parent(cx);
+}
+
+/// The share of new traces recorded, once [`init`] has run: requests are sampled
+/// where they arrive ([`decide`]).
+static RATIO: OnceLock<f64> = OnceLock::new();
+
+/// The attribute (OpenTracing's name for it) by which a request span that [`decide`]
+/// chose to record tells the sampler so: without it the sampler would draw again and
+/// record only the square of the share.
+const SAMPLING_PRIORITY: &str = "sampling.priority";
+
+/// Parent-based sampling by a share of trace ids, except that a root span carrying a
+/// positive [`SAMPLING_PRIORITY`] (a request [`decide`] already drew for) is recorded.
+#[derive(Clone, Debug)]
+struct EdgeSampler(Sampler);
+
+impl opentelemetry_sdk::trace::ShouldSample for EdgeSampler {
+    fn should_sample(
+        &self,
+        parent_context: Option<&opentelemetry::Context>,
+        trace_id: opentelemetry::trace::TraceId,
+        name: &str,
+        span_kind: &opentelemetry::trace::SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        links: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        let has_parent = parent_context.is_some_and(|cx| cx.has_active_span());
+        let chosen = !has_parent
+            && attributes.iter().any(|kv| {
+                kv.key.as_str() == SAMPLING_PRIORITY
+                    && matches!(kv.value, opentelemetry::Value::I64(p) if p > 0)
+            });
+        if chosen {
+            return opentelemetry_sdk::trace::SamplingResult {
+                decision: opentelemetry_sdk::trace::SamplingDecision::RecordAndSample,
+                attributes: Vec::new(),
+                trace_state: Default::default(),
+            };
+        }
+        self.0
+            .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
+    }
+}
+
+/// What an unrecorded request passes on instead of its spans' context: the trace
+/// headers (its caller's, or made up for a new trace) and the trace id its log lines
+/// carry.
+#[derive(Clone, Debug)]
+pub struct Quiet {
+    headers: TraceHeaders,
+    trace_id: String,
+}
+
+tokio::task_local! {
+    /// The unrecorded request the current task serves ([`serve`]).
+    static QUIET: Quiet;
+}
+
+/// How one request to this process is traced: in a span (recorded, or no telemetry
+/// here), or quietly.
+pub enum Decision {
+    Span(tracing::Span),
+    Quiet(Quiet),
+}
+
+/// Samples a request where it arrives: a caller's `traceparent` decides (W3C
+/// parent-based), a new trace is drawn with the configured share. Only a recorded
+/// request gets `make`'s span; an unrecorded one costs no span at all (building and
+/// dropping one per request was most of what tracing cost the gateway), and passes
+/// on trace headers saying "not sampled" so the processes it calls skip it too. `make`
+/// must declare the field `sampling.priority` (empty).
+pub fn decide(headers: &axum::http::HeaderMap, make: impl FnOnce() -> tracing::Span) -> Decision {
+    decide_at(RATIO.get().copied(), headers, make)
+}
+
+/// [`decide`] with the share given (`None`: no telemetry in this process).
+fn decide_at(
+    ratio: Option<f64>,
+    headers: &axum::http::HeaderMap,
+    make: impl FnOnce() -> tracing::Span,
+) -> Decision {
+    let Some(ratio) = ratio else {
+        let span = make();
+        extract(&span, headers);
+        return Decision::Span(span);
+    };
+    if headers.get("traceparent").is_some() {
+        let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+        let given = cx.span().span_context().clone();
+        if given.is_valid() {
+            if given.is_sampled() {
+                let span = make();
+                let _ = span.set_parent(cx);
+                return Decision::Span(span);
+            }
+            return Decision::Quiet(Quiet {
+                headers: ["traceparent", "tracestate"]
+                    .into_iter()
+                    .filter_map(|name| {
+                        let value = headers.get(name)?.clone();
+                        Some((axum::http::HeaderName::from_static(name), value))
+                    })
+                    .collect(),
+                trace_id: given.trace_id().to_string(),
+            });
+        }
+    }
+    let mut random = [0u8; 32];
+    if getrandom::fill(&mut random).is_err() {
+        // No randomness: record nothing rather than everything.
+        random[0] = 1;
+    }
+    let draw = u64::from_le_bytes(random[24..32].try_into().unwrap_or_default());
+    if (draw as f64) < ratio * u64::MAX as f64 {
+        let span = make();
+        span.record(SAMPLING_PRIORITY, 1i64);
+        return Decision::Span(span);
+    }
+    let trace_id = u128::from_le_bytes(random[..16].try_into().unwrap_or_default()).max(1);
+    let span_id = u64::from_le_bytes(random[16..24].try_into().unwrap_or_default()).max(1);
+    let traceparent = format!("00-{trace_id:032x}-{span_id:016x}-00");
+    Decision::Quiet(Quiet {
+        headers: axum::http::HeaderValue::from_str(&traceparent)
+            .map(|v| vec![(axum::http::HeaderName::from_static("traceparent"), v)])
+            .unwrap_or_default(),
+        trace_id: format!("{trace_id:032x}"),
+    })
+}
+
+/// Runs `work` as [`decide`] said: in its span, or with its quiet trace at hand for
+/// what it sends on ([`recorded_or_headers`], [`inject`], [`current_traceparent`]) and
+/// for its log lines.
+pub async fn serve<F: std::future::Future>(decision: Decision, work: F) -> F::Output {
+    use tracing::Instrument;
+    match decision {
+        Decision::Span(span) => work.instrument(span).await,
+        Decision::Quiet(quiet) => QUIET.scope(quiet, work).await,
+    }
+}
+
+/// The trace headers of the unrecorded request this task serves, if any.
+fn quiet_headers() -> Option<TraceHeaders> {
+    QUIET.try_with(|q| q.headers.clone()).ok()
 }
 
 /// The tracer spans are made with directly, not through `tracing` (a query's span is
@@ -546,6 +717,211 @@ mod tests {
             parsed[1]["timestamp"]
                 .as_str()
                 .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok())
+        );
+    }
+
+    fn test_provider(sample_ratio: f64) -> SdkTracerProvider {
+        provider(&TelemetryOptions {
+            service: "test".into(),
+            json_logs: false,
+            otlp_endpoint: None,
+            otlp_protocol: "grpc".into(),
+            sample_ratio,
+        })
+        .expect("a provider")
+    }
+
+    fn request_span() -> tracing::Span {
+        tracing::info_span!("request", sampling.priority = tracing::field::Empty)
+    }
+
+    fn traceparent_of(quiet: &Quiet) -> String {
+        quiet
+            .headers
+            .iter()
+            .find(|(n, _)| n == "traceparent")
+            .and_then(|(_, v)| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Requests are sampled where they arrive: the caller's flag, else a draw at the
+    /// share; a recorded one has a span the sampler keeps (not drawn for twice), an
+    /// unrecorded one none, and says "not sampled" to whoever it calls.
+    #[test]
+    fn requests_are_sampled_once_where_they_arrive() {
+        // Nothing is recorded at share 0, so only the edge's choice can record a root.
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(test_provider(0.0).tracer("t")));
+        tracing::subscriber::with_default(subscriber, || {
+            let none = axum::http::HeaderMap::new();
+            match decide_at(Some(1.0), &none, request_span) {
+                Decision::Span(span) => assert!(
+                    span.context().span().span_context().is_sampled(),
+                    "drawn at the edge, kept by the sampler"
+                ),
+                Decision::Quiet(_) => panic!("share 1 records every new trace"),
+            }
+            match decide_at(Some(0.0), &none, request_span) {
+                Decision::Quiet(q) => {
+                    let tp = traceparent_of(&q);
+                    let parts: Vec<&str> = tp.split('-').collect();
+                    assert_eq!(parts.len(), 4, "{tp}");
+                    assert_eq!((parts[0], parts[3]), ("00", "00"), "not sampled: {tp}");
+                    assert_eq!(parts[1], q.trace_id);
+                    assert_eq!((parts[1].len(), parts[2].len()), (32, 16));
+                }
+                Decision::Span(_) => panic!("share 0 records no new trace"),
+            }
+            // Two unrecorded requests are two traces.
+            let ids: Vec<String> = (0..2)
+                .map(|_| match decide_at(Some(0.0), &none, request_span) {
+                    Decision::Quiet(q) => q.trace_id,
+                    Decision::Span(_) => panic!("share 0"),
+                })
+                .collect();
+            assert_ne!(ids[0], ids[1]);
+
+            // A caller's decision wins over the share, both ways.
+            let mut sampled = axum::http::HeaderMap::new();
+            sampled.insert(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                    .parse()
+                    .unwrap(),
+            );
+            match decide_at(Some(0.0), &sampled, request_span) {
+                Decision::Span(span) => {
+                    let cx = span.context();
+                    let sc = cx.span().span_context().clone();
+                    assert!(sc.is_sampled());
+                    assert_eq!(
+                        sc.trace_id().to_string(),
+                        "4bf92f3577b34da6a3ce929d0e0e4736"
+                    );
+                }
+                Decision::Quiet(_) => panic!("the caller records it"),
+            }
+            let mut unsampled = axum::http::HeaderMap::new();
+            let given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+            unsampled.insert("traceparent", given.parse().unwrap());
+            unsampled.insert("tracestate", "vendor=1".parse().unwrap());
+            match decide_at(Some(1.0), &unsampled, request_span) {
+                Decision::Quiet(q) => {
+                    assert_eq!(traceparent_of(&q), given, "passed on as it came");
+                    assert!(
+                        q.headers
+                            .iter()
+                            .any(|(n, v)| n == "tracestate" && v == "vendor=1")
+                    );
+                    assert_eq!(q.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+                }
+                Decision::Span(_) => panic!("the caller does not record it"),
+            }
+            // A malformed one is no decision: a new trace is drawn.
+            let mut bad = axum::http::HeaderMap::new();
+            bad.insert("traceparent", "00-nonsense-01".parse().unwrap());
+            assert!(matches!(
+                decide_at(Some(1.0), &bad, request_span),
+                Decision::Span(_)
+            ));
+            // Without telemetry every request gets its span, as any span would be.
+            assert!(matches!(
+                decide_at(None, &unsampled, request_span),
+                Decision::Span(_)
+            ));
+        });
+    }
+
+    /// What an unrecorded request sends on, and its log lines, name its quiet trace.
+    #[test]
+    fn an_unrecorded_request_passes_its_trace_on_and_its_logs_name_it() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let format = JsonLines::default();
+        let dispatch = format.dispatch.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(test_provider(0.0).tracer("t")))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(format)
+                    .with_writer(move || writer.clone()),
+            );
+        let _default = tracing::subscriber::set_default(subscriber);
+        tracing::dispatcher::get_default(|d| dispatch.set(d.downgrade()).ok());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let Decision::Quiet(quiet) =
+            decide_at(Some(0.0), &axum::http::HeaderMap::new(), request_span)
+        else {
+            panic!("share 0");
+        };
+        let expected = traceparent_of(&quiet);
+        let trace_id = quiet.trace_id.clone();
+        let (recorded, headers, event, injected) =
+            runtime.block_on(serve(Decision::Quiet(quiet), async {
+                tracing::warn!("inside an unrecorded request");
+                let (recorded, headers) = recorded_or_headers();
+                let mut injected = axum::http::HeaderMap::new();
+                inject(&mut injected);
+                (recorded, headers, current_traceparent(), injected)
+            }));
+        assert!(!recorded);
+        assert_eq!(
+            headers
+                .iter()
+                .find(|(n, _)| n == "traceparent")
+                .map(|(_, v)| v.to_str().unwrap_or_default()),
+            Some(expected.as_str())
+        );
+        assert_eq!(event.as_deref(), Some(expected.as_str()), "events carry it");
+        assert_eq!(
+            injected.get("traceparent").and_then(|v| v.to_str().ok()),
+            Some(expected.as_str())
+        );
+        // Outside it, nothing.
+        assert_eq!(current_traceparent(), None);
+        let text = String::from_utf8(lines.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .unwrap_or_default();
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or("{}"))
+            .unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(line["trace_id"], trace_id.as_str(), "{text}");
+    }
+
+    /// The sampler keeps a root the edge chose, and otherwise follows the parent or
+    /// the share.
+    #[test]
+    fn the_sampler_keeps_what_the_edge_chose_and_nothing_else() {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState,
+        };
+        use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
+        let sampler = EdgeSampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            0.0,
+        ))));
+        let chosen = [opentelemetry::KeyValue::new(SAMPLING_PRIORITY, 1i64)];
+        let trace = TraceId::from(7u128);
+        let decide = |parent: Option<&opentelemetry::Context>,
+                      attrs: &[opentelemetry::KeyValue]| {
+            sampler
+                .should_sample(parent, trace, "request", &SpanKind::Server, attrs, &[])
+                .decision
+        };
+        assert_eq!(decide(None, &chosen), SamplingDecision::RecordAndSample);
+        assert_eq!(decide(None, &[]), SamplingDecision::Drop);
+        let unsampled_parent =
+            opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+                trace,
+                SpanId::from(9u64),
+                TraceFlags::default(),
+                true,
+                TraceState::default(),
+            ));
+        assert_eq!(
+            decide(Some(&unsampled_parent), &chosen),
+            SamplingDecision::Drop,
+            "a parent's decision is not overridden"
         );
     }
 
