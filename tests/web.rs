@@ -649,11 +649,7 @@ async fn the_supplier_portal_works_in_a_real_browser() {
 async fn an_admin_manages_accounts_and_moves_orders_from_the_console() {
     use common::web::{Browser, between};
     let (h, home) = web_platform(900).await;
-    let sign_in = async |email: &str| {
-        let (b, page) = Browser::signed_in(&home, email, shop::seed::DEMO_PASSWORD).await;
-        assert_eq!(page.status, 200, "{}", page.html);
-        b
-    };
+    let sign_in = async |email: &str| Browser::demo_account(&home, email).await;
     let mut shopper = sign_in("customer@demo.shop").await;
     let page = shopper.get("/admin/users").await;
     assert_eq!(page.status, 403, "{}", page.html);
@@ -911,11 +907,7 @@ async fn a_shopper_keeps_their_account_and_signs_out_everywhere() {
 async fn a_supplier_runs_a_catalog_from_the_portal() {
     use common::web::{Browser, between};
     let (h, home) = web_platform(900).await;
-    let sign_in = async |email: &str| {
-        let (b, page) = Browser::signed_in(&home, email, shop::seed::DEMO_PASSWORD).await;
-        assert_eq!(page.status, 200, "{}", page.html);
-        b
-    };
+    let sign_in = async |email: &str| Browser::demo_account(&home, email).await;
     let mut shopper = sign_in("customer@demo.shop").await;
     let page = shopper.get("/supplier").await;
     assert_eq!(page.status, 403, "{}", page.html);

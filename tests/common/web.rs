@@ -172,6 +172,13 @@ impl Browser {
             .await;
         (b, page)
     }
+
+    /// Signed in as one of the demo accounts (the sign-in must work).
+    pub async fn demo_account(base: &str, email: &str) -> Browser {
+        let (b, page) = Browser::signed_in(base, email, shop::seed::DEMO_PASSWORD).await;
+        assert_eq!(page.status, 200, "{email}: {}", page.html);
+        b
+    }
 }
 
 impl Browser {

@@ -649,7 +649,7 @@ pub async fn account(Visited { web, mut visit }: Visited) -> Response {
 /// `done` or the refusal in words.
 async fn account_change(
     web: &Web,
-    mut visit: Visit,
+    visit: Visit,
     query: &str,
     vars: serde_json::Value,
     done: &str,
@@ -657,15 +657,11 @@ async fn account_change(
     if visit.user().is_none() {
         return visit.finish(Redirect::to("/sign-in?next=/account"));
     }
-    match web
+    let result = web
         .api
         .run::<serde_json::Value>(query, vars, visit.token())
-        .await
-    {
-        Ok(_) => visit.notify(done),
-        Err(e) => visit.notify_error(say(&e)),
-    }
-    visit.finish(Redirect::to("/account"))
+        .await;
+    visit.outcome(result.map(|_| done.to_string()), "/account")
 }
 
 #[derive(Deserialize, Default)]

@@ -13,23 +13,16 @@ use serde_json::{Value, json};
 use super::orders::{OrderView, status_label, when};
 use super::{Chrome, Connection, Pick, Posted, Visited, error_page, failed, frame_counts, render};
 use crate::Web;
-use crate::session::{Visit, say};
+use crate::session::Visit;
 
 /// Signed in as an admin, or the page to show instead.
 pub fn admin_only(visit: Visit, path: &str) -> Result<Visit, Box<Response>> {
-    match visit.user() {
-        None => Err(Box::new(visit.finish(Redirect::to(&format!(
-            "/sign-in?next={}",
-            super::shop::encode(path)
-        ))))),
-        Some(u) if !u.has_role("ADMIN") => Err(Box::new(error_page(
-            visit,
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "This page is for the shop's administrators.",
-        ))),
-        Some(_) => Ok(visit),
-    }
+    super::with_role(
+        visit,
+        path,
+        &["ADMIN"],
+        "This page is for the shop's administrators.",
+    )
 }
 
 const ROLES: [(&str, &str); 3] = [
@@ -54,12 +47,7 @@ impl UserRow {
     pub fn role_names(&self) -> String {
         self.roles
             .iter()
-            .map(|r| {
-                ROLES
-                    .iter()
-                    .find(|(code, _)| code == r)
-                    .map_or(r.as_str(), |(_, name)| name)
-            })
+            .map(|r| super::label(&ROLES, r).unwrap_or(r))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -127,14 +115,7 @@ pub async fn users(Visited { web, visit }: Visited, Query(p): Query<UsersParams>
         UsersPage {
             chrome,
             q: q.to_string(),
-            roles: ROLES
-                .iter()
-                .map(|(code, name)| Pick {
-                    code,
-                    name,
-                    checked: *code == p.role,
-                })
-                .collect(),
+            roles: super::picks(&ROLES, |code| code == p.role),
             total: data.users.total_count,
             users: data.users.nodes,
             next,
@@ -188,14 +169,7 @@ pub async fn user(Visited { web, visit }: Visited, Path(id): Path<String>) -> Re
         Err(e) => return failed(visit, e),
     };
     let myself = visit.user().is_some_and(|u| u.id == user.id);
-    let roles = ROLES
-        .iter()
-        .map(|(code, name)| Pick {
-            code,
-            name,
-            checked: user.roles.iter().any(|r| r == code),
-        })
-        .collect();
+    let roles = super::picks(&ROLES, |code| user.roles.iter().any(|r| r == code));
     let chrome = Chrome::of(&mut visit, counts);
     let page = render(
         StatusCode::OK,
@@ -244,13 +218,10 @@ pub async fn set_roles(
             visit.token(),
         )
         .await;
-    match result {
-        Ok(_) => visit.notify(
-            "Roles saved. They take effect at the account's next sign-in or token refresh.",
-        ),
-        Err(e) => visit.notify_error(say(&e)),
-    }
-    visit.finish(Redirect::to(&format!("/admin/users/{id}")))
+    let saved = result.map(|_| {
+        "Roles saved. They take effect at the account's next sign-in or token refresh.".to_string()
+    });
+    visit.outcome(saved, &format!("/admin/users/{id}"))
 }
 
 #[derive(Deserialize, Default)]
@@ -267,7 +238,7 @@ pub async fn set_disabled(
         web, visit, form, ..
     }: Posted<DisableForm>,
 ) -> Response {
-    let mut visit = match admin_only(visit, &format!("/admin/users/{id}")) {
+    let visit = match admin_only(visit, &format!("/admin/users/{id}")) {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -280,12 +251,14 @@ pub async fn set_disabled(
             visit.token(),
         )
         .await;
-    match result {
-        Ok(_) if disabled => visit.notify("The account is disabled and signed out everywhere."),
-        Ok(_) => visit.notify("The account is enabled again."),
-        Err(e) => visit.notify_error(say(&e)),
-    }
-    visit.finish(Redirect::to(&format!("/admin/users/{id}")))
+    let done = result.map(|_| {
+        if disabled {
+            "The account is disabled and signed out everywhere.".to_string()
+        } else {
+            "The account is enabled again.".to_string()
+        }
+    });
+    visit.outcome(done, &format!("/admin/users/{id}"))
 }
 
 const ADMIN_ORDER_FIELDS: &str = "id number status canCancel createdAt currency \
@@ -548,11 +521,7 @@ pub async fn order_action(
             return visit.finish(Redirect::to(&format!("/admin/orders/{id}")));
         }
     };
-    match result {
-        Ok(done) => visit.notify(done),
-        Err(e) => visit.notify_error(say(&e)),
-    }
-    visit.finish(Redirect::to(&format!("/admin/orders/{id}")))
+    visit.outcome(result, &format!("/admin/orders/{id}"))
 }
 
 #[derive(Deserialize)]
@@ -575,13 +544,7 @@ impl MailRow {
         self.sent_at.as_deref().map(when).unwrap_or_default()
     }
     pub fn status_text(&self) -> &'static str {
-        match self.status.as_str() {
-            "QUEUED" => "Waiting",
-            "SENDING" => "Sending",
-            "SENT" => "Sent",
-            "FAILED" => "Failed",
-            _ => "Unknown",
-        }
+        super::label(&MAIL_STATUSES, &self.status).unwrap_or("Unknown")
     }
 }
 
@@ -651,14 +614,7 @@ pub async fn mail(Visited { web, visit }: Visited, Query(p): Query<MailParams>) 
         MailPage {
             chrome,
             to: to.to_string(),
-            statuses: MAIL_STATUSES
-                .iter()
-                .map(|(code, name)| Pick {
-                    code,
-                    name,
-                    checked: *code == p.status,
-                })
-                .collect(),
+            statuses: super::picks(&MAIL_STATUSES, |code| code == p.status),
             mails: d.mail_deliveries.nodes,
             next,
         },

@@ -201,6 +201,46 @@ pub fn stale_form(mut visit: Visit, back: &str) -> Response {
     visit.finish(Redirect::to(back))
 }
 
+/// A code's name in words from a table of (code, name) pairs.
+pub fn label(table: &[(&'static str, &'static str)], code: &str) -> Option<&'static str> {
+    table.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
+}
+
+/// The table's choices for a form, `chosen` ticked.
+pub fn picks(table: &[(&'static str, &'static str)], chosen: impl Fn(&str) -> bool) -> Vec<Pick> {
+    table
+        .iter()
+        .map(|(code, name)| Pick {
+            code,
+            name,
+            checked: chosen(code),
+        })
+        .collect()
+}
+
+/// Signed in with one of `roles`, or the page to show instead: the sign-in page (back
+/// to `path` afterwards) for a visitor, `refusal` for anyone else.
+pub fn with_role(
+    visit: Visit,
+    path: &str,
+    roles: &[&str],
+    refusal: &str,
+) -> Result<Visit, Box<Response>> {
+    match visit.user() {
+        None => Err(Box::new(visit.finish(Redirect::to(&format!(
+            "/sign-in?next={}",
+            shop::encode(path)
+        ))))),
+        Some(u) if !roles.iter().any(|r| u.has_role(r)) => Err(Box::new(error_page(
+            visit,
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            refusal,
+        ))),
+        Some(_) => Ok(visit),
+    }
+}
+
 /// Only same-site paths are followed after a form (an open redirect would let a link
 /// send a signed-in visitor anywhere).
 pub fn local_path(next: Option<&str>, default: &str) -> String {

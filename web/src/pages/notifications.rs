@@ -92,7 +92,7 @@ pub async fn list(Visited { web, mut visit }: Visited) -> Response {
 }
 
 /// `POST /notifications/read`: marks them all read.
-pub async fn read_all(Posted { web, mut visit, .. }: Posted<NoFields>) -> Response {
+pub async fn read_all(Posted { web, visit, .. }: Posted<NoFields>) -> Response {
     let result = web
         .api
         .run::<Value>(
@@ -101,11 +101,8 @@ pub async fn read_all(Posted { web, mut visit, .. }: Posted<NoFields>) -> Respon
             visit.token(),
         )
         .await;
-    match result {
-        Ok(_) => visit.notify("All notifications are marked read."),
-        Err(e) => visit.notify_error(say(&e)),
-    }
-    visit.finish(Redirect::to("/notifications"))
+    let done = result.map(|_| "All notifications are marked read.".to_string());
+    visit.outcome(done, "/notifications")
 }
 
 /// `GET /notifications/events`: one `notification` event (`{title, body, link}`) per

@@ -19,19 +19,12 @@ use crate::session::{Visit, say};
 
 /// Signed in as a supplier (or an admin), or the page to show instead.
 pub fn supplier_only(visit: Visit, path: &str) -> Result<Visit, Box<Response>> {
-    match visit.user() {
-        None => Err(Box::new(visit.finish(Redirect::to(&format!(
-            "/sign-in?next={}",
-            super::shop::encode(path)
-        ))))),
-        Some(u) if !u.has_role("SUPPLIER") && !u.has_role("ADMIN") => Err(Box::new(error_page(
-            visit,
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "These pages are for the shop's suppliers. Ask an administrator to make your account a supplier's.",
-        ))),
-        Some(_) => Ok(visit),
-    }
+    super::with_role(
+        visit,
+        path,
+        &["SUPPLIER", "ADMIN"],
+        "These pages are for the shop's suppliers. Ask an administrator to make your account a supplier's.",
+    )
 }
 
 /// The three states of a product, as the pages name them.
@@ -42,10 +35,7 @@ pub const STATUSES: [(&str, &str); 3] = [
 ];
 
 pub fn status_name(code: &str) -> &str {
-    STATUSES
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map_or(code, |(_, n)| n)
+    super::label(&STATUSES, code).unwrap_or(code)
 }
 
 #[derive(Deserialize)]
@@ -373,14 +363,7 @@ pub async fn catalog(
             catalog: cat.row,
             next,
             q: q.to_string(),
-            statuses: STATUSES
-                .iter()
-                .map(|(code, name)| Pick {
-                    code,
-                    name,
-                    checked: *code == p.status,
-                })
-                .collect(),
+            statuses: super::picks(&STATUSES, |code| code == p.status),
             imports: d.catalog_imports.nodes,
         },
     );
@@ -681,14 +664,7 @@ async fn catalog_with_tree(
 }
 
 fn status_picks(current: &str) -> Vec<Pick> {
-    STATUSES
-        .iter()
-        .map(|(code, name)| Pick {
-            code,
-            name,
-            checked: *code == current,
-        })
-        .collect()
+    super::picks(&STATUSES, |code| code == current)
 }
 
 async fn new_product_form(
@@ -1076,15 +1052,15 @@ pub async fn set_status(
             visit.token(),
         )
         .await;
-    match result {
-        Ok(_) => visit.notify(match *code {
+    let done = result.map(|_| {
+        match *code {
             "ACTIVE" => "The product is on sale.",
             "DRAFT" => "The product is a draft again: shoppers no longer see it.",
             _ => "The product is archived: off the shop, kept for past orders.",
-        }),
-        Err(e) => visit.notify_error(say(&e)),
-    }
-    visit.finish(Redirect::to(&back))
+        }
+        .to_string()
+    });
+    visit.outcome(done, &back)
 }
 
 #[derive(Deserialize, Default)]

@@ -23,18 +23,7 @@ pub const MAX_IMPORT_BYTES: usize = 512 * 1024 * 1024;
 
 /// A job's state in a supplier's words.
 pub fn job_status(code: &str) -> &'static str {
-    match code {
-        "QUEUED" => "Waiting to start",
-        "VALIDATING" => "Checking the file",
-        "READY" => "Ready for review",
-        "APPLYING" => "Applying",
-        "DONE" => "Applied",
-        "FAILED" => "Failed",
-        "CANCELLED" => "Cancelled",
-        "ROLLING_BACK" => "Rolling back",
-        "ROLLED_BACK" => "Rolled back",
-        _ => "Unknown",
-    }
+    super::label(&JOB_STATUSES, code).unwrap_or("Unknown")
 }
 
 /// States a job leaves by itself: the page follows it live while it is in one.
@@ -468,14 +457,7 @@ pub async fn show(
             errors_total: d.errors.total_count,
             errors: d.errors.nodes,
             more_errors,
-            kinds: KINDS
-                .iter()
-                .map(|(code, name)| super::Pick {
-                    code,
-                    name,
-                    checked: *code == p.kind,
-                })
-                .collect(),
+            kinds: super::picks(&KINDS, |code| code == p.kind),
         },
     );
     visit.finish(page)
@@ -730,14 +712,7 @@ pub async fn admin_list(
         StatusCode::OK,
         AdminImportsPage {
             chrome,
-            statuses: JOB_STATUSES
-                .iter()
-                .map(|(code, name)| super::Pick {
-                    code,
-                    name,
-                    checked: *code == p.status,
-                })
-                .collect(),
+            statuses: super::picks(&JOB_STATUSES, |code| code == p.status),
             total: d.catalog_imports.total_count,
             jobs: d.catalog_imports.nodes,
             next,
